@@ -1,0 +1,312 @@
+# Copyright 2026 The polyhead authors. Licensed under the Apache License, Version 2.0.
+"""A multitask text classifier: one shared encoder, one linear head per task, every task from one encoder pass.
+
+This file is executed by Hub users through `trust_remote_code=True`: it imports only torch, transformers and its flat
+sibling `configuration_multitask.py`.
+"""
+
+import inspect
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import AutoModel, PreTrainedModel
+from transformers.utils import ModelOutput, logging
+
+from .configuration_multitask import MULTI_LABEL, MultitaskConfig, normalize_task
+
+
+logger = logging.get_logger(__name__)
+
+PIPELINE_FILE = "multitask_classification.py"
+_ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
+
+
+@dataclass
+class MultitaskOutput(ModelOutput):
+    """
+    Output of [`MultitaskModel`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): sum of the per-task losses, when `labels` are given.
+        logits (`dict[str, torch.FloatTensor]`): per task, logits of shape `(batch_size, num_labels)`.
+        task_losses (`dict[str, torch.FloatTensor]`, *optional*): the loss of every task that had labels.
+        pooled_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`): the pooled encoder output.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: dict[str, torch.FloatTensor] | None = None
+    task_losses: dict[str, torch.FloatTensor] | None = None
+    pooled_output: torch.FloatTensor | None = None
+
+
+class MultitaskModel(PreTrainedModel):
+    r"""
+    A shared transformer encoder with one classification head per task of `config.tasks`.
+
+    `forward` runs the encoder once and every requested head on the same pooled vector, so N tasks cost about what
+    one classifier costs. Single-label tasks use a softmax cross-entropy loss, multi-label tasks a sigmoid
+    binary cross-entropy loss.
+
+    Example:
+
+    ```python
+    >>> from transformers import BertConfig
+    >>> config = MultitaskConfig(
+    ...     encoder=BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+    ...                        intermediate_size=37),
+    ...     tasks={"sentiment": {"labels": ["neg", "pos"]},
+    ...            "topics": {"labels": ["a", "b", "c"], "problem_type": "multi_label_classification"}},
+    ... )
+    >>> model = MultitaskModel(config)
+    >>> out = model(input_ids=torch.tensor([[2, 5, 7, 3]]))
+    >>> {task: tuple(logits.shape) for task, logits in out.logits.items()}
+    {'sentiment': (1, 2), 'topics': (1, 3)}
+    ```
+    """
+
+    config_class = MultitaskConfig
+    config: MultitaskConfig
+    base_model_prefix = "multitask"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    def __init__(self, config: MultitaskConfig):
+        super().__init__(config)
+        self.encoder = AutoModel.from_config(config.encoder)
+        _drop_unused_pooler(self.encoder)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.heads = nn.ModuleDict(
+            {name: nn.Linear(config.hidden_size, size) for name, size in config.num_labels_per_task.items()}
+        )
+        self._encoder_inputs = _accepted_inputs(self.encoder)
+        self.post_init()
+
+    @classmethod
+    def from_encoder_pretrained(
+        cls,
+        encoder_name_or_path: str | os.PathLike,
+        tasks: dict,
+        *,
+        pooling: str = "mean",
+        classifier_dropout: float = 0.1,
+        **encoder_kwargs,
+    ) -> "MultitaskModel":
+        r"""
+        Starts a multitask model from a pretrained encoder (a Hub id or a local folder) and fresh task heads.
+
+        Args:
+            encoder_name_or_path: anything `AutoModel.from_pretrained` accepts.
+            tasks: the `tasks` mapping of [`MultitaskConfig`].
+            pooling, classifier_dropout: head options of [`MultitaskConfig`].
+            encoder_kwargs: passed to `AutoModel.from_pretrained` (`revision`, `token`, `attn_implementation`...).
+
+        Example:
+
+        ```python
+        >>> model = MultitaskModel.from_encoder_pretrained(
+        ...     "sentence-transformers/all-MiniLM-L6-v2", tasks={"sentiment": {"labels": ["neg", "pos"]}})
+        ```
+        """
+        encoder = AutoModel.from_pretrained(encoder_name_or_path, **encoder_kwargs)
+        config = MultitaskConfig(
+            encoder=encoder.config, tasks=tasks, pooling=pooling, classifier_dropout=classifier_dropout
+        )
+        model = cls(config)
+        _drop_unused_pooler(encoder)
+        model.encoder = encoder
+        model._encoder_inputs = _accepted_inputs(encoder)
+        return model
+
+    @property
+    def task_names(self) -> list[str]:
+        return self.config.task_names
+
+    def add_task(
+        self,
+        name: str,
+        labels: list[str],
+        problem_type: str = "single_label_classification",
+        threshold: float | None = None,
+    ) -> None:
+        """Adds a freshly initialised head for a new task; the encoder and the other heads are untouched."""
+        if name in self.config.tasks:
+            raise ValueError(f"Task {name!r} already exists; remove_task({name!r}) first to replace it.")
+        spec = {"labels": labels, "problem_type": problem_type}
+        if threshold is not None:
+            spec["threshold"] = threshold
+        spec = normalize_task(name, spec)
+        head = nn.Linear(self.config.hidden_size, len(spec["labels"]))
+        head.to(device=self.device, dtype=self.dtype)
+        self._init_weights(head)
+        self.heads[name] = head
+        self.config.tasks = {**self.config.tasks, name: spec}
+
+    def remove_task(self, name: str) -> None:
+        """Drops one task head (and its config entry); the others are untouched."""
+        self.config.task(name)
+        if len(self.config.tasks) == 1:
+            raise ValueError(f"Cannot remove {name!r}: a multitask model needs at least one task.")
+        del self.heads[name]
+        self.config.tasks = {task: spec for task, spec in self.config.tasks.items() if task != name}
+
+    def freeze_encoder(self, freeze: bool = True) -> None:
+        """Freezes (or unfreezes) the shared encoder so that training only updates the heads."""
+        for parameter in self.encoder.parameters():
+            parameter.requires_grad_(not freeze)
+
+    def pool(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """`cls`: the first token; `mean`: the mean over real (unmasked) tokens."""
+        if self.config.pooling == "cls":
+            return hidden_states[:, 0]
+        if attention_mask is None:
+            return hidden_states.mean(dim=1)
+        mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
+        return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        task: str | list[str] | None = None,
+        labels: torch.Tensor | dict[str, torch.Tensor] | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MultitaskOutput | tuple:
+        r"""
+        task (`str` or `list[str]`, *optional*):
+            The task(s) whose heads run; all tasks when `None`. The encoder runs once either way.
+        labels (`torch.Tensor` or `dict[str, torch.Tensor]`, *optional*):
+            Class ids of shape `(batch_size,)` for a single-label task or multi-hot `(batch_size, num_labels)` for a
+            multi-label task. A tensor needs exactly one task; a dict maps task names to labels. Rows whose label is
+            -100 are ignored, so one batch can mix texts labelled for different tasks.
+        """
+        tasks = self._resolve_tasks(task)
+        labels = self._resolve_labels(labels, tasks)
+        inputs = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+            "position_ids": position_ids,
+            "inputs_embeds": inputs_embeds,
+        }
+        encoder_inputs = {k: v for k, v in inputs.items() if v is not None and k in self._encoder_inputs}
+        hidden_states = self.encoder(**encoder_inputs, **kwargs)[0]
+        pooled = self.pool(hidden_states, attention_mask)
+        features = self.dropout(pooled)
+        logits = {name: self.heads[name](features) for name in tasks}
+        task_losses = {name: self.task_loss(name, logits[name], target) for name, target in labels.items()}
+        loss = torch.stack(list(task_losses.values())).sum() if task_losses else None
+        output = MultitaskOutput(loss=loss, logits=logits, task_losses=task_losses or None, pooled_output=pooled)
+        return output if return_dict is not False else output.to_tuple()
+
+    def task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (single-label) or BCE-with-logits (multi-label), ignoring rows labelled -100."""
+        if self.config.tasks[task]["problem_type"] == MULTI_LABEL:
+            keep = (labels != -100).all(dim=-1)
+            if not keep.any():
+                return logits.sum() * 0.0  # keeps the graph connected when no row has this task's labels
+            return F.binary_cross_entropy_with_logits(logits[keep], labels[keep].to(logits.dtype))
+        if not (labels != -100).any():
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits, labels.long(), ignore_index=-100)
+
+    def _resolve_tasks(self, task: str | list[str] | None) -> list[str]:
+        if task is None:
+            return self.config.task_names
+        tasks = [task] if isinstance(task, str) else list(task)
+        unknown = [name for name in tasks if name not in self.config.tasks]
+        if unknown or not tasks:
+            raise ValueError(f"Unknown task(s) {unknown or tasks}: this model has tasks {self.config.task_names}.")
+        return tasks
+
+    def _resolve_labels(self, labels, tasks: list[str]) -> dict[str, torch.Tensor]:
+        if labels is None:
+            return {}
+        if not isinstance(labels, dict):
+            if len(tasks) != 1:
+                raise ValueError(
+                    f"labels is a single tensor but {len(tasks)} tasks run: pass task='name' or labels={{task: ...}}."
+                )
+            labels = {tasks[0]: labels}
+        missing = [name for name in labels if name not in tasks]
+        if missing:
+            raise ValueError(f"labels given for task(s) {missing} that do not run; running tasks: {tasks}.")
+        for name, target in labels.items():
+            self._check_labels(name, target)
+        return labels
+
+    def _check_labels(self, task: str, labels: torch.Tensor) -> None:
+        spec = self.config.tasks[task]
+        num_labels = len(spec["labels"])
+        if spec["problem_type"] == MULTI_LABEL:
+            if labels.dim() != 2 or labels.shape[-1] != num_labels:
+                raise ValueError(
+                    f"Task {task!r} is multi-label: labels must be multi-hot of shape (batch_size, {num_labels}), "
+                    f"got shape {tuple(labels.shape)}."
+                )
+            bad = (labels != 0) & (labels != 1) & (labels != -100)
+        else:
+            if labels.dim() != 1 or labels.is_floating_point():
+                raise ValueError(
+                    f"Task {task!r} is single-label: labels must be integer class ids of shape (batch_size,), "
+                    f"got {labels.dtype} of shape {tuple(labels.shape)}."
+                )
+            bad = ((labels < 0) | (labels >= num_labels)) & (labels != -100)
+        if bad.any():
+            raise ValueError(
+                f"Task {task!r}: label values {sorted(set(labels[bad].tolist()))[:10]} are outside its "
+                f"{num_labels} labels {spec['labels']}."
+            )
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, plus the pipeline code that `config.custom_pipelines` points to."""
+        if kwargs.get("push_to_hub"):
+            raise ValueError("Use model.push_to_hub(repo_id) so the pipeline code is part of the upload.")
+        super().save_pretrained(save_directory, *args, **kwargs)
+        pipeline_file = find_pipeline_file()
+        if pipeline_file is None:
+            logger.warning(
+                f"{PIPELINE_FILE} not found next to {__file__}: the saved model loads with AutoModel but not with "
+                "pipeline('multitask-classification', trust_remote_code=True)."
+            )
+        else:
+            shutil.copy(pipeline_file, Path(save_directory) / PIPELINE_FILE)
+
+
+def find_pipeline_file() -> Path | None:
+    """The pipeline code: a flat sibling in a Hub repo, or `pipelines/` in the source tree and installed package."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / PIPELINE_FILE, here / "pipelines" / PIPELINE_FILE):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _accepted_inputs(encoder: nn.Module) -> frozenset[str]:
+    # DistilBERT has no token_type_ids, some encoders no position_ids: pass each encoder only what it accepts.
+    parameters = inspect.signature(encoder.forward).parameters
+    return frozenset(name for name in _ENCODER_INPUTS if name in parameters)
+
+
+def _drop_unused_pooler(encoder: nn.Module) -> None:
+    # BERT/RoBERTa poolers are never used (we pool ourselves): dropping them saves weights and keeps DDP happy.
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+
+
+MultitaskConfig.register_for_auto_class()
+MultitaskModel.register_for_auto_class("AutoModel")
+
+__all__ = ["MultitaskModel", "MultitaskOutput", "find_pipeline_file"]

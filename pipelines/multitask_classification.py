@@ -1,0 +1,178 @@
+# Copyright 2026 The polyhead authors. Licensed under the Apache License, Version 2.0.
+"""The `multitask-classification` pipeline: every task's labels for every text, from one encoder pass.
+
+This file is executed by Hub users through `trust_remote_code=True` (a flat copy sits next to the weights): it imports
+only torch and transformers, and reads the task list from `model.config.tasks`.
+"""
+
+import types
+from typing import Any
+
+import torch
+from transformers import AutoModel, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+
+PIPELINE_TASK = "multitask-classification"
+MULTI_LABEL = "multi_label_classification"
+_OUTPUT_PREFIX = "logits."
+
+
+class MultitaskClassificationPipeline(Pipeline):
+    r"""
+    Classifies texts for every task of a multitask model at once.
+
+    Returns, for each text, `{task: [{"label": str, "score": float}, ...]}`:
+    - single-label tasks: labels sorted by score, the `top_k` best (default 1, `None` for all);
+    - multi-label tasks: every label whose sigmoid score is at least the task's threshold (from the config, or
+      `threshold=` per call: a float for every multi-label task or a `{task: float}` dict), sorted by score.
+
+    Call parameters: `tasks` (a task name or a list; default all), `top_k`, `threshold`, `truncation` (default
+    `True`), `max_length`, `batch_size`, and `sort_by_length` (default `True`: a list is run in batches of similar
+    length to waste less compute on padding; results come back in input order; a generator streams in order).
+
+    Example:
+
+    ```python
+    >>> from transformers import pipeline
+    >>> classifier = pipeline("multitask-classification", model="org/multitask-model", trust_remote_code=True)
+    >>> classifier("I love this phone", tasks=["sentiment"])
+    {'sentiment': [{'label': 'positive', 'score': 0.98}]}
+    ```
+    """
+
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+    def __call__(self, inputs: str | list[str], **kwargs) -> dict[str, list[dict]] | list[dict[str, list[dict]]]:
+        sort_by_length = kwargs.pop("sort_by_length", True)
+        if isinstance(inputs, str):
+            _check_text(inputs, None)
+            return super().__call__(inputs, **kwargs)
+        if isinstance(inputs, types.GeneratorType):  # streamed lazily, checked text by text
+            return super().__call__((_check_text(text, None) for text in inputs), **kwargs)
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
+        if not isinstance(inputs, list):
+            raise TypeError(f"Expected a string or a list of strings, got {type(inputs).__name__}.")
+        if not inputs:
+            return []
+        for position, text in enumerate(inputs):
+            _check_text(text, position)
+        batch_size = kwargs.get("batch_size") or self._batch_size or 1
+        if not sort_by_length or batch_size == 1:
+            return super().__call__(inputs, **kwargs)
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+        results = super().__call__([inputs[i] for i in order], **kwargs)
+        unsorted = [None] * len(inputs)
+        for rank, index in enumerate(order):
+            unsorted[index] = results[rank]
+        return unsorted
+
+    def _sanitize_parameters(self, tasks=None, top_k="", threshold=None, truncation=None, max_length=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"Unknown argument(s) {sorted(kwargs)} for the multitask-classification pipeline.")
+        preprocess, forward, postprocess = {}, {}, {}
+        if truncation is not None:
+            preprocess["truncation"] = truncation
+        if max_length is not None:
+            preprocess["max_length"] = max_length
+        if tasks is not None:
+            forward["tasks"] = postprocess["tasks"] = self._check_tasks(tasks)
+        if top_k != "":
+            if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+                raise ValueError(f"top_k must be a positive integer or None (all labels), got {top_k!r}.")
+            postprocess["top_k"] = top_k
+        if threshold is not None:
+            postprocess["thresholds"] = self._check_thresholds(threshold)
+        return preprocess, forward, postprocess
+
+    def preprocess(self, inputs: str, truncation: bool = True, max_length: int | None = None) -> dict:
+        max_length = max_length or self._default_max_length()
+        return self.tokenizer(inputs, return_tensors="pt", truncation=truncation, max_length=max_length)
+
+    def _default_max_length(self) -> int | None:
+        # Tokenizers built without `model_max_length` report ~1e30: cap at what the encoder's positions allow, so a
+        # long text is truncated instead of failing deep inside the embedding layer.
+        encoder = self.model.config.encoder
+        positions = getattr(encoder, "max_position_embeddings", None)
+        if positions is None:
+            return None
+        if encoder.model_type in ("roberta", "xlm-roberta", "camembert"):
+            positions -= (encoder.pad_token_id or 0) + 1  # RoBERTa positions start after the padding index
+        return min(self.tokenizer.model_max_length, positions)
+
+    def _forward(self, model_inputs: dict, tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
+        # A flat dict of tensors: the pipeline's batching splits it row by row (nested dicts break batch_size > 1).
+        logits = self.model(**model_inputs, task=tasks).logits
+        return {_OUTPUT_PREFIX + task: value for task, value in logits.items()}
+
+    def postprocess(
+        self,
+        model_outputs: dict,
+        tasks: list[str] | None = None,
+        top_k: int | None = 1,
+        thresholds: dict[str, float] | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        specs = self.model.config.tasks
+        result = {}
+        for task in tasks or list(specs):
+            logits = model_outputs[_OUTPUT_PREFIX + task][0].float()
+            labels = specs[task]["labels"]
+            if specs[task]["problem_type"] == MULTI_LABEL:
+                threshold = (thresholds or {}).get(task, specs[task]["threshold"])
+                scores = torch.sigmoid(logits).tolist()
+                chosen = [(label, s) for label, s in zip(labels, scores) if s >= threshold]
+            else:
+                scores = torch.softmax(logits, dim=-1).tolist()
+                chosen = list(zip(labels, scores))
+            chosen.sort(key=lambda pair: pair[1], reverse=True)
+            if specs[task]["problem_type"] != MULTI_LABEL and top_k is not None:
+                chosen = chosen[:top_k]
+            result[task] = [{"label": label, "score": score} for label, score in chosen]
+        return result
+
+    def _check_tasks(self, tasks: str | list[str]) -> list[str]:
+        tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+        known = list(self.model.config.tasks)
+        unknown = [task for task in tasks if task not in known]
+        if unknown or not tasks:
+            raise ValueError(f"Unknown task(s) {unknown or tasks}: this model has tasks {known}.")
+        return tasks
+
+    def _check_thresholds(self, threshold: float | dict[str, float]) -> dict[str, float]:
+        specs = self.model.config.tasks
+        multi_label = [task for task, spec in specs.items() if spec["problem_type"] == MULTI_LABEL]
+        if not isinstance(threshold, dict):
+            threshold = dict.fromkeys(multi_label, threshold)
+        wrong = [task for task in threshold if task not in multi_label]
+        if wrong:
+            raise ValueError(f"threshold given for {wrong}, which are not multi-label tasks ({multi_label}).")
+        for task, value in threshold.items():
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"threshold for task {task!r} must be a number in [0, 1], got {value!r}.")
+        return {task: float(value) for task, value in threshold.items()}
+
+
+def _check_text(text: Any, position: int | None) -> str:
+    where = "" if position is None else f" at position {position}"
+    if not isinstance(text, str):
+        raise TypeError(f"Expected text{where} to be a string, got {type(text).__name__}: {text!r:.60}.")
+    if not text.strip():
+        raise ValueError(f"Text{where} is empty: the multitask-classification pipeline needs non-empty strings.")
+    return text
+
+
+def register_pipeline() -> None:
+    """Registers `multitask-classification` with transformers' pipeline registry (idempotent)."""
+    current = PIPELINE_REGISTRY.supported_tasks.get(PIPELINE_TASK)
+    if current is not None and current["impl"] is MultitaskClassificationPipeline:
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        PIPELINE_TASK, pipeline_class=MultitaskClassificationPipeline, pt_model=AutoModel, type="text"
+    )
+
+
+__all__ = ["MultitaskClassificationPipeline", "register_pipeline"]

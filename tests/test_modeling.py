@@ -1,0 +1,185 @@
+import pytest
+import torch
+from torch.nn import functional as F
+from transformers import AutoModel
+
+from polyhead import MultitaskModel
+from polyhead.testing_utils import ENCODER_FAMILIES, tiny_multitask_config
+
+
+def count_encoder_calls(model):
+    calls = []
+    handle = model.encoder.register_forward_hook(lambda *args: calls.append(1))
+    return calls, handle
+
+
+@pytest.mark.parametrize("family", ENCODER_FAMILIES)
+def test_every_encoder_family_answers_all_tasks_in_one_pass_and_round_trips(family, batch, tmp_path):
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config(family)).eval()
+    calls, handle = count_encoder_calls(model)
+    output = model(**batch)
+    handle.remove()
+    assert len(calls) == 1
+    assert {task: tuple(value.shape) for task, value in output.logits.items()} == {
+        "sentiment": (2, 2),
+        "topic": (2, 4),
+        "emotions": (2, 4),
+    }
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    assert not list(tmp_path.glob("*.bin"))
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(reloaded).__name__ == "MultitaskModel"
+    for (name, a), (_, b) in zip(model.state_dict().items(), reloaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    again = reloaded(**batch)
+    for task in output.logits:
+        torch.testing.assert_close(again.logits[task], output.logits[task], rtol=0, atol=0)
+
+
+def test_losses_match_cross_entropy_and_bce(model, batch):
+    labels = {
+        "sentiment": torch.tensor([1, 0]),
+        "topic": torch.tensor([3, 1]),
+        "emotions": torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]),
+    }
+    output = model(**batch, labels=labels)
+    expected = {
+        "sentiment": F.cross_entropy(output.logits["sentiment"], labels["sentiment"]),
+        "topic": F.cross_entropy(output.logits["topic"], labels["topic"]),
+        "emotions": F.binary_cross_entropy_with_logits(output.logits["emotions"], labels["emotions"]),
+    }
+    for task, loss in expected.items():
+        torch.testing.assert_close(output.task_losses[task], loss)
+    torch.testing.assert_close(output.loss, sum(expected.values()))
+
+
+def test_single_task_labels_and_ignored_rows(model, batch):
+    output = model(**batch, task="topic", labels=torch.tensor([2, -100]))
+    assert list(output.logits) == ["topic"]
+    torch.testing.assert_close(output.loss, F.cross_entropy(output.logits["topic"][:1], torch.tensor([2])))
+    multi = model(**batch, task="emotions", labels=torch.tensor([[1, 0, 0, 1], [-100] * 4]))
+    expected = F.binary_cross_entropy_with_logits(multi.logits["emotions"][:1], torch.tensor([[1.0, 0, 0, 1]]))
+    torch.testing.assert_close(multi.loss, expected)
+
+
+def test_task_subset_runs_only_those_heads(model, batch):
+    full = model(**batch)
+    subset = model(**batch, task=["emotions", "sentiment"])
+    assert list(subset.logits) == ["emotions", "sentiment"]
+    torch.testing.assert_close(subset.logits["emotions"], full.logits["emotions"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"task": "nope"}, r"Unknown task\(s\) \['nope'\]: this model has tasks \['sentiment', 'topic', 'emotions'\]"),
+        ({"labels": torch.tensor([0, 1])}, "pass task='name' or labels="),
+        ({"task": "sentiment", "labels": torch.tensor([0, 2])}, r"Task 'sentiment': label values \[2\] are outside"),
+        ({"task": "topic", "labels": torch.tensor([0.0, 1.0])}, "must be integer class ids"),
+        ({"task": "emotions", "labels": torch.tensor([1, 0])}, r"multi-hot of shape \(batch_size, 4\)"),
+        ({"task": "emotions", "labels": torch.full((2, 4), 2.0)}, "outside its 4 labels"),
+        (
+            {"task": "topic", "labels": {"sentiment": torch.tensor([0, 1])}},
+            r"task\(s\) \['sentiment'\] that do not run",
+        ),
+    ],
+)
+def test_bad_inputs_get_clear_errors(model, batch, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        model(**batch, **kwargs)
+
+
+def test_mean_pooling_ignores_padding(model, tokenizer):
+    alone = tokenizer(["i love this movie"], return_tensors="pt")
+    padded = tokenizer(
+        ["i love this movie", "the phone is bad and not good at all today"], padding=True, return_tensors="pt"
+    )
+    a = model(**alone).logits
+    b = model(**padded).logits
+    for task in a:
+        torch.testing.assert_close(a[task][0], b[task][0], rtol=1e-4, atol=1e-5)
+
+
+def test_cls_and_mean_pooling_differ(batch):
+    torch.manual_seed(0)
+    mean = MultitaskModel(tiny_multitask_config(pooling="mean")).eval()
+    cls = MultitaskModel(tiny_multitask_config(pooling="cls")).eval()
+    cls.load_state_dict(mean.state_dict())
+    assert not torch.allclose(mean(**batch).pooled_output, cls(**batch).pooled_output)
+    hidden = mean.encoder(**batch).last_hidden_state
+    torch.testing.assert_close(cls(**batch).pooled_output, hidden[:, 0])
+
+
+def test_add_task_leaves_other_heads_untouched_and_round_trips(model, batch, tmp_path):
+    before = model(**batch).logits
+    model.add_task("language", ["en", "fr", "de"])
+    model.add_task("tags", ["x", "y"], problem_type="multi_label_classification", threshold=0.7)
+    after = model(**batch).logits
+    for task in before:
+        torch.testing.assert_close(after[task], before[task], rtol=0, atol=0)
+    assert after["language"].shape == (2, 3)
+    assert model.config.tasks["tags"] == {
+        "labels": ["x", "y"],
+        "problem_type": "multi_label_classification",
+        "threshold": 0.7,
+    }
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert reloaded.config.task_names == ["sentiment", "topic", "emotions", "language", "tags"]
+    torch.testing.assert_close(reloaded(**batch).logits["language"], after["language"])
+    with pytest.raises(ValueError, match="already exists"):
+        model.add_task("topic", ["a", "b"])
+
+
+def test_remove_task(model, batch, tmp_path):
+    before = model(**batch).logits
+    model.remove_task("topic")
+    assert model.config.task_names == ["sentiment", "emotions"] and "topic" not in model.heads
+    torch.testing.assert_close(model(**batch).logits["sentiment"], before["sentiment"])
+    model.save_pretrained(tmp_path)
+    assert AutoModel.from_pretrained(tmp_path).config.task_names == ["sentiment", "emotions"]
+    with pytest.raises(KeyError, match="Unknown task 'topic'"):
+        model.remove_task("topic")
+
+
+def test_frozen_encoder_trains_heads_only(model, batch):
+    model.train()
+    model.freeze_encoder()
+    encoder_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    heads_before = {k: v.clone() for k, v in model.heads.state_dict().items()}
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    model(**batch, labels={"sentiment": torch.tensor([1, 0])}).loss.backward()
+    optimizer.step()
+    assert all(p.grad is None for p in model.encoder.parameters())
+    for key, value in model.encoder.state_dict().items():
+        assert torch.equal(value, encoder_before[key])
+    assert not torch.equal(model.heads["sentiment"].weight, heads_before["sentiment.weight"])
+    model.freeze_encoder(False)
+    assert all(p.requires_grad for p in model.encoder.parameters())
+
+
+def test_from_encoder_pretrained_keeps_the_pretrained_weights(tmp_path, tasks, batch):
+    torch.manual_seed(1)
+    encoder = AutoModel.from_config(tiny_multitask_config().encoder).eval()
+    encoder.save_pretrained(tmp_path / "encoder")
+    model = MultitaskModel.from_encoder_pretrained(tmp_path / "encoder", tasks=tasks, pooling="cls").eval()
+    assert model.config.pooling == "cls" and model.config.task_names == list(tasks)
+    expected = encoder(**batch).last_hidden_state[:, 0]
+    torch.testing.assert_close(model(**batch).pooled_output, expected)
+    assert model.encoder.pooler is None  # we pool ourselves
+
+
+def test_training_steps_lower_the_loss(model, batch):
+    model.train()
+    labels = {"sentiment": torch.tensor([1, 0]), "emotions": torch.tensor([[1.0, 0, 0, 1], [0, 1, 0, 0]])}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = model(**batch, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]

@@ -1,0 +1,121 @@
+import pytest
+import torch
+from transformers import pipeline
+
+from polyhead import MultitaskClassificationPipeline
+
+
+TEXTS = [
+    "i love this movie",
+    "the phone is bad and not good",
+    "great game today the team win",
+    "angry people hate the market news and the price of the stock is very bad today",
+]
+
+
+@pytest.fixture
+def classifier(model, tokenizer):
+    return pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+
+
+def expected_scores(model, tokenizer, text):
+    with torch.no_grad():
+        logits = model(**tokenizer(text, return_tensors="pt")).logits
+    return {
+        "sentiment": torch.softmax(logits["sentiment"][0], -1),
+        "topic": torch.softmax(logits["topic"][0], -1),
+        "emotions": torch.sigmoid(logits["emotions"][0]),
+    }
+
+
+def test_one_call_answers_every_task(classifier, model, tokenizer):
+    assert isinstance(classifier, MultitaskClassificationPipeline)
+    result = classifier(TEXTS[0])
+    assert list(result) == ["sentiment", "topic", "emotions"]
+    scores = expected_scores(model, tokenizer, TEXTS[0])
+    best = int(scores["topic"].argmax())
+    assert result["topic"] == [
+        {"label": ["movies", "tech", "sport", "money"][best], "score": pytest.approx(float(scores["topic"][best]))}
+    ]
+    assert len(result["sentiment"]) == 1
+    chosen = {item["label"] for item in result["emotions"]}
+    labels = ["anger", "fear", "joy", "sadness"]
+    assert chosen == {label for label, s in zip(labels, scores["emotions"].tolist()) if s >= 0.4}
+
+
+def test_top_k_and_all_labels_sorted(classifier):
+    everything = classifier(TEXTS[1], top_k=None, threshold=0.0)
+    assert [len(everything[t]) for t in everything] == [2, 4, 4]
+    for items in everything.values():
+        scores = [item["score"] for item in items]
+        assert scores == sorted(scores, reverse=True)
+    assert sum(item["score"] for item in everything["topic"]) == pytest.approx(1.0)
+    two = classifier(TEXTS[1], top_k=2)
+    assert two["topic"] == everything["topic"][:2]
+
+
+def test_thresholds_from_config_and_per_call(classifier, model):
+    all_labels = classifier(TEXTS[2], threshold=0.0)["emotions"]
+    assert len(all_labels) == 4
+    assert classifier(TEXTS[2], threshold={"emotions": 1.0})["emotions"] == []
+    middle = sorted(item["score"] for item in all_labels)[1]
+    assert len(classifier(TEXTS[2], threshold=middle)["emotions"]) == 3
+    model.config.tasks["emotions"]["threshold"] = middle
+    assert len(classifier(TEXTS[2])["emotions"]) == 3
+
+
+def test_task_subset(classifier):
+    result = classifier(TEXTS[0], tasks=["emotions", "sentiment"])
+    assert list(result) == ["emotions", "sentiment"]
+    assert list(classifier(TEXTS[0], tasks="topic")) == ["topic"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+def test_batched_equals_unbatched_and_keeps_order(classifier, batch_size):
+    singles = [classifier(text, top_k=None, threshold=0.0) for text in TEXTS]
+    for sort_by_length in (True, False):
+        batched = classifier(TEXTS, batch_size=batch_size, top_k=None, threshold=0.0, sort_by_length=sort_by_length)
+        assert len(batched) == len(TEXTS)
+        for one, many in zip(singles, batched):
+            assert [i["label"] for i in one["topic"]] == [i["label"] for i in many["topic"]]
+            for task in one:
+                assert [i["score"] for i in many[task]] == pytest.approx([i["score"] for i in one[task]], abs=1e-5)
+
+
+def test_truncation_and_max_length(classifier, tokenizer):
+    long_text = " ".join(["good movie"] * 200)  # 400 tokens: more than the encoder's 80 positions
+    assert list(classifier(long_text)) == ["sentiment", "topic", "emotions"]
+    short = classifier(long_text, max_length=6, top_k=None, threshold=0.0)
+    same = classifier("good movie good movie", top_k=None, threshold=0.0)  # [CLS] + 4 tokens + [SEP]
+    assert short["topic"][0]["score"] == pytest.approx(same["topic"][0]["score"], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "kwargs", "error", "message"),
+    [
+        ("", {}, ValueError, "Text is empty"),
+        (["fine", "   "], {}, ValueError, "Text at position 1 is empty"),
+        (["fine", 3], {}, TypeError, "text at position 1 to be a string, got int"),
+        (None, {}, TypeError, "Expected a string or a list of strings, got NoneType"),
+        ({"text": "x"}, {}, TypeError, "Expected a string or a list of strings, got dict"),
+        ("fine", {"tasks": ["topic", "nope"]}, ValueError, r"Unknown task\(s\) \['nope'\]"),
+        ("fine", {"top_k": 0}, ValueError, "top_k must be a positive integer"),
+        ("fine", {"threshold": {"topic": 0.5}}, ValueError, "not multi-label tasks"),
+        ("fine", {"threshold": 2}, ValueError, r"must be a number in \[0, 1\]"),
+        ("fine", {"colour": "red"}, TypeError, r"Unknown argument\(s\) \['colour'\]"),
+    ],
+)
+def test_bad_input_gets_clear_errors(classifier, inputs, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        classifier(inputs, **kwargs)
+
+
+def test_empty_list_returns_empty_list(classifier):
+    assert classifier([]) == []
+
+
+def test_generator_streams_results(classifier):
+    streamed = list(classifier(text for text in TEXTS[:2]))
+    assert streamed == [classifier(TEXTS[0]), classifier(TEXTS[1])]
+    with pytest.raises(ValueError, match="Text is empty"):
+        list(classifier(text for text in ["fine", ""]))
