@@ -126,6 +126,28 @@ class MultitaskModel(PreTrainedModel):
         model._encoder_inputs = _accepted_inputs(encoder)
         return model
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained` that refuses a checkpoint whose weights disagree with its config.
+
+        transformers would silently give a task missing from the weights a random head (and drop weights of a task
+        missing from the config): for a multitask model that is silent damage, so both raise a `ValueError`.
+        """
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        missing = sorted(info.get("missing_keys") or ())
+        orphans = sorted(key for key in info.get("unexpected_keys") or () if key.startswith("heads."))
+        problems = []
+        if missing:
+            problems.append(f"no weights for {_summarize(missing)} (in the config but not in the checkpoint)")
+        if orphans:
+            problems.append(f"weights for {_summarize(orphans)} whose tasks are not in config.tasks")
+        if problems:
+            raise ValueError(
+                f"config.json and the weights disagree: {'; '.join(problems)}. Config tasks: {model.config.task_names}."
+            )
+        return (model, info) if output_loading_info else model
+
     @property
     def task_names(self) -> list[str]:
         return self.config.task_names
@@ -292,6 +314,10 @@ def find_pipeline_file() -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def _summarize(keys: list[str], limit: int = 6) -> str:
+    return str(keys[:limit])[:-1] + (f", ... {len(keys) - limit} more]" if len(keys) > limit else "]")
 
 
 def _accepted_inputs(encoder: nn.Module) -> frozenset[str]:

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -183,3 +185,33 @@ def test_training_steps_lower_the_loss(model, batch):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def _edit_config(folder, edit):
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    edit(config)
+    path.write_text(json.dumps(config))
+
+
+def test_config_and_weights_that_disagree_are_refused(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    _edit_config(tmp_path, lambda c: c["tasks"].append({"name": "new", "labels": ["a", "b"]}))
+    with pytest.raises(ValueError, match=r"disagree: no weights for \['heads.new.bias', 'heads.new.weight'\]"):
+        AutoModel.from_pretrained(tmp_path)
+    _edit_config(tmp_path, lambda c: c["tasks"].pop(0) and c["tasks"].pop())
+    with pytest.raises(ValueError, match=r"weights for \['heads.sentiment.bias', 'heads.sentiment.weight'\] whose"):
+        AutoModel.from_pretrained(tmp_path)
+
+
+def test_head_size_mismatch_is_refused(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    _edit_config(tmp_path, lambda c: c["tasks"][1].update(labels=["a", "b", "c"]))
+    with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
+        AutoModel.from_pretrained(tmp_path)
+
+
+def test_output_loading_info_still_works(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    reloaded, info = MultitaskModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
