@@ -143,9 +143,8 @@ class MultitaskModel(PreTrainedModel):
         if orphans:
             problems.append(f"weights for {_summarize(orphans)} whose tasks are not in config.tasks")
         if problems:
-            raise ValueError(
-                f"config.json and the weights disagree: {'; '.join(problems)}. Config tasks: {model.config.task_names}."
-            )
+            tasks = model.config.task_names
+            raise ValueError(f"config.json and the weights disagree: {'; '.join(problems)}. Config tasks: {tasks}.")
         return (model, info) if output_loading_info else model
 
     @property
