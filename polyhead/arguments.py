@@ -1,0 +1,177 @@
+"""Command-line / config-file arguments of a training run, as dataclasses parsed by `HfArgumentParser`.
+
+`parse_args(["config.yaml", "--num_train_epochs", "2"])` reads a JSON/YAML file whose keys are the fields of
+[`ModelArguments`], [`DataArguments`] and [`MultitaskTrainingArguments`] (transformers' `TrainingArguments` plus a few
+multitask options); command-line flags after the file override it. Without a file, everything comes from the command
+line, with tasks given as repeated `--tasks name=folder` / JSON objects / task files.
+"""
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+from polyhead.sampling import STRATEGIES
+from polyhead.tasks import TaskSpec, load_task_specs
+
+
+TINY_ENCODER = "tiny-random-bert"
+"""`encoder_name_or_path` preset: the 2-layer, 32-wide random BERT and word-list tokenizer of `polyhead.testing_utils`
+(offline, trains in seconds; for smoke runs and tests)."""
+
+
+@dataclass
+class ModelArguments:
+    """The shared encoder and the heads."""
+
+    encoder_name_or_path: str = field(
+        default=TINY_ENCODER,
+        metadata={
+            "help": f"Encoder: a Hub id or local folder (AutoModel), or {TINY_ENCODER!r} for a tiny random one."
+        },
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "Tokenizer (defaults to encoder_name_or_path)."}
+    )
+    pooling: str = field(default="mean", metadata={"help": "Pooling before the heads: 'mean' or 'cls'."})
+    classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the pooled vector before the heads."})
+    freeze_encoder: bool = field(default=False, metadata={"help": "Train the heads only."})
+    max_length: int = field(default=128, metadata={"help": "Texts are truncated to this many tokens."})
+
+
+@dataclass
+class DataArguments:
+    """The tasks and how their batches are interleaved."""
+
+    tasks: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Tasks: 'name=folder' (train/validation/test.{jsonl,csv,parquet} files), a JSON object with "
+            "TaskSpec fields, or a .json/.yaml tasks file. In a config file: a list of TaskSpec dicts."
+        },
+    )
+    sampling: str = field(default="proportional", metadata={"help": f"Task sampling: {', '.join(STRATEGIES)}."})
+    temperature: float = field(
+        default=2.0, metadata={"help": "T of temperature sampling, p_i ~ n_i^(1/T) (alpha = 1/T); T=1 proportional."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Default per-task train subsample (a task's own value wins)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Default per-task validation/test subsample (a task's own value wins)."}
+    )
+    final_eval_split: str = field(
+        default="test", metadata={"help": "Split scored after training: 'test' or 'eval' (the validation split)."}
+    )
+
+    def __post_init__(self):
+        if self.sampling not in STRATEGIES:
+            raise ValueError(f"Unknown sampling {self.sampling!r}: choose one of {', '.join(STRATEGIES)}.")
+        if self.final_eval_split not in ("test", "eval"):
+            raise ValueError(f"final_eval_split must be 'test' or 'eval', got {self.final_eval_split!r}.")
+
+    def task_specs(self) -> list[TaskSpec]:
+        """The parsed tasks, with the run-wide subsample defaults filled in."""
+        specs = load_task_specs(self.tasks)
+        for spec in specs:
+            if spec.max_train_samples is None:
+                spec.max_train_samples = self.max_train_samples
+            if spec.max_eval_samples is None:
+                spec.max_eval_samples = self.max_eval_samples
+        return specs
+
+
+@dataclass
+class MultitaskTrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus the multitask options. `metric_for_best_model` defaults to `average_primary` (the
+    mean over tasks of each task's primary metric) whenever it is needed (best model, early stopping, plateau)."""
+
+    single_task_baselines: bool = field(
+        default=False, metadata={"help": "Also train one model per task with the same budget, for comparison."}
+    )
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Stop after this many evaluations without improvement of the best metric."}
+    )
+    model_dir: str | None = field(
+        default=None, metadata={"help": "Where the final Hub-ready model folder goes (default: <output_dir>/model)."}
+    )
+
+    def __post_init__(self):
+        plateau = str(self.lr_scheduler_type).endswith("reduce_lr_on_plateau")
+        if self.early_stopping_patience is not None:
+            self.load_best_model_at_end = True
+        if self.metric_for_best_model is None and (self.load_best_model_at_end or plateau):
+            self.metric_for_best_model = "average_primary"
+        if plateau:
+            # Our metric grows when the model improves; halve the rate when it stalls (as DeepPavlov does).
+            self.lr_scheduler_kwargs = {"mode": "max", "factor": 0.5, **(self.lr_scheduler_kwargs or {})}
+        if self.ddp_find_unused_parameters is None:
+            self.ddp_find_unused_parameters = True  # single-task batches leave the other heads without gradients
+        super().__post_init__()
+        if self.model_dir is None:
+            self.model_dir = os.path.join(self.output_dir or "trainer_output", "model")
+
+
+def build_parser() -> HfArgumentParser:
+    """The parser of the three argument dataclasses."""
+    return HfArgumentParser((ModelArguments, DataArguments, MultitaskTrainingArguments))
+
+
+def parse_args(
+    args: Sequence[str] | None = None,
+) -> tuple[ModelArguments, DataArguments, MultitaskTrainingArguments]:
+    r"""
+    Parses `[config.json|config.yaml] [--flag value ...]`: the file's values become defaults, flags override them.
+
+    Example:
+
+    ```python
+    >>> model_args, data_args, training_args = parse_args(["configs/tiny.yaml", "--output_dir", "/tmp/run"])
+    ```
+    """
+    args = list(sys.argv[1:] if args is None else args)
+    parser = build_parser()
+    if args and Path(args[0]).suffix in (".json", ".yaml", ".yml"):
+        config = read_config_file(args.pop(0))
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"Unknown key(s) {unknown} in the config file.")
+        # Defaults given as strings go through argparse's type conversion ("5e-5" -> 5e-05), like flags do.
+        parser.set_defaults(**{key: _as_default(value) for key, value in config.items()})
+        for action in parser._actions:
+            if action.dest in config:
+                action.required = False
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=args)
+    return model_args, data_args, training_args
+
+
+def _as_default(value: Any) -> Any:
+    # Mappings (e.g. lr_scheduler_kwargs) reach the dataclass as JSON text, the form TrainingArguments parses.
+    return json.dumps(value) if isinstance(value, dict) else value
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Reads a JSON or YAML mapping of argument names to values."""
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) if Path(path).suffix in (".yaml", ".yml") else json.load(f)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of argument names to values, got {type(data).__name__}.")
+    return data
+
+
+__all__ = [
+    "TINY_ENCODER",
+    "DataArguments",
+    "ModelArguments",
+    "MultitaskTrainingArguments",
+    "build_parser",
+    "parse_args",
+    "read_config_file",
+]

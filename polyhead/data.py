@@ -1,0 +1,353 @@
+"""Loading, validating and tokenizing the data of every task, before any training starts.
+
+`load_task_data` reads each task's splits with `datasets.load_dataset` (local CSV/JSON/JSONL/Parquet files by
+extension, a Hub dataset id, or an in-memory `Dataset`/`DatasetDict`), checks them (missing columns, empty splits,
+non-string or empty texts, labels outside a given label map), infers the label map (sorted unique train labels) and
+the problem type (a label column of lists is multi-label), and subsamples. `tokenize_task_data` turns the splits into
+`input_ids`/`attention_mask`(/`token_type_ids`) + `labels` (a class id, or a multi-hot float list) + `task`.
+
+Tasks that share a data source ("one text, several labels": several specs with the same `data_files`/`dataset` and
+different `label_column`s) load the source once and become separate tasks over the same rows; each batch still holds
+one task, so a shared text is encoded once per task it is labelled for.
+
+Splits are addressed by role: `"train"`, `"eval"` (the spec's `eval_split`, used during training) and `"test"`.
+"""
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from polyhead.tasks import TaskSpec
+from polyhead_remote.configuration_multitask import MULTI_LABEL, SINGLE_LABEL
+
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("train", "eval", "test")
+_BUILDERS = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}
+_MAX_SHOWN = 10  # offending values / rows listed in an error message
+
+
+@dataclass
+class TaskData:
+    """One task's validated raw splits (by role) with its resolved label map and problem type."""
+
+    spec: TaskSpec
+    labels: list[str]
+    problem_type: str
+    splits: dict[str, datasets.Dataset] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def head(self) -> dict[str, Any]:
+        """The `MultitaskConfig.tasks` entry of this task."""
+        return self.spec.head(self.labels, self.problem_type)
+
+    def label_ids(self, role: str) -> list:
+        """Class ids (single-label) or multi-hot lists (multi-label) of one split."""
+        values = self.splits[role][self.spec.label_column]
+        return [encode_label(value, self.labels, self.problem_type) for value in _as_names(values, self, role)]
+
+
+def load_task_data(specs: Sequence[TaskSpec], roles: Iterable[str] = ROLES, seed: int = 0) -> dict[str, TaskData]:
+    r"""
+    Loads, validates and subsamples every task's splits; raises before training on any data problem.
+
+    Args:
+        specs: the tasks.
+        roles: which splits to load among `"train"`, `"eval"` and `"test"`. A missing train split is an error; a
+            missing eval/test split is skipped with a warning.
+        seed: seed of the subsampling (specs sharing a source get the same rows).
+
+    Example:
+
+    ```python
+    >>> data = load_task_data([TaskSpec("emotion", data_files={"train": "train.jsonl", "test": "test.jsonl"})])
+    >>> data["emotion"].labels
+    ['anger', 'joy', 'optimism', 'sadness']
+    ```
+    """
+    roles = list(roles)
+    sources: dict[str, datasets.DatasetDict] = {}
+    result = {}
+    for spec in specs:
+        if spec.source_key not in sources:
+            sources[spec.source_key] = load_source(spec)
+        result[spec.name] = _prepare_task(spec, sources[spec.source_key], roles, seed)
+    return result
+
+
+def load_source(spec: TaskSpec) -> datasets.DatasetDict:
+    """Reads a spec's data source into a `DatasetDict` (a bare `Dataset` becomes its train split)."""
+    if isinstance(spec.dataset, datasets.DatasetDict):
+        return spec.dataset
+    if isinstance(spec.dataset, datasets.Dataset):
+        return datasets.DatasetDict({spec.train_split: spec.dataset})
+    if spec.dataset is not None:  # a Hub id or a load_dataset path: real users are online
+        return datasets.load_dataset(spec.dataset, spec.dataset_config)
+    files = spec.data_files if isinstance(spec.data_files, dict) else {spec.train_split: spec.data_files}
+    paths = [p for value in files.values() for p in ([value] if isinstance(value, str) else value)]
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise FileNotFoundError(f"Task {spec.name!r}: data file(s) not found: {missing}.")
+    extensions = {Path(p).suffix.lstrip(".").lower() for p in paths}
+    builders = {_BUILDERS.get(ext) for ext in extensions}
+    if None in builders or len(builders) != 1:
+        raise ValueError(
+            f"Task {spec.name!r}: data files must all be one of {sorted(_BUILDERS)}, got extensions {extensions}."
+        )
+    return datasets.load_dataset(builders.pop(), data_files=files)
+
+
+def _prepare_task(spec: TaskSpec, source: datasets.DatasetDict, roles: list[str], seed: int) -> TaskData:
+    splits = _select_splits(spec, source, roles)
+    for role, dataset in splits.items():
+        _check_split(spec, role, dataset)
+    problem_type = spec.problem_type or _infer_problem_type(splits["train"][spec.label_column])
+    task = TaskData(spec=spec, labels=[], problem_type=problem_type, splits=splits)
+    task.labels = list(spec.labels) if spec.labels else infer_labels(task)
+    for role in splits:
+        _check_labels(task, role)
+        _check_texts(spec, role, splits[role])
+    if isinstance(spec.class_weights, list) and len(spec.class_weights) != len(task.labels):
+        raise ValueError(f"Task {spec.name!r}: {len(spec.class_weights)} class_weights for labels {task.labels}.")
+    task.head  # noqa: B018 -- validates the label map (>= 2 labels, unique) before training
+    task.splits = {role: _subsample(spec, role, dataset, seed) for role, dataset in splits.items()}
+    return task
+
+
+def _select_splits(spec: TaskSpec, source: datasets.DatasetDict, roles: list[str]) -> dict[str, datasets.Dataset]:
+    names = {"train": spec.train_split, "eval": spec.eval_split, "test": spec.test_split}
+    splits = {}
+    for role in roles:
+        name = names[role]
+        if name is None:
+            continue
+        if name not in source:
+            if role == "train":
+                raise ValueError(f"Task {spec.name!r}: no split {name!r}; available splits: {list(source)}.")
+            logger.warning(f"Task {spec.name!r}: no {role} split {name!r} (available: {list(source)}); skipped.")
+            continue
+        splits[role] = source[name]
+    if "train" in roles and "train" not in splits:
+        raise ValueError(f"Task {spec.name!r}: a train split is required (train_split=None given).")
+    return splits
+
+
+def _check_split(spec: TaskSpec, role: str, dataset: datasets.Dataset) -> None:
+    missing = [c for c in (spec.text_column, spec.label_column) if c not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"Task {spec.name!r}: column(s) {missing} not found in its {role} split; "
+            f"available columns: {dataset.column_names}."
+        )
+    if len(dataset) == 0:
+        raise ValueError(f"Task {spec.name!r}: its {role} split is empty.")
+
+
+def _check_texts(spec: TaskSpec, role: str, dataset: datasets.Dataset) -> None:
+    bad = [i for i, text in enumerate(dataset[spec.text_column]) if not isinstance(text, str) or not text.strip()]
+    if bad:
+        example = dataset[bad[0]][spec.text_column]
+        raise ValueError(
+            f"Task {spec.name!r}: {len(bad)} row(s) of its {role} split have a non-string or empty text in column "
+            f"{spec.text_column!r} (rows {bad[:_MAX_SHOWN]}, e.g. {example!r})."
+        )
+
+
+def _infer_problem_type(values: list) -> str:
+    return MULTI_LABEL if any(isinstance(value, (list, tuple)) for value in values) else SINGLE_LABEL
+
+
+def _label_feature_names(dataset: datasets.Dataset, column: str) -> list[str] | None:
+    feature = dataset.features[column]
+    feature = getattr(feature, "feature", feature)  # a list of ClassLabel
+    return list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+
+
+def _as_names(values: list, task: TaskData, role: str) -> list:
+    """Label values as strings (ClassLabel ids mapped to their names), keeping lists for multi-label rows."""
+    names = _label_feature_names(task.splits[role], task.spec.label_column)
+
+    def convert(value):
+        if value is None:
+            return None
+        if isinstance(value, (list, tuple)):
+            return [convert(item) for item in value]
+        return names[value] if names is not None and isinstance(value, int) else str(value)
+
+    return [convert(value) for value in values]
+
+
+def infer_labels(task: TaskData) -> list[str]:
+    """The label map: ClassLabel names when the column has them, else the sorted unique train labels."""
+    names = _label_feature_names(task.splits["train"], task.spec.label_column)
+    if names is not None:
+        return names
+    values = _as_names(task.splits["train"][task.spec.label_column], task, "train")
+    flat = {v for value in values for v in (value if isinstance(value, list) else [value]) if v is not None}
+    # Numeric labels sort as numbers ("2" before "10"); others alphabetically: deterministic either way.
+    return sorted(flat, key=lambda v: (0, float(v), v) if _is_number(v) else (1, 0.0, v))
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_labels(task: TaskData, role: str) -> None:
+    known = set(task.labels)
+    values = _as_names(task.splits[role][task.spec.label_column], task, role)
+    multi = task.problem_type == MULTI_LABEL
+    bad_rows = []
+    for i, value in enumerate(values):
+        if value is None or (multi != isinstance(value, list)):
+            bad_rows.append(i)
+    if bad_rows:
+        kind = "a list of labels" if multi else "one label (not a list)"
+        raise ValueError(
+            f"Task {task.name!r} ({task.problem_type}): {len(bad_rows)} row(s) of its {role} split do not hold "
+            f"{kind} in column {task.spec.label_column!r} (rows {bad_rows[:_MAX_SHOWN]})."
+        )
+    flat = Counter(v for value in values for v in (value if multi else [value]))
+    unknown = sorted(set(flat) - known)
+    if unknown:
+        raise ValueError(
+            f"Task {task.name!r}: label(s) {unknown[:_MAX_SHOWN]} in its {role} split are not in its label map "
+            f"{task.labels} ({sum(flat[u] for u in unknown)} occurrence(s))."
+        )
+
+
+def encode_label(value: Any, labels: list[str], problem_type: str) -> int | list[float]:
+    """A class id, or a multi-hot float list over `labels`."""
+    if problem_type == MULTI_LABEL:
+        chosen = set(value)
+        return [1.0 if label in chosen else 0.0 for label in labels]
+    return labels.index(value)
+
+
+def _subsample(spec: TaskSpec, role: str, dataset: datasets.Dataset, seed: int) -> datasets.Dataset:
+    limit = spec.max_train_samples if role == "train" else spec.max_eval_samples
+    if limit is None or len(dataset) <= limit:
+        return dataset
+    return dataset.shuffle(seed=seed).select(range(limit)).flatten_indices()
+
+
+def class_weights(task: TaskData) -> list[float] | None:
+    r"""
+    The task's class weights: its explicit list, `"balanced"` (`n / (num_labels * count)` per class for single-label;
+    `negatives / positives` per label, the BCE `pos_weight`, for multi-label), or `None`.
+
+    Example:
+
+    ```python
+    >>> class_weights(data["emotion"])  # with class_weights="balanced"
+    [1.13, 0.61, 2.78, 0.93]
+    ```
+    """
+    if task.spec.class_weights is None or isinstance(task.spec.class_weights, list):
+        return task.spec.class_weights
+    ids = task.label_ids("train")
+    n, k = len(ids), len(task.labels)
+    if task.problem_type == MULTI_LABEL:
+        positives = [sum(row[j] for row in ids) for j in range(k)]
+        return [(n - p) / p if p else 1.0 for p in positives]
+    counts = Counter(ids)
+    return [n / (k * counts[j]) if counts[j] else 1.0 for j in range(k)]
+
+
+def tokenize_task_data(
+    task: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int | None = 128
+) -> dict[str, datasets.Dataset]:
+    r"""
+    Tokenizes every split of a task (batched `datasets.map`, no padding: the collator pads per batch).
+
+    Returns `{role: Dataset}` with columns `input_ids`, `attention_mask` (and `token_type_ids` when the tokenizer makes
+    them), `labels` and `task`.
+
+    Example:
+
+    ```python
+    >>> encoded = tokenize_task_data(data["emotion"], tokenizer, max_length=64)
+    >>> encoded["train"].column_names
+    ['input_ids', 'token_type_ids', 'attention_mask', 'labels', 'task']
+    ```
+    """
+    return {role: _tokenize_split(task, role, tokenizer, max_length) for role in task.splits}
+
+
+def _tokenize_split(
+    task: TaskData, role: str, tokenizer: PreTrainedTokenizerBase, max_length: int | None
+) -> datasets.Dataset:
+    dataset = task.splits[role]
+    labels = task.label_ids(role)
+    if task.problem_type == MULTI_LABEL:
+        label_feature = datasets.List(datasets.Value("float32"))
+    else:
+        label_feature = datasets.Value("int64")
+    dataset = dataset.select_columns([task.spec.text_column]).add_column("labels", labels, feature=label_feature)
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        encoded = tokenizer(batch[task.spec.text_column], truncation=max_length is not None, max_length=max_length)
+        return {**encoded, "task": [task.name] * len(batch[task.spec.text_column])}
+
+    return dataset.map(encode, batched=True, remove_columns=[task.spec.text_column], desc=f"Tokenizing {task.name}")
+
+
+class MultitaskCollator:
+    r"""
+    Pads a list of tokenized rows of ONE task into a batch: `input_ids`, `attention_mask`(, `token_type_ids`),
+    `labels` (long class ids or float multi-hot) and `task` (the task name, a string, passed to `model.forward`).
+
+    Example:
+
+    ```python
+    >>> collator = MultitaskCollator(tokenizer)
+    >>> batch = collator([encoded["train"][0], encoded["train"][1]])
+    >>> batch["task"], batch["input_ids"].shape
+    ('emotion', torch.Size([2, 17]))
+    ```
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None):
+        self.tokenizer = tokenizer
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        tasks = {feature["task"] for feature in features}
+        if len(tasks) != 1:
+            raise ValueError(f"A batch must hold one task, got rows of {sorted(tasks)}.")
+        inputs = [{k: v for k, v in f.items() if k not in ("task", "labels")} for f in features]
+        batch = dict(self.tokenizer.pad(inputs, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of))
+        if "labels" in features[0]:
+            labels = [feature["labels"] for feature in features]
+            dtype = torch.float32 if isinstance(labels[0], list) else torch.long
+            batch["labels"] = torch.tensor(labels, dtype=dtype)
+        batch["task"] = tasks.pop()
+        return batch
+
+
+__all__ = [
+    "MultitaskCollator",
+    "ROLES",
+    "TaskData",
+    "class_weights",
+    "encode_label",
+    "infer_labels",
+    "load_source",
+    "load_task_data",
+    "tokenize_task_data",
+]

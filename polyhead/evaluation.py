@@ -1,0 +1,279 @@
+"""Scoring a multitask model on every task's split, and the files a run writes about it.
+
+`evaluate_model` runs the model task by task (a tqdm bar over batches), computes each task's metrics with the local
+`evaluate` modules of `polyhead.metrics`, and writes into `output_dir`:
+
+- `results.json`, the stable schema that model cards and benchmarks read::
+
+      {"tasks": {task: {metric: value}},            # METRIC_KEYS of the task's problem type
+       "average": {metric: value, "primary": ...},  # macro average across tasks (polyhead.metrics.macro_average)
+       "primary_metrics": {task: metric name},
+       "problem_types": {task: problem type},
+       "majority_baseline": {task: {metric: value}},  # only when train labels were given
+       "split": "test", "num_examples": {task: n}, "model": path or null}
+
+- `classification_report_<task>.txt` (scikit-learn's per-label report) and `confusion_matrix_<task>.png`
+  (a heatmap; per-label TP/FP/FN bars for multi-label tasks).
+"""
+
+import json
+import os
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from polyhead import metrics
+from polyhead.data import MultitaskCollator
+from polyhead_remote.configuration_multitask import MULTI_LABEL
+from polyhead_remote.modeling_multitask import MultitaskModel
+
+
+RESULTS_FILE = "results.json"
+
+
+def logits_to_predictions(problem_type: str, logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Class ids (argmax) for single-label tasks, multi-hot `sigmoid >= threshold` for multi-label tasks."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if problem_type == MULTI_LABEL:
+        return (1.0 / (1.0 + np.exp(-logits)) >= threshold).astype(np.int64)
+    return logits.argmax(axis=-1)
+
+
+def score_task(spec: Mapping[str, Any], logits: np.ndarray, references: np.ndarray) -> tuple[dict, np.ndarray]:
+    r"""
+    Metrics of one task from its logits, given its config entry (`{"labels", "problem_type", "threshold"}`).
+
+    Example:
+
+    ```python
+    >>> spec = {"labels": ["neg", "pos"], "problem_type": "single_label_classification"}
+    >>> score_task(spec, np.array([[2.0, 0.1], [0.3, 1.0]]), np.array([0, 0]))[0]["accuracy"]
+    0.5
+    ```
+    """
+    problem_type = spec["problem_type"]
+    predictions = logits_to_predictions(problem_type, logits, spec.get("threshold", 0.5))
+    references = np.asarray(references).astype(np.int64)
+    num_labels = len(spec["labels"]) if problem_type != MULTI_LABEL else None
+    return metrics.compute_task_metrics(problem_type, predictions, references, num_labels=num_labels), predictions
+
+
+def majority_predictions(problem_type: str, train_labels: list, size: int, num_labels: int) -> np.ndarray:
+    """What the majority-class baseline predicts `size` times: the most frequent train class (single-label), or each
+    label's majority value in train (multi-label; usually all zeros)."""
+    if problem_type == MULTI_LABEL:
+        rate = np.asarray(train_labels, dtype=float).reshape(-1, num_labels).mean(axis=0)
+        return np.tile((rate > 0.5).astype(np.int64), (size, 1))
+    most_common = Counter(train_labels).most_common(1)[0][0]
+    return np.full(size, int(most_common), dtype=np.int64)
+
+
+@torch.no_grad()
+def predict_logits(
+    model: MultitaskModel,
+    dataset: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    task: str,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Runs one task's head over a tokenized dataset; returns `(logits, labels)` as numpy arrays."""
+    model.eval()
+    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels") if c in dataset.column_names]
+    rows = dataset.select_columns(columns).add_column("task", [task] * len(dataset))
+    loader = DataLoader(rows, batch_size=batch_size, collate_fn=MultitaskCollator(tokenizer))
+    logits, labels = [], []
+    for batch in tqdm(loader, desc=f"Evaluating {task}", disable=not progress, leave=False):
+        labels.append(batch.pop("labels").numpy())
+        batch = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        logits.append(model(**batch).logits[task].float().cpu().numpy())
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def evaluate_model(
+    model: MultitaskModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tasks: Mapping[str, datasets.Dataset],
+    split: str = "test",
+    batch_size: int = 32,
+    output_dir: str | os.PathLike | None = None,
+    train_labels: Mapping[str, list] | None = None,
+    model_path: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    r"""
+    Scores `model` on each task's tokenized split and (with `output_dir`) writes `results.json`, a classification
+    report and a confusion-matrix PNG per task (see the module docstring for the schema).
+
+    Args:
+        model: the multitask model; its config gives each task's labels, problem type and threshold.
+        tokenizer: pads the batches.
+        tasks: `{task: tokenized Dataset with labels}` (from `polyhead.data.tokenize_task_data`).
+        split: recorded in the results.
+        batch_size: evaluation batch size.
+        output_dir: where the files go; nothing is written when `None`.
+        train_labels: `{task: train label ids}`; adds the majority-class baseline of each task.
+        model_path: recorded in the results.
+        progress: show a tqdm bar per task.
+
+    Example:
+
+    ```python
+    >>> results = evaluate_model(model, tokenizer, {"emotion": encoded["test"]}, output_dir="outputs/eval")
+    >>> results["tasks"]["emotion"]["f1_macro"], results["average"]["primary"]
+    ```
+    """
+    results: dict[str, Any] = {"tasks": {}, "num_examples": {}, "split": split, "model": model_path}
+    outputs = {}
+    for task, dataset in tasks.items():
+        spec = model.config.task(task)
+        logits, references = predict_logits(model, dataset, tokenizer, task, batch_size, progress)
+        results["tasks"][task], predictions = score_task(spec, logits, references)
+        results["num_examples"][task] = len(dataset)
+        outputs[task] = (predictions, references.astype(np.int64))
+    _add_summary(results, model, train_labels or {}, outputs)
+    if output_dir is not None:
+        write_results(results, output_dir)
+        write_reports(model, outputs, output_dir, split)
+    return results
+
+
+def _add_summary(results: dict, model: MultitaskModel, train_labels: Mapping[str, list], outputs: dict) -> None:
+    problem_types = {task: model.config.task(task)["problem_type"] for task in results["tasks"]}
+    results["average"] = metrics.macro_average(results["tasks"], problem_types)
+    results["primary_metrics"] = {task: metrics.primary_metric(p) for task, p in problem_types.items()}
+    results["problem_types"] = problem_types
+    baselines = {}
+    for task, labels in train_labels.items():
+        if task not in outputs:
+            continue
+        references = outputs[task][1]
+        spec = model.config.task(task)
+        guess = majority_predictions(spec["problem_type"], labels, len(references), len(spec["labels"]))
+        num_labels = len(spec["labels"]) if spec["problem_type"] != MULTI_LABEL else None
+        baselines[task] = metrics.compute_task_metrics(spec["problem_type"], guess, references, num_labels)
+    if baselines:
+        results["majority_baseline"] = baselines
+
+
+def evaluate_saved_model(
+    model_dir: str | os.PathLike,
+    tasks: Any,
+    split: str = "test",
+    output_dir: str | os.PathLike | None = None,
+    batch_size: int = 32,
+    max_length: int | None = 128,
+    max_samples: int | None = None,
+) -> dict[str, Any]:
+    r"""
+    Scores a saved model folder (loaded with `trust_remote_code=True`) on a split of any of its tasks.
+
+    Args:
+        model_dir: the model folder.
+        tasks: anything `polyhead.tasks.load_task_specs` reads; task names must be model tasks. Labels and problem
+            types come from the model's config, so a label outside the model's label map is an error.
+        split: the split role: `"test"`, `"eval"` (or `"validation"`: the spec's eval split) or `"train"`.
+        output_dir: where files go (default `<model_dir>/eval-<split>`).
+        batch_size, max_length: evaluation batch size and truncation.
+        max_samples: seeded subsample of each task's split.
+
+    Example:
+
+    ```python
+    >>> results = evaluate_saved_model("outputs/demo-model", ["topic=data/bbc"], split="test")
+    ```
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    from polyhead.data import load_task_data, tokenize_task_data
+    from polyhead.tasks import load_task_specs
+
+    role = {"validation": "eval"}.get(split, split)
+    model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    specs = load_task_specs(tasks)
+    for spec in specs:
+        head = model.config.task(spec.name)
+        spec.labels, spec.problem_type = head["labels"], head["problem_type"]
+        spec.max_train_samples = spec.max_eval_samples = max_samples or spec.max_eval_samples
+    data = load_task_data(specs, roles=[role])
+    missing = [name for name, task in data.items() if role not in task.splits]
+    if missing:
+        raise ValueError(f"Task(s) {missing} have no {split!r} split to evaluate.")
+    encoded = {name: tokenize_task_data(task, tokenizer, max_length)[role] for name, task in data.items()}
+    output_dir = output_dir or Path(model_dir) / f"eval-{split}"
+    return evaluate_model(model, tokenizer, encoded, split, batch_size, output_dir, model_path=str(model_dir))
+
+
+def write_results(results: Mapping[str, Any], output_dir: str | os.PathLike, name: str = RESULTS_FILE) -> Path:
+    """Writes a results dict as indented JSON."""
+    path = Path(output_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_dir: str | os.PathLike, split: str):
+    """Writes `classification_report_<task>.txt` and `confusion_matrix_<task>.png` for each task."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for task, (predictions, references) in outputs.items():
+        spec = model.config.task(task)
+        report = metrics.classification_report_text(spec["problem_type"], predictions, references, spec["labels"])
+        (output_dir / f"classification_report_{task}.txt").write_text(report, encoding="utf-8")
+        metrics.plot_confusion_matrix(
+            spec["problem_type"],
+            predictions,
+            references,
+            spec["labels"],
+            title=f"{task} ({split})",
+            path=output_dir / f"confusion_matrix_{task}.png",
+        )
+
+
+def format_results_table(results: Mapping[str, Any]) -> str:
+    r"""
+    A plain-text table: task, accuracy (or exact match), macro F1, primary metric, and the majority baseline.
+
+    Example:
+
+    ```python
+    >>> print(format_results_table(results))
+    ```
+    """
+    baselines = results.get("majority_baseline", {})
+    header = f"{'task':<16}{'n':>7}{'accuracy':>10}{'macro F1':>10}{'majority acc':>14}{'majority F1':>13}"
+    lines = [header, "-" * len(header)]
+    for task, values in results["tasks"].items():
+        accuracy = values.get("accuracy", values.get("exact_match"))
+        base = baselines.get(task, {})
+        base_acc = base.get("accuracy", base.get("exact_match"))
+        lines.append(
+            f"{task:<16}{results['num_examples'].get(task, 0):>7}{accuracy:>10.3f}{values['f1_macro']:>10.3f}"
+            + (f"{base_acc:>14.3f}{base['f1_macro']:>13.3f}" if base else "")
+        )
+    average = results["average"]
+    lines.append(f"{'average':<16}{'':>7}{average.get('accuracy', float('nan')):>10.3f}{average['f1_macro']:>10.3f}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "RESULTS_FILE",
+    "evaluate_model",
+    "evaluate_saved_model",
+    "format_results_table",
+    "logits_to_predictions",
+    "majority_predictions",
+    "predict_logits",
+    "score_task",
+    "write_reports",
+    "write_results",
+]

@@ -1,0 +1,220 @@
+"""Task specifications: what one classification head is trained on, and where its data comes from.
+
+A [`TaskSpec`] names a task, its data source (local files, a Hub dataset id, or an in-memory `Dataset`/`DatasetDict`),
+its text and label columns, and its training options (loss weight, class weights, subsampling). Several specs may point
+at the same data source with different label columns ("one text, several labels"): each becomes its own task over the
+same rows, so every training batch still holds one task, and the source is loaded once (see `polyhead.data`).
+"""
+
+import copy
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import datasets
+import yaml
+
+from polyhead_remote.configuration_multitask import MULTI_LABEL, PROBLEM_TYPES, normalize_task
+
+
+DATA_EXTENSIONS = ("jsonl", "json", "csv", "parquet")
+"""File extensions a task folder or `data_files` may use (read with the `json`, `csv` or `parquet` builders)."""
+
+
+@dataclass
+class TaskSpec:
+    r"""
+    One task: a name, a data source, its columns and its training options.
+
+    Args:
+        name (`str`): the task (and head) name; no dots.
+        data_files (`str`, `list` or `dict[str, str | list]`, *optional*):
+            Local CSV/JSON/JSONL/Parquet file(s); a dict maps split names to files, a single file is the train split.
+        dataset (`str`, `datasets.Dataset` or `datasets.DatasetDict`, *optional*):
+            A Hub dataset id (or any `datasets.load_dataset` path), or data already in memory. A `Dataset` is the
+            train split. Exactly one of `data_files` and `dataset` is given.
+        dataset_config (`str`, *optional*): the Hub dataset's configuration name.
+        text_column (`str`, defaults to `"text"`), label_column (`str`, defaults to `"label"`):
+            Column names. A label column whose values are lists makes the task multi-label.
+        labels (`list[str]`, *optional*): the label map (head order); inferred (sorted unique train labels) if absent.
+        problem_type (`str`, *optional*): `"single_label_classification"` or `"multi_label_classification"`;
+            inferred from the label column if absent.
+        loss_weight (`float`, defaults to 1.0): multiplies this task's loss.
+        class_weights (`"balanced"`, `list[float]` or `None`): weighted cross-entropy (single-label) or BCE
+            `pos_weight` (multi-label); `"balanced"` computes `n / (num_labels * count)` from the train split.
+        train_split, eval_split, test_split (`str`): split names; `eval_split`/`test_split` may be `None`.
+        max_train_samples, max_eval_samples (`int`, *optional*): seeded random subsample of the train / eval and
+            test splits.
+        threshold (`float`, *optional*): multi-label decision threshold stored in the config (default 0.5).
+
+    Example:
+
+    ```python
+    >>> spec = TaskSpec("emotion", data_files={"train": "data/train.jsonl", "validation": "data/validation.jsonl"})
+    >>> spec.to_dict()["label_column"]
+    'label'
+    ```
+    """
+
+    name: str
+    data_files: str | list | dict | None = None
+    dataset: Any = None
+    dataset_config: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    labels: list[str] | None = None
+    problem_type: str | None = None
+    loss_weight: float = 1.0
+    class_weights: str | list[float] | None = None
+    train_split: str = "train"
+    eval_split: str | None = "validation"
+    test_split: str | None = "test"
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    threshold: float | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name or "." in self.name or self.name.strip() != self.name:
+            raise ValueError(f"Invalid task name {self.name!r}: use a non-empty name without dots or spaces around.")
+        if (self.data_files is None) == (self.dataset is None):
+            raise ValueError(f"Task {self.name!r}: give exactly one of `data_files` and `dataset`.")
+        if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
+            raise ValueError(
+                f"Task {self.name!r}: unknown problem_type {self.problem_type!r}; choose one of {PROBLEM_TYPES}."
+            )
+        if not float(self.loss_weight) > 0:
+            raise ValueError(f"Task {self.name!r}: loss_weight must be > 0, got {self.loss_weight}.")
+        self._check_class_weights()
+        for key in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, key)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"Task {self.name!r}: {key} must be None or >= 1, got {value}.")
+
+    def _check_class_weights(self) -> None:
+        weights = self.class_weights
+        if weights is None or weights == "balanced":
+            return
+        if isinstance(weights, str) or not all(isinstance(w, (int, float)) and w > 0 for w in weights):
+            raise ValueError(
+                f"Task {self.name!r}: class_weights must be 'balanced', a list of positive numbers or None, "
+                f"got {weights!r}."
+            )
+        if self.labels is not None and len(weights) != len(self.labels):
+            raise ValueError(
+                f"Task {self.name!r}: {len(weights)} class_weights for {len(self.labels)} labels {self.labels}."
+            )
+
+    @property
+    def source_key(self) -> str:
+        """Identifies the data source: specs with equal keys share rows (loaded once)."""
+        if isinstance(self.dataset, (datasets.Dataset, datasets.DatasetDict)):
+            return f"memory:{id(self.dataset)}"
+        if self.dataset is not None:
+            return f"hub:{self.dataset}:{self.dataset_config}"
+        return f"files:{json.dumps(self.data_files, sort_keys=True)}"
+
+    def head(self, labels: list[str], problem_type: str) -> dict[str, Any]:
+        """The `MultitaskConfig.tasks` entry of this task once its labels and problem type are known."""
+        spec = {"labels": labels, "problem_type": problem_type}
+        if problem_type == MULTI_LABEL and self.threshold is not None:
+            spec["threshold"] = self.threshold
+        return normalize_task(self.name, spec)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields; an in-memory dataset is described, not serialised."""
+        output = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "dataset"}
+        in_memory = isinstance(self.dataset, (datasets.Dataset, datasets.DatasetDict))
+        output["dataset"] = f"<in-memory {type(self.dataset).__name__}>" if in_memory else self.dataset
+        return output
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TaskSpec":
+        """Builds a spec from a dict; unknown keys are an error that lists the valid ones."""
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ValueError(f"Unknown task key(s) {unknown} in {dict(data)}; valid keys: {valid}.")
+        return cls(**data)
+
+
+def task_folder_files(folder: str | os.PathLike) -> dict[str, str]:
+    """`{split: file}` for a folder holding `train.jsonl`, `validation.csv`... (one file per split)."""
+    folder = Path(folder)
+    found = {}
+    for path in sorted(folder.iterdir()):
+        split, _, extension = path.name.partition(".")
+        if extension in DATA_EXTENSIONS and split not in found:
+            found[split] = str(path)
+    if not found:
+        raise FileNotFoundError(f"No {'/'.join(DATA_EXTENSIONS)} files in task folder {folder}.")
+    return found
+
+
+def parse_task(item: Any) -> TaskSpec:
+    r"""
+    Reads one task from a `TaskSpec`, a dict, a JSON object string, or the compact CLI form `name=path` (a folder of
+    `<split>.<ext>` files or a single train file).
+
+    Example:
+
+    ```python
+    >>> parse_task("emotion=../shared/data/tweet_emotion").data_files["train"]
+    '../shared/data/tweet_emotion/train.jsonl'
+    ```
+    """
+    if isinstance(item, TaskSpec):
+        return item
+    if isinstance(item, Mapping):
+        return TaskSpec.from_dict(item)
+    if not isinstance(item, str):
+        raise TypeError(f"A task is a TaskSpec, a dict or a string, got {type(item).__name__}: {item!r:.80}.")
+    if item.lstrip().startswith("{"):
+        return TaskSpec.from_dict(json.loads(item))
+    name, sep, path = item.partition("=")
+    if not sep or not path:
+        raise ValueError(f"Cannot read task {item!r}: use a JSON object, a tasks file, or name=path.")
+    files = task_folder_files(path) if Path(path).is_dir() else {"train": path}
+    return TaskSpec(name=name, data_files=files)
+
+
+def load_task_specs(tasks: str | os.PathLike | Iterable[Any]) -> list[TaskSpec]:
+    r"""
+    Reads task specs from a JSON/YAML file (a list, or a mapping with a `tasks` list) or from a list of items that
+    [`parse_task`] accepts (an item that is a `.json`/`.yaml` file path is expanded in place). Names must be unique.
+
+    Example:
+
+    ```python
+    >>> specs = load_task_specs([{"name": "a", "data_files": "a.csv"}, "b=data/b"])
+    ```
+    """
+    items = [tasks] if isinstance(tasks, (str, os.PathLike)) else list(tasks)
+    specs = []
+    for item in items:
+        if isinstance(item, (str, os.PathLike)) and Path(item).suffix in (".json", ".yaml", ".yml"):
+            specs += [parse_task(entry) for entry in _read_task_file(item)]
+        else:
+            specs.append(parse_task(item))
+    names = [spec.name for spec in specs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"Duplicate task names {duplicates}.")
+    if not specs:
+        raise ValueError("No tasks given: pass at least one task.")
+    return specs
+
+
+def _read_task_file(path: str | os.PathLike) -> list[Any]:
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) if Path(path).suffix in (".yaml", ".yml") else json.load(f)
+    if isinstance(data, Mapping):
+        data = data.get("tasks")
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a list of tasks (or a mapping with a 'tasks' list).")
+    return data
+
+
+__all__ = ["DATA_EXTENSIONS", "TaskSpec", "load_task_specs", "parse_task", "task_folder_files"]

@@ -1,0 +1,440 @@
+"""Multitask training on transformers' `Trainer`: single-task batches, per-task loss weights, multitask evaluation.
+
+[`MultitaskTrainer`] changes only what multitask training needs: the train dataloader (a [`TaskBatchSampler`] over the
+concatenated task train sets), the loss (per-task loss weights, optional class weights) and `evaluate()` (every task's
+validation split, `eval_<task>_<metric>` plus `eval_average_primary`, the metric early stopping and
+`reduce_lr_on_plateau` watch). AdamW, schedules, gradient accumulation, fp16/bf16, checkpoints and resume, progress
+bars and `accelerate launch` multi-GPU runs are Trainer's own.
+
+[`run`] is the whole job behind `scripts/train.py`. The final model folder (`training_args.model_dir`) holds:
+
+- the Hub-ready model (`polyhead.saving.save_model_folder`: safetensors weights, config, remote code, tokenizer);
+- `results.json`, `classification_report_<task>.txt`, `confusion_matrix_<task>.png` (see `polyhead.evaluation`);
+- `training_args.json`, with the stable keys `{"model": ModelArguments, "data": DataArguments with "tasks" as a list
+  of TaskSpec dicts, "training": TrainingArguments.to_dict(), "tasks": config tasks (labels, problem type),
+  "num_train_examples": {task: n}, "train_metrics": {...}, "log_history": [...], "polyhead_version": str}`;
+- with `single_task_baselines`, `baselines/results.json`: the same schema as `results.json`, one single-task model per
+  task trained with the same arguments (their model folders are under `<output_dir>/baselines/<task>/model`).
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from torch.nn import functional as F
+from torch.utils.data import ConcatDataset, DataLoader
+from transformers import AutoTokenizer, EarlyStoppingCallback, PreTrainedTokenizerBase, Trainer, set_seed
+
+from polyhead import __version__, metrics
+from polyhead.arguments import TINY_ENCODER, DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
+from polyhead.evaluation import evaluate_model, score_task, write_results
+from polyhead.sampling import TaskBatchSampler
+from polyhead.saving import save_model_folder
+from polyhead_remote.configuration_multitask import MULTI_LABEL, MultitaskConfig
+from polyhead_remote.modeling_multitask import MultitaskModel
+
+
+logger = logging.getLogger(__name__)
+
+TRAINING_ARGS_FILE = "training_args.json"
+BASELINES_DIR = "baselines"
+
+
+class MultitaskTrainer(Trainer):
+    r"""
+    A `Trainer` whose batches each hold one task, drawn by a [`TaskBatchSampler`].
+
+    Args:
+        model (`MultitaskModel`): the model; its config lists the tasks.
+        args (`TrainingArguments`): as for `Trainer`.
+        train_datasets (`dict[str, Dataset]`): tokenized train split of each task (columns of
+            `polyhead.data.tokenize_task_data`).
+        eval_datasets (`dict[str, Dataset]`, *optional*): tokenized validation split of each task.
+        processing_class: the tokenizer (pads batches, saved with checkpoints).
+        loss_weights (`dict[str, float]`, *optional*): multiplies each task's loss (default 1).
+        class_weights (`dict[str, list[float]]`, *optional*): weighted cross-entropy / BCE `pos_weight` per task.
+        sampling (`str`), temperature (`float`): the [`TaskBatchSampler`] strategy.
+        kwargs: passed to `Trainer` (callbacks, optimizers...).
+
+    Example:
+
+    ```python
+    >>> trainer = MultitaskTrainer(model, args, train_datasets={"a": train_a, "b": train_b},
+    ...                            eval_datasets={"a": val_a, "b": val_b}, processing_class=tokenizer)
+    >>> trainer.train()
+    >>> trainer.evaluate()["eval_average_primary"]
+    ```
+    """
+
+    def __init__(
+        self,
+        model: MultitaskModel,
+        args: MultitaskTrainingArguments,
+        train_datasets: Mapping[str, datasets.Dataset] | None = None,
+        eval_datasets: Mapping[str, datasets.Dataset] | None = None,
+        processing_class: PreTrainedTokenizerBase | None = None,
+        loss_weights: Mapping[str, float] | None = None,
+        class_weights: Mapping[str, list[float] | None] | None = None,
+        sampling: str = "proportional",
+        temperature: float = 2.0,
+        **kwargs,
+    ):
+        self.train_datasets = dict(train_datasets or {})
+        self.eval_datasets = dict(eval_datasets or {})
+        unknown = sorted((set(self.train_datasets) | set(self.eval_datasets)) - set(model.config.tasks))
+        if unknown:
+            raise ValueError(f"Datasets given for task(s) {unknown} that the model lacks ({model.config.task_names}).")
+        kwargs.setdefault("data_collator", MultitaskCollator(processing_class))
+        train_dataset = ConcatDataset(list(self.train_datasets.values())) if self.train_datasets else None
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=self.eval_datasets or None,
+            processing_class=processing_class,
+            **kwargs,
+        )
+        # Our loss is a per-batch mean: Trainer must scale it for gradient accumulation itself.
+        self.model_accepts_loss_kwargs = False
+        self.loss_weights = {task: float(w) for task, w in (loss_weights or {}).items()}
+        self.class_weights = {task: w for task, w in (class_weights or {}).items() if w is not None}
+        self.sampling, self.temperature = sampling, temperature
+
+    def make_batch_sampler(self) -> TaskBatchSampler:
+        """The train batch sampler (seeded by `data_seed`, else `seed`)."""
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        sizes = [len(dataset) for dataset in self.train_datasets.values()]
+        return TaskBatchSampler(sizes, self._train_batch_size, self.sampling, self.temperature, seed=seed)
+
+    def get_train_dataloader(self) -> DataLoader:
+        if not self.train_datasets:
+            raise ValueError("MultitaskTrainer: training requires train_datasets.")
+        loader = DataLoader(
+            self.train_dataset,
+            batch_sampler=self.make_batch_sampler(),
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.args.dataloader_persistent_workers and self.args.dataloader_num_workers > 0,
+        )
+        return self.accelerator.prepare(loader)
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        inputs = dict(inputs)
+        labels, task = inputs.pop("labels"), inputs["task"]
+        logits = model(**inputs).logits[task]
+        loss = self.task_loss(task, logits, labels)
+        return (loss, {"loss": loss, "logits": logits}) if return_outputs else loss
+
+    def task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The model's loss for `task`, class-weighted if asked, times the task's loss weight."""
+        weights = self.class_weights.get(task)
+        if weights is None:
+            loss = self.model.task_loss(task, logits, labels)
+        else:
+            weights = torch.tensor(weights, dtype=logits.dtype, device=logits.device)
+            if self.model.config.task(task)["problem_type"] == MULTI_LABEL:
+                loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), pos_weight=weights)
+            else:
+                loss = F.cross_entropy(logits, labels.long(), weight=weights, ignore_index=-100)
+        return loss * self.loss_weights.get(task, 1.0)
+
+    def evaluate(
+        self,
+        eval_dataset: Mapping[str, datasets.Dataset] | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        """Evaluates every task; returns `{prefix}_<task>_<metric>`, `{prefix}_<task>_loss`, `{prefix}_loss` (mean
+        of the task losses) and `{prefix}_average_primary` (mean of each task's primary metric)."""
+        eval_datasets = dict(eval_dataset) if eval_dataset is not None else self.eval_datasets
+        if not eval_datasets:
+            raise ValueError("MultitaskTrainer: evaluation requires eval_datasets ({task: Dataset}).")
+        start, output, task_results, losses = time.time(), {}, {}, []
+        for task, dataset in eval_datasets.items():
+            prefix = f"{metric_key_prefix}_{task}"
+            loader = self._get_dataloader(
+                dataset,
+                f"Evaluation [{task}]",
+                self.args.eval_batch_size,
+                self._get_eval_sampler,
+                dataloader_key=prefix,
+            )
+            loop = self.evaluation_loop(loader, f"Evaluation [{task}]", False, ignore_keys, prefix)
+            task_results[task], _ = score_task(self.model.config.task(task), loop.predictions, loop.label_ids)
+            output.update({f"{prefix}_{key}": value for key, value in task_results[task].items()})
+            if f"{prefix}_loss" in loop.metrics:
+                output[f"{prefix}_loss"] = loop.metrics[f"{prefix}_loss"]
+                losses.append(loop.metrics[f"{prefix}_loss"])
+        problem_types = {task: self.model.config.task(task)["problem_type"] for task in task_results}
+        output[f"{metric_key_prefix}_average_primary"] = metrics.macro_average(task_results, problem_types)["primary"]
+        if losses:
+            output[f"{metric_key_prefix}_loss"] = float(sum(losses) / len(losses))
+        output[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 4)
+        self.log(output)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, output)
+        return output
+
+
+def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
+    """The tokenizer of `tokenizer_name_or_path` (default: the encoder's), or the tiny preset's."""
+    name = model_args.tokenizer_name_or_path or model_args.encoder_name_or_path
+    if name == TINY_ENCODER:
+        from polyhead.testing_utils import tiny_tokenizer
+
+        return tiny_tokenizer()
+    return AutoTokenizer.from_pretrained(name)
+
+
+def build_model(model_args: ModelArguments, tasks: Mapping[str, dict]) -> MultitaskModel:
+    r"""
+    A [`MultitaskModel`] with fresh heads for `tasks` on the pretrained encoder (or the tiny random preset).
+
+    Example:
+
+    ```python
+    >>> model = build_model(ModelArguments("tiny-random-bert"), {"a": {"labels": ["x", "y"]}})
+    ```
+    """
+    options = {"pooling": model_args.pooling, "classifier_dropout": model_args.classifier_dropout}
+    if model_args.encoder_name_or_path == TINY_ENCODER:
+        from polyhead.testing_utils import tiny_encoder_config
+
+        model = MultitaskModel(MultitaskConfig(encoder=tiny_encoder_config(), tasks=dict(tasks), **options))
+    else:
+        model = MultitaskModel.from_encoder_pretrained(model_args.encoder_name_or_path, dict(tasks), **options)
+    if model_args.freeze_encoder:
+        model.freeze_encoder()
+    return model
+
+
+@dataclasses.dataclass
+class PreparedTasks:
+    """Validated task data and its tokenized splits (`{task: {role: Dataset}}`)."""
+
+    data: dict[str, TaskData]
+    encoded: dict[str, dict[str, datasets.Dataset]]
+
+    def subset(self, names: list[str]) -> "PreparedTasks":
+        return PreparedTasks({n: self.data[n] for n in names}, {n: self.encoded[n] for n in names})
+
+
+def prepare_tasks(
+    model_args: ModelArguments, data_args: DataArguments, tokenizer: PreTrainedTokenizerBase, seed: int = 0
+) -> PreparedTasks:
+    """Loads, validates (before any training) and tokenizes every task of `data_args`."""
+    data = load_task_data(data_args.task_specs(), seed=seed)
+    encoded = {name: tokenize_task_data(task, tokenizer, model_args.max_length) for name, task in data.items()}
+    return PreparedTasks(data, encoded)
+
+
+def train_and_evaluate(
+    prepared: PreparedTasks,
+    tokenizer: PreTrainedTokenizerBase,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: MultitaskTrainingArguments,
+) -> dict[str, Any]:
+    r"""
+    Trains one model on the prepared tasks, scores it on the final split and writes the model folder
+    (`training_args.model_dir`). Returns the results dict (also in `results.json`).
+
+    Example:
+
+    ```python
+    >>> results = train_and_evaluate(prepared, tokenizer, model_args, data_args, training_args)
+    ```
+    """
+    trainer = make_trainer(prepared, tokenizer, model_args, data_args, training_args)
+    train_result = trainer.train(resume_from_checkpoint=_resume_value(training_args.resume_from_checkpoint))
+    model = trainer.model
+    final = _final_eval_sets(prepared, data_args.final_eval_split)
+    split = "test" if data_args.final_eval_split == "test" else "validation"
+    train_labels = {name: task.label_ids("train") for name, task in prepared.data.items()}
+    if not trainer.is_world_process_zero():
+        return {}
+    results: dict[str, Any] = {}
+
+    def write_files(folder: Path) -> None:
+        results.update(
+            evaluate_model(
+                model,
+                tokenizer,
+                final,
+                split,
+                training_args.per_device_eval_batch_size,
+                folder,
+                train_labels,
+                model_path=str(training_args.model_dir),
+                progress=not training_args.disable_tqdm,
+            )
+        )
+        run_info = training_run_info(model_args, data_args, training_args, prepared, trainer, train_result.metrics)
+        (folder / TRAINING_ARGS_FILE).write_text(json.dumps(run_info, indent=2, default=str) + "\n", encoding="utf-8")
+
+    model.eval()
+    save_model_folder(model, tokenizer, training_args.model_dir, overwrite=True, extra=write_files)
+    return results
+
+
+def make_trainer(
+    prepared: PreparedTasks,
+    tokenizer: PreTrainedTokenizerBase,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: MultitaskTrainingArguments,
+) -> MultitaskTrainer:
+    """Builds the model and its [`MultitaskTrainer`] (with early stopping when asked)."""
+    set_seed(training_args.seed)
+    model = build_model(model_args, {name: task.head for name, task in prepared.data.items()})
+    if training_args.eval_strategy != "no" and not any("eval" in enc for enc in prepared.encoded.values()):
+        raise ValueError(f"eval_strategy={training_args.eval_strategy.value!r} but no task has a validation split.")
+    callbacks = []
+    if training_args.early_stopping_patience is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
+    return MultitaskTrainer(
+        model=model,
+        args=training_args,
+        train_datasets={name: encoded["train"] for name, encoded in prepared.encoded.items()},
+        eval_datasets={name: encoded["eval"] for name, encoded in prepared.encoded.items() if "eval" in encoded},
+        processing_class=tokenizer,
+        loss_weights={name: task.spec.loss_weight for name, task in prepared.data.items()},
+        class_weights={name: class_weights(task) for name, task in prepared.data.items()},
+        sampling=data_args.sampling,
+        temperature=data_args.temperature,
+        callbacks=callbacks,
+    )
+
+
+def _resume_value(value: str | bool | None) -> str | bool | None:
+    # `--resume_from_checkpoint true` (or "last") resumes from the newest checkpoint in output_dir.
+    if isinstance(value, str) and value.lower() in ("true", "last"):
+        return True
+    return value or None
+
+
+def _final_eval_sets(prepared: PreparedTasks, role: str) -> dict[str, datasets.Dataset]:
+    final = {}
+    for name, encoded in prepared.encoded.items():
+        chosen = role if role in encoded else "eval"
+        if chosen not in encoded:
+            logger.warning(f"Task {name!r} has no test or validation split: it is not scored.")
+            continue
+        if chosen != role:
+            logger.warning(f"Task {name!r} has no {role} split: scoring its validation split instead.")
+        final[name] = encoded[chosen]
+    return final
+
+
+def training_run_info(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: MultitaskTrainingArguments,
+    prepared: PreparedTasks,
+    trainer: Trainer,
+    train_metrics: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The JSON-ready content of `training_args.json` (keys documented in the module docstring)."""
+    data = {f.name: getattr(data_args, f.name) for f in dataclasses.fields(data_args) if f.name != "tasks"}
+    data["tasks"] = [task.spec.to_dict() for task in prepared.data.values()]  # in-memory datasets described only
+    return {
+        "model": dataclasses.asdict(model_args),
+        "data": data,
+        "training": training_args.to_dict(),
+        "tasks": {name: task.head for name, task in prepared.data.items()},
+        "num_train_examples": {name: len(enc["train"]) for name, enc in prepared.encoded.items()},
+        "train_metrics": dict(train_metrics),
+        "log_history": trainer.state.log_history,
+        "polyhead_version": __version__,
+    }
+
+
+def train_baselines(
+    prepared: PreparedTasks,
+    tokenizer: PreTrainedTokenizerBase,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: MultitaskTrainingArguments,
+) -> dict[str, Any]:
+    """Trains one single-task model per task with the same arguments; returns results in the `results.json` schema
+    and writes them to `<model_dir>/baselines/results.json`."""
+    combined: dict[str, Any] = {"tasks": {}, "num_examples": {}, "models": {}}
+    for name in prepared.data:
+        folder = os.path.join(training_args.output_dir, BASELINES_DIR, name)
+        args = dataclasses.replace(
+            training_args, output_dir=folder, model_dir=os.path.join(folder, "model"), single_task_baselines=False
+        )
+        if "eval" not in prepared.encoded[name] and args.eval_strategy != "no":
+            logger.warning(
+                f"Baseline {name!r}: no validation split, so no evaluation (nor early stopping) in training."
+            )
+            args = dataclasses.replace(
+                args, eval_strategy="no", load_best_model_at_end=False, early_stopping_patience=None
+            )
+        result = train_and_evaluate(prepared.subset([name]), tokenizer, model_args, data_args, args)
+        if not result:
+            continue
+        for key in ("tasks", "num_examples", "majority_baseline", "primary_metrics", "problem_types"):
+            combined.setdefault(key, {}).update(result.get(key, {}))
+        combined["models"][name] = args.model_dir
+        combined["split"] = result["split"]
+    if combined["tasks"]:
+        combined["average"] = metrics.macro_average(combined["tasks"], combined.get("problem_types"))
+        write_results(combined, Path(training_args.model_dir) / BASELINES_DIR)
+    return combined
+
+
+def run(
+    model_args: ModelArguments, data_args: DataArguments, training_args: MultitaskTrainingArguments
+) -> dict[str, Any]:
+    r"""
+    The training job: validate and tokenize every task, train the multitask model, score it, write the model folder,
+    and (with `single_task_baselines`) train and score one model per task.
+
+    Returns `{"multitask": results, "baselines": results or None}`.
+
+    Example:
+
+    ```python
+    >>> from polyhead.arguments import parse_args
+    >>> results = run(*parse_args(["configs/tiny.yaml", "--output_dir", "/tmp/tiny"]))
+    >>> results["multitask"]["average"]["primary"]
+    ```
+    """
+    tokenizer = load_tokenizer(model_args)
+    prepared = prepare_tasks(model_args, data_args, tokenizer, seed=training_args.data_seed or training_args.seed)
+    multitask = train_and_evaluate(prepared, tokenizer, model_args, data_args, training_args)
+    baselines = None
+    if training_args.single_task_baselines:
+        baselines = train_baselines(prepared, tokenizer, model_args, data_args, training_args)
+    return {"multitask": multitask, "baselines": baselines}
+
+
+__all__ = [
+    "BASELINES_DIR",
+    "TRAINING_ARGS_FILE",
+    "MultitaskTrainer",
+    "PreparedTasks",
+    "build_model",
+    "load_tokenizer",
+    "make_trainer",
+    "prepare_tasks",
+    "run",
+    "train_and_evaluate",
+    "train_baselines",
+    "training_run_info",
+]

@@ -1,0 +1,34 @@
+"""Scores a saved model folder on any task's split.
+
+    python scripts/evaluate_model.py MODEL_DIR --tasks configs/tweets.yaml --split test --output_dir outputs/eval
+    python scripts/evaluate_model.py MODEL_DIR --tasks emotion=../shared/data/tweet_emotion --split validation
+
+Writes results.json, classification_report_<task>.txt and confusion_matrix_<task>.png into --output_dir.
+"""
+
+import argparse
+import json
+
+from polyhead.evaluation import evaluate_saved_model, format_results_table
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir", help="A saved model folder (loaded with trust_remote_code=True).")
+    parser.add_argument("--tasks", nargs="+", required=True, help="name=folder, JSON task objects or a tasks file.")
+    parser.add_argument("--split", default="test", help="Split role: test, eval (validation) or train.")
+    parser.add_argument("--output_dir", default=None, help="Where results go (default: <model_dir>/eval-<split>).")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--max_length", type=int, default=128)
+    parser.add_argument("--max_samples", type=int, default=None, help="Subsample each task's split.")
+    args = parser.parse_args(argv)
+    results = evaluate_saved_model(
+        args.model_dir, args.tasks, args.split, args.output_dir, args.batch_size, args.max_length, args.max_samples
+    )
+    print(format_results_table(results))
+    print(json.dumps({"average": results["average"]}, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

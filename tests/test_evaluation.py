@@ -1,0 +1,113 @@
+"""Evaluation: metrics match a hand computation, files are written, saved models score from the command line."""
+
+import json
+import sys
+
+import datasets
+import numpy as np
+import pytest
+import torch
+
+from polyhead import MultitaskModel
+from polyhead.data import load_task_data, tokenize_task_data
+from polyhead.evaluation import evaluate_model, format_results_table, majority_predictions, predict_logits, score_task
+from polyhead.saving import save_model_folder
+from polyhead.tasks import TaskSpec
+from polyhead.testing_utils import tiny_multitask_config
+
+
+SINGLE = {"labels": ["neg", "pos", "neutral"], "problem_type": "single_label_classification"}
+MULTI = {"labels": ["a", "b"], "problem_type": "multi_label_classification", "threshold": 0.5}
+
+
+def test_single_label_metrics_by_hand():
+    logits = np.array([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]])
+    references = np.array([0, 1, 0, 2])  # predictions 0, 1, 1, 2
+    results, predictions = score_task(SINGLE, logits, references)
+    assert predictions.tolist() == [0, 1, 1, 2]
+    # per class: neg P=1 R=.5 F1=2/3; pos P=.5 R=1 F1=2/3; neutral P=R=F1=1
+    assert results["accuracy"] == pytest.approx(0.75)
+    assert results["precision_macro"] == pytest.approx((1 + 0.5 + 1) / 3)
+    assert results["recall_macro"] == pytest.approx((0.5 + 1 + 1) / 3)
+    assert results["f1_macro"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+
+
+def test_multi_label_metrics_by_hand():
+    logits = np.array([[5.0, -5.0], [5.0, 5.0], [-5.0, -5.0]])  # predicted {a}, {a, b}, {}
+    references = np.array([[1, 0], [1, 0], [0, 1]])
+    results, _ = score_task(MULTI, logits, references)
+    # a: tp=2 fp=0 fn=0; b: tp=0 fp=1 fn=1 -> micro P=2/3 R=2/3 F1=2/3; macro F1=(1+0)/2; exact match 1/3
+    assert results["f1_micro"] == pytest.approx(2 / 3)
+    assert results["f1_macro"] == pytest.approx(0.5)
+    assert results["exact_match"] == pytest.approx(1 / 3)
+
+
+def test_majority_predictions():
+    assert majority_predictions("single_label_classification", [1, 1, 0], 3, 2).tolist() == [1, 1, 1]
+    multi = majority_predictions("multi_label_classification", [[1, 0], [1, 0], [0, 1]], 2, 2)
+    assert multi.tolist() == [[1, 0], [1, 0]]
+
+
+@pytest.fixture
+def scored(tmp_path, tokenizer):
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config()).eval()
+    texts = ["i love this movie", "bad phone", "the team win", "money and stock", "great game today", "sad news"]
+    specs = [
+        TaskSpec(
+            "sentiment",
+            dataset=datasets.Dataset.from_dict({"text": texts, "label": ["positive", "negative"] * 3}),
+            labels=["negative", "positive"],
+        ),
+        TaskSpec(
+            "emotions",
+            dataset=datasets.Dataset.from_dict({"text": texts, "label": [["joy"], [], ["fear", "joy"]] * 2}),
+            labels=["anger", "fear", "joy", "sadness"],
+        ),
+    ]
+    data = load_task_data(specs)
+    encoded = {name: tokenize_task_data(task, tokenizer)["train"] for name, task in data.items()}
+    train_labels = {name: task.label_ids("train") for name, task in data.items()}
+    results = evaluate_model(model, tokenizer, encoded, "test", 4, tmp_path / "eval", train_labels, progress=False)
+    return model, tokenizer, encoded, results, tmp_path / "eval"
+
+
+def test_evaluate_model_matches_hand_computation_and_writes_files(scored):
+    model, tokenizer, encoded, results, folder = scored
+    logits, labels = predict_logits(model, encoded["sentiment"], tokenizer, "sentiment", progress=False)
+    accuracy = float((logits.argmax(-1) == labels).mean())
+    assert results["tasks"]["sentiment"]["accuracy"] == pytest.approx(accuracy)
+    assert results["average"]["primary"] == pytest.approx(
+        (results["tasks"]["sentiment"]["f1_macro"] + results["tasks"]["emotions"]["f1_micro"]) / 2
+    )
+    assert results["num_examples"] == {"sentiment": 6, "emotions": 6} and results["split"] == "test"
+    assert results["majority_baseline"]["sentiment"]["accuracy"] == pytest.approx(0.5)
+    saved = json.loads((folder / "results.json").read_text())
+    assert saved["tasks"] == results["tasks"]
+    for task in ("sentiment", "emotions"):
+        assert (folder / f"confusion_matrix_{task}.png").read_bytes()[:4] == b"\x89PNG"
+        assert "precision" in (folder / f"classification_report_{task}.txt").read_text()
+    table = format_results_table(results)
+    assert "sentiment" in table and "majority acc" in table
+
+
+def test_evaluate_script_scores_a_saved_folder(scored, tmp_path, monkeypatch):
+    model, tokenizer, _, _, _ = scored
+    folder = save_model_folder(model, tokenizer, tmp_path / "model")
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [{"text": "i love this movie", "label": "positive"}, {"text": "bad phone", "label": "negative"}]
+    (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.syspath_prepend("scripts")
+    sys.modules.pop("evaluate_model", None)
+    from evaluate_model import main
+
+    results = main([str(folder), "--tasks", f"sentiment={data}", "--output_dir", str(tmp_path / "out")])
+    assert results["num_examples"] == {"sentiment": 2}
+    assert (tmp_path / "out" / "results.json").is_file()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "test.jsonl").write_text(json.dumps({"text": "x", "label": "maybe"}) + "\n")
+    with pytest.raises(ValueError, match=r"\['maybe'\].*not in its label map"):
+        main([str(folder), "--tasks", f"sentiment={bad}"])

@@ -1,0 +1,91 @@
+"""TaskBatchSampler: single-task batches, strategy ratios, exhaustion of small tasks, determinism."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from polyhead.sampling import STRATEGIES, TaskBatchSampler
+
+
+SIZES = [400, 100, 12]
+
+
+def _tasks(sampler, batches):
+    return [sampler.task_of_batch(batch) for batch in batches]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_single_task_batches_of_valid_indices(strategy):
+    sampler = TaskBatchSampler(SIZES, batch_size=8, strategy=strategy, seed=1)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 50 + 13 + 2
+    bounds = np.cumsum([0, *SIZES])
+    for batch in batches:
+        task = sampler.task_of_batch(batch)
+        assert 1 <= len(batch) <= 8
+        assert all(bounds[task] <= index < bounds[task + 1] for index in batch)
+
+
+def test_proportional_sees_every_row_once():
+    sampler = TaskBatchSampler(SIZES, batch_size=8, strategy="proportional")
+    rows = [index for batch in sampler for index in batch]
+    assert sorted(rows) == list(range(sum(SIZES)))
+
+
+def test_proportional_ratios_follow_sizes():
+    sampler = TaskBatchSampler([300, 100], batch_size=4, strategy="proportional")
+    counts = Counter(_tasks(sampler, sampler))
+    assert counts[0] / counts[1] == pytest.approx(3.0)
+
+
+def test_temperature_limits():
+    sizes = [1000, 10]
+    proportional = TaskBatchSampler(sizes, 10, "temperature", temperature=1.0).task_probabilities()
+    assert proportional == pytest.approx(np.array(sizes) / sum(sizes))
+    near_uniform = TaskBatchSampler(sizes, 10, "temperature", temperature=1000.0).task_probabilities()
+    assert near_uniform == pytest.approx([0.5, 0.5], abs=0.01)
+    middle = TaskBatchSampler(sizes, 10, "temperature", temperature=2.0).task_probabilities()
+    assert middle[1] == pytest.approx(1 / 11)  # sqrt(10) / (sqrt(1000) + sqrt(10))
+
+
+def test_temperature_empirical_share():
+    sampler = TaskBatchSampler([900, 100], batch_size=1, strategy="temperature", temperature=2.0, seed=0)
+    counts = Counter(_tasks(sampler, sampler))
+    assert counts[1] / len(sampler) == pytest.approx(0.25, abs=0.04)  # sqrt(100) / (sqrt(900) + sqrt(100))
+
+
+def test_round_robin_order():
+    sampler = TaskBatchSampler([40, 8, 4], batch_size=4, strategy="round_robin")
+    assert len(sampler) == 10 + 2 + 1
+    assert _tasks(sampler, sampler) == [0, 1, 2] * 4 + [0]
+
+
+@pytest.mark.parametrize("strategy", ["temperature", "round_robin"])
+def test_small_task_runs_out_and_restarts(strategy):
+    sampler = TaskBatchSampler([1000, 3], batch_size=2, strategy=strategy, temperature=50.0, seed=0)
+    small = [batch for batch in sampler if sampler.task_of_batch(batch) == 1]
+    assert len(small) > 10  # far more than the task's 2 batches: reshuffled and restarted, no crash
+    assert Counter(index for batch in small for index in batch).keys() == {1000, 1001, 1002}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_deterministic_per_seed_and_epoch(strategy):
+    sampler = TaskBatchSampler(SIZES, 8, strategy, seed=7)
+    sampler.set_epoch(2)
+    first = list(sampler)
+    assert list(sampler) == first
+    again = TaskBatchSampler(SIZES, 8, strategy, seed=7)
+    again.set_epoch(2)
+    assert list(again) == first
+    again.set_epoch(3)
+    assert list(again) != first
+    assert list(TaskBatchSampler(SIZES, 8, strategy, seed=8)) != list(TaskBatchSampler(SIZES, 8, strategy, seed=7))
+
+
+def test_fixed_number_of_batches_and_errors():
+    assert len(list(TaskBatchSampler([5, 5], 2, "proportional", num_batches=11))) == 11
+    with pytest.raises(ValueError, match="Unknown sampling strategy 'uniform'"):
+        TaskBatchSampler([5], 2, "uniform")
+    with pytest.raises(ValueError, match="at least one train row"):
+        TaskBatchSampler([5, 0], 2)

@@ -1,0 +1,194 @@
+"""MultitaskTrainer on the tiny encoder: loss falls, checkpoint resume, loss weights, arguments, baselines."""
+
+import json
+import random
+
+import datasets
+import pytest
+import torch
+import yaml
+
+from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments, parse_args
+from polyhead.data import MultitaskCollator
+from polyhead.tasks import TaskSpec
+from polyhead.testing_utils import WORDS, tiny_tokenizer
+from polyhead.training import MultitaskTrainer, make_trainer, prepare_tasks, run
+
+
+def _split(n, labels, seed, multi=False):
+    # The label word is in the text: a learnable task for a tiny random encoder.
+    rng = random.Random(seed)
+    texts, targets = [], []
+    for _ in range(n):
+        label = rng.choice(labels)
+        texts.append(" ".join([label, *rng.sample(WORDS, 4)]))
+        targets.append([label] if multi else label)
+    return datasets.Dataset.from_dict({"text": texts, "label": targets})
+
+
+def _tasks(n_train=48):
+    sentiment = datasets.DatasetDict(
+        train=_split(n_train, ["good", "bad"], 0),
+        validation=_split(16, ["good", "bad"], 1),
+        test=_split(16, ["good", "bad"], 2),
+    )
+    topic = datasets.DatasetDict(
+        train=_split(n_train // 2, ["sport", "tech", "money"], 3), validation=_split(12, ["sport", "tech", "money"], 4)
+    )
+    emotions = datasets.DatasetDict(train=_split(n_train // 2, ["joy", "fear"], 5, multi=True))
+    return [
+        TaskSpec("sentiment", dataset=sentiment),
+        TaskSpec("topic", dataset=topic, class_weights="balanced"),
+        TaskSpec("emotions", dataset=emotions),
+    ]
+
+
+def _args(tmp_path, **kwargs):
+    defaults = {
+        "output_dir": str(tmp_path / "run"),
+        "num_train_epochs": 1,
+        "per_device_train_batch_size": 8,
+        "learning_rate": 2e-3,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "seed": 0,
+    }
+    return MultitaskTrainingArguments(**{**defaults, **kwargs})
+
+
+class RecordingCollator(MultitaskCollator):
+    def __init__(self, tokenizer):
+        super().__init__(tokenizer)
+        self.seen = []
+
+    def __call__(self, features):
+        batch = super().__call__(features)
+        self.seen.append((batch["task"], batch["input_ids"][0].tolist()))
+        return batch
+
+
+def _trainer(tmp_path, collator=None, specs=None, **kwargs):
+    tokenizer = tiny_tokenizer()
+    prepared = prepare_tasks(ModelArguments(), DataArguments(tasks=specs or _tasks()), tokenizer)
+    trainer = make_trainer(prepared, tokenizer, ModelArguments(), DataArguments(), _args(tmp_path, **kwargs))
+    if collator is not None:
+        trainer.data_collator = collator
+    return trainer
+
+
+def test_loss_falls_and_batches_are_single_task(tmp_path):
+    collator = RecordingCollator(tiny_tokenizer())
+    trainer = _trainer(tmp_path, collator, num_train_epochs=4)
+    before = trainer.evaluate()
+    trainer.train()
+    after = trainer.evaluate()
+    assert after["eval_sentiment_loss"] < before["eval_sentiment_loss"]
+    assert after["eval_topic_loss"] < before["eval_topic_loss"]
+    assert trainer.state.log_history[-2]["train_loss"] > 0
+    assert {task for task, _ in collator.seen} == {"sentiment", "topic", "emotions"}
+
+
+def test_evaluate_reports_every_task_and_average(tmp_path):
+    metrics = _trainer(tmp_path).evaluate()
+    assert {"eval_sentiment_f1_macro", "eval_topic_accuracy", "eval_average_primary", "eval_loss"} <= set(metrics)
+    assert "eval_emotions_f1_micro" not in metrics  # emotions has no validation split
+    expected = (metrics["eval_sentiment_f1_macro"] + metrics["eval_topic_f1_macro"]) / 2
+    assert metrics["eval_average_primary"] == pytest.approx(expected)
+
+
+def test_checkpoint_resume_lands_on_the_same_batches(tmp_path):
+    # 48 + 24 + 24 rows, batch 8: 12 batches an epoch, 2 epochs; resume from step 15 (epoch 2, 3 batches in).
+    full = RecordingCollator(tiny_tokenizer())
+    trainer = _trainer(tmp_path, full, num_train_epochs=2, save_strategy="steps", save_steps=15)
+    trainer.train()
+    assert trainer.state.global_step == 24
+    final_weights = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+    resumed = RecordingCollator(tiny_tokenizer())
+    trainer = _trainer(tmp_path, resumed, num_train_epochs=2, save_strategy="steps", save_steps=15)
+    trainer.train(resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-15"))
+    assert trainer.state.global_step == 24
+    assert resumed.seen == full.seen[15:]
+    for key, value in trainer.model.state_dict().items():
+        torch.testing.assert_close(value, final_weights[key])
+
+
+def test_loss_weights_scale_the_task_loss(tmp_path):
+    specs = _tasks()
+    trainer = _trainer(tmp_path, specs=specs)
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.model.eval()
+    with torch.no_grad():
+        base = trainer.compute_loss(trainer.model, batch)
+        trainer.loss_weights[batch["task"]] = 3.0
+        assert trainer.compute_loss(trainer.model, batch) == pytest.approx(3 * base.item(), rel=1e-5)
+
+
+def test_class_weights_change_the_loss(tmp_path):
+    trainer = _trainer(tmp_path)
+    dataset = trainer.eval_datasets["topic"]
+    batch = trainer.data_collator([dataset[i] for i in range(8)])
+    trainer.model.eval()
+    with torch.no_grad():
+        weighted = trainer.compute_loss(trainer.model, batch)
+        trainer.class_weights.pop("topic")
+        plain = trainer.compute_loss(trainer.model, batch)
+    assert weighted.item() != pytest.approx(plain.item())
+
+
+def test_bad_input_raises_before_training(tmp_path):
+    specs = [TaskSpec("t", dataset=datasets.Dataset.from_dict({"sentence": ["a b"], "label": ["x"]}))]
+    with pytest.raises(ValueError, match="column"):
+        run(ModelArguments(), DataArguments(tasks=specs), _args(tmp_path))
+    assert not (tmp_path / "run").exists()
+
+
+def test_parse_yaml_and_json_config(tmp_path):
+    config = {
+        "encoder_name_or_path": "tiny-random-bert",
+        "tasks": [{"name": "a", "data_files": "a.jsonl", "loss_weight": 2.0}],
+        "sampling": "temperature",
+        "temperature": 3.0,
+        "learning_rate": "5e-4",
+        "output_dir": str(tmp_path),
+        "lr_scheduler_type": "reduce_lr_on_plateau",
+        "eval_strategy": "epoch",
+        "save_strategy": "epoch",
+        "early_stopping_patience": 2,
+    }
+    for name, dump in (("c.yaml", yaml.safe_dump), ("c.json", json.dumps)):
+        (tmp_path / name).write_text(dump(config))
+        model_args, data_args, training_args = parse_args([str(tmp_path / name), "--temperature", "4"])
+        assert data_args.task_specs()[0].loss_weight == 2.0 and data_args.temperature == 4.0
+        assert training_args.learning_rate == 5e-4 and training_args.load_best_model_at_end
+        assert training_args.metric_for_best_model == "average_primary" and training_args.greater_is_better
+        assert training_args.lr_scheduler_kwargs == {"mode": "max", "factor": 0.5}
+
+
+def test_tiny_preset_config_parses():
+    model_args, data_args, training_args = parse_args(["configs/tiny.yaml"])
+    assert model_args.encoder_name_or_path == "tiny-random-bert" and len(data_args.tasks) >= 2
+
+
+def test_run_writes_folder_and_baselines(tmp_path):
+    args = _args(tmp_path, single_task_baselines=True, eval_strategy="epoch", num_train_epochs=2)
+    results = run(ModelArguments(), DataArguments(tasks=_tasks(24)), args)
+    folder = tmp_path / "run" / "model"
+    saved = json.loads((folder / "results.json").read_text())
+    # emotions has only a train split: trained, not scored; topic (no test split) is scored on validation
+    assert saved["tasks"].keys() == {"sentiment", "topic"} == results["multitask"]["tasks"].keys()
+    info = json.loads((folder / "training_args.json").read_text())
+    assert {"model", "data", "training", "tasks", "num_train_examples", "log_history"} <= set(info)
+    assert info["data"]["tasks"][0]["dataset"] == "<in-memory DatasetDict>"
+    baselines = json.loads((folder / "baselines" / "results.json").read_text())
+    assert baselines["tasks"].keys() == saved["tasks"].keys()
+    assert set(baselines["tasks"]["topic"]) == set(saved["tasks"]["topic"])  # same schema
+    assert (tmp_path / "run" / "baselines" / "topic" / "model" / "model.safetensors").is_file()
+
+
+def test_trainer_rejects_unknown_task(tmp_path):
+    trainer = _trainer(tmp_path)
+    with pytest.raises(ValueError, match="lacks"):
+        MultitaskTrainer(trainer.model, trainer.args, train_datasets={"nope": trainer.eval_datasets["topic"]})
