@@ -82,6 +82,20 @@ def test_batched_equals_unbatched_and_keeps_order(classifier, batch_size):
                 assert [i["score"] for i in many[task]] == pytest.approx([i["score"] for i in one[task]], abs=1e-5)
 
 
+def test_a_list_runs_one_padded_forward_per_batch_sorted_by_length(classifier, model):
+    seen = []
+    handle = model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["input_ids"].shape), with_kwargs=True
+    )
+    try:
+        classifier(TEXTS + TEXTS[:1], batch_size=2)
+    finally:
+        handle.remove()
+    assert [shape[0] for shape in seen] == [2, 2, 1]
+    # Sorted by length: the two shortest texts share the first batch, the longest one comes last.
+    assert seen[0][1] <= seen[1][1] and seen[-1][1] == max(shape[1] for shape in seen)
+
+
 def test_truncation_and_max_length(classifier, tokenizer):
     long_text = " ".join(["good movie"] * 200)  # 400 tokens: more than the encoder's 80 positions
     assert list(classifier(long_text)) == ["sentiment", "topic", "emotions"]
