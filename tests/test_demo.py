@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 
 from polyhead.demo import DemoConfig, closing_note, format_answers, same_answers
 
@@ -73,3 +74,7 @@ def test_small_demo_end_to_end(tmp_path):
     assert set(results["tasks"]) == {"sentiment", "topic", "reviews"}
     for name in ("results.json", "training_args.json", "confusion_matrix_topic.png", "model.safetensors"):
         assert (tmp_path / "model" / name).is_file()
+    card = ModelCard.load(tmp_path / "model" / "README.md")
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    accuracy = {r.dataset_config: r.metric_value for r in card.data.eval_results if r.metric_name == "Accuracy"}
+    assert accuracy == {task: round(values["accuracy"], 4) for task, values in results["tasks"].items()}

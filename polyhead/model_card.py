@@ -1,0 +1,587 @@
+"""Model cards for multitask models: rendered offline from the config, `results.json` and `training_args.json`.
+
+[`render_model_card`] is pure: plain dicts in, `README.md` text out, no Hub call and no file read except the Jinja
+template in `model_cards/`. Tables are built here; the template only places them. The YAML header is built with
+`huggingface_hub`'s `ModelCardData` and one `EvalResult` per (task, metric), each task its own `dataset_config` so the
+Hub does not merge the results of tasks that share a dataset.
+
+[`write_model_card`] does the impure parts for a model folder: it reads the files a training run writes, runs the
+pipeline on the widget texts (the Hub does not run custom code in widgets, so their `output` is precomputed), records
+the installed framework versions and writes `README.md` with [`GENERATED_MARKER`].
+
+Inputs (every key optional unless said otherwise):
+
+- `results` (the `results.json` schema of `polyhead.evaluation`): `{"tasks": {task: {metric: value}}` (required),
+  `"average": {metric: value, "primary": value}`, `"primary_metrics": {task: metric}`, `"majority_baseline":
+  {task: {metric: value}}`, `"split": str`, `"num_examples": {task: int}}`. Metric keys: single-label `accuracy`,
+  `precision_macro`, `recall_macro`, `f1_macro`; multi-label `f1_micro`, `f1_macro`, `precision_micro`,
+  `recall_micro`, `precision_macro`, `recall_macro`, `exact_match`, `label_accuracy`.
+- `training_args` (the `training_args.json` schema of `polyhead.training`): `{"model": {"encoder_name_or_path",
+  "pooling", "max_length", ...}, "data": {"tasks": [{"name", "dataset", "dataset_config", "data_files",
+  "test_split", ...}], "sampling", "temperature"}, "training": TrainingArguments.to_dict(), "num_train_examples":
+  {task: int}, "train_metrics": {...}}`.
+- `baseline_results`: `baselines/results.json`, the same schema as `results`, one single-task model per task.
+- `widget`: `[{"text": str, "output": {task: [{"label", "score"}]}}]`, the pipeline's default answers.
+"""
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+import platform
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from polyhead_remote.configuration_multitask import MULTI_LABEL, PIPELINE_TASK, MultitaskConfig, normalize_tasks
+
+
+_TEMPLATE_NAME = "multitask_model_card_template.md"
+# Installed from a wheel the template is in `polyhead/model_cards/`; in the source tree (and editable installs) it is
+# the top-level `model_cards/`.
+TEMPLATE_PATH = Path(__file__).resolve().parent / "model_cards" / _TEMPLATE_NAME
+if not TEMPLATE_PATH.is_file():
+    TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_cards" / _TEMPLATE_NAME
+# A README holding this line was written by polyhead and may be regenerated; remove it to keep manual edits.
+GENERATED_MARKER = "<!-- polyhead:generated-model-card (delete this line to keep manual edits) -->"
+GENERATED_MARKER_PREFIX = "<!-- polyhead:generated-model-card"
+README = "README.md"
+RESULTS_FILE = "results.json"
+TRAINING_ARGS_FILE = "training_args.json"
+BASELINE_RESULTS_FILE = os.path.join("baselines", "results.json")
+DEFAULT_WIDGET_TEXTS = ("I really love this, what a great day!",)
+VERSION_PACKAGES = ("polyhead", "transformers", "torch", "huggingface_hub", "datasets", "tokenizers")
+# metric key -> (model-index metric type, metric config, readable name)
+METRIC_INFO = {
+    "accuracy": ("accuracy", None, "Accuracy"),
+    "precision_macro": ("precision", "macro", "Precision (macro)"),
+    "recall_macro": ("recall", "macro", "Recall (macro)"),
+    "f1_macro": ("f1", "macro", "F1 (macro)"),
+    "precision_micro": ("precision", "micro", "Precision (micro)"),
+    "recall_micro": ("recall", "micro", "Recall (micro)"),
+    "f1_micro": ("f1", "micro", "F1 (micro)"),
+    "exact_match": ("exact_match", None, "Exact match (subset accuracy)"),
+    "label_accuracy": ("accuracy", "label", "Label accuracy (1 - Hamming loss)"),
+    "primary": ("primary", None, "Primary metric (mean over tasks)"),
+}
+HYPERPARAMETERS = (
+    ("training", "learning_rate"),
+    ("training", "per_device_train_batch_size"),
+    ("training", "per_device_eval_batch_size"),
+    ("training", "gradient_accumulation_steps"),
+    ("training", "num_train_epochs"),
+    ("training", "max_steps"),
+    ("training", "lr_scheduler_type"),
+    ("training", "warmup_steps"),
+    ("training", "warmup_ratio"),
+    ("training", "weight_decay"),
+    ("training", "optim"),
+    ("training", "max_grad_norm"),
+    ("training", "fp16"),
+    ("training", "bf16"),
+    ("training", "seed"),
+    ("data", "sampling"),
+    ("data", "temperature"),
+    ("model", "pooling"),
+    ("model", "classifier_dropout"),
+    ("model", "freeze_encoder"),
+    ("model", "max_length"),
+)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclasses.dataclass
+class MultitaskCardData:
+    r"""
+    What a multitask model card says: user fields, and fields computed from the config, results and training args.
+
+    Args:
+        repo_id (`str`, *optional*): the Hub repo the card is for (used in the usage snippet and as model name).
+        revision (`str`, *optional*, defaults to `"main"`): the branch or commit the usage snippet pins.
+        license (`str`, *optional*, defaults to `"apache-2.0"`): an SPDX-like Hub license id.
+        language (`list[str]`, *optional*, defaults to `["en"]`): ISO language codes.
+        datasets (`list[str]`, *optional*): Hub dataset ids; those named in the training args are added.
+        base_model (`str`, *optional*): the pretrained encoder's Hub id; defaults to the training args' encoder when
+            that is a Hub id (a local path is left out of the metadata).
+        widget_texts (`list[str]`, *optional*): example inputs for the Hub widget and the usage section.
+        description (`str`, *optional*): a paragraph on what the model is for; a generic one otherwise.
+        model_name (`str`, *optional*): the title; defaults to the repo name.
+
+    Example:
+
+    ```python
+    >>> card_data = MultitaskCardData(repo_id="org/tweets-multitask", widget_texts=["what a match"])
+    >>> card_data.license
+    'apache-2.0'
+    ```
+    """
+
+    repo_id: str | None = None
+    revision: str = "main"
+    license: str = "apache-2.0"
+    language: list[str] = dataclasses.field(default_factory=lambda: ["en"])
+    datasets: list[str] = dataclasses.field(default_factory=list)
+    base_model: str | None = None
+    widget_texts: list[str] = dataclasses.field(default_factory=list)
+    description: str | None = None
+    model_name: str | None = None
+    # Computed by `fill`.
+    tasks: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict, init=False)
+    task_sources: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict, init=False)
+    eval_results: list[EvalResult] = dataclasses.field(default_factory=list, init=False)
+
+    def fill(self, config: Any, results: Mapping[str, Any], training_args: Mapping[str, Any] | None) -> None:
+        """Computes tasks, data sources, `base_model`, `datasets` and the eval results from the run's files."""
+        training_args = training_args or {}
+        self.tasks = config_tasks(config)
+        self.task_sources = task_sources(training_args, list(self.tasks))
+        if self.base_model is None:
+            self.base_model = hub_id_or_none(training_args.get("model", {}).get("encoder_name_or_path"))
+        found = [source["dataset"] for source in self.task_sources.values() if source.get("dataset")]
+        self.datasets = list(dict.fromkeys([*self.datasets, *found]))
+        self.model_name = self.model_name or (self.repo_id or "multitask-model").split("/")[-1]
+        self.eval_results = build_eval_results(results, self.task_sources)
+
+    def to_hub_card_data(self, widget: Sequence[Mapping[str, Any]] | None) -> ModelCardData:
+        """The YAML header as `huggingface_hub.ModelCardData`."""
+        metric_types = sorted({result.metric_type for result in self.eval_results})
+        return ModelCardData(
+            license=self.license,
+            language=self.language,
+            library_name="transformers",
+            tags=["multitask", "text-classification", "custom_code", "polyhead"],
+            base_model=self.base_model,
+            datasets=self.datasets or None,
+            metrics=metric_types or None,
+            pipeline_tag="text-classification",
+            widget=widget_metadata(widget) if widget else None,
+            model_name=self.model_name,
+            eval_results=self.eval_results or None,
+        )
+
+
+def config_tasks(config: Any) -> dict[str, dict[str, Any]]:
+    """The ordered, normalized `tasks` of a `MultitaskConfig`, a `config.json` dict or a bare tasks mapping."""
+    if isinstance(config, MultitaskConfig):
+        return dict(config.tasks)
+    tasks = config.get("tasks", config) if isinstance(config, Mapping) else config
+    return normalize_tasks(tasks)
+
+
+def hub_id_or_none(name: Any) -> str | None:
+    """`name` if it looks like a Hub repo id (`org/name`), else `None` (local paths stay out of the metadata)."""
+    return name if isinstance(name, str) and _HUB_ID.match(name) and not os.path.isabs(name) else None
+
+
+def task_sources(training_args: Mapping[str, Any], task_names: list[str]) -> dict[str, dict[str, Any]]:
+    """Per task: `dataset` (a Hub id or `None`), `dataset_config`, `data_files`, `split`, `num_train_examples`."""
+    specs = {spec.get("name"): spec for spec in training_args.get("data", {}).get("tasks", []) or []}
+    num_train = training_args.get("num_train_examples", {}) or {}
+    sources = {}
+    for name in task_names:
+        spec = specs.get(name, {})
+        dataset = spec.get("dataset")
+        sources[name] = {
+            "dataset": hub_id_or_none(dataset) or (dataset if _is_plain_dataset_name(dataset) else None),
+            "dataset_config": spec.get("dataset_config"),
+            "data_files": spec.get("data_files"),
+            "in_memory": isinstance(dataset, str) and dataset.startswith("<in-memory"),
+            "split": spec.get("test_split"),
+            "num_train_examples": num_train.get(name),
+        }
+    return sources
+
+
+def _is_plain_dataset_name(dataset: Any) -> bool:
+    # Canonical Hub datasets have no namespace ("imdb"); local paths and "<in-memory ...>" markers are not ids.
+    return isinstance(dataset, str) and re.fullmatch(r"[A-Za-z0-9][\w.-]*", dataset) is not None
+
+
+def build_eval_results(results: Mapping[str, Any], sources: Mapping[str, Mapping[str, Any]]) -> list[EvalResult]:
+    """One `EvalResult` per (task, metric); `dataset_config` is the task name so tasks never merge on the Hub."""
+    split = results.get("split")
+    eval_results = []
+    for task, task_metrics in results.get("tasks", {}).items():
+        dataset = (sources.get(task) or {}).get("dataset") or task
+        for key, value in task_metrics.items():
+            metric_type, metric_config, metric_name = METRIC_INFO.get(key, (key, None, key))
+            eval_results.append(
+                EvalResult(
+                    task_type="text-classification",
+                    task_name=f"Text classification ({task})",
+                    dataset_type=dataset,
+                    dataset_name=task,
+                    dataset_config=task,
+                    dataset_split=split,
+                    metric_type=metric_type,
+                    metric_name=metric_name,
+                    metric_config=metric_config,
+                    metric_value=round(float(value), 4),
+                )
+            )
+    return eval_results
+
+
+def flatten_prediction(prediction: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """A pipeline answer `{task: [{"label", "score"}]}` as the flat list a Hub widget shows: `"task: label"` labels,
+    in task order (the Hub widget has no notion of tasks)."""
+    return [
+        {"label": f"{task}: {item['label']}", "score": round(float(item["score"]), 4)}
+        for task, items in prediction.items()
+        for item in items
+    ]
+
+
+def widget_metadata(widget: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The `widget:` YAML entries: each example text with its precomputed, flattened output."""
+    return [{"text": example["text"], "output": flatten_prediction(example["output"])} for example in widget]
+
+
+def format_value(value: Any) -> str:
+    """Metrics with 4 decimals, other values as they are (`-` for missing)."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub-flavoured markdown table (pipes in cells escaped)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        cells = [str(cell).replace("|", "\\|") for cell in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def tasks_table(tasks: Mapping[str, Mapping[str, Any]]) -> str:
+    """Name, problem type, number of labels and labels of every task, in head order."""
+    rows = []
+    for name, spec in tasks.items():
+        if spec["problem_type"] == MULTI_LABEL:
+            kind = f"multi-label (threshold {spec.get('threshold', 0.5)})"
+        else:
+            kind = "single-label (binary)" if len(spec["labels"]) == 2 else "single-label (multiclass)"
+        labels = ", ".join(f"`{label}`" for label in spec["labels"])
+        rows.append((f"`{name}`", kind, len(spec["labels"]), labels))
+    return markdown_table(("Task", "Problem type", "Labels", "Label names"), rows)
+
+
+def task_metric_table(task_metrics: Mapping[str, float], majority: Mapping[str, float] | None) -> str:
+    """One task's metrics, with the majority-class baseline as a second column when known."""
+    header = ["Metric", "Value"] + (["Majority-class baseline"] if majority else [])
+    rows = []
+    for key, value in task_metrics.items():
+        row = [METRIC_INFO.get(key, (key, None, key))[2], format_value(value)]
+        if majority:
+            row.append(format_value(majority.get(key)))
+        rows.append(row)
+    return markdown_table(header, rows)
+
+
+def average_table(average: Mapping[str, float]) -> str:
+    """The cross-task average (`primary` is the mean of each task's primary metric)."""
+    rows = [(METRIC_INFO.get(key, (key, None, key))[2], format_value(value)) for key, value in average.items()]
+    return markdown_table(("Metric", "Mean over tasks"), rows)
+
+
+def baseline_table(results: Mapping[str, Any], baseline_results: Mapping[str, Any]) -> str:
+    """Multitask vs single-task models on each task's primary metric, with the difference."""
+    primary = results.get("primary_metrics", {})
+    rows = []
+    for task, task_metrics in results.get("tasks", {}).items():
+        metric = primary.get(task) or ("f1_micro" if "f1_micro" in task_metrics else "f1_macro")
+        ours = task_metrics.get(metric)
+        theirs = baseline_results.get("tasks", {}).get(task, {}).get(metric)
+        delta = f"{ours - theirs:+.4f}" if ours is not None and theirs is not None else "-"
+        name = METRIC_INFO.get(metric, (metric, None, metric))[2]
+        rows.append((f"`{task}`", name, format_value(ours), format_value(theirs), delta))
+    return markdown_table(("Task", "Metric", "Multitask", "Single-task", "Difference"), rows)
+
+
+def hyperparameters_table(training_args: Mapping[str, Any]) -> str:
+    """The hyperparameters that matter to reproduce a run (all of them are in `training_args.json`)."""
+    rows = []
+    for section, key in HYPERPARAMETERS:
+        value = (training_args.get(section) or {}).get(key)
+        if value is not None and not _irrelevant(training_args, key, value):
+            rows.append((f"`{key}`", str(value)))  # as given: 4-decimal rounding would turn 2e-05 into 0.0000
+    return markdown_table(("Hyperparameter", "Value"), rows) if rows else ""
+
+
+def _irrelevant(training_args: Mapping[str, Any], key: str, value: Any) -> bool:
+    # max_steps=-1 means "use epochs"; the temperature only matters to the temperature sampler.
+    if key == "max_steps":
+        return value == -1
+    return key == "temperature" and (training_args.get("data") or {}).get("sampling") != "temperature"
+
+
+def data_table(sources: Mapping[str, Mapping[str, Any]], results: Mapping[str, Any]) -> str:
+    """Where each task's data came from, and how many examples trained and scored it."""
+    num_eval = results.get("num_examples", {})
+    rows = []
+    for task, source in sources.items():
+        rows.append(
+            (
+                f"`{task}`",
+                describe_source(source),
+                format_value(source.get("num_train_examples")),
+                format_value(num_eval.get(task)),
+            )
+        )
+    split = results.get("split") or "evaluation"
+    return markdown_table(("Task", "Data", "Training examples", f"`{split}` examples"), rows)
+
+
+def describe_source(source: Mapping[str, Any]) -> str:
+    """`[org/name](https://huggingface.co/datasets/org/name)` (config), local files or in-memory data."""
+    if source.get("dataset"):
+        config = f" (config `{source['dataset_config']}`)" if source.get("dataset_config") else ""
+        return f"[{source['dataset']}](https://huggingface.co/datasets/{source['dataset']}){config}"
+    files = source.get("data_files")
+    if files:
+        names = files.values() if isinstance(files, Mapping) else files if isinstance(files, list) else [files]
+        flat = [Path(str(name)).name for group in names for name in (group if isinstance(group, list) else [group])]
+        return "local files: " + ", ".join(f"`{name}`" for name in flat)
+    return "in-memory data" if source.get("in_memory") else "not recorded"
+
+
+def confusion_matrix_images(images: Iterable[str], tasks: Iterable[str]) -> list[dict[str, str]]:
+    """`[{"task", "path"}]` for the `confusion_matrix_<task>.png` files present (relative paths, in task order)."""
+    names = {Path(image).name: str(image) for image in images}
+    return [
+        {"task": task, "path": names[f"confusion_matrix_{task}.png"]}
+        for task in tasks
+        if f"confusion_matrix_{task}.png" in names
+    ]
+
+
+def versions_list(versions: Mapping[str, str] | None) -> str:
+    """Framework versions as a markdown list."""
+    return "\n".join(f"- {name}: {version}" for name, version in (versions or {}).items())
+
+
+def installed_versions() -> dict[str, str]:
+    """Python and the installed versions of `VERSION_PACKAGES` (the ones found)."""
+    versions = {"Python": platform.python_version()}
+    for package in VERSION_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def pipeline_example(widget: Sequence[Mapping[str, Any]] | None) -> tuple[str, str] | None:
+    """The first widget example as (text as a Python literal, JSON of the full answer), for the usage section."""
+    if not widget:
+        return None
+    rounded = {
+        task: [{"label": item["label"], "score": round(float(item["score"]), 4)} for item in items]
+        for task, items in widget[0]["output"].items()
+    }
+    return json.dumps(widget[0]["text"]), json.dumps(rounded)
+
+
+def widget_answers_table(widget: Sequence[Mapping[str, Any]] | None) -> str:
+    """Every widget example with its full per-task answer (the Hub widget shows a flattened list)."""
+    rows = []
+    for example in widget or []:
+        for task, items in example["output"].items():
+            answer = ", ".join(f"`{item['label']}` ({float(item['score']):.4f})" for item in items) or "(none)"
+            rows.append((example["text"], f"`{task}`", answer))
+    return markdown_table(("Text", "Task", "Answer (score)"), rows) if rows else ""
+
+
+def default_description(card_data: MultitaskCardData) -> str:
+    """What the model does, when the user gave no description."""
+    names = ", ".join(f"`{name}`" for name in card_data.tasks)
+    encoder = (
+        f"[{card_data.base_model}](https://huggingface.co/{card_data.base_model})"
+        if card_data.base_model
+        else ("a pretrained transformer encoder")
+    )
+    return (
+        f"A multitask text classifier: one shared encoder fine-tuned from {encoder}, with one classification head "
+        f"per task ({names}). One forward pass answers every task. It was trained with "
+        "[polyhead](https://github.com/polyhead/polyhead) and runs with `trust_remote_code=True`."
+    )
+
+
+def render_model_card(
+    config: Any,
+    results: Mapping[str, Any],
+    training_args: Mapping[str, Any] | None = None,
+    *,
+    repo_id: str,
+    revision: str = "main",
+    card_data: MultitaskCardData | None = None,
+    baseline_results: Mapping[str, Any] | None = None,
+    widget: Sequence[Mapping[str, Any]] | None = None,
+    images: Iterable[str] = (),
+    versions: Mapping[str, str] | None = None,
+    template_path: str | os.PathLike | None = None,
+) -> str:
+    r"""
+    Renders the `README.md` of a multitask model: pure and offline (no Hub call, no file read but the template).
+
+    Args:
+        config (`MultitaskConfig`, `dict`): the model config, or the `config.json` dict (only `tasks` is read).
+        results (`dict`): the `results.json` dict (schema in this module's docstring).
+        training_args (`dict`, *optional*): the `training_args.json` dict; without it the hyperparameters and data
+            provenance sections are left out.
+        repo_id (`str`): the Hub repo id the usage snippet loads.
+        revision (`str`, *optional*, defaults to `"main"`): the revision the usage snippet pins.
+        card_data (`MultitaskCardData`, *optional*): user fields (license, language, datasets, base model,
+            description); `repo_id` and `revision` given here win over the ones inside it.
+        baseline_results (`dict`, *optional*): `baselines/results.json`; the comparison section needs it.
+        widget (`list[dict]`, *optional*): `[{"text", "output": pipeline answer}]`, precomputed answers.
+        images (`Iterable[str]`, *optional*): file names in the model folder; `confusion_matrix_<task>.png` are shown.
+        versions (`dict[str, str]`, *optional*): framework versions to list (inputs, so a rendering is reproducible).
+        template_path (`str`, *optional*): another Jinja template; defaults to `TEMPLATE_PATH`.
+
+    Returns:
+        `str`: the card text, YAML header included; it parses back with `huggingface_hub.ModelCard`.
+
+    Example:
+
+    ```python
+    >>> config = {"tasks": {"sentiment": {"labels": ["negative", "positive"]}}}
+    >>> results = {"tasks": {"sentiment": {"accuracy": 0.9, "f1_macro": 0.88}}, "split": "test"}
+    >>> text = render_model_card(config, results, repo_id="org/model")
+    >>> len(ModelCard(text).data.eval_results)
+    2
+    ```
+    """
+    card_data = dataclasses.replace(card_data or MultitaskCardData(), repo_id=repo_id, revision=revision)
+    card_data.fill(config, results, training_args)
+    card = ModelCard.from_template(
+        card_data.to_hub_card_data(widget),
+        template_path=str(template_path or TEMPLATE_PATH),
+        **template_variables(card_data, results, training_args, baseline_results, widget, images, versions),
+    )
+    return str(card)
+
+
+def template_variables(
+    card_data: MultitaskCardData,
+    results: Mapping[str, Any],
+    training_args: Mapping[str, Any] | None,
+    baseline_results: Mapping[str, Any] | None,
+    widget: Sequence[Mapping[str, Any]] | None,
+    images: Iterable[str],
+    versions: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """Everything the template places: strings and tables, built here."""
+    majority = results.get("majority_baseline", {})
+    task_tables = [
+        {"task": task, "table": task_metric_table(values, majority.get(task))}
+        for task, values in results.get("tasks", {}).items()
+    ]
+    return {
+        "marker": GENERATED_MARKER,
+        "model_name": card_data.model_name,
+        "repo_id": card_data.repo_id,
+        "revision": card_data.revision,
+        "description": card_data.description or default_description(card_data),
+        "tasks_table": tasks_table(card_data.tasks),
+        "split": results.get("split") or "evaluation",
+        "task_tables": task_tables,
+        "has_majority": bool(majority),
+        "average_table": average_table(results["average"]) if results.get("average") else "",
+        "baseline_table": baseline_table(results, baseline_results) if baseline_results else "",
+        "confusion_matrices": confusion_matrix_images(images, card_data.tasks),
+        "hyperparameters_table": hyperparameters_table(training_args or {}),
+        "data_table": data_table(card_data.task_sources, results),
+        "versions": versions_list(versions),
+        "pipeline_task": PIPELINE_TASK,
+        "example": pipeline_example(widget),
+        "widget_table": widget_answers_table(widget),
+        "first_task": next(iter(card_data.tasks)),
+    }
+
+
+def is_generated_card(text: str) -> bool:
+    """Whether a README was written by polyhead (holds the marker) and so may be regenerated."""
+    return GENERATED_MARKER_PREFIX in text
+
+
+def predict_widget(folder: str | os.PathLike, texts: Sequence[str]) -> list[dict[str, Any]]:
+    """The pipeline's default answers on `texts` for the model in `folder` (local code, no Hub call)."""
+    from transformers import AutoTokenizer, pipeline
+
+    from polyhead import MultitaskModel
+
+    model = MultitaskModel.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    classifier = pipeline(PIPELINE_TASK, model=model, tokenizer=tokenizer)
+    return [{"text": text, "output": classifier(text)} for text in texts]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def write_model_card(
+    folder: str | os.PathLike,
+    *,
+    repo_id: str,
+    revision: str = "main",
+    card_data: MultitaskCardData | None = None,
+    versions: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    r"""
+    Renders and writes `<folder>/README.md` from the files of a trained model folder.
+
+    Reads `config.json`, `results.json` (required), `training_args.json`, `baselines/results.json` and the
+    `confusion_matrix_<task>.png` files when present; runs the model's pipeline on `card_data.widget_texts` (or
+    `DEFAULT_WIDGET_TEXTS`) so the widget shows real answers; lists the installed framework versions. A README
+    without [`GENERATED_MARKER`] (a hand-edited card) is kept unless `overwrite=True`.
+
+    Example:
+
+    ```python
+    >>> write_model_card("outputs/model", repo_id="org/tweets-multitask", revision="main")
+    PosixPath('outputs/model/README.md')
+    ```
+    """
+    folder = Path(folder)
+    path = folder / README
+    if path.is_file() and not overwrite and not is_generated_card(path.read_text(encoding="utf-8")):
+        raise FileExistsError(f"{path} was edited by hand (no polyhead marker); pass overwrite=True to replace it.")
+    results = _read_json(folder / RESULTS_FILE)
+    if results is None:
+        raise FileNotFoundError(f"{folder / RESULTS_FILE} is missing: evaluate the model before writing its card.")
+    card_data = card_data or MultitaskCardData()
+    texts = card_data.widget_texts or list(DEFAULT_WIDGET_TEXTS)
+    text = render_model_card(
+        json.loads((folder / "config.json").read_text(encoding="utf-8")),
+        results,
+        _read_json(folder / TRAINING_ARGS_FILE),
+        repo_id=repo_id,
+        revision=revision,
+        card_data=card_data,
+        baseline_results=_read_json(folder / BASELINE_RESULTS_FILE),
+        widget=predict_widget(folder, texts),
+        images=sorted(p.name for p in folder.glob("confusion_matrix_*.png")),
+        versions=versions if versions is not None else installed_versions(),
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+__all__ = [
+    "GENERATED_MARKER",
+    "MultitaskCardData",
+    "flatten_prediction",
+    "installed_versions",
+    "is_generated_card",
+    "predict_widget",
+    "render_model_card",
+    "write_model_card",
+]

@@ -1,0 +1,65 @@
+"""Publishes a model folder to the Hub in one commit (weights, config, code, tokenizer, card, results, plots).
+
+    python scripts/publish.py outputs/model --repo-id org/tweets-multitask --branch v1 --message "First model"
+    python scripts/publish.py outputs/model --repo-id org/tweets-multitask --dry-run outputs/upload-preview
+    python scripts/publish.py outputs/model --repo-id org/tweets-multitask --private --overwrite-readme
+
+The model card is generated unless a hand-edited README (no polyhead marker) is in the folder or on the branch;
+--overwrite-readme replaces it. --dry-run writes the exact upload into a new folder and uploads nothing. For a
+server other than huggingface.co use --endpoint URL (and HF_HUB_DISABLE_XET=1 if it has no Xet storage).
+"""
+
+import argparse
+import sys
+
+from polyhead.model_card import MultitaskCardData
+from polyhead.publish import PublishError, PublishResult, publish_model
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", help="A model folder written by polyhead (save_model_folder / scripts/train.py).")
+    parser.add_argument("--repo-id", required=True, help="Target repo, org/name.")
+    parser.add_argument("--private", action="store_true", help="Create the repo private (an existing one is kept).")
+    parser.add_argument("--branch", default="main", help="Target branch, created from main when missing.")
+    parser.add_argument("--message", default=None, help="Commit message.")
+    parser.add_argument(
+        "--dry-run", metavar="DIR", default=None, help="Write the exact upload to DIR; upload nothing."
+    )
+    parser.add_argument("--overwrite-readme", action="store_true", help="Replace a hand-edited README by the card.")
+    parser.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT or huggingface.co).")
+    parser.add_argument("--token", default=None, help="Hub token (default: the logged-in one).")
+    parser.add_argument("--license", default="apache-2.0", help="License of the model card metadata.")
+    parser.add_argument("--language", nargs="+", default=["en"], help="Language codes of the model card metadata.")
+    parser.add_argument("--widget-text", nargs="+", default=[], help="Example texts for the card's widget.")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> PublishResult:
+    args = parse_args(argv)
+    card_data = MultitaskCardData(license=args.license, language=args.language, widget_texts=args.widget_text)
+    try:
+        result = publish_model(
+            args.folder,
+            args.repo_id,
+            private=args.private,
+            branch=args.branch,
+            commit_message=args.message,
+            token=args.token,
+            endpoint=args.endpoint,
+            overwrite_readme=args.overwrite_readme,
+            dry_run_dir=args.dry_run,
+            card_data=card_data,
+        )
+    except (PublishError, FileNotFoundError, FileExistsError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    if result.dry_run:
+        print(f"Dry run: {len(result.files)} files staged in {args.dry_run} (README: {result.readme}).")
+    else:
+        print(f"Published {len(result.files)} files to {result.repo_id}@{result.branch}: {result.commit_url}")
+    print("\n".join(f"  {name}" for name in result.files))
+    return result
+
+
+if __name__ == "__main__":
+    main()

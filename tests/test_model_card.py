@@ -1,0 +1,242 @@
+"""The model card: golden rendering from fixed inputs, YAML round trip, optional sections, real widget answers."""
+
+import copy
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+from transformers import pipeline
+
+from polyhead.model_card import (
+    GENERATED_MARKER,
+    MultitaskCardData,
+    flatten_prediction,
+    is_generated_card,
+    render_model_card,
+    write_model_card,
+)
+from polyhead.saving import save_model_folder
+from polyhead.testing_utils import TINY_TASKS
+
+
+GOLDEN = Path(__file__).parent / "golden" / "model_card.md"
+SINGLE_METRICS = {"accuracy": 0.8125, "precision_macro": 0.80125, "recall_macro": 0.79, "f1_macro": 0.795}
+MULTI_METRICS = {
+    "f1_micro": 0.61,
+    "f1_macro": 0.5525,
+    "precision_micro": 0.64,
+    "recall_micro": 0.5833,
+    "precision_macro": 0.57,
+    "recall_macro": 0.54,
+    "exact_match": 0.3,
+    "label_accuracy": 0.845,
+}
+RESULTS = {
+    "tasks": {
+        "sentiment": SINGLE_METRICS,
+        "topic": {"accuracy": 0.7, "precision_macro": 0.69, "recall_macro": 0.68, "f1_macro": 0.6833},
+        "emotions": MULTI_METRICS,
+    },
+    "average": {"f1_macro": 0.677, "accuracy": 0.75, "primary": 0.6628},
+    "primary_metrics": {"sentiment": "f1_macro", "topic": "f1_macro", "emotions": "f1_micro"},
+    "problem_types": {
+        name: spec.get("problem_type", "single_label_classification") for name, spec in TINY_TASKS.items()
+    },
+    "majority_baseline": {
+        "sentiment": {"accuracy": 0.5, "precision_macro": 0.25, "recall_macro": 0.5, "f1_macro": 0.3333},
+        "topic": {"accuracy": 0.25, "precision_macro": 0.0625, "recall_macro": 0.25, "f1_macro": 0.1},
+        "emotions": {**dict.fromkeys(MULTI_METRICS, 0.0), "label_accuracy": 0.75},
+    },
+    "split": "test",
+    "num_examples": {"sentiment": 160, "topic": 120, "emotions": 100},
+    "model": "outputs/model",
+}
+BASELINES = {
+    "tasks": {
+        "sentiment": {**SINGLE_METRICS, "f1_macro": 0.78},
+        "topic": {"accuracy": 0.72, "precision_macro": 0.7, "recall_macro": 0.7, "f1_macro": 0.7},
+        "emotions": {**MULTI_METRICS, "f1_micro": 0.6},
+    },
+    "split": "test",
+}
+
+
+def _task_spec(name, **source):
+    return {"name": name, "dataset": None, "dataset_config": None, "data_files": None, "test_split": "test", **source}
+
+
+TRAINING_ARGS = {
+    "model": {"encoder_name_or_path": "google-bert/bert-base-uncased", "pooling": "mean", "max_length": 128},
+    "data": {
+        "tasks": [
+            _task_spec("sentiment", dataset="org/tweet-sentiment", dataset_config="english"),
+            _task_spec("topic", data_files={"train": "data/topic/train.csv", "test": "data/topic/test.csv"}),
+            _task_spec("emotions", dataset="<in-memory DatasetDict>"),
+        ],
+        "sampling": "temperature",
+        "temperature": 2.0,
+    },
+    "training": {
+        "learning_rate": 2e-05,
+        "per_device_train_batch_size": 16,
+        "num_train_epochs": 3.0,
+        "max_steps": -1,
+        "lr_scheduler_type": "linear",
+        "warmup_ratio": 0.1,
+        "weight_decay": 0.01,
+        "seed": 42,
+        "hub_token": "<HUB_TOKEN>",
+    },
+    "num_train_examples": {"sentiment": 1200, "topic": 800, "emotions": 640},
+}
+WIDGET = [
+    {
+        "text": 'the team win the "big" game today',
+        "output": {
+            "sentiment": [{"label": "positive", "score": 0.91234}],
+            "topic": [{"label": "sport", "score": 0.87}],
+            "emotions": [{"label": "joy", "score": 0.7712}, {"label": "fear", "score": 0.41}],
+        },
+    },
+    {
+        "text": "bad phone",
+        "output": {
+            "sentiment": [{"label": "negative", "score": 0.8}],
+            "topic": [{"label": "tech", "score": 0.66}],
+            "emotions": [],
+        },
+    },
+]
+VERSIONS = {"Python": "3.11.9", "polyhead": "0.1.0", "transformers": "5.23.0", "torch": "2.7.0"}
+IMAGES = ["confusion_matrix_emotions.png", "confusion_matrix_sentiment.png", "confusion_matrix_topic.png"]
+
+
+def render(**overrides):
+    kwargs = {
+        "config": {"tasks": TINY_TASKS},
+        "results": RESULTS,
+        "training_args": TRAINING_ARGS,
+        "repo_id": "polyhead/tiny-multitask",
+        "revision": "v1.0",
+        "card_data": MultitaskCardData(license="mit", language=["en", "fr"], datasets=["org/extra"]),
+        "baseline_results": BASELINES,
+        "widget": WIDGET,
+        "images": IMAGES,
+        "versions": VERSIONS,
+    }
+    kwargs.update(overrides)
+    return render_model_card(kwargs.pop("config"), kwargs.pop("results"), kwargs.pop("training_args"), **kwargs)
+
+
+def test_card_matches_golden_file():
+    text = render()
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert text == GOLDEN.read_text(encoding="utf-8"), (
+        "regenerate with UPDATE_GOLDEN=1 pytest tests/test_model_card.py"
+    )
+
+
+def test_metadata_parses_back_with_one_result_per_task_and_metric(tmp_path):
+    (tmp_path / "README.md").write_text(render(), encoding="utf-8")
+    card = ModelCard.load(tmp_path / "README.md")
+    data = card.data
+    assert (data.library_name, data.pipeline_tag, data.license) == ("transformers", "text-classification", "mit")
+    assert {"multitask", "text-classification", "custom_code"} <= set(data.tags)
+    assert data.base_model == "google-bert/bert-base-uncased"
+    assert data.datasets == ["org/extra", "org/tweet-sentiment"]  # in-memory and local data are not Hub ids
+    results = data.eval_results
+    assert len(results) == sum(len(metrics) for metrics in RESULTS["tasks"].values())
+    for task, metrics in RESULTS["tasks"].items():
+        mine = [r for r in results if r.dataset_config == task]
+        assert len(mine) == len(metrics) and {r.dataset_split for r in mine} == {"test"}
+        assert sorted(r.metric_value for r in mine) == sorted(round(v, 4) for v in metrics.values())
+    assert {r.dataset_type for r in results if r.dataset_config == "sentiment"} == {"org/tweet-sentiment"}
+    f1_micro = next(r for r in results if r.dataset_config == "emotions" and r.metric_name == "F1 (micro)")
+    assert (f1_micro.metric_type, f1_micro.metric_config) == ("f1", "micro")
+    header = yaml.safe_load(card.content.split("---")[1])
+    assert header["widget"][0]["output"][2] == {"label": "emotions: joy", "score": 0.7712}
+    assert len(header["model-index"][0]["results"]) == 3  # one entry per task: nothing merged
+
+
+def test_optional_sections_are_left_out_when_their_inputs_are_missing():
+    full = render()
+    assert (
+        "## Multitask vs single-task models" in full
+        and "![Confusion matrix of topic](confusion_matrix_topic.png)" in full
+    )
+    bare = render(baseline_results=None, images=(), widget=None, training_args=None, versions=None)
+    assert "single-task" not in bare and "Confusion matrices" not in bare and "### Hyperparameters" not in bare
+    assert "widget:" not in bare and 'classifier("some text")' in bare and "- not recorded" in bare
+    minimal = {"tasks": {"sentiment": SINGLE_METRICS}}
+    text = render(results=minimal, baseline_results=None, training_args=None)
+    assert "Average over tasks" not in text and "Majority-class baseline" not in text
+    assert len(ModelCard(text).data.eval_results) == len(SINGLE_METRICS)
+
+
+def test_rendering_needs_no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network access during rendering")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert render() == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_hub_card_fields_escape_text_and_keep_the_marker():
+    text = render()
+    assert is_generated_card(text) and GENERATED_MARKER in text
+    assert 'classifier("the team win the \\"big\\" game today")' in text
+    assert not is_generated_card("---\nlicense: mit\n---\n# My own card\n")
+
+
+@pytest.fixture
+def model_folder(model, tokenizer, tmp_path):
+    def extra(folder):
+        (folder / "results.json").write_text(json.dumps(RESULTS), encoding="utf-8")
+        (folder / "training_args.json").write_text(json.dumps(TRAINING_ARGS), encoding="utf-8")
+        (folder / "confusion_matrix_topic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+
+    return save_model_folder(model, tokenizer, tmp_path / "model", extra=extra)
+
+
+def test_written_card_widget_shows_the_real_pipeline_answers(model_folder, model, tokenizer, monkeypatch):
+    texts = ["i love this movie", "the phone is bad and not good"]
+    monkeypatch.setattr(socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(OSError("network")))
+    path = write_model_card(model_folder, repo_id="org/tiny", card_data=MultitaskCardData(widget_texts=texts))
+    text = path.read_text(encoding="utf-8")
+    header = yaml.safe_load(text.split("---")[1])
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+    for example, sentence in zip(header["widget"], texts):
+        expected = flatten_prediction(classifier(sentence))
+        assert example["text"] == sentence
+        assert [item["label"] for item in example["output"]] == [item["label"] for item in expected]
+        assert [item["score"] for item in example["output"]] == pytest.approx([i["score"] for i in expected], abs=1e-4)
+    assert "confusion_matrix_topic.png" in text and "## Multitask vs single-task models" not in text
+    assert "- transformers: " in text
+
+
+def test_write_keeps_a_hand_edited_readme_unless_asked(model_folder):
+    readme = model_folder / "README.md"
+    readme.write_text("# my own card\n", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        write_model_card(model_folder, repo_id="org/tiny")
+    assert readme.read_text() == "# my own card\n"
+    write_model_card(model_folder, repo_id="org/tiny", overwrite=True)
+    first = readme.read_text()
+    assert is_generated_card(first)
+    write_model_card(model_folder, repo_id="org/tiny", revision="v2")  # a generated card is regenerated freely
+    assert 'revision="v2"' in readme.read_text()
+
+
+def test_render_does_not_mutate_its_inputs():
+    results, training_args, widget = copy.deepcopy(RESULTS), copy.deepcopy(TRAINING_ARGS), copy.deepcopy(WIDGET)
+    card_data = MultitaskCardData(datasets=["org/extra"])
+    render(results=results, training_args=training_args, widget=widget, card_data=card_data)
+    assert (results, training_args, widget) == (RESULTS, TRAINING_ARGS, WIDGET)
+    assert card_data.datasets == ["org/extra"] and card_data.repo_id is None

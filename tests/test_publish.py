@@ -1,0 +1,239 @@
+"""Publishing end to end against a local Hub-compatible server, then loading the repo back in a fresh process."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import HfApi, constants
+from test_model_card import RESULTS, TRAINING_ARGS
+from test_remote_code import BLOCKER
+from transformers import pipeline
+
+from polyhead import MultitaskModel
+from polyhead.model_card import MultitaskCardData, is_generated_card
+from polyhead.publish import PublishError, publish_model
+from polyhead.saving import REMOTE_CODE_FILES, save_model_folder
+from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
+
+
+# tests/hub_server.py: a Hub-compatible HTTP server on 127.0.0.1 (repos, branches, commits, downloads).
+HubServer = pytest.importorskip("hub_server", reason="tests/hub_server.py is missing").HubServer
+ROOT = Path(__file__).resolve().parent.parent
+TEXTS = ["i love this movie", "bad phone", "the team win the game today and people are happy"]
+CARD = MultitaskCardData(widget_texts=TEXTS[:1])
+
+LOAD_FROM_HUB = BLOCKER + textwrap.dedent(
+    """
+    import json, torch
+    from transformers import AutoModel, AutoTokenizer, pipeline
+    repo_id, branch, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    model = AutoModel.from_pretrained(repo_id, trust_remote_code=True, revision=branch).eval()
+    tokenizer = AutoTokenizer.from_pretrained(repo_id, trust_remote_code=True, revision=branch)
+    with torch.no_grad():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+    classifier = pipeline("multitask-classification", model=repo_id, trust_remote_code=True, revision=branch)
+    print(json.dumps({
+        "model_class": type(model).__module__ + "." + type(model).__name__,
+        "logits": {task: value.tolist() for task, value in logits.items()},
+        "pipeline": classifier(texts, top_k=None, threshold=0.0),
+    }))
+    """
+)
+
+
+class Hub:
+    """The test server and its URL."""
+
+    def __init__(self, server: HubServer, url: str):
+        self.server, self.url = server, url
+
+    def commits(self, repo_id: str, branch: str) -> list[str]:
+        return self.server.commits(repo_id, branch)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    # huggingface_hub read HF_HUB_OFFLINE (set by conftest) and HF_HUB_DISABLE_XET at import: patch the constants.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(constants, "HF_HUB_OFFLINE", False)
+        patch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        server = HubServer(tmp_path_factory.mktemp("hub"))
+        url = server.start()
+        try:
+            yield Hub(server, url)
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def local_model():
+    torch.manual_seed(0)
+    return MultitaskModel(tiny_multitask_config()).eval(), tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model_folder(local_model, tmp_path_factory):
+    def extra(folder):
+        (folder / "results.json").write_text(json.dumps(RESULTS), encoding="utf-8")
+        (folder / "training_args.json").write_text(json.dumps(TRAINING_ARGS), encoding="utf-8")
+        (folder / "confusion_matrix_topic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+        (folder / "baselines").mkdir()
+        (folder / "baselines" / "results.json").write_text(json.dumps(RESULTS), encoding="utf-8")
+        (folder / "checkpoint-1").mkdir()  # training leftovers are not published
+        (folder / "checkpoint-1" / "model.safetensors").write_bytes(b"not uploaded")
+
+    return save_model_folder(*local_model, tmp_path_factory.mktemp("models") / "model", extra=extra)
+
+
+def api_for(hub) -> HfApi:
+    return HfApi(endpoint=hub.url, token="test-token")
+
+
+def remote_files(hub, repo_id, branch):
+    return sorted(name for name in api_for(hub).list_repo_files(repo_id, revision=branch) if name != ".gitattributes")
+
+
+def remote_text(hub, repo_id, branch, name, tmp_path):
+    path = api_for(hub).hf_hub_download(repo_id, name, revision=branch, cache_dir=tmp_path / "dl")
+    return Path(path).read_text(encoding="utf-8")
+
+
+def publish(hub, folder, repo_id, **kwargs):
+    kwargs.setdefault("card_data", CARD)
+    return publish_model(folder, repo_id, endpoint=hub.url, token="test-token", **kwargs)
+
+
+def load_in_fresh_process(hub, repo_id, branch, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # HF_ENDPOINT is read when huggingface_hub is imported, so it is set in the environment of a new process.
+    env.update(
+        HF_ENDPOINT=hub.url,
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_OFFLINE="0",
+        HF_HOME=str(tmp_path / "hf_home"),
+        HF_MODULES_CACHE=str(tmp_path / "modules"),
+        HF_TOKEN="test-token",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_FROM_HUB, repo_id, branch, json.dumps(TEXTS)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_publish_in_one_commit_matches_dry_run_and_loads_back(hub, model_folder, local_model, tmp_path):
+    repo_id, branch = "org/tiny-multitask", "v1"
+    preview = publish(hub, model_folder, repo_id, branch=branch, dry_run_dir=tmp_path / "preview")
+    staged = sorted(
+        p.relative_to(tmp_path / "preview").as_posix() for p in (tmp_path / "preview").rglob("*") if p.is_file()
+    )
+    assert preview.dry_run and preview.files == staged and not api_for(hub).repo_exists(repo_id)
+    assert "checkpoint-1/model.safetensors" not in staged and "baselines/results.json" in staged
+    assert {"README.md", "config.json", "model.safetensors", "tokenizer.json", *REMOTE_CODE_FILES} <= set(staged)
+
+    result = publish(hub, model_folder, repo_id, branch=branch, commit_message="First tiny model")
+    assert not result.dry_run and result.readme == "generated" and result.commit_oid
+    assert result.files == staged == remote_files(hub, repo_id, branch)
+    commits = api_for(hub).list_repo_commits(repo_id, revision=branch)
+    assert commits[0].title == "First tiny model" and commits[0].commit_id == result.commit_oid
+    assert len(hub.commits(repo_id, branch)) == len(hub.commits(repo_id, "main")) + 1  # the branch adds ONE commit
+    assert remote_files(hub, repo_id, "main") == []  # nothing went to main
+    weights = hashlib.sha256((model_folder / "model.safetensors").read_bytes()).hexdigest()
+    assert weights in hub.server.lfs_objects()  # the weights took the large-file (LFS) path
+    readme = remote_text(hub, repo_id, branch, "README.md", tmp_path)
+    assert readme == (tmp_path / "preview" / "README.md").read_text(encoding="utf-8")
+    assert f'revision="{branch}"' in readme and not (model_folder / "README.md").exists()
+
+    out = load_in_fresh_process(hub, repo_id, branch, tmp_path)
+    assert out["model_class"].startswith("transformers_modules.") and out["model_class"].endswith("MultitaskModel")
+    model, tokenizer = local_model
+    with torch.no_grad():
+        logits = model(**tokenizer(TEXTS, padding=True, return_tensors="pt")).logits
+    for task, value in logits.items():
+        torch.testing.assert_close(torch.tensor(out["logits"][task]), value, rtol=0, atol=1e-6)
+    expected = pipeline("multitask-classification", model=model, tokenizer=tokenizer)(TEXTS, top_k=None, threshold=0.0)
+    for theirs, ours in zip(out["pipeline"], expected):
+        for task in ours:
+            assert [i["label"] for i in theirs[task]] == [i["label"] for i in ours[task]]
+            assert [i["score"] for i in theirs[task]] == pytest.approx([i["score"] for i in ours[task]], abs=1e-6)
+
+
+def test_a_failed_commit_raises_and_publishes_nothing(hub, model_folder, tmp_path):
+    repo_id = "org/failing"
+    publish(hub, model_folder, repo_id)
+    before, files = hub.commits(repo_id, "main"), hub.server.files(repo_id, "main")
+    retrained = tmp_path / "retrained"
+    torch.manual_seed(1)
+    save_model_folder(MultitaskModel(tiny_multitask_config()), tiny_tokenizer(), retrained)
+    for name in ("results.json", "training_args.json"):
+        (retrained / name).write_bytes((model_folder / name).read_bytes())
+    hub.server.fail_next_commit = True
+    with pytest.raises(PublishError, match="No commit was created"):
+        publish(hub, retrained, repo_id, commit_message="doomed")
+    # The new weights reached LFS storage, but no commit points to them: the repo is exactly as before.
+    assert hub.commits(repo_id, "main") == before and hub.server.files(repo_id, "main") == files
+    assert api_for(hub).list_repo_commits(repo_id)[0].title != "doomed"
+    published = publish(hub, retrained, repo_id, commit_message="retry")  # and a retry goes through
+    assert hub.server.files(repo_id, "main")["model.safetensors"] == (retrained / "model.safetensors").read_bytes()
+    assert published.commit_oid == hub.commits(repo_id, "main")[0] != before[0]
+
+
+def test_hand_edited_readme_is_kept_unless_asked(hub, model_folder, tmp_path):
+    repo_id = "org/hand-edited"
+    hand = tmp_path / "hand"
+    save_model_folder(*_copy_model(model_folder), hand)
+    (hand / "README.md").write_text("# My own card\n", encoding="utf-8")
+    assert publish(hub, hand, repo_id).readme == "local"
+    assert remote_text(hub, repo_id, "main", "README.md", tmp_path) == "# My own card\n"
+
+    kept = publish(hub, model_folder, repo_id, commit_message="new weights")  # folder without README
+    assert kept.readme == "kept-remote" and "README.md" not in kept.files
+    assert remote_text(hub, repo_id, "main", "README.md", tmp_path) == "# My own card\n"
+
+    replaced = publish(hub, model_folder, repo_id, overwrite_readme=True)
+    assert replaced.readme == "generated"
+    assert is_generated_card(remote_text(hub, repo_id, "main", "README.md", tmp_path))
+
+
+def _copy_model(folder):
+    return MultitaskModel.from_pretrained(folder), tiny_tokenizer()
+
+
+def test_private_flag_creates_a_private_repo(hub, model_folder):
+    publish(hub, model_folder, "org/secret", private=True)
+    publish(hub, model_folder, "org/open")
+    assert api_for(hub).repo_info("org/secret").private is True
+    assert api_for(hub).repo_info("org/open").private is False
+
+
+def test_cli_publishes_and_fails_clearly(hub, model_folder, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": "test-token"}
+    command = [sys.executable, str(ROOT / "scripts" / "publish.py"), str(model_folder), "--repo-id", "org/cli"]
+    done = subprocess.run(
+        [*command, "--endpoint", hub.url, "--branch", "dev", "--message", "from the CLI"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (
+        "Published" in done.stdout
+        and api_for(hub).list_repo_commits("org/cli", revision="dev")[0].title == "from the CLI"
+    )
+    failed = subprocess.run(
+        [*command, "--endpoint", "http://127.0.0.1:9"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert failed.returncode != 0 and "nothing" not in failed.stdout and "No commit was created" in failed.stderr
