@@ -1,0 +1,66 @@
+"""Benchmarks: multitask pipeline vs single-task pipelines and the bare encoder (speed, memory, accuracy, training).
+
+Default (bounded, a few minutes on 2 CPU cores): `python scripts/benchmark.py`. Longer and more precise: `--full`.
+Offline smoke run on a tiny random encoder: `--tiny`. See `polyhead.benchmark` for what each variant is.
+"""
+
+import argparse
+
+import datasets
+import torch
+import transformers
+
+from polyhead.benchmark import DEFAULT_DATA_DIR, format_report, run_benchmark, save_report
+
+
+FULL = {"num_texts": 512, "batch1_texts": 128, "repeats": 7}
+FULL_ACCURACY = {"max_train_samples": 3000, "max_eval_samples": None, "epochs": 2.0}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default="3,6", help="Task counts T, comma-separated (at most 6).")
+    parser.add_argument("--batch-sizes", default="1,32", help="Inference batch sizes, comma-separated.")
+    parser.add_argument("--num-texts", type=int, default=96, help="Real tweets timed per pass.")
+    parser.add_argument("--batch1-texts", type=int, default=24, help="Texts timed at batch size 1 (0: all).")
+    parser.add_argument("--repeats", type=int, default=5, help="Interleaved timing rounds (median kept).")
+    parser.add_argument("--train-samples", type=int, default=600, help="Train examples per task (accuracy).")
+    parser.add_argument("--eval-samples", type=int, default=500, help="Test examples per task (accuracy).")
+    parser.add_argument("--epochs", type=float, default=1.0, help="Training epochs (accuracy).")
+    parser.add_argument("--full", action="store_true", help=f"Longer run: {FULL} and {FULL_ACCURACY}.")
+    parser.add_argument("--tiny", action="store_true", help="Tiny random encoder and synthetic texts (smoke test).")
+    parser.add_argument("--skip-accuracy", action="store_true", help="No training (accuracy, training speed).")
+    parser.add_argument("--skip-memory", action="store_true", help="No memory subprocesses.")
+    parser.add_argument("--skip-int8", action="store_true", help="No int8 dynamic quantization variant.")
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="The shared data folder.")
+    parser.add_argument("--output", default="outputs/benchmark.json", help="Where the JSON report goes.")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(2)
+    transformers.logging.set_verbosity_error()  # one load report per pipeline would bury the tables
+    transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    accuracy = {"max_train_samples": args.train_samples, "max_eval_samples": args.eval_samples, "epochs": args.epochs}
+    sizes = {"num_texts": args.num_texts, "batch1_texts": args.batch1_texts or None, "repeats": args.repeats}
+    if args.full:
+        sizes, accuracy = FULL, FULL_ACCURACY
+    report = run_benchmark(
+        task_counts=[int(t) for t in args.tasks.split(",")],
+        batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
+        tiny=args.tiny,
+        memory=not args.skip_memory,
+        accuracy=not args.skip_accuracy,
+        int8=not args.skip_int8,
+        accuracy_options=accuracy,
+        data_dir=args.data_dir,
+        **sizes,
+    )
+    print(format_report(report))
+    print(f"\nJSON report: {save_report(report, args.output)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The benchmark on a tiny random encoder: structure of the report, table and JSON (no timing assertions)."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from polyhead import benchmark
+
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory) -> str:
+    return benchmark.save_tiny_encoder(tmp_path_factory.mktemp("encoder"))
+
+
+def test_throughput_has_every_variant_and_positive_speeds(tiny_encoder):
+    texts = benchmark.synthetic_texts(12)
+    rows = benchmark.measure_throughput(tiny_encoder, texts, [2, 4], [1, 4], repeats=1, data_dir=None, int8=True)
+    found = {(row.num_tasks, row.batch_size, row.variant) for row in rows}
+    for batch_size in (1, 4):
+        assert {(2, batch_size, v) for v in ("single", "encoder", "encoder+tok")} <= found
+        for tasks in (2, 4):
+            assert {(tasks, batch_size, v) for v in ("multitask", "separate", "multitask-int8")} <= found
+    assert (2, 4, "multitask-unsorted") in found and (2, 1, "multitask-unsorted") not in found
+    for row in rows:
+        assert row.texts_per_second > 0 and len(row.runs) == 1
+        assert row.texts_per_second == pytest.approx(row.num_texts / row.runs[0], rel=1e-2)
+
+
+def test_memory_runs_in_a_fresh_process(tiny_encoder):
+    result = benchmark.measure_memory(tiny_encoder, 3, benchmark.synthetic_texts(8), "multitask", 4, data_dir=None)
+    assert result.variant == "multitask" and result.num_tasks == 3
+    # Loading and running a model grows the process (a peak inherited from the parent would read as 0 growth).
+    assert result.baseline_mb > 0 and result.peak_mb > 1
+
+
+def test_task_label_sets_from_real_data_or_synthetic():
+    synthetic = benchmark.task_label_sets(6, None)
+    assert len(synthetic) == 6
+    assert synthetic["go_emotions"]["problem_type"] == "multi_label_classification"
+    with pytest.raises(ValueError, match="At most 6 tasks"):
+        benchmark.task_label_sets(7, None)
+    if (benchmark.DEFAULT_DATA_DIR / "tweet_emotion").is_dir():
+        real = benchmark.task_label_sets(3)
+        assert real["tweet_hate"]["labels"] == ["hate", "not-hate"]
+
+
+def test_script_tiny_run_prints_tables_and_writes_json(tmp_path, capsys):
+    import benchmark as script  # scripts/benchmark.py
+
+    output = tmp_path / "bench.json"
+    argv = ["--tiny", "--tasks", "2,3", "--batch-sizes", "1,4", "--num-texts", "8", "--repeats", "1"]
+    argv += ["--skip-accuracy", "--skip-int8", "--output", str(output)]
+    script.main(argv)
+    printed = capsys.readouterr().out
+    assert "### Inference throughput" in printed and "### Peak memory" in printed
+    assert "(a) multitask pipeline, all T tasks" in printed and "(c) T text-classification pipelines" in printed
+    report = json.loads(output.read_text())
+    assert report["settings"]["task_counts"] == [2, 3] and report["accuracy"] is None
+    assert {row["variant"] for row in report["memory"]} == {"multitask", "single", "separate"}
+    _check_ratios(printed, report)
+
+
+def _check_ratios(printed: str, report: dict) -> None:
+    # The "vs (b)" column equals the raw texts/s divided by (b)'s texts/s at the same batch size.
+    speeds = {(r["num_tasks"], r["batch_size"], r["variant"]): r["texts_per_second"] for r in report["throughput"]}
+    for line in printed.splitlines():
+        match = re.match(r"\| (\d+) \| (\d+) \| .+? \| ([\d.]+) \| ([\d.]+)x \|", line)
+        if match:
+            batch, rate, ratio = int(match[2]), float(match[3]), float(match[4])
+            assert ratio == pytest.approx(rate / speeds[(2, batch, "single")], abs=0.011 + 0.001 * ratio)
+
+
+@pytest.mark.skipif(not (benchmark.DEFAULT_DATA_DIR / "tweet_emotion").is_dir(), reason="needs ../shared/data")
+def test_accuracy_with_the_training_code(tmp_path):
+    config = benchmark.accuracy_config("unused", tmp_path, max_train_samples=64, max_eval_samples=32, tiny=True)
+    result = benchmark.measure_accuracy(config, int8=True)
+    assert set(result.multitask) == set(result.single_task) == {"emotion", "hate", "offensive", "average"}
+    assert set(result.int8) == set(result.multitask)
+    assert result.multitask_train_examples_per_second > 0
+    assert set(result.single_task_train_examples_per_second) == {"emotion", "hate", "offensive"}
+    table = benchmark.accuracy_table(result)
+    assert table.count("\n") == 5 and "int8 multitask acc" in table
+    assert result.single_task_combined_examples_per_second > 0
+    assert "multitask (all tasks, one model)" in benchmark.training_table(result)
