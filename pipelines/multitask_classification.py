@@ -92,6 +92,11 @@ class MultitaskClassificationPipeline(Pipeline):
             texts, return_tensors="pt", truncation=truncation, max_length=max_length, padding=padding
         )
 
+    def get_inference_context(self):
+        # inference_mode skips autograd's version counters and view tracking that no_grad keeps: a few % at batch 1
+        # on CPU. Outputs only become Python floats, so inference tensors never reach autograd.
+        return torch.inference_mode
+
     def _sanitize_parameters(self, tasks=None, top_k="", threshold=None, truncation=None, max_length=None, **kwargs):
         if kwargs:
             raise TypeError(f"Unknown argument(s) {sorted(kwargs)} for the multitask-classification pipeline.")

@@ -96,6 +96,17 @@ def test_a_list_runs_one_padded_forward_per_batch_sorted_by_length(classifier, m
     assert seen[0][1] <= seen[1][1] and seen[-1][1] == max(shape[1] for shape in seen)
 
 
+def test_the_model_runs_under_inference_mode(classifier, model):
+    modes = []
+    handle = model.register_forward_pre_hook(lambda module, args: modes.append(torch.is_inference_mode_enabled()))
+    try:
+        classifier(TEXTS[0])
+        classifier(TEXTS, batch_size=2)
+    finally:
+        handle.remove()
+    assert modes and all(modes)
+
+
 def test_truncation_and_max_length(classifier, tokenizer):
     long_text = " ".join(["good movie"] * 200)  # 400 tokens: more than the encoder's 80 positions
     assert list(classifier(long_text)) == ["sentiment", "topic", "emotions"]
