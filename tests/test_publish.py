@@ -12,7 +12,7 @@ import pytest
 import torch
 from huggingface_hub import HfApi, constants
 from test_model_card import RESULTS, TRAINING_ARGS
-from test_remote_code import BLOCKER
+from test_remote_code import BLOCKER, run_fresh
 from transformers import pipeline
 
 from polyhead import MultitaskModel
@@ -110,27 +110,19 @@ def publish(hub, folder, repo_id, **kwargs):
 
 
 def load_in_fresh_process(hub, repo_id, branch, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     # HF_ENDPOINT is read when huggingface_hub is imported, so it is set in the environment of a new process.
-    env.update(
+    out = run_fresh(
+        LOAD_FROM_HUB,
+        repo_id,
+        branch,
+        json.dumps(TEXTS),
+        cwd=tmp_path,
         HF_ENDPOINT=hub.url,
         HF_HUB_DISABLE_XET="1",
         HF_HUB_OFFLINE="0",
-        HF_HOME=str(tmp_path / "hf_home"),
-        HF_MODULES_CACHE=str(tmp_path / "modules"),
         HF_TOKEN="test-token",
     )
-    done = subprocess.run(
-        [sys.executable, "-c", LOAD_FROM_HUB, repo_id, branch, json.dumps(TEXTS)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.splitlines()[-1])
+    return json.loads(out.splitlines()[-1])
 
 
 def test_publish_in_one_commit_matches_dry_run_and_loads_back(hub, model_folder, local_model, tmp_path):

@@ -61,9 +61,11 @@ REFUSE = BLOCKER + textwrap.dedent(
 )
 
 
-def run_fresh(script, *args, cwd):
+def run_fresh(script, *args, cwd, **env_overrides):
+    """Runs `script` in a new interpreter (no PYTHONPATH, offline unless overridden) and returns its stdout."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(cwd / "modules"), HF_HOME=str(cwd / "hf_home"))
+    env.update(env_overrides)
     done = subprocess.run(
         [sys.executable, "-c", script, *args],
         cwd=cwd,
