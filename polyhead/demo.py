@@ -186,13 +186,14 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
     results = run(*demo_arguments(config))["multitask"]
     folder = Path(config.output_dir)
     print(f"\nTest-set results ({folder}/results.json):\n{format_results_table(results)}\n")
+    answers = pipeline_answers(folder, DEMO_SENTENCES)
+    print(f"Pipeline answers:\n{format_answers(DEMO_SENTENCES, answers)}\n")
     card_data = MultitaskCardData(
         base_model=ENCODER_HUB_ID, widget_texts=DEMO_SENTENCES[:3], description=CARD_DESCRIPTION
     )
-    card = write_model_card(folder, repo_id=config.repo_id, card_data=card_data, overwrite=True)
+    widget = [{"text": text, "output": output} for text, output in zip(DEMO_SENTENCES[:3], answers)]
+    card = write_model_card(folder, repo_id=config.repo_id, card_data=card_data, overwrite=True, widget=widget)
     print(f"Model card: {card} (publish: .venv/bin/python scripts/publish.py {folder} --repo-id <org/name>)\n")
-    answers = pipeline_answers(folder, DEMO_SENTENCES)
-    print(f"Pipeline answers:\n{format_answers(DEMO_SENTENCES, answers)}\n")
     reloaded = fresh_process_answers(folder, DEMO_SENTENCES)
     matches = same_answers(answers, reloaded)
     print(f"Reloaded {folder} in a fresh process with trust_remote_code=True: answers match = {matches}")

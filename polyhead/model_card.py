@@ -534,14 +534,16 @@ def write_model_card(
     card_data: MultitaskCardData | None = None,
     versions: Mapping[str, str] | None = None,
     overwrite: bool = False,
+    widget: Sequence[Mapping[str, Any]] | None = None,
 ) -> Path:
     r"""
     Renders and writes `<folder>/README.md` from the files of a trained model folder.
 
     Reads `config.json`, `results.json` (required), `training_args.json`, `baselines/results.json` and the
     `confusion_matrix_<task>.png` files when present; runs the model's pipeline on `card_data.widget_texts` (or
-    `DEFAULT_WIDGET_TEXTS`) so the widget shows real answers; lists the installed framework versions. A README
-    without [`GENERATED_MARKER`] (a hand-edited card) is kept unless `overwrite=True`.
+    `DEFAULT_WIDGET_TEXTS`) so the widget shows real answers, unless `widget` already holds them
+    (`[{"text", "output"}]`); lists the installed framework versions. A README without [`GENERATED_MARKER`] (a
+    hand-edited card) is kept unless `overwrite=True`.
 
     Example:
 
@@ -558,7 +560,8 @@ def write_model_card(
     if results is None:
         raise FileNotFoundError(f"{folder / RESULTS_FILE} is missing: evaluate the model before writing its card.")
     card_data = card_data or MultitaskCardData()
-    texts = card_data.widget_texts or list(DEFAULT_WIDGET_TEXTS)
+    if widget is None:
+        widget = predict_widget(folder, card_data.widget_texts or list(DEFAULT_WIDGET_TEXTS))
     text = render_model_card(
         json.loads((folder / "config.json").read_text(encoding="utf-8")),
         results,
@@ -567,7 +570,7 @@ def write_model_card(
         revision=revision,
         card_data=card_data,
         baseline_results=_read_json(folder / BASELINE_RESULTS_FILE),
-        widget=predict_widget(folder, texts),
+        widget=widget,
         images=sorted(p.name for p in folder.glob("confusion_matrix_*.png")),
         versions=versions if versions is not None else installed_versions(),
     )

@@ -7,6 +7,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from polyhead.demo import DemoConfig, closing_note, format_answers, same_answers
+from polyhead.model_card import flatten_prediction
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,3 +79,4 @@ def test_small_demo_end_to_end(tmp_path):
     assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     accuracy = {r.dataset_config: r.metric_value for r in card.data.eval_results if r.metric_name == "Accuracy"}
     assert accuracy == {task: round(values["accuracy"], 4) for task, values in results["tasks"].items()}
+    assert card.data.widget[0]["output"] == flatten_prediction(results["answers"][0])  # the demo's own answers
