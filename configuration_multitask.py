@@ -6,10 +6,17 @@ siblings, and must stay readable in one sitting.
 """
 
 import copy
-from typing import Any, ClassVar
+import re
+from typing import Any
 
-from transformers import AutoConfig, PreTrainedConfig
-from transformers.configuration_utils import SubConfigSpec
+from torch import nn
+from transformers import AutoConfig
+
+
+try:  # transformers >= 5
+    from transformers import PreTrainedConfig
+except ImportError:  # transformers 4.x
+    from transformers import PretrainedConfig as PreTrainedConfig
 
 
 SINGLE_LABEL = "single_label_classification"
@@ -26,6 +33,10 @@ CUSTOM_PIPELINES = {
     }
 }
 _TASK_KEYS = ("labels", "problem_type", "threshold")
+# A task name keys an `nn.ModuleDict`, the pipeline's output, JSON files and report file names: ASCII letters, digits,
+# `_` and `-`, and none of the `nn.ModuleDict` attributes (`type`, `keys`, `train`...) it would shadow.
+TASK_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_RESERVED_TASK_NAMES = frozenset(name for name in dir(nn.ModuleDict()) if TASK_NAME_PATTERN.fullmatch(name))
 
 
 class MultitaskConfig(PreTrainedConfig):
@@ -64,26 +75,51 @@ class MultitaskConfig(PreTrainedConfig):
     """
 
     model_type = "multitask"
-    sub_configs_defaults: ClassVar[dict] = {"encoder": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
+    # transformers 4.x: never build a default instance to diff against (there is no default task list).
+    is_composition = True
+    has_no_defaults_at_init = True
 
-    encoder: PreTrainedConfig | dict | None = None
-    tasks: dict | None = None
-    pooling: str = "mean"
-    classifier_dropout: float = 0.1
-
-    def __post_init__(self, **kwargs):
+    # A classic `__init__` (not dataclass fields): the one pattern every release from 4.51 to 5.x honours.
+    def __init__(
+        self,
+        encoder: PreTrainedConfig | dict | None = None,
+        tasks: dict | list | None = None,
+        pooling: str = "mean",
+        classifier_dropout: float = 0.1,
+        **kwargs,
+    ):
         kwargs.setdefault("custom_pipelines", copy.deepcopy(CUSTOM_PIPELINES))
-        super().__post_init__(**kwargs)
-        self.tasks = normalize_tasks(self.tasks)
-        if self.pooling not in POOLING_MODES:
-            raise ValueError(f"Unknown pooling {self.pooling!r}: choose one of {', '.join(POOLING_MODES)}.")
-        if not 0.0 <= float(self.classifier_dropout) < 1.0:
-            raise ValueError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}.")
+        # Some transformers releases build `MultitaskConfig()` with no arguments while loading or saving: that
+        # placeholder has no encoder and no tasks; anything else is checked.
+        placeholder = encoder is None and tasks is None
+        self.encoder = None if placeholder else _encoder_config(encoder)
+        self.tasks = {} if placeholder else normalize_tasks(tasks)
+        if pooling not in POOLING_MODES:
+            raise ValueError(f"Unknown pooling {pooling!r}: choose one of {', '.join(POOLING_MODES)}.")
+        if not 0.0 <= float(classifier_dropout) < 1.0:
+            raise ValueError(f"classifier_dropout must be in [0, 1), got {classifier_dropout}.")
+        self.pooling = pooling
+        self.classifier_dropout = float(classifier_dropout)
+        super().__init__(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         # config.json is written with sorted keys: tasks go out as a list so their (head) order survives the trip.
         output = super().to_dict()
+        output["encoder"] = self.encoder.to_dict() if self.encoder is not None else None
         output["tasks"] = [{"name": name, **spec} for name, spec in self.tasks.items()]
+        # transformers 4.x prefixes the pipeline code loaded from a repo with "<repo id>--": a saved model ships its
+        # own copy of the pipeline file, so the saved reference points at that copy.
+        for spec in (output.get("custom_pipelines") or {}).values():
+            if isinstance(spec, dict) and isinstance(spec.get("impl"), str):
+                spec["impl"] = spec["impl"].split("--")[-1]
+        return output
+
+    def to_diff_dict(self) -> dict[str, Any]:
+        # The encoder config is written in full: a diff against one release's defaults would be read back with
+        # another release's defaults.
+        output = super().to_diff_dict()
+        full = self.to_dict()
+        output.update(encoder=full["encoder"], tasks=full["tasks"], custom_pipelines=full["custom_pipelines"])
         return output
 
     @property
@@ -116,6 +152,18 @@ class MultitaskConfig(PreTrainedConfig):
         return self.tasks[name]
 
 
+def _encoder_config(encoder: Any) -> PreTrainedConfig:
+    if isinstance(encoder, PreTrainedConfig):
+        return encoder
+    if isinstance(encoder, dict) and encoder.get("model_type"):
+        encoder = dict(encoder)
+        return AutoConfig.for_model(encoder.pop("model_type"), **encoder)
+    raise ValueError(
+        "MultitaskConfig needs an encoder config: a PreTrainedConfig, or a dict with its 'model_type' "
+        f"(e.g. BertConfig().to_dict()), got {type(encoder).__name__}."
+    )
+
+
 def normalize_tasks(tasks: Any) -> dict[str, dict[str, Any]]:
     """Checks a `tasks` mapping (or its JSON form, a list of specs with a `name`) and returns it with every default
     written out (a JSON-ready copy)."""
@@ -128,14 +176,25 @@ def normalize_tasks(tasks: Any) -> dict[str, dict[str, Any]]:
         raise ValueError(
             "MultitaskConfig needs at least one task: tasks={'name': {'labels': [...], 'problem_type': ...}}."
         )
-    return {str(name): normalize_task(str(name), spec) for name, spec in tasks.items()}
+    return {name: normalize_task(name, spec) for name, spec in tasks.items()}
+
+
+def check_task_name(name: Any) -> str:
+    """Raises a `ValueError` unless `name` is a valid task name (see `TASK_NAME_PATTERN`); returns it."""
+    if not isinstance(name, str):
+        raise ValueError(f"Invalid task name {name!r}: task names are strings, got {type(name).__name__}.")
+    if not TASK_NAME_PATTERN.fullmatch(name) or name in _RESERVED_TASK_NAMES:
+        reserved = " and not a reserved name such as 'type', 'keys' or 'train'" if name in _RESERVED_TASK_NAMES else ""
+        raise ValueError(
+            f"Invalid task name {name!r}: use 1-64 ASCII letters, digits, '_' or '-', starting with a letter or "
+            f"digit{reserved} (task names key the model's heads, its outputs and report file names)."
+        )
+    return name
 
 
 def normalize_task(name: str, spec: Any) -> dict[str, Any]:
     """Checks one task spec: labels present, unique and strings; a known problem type; a threshold in (0, 1)."""
-    if not name or "." in name or name.strip() != name:
-        # Task names key an `nn.ModuleDict` and the pipeline's output: no dots, no surrounding spaces.
-        raise ValueError(f"Invalid task name {name!r}: use a non-empty name without dots or surrounding spaces.")
+    check_task_name(name)
     if not isinstance(spec, dict):
         raise ValueError(
             f"Task {name!r}: expected a dict with 'labels' and 'problem_type', got {type(spec).__name__}."
@@ -168,4 +227,4 @@ def normalize_task(name: str, spec: Any) -> dict[str, Any]:
     return normalized
 
 
-__all__ = ["MultitaskConfig", "normalize_task", "normalize_tasks"]
+__all__ = ["MultitaskConfig", "check_task_name", "normalize_task", "normalize_tasks"]

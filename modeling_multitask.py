@@ -8,6 +8,7 @@ sibling `configuration_multitask.py`.
 import inspect
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import AutoModel, PreTrainedModel
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput, cached_file, logging
 
 from .configuration_multitask import MULTI_LABEL, MultitaskConfig, normalize_task
 
@@ -79,9 +80,12 @@ class MultitaskModel(PreTrainedModel):
     _supports_flex_attn = True
     _supports_attention_backend = True
 
-    def __init__(self, config: MultitaskConfig):
+    def __init__(self, config: MultitaskConfig, encoder: PreTrainedModel | None = None):
+        if config.encoder is None or not config.tasks:
+            raise ValueError("MultitaskModel needs a MultitaskConfig with an encoder config and at least one task.")
         super().__init__(config)
-        self.encoder = AutoModel.from_config(config.encoder)
+        # `encoder`: an already built (e.g. pretrained) encoder, so that no random one is built just to be replaced.
+        self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder)
         _drop_unused_pooler(self.encoder)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.heads = nn.ModuleDict(
@@ -120,11 +124,7 @@ class MultitaskModel(PreTrainedModel):
         config = MultitaskConfig(
             encoder=encoder.config, tasks=tasks, pooling=pooling, classifier_dropout=classifier_dropout
         )
-        model = cls(config)
-        _drop_unused_pooler(encoder)
-        model.encoder = encoder
-        model._encoder_inputs = _accepted_inputs(encoder)
-        return model
+        return cls(config, encoder=encoder)
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
@@ -134,14 +134,25 @@ class MultitaskModel(PreTrainedModel):
         missing from the config): for a multitask model that is silent damage, so both raise a `ValueError`.
         """
         output_loading_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        try:
+            model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        except Exception as error:
+            if type(error).__name__ != "SafetensorError":  # safetensors' own error names no file
+                raise
+            source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+            raise OSError(f"Cannot read the weights (model.safetensors) of {source}: {error}.") from error
         missing = sorted(info.get("missing_keys") or ())
         orphans = sorted(key for key in info.get("unexpected_keys") or () if key.startswith("heads."))
+        mismatched = sorted(
+            str(item[0] if isinstance(item, (tuple, list)) else item) for item in info.get("mismatched_keys") or ()
+        )
         problems = []
         if missing:
             problems.append(f"no weights for {_summarize(missing)} (in the config but not in the checkpoint)")
         if orphans:
             problems.append(f"weights for {_summarize(orphans)} whose tasks are not in config.tasks")
+        if mismatched:
+            problems.append(f"weights of the wrong shape for {_summarize(mismatched)}")
         if problems:
             tasks = model.config.task_names
             raise ValueError(f"config.json and the weights disagree: {'; '.join(problems)}. Config tasks: {tasks}.")
@@ -150,6 +161,22 @@ class MultitaskModel(PreTrainedModel):
     @property
     def task_names(self) -> list[str]:
         return self.config.task_names
+
+    def get_encoder(self) -> PreTrainedModel:
+        return self.encoder
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.encoder.set_input_embeddings(value)
+
+    def resize_token_embeddings(self, *args, **kwargs) -> nn.Embedding:
+        """Resizes the encoder's token embeddings (after adding tokens to the tokenizer) and records the new
+        vocabulary size in `config.encoder`, so that the saved model loads back."""
+        embeddings = self.encoder.resize_token_embeddings(*args, **kwargs)
+        self.config.encoder.vocab_size = self.encoder.config.vocab_size
+        return embeddings
 
     def add_task(
         self,
@@ -232,16 +259,24 @@ class MultitaskModel(PreTrainedModel):
         output = MultitaskOutput(loss=loss, logits=logits, task_losses=task_losses or None, pooled_output=pooled)
         return output if return_dict is not False else output.to_tuple()
 
-    def task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy (single-label) or BCE-with-logits (multi-label), ignoring rows labelled -100."""
-        if self.config.tasks[task]["problem_type"] == MULTI_LABEL:
-            keep = (labels != -100).all(dim=-1)
-            if not keep.any():
-                return logits.sum() * 0.0  # keeps the graph connected when no row has this task's labels
-            return F.binary_cross_entropy_with_logits(logits[keep], labels[keep].to(logits.dtype))
-        if not (labels != -100).any():
-            return logits.sum() * 0.0
-        return F.cross_entropy(logits, labels.long(), ignore_index=-100)
+    def task_loss(
+        self, task: str, logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Cross-entropy (single-label) or BCE-with-logits (multi-label), ignoring rows labelled -100.
+
+        `class_weights` (one per label) weight the cross-entropy's classes, or are the BCE's `pos_weight`.
+        """
+        multi_label = self.config.tasks[task]["problem_type"] == MULTI_LABEL
+        keep = (labels != -100).all(dim=-1) if multi_label else labels != -100
+        if not keep.any():
+            return logits.sum() * 0.0  # keeps the graph connected when no row has this task's labels
+        if class_weights is not None:
+            class_weights = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
+        if multi_label:
+            return F.binary_cross_entropy_with_logits(
+                logits[keep], labels[keep].to(logits.dtype), pos_weight=class_weights
+            )
+        return F.cross_entropy(logits[keep], labels[keep].long(), weight=class_weights)
 
     def _resolve_tasks(self, task: str | list[str] | None) -> list[str]:
         if task is None:
@@ -296,22 +331,39 @@ class MultitaskModel(PreTrainedModel):
         if kwargs.get("push_to_hub"):
             raise ValueError("Use model.push_to_hub(repo_id) so the pipeline code is part of the upload.")
         super().save_pretrained(save_directory, *args, **kwargs)
-        pipeline_file = find_pipeline_file()
+        # transformers 4.x records the commit the model was loaded from.
+        pipeline_file = find_pipeline_file(self.config.name_or_path, getattr(self.config, "_commit_hash", None))
         if pipeline_file is None:
             logger.warning(
-                f"{PIPELINE_FILE} not found next to {__file__}: the saved model loads with AutoModel but not with "
-                "pipeline('multitask-classification', trust_remote_code=True)."
+                f"{PIPELINE_FILE} not found next to {__file__} nor in {self.config.name_or_path!r}: the saved model "
+                "loads with AutoModel but not with pipeline('multitask-classification', trust_remote_code=True)."
             )
-        else:
+        elif Path(pipeline_file).resolve() != (Path(save_directory) / PIPELINE_FILE).resolve():
             shutil.copy(pipeline_file, Path(save_directory) / PIPELINE_FILE)
 
 
-def find_pipeline_file() -> Path | None:
-    """The pipeline code: a flat sibling in a Hub repo, or `pipelines/` in the source tree and installed package."""
+def find_pipeline_file(name_or_path: str | os.PathLike | None = None, revision: str | None = None) -> Path | None:
+    """The pipeline code: a flat sibling of this file (Hub repo), `pipelines/` (source tree, installed package), the
+    pipeline module already imported, or the folder or Hub repo the model was loaded from (recent transformers keep
+    each remote-code file of a local folder in its own cache folder)."""
     here = Path(__file__).resolve().parent
-    for candidate in (here / PIPELINE_FILE, here / "pipelines" / PIPELINE_FILE):
+    candidates = [here / PIPELINE_FILE, here / "pipelines" / PIPELINE_FILE]
+    for module in list(sys.modules.values()):
+        if Path(getattr(module, "__file__", None) or "").name == PIPELINE_FILE:
+            candidates.append(Path(module.__file__))
+    if name_or_path:
+        candidates.append(Path(name_or_path) / PIPELINE_FILE)
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
+    if name_or_path and not os.path.isdir(name_or_path):  # a Hub repo id: its copy in the local cache (or the Hub)
+        try:
+            resolved = cached_file(
+                str(name_or_path), PIPELINE_FILE, revision=revision, _raise_exceptions_for_missing_entries=False
+            )
+        except OSError:
+            return None
+        return Path(resolved) if resolved else None
     return None
 
 

@@ -9,7 +9,7 @@ import types
 from typing import Any
 
 import torch
-from transformers import AutoModel, Pipeline
+from transformers import AutoModel, AutoTokenizer, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 
@@ -45,6 +45,14 @@ class MultitaskClassificationPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
     _load_tokenizer = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.tokenizer is None and self.model.config.name_or_path:
+            # transformers < 4.54 loads no tokenizer for a custom config without `tokenizer_class`: use the model's.
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model.config.name_or_path)
+        if self.tokenizer is None:
+            raise ValueError("The multitask-classification pipeline needs a tokenizer: pass tokenizer=...")
 
     def __call__(self, inputs: str | list[str], **kwargs) -> dict[str, list[dict]] | list[dict[str, list[dict]]]:
         sort_by_length = kwargs.pop("sort_by_length", True)

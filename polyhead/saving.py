@@ -55,6 +55,8 @@ def save_model_folder(
 
     `extra(tmp_folder)` may add more files (results, plots, card) before the folder is moved into place.
     """
+    # transformers < 4.54 gives a custom pipeline a tokenizer only when the config names a tokenizer class.
+    model.config.tokenizer_class = type(tokenizer).__name__
     with atomic_folder(folder, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

