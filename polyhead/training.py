@@ -36,6 +36,7 @@ from polyhead import __version__, metrics
 from polyhead.arguments import TINY_ENCODER, DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
 from polyhead.evaluation import evaluate_model, score_task, write_results
+from polyhead.model_card import encoder_hub_id
 from polyhead.sampling import TaskBatchSampler
 from polyhead.saving import save_model_folder
 from polyhead_remote.configuration_multitask import MULTI_LABEL, MultitaskConfig
@@ -352,7 +353,9 @@ def training_run_info(
     data = {f.name: getattr(data_args, f.name) for f in dataclasses.fields(data_args) if f.name != "tasks"}
     data["tasks"] = [task.spec.to_dict() for task in prepared.data.values()]  # in-memory datasets described only
     return {
-        "model": dataclasses.asdict(model_args),
+        # base_model: the encoder's Hub id, also when it was loaded from a local folder (read from its metadata now,
+        # while the folder is here) so the model card can name it.
+        "model": {**dataclasses.asdict(model_args), "base_model": encoder_hub_id(model_args.encoder_name_or_path)},
         "data": data,
         "training": training_args.to_dict(),
         "tasks": {name: task.head for name, task in prepared.data.items()},
