@@ -12,8 +12,9 @@
        "majority_baseline": {task: {metric: value}},  # only when train labels were given
        "split": "test", "num_examples": {task: n}, "model": path or null}
 
-- `classification_report_<task>.txt` (scikit-learn's per-label report) and `confusion_matrix_<task>.png`
-  (a heatmap; per-label TP/FP/FN bars for multi-label tasks).
+- `classification_report_<task>.txt` (scikit-learn's per-label report), `confusion_matrix_<task>.png` (a
+  row-normalised heatmap; above 30 labels the most-confused classes and confusions; per-label TP/FP/FN bars for
+  multi-label tasks) and `confusion_matrix_<task>.csv` (the full counts).
 """
 
 import json
@@ -222,7 +223,8 @@ def write_results(results: Mapping[str, Any], output_dir: str | os.PathLike, nam
 
 
 def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_dir: str | os.PathLike, split: str):
-    """Writes `classification_report_<task>.txt` and `confusion_matrix_<task>.png` for each task."""
+    """Writes `classification_report_<task>.txt`, `confusion_matrix_<task>.png` and the full counts in
+    `confusion_matrix_<task>.csv` for each task."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     for task, (predictions, references) in outputs.items():
@@ -236,6 +238,9 @@ def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_di
             spec["labels"],
             title=f"{task} ({split})",
             path=output_dir / f"confusion_matrix_{task}.png",
+        )
+        metrics.write_confusion_matrix_csv(
+            spec["problem_type"], predictions, references, spec["labels"], output_dir / f"confusion_matrix_{task}.csv"
         )
 
 

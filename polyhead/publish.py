@@ -56,6 +56,7 @@ UPLOAD_PATTERNS = (
     "training_args.json",
     "baselines/results.json",
     "confusion_matrix_*.png",
+    "confusion_matrix_*.csv",
     "classification_report_*.txt",
 )
 _MASKED_TOKENS = (None, "", "<HUB_TOKEN>")

@@ -86,6 +86,9 @@ def test_evaluate_model_matches_hand_computation_and_writes_files(scored):
     assert saved["tasks"] == results["tasks"]
     for task in ("sentiment", "emotions"):
         assert (folder / f"confusion_matrix_{task}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (folder / f"confusion_matrix_{task}.csv").read_text().count("\n") == 1 + len(
+            model.config.task(task)["labels"]
+        )
         assert "precision" in (folder / f"classification_report_{task}.txt").read_text()
     table = format_results_table(results)
     assert "sentiment" in table and "majority acc" in table
