@@ -14,13 +14,15 @@ bars and `accelerate launch` multi-GPU runs are Trainer's own.
   of TaskSpec dicts, "training": TrainingArguments.to_dict(), "tasks": config tasks (labels, problem type),
   "num_train_examples": {task: n}, "train_metrics": {...}, "log_history": [...], "polyhead_version": str}`;
 - with `single_task_baselines`, `baselines/results.json`: the same schema as `results.json`, one single-task model per
-  task trained with the same arguments (their model folders are under `<output_dir>/baselines/<task>/model`).
+  task trained with the same arguments (their model folders are under `<output_dir>/baselines/<task>/model`; their
+  checkpoints are removed once that folder is written, unless `keep_baseline_checkpoints`).
 """
 
 import dataclasses
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +33,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import ConcatDataset, DataLoader
 from transformers import AutoTokenizer, EarlyStoppingCallback, PreTrainedTokenizerBase, Trainer, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from polyhead import __version__, metrics
 from polyhead.arguments import TINY_ENCODER, DataArguments, ModelArguments, MultitaskTrainingArguments
@@ -391,6 +394,8 @@ def train_baselines(
         result = train_and_evaluate(prepared.subset([name]), tokenizer, model_args, data_args, args)
         if not result:
             continue
+        if not training_args.keep_baseline_checkpoints:
+            remove_checkpoints(folder)
         for key in ("tasks", "num_examples", "majority_baseline", "primary_metrics", "problem_types"):
             combined.setdefault(key, {}).update(result.get(key, {}))
         combined["models"][name] = args.model_dir
@@ -401,12 +406,19 @@ def train_baselines(
     return combined
 
 
+def remove_checkpoints(output_dir: str | os.PathLike) -> None:
+    """Deletes the Trainer's `checkpoint-*` folders in `output_dir` (a baseline's model folder is written by then)."""
+    for checkpoint in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        if checkpoint.is_dir():
+            shutil.rmtree(checkpoint)
+
+
 def run(
     model_args: ModelArguments, data_args: DataArguments, training_args: MultitaskTrainingArguments
 ) -> dict[str, Any]:
     r"""
     The training job: validate and tokenize every task, train the multitask model, score it, write the model folder,
-    and (with `single_task_baselines`) train and score one model per task.
+    and (with `single_task_baselines`) train and score one model per task. `num_threads` sets torch's CPU threads.
 
     Returns `{"multitask": results, "baselines": results or None}`.
 
@@ -418,6 +430,8 @@ def run(
     >>> results["multitask"]["average"]["primary"]
     ```
     """
+    if training_args.num_threads is not None:
+        torch.set_num_threads(training_args.num_threads)
     tokenizer = load_tokenizer(model_args)
     prepared = prepare_tasks(model_args, data_args, tokenizer, seed=training_args.data_seed or training_args.seed)
     multitask = train_and_evaluate(prepared, tokenizer, model_args, data_args, training_args)
@@ -436,6 +450,7 @@ __all__ = [
     "load_tokenizer",
     "make_trainer",
     "prepare_tasks",
+    "remove_checkpoints",
     "run",
     "train_and_evaluate",
     "train_baselines",

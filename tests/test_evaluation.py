@@ -106,7 +106,14 @@ def test_evaluate_script_scores_a_saved_folder(scored, tmp_path, monkeypatch):
     sys.modules.pop("evaluate_model", None)
     from evaluate_model import main
 
-    results = main([str(folder), "--tasks", f"sentiment={data}", "--output_dir", str(tmp_path / "out")])
+    threads = torch.get_num_threads()
+    try:
+        results = main(
+            [str(folder), "--tasks", f"sentiment={data}", "--output_dir", str(tmp_path / "out"), "--num_threads", "1"]
+        )
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert results["num_examples"] == {"sentiment": 2}
     assert (tmp_path / "out" / "results.json").is_file()
     bad = tmp_path / "bad"
