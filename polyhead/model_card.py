@@ -106,9 +106,10 @@ class MultitaskCardData:
         datasets (`list[str]`, *optional*): Hub dataset ids; those named in the training args are added.
         task_datasets (`dict[str, str]`, *optional*): `{task: Hub dataset id}`, the public source of a task trained
             from local files (shown in the data table and added to `datasets`).
-        base_model (`str`, *optional*): the pretrained encoder's Hub id; defaults to the training args' encoder when
-            that is a Hub id, else to the Hub id recorded from a local encoder's own metadata at training time
-            (`training_args["model"]["base_model"]`, see [`encoder_hub_id`]); a bare local path is left out.
+        base_model (`str`, *optional*): the pretrained encoder's Hub id; defaults to the one training recorded
+            (`training_args["model"]["base_model"]`: the encoder's Hub id, or what a local encoder folder's own
+            metadata names, see [`encoder_hub_id`]), else to the training args' encoder when that is a Hub id; a bare
+            local path is left out.
         widget_texts (`list[str]`, *optional*): example inputs for the Hub widget and the usage section.
         description (`str`, *optional*): a paragraph on what the model is for; a generic one otherwise.
         model_name (`str`, *optional*): the title; defaults to the repo name.
@@ -148,9 +149,12 @@ class MultitaskCardData:
             self.task_sources[task]["dataset"] = dataset
         if self.base_model is None:
             model_args = training_args.get("model", {})
-            self.base_model = hub_id_or_none(model_args.get("encoder_name_or_path")) or hub_id_or_none(
-                model_args.get("base_model")
+            # Training resolved `base_model` knowing whether the encoder was a local folder ("models/minilm" looks
+            # like a Hub id); runs from before that key read the encoder name.
+            recorded = (
+                model_args["base_model"] if "base_model" in model_args else model_args.get("encoder_name_or_path")
             )
+            self.base_model = hub_id_or_none(recorded)
         found = [source["dataset"] for source in self.task_sources.values() if source.get("dataset")]
         self.datasets = list(dict.fromkeys([*self.datasets, *found]))
         self.model_name = self.model_name or (self.repo_id or "multitask-model").split("/")[-1]

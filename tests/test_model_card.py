@@ -295,3 +295,10 @@ def test_encoder_hub_id_reads_a_local_encoders_own_metadata(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"_name_or_path": str(tmp_path)}))  # a local path is no id
     (tmp_path / "README.md").unlink()
     assert encoder_hub_id(tmp_path) is None
+
+
+def test_recorded_base_model_wins_over_an_encoder_path_that_looks_like_a_hub_id():
+    local = {"encoder_name_or_path": "models/minilm", "base_model": None}  # a relative local folder, no metadata
+    assert ModelCard(render(training_args={**TRAINING_ARGS, "model": local})).data.base_model is None
+    legacy = {"encoder_name_or_path": "org/encoder"}  # training_args.json from before base_model was recorded
+    assert ModelCard(render(training_args={**TRAINING_ARGS, "model": legacy})).data.base_model == "org/encoder"
