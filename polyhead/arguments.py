@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
@@ -90,7 +91,9 @@ class DataArguments:
 @dataclass
 class MultitaskTrainingArguments(TrainingArguments):
     """`TrainingArguments` plus the multitask options. `metric_for_best_model` defaults to `average_primary` (the
-    mean over tasks of each task's primary metric) whenever it is needed (best model, early stopping, plateau)."""
+    mean over tasks of each task's primary metric) whenever it is needed (best model, early stopping, plateau).
+    Without an accelerator `dataloader_pin_memory` is turned off (torch would warn at every evaluation), and when
+    stderr is not a terminal (a redirected log) progress bars are off unless `disable_tqdm` is given."""
 
     single_task_baselines: bool = field(
         default=False, metadata={"help": "Also train one model per task with the same budget, for comparison."}
@@ -101,8 +104,27 @@ class MultitaskTrainingArguments(TrainingArguments):
     model_dir: str | None = field(
         default=None, metadata={"help": "Where the final Hub-ready model folder goes (default: <output_dir>/model)."}
     )
+    keep_baseline_checkpoints: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep the single-task baselines' Trainer checkpoints (by default they are removed once each "
+            "baseline's model folder is written: a full checkpoint per task that nothing uses afterwards)."
+        },
+    )
+    num_threads: int | None = field(
+        default=None,
+        metadata={"help": "torch CPU threads for training and evaluation (torch.set_num_threads; default: torch's)."},
+    )
 
     def __post_init__(self):
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {self.num_threads}.")
+        if self.dataloader_pin_memory and (self.use_cpu or not _accelerator_available()):
+            # Pinned memory only helps copies to an accelerator; without one torch warns at every evaluation.
+            self.dataloader_pin_memory = False
+        if self.disable_tqdm is None and not sys.stderr.isatty():
+            # Progress bars redraw with carriage returns and escape codes: plain log lines read better in a file.
+            self.disable_tqdm = True
         plateau = str(self.lr_scheduler_type).endswith("reduce_lr_on_plateau")
         if self.early_stopping_patience is not None:
             self.load_best_model_at_end = True
@@ -116,6 +138,23 @@ class MultitaskTrainingArguments(TrainingArguments):
         super().__post_init__()
         if self.model_dir is None:
             self.model_dir = os.path.join(self.output_dir or "trainer_output", "model")
+
+
+def _accelerator_available() -> bool:
+    accelerator = getattr(torch, "accelerator", None)
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+
+
+def disable_progress_bars() -> None:
+    """Turns off the progress bars of datasets (tokenization), transformers (saving shards) and huggingface_hub
+    (downloads): in a redirected log their carriage-return redraws are noise. Scripts call it with `disable_tqdm`."""
+    import datasets
+    import huggingface_hub.utils
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()
 
 
 def build_parser() -> HfArgumentParser:
@@ -172,6 +211,7 @@ __all__ = [
     "ModelArguments",
     "MultitaskTrainingArguments",
     "build_parser",
+    "disable_progress_bars",
     "parse_args",
     "read_config_file",
 ]

@@ -12,12 +12,14 @@
        "majority_baseline": {task: {metric: value}},  # only when train labels were given
        "split": "test", "num_examples": {task: n}, "model": path or null}
 
-- `classification_report_<task>.txt` (scikit-learn's per-label report) and `confusion_matrix_<task>.png`
-  (a heatmap; per-label TP/FP/FN bars for multi-label tasks).
+- `classification_report_<task>.txt` (scikit-learn's per-label report), `confusion_matrix_<task>.png` (a
+  row-normalised heatmap; above 30 labels the most-confused classes and confusions; per-label TP/FP/FN bars for
+  multi-label tasks) and `confusion_matrix_<task>.csv` (the full counts).
 """
 
 import json
 import os
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -107,7 +109,7 @@ def evaluate_model(
     output_dir: str | os.PathLike | None = None,
     train_labels: Mapping[str, list] | None = None,
     model_path: str | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     r"""
     Scores `model` on each task's tokenized split and (with `output_dir`) writes `results.json`, a classification
@@ -122,7 +124,7 @@ def evaluate_model(
         output_dir: where the files go; nothing is written when `None`.
         train_labels: `{task: train label ids}`; adds the majority-class baseline of each task.
         model_path: recorded in the results.
-        progress: show a tqdm bar per task.
+        progress: show a tqdm bar per task (default: when stderr is a terminal, so a redirected log stays plain).
 
     Example:
 
@@ -132,6 +134,7 @@ def evaluate_model(
     ```
     """
     results: dict[str, Any] = {"tasks": {}, "num_examples": {}, "split": split, "model": model_path}
+    progress = sys.stderr.isatty() if progress is None else progress
     outputs = {}
     for task, dataset in tasks.items():
         spec = model.config.task(task)
@@ -222,7 +225,8 @@ def write_results(results: Mapping[str, Any], output_dir: str | os.PathLike, nam
 
 
 def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_dir: str | os.PathLike, split: str):
-    """Writes `classification_report_<task>.txt` and `confusion_matrix_<task>.png` for each task."""
+    """Writes `classification_report_<task>.txt`, `confusion_matrix_<task>.png` and the full counts in
+    `confusion_matrix_<task>.csv` for each task."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     for task, (predictions, references) in outputs.items():
@@ -236,6 +240,9 @@ def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_di
             spec["labels"],
             title=f"{task} ({split})",
             path=output_dir / f"confusion_matrix_{task}.png",
+        )
+        metrics.write_confusion_matrix_csv(
+            spec["problem_type"], predictions, references, spec["labels"], output_dir / f"confusion_matrix_{task}.csv"
         )
 
 
@@ -265,10 +272,45 @@ def format_results_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_comparison_table(results: Mapping[str, Any], baseline_results: Mapping[str, Any]) -> str:
+    r"""
+    A plain-text table of the multitask model vs the single-task baselines on each task's primary metric (macro F1,
+    or micro F1 for multi-label tasks), with the difference and the mean over tasks.
+
+    Example:
+
+    ```python
+    >>> print(format_comparison_table(results["multitask"], results["baselines"]))
+    ```
+    """
+    primary = results.get("primary_metrics", {})
+    header = f"{'task':<16}{'metric':>10}{'multitask':>11}{'single-task':>13}{'difference':>12}"
+    lines = [header, "-" * len(header)]
+    ours_all, theirs_all = [], []
+    for task, values in results["tasks"].items():
+        metric = primary.get(task) or ("f1_micro" if "f1_micro" in values else "f1_macro")
+        ours, theirs = values.get(metric), baseline_results.get("tasks", {}).get(task, {}).get(metric)
+        if ours is None or theirs is None:
+            lines.append(f"{task:<16}{metric:>10}{_cell(ours, 11)}{_cell(theirs, 13)}{'-':>12}")
+            continue
+        ours_all.append(ours)
+        theirs_all.append(theirs)
+        lines.append(f"{task:<16}{metric:>10}{ours:>11.3f}{theirs:>13.3f}{ours - theirs:>+12.3f}")
+    if ours_all:
+        ours, theirs = sum(ours_all) / len(ours_all), sum(theirs_all) / len(theirs_all)
+        lines.append(f"{'average':<16}{'primary':>10}{ours:>11.3f}{theirs:>13.3f}{ours - theirs:>+12.3f}")
+    return "\n".join(lines)
+
+
+def _cell(value: float | None, width: int) -> str:
+    return f"{value:>{width}.3f}" if value is not None else f"{'-':>{width}}"
+
+
 __all__ = [
     "RESULTS_FILE",
     "evaluate_model",
     "evaluate_saved_model",
+    "format_comparison_table",
     "format_results_table",
     "logits_to_predictions",
     "majority_predictions",

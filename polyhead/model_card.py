@@ -104,8 +104,12 @@ class MultitaskCardData:
         license (`str`, *optional*, defaults to `"apache-2.0"`): an SPDX-like Hub license id.
         language (`list[str]`, *optional*, defaults to `["en"]`): ISO language codes.
         datasets (`list[str]`, *optional*): Hub dataset ids; those named in the training args are added.
-        base_model (`str`, *optional*): the pretrained encoder's Hub id; defaults to the training args' encoder when
-            that is a Hub id (a local path is left out of the metadata).
+        task_datasets (`dict[str, str]`, *optional*): `{task: Hub dataset id}`, the public source of a task trained
+            from local files (shown in the data table and added to `datasets`).
+        base_model (`str`, *optional*): the pretrained encoder's Hub id; defaults to the one training recorded
+            (`training_args["model"]["base_model"]`: the encoder's Hub id, or what a local encoder folder's own
+            metadata names, see [`encoder_hub_id`]), else to the training args' encoder when that is a Hub id; a bare
+            local path is left out.
         widget_texts (`list[str]`, *optional*): example inputs for the Hub widget and the usage section.
         description (`str`, *optional*): a paragraph on what the model is for; a generic one otherwise.
         model_name (`str`, *optional*): the title; defaults to the repo name.
@@ -124,6 +128,7 @@ class MultitaskCardData:
     license: str = "apache-2.0"
     language: list[str] = dataclasses.field(default_factory=lambda: ["en"])
     datasets: list[str] = dataclasses.field(default_factory=list)
+    task_datasets: dict[str, str] = dataclasses.field(default_factory=dict)
     base_model: str | None = None
     widget_texts: list[str] = dataclasses.field(default_factory=list)
     description: str | None = None
@@ -138,8 +143,18 @@ class MultitaskCardData:
         training_args = training_args or {}
         self.tasks = config_tasks(config)
         self.task_sources = task_sources(training_args, list(self.tasks))
+        for task, dataset in self.task_datasets.items():
+            if task not in self.task_sources:
+                raise ValueError(f"Dataset given for task {task!r}, which the model lacks ({list(self.tasks)}).")
+            self.task_sources[task]["dataset"] = dataset
         if self.base_model is None:
-            self.base_model = hub_id_or_none(training_args.get("model", {}).get("encoder_name_or_path"))
+            model_args = training_args.get("model", {})
+            # Training resolved `base_model` knowing whether the encoder was a local folder ("models/minilm" looks
+            # like a Hub id); runs from before that key read the encoder name.
+            recorded = (
+                model_args["base_model"] if "base_model" in model_args else model_args.get("encoder_name_or_path")
+            )
+            self.base_model = hub_id_or_none(recorded)
         found = [source["dataset"] for source in self.task_sources.values() if source.get("dataset")]
         self.datasets = list(dict.fromkeys([*self.datasets, *found]))
         self.model_name = self.model_name or (self.repo_id or "multitask-model").split("/")[-1]
@@ -176,6 +191,41 @@ def hub_id_or_none(name: Any) -> str | None:
     return name if isinstance(name, str) and _HUB_ID.match(name) and not os.path.isabs(name) else None
 
 
+def encoder_hub_id(path: str | os.PathLike | None) -> str | None:
+    r"""
+    The Hub id of an encoder: `path` itself when it is a Hub id, else what a local encoder folder says it is.
+
+    Read from the folder's own metadata, in this order: the `base_model` of its `README.md` YAML header, a
+    `sentence-transformers/<name>` model id in its README text (how sentence-transformers cards name themselves),
+    the `_name_or_path` of its `config.json` or `config_sentence_transformers.json` (when that is a Hub id, not a
+    local path). `None` when nothing names one.
+
+    Example:
+
+    ```python
+    >>> encoder_hub_id("sentence-transformers/all-MiniLM-L6-v2")
+    'sentence-transformers/all-MiniLM-L6-v2'
+    ```
+    """
+    if path is None:
+        return None
+    folder = Path(path)
+    if not folder.is_dir():
+        return hub_id_or_none(str(path))
+    readme = folder / README
+    text = readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else ""
+    candidates = []
+    if text.startswith("---"):
+        base = ModelCard(text, ignore_metadata_errors=True).data.to_dict().get("base_model")
+        candidates += base if isinstance(base, list) else [base]
+    # A sentence-transformers README names the model itself in its usage code; config.json's `_name_or_path` is
+    # often the checkpoint it was fine-tuned from (all-MiniLM-L6-v2 says nreimers/MiniLM-L6-H384-uncased).
+    candidates += re.findall(r"\bsentence-transformers/[\w.-]*\w", text)
+    for name in ("config.json", "config_sentence_transformers.json"):
+        candidates.append((_read_json(folder / name) or {}).get("_name_or_path"))
+    return next((c for c in candidates if hub_id_or_none(c) and not Path(str(c)).exists()), None)
+
+
 def task_sources(training_args: Mapping[str, Any], task_names: list[str]) -> dict[str, dict[str, Any]]:
     """Per task: `dataset` (a Hub id or `None`), `dataset_config`, `data_files`, `split`, `num_train_examples`."""
     specs = {spec.get("name"): spec for spec in training_args.get("data", {}).get("tasks", []) or []}
@@ -190,6 +240,8 @@ def task_sources(training_args: Mapping[str, Any], task_names: list[str]) -> dic
             "data_files": spec.get("data_files"),
             "in_memory": isinstance(dataset, str) and dataset.startswith("<in-memory"),
             "split": spec.get("test_split"),
+            "text_column": spec.get("text_column"),
+            "label_column": spec.get("label_column"),
             "num_train_examples": num_train.get(name),
         }
     return sources
@@ -338,16 +390,32 @@ def data_table(sources: Mapping[str, Mapping[str, Any]], results: Mapping[str, A
 
 
 def describe_source(source: Mapping[str, Any]) -> str:
-    """`[org/name](https://huggingface.co/datasets/org/name)` (config), local files or in-memory data."""
+    """`[org/name](https://huggingface.co/datasets/org/name)` (config), local files (named by their folder, so tasks
+    read from `<name>/train.jsonl` files can be told apart) or in-memory data, with the columns when not the default
+    `text`/`label` (two tasks from one file differ by their label column)."""
     if source.get("dataset"):
         config = f" (config `{source['dataset_config']}`)" if source.get("dataset_config") else ""
-        return f"[{source['dataset']}](https://huggingface.co/datasets/{source['dataset']}){config}"
-    files = source.get("data_files")
-    if files:
-        names = files.values() if isinstance(files, Mapping) else files if isinstance(files, list) else [files]
-        flat = [Path(str(name)).name for group in names for name in (group if isinstance(group, list) else [group])]
-        return "local files: " + ", ".join(f"`{name}`" for name in flat)
-    return "in-memory data" if source.get("in_memory") else "not recorded"
+        text = f"[{source['dataset']}](https://huggingface.co/datasets/{source['dataset']}){config}"
+    elif source.get("data_files"):
+        text = _describe_files(source["data_files"])
+    else:
+        text = "in-memory data" if source.get("in_memory") else "not recorded"
+    columns = [
+        f"{kind} column `{source[key]}`"
+        for kind, key, default in (("text", "text_column", "text"), ("label", "label_column", "label"))
+        if source.get(key) not in (None, default)
+    ]
+    return text + (f" ({', '.join(columns)})" if columns else "")
+
+
+def _describe_files(files: Any) -> str:
+    # Only the last folder and file names: a full local path says nothing to a reader and leaks the trainer's disk.
+    names = files.values() if isinstance(files, Mapping) else files if isinstance(files, list) else [files]
+    paths = [Path(str(name)) for group in names for name in (group if isinstance(group, list) else [group])]
+    folders = {path.parent.name for path in paths}
+    if len(folders) == 1 and "" not in folders:
+        return f"local files in `{folders.pop()}/`: " + ", ".join(f"`{path.name}`" for path in paths)
+    return "local files: " + ", ".join(f"`{Path(path.parent.name, path.name).as_posix()}`" for path in paths)
 
 
 def confusion_matrix_images(images: Iterable[str], tasks: Iterable[str]) -> list[dict[str, str]]:
@@ -581,6 +649,7 @@ def write_model_card(
 __all__ = [
     "GENERATED_MARKER",
     "MultitaskCardData",
+    "encoder_hub_id",
     "flatten_prediction",
     "installed_versions",
     "is_generated_card",

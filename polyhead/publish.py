@@ -1,8 +1,9 @@
 """Publishing a model folder to the Hub: one commit holding weights, config, code, tokenizer, card, results and plots.
 
-[`publish_model`] stages the exact set of files to upload in a temporary folder (with `dry_run_dir`, in that folder,
-and uploads nothing), then creates the repo and branch if needed and uploads the staged folder in ONE commit. A commit
-is atomic on the Hub: if it fails, none of the files are published, and [`PublishError`] says so.
+[`publish_model`] stages the exact set of files to upload in a temporary folder, then creates the repo and branch if
+needed and uploads the staged folder in ONE commit. A commit is atomic on the Hub: if it fails, none of the files are
+published, and [`PublishError`] says so. With `dry_run_dir` the staged files go to that folder instead, written
+atomically like a model folder (complete or absent), with no network call at all.
 
 Notes for servers other than huggingface.co: with `hf_xet` installed, `huggingface_hub` uploads large files through
 Xet only; set `HF_HUB_DISABLE_XET=1` for a server without it. `HF_ENDPOINT` is read once, when `huggingface_hub` is
@@ -11,6 +12,7 @@ imported; pass `endpoint=` to target another server from a running process.
 
 import dataclasses
 import fnmatch
+import functools
 import json
 import logging
 import os
@@ -18,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from huggingface_hub import HfApi, constants
+from huggingface_hub import HfApi
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -27,8 +29,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from polyhead.model_card import README, MultitaskCardData, is_generated_card, write_model_card
-from polyhead.saving import REMOTE_CODE_FILES, check_model_folder
+from polyhead.model_card import README, RESULTS_FILE, MultitaskCardData, is_generated_card, write_model_card
+from polyhead.saving import REMOTE_CODE_FILES, atomic_folder, check_model_folder
 
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ UPLOAD_PATTERNS = (
     "training_args.json",
     "baselines/results.json",
     "confusion_matrix_*.png",
+    "confusion_matrix_*.csv",
     "classification_report_*.txt",
 )
 _MASKED_TOKENS = (None, "", "<HUB_TOKEN>")
@@ -142,6 +145,11 @@ def stage_upload(
     if not overwrite_readme and remote is not None and not is_generated_card(remote):
         local.unlink(missing_ok=True)
         return "kept-remote"
+    if not (folder / RESULTS_FILE).is_file():
+        raise FileNotFoundError(
+            f"{folder / RESULTS_FILE} is missing: the model card needs the model's results (evaluate the model, e.g. "
+            "scripts/evaluate_model.py, or put a hand-edited README.md in the folder). Nothing was published."
+        )
     write_model_card(staging, repo_id=repo_id, revision=branch, card_data=card_data, overwrite=True)
     return "generated"
 
@@ -176,8 +184,8 @@ def publish_model(
         token (`str`, *optional*): a Hub token; defaults to the logged-in one.
         endpoint (`str`, *optional*): another Hub-compatible server; defaults to `HF_ENDPOINT`.
         overwrite_readme (`bool`, *optional*, defaults to `False`): replace a hand-edited README by a generated card.
-        dry_run_dir (`str` or `os.PathLike`, *optional*): write the exact upload to this new (or empty) folder
-            instead, and upload nothing (the branch's README is still read, so the folder is exactly the upload).
+        dry_run_dir (`str` or `os.PathLike`, *optional*): write the upload to this new (or empty) folder instead,
+            atomically, with no network call at all (so a hand-edited README already on the branch is not seen).
         card_data (`MultitaskCardData`, *optional*): license, language, datasets, widget texts... of the card.
 
     Returns:
@@ -197,45 +205,50 @@ def publish_model(
     folder = Path(folder)
     check_model_folder(folder)
     check_no_token(folder)
+    stage = functools.partial(
+        stage_upload,
+        folder,
+        repo_id=repo_id,
+        branch=branch,
+        overwrite_readme=overwrite_readme,
+        card_data=card_data,
+    )
+    if dry_run_dir is not None:
+        return _dry_run(stage, Path(dry_run_dir), repo_id, branch)
     api = HfApi(endpoint=endpoint, token=token)
     with tempfile.TemporaryDirectory(prefix="polyhead-publish-") as tmp:
-        remote = _branch_readme(api, repo_id, branch, os.path.join(tmp, "cache"), dry_run=dry_run_dir is not None)
-        staging = _staging_folder(dry_run_dir, tmp)
-        readme = stage_upload(
-            folder,
-            staging,
-            repo_id=repo_id,
-            branch=branch,
-            remote=remote,
-            overwrite_readme=overwrite_readme,
-            card_data=card_data,
-        )
-        files = select_upload_files(staging)
-        result = PublishResult(repo_id=repo_id, branch=branch, files=files, readme=readme, dry_run=True)
-        if dry_run_dir is not None:
-            logger.info("Dry run: the %d files that would be uploaded are in %s.", len(files), staging)
-            return result
-        commit = _call(lambda: _upload(api, staging, repo_id, branch, private, commit_message), repo_id, branch)
-    return dataclasses.replace(result, dry_run=False, commit_oid=commit.oid, commit_url=str(commit.commit_url))
-
-
-def _branch_readme(api: HfApi, repo_id: str, branch: str, cache_dir: str, dry_run: bool) -> str | None:
-    if dry_run and constants.is_offline_mode():
-        # An offline dry run cannot see the branch: the staged folder assumes it has no hand-edited README.
-        logger.warning("Offline dry run: not checking %s@%s for a hand-edited README.", repo_id, branch)
-        return None
-    return _call(lambda: remote_readme(api, repo_id, branch, cache_dir), repo_id, branch)
-
-
-def _staging_folder(dry_run_dir: str | os.PathLike | None, tmp: str) -> Path:
-    if dry_run_dir is None:
+        remote = _call(lambda: remote_readme(api, repo_id, branch, os.path.join(tmp, "cache")), repo_id, branch)
         staging = Path(tmp) / "upload"
-    else:
-        staging = Path(dry_run_dir)
-        if staging.exists() and any(staging.iterdir()):
-            raise FileExistsError(f"Dry-run folder {staging} is not empty: give a new or empty folder.")
-    staging.mkdir(parents=True, exist_ok=True)
-    return staging
+        staging.mkdir()
+        readme = stage(staging, remote=remote)
+        files = select_upload_files(staging)
+        commit = _call(lambda: _upload(api, staging, repo_id, branch, private, commit_message), repo_id, branch)
+    return PublishResult(
+        repo_id=repo_id,
+        branch=branch,
+        files=files,
+        readme=readme,
+        commit_oid=commit.oid,
+        commit_url=str(commit.commit_url),
+    )
+
+
+def _dry_run(stage, dry_run_dir: Path, repo_id: str, branch: str) -> PublishResult:
+    """Stages the upload into `dry_run_dir` atomically (complete or absent, like a model folder); no network call.
+
+    The branch is not read, so a hand-edited README already on it is not seen: the staged card is what would be
+    uploaded to a branch without one."""
+    if dry_run_dir.exists() and (not dry_run_dir.is_dir() or any(dry_run_dir.iterdir())):
+        raise FileExistsError(f"Dry-run folder {dry_run_dir} is not empty: give a new or empty folder.")
+    with atomic_folder(dry_run_dir, overwrite=dry_run_dir.exists()) as staging:
+        readme = stage(staging, remote=None)
+        files = select_upload_files(staging)
+    logger.info(
+        "Dry run: the %d files that would be uploaded are in %s (the branch's README was not checked: no network).",
+        len(files),
+        dry_run_dir,
+    )
+    return PublishResult(repo_id=repo_id, branch=branch, files=files, readme=readme, dry_run=True)
 
 
 def _upload(api: HfApi, staging: Path, repo_id: str, branch: str, private: bool, message: str | None):

@@ -19,6 +19,8 @@ REMOTE_CODE_FILES = ("configuration_multitask.py", "modeling_multitask.py", PIPE
 def atomic_folder(folder: str | os.PathLike, overwrite: bool = False):
     """Yields a temporary sibling folder to fill; on success it replaces `folder`, on error it is removed.
 
+    The folder and its files get the modes the umask gives plain writes (see [`apply_umask`]).
+
     Example:
 
     ```python
@@ -33,6 +35,7 @@ def atomic_folder(folder: str | os.PathLike, overwrite: bool = False):
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         yield tmp
+        apply_umask(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -42,6 +45,39 @@ def atomic_folder(folder: str | os.PathLike, overwrite: bool = False):
         folder.rename(backup)
     tmp.rename(folder)
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def current_umask() -> int:
+    """The process umask (read without changing it where `/proc` allows)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no way to read it without setting it elsewhere; restored at once
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(folder: str | os.PathLike) -> None:
+    """Gives `folder`, its subfolders and files the modes a plain write would (0755 / 0644 under umask 022).
+
+    `mkdtemp` makes the folder 0700 and atomic file writes (`mkstemp`, as some savers use) 0600: a model folder
+    copied to a shared server or read by a container running as another user would be unreadable."""
+    mask = current_umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            if not os.path.islink(os.path.join(root, name)):
+                os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                continue  # chmod would change the link's target
+            executable = os.stat(path).st_mode & 0o100
+            os.chmod(path, (0o777 if executable else 0o666) & ~mask)
 
 
 def save_model_folder(

@@ -140,6 +140,27 @@ class TaskSpec:
         return cls(**data)
 
 
+def _optional_split(value: str) -> str | None:
+    return None if value.lower() in ("", "none", "null") else value
+
+
+# Options of the short `name=path:key=value,...` form, with the type each value is read as.
+SHORT_FORM_OPTIONS = {
+    "text_column": str,
+    "label_column": str,
+    "problem_type": str,
+    "loss_weight": float,
+    "class_weights": str,  # "balanced"; explicit lists need a JSON object or a tasks file
+    "train_split": str,
+    "eval_split": _optional_split,
+    "test_split": _optional_split,
+    "max_train_samples": int,
+    "max_eval_samples": int,
+    "threshold": float,
+}
+OPTION_ALIASES = {"text": "text_column", "label": "label_column"}
+
+
 def task_folder_files(folder: str | os.PathLike) -> dict[str, str]:
     """`{split: file}` for a folder holding `train.jsonl`, `validation.csv`... (one file per split)."""
     folder = Path(folder)
@@ -156,13 +177,18 @@ def task_folder_files(folder: str | os.PathLike) -> dict[str, str]:
 def parse_task(item: Any) -> TaskSpec:
     r"""
     Reads one task from a `TaskSpec`, a dict, a JSON object string, or the compact CLI form `name=path` (a folder of
-    `<split>.<ext>` files or a single train file).
+    `<split>.<ext>` files or a single train file), optionally followed by `:key=value,...` options: `text` (or
+    `text_column`), `label` (or `label_column`) and the scalar `TaskSpec` fields of `SHORT_FORM_OPTIONS`. Two tasks
+    from one file: `emotion=data/meld:text=utterance,label=emotion` and `sentiment=data/meld:text=utterance,
+    label=sentiment`.
 
     Example:
 
     ```python
     >>> parse_task("emotion=../shared/data/tweet_emotion").data_files["train"]
     '../shared/data/tweet_emotion/train.jsonl'
+    >>> parse_task("sentiment=data/meld:text=utterance,label=sentiment").label_column
+    'sentiment'
     ```
     """
     if isinstance(item, TaskSpec):
@@ -175,9 +201,34 @@ def parse_task(item: Any) -> TaskSpec:
         return TaskSpec.from_dict(json.loads(item))
     name, sep, path = item.partition("=")
     if not sep or not path:
-        raise ValueError(f"Cannot read task {item!r}: use a JSON object, a tasks file, or name=path.")
+        raise ValueError(f"Cannot read task {item!r}: use a JSON object, a tasks file, or name=path[:key=value,...].")
+    path, options = _split_options(path)
     files = task_folder_files(path) if Path(path).is_dir() else {"train": path}
-    return TaskSpec(name=name, data_files=files)
+    return TaskSpec(name=name, data_files=files, **options)
+
+
+def _split_options(path: str) -> tuple[str, dict[str, Any]]:
+    """`folder:text=utterance,label=emotion` -> (`folder`, {"text_column": ..., "label_column": ...}).
+
+    The part after the last `:` holds options only when it parses as `key=value` pairs of known keys, so a path that
+    itself holds a colon (`C:/data`) is read as a path."""
+    head, sep, tail = path.rpartition(":")
+    if not sep or not head or "=" not in tail:
+        return path, {}
+    options = {}
+    for pair in tail.split(","):
+        key, eq, value = (part.strip() for part in pair.partition("="))
+        key = OPTION_ALIASES.get(key, key)
+        if not eq or key not in SHORT_FORM_OPTIONS:
+            raise ValueError(
+                f"Cannot read task option {pair!r} in {path!r}: use key=value pairs separated by commas, with keys "
+                f"among {sorted(OPTION_ALIASES)} or {sorted(SHORT_FORM_OPTIONS)}."
+            )
+        try:
+            options[key] = SHORT_FORM_OPTIONS[key](value)
+        except ValueError as error:
+            raise ValueError(f"Cannot read task option {pair!r} in {path!r}: {error}.") from error
+    return head, options
 
 
 def load_task_specs(tasks: str | os.PathLike | Iterable[Any]) -> list[TaskSpec]:
@@ -217,4 +268,4 @@ def _read_task_file(path: str | os.PathLike) -> list[Any]:
     return data
 
 
-__all__ = ["DATA_EXTENSIONS", "TaskSpec", "load_task_specs", "parse_task", "task_folder_files"]
+__all__ = ["DATA_EXTENSIONS", "SHORT_FORM_OPTIONS", "TaskSpec", "load_task_specs", "parse_task", "task_folder_files"]

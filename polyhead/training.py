@@ -14,13 +14,15 @@ bars and `accelerate launch` multi-GPU runs are Trainer's own.
   of TaskSpec dicts, "training": TrainingArguments.to_dict(), "tasks": config tasks (labels, problem type),
   "num_train_examples": {task: n}, "train_metrics": {...}, "log_history": [...], "polyhead_version": str}`;
 - with `single_task_baselines`, `baselines/results.json`: the same schema as `results.json`, one single-task model per
-  task trained with the same arguments (their model folders are under `<output_dir>/baselines/<task>/model`).
+  task trained with the same arguments (their model folders are under `<output_dir>/baselines/<task>/model`; their
+  checkpoints are removed once that folder is written, unless `keep_baseline_checkpoints`).
 """
 
 import dataclasses
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,11 +33,13 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import ConcatDataset, DataLoader
 from transformers import AutoTokenizer, EarlyStoppingCallback, PreTrainedTokenizerBase, Trainer, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from polyhead import __version__, metrics
 from polyhead.arguments import TINY_ENCODER, DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
 from polyhead.evaluation import evaluate_model, score_task, write_results
+from polyhead.model_card import encoder_hub_id
 from polyhead.sampling import TaskBatchSampler
 from polyhead.saving import save_model_folder
 from polyhead_remote.configuration_multitask import MULTI_LABEL, MultitaskConfig
@@ -352,7 +356,9 @@ def training_run_info(
     data = {f.name: getattr(data_args, f.name) for f in dataclasses.fields(data_args) if f.name != "tasks"}
     data["tasks"] = [task.spec.to_dict() for task in prepared.data.values()]  # in-memory datasets described only
     return {
-        "model": dataclasses.asdict(model_args),
+        # base_model: the encoder's Hub id, also when it was loaded from a local folder (read from its metadata now,
+        # while the folder is here) so the model card can name it.
+        "model": {**dataclasses.asdict(model_args), "base_model": encoder_hub_id(model_args.encoder_name_or_path)},
         "data": data,
         "training": training_args.to_dict(),
         "tasks": {name: task.head for name, task in prepared.data.items()},
@@ -388,6 +394,8 @@ def train_baselines(
         result = train_and_evaluate(prepared.subset([name]), tokenizer, model_args, data_args, args)
         if not result:
             continue
+        if not training_args.keep_baseline_checkpoints:
+            remove_checkpoints(folder)
         for key in ("tasks", "num_examples", "majority_baseline", "primary_metrics", "problem_types"):
             combined.setdefault(key, {}).update(result.get(key, {}))
         combined["models"][name] = args.model_dir
@@ -398,12 +406,19 @@ def train_baselines(
     return combined
 
 
+def remove_checkpoints(output_dir: str | os.PathLike) -> None:
+    """Deletes the Trainer's `checkpoint-*` folders in `output_dir` (a baseline's model folder is written by then)."""
+    for checkpoint in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        if checkpoint.is_dir():
+            shutil.rmtree(checkpoint)
+
+
 def run(
     model_args: ModelArguments, data_args: DataArguments, training_args: MultitaskTrainingArguments
 ) -> dict[str, Any]:
     r"""
     The training job: validate and tokenize every task, train the multitask model, score it, write the model folder,
-    and (with `single_task_baselines`) train and score one model per task.
+    and (with `single_task_baselines`) train and score one model per task. `num_threads` sets torch's CPU threads.
 
     Returns `{"multitask": results, "baselines": results or None}`.
 
@@ -415,6 +430,8 @@ def run(
     >>> results["multitask"]["average"]["primary"]
     ```
     """
+    if training_args.num_threads is not None:
+        torch.set_num_threads(training_args.num_threads)
     tokenizer = load_tokenizer(model_args)
     prepared = prepare_tasks(model_args, data_args, tokenizer, seed=training_args.data_seed or training_args.seed)
     multitask = train_and_evaluate(prepared, tokenizer, model_args, data_args, training_args)
@@ -433,6 +450,7 @@ __all__ = [
     "load_tokenizer",
     "make_trainer",
     "prepare_tasks",
+    "remove_checkpoints",
     "run",
     "train_and_evaluate",
     "train_baselines",

@@ -2,13 +2,18 @@
 
     python scripts/evaluate_model.py MODEL_DIR --tasks configs/tweets.yaml --split test --output_dir outputs/eval
     python scripts/evaluate_model.py MODEL_DIR --tasks emotion=../shared/data/tweet_emotion --split validation
+    python scripts/evaluate_model.py MODEL_DIR --tasks emotion=data/meld:text=utterance,label=emotion --num_threads 2
 
 Writes results.json, classification_report_<task>.txt and confusion_matrix_<task>.png into --output_dir.
 """
 
 import argparse
 import json
+import sys
 
+import torch
+
+from polyhead.arguments import disable_progress_bars
 from polyhead.evaluation import evaluate_saved_model, format_results_table
 
 
@@ -21,7 +26,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--max_length", type=int, default=128)
     parser.add_argument("--max_samples", type=int, default=None, help="Subsample each task's split.")
+    parser.add_argument("--num_threads", type=int, default=None, help="torch CPU threads (default: torch's).")
     args = parser.parse_args(argv)
+    if args.num_threads is not None:
+        torch.set_num_threads(args.num_threads)
+    if not sys.stderr.isatty():
+        disable_progress_bars()  # no carriage-return progress bars in a redirected log
     results = evaluate_saved_model(
         args.model_dir, args.tasks, args.split, args.output_dir, args.batch_size, args.max_length, args.max_samples
     )

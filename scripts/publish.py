@@ -3,10 +3,14 @@
     python scripts/publish.py outputs/model --repo-id org/tweets-multitask --branch v1 --message "First model"
     python scripts/publish.py outputs/model --repo-id org/tweets-multitask --dry-run outputs/upload-preview
     python scripts/publish.py outputs/model --repo-id org/tweets-multitask --private --overwrite-readme
+    python scripts/publish.py outputs/model --repo-id org/meld --base-model sentence-transformers/all-MiniLM-L6-v2 \
+        --datasets emotion=declare-lab/MELD sentiment=declare-lab/MELD
 
 The model card is generated unless a hand-edited README (no polyhead marker) is in the folder or on the branch;
---overwrite-readme replaces it. --dry-run writes the exact upload into a new folder and uploads nothing. For a
-server other than huggingface.co use --endpoint URL (and HF_HUB_DISABLE_XET=1 if it has no Xet storage).
+--overwrite-readme replaces it. --dry-run writes the upload into a new folder, atomically, and makes no network
+call (a hand-edited README already on the branch is not checked). For a server other than huggingface.co use
+--endpoint URL (and HF_HUB_DISABLE_XET=1 if it has no Xet storage). --base-model and --datasets name the encoder
+and the data in the card's metadata.
 """
 
 import argparse
@@ -32,12 +36,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--license", default="apache-2.0", help="License of the model card metadata.")
     parser.add_argument("--language", nargs="+", default=["en"], help="Language codes of the model card metadata.")
     parser.add_argument("--widget-text", nargs="+", default=[], help="Example texts for the card's widget.")
+    parser.add_argument(
+        "--base-model",
+        default=None,
+        help="Hub id of the pretrained encoder (default: the one training recorded, also for a local encoder folder "
+        "whose own metadata names it).",
+    )
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=[],
+        metavar="ID|TASK=ID",
+        help="Hub dataset ids for the card metadata; TASK=ID also names that task's data source in the card.",
+    )
     return parser.parse_args(argv)
+
+
+def card_data_from_args(args: argparse.Namespace) -> MultitaskCardData:
+    """The card's user fields; `--datasets task=org/name` entries name a task's source."""
+    task_datasets = dict(item.split("=", 1) for item in args.datasets if "=" in item)
+    return MultitaskCardData(
+        license=args.license,
+        language=args.language,
+        widget_texts=args.widget_text,
+        base_model=args.base_model,
+        datasets=[item for item in args.datasets if "=" not in item],
+        task_datasets=task_datasets,
+    )
 
 
 def main(argv: list[str] | None = None) -> PublishResult:
     args = parse_args(argv)
-    card_data = MultitaskCardData(license=args.license, language=args.language, widget_texts=args.widget_text)
+    card_data = card_data_from_args(args)
     try:
         result = publish_model(
             args.folder,

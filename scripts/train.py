@@ -1,16 +1,33 @@
 """Multitask training: `python scripts/train.py configs/tiny.yaml [--flag value ...]` or all flags on the command line.
 
 Arguments: `polyhead.arguments` (ModelArguments, DataArguments, MultitaskTrainingArguments). Multi-GPU:
-`accelerate launch scripts/train.py configs/tweets.yaml`.
+`accelerate launch scripts/train.py configs/tweets.yaml`. Ends with the per-task results table and, with
+`--single_task_baselines true`, the multitask vs single-task comparison.
 """
 
 import json
+import sys
 
-from polyhead.arguments import parse_args
+from polyhead.arguments import disable_progress_bars, parse_args
+from polyhead.evaluation import format_comparison_table, format_results_table
 from polyhead.training import run
 
 
+def main(argv: list[str] | None = None) -> dict:
+    model_args, data_args, training_args = parse_args(argv)
+    if training_args.disable_tqdm:
+        disable_progress_bars()  # tokenization and saving bars too, e.g. in a redirected log
+    results = run(model_args, data_args, training_args)
+    multitask, baselines = results["multitask"], results["baselines"]
+    if multitask:  # empty on the processes other than the main one
+        print(f"\nResults ({multitask['split']} split, {training_args.model_dir}/results.json):")
+        print(format_results_table(multitask))
+        if baselines and baselines.get("tasks"):
+            print(f"\nMultitask vs single-task models ({training_args.model_dir}/baselines/results.json):")
+            print(format_comparison_table(multitask, baselines))
+        print(json.dumps({"average": multitask["average"]}, indent=2))
+    return results
+
+
 if __name__ == "__main__":
-    results = run(*parse_args())
-    if results["multitask"]:
-        print(json.dumps({"average": results["multitask"]["average"]}, indent=2))
+    main(sys.argv[1:])

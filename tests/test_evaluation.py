@@ -86,6 +86,9 @@ def test_evaluate_model_matches_hand_computation_and_writes_files(scored):
     assert saved["tasks"] == results["tasks"]
     for task in ("sentiment", "emotions"):
         assert (folder / f"confusion_matrix_{task}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (folder / f"confusion_matrix_{task}.csv").read_text().count("\n") == 1 + len(
+            model.config.task(task)["labels"]
+        )
         assert "precision" in (folder / f"classification_report_{task}.txt").read_text()
     table = format_results_table(results)
     assert "sentiment" in table and "majority acc" in table
@@ -103,7 +106,14 @@ def test_evaluate_script_scores_a_saved_folder(scored, tmp_path, monkeypatch):
     sys.modules.pop("evaluate_model", None)
     from evaluate_model import main
 
-    results = main([str(folder), "--tasks", f"sentiment={data}", "--output_dir", str(tmp_path / "out")])
+    threads = torch.get_num_threads()
+    try:
+        results = main(
+            [str(folder), "--tasks", f"sentiment={data}", "--output_dir", str(tmp_path / "out"), "--num_threads", "1"]
+        )
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert results["num_examples"] == {"sentiment": 2}
     assert (tmp_path / "out" / "results.json").is_file()
     bad = tmp_path / "bad"

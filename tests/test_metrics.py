@@ -1,5 +1,6 @@
 """Behaviour tests for `polyhead.metrics`: hand-computed scores, offline loading of local evaluate modules, plots."""
 
+import csv
 import socket
 
 import evaluate
@@ -18,8 +19,12 @@ from polyhead.metrics import (
     load_metric,
     macro_average,
     metric_path,
+    most_confused_classes,
+    most_confused_pairs,
+    normalize_rows,
     plot_confusion_matrix,
     primary_metric,
+    write_confusion_matrix_csv,
 )
 
 
@@ -202,3 +207,35 @@ def test_plot_multi_label(tmp_path):
     assert path.stat().st_size > 0
     _assert_png(path)
     assert plt.get_fignums() == open_figures
+
+
+def test_normalised_matrix_and_most_confused_classes():
+    counts = np.array([[8, 2, 0, 0], [0, 1, 9, 0], [0, 0, 5, 0], [0, 0, 0, 0]])
+    np.testing.assert_allclose(normalize_rows(counts)[0], [0.8, 0.2, 0, 0])
+    assert normalize_rows(counts)[3].tolist() == [0, 0, 0, 0]  # a label absent from the references
+    assert most_confused_pairs(counts, 5) == [(1, 2, 9), (0, 1, 2)]
+    assert most_confused_classes(counts, 2) == [1, 2]  # class 1: 9 + 2 errors, class 2: 9
+
+
+def test_large_label_set_plot_stays_readable_and_the_csv_holds_the_full_matrix(tmp_path):
+    names = [f"intent_{i:03d}" for i in range(151)]
+    rng = np.random.default_rng(0)
+    references = rng.integers(0, 151, 3000)
+    predictions = np.where(rng.random(3000) < 0.8, references, rng.integers(0, 151, 3000))
+    predictions[references == 7] = 8  # one class always mistaken for another
+    path = plot_confusion_matrix(SINGLE_LABEL, predictions, references, names, "clinc", tmp_path / "cm.png")
+    height, width = _assert_png(path)
+    assert height < 1500 and width < 2500  # a most-confused view, not a 151 x 151 grid of unreadable cells
+    medium = plot_confusion_matrix(
+        SINGLE_LABEL, predictions % 30, references % 30, names[:30], "t", tmp_path / "m.png"
+    )
+    assert _assert_png(medium)[0] > 1000  # up to 30 labels: the full matrix, sized so every name fits
+    csv_path = write_confusion_matrix_csv(SINGLE_LABEL, predictions, references, names, tmp_path / "cm.csv")
+    rows = list(csv.reader(csv_path.open()))
+    assert rows[0][1:] == names and len(rows) == 152 and all(len(row) == 152 for row in rows)
+    assert int(rows[8][9]) == (references == 7).sum()  # row intent_007, column intent_008
+    assert sum(int(v) for row in rows[1:] for v in row[1:]) == 3000
+    multi = write_confusion_matrix_csv(
+        MULTI_LABEL, ML_PRED, ML_REF, ["sports", "politics", "tech"], tmp_path / "m.csv"
+    )
+    assert next(csv.reader(multi.open())) == ["label", "tn", "fp", "fn", "tp"]

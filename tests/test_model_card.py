@@ -14,6 +14,7 @@ from transformers import pipeline
 from polyhead.model_card import (
     GENERATED_MARKER,
     MultitaskCardData,
+    encoder_hub_id,
     flatten_prediction,
     is_generated_card,
     render_model_card,
@@ -240,3 +241,64 @@ def test_render_does_not_mutate_its_inputs():
     render(results=results, training_args=training_args, widget=widget, card_data=card_data)
     assert (results, training_args, widget) == (RESULTS, TRAINING_ARGS, WIDGET)
     assert card_data.datasets == ["org/extra"] and card_data.repo_id is None
+
+
+def test_data_table_tells_tasks_from_local_folders_and_shared_files_apart():
+    def files(folder):
+        return {split: f"/home/me/data/{folder}/{split}.jsonl" for split in ("train", "validation", "test")}
+
+    training_args = {
+        "model": {"encoder_name_or_path": "/home/me/encoders/minilm", "base_model": "org/minilm"},
+        "data": {
+            "tasks": [
+                _task_spec("irony", data_files=files("tweet_irony")),
+                _task_spec("emotion", data_files=files("meld"), text_column="utterance", label_column="emotion"),
+                _task_spec("sentiment", data_files=files("meld"), text_column="utterance", label_column="sentiment"),
+            ]
+        },
+    }
+    tasks = {name: {"labels": ["a", "b"]} for name in ("irony", "emotion", "sentiment")}
+    results = {"tasks": {name: SINGLE_METRICS for name in tasks}, "split": "test"}
+    card = ModelCard(render_model_card({"tasks": tasks}, results, training_args, repo_id="org/m"))
+    rows = {line.split(" | ")[0]: line for line in card.text.splitlines() if line.startswith("| `")}
+    assert "local files in `tweet_irony/`: `train.jsonl`, `validation.jsonl`, `test.jsonl`" in rows["| `irony`"]
+    assert "`meld/`" in rows["| `emotion`"] and "label column `emotion`" in rows["| `emotion`"]
+    assert "text column `utterance`, label column `sentiment`" in rows["| `sentiment`"]
+    assert "/home/me" not in card.text  # local paths stay local
+    assert card.data.base_model == "org/minilm"  # recorded at training time from the local encoder's metadata
+
+
+def test_card_data_names_base_model_and_task_datasets():
+    card_data = MultitaskCardData(
+        base_model="org/encoder", datasets=["org/extra"], task_datasets={"topic": "org/news-topics"}
+    )
+    card = ModelCard(render(card_data=card_data))
+    assert card.data.base_model == "org/encoder"
+    assert card.data.datasets == ["org/extra", "org/tweet-sentiment", "org/news-topics"]
+    assert "| `topic` | [org/news-topics](https://huggingface.co/datasets/org/news-topics) |" in card.text
+    with pytest.raises(ValueError, match="lacks"):
+        render(card_data=MultitaskCardData(task_datasets={"nope": "org/x"}))
+
+
+def test_encoder_hub_id_reads_a_local_encoders_own_metadata(tmp_path):
+    assert encoder_hub_id("sentence-transformers/all-MiniLM-L6-v2") == "sentence-transformers/all-MiniLM-L6-v2"
+    assert encoder_hub_id(tmp_path) is None and encoder_hub_id("tiny-random-bert") is None
+    (tmp_path / "config.json").write_text(json.dumps({"_name_or_path": "nreimers/MiniLM-L6-H384-uncased"}))
+    assert encoder_hub_id(tmp_path) == "nreimers/MiniLM-L6-H384-uncased"
+    # A sentence-transformers card names the model itself; config.json holds the checkpoint it was tuned from.
+    (tmp_path / "README.md").write_text(
+        "---\nlicense: mit\n---\nmodel = SentenceTransformer('sentence-transformers/x-v2')"
+    )
+    assert encoder_hub_id(tmp_path) == "sentence-transformers/x-v2"
+    (tmp_path / "README.md").write_text("---\nbase_model: org/base\n---\n# card\n")
+    assert encoder_hub_id(tmp_path) == "org/base"
+    (tmp_path / "config.json").write_text(json.dumps({"_name_or_path": str(tmp_path)}))  # a local path is no id
+    (tmp_path / "README.md").unlink()
+    assert encoder_hub_id(tmp_path) is None
+
+
+def test_recorded_base_model_wins_over_an_encoder_path_that_looks_like_a_hub_id():
+    local = {"encoder_name_or_path": "models/minilm", "base_model": None}  # a relative local folder, no metadata
+    assert ModelCard(render(training_args={**TRAINING_ARGS, "model": local})).data.base_model is None
+    legacy = {"encoder_name_or_path": "org/encoder"}  # training_args.json from before base_model was recorded
+    assert ModelCard(render(training_args={**TRAINING_ARGS, "model": legacy})).data.base_model == "org/encoder"

@@ -3,14 +3,17 @@
 import hashlib
 import json
 import os
+import socket
+import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 import torch
-from huggingface_hub import HfApi, constants
+from huggingface_hub import HfApi, ModelCard, constants
 from test_model_card import RESULTS, TRAINING_ARGS
 from test_remote_code import BLOCKER, run_fresh
 from transformers import pipeline
@@ -229,3 +232,83 @@ def test_cli_publishes_and_fails_clearly(hub, model_folder, tmp_path):
         [*command, "--endpoint", "http://127.0.0.1:9"], env=env, capture_output=True, text=True, timeout=120
     )
     assert failed.returncode != 0 and "nothing" not in failed.stdout and "No commit was created" in failed.stderr
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Online mode, with every outgoing connection refused and recorded."""
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network access during a dry run")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts
+
+
+def test_dry_run_makes_no_network_call(model_folder, tmp_path, no_network):
+    preview = publish_model(model_folder, "org/offline", endpoint="http://127.0.0.1:9", dry_run_dir=tmp_path / "p")
+    assert preview.dry_run and preview.readme == "generated" and "README.md" in preview.files
+    assert no_network == []
+
+
+def test_dry_run_is_atomic_names_the_model_folder_and_can_be_retried(model_folder, tmp_path, no_network):
+    incomplete = tmp_path / "incomplete"
+    save_model_folder(*_copy_model(model_folder), incomplete)  # no results.json: no card can be written
+    preview = tmp_path / "preview"
+    with pytest.raises(FileNotFoundError) as error:
+        publish_model(incomplete, "org/incomplete", dry_run_dir=preview)
+    assert str(incomplete / "results.json") in str(error.value) and str(preview) not in str(error.value)
+    assert not preview.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".preview")]
+
+    (incomplete / "results.json").write_text(json.dumps(RESULTS), encoding="utf-8")
+    preview.mkdir()  # an empty folder is accepted too
+    result = publish_model(incomplete, "org/incomplete", dry_run_dir=preview)  # the retry works
+    assert sorted(p.name for p in preview.iterdir()) == sorted(result.files)
+    with pytest.raises(FileExistsError, match="not empty"):
+        publish_model(incomplete, "org/incomplete", dry_run_dir=preview)
+    assert no_network == []
+
+
+@pytest.mark.parametrize(("umask", "folder_mode", "file_mode"), [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
+def test_model_and_dry_run_folders_get_the_umask_modes(
+    model_folder, tmp_path, no_network, umask, folder_mode, file_mode
+):
+    old = os.umask(umask)
+    try:
+        saved = save_model_folder(*_copy_model(model_folder), tmp_path / "model")
+        (saved / "results.json").write_text(json.dumps(RESULTS), encoding="utf-8")
+        publish_model(saved, "org/modes", dry_run_dir=tmp_path / "preview")
+    finally:
+        os.umask(old)
+    for folder in (saved, tmp_path / "preview"):
+        assert stat.S_IMODE(folder.stat().st_mode) == folder_mode
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.rglob("*") if p.is_file()}
+        assert modes["model.safetensors"] == file_mode and set(modes.values()) == {file_mode}, modes
+
+
+def test_cli_dry_run_records_base_model_and_datasets_offline(model_folder, tmp_path):
+    listener = socket.create_server(("127.0.0.1", 0))  # a Hub that counts the connections it gets
+    connections = []
+    threading.Thread(target=lambda: connections.append(listener.accept()), daemon=True).start()
+    endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": endpoint}
+    command = [sys.executable, str(ROOT / "scripts" / "publish.py"), str(model_folder), "--repo-id", "org/cli-dry"]
+    options = ["--base-model", "org/encoder", "--datasets", "org/extra-data", "topic=org/topic-data"]
+    done = subprocess.run(
+        [*command, "--dry-run", str(tmp_path / "preview"), "--endpoint", endpoint, *options],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    listener.close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert connections == []
+    card = ModelCard((tmp_path / "preview" / "README.md").read_text(encoding="utf-8"))
+    assert card.data.base_model == "org/encoder"
+    assert {"org/extra-data", "org/topic-data"} <= set(card.data.datasets)
+    assert "[org/topic-data](https://huggingface.co/datasets/org/topic-data)" in card.text

@@ -41,6 +41,35 @@ def test_local_jsonl_folder_and_label_inference(folder):
     assert data.label_ids("train")[:2] == [1, 0]
 
 
+def test_short_form_names_columns_two_tasks_from_one_file(tmp_path):
+    # MELD-style: one file of utterances, an emotion and a sentiment label per row.
+    rows = [
+        {"utterance": f"line {i}", "emotion": ["joy", "anger", "neutral"][i % 3], "sentiment": ["pos", "neg"][i % 2]}
+        for i in range(12)
+    ]
+    _write_jsonl(tmp_path / "train.jsonl", rows)
+    _write_jsonl(tmp_path / "test.jsonl", rows[:6])
+    specs = load_task_specs(
+        [
+            f"emotion={tmp_path}:text=utterance,label=emotion",
+            f"sentiment={tmp_path}:text_column=utterance,label_column=sentiment,max_train_samples=8,loss_weight=0.5",
+        ]
+    )
+    assert [(s.text_column, s.label_column) for s in specs] == [("utterance", "emotion"), ("utterance", "sentiment")]
+    assert specs[1].max_train_samples == 8 and specs[1].loss_weight == 0.5
+    data = load_task_data(specs)
+    assert data["emotion"].labels == ["anger", "joy", "neutral"] and data["sentiment"].labels == ["neg", "pos"]
+    assert len(data["sentiment"].splits["train"]) == 8
+
+
+def test_short_form_rejects_unknown_options_and_keeps_colon_paths(tmp_path):
+    with pytest.raises(ValueError, match="label_column"):
+        parse_task(f"t={tmp_path}/train.jsonl:colour=red")
+    with pytest.raises(ValueError, match="max_train_samples"):
+        parse_task(f"t={tmp_path}/train.jsonl:max_train_samples=many")
+    assert parse_task("t=C:/data/train.csv").data_files == {"train": "C:/data/train.csv"}
+
+
 @pytest.mark.parametrize("extension", ["csv", "parquet"])
 def test_csv_and_parquet_files(tmp_path, extension):
     dataset = _dataset(["good day", "bad day", "good game"], ["pos", "neg", "pos"])

@@ -1,7 +1,12 @@
 """MultitaskTrainer on the tiny encoder: loss falls, checkpoint resume, loss weights, arguments, baselines."""
 
 import json
+import os
 import random
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import datasets
 import pytest
@@ -13,6 +18,9 @@ from polyhead.data import MultitaskCollator
 from polyhead.tasks import TaskSpec
 from polyhead.testing_utils import WORDS, tiny_tokenizer
 from polyhead.training import MultitaskTrainer, make_trainer, prepare_tasks, run
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _split(n, labels, seed, multi=False):
@@ -172,9 +180,21 @@ def test_tiny_preset_config_parses():
     assert model_args.encoder_name_or_path == "tiny-random-bert" and len(data_args.tasks) >= 2
 
 
-def test_run_writes_folder_and_baselines(tmp_path):
-    args = _args(tmp_path, single_task_baselines=True, eval_strategy="epoch", num_train_epochs=2)
+def test_run_writes_folder_and_baselines(tmp_path, monkeypatch):
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    args = _args(
+        tmp_path,
+        single_task_baselines=True,
+        eval_strategy="epoch",
+        num_train_epochs=2,
+        save_strategy="epoch",
+        keep_baseline_checkpoints=True,
+        num_threads=1,
+    )
     results = run(ModelArguments(), DataArguments(tasks=_tasks(24)), args)
+    assert threads == [1]
+    assert list((tmp_path / "run" / "baselines" / "topic").glob("checkpoint-*"))  # kept when asked
     folder = tmp_path / "run" / "model"
     saved = json.loads((folder / "results.json").read_text())
     # emotions has only a train split: trained, not scored; topic (no test split) is scored on validation
@@ -192,3 +212,65 @@ def test_trainer_rejects_unknown_task(tmp_path):
     trainer = _trainer(tmp_path)
     with pytest.raises(ValueError, match="lacks"):
         MultitaskTrainer(trainer.model, trainer.args, train_datasets={"nope": trainer.eval_datasets["topic"]})
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+
+def test_train_script_end_to_end_redirected(tmp_path):
+    # Two tasks from one MELD-style file through the short --tasks form; stdout and stderr go to files, as in
+    # `python scripts/train.py ... > log 2>&1`.
+    rng = random.Random(0)
+    emotions = {"joy": "happy", "anger": "angry", "neutral": "fine"}
+    rows = []
+    for _ in range(40):
+        emotion = rng.choice(list(emotions))
+        sentiment = {"joy": "positive", "anger": "negative", "neutral": "neutral"}[emotion]
+        rows.append(
+            {
+                "utterance": " ".join([emotions[emotion], *rng.sample(WORDS, 3)]),
+                "emotion": emotion,
+                "sentiment": sentiment,
+            }
+        )
+    data = tmp_path / "meld"
+    data.mkdir()
+    _write_jsonl(data / "train.jsonl", rows[:24])
+    _write_jsonl(data / "validation.jsonl", rows[24:32])
+    _write_jsonl(data / "test.jsonl", rows[32:])
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "--tasks",
+        f"emotion={data}:text=utterance,label=emotion",
+        f"sentiment={data}:text=utterance,label=sentiment",
+        *("--output_dir", str(out), "--num_train_epochs", "2", "--per_device_train_batch_size", "8"),
+        *("--eval_strategy", "epoch", "--save_strategy", "epoch", "--report_to", "none", "--logging_steps", "2"),
+        *("--single_task_baselines", "true", "--num_threads", "1", "--learning_rate", "1e-3"),
+    ]
+    stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with stdout.open("w") as out_file, stderr.open("w") as err_file:
+        done = subprocess.run(
+            command, stdout=out_file, stderr=err_file, cwd=tmp_path, timeout=600, preexec_fn=lambda: os.umask(0o022)
+        )
+    log, errors = stdout.read_bytes().decode(), stderr.read_bytes().decode()  # read_text would turn \r into \n
+    assert done.returncode == 0, errors[-3000:]
+    # The end of the run: the per-task table and the multitask vs single-task comparison.
+    tail = log[log.index("Results (test split") :]
+    assert "macro F1" in tail and "\nemotion" in tail and "\nsentiment" in tail
+    comparison = tail[tail.index("Multitask vs single-task") :]
+    assert "single-task" in comparison and "\naverage" in comparison
+    # No per-evaluation pin_memory warning on CPU, no progress-bar redraws in the files.
+    assert "pin_memory" not in log + errors
+    assert "\r" not in log + errors and "\x1b" not in log + errors
+    # Baseline checkpoints are gone once their model folders exist; the multitask run's stay (resumable).
+    for task in ("emotion", "sentiment"):
+        assert (out / "baselines" / task / "model" / "model.safetensors").is_file()
+        assert not list((out / "baselines" / task).glob("checkpoint-*"))
+    assert list(out.glob("checkpoint-*"))
+    info = json.loads((out / "model" / "training_args.json").read_text())
+    assert info["training"]["num_threads"] == 1
+    assert [t["label_column"] for t in info["data"]["tasks"]] == ["emotion", "sentiment"]
+    assert stat.S_IMODE((out / "model" / "model.safetensors").stat().st_mode) == 0o644

@@ -18,6 +18,7 @@ Problem types follow `transformers`' `config.problem_type` names:
 
 from __future__ import annotations
 
+import csv
 import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -63,8 +64,12 @@ __all__ = [
     "load_metric",
     "macro_average",
     "metric_path",
+    "most_confused_classes",
+    "most_confused_pairs",
+    "normalize_rows",
     "plot_confusion_matrix",
     "primary_metric",
+    "write_confusion_matrix_csv",
 ]
 
 
@@ -261,24 +266,42 @@ def _shorten(name: str, max_chars: int = 24) -> str:
     return name[:head] + "…" + name[head + 1 - max_chars :]
 
 
-def _draw_heatmap(figure: Figure, counts: np.ndarray, label_names: Sequence[str]) -> None:
-    axes = figure.add_subplot()
-    image = axes.imshow(counts, cmap="Blues")
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+def _draw_heatmap(axes, counts: np.ndarray, label_names: Sequence[str], ids: Sequence[int] | None = None) -> None:
+    # Colours and written values are row shares; `ids` picks a sub-matrix (rows and columns) of the full counts.
+    shares = normalize_rows(counts)
+    if ids is not None:
+        shares = shares[np.ix_(ids, ids)]
+        label_names = [label_names[i] for i in ids]
+    image = axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    axes.figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true label's examples")
     ticks = np.arange(len(label_names))
     rotate = max(len(str(name)) for name in label_names) > 3
-    axes.set_xticks(ticks, labels=label_names, rotation=45 if rotate else 0, ha="right" if rotate else "center")
-    axes.set_yticks(ticks, labels=label_names)
+    fontsize = 10 if len(label_names) <= 15 else 7
+    axes.set_xticks(
+        ticks, labels=label_names, rotation=60 if rotate else 0, ha="right" if rotate else "center", fontsize=fontsize
+    )
+    axes.set_yticks(ticks, labels=label_names, fontsize=fontsize)
     axes.set_xlabel("Predicted label")
     axes.set_ylabel("True label")
-    fontsize = 10 if len(label_names) <= 15 else 7 if len(label_names) <= 30 else 6
-    threshold = counts.max() / 2 if counts.size else 0
-    show_zeros = len(label_names) <= 15
-    for (row, col), value in np.ndenumerate(counts):
-        if value == 0 and not show_zeros:
-            continue
-        color = "white" if value > threshold else "black"
-        axes.text(col, row, str(value), ha="center", va="center", color=color, fontsize=fontsize)
+    if len(label_names) > 15:
+        return  # cell values would overlap; the colour carries the share
+    for (row, col), value in np.ndenumerate(shares):
+        color = "white" if value > 0.5 else "black"
+        axes.text(col, row, f"{value:.2f}", ha="center", va="center", color=color, fontsize=fontsize)
+
+
+def _draw_most_confused(figure: Figure, counts: np.ndarray, label_names: Sequence[str]) -> None:
+    matrix_axes, bar_axes = figure.subplots(1, 2, width_ratios=[1.2, 1.0])
+    _draw_heatmap(matrix_axes, counts, label_names, ids=most_confused_classes(counts))
+    matrix_axes.set_title("Row-normalised, most-confused classes")
+    pairs = most_confused_pairs(counts)
+    positions = np.arange(len(pairs))
+    bar_axes.barh(positions, [count for _, _, count in pairs], color="tab:red")
+    bar_axes.set_yticks(positions, labels=[f"{label_names[i]} \u2192 {label_names[j]}" for i, j, _ in pairs])
+    bar_axes.invert_yaxis()
+    bar_axes.set_xlabel("Examples (true \u2192 predicted)")
+    bar_axes.set_title("Most frequent confusions")
+    bar_axes.grid(axis="x", alpha=0.3)
 
 
 def _draw_outcome_bars(figure: Figure, counts: np.ndarray, label_names: Sequence[str]) -> None:
@@ -298,6 +321,12 @@ def _draw_outcome_bars(figure: Figure, counts: np.ndarray, label_names: Sequence
     axes.grid(axis="x", alpha=0.3)
 
 
+FULL_MATRIX_MAX_LABELS = 30
+"""Above this many labels a single-label plot shows the most-confused classes, not the full matrix (use the CSV)."""
+MOST_CONFUSED_CLASSES = 20
+"""How many classes (and confused pairs) the large-label-set plot shows."""
+
+
 def plot_confusion_matrix(
     problem_type: str,
     predictions,
@@ -306,13 +335,17 @@ def plot_confusion_matrix(
     title: str,
     path: str | Path,
 ) -> Path:
-    """Saves a PNG picture of a task's confusion counts.
+    """Saves a PNG picture of a task's confusion counts, readable for any number of labels.
 
-    Single-label tasks get a heatmap of the confusion matrix (rows: true label, columns: predicted label) with counts
-    written in the cells (zero cells left blank above 15 labels); multi-label tasks a horizontal bar chart of true
-    positives, false positives and false negatives per label. The figure grows with the number of labels (readable up
-    to about 50), names longer than 24 characters are shortened in the middle, and drawing happens on a standalone Agg
-    canvas, so no pyplot state or GUI backend is touched and nothing stays open afterwards.
+    Single-label tasks get a heatmap of the row-normalised confusion matrix (rows: true label, columns: predicted
+    label; a cell is the share of that true label's examples, so rare and frequent classes read alike), the shares
+    written in the cells up to 15 labels. Above `FULL_MATRIX_MAX_LABELS` labels the full matrix is unreadable at any
+    size: the plot shows the `MOST_CONFUSED_CLASSES` classes with the most errors (their normalised sub-matrix) and
+    the most frequent (true, predicted) confusions as bars; the full matrix is in the CSV that
+    [`write_confusion_matrix_csv`] writes. Multi-label tasks get a horizontal bar chart of true positives, false
+    positives and false negatives per label. The figure grows with the number of labels shown, names longer than 24
+    characters are shortened in the middle, and drawing happens on a standalone Agg canvas, so no pyplot state or GUI
+    backend is touched and nothing stays open afterwards.
 
     Args:
         problem_type (`str`):
@@ -334,17 +367,65 @@ def plot_confusion_matrix(
     label_names = [_shorten(str(name)) for name in label_names]
     counts = confusion_counts(problem_type, predictions, references, len(label_names))
     num = len(label_names)
-    if problem_type == SINGLE_LABEL:
-        side = min(max(5.0, 0.4 * num + 2.5), 24.0)
-        figure, draw = Figure(figsize=(side + 1.0, side), layout="constrained"), _draw_heatmap
+    if problem_type != SINGLE_LABEL:
+        height = min(max(3.0, 0.35 * num + 1.5), 60.0)
+        figure = Figure(figsize=(8.0, height), layout="constrained")
+        FigureCanvasAgg(figure)
+        _draw_outcome_bars(figure, counts, label_names)
+    elif num > FULL_MATRIX_MAX_LABELS:
+        figure = Figure(figsize=(20.0, 10.0), layout="constrained")
+        FigureCanvasAgg(figure)
+        _draw_most_confused(figure, counts, label_names)
+        title = f"{title}: the {MOST_CONFUSED_CLASSES} most-confused of {num} classes (full matrix in the CSV)"
     else:
-        height = min(max(3.0, 0.35 * num + 1.5), 24.0)
-        figure, draw = Figure(figsize=(8.0, height), layout="constrained"), _draw_outcome_bars
-    FigureCanvasAgg(figure)
-    draw(figure, counts, label_names)
+        side = max(5.0, 0.45 * num + 2.5)  # about 0.45 inch a label: 30 labels fit their names at 7 pt
+        figure = Figure(figsize=(side + 1.0, side), layout="constrained")
+        FigureCanvasAgg(figure)
+        _draw_heatmap(figure.add_subplot(), counts, label_names)
     figure.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png", dpi=100, bbox_inches="tight", pad_inches=0.15)
     figure.clear()
+    return path
+
+
+def normalize_rows(counts: np.ndarray) -> np.ndarray:
+    """Each row divided by its sum (the share of a true label's examples predicted as each label); empty rows 0."""
+    counts = np.asarray(counts, dtype=np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def most_confused_classes(counts: np.ndarray, k: int = MOST_CONFUSED_CLASSES) -> list[int]:
+    """The `k` class ids with the most errors, as true label (row) or as prediction (column), in id order."""
+    errors = np.asarray(counts) - np.diag(np.diag(counts))
+    involvement = errors.sum(axis=0) + errors.sum(axis=1)
+    chosen = np.argsort(-involvement, kind="stable")[:k]
+    return sorted(int(i) for i in chosen)
+
+
+def most_confused_pairs(counts: np.ndarray, k: int = MOST_CONFUSED_CLASSES) -> list[tuple[int, int, int]]:
+    """The `k` most frequent confusions as `(true id, predicted id, count)`, most frequent first (no zero counts)."""
+    errors = np.asarray(counts) - np.diag(np.diag(counts))
+    order = np.argsort(-errors, axis=None, kind="stable")[:k]
+    pairs = [(int(i), int(j), int(errors[i, j])) for i, j in zip(*np.unravel_index(order, errors.shape))]
+    return [pair for pair in pairs if pair[2] > 0]
+
+
+def write_confusion_matrix_csv(
+    problem_type: str, predictions, references, label_names: Sequence[str], path: str | Path
+) -> Path:
+    """Writes the full confusion counts as CSV: single-label, a `true \\ predicted` matrix with a row and a column per
+    label; multi-label, one row per label with `tn, fp, fn, tp`."""
+    counts = confusion_counts(problem_type, predictions, references, len(label_names))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        if problem_type == SINGLE_LABEL:
+            writer.writerow(["true \\ predicted", *label_names])
+        else:
+            writer.writerow(["label", "tn", "fp", "fn", "tp"])
+        writer.writerows([name, *(int(value) for value in row)] for name, row in zip(label_names, counts))
     return path
