@@ -5,6 +5,7 @@ This file is executed by Hub users through `trust_remote_code=True` (a flat copy
 only torch and transformers, and reads the task list from `model.config.tasks`.
 """
 
+import threading
 import types
 from typing import Any
 
@@ -53,9 +54,16 @@ class MultitaskClassificationPipeline(Pipeline):
             self.tokenizer = AutoTokenizer.from_pretrained(self.model.config.name_or_path)
         if self.tokenizer is None:
             raise ValueError("The multitask-classification pipeline needs a tokenizer: pass tokenizer=...")
+        # A fast tokenizer keeps its truncation settings in shared state: calls with different `max_length` from
+        # several threads must not interleave.
+        self._tokenizer_lock = threading.Lock()
+        if self._batch_size is not None:
+            _check_positive_int("batch_size", self._batch_size)
 
     def __call__(self, inputs: str | list[str], **kwargs) -> dict[str, list[dict]] | list[dict[str, list[dict]]]:
         sort_by_length = kwargs.pop("sort_by_length", True)
+        if kwargs.get("batch_size") is not None:
+            _check_positive_int("batch_size", kwargs["batch_size"])
         if isinstance(inputs, str):
             _check_text(inputs, None)
             return super().__call__(inputs, **kwargs)
@@ -96,9 +104,10 @@ class MultitaskClassificationPipeline(Pipeline):
     def _tokenize(self, texts: str | list[str], truncation: bool = True, max_length: int | None = None) -> dict:
         max_length = max_length or self._default_max_length()
         padding = not isinstance(texts, str) and len(texts) > 1
-        return self.tokenizer(
-            texts, return_tensors="pt", truncation=truncation, max_length=max_length, padding=padding
-        )
+        with self._tokenizer_lock:
+            return self.tokenizer(
+                texts, return_tensors="pt", truncation=truncation, max_length=max_length, padding=padding
+            )
 
     def get_inference_context(self):
         # inference_mode skips autograd's version counters and view tracking that no_grad keeps: a few % at batch 1
@@ -112,6 +121,13 @@ class MultitaskClassificationPipeline(Pipeline):
         if truncation is not None:
             preprocess["truncation"] = truncation
         if max_length is not None:
+            _check_positive_int("max_length", max_length)
+            limit = self._position_limit()
+            if limit is not None and max_length > limit:
+                raise ValueError(
+                    f"max_length={max_length} is more than this model's encoder accepts ({limit} tokens): "
+                    f"use max_length <= {limit}."
+                )
             preprocess["max_length"] = max_length
         if tasks is not None:
             forward["tasks"] = postprocess["tasks"] = self._check_tasks(tasks)
@@ -126,16 +142,21 @@ class MultitaskClassificationPipeline(Pipeline):
     def preprocess(self, inputs: str, truncation: bool = True, max_length: int | None = None) -> dict:
         return self._tokenize(inputs, truncation=truncation, max_length=max_length)
 
+    def _position_limit(self) -> int | None:
+        """The longest input the encoder's position table allows (None: no absolute positions)."""
+        encoder = self.model.config.encoder
+        positions = getattr(encoder, "max_position_embeddings", None)
+        if positions is None or getattr(encoder, "position_biased_input", True) is False:
+            return None  # DeBERTa-v3: relative positions only
+        if encoder.model_type in ("roberta", "xlm-roberta", "camembert"):
+            positions -= (encoder.pad_token_id or 0) + 1  # RoBERTa positions start after the padding index
+        return positions
+
     def _default_max_length(self) -> int | None:
         # Tokenizers built without `model_max_length` report ~1e30: cap at what the encoder's positions allow, so a
         # long text is truncated instead of failing deep inside the embedding layer.
-        encoder = self.model.config.encoder
-        positions = getattr(encoder, "max_position_embeddings", None)
-        if positions is None:
-            return None
-        if encoder.model_type in ("roberta", "xlm-roberta", "camembert"):
-            positions -= (encoder.pad_token_id or 0) + 1  # RoBERTa positions start after the padding index
-        return min(self.tokenizer.model_max_length, positions)
+        limit = self._position_limit()
+        return self.tokenizer.model_max_length if limit is None else min(self.tokenizer.model_max_length, limit)
 
     def _forward(self, model_inputs: dict, tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
         # A flat dict of tensors: the pipeline's batching splits it row by row (nested dicts break batch_size > 1).
@@ -204,6 +225,11 @@ def _select(
     if top_k is not None:
         chosen = chosen[:top_k]
     return [{"label": label, "score": score} for label, score in chosen]
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def _check_text(text: Any, position: int | None) -> str:

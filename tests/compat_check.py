@@ -52,9 +52,7 @@ def main(argv):
         argv = argv[:index] + argv[index + 2 :]
     out, texts, sources = Path(argv[0]), json.loads(argv[1]), argv[2:]
     resave_root = Path(f"{out}.resaved")
-    results = {
-        source: check(source, texts, resave_root / str(n), revision) for n, source in enumerate(sources)
-    }
+    results = {source: check(source, texts, resave_root / str(n), revision) for n, source in enumerate(sources)}
     out.write_text(json.dumps({"transformers": transformers.__version__, "results": results}))
 
 

@@ -144,3 +144,45 @@ def test_generator_streams_results(classifier):
     assert streamed == [classifier(TEXTS[0]), classifier(TEXTS[1])]
     with pytest.raises(ValueError, match="Text is empty"):
         list(classifier(text for text in ["fine", ""]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": -1}, "batch_size must be a positive integer, got -1"),
+        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+        ({"batch_size": "2"}, "batch_size must be a positive integer, got '2'"),
+        ({"max_length": 0}, "max_length must be a positive integer, got 0"),
+        ({"max_length": 100000}, r"max_length=100000 is more than this model's encoder accepts \(80 tokens\)"),
+    ],
+)
+def test_batch_size_and_max_length_are_checked_where_they_enter(classifier, kwargs, message):
+    for inputs in (["fine", "good movie"], "fine"):
+        with pytest.raises(ValueError, match=message):
+            classifier(inputs, **kwargs)
+
+
+def test_max_length_up_to_the_encoder_positions_is_accepted(classifier):
+    long_text = " ".join(["good movie"] * 200)
+    assert list(classifier(long_text, max_length=80)) == ["sentiment", "topic", "emotions"]
+    assert classifier(long_text, max_length=64) == classifier(long_text)  # the tokenizer's 64 is the default
+
+
+def test_per_call_max_length_is_never_shared_between_threads(classifier):
+    # The fast tokenizer keeps truncation settings in shared state: 4 threads, each with its own max_length, must
+    # each get exactly the answers a lone call with that max_length gives.
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [" ".join(["good movie bad phone"] * (n % 7 + 3)) for n in range(24)]
+    lengths = [5, 9, 17, 40]
+    alone = {n: classifier(texts, max_length=n, top_k=None, batch_size=4) for n in lengths}
+
+    def run(n):
+        return n, [classifier(texts, max_length=n, top_k=None, batch_size=4) for _ in range(5)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for n, runs in pool.map(run, lengths * 2):
+            for answers in runs:
+                for got, expected in zip(answers, alone[n]):
+                    assert got["topic"][0]["label"] == expected["topic"][0]["label"]
+                    assert got["topic"][0]["score"] == pytest.approx(expected["topic"][0]["score"], abs=1e-6)
