@@ -30,7 +30,6 @@ from typing import Any
 
 import datasets
 import torch
-from torch.nn import functional as F
 from torch.utils.data import ConcatDataset, DataLoader
 from transformers import AutoTokenizer, EarlyStoppingCallback, PreTrainedTokenizerBase, Trainer, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -42,7 +41,7 @@ from polyhead.evaluation import evaluate_model, score_task, write_results
 from polyhead.model_card import encoder_hub_id
 from polyhead.sampling import TaskBatchSampler
 from polyhead.saving import save_model_folder
-from polyhead_remote.configuration_multitask import MULTI_LABEL, MultitaskConfig
+from polyhead_remote.configuration_multitask import MultitaskConfig
 from polyhead_remote.modeling_multitask import MultitaskModel
 
 
@@ -146,15 +145,7 @@ class MultitaskTrainer(Trainer):
 
     def task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The model's loss for `task`, class-weighted if asked, times the task's loss weight."""
-        weights = self.class_weights.get(task)
-        if weights is None:
-            loss = self.model.task_loss(task, logits, labels)
-        else:
-            weights = torch.tensor(weights, dtype=logits.dtype, device=logits.device)
-            if self.model.config.task(task)["problem_type"] == MULTI_LABEL:
-                loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), pos_weight=weights)
-            else:
-                loss = F.cross_entropy(logits, labels.long(), weight=weights, ignore_index=-100)
+        loss = self.model.task_loss(task, logits, labels, class_weights=self.class_weights.get(task))
         return loss * self.loss_weights.get(task, 1.0)
 
     def evaluate(

@@ -79,3 +79,39 @@ def test_bad_dropout(tasks):
 def test_unknown_task_lookup_names_known_tasks(tasks):
     with pytest.raises(KeyError, match="this model has tasks sentiment, topic, emotions"):
         make(tasks).task("nope")
+
+
+AWKWARD_NAMES = ["sentiment (en)", "a/b", "type", "train", "keys", "forward", "é", " x", "x ", "-x", "x" * 65, ""]
+GOOD_NAMES = ["Sentiment", "0day", "ok_name-2", "x" * 64, "emotion_v2"]
+
+
+@pytest.mark.parametrize("name", [*AWKWARD_NAMES, 1, None])
+def test_task_names_that_would_break_later_are_refused_naming_the_rule(name):
+    with pytest.raises(ValueError, match=r"Invalid task name .*(ASCII letters, digits|are strings)"):
+        make({name: {"labels": ["a", "b"]}})
+
+
+def test_int_and_str_keys_never_collapse_into_one_task():
+    with pytest.raises(ValueError, match="task names are strings, got int"):
+        make({1: {"labels": ["a", "b"]}, "1": {"labels": ["c", "d"]}})
+
+
+def test_every_accepted_task_name_trains_saves_loads_and_answers(tmp_path, tokenizer):
+    import torch
+    from transformers import AutoModel, pipeline
+
+    from polyhead import MultitaskModel
+
+    tasks = {name: {"labels": ["a", "b"]} for name in GOOD_NAMES}
+    model = MultitaskModel(make(tasks))
+    batch = tokenizer(["i love this movie"], return_tensors="pt")
+    loss = model(**batch, labels={name: torch.tensor([1]) for name in GOOD_NAMES}).loss
+    loss.backward()
+    model.save_pretrained(tmp_path)
+    for name in GOOD_NAMES:
+        (tmp_path / f"report_{name}.txt").write_text(name)  # usable in file names
+    reloaded = AutoModel.from_pretrained(tmp_path)
+    assert reloaded.task_names == GOOD_NAMES
+    answers = pipeline("multitask-classification", model=reloaded, tokenizer=tokenizer)("i love this movie")
+    assert list(answers) == GOOD_NAMES
+    assert json.loads(json.dumps(answers)) == answers

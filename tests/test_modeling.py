@@ -215,3 +215,72 @@ def test_output_loading_info_still_works(model, tmp_path):
     model.save_pretrained(tmp_path)
     reloaded, info = MultitaskModel.from_pretrained(tmp_path, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
+
+
+def test_from_encoder_pretrained_builds_no_random_encoder(tmp_path, tasks, monkeypatch):
+    AutoModel.from_config(tiny_multitask_config().encoder).save_pretrained(tmp_path / "encoder")
+    import polyhead_remote.modeling_multitask as modeling
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a random encoder was built only to be thrown away")
+
+    monkeypatch.setattr(modeling.AutoModel, "from_config", refuse)
+    model = MultitaskModel.from_encoder_pretrained(tmp_path / "encoder", tasks=tasks)
+    assert model.task_names == list(tasks)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_single_label_loss_with_class_weights_ignores_minus_100_rows(model, weighted):
+    logits = torch.randn(4, 4, requires_grad=True)
+    labels = torch.tensor([0, -100, 3, 1])
+    weights = torch.tensor([1.0, 2.0, 0.5, 3.0]) if weighted else None
+    loss = model.task_loss("topic", logits, labels, class_weights=weights)
+    keep = labels != -100
+    torch.testing.assert_close(loss, F.cross_entropy(logits[keep], labels[keep], weight=weights))
+    ignored = model.task_loss("topic", logits, torch.full((4,), -100), class_weights=weights)
+    assert ignored.item() == 0.0 and ignored.requires_grad  # no NaN, graph stays connected
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_multi_label_loss_with_pos_weight_ignores_minus_100_rows(model, weighted):
+    logits = torch.randn(3, 4, requires_grad=True)
+    labels = torch.tensor([[1, 0, 0, 1], [-100, -100, -100, -100], [0, 1, 1, 0]])
+    weights = torch.tensor([1.0, 2.0, 0.5, 3.0]) if weighted else None
+    loss = model.task_loss("emotions", logits, labels, class_weights=weights)
+    keep = torch.tensor([True, False, True])
+    expected = F.binary_cross_entropy_with_logits(logits[keep], labels[keep].float(), pos_weight=weights)
+    torch.testing.assert_close(loss, expected)
+    ignored = model.task_loss("emotions", logits, torch.full((3, 4), -100), class_weights=weights)
+    assert ignored.item() == 0.0 and ignored.requires_grad
+
+
+def test_resize_token_embeddings_delegates_to_the_encoder_and_round_trips(model, tokenizer, tmp_path):
+    assert model.get_encoder() is model.encoder
+    assert model.get_input_embeddings() is model.encoder.get_input_embeddings()
+    tokenizer.add_tokens(["polyheadword"])
+    model.resize_token_embeddings(len(tokenizer))
+    assert model.get_input_embeddings().num_embeddings == len(tokenizer) == model.config.encoder.vocab_size
+    batch = tokenizer(["i love polyheadword"], return_tensors="pt")
+    assert batch["input_ids"].max() == len(tokenizer) - 1
+    model.save_pretrained(tmp_path)
+    reloaded = MultitaskModel.from_pretrained(tmp_path).eval()
+    model.eval()
+    with torch.no_grad():
+        for task, logits in model(**batch).logits.items():
+            torch.testing.assert_close(reloaded(**batch).logits[task], logits)
+
+
+def test_weights_of_the_wrong_shape_are_refused_even_when_mismatches_are_ignored(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    _edit_config(tmp_path, lambda c: c["tasks"][1].update(labels=["a", "b", "c"]))
+    with pytest.raises(ValueError, match=r"weights of the wrong shape for \['heads.topic"):
+        AutoModel.from_pretrained(tmp_path, ignore_mismatched_sizes=True)
+
+
+@pytest.mark.parametrize("size", [0, 100])
+def test_truncated_weights_name_the_file(model, tmp_path, size):
+    model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:size])
+    with pytest.raises(OSError, match=f"model.safetensors.*{tmp_path.name}|{tmp_path.name}.*model.safetensors"):
+        AutoModel.from_pretrained(tmp_path)

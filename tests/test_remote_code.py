@@ -145,3 +145,16 @@ def test_atomic_folder_leaves_nothing_on_failure(tmp_path, model, tokenizer):
         save_model_folder(model, tokenizer, target, overwrite=True, extra=fail)
     assert (target / "model.safetensors").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.slow
+def test_resized_token_embeddings_load_with_remote_code(model, tokenizer, tmp_path):
+    tokenizer.add_tokens(["polyheadword"])
+    model.resize_token_embeddings(len(tokenizer))
+    folder = save_model_folder(model, tokenizer, tmp_path / "resized")
+    texts = ["i love polyheadword", "polyheadword is bad"]
+    out = json.loads(run_fresh(LOAD_AND_RUN, str(folder), json.dumps(texts), cwd=tmp_path).splitlines()[-1])
+    with torch.no_grad():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+    for task, value in logits.items():
+        torch.testing.assert_close(torch.tensor(out["logits"][task]), value, rtol=0, atol=1e-6)
