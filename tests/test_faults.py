@@ -398,3 +398,16 @@ def test_a_repo_id_without_namespace_is_the_users_own_or_refused(fresh_hub, mode
     with pytest.raises(PublishError, match="has no namespace, and the logged-in user could not be found"):
         publish_model(model_folder, "anonymous", endpoint=fresh_hub.url, token=False, card_data=CARD)
     assert [repo_id for _, repo_id in fresh_hub.repos] == ["test-user/bare"]
+
+
+def test_train_cli_refuses_in_one_line(tmp_path):
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "notes.txt").write_text("mine")
+    script = [sys.executable, str(ROOT / "scripts" / "train.py"), "--output_dir", str(tmp_path / "run")]
+    for flags, message in (
+        (["--num_train_epochs", "-1"], "error: These training arguments cannot produce a trained model"),
+        (["--model_dir", str(tmp_path / "keep")], "error: Refusing to write a model folder"),
+    ):
+        done = subprocess.run([*script, *flags], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
+    assert (tmp_path / "keep" / "notes.txt").read_text() == "mine" and not (tmp_path / "run").exists()
