@@ -110,18 +110,22 @@ def _matches(name: str, pattern: str) -> bool:
 
 
 def check_no_outside_links(folder: Path) -> None:
-    """Refuses a folder whose files to upload include a symbolic link to something outside the folder: publishing
-    never uploads a file from elsewhere on the machine."""
-    root = folder.resolve()
-    outside = [
-        f"{name} -> {(folder / name).resolve()}"
-        for name in select_upload_files(folder)
-        if not (folder / name).resolve().is_relative_to(root)
-    ]
+    """Refuses a folder where a file to upload, or a folder that holds some (`baselines/`), is a symbolic link to
+    something outside the folder: publishing never uploads a file from elsewhere on the machine."""
+    root, outside = folder.resolve(), []
+    folders = {pattern.split("/")[0] for pattern in UPLOAD_PATTERNS if "/" in pattern}
+    for parent, dirnames, filenames in os.walk(folder):  # never descends into linked folders
+        for name in (*dirnames, *filenames):
+            path = Path(parent, name)
+            relative = path.relative_to(folder).as_posix()
+            uploaded = relative in folders or any(_matches(relative, pattern) for pattern in UPLOAD_PATTERNS)
+            if uploaded and path.is_symlink() and not path.resolve().is_relative_to(root):
+                outside.append(f"{relative} -> {path.resolve()}")
     if outside:
         raise PublishError(
-            f"{folder} holds symbolic links to files outside it: {', '.join(outside)}. Only the folder's own files "
-            "are published: replace each link by a copy of its file (cp -L) or remove it. Nothing was published."
+            f"{folder} holds symbolic links to files outside it: {', '.join(sorted(outside))}. Only the folder's own "
+            "files are published: replace each link by a copy of what it points to (cp -L) or remove it. Nothing "
+            "was published."
         )
 
 

@@ -387,7 +387,21 @@ def test_a_link_out_of_the_folder_is_refused(fresh_hub, model_folder, tmp_path):
     (folder / "classification_report_topic.txt").symlink_to(secret)
     with pytest.raises(PublishError, match="classification_report_topic.txt -> .*secret.txt.*Nothing was published"):
         _publish(fresh_hub, folder, "org/links")
+    (folder / "classification_report_topic.txt").unlink()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "results.json").write_text("{}")
+    (folder / "baselines").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(PublishError, match="baselines -> .*elsewhere"):
+        _publish(fresh_hub, folder, "org/links")
+    (folder / "baselines").unlink()
     assert not fresh_hub.repos
+    (folder / "checkpoint-1").symlink_to(tmp_path / "elsewhere")  # not published, so not in the way
+    (folder / "copies").mkdir()
+    (folder / "tokenizer.json").rename(folder / "copies" / "tokenizer.json")
+    (folder / "tokenizer.json").symlink_to(folder / "copies" / "tokenizer.json")  # a link within the folder is fine
+    result = _publish(fresh_hub, folder, "org/links")
+    assert fresh_hub.files("org/links")["tokenizer.json"] == (folder / "copies" / "tokenizer.json").read_bytes()
+    assert not any(name.startswith(("checkpoint-1", "copies")) for name in result.files)
 
 
 def test_a_repo_id_without_namespace_is_the_users_own_or_refused(fresh_hub, model_folder, tmp_path):  # noqa: F811
