@@ -324,7 +324,12 @@ def _upload(api: HfApi, staging: Path, repo_id: str, branch: str, private: bool,
         )
     except _UPLOAD_ERRORS as error:
         landed = _landed_commit(api, staging, repo_id, branch, head, error)
-        logger.warning("The Hub's answer to the commit was lost (%s), but the commit landed: %s.", error, landed)
+        logger.warning(
+            "The commit call failed (%s), but the branch head %s holds exactly this upload: the commit landed and "
+            "only its answer was lost.",
+            _describe(error),
+            landed,
+        )
         return landed, f"{api.endpoint}/{repo_id}/commit/{landed}"
     return commit.oid, str(commit.commit_url)
 
@@ -354,7 +359,8 @@ def _landed_commit(api: HfApi, staging: Path, repo_id: str, branch: str, head: s
     if not holds_upload:
         raise PublishError(
             f"{failed} The branch head moved from {head} to {now}, a commit that does not hold this upload's files: "
-            "this upload was not committed."
+            "another commit was made meanwhile, and the branch does not show this upload. Look at the branch's "
+            "history before publishing again."
         ) from error
     return now
 

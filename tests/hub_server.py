@@ -27,8 +27,10 @@ Private repos answer 404 `RepoNotFound` to requests without a token, as the Hub 
 `fail_next_commit = True` makes the next commit fail with a 500 after its files were uploaded (to test that a failed
 publish claims nothing); `drop_next_commit_response = True` applies the next commit, then closes the connection
 without answering (the commit landed, the client never heard), `stop_after_next_commit = True` also shuts the server
-down (nobody left to ask whether it landed); `fail_lfs_upload = 401` answers the next LFS upload
-with that status; `stop_on_lfs_upload = True` shuts the whole server down when an LFS upload arrives (server gone).
+down (nobody left to ask whether it landed); `interleave_next_commit = True` lands another client's commit on the
+branch just before the next commit is applied (a concurrent commit); `fail_lfs_upload = 401` answers the next LFS
+upload with that status; `stop_on_lfs_upload = True` shuts the whole server down when an LFS upload arrives (server
+gone).
 Repos live in memory, LFS objects on disk under the given folder. Datasets and spaces use the same code paths.
 """
 
@@ -109,6 +111,7 @@ class HubServer:
         self.fail_next_commit = False
         self.drop_next_commit_response = False
         self.stop_after_next_commit = False
+        self.interleave_next_commit = False
         self.gone = False
         self.fail_lfs_upload: int | None = None
         self.stop_on_lfs_upload = False
@@ -482,6 +485,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _commit(self, repo: Repo, revision: str) -> None:
         if revision not in repo.branches:
             raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        if self.hub.interleave_next_commit:
+            self.hub.interleave_next_commit = False
+            other = repo.commits[repo.branches[revision]]
+            marker = {"CONCURRENT.md": Entry(git_blob_oid(b"x"), 1, content=b"x")}
+            repo.branches[revision] = self.hub._new_commit(repo, other, "concurrent", "", other.files | marker).oid
         parent = repo.commits[repo.branches[revision]]
         lines = [json.loads(line) for line in self.body.decode().splitlines() if line.strip()]
         header = next((line["value"] for line in lines if line["key"] == "header"), None)

@@ -322,7 +322,9 @@ def test_a_lost_commit_response_reports_the_commit_that_landed(fresh_hub, model_
         result = _publish(fresh_hub, retrained, "org/lost", commit_message="answer lost")
     after = fresh_hub.commits("org/lost")
     assert after[1:] == before and result.commit_oid == after[0]  # exactly one new commit: the client's retry was
-    assert "the commit landed" in caplog.text and result.commit_oid in caplog.text  # refused, not committed twice
+    assert (
+        "the commit landed and only its answer was lost" in caplog.text and result.commit_oid in caplog.text
+    )  # refused, not committed twice
     assert fresh_hub.files("org/lost")["model.safetensors"] == _weights(retrained)
 
 
@@ -334,6 +336,17 @@ def test_an_unknown_outcome_is_reported_as_unknown(fresh_hub, model_folder, tmp_
     with pytest.raises(PublishError, match=f"Whether a commit was created is unknown.*it was at {head}"):
         _publish(fresh_hub, _retrained(model_folder, tmp_path / "retrained", seed=5), "org/unknown")
     assert fresh_hub.commits("org/unknown")[1] == head
+
+
+def test_a_concurrent_commit_is_neither_piled_on_nor_claimed(fresh_hub, model_folder, tmp_path):  # noqa: F811
+    _publish(fresh_hub, model_folder, "org/busy")
+    head = fresh_hub.commits("org/busy")[0]
+    fresh_hub.interleave_next_commit = True
+    with pytest.raises(PublishError, match=f"moved from {head} to .*another commit was made meanwhile"):
+        _publish(fresh_hub, _retrained(model_folder, tmp_path / "retrained", seed=6), "org/busy")
+    assert fresh_hub.commits("org/busy")[1] == head  # only the concurrent commit was added
+    assert "CONCURRENT.md" in fresh_hub.files("org/busy")
+    assert fresh_hub.files("org/busy")["model.safetensors"] == _weights(model_folder)
 
 
 def _skip_retry_waits(monkeypatch):
