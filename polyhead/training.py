@@ -384,9 +384,7 @@ def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | None) 
             raise ValueError(f"Cannot resume from {value}: {problem}")
         return str(value)
     folder = Path(output_dir or "trainer_output")
-    found = (
-        [p for p in folder.iterdir() if p.is_dir() and CHECKPOINT_PATTERN.fullmatch(p.name)] if folder.is_dir() else []
-    )
+    found = _checkpoint_folders(folder)
     if not found:
         raise ValueError(f"resume_from_checkpoint={value!r}: no checkpoint-<step> folder in {folder}.")
     broken = []
@@ -398,6 +396,12 @@ def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | None) 
             return str(checkpoint)
         broken.append(problem)
     raise ValueError(f"resume_from_checkpoint={value!r}: no complete checkpoint in {folder}: {'; '.join(broken)}")
+
+
+def _checkpoint_folders(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [path for path in folder.iterdir() if path.is_dir() and CHECKPOINT_PATTERN.fullmatch(path.name)]
 
 
 def checkpoint_problem(checkpoint: Path) -> str | None:
@@ -471,8 +475,14 @@ def train_baselines(
     combined: dict[str, Any] = {"tasks": {}, "num_examples": {}, "models": {}}
     for name in prepared.data:
         folder = os.path.join(training_args.output_dir, BASELINES_DIR, name)
+        # A resumed run resumes each baseline from its own newest checkpoint, or starts one that had none yet.
+        resume = "true" if training_args.resume_from_checkpoint and _checkpoint_folders(Path(folder)) else None
         args = dataclasses.replace(
-            training_args, output_dir=folder, model_dir=os.path.join(folder, "model"), single_task_baselines=False
+            training_args,
+            output_dir=folder,
+            model_dir=os.path.join(folder, "model"),
+            single_task_baselines=False,
+            resume_from_checkpoint=resume,
         )
         if "eval" not in prepared.encoded[name] and args.eval_strategy != "no":
             logger.warning(

@@ -218,6 +218,19 @@ def test_training_resumes_past_a_broken_checkpoint(tmp_path):
     assert state["global_step"] == 6 and (output_dir / "model" / "model.safetensors").is_file()
 
 
+def test_resume_with_baselines_resumes_each_from_its_own_checkpoints(tmp_path):
+    args = _args(tmp_path, max_steps=2, save_strategy="steps", save_steps=2, single_task_baselines=True)
+    specs = _tasks(16)[:2]
+    run(ModelArguments(), DataArguments(tasks=specs), args)
+    (tmp_path / "run" / "baselines" / "topic").rename(tmp_path / "topic-never-started")
+    args.resume_from_checkpoint, args.max_steps = str(tmp_path / "run" / "checkpoint-2"), 4
+    results = run(ModelArguments(), DataArguments(tasks=specs), args)
+    assert results["baselines"]["tasks"].keys() == {"sentiment", "topic"}
+    sentiment = tmp_path / "run" / "baselines" / "sentiment"  # its own checkpoint-2: the multitask one would not load
+    assert json.loads((sentiment / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
+    assert (tmp_path / "run" / "baselines" / "topic" / "checkpoint-4").is_dir()  # started afresh
+
+
 def test_resume_without_checkpoints_says_so(tmp_path):
     with pytest.raises(ValueError, match="no checkpoint-<step> folder"):
         resolve_resume_checkpoint("true", str(tmp_path))
