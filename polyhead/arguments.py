@@ -45,6 +45,10 @@ class ModelArguments:
     freeze_encoder: bool = field(default=False, metadata={"help": "Train the heads only."})
     max_length: int = field(default=128, metadata={"help": "Texts are truncated to this many tokens."})
 
+    def __post_init__(self):
+        if self.max_length < 1:
+            raise ValueError(f"max_length={self.max_length} must be at least 1 (texts are truncated to it).")
+
 
 @dataclass
 class DataArguments:
@@ -117,6 +121,7 @@ class MultitaskTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        check_trainable(self)
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {self.num_threads}.")
         if self.dataloader_pin_memory and (self.use_cpu or not _accelerator_available()):
@@ -155,6 +160,24 @@ def disable_progress_bars() -> None:
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     huggingface_hub.utils.disable_progress_bars()
+
+
+def check_trainable(args: TrainingArguments) -> None:
+    """Raises a `ValueError` naming the arguments when they cannot train a model (nothing to train, no batch, no
+    step size): refused before any data is read, not after an untrained model was written."""
+    problems = []
+    if args.max_steps <= 0 and args.num_train_epochs <= 0:
+        problems.append(
+            f"num_train_epochs={args.num_train_epochs} with max_steps={args.max_steps} trains for no step: give "
+            "num_train_epochs > 0 or max_steps > 0"
+        )
+    for name in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+        if getattr(args, name) < 1:
+            problems.append(f"{name}={getattr(args, name)} must be at least 1")
+    if not args.learning_rate > 0:  # also refuses NaN
+        problems.append(f"learning_rate={args.learning_rate} must be greater than 0")
+    if problems:
+        raise ValueError(f"These training arguments cannot produce a trained model: {'; '.join(problems)}.")
 
 
 def build_parser() -> HfArgumentParser:
@@ -211,6 +234,7 @@ __all__ = [
     "ModelArguments",
     "MultitaskTrainingArguments",
     "build_parser",
+    "check_trainable",
     "disable_progress_bars",
     "parse_args",
     "read_config_file",

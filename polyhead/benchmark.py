@@ -474,8 +474,10 @@ def _speed(train_metrics: dict[str, float]) -> float:
 def _int8_scores(model_dir: Path, config: dict[str, Any]) -> dict[str, dict[str, float]]:
     from polyhead.data import load_task_data, tokenize_task_data
     from polyhead.evaluation import evaluate_model
+    from polyhead.saving import check_model_weights
     from polyhead.tasks import load_task_specs
 
+    check_model_weights(model_dir)
     model = quantize_int8(MultitaskModel.from_pretrained(model_dir).eval())
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     specs = load_task_specs(config["tasks"])

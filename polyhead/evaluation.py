@@ -34,6 +34,7 @@ from transformers import PreTrainedTokenizerBase
 
 from polyhead import metrics
 from polyhead.data import MultitaskCollator
+from polyhead.saving import check_model_weights
 from polyhead_remote.configuration_multitask import MULTI_LABEL
 from polyhead_remote.modeling_multitask import MultitaskModel
 
@@ -200,6 +201,8 @@ def evaluate_saved_model(
     from polyhead.tasks import load_task_specs
 
     role = {"validation": "eval"}.get(split, split)
+    if Path(model_dir).is_dir():
+        check_model_weights(model_dir)  # an empty or truncated weights file is named, not a bare safetensors error
     model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     specs = load_task_specs(tasks)

@@ -583,7 +583,9 @@ def predict_widget(folder: str | os.PathLike, texts: Sequence[str]) -> list[dict
     from transformers import AutoTokenizer, pipeline
 
     from polyhead import MultitaskModel
+    from polyhead.saving import check_model_weights
 
+    check_model_weights(folder)
     model = MultitaskModel.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     classifier = pipeline(PIPELINE_TASK, model=model, tokenizer=tokenizer)

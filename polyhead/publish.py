@@ -1,9 +1,11 @@
 """Publishing a model folder to the Hub: one commit holding weights, config, code, tokenizer, card, results and plots.
 
-[`publish_model`] stages the exact set of files to upload in a temporary folder, then creates the repo and branch if
-needed and uploads the staged folder in ONE commit. A commit is atomic on the Hub: if it fails, none of the files are
-published, and [`PublishError`] says so. With `dry_run_dir` the staged files go to that folder instead, written
-atomically like a model folder (complete or absent), with no network call at all.
+[`publish_model`] verifies the folder first (it loads as a Hub user loads it, its weights are complete and match
+`config.json`, no file to upload is a symbolic link out of the folder), stages the exact set of files to upload in a
+temporary folder, then creates the repo and branch if needed and uploads the staged folder in ONE commit. A commit is
+atomic on the Hub: when the upload fails, the branch head is read again, and [`PublishError`] says whether the commit
+was created. With `dry_run_dir` the staged files go to that folder instead, written atomically like a model folder
+(complete or absent), with no network call at all.
 
 Notes for servers other than huggingface.co: with `hf_xet` installed, `huggingface_hub` uploads large files through
 Xet only; set `HF_HUB_DISABLE_XET=1` for a server without it. `HF_ENDPOINT` is read once, when `huggingface_hub` is
@@ -13,6 +15,7 @@ imported; pass `endpoint=` to target another server from a running process.
 import dataclasses
 import fnmatch
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -20,7 +23,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from huggingface_hub import HfApi
+from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -30,7 +33,7 @@ from huggingface_hub.errors import (
 )
 
 from polyhead.model_card import README, RESULTS_FILE, MultitaskCardData, is_generated_card, write_model_card
-from polyhead.saving import REMOTE_CODE_FILES, atomic_folder, check_model_folder
+from polyhead.saving import REMOTE_CODE_FILES, atomic_folder, check_model_folder, verify_model_folder
 
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,8 @@ _MASKED_TOKENS = (None, "", "<HUB_TOKEN>")
 # (httpx in 1.x, httpx2 in 2.x): HfHubHTTPError derives from it.
 _TRANSPORT_ERROR = next(cls for cls in HfHubHTTPError.__mro__[1:] if cls.__name__ == "HTTPError")
 _HTTP_ERRORS = (HfHubHTTPError, _TRANSPORT_ERROR, OfflineModeIsEnabled, OSError)
+# huggingface_hub re-raises a failed large-file (LFS) upload as a RuntimeError from its worker threads.
+_UPLOAD_ERRORS = (*_HTTP_ERRORS, RuntimeError)
 
 
 class PublishError(RuntimeError):
@@ -105,6 +110,53 @@ def select_upload_files(folder: Path) -> list[str]:
 
 def _matches(name: str, pattern: str) -> bool:
     return name.count("/") == pattern.count("/") and fnmatch.fnmatchcase(name, pattern)
+
+
+def check_no_outside_links(folder: Path) -> None:
+    """Refuses a folder where a file to upload, or a folder that holds some (`baselines/`), is a symbolic link to
+    something outside the folder: publishing never uploads a file from elsewhere on the machine."""
+    root, outside = folder.resolve(), []
+    folders = {pattern.split("/")[0] for pattern in UPLOAD_PATTERNS if "/" in pattern}
+    for parent, dirnames, filenames in os.walk(folder):  # never descends into linked folders
+        for name in (*dirnames, *filenames):
+            path = Path(parent, name)
+            relative = path.relative_to(folder).as_posix()
+            uploaded = relative in folders or any(_matches(relative, pattern) for pattern in UPLOAD_PATTERNS)
+            if uploaded and path.is_symlink() and not path.resolve().is_relative_to(root):
+                outside.append(f"{relative} -> {path.resolve()}")
+    if outside:
+        raise PublishError(
+            f"{folder} holds symbolic links to files outside it: {', '.join(sorted(outside))}. Only the folder's own "
+            "files are published: replace each link by a copy of what it points to (cp -L) or remove it. Nothing "
+            "was published."
+        )
+
+
+def verify_folder(folder: Path) -> None:
+    """[`polyhead.saving.verify_model_folder`] (it loads, its weights are complete and match its config) as a
+    [`PublishError`]: run before anything is staged or uploaded, whatever the README."""
+    try:
+        verify_model_folder(folder)
+    except (ValueError, FileNotFoundError) as error:
+        raise PublishError(f"{error} Nothing was published.") from error
+
+
+def resolve_repo_id(api: HfApi, repo_id: str, dry_run: bool) -> str:
+    """`repo_id`, or `<your user name>/<repo_id>` when it has no namespace (asked of the Hub with `whoami`; a dry
+    run, which uploads nothing, needs the namespace spelled out)."""
+    if "/" in repo_id:
+        return repo_id
+    hint = f"give the full repo id, '<user or organization>/{repo_id}'. Nothing was published."
+    if dry_run:
+        raise PublishError(f"Repo id {repo_id!r} has no namespace: {hint}")
+    try:
+        user = api.whoami()["name"]
+    except (*_HTTP_ERRORS, ValueError) as error:  # ValueError: no token to ask with
+        raise PublishError(
+            f"Repo id {repo_id!r} has no namespace, and the logged-in user could not be found ({error}): {hint}"
+        ) from error
+    logger.warning("Repo id %r has no namespace: publishing to your own, %s/%s.", repo_id, user, repo_id)
+    return f"{user}/{repo_id}"
 
 
 def check_no_token(folder: Path) -> None:
@@ -170,14 +222,16 @@ def publish_model(
     r"""
     Publishes a model folder to `repo_id` in one commit on `branch`.
 
-    The folder is checked (`polyhead.saving.check_model_folder`), the files to upload (`UPLOAD_PATTERNS`) are
-    staged, and the model card is generated (`polyhead.model_card.write_model_card`, with its usage snippet pinned to
-    `branch`) unless a hand-edited README is found: one in the folder is uploaded as is, one already on the branch is
-    left in place; `overwrite_readme=True` generates the card anyway. The model folder itself is never modified.
+    The folder is verified first, whatever its README (`polyhead.saving.verify_model_folder`: it loads with its own
+    remote code, its weights are complete and match `config.json`; no file to upload links out of the folder). The
+    files to upload (`UPLOAD_PATTERNS`) are staged, and the model card is generated
+    (`polyhead.model_card.write_model_card`, with its usage snippet pinned to `branch`) unless a hand-edited README
+    is found: one in the folder is uploaded as is, one already on the branch is left in place;
+    `overwrite_readme=True` generates the card anyway. The model folder itself is never modified.
 
     Args:
         folder (`str` or `os.PathLike`): a model folder written by `polyhead.saving.save_model_folder`.
-        repo_id (`str`): `"org/name"`.
+        repo_id (`str`): `"org/name"`; a bare `"name"` means the logged-in user's namespace (refused in a dry run).
         private (`bool`, *optional*, defaults to `False`): create the repo private (an existing repo is unchanged).
         branch (`str`, *optional*, defaults to `"main"`): created from `main` when missing.
         commit_message (`str`, *optional*): defaults to `"Upload multitask model"`.
@@ -192,7 +246,9 @@ def publish_model(
         [`PublishResult`]
 
     Raises:
-        [`PublishError`]: on any failure of the Hub calls, saying that nothing was committed.
+        [`PublishError`]: the folder fails verification (nothing was published), or a Hub call failed: the message
+            says whether the commit was created (after a failed upload the branch head is read again; when the
+            commit landed although its response was lost, the result is returned with a warning).
 
     Example:
 
@@ -204,7 +260,11 @@ def publish_model(
     """
     folder = Path(folder)
     check_model_folder(folder)
+    check_no_outside_links(folder)
+    verify_folder(folder)
     check_no_token(folder)
+    api = HfApi(endpoint=endpoint, token=token)  # no network call until it is used
+    repo_id = resolve_repo_id(api, repo_id, dry_run=dry_run_dir is not None)
     stage = functools.partial(
         stage_upload,
         folder,
@@ -215,22 +275,14 @@ def publish_model(
     )
     if dry_run_dir is not None:
         return _dry_run(stage, Path(dry_run_dir), repo_id, branch)
-    api = HfApi(endpoint=endpoint, token=token)
     with tempfile.TemporaryDirectory(prefix="polyhead-publish-") as tmp:
         remote = _call(lambda: remote_readme(api, repo_id, branch, os.path.join(tmp, "cache")), repo_id, branch)
         staging = Path(tmp) / "upload"
         staging.mkdir()
         readme = stage(staging, remote=remote)
         files = select_upload_files(staging)
-        commit = _call(lambda: _upload(api, staging, repo_id, branch, private, commit_message), repo_id, branch)
-    return PublishResult(
-        repo_id=repo_id,
-        branch=branch,
-        files=files,
-        readme=readme,
-        commit_oid=commit.oid,
-        commit_url=str(commit.commit_url),
-    )
+        oid, url = _upload(api, staging, repo_id, branch, private, commit_message)
+    return PublishResult(repo_id=repo_id, branch=branch, files=files, readme=readme, commit_oid=oid, commit_url=url)
 
 
 def _dry_run(stage, dry_run_dir: Path, repo_id: str, branch: str) -> PublishResult:
@@ -252,26 +304,115 @@ def _dry_run(stage, dry_run_dir: Path, repo_id: str, branch: str) -> PublishResu
 
 
 def _upload(api: HfApi, staging: Path, repo_id: str, branch: str, private: bool, message: str | None):
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    if branch != "main":
-        api.create_branch(repo_id, branch=branch, exist_ok=True)
-    return api.upload_folder(
-        repo_id=repo_id,
-        folder_path=staging,
-        revision=branch,
-        commit_message=message or "Upload multitask model",
-    )
+    """Uploads `staging` in one commit on top of the branch's current head; returns `(commit oid, commit url)`.
+
+    Large files go first (`preupload_lfs_files`): a failure there, or before, happens before any commit is asked
+    for. Only a failure of the commit call itself is ambiguous (the server may have committed and the answer been
+    lost), so only then is the branch head read again."""
+    operations = [CommitOperationAdd(name, staging / name) for name in select_upload_files(staging)]
+
+    def prepare() -> str | None:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if branch != "main":
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        head = _branch_head(api, repo_id, branch)
+        api.preupload_lfs_files(repo_id, operations, revision=branch)
+        return head
+
+    head = _call(prepare, repo_id, branch)
+    try:
+        commit = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=message or "Upload multitask model",
+            revision=branch,
+            parent_commit=head,  # a retried or concurrent commit is refused instead of piling onto this one
+        )
+    except _UPLOAD_ERRORS as error:
+        landed = _landed_commit(api, staging, repo_id, branch, head, error)
+        logger.warning(
+            "The commit call failed (%s), but the branch head %s holds exactly this upload: the commit landed and "
+            "only its answer was lost.",
+            _describe(error),
+            landed,
+        )
+        return landed, f"{api.endpoint}/{repo_id}/commit/{landed}"
+    return commit.oid, str(commit.commit_url)
+
+
+def _branch_head(api: HfApi, repo_id: str, branch: str) -> str | None:
+    refs = api.list_repo_refs(repo_id)
+    return next((ref.target_commit for ref in refs.branches if ref.name == branch), None)
+
+
+def _landed_commit(api: HfApi, staging: Path, repo_id: str, branch: str, head: str | None, error: Exception) -> str:
+    """After a failed upload, reads the branch head again: returns the new head when it is this upload's commit
+    (the response was lost, not the commit), else raises a [`PublishError`] saying what is on the branch."""
+    failed = f"Publishing to {repo_id} (branch {branch!r}) failed: {_describe(error)}."
+    try:
+        now = _branch_head(api, repo_id, branch)
+        holds_upload = now != head and _commit_holds(api, repo_id, now, staging)
+    except _HTTP_ERRORS as check_error:
+        raise PublishError(
+            f"{failed} Whether a commit was created is unknown: reading the branch head afterwards failed too "
+            f"({check_error}). Look at the branch's history (it was at {head}) before publishing again."
+        ) from error
+    if now == head:
+        raise PublishError(
+            f"{failed} No commit was created (the branch head is still {head}), so none of the files were "
+            "published (the repository or branch may exist, unchanged)."
+        ) from error
+    if not holds_upload:
+        raise PublishError(
+            f"{failed} The branch head moved from {head} to {now}, a commit that does not hold this upload's files: "
+            "another commit was made meanwhile, and the branch does not show this upload. Look at the branch's "
+            "history before publishing again."
+        ) from error
+    return now
+
+
+def _commit_holds(api: HfApi, repo_id: str, revision: str, staging: Path) -> bool:
+    """Whether every staged file is on `revision` with the same content (LFS sha256, else git blob id)."""
+    remote = {item.path: item for item in api.list_repo_tree(repo_id, revision=revision, recursive=True)}
+    for name in select_upload_files(staging):
+        item, content = remote.get(name), (staging / name).read_bytes()
+        if item is None or not hasattr(item, "blob_id"):
+            return False
+        if item.lfs is not None:
+            if item.lfs.sha256 != hashlib.sha256(content).hexdigest():
+                return False
+        elif item.blob_id != hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest():
+            return False
+    return True
 
 
 def _call(function, repo_id: str, branch: str):
-    """Runs one Hub step; any HTTP or connection failure becomes a `PublishError` saying nothing was published."""
+    """Runs Hub steps that cannot create a commit; any failure, a large-file upload's included, becomes a
+    `PublishError` saying none was made."""
     try:
         return function()
-    except _HTTP_ERRORS as error:
+    except _UPLOAD_ERRORS as error:
         raise PublishError(
-            f"Publishing to {repo_id} (branch {branch!r}) failed: {error}. No commit was created, so none of the "
-            "files were published (the repository or branch may exist, unchanged)."
+            f"Publishing to {repo_id} (branch {branch!r}) failed: {_describe(error)}. No commit was created, so none "
+            "of the files were published (the repository or branch may exist, unchanged)."
         ) from error
 
 
-__all__ = ["UPLOAD_PATTERNS", "PublishError", "PublishResult", "publish_model", "select_upload_files"]
+def _describe(error: BaseException) -> str:
+    # huggingface_hub wraps a failed large-file upload ("Error while uploading 'x'"): its cause says why.
+    text = str(error)
+    if error.__cause__ is not None and isinstance(error, RuntimeError):
+        text += f" ({type(error.__cause__).__name__}: {error.__cause__})"
+    return " ".join(text.split())
+
+
+__all__ = [
+    "UPLOAD_PATTERNS",
+    "PublishError",
+    "PublishResult",
+    "check_no_outside_links",
+    "publish_model",
+    "resolve_repo_id",
+    "select_upload_files",
+    "verify_folder",
+]

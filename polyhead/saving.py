@@ -1,7 +1,14 @@
-"""Writing Hub-ready model folders atomically: a folder is either complete or untouched, never half-written."""
+"""Writing Hub-ready model folders atomically, and checking model folders and weights files before they are used.
 
+A folder written by [`atomic_folder`] is either complete or untouched, never half-written, and writing never removes
+anything but an earlier model folder written by polyhead: a folder with other content, a Trainer checkpoint, the
+current directory or one of its parents, the home directory and the filesystem root are refused.
+"""
+
+import json
 import os
 import shutil
+import struct
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -9,15 +16,99 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
+from polyhead_remote.configuration_multitask import MultitaskConfig
 from polyhead_remote.modeling_multitask import PIPELINE_FILE, MultitaskModel
 
 
 REMOTE_CODE_FILES = ("configuration_multitask.py", "modeling_multitask.py", PIPELINE_FILE)
+CHECKPOINT_MARKER = "trainer_state.json"  # what transformers' Trainer writes into every checkpoint folder
+
+
+class UnsafeFolderError(ValueError):
+    """Writing a model folder here could destroy files that are not a polyhead model folder: nothing was written."""
+
+
+def is_polyhead_model_folder(folder: str | os.PathLike) -> bool:
+    """Whether `folder` is a model folder written by polyhead (a multitask `config.json` next to the remote code) and
+    not a Trainer checkpoint."""
+    folder = Path(folder)
+    if not all((folder / name).is_file() for name in ("config.json", *REMOTE_CODE_FILES)):
+        return False
+    if (folder / CHECKPOINT_MARKER).exists():
+        return False
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and config.get("model_type") == MultitaskConfig.model_type
+
+
+def check_target_folder(folder: str | os.PathLike, overwrite: bool = False) -> Path:
+    r"""
+    Raises unless [`atomic_folder`] may write `folder`: it must be a new or empty folder, or (with `overwrite=True`)
+    a model folder written by polyhead. Returns `folder` as a `Path`.
+
+    Raises:
+        `UnsafeFolderError`: `folder` is the current directory or a parent of it, the home directory, the filesystem
+            root, a symbolic link, a file, a Trainer checkpoint or holds one, or a non-empty folder that polyhead did
+            not write.
+        `FileExistsError`: `folder` is a polyhead model folder and `overwrite` is `False`.
+
+    Example:
+
+    ```python
+    >>> check_target_folder(".", overwrite=True)
+    Traceback (most recent call last):
+    polyhead.saving.UnsafeFolderError: Refusing to write a model folder at '.': it is the current directory ...
+    ```
+    """
+    path = Path(folder)
+    resolved = path.resolve()
+    cwd = Path.cwd().resolve()
+    if path.name in ("", ".", "..") or resolved == cwd or resolved in cwd.parents:
+        raise UnsafeFolderError(_refusal(folder, "it is the current directory or one of its parents"))
+    if resolved == Path.home().resolve() or resolved.parent == resolved:
+        raise UnsafeFolderError(_refusal(folder, "it is the home directory or the filesystem root"))
+    if path.is_symlink():
+        raise UnsafeFolderError(_refusal(folder, f"it is a symbolic link (to {os.readlink(path)})"))
+    if not path.exists():
+        return path
+    if not path.is_dir():
+        raise UnsafeFolderError(_refusal(folder, "it is a file"))
+    if not any(path.iterdir()):
+        return path
+    checkpoint = next(
+        (p.parent for p in (path / CHECKPOINT_MARKER, *path.glob(f"*/{CHECKPOINT_MARKER}")) if p.exists()), None
+    )
+    if checkpoint is not None:
+        raise UnsafeFolderError(_refusal(folder, f"{checkpoint} is a Trainer checkpoint ({CHECKPOINT_MARKER})"))
+    if not is_polyhead_model_folder(path):
+        raise UnsafeFolderError(
+            _refusal(
+                folder, "it is not empty and is not a model folder written by polyhead (nothing there is removed)"
+            )
+        )
+    if not overwrite:
+        raise FileExistsError(f"{folder} already holds a model folder; pass overwrite=True to replace it.")
+    return path
+
+
+def _refusal(folder: str | os.PathLike, reason: str) -> str:
+    return (
+        f"Refusing to write a model folder at {str(folder)!r}: {reason}. A model folder replaces its target as a "
+        "whole: give a new or empty folder, or an earlier polyhead model folder."
+    )
 
 
 @contextmanager
 def atomic_folder(folder: str | os.PathLike, overwrite: bool = False):
-    """Yields a temporary sibling folder to fill; on success it replaces `folder`, on error it is removed.
+    r"""
+    Yields a temporary sibling folder to fill; on success it replaces `folder`, on error it is removed.
+
+    Only a new or empty folder, or with `overwrite=True` an earlier polyhead model folder, is replaced (see
+    [`check_target_folder`], run both before and after filling). The old folder is moved aside, the new one moved in,
+    then the old one deleted: a process killed between the two moves leaves the old folder as `.<name>.*.old` next
+    to it, and one killed while filling leaves a `.<name>.*.tmp` folder; neither is ever a half-written `folder`.
 
     The folder and its files get the modes the umask gives plain writes (see [`apply_umask`]).
 
@@ -28,22 +119,28 @@ def atomic_folder(folder: str | os.PathLike, overwrite: bool = False):
     ...     model.save_pretrained(tmp)
     ```
     """
-    folder = Path(folder)
-    if folder.exists() and not overwrite:
-        raise FileExistsError(f"{folder} already exists; pass overwrite=True to replace it.")
+    folder = check_target_folder(folder, overwrite)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         yield tmp
         apply_umask(tmp)
+        check_target_folder(folder, overwrite)  # it may have changed while we were writing
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    backup = folder.with_name(f".{folder.name}.old")
-    if folder.exists():
-        shutil.rmtree(backup, ignore_errors=True)
-        folder.rename(backup)
-    tmp.rename(folder)
+    if not folder.exists():
+        tmp.rename(folder)
+        return
+    # An empty directory is a valid rename target on POSIX: the old folder moves onto a fresh unique name.
+    backup = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
+    folder.rename(backup)
+    try:
+        tmp.rename(folder)
+    except BaseException:
+        backup.rename(folder)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(backup, ignore_errors=True)
 
 
@@ -89,7 +186,8 @@ def save_model_folder(
 ) -> Path:
     """Saves weights (safetensors), config with `auto_map`/`custom_pipelines`, remote code and tokenizer.
 
-    `extra(tmp_folder)` may add more files (results, plots, card) before the folder is moved into place.
+    `extra(tmp_folder)` may add more files (results, plots, card) before the folder is moved into place. `overwrite`
+    replaces an earlier polyhead model folder only (see [`atomic_folder`]).
     """
     # transformers < 4.54 gives a custom pipeline a tokenizer only when the config names a tokenizer class.
     model.config.tokenizer_class = type(tokenizer).__name__
@@ -112,3 +210,102 @@ def check_model_folder(folder: str | os.PathLike) -> None:
     pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl"))
     if pickled:
         raise ValueError(f"{folder} holds pickled files {pickled}: only safetensors weights are published.")
+
+
+def check_weights_file(path: str | os.PathLike) -> dict[str, list[int]]:
+    r"""
+    Raises a `ValueError` naming `path` unless it is a complete safetensors file (an empty, truncated or padded file
+    is refused); returns `{tensor name: shape}` from its header.
+
+    Example:
+
+    ```python
+    >>> check_weights_file("outputs/model/model.safetensors")["heads.topic.weight"]
+    [5, 384]
+    ```
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{path} is empty (0 bytes): the weights were not written. Save or download it again.")
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        header_size = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else size
+        if 8 + header_size > size:
+            raise ValueError(f"{path} is truncated ({size} bytes): not even its safetensors header is complete.")
+        try:
+            header = json.loads(f.read(header_size))
+            tensors = {name: info for name, info in header.items() if name != "__metadata__"}
+            expected = 8 + header_size + max((info["data_offsets"][1] for info in tensors.values()), default=0)
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError, IndexError) as error:
+            raise ValueError(f"{path} is not a safetensors file (its header does not parse: {error}).") from None
+    if size != expected:
+        state = "truncated" if size < expected else "longer than its header says"
+        raise ValueError(f"{path} is {state}: {size} bytes where its safetensors header describes {expected}.")
+    return {name: list(info.get("shape", [])) for name, info in tensors.items()}
+
+
+def check_model_weights(folder: str | os.PathLike) -> dict[str, list[int]]:
+    """Checks every `*.safetensors` file at the top of `folder` with [`check_weights_file`]; returns all their
+    `{tensor name: shape}`."""
+    shapes = {}
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        shapes.update(check_weights_file(path))
+    return shapes
+
+
+def check_weights_match_config(folder: str | os.PathLike) -> None:
+    """Raises a `ValueError` when the weights of `folder` disagree with its `config.json`: a head without weights,
+    weights without a task, or any tensor whose shape differs from what the config builds (read from the
+    safetensors headers and a model built on the meta device: nothing is allocated)."""
+    import torch
+
+    folder = Path(folder)
+    saved = check_model_weights(folder)
+    config = MultitaskConfig.from_pretrained(folder)
+    with torch.device("meta"):
+        expected = {name: list(tensor.shape) for name, tensor in MultitaskModel(config).state_dict().items()}
+    problems = []
+    missing = sorted(name for name in expected if name.startswith("heads.") and name not in saved)
+    orphans = sorted(name for name in saved if name.startswith("heads.") and name not in expected)
+    shapes = sorted(
+        f"{n} {saved[n]} (config: {expected[n]})" for n in saved.keys() & expected if saved[n] != expected[n]
+    )
+    if missing:
+        problems.append(f"no weights for {', '.join(missing)}")
+    if orphans:
+        problems.append(f"weights for {', '.join(orphans)} whose tasks are not in the config")
+    if shapes:
+        problems.append(f"shapes differ: {', '.join(shapes[:6])}{' ...' if len(shapes) > 6 else ''}")
+    if problems:
+        raise ValueError(
+            f"The weights in {folder} disagree with its config.json ({config.task_names}): {'; '.join(problems)}."
+        )
+
+
+def verify_model_folder(folder: str | os.PathLike) -> None:
+    r"""
+    Checks that `folder` is a complete polyhead model folder that loads as a Hub user will load it: the files are
+    there ([`check_model_folder`]), every weights file is complete ([`check_weights_file`]) and matches `config.json`
+    ([`check_weights_match_config`]: every head has weights of the config's shape), and
+    `AutoModel.from_pretrained(folder, trust_remote_code=True)` (the folder's own code) and `AutoTokenizer` load it.
+    Raises a `ValueError` (or `FileNotFoundError`) that names the problem.
+
+    Example:
+
+    ```python
+    >>> verify_model_folder("outputs/model")
+    ```
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = Path(folder)
+    check_model_folder(folder)
+    if not is_polyhead_model_folder(folder):
+        raise ValueError(f"{folder / 'config.json'} is not a polyhead multitask config (model_type 'multitask').")
+    check_weights_match_config(folder)
+    try:
+        AutoModel.from_pretrained(folder, trust_remote_code=True)
+        AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as error:
+        raise ValueError(f"The model folder {folder} does not load: {type(error).__name__}: {error}") from error

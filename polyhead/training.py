@@ -22,8 +22,10 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
 import time
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_
 from polyhead.evaluation import evaluate_model, score_task, write_results
 from polyhead.model_card import encoder_hub_id
 from polyhead.sampling import TaskBatchSampler
-from polyhead.saving import save_model_folder
+from polyhead.saving import CHECKPOINT_MARKER, check_target_folder, check_weights_file, save_model_folder
 from polyhead_remote.configuration_multitask import MultitaskConfig
 from polyhead_remote.modeling_multitask import MultitaskModel
 
@@ -49,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 TRAINING_ARGS_FILE = "training_args.json"
 BASELINES_DIR = "baselines"
+CHECKPOINT_PATTERN = re.compile(r"checkpoint-(\d+)")  # transformers' Trainer names checkpoints checkpoint-<step>
 
 
 class MultitaskTrainer(Trainer):
@@ -254,8 +257,10 @@ def train_and_evaluate(
     >>> results = train_and_evaluate(prepared, tokenizer, model_args, data_args, training_args)
     ```
     """
+    check_output_locations(training_args)
+    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer = make_trainer(prepared, tokenizer, model_args, data_args, training_args)
-    train_result = trainer.train(resume_from_checkpoint=_resume_value(training_args.resume_from_checkpoint))
+    train_result = trainer.train(resume_from_checkpoint=resume)
     model = trainer.model
     final = _final_eval_sets(prepared, data_args.final_eval_split)
     split = "test" if data_args.final_eval_split == "test" else "validation"
@@ -315,11 +320,106 @@ def make_trainer(
     )
 
 
-def _resume_value(value: str | bool | None) -> str | bool | None:
-    # `--resume_from_checkpoint true` (or "last") resumes from the newest checkpoint in output_dir.
-    if isinstance(value, str) and value.lower() in ("true", "last"):
-        return True
-    return value or None
+def check_output_locations(training_args: MultitaskTrainingArguments) -> None:
+    r"""
+    Raises before any training if writing the model folder (`model_dir`) could destroy checkpoints or other files:
+    `model_dir` may not be `output_dir`, a folder above it, a checkpoint folder or (with `single_task_baselines`)
+    where the baselines go, nor any target [`polyhead.saving.check_target_folder`] refuses. Inside `output_dir`
+    (the default `<output_dir>/model`) it sits next to the checkpoints, which it never touches.
+
+    Example:
+
+    ```python
+    >>> check_output_locations(MultitaskTrainingArguments(output_dir="runs/a", model_dir="runs/a"))
+    Traceback (most recent call last):
+    ValueError: model_dir 'runs/a' is output_dir ...
+    ```
+    """
+    model_dir, output_dir = training_args.model_dir, training_args.output_dir or "trainer_output"
+    model_path, output_path = Path(model_dir).resolve(), Path(output_dir).resolve()
+    reason = None
+    if model_path == output_path:
+        reason = "is output_dir, where the checkpoints are"
+    elif model_path in output_path.parents:
+        reason = "is a parent folder of output_dir, where the checkpoints are"
+    elif output_path in model_path.parents and CHECKPOINT_PATTERN.fullmatch(model_path.parts[len(output_path.parts)]):
+        reason = "is in a checkpoint folder of output_dir, which Trainer writes and deletes"
+    elif training_args.single_task_baselines and (output_path / BASELINES_DIR) in (model_path, *model_path.parents):
+        reason = f"is where the single-task baselines are trained ({output_dir}/{BASELINES_DIR})"
+    if reason is not None:
+        raise ValueError(
+            f"model_dir {model_dir!r} {reason}: writing the model folder there would delete them. Use the default "
+            f"<output_dir>/model or a folder outside {output_dir!r}."
+        )
+    check_target_folder(model_dir, overwrite=True)
+
+
+def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | None) -> str | None:
+    r"""
+    The checkpoint folder to resume from, or `None` to start afresh.
+
+    `true`/`last` picks the newest complete `checkpoint-<step>` of `output_dir`, skipping (with a warning naming
+    each) any that is broken, for instance half-written when a run was killed; a path must be a complete checkpoint.
+
+    Raises:
+        `ValueError`: no complete checkpoint; the message names every broken file.
+
+    Example:
+
+    ```python
+    >>> resolve_resume_checkpoint("true", "outputs/run")
+    'outputs/run/checkpoint-40'
+    ```
+    """
+    if value is None or value is False or (isinstance(value, str) and value.lower() in ("", "false", "none")):
+        return None
+    if not (value is True or str(value).lower() in ("true", "last")):
+        problem = checkpoint_problem(Path(value))
+        if problem:
+            raise ValueError(f"Cannot resume from {value}: {problem}")
+        return str(value)
+    folder = Path(output_dir or "trainer_output")
+    found = _checkpoint_folders(folder)
+    if not found:
+        raise ValueError(f"resume_from_checkpoint={value!r}: no checkpoint-<step> folder in {folder}.")
+    broken = []
+    for checkpoint in sorted(found, key=lambda p: int(p.name.split("-")[1]), reverse=True):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            if broken:
+                logger.warning(f"Resuming from {checkpoint}; skipped broken checkpoint(s): {'; '.join(broken)}")
+            return str(checkpoint)
+        broken.append(problem)
+    raise ValueError(f"resume_from_checkpoint={value!r}: no complete checkpoint in {folder}: {'; '.join(broken)}")
+
+
+def _checkpoint_folders(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [path for path in folder.iterdir() if path.is_dir() and CHECKPOINT_PATTERN.fullmatch(path.name)]
+
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """Why a Trainer checkpoint folder cannot be resumed from (naming the file), or `None` when it looks complete."""
+    if not checkpoint.is_dir():
+        return f"{checkpoint} is not a folder"
+    state = checkpoint / CHECKPOINT_MARKER
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"{state} is missing or unreadable ({type(error).__name__})"
+    weights = sorted(checkpoint.glob("*.safetensors"))
+    if not weights and not (checkpoint / "pytorch_model.bin").is_file():
+        return f"{checkpoint} holds no model weights"
+    for path in weights:
+        try:
+            check_weights_file(path)
+        except ValueError as error:
+            return str(error)
+    for path in sorted([*checkpoint.glob("*.pt"), *checkpoint.glob("*.pth"), *checkpoint.glob("*.bin")]):
+        if not zipfile.is_zipfile(path):  # torch.save writes zip archives; a cut one lacks its central directory
+            return f"{path} is empty or truncated (not a complete torch.save archive)"
+    return None
 
 
 def _final_eval_sets(prepared: PreparedTasks, role: str) -> dict[str, datasets.Dataset]:
@@ -372,8 +472,14 @@ def train_baselines(
     combined: dict[str, Any] = {"tasks": {}, "num_examples": {}, "models": {}}
     for name in prepared.data:
         folder = os.path.join(training_args.output_dir, BASELINES_DIR, name)
+        # A resumed run resumes each baseline from its own newest checkpoint, or starts one that had none yet.
+        resume = "true" if training_args.resume_from_checkpoint and _checkpoint_folders(Path(folder)) else None
         args = dataclasses.replace(
-            training_args, output_dir=folder, model_dir=os.path.join(folder, "model"), single_task_baselines=False
+            training_args,
+            output_dir=folder,
+            model_dir=os.path.join(folder, "model"),
+            single_task_baselines=False,
+            resume_from_checkpoint=resume,
         )
         if "eval" not in prepared.encoded[name] and args.eval_strategy != "no":
             logger.warning(
@@ -421,6 +527,7 @@ def run(
     >>> results["multitask"]["average"]["primary"]
     ```
     """
+    check_output_locations(training_args)
     if training_args.num_threads is not None:
         torch.set_num_threads(training_args.num_threads)
     tokenizer = load_tokenizer(model_args)
@@ -438,10 +545,13 @@ __all__ = [
     "MultitaskTrainer",
     "PreparedTasks",
     "build_model",
+    "check_output_locations",
+    "checkpoint_problem",
     "load_tokenizer",
     "make_trainer",
     "prepare_tasks",
     "remove_checkpoints",
+    "resolve_resume_checkpoint",
     "run",
     "train_and_evaluate",
     "train_baselines",

@@ -6,6 +6,7 @@
     python scripts/publish.py outputs/model --repo-id org/meld --base-model sentence-transformers/all-MiniLM-L6-v2 \
         --datasets emotion=declare-lab/MELD sentiment=declare-lab/MELD
 
+The folder is verified first (complete weights that match config.json, it loads, no symbolic link out of it).
 The model card is generated unless a hand-edited README (no polyhead marker) is in the folder or on the branch;
 --overwrite-readme replaces it. --dry-run writes the upload into a new folder, atomically, and makes no network
 call (a hand-edited README already on the branch is not checked). For a server other than huggingface.co use
@@ -23,7 +24,9 @@ from polyhead.publish import PublishError, PublishResult, publish_model
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", help="A model folder written by polyhead (save_model_folder / scripts/train.py).")
-    parser.add_argument("--repo-id", required=True, help="Target repo, org/name.")
+    parser.add_argument(
+        "--repo-id", required=True, help="Target repo, org/name (a bare name: your own namespace, from whoami)."
+    )
     parser.add_argument("--private", action="store_true", help="Create the repo private (an existing one is kept).")
     parser.add_argument("--branch", default="main", help="Target branch, created from main when missing.")
     parser.add_argument("--message", default=None, help="Commit message.")

@@ -2,7 +2,9 @@
 
 Arguments: `polyhead.arguments` (ModelArguments, DataArguments, MultitaskTrainingArguments). Multi-GPU:
 `accelerate launch scripts/train.py configs/tweets.yaml`. Ends with the per-task results table and, with
-`--single_task_baselines true`, the multitask vs single-task comparison.
+`--single_task_baselines true`, the multitask vs single-task comparison. Arguments that cannot train and a
+`--model_dir` whose writing could delete files are refused before anything is read, with a one-line error and exit
+status 1.
 """
 
 import json
@@ -10,11 +12,15 @@ import sys
 
 from polyhead.arguments import disable_progress_bars, parse_args
 from polyhead.evaluation import format_comparison_table, format_results_table
-from polyhead.training import run
+from polyhead.training import check_output_locations, run
 
 
 def main(argv: list[str] | None = None) -> dict:
-    model_args, data_args, training_args = parse_args(argv)
+    try:
+        model_args, data_args, training_args = parse_args(argv)
+        check_output_locations(training_args)
+    except (ValueError, FileExistsError) as error:
+        sys.exit(f"error: {error}")
     if training_args.disable_tqdm:
         disable_progress_bars()  # tokenization and saving bars too, e.g. in a redirected log
     results = run(model_args, data_args, training_args)

@@ -23,8 +23,14 @@ What it implements, with the Hub's status codes and `X-Error-Code` headers (whic
 - `HEAD`/`GET /{repo}/resolve/{rev}/{path}` with `ETag`, `X-Repo-Commit`, `X-Linked-Etag`/`X-Linked-Size` for LFS
   files and `Content-Length`.
 
-Private repos answer 404 `RepoNotFound` to requests without a token, as the Hub does. `fail_next_commit = True`
-makes the next commit fail with a 500 after its files were uploaded (to test that a failed publish claims nothing).
+Private repos answer 404 `RepoNotFound` to requests without a token, as the Hub does. Faults for tests:
+`fail_next_commit = True` makes the next commit fail with a 500 after its files were uploaded (to test that a failed
+publish claims nothing); `drop_next_commit_response = True` applies the next commit, then closes the connection
+without answering (the commit landed, the client never heard), `stop_after_next_commit = True` also shuts the server
+down (nobody left to ask whether it landed); `interleave_next_commit = True` lands another client's commit on the
+branch just before the next commit is applied (a concurrent commit); `fail_lfs_upload = 401` answers the next LFS
+upload with that status; `stop_on_lfs_upload = True` shuts the whole server down when an LFS upload arrives (server
+gone).
 Repos live in memory, LFS objects on disk under the given folder. Datasets and spaces use the same code paths.
 """
 
@@ -103,6 +109,12 @@ class HubServer:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.lock = threading.RLock()
         self.fail_next_commit = False
+        self.drop_next_commit_response = False
+        self.stop_after_next_commit = False
+        self.interleave_next_commit = False
+        self.gone = False
+        self.fail_lfs_upload: int | None = None
+        self.stop_on_lfs_upload = False
         self.requests: list[tuple[str, str]] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -111,7 +123,7 @@ class HubServer:
     # -- lifecycle --------------------------------------------------------------------------------------------------
 
     def start(self) -> str:
-        server = self
+        server, self.gone = self, False
 
         class Handler(_Handler):
             hub = server
@@ -124,6 +136,7 @@ class HubServer:
         return self.url
 
     def stop(self) -> None:
+        self.gone = True  # open keep-alive connections get no more answers either
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -223,6 +236,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.query = parse_qs(split.query)
         self.body = self._read_body() if method in ("POST", "PUT") else b""
         self.hub.requests.append((method, split.path))
+        if self.hub.gone:
+            self.close_connection = True
+            return
+        if method == "PUT" and split.path.startswith("/_lfs/") and self.hub.stop_on_lfs_upload:
+            self.close_connection = True  # no answer, and nobody listening any more (serve_forever runs elsewhere)
+            self.hub.stop()
+            return
         try:
             with self.hub.lock:
                 self._route(method, split.path)
@@ -445,6 +465,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, {"transfer": "basic", "objects": objects}, ctype="application/vnd.git-lfs+json")
 
     def _lfs_upload(self, method: str, oid: str, action: str) -> None:
+        if method == "PUT" and self.hub.fail_lfs_upload is not None:
+            status, self.hub.fail_lfs_upload = self.hub.fail_lfs_upload, None
+            raise HubError(status, f"LFS upload refused with {status} (simulated by the test server)")
         path = self.hub.root / "lfs" / oid
         if action == "verify" and method == "POST":
             if not path.is_file():
@@ -462,6 +485,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _commit(self, repo: Repo, revision: str) -> None:
         if revision not in repo.branches:
             raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        if self.hub.interleave_next_commit:
+            self.hub.interleave_next_commit = False
+            other = repo.commits[repo.branches[revision]]
+            marker = {"CONCURRENT.md": Entry(git_blob_oid(b"x"), 1, content=b"x")}
+            repo.branches[revision] = self.hub._new_commit(repo, other, "concurrent", "", other.files | marker).oid
         parent = repo.commits[repo.branches[revision]]
         lines = [json.loads(line) for line in self.body.decode().splitlines() if line.strip()]
         header = next((line["value"] for line in lines if line["key"] == "header"), None)
@@ -499,6 +527,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise HubError(500, "Internal error while committing (simulated by the test server)")
         commit = self.hub._new_commit(repo, parent, header["summary"], header.get("description", ""), files)
         repo.branches[revision] = commit.oid
+        if self.hub.drop_next_commit_response or self.hub.stop_after_next_commit:
+            self.hub.drop_next_commit_response = False
+            self.close_connection = True  # committed, but the client never hears the answer
+            if self.hub.stop_after_next_commit:
+                self.hub.stop_after_next_commit = False
+                self.hub.stop()
+            return
         url = f"{self.hub.url}/{URL_PREFIXES[repo.repo_type]}{repo.repo_id}/commit/{commit.oid}"
         self._send(200, {"success": True, "commitOid": commit.oid, "commitUrl": url, "pullRequestUrl": None})
 
