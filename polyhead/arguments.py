@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from polyhead.encoders import DEFAULT_MAX_LENGTH, LOCAL_ENCODERS, TINY_ENCODER
 from polyhead.sampling import STRATEGIES
-from polyhead.tasks import TaskSpec, load_task_specs
+from polyhead.tasks import TaskSpec, load_task_specs, read_json_or_yaml
 
 
 @dataclass
@@ -183,8 +182,7 @@ def _as_default(value: Any) -> Any:
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """Reads a JSON or YAML mapping of argument names to values."""
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) if Path(path).suffix in (".yaml", ".yml") else json.load(f)
+    data = read_json_or_yaml(path, "a mapping of argument names to values")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of argument names to values, got {type(data).__name__}.")
     return data

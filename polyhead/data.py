@@ -13,7 +13,11 @@ one task, so a shared text is encoded once per task it is labelled for.
 Splits are addressed by role: `"train"`, `"eval"` (the spec's `eval_split`, used during training) and `"test"`.
 """
 
+import csv
+import io
+import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +28,7 @@ import datasets
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from polyhead.tasks import TaskSpec
+from polyhead.tasks import TaskSpec, read_text
 from polyhead_remote.configuration_multitask import MULTI_LABEL, SINGLE_LABEL
 
 
@@ -106,7 +110,87 @@ def load_source(spec: TaskSpec) -> datasets.DatasetDict:
         raise ValueError(
             f"Task {spec.name!r}: data files must all be one of {sorted(_BUILDERS)}, got extensions {extensions}."
         )
-    return datasets.load_dataset(builders.pop(), data_files=files)
+    for path in paths:
+        try:
+            check_data_file(path)
+        except ValueError as error:
+            raise ValueError(f"Task {spec.name!r}: {error}") from None
+    try:
+        return datasets.load_dataset(builders.pop(), data_files=files)
+    except datasets.exceptions.DatasetGenerationError as error:
+        cause = error.__cause__ or error
+        raise ValueError(f"Task {spec.name!r}: could not read {paths}: {cause}") from error
+
+
+_EXPECTED = {
+    "jsonl": 'one JSON object per line, e.g. {"text": "...", "label": "..."}',
+    "json": "a JSON array of objects, or one JSON object per line",
+    "csv": "a CSV header line, then one row per line",
+}
+
+
+def check_data_file(path: str | os.PathLike) -> None:
+    r"""
+    Checks a CSV/JSON/JSONL data file before `datasets` reads it; a `ValueError` names the file, the line and what was
+    expected for an empty file, bytes that are not UTF-8, a JSON Lines line that is not one JSON object, or a CSV row
+    whose number of fields differs from the header's. Parquet files are left to `datasets`.
+
+    Example:
+
+    ```python
+    >>> check_data_file("data/train.jsonl")
+    ValueError: data/train.jsonl, line 3: not a JSON object (Expecting ',' delimiter, column 21); expected one JSON
+    object per line, e.g. {"text": "...", "label": "..."}.
+    ```
+    """
+    extension = Path(path).suffix.lstrip(".").lower()
+    if extension not in _EXPECTED:
+        return
+    text = read_text(path, _EXPECTED[extension]).removeprefix("\ufeff")
+    if extension == "csv":
+        _check_csv(path, text)
+    elif extension == "jsonl" or not _is_json_document(text):
+        _check_json_lines(path, text, _EXPECTED[extension])
+
+
+def _is_json_document(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), (list, dict))
+    except json.JSONDecodeError:
+        return False
+
+
+def _check_json_lines(path: str | os.PathLike, text: str, expected: str) -> None:
+    # Split on "\n" only: str.splitlines() would also break at U+2028 and friends, which are valid inside JSON strings.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path}, line {number}: not a JSON object ({error.msg}, column {error.colno}): "
+                f"{line.strip()[:80]!r}; expected {expected}."
+            ) from None
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"{path}, line {number}: a JSON {type(value).__name__}, not an object: {line.strip()[:80]!r}; "
+                f"expected {expected}."
+            )
+
+
+def _check_csv(path: str | os.PathLike, text: str) -> None:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+        for row in reader:
+            if row and len(row) != len(header):
+                raise ValueError(
+                    f"{path}, line {reader.line_num}: {len(row)} field(s), expected {len(header)} like the header "
+                    f"{header} (quote fields that contain commas or line breaks)."
+                )
+    except csv.Error as error:
+        raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({error}).") from None
 
 
 def _prepare_task(spec: TaskSpec, source: datasets.DatasetDict, roles: list[str], seed: int) -> TaskData:
