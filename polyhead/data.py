@@ -41,12 +41,14 @@ _MAX_SHOWN = 10  # offending values / rows listed in an error message
 
 @dataclass
 class TaskData:
-    """One task's validated raw splits (by role) with its resolved label map and problem type."""
+    """One task's validated raw splits (by role) with its resolved label map and problem type. `split_rows` is each
+    split's size before `max_train_samples` / `max_eval_samples` subsampling."""
 
     spec: TaskSpec
     labels: list[str]
     problem_type: str
     splits: dict[str, datasets.Dataset] = field(default_factory=dict)
+    split_rows: dict[str, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -63,7 +65,9 @@ class TaskData:
         return [encode_label(value, self.labels, self.problem_type) for value in _as_names(values, self, role)]
 
 
-def load_task_data(specs: Sequence[TaskSpec], roles: Iterable[str] = ROLES, seed: int = 0) -> dict[str, TaskData]:
+def load_task_data(
+    specs: Sequence[TaskSpec], roles: Iterable[str] = ROLES, seed: int = 0, require_train: bool = True
+) -> dict[str, TaskData]:
     r"""
     Loads, validates and subsamples every task's splits; raises before training on any data problem.
 
@@ -72,6 +76,8 @@ def load_task_data(specs: Sequence[TaskSpec], roles: Iterable[str] = ROLES, seed
         roles: which splits to load among `"train"`, `"eval"` and `"test"`. A missing train split is an error; a
             missing eval/test split is skipped with a warning.
         seed: seed of the subsampling (specs sharing a source get the same rows).
+        require_train: with `False`, a missing train split is skipped like the others (scoring a saved model, whose
+            specs carry the labels and problem type, only uses train labels for the majority baseline).
 
     Example:
 
@@ -87,7 +93,7 @@ def load_task_data(specs: Sequence[TaskSpec], roles: Iterable[str] = ROLES, seed
     for spec in specs:
         if spec.source_key not in sources:
             sources[spec.source_key] = load_source(spec)
-        result[spec.name] = _prepare_task(spec, sources[spec.source_key], roles, seed)
+        result[spec.name] = _prepare_task(spec, sources[spec.source_key], roles, seed, require_train)
     return result
 
 
@@ -193,8 +199,10 @@ def _check_csv(path: str | os.PathLike, text: str) -> None:
         raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({error}).") from None
 
 
-def _prepare_task(spec: TaskSpec, source: datasets.DatasetDict, roles: list[str], seed: int) -> TaskData:
-    splits = _select_splits(spec, source, roles)
+def _prepare_task(
+    spec: TaskSpec, source: datasets.DatasetDict, roles: list[str], seed: int, require_train: bool = True
+) -> TaskData:
+    splits = _select_splits(spec, source, roles, require_train)
     for role, dataset in splits.items():
         _check_split(spec, role, dataset)
     problem_type = spec.problem_type or _infer_problem_type(splits["train"][spec.label_column])
@@ -206,11 +214,14 @@ def _prepare_task(spec: TaskSpec, source: datasets.DatasetDict, roles: list[str]
     if isinstance(spec.class_weights, list) and len(spec.class_weights) != len(task.labels):
         raise ValueError(f"Task {spec.name!r}: {len(spec.class_weights)} class_weights for labels {task.labels}.")
     task.head  # noqa: B018 -- validates the label map (>= 2 labels, unique) before training
+    task.split_rows = {role: len(dataset) for role, dataset in splits.items()}
     task.splits = {role: _subsample(spec, role, dataset, seed) for role, dataset in splits.items()}
     return task
 
 
-def _select_splits(spec: TaskSpec, source: datasets.DatasetDict, roles: list[str]) -> dict[str, datasets.Dataset]:
+def _select_splits(
+    spec: TaskSpec, source: datasets.DatasetDict, roles: list[str], require_train: bool = True
+) -> dict[str, datasets.Dataset]:
     names = {"train": spec.train_split, "eval": spec.eval_split, "test": spec.test_split}
     splits = {}
     for role in roles:
@@ -218,12 +229,12 @@ def _select_splits(spec: TaskSpec, source: datasets.DatasetDict, roles: list[str
         if name is None:
             continue
         if name not in source:
-            if role == "train":
+            if role == "train" and require_train:
                 raise ValueError(f"Task {spec.name!r}: no split {name!r}; available splits: {list(source)}.")
             logger.warning(f"Task {spec.name!r}: no {role} split {name!r} (available: {list(source)}); skipped.")
             continue
         splits[role] = source[name]
-    if "train" in roles and "train" not in splits:
+    if require_train and "train" in roles and "train" not in splits:
         raise ValueError(f"Task {spec.name!r}: a train split is required (train_split=None given).")
     return splits
 

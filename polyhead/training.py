@@ -287,7 +287,7 @@ def train_and_evaluate(
     trainer = make_trainer(prepared, tokenizer, model_args, data_args, training_args)
     train_result = trainer.train(resume_from_checkpoint=_resume_value(training_args.resume_from_checkpoint))
     model = trainer.model
-    final = _final_eval_sets(prepared, data_args.final_eval_split)
+    final, split_rows = _final_eval_sets(prepared, data_args.final_eval_split)
     split = "test" if data_args.final_eval_split == "test" else "validation"
     train_labels = {name: task.label_ids("train") for name, task in prepared.data.items()}
     if not trainer.is_world_process_zero():
@@ -307,6 +307,7 @@ def train_and_evaluate(
                 train_labels,
                 model_path=str(training_args.model_dir),
                 progress=not training_args.disable_tqdm,
+                split_rows=split_rows,
             )
         )
         run_info = training_run_info(model_args, data_args, training_args, prepared, trainer, train_result.metrics)
@@ -354,8 +355,9 @@ def _resume_value(value: str | bool | None) -> str | bool | None:
     return value or None
 
 
-def _final_eval_sets(prepared: PreparedTasks, role: str) -> dict[str, datasets.Dataset]:
-    final = {}
+def _final_eval_sets(prepared: PreparedTasks, role: str) -> tuple[dict[str, datasets.Dataset], dict[str, int]]:
+    # The scored split of each task, and its size before max_eval_samples (results.json says when it was capped).
+    final, split_rows = {}, {}
     for name, encoded in prepared.encoded.items():
         chosen = role if role in encoded else "eval"
         if chosen not in encoded:
@@ -364,7 +366,8 @@ def _final_eval_sets(prepared: PreparedTasks, role: str) -> dict[str, datasets.D
         if chosen != role:
             logger.warning(f"Task {name!r} has no {role} split: scoring its validation split instead.")
         final[name] = encoded[chosen]
-    return final
+        split_rows[name] = prepared.data[name].split_rows.get(chosen, len(encoded[chosen]))
+    return final, split_rows
 
 
 def training_run_info(
