@@ -244,17 +244,12 @@ def evaluate_saved_model(
     train_labels = {name: task.label_ids("train") for name, task in data.items() if "train" in task.splits}
     output_dir = output_dir or Path(model_dir) / f"eval-{split}"
     split_rows = {name: task.split_rows[role] for name, task in data.items()}
-    return evaluate_model(
-        model,
-        tokenizer,
-        encoded,
-        split,
-        batch_size,
-        output_dir,
-        train_labels,
-        model_path=str(model_dir),
-        split_rows=split_rows,
+    results = evaluate_model(
+        model, tokenizer, encoded, split, batch_size, output_dir, train_labels, str(model_dir), split_rows=split_rows
     )
+    results["max_length"] = max_length  # the truncation actually used (trained length by default)
+    write_results(results, output_dir)
+    return results
 
 
 def trained_max_length(model_dir: str | os.PathLike) -> int | None:
