@@ -7,6 +7,7 @@ line, with tasks given as repeated `--tasks name=folder` / JSON objects / task f
 """
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,9 @@ from transformers import HfArgumentParser, TrainingArguments
 from polyhead.encoders import DEFAULT_MAX_LENGTH, LOCAL_ENCODERS, TINY_ENCODER
 from polyhead.sampling import STRATEGIES
 from polyhead.tasks import TaskSpec, load_task_specs, read_json_or_yaml
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -124,6 +128,12 @@ class MultitaskTrainingArguments(TrainingArguments):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        if accelerate_started_one_of_several():
+            logger.warning(
+                "accelerate launch was asked for several processes but started only this one (without GPUs it "
+                "needs --multi_gpu to start them, e.g. `accelerate launch --multi_gpu --num_processes 2 ...`, or use "
+                "`torchrun --nproc_per_node 2 ...`). Training in one process."
+            )
         if launched_distributed() and not torch.cuda.is_available():
             # torchrun / accelerate launch on CPU: without use_cpu, accelerate opens a process group but leaves the
             # run non-distributed (every rank trains alone and all of them write the model folder); gloo is the CPU
@@ -139,6 +149,13 @@ def launched_distributed() -> bool:
     """Whether a launcher (`torchrun`, `accelerate launch`, mpirun) started this process as one of several."""
     sizes = [os.environ.get(key) for key in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")]
     return any(size is not None and size.isdigit() and int(size) > 1 for size in sizes)
+
+
+def accelerate_started_one_of_several() -> bool:
+    """Whether `accelerate launch --num_processes N` (N > 1) fell back to one plain process: its simple launcher
+    (no `--multi_gpu`, no mpirun) sets the rendezvous address but starts no other process."""
+    by_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ
+    return by_accelerate and "MASTER_ADDR" in os.environ and not launched_distributed()
 
 
 def build_parser() -> HfArgumentParser:

@@ -17,6 +17,7 @@ from polyhead.arguments import (
     DataArguments,
     ModelArguments,
     MultitaskTrainingArguments,
+    accelerate_started_one_of_several,
     launched_distributed,
     parse_args,
 )
@@ -277,3 +278,20 @@ def test_launched_distributed_reads_the_launcher_environment(monkeypatch, env, e
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert launched_distributed() is expected
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"ACCELERATE_MIXED_PRECISION": "no"}, False),  # accelerate launch, one process asked
+        ({"ACCELERATE_MIXED_PRECISION": "no", "MASTER_ADDR": "127.0.0.1"}, True),  # --num_processes 2, no --multi_gpu
+        ({"ACCELERATE_MIXED_PRECISION": "no", "MASTER_ADDR": "127.0.0.1", "WORLD_SIZE": "2"}, False),  # --multi_gpu
+    ],
+)
+def test_accelerate_falling_back_to_one_process_is_detected(monkeypatch, env, expected):
+    for key in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "MASTER_ADDR"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert accelerate_started_one_of_several() is expected
