@@ -4,7 +4,9 @@
 concatenated task train sets), the loss (per-task loss weights, optional class weights) and `evaluate()` (every task's
 validation split, `eval_<task>_<metric>` plus `eval_average_primary`, the metric early stopping and
 `reduce_lr_on_plateau` watch). AdamW, schedules, gradient accumulation, fp16/bf16, checkpoints and resume, progress
-bars and `accelerate launch` multi-GPU runs are Trainer's own.
+bars and DDP are Trainer's own. In a multi-process run (`torchrun`, `accelerate launch`; gloo on CPU, see
+`MultitaskTrainingArguments`) the sampler gives each process its share of every epoch's batches, and only rank 0
+scores the final model and writes the model folder while the others wait.
 
 [`run`] is the whole job behind `scripts/train.py`. The final model folder (`training_args.model_dir`) holds:
 
