@@ -224,15 +224,20 @@ def test_evaluation_length_and_batch_size_are_checked(saved, tmp_path):
         evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=tmp_path / "out", batch_size=0)
 
 
-def test_evaluate_script_prints_the_error_without_a_traceback(saved, tmp_path):
+def test_evaluate_script_prints_the_error_without_a_traceback(saved, tmp_path, capsys, monkeypatch):
     folder, data = saved
     script = str(ROOT / "scripts" / "evaluate_model.py")
     command = [sys.executable, script, str(folder), "--tasks", f"nope={data}", "--output_dir", str(tmp_path / "o")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     assert "error: Task(s) ['nope'] are not tasks of the model" in done.stderr and "Traceback" not in done.stderr
-    done = subprocess.run([*command[:-4], "--batch_size", "0"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2 and "--batch_size: expected an integer >= 1, got 0" in done.stderr
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    sys.modules.pop("evaluate_model", None)
+    from evaluate_model import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(folder), "--tasks", f"sentiment={data}", "--batch_size", "0"])
+    assert exit_info.value.code == 2 and "--batch_size: expected an integer >= 1, got 0" in capsys.readouterr().err
 
 
 # Training results say when the test split was capped
