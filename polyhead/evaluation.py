@@ -10,7 +10,8 @@
        "primary_metrics": {task: metric name},
        "problem_types": {task: problem type},
        "majority_baseline": {task: {metric: value}},  # only when train labels were given
-       "split": "test", "num_examples": {task: n}, "model": path or null}
+       "split": "test", "num_examples": {task: n}, "model": path or null,
+       "capped": {task: {"scored": n, "split_rows": N}}}  # only for splits cut by max_eval_samples (n < N rows)
 
 - `classification_report_<task>.txt` (scikit-learn's per-label report), `confusion_matrix_<task>.png` (a
   row-normalised heatmap; above 30 labels the most-confused classes and confusions; per-label TP/FP/FN bars for
@@ -111,6 +112,7 @@ def evaluate_model(
     train_labels: Mapping[str, list] | None = None,
     model_path: str | None = None,
     progress: bool | None = None,
+    split_rows: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     r"""
     Scores `model` on each task's tokenized split and (with `output_dir`) writes `results.json`, a classification
@@ -126,6 +128,8 @@ def evaluate_model(
         train_labels: `{task: train label ids}`; adds the majority-class baseline of each task.
         model_path: recorded in the results.
         progress: show a tqdm bar per task (default: when stderr is a terminal, so a redirected log stays plain).
+        split_rows: `{task: rows in the full split}`; a task scored on fewer rows (a `max_eval_samples` cap) is
+            listed under `"capped"` in the results.
 
     Example:
 
@@ -144,6 +148,13 @@ def evaluate_model(
         results["num_examples"][task] = len(dataset)
         outputs[task] = (predictions, references.astype(np.int64))
     _add_summary(results, model, train_labels or {}, outputs)
+    capped = {
+        task: {"scored": scored, "split_rows": int(split_rows[task])}
+        for task, scored in results["num_examples"].items()
+        if split_rows and task in split_rows and scored < split_rows[task]
+    }
+    if capped:
+        results["capped"] = capped
     if output_dir is not None:
         write_results(results, output_dir)
         write_reports(model, outputs, output_dir, split)
@@ -174,11 +185,12 @@ def evaluate_saved_model(
     split: str = "test",
     output_dir: str | os.PathLike | None = None,
     batch_size: int = 32,
-    max_length: int | None = 128,
+    max_length: int | None = None,
     max_samples: int | None = None,
 ) -> dict[str, Any]:
     r"""
-    Scores a saved model folder (loaded with `trust_remote_code=True`) on a split of any of its tasks.
+    Scores a saved model folder (loaded with `trust_remote_code=True`) on a split of any of its tasks, next to the
+    majority-class baseline of each task's train split (when the task has one).
 
     Args:
         model_dir: the model folder.
@@ -186,8 +198,10 @@ def evaluate_saved_model(
             types come from the model's config, so a label outside the model's label map is an error.
         split: the split role: `"test"`, `"eval"` (or `"validation"`: the spec's eval split) or `"train"`.
         output_dir: where files go (default `<model_dir>/eval-<split>`).
-        batch_size, max_length: evaluation batch size and truncation.
-        max_samples: seeded subsample of each task's split.
+        batch_size: evaluation batch size (>= 1).
+        max_length: truncation; default: the length the model was trained with (`training_args.json`), else 128 or
+            the encoder's limit. Checked against the encoder's position table.
+        max_samples: seeded subsample of each task's split (recorded under `"capped"` in the results).
 
     Example:
 
@@ -197,26 +211,64 @@ def evaluate_saved_model(
     """
     from transformers import AutoModel, AutoTokenizer
 
-    from polyhead.data import load_task_data, tokenize_task_data
+    from polyhead.data import ROLES, load_task_data, tokenize_task_data
+    from polyhead.encoders import check_max_length
     from polyhead.tasks import load_task_specs
 
     role = {"validation": "eval"}.get(split, split)
+    if role not in ROLES:
+        raise ValueError(f"Unknown split {split!r}: choose test, validation (or eval) or train.")
+    _check_positive("batch_size", batch_size)
+    if max_samples is not None:
+        _check_positive("max_samples", max_samples)
+    specs = load_task_specs(tasks)
     if Path(model_dir).is_dir():
         check_model_weights(model_dir)  # an empty or truncated weights file is named, not a bare safetensors error
     model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
+    unknown = [spec.name for spec in specs if spec.name not in model.config.tasks]
+    if unknown:
+        raise ValueError(
+            f"Task(s) {unknown} are not tasks of the model in {model_dir}; its tasks are {model.config.task_names}. "
+            "Name each task as the model does (name=folder, or `name:` in a tasks file)."
+        )
+    if max_length is None:
+        max_length = trained_max_length(model_dir)
+    max_length = check_max_length(max_length, model.config.encoder, f"the encoder of {model_dir}")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    specs = load_task_specs(tasks)
     for spec in specs:
         head = model.config.task(spec.name)
         spec.labels, spec.problem_type = head["labels"], head["problem_type"]
-        spec.max_train_samples = spec.max_eval_samples = max_samples or spec.max_eval_samples
-    data = load_task_data(specs, roles=[role])
+        spec.max_eval_samples = max_samples or spec.max_eval_samples
+        if role == "train":
+            spec.max_train_samples = max_samples or spec.max_train_samples
+    # The train split too (when there is one): its labels give the majority-class baseline.
+    data = load_task_data(specs, roles=list(dict.fromkeys([role, "train"])), require_train=False)
     missing = [name for name, task in data.items() if role not in task.splits]
     if missing:
         raise ValueError(f"Task(s) {missing} have no {split!r} split to evaluate.")
     encoded = {name: tokenize_task_data(task, tokenizer, max_length)[role] for name, task in data.items()}
+    train_labels = {name: task.label_ids("train") for name, task in data.items() if "train" in task.splits}
     output_dir = output_dir or Path(model_dir) / f"eval-{split}"
-    return evaluate_model(model, tokenizer, encoded, split, batch_size, output_dir, model_path=str(model_dir))
+    split_rows = {name: task.split_rows[role] for name, task in data.items()}
+    results = evaluate_model(
+        model, tokenizer, encoded, split, batch_size, output_dir, train_labels, str(model_dir), split_rows=split_rows
+    )
+    results["max_length"] = max_length  # the truncation actually used (trained length by default)
+    write_results(results, output_dir)
+    return results
+
+
+def trained_max_length(model_dir: str | os.PathLike) -> int | None:
+    """The `max_length` a model folder was trained with (its `training_args.json`), or `None` if not recorded."""
+    path = Path(model_dir) / "training_args.json"
+    if not path.is_file():
+        return None
+    return (json.loads(path.read_text(encoding="utf-8")).get("model") or {}).get("max_length")
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
 
 
 def write_results(results: Mapping[str, Any], output_dir: str | os.PathLike, name: str = RESULTS_FILE) -> Path:
@@ -319,6 +371,7 @@ __all__ = [
     "majority_predictions",
     "predict_logits",
     "score_task",
+    "trained_max_length",
     "write_reports",
     "write_results",
 ]

@@ -36,6 +36,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from polyhead import encoders
 from polyhead_remote.configuration_multitask import MULTI_LABEL, PIPELINE_TASK, MultitaskConfig, normalize_tasks
 
 
@@ -150,9 +151,11 @@ class MultitaskCardData:
         if self.base_model is None:
             model_args = training_args.get("model", {})
             # Training resolved `base_model` knowing whether the encoder was a local folder ("models/minilm" looks
-            # like a Hub id); runs from before that key read the encoder name.
+            # like a Hub id); runs from before that key read the encoder name (a short name stands for its Hub id).
             recorded = (
-                model_args["base_model"] if "base_model" in model_args else model_args.get("encoder_name_or_path")
+                model_args["base_model"]
+                if "base_model" in model_args
+                else encoders.hub_id(model_args.get("encoder_name_or_path"))
             )
             self.base_model = hub_id_or_none(recorded)
         found = [source["dataset"] for source in self.task_sources.values() if source.get("dataset")]
@@ -374,17 +377,13 @@ def _irrelevant(training_args: Mapping[str, Any], key: str, value: Any) -> bool:
 
 def data_table(sources: Mapping[str, Mapping[str, Any]], results: Mapping[str, Any]) -> str:
     """Where each task's data came from, and how many examples trained and scored it."""
-    num_eval = results.get("num_examples", {})
+    num_eval, capped = results.get("num_examples", {}), results.get("capped", {})
     rows = []
     for task, source in sources.items():
-        rows.append(
-            (
-                f"`{task}`",
-                describe_source(source),
-                format_value(source.get("num_train_examples")),
-                format_value(num_eval.get(task)),
-            )
-        )
+        scored = format_value(num_eval.get(task))
+        if task in capped:  # a max_eval_samples subsample of the split, not all of it
+            scored += f" of {capped[task]['split_rows']} (subsample)"
+        rows.append((f"`{task}`", describe_source(source), format_value(source.get("num_train_examples")), scored))
     split = results.get("split") or "evaluation"
     return markdown_table(("Task", "Data", "Training examples", f"`{split}` examples"), rows)
 

@@ -17,6 +17,12 @@ An epoch has the same length under every strategy, `sum_i ceil(n_i / batch_size)
 expectation), so strategies and single-task baselines compare at equal compute. Iteration is a pure function of
 `(seed, epoch)`: after `set_epoch(e)` the sampler yields the same batches every time, which is what makes Trainer's
 resume (it re-creates the epoch and skips the batches already seen) land on exactly the same data.
+
+In a multi-process run (`torchrun`, `accelerate launch`) every process builds the same epoch and keeps every
+`num_replicas`-th batch starting at its `rank`, so the processes split the epoch's batches between them and each row
+is seen once per epoch overall. Every process must run the same number of steps (DDP averages gradients at each one):
+when the batch count does not divide evenly, the processes short of a batch repeat one from the start of the epoch
+(at most `num_replicas - 1` repeated batches an epoch, as `torch.utils.data.DistributedSampler` pads).
 """
 
 import math
@@ -40,7 +46,10 @@ class TaskBatchSampler(Sampler[list[int]]):
         strategy (`str`, defaults to `"proportional"`): one of `STRATEGIES` (see the module docstring).
         temperature (`float`, defaults to 2.0): the `"temperature"` strategy's T (alpha = 1/T); ignored otherwise.
         seed (`int`, defaults to 0): base seed; batches depend only on `(seed, epoch)`.
-        num_batches (`int`, *optional*): batches per epoch; defaults to `sum(ceil(n_i / batch_size))`.
+        num_batches (`int`, *optional*): batches per epoch (all processes together); defaults to
+            `sum(ceil(n_i / batch_size))`.
+        num_replicas (`int`, defaults to 1), rank (`int`, defaults to 0): the number of training processes and this
+            one's index; this process yields `ceil(num_batches / num_replicas)` batches, its share of the epoch.
 
     Example:
 
@@ -59,6 +68,8 @@ class TaskBatchSampler(Sampler[list[int]]):
         temperature: float = 2.0,
         seed: int = 0,
         num_batches: int | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
     ):
         if strategy not in STRATEGIES:
             raise ValueError(f"Unknown sampling strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}.")
@@ -66,6 +77,8 @@ class TaskBatchSampler(Sampler[list[int]]):
             raise ValueError(f"Every task needs at least one train row, got sizes {list(task_sizes)}.")
         if batch_size < 1 or temperature <= 0:
             raise ValueError(f"batch_size must be >= 1 and temperature > 0, got {batch_size} and {temperature}.")
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"Need num_replicas >= 1 and 0 <= rank < num_replicas, got {num_replicas} and {rank}.")
         self.task_sizes = [int(n) for n in task_sizes]
         self.offsets = np.concatenate([[0], np.cumsum(self.task_sizes)[:-1]]).astype(int).tolist()
         self.batch_size = batch_size
@@ -75,6 +88,7 @@ class TaskBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.epoch = 0
         self.num_batches = num_batches or self._one_pass_batches()
+        self.num_replicas, self.rank = num_replicas, rank
 
     def _one_pass_batches(self) -> int:
         return sum(math.ceil(n / self.batch_size) for n in self.task_sizes)
@@ -84,7 +98,7 @@ class TaskBatchSampler(Sampler[list[int]]):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return self.num_batches
+        return math.ceil(self.num_batches / self.num_replicas)
 
     def task_probabilities(self) -> np.ndarray:
         """Probability of each task per batch under the current strategy (expected share of batches)."""
@@ -102,6 +116,20 @@ class TaskBatchSampler(Sampler[list[int]]):
         return int(np.searchsorted(self.offsets, batch[0], side="right") - 1)
 
     def __iter__(self) -> Iterator[list[int]]:
+        if self.num_replicas == 1:
+            yield from self._epoch()
+            return
+        first = []  # the epoch's first batches, repeated by the processes short of a batch at the end
+        for index, batch in enumerate(self._epoch()):
+            if index < self.num_replicas:
+                first.append(batch)
+            if index % self.num_replicas == self.rank:
+                yield batch
+        if self.rank >= self.num_batches % self.num_replicas > 0:
+            yield first[self.rank % len(first)]
+
+    def _epoch(self) -> Iterator[list[int]]:
+        """Every batch of the epoch, for all processes together."""
         rng = np.random.default_rng([self.seed, self.epoch])
         if self.strategy == "proportional" and self.num_batches == self._one_pass_batches():
             yield from self._proportional(rng)

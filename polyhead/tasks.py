@@ -259,8 +259,7 @@ def load_task_specs(tasks: str | os.PathLike | Iterable[Any]) -> list[TaskSpec]:
 
 
 def _read_task_file(path: str | os.PathLike) -> list[Any]:
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) if Path(path).suffix in (".yaml", ".yml") else json.load(f)
+    data = read_json_or_yaml(path, "a list of tasks")
     if isinstance(data, Mapping):
         data = data.get("tasks")
     if not isinstance(data, list):
@@ -268,4 +267,53 @@ def _read_task_file(path: str | os.PathLike) -> list[Any]:
     return data
 
 
-__all__ = ["DATA_EXTENSIONS", "SHORT_FORM_OPTIONS", "TaskSpec", "load_task_specs", "parse_task", "task_folder_files"]
+def read_text(path: str | os.PathLike, expected: str) -> str:
+    r"""
+    A file's text; a `ValueError` names the file and what was `expected` when it is empty (or blank), and the line
+    of the first byte that is not UTF-8.
+
+    Example:
+
+    ```python
+    >>> read_text("data/train.jsonl", "one JSON object per line")
+    ```
+    """
+    raw = Path(path).read_bytes()
+    if not raw.strip():
+        raise ValueError(f"{path} is empty: expected {expected}.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}, line {line}: byte {raw[error.start]:#04x} is not UTF-8 text (expected {expected}, UTF-8 "
+            f"encoded; re-save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`)."
+        ) from None
+
+
+def read_json_or_yaml(path: str | os.PathLike, expected: str) -> Any:
+    """Parses a JSON or YAML file (by extension); errors name the file, the line and what was `expected`."""
+    text = read_text(path, expected)
+    try:
+        if Path(path).suffix in (".yaml", ".yml"):
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}, line {error.lineno}: invalid JSON ({error.msg}); expected {expected}.") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or error
+        raise ValueError(f"{path}{where}: invalid YAML ({problem}); expected {expected}.") from None
+
+
+__all__ = [
+    "DATA_EXTENSIONS",
+    "SHORT_FORM_OPTIONS",
+    "TaskSpec",
+    "load_task_specs",
+    "parse_task",
+    "read_json_or_yaml",
+    "read_text",
+    "task_folder_files",
+]

@@ -4,7 +4,9 @@
 concatenated task train sets), the loss (per-task loss weights, optional class weights) and `evaluate()` (every task's
 validation split, `eval_<task>_<metric>` plus `eval_average_primary`, the metric early stopping and
 `reduce_lr_on_plateau` watch). AdamW, schedules, gradient accumulation, fp16/bf16, checkpoints and resume, progress
-bars and `accelerate launch` multi-GPU runs are Trainer's own.
+bars and DDP are Trainer's own. In a multi-process run (`torchrun`, `accelerate launch`; gloo on CPU, see
+`MultitaskTrainingArguments`) the sampler gives each process its share of every epoch's batches, and only rank 0
+scores the final model and writes the model folder while the others wait.
 
 [`run`] is the whole job behind `scripts/train.py`. The final model folder (`training_args.model_dir`) holds:
 
@@ -32,13 +34,15 @@ from typing import Any
 
 import datasets
 import torch
+from accelerate.data_loader import prepare_data_loader
 from torch.utils.data import ConcatDataset, DataLoader
 from transformers import AutoTokenizer, EarlyStoppingCallback, PreTrainedTokenizerBase, Trainer, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from polyhead import __version__, metrics
-from polyhead.arguments import TINY_ENCODER, DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
+from polyhead.encoders import TINY_ENCODER, check_max_length, encoder_config, hub_id, resolve_encoder
 from polyhead.evaluation import evaluate_model, score_task, write_results
 from polyhead.model_card import encoder_hub_id
 from polyhead.sampling import TaskBatchSampler
@@ -115,10 +119,18 @@ class MultitaskTrainer(Trainer):
         self.sampling, self.temperature = sampling, temperature
 
     def make_batch_sampler(self) -> TaskBatchSampler:
-        """The train batch sampler (seeded by `data_seed`, else `seed`)."""
+        """The train batch sampler (seeded by `data_seed`, else `seed`), holding this process's share of each epoch."""
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         sizes = [len(dataset) for dataset in self.train_datasets.values()]
-        return TaskBatchSampler(sizes, self._train_batch_size, self.sampling, self.temperature, seed=seed)
+        return TaskBatchSampler(
+            sizes,
+            self._train_batch_size,
+            self.sampling,
+            self.temperature,
+            seed=seed,
+            num_replicas=self.args.world_size,
+            rank=self.args.process_index,
+        )
 
     def get_train_dataloader(self) -> DataLoader:
         if not self.train_datasets:
@@ -131,7 +143,14 @@ class MultitaskTrainer(Trainer):
             pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
             persistent_workers=self.args.dataloader_persistent_workers and self.args.dataloader_num_workers > 0,
         )
-        return self.accelerator.prepare(loader)
+        if self.args.world_size == 1:
+            return self.accelerator.prepare(loader)
+        # Our sampler already holds this process's share of the batches. accelerate's own sharding
+        # (BatchSamplerShard) assumes equal-sized batches: with a task's short last batch it drops batches and pads
+        # with rows of other tasks, so the loader is only placed on the device, as a one-process loader.
+        return prepare_data_loader(
+            loader, self.accelerator.device, num_processes=1, process_index=0, put_on_device=True, rng_types=None
+        )
 
     def compute_loss(
         self,
@@ -195,7 +214,7 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
         from polyhead.testing_utils import tiny_tokenizer
 
         return tiny_tokenizer()
-    return AutoTokenizer.from_pretrained(name)
+    return AutoTokenizer.from_pretrained(resolve_encoder(name))
 
 
 def build_model(model_args: ModelArguments, tasks: Mapping[str, dict]) -> MultitaskModel:
@@ -214,7 +233,8 @@ def build_model(model_args: ModelArguments, tasks: Mapping[str, dict]) -> Multit
 
         model = MultitaskModel(MultitaskConfig(encoder=tiny_encoder_config(), tasks=dict(tasks), **options))
     else:
-        model = MultitaskModel.from_encoder_pretrained(model_args.encoder_name_or_path, dict(tasks), **options)
+        encoder = resolve_encoder(model_args.encoder_name_or_path)
+        model = MultitaskModel.from_encoder_pretrained(encoder, dict(tasks), **options)
     if model_args.freeze_encoder:
         model.freeze_encoder()
     return model
@@ -235,9 +255,16 @@ def prepare_tasks(
     model_args: ModelArguments, data_args: DataArguments, tokenizer: PreTrainedTokenizerBase, seed: int = 0
 ) -> PreparedTasks:
     """Loads, validates (before any training) and tokenizes every task of `data_args`."""
+    max_length = resolve_max_length(model_args)
     data = load_task_data(data_args.task_specs(), seed=seed)
-    encoded = {name: tokenize_task_data(task, tokenizer, model_args.max_length) for name, task in data.items()}
+    encoded = {name: tokenize_task_data(task, tokenizer, max_length) for name, task in data.items()}
     return PreparedTasks(data, encoded)
+
+
+def resolve_max_length(model_args: ModelArguments) -> int:
+    """`model_args.max_length` checked against the encoder's position table (default: 128 or the table's size)."""
+    name = model_args.encoder_name_or_path
+    return check_max_length(model_args.max_length, encoder_config(name), f"encoder {name!r}")
 
 
 def train_and_evaluate(
@@ -262,10 +289,11 @@ def train_and_evaluate(
     trainer = make_trainer(prepared, tokenizer, model_args, data_args, training_args)
     train_result = trainer.train(resume_from_checkpoint=resume)
     model = trainer.model
-    final = _final_eval_sets(prepared, data_args.final_eval_split)
+    final, split_rows = _final_eval_sets(prepared, data_args.final_eval_split)
     split = "test" if data_args.final_eval_split == "test" else "validation"
     train_labels = {name: task.label_ids("train") for name, task in prepared.data.items()}
     if not trainer.is_world_process_zero():
+        trainer.accelerator.wait_for_everyone()  # rank 0 scores the model and writes the folder meanwhile
         return {}
     results: dict[str, Any] = {}
 
@@ -281,6 +309,7 @@ def train_and_evaluate(
                 train_labels,
                 model_path=str(training_args.model_dir),
                 progress=not training_args.disable_tqdm,
+                split_rows=split_rows,
             )
         )
         run_info = training_run_info(model_args, data_args, training_args, prepared, trainer, train_result.metrics)
@@ -288,6 +317,7 @@ def train_and_evaluate(
 
     model.eval()
     save_model_folder(model, tokenizer, training_args.model_dir, overwrite=True, extra=write_files)
+    trainer.accelerator.wait_for_everyone()
     return results
 
 
@@ -422,8 +452,9 @@ def checkpoint_problem(checkpoint: Path) -> str | None:
     return None
 
 
-def _final_eval_sets(prepared: PreparedTasks, role: str) -> dict[str, datasets.Dataset]:
-    final = {}
+def _final_eval_sets(prepared: PreparedTasks, role: str) -> tuple[dict[str, datasets.Dataset], dict[str, int]]:
+    # The scored split of each task, and its size before max_eval_samples (results.json says when it was capped).
+    final, split_rows = {}, {}
     for name, encoded in prepared.encoded.items():
         chosen = role if role in encoded else "eval"
         if chosen not in encoded:
@@ -432,7 +463,8 @@ def _final_eval_sets(prepared: PreparedTasks, role: str) -> dict[str, datasets.D
         if chosen != role:
             logger.warning(f"Task {name!r} has no {role} split: scoring its validation split instead.")
         final[name] = encoded[chosen]
-    return final
+        split_rows[name] = prepared.data[name].split_rows.get(chosen, len(encoded[chosen]))
+    return final, split_rows
 
 
 def training_run_info(
@@ -449,7 +481,10 @@ def training_run_info(
     return {
         # base_model: the encoder's Hub id, also when it was loaded from a local folder (read from its metadata now,
         # while the folder is here) so the model card can name it.
-        "model": {**dataclasses.asdict(model_args), "base_model": encoder_hub_id(model_args.encoder_name_or_path)},
+        "model": {
+            **dataclasses.asdict(model_args),
+            "base_model": encoder_hub_id(hub_id(model_args.encoder_name_or_path)),
+        },
         "data": data,
         "training": training_args.to_dict(),
         "tasks": {name: task.head for name, task in prepared.data.items()},
@@ -530,8 +565,12 @@ def run(
     check_output_locations(training_args)
     if training_args.num_threads is not None:
         torch.set_num_threads(training_args.num_threads)
+    # Argument errors first (before data loading and training); the resolved length is what training_args.json keeps.
+    model_args = dataclasses.replace(model_args, max_length=resolve_max_length(model_args))
     tokenizer = load_tokenizer(model_args)
-    prepared = prepare_tasks(model_args, data_args, tokenizer, seed=training_args.data_seed or training_args.seed)
+    seed = training_args.data_seed or training_args.seed
+    with training_args.main_process_first(desc="loading and tokenizing the tasks"):  # one writer of datasets' cache
+        prepared = prepare_tasks(model_args, data_args, tokenizer, seed=seed)
     multitask = train_and_evaluate(prepared, tokenizer, model_args, data_args, training_args)
     baselines = None
     if training_args.single_task_baselines:
@@ -551,6 +590,7 @@ __all__ = [
     "make_trainer",
     "prepare_tasks",
     "remove_checkpoints",
+    "resolve_max_length",
     "resolve_resume_checkpoint",
     "run",
     "train_and_evaluate",

