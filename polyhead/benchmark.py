@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertModel, pipeline
 
+from polyhead.run_folder import BASELINES_DIR, read_training_args
 from polyhead_remote.configuration_multitask import MULTI_LABEL
 from polyhead_remote.modeling_multitask import MultitaskModel
 from polyhead_remote.pipelines.multitask_classification import register_pipeline
@@ -429,7 +430,7 @@ def measure_accuracy(config: dict[str, Any], int8: bool = False) -> AccuracyResu
     ```
     """
     from polyhead.arguments import parse_args
-    from polyhead.training import BASELINES_DIR, TRAINING_ARGS_FILE, run
+    from polyhead.training import run
 
     config_file = Path(config["output_dir"]) / "benchmark_config.json"
     config_file.parent.mkdir(parents=True, exist_ok=True)
@@ -437,16 +438,13 @@ def measure_accuracy(config: dict[str, Any], int8: bool = False) -> AccuracyResu
     model_args, data_args, training_args = parse_args([str(config_file)])
     results = run(model_args, data_args, training_args)
     model_dir = Path(training_args.model_dir)
-    single = {
-        name: _train_metrics(Path(folder) / TRAINING_ARGS_FILE)
-        for name, folder in results["baselines"]["models"].items()
-    }
+    single = {name: _train_metrics(folder) for name, folder in results["baselines"]["models"].items()}
     runtime = sum(metrics["train_runtime"] for metrics in single.values())
     examples = sum(metrics["train_samples_per_second"] * metrics["train_runtime"] for metrics in single.values())
     return AccuracyResult(
         multitask=_scores(results["multitask"]),
         single_task=_scores(results["baselines"]),
-        multitask_train_examples_per_second=_speed(_train_metrics(model_dir / TRAINING_ARGS_FILE)),
+        multitask_train_examples_per_second=_speed(_train_metrics(model_dir)),
         single_task_train_examples_per_second={name: _speed(metrics) for name, metrics in single.items()},
         single_task_combined_examples_per_second=round(examples / runtime, 2),
         int8=_int8_scores(model_dir, config) if int8 else None,
@@ -463,8 +461,8 @@ def _scores(results: dict[str, Any]) -> dict[str, dict[str, float]]:
     return scores
 
 
-def _train_metrics(path: Path) -> dict[str, float]:
-    return json.loads(path.read_text(encoding="utf-8"))["train_metrics"]
+def _train_metrics(model_dir: str | os.PathLike) -> dict[str, float]:
+    return read_training_args(model_dir)["train_metrics"]
 
 
 def _speed(train_metrics: dict[str, float]) -> float:

@@ -28,6 +28,7 @@ from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingA
 from polyhead.demo_data import load_demo_tasks
 from polyhead.evaluation import format_results_table
 from polyhead.model_card import MultitaskCardData, write_model_card
+from polyhead.run_folder import RESULTS_FILE
 from polyhead.tasks import TaskSpec
 from polyhead.training import run
 
@@ -185,7 +186,7 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
     torch.set_num_threads(config.num_threads)
     results = run(*demo_arguments(config))["multitask"]
     folder = Path(config.output_dir)
-    print(f"\nTest-set results ({folder}/results.json):\n{format_results_table(results)}\n")
+    print(f"\nTest-set results ({folder / RESULTS_FILE}):\n{format_results_table(results)}\n")
     answers = pipeline_answers(folder, DEMO_SENTENCES)
     print(f"Pipeline answers:\n{format_answers(DEMO_SENTENCES, answers)}\n")
     card_data = MultitaskCardData(

@@ -17,7 +17,6 @@
   multi-label tasks) and `confusion_matrix_<task>.csv` (the full counts).
 """
 
-import json
 import os
 import sys
 from collections import Counter
@@ -32,14 +31,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from polyhead import metrics
+from polyhead import metrics, run_folder
 from polyhead.data import MultitaskCollator
 from polyhead.saving import check_model_weights
 from polyhead_remote.configuration_multitask import MULTI_LABEL
 from polyhead_remote.modeling_multitask import MultitaskModel
 
 
-RESULTS_FILE = "results.json"
+RESULTS_FILE = run_folder.RESULTS_FILE  # the run-folder contract lives in polyhead.run_folder
 
 
 def logits_to_predictions(problem_type: str, logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -215,16 +214,13 @@ def evaluate_saved_model(
     if missing:
         raise ValueError(f"Task(s) {missing} have no {split!r} split to evaluate.")
     encoded = {name: tokenize_task_data(task, tokenizer, max_length)[role] for name, task in data.items()}
-    output_dir = output_dir or Path(model_dir) / f"eval-{split}"
+    output_dir = output_dir or run_folder.evaluation_dir(model_dir, split)
     return evaluate_model(model, tokenizer, encoded, split, batch_size, output_dir, model_path=str(model_dir))
 
 
 def write_results(results: Mapping[str, Any], output_dir: str | os.PathLike, name: str = RESULTS_FILE) -> Path:
-    """Writes a results dict as indented JSON."""
-    path = Path(output_dir) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    return path
+    """Writes a results dict as indented JSON ([`polyhead.run_folder.write_results`])."""
+    return run_folder.write_results(results, output_dir, name)
 
 
 def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_dir: str | os.PathLike, split: str):
@@ -235,17 +231,21 @@ def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_di
     for task, (predictions, references) in outputs.items():
         spec = model.config.task(task)
         report = metrics.classification_report_text(spec["problem_type"], predictions, references, spec["labels"])
-        (output_dir / f"classification_report_{task}.txt").write_text(report, encoding="utf-8")
+        (output_dir / run_folder.classification_report_file(task)).write_text(report, encoding="utf-8")
         metrics.plot_confusion_matrix(
             spec["problem_type"],
             predictions,
             references,
             spec["labels"],
             title=f"{task} ({split})",
-            path=output_dir / f"confusion_matrix_{task}.png",
+            path=output_dir / run_folder.confusion_matrix_image(task),
         )
         metrics.write_confusion_matrix_csv(
-            spec["problem_type"], predictions, references, spec["labels"], output_dir / f"confusion_matrix_{task}.csv"
+            spec["problem_type"],
+            predictions,
+            references,
+            spec["labels"],
+            output_dir / run_folder.confusion_matrix_counts(task),
         )
 
 

@@ -39,8 +39,9 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from polyhead import __version__, metrics
 from polyhead.arguments import TINY_ENCODER, DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
-from polyhead.evaluation import evaluate_model, score_task, write_results
+from polyhead.evaluation import evaluate_model, score_task
 from polyhead.model_card import encoder_hub_id
+from polyhead.run_folder import BASELINES_DIR, TRAINING_ARGS_FILE, write_baseline_results, write_training_args
 from polyhead.sampling import TaskBatchSampler
 from polyhead.saving import CHECKPOINT_MARKER, check_target_folder, check_weights_file, save_model_folder
 from polyhead_remote.configuration_multitask import MultitaskConfig
@@ -49,8 +50,6 @@ from polyhead_remote.modeling_multitask import MultitaskModel
 
 logger = logging.getLogger(__name__)
 
-TRAINING_ARGS_FILE = "training_args.json"
-BASELINES_DIR = "baselines"
 CHECKPOINT_PATTERN = re.compile(r"checkpoint-(\d+)")  # transformers' Trainer names checkpoints checkpoint-<step>
 
 
@@ -284,7 +283,7 @@ def train_and_evaluate(
             )
         )
         run_info = training_run_info(model_args, data_args, training_args, prepared, trainer, train_result.metrics)
-        (folder / TRAINING_ARGS_FILE).write_text(json.dumps(run_info, indent=2, default=str) + "\n", encoding="utf-8")
+        write_training_args(run_info, folder)
 
     model.eval()
     save_model_folder(model, tokenizer, training_args.model_dir, overwrite=True, extra=write_files)
@@ -499,7 +498,7 @@ def train_baselines(
         combined["split"] = result["split"]
     if combined["tasks"]:
         combined["average"] = metrics.macro_average(combined["tasks"], combined.get("problem_types"))
-        write_results(combined, Path(training_args.model_dir) / BASELINES_DIR)
+        write_baseline_results(combined, training_args.model_dir)
     return combined
 
 
