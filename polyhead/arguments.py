@@ -18,13 +18,9 @@ import torch
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from polyhead.presets import TINY_ENCODER  # the tiny preset's name, importable from here as before
 from polyhead.sampling import STRATEGIES
 from polyhead.tasks import TaskSpec, load_task_specs
-
-
-TINY_ENCODER = "tiny-random-bert"
-"""`encoder_name_or_path` preset: the 2-layer, 32-wide random BERT and word-list tokenizer of `polyhead.testing_utils`
-(offline, trains in seconds; for smoke runs and tests)."""
 
 
 @dataclass

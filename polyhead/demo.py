@@ -31,9 +31,9 @@ from polyhead.model_card import MultitaskCardData, write_model_card
 from polyhead.run_folder import RESULTS_FILE
 from polyhead.tasks import TaskSpec
 from polyhead.training import run
+from polyhead_remote.configuration_multitask import PIPELINE_TASK
 
 
-PIPELINE_TASK = "multitask-classification"
 DEMO_SENTENCES = [
     "@united lost my bag again and nobody at the desk could tell me anything. worst airline ever",
     "The central bank raised interest rates as inflation hit its highest level in a decade.",
@@ -49,10 +49,10 @@ CARD_DESCRIPTION = (
 )
 # Runs in a fresh interpreter that loads only the folder's remote code (no polyhead import).
 _RELOAD_SCRIPT = textwrap.dedent(
-    """
+    f"""
     import json, sys
     from transformers import pipeline
-    classifier = pipeline("multitask-classification", model=sys.argv[1], trust_remote_code=True)
+    classifier = pipeline({PIPELINE_TASK!r}, model=sys.argv[1], trust_remote_code=True)
     print(json.dumps(classifier(json.loads(sys.argv[2]))))
     """
 )

@@ -41,6 +41,7 @@ from polyhead.arguments import TINY_ENCODER, DataArguments, ModelArguments, Mult
 from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
 from polyhead.evaluation import evaluate_model, score_task
 from polyhead.model_card import encoder_hub_id
+from polyhead.presets import tiny_encoder_config, tiny_tokenizer
 from polyhead.run_folder import BASELINES_DIR, TRAINING_ARGS_FILE, write_baseline_results, write_training_args
 from polyhead.sampling import TaskBatchSampler
 from polyhead.saving import CHECKPOINT_MARKER, check_target_folder, check_weights_file, save_model_folder
@@ -191,8 +192,6 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
     """The tokenizer of `tokenizer_name_or_path` (default: the encoder's), or the tiny preset's."""
     name = model_args.tokenizer_name_or_path or model_args.encoder_name_or_path
     if name == TINY_ENCODER:
-        from polyhead.testing_utils import tiny_tokenizer
-
         return tiny_tokenizer()
     return AutoTokenizer.from_pretrained(name)
 
@@ -209,8 +208,6 @@ def build_model(model_args: ModelArguments, tasks: Mapping[str, dict]) -> Multit
     """
     options = {"pooling": model_args.pooling, "classifier_dropout": model_args.classifier_dropout}
     if model_args.encoder_name_or_path == TINY_ENCODER:
-        from polyhead.testing_utils import tiny_encoder_config
-
         model = MultitaskModel(MultitaskConfig(encoder=tiny_encoder_config(), tasks=dict(tasks), **options))
     else:
         model = MultitaskModel.from_encoder_pretrained(model_args.encoder_name_or_path, dict(tasks), **options)
