@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import pipeline
 
+from polyhead import inference
 from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.demo_data import load_demo_tasks
 from polyhead.evaluation import format_results_table
@@ -115,9 +115,8 @@ def demo_arguments(config: DemoConfig) -> tuple[ModelArguments, DataArguments, M
 
 
 def pipeline_answers(folder: str | os.PathLike, sentences: list[str]) -> list[dict[str, Any]]:
-    """The pipeline's answers, loaded from the saved folder in this process."""
-    classifier = pipeline(PIPELINE_TASK, model=str(folder), trust_remote_code=True)
-    return classifier(sentences)
+    """The pipeline's answers, loaded from the saved folder's remote code in this process (`polyhead.inference`)."""
+    return inference.pipeline_answers(folder, sentences, trust_remote_code=True)
 
 
 def fresh_process_answers(folder: str | os.PathLike, sentences: list[str]) -> list[dict[str, Any]]:
@@ -192,7 +191,7 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
     card_data = MultitaskCardData(
         base_model=ENCODER_HUB_ID, widget_texts=DEMO_SENTENCES[:3], description=CARD_DESCRIPTION
     )
-    widget = [{"text": text, "output": output} for text, output in zip(DEMO_SENTENCES[:3], answers)]
+    widget = inference.widget_examples(DEMO_SENTENCES[:3], answers)
     card = write_model_card(folder, repo_id=config.repo_id, card_data=card_data, overwrite=True, widget=widget)
     print(f"Model card: {card} (publish: .venv/bin/python scripts/publish.py {folder} --repo-id <org/name>)\n")
     reloaded = fresh_process_answers(folder, DEMO_SENTENCES)

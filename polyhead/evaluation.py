@@ -133,6 +133,24 @@ def evaluate_model(
     >>> results["tasks"]["emotion"]["f1_macro"], results["average"]["primary"]
     ```
     """
+    results, outputs = score_model(model, tokenizer, tasks, split, batch_size, train_labels, model_path, progress)
+    if output_dir is not None:
+        write_evaluation(model, results, outputs, output_dir, split)
+    return results
+
+
+def score_model(
+    model: MultitaskModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tasks: Mapping[str, datasets.Dataset],
+    split: str = "test",
+    batch_size: int = 32,
+    train_labels: Mapping[str, list] | None = None,
+    model_path: str | None = None,
+    progress: bool | None = None,
+) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """[`evaluate_model`] without writing: returns the results dict and `{task: (predictions, references)}`, what
+    [`write_evaluation`] writes."""
     results: dict[str, Any] = {"tasks": {}, "num_examples": {}, "split": split, "model": model_path}
     progress = sys.stderr.isatty() if progress is None else progress
     outputs = {}
@@ -143,10 +161,19 @@ def evaluate_model(
         results["num_examples"][task] = len(dataset)
         outputs[task] = (predictions, references.astype(np.int64))
     _add_summary(results, model, train_labels or {}, outputs)
-    if output_dir is not None:
-        write_results(results, output_dir)
-        write_reports(model, outputs, output_dir, split)
-    return results
+    return results, outputs
+
+
+def write_evaluation(
+    model: MultitaskModel,
+    results: Mapping[str, Any],
+    outputs: Mapping[str, tuple],
+    output_dir: str | os.PathLike,
+    split: str,
+) -> None:
+    """Writes what [`score_model`] returned: `results.json` and each task's reports (see the module docstring)."""
+    write_results(results, output_dir)
+    write_reports(model, outputs, output_dir, split)
 
 
 def _add_summary(results: dict, model: MultitaskModel, train_labels: Mapping[str, list], outputs: dict) -> None:
@@ -318,7 +345,9 @@ __all__ = [
     "logits_to_predictions",
     "majority_predictions",
     "predict_logits",
+    "score_model",
     "score_task",
+    "write_evaluation",
     "write_reports",
     "write_results",
 ]

@@ -5,9 +5,10 @@ template in `model_cards/`. Tables are built here; the template only places them
 `huggingface_hub`'s `ModelCardData` and one `EvalResult` per (task, metric), each task its own `dataset_config` so the
 Hub does not merge the results of tasks that share a dataset.
 
-[`write_model_card`] does the impure parts for a model folder: it reads the files a training run writes, runs the
-pipeline on the widget texts (the Hub does not run custom code in widgets, so their `output` is precomputed), records
-the installed framework versions and writes `README.md` with [`GENERATED_MARKER`].
+[`write_model_card`] does the impure parts for a model folder: it reads the files a training run writes, takes the
+widget's answers (the Hub does not run custom code in widgets, so their `output` is precomputed; when the caller does
+not pass them, `polyhead.inference.predict_widget` computes them), records the installed framework versions and
+writes `README.md` with [`GENERATED_MARKER`].
 
 Inputs (every key optional unless said otherwise):
 
@@ -37,6 +38,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from polyhead import run_folder
+from polyhead.inference import predict_widget  # kept importable from here: polyhead.model_card.predict_widget
 from polyhead_remote.configuration_multitask import MULTI_LABEL, PIPELINE_TASK, MultitaskConfig, normalize_tasks
 
 
@@ -580,20 +582,6 @@ def is_generated_card(text: str) -> bool:
     return GENERATED_MARKER_PREFIX in text
 
 
-def predict_widget(folder: str | os.PathLike, texts: Sequence[str]) -> list[dict[str, Any]]:
-    """The pipeline's default answers on `texts` for the model in `folder` (local code, no Hub call)."""
-    from transformers import AutoTokenizer, pipeline
-
-    from polyhead import MultitaskModel
-    from polyhead.saving import check_model_weights
-
-    check_model_weights(folder)
-    model = MultitaskModel.from_pretrained(folder).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    classifier = pipeline(PIPELINE_TASK, model=model, tokenizer=tokenizer)
-    return [{"text": text, "output": classifier(text)} for text in texts]
-
-
 def write_model_card(
     folder: str | os.PathLike,
     *,
@@ -608,8 +596,9 @@ def write_model_card(
     Renders and writes `<folder>/README.md` from the files of a trained model folder.
 
     Reads `config.json`, `results.json` (required), `training_args.json`, `baselines/results.json` and the
-    `confusion_matrix_<task>.png` files when present; runs the model's pipeline on `card_data.widget_texts` (or
-    `DEFAULT_WIDGET_TEXTS`) so the widget shows real answers, unless `widget` already holds them
+    `confusion_matrix_<task>.png` files when present; the widget shows `widget`'s answers or, when it is `None`,
+    the model's pipeline answers on `card_data.widget_texts` (or `DEFAULT_WIDGET_TEXTS`) from
+    `polyhead.inference.predict_widget`
     (`[{"text", "output"}]`); lists the installed framework versions. A README without [`GENERATED_MARKER`] (a
     hand-edited card) is kept unless `overwrite=True`.
 

@@ -39,7 +39,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from polyhead import __version__, metrics
 from polyhead.arguments import TINY_ENCODER, DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
-from polyhead.evaluation import evaluate_model, score_task
+from polyhead.evaluation import score_model, score_task, write_evaluation
 from polyhead.model_card import encoder_hub_id
 from polyhead.presets import tiny_encoder_config, tiny_tokenizer
 from polyhead.run_folder import BASELINES_DIR, TRAINING_ARGS_FILE, write_baseline_results, write_training_args
@@ -263,27 +263,25 @@ def train_and_evaluate(
     train_labels = {name: task.label_ids("train") for name, task in prepared.data.items()}
     if not trainer.is_world_process_zero():
         return {}
-    results: dict[str, Any] = {}
+    model.eval()
+    # Evaluate, then save: the model folder is written (atomically) once its results exist.
+    results, outputs = score_model(
+        model,
+        tokenizer,
+        final,
+        split,
+        training_args.per_device_eval_batch_size,
+        train_labels,
+        model_path=str(training_args.model_dir),
+        progress=not training_args.disable_tqdm,
+    )
+    run_info = training_run_info(model_args, data_args, training_args, prepared, trainer, train_result.metrics)
 
-    def write_files(folder: Path) -> None:
-        results.update(
-            evaluate_model(
-                model,
-                tokenizer,
-                final,
-                split,
-                training_args.per_device_eval_batch_size,
-                folder,
-                train_labels,
-                model_path=str(training_args.model_dir),
-                progress=not training_args.disable_tqdm,
-            )
-        )
-        run_info = training_run_info(model_args, data_args, training_args, prepared, trainer, train_result.metrics)
+    def write_run_files(folder: Path) -> None:
+        write_evaluation(model, results, outputs, folder, split)
         write_training_args(run_info, folder)
 
-    model.eval()
-    save_model_folder(model, tokenizer, training_args.model_dir, overwrite=True, extra=write_files)
+    save_model_folder(model, tokenizer, training_args.model_dir, overwrite=True, extra=write_run_files)
     return results
 
 
