@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
-from polyhead.encoders import DEFAULT_MAX_LENGTH, LOCAL_ENCODERS, TINY_ENCODER
+from polyhead.encoders import DEFAULT_MAX_LENGTH, LOCAL_ENCODERS
+from polyhead.presets import TINY_ENCODER  # the tiny preset's name, importable from here as before
 from polyhead.sampling import STRATEGIES
 from polyhead.tasks import TaskSpec, load_task_specs, read_json_or_yaml
 

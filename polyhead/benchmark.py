@@ -35,7 +35,9 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertModel, pipeline
 
-from polyhead_remote.configuration_multitask import MULTI_LABEL
+from polyhead.presets import TINY_ENCODER, WORDS, tiny_encoder_config, tiny_tokenizer
+from polyhead.run_folder import BASELINES_DIR, read_training_args
+from polyhead_remote.configuration_multitask import MULTI_LABEL, PIPELINE_TASK, SINGLE_LABEL
 from polyhead_remote.modeling_multitask import MultitaskModel
 from polyhead_remote.pipelines.multitask_classification import register_pipeline
 
@@ -121,8 +123,6 @@ def load_texts(num_texts: int, data_dir: str | os.PathLike = DEFAULT_DATA_DIR, s
 
 def synthetic_texts(num_texts: int, seed: int = 0) -> list[str]:
     """Random sentences over the tiny tokenizer's words, 3 to 30 words long (for `--tiny`)."""
-    from polyhead.testing_utils import WORDS
-
     rng = random.Random(seed)
     return [" ".join(rng.choices(WORDS, k=rng.randint(3, 30))) for _ in range(num_texts)]
 
@@ -140,14 +140,12 @@ def task_label_sets(num_tasks: int, data_dir: str | os.PathLike | None = DEFAULT
             rows = read_jsonl(Path(data_dir) / name / "validation.jsonl")
             multi = "labels" in rows[0]
             labels = sorted({label for row in rows for label in (row["labels"] if multi else [row["label"]])})
-        tasks[name] = {"labels": labels, "problem_type": MULTI_LABEL if multi else "single_label_classification"}
+        tasks[name] = {"labels": labels, "problem_type": MULTI_LABEL if multi else SINGLE_LABEL}
     return tasks
 
 
 def save_tiny_encoder(folder: str | os.PathLike) -> str:
     """Saves a tiny random BERT and its tokenizer to `folder` so every variant loads it with `from_pretrained`."""
-    from polyhead.testing_utils import tiny_encoder_config, tiny_tokenizer
-
     torch.manual_seed(0)
     BertModel(tiny_encoder_config()).save_pretrained(folder)
     tiny_tokenizer().save_pretrained(folder)
@@ -164,7 +162,7 @@ def multitask_pipeline(encoder: str, tasks: dict[str, dict], int8: bool = False)
     model = MultitaskModel.from_encoder_pretrained(encoder, tasks=tasks).eval()
     if int8:
         model = quantize_int8(model)
-    return pipeline("multitask-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(encoder))
+    return pipeline(PIPELINE_TASK, model=model, tokenizer=AutoTokenizer.from_pretrained(encoder))
 
 
 def single_pipeline(encoder: str, num_labels: int):
@@ -392,7 +390,7 @@ def accuracy_config(
         files = {split: str(Path(data_dir) / name / f"{split}.jsonl") for split in ("train", "validation", "test")}
         tasks.append({"name": short, "data_files": files})
     return {
-        "encoder_name_or_path": "tiny-random-bert" if tiny else encoder,
+        "encoder_name_or_path": TINY_ENCODER if tiny else encoder,
         "max_length": max_length,
         "tasks": tasks,
         "max_train_samples": max_train_samples,
@@ -429,7 +427,7 @@ def measure_accuracy(config: dict[str, Any], int8: bool = False) -> AccuracyResu
     ```
     """
     from polyhead.arguments import parse_args
-    from polyhead.training import BASELINES_DIR, TRAINING_ARGS_FILE, run
+    from polyhead.training import run
 
     config_file = Path(config["output_dir"]) / "benchmark_config.json"
     config_file.parent.mkdir(parents=True, exist_ok=True)
@@ -437,16 +435,13 @@ def measure_accuracy(config: dict[str, Any], int8: bool = False) -> AccuracyResu
     model_args, data_args, training_args = parse_args([str(config_file)])
     results = run(model_args, data_args, training_args)
     model_dir = Path(training_args.model_dir)
-    single = {
-        name: _train_metrics(Path(folder) / TRAINING_ARGS_FILE)
-        for name, folder in results["baselines"]["models"].items()
-    }
+    single = {name: _train_metrics(folder) for name, folder in results["baselines"]["models"].items()}
     runtime = sum(metrics["train_runtime"] for metrics in single.values())
     examples = sum(metrics["train_samples_per_second"] * metrics["train_runtime"] for metrics in single.values())
     return AccuracyResult(
         multitask=_scores(results["multitask"]),
         single_task=_scores(results["baselines"]),
-        multitask_train_examples_per_second=_speed(_train_metrics(model_dir / TRAINING_ARGS_FILE)),
+        multitask_train_examples_per_second=_speed(_train_metrics(model_dir)),
         single_task_train_examples_per_second={name: _speed(metrics) for name, metrics in single.items()},
         single_task_combined_examples_per_second=round(examples / runtime, 2),
         int8=_int8_scores(model_dir, config) if int8 else None,
@@ -463,8 +458,8 @@ def _scores(results: dict[str, Any]) -> dict[str, dict[str, float]]:
     return scores
 
 
-def _train_metrics(path: Path) -> dict[str, float]:
-    return json.loads(path.read_text(encoding="utf-8"))["train_metrics"]
+def _train_metrics(model_dir: str | os.PathLike) -> dict[str, float]:
+    return read_training_args(model_dir)["train_metrics"]
 
 
 def _speed(train_metrics: dict[str, float]) -> float:
@@ -530,7 +525,7 @@ def run_benchmark(
             encoder = encoder_path()
         labels_dir = None if tiny else data_dir
         texts = synthetic_texts(num_texts) if tiny else load_texts(num_texts, data_dir)
-        report = BenchmarkReport(settings={**settings, "encoder": "tiny-random-bert" if tiny else encoder})
+        report = BenchmarkReport(settings={**settings, "encoder": TINY_ENCODER if tiny else encoder})
         if int8 and not int8_available():
             print("int8 dynamic quantization is not available in this torch build: skipping the int8 variant.")
             int8 = report.settings["int8"] = False

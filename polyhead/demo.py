@@ -22,18 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import pipeline
 
+from polyhead import inference
 from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.demo_data import load_demo_tasks
 from polyhead.encoders import LOCAL_ENCODERS, local_encoder_path
 from polyhead.evaluation import format_results_table
 from polyhead.model_card import MultitaskCardData, write_model_card
+from polyhead.run_folder import RESULTS_FILE
 from polyhead.tasks import TaskSpec
 from polyhead.training import run
+from polyhead_remote.configuration_multitask import PIPELINE_TASK
 
 
-PIPELINE_TASK = "multitask-classification"
 DEMO_SENTENCES = [
     "@united lost my bag again and nobody at the desk could tell me anything. worst airline ever",
     "The central bank raised interest rates as inflation hit its highest level in a decade.",
@@ -50,10 +51,10 @@ CARD_DESCRIPTION = (
 )
 # Runs in a fresh interpreter that loads only the folder's remote code (no polyhead import).
 _RELOAD_SCRIPT = textwrap.dedent(
-    """
+    f"""
     import json, sys
     from transformers import pipeline
-    classifier = pipeline("multitask-classification", model=sys.argv[1], trust_remote_code=True)
+    classifier = pipeline({PIPELINE_TASK!r}, model=sys.argv[1], trust_remote_code=True)
     print(json.dumps(classifier(json.loads(sys.argv[2]))))
     """
 )
@@ -109,9 +110,8 @@ def demo_arguments(config: DemoConfig) -> tuple[ModelArguments, DataArguments, M
 
 
 def pipeline_answers(folder: str | os.PathLike, sentences: list[str]) -> list[dict[str, Any]]:
-    """The pipeline's answers, loaded from the saved folder in this process."""
-    classifier = pipeline(PIPELINE_TASK, model=str(folder), trust_remote_code=True)
-    return classifier(sentences)
+    """The pipeline's answers, loaded from the saved folder's remote code in this process (`polyhead.inference`)."""
+    return inference.pipeline_answers(folder, sentences, trust_remote_code=True)
 
 
 def fresh_process_answers(folder: str | os.PathLike, sentences: list[str]) -> list[dict[str, Any]]:
@@ -180,13 +180,13 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
     torch.set_num_threads(config.num_threads)
     results = run(*demo_arguments(config))["multitask"]
     folder = Path(config.output_dir)
-    print(f"\nTest-set results ({folder}/results.json):\n{format_results_table(results)}\n")
+    print(f"\nTest-set results ({folder / RESULTS_FILE}):\n{format_results_table(results)}\n")
     answers = pipeline_answers(folder, DEMO_SENTENCES)
     print(f"Pipeline answers:\n{format_answers(DEMO_SENTENCES, answers)}\n")
     card_data = MultitaskCardData(
         base_model=ENCODER_HUB_ID, widget_texts=DEMO_SENTENCES[:3], description=CARD_DESCRIPTION
     )
-    widget = [{"text": text, "output": output} for text, output in zip(DEMO_SENTENCES[:3], answers)]
+    widget = inference.widget_examples(DEMO_SENTENCES[:3], answers)
     card = write_model_card(folder, repo_id=config.repo_id, card_data=card_data, overwrite=True, widget=widget)
     print(f"Model card: {card} (publish: .venv/bin/python scripts/publish.py {folder} --repo-id <org/name>)\n")
     reloaded = fresh_process_answers(folder, DEMO_SENTENCES)

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 from transformers import AutoConfig, PreTrainedConfig
 
+from polyhead.presets import TINY_ENCODER, tiny_encoder_config
 
-TINY_ENCODER = "tiny-random-bert"
-"""`encoder_name_or_path` preset: the 2-layer, 32-wide random BERT and word-list tokenizer of `polyhead.testing_utils`
-(offline, trains in seconds; for smoke runs and tests)."""
+
 DEFAULT_MAX_LENGTH = 128
 """Token budget when `max_length` is not given (or the encoder's limit, when that is smaller)."""
 # Position ids of these families start after the padding index (`create_position_ids_from_input_ids`), so a text can
@@ -86,8 +85,6 @@ def hub_id(name: str | None) -> str | None:
 def encoder_config(name: str) -> PreTrainedConfig:
     """The encoder's config (a short name resolved, the tiny preset built locally); reads no weights."""
     if name == TINY_ENCODER:
-        from polyhead.testing_utils import tiny_encoder_config
-
         return tiny_encoder_config()
     return AutoConfig.from_pretrained(resolve_encoder(name))
 

@@ -18,7 +18,6 @@
   multi-label tasks) and `confusion_matrix_<task>.csv` (the full counts).
 """
 
-import json
 import os
 import sys
 from collections import Counter
@@ -33,14 +32,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from polyhead import metrics
+from polyhead import metrics, run_folder
 from polyhead.data import MultitaskCollator
 from polyhead.saving import check_model_weights
 from polyhead_remote.configuration_multitask import MULTI_LABEL
 from polyhead_remote.modeling_multitask import MultitaskModel
 
 
-RESULTS_FILE = "results.json"
+RESULTS_FILE = run_folder.RESULTS_FILE  # the run-folder contract lives in polyhead.run_folder
 
 
 def logits_to_predictions(problem_type: str, logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -138,6 +137,27 @@ def evaluate_model(
     >>> results["tasks"]["emotion"]["f1_macro"], results["average"]["primary"]
     ```
     """
+    results, outputs = score_model(
+        model, tokenizer, tasks, split, batch_size, train_labels, model_path, progress, split_rows
+    )
+    if output_dir is not None:
+        write_evaluation(model, results, outputs, output_dir, split)
+    return results
+
+
+def score_model(
+    model: MultitaskModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tasks: Mapping[str, datasets.Dataset],
+    split: str = "test",
+    batch_size: int = 32,
+    train_labels: Mapping[str, list] | None = None,
+    model_path: str | None = None,
+    progress: bool | None = None,
+    split_rows: Mapping[str, int] | None = None,
+) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """[`evaluate_model`] without writing: returns the results dict and `{task: (predictions, references)}`, what
+    [`write_evaluation`] writes."""
     results: dict[str, Any] = {"tasks": {}, "num_examples": {}, "split": split, "model": model_path}
     progress = sys.stderr.isatty() if progress is None else progress
     outputs = {}
@@ -155,10 +175,19 @@ def evaluate_model(
     }
     if capped:
         results["capped"] = capped
-    if output_dir is not None:
-        write_results(results, output_dir)
-        write_reports(model, outputs, output_dir, split)
-    return results
+    return results, outputs
+
+
+def write_evaluation(
+    model: MultitaskModel,
+    results: Mapping[str, Any],
+    outputs: Mapping[str, tuple],
+    output_dir: str | os.PathLike,
+    split: str,
+) -> None:
+    """Writes what [`score_model`] returned: `results.json` and each task's reports (see the module docstring)."""
+    write_results(results, output_dir)
+    write_reports(model, outputs, output_dir, split)
 
 
 def _add_summary(results: dict, model: MultitaskModel, train_labels: Mapping[str, list], outputs: dict) -> None:
@@ -248,7 +277,7 @@ def evaluate_saved_model(
         raise ValueError(f"Task(s) {missing} have no {split!r} split to evaluate.")
     encoded = {name: tokenize_task_data(task, tokenizer, max_length)[role] for name, task in data.items()}
     train_labels = {name: task.label_ids("train") for name, task in data.items() if "train" in task.splits}
-    output_dir = output_dir or Path(model_dir) / f"eval-{split}"
+    output_dir = output_dir or run_folder.evaluation_dir(model_dir, split)
     split_rows = {name: task.split_rows[role] for name, task in data.items()}
     results = evaluate_model(
         model, tokenizer, encoded, split, batch_size, output_dir, train_labels, str(model_dir), split_rows=split_rows
@@ -260,10 +289,8 @@ def evaluate_saved_model(
 
 def trained_max_length(model_dir: str | os.PathLike) -> int | None:
     """The `max_length` a model folder was trained with (its `training_args.json`), or `None` if not recorded."""
-    path = Path(model_dir) / "training_args.json"
-    if not path.is_file():
-        return None
-    return (json.loads(path.read_text(encoding="utf-8")).get("model") or {}).get("max_length")
+    info = run_folder.read_training_args(model_dir)
+    return ((info or {}).get("model") or {}).get("max_length")
 
 
 def _check_positive(name: str, value: Any) -> None:
@@ -272,11 +299,8 @@ def _check_positive(name: str, value: Any) -> None:
 
 
 def write_results(results: Mapping[str, Any], output_dir: str | os.PathLike, name: str = RESULTS_FILE) -> Path:
-    """Writes a results dict as indented JSON."""
-    path = Path(output_dir) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    return path
+    """Writes a results dict as indented JSON ([`polyhead.run_folder.write_results`])."""
+    return run_folder.write_results(results, output_dir, name)
 
 
 def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_dir: str | os.PathLike, split: str):
@@ -287,17 +311,21 @@ def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_di
     for task, (predictions, references) in outputs.items():
         spec = model.config.task(task)
         report = metrics.classification_report_text(spec["problem_type"], predictions, references, spec["labels"])
-        (output_dir / f"classification_report_{task}.txt").write_text(report, encoding="utf-8")
+        (output_dir / run_folder.classification_report_file(task)).write_text(report, encoding="utf-8")
         metrics.plot_confusion_matrix(
             spec["problem_type"],
             predictions,
             references,
             spec["labels"],
             title=f"{task} ({split})",
-            path=output_dir / f"confusion_matrix_{task}.png",
+            path=output_dir / run_folder.confusion_matrix_image(task),
         )
         metrics.write_confusion_matrix_csv(
-            spec["problem_type"], predictions, references, spec["labels"], output_dir / f"confusion_matrix_{task}.csv"
+            spec["problem_type"],
+            predictions,
+            references,
+            spec["labels"],
+            output_dir / run_folder.confusion_matrix_counts(task),
         )
 
 
@@ -370,8 +398,10 @@ __all__ = [
     "logits_to_predictions",
     "majority_predictions",
     "predict_logits",
+    "score_model",
     "score_task",
     "trained_max_length",
+    "write_evaluation",
     "write_reports",
     "write_results",
 ]

@@ -5,9 +5,10 @@ template in `model_cards/`. Tables are built here; the template only places them
 `huggingface_hub`'s `ModelCardData` and one `EvalResult` per (task, metric), each task its own `dataset_config` so the
 Hub does not merge the results of tasks that share a dataset.
 
-[`write_model_card`] does the impure parts for a model folder: it reads the files a training run writes, runs the
-pipeline on the widget texts (the Hub does not run custom code in widgets, so their `output` is precomputed), records
-the installed framework versions and writes `README.md` with [`GENERATED_MARKER`].
+[`write_model_card`] does the impure parts for a model folder: it reads the files a training run writes, takes the
+widget's answers (the Hub does not run custom code in widgets, so their `output` is precomputed; when the caller does
+not pass them, `polyhead.inference.predict_widget` computes them), records the installed framework versions and
+writes `README.md` with [`GENERATED_MARKER`].
 
 Inputs (every key optional unless said otherwise):
 
@@ -36,7 +37,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from polyhead import encoders
+from polyhead import encoders, run_folder
+from polyhead.inference import predict_widget  # kept importable from here: polyhead.model_card.predict_widget
 from polyhead_remote.configuration_multitask import MULTI_LABEL, PIPELINE_TASK, MultitaskConfig, normalize_tasks
 
 
@@ -49,10 +51,11 @@ if not TEMPLATE_PATH.is_file():
 # A README holding this line was written by polyhead and may be regenerated; remove it to keep manual edits.
 GENERATED_MARKER = "<!-- polyhead:generated-model-card (delete this line to keep manual edits) -->"
 GENERATED_MARKER_PREFIX = "<!-- polyhead:generated-model-card"
-README = "README.md"
-RESULTS_FILE = "results.json"
-TRAINING_ARGS_FILE = "training_args.json"
-BASELINE_RESULTS_FILE = os.path.join("baselines", "results.json")
+# The run folder's file names are polyhead.run_folder's; these aliases keep the old import paths working.
+README = run_folder.README_FILE
+RESULTS_FILE = run_folder.RESULTS_FILE
+TRAINING_ARGS_FILE = run_folder.TRAINING_ARGS_FILE
+BASELINE_RESULTS_FILE = run_folder.BASELINE_RESULTS_FILE
 DEFAULT_WIDGET_TEXTS = ("I really love this, what a great day!",)
 VERSION_PACKAGES = ("polyhead", "transformers", "torch", "huggingface_hub", "datasets", "tokenizers")
 # metric key -> (model-index metric type, metric config, readable name)
@@ -225,7 +228,7 @@ def encoder_hub_id(path: str | os.PathLike | None) -> str | None:
     # often the checkpoint it was fine-tuned from (all-MiniLM-L6-v2 says nreimers/MiniLM-L6-H384-uncased).
     candidates += re.findall(r"\bsentence-transformers/[\w.-]*\w", text)
     for name in ("config.json", "config_sentence_transformers.json"):
-        candidates.append((_read_json(folder / name) or {}).get("_name_or_path"))
+        candidates.append((run_folder.read_json(folder / name) or {}).get("_name_or_path"))
     return next((c for c in candidates if hub_id_or_none(c) and not Path(str(c)).exists()), None)
 
 
@@ -421,9 +424,9 @@ def confusion_matrix_images(images: Iterable[str], tasks: Iterable[str]) -> list
     """`[{"task", "path"}]` for the `confusion_matrix_<task>.png` files present (relative paths, in task order)."""
     names = {Path(image).name: str(image) for image in images}
     return [
-        {"task": task, "path": names[f"confusion_matrix_{task}.png"]}
+        {"task": task, "path": names[run_folder.confusion_matrix_image(task)]}
         for task in tasks
-        if f"confusion_matrix_{task}.png" in names
+        if run_folder.confusion_matrix_image(task) in names
     ]
 
 
@@ -577,24 +580,6 @@ def is_generated_card(text: str) -> bool:
     return GENERATED_MARKER_PREFIX in text
 
 
-def predict_widget(folder: str | os.PathLike, texts: Sequence[str]) -> list[dict[str, Any]]:
-    """The pipeline's default answers on `texts` for the model in `folder` (local code, no Hub call)."""
-    from transformers import AutoTokenizer, pipeline
-
-    from polyhead import MultitaskModel
-    from polyhead.saving import check_model_weights
-
-    check_model_weights(folder)
-    model = MultitaskModel.from_pretrained(folder).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    classifier = pipeline(PIPELINE_TASK, model=model, tokenizer=tokenizer)
-    return [{"text": text, "output": classifier(text)} for text in texts]
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
 def write_model_card(
     folder: str | os.PathLike,
     *,
@@ -609,8 +594,9 @@ def write_model_card(
     Renders and writes `<folder>/README.md` from the files of a trained model folder.
 
     Reads `config.json`, `results.json` (required), `training_args.json`, `baselines/results.json` and the
-    `confusion_matrix_<task>.png` files when present; runs the model's pipeline on `card_data.widget_texts` (or
-    `DEFAULT_WIDGET_TEXTS`) so the widget shows real answers, unless `widget` already holds them
+    `confusion_matrix_<task>.png` files when present; the widget shows `widget`'s answers or, when it is `None`,
+    the model's pipeline answers on `card_data.widget_texts` (or `DEFAULT_WIDGET_TEXTS`) from
+    `polyhead.inference.predict_widget`
     (`[{"text", "output"}]`); lists the installed framework versions. A README without [`GENERATED_MARKER`] (a
     hand-edited card) is kept unless `overwrite=True`.
 
@@ -625,7 +611,7 @@ def write_model_card(
     path = folder / README
     if path.is_file() and not overwrite and not is_generated_card(path.read_text(encoding="utf-8")):
         raise FileExistsError(f"{path} was edited by hand (no polyhead marker); pass overwrite=True to replace it.")
-    results = _read_json(folder / RESULTS_FILE)
+    results = run_folder.read_results(folder)
     if results is None:
         raise FileNotFoundError(f"{folder / RESULTS_FILE} is missing: evaluate the model before writing its card.")
     card_data = card_data or MultitaskCardData()
@@ -634,13 +620,13 @@ def write_model_card(
     text = render_model_card(
         json.loads((folder / "config.json").read_text(encoding="utf-8")),
         results,
-        _read_json(folder / TRAINING_ARGS_FILE),
+        run_folder.read_training_args(folder),
         repo_id=repo_id,
         revision=revision,
         card_data=card_data,
-        baseline_results=_read_json(folder / BASELINE_RESULTS_FILE),
+        baseline_results=run_folder.read_baseline_results(folder),
         widget=widget,
-        images=sorted(p.name for p in folder.glob("confusion_matrix_*.png")),
+        images=run_folder.confusion_matrix_images(folder),
         versions=versions if versions is not None else installed_versions(),
     )
     path.write_text(text, encoding="utf-8")

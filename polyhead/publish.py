@@ -16,7 +16,6 @@ import dataclasses
 import fnmatch
 import functools
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -32,7 +31,9 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from polyhead.model_card import README, RESULTS_FILE, MultitaskCardData, is_generated_card, write_model_card
+from polyhead import run_folder
+from polyhead.model_card import MultitaskCardData, is_generated_card, write_model_card
+from polyhead.run_folder import README_FILE, RESULTS_FILE, TRAINING_ARGS_FILE
 from polyhead.saving import REMOTE_CODE_FILES, atomic_folder, check_model_folder, verify_model_folder
 
 
@@ -54,13 +55,7 @@ UPLOAD_PATTERNS = (
     "merges.txt",
     "spm.model",
     "sentencepiece.bpe.model",
-    "README.md",
-    "results.json",
-    "training_args.json",
-    "baselines/results.json",
-    "confusion_matrix_*.png",
-    "confusion_matrix_*.csv",
-    "classification_report_*.txt",
+    *run_folder.RUN_FILE_PATTERNS,  # README.md, results.json, training_args.json, baselines/results.json, reports
 )
 _MASKED_TOKENS = (None, "", "<HUB_TOKEN>")
 # The HTTP library's base error (connection failures, timeouts), whichever library huggingface_hub is built on
@@ -161,9 +156,9 @@ def resolve_repo_id(api: HfApi, repo_id: str, dry_run: bool) -> str:
 
 def check_no_token(folder: Path) -> None:
     """Refuses a `training_args.json` that holds a real Hub token (Trainer masks it as `<HUB_TOKEN>`)."""
-    path = folder / "training_args.json"
+    path = folder / TRAINING_ARGS_FILE
     if path.is_file():
-        training = json.loads(path.read_text(encoding="utf-8")).get("training") or {}
+        training = run_folder.read_training_args(folder).get("training") or {}
         if training.get("hub_token") not in _MASKED_TOKENS:
             raise PublishError(f"{path} holds a Hub token: remove it before publishing. Nothing was published.")
 
@@ -171,7 +166,7 @@ def check_no_token(folder: Path) -> None:
 def remote_readme(api: HfApi, repo_id: str, branch: str, cache_dir: str) -> str | None:
     """The README on `branch`, or `None` when the repo, branch or file does not exist."""
     try:
-        path = api.hf_hub_download(repo_id, README, revision=branch, cache_dir=cache_dir)
+        path = api.hf_hub_download(repo_id, README_FILE, revision=branch, cache_dir=cache_dir)
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
         return None
     return Path(path).read_text(encoding="utf-8")
@@ -191,7 +186,7 @@ def stage_upload(
     for name in select_upload_files(folder):
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(folder / name, staging / name)
-    local = staging / README
+    local = staging / README_FILE
     if not overwrite_readme and local.is_file() and not is_generated_card(local.read_text(encoding="utf-8")):
         return "local"
     if not overwrite_readme and remote is not None and not is_generated_card(remote):
@@ -200,7 +195,7 @@ def stage_upload(
     if not (folder / RESULTS_FILE).is_file():
         raise FileNotFoundError(
             f"{folder / RESULTS_FILE} is missing: the model card needs the model's results (evaluate the model, e.g. "
-            "scripts/evaluate_model.py, or put a hand-edited README.md in the folder). Nothing was published."
+            f"scripts/evaluate_model.py, or put a hand-edited {README_FILE} in the folder). Nothing was published."
         )
     write_model_card(staging, repo_id=repo_id, revision=branch, card_data=card_data, overwrite=True)
     return "generated"

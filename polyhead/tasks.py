@@ -17,7 +17,7 @@ from typing import Any
 import datasets
 import yaml
 
-from polyhead_remote.configuration_multitask import MULTI_LABEL, PROBLEM_TYPES, normalize_task
+from polyhead_remote.configuration_multitask import MULTI_LABEL, PROBLEM_TYPES, check_task_name, normalize_task
 
 
 DATA_EXTENSIONS = ("jsonl", "json", "csv", "parquet")
@@ -30,7 +30,8 @@ class TaskSpec:
     One task: a name, a data source, its columns and its training options.
 
     Args:
-        name (`str`): the task (and head) name; no dots.
+        name (`str`): the task (and head) name: 1-64 ASCII letters, digits, `_` or `-` (the config's rule,
+            `check_task_name`), checked here so a bad name fails before any data is read.
         data_files (`str`, `list` or `dict[str, str | list]`, *optional*):
             Local CSV/JSON/JSONL/Parquet file(s); a dict maps split names to files, a single file is the train split.
         dataset (`str`, `datasets.Dataset` or `datasets.DatasetDict`, *optional*):
@@ -77,8 +78,7 @@ class TaskSpec:
     threshold: float | None = None
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name or "." in self.name or self.name.strip() != self.name:
-            raise ValueError(f"Invalid task name {self.name!r}: use a non-empty name without dots or spaces around.")
+        check_task_name(self.name)
         if (self.data_files is None) == (self.dataset is None):
             raise ValueError(f"Task {self.name!r}: give exactly one of `data_files` and `dataset`.")
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:

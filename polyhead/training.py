@@ -43,8 +43,10 @@ from polyhead import __version__, metrics
 from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
 from polyhead.encoders import TINY_ENCODER, check_max_length, encoder_config, hub_id, resolve_encoder
-from polyhead.evaluation import evaluate_model, score_task, write_results
+from polyhead.evaluation import score_model, score_task, write_evaluation
 from polyhead.model_card import encoder_hub_id
+from polyhead.presets import tiny_encoder_config, tiny_tokenizer
+from polyhead.run_folder import BASELINES_DIR, TRAINING_ARGS_FILE, write_baseline_results, write_training_args
 from polyhead.sampling import TaskBatchSampler
 from polyhead.saving import CHECKPOINT_MARKER, check_target_folder, check_weights_file, save_model_folder
 from polyhead_remote.configuration_multitask import MultitaskConfig
@@ -53,8 +55,6 @@ from polyhead_remote.modeling_multitask import MultitaskModel
 
 logger = logging.getLogger(__name__)
 
-TRAINING_ARGS_FILE = "training_args.json"
-BASELINES_DIR = "baselines"
 CHECKPOINT_PATTERN = re.compile(r"checkpoint-(\d+)")  # transformers' Trainer names checkpoints checkpoint-<step>
 
 
@@ -211,8 +211,6 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
     """The tokenizer of `tokenizer_name_or_path` (default: the encoder's), or the tiny preset's."""
     name = model_args.tokenizer_name_or_path or model_args.encoder_name_or_path
     if name == TINY_ENCODER:
-        from polyhead.testing_utils import tiny_tokenizer
-
         return tiny_tokenizer()
     return AutoTokenizer.from_pretrained(resolve_encoder(name))
 
@@ -229,8 +227,6 @@ def build_model(model_args: ModelArguments, tasks: Mapping[str, dict]) -> Multit
     """
     options = {"pooling": model_args.pooling, "classifier_dropout": model_args.classifier_dropout}
     if model_args.encoder_name_or_path == TINY_ENCODER:
-        from polyhead.testing_utils import tiny_encoder_config
-
         model = MultitaskModel(MultitaskConfig(encoder=tiny_encoder_config(), tasks=dict(tasks), **options))
     else:
         encoder = resolve_encoder(model_args.encoder_name_or_path)
@@ -295,28 +291,26 @@ def train_and_evaluate(
     if not trainer.is_world_process_zero():
         trainer.accelerator.wait_for_everyone()  # rank 0 scores the model and writes the folder meanwhile
         return {}
-    results: dict[str, Any] = {}
-
-    def write_files(folder: Path) -> None:
-        results.update(
-            evaluate_model(
-                model,
-                tokenizer,
-                final,
-                split,
-                training_args.per_device_eval_batch_size,
-                folder,
-                train_labels,
-                model_path=str(training_args.model_dir),
-                progress=not training_args.disable_tqdm,
-                split_rows=split_rows,
-            )
-        )
-        run_info = training_run_info(model_args, data_args, training_args, prepared, trainer, train_result.metrics)
-        (folder / TRAINING_ARGS_FILE).write_text(json.dumps(run_info, indent=2, default=str) + "\n", encoding="utf-8")
-
     model.eval()
-    save_model_folder(model, tokenizer, training_args.model_dir, overwrite=True, extra=write_files)
+    # Evaluate, then save: the model folder is written (atomically) once its results exist.
+    results, outputs = score_model(
+        model,
+        tokenizer,
+        final,
+        split,
+        training_args.per_device_eval_batch_size,
+        train_labels,
+        model_path=str(training_args.model_dir),
+        progress=not training_args.disable_tqdm,
+        split_rows=split_rows,
+    )
+    run_info = training_run_info(model_args, data_args, training_args, prepared, trainer, train_result.metrics)
+
+    def write_run_files(folder: Path) -> None:
+        write_evaluation(model, results, outputs, folder, split)
+        write_training_args(run_info, folder)
+
+    save_model_folder(model, tokenizer, training_args.model_dir, overwrite=True, extra=write_run_files)
     trainer.accelerator.wait_for_everyone()
     return results
 
@@ -534,7 +528,7 @@ def train_baselines(
         combined["split"] = result["split"]
     if combined["tasks"]:
         combined["average"] = metrics.macro_average(combined["tasks"], combined.get("problem_types"))
-        write_results(combined, Path(training_args.model_dir) / BASELINES_DIR)
+        write_baseline_results(combined, training_args.model_dir)
     return combined
 
 

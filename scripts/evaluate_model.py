@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--max_length",
         type=positive_int,
         default=None,
-        help="Truncation (default: the length the model was trained with, from its training_args.json).",
+        help="Truncation (default: the length the model was trained with, as its folder records).",
     )
     parser.add_argument("--max_samples", type=positive_int, default=None, help="Subsample each task's split.")
     parser.add_argument("--num_threads", type=positive_int, default=None, help="torch CPU threads (default: torch's).")

@@ -12,6 +12,7 @@ import sys
 
 from polyhead.arguments import disable_progress_bars, parse_args
 from polyhead.evaluation import format_comparison_table, format_results_table
+from polyhead.run_folder import BASELINE_RESULTS_FILE, RESULTS_FILE
 from polyhead.training import check_output_locations, run
 
 
@@ -26,10 +27,10 @@ def main(argv: list[str] | None = None) -> dict:
     results = run(model_args, data_args, training_args)
     multitask, baselines = results["multitask"], results["baselines"]
     if multitask:  # empty on the processes other than the main one
-        print(f"\nResults ({multitask['split']} split, {training_args.model_dir}/results.json):")
+        print(f"\nResults ({multitask['split']} split, {training_args.model_dir}/{RESULTS_FILE}):")
         print(format_results_table(multitask))
         if baselines and baselines.get("tasks"):
-            print(f"\nMultitask vs single-task models ({training_args.model_dir}/baselines/results.json):")
+            print(f"\nMultitask vs single-task models ({training_args.model_dir}/{BASELINE_RESULTS_FILE}):")
             print(format_comparison_table(multitask, baselines))
         print(json.dumps({"average": multitask["average"]}, indent=2))
     return results

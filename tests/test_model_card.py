@@ -11,6 +11,7 @@ import yaml
 from huggingface_hub import ModelCard
 from transformers import pipeline
 
+from polyhead.inference import pipeline_answers, predict_widget
 from polyhead.model_card import (
     GENERATED_MARKER,
     MultitaskCardData,
@@ -220,6 +221,23 @@ def test_written_card_widget_shows_the_real_pipeline_answers(model_folder, model
         assert [item["score"] for item in example["output"]] == pytest.approx([i["score"] for i in expected], abs=1e-4)
     assert "confusion_matrix_topic.png" in text and "## Multitask vs single-task models" not in text
     assert "- transformers: " in text
+
+
+def test_widget_answers_come_from_the_shared_inference_helper(model_folder, model, tokenizer):
+    """The card's widget and the demo get their answers from polyhead.inference: the pipeline's answer on each text,
+    the same with this package's code and with the folder's own remote code."""
+    texts = ["i love this movie", "the team win the game today"]
+    classifier = pipeline("multitask-classification", model=model.eval(), tokenizer=tokenizer)
+    widget = predict_widget(model_folder, texts)
+    assert [example["text"] for example in widget] == texts
+    remote = pipeline_answers(model_folder, texts, trust_remote_code=True)
+    for example, answer, text in zip(widget, remote, texts, strict=True):
+        expected = classifier(text)
+        for output in (example["output"], answer):
+            assert output.keys() == expected.keys()
+            for task, labels in expected.items():
+                assert [item["label"] for item in output[task]] == [item["label"] for item in labels]
+                assert [i["score"] for i in output[task]] == pytest.approx([i["score"] for i in labels], abs=1e-5)
 
 
 def test_write_keeps_a_hand_edited_readme_unless_asked(model_folder):

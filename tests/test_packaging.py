@@ -1,3 +1,4 @@
+import ast
 import subprocess
 import sys
 import zipfile
@@ -41,3 +42,32 @@ def test_wheel_has_no_generic_top_level_names(tmp_path):
     ):
         assert required in names
     assert not [n for n in names if n.startswith(("polyhead_remote/tests", "polyhead_remote/scripts"))]
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_library_does_not_import_test_utilities():
+    """The tiny preset lives in `polyhead.presets`; `polyhead.testing_utils` is for tests only."""
+    sources = [p for p in (ROOT / "polyhead").rglob("*.py") if p.name != "testing_utils.py"]
+    sources += sorted((ROOT / "scripts").glob("*.py"))
+    offenders = [str(p.relative_to(ROOT)) for p in sources if "polyhead.testing_utils" in _imported_modules(p)]
+    assert not offenders
+
+
+def test_shared_constants_are_defined_once():
+    """The problem types, the pipeline task and the tiny preset's name are the config's and presets' own."""
+    from polyhead import arguments, benchmark, demo, metrics, presets
+    from polyhead_remote import configuration_multitask as config
+
+    assert metrics.MULTI_LABEL is config.MULTI_LABEL and metrics.SINGLE_LABEL is config.SINGLE_LABEL
+    assert demo.PIPELINE_TASK is config.PIPELINE_TASK
+    assert arguments.TINY_ENCODER is presets.TINY_ENCODER is benchmark.TINY_ENCODER

@@ -9,6 +9,7 @@ import yaml
 
 from polyhead.data import MultitaskCollator, class_weights, load_task_data, tokenize_task_data
 from polyhead.tasks import TaskSpec, load_task_specs, parse_task
+from polyhead_remote.configuration_multitask import check_task_name
 
 
 MULTI = "multi_label_classification"
@@ -116,6 +117,15 @@ def test_spec_errors():
         load_task_data([TaskSpec("t", data_files="/nonexistent/train.jsonl")])
     with pytest.raises(ValueError, match="Duplicate task names"):
         load_task_specs([{"name": "t", "data_files": "a.csv"}, {"name": "t", "data_files": "b.csv"}])
+
+
+@pytest.mark.parametrize("name", ["a.b", " a", "", "my task", "type", "é", 3])
+def test_spec_names_follow_the_config_rule(name):
+    """A task name the model config would refuse is refused by the spec, with the config's message (one rule)."""
+    with pytest.raises(ValueError, match="Invalid task name"):
+        check_task_name(name)
+    with pytest.raises(ValueError, match="Invalid task name"):
+        TaskSpec(name, data_files="a.csv")
 
 
 def test_single_label_needs_two_classes():

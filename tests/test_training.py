@@ -208,6 +208,32 @@ def test_run_writes_folder_and_baselines(tmp_path, monkeypatch):
     assert (tmp_path / "run" / "baselines" / "topic" / "model" / "model.safetensors").is_file()
 
 
+def test_the_model_folder_is_saved_after_evaluation(tmp_path, monkeypatch):
+    """Evaluate, then save: scoring is done before the folder is written, and saving runs no evaluation."""
+    from polyhead import training
+
+    events = []
+
+    def score_model(*args, **kwargs):
+        events.append("score")
+        return real_score(*args, **kwargs)
+
+    def save_model_folder(*args, **kwargs):
+        events.append("save")
+        return real_save(*args, **kwargs)
+
+    real_score, real_save = training.score_model, training.save_model_folder
+    monkeypatch.setattr(training, "score_model", score_model)
+    monkeypatch.setattr(training, "save_model_folder", save_model_folder)
+    results = run(ModelArguments(), DataArguments(tasks=_tasks(16)), _args(tmp_path, max_steps=2))
+    assert events == ["score", "save"]
+    folder = tmp_path / "run" / "model"
+    assert json.loads((folder / "results.json").read_text()) == results["multitask"]
+    assert {"classification_report_sentiment.txt", "confusion_matrix_topic.png", "training_args.json"} <= {
+        p.name for p in folder.iterdir()
+    }
+
+
 def test_trainer_rejects_unknown_task(tmp_path):
     trainer = _trainer(tmp_path)
     with pytest.raises(ValueError, match="lacks"):

@@ -29,9 +29,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import classification_report, confusion_matrix, multilabel_confusion_matrix
 
+from polyhead_remote.configuration_multitask import MULTI_LABEL, SINGLE_LABEL
 
-SINGLE_LABEL = "single_label_classification"
-MULTI_LABEL = "multi_label_classification"
 
 METRICS_DIR = Path(__file__).resolve().parent
 """Folder holding the local `evaluate` modules (shipped as package data)."""

@@ -1,0 +1,57 @@
+"""Answers of a saved model folder: the one inference helper behind the model card's widget and the demo.
+
+The Hub does not run custom code in widgets, so a card's widget examples carry precomputed answers; they come from
+[`predict_widget`] here, as do the demo's printed answers ([`pipeline_answers`]). Rendering a card
+(`polyhead.model_card.render_model_card`) never loads a model.
+"""
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from transformers import AutoTokenizer, Pipeline, pipeline
+
+from polyhead.saving import check_model_weights
+from polyhead_remote.configuration_multitask import PIPELINE_TASK
+from polyhead_remote.modeling_multitask import MultitaskModel
+
+
+def load_pipeline(folder: str | os.PathLike, trust_remote_code: bool = False) -> Pipeline:
+    r"""
+    The `multitask-classification` pipeline of a saved model folder, offline: with this package's code, or with
+    `trust_remote_code=True` the folder's own remote code (as a Hub user loads it). The weights are checked first, so
+    an empty or truncated file is named.
+
+    Example:
+
+    ```python
+    >>> classifier = load_pipeline("outputs/model")
+    >>> classifier("what a match")["topic"][0]["label"]
+    ```
+    """
+    check_model_weights(folder)
+    if trust_remote_code:
+        return pipeline(PIPELINE_TASK, model=str(folder), trust_remote_code=True)
+    model = MultitaskModel.from_pretrained(folder).eval()
+    return pipeline(PIPELINE_TASK, model=model, tokenizer=AutoTokenizer.from_pretrained(folder))
+
+
+def pipeline_answers(
+    folder: str | os.PathLike, texts: Sequence[str], trust_remote_code: bool = False
+) -> list[dict[str, Any]]:
+    """The pipeline's default answers (`{task: [{"label", "score"}]}`) on each of `texts`, see [`load_pipeline`]."""
+    return load_pipeline(folder, trust_remote_code)(list(texts))
+
+
+def widget_examples(texts: Sequence[str], answers: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The model card's widget entries, `[{"text", "output"}]`, from texts and their answers."""
+    return [{"text": text, "output": output} for text, output in zip(texts, answers)]
+
+
+def predict_widget(folder: str | os.PathLike, texts: Sequence[str]) -> list[dict[str, Any]]:
+    """The pipeline's default answers on `texts` for the model in `folder` (local code, no Hub call), as widget
+    entries `[{"text", "output"}]`."""
+    return widget_examples(texts, pipeline_answers(folder, texts))
+
+
+__all__ = ["load_pipeline", "pipeline_answers", "predict_widget", "widget_examples"]

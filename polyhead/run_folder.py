@@ -1,0 +1,128 @@
+"""The run-folder contract: the files a run writes next to the model, their names, and how they are written and read.
+
+A model folder written by `polyhead.training.run` (and an evaluation folder written by `polyhead.evaluation`) holds,
+besides the model itself (`polyhead.saving`):
+
+- `results.json` ([`RESULTS_FILE`]): the scores, schema in `polyhead.evaluation`;
+- `training_args.json` ([`TRAINING_ARGS_FILE`]): what the run was given and did, schema in `polyhead.training`;
+- `baselines/results.json` ([`BASELINE_RESULTS_FILE`]): the single-task baselines' scores, same schema as
+  `results.json` (the baselines themselves train under `<output_dir>/baselines/<task>/`, [`BASELINES_DIR`]);
+- per task, `classification_report_<task>.txt`, `confusion_matrix_<task>.png` and `confusion_matrix_<task>.csv`
+  ([`classification_report_file`], [`confusion_matrix_image`], [`confusion_matrix_counts`]);
+- `README.md` ([`README_FILE`]): the model card (`polyhead.model_card`).
+
+Evaluation, training, the model card, publishing, the demo, the benchmark and the scripts read and write these files
+through this module only, so the names are spelled once.
+"""
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+README_FILE = "README.md"
+RESULTS_FILE = "results.json"
+TRAINING_ARGS_FILE = "training_args.json"
+BASELINES_DIR = "baselines"
+BASELINE_RESULTS_FILE = f"{BASELINES_DIR}/{RESULTS_FILE}"
+
+
+def classification_report_file(task: str) -> str:
+    """`classification_report_<task>.txt`: scikit-learn's per-label report of one task."""
+    return f"classification_report_{task}.txt"
+
+
+def confusion_matrix_image(task: str) -> str:
+    """`confusion_matrix_<task>.png`: the confusion-matrix plot of one task (shown in the model card)."""
+    return f"confusion_matrix_{task}.png"
+
+
+def confusion_matrix_counts(task: str) -> str:
+    """`confusion_matrix_<task>.csv`: the full confusion counts of one task."""
+    return f"confusion_matrix_{task}.csv"
+
+
+REPORT_PATTERNS = (confusion_matrix_image("*"), confusion_matrix_counts("*"), classification_report_file("*"))
+"""Glob patterns of the per-task report files."""
+RUN_FILE_PATTERNS = (README_FILE, RESULTS_FILE, TRAINING_ARGS_FILE, BASELINE_RESULTS_FILE, *REPORT_PATTERNS)
+"""Glob patterns (relative to the model folder) of every run file that is published with the model."""
+
+
+def evaluation_dir(model_dir: str | os.PathLike, split: str) -> Path:
+    """Where `scripts/evaluate_model.py` writes by default: `<model_dir>/eval-<split>`."""
+    return Path(model_dir) / f"eval-{split}"
+
+
+def write_json(path: str | os.PathLike, data: Any, default: Callable[[Any], Any] | None = None) -> Path:
+    """Writes `data` as indented JSON with a final newline (parent folders created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=default) + "\n", encoding="utf-8")
+    return path
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The parsed JSON file at `path`, or `None` when there is no such file."""
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def write_results(results: Mapping[str, Any], folder: str | os.PathLike, name: str = RESULTS_FILE) -> Path:
+    """Writes a results dict to `<folder>/results.json` (or `<folder>/<name>`)."""
+    return write_json(Path(folder) / name, results)
+
+
+def read_results(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """`<folder>/results.json`, or `None` when absent."""
+    return read_json(Path(folder) / RESULTS_FILE)
+
+
+def write_training_args(info: Mapping[str, Any], folder: str | os.PathLike) -> Path:
+    """Writes `<folder>/training_args.json` (values JSON cannot hold, such as enums and paths, as strings)."""
+    return write_json(Path(folder) / TRAINING_ARGS_FILE, info, default=str)
+
+
+def read_training_args(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """`<folder>/training_args.json`, or `None` when absent."""
+    return read_json(Path(folder) / TRAINING_ARGS_FILE)
+
+
+def write_baseline_results(results: Mapping[str, Any], folder: str | os.PathLike) -> Path:
+    """Writes the single-task baselines' results to `<folder>/baselines/results.json`."""
+    return write_json(Path(folder) / BASELINE_RESULTS_FILE, results)
+
+
+def read_baseline_results(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """`<folder>/baselines/results.json`, or `None` when absent."""
+    return read_json(Path(folder) / BASELINE_RESULTS_FILE)
+
+
+def confusion_matrix_images(folder: str | os.PathLike) -> list[str]:
+    """The names of the `confusion_matrix_<task>.png` files in `folder`, sorted."""
+    return sorted(path.name for path in Path(folder).glob(confusion_matrix_image("*")))
+
+
+__all__ = [
+    "BASELINES_DIR",
+    "BASELINE_RESULTS_FILE",
+    "README_FILE",
+    "REPORT_PATTERNS",
+    "RESULTS_FILE",
+    "RUN_FILE_PATTERNS",
+    "TRAINING_ARGS_FILE",
+    "classification_report_file",
+    "confusion_matrix_counts",
+    "confusion_matrix_image",
+    "confusion_matrix_images",
+    "evaluation_dir",
+    "read_baseline_results",
+    "read_json",
+    "read_results",
+    "read_training_args",
+    "write_baseline_results",
+    "write_json",
+    "write_results",
+    "write_training_args",
+]
