@@ -45,7 +45,8 @@ class EndpointHandler:
             inputs, parameters = _parse_request(data)
             return self.pipeline(inputs, **parameters)
         except (TypeError, ValueError, KeyError) as error:  # the pipeline's own checks: unknown task, empty text...
-            return {"error": str(error).strip("'\"")}
+            message = error.args[0] if isinstance(error, KeyError) and error.args else error  # KeyError quotes it
+            return {"error": str(message)}
 
 
 def _onnx_pipeline(path: str, onnx_file: str, num_threads: int | None):
@@ -56,7 +57,7 @@ def _onnx_pipeline(path: str, onnx_file: str, num_threads: int | None):
     config = AutoConfig.from_pretrained(path, trust_remote_code=True)
     model = OnnxMultitaskModel.from_pretrained(path, onnx_file, num_threads=num_threads, config=config)
     pipeline_class = get_class_from_dynamic_module(config.custom_pipelines[PIPELINE_TASK]["impl"], path)
-    return pipeline_class(model=model, tokenizer=AutoTokenizer.from_pretrained(path))
+    return pipeline_class(model=model, tokenizer=AutoTokenizer.from_pretrained(path, trust_remote_code=True))
 
 
 def _parse_request(data: Any) -> tuple[Any, dict[str, Any]]:
