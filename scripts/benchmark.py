@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-onnx", action="store_true", help="No ONNX Runtime variants (exports, fp32, int8).")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="The shared data folder.")
     parser.add_argument("--output", default="outputs/benchmark.json", help="Where the JSON report goes.")
+    parser.add_argument("--work-dir", default=None, help="Keep models and ONNX exports here (default: temp).")
     return parser.parse_args(argv)
 
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         onnx=not args.skip_onnx,
         accuracy_options=accuracy,
         data_dir=args.data_dir,
+        work_dir=args.work_dir,
         **sizes,
     )
     print(format_report(report))
