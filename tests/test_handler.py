@@ -23,7 +23,8 @@ from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
 HAS_ONNX = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime"))
 # What handler.py may import in an Inference Endpoint: the standard library, torch, transformers, onnxruntime and
 # the folder's own files (onnx_multitask.py).
-ALLOWED_IMPORTS = {"os", "sys", "typing", "dataclasses", "pathlib", "numpy", "torch", "transformers", "onnxruntime"}
+ALLOWED_IMPORTS = {"importlib", "logging", "os", "sys", "typing", "dataclasses", "pathlib", "numpy"}
+ALLOWED_IMPORTS |= {"torch", "transformers", "onnxruntime"}
 ALLOWED_IMPORTS |= {"onnx_multitask"}
 TEXTS = ["i love this movie", "bad phone", "the team win the game today and people are happy"]
 BAD_REQUESTS = [
@@ -112,6 +113,22 @@ def test_endpoint_handler_answers_like_the_pipeline_and_reports_bad_requests(fol
     assert "no 'inputs'" in messages[0] and "JSON object" in messages[1] and "string or a list" in messages[2]
     assert "empty" in messages[3] and "position 1" in messages[4] and "Unknown task" in messages[5]
     assert "colour" in messages[6] and "'parameters' must be an object" in messages[7] and "top_k" in messages[8]
+
+
+def test_without_onnxruntime_the_handler_falls_back_to_torch(folders, monkeypatch):
+    import importlib.util
+
+    plain, with_onnx = folders
+    if with_onnx is None:
+        pytest.skip("needs the onnx extra to export a graph")
+    spec = importlib.util.spec_from_file_location("polyhead_test_handler", with_onnx / "handler.py")
+    handler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handler)
+    monkeypatch.setattr(handler, "_onnxruntime_installed", lambda: False)
+    endpoint = handler.EndpointHandler(str(with_onnx))
+    assert endpoint.backend == "torch"
+    answer = endpoint({"inputs": TEXTS[0], "parameters": {"top_k": None}})
+    assert _labels([answer]) == _labels(_local_answers(plain)[:1])
 
 
 def _labels(rows):

@@ -9,6 +9,8 @@ Response: the `multitask-classification` pipeline's answer (`{task: [{"label", "
 `{"error": "..."}` for a bad request.
 """
 
+import importlib.util
+import logging
 import os
 import sys
 from typing import Any
@@ -20,6 +22,7 @@ from transformers.dynamic_module_utils import get_class_from_dynamic_module
 PIPELINE_TASK = "multitask-classification"
 ONNX_FILE = os.path.join("onnx", "model.onnx")
 PARAMETERS = ("tasks", "top_k", "threshold", "truncation", "max_length", "batch_size")
+logger = logging.getLogger(__name__)
 USAGE = 'send {"inputs": "a text" or ["text", ...], "parameters": {"tasks": [...], "top_k": 1, ...}}'
 
 
@@ -34,6 +37,9 @@ class EndpointHandler:
         path = path or os.path.dirname(os.path.abspath(__file__))
         onnx_file = os.environ.get("POLYHEAD_ONNX_FILE", ONNX_FILE)
         use_onnx = os.environ.get("POLYHEAD_BACKEND", "") != "torch" and os.path.isfile(os.path.join(path, onnx_file))
+        if use_onnx and not _onnxruntime_installed():
+            logger.warning("%s exists but onnxruntime is not installed (requirements.txt): using torch.", onnx_file)
+            use_onnx = False
         self.backend = "onnx" if use_onnx else "torch"
         if use_onnx:
             self.pipeline = _onnx_pipeline(path, onnx_file, int(os.environ.get("POLYHEAD_NUM_THREADS", 0)) or None)
@@ -47,6 +53,10 @@ class EndpointHandler:
         except (TypeError, ValueError, KeyError) as error:  # the pipeline's own checks: unknown task, empty text...
             message = error.args[0] if isinstance(error, KeyError) and error.args else error  # KeyError quotes it
             return {"error": str(message)}
+
+
+def _onnxruntime_installed() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def _onnx_pipeline(path: str, onnx_file: str, num_threads: int | None):
