@@ -34,7 +34,14 @@ from huggingface_hub.errors import (
 from polyhead import run_folder
 from polyhead.model_card import MultitaskCardData, is_generated_card, write_model_card
 from polyhead.run_folder import README_FILE, RESULTS_FILE, TRAINING_ARGS_FILE
-from polyhead.saving import REMOTE_CODE_FILES, atomic_folder, check_model_folder, verify_model_folder
+from polyhead.saving import (
+    REMOTE_CODE_FILES,
+    add_serving_files,
+    atomic_folder,
+    check_model_folder,
+    verify_model_folder,
+)
+from polyhead.serving import SERVING_FILES
 
 
 logger = logging.getLogger(__name__)
@@ -46,6 +53,9 @@ UPLOAD_PATTERNS = (
     "*.safetensors",
     "model.safetensors.index.json",
     *REMOTE_CODE_FILES,
+    *SERVING_FILES,
+    "onnx/model.onnx",
+    "onnx/model_quantized.onnx",
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
@@ -186,6 +196,7 @@ def stage_upload(
     for name in select_upload_files(folder):
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(folder / name, staging / name)
+    add_serving_files(staging, overwrite=False)  # folders saved before handler.py existed get it too
     local = staging / README_FILE
     if not overwrite_readme and local.is_file() and not is_generated_card(local.read_text(encoding="utf-8")):
         return "local"

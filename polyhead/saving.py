@@ -16,6 +16,7 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
+from polyhead.serving import SERVING_DIR, SERVING_FILES
 from polyhead_remote.configuration_multitask import MultitaskConfig
 from polyhead_remote.modeling_multitask import PIPELINE_FILE, MultitaskModel
 
@@ -184,7 +185,8 @@ def save_model_folder(
     overwrite: bool = False,
     extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Saves weights (safetensors), config with `auto_map`/`custom_pipelines`, remote code and tokenizer.
+    """Saves weights (safetensors), config with `auto_map`/`custom_pipelines`, remote code, tokenizer and the
+    Inference Endpoints files (`handler.py`, `onnx_multitask.py`, `requirements.txt`).
 
     `extra(tmp_folder)` may add more files (results, plots, card) before the folder is moved into place. `overwrite`
     replaces an earlier polyhead model folder only (see [`atomic_folder`]).
@@ -194,10 +196,23 @@ def save_model_folder(
     with atomic_folder(folder, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        add_serving_files(tmp)
         check_model_folder(tmp)
         if extra is not None:
             extra(tmp)
     return Path(folder)
+
+
+def add_serving_files(folder: str | os.PathLike, overwrite: bool = True) -> list[str]:
+    """Copies `handler.py` (Inference Endpoints), `onnx_multitask.py` (its ONNX model) and `requirements.txt` into
+    `folder`; with `overwrite=False` only the missing ones. Returns the names copied."""
+    copied = []
+    for name in SERVING_FILES:
+        target = Path(folder) / name
+        if overwrite or not target.exists():
+            shutil.copy(SERVING_DIR / name, target)
+            copied.append(name)
+    return copied
 
 
 def check_model_folder(folder: str | os.PathLike) -> None:

@@ -1,4 +1,5 @@
-"""Benchmarks: multitask pipeline vs single-task pipelines and the bare encoder (speed, memory, accuracy, training).
+"""Benchmarks: multitask pipeline (torch, ONNX Runtime fp32/int8) vs single-task pipelines and the bare encoder
+(speed, memory, model sizes, accuracy, training).
 
 Default (bounded, a few minutes on 2 CPU cores): `python scripts/benchmark.py`. Longer and more precise: `--full`.
 Offline smoke run on a tiny random encoder: `--tiny`. See `polyhead.benchmark` for what each variant is.
@@ -31,9 +32,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true", help="Tiny random encoder and synthetic texts (smoke test).")
     parser.add_argument("--skip-accuracy", action="store_true", help="No training (accuracy, training speed).")
     parser.add_argument("--skip-memory", action="store_true", help="No memory subprocesses.")
-    parser.add_argument("--skip-int8", action="store_true", help="No int8 dynamic quantization variant.")
+    parser.add_argument("--skip-int8", action="store_true", help="No torch int8 dynamic quantization variant.")
+    parser.add_argument("--skip-onnx", action="store_true", help="No ONNX Runtime variants (exports, fp32, int8).")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="The shared data folder.")
     parser.add_argument("--output", default="outputs/benchmark.json", help="Where the JSON report goes.")
+    parser.add_argument("--work-dir", default=None, help="Keep models and ONNX exports here (default: temp).")
     return parser.parse_args(argv)
 
 
@@ -54,8 +57,10 @@ def main(argv: list[str] | None = None) -> None:
         memory=not args.skip_memory,
         accuracy=not args.skip_accuracy,
         int8=not args.skip_int8,
+        onnx=not args.skip_onnx,
         accuracy_options=accuracy,
         data_dir=args.data_dir,
+        work_dir=args.work_dir,
         **sizes,
     )
     print(format_report(report))

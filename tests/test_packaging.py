@@ -65,7 +65,8 @@ def test_library_does_not_import_test_utilities():
 
 def test_shared_constants_are_defined_once():
     """The problem types, the pipeline task and the tiny preset's name are the config's and presets' own."""
-    from polyhead import arguments, benchmark, demo, metrics, presets
+    from polyhead import arguments, demo, metrics, presets
+    from polyhead.benchmark import run as benchmark
     from polyhead_remote import configuration_multitask as config
 
     assert metrics.MULTI_LABEL is config.MULTI_LABEL and metrics.SINGLE_LABEL is config.SINGLE_LABEL

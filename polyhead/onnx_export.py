@@ -1,0 +1,232 @@
+"""Exporting a saved multitask model to ONNX: one graph for every task, checked against torch before it is kept.
+
+[`export_onnx`] writes `MODEL_DIR/onnx/model.onnx` (the transformers.js layout): inputs named as the tokenizer gives
+them (`input_ids`, `attention_mask`, `token_type_ids` where the encoder takes them) with dynamic batch and sequence
+axes, and one output `logits.<task>` per task of `config.tasks`, in order. `int8=True` adds
+`onnx/model_quantized.onnx` (onnxruntime dynamic quantization: int8 weights, activations quantized on the fly).
+
+The graph comes from torch's own exporter (`torch.onnx.export(..., dynamo=True)`, which needs `onnxscript`); the
+legacy TorchScript exporter traces the attention-mask branches of transformers 5 wrongly, so it is not used. Files are
+written to a temporary folder and moved into place only after the fp32 logits match torch within `atol` on every task.
+Entry point: `scripts/export_onnx.py`. Requires the `onnx` extra: `pip install 'polyhead[onnx]'`.
+"""
+
+import dataclasses
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from polyhead.serving.onnx_multitask import ONNX_FILE, OUTPUT_PREFIX, QUANTIZED_FILE, OnnxMultitaskModel
+from polyhead_remote.modeling_multitask import MultitaskModel
+
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ATOL = 1e-4
+OPSET = 18
+# Varied lengths, so the parity batch is padded (attention masks matter) and a batch of one is checked too.
+PARITY_TEXTS = (
+    "What a great match: the team played so well today!",
+    "bad",
+    "The central bank raised interest rates again as inflation hit its highest level in a decade, markets fell.",
+    "i love this phone but the battery is terrible",
+    "Who wrote the book?",
+)
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What [`export_onnx`] wrote.
+
+    Args:
+        files (`list[Path]`): the graphs written (fp32 first, then int8 if asked).
+        input_names (`list[str]`): the graph inputs.
+        output_names (`list[str]`): the graph outputs, `logits.<task>` in `config.tasks` order.
+        max_abs_diff (`dict[str, float]`): per task, the largest |onnx - torch| fp32 logit on the parity texts.
+        int8_max_abs_diff (`dict[str, float]`, *optional*): the same for the int8 graph (reported, not checked:
+            quantization moves logits; score int8 accuracy on real data instead).
+    """
+
+    files: list[Path]
+    input_names: list[str]
+    output_names: list[str]
+    max_abs_diff: dict[str, float]
+    int8_max_abs_diff: dict[str, float] | None = None
+
+
+class ParityError(RuntimeError):
+    """The ONNX graph's logits disagree with torch beyond the tolerance; nothing was written."""
+
+
+def export_onnx(
+    model_dir: str | os.PathLike,
+    *,
+    int8: bool = False,
+    overwrite: bool = False,
+    texts: list[str] | None = None,
+    atol: float = DEFAULT_ATOL,
+    opset: int = OPSET,
+) -> ExportResult:
+    r"""
+    Exports the multitask model saved in `model_dir` to `model_dir/onnx/model.onnx` (and `model_quantized.onnx`).
+
+    Args:
+        model_dir: a folder written by `polyhead.saving.save_model_folder` (weights, config, tokenizer).
+        int8: also write the dynamically quantized int8 graph.
+        overwrite: replace existing graphs (otherwise an existing file is a `FileExistsError`).
+        texts: the parity texts (default `PARITY_TEXTS`); run as one padded batch and one text alone.
+        atol: the largest allowed |onnx - torch| fp32 logit, per task.
+        opset: the ONNX opset.
+
+    Raises:
+        `ImportError` without onnx/onnxruntime/onnxscript, `FileExistsError`, [`ParityError`].
+
+    Example:
+
+    ```python
+    >>> result = export_onnx("outputs/model", int8=True)
+    >>> [path.name for path in result.files], max(result.max_abs_diff.values()) <= 1e-4
+    (['model.onnx', 'model_quantized.onnx'], True)
+    ```
+    """
+    check_onnx_installed(quantization=int8)
+    model_dir = Path(model_dir)
+    targets = [model_dir / ONNX_FILE] + ([model_dir / QUANTIZED_FILE] if int8 else [])
+    existing = [str(path) for path in targets if path.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing} already exist(s): pass --overwrite (overwrite=True) to replace.")
+    model = MultitaskModel.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    texts = list(texts or PARITY_TEXTS)
+    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=targets[0].parent) as tmp:
+        staged = [Path(tmp) / path.name for path in targets]
+        input_names = export_graph(model, tokenizer, staged[0], opset)
+        diff = logit_differences(model, tokenizer, staged[0], texts)
+        worst = {task: value for task, value in diff.items() if not value <= atol}
+        if worst:
+            raise ParityError(
+                f"ONNX logits differ from torch by {worst} (> atol={atol}) on tasks {sorted(worst)}: nothing was "
+                "written. Check the encoder exports cleanly with torch.onnx.export(dynamo=True), or raise atol."
+            )
+        int8_diff = None
+        if int8:
+            quantize_int8(staged[0], staged[1])
+            int8_diff = logit_differences(model, tokenizer, staged[1], texts)
+        for source, target in zip(staged, targets):
+            os.replace(source, target)
+    outputs = [OUTPUT_PREFIX + task for task in model.config.task_names]
+    return ExportResult(targets, input_names, outputs, diff, int8_diff)
+
+
+def check_onnx_installed(quantization: bool = False) -> None:
+    """Raises an `ImportError` naming the fix when onnx, onnxscript or onnxruntime is missing."""
+    missing = []
+    for name in ("onnx", "onnxscript", "onnxruntime"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ImportError(
+            f"ONNX export needs {', '.join(missing)}: pip install 'polyhead[onnx]' (or pip install onnx onnxscript "
+            "onnxruntime)."
+        )
+
+
+class _AllTasks(torch.nn.Module):
+    """The multitask model as a graph: tokenizer tensors in, one logits tensor per task out (config order)."""
+
+    def __init__(self, model: MultitaskModel):
+        super().__init__()
+        self.model = model
+        self.tasks = model.config.task_names
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+        return tuple(logits[task] for task in self.tasks)
+
+
+def graph_input_names(model: MultitaskModel, tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    """The tokenizer's inputs that the model uses (`attention_mask` always: mean pooling reads it)."""
+    used = set(model._encoder_inputs) | {"attention_mask"}
+    names = [name for name in tokenizer.model_input_names if name in used]
+    if "input_ids" not in names:
+        raise ValueError(f"The tokenizer gives {tokenizer.model_input_names}, without input_ids: cannot export.")
+    return names
+
+
+def export_graph(model: MultitaskModel, tokenizer: PreTrainedTokenizerBase, path: Path, opset: int = OPSET) -> list:
+    """Writes the fp32 graph to `path` (one file, no external data) and returns its input names."""
+    names = graph_input_names(model, tokenizer)
+    # Two texts of different lengths: batch 2 and a padded sequence, so neither axis is specialised to 1.
+    sample = tokenizer(list(PARITY_TEXTS[:2]), padding=True, truncation=True, return_tensors="pt")
+    sample = {name: sample[name] for name in names}
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    with warnings.catch_warnings(), _quiet_exporter():
+        # The exporter's notes on axis names, and torch's own deprecations (LeafSpec) while it traces.
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.export(
+            _AllTasks(model),
+            (),
+            str(path),
+            kwargs=sample,
+            input_names=names,
+            output_names=[OUTPUT_PREFIX + task for task in model.config.task_names],
+            dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    return names
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """onnxruntime dynamic quantization: int8 weights for MatMul/Gemm, activations quantized at run time."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # its advice to pre-process first is for static quantization
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+
+
+def logit_differences(
+    model: MultitaskModel, tokenizer: PreTrainedTokenizerBase, graph: Path, texts: list[str]
+) -> dict[str, float]:
+    """Per task, the largest |onnx - torch| logit over `texts` as one padded batch and the first text alone."""
+    onnx_model = OnnxMultitaskModel.from_pretrained(graph.parent, graph.name, config=model.config)
+    diff = dict.fromkeys(model.config.task_names, 0.0)
+    for batch in (texts, texts[:1]):
+        inputs = tokenizer(batch, padding=True, truncation=True, return_tensors="pt")
+        with torch.inference_mode():
+            expected = model(**inputs).logits
+        found = onnx_model(**inputs).logits
+        for task in diff:
+            gap = float(np.abs(found[task].numpy() - expected[task].float().numpy()).max())
+            diff[task] = max(diff[task], gap)
+    return diff
+
+
+class _quiet_exporter:
+    """Silences torch.onnx's progress notes (`torchvision is not installed. Skipping...`); errors still show."""
+
+    def __enter__(self):
+        self._level = logging.getLogger("torch.onnx").level
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        logging.getLogger("torch.onnx").setLevel(self._level)
+
+
+__all__ = ["DEFAULT_ATOL", "ExportResult", "ParityError", "check_onnx_installed", "export_onnx"]

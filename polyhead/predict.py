@@ -1,0 +1,320 @@
+"""Bulk prediction: every task's label and score for every row of a CSV/JSONL/Parquet file, streamed and resumable.
+
+[`predict_file`] reads the input in chunks (`chunk_size` rows), runs each chunk in batches of similar length (less
+padding), and appends the chunk's rows, in input order, to the output with the input columns kept and, per task,
+`<task>` (the label; for a multi-label task the list of labels at or above its threshold) and `<task>_score` (its
+probability; a list for multi-label tasks). Output is JSONL (one object a line) or Parquet (one part file per chunk
+while running, merged at the end). An interrupted run continues with `resume=True`: the rows already written are
+counted and skipped, so none is duplicated. Entry point: `scripts/predict.py`.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer
+
+from polyhead_remote.configuration_multitask import MULTI_LABEL
+from polyhead_remote.modeling_multitask import MultitaskModel
+
+
+INPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+PARTS_SUFFIX = ".parts"
+
+
+@dataclasses.dataclass
+class PredictResult:
+    """What [`predict_file`] did: rows written in this run, rows found from an earlier run, and the output path."""
+
+    output: Path
+    rows_written: int
+    rows_resumed: int
+    seconds: float
+
+
+def load_model(model_dir: str | os.PathLike, onnx_file: str | None = None, num_threads: int | None = None):
+    """The torch `MultitaskModel`, or with `onnx_file` (e.g. `"onnx/model.onnx"`) an `OnnxMultitaskModel`."""
+    if onnx_file:
+        from polyhead.serving import OnnxMultitaskModel
+
+        return OnnxMultitaskModel.from_pretrained(model_dir, onnx_file, num_threads=num_threads)
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    return MultitaskModel.from_pretrained(model_dir).eval()
+
+
+def predict_file(
+    model_dir: str | os.PathLike,
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    *,
+    text_column: str = "text",
+    text_pair_column: str | None = None,
+    onnx_file: str | None = None,
+    batch_size: int = 64,
+    chunk_size: int = 4096,
+    max_length: int | None = None,
+    num_threads: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PredictResult:
+    r"""
+    Predicts every task for every row of `input_path` and writes `output_path` (see the module docstring).
+
+    Args:
+        model_dir: a saved multitask model folder.
+        input_path: `.csv`, `.jsonl` or `.parquet`.
+        output_path: `.jsonl` or `.parquet`.
+        text_column, text_pair_column: the text (and optional second text, e.g. an NLI hypothesis) columns.
+        onnx_file: run the ONNX graph (`"onnx/model.onnx"` or `"onnx/model_quantized.onnx"`) on onnxruntime.
+        batch_size: texts per forward; chunk_size: rows read, sorted by length and written at a time.
+        max_length: truncation length (default: what the tokenizer and the encoder's positions allow).
+        num_threads: torch / onnxruntime threads.
+        resume: continue an interrupted run into the existing output; overwrite: start again.
+
+    Example:
+
+    ```python
+    >>> predict_file("outputs/model", "tweets.csv", "predictions.parquet", onnx_file="onnx/model.onnx")
+    ```
+    """
+    import time
+
+    start = time.perf_counter()
+    input_path, output_path = Path(input_path), Path(output_path)
+    writer = _writer_for(output_path, resume, overwrite)
+    model = load_model(model_dir, onnx_file, num_threads)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    max_length = max_length or _default_max_length(model, tokenizer)
+    done = writer.rows_done()
+    bar = tqdm(total=_count_rows(input_path), initial=done, unit="rows", disable=not progress, desc="Predicting")
+    written = 0
+    for offset, chunk in _read_chunks(input_path, chunk_size, skip=done):
+        texts = _column(chunk, text_column, offset)
+        pairs = _column(chunk, text_pair_column, offset) if text_pair_column else None
+        predictions = predict_texts(model, tokenizer, texts, pairs, batch_size, max_length)
+        writer.write(_with_predictions(chunk, predictions, model.config.tasks))
+        written += len(chunk)
+        bar.update(len(chunk))
+    bar.close()
+    writer.close()
+    return PredictResult(output_path, written, done, time.perf_counter() - start)
+
+
+def predict_texts(
+    model, tokenizer, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64, max_length: int = 512
+) -> dict[str, np.ndarray]:
+    """Per task, the `(len(texts), num_labels)` probabilities (softmax, or sigmoid for multi-label), in input order.
+
+    Texts run in batches of similar length (sorted by characters), so little compute goes to padding."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + (len(pairs[i]) if pairs else 0))
+    specs = model.config.tasks
+    scores = {task: np.zeros((len(texts), len(spec["labels"])), np.float32) for task, spec in specs.items()}
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch_pairs = [pairs[i] for i in rows] if pairs else None
+        inputs = tokenizer(
+            [texts[i] for i in rows], batch_pairs, padding=True, truncation=True, max_length=max_length,
+            return_tensors="pt",
+        )  # fmt: skip
+        with torch.inference_mode():
+            logits = model(**inputs).logits
+        for task, values in logits.items():
+            values = values.float()
+            multi = specs[task]["problem_type"] == MULTI_LABEL
+            scores[task][rows] = (torch.sigmoid(values) if multi else torch.softmax(values, dim=-1)).numpy()
+    return scores
+
+
+def _with_predictions(chunk: pd.DataFrame, scores: dict[str, np.ndarray], specs: dict) -> pd.DataFrame:
+    chunk = chunk.reset_index(drop=True)
+    clash = [column for task in specs for column in (task, f"{task}_score") if column in chunk.columns]
+    if clash:
+        raise ValueError(f"Input columns {clash} would be overwritten by predictions: rename them in the input.")
+    for task, spec in specs.items():
+        labels, probabilities = np.asarray(spec["labels"], dtype=object), scores[task]
+        if spec["problem_type"] == MULTI_LABEL:
+            # As the pipeline: the labels at or above the threshold, best first.
+            chosen = [[i for i in np.argsort(-p, kind="stable") if p[i] >= spec["threshold"]] for p in probabilities]
+            chunk[task] = [labels[row].tolist() for row in chosen]
+            chunk[f"{task}_score"] = [p[row].astype(float).tolist() for p, row in zip(probabilities, chosen)]
+        else:
+            best = probabilities.argmax(axis=1)
+            chunk[task] = labels[best].tolist()
+            chunk[f"{task}_score"] = probabilities[np.arange(len(best)), best].astype(float).tolist()
+    return chunk
+
+
+def _column(chunk: pd.DataFrame, column: str, offset: int) -> list[str]:
+    if column not in chunk.columns:
+        raise KeyError(f"No column {column!r} in the input (columns: {list(chunk.columns)}): pass --text-column.")
+    values = chunk[column].tolist()
+    bad = [offset + i for i, value in enumerate(values) if not isinstance(value, str)]
+    if bad:
+        raise ValueError(f"Column {column!r} has missing or non-text values at rows {bad[:10]} (0-based).")
+    return values
+
+
+def _default_max_length(model, tokenizer) -> int:
+    # As the pipeline: the tokenizer's limit, capped by the encoder's positions (RoBERTa's start after padding).
+    encoder = model.config.encoder
+    positions = getattr(encoder, "max_position_embeddings", None) or 512
+    if encoder.model_type in ("roberta", "xlm-roberta", "camembert"):
+        positions -= (encoder.pad_token_id or 0) + 1
+    return min(tokenizer.model_max_length, positions)
+
+
+# ------------------------------------------------------------------------------------------------------ input
+
+
+def _input_format(path: Path) -> str:
+    fmt = INPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"Unsupported input {path.name}: use one of {', '.join(INPUT_FORMATS)}.")
+    if not path.is_file():
+        raise FileNotFoundError(f"Input file {path} does not exist.")
+    return fmt
+
+
+def _read_chunks(path: Path, chunk_size: int, skip: int = 0) -> Iterator[tuple[int, pd.DataFrame]]:
+    """`(first row index, DataFrame)` chunks of the input, in order, after the first `skip` rows."""
+    fmt, offset = _input_format(path), 0
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        chunks = (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size))
+    elif fmt == "csv":
+        chunks = pd.read_csv(path, chunksize=chunk_size, keep_default_na=False, na_values=[])
+    else:
+        chunks = pd.read_json(path, lines=True, chunksize=chunk_size, dtype=False)
+    for chunk in chunks:
+        start, offset = offset, offset + len(chunk)
+        if offset <= skip:
+            continue
+        yield max(start, skip), chunk.iloc[max(0, skip - start) :]
+
+
+def _count_rows(path: Path) -> int | None:
+    fmt = _input_format(path)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    if fmt == "jsonl":
+        with open(path, "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    return None  # CSV rows may span lines: no cheap count
+
+
+# ------------------------------------------------------------------------------------------------------ output
+
+
+def _writer_for(path: Path, resume: bool, overwrite: bool):
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"Unsupported output {path.name}: use one of {', '.join(OUTPUT_FORMATS)}.")
+    parts = path.with_name(path.name + PARTS_SUFFIX)
+    started = path.exists() or parts.exists()
+    if started and overwrite:
+        path.unlink(missing_ok=True)
+        shutil.rmtree(parts, ignore_errors=True)
+    elif started and not resume:
+        raise FileExistsError(f"{path} already exists: pass --resume to continue it or --overwrite to start again.")
+    if fmt == "parquet" and path.exists() and not parts.exists():
+        raise FileExistsError(f"{path} is a finished prediction file: pass --overwrite to predict again.")
+    return _JsonlWriter(path) if fmt == "jsonl" else _ParquetWriter(path, parts)
+
+
+class _JsonlWriter:
+    """Appends one JSON object a line; a line cut by an interruption is dropped on resume."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            data = path.read_bytes()
+            keep = data.rfind(b"\n") + 1
+            if keep < len(data):  # a half-written last line
+                with open(path, "r+b") as handle:
+                    handle.truncate(keep)
+
+    def rows_done(self) -> int:
+        if not self.path.exists():
+            return 0
+        with open(self.path, "rb") as handle:
+            return sum(1 for _ in handle)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        lines = "".join(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n" for row in _records(frame))
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def close(self) -> None:
+        pass
+
+
+class _ParquetWriter:
+    """One part file per chunk in `<output>.parts/` (each written whole, then renamed), merged into the output."""
+
+    def __init__(self, path: Path, parts: Path):
+        self.path, self.parts = path, parts
+        parts.mkdir(parents=True, exist_ok=True)
+
+    def _part_files(self) -> list[Path]:
+        return sorted(self.parts.glob("part-*.parquet"))
+
+    def rows_done(self) -> int:
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(part).metadata.num_rows for part in self._part_files())
+
+    def write(self, frame: pd.DataFrame) -> None:
+        target = self.parts / f"part-{len(self._part_files()):06d}.parquet"
+        tmp = target.with_suffix(".tmp")
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+
+    def close(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        parts = self._part_files()
+        tables = [pq.read_table(part) for part in parts]
+        if tables:
+            table = pa.concat_tables(tables, promote_options="default")
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            pq.write_table(table, tmp)
+            os.replace(tmp, self.path)
+        shutil.rmtree(self.parts)
+
+
+def _records(frame: pd.DataFrame) -> Iterator[dict]:
+    columns = list(frame.columns)
+    for values in frame.itertuples(index=False, name=None):
+        yield dict(zip(columns, values))
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if value is pd.NA or value is pd.NaT:
+        return None
+    raise TypeError(f"Cannot write {type(value).__name__} to JSON")
+
+
+__all__ = ["PredictResult", "load_model", "predict_file", "predict_texts"]

@@ -1,0 +1,161 @@
+"""handler.py, as Inference Endpoints runs it: model folder on sys.path, `import handler`, instantiate, call.
+
+The handler runs in a fresh process that cannot import this project (only the folder's own files), with the ONNX graph
+and with torch; publishing stages handler.py, requirements.txt and onnx/ (offline dry runs).
+"""
+
+import importlib.util
+import json
+import shutil
+import textwrap
+
+import pytest
+import torch
+from test_remote_code import BLOCKER, run_fresh
+
+from polyhead import MultitaskModel
+from polyhead.publish import publish_model
+from polyhead.saving import save_model_folder
+from polyhead.serving import SERVING_FILES
+from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
+
+
+HAS_ONNX = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime"))
+# What handler.py may import in an Inference Endpoint: the standard library, torch, transformers, onnxruntime and
+# the folder's own files (onnx_multitask.py).
+ALLOWED_IMPORTS = {"importlib", "logging", "os", "sys", "typing", "dataclasses", "pathlib", "numpy"}
+ALLOWED_IMPORTS |= {"torch", "transformers", "onnxruntime"}
+ALLOWED_IMPORTS |= {"onnx_multitask"}
+TEXTS = ["i love this movie", "bad phone", "the team win the game today and people are happy"]
+BAD_REQUESTS = [
+    {},
+    "just a string",
+    {"inputs": 5},
+    {"inputs": ["fine", ""]},
+    {"inputs": ["fine", 3]},
+    {"inputs": "fine", "parameters": {"tasks": ["nope"]}},
+    {"inputs": "fine", "parameters": {"colour": "red"}},
+    {"inputs": "fine", "parameters": "top_k=2"},
+    {"inputs": "fine", "parameters": {"top_k": 0}},
+]
+TOOLKIT = BLOCKER + textwrap.dedent(
+    """
+    import json, os
+    folder, texts, bad = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    sys.path.insert(0, folder)  # what the Inference Endpoints toolkit does before importing handler.py
+    import handler
+    endpoint = handler.EndpointHandler(folder)
+    print(json.dumps({
+        "backend": endpoint.backend,
+        "batch": endpoint({"inputs": texts, "parameters": {"top_k": None, "batch_size": 2}}),
+        "one": endpoint({"inputs": texts[0], "parameters": {"tasks": ["topic"], "top_k": 2}}),
+        "errors": [endpoint(request) for request in bad],
+    }))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("handler")
+    torch.manual_seed(0)
+    plain = save_model_folder(MultitaskModel(tiny_multitask_config()).eval(), tiny_tokenizer(), root / "plain")
+    if not HAS_ONNX:
+        return plain, None
+    from polyhead.onnx_export import export_onnx
+
+    with_onnx = shutil.copytree(plain, root / "with-onnx")
+    export_onnx(with_onnx, int8=True)
+    return plain, with_onnx
+
+
+def _run_toolkit(folder, tmp_path):
+    out = run_fresh(TOOLKIT, str(folder), json.dumps(TEXTS), json.dumps(BAD_REQUESTS), cwd=tmp_path)
+    return json.loads(out.splitlines()[-1])
+
+
+def _local_answers(folder):
+    from transformers import pipeline
+
+    classifier = pipeline(
+        "multitask-classification", model=MultitaskModel.from_pretrained(folder).eval(), tokenizer=tiny_tokenizer()
+    )
+    return classifier(TEXTS, top_k=None, batch_size=2)
+
+
+def test_saved_folder_holds_the_serving_files(folders):
+    plain, _ = folders
+    assert all((plain / name).is_file() for name in SERVING_FILES)
+    assert "onnxruntime" in (plain / "requirements.txt").read_text()
+    source = (plain / "handler.py").read_text() + (plain / "onnx_multitask.py").read_text()
+    imports = [line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert not [name for name in imports if name.split(".")[0] not in ALLOWED_IMPORTS], imports
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_endpoint_handler_answers_like_the_pipeline_and_reports_bad_requests(folders, backend, tmp_path):
+    plain, with_onnx = folders
+    if backend == "onnx" and with_onnx is None:
+        pytest.skip("needs the onnx extra: pip install 'polyhead[onnx]'")
+    out = _run_toolkit(plain if backend == "torch" else with_onnx, tmp_path)
+    assert out["backend"] == backend
+    expected = _local_answers(plain)
+    assert _labels(out["batch"]) == _labels(expected)
+    for ours, theirs in zip(out["batch"], expected):
+        for task in theirs:
+            assert [i["score"] for i in ours[task]] == pytest.approx([i["score"] for i in theirs[task]], abs=1e-4)
+    assert list(out["one"]) == ["topic"] and len(out["one"]["topic"]) == 2
+    assert len(out["errors"]) == len(BAD_REQUESTS)
+    for error in out["errors"]:
+        assert set(error) == {"error"} and "Traceback" not in error["error"] and len(error["error"]) > 10
+    messages = [error["error"] for error in out["errors"]]
+    assert "no 'inputs'" in messages[0] and "JSON object" in messages[1] and "string or a list" in messages[2]
+    assert "empty" in messages[3] and "position 1" in messages[4] and "Unknown task" in messages[5]
+    assert "colour" in messages[6] and "'parameters' must be an object" in messages[7] and "top_k" in messages[8]
+
+
+def test_without_onnxruntime_the_handler_falls_back_to_torch(folders, monkeypatch):
+    import importlib.util
+
+    plain, with_onnx = folders
+    if with_onnx is None:
+        pytest.skip("needs the onnx extra to export a graph")
+    spec = importlib.util.spec_from_file_location("polyhead_test_handler", with_onnx / "handler.py")
+    handler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handler)
+    monkeypatch.setattr(handler, "_onnxruntime_installed", lambda: False)
+    endpoint = handler.EndpointHandler(str(with_onnx))
+    assert endpoint.backend == "torch"
+    answer = endpoint({"inputs": TEXTS[0], "parameters": {"top_k": None}})
+    assert _labels([answer]) == _labels(_local_answers(plain)[:1])
+
+
+def _labels(rows):
+    return [{task: [item["label"] for item in items] for task, items in row.items()} for row in rows]
+
+
+def test_publishing_stages_handler_requirements_and_onnx(folders, tmp_path):
+    plain, with_onnx = folders
+    source = _hand_carded_copy(with_onnx or plain, tmp_path / "model")
+    preview = publish_model(source, "org/tiny", dry_run_dir=tmp_path / "preview")
+    assert set(SERVING_FILES) <= set(preview.files)
+    if with_onnx is not None:
+        assert {"onnx/model.onnx", "onnx/model_quantized.onnx"} <= set(preview.files)
+    assert not [name for name in preview.files if "/." in name or name.startswith(".")]
+
+
+def test_publishing_an_older_folder_adds_the_handler(folders, tmp_path):
+    plain, _ = folders
+    old = _hand_carded_copy(plain, tmp_path / "old")
+    for name in SERVING_FILES:
+        (old / name).unlink()
+    preview = publish_model(old, "org/tiny", dry_run_dir=tmp_path / "preview")
+    assert set(SERVING_FILES) <= set(preview.files) and not (old / "handler.py").exists()
+
+
+def _hand_carded_copy(folder, target):
+    # A hand-written README is published as is: no results.json needed to render a card.
+    copy = shutil.copytree(folder, target)
+    (copy / "README.md").write_text("# A tiny model\n", encoding="utf-8")
+    return copy

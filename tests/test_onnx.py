@@ -1,0 +1,165 @@
+"""ONNX export and OnnxMultitaskModel on tiny random encoders: parity with torch, the same pipeline, bad input."""
+
+import importlib.util
+import sys
+
+import pytest
+import torch
+from transformers import pipeline
+
+from polyhead import MultitaskModel
+from polyhead.saving import save_model_folder
+from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
+
+
+HAS_ONNX = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime"))
+requires_onnx = pytest.mark.skipif(not HAS_ONNX, reason="needs the onnx extra: pip install 'polyhead[onnx]'")
+TEXTS = [
+    "i love this movie",
+    "bad",
+    "the team win the game today and people are happy so happy",
+    "what is the price of this phone",
+]
+
+
+def _saved_model(folder, family="bert"):
+    torch.manual_seed(0)
+    return save_model_folder(MultitaskModel(tiny_multitask_config(family)).eval(), tiny_tokenizer(), folder)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    if not HAS_ONNX:
+        pytest.skip("needs the onnx extra: pip install 'polyhead[onnx]'")
+    from polyhead.onnx_export import export_onnx
+
+    folder = _saved_model(tmp_path_factory.mktemp("onnx") / "model")
+    return folder, export_onnx(folder, int8=True)
+
+
+def _torch_logits(folder, texts):
+    model = MultitaskModel.from_pretrained(folder).eval()
+    with torch.inference_mode():
+        return model(**tiny_tokenizer()(texts, padding=True, return_tensors="pt")).logits
+
+
+@requires_onnx
+def test_export_writes_one_graph_per_precision_with_named_task_outputs(exported):
+    folder, result = exported
+    assert result.files == [folder / "onnx" / "model.onnx", folder / "onnx" / "model_quantized.onnx"]
+    assert all(path.is_file() for path in result.files)
+    assert result.output_names == ["logits.sentiment", "logits.topic", "logits.emotions"]
+    assert result.input_names == ["input_ids", "token_type_ids", "attention_mask"]
+    assert max(result.max_abs_diff.values()) <= 1e-4
+    assert not [p.name for p in (folder / "onnx").iterdir() if p.name.startswith(".")]  # no staging leftovers
+
+
+@requires_onnx
+@pytest.mark.parametrize("batch", [TEXTS, TEXTS[2:3]], ids=["padded-batch", "one-text"])
+def test_onnx_logits_match_torch_for_every_task(exported, batch):
+    from polyhead.serving import OnnxMultitaskModel
+
+    folder, _ = exported
+    onnx_model = OnnxMultitaskModel.from_pretrained(folder, num_threads=1)
+    found = onnx_model(**tiny_tokenizer()(batch, padding=True, return_tensors="pt")).logits
+    expected = _torch_logits(folder, batch)
+    assert list(found) == list(expected)
+    for task in expected:
+        assert found[task].dtype == torch.float32 and found[task].shape == expected[task].shape
+        torch.testing.assert_close(found[task], expected[task], atol=1e-4, rtol=0)
+
+
+@requires_onnx
+def test_int8_graph_runs_every_task(exported):
+    from polyhead.serving import OnnxMultitaskModel
+
+    folder, result = exported
+    model = OnnxMultitaskModel.from_pretrained(folder, "onnx/model_quantized.onnx")
+    logits = model(**tiny_tokenizer()(TEXTS, padding=True, return_tensors="pt"), task="topic").logits
+    assert list(logits) == ["topic"] and logits["topic"].shape == (4, 4)
+    assert set(result.int8_max_abs_diff) == {"sentiment", "topic", "emotions"}
+
+
+@requires_onnx
+def test_the_same_pipeline_runs_the_onnx_model(exported):
+    from polyhead.serving import OnnxMultitaskModel
+
+    folder, _ = exported
+    tokenizer = tiny_tokenizer()
+    onnx_pipe = pipeline(
+        "multitask-classification", model=OnnxMultitaskModel.from_pretrained(folder), tokenizer=tokenizer
+    )
+    torch_pipe = pipeline(
+        "multitask-classification", model=MultitaskModel.from_pretrained(folder), tokenizer=tokenizer
+    )
+    for kwargs in ({"batch_size": 3, "top_k": None}, {"tasks": ["topic"], "top_k": 2}, {"threshold": 0.2}):
+        ours, theirs = onnx_pipe(TEXTS, **kwargs), torch_pipe(TEXTS, **kwargs)
+        assert _labels(ours) == _labels(theirs)
+        for row_ours, row_theirs in zip(ours, theirs):
+            for task in row_theirs:
+                assert [i["score"] for i in row_ours[task]] == pytest.approx(
+                    [i["score"] for i in row_theirs[task]], abs=1e-5
+                )
+    assert _labels([onnx_pipe(TEXTS[0])]) == _labels([torch_pipe(TEXTS[0])])
+    with pytest.raises(ValueError, match="Unknown task"):
+        onnx_pipe(TEXTS, tasks=["nope"])
+
+
+def _labels(rows):
+    return [{task: [item["label"] for item in items] for task, items in row.items()} for row in rows]
+
+
+@requires_onnx
+def test_export_refuses_an_existing_file_unless_overwrite(exported, capsys):
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "scripts"))
+    import export_onnx as script
+
+    folder, _ = exported
+    before = (folder / "onnx" / "model.onnx").stat().st_mtime_ns
+    assert script.main([str(folder)]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert (folder / "onnx" / "model.onnx").stat().st_mtime_ns == before
+    assert script.main([str(folder), "--overwrite"]) == 0
+    assert "fp32 parity" in capsys.readouterr().out
+
+
+@requires_onnx
+def test_encoder_without_token_type_ids_exports_with_parity(tmp_path):
+    from polyhead.onnx_export import export_onnx
+    from polyhead.serving import OnnxMultitaskModel
+
+    folder = _saved_model(tmp_path / "distilbert", family="distilbert")
+    result = export_onnx(folder)
+    assert result.input_names == ["input_ids", "attention_mask"] and max(result.max_abs_diff.values()) <= 1e-4
+    inputs = tiny_tokenizer()(TEXTS, padding=True, return_tensors="pt")  # token_type_ids given, graph ignores them
+    found = OnnxMultitaskModel.from_pretrained(folder)(**inputs).logits
+    for task, expected in _torch_logits(folder, TEXTS).items():
+        torch.testing.assert_close(found[task], expected, atol=1e-4, rtol=0)
+
+
+@requires_onnx
+def test_clear_errors_for_a_missing_graph_and_mismatched_tasks(exported, tmp_path):
+    from polyhead.serving import OnnxMultitaskModel
+
+    folder, _ = exported
+    bare = _saved_model(tmp_path / "bare")
+    with pytest.raises(FileNotFoundError, match="export_onnx.py"):
+        OnnxMultitaskModel.from_pretrained(bare)
+    with pytest.raises(FileNotFoundError, match="--int8"):
+        OnnxMultitaskModel.from_pretrained(bare, "onnx/model_quantized.onnx")
+    other = tiny_multitask_config(tasks={"sentiment": {"labels": ["negative", "positive"]}})
+    with pytest.raises(ValueError, match="config.tasks.*--overwrite"):
+        OnnxMultitaskModel.from_pretrained(folder, config=other)
+    with pytest.raises(ValueError, match="providers"):
+        OnnxMultitaskModel.from_pretrained(folder).to("cuda")
+
+
+def test_missing_onnxruntime_names_the_extra(tmp_path, monkeypatch):
+    from polyhead.onnx_export import check_onnx_installed
+    from polyhead.serving import OnnxMultitaskModel
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
+    with pytest.raises(ImportError, match=r"polyhead\[onnx\]"):
+        OnnxMultitaskModel.from_pretrained(tmp_path)
+    with pytest.raises(ImportError, match="onnxruntime.*polyhead\\[onnx\\]"):
+        check_onnx_installed()

@@ -1,0 +1,150 @@
+"""scripts/predict.py and polyhead.predict on a tiny model: formats, order, pairs, ONNX, resuming, no duplicates."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from transformers import pipeline
+
+from polyhead import MultitaskModel
+from polyhead import predict as predict_module
+from polyhead.saving import save_model_folder
+from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+HAS_ONNX = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime"))
+TEXTS = [
+    "i love this movie so much",
+    "bad",
+    "the team win the game today",
+    "what is the price of this phone and the book",
+    "sad news",
+    "i hate it",
+    "people enjoy the market",
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("predict") / "model"
+    return save_model_folder(MultitaskModel(tiny_multitask_config()).eval(), tiny_tokenizer(), folder)
+
+
+@pytest.fixture
+def frame():
+    return pd.DataFrame({"id": range(100, 100 + len(TEXTS)), "text": TEXTS, "pair": TEXTS[::-1]})
+
+
+def _write(frame, path):
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_json(path, orient="records", lines=True)
+    return path
+
+
+def _read(path):
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_json(path, lines=True, dtype=False)
+
+
+@pytest.mark.parametrize(("source", "target"), [(".csv", ".jsonl"), (".jsonl", ".parquet"), (".parquet", ".jsonl")])
+def test_predictions_keep_columns_and_order_and_match_the_pipeline(model_dir, frame, tmp_path, source, target):
+    import predict as script  # scripts/predict.py
+
+    output = tmp_path / f"out{target}"
+    argv = [str(model_dir), str(_write(frame, tmp_path / f"in{source}")), str(output), "--batch-size", "3"]
+    assert script.main(argv + ["--chunk-size", "4", "--no-progress"]) == 0
+    result = _read(output)
+    assert list(result.columns[:3]) == ["id", "text", "pair"] and result["id"].tolist() == frame["id"].tolist()
+    classifier = pipeline("multitask-classification", model=MultitaskModel.from_pretrained(model_dir).eval(),
+                          tokenizer=tiny_tokenizer())  # fmt: skip
+    for row, answer in zip(result.to_dict("records"), classifier(TEXTS, batch_size=1)):
+        for task in ("sentiment", "topic"):
+            assert row[task] == answer[task][0]["label"]
+            assert row[f"{task}_score"] == pytest.approx(answer[task][0]["score"], abs=1e-5)
+        assert list(row["emotions"]) == [item["label"] for item in answer["emotions"]]
+        assert list(row["emotions_score"]) == pytest.approx([item["score"] for item in answer["emotions"]], abs=1e-5)
+
+
+def test_text_pairs_are_encoded_together(model_dir, frame, tmp_path):
+    single = predict_module.predict_texts(
+        predict_module.load_model(model_dir), tiny_tokenizer(), TEXTS, None, batch_size=4
+    )
+    paired = predict_module.predict_file(
+        model_dir, _write(frame, tmp_path / "in.csv"), tmp_path / "out.jsonl", text_pair_column="pair", progress=False
+    )
+    result = _read(paired.output)
+    model = MultitaskModel.from_pretrained(model_dir).eval()
+    expected = model(**tiny_tokenizer()(TEXTS, TEXTS[::-1], padding=True, return_tensors="pt")).logits["sentiment"]
+    torch.testing.assert_close(
+        torch.tensor(result["sentiment_score"].tolist()), expected.softmax(-1).max(-1).values, atol=1e-5, rtol=0
+    )
+    assert not (result["sentiment_score"].to_numpy() == single["sentiment"].max(axis=1)).all()
+
+
+@pytest.mark.parametrize("target", [".jsonl", ".parquet"])
+def test_an_interrupted_run_resumes_without_duplicates(model_dir, frame, tmp_path, monkeypatch, target):
+    source = _write(frame, tmp_path / "in.jsonl")
+    reference = predict_module.predict_file(model_dir, source, tmp_path / f"ref{target}", chunk_size=2, progress=False)
+    real, calls = predict_module.predict_texts, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the third chunk never gets written
+        return real(*args, **kwargs)
+
+    output = tmp_path / f"out{target}"
+    monkeypatch.setattr(predict_module, "predict_texts", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        predict_module.predict_file(model_dir, source, output, chunk_size=2, progress=False)
+    if target == ".jsonl":
+        with open(output, "a", encoding="utf-8") as handle:
+            handle.write('{"id": 104, "te')  # a line cut mid-write
+    monkeypatch.setattr(predict_module, "predict_texts", real)
+    with pytest.raises(FileExistsError, match="--resume"):
+        predict_module.predict_file(model_dir, source, output, chunk_size=2, progress=False)
+    resumed = predict_module.predict_file(model_dir, source, output, chunk_size=2, resume=True, progress=False)
+    assert (resumed.rows_resumed, resumed.rows_written) == (4, 3)
+    pd.testing.assert_frame_equal(_read(output), _read(reference.output))
+    assert not output.with_name(output.name + ".parts").exists()
+
+
+def test_bad_input_is_a_clear_error(model_dir, frame, tmp_path, capsys):
+    import predict as script
+
+    source = _write(frame, tmp_path / "in.csv")
+    assert script.main([str(model_dir), str(source), str(tmp_path / "o.jsonl"), "--text-column", "body"]) == 1
+    assert "No column 'body'" in capsys.readouterr().err
+    assert script.main([str(model_dir), str(source), str(tmp_path / "o.csv")]) == 1
+    assert "Unsupported output" in capsys.readouterr().err
+    holes = _write(frame.assign(text=["ok", None, "fine", "", "x", "y", "z"]), tmp_path / "holes.jsonl")
+    with pytest.raises(ValueError, match=r"rows \[1\]"):
+        predict_module.predict_file(model_dir, holes, tmp_path / "h.jsonl", progress=False)
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs the onnx extra: pip install 'polyhead[onnx]'")
+def test_onnx_predictions_match_torch(model_dir, frame, tmp_path):
+    import shutil
+
+    from polyhead.onnx_export import export_onnx
+
+    folder = shutil.copytree(model_dir, tmp_path / "model")
+    export_onnx(folder)
+    source = _write(frame, tmp_path / "in.parquet")
+    torch_out = predict_module.predict_file(folder, source, tmp_path / "t.parquet", progress=False).output
+    onnx_out = predict_module.predict_file(
+        folder, source, tmp_path / "o.parquet", onnx_file="onnx/model.onnx", progress=False
+    ).output
+    ours, theirs = _read(onnx_out), _read(torch_out)
+    assert ours["topic"].tolist() == theirs["topic"].tolist()
+    assert ours["topic_score"].to_numpy() == pytest.approx(theirs["topic_score"].to_numpy(), abs=1e-5)
+    assert json.loads(ours.to_json(orient="records"))[0]["id"] == 100
