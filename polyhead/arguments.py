@@ -40,7 +40,13 @@ class ModelArguments:
     tokenizer_name_or_path: str | None = field(
         default=None, metadata={"help": "Tokenizer (defaults to encoder_name_or_path)."}
     )
-    pooling: str = field(default="mean", metadata={"help": "Pooling before the heads: 'mean' or 'cls'."})
+    pooling: str = field(
+        default="mean",
+        metadata={
+            "help": "Pooling before the heads: 'mean', 'cls' or 'native' (the encoder family's own head transform: "
+            "a model trained with it exports any task as a standard checkpoint, scripts/export_task.py)."
+        },
+    )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the pooled vector before the heads."})
     freeze_encoder: bool = field(default=False, metadata={"help": "Train the heads only."})
     max_length: int = field(default=128, metadata={"help": "Texts are truncated to this many tokens."})
