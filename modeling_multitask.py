@@ -215,9 +215,11 @@ class MultitaskModel(PreTrainedModel):
         self.config.tasks = {task: spec for task, spec in self.config.tasks.items() if task != name}
 
     def freeze_encoder(self, freeze: bool = True) -> None:
-        """Freezes (or unfreezes) the shared encoder so that training only updates the heads."""
-        for parameter in self.encoder.parameters():
-            parameter.requires_grad_(not freeze)
+        """Freezes (or unfreezes) the shared encoder (and the shared native pooler) so that training only updates the
+        heads."""
+        for module in (self.encoder, self.native_pooler):
+            if module is not None:
+                module.requires_grad_(not freeze)
 
     def pool(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """`cls`: the first token; `mean`: the mean over real (unmasked) tokens; `native`: the family's transform of

@@ -18,6 +18,7 @@ import torch
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from polyhead.grow import is_multitask_folder
 from polyhead.sampling import STRATEGIES
 from polyhead.tasks import TaskSpec, load_task_specs
 
@@ -50,10 +51,49 @@ class ModelArguments:
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the pooled vector before the heads."})
     freeze_encoder: bool = field(default=False, metadata={"help": "Train the heads only."})
     max_length: int = field(default=128, metadata={"help": "Texts are truncated to this many tokens."})
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "Continue from a trained multitask model (folder or Hub id): its encoder and heads. Tasks it has "
+            "continue on their data, new task names get fresh heads; pooling and dropout are the model's."
+        },
+    )
+    revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag, commit) of init_from."})
+    train_tasks: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated tasks whose heads are trained (default: every task in --tasks); the others are "
+            "frozen and only evaluated (before and after, to measure forgetting)."
+        },
+    )
+    extend_labels: bool = field(
+        default=False,
+        metadata={"help": "With init_from: let a task's data add labels to its label map (new rows start fresh)."},
+    )
+    forgetting_margin: float = field(
+        default=0.02,
+        metadata={"help": "With init_from: warn when a task of the starting model loses more than this (primary)."},
+    )
 
     def __post_init__(self):
         if self.max_length < 1:
             raise ValueError(f"max_length={self.max_length} must be at least 1 (texts are truncated to it).")
+        if is_multitask_folder(self.encoder_name_or_path):
+            raise ValueError(
+                f"encoder_name_or_path {self.encoder_name_or_path!r} is a trained multitask model, not an encoder: "
+                "continue from it with --init_from (its heads and encoder are kept; new task names get new heads)."
+            )
+        if self.init_from is not None and self.encoder_name_or_path != TINY_ENCODER:
+            raise ValueError(
+                "Give either --init_from (a trained multitask model) or --encoder_name_or_path, not both."
+            )
+
+    @property
+    def train_task_names(self) -> list[str] | None:
+        """`train_tasks` as a list (`None`: every task)."""
+        if not self.train_tasks:
+            return None
+        return [name.strip() for name in self.train_tasks.split(",") if name.strip()]
 
 
 @dataclass
