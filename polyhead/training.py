@@ -501,7 +501,13 @@ def training_run_info(
     return {
         # base_model: the encoder's Hub id, also when it was loaded from a local folder (read from its metadata now,
         # while the folder is here) so the model card can name it.
-        "model": {**dataclasses.asdict(model_args), "base_model": _base_model(model_args)},
+        # pooling and dropout as the model has them (with init_from, the starting model's, not the arguments').
+        "model": {
+            **dataclasses.asdict(model_args),
+            "pooling": trainer.model.config.pooling,
+            "classifier_dropout": trainer.model.config.classifier_dropout,
+            "base_model": _base_model(model_args),
+        },
         "data": data,
         "training": training_args.to_dict(),
         "tasks": {name: task.head for name, task in prepared.data.items()},
