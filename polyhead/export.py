@@ -228,7 +228,7 @@ def render_task_card(
             "polyhead",
             "multi-label" if spec["problem_type"] == MULTI_LABEL else "single-label",
         ],
-        widget=[{"text": text} for text in (texts or DEFAULT_CHECK_TEXTS[:1])],
+        widget=[{"text": text} for text in (texts or DEFAULT_CHECK_TEXTS)[:2]],  # what the Hub widget offers
     )
     rows = "\n".join(f"| {METRIC_INFO.get(k, (k, None, k))[2]} | {float(v):.4f} |" for k, v in metrics.items())
     split = (results or {}).get("split", "test")
@@ -255,7 +255,7 @@ code and gives the same logits as the multitask model for this task (checked to 
 from transformers import pipeline
 
 classifier = pipeline("text-classification", model="<this repo>")
-classifier("{(texts or DEFAULT_CHECK_TEXTS)[0]}")
+classifier({json.dumps((texts or DEFAULT_CHECK_TEXTS)[0], ensure_ascii=False)})
 ```
 """
     return f"---\n{data.to_yaml()}\n---\n{body}"

