@@ -368,6 +368,12 @@ def forgetting_table(forgetting: Mapping[str, Any]) -> str:
     return markdown_table(("Task", "Metric", "Trained in this run", "Before", "After", "Change"), rows)
 
 
+def _describe_start(init_from: Any) -> str:
+    # A Hub id is named; a local path stays out of the card.
+    hub_id = hub_id_or_none(init_from)
+    return f"`{hub_id}`" if hub_id else "a trained multitask model (a local folder)"
+
+
 def hyperparameters_table(training_args: Mapping[str, Any]) -> str:
     """The hyperparameters that matter to reproduce a run (all of them are in `training_args.json`)."""
     rows = []
@@ -576,7 +582,7 @@ def template_variables(
         "average_table": average_table(results["average"]) if results.get("average") else "",
         "baseline_table": baseline_table(results, baseline_results) if baseline_results else "",
         "forgetting_table": forgetting_table(results["forgetting"]) if results.get("forgetting") else "",
-        "init_from": (results.get("forgetting") or {}).get("init_from"),
+        "init_from": _describe_start((results.get("forgetting") or {}).get("init_from")),
         "forgetting_margin": (results.get("forgetting") or {}).get("margin"),
         "confusion_matrices": confusion_matrix_images(images, card_data.tasks),
         "hyperparameters_table": hyperparameters_table(training_args or {}),
