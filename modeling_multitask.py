@@ -124,13 +124,13 @@ class MultitaskModel(PreTrainedModel):
         ```
         """
         encoder = AutoModel.from_pretrained(encoder_name_or_path, **encoder_kwargs)
-        pretrained_pooler = getattr(getattr(encoder, "pooler", None), "dense", None)  # BERT's, before it is dropped
+        pretrained_pooler = getattr(getattr(encoder, "pooler", None), "dense", None)  # read before it is dropped
         config = MultitaskConfig(
             encoder=encoder.config, tasks=tasks, pooling=pooling, classifier_dropout=classifier_dropout
         )
         model = cls(config, encoder=encoder)
         if model.native_pooler is not None and isinstance(pretrained_pooler, nn.Linear):
-            # BertForSequenceClassification starts from the pretrained pooler too.
+            # As BertForSequenceClassification does: the checkpoint's pooler rather than a random layer.
             model.native_pooler.dense.load_state_dict(pretrained_pooler.state_dict())
         return model
 
