@@ -22,7 +22,20 @@ except ImportError:  # transformers 4.x
 SINGLE_LABEL = "single_label_classification"
 MULTI_LABEL = "multi_label_classification"
 PROBLEM_TYPES = (SINGLE_LABEL, MULTI_LABEL)
-POOLING_MODES = ("cls", "mean")
+POOLING_MODES = ("cls", "mean", "native")
+# pooling="native": each family's own sequence-classification transform of the first token (a dense layer and this
+# activation, shared by all tasks) before the per-task heads; `None`: the encoder config's `pooler_hidden_act`.
+# BERT pooler (tanh); RoBERTa/XLM-R/ELECTRA classification head (tanh / gelu); DistilBERT pre_classifier (ReLU);
+# DeBERTa ContextPooler. With it, any one task exports exactly as a standard XxxForSequenceClassification model.
+NATIVE_POOLING_ACTIVATIONS = {
+    "bert": "tanh",
+    "roberta": "tanh",
+    "xlm-roberta": "tanh",
+    "electra": "gelu",
+    "distilbert": "relu",
+    "deberta": None,
+    "deberta-v2": None,
+}
 PIPELINE_TASK = "multitask-classification"
 # What `pipeline(PIPELINE_TASK, model=repo, trust_remote_code=True)` reads from config.json to find the pipeline code.
 CUSTOM_PIPELINES = {
@@ -53,7 +66,9 @@ class MultitaskConfig(PreTrainedConfig):
             `"multi_label_classification"` (independent sigmoid per label). `threshold` (multi-label only, default
             0.5) is the score above which the pipeline returns a label.
         pooling (`str`, *optional*, defaults to `"mean"`):
-            How the sequence is pooled before the heads: `"cls"` (first token) or `"mean"` (mean over real tokens).
+            How the sequence is pooled before the heads: `"cls"` (first token), `"mean"` (mean over real tokens) or
+            `"native"` (the encoder family's own sequence-classification transform of the first token, shared by
+            all tasks: see `NATIVE_POOLING_ACTIVATIONS`; a task of such a model exports as a standard checkpoint).
         classifier_dropout (`float`, *optional*, defaults to 0.1):
             Dropout applied to the pooled representation before every head.
 
@@ -99,6 +114,8 @@ class MultitaskConfig(PreTrainedConfig):
         if not 0.0 <= float(classifier_dropout) < 1.0:
             raise ValueError(f"classifier_dropout must be in [0, 1), got {classifier_dropout}.")
         self.pooling = pooling
+        if pooling == "native" and self.encoder is not None:
+            self.native_pooling_activation()  # refuses an encoder family without a known head
         self.classifier_dropout = float(classifier_dropout)
         super().__init__(**kwargs)
 
@@ -136,6 +153,17 @@ class MultitaskConfig(PreTrainedConfig):
     def hidden_size(self) -> int:
         """Width of the shared encoder's output (`dim` for DistilBERT)."""
         return getattr(self.encoder, "hidden_size", None) or self.encoder.dim
+
+    def native_pooling_activation(self) -> str:
+        """The activation of the encoder family's sequence-classification transform (`pooling="native"`)."""
+        model_type = self.encoder.model_type
+        if model_type not in NATIVE_POOLING_ACTIVATIONS:
+            raise ValueError(
+                f"pooling='native' does not know the sequence-classification head of {model_type!r} encoders; "
+                f"known families: {', '.join(NATIVE_POOLING_ACTIVATIONS)}. Use pooling='cls' or 'mean'."
+            )
+        activation = NATIVE_POOLING_ACTIVATIONS[model_type]
+        return activation or getattr(self.encoder, "pooler_hidden_act", "gelu")
 
     def task_id2label(self, task: str) -> dict[int, str]:
         """`{id: label}` of one task."""

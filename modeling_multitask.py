@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import AutoModel, PreTrainedModel
+from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput, cached_file, logging
 
 from .configuration_multitask import MULTI_LABEL, MultitaskConfig, normalize_task
@@ -87,6 +88,8 @@ class MultitaskModel(PreTrainedModel):
         # `encoder`: an already built (e.g. pretrained) encoder, so that no random one is built just to be replaced.
         self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder)
         _drop_unused_pooler(self.encoder)
+        # pooling="native": the family's dense + activation on the first token, shared by every head (exportable).
+        self.native_pooler = NativePooler(config) if config.pooling == "native" else None
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.heads = nn.ModuleDict(
             {name: nn.Linear(config.hidden_size, size) for name, size in config.num_labels_per_task.items()}
@@ -121,10 +124,15 @@ class MultitaskModel(PreTrainedModel):
         ```
         """
         encoder = AutoModel.from_pretrained(encoder_name_or_path, **encoder_kwargs)
+        pretrained_pooler = getattr(getattr(encoder, "pooler", None), "dense", None)  # read before it is dropped
         config = MultitaskConfig(
             encoder=encoder.config, tasks=tasks, pooling=pooling, classifier_dropout=classifier_dropout
         )
-        return cls(config, encoder=encoder)
+        model = cls(config, encoder=encoder)
+        if model.native_pooler is not None and isinstance(pretrained_pooler, nn.Linear):
+            # As BertForSequenceClassification does: the checkpoint's pooler rather than a random layer.
+            model.native_pooler.dense.load_state_dict(pretrained_pooler.state_dict())
+        return model
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
@@ -207,12 +215,17 @@ class MultitaskModel(PreTrainedModel):
         self.config.tasks = {task: spec for task, spec in self.config.tasks.items() if task != name}
 
     def freeze_encoder(self, freeze: bool = True) -> None:
-        """Freezes (or unfreezes) the shared encoder so that training only updates the heads."""
-        for parameter in self.encoder.parameters():
-            parameter.requires_grad_(not freeze)
+        """Freezes (or unfreezes) the shared encoder (and the shared native pooler) so that training only updates the
+        heads."""
+        for module in (self.encoder, self.native_pooler):
+            if module is not None:
+                module.requires_grad_(not freeze)
 
     def pool(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """`cls`: the first token; `mean`: the mean over real (unmasked) tokens."""
+        """`cls`: the first token; `mean`: the mean over real (unmasked) tokens; `native`: the family's transform of
+        the first token."""
+        if self.native_pooler is not None:
+            return self.native_pooler(hidden_states[:, 0])
         if self.config.pooling == "cls":
             return hidden_states[:, 0]
         if attention_mask is None:
@@ -342,6 +355,20 @@ class MultitaskModel(PreTrainedModel):
             shutil.copy(pipeline_file, Path(save_directory) / PIPELINE_FILE)
 
 
+class NativePooler(nn.Module):
+    """`pooling="native"`: dense + activation on the first token, as the encoder family's own sequence-classification
+    head computes it before its output projection (BERT pooler, RoBERTa/ELECTRA classification head, DistilBERT
+    pre_classifier, DeBERTa ContextPooler)."""
+
+    def __init__(self, config: MultitaskConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = ACT2FN[config.native_pooling_activation()]
+
+    def forward(self, first_token: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(first_token))
+
+
 def find_pipeline_file(name_or_path: str | os.PathLike | None = None, revision: str | None = None) -> Path | None:
     """The pipeline code: a flat sibling of this file (Hub repo), `pipelines/` (source tree, installed package), the
     pipeline module already imported, or the folder or Hub repo the model was loaded from (recent transformers keep
@@ -386,4 +413,4 @@ def _drop_unused_pooler(encoder: nn.Module) -> None:
 MultitaskConfig.register_for_auto_class()
 MultitaskModel.register_for_auto_class("AutoModel")
 
-__all__ = ["MultitaskModel", "MultitaskOutput", "find_pipeline_file"]
+__all__ = ["MultitaskModel", "MultitaskOutput", "NativePooler", "find_pipeline_file"]

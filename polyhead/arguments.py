@@ -19,6 +19,7 @@ import torch
 from transformers import HfArgumentParser, TrainingArguments
 
 from polyhead.encoders import DEFAULT_MAX_LENGTH, LOCAL_ENCODERS
+from polyhead.grow import is_multitask_folder
 from polyhead.presets import TINY_ENCODER  # the tiny preset's name, importable from here as before
 from polyhead.sampling import STRATEGIES
 from polyhead.tasks import TaskSpec, load_task_specs, read_json_or_yaml
@@ -41,7 +42,13 @@ class ModelArguments:
     tokenizer_name_or_path: str | None = field(
         default=None, metadata={"help": "Tokenizer (defaults to encoder_name_or_path)."}
     )
-    pooling: str = field(default="mean", metadata={"help": "Pooling before the heads: 'mean' or 'cls'."})
+    pooling: str = field(
+        default="mean",
+        metadata={
+            "help": "Pooling before the heads: 'mean', 'cls' or 'native' (the encoder family's own head transform: "
+            "a model trained with it exports any task as a standard checkpoint, scripts/export_task.py)."
+        },
+    )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the pooled vector before the heads."})
     freeze_encoder: bool = field(default=False, metadata={"help": "Train the heads only."})
     max_length: int | None = field(
@@ -51,10 +58,49 @@ class ModelArguments:
             f"allows (checked before training). Default {DEFAULT_MAX_LENGTH}, or the encoder's limit if smaller."
         },
     )
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "Continue from a trained multitask model (folder or Hub id): its encoder and heads. Tasks it has "
+            "continue on their data, new task names get fresh heads; pooling and dropout are the model's."
+        },
+    )
+    revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag, commit) of init_from."})
+    train_tasks: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated tasks whose heads are trained (default: every task in --tasks); the others are "
+            "frozen and only evaluated (before and after, to measure forgetting)."
+        },
+    )
+    extend_labels: bool = field(
+        default=False,
+        metadata={"help": "With init_from: let a task's data add labels to its label map (new rows start fresh)."},
+    )
+    forgetting_margin: float = field(
+        default=0.02,
+        metadata={"help": "With init_from: warn when a task of the starting model loses more than this (primary)."},
+    )
 
     def __post_init__(self):
         if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 1):
             raise ValueError(f"max_length must be an integer >= 1, got {self.max_length!r}.")
+        if is_multitask_folder(self.encoder_name_or_path):
+            raise ValueError(
+                f"encoder_name_or_path {self.encoder_name_or_path!r} is a trained multitask model, not an encoder: "
+                "continue from it with --init_from (its heads and encoder are kept; new task names get new heads)."
+            )
+        if self.init_from is not None and self.encoder_name_or_path != TINY_ENCODER:
+            raise ValueError(
+                "Give either --init_from (a trained multitask model) or --encoder_name_or_path, not both."
+            )
+
+    @property
+    def train_task_names(self) -> list[str] | None:
+        """`train_tasks` as a list (`None`: every task)."""
+        if not self.train_tasks:
+            return None
+        return [name.strip() for name in self.train_tasks.split(",") if name.strip()]
 
 
 @dataclass

@@ -361,6 +361,25 @@ def baseline_table(results: Mapping[str, Any], baseline_results: Mapping[str, An
     return markdown_table(("Task", "Metric", "Multitask", "Single-task", "Difference"), rows)
 
 
+def forgetting_table(forgetting: Mapping[str, Any]) -> str:
+    """The starting model's tasks before and after a continued run (`results["forgetting"]`), on their primary
+    metric; a loss beyond the run's margin is flagged."""
+    rows = []
+    for task, row in forgetting.get("tasks", {}).items():
+        flag = " (beyond margin)" if row["change"] < -forgetting.get("margin", 0.0) else ""
+        name = METRIC_INFO.get(row["metric"], (row["metric"], None, row["metric"]))[2]
+        trained = "yes" if row.get("trained") else "no"
+        cells = (format_value(row["before"]), format_value(row["after"]), f"{row['change']:+.4f}{flag}")
+        rows.append((f"`{task}`", name, trained, *cells))
+    return markdown_table(("Task", "Metric", "Trained in this run", "Before", "After", "Change"), rows)
+
+
+def _describe_start(init_from: Any) -> str:
+    # A Hub id is named; a local path stays out of the card.
+    hub_id = hub_id_or_none(init_from)
+    return f"`{hub_id}`" if hub_id else "a trained multitask model (a local folder)"
+
+
 def hyperparameters_table(training_args: Mapping[str, Any]) -> str:
     """The hyperparameters that matter to reproduce a run (all of them are in `training_args.json`)."""
     rows = []
@@ -564,6 +583,9 @@ def template_variables(
         "has_majority": bool(majority),
         "average_table": average_table(results["average"]) if results.get("average") else "",
         "baseline_table": baseline_table(results, baseline_results) if baseline_results else "",
+        "forgetting_table": forgetting_table(results["forgetting"]) if results.get("forgetting") else "",
+        "init_from": _describe_start((results.get("forgetting") or {}).get("init_from")),
+        "forgetting_margin": (results.get("forgetting") or {}).get("margin"),
         "confusion_matrices": confusion_matrix_images(images, card_data.tasks),
         "hyperparameters_table": hyperparameters_table(training_args or {}),
         "data_table": data_table(card_data.task_sources, results),

@@ -44,9 +44,16 @@ from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingA
 from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
 from polyhead.encoders import TINY_ENCODER, check_max_length, encoder_config, hub_id, resolve_encoder
 from polyhead.evaluation import score_model, score_task, write_evaluation
-from polyhead.model_card import encoder_hub_id
+from polyhead.grow import extend_task_labels, forgetting_report, freeze_heads_except, match_label_maps, score_tasks
+from polyhead.model_card import encoder_hub_id, hub_id_or_none
 from polyhead.presets import tiny_encoder_config, tiny_tokenizer
-from polyhead.run_folder import BASELINES_DIR, TRAINING_ARGS_FILE, write_baseline_results, write_training_args
+from polyhead.run_folder import (
+    BASELINES_DIR,
+    TRAINING_ARGS_FILE,
+    read_training_args,
+    write_baseline_results,
+    write_training_args,
+)
 from polyhead.sampling import TaskBatchSampler
 from polyhead.saving import CHECKPOINT_MARKER, check_target_folder, check_weights_file, save_model_folder
 from polyhead_remote.configuration_multitask import MultitaskConfig
@@ -208,16 +215,24 @@ class MultitaskTrainer(Trainer):
 
 
 def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
-    """The tokenizer of `tokenizer_name_or_path` (default: the encoder's), or the tiny preset's."""
+    """The tokenizer of `tokenizer_name_or_path` (default: `init_from`'s or the encoder's), or the tiny preset's."""
+    if model_args.init_from and not model_args.tokenizer_name_or_path:
+        return AutoTokenizer.from_pretrained(
+            model_args.init_from, revision=model_args.revision, trust_remote_code=True
+        )
     name = model_args.tokenizer_name_or_path or model_args.encoder_name_or_path
     if name == TINY_ENCODER:
         return tiny_tokenizer()
     return AutoTokenizer.from_pretrained(resolve_encoder(name))
 
 
-def build_model(model_args: ModelArguments, tasks: Mapping[str, dict]) -> MultitaskModel:
+def build_model(
+    model_args: ModelArguments, tasks: Mapping[str, dict], train_tasks: list[str] | None = None
+) -> MultitaskModel:
     r"""
-    A [`MultitaskModel`] with fresh heads for `tasks` on the pretrained encoder (or the tiny random preset).
+    A [`MultitaskModel`] with fresh heads for `tasks` on the pretrained encoder (or the tiny random preset); with
+    `init_from`, the trained model, its heads kept, a fresh head for each new task and grown label maps (see
+    `polyhead.grow.extend_task_labels`). With `train_tasks`, every other head is frozen.
 
     Example:
 
@@ -226,13 +241,30 @@ def build_model(model_args: ModelArguments, tasks: Mapping[str, dict]) -> Multit
     ```
     """
     options = {"pooling": model_args.pooling, "classifier_dropout": model_args.classifier_dropout}
-    if model_args.encoder_name_or_path == TINY_ENCODER:
+    if model_args.init_from:
+        model = load_initial_model(model_args, tasks)
+    elif model_args.encoder_name_or_path == TINY_ENCODER:
         model = MultitaskModel(MultitaskConfig(encoder=tiny_encoder_config(), tasks=dict(tasks), **options))
     else:
         encoder = resolve_encoder(model_args.encoder_name_or_path)
         model = MultitaskModel.from_encoder_pretrained(encoder, dict(tasks), **options)
     if model_args.freeze_encoder:
         model.freeze_encoder()
+    if train_tasks is not None:
+        frozen = freeze_heads_except(model, train_tasks)
+        logger.info(f"Training the heads of {train_tasks}; frozen: {frozen}.")
+    return model
+
+
+def load_initial_model(model_args: ModelArguments, tasks: Mapping[str, dict]) -> MultitaskModel:
+    """The trained model of `init_from` (at `revision`), with a fresh head for each new task of `tasks` and the label
+    maps that `polyhead.grow.match_label_maps` grew."""
+    model = MultitaskModel.from_pretrained(model_args.init_from, revision=model_args.revision)
+    for name, head in tasks.items():
+        if name not in model.config.tasks:
+            model.add_task(name, head["labels"], head["problem_type"], head.get("threshold"))
+        elif head["labels"] != model.config.tasks[name]["labels"]:
+            extend_task_labels(model, name, head["labels"])
     return model
 
 
@@ -253,12 +285,19 @@ def prepare_tasks(
     """Loads, validates (before any training) and tokenizes every task of `data_args`."""
     max_length = resolve_max_length(model_args)
     data = load_task_data(data_args.task_specs(), seed=seed)
+    if model_args.init_from:
+        config = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
+        match_label_maps(data, config, extend_labels=model_args.extend_labels)
     encoded = {name: tokenize_task_data(task, tokenizer, max_length) for name, task in data.items()}
     return PreparedTasks(data, encoded)
 
 
 def resolve_max_length(model_args: ModelArguments) -> int:
-    """`model_args.max_length` checked against the encoder's position table (default: 128 or the table's size)."""
+    """`model_args.max_length` checked against the encoder's position table (default: 128 or the table's size); with
+    `init_from`, the starting model's encoder."""
+    if model_args.init_from:
+        config = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
+        return check_max_length(model_args.max_length, config.encoder, f"the encoder of {model_args.init_from!r}")
     name = model_args.encoder_name_or_path
     return check_max_length(model_args.max_length, encoder_config(name), f"encoder {name!r}")
 
@@ -283,6 +322,13 @@ def train_and_evaluate(
     check_output_locations(training_args)
     resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer = make_trainer(prepared, tokenizer, model_args, data_args, training_args)
+    final, split_rows = _final_eval_sets(prepared, data_args.final_eval_split)
+    before = None
+    if model_args.init_from and trainer.is_world_process_zero():
+        # The starting model's tasks that have evaluation data, scored before any step (for the forgetting table).
+        initial = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
+        old = {name: dataset for name, dataset in final.items() if name in initial.tasks}
+        before = score_tasks(trainer.model, tokenizer, old, training_args.per_device_eval_batch_size)
     train_result = trainer.train(resume_from_checkpoint=resume)
     model = trainer.model
     final, split_rows = _final_eval_sets(prepared, data_args.final_eval_split)
@@ -304,6 +350,17 @@ def train_and_evaluate(
         progress=not training_args.disable_tqdm,
         split_rows=split_rows,
     )
+    if before is not None:
+        results["forgetting"] = {
+            "init_from": model_args.init_from,
+            **forgetting_report(
+                before,
+                results["tasks"],
+                results["problem_types"],
+                model_args.forgetting_margin,
+                trained=model_args.train_task_names or list(prepared.data),
+            ),
+        }
     run_info = training_run_info(model_args, data_args, training_args, prepared, trainer, train_result.metrics)
 
     def write_run_files(folder: Path) -> None:
@@ -324,7 +381,12 @@ def make_trainer(
 ) -> MultitaskTrainer:
     """Builds the model and its [`MultitaskTrainer`] (with early stopping when asked)."""
     set_seed(training_args.seed)
-    model = build_model(model_args, {name: task.head for name, task in prepared.data.items()})
+    train_tasks = model_args.train_task_names
+    model = build_model(model_args, {name: task.head for name, task in prepared.data.items()}, train_tasks)
+    trained = train_tasks or list(prepared.data)
+    without_data = [name for name in trained if name not in prepared.data]
+    if without_data:
+        raise ValueError(f"train_tasks {without_data} have no data: list them in --tasks ({list(prepared.data)}).")
     if training_args.eval_strategy != "no" and not any("eval" in enc for enc in prepared.encoded.values()):
         raise ValueError(f"eval_strategy={training_args.eval_strategy.value!r} but no task has a validation split.")
     callbacks = []
@@ -333,7 +395,7 @@ def make_trainer(
     return MultitaskTrainer(
         model=model,
         args=training_args,
-        train_datasets={name: encoded["train"] for name, encoded in prepared.encoded.items()},
+        train_datasets={name: prepared.encoded[name]["train"] for name in trained},
         eval_datasets={name: encoded["eval"] for name, encoded in prepared.encoded.items() if "eval" in encoded},
         processing_class=tokenizer,
         loss_weights={name: task.spec.loss_weight for name, task in prepared.data.items()},
@@ -477,7 +539,9 @@ def training_run_info(
         # while the folder is here) so the model card can name it.
         "model": {
             **dataclasses.asdict(model_args),
-            "base_model": encoder_hub_id(hub_id(model_args.encoder_name_or_path)),
+            "pooling": trainer.model.config.pooling,
+            "classifier_dropout": trainer.model.config.classifier_dropout,
+            "base_model": _base_model(model_args),
         },
         "data": data,
         "training": training_args.to_dict(),
@@ -487,6 +551,16 @@ def training_run_info(
         "log_history": trainer.state.log_history,
         "polyhead_version": __version__,
     }
+
+
+def _base_model(model_args: ModelArguments) -> str | None:
+    # Continued from a trained model: the Hub id it was loaded from, else the base model its own run recorded.
+    if not model_args.init_from:
+        return encoder_hub_id(hub_id(model_args.encoder_name_or_path))  # a short name stands for its Hub id
+    if not Path(model_args.init_from).is_dir():
+        return hub_id_or_none(model_args.init_from)
+    recorded = read_training_args(model_args.init_from) or {}
+    return (recorded.get("model") or {}).get("base_model")
 
 
 def train_baselines(
@@ -557,6 +631,8 @@ def run(
     ```
     """
     check_output_locations(training_args)
+    if model_args.init_from and training_args.single_task_baselines:
+        raise ValueError("single_task_baselines train from a bare encoder: they cannot be combined with init_from.")
     if training_args.num_threads is not None:
         torch.set_num_threads(training_args.num_threads)
     # Argument errors first (before data loading and training); the resolved length is what training_args.json keeps.

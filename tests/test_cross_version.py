@@ -78,6 +78,10 @@ def folders(tmp_path_factory) -> list[Path]:
         torch.manual_seed(0)
         model = MultitaskModel(tiny_multitask_config(family)).eval()
         saved.append(save_model_folder(model, tiny_tokenizer(), root / family))
+    # pooling="native" (the family's own head transform, what exported tasks need) on every release too.
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config("distilbert", pooling="native")).eval()
+    saved.append(save_model_folder(model, tiny_tokenizer(), root / "distilbert-native"))
     return saved
 
 

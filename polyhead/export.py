@@ -1,0 +1,322 @@
+"""One task of a multitask model as a standard `XxxForSequenceClassification` checkpoint (no remote code).
+
+The Hub widget, Inference Providers, text-embeddings-inference and transformers.js run exactly one standard
+sequence-classification head with `id2label`. [`export_task`] writes such a folder for one task: the shared encoder's
+weights, the family's own head transform (the model's `pooling="native"` layer) and the task's head as the output
+projection, so its logits equal the multitask model's for that task (checked on sample texts before anything is
+written). Only models trained with `pooling="native"` export: no standard head pools by mean or by the bare first
+token. [`publish_exported_task`] uploads such a folder in one commit.
+"""
+
+import copy
+import dataclasses
+import inspect
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import HfApi, ModelCardData
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import cached_file
+
+from polyhead.model_card import GENERATED_MARKER, METRIC_INFO, hub_id_or_none
+from polyhead.publish import PublishError, PublishResult, _upload, resolve_repo_id, select_upload_files
+from polyhead.run_folder import README_FILE, RESULTS_FILE
+from polyhead.saving import atomic_folder
+from polyhead_remote.configuration_multitask import MULTI_LABEL, NATIVE_POOLING_ACTIVATIONS
+from polyhead_remote.modeling_multitask import MultitaskModel
+
+
+logger = logging.getLogger(__name__)
+
+# Per encoder family: where the standard sequence-classification model keeps the dense layer of its head transform
+# and its output projection (what `native_pooler.dense` and `heads[task]` become).
+HEAD_MODULES = {
+    "bert": ("bert.pooler.dense", "classifier"),
+    "distilbert": ("pre_classifier", "classifier"),
+    "roberta": ("classifier.dense", "classifier.out_proj"),
+    "xlm-roberta": ("classifier.dense", "classifier.out_proj"),
+    "electra": ("classifier.dense", "classifier.out_proj"),
+    "deberta": ("pooler.dense", "classifier"),
+    "deberta-v2": ("pooler.dense", "classifier"),
+}
+DEFAULT_CHECK_TEXTS = (
+    "what a great day",
+    "I did not like this at all, and I will not come back.",
+    "The results were announced this morning",
+)
+MAX_ABS_DIFF = 1e-5
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What [`export_task`] wrote: the folder, the standard class, and the largest logit difference measured."""
+
+    folder: Path
+    architecture: str
+    max_abs_diff: float
+
+
+def check_exportable(model: MultitaskModel, task: str) -> None:
+    """Raises a `ValueError` (or `KeyError` for an unknown task) when `task` of `model` cannot be exported exactly."""
+    config = model.config
+    config.task(task)
+    if config.pooling != "native":
+        raise ValueError(
+            f"Task {task!r} cannot be exported as a standard sequence-classification checkpoint: the model pools "
+            f"with pooling={config.pooling!r}, which no XxxForSequenceClassification head computes. Train the model "
+            "with pooling='native' (scripts/train.py --pooling native), the encoder family's own head transform."
+        )
+    model_type = config.encoder.model_type
+    if model_type not in HEAD_MODULES or model_type not in NATIVE_POOLING_ACTIVATIONS:
+        raise ValueError(f"Cannot export {model_type!r} encoders: known families are {', '.join(HEAD_MODULES)}.")
+    width = getattr(config.encoder, "pooler_hidden_size", config.hidden_size)
+    if width != config.hidden_size:
+        raise ValueError(f"Cannot export: pooler_hidden_size={width} differs from hidden_size={config.hidden_size}.")
+
+
+def standard_model(model: MultitaskModel, task: str) -> torch.nn.Module:
+    """The `XxxForSequenceClassification` model computing `task` of `model` (same weights, no remote code)."""
+    check_exportable(model, task)
+    spec = model.config.task(task)
+    config = model.config.encoder.__class__.from_dict(model.config.encoder.to_dict())
+    config.id2label = model.config.task_id2label(task)
+    config.label2id = model.config.task_label2id(task)
+    config.problem_type = spec["problem_type"]
+    standard = AutoModelForSequenceClassification.from_config(config).to(model.dtype).eval()
+    result = standard.base_model.load_state_dict(model.encoder.state_dict(), strict=False)
+    missing = [key for key in result.missing_keys if not key.startswith("pooler.")]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"Encoder weights do not fit {type(standard).__name__}: {missing or result.unexpected_keys}")
+    dense_name, output_name = HEAD_MODULES[config.model_type]
+    dense, output, head = standard.get_submodule(dense_name), standard.get_submodule(output_name), model.heads[task]
+    with torch.no_grad():
+        dense.weight.copy_(model.native_pooler.dense.weight)
+        dense.bias.copy_(model.native_pooler.dense.bias)
+        output.weight.copy_(head.weight)
+        output.bias.copy_(head.bias)
+    return standard
+
+
+def max_logit_difference(
+    model: MultitaskModel,
+    standard: torch.nn.Module,
+    task: str,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+) -> float:
+    """The largest |difference| between the multitask model's logits for `task` and the standard model's."""
+    model.eval()
+    standard.eval()
+    batch = tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
+    accepted = inspect.signature(standard.forward).parameters
+    with torch.no_grad():
+        expected = model(**batch, task=task).logits[task]
+        got = standard(**{k: v for k, v in batch.items() if k in accepted}).logits
+    return float((expected - got).abs().max())
+
+
+def export_task(
+    model_or_path: MultitaskModel | str | os.PathLike,
+    task: str,
+    out_dir: str | os.PathLike,
+    *,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    revision: str | None = None,
+    base_model: str | None = None,
+    texts: Sequence[str] | None = None,
+    results: dict[str, Any] | None = None,
+) -> ExportResult:
+    r"""
+    Writes `task` of a multitask model to `out_dir` as a standard `XxxForSequenceClassification` checkpoint that
+    `AutoModelForSequenceClassification.from_pretrained(out_dir)` and `pipeline("text-classification", model=out_dir)`
+    load without remote code: weights, config with the task's `id2label`/`label2id`/`problem_type`, tokenizer and a
+    short model card (`pipeline_tag: text-classification`, `base_model` = the multitask repo, the task's metrics).
+
+    Before anything is written, the logits of both models are compared on `texts` (default: a few sentences): an
+    export that differs by more than 1e-5 is refused. `out_dir` must be new or empty; it is written atomically.
+
+    Args:
+        model_or_path: a [`MultitaskModel`] (then pass `tokenizer`), a model folder or a Hub repo id.
+        task (`str`): the task to export.
+        out_dir: the folder to write.
+        revision (`str`, *optional*): the Hub revision of `model_or_path`.
+        base_model (`str`, *optional*): the multitask model's Hub id for the card (default: `model_or_path` when it
+            is a Hub id).
+        texts (`list[str]`, *optional*): texts to compare the two models on.
+        results (`dict`, *optional*): the multitask model's `results.json` (default: read from `model_or_path`).
+
+    Raises:
+        `ValueError`: the model's pooling is not `"native"` (no standard head reproduces it), the encoder family is
+            unknown, or the logits differ; `KeyError`: unknown task.
+
+    Example:
+
+    ```python
+    >>> export_task("outputs/run/model", "emotion", "outputs/emotion")
+    ExportResult(folder=PosixPath('outputs/emotion'), architecture='BertForSequenceClassification', ...)
+    ```
+    """
+    source = None if isinstance(model_or_path, MultitaskModel) else str(model_or_path)
+    model = model_or_path if source is None else MultitaskModel.from_pretrained(source, revision=revision)
+    check_exportable(model, task)
+    if tokenizer is None:
+        if source is None:
+            raise ValueError("export_task: pass the tokenizer with a MultitaskModel.")
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=True)
+    standard = standard_model(model, task)
+    difference = max_logit_difference(model, standard, task, tokenizer, texts or DEFAULT_CHECK_TEXTS)
+    if not difference <= MAX_ABS_DIFF:
+        raise ValueError(f"Export of task {task!r} refused: its logits differ by {difference:.2e} (> {MAX_ABS_DIFF}).")
+    if results is None and source is not None:
+        results = read_results(source, revision)
+    base_model = base_model or (hub_id_or_none(source) if source and not Path(source).exists() else None)
+    if base_model is None:
+        logger.warning("No Hub id for the multitask model: the card has no base_model (pass base_model=...).")
+    tokenizer = _tokenizer_for(standard, tokenizer)
+    with atomic_folder(out_dir) as tmp:
+        standard.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        card = render_task_card(model.config, task, type(standard).__name__, base_model, results, texts)
+        (tmp / README_FILE).write_text(card, encoding="utf-8")
+    logger.info("Exported task %r to %s (max |logit difference| %.1e).", task, out_dir, difference)
+    return ExportResult(Path(out_dir), type(standard).__name__, difference)
+
+
+def _tokenizer_for(standard: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    # The pipeline passes every tokenizer output to the model: drop those it does not take (DistilBERT: token types).
+    accepted = inspect.signature(standard.forward).parameters
+    names = [name for name in tokenizer.model_input_names if name in accepted]
+    if names != list(tokenizer.model_input_names):
+        tokenizer = copy.deepcopy(tokenizer)  # the caller's tokenizer is left as it was
+        tokenizer.model_input_names = names
+        tokenizer.init_kwargs["model_input_names"] = names
+    return tokenizer
+
+
+def read_results(source: str, revision: str | None = None) -> dict[str, Any] | None:
+    """The `results.json` of a model folder or Hub repo, or `None`."""
+    path = Path(source) / RESULTS_FILE
+    if not Path(source).is_dir():
+        found = cached_file(source, RESULTS_FILE, revision=revision, _raise_exceptions_for_missing_entries=False)
+        path = Path(found) if found else None
+    return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else None
+
+
+def render_task_card(
+    config: Any,
+    task: str,
+    architecture: str,
+    base_model: str | None,
+    results: dict[str, Any] | None,
+    texts: Sequence[str] | None = None,
+) -> str:
+    """The exported folder's `README.md`: YAML metadata for the Hub widget, the labels and the task's metrics."""
+    spec = config.task(task)
+    metrics = ((results or {}).get("tasks") or {}).get(task) or {}
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        base_model=base_model,
+        tags=[
+            "text-classification",
+            "polyhead",
+            "multi-label" if spec["problem_type"] == MULTI_LABEL else "single-label",
+        ],
+        widget=[{"text": text} for text in (texts or DEFAULT_CHECK_TEXTS)[:2]],  # what the Hub widget offers
+    )
+    rows = "\n".join(f"| {METRIC_INFO.get(k, (k, None, k))[2]} | {float(v):.4f} |" for k, v in metrics.items())
+    split = (results or {}).get("split", "test")
+    metrics_text = f"| metric | value |\n|---|---|\n{rows}" if rows else "No metrics were recorded for this task."
+    source = f"[{base_model}](https://huggingface.co/{base_model})" if base_model else "a polyhead multitask model"
+    body = f"""
+{GENERATED_MARKER}
+
+# {task}
+
+Task `{task}` of {source}, exported by polyhead as a standard `{architecture}` checkpoint: it loads without remote
+code and gives the same logits as the multitask model for this task (checked to 1e-5 when exported).
+
+- Problem type: `{spec["problem_type"]}`
+- Labels: {", ".join(f"`{label}`" for label in spec["labels"])}
+
+## Metrics ({split} split, measured on the multitask model)
+
+{metrics_text}
+
+## Usage
+
+```python
+from transformers import pipeline
+
+classifier = pipeline("text-classification", model="<this repo>")
+classifier({json.dumps((texts or DEFAULT_CHECK_TEXTS)[0], ensure_ascii=False)})
+```
+"""
+    return f"---\n{data.to_yaml()}\n---\n{body}"
+
+
+def publish_exported_task(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool = False,
+    branch: str = "main",
+    commit_message: str | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> PublishResult:
+    r"""
+    Uploads a folder written by [`export_task`] to `repo_id` in one commit, after checking that it loads with
+    `AutoModelForSequenceClassification` and no remote code.
+
+    Example:
+
+    ```python
+    >>> publish_exported_task("outputs/emotion", "org/tweets-emotion").commit_url
+    ```
+    """
+    folder = Path(folder)
+    config = (
+        json.loads((folder / "config.json").read_text(encoding="utf-8")) if (folder / "config.json").is_file() else {}
+    )
+    if not config or "auto_map" in config:
+        raise PublishError(
+            f"{folder} is not a folder written by export_task (a standard checkpoint). Nothing was published."
+        )
+    try:
+        AutoModelForSequenceClassification.from_pretrained(folder)
+        AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as error:
+        raise PublishError(f"{folder} does not load: {error}. Nothing was published.") from error
+    api = HfApi(endpoint=endpoint, token=token)
+    repo_id = resolve_repo_id(api, repo_id, dry_run=False)
+    with tempfile.TemporaryDirectory(prefix="polyhead-publish-") as tmp:
+        staging = Path(tmp)
+        for name in select_upload_files(folder):
+            shutil.copy2(folder / name, staging / name)
+        files = select_upload_files(staging)
+        oid, url = _upload(api, staging, repo_id, branch, private, commit_message or "Upload exported task")
+    return PublishResult(
+        repo_id=repo_id, branch=branch, files=files, readme="generated", commit_oid=oid, commit_url=url
+    )
+
+
+__all__ = [
+    "DEFAULT_CHECK_TEXTS",
+    "HEAD_MODULES",
+    "ExportResult",
+    "check_exportable",
+    "export_task",
+    "max_logit_difference",
+    "publish_exported_task",
+    "read_results",
+    "render_task_card",
+    "standard_model",
+]

@@ -1,0 +1,170 @@
+"""Growing a trained multitask model: continue training it, add tasks, keep the others, and measure forgetting.
+
+`scripts/train.py --init_from MODEL` uses these; from Python:
+
+```python
+>>> model = MultitaskModel.from_pretrained("outputs/base/model")
+>>> model.add_task("offensive", ["not-offensive", "offensive"])
+>>> freeze_heads_except(model, ["offensive"])      # the old heads keep their exact weights
+>>> model.freeze_encoder()                        # and, frozen, the encoder: old tasks cannot be forgotten
+>>> before = score_tasks(model, tokenizer, {"emotion": encoded_test})
+>>> # ... MultitaskTrainer(model, args, train_datasets={"offensive": ...}).train() ...
+>>> forgetting_report(before, score_tasks(model, tokenizer, {"emotion": encoded_test}), margin=0.02)
+```
+"""
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from polyhead import metrics
+from polyhead.data import TaskData
+from polyhead.evaluation import predict_logits, score_task
+from polyhead_remote.configuration_multitask import MultitaskConfig, normalize_task
+from polyhead_remote.modeling_multitask import MultitaskModel
+
+
+logger = logging.getLogger(__name__)
+
+
+def is_multitask_folder(path: str | os.PathLike) -> bool:
+    """Whether `path` is a local folder whose `config.json` is a polyhead multitask config."""
+    config = Path(path) / "config.json"
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("model_type") == MultitaskConfig.model_type
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+def freeze_heads_except(model: MultitaskModel, tasks: Iterable[str]) -> list[str]:
+    r"""
+    Freezes the head of every task of `model` except `tasks` (whose heads are made trainable); returns the frozen
+    task names. The encoder is left as it is: `model.freeze_encoder()` freezes it too, and only then do the other
+    tasks keep exactly their answers.
+
+    Example:
+
+    ```python
+    >>> freeze_heads_except(model, ["offensive"])
+    ['emotion', 'hate']
+    ```
+    """
+    keep = set(tasks)
+    unknown = sorted(keep - set(model.config.tasks))
+    if unknown:
+        raise ValueError(f"Unknown task(s) {unknown} to train: this model has tasks {model.config.task_names}.")
+    for name in model.config.task_names:
+        model.heads[name].requires_grad_(name in keep)
+    return [name for name in model.config.task_names if name not in keep]
+
+
+def extend_task_labels(model: MultitaskModel, task: str, labels: list[str]) -> None:
+    """Grows `task`'s label list to `labels` (its current labels first, in order): the existing rows of the head are
+    kept, the new rows freshly initialised."""
+    spec = model.config.task(task)
+    old = spec["labels"]
+    if list(labels[: len(old)]) != old:
+        raise ValueError(f"Task {task!r}: new labels {labels} must start with the current labels {old}.")
+    head = model.heads[task]
+    new_head = nn.Linear(head.in_features, len(labels)).to(device=head.weight.device, dtype=head.weight.dtype)
+    model._init_weights(new_head)
+    with torch.no_grad():
+        new_head.weight[: len(old)] = head.weight
+        new_head.bias[: len(old)] = head.bias
+    model.heads[task] = new_head
+    model.config.tasks = {**model.config.tasks, task: normalize_task(task, {**spec, "labels": list(labels)})}
+
+
+def match_label_maps(data: Mapping[str, TaskData], config: MultitaskConfig, extend_labels: bool = False) -> dict:
+    r"""
+    Makes the label map of every task in `data` that `config` already has the model's own (its order, so that label
+    ids mean the same): the data's labels must be among the model's, and the problem types equal. With
+    `extend_labels`, labels the model lacks are appended (returned as `{task: full label list}`, to pass to
+    [`extend_task_labels`]); without it they are an error naming them.
+    """
+    to_extend = {}
+    for name, task in data.items():
+        if name not in config.tasks:
+            continue
+        spec = config.tasks[name]
+        if task.problem_type != spec["problem_type"]:
+            raise ValueError(
+                f"Task {name!r}: the data is {task.problem_type} but the model's head is {spec['problem_type']}."
+            )
+        extra = [label for label in task.labels if label not in spec["labels"]]
+        if extra and not extend_labels:
+            raise ValueError(
+                f"Task {name!r}: labels {extra} are not in the model's label map {spec['labels']}. Pass "
+                "--extend_labels true to append them (their rows of the head start fresh), or use another task name."
+            )
+        task.labels = [*spec["labels"], *extra]
+        if extra:
+            to_extend[name] = task.labels
+    return to_extend
+
+
+def score_tasks(
+    model: MultitaskModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tasks: Mapping[str, datasets.Dataset],
+    batch_size: int = 32,
+) -> dict[str, dict[str, float]]:
+    """`{task: metrics}` of `model` on each task's tokenized split (nothing written)."""
+    return {
+        name: score_task(model.config.task(name), *predict_logits(model, dataset, tokenizer, name, batch_size, False))[
+            0
+        ]
+        for name, dataset in tasks.items()
+    }
+
+
+def forgetting_report(
+    before: Mapping[str, Mapping[str, float]],
+    after: Mapping[str, Mapping[str, float]],
+    problem_types: Mapping[str, str],
+    margin: float = 0.02,
+    trained: Iterable[str] = (),
+) -> dict[str, Any]:
+    r"""
+    Before/after scores of the starting model's tasks on their primary metric (macro F1 / micro F1), and a warning
+    (logged, and listed under `"warnings"`) for each task that lost more than `margin`.
+
+    Returns `{"margin": m, "tasks": {task: {"metric", "before", "after", "change", "trained"}}, "warnings": [...]}`.
+    """
+    trained = set(trained)
+    report: dict[str, Any] = {"margin": margin, "tasks": {}, "warnings": []}
+    for name, scores in before.items():
+        if name not in after:
+            continue
+        metric = metrics.primary_metric(problem_types[name])
+        change = after[name][metric] - scores[metric]
+        report["tasks"][name] = {
+            "metric": metric,
+            "before": scores[metric],
+            "after": after[name][metric],
+            "change": change,
+            "trained": name in trained,
+        }
+        if change < -margin:
+            message = f"Task {name!r} lost {-change:.4f} {metric} ({scores[metric]:.4f} -> {after[name][metric]:.4f})"
+            report["warnings"].append(message)
+            logger.warning("Forgetting: %s, more than the margin %s.", message, margin)
+    return report
+
+
+__all__ = [
+    "extend_task_labels",
+    "forgetting_report",
+    "freeze_heads_except",
+    "is_multitask_folder",
+    "match_label_maps",
+    "score_tasks",
+]

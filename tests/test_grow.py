@@ -1,0 +1,135 @@
+"""Continuing from a trained multitask model: new heads, frozen heads and encoder, label maps, forgetting measured."""
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_training import _args, _split
+
+from polyhead import MultitaskModel
+from polyhead.arguments import DataArguments, ModelArguments, parse_args
+from polyhead.grow import extend_task_labels, forgetting_report, freeze_heads_except
+from polyhead.model_card import write_model_card
+from polyhead.saving import save_model_folder
+from polyhead.tasks import TaskSpec
+from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
+from polyhead.training import build_model, prepare_tasks, run
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _task(name, labels, seed, n=24):
+    import datasets
+
+    splits = {"train": _split(n, labels, seed), "test": _split(12, labels, seed + 1)}
+    return TaskSpec(name, dataset=datasets.DatasetDict(splits))
+
+
+SENTIMENT, TOPIC = (["good", "bad"], ["sport", "tech", "money"])
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A trained 2-task model (tiny encoder, native pooling)."""
+    tmp = tmp_path_factory.mktemp("base")
+    tasks = [_task("sentiment", SENTIMENT, 0), _task("topic", TOPIC, 2)]
+    run(ModelArguments(pooling="native"), DataArguments(tasks=tasks), _args(tmp, num_train_epochs=2))
+    return tmp / "run" / "model"
+
+
+def _continue(base, tmp_path, tasks, **model_kwargs):
+    model_args = ModelArguments(init_from=str(base), **model_kwargs)
+    return run(model_args, DataArguments(tasks=tasks), _args(tmp_path, learning_rate=5e-2))["multitask"]
+
+
+def test_new_task_with_frozen_encoder_keeps_old_tasks_exactly(base, tmp_path):
+    tasks = [_task("sentiment", SENTIMENT, 0), _task("topic", TOPIC, 2), _task("mood", ["joy", "fear"], 4)]
+    results = _continue(base, tmp_path, tasks, train_tasks="mood", freeze_encoder=True)
+    old, new = load_file(base / "model.safetensors"), load_file(tmp_path / "run" / "model" / "model.safetensors")
+    assert set(new) - set(old) == {"heads.mood.weight", "heads.mood.bias"}
+    assert all(torch.equal(old[key], new[key]) for key in old)  # encoder, native pooler and old heads untouched
+    forgetting = results["forgetting"]
+    assert set(forgetting["tasks"]) == {"sentiment", "topic"} and forgetting["init_from"] == str(base)
+    for row in forgetting["tasks"].values():
+        assert row["change"] == 0.0 and row["before"] == row["after"] and row["trained"] is False
+    saved = json.loads((tmp_path / "run" / "model" / "results.json").read_text())
+    assert saved["forgetting"] == forgetting and "mood" in saved["tasks"]
+    card = write_model_card(tmp_path / "run" / "model", repo_id="org/grown").read_text()
+    assert "## Before and after this run" in card and "| `topic` | F1 (macro) | no |" in card
+
+
+def test_trainable_encoder_changes_only_the_trained_heads(base, tmp_path):
+    tasks = [_task("sentiment", SENTIMENT, 0), _task("topic", TOPIC, 2)]
+    results = _continue(base, tmp_path, tasks, train_tasks="sentiment")
+    old, new = load_file(base / "model.safetensors"), load_file(tmp_path / "run" / "model" / "model.safetensors")
+    assert torch.equal(old["heads.topic.weight"], new["heads.topic.weight"])
+    assert not torch.equal(old["heads.sentiment.weight"], new["heads.sentiment.weight"])
+    assert not torch.equal(old["native_pooler.dense.weight"], new["native_pooler.dense.weight"])
+    rows = results["forgetting"]["tasks"]
+    assert rows["sentiment"]["trained"] is True and rows["topic"]["trained"] is False
+    assert rows["topic"]["change"] == pytest.approx(rows["topic"]["after"] - rows["topic"]["before"])
+
+
+def test_label_maps_must_match_unless_extended(base):
+    tokenizer = tiny_tokenizer()
+    grown = [_task("topic", [*TOPIC, "health"], 2)]
+    with pytest.raises(ValueError, match=r"labels \['health'\] are not in the model's label map"):
+        prepare_tasks(ModelArguments(init_from=str(base)), DataArguments(tasks=grown), tokenizer)
+    model_args = ModelArguments(init_from=str(base), extend_labels=True)
+    prepared = prepare_tasks(model_args, DataArguments(tasks=grown), tokenizer)
+    assert prepared.data["topic"].labels[:3] == MultitaskModel.from_pretrained(base).config.tasks["topic"]["labels"]
+    model = build_model(model_args, {name: task.head for name, task in prepared.data.items()})
+    start = MultitaskModel.from_pretrained(base)
+    assert model.config.tasks["topic"]["labels"][-1] == "health" and model.heads["topic"].out_features == 4
+    assert torch.equal(model.heads["topic"].weight[:3], start.heads["topic"].weight)
+    # Data in another label order takes the model's order (label ids keep their meaning).
+    reordered = [_task("sentiment", SENTIMENT[::-1], 0)]
+    prepared = prepare_tasks(ModelArguments(init_from=str(base)), DataArguments(tasks=reordered), tokenizer)
+    assert prepared.data["sentiment"].labels == start.config.tasks["sentiment"]["labels"]
+
+
+def test_extend_task_labels_keeps_rows_and_refuses_reordering():
+    model = MultitaskModel(tiny_multitask_config())
+    before = model.heads["sentiment"].weight.detach().clone()
+    extend_task_labels(model, "sentiment", ["negative", "positive", "neutral"])
+    assert torch.equal(model.heads["sentiment"].weight[:2], before)
+    with pytest.raises(ValueError, match="must start with the current labels"):
+        extend_task_labels(model, "sentiment", ["positive", "negative", "neutral", "x"])
+
+
+def test_freeze_heads_except():
+    model = MultitaskModel(tiny_multitask_config())
+    assert freeze_heads_except(model, ["topic"]) == ["sentiment", "emotions"]
+    assert [model.heads[name].weight.requires_grad for name in model.config.task_names] == [False, True, False]
+    assert all(p.requires_grad for p in model.encoder.parameters())
+    with pytest.raises(ValueError, match=r"Unknown task\(s\) \['nope'\]"):
+        freeze_heads_except(model, ["nope"])
+
+
+def test_forgetting_report_warns_beyond_the_margin(caplog):
+    before = {"a": {"f1_macro": 0.80}, "b": {"f1_micro": 0.50}}
+    after = {"a": {"f1_macro": 0.70}, "b": {"f1_micro": 0.49}}
+    types = {"a": "single_label_classification", "b": "multi_label_classification"}
+    with caplog.at_level(logging.WARNING, logger="polyhead.grow"):
+        report = forgetting_report(before, after, types, margin=0.05, trained=["b"])
+    assert report["tasks"]["a"]["change"] == pytest.approx(-0.10) and report["tasks"]["b"]["metric"] == "f1_micro"
+    assert len(report["warnings"]) == 1 and "'a' lost 0.1000 f1_macro" in caplog.text
+
+
+def test_multitask_folder_as_encoder_points_to_init_from(tmp_path):
+    folder = save_model_folder(MultitaskModel(tiny_multitask_config()), tiny_tokenizer(), tmp_path / "model")
+    with pytest.raises(
+        ValueError, match="is a trained multitask model, not an encoder: continue from it with --init_f"
+    ):
+        parse_args(["--encoder_name_or_path", str(folder), "--output_dir", str(tmp_path / "out")])
+    with pytest.raises(ValueError, match="either --init_from"):
+        ModelArguments(encoder_name_or_path="org/encoder", init_from=str(folder))
+
+
+def test_train_tasks_need_data(base, tmp_path):
+    with pytest.raises(ValueError, match=r"train_tasks \['topic'\] have no data"):
+        _continue(base, tmp_path, [_task("sentiment", SENTIMENT, 0)], train_tasks="topic")
