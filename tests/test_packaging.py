@@ -72,3 +72,13 @@ def test_shared_constants_are_defined_once():
     assert metrics.MULTI_LABEL is config.MULTI_LABEL and metrics.SINGLE_LABEL is config.SINGLE_LABEL
     assert demo.PIPELINE_TASK is config.PIPELINE_TASK
     assert arguments.TINY_ENCODER is presets.TINY_ENCODER is benchmark.TINY_ENCODER
+
+
+def test_the_pipeline_files_own_constants_equal_the_configs():
+    # The pipeline file is installed as polyhead_remote.pipelines and sits flat in a Hub repo, so it cannot import its
+    # sibling config module in both layouts (a Hub file may use single-dot imports only): it keeps its own copies.
+    from polyhead_remote import configuration_multitask as config
+    from polyhead_remote.pipelines import multitask_classification as pipeline_file
+
+    assert pipeline_file.PIPELINE_TASK == config.PIPELINE_TASK
+    assert pipeline_file.MULTI_LABEL == config.MULTI_LABEL
