@@ -42,6 +42,7 @@ from polyhead_remote.modeling_multitask import MultitaskModel
 
 
 RESULTS_FILE = "results.json"
+MAX_PLOTTED_TASKS = 20  # the model card's limit for per-task sections, too
 
 
 def logits_to_predictions(problem_type: str, logits: np.ndarray, threshold: float | list[float] = 0.5) -> np.ndarray:
@@ -236,21 +237,24 @@ def write_results(results: Mapping[str, Any], output_dir: str | os.PathLike, nam
 
 def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_dir: str | os.PathLike, split: str):
     """Writes `classification_report_<task>.txt`, `confusion_matrix_<task>.png` and the full counts in
-    `confusion_matrix_<task>.csv` for each task."""
+    `confusion_matrix_<task>.csv` for each task (no PNGs above `MAX_PLOTTED_TASKS` tasks: hundreds of plots take
+    minutes and no card shows them)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    plot = len(outputs) <= MAX_PLOTTED_TASKS
     for task, (predictions, references) in outputs.items():
         spec = model.config.task(task)
         report = metrics.classification_report_text(spec["problem_type"], predictions, references, spec["labels"])
         (output_dir / f"classification_report_{task}.txt").write_text(report, encoding="utf-8")
-        metrics.plot_confusion_matrix(
-            spec["problem_type"],
-            predictions,
-            references,
-            spec["labels"],
-            title=f"{task} ({split})",
-            path=output_dir / f"confusion_matrix_{task}.png",
-        )
+        if plot:
+            metrics.plot_confusion_matrix(
+                spec["problem_type"],
+                predictions,
+                references,
+                spec["labels"],
+                title=f"{task} ({split})",
+                path=output_dir / f"confusion_matrix_{task}.png",
+            )
         metrics.write_confusion_matrix_csv(
             spec["problem_type"], predictions, references, spec["labels"], output_dir / f"confusion_matrix_{task}.csv"
         )

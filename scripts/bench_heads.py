@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--encoder", default=None, help="Encoder folder (default: the installed MiniLM-L6).")
     parser.add_argument("--output", default=None, help="Also write the rows as JSON here.")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="cpu: process CPU seconds.")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.encoder is None:
         from polyhead.demo import encoder_path
 
@@ -36,8 +40,9 @@ def main(argv: list[str] | None = None) -> None:
         [int(b) for b in args.batch_sizes.split(",")],
         args.repeats,
         args.batch1_texts,
+        args.clock,
     )
-    print(f"torch threads: {torch.get_num_threads()}")
+    print(f"torch threads: {torch.get_num_threads()}, clock: {args.clock}")
     print(heads_table(rows))
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

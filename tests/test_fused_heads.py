@@ -123,3 +123,27 @@ def test_vectorised_postprocessing_matches_the_per_task_rules(tokenizer):
                     pairs = pairs[:top_k]
                 assert [item["label"] for item in result[name]] == [label for label, _ in pairs], name
                 assert [item["score"] for item in result[name]] == pytest.approx([s for _, s in pairs], abs=1e-6)
+
+
+def test_many_tasks_evaluate_without_plots_and_the_card_summarises(tmp_path, tokenizer):
+    import datasets
+    from huggingface_hub import ModelCard
+
+    from polyhead.evaluation import evaluate_model
+    from polyhead.model_card import render_model_card
+
+    torch.manual_seed(0)
+    tasks = many_tasks(30)
+    model = MultitaskModel(tiny_multitask_config(tasks=tasks)).eval()
+    encoded = tokenizer(["i love this movie", "bad phone", "the team win"])
+    sets = {}
+    for name, spec in tasks.items():
+        multi = spec.get("problem_type") == "multi_label_classification"
+        labels = [[1.0] + [0.0] * (len(spec["labels"]) - 1)] * 3 if multi else [0, 1, 1]
+        sets[name] = datasets.Dataset.from_dict({**encoded, "labels": labels})
+    results = evaluate_model(model, tokenizer, sets, output_dir=tmp_path, progress=False)
+    assert len(results["tasks"]) == 30 and not list(tmp_path.glob("*.png"))
+    assert len(list(tmp_path.glob("confusion_matrix_*.csv"))) == 30
+    card = render_model_card(model.config, results, repo_id="org/many")
+    assert "### `task0`" not in card and "30 tasks" in card and "lowest-scoring tasks" in card
+    assert len(ModelCard(card).data.eval_results) >= 30

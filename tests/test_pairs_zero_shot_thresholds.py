@@ -271,3 +271,19 @@ def test_evaluation_uses_per_label_thresholds_and_config_validates_them():
         tiny_multitask_config(tasks={"t": {**spec, "thresholds": [0.5, 1.5]}})
     with pytest.raises(ValueError, match="'thresholds' only applies"):
         tiny_multitask_config(tasks={"t": {"labels": ["a", "b"], "thresholds": [0.5, 0.5]}})
+
+
+def test_zero_shot_accuracy_counts_against_the_majority_baseline(nli_model, tokenizer):
+    from polyhead.zero_shot_eval import zero_shot_accuracy
+
+    classifier = pipeline("multitask-classification", model=nli_model, tokenizer=tokenizer)
+    rows = [
+        {"text": "good movie", "label": "pos"},
+        {"text": "bad phone", "label": "neg"},
+        {"text": "i", "label": "neg"},
+    ]
+    report = zero_shot_accuracy(classifier, rows, {"neg": "bad", "pos": "good"}, ["neg", "neg", "pos"])
+    answers = classifier([r["text"] for r in rows], candidate_labels=["bad", "good"])
+    predicted = [{"bad": "neg", "good": "pos"}[a["labels"][0]] for a in answers]
+    assert report["accuracy"] == pytest.approx(sum(p == r["label"] for p, r in zip(predicted, rows)) / 3)
+    assert report["majority_label"] == "neg" and report["majority_accuracy"] == pytest.approx(2 / 3)
