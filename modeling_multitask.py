@@ -292,17 +292,27 @@ class MultitaskModel(PreTrainedModel):
         return F.linear(features, weight, bias)
 
     def _fused_weights(self, tasks: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        heads = [self.heads[name] for name in tasks]
+        modules = [self.heads[name] for name in tasks]
         if torch.is_grad_enabled():  # training: concatenate per call so gradients reach every head
-            return torch.cat([h.weight for h in heads]), torch.cat([h.bias for h in heads])
-        key = (tasks, tuple((p.data_ptr(), p._version) for h in heads for p in (h.weight, h.bias)))
+            return torch.cat([h.weight for h in modules]), torch.cat([h.bias for h in modules])
         cache = self.__dict__.get("_fused_cache")
-        if cache is None or cache[0] != key:
-            weight = torch.cat([h.weight.detach() for h in heads])
-            bias = torch.cat([h.bias.detach() for h in heads])
-            # Not a buffer or parameter: never saved, never moved by `.to()` (a move changes data_ptr: rebuilt).
-            self.__dict__["_fused_cache"] = cache = (key, weight, bias)
-        return cache[1], cache[2]
+        # Valid while the same head modules hold parameters at the same versions (every in-place update, e.g. an
+        # optimizer step or load_state_dict, bumps it) and storage (`.to()` moves it). Cheap enough per call for
+        # hundreds of heads; a plain Python list, never saved nor moved with the model.
+        if (
+            cache is None
+            or cache["tasks"] != tasks
+            or any(a is not b for a, b in zip(cache["modules"], modules))
+            or cache["params"][0].data_ptr() != cache["pointer"]
+            or [p._version for p in cache["params"]] != cache["versions"]
+        ):
+            params = [p for h in modules for p in (h.weight, h.bias)]
+            weight = torch.cat([h.weight.detach() for h in modules])
+            bias = torch.cat([h.bias.detach() for h in modules])
+            cache = {"tasks": tasks, "modules": modules, "params": params, "weight": weight, "bias": bias}
+            cache.update(pointer=params[0].data_ptr(), versions=[p._version for p in params])
+            self.__dict__["_fused_cache"] = cache
+        return cache["weight"], cache["bias"]
 
     def task_loss(
         self, task: str, logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None

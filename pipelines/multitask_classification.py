@@ -5,6 +5,7 @@ This file is executed by Hub users through `trust_remote_code=True` (a flat copy
 only torch and transformers, and reads the task list from `model.config.tasks`.
 """
 
+import gc
 import threading
 import types
 from typing import Any, NamedTuple
@@ -29,6 +30,7 @@ class _Layout(NamedTuple):
     valid: torch.Tensor  # (T, L) False on padding
     multi_label: torch.Tensor  # (T, 1)
     thresholds: torch.Tensor  # (T, L) per-label decision thresholds (multi-label tasks)
+    column_labels: list[str]  # the label name of every fused logits column
 
 
 class MultitaskClassificationPipeline(Pipeline):
@@ -219,24 +221,32 @@ class MultitaskClassificationPipeline(Pipeline):
         layout = self._layout(tuple(tasks or self.model.config.task_names), thresholds)
         grid = model_outputs[_OUTPUT_KEY].float()[:, layout.index].masked_fill(~layout.valid, float("-inf"))
         scores = torch.where(layout.multi_label, torch.sigmoid(grid), torch.softmax(grid, dim=-1))
-        ranked = torch.arange(grid.shape[-1]) < (top_k or grid.shape[-1])
-        keep = layout.valid & torch.where(layout.multi_label, scores >= layout.thresholds, ranked)
-        values, order = torch.sort(torch.where(layout.valid, scores, -1.0), dim=-1, descending=True, stable=True)
-        # Single-label: the top rows of the sort; multi-label: sort the kept labels first, by score.
-        kept_first = torch.where(keep, scores, -1.0)
-        multi_values, multi_order = torch.sort(kept_first, dim=-1, descending=True, stable=True)
-        values = torch.where(layout.multi_label, multi_values, values)
-        order = torch.where(layout.multi_label, multi_order, order)
-        counts = keep.sum(dim=-1)
-        width = int(counts.max()) if counts.numel() else 0
-        values, order, counts = values[..., :width].tolist(), order[..., :width].tolist(), counts.tolist()
-        return [
-            {
-                task: [{"label": labels[i], "score": v} for v, i in zip(row_values[t][:n], row_order[t][:n])]
-                for t, (task, labels, n) in enumerate(zip(layout.tasks, layout.labels, row_counts))
-            }
-            for row_values, row_order, row_counts in zip(values, order, counts)
-        ]
+        keep = layout.valid & (scores >= layout.thresholds)  # multi-label: at or above each label's threshold
+        # One stable sort puts what is returned first, by score: every valid label (single-label) or every kept one.
+        key = torch.where(torch.where(layout.multi_label, keep, layout.valid), scores, -1.0)
+        values, order = torch.sort(key, dim=-1, descending=True, stable=True)
+        sizes = layout.valid.sum(dim=-1)
+        counts = torch.where(layout.multi_label[:, 0], keep.sum(dim=-1), sizes.clamp(max=top_k or grid.shape[-1]))
+        # Only the returned entries become Python objects (numpy's tolist is the fast one): one flat list of
+        # {"label", "score"} dicts in (row, task, rank) order, then one slice per (row, task).
+        returned = torch.arange(grid.shape[-1]) < counts[..., None]
+        columns = torch.gather(layout.index.expand(len(grid), -1, -1), -1, order)[returned].numpy().tolist()
+        ends = counts.flatten().cumsum(0).view_as(counts)
+        starts, ends = (ends - counts).numpy().tolist(), ends.numpy().tolist()
+        names, scores = layout.column_labels, values[returned].numpy().tolist()
+        # Tens of thousands of small dicts would trigger many garbage collections, each walking every object of the
+        # process (all of torch and transformers): they hold no cycles, so collection waits until they are built.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            items = [{"label": names[c], "score": v} for c, v in zip(columns, scores)]
+            return [
+                dict(zip(layout.tasks, [items[a:b] for a, b in zip(row_starts, row_ends)]))
+                for row_starts, row_ends in zip(starts, ends)
+            ]
+        finally:
+            if collecting:
+                gc.enable()
 
     def _layout(self, tasks: tuple[str, ...], thresholds: dict[str, float] | None) -> _Layout:
         # Cached per (config tasks object, tasks, per-call thresholds): rebuilt when the config's tasks change.
@@ -254,7 +264,8 @@ class MultitaskClassificationPipeline(Pipeline):
         index = torch.where(valid, offsets[:, None] + columns, 0)
         multi_label = torch.tensor([specs[task]["problem_type"] == MULTI_LABEL for task in tasks])[:, None]
         limits = [_label_thresholds(specs[task], (thresholds or {}).get(task), width) for task in tasks]
-        layout = _Layout(list(tasks), labels, index, valid, multi_label, torch.tensor(limits))
+        column_labels = [label for names in labels for label in names]
+        layout = _Layout(list(tasks), labels, index, valid, multi_label, torch.tensor(limits), column_labels)
         self._layout_cache = (specs, key, layout)
         return layout
 
