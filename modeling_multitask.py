@@ -269,7 +269,7 @@ class MultitaskModel(PreTrainedModel):
         if len(tasks) == 1:
             logits = {tasks[0]: fused}
         else:
-            sizes = [self.heads[name].out_features for name in tasks]
+            sizes = [len(self.config.tasks[name]["labels"]) for name in tasks]
             logits = dict(zip(tasks, torch.split(fused, sizes, dim=-1)))
         task_losses = {name: self.task_loss(name, logits[name], target) for name, target in labels.items()}
         loss = torch.stack(list(task_losses.values())).sum() if task_losses else None
@@ -286,13 +286,16 @@ class MultitaskModel(PreTrainedModel):
         """
         tasks = self.config.task_names if tasks is None else tasks
         if len(tasks) == 1:
-            head = self.heads[tasks[0]]
-            return F.linear(features, head.weight, head.bias)
-        weight, bias = self._fused_weights(tuple(tasks))
-        return F.linear(features, weight, bias)
+            return self.heads[tasks[0]](features)
+        fused = self._fused_weights(tuple(tasks))
+        if fused is None:  # a head that is not a plain nn.Linear (quantized, wrapped by an adapter...): one call each
+            return torch.cat([self.heads[name](features) for name in tasks], dim=-1)
+        return F.linear(features, *fused)
 
-    def _fused_weights(self, tasks: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fused_weights(self, tasks: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor] | None:
         modules = [self.heads[name] for name in tasks]
+        if any(type(h) is not nn.Linear for h in modules):
+            return None
         if torch.is_grad_enabled():  # training: concatenate per call so gradients reach every head
             return torch.cat([h.weight for h in modules]), torch.cat([h.bias for h in modules])
         cache = self.__dict__.get("_fused_cache")

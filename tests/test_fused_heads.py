@@ -147,3 +147,20 @@ def test_many_tasks_evaluate_without_plots_and_the_card_summarises(tmp_path, tok
     card = render_model_card(model.config, results, repo_id="org/many")
     assert "### `task0`" not in card and "30 tasks" in card and "lowest-scoring tasks" in card
     assert len(ModelCard(card).data.eval_results) >= 30
+
+
+def test_heads_that_are_not_plain_linear_still_run(model, batch):
+    class Scaled(torch.nn.Module):  # e.g. a quantized or adapter-wrapped head: no plain weight to concatenate
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return 2 * self.inner(x)
+
+    expected = reference_logits(model, batch)
+    model.heads["topic"] = Scaled(model.heads["topic"])
+    with torch.no_grad():
+        logits = model(**batch).logits
+    torch.testing.assert_close(logits["topic"], 2 * expected["topic"])
+    torch.testing.assert_close(logits["emotions"], expected["emotions"])
