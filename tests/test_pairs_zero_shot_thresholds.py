@@ -287,3 +287,14 @@ def test_zero_shot_accuracy_counts_against_the_majority_baseline(nli_model, toke
     predicted = [{"bad": "neg", "good": "pos"}[a["labels"][0]] for a in answers]
     assert report["accuracy"] == pytest.approx(sum(p == r["label"] for p, r in zip(predicted, rows)) / 3)
     assert report["majority_label"] == "neg" and report["majority_accuracy"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.slow
+def test_real_sick_pairs_load_and_tokenize_as_pairs(shared_data_dir, tokenizer):
+    folder = f"{shared_data_dir}/sick_nli"
+    spec = parse_task(f"nli={folder}:text_pair=text_pair,max_train_samples=64,max_eval_samples=32")
+    data = load_task_data([spec])
+    assert data["nli"].labels == ["contradiction", "entailment", "neutral"] and data["nli"].head["text_pair"]
+    encoded = tokenize_task_data(data["nli"], tokenizer, max_length=16)
+    assert {len(encoded["train"]), len(encoded["test"])} == {64, 32}
+    assert all(1 in row["token_type_ids"] and len(row["input_ids"]) <= 16 for row in encoded["test"])
