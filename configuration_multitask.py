@@ -45,7 +45,7 @@ CUSTOM_PIPELINES = {
         "type": "text",
     }
 }
-_TASK_KEYS = ("labels", "problem_type", "threshold")
+_TASK_KEYS = ("labels", "problem_type", "threshold", "thresholds", "text_pair")
 # A task name keys an `nn.ModuleDict`, the pipeline's output, JSON files and report file names: ASCII letters, digits,
 # `_` and `-`, and none of the `nn.ModuleDict` attributes (`type`, `keys`, `train`...) it would shadow.
 TASK_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -64,7 +64,9 @@ class MultitaskConfig(PreTrainedConfig):
             Ordered `name -> {"labels": [...], "problem_type": ..., "threshold": ...}`. `problem_type` is
             `"single_label_classification"` (the default: multiclass or binary, softmax over labels) or
             `"multi_label_classification"` (independent sigmoid per label). `threshold` (multi-label only, default
-            0.5) is the score above which the pipeline returns a label.
+            0.5) is the score above which the pipeline returns a label; `thresholds` (multi-label only, optional)
+            holds one such threshold per label (e.g. tuned on validation data), taking precedence over `threshold`.
+            `text_pair` (default `False`) records that the task was trained on sentence pairs.
         pooling (`str`, *optional*, defaults to `"mean"`):
             How the sequence is pooled before the heads: `"cls"` (first token), `"mean"` (mean over real tokens) or
             `"native"` (the encoder family's own sequence-classification transform of the first token, shared by
@@ -250,9 +252,25 @@ def normalize_task(name: str, spec: Any) -> dict[str, Any]:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"Task {name!r}: threshold must be in (0, 1), got {threshold}.")
         normalized["threshold"] = threshold
-    elif "threshold" in spec:
-        raise ValueError(f"Task {name!r}: 'threshold' only applies to {MULTI_LABEL} tasks.")
+        if spec.get("thresholds") is not None:
+            normalized["thresholds"] = _label_thresholds(name, spec["thresholds"], labels)
+    else:
+        for key in ("threshold", "thresholds"):
+            if key in spec:
+                raise ValueError(f"Task {name!r}: {key!r} only applies to {MULTI_LABEL} tasks.")
+    if spec.get("text_pair"):  # written only when true: configs of single-text tasks stay as they were
+        if spec["text_pair"] is not True:
+            raise ValueError(f"Task {name!r}: 'text_pair' must be true or false, got {spec['text_pair']!r}.")
+        normalized["text_pair"] = True
     return normalized
+
+
+def _label_thresholds(name: str, values: Any, labels: list[str]) -> list[float]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or len(values) != len(labels):
+        raise ValueError(f"Task {name!r}: 'thresholds' must be a list of {len(labels)} numbers (one per label).")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 < v < 1.0 for v in values):
+        raise ValueError(f"Task {name!r}: every per-label threshold must be in (0, 1), got {list(values)}.")
+    return [float(v) for v in values]
 
 
 __all__ = ["MultitaskConfig", "check_task_name", "normalize_task", "normalize_tasks"]

@@ -233,6 +233,27 @@ class MultitaskModel(PreTrainedModel):
         mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
         return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
+    def encode(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """The pooled encoder output `(batch_size, hidden_size)` that every head reads (before dropout)."""
+        inputs = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+            "position_ids": position_ids,
+            "inputs_embeds": inputs_embeds,
+        }
+        encoder_inputs = {k: v for k, v in inputs.items() if v is not None and k in self._encoder_inputs}
+        hidden_states = self.encoder(**encoder_inputs, **kwargs)[0]
+        return self.pool(hidden_states, attention_mask)
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -255,22 +276,59 @@ class MultitaskModel(PreTrainedModel):
         """
         tasks = self._resolve_tasks(task)
         labels = self._resolve_labels(labels, tasks)
-        inputs = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": token_type_ids,
-            "position_ids": position_ids,
-            "inputs_embeds": inputs_embeds,
-        }
-        encoder_inputs = {k: v for k, v in inputs.items() if v is not None and k in self._encoder_inputs}
-        hidden_states = self.encoder(**encoder_inputs, **kwargs)[0]
-        pooled = self.pool(hidden_states, attention_mask)
+        pooled = self.encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs)
         features = self.dropout(pooled)
-        logits = {name: self.heads[name](features) for name in tasks}
+        fused = self.head_logits(features, tasks)
+        if len(tasks) == 1:
+            logits = {tasks[0]: fused}
+        else:
+            sizes = [len(self.config.tasks[name]["labels"]) for name in tasks]
+            logits = dict(zip(tasks, torch.split(fused, sizes, dim=-1)))
         task_losses = {name: self.task_loss(name, logits[name], target) for name, target in labels.items()}
         loss = torch.stack(list(task_losses.values())).sum() if task_losses else None
         output = MultitaskOutput(loss=loss, logits=logits, task_losses=task_losses or None, pooled_output=pooled)
         return output if return_dict is not False else output.to_tuple()
+
+    def head_logits(self, features: torch.Tensor, tasks: list[str] | None = None) -> torch.Tensor:
+        """Every requested head as ONE matmul: logits of shape `(batch_size, sum of their label counts)`, the tasks'
+        columns side by side in `tasks` order (all tasks by default).
+
+        The heads stay one `nn.Linear` each in `self.heads` (the checkpoint format); outside autograd their weights
+        are concatenated once and cached until a parameter changes (in-place updates bump its version; `.to()` or a
+        replaced head changes its storage), so hundreds of heads cost about what one does.
+        """
+        tasks = self.config.task_names if tasks is None else tasks
+        if len(tasks) == 1:
+            return self.heads[tasks[0]](features)
+        fused = self._fused_weights(tuple(tasks))
+        if fused is None:  # a head that is not a plain nn.Linear (quantized, wrapped by an adapter...): one call each
+            return torch.cat([self.heads[name](features) for name in tasks], dim=-1)
+        return F.linear(features, *fused)
+
+    def _fused_weights(self, tasks: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        modules = [self.heads[name] for name in tasks]
+        if any(type(h) is not nn.Linear for h in modules):
+            return None
+        if torch.is_grad_enabled():  # training: concatenate per call so gradients reach every head
+            return torch.cat([h.weight for h in modules]), torch.cat([h.bias for h in modules])
+        cache = self.__dict__.get("_fused_cache")
+        # Valid while the same head modules hold parameters at the same versions (every in-place update, e.g. an
+        # optimizer step or load_state_dict, bumps it) and storage (`.to()` moves it). Cheap enough per call for
+        # hundreds of heads; a plain Python list, never saved nor moved with the model.
+        if (
+            cache is None
+            or cache["tasks"] != tasks
+            or any(a is not b for a, b in zip(cache["modules"], modules))
+            or cache["params"][0].data_ptr() != cache["pointer"]
+            or [p._version for p in cache["params"]] != cache["versions"]
+        ):
+            params = [p for h in modules for p in (h.weight, h.bias)]
+            weight = torch.cat([h.weight.detach() for h in modules])
+            bias = torch.cat([h.bias.detach() for h in modules])
+            cache = {"tasks": tasks, "modules": modules, "params": params, "weight": weight, "bias": bias}
+            cache.update(pointer=params[0].data_ptr(), versions=[p._version for p in params])
+            self.__dict__["_fused_cache"] = cache
+        return cache["weight"], cache["bias"]
 
     def task_loss(
         self, task: str, logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None

@@ -5,9 +5,10 @@ This file is executed by Hub users through `trust_remote_code=True` (a flat copy
 only torch and transformers, and reads the task list from `model.config.tasks`.
 """
 
+import gc
 import threading
 import types
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from transformers import AutoModel, AutoTokenizer, Pipeline
@@ -16,7 +17,20 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 PIPELINE_TASK = "multitask-classification"
 MULTI_LABEL = "multi_label_classification"
-_OUTPUT_PREFIX = "logits."
+_OUTPUT_KEY = "logits"  # `_forward` returns one tensor: every requested head's logits side by side
+_ENTAILMENT, _NOT_ENTAILMENT = "entailment", ("contradiction", "not_entailment")
+
+
+class _Layout(NamedTuple):
+    """Where each requested task's labels sit in the fused logits, padded to a `(tasks, max labels)` grid."""
+
+    tasks: list[str]
+    labels: list[list[str]]
+    index: torch.Tensor  # (T, L) column of each (task, label) in the fused logits; 0 where padded
+    valid: torch.Tensor  # (T, L) False on padding
+    multi_label: torch.Tensor  # (T, 1)
+    thresholds: torch.Tensor  # (T, L) per-label decision thresholds (multi-label tasks)
+    column_labels: list[str]  # the label name of every fused logits column
 
 
 class MultitaskClassificationPipeline(Pipeline):
@@ -31,6 +45,12 @@ class MultitaskClassificationPipeline(Pipeline):
     Call parameters: `tasks` (a task name or a list; default all), `top_k`, `threshold`, `truncation` (default
     `True`), `max_length`, `batch_size`, and `sort_by_length` (default `True`: a list is run in batches of similar
     length to waste less compute on padding; results come back in input order; a generator streams in order).
+
+    An input is a string or, as for transformers' text-classification pipeline, a sentence pair
+    `{"text": a, "text_pair": b}` (a list may mix both). With `candidate_labels=[...]` (and optionally
+    `hypothesis_template="This example is {}."`, `multi_label=False`, `nli_task=...`) the pipeline classifies
+    zero-shot through a task whose labels include `entailment`, answering `{"sequence", "labels", "scores"}` exactly
+    as transformers' zero-shot-classification pipeline does.
 
     Example:
 
@@ -60,37 +80,42 @@ class MultitaskClassificationPipeline(Pipeline):
         if self._batch_size is not None:
             _check_positive_int("batch_size", self._batch_size)
 
-    def __call__(self, inputs: str | list[str], **kwargs) -> dict[str, list[dict]] | list[dict[str, list[dict]]]:
+    def __call__(self, inputs: str | dict | list, **kwargs) -> dict[str, list[dict]] | list[dict[str, list[dict]]]:
         sort_by_length = kwargs.pop("sort_by_length", True)
         if kwargs.get("batch_size") is not None:
             _check_positive_int("batch_size", kwargs["batch_size"])
-        if isinstance(inputs, str):
-            _check_text(inputs, None)
+        if "candidate_labels" in kwargs:
+            return self._zero_shot(inputs, **kwargs)
+        if isinstance(inputs, (str, dict)):
+            _check_input(inputs, None)
             return super().__call__(inputs, **kwargs)
         if isinstance(inputs, types.GeneratorType):  # streamed lazily, checked text by text
-            return super().__call__((_check_text(text, None) for text in inputs), **kwargs)
+            return super().__call__((_check_input(item, None) for item in inputs), **kwargs)
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         if not isinstance(inputs, list):
-            raise TypeError(f"Expected a string or a list of strings, got {type(inputs).__name__}.")
+            raise TypeError(
+                f"Expected a string or a list of strings, got {type(inputs).__name__} (a sentence pair is a "
+                "{'text': ..., 'text_pair': ...} dict)."
+            )
         if not inputs:
             return []
-        for position, text in enumerate(inputs):
-            _check_text(text, position)
+        for position, item in enumerate(inputs):
+            _check_input(item, position)
         batch_size = kwargs.pop("batch_size", None) or self._batch_size or 1
         kwargs.pop("num_workers", None)  # the list path tokenizes in-process: no DataLoader workers
         if batch_size > 1 and self.tokenizer.pad_token is None:
             return super().__call__(inputs, batch_size=batch_size, **kwargs)
         return self._run_list(inputs, batch_size, sort_by_length and batch_size > 1, kwargs)
 
-    def _run_list(self, inputs: list[str], batch_size: int, sort_by_length: bool, kwargs: dict) -> list[dict]:
+    def _run_list(self, inputs: list, batch_size: int, sort_by_length: bool, kwargs: dict) -> list[dict]:
         # Faster than the generic per-item path (tokenize one text, DataLoader, pad, split rows): one tokenizer call
         # and one forward per batch, softmax/sigmoid per batch. Batches of similar length waste less on padding.
         preprocess, forward, postprocess = self._sanitize_parameters(**kwargs)
         preprocess = {**self._preprocess_params, **preprocess}
         forward = {**self._forward_params, **forward}
         postprocess = {**self._postprocess_params, **postprocess}
-        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i])) if sort_by_length else range(len(inputs))
+        order = sorted(range(len(inputs)), key=lambda i: _length(inputs[i])) if sort_by_length else range(len(inputs))
         order = list(order)
         results: list[dict | None] = [None] * len(inputs)
         for start in range(0, len(order), batch_size):
@@ -101,13 +126,20 @@ class MultitaskClassificationPipeline(Pipeline):
                 results[index] = result
         return results
 
-    def _tokenize(self, texts: str | list[str], truncation: bool = True, max_length: int | None = None) -> dict:
-        max_length = max_length or self._default_max_length()
-        padding = not isinstance(texts, str) and len(texts) > 1
+    def _tokenize(self, items: str | dict | list, truncation: bool = True, max_length: int | None = None) -> dict:
+        """Tokenizes texts and `{"text", "text_pair"}` pairs (truncation "longest_first" keeps both texts); a batch
+        mixing both is tokenized as two groups and padded together, rows in input order."""
+        items = [items] if isinstance(items, (str, dict)) else items
+        texts = [item["text"] if isinstance(item, dict) else item for item in items]
+        pairs = [item.get("text_pair") if isinstance(item, dict) else None for item in items]
+        options = {"truncation": truncation, "max_length": max_length or self._default_max_length()}
         with self._tokenizer_lock:
-            return self.tokenizer(
-                texts, return_tensors="pt", truncation=truncation, max_length=max_length, padding=padding
-            )
+            if all(pair is None for pair in pairs):
+                return self.tokenizer(texts, return_tensors="pt", padding=len(texts) > 1, **options)
+            if all(pair is not None for pair in pairs):
+                return self.tokenizer(texts, pairs, return_tensors="pt", padding=len(texts) > 1, **options)
+            rows = [self.tokenizer(text, pair, **options) for text, pair in zip(texts, pairs)]
+            return self.tokenizer.pad(rows, return_tensors="pt")
 
     def get_inference_context(self):
         # inference_mode skips autograd's version counters and view tracking that no_grad keeps: a few % at batch 1
@@ -139,7 +171,7 @@ class MultitaskClassificationPipeline(Pipeline):
             postprocess["thresholds"] = self._check_thresholds(threshold)
         return preprocess, forward, postprocess
 
-    def preprocess(self, inputs: str, truncation: bool = True, max_length: int | None = None) -> dict:
+    def preprocess(self, inputs: str | dict, truncation: bool = True, max_length: int | None = None) -> dict:
         return self._tokenize(inputs, truncation=truncation, max_length=max_length)
 
     def _position_limit(self) -> int | None:
@@ -159,9 +191,13 @@ class MultitaskClassificationPipeline(Pipeline):
         return self.tokenizer.model_max_length if limit is None else min(self.tokenizer.model_max_length, limit)
 
     def _forward(self, model_inputs: dict, tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
-        # A flat dict of tensors: the pipeline's batching splits it row by row (nested dicts break batch_size > 1).
-        logits = self.model(**model_inputs, task=tasks).logits
-        return {_OUTPUT_PREFIX + task: value for task, value in logits.items()}
+        # One tensor, every requested head side by side (the pipeline's batching splits it row by row; nested dicts
+        # break batch_size > 1). The heads run as one matmul where the model offers it (`head_logits`).
+        tasks = tasks or self.model.config.task_names
+        if hasattr(self.model, "head_logits") and hasattr(self.model, "encode"):
+            return {_OUTPUT_KEY: self.model.head_logits(self.model.encode(**model_inputs), tasks)}
+        logits = self.model(**model_inputs, task=tasks).logits  # model code older than this pipeline
+        return {_OUTPUT_KEY: torch.cat([logits[task] for task in tasks], dim=-1)}
 
     def postprocess(
         self,
@@ -179,18 +215,130 @@ class MultitaskClassificationPipeline(Pipeline):
         top_k: int | None = 1,
         thresholds: dict[str, float] | None = None,
     ) -> list[dict[str, list[dict[str, Any]]]]:
-        # One softmax/sigmoid and one `tolist()` per task for the whole batch, then plain Python per row.
+        # Vectorised across tasks: the fused logits become a (batch, tasks, max labels) grid; one softmax, one
+        # sigmoid, one sort and one `tolist()` of only the kept columns for the whole batch, so 500 tasks cost about
+        # what one does. Kept: the `top_k` best (single-label), every label at or above its threshold (multi-label).
+        layout = self._layout(tuple(tasks or self.model.config.task_names), thresholds)
+        grid = model_outputs[_OUTPUT_KEY].float()[:, layout.index].masked_fill(~layout.valid, float("-inf"))
+        scores = torch.where(layout.multi_label, torch.sigmoid(grid), torch.softmax(grid, dim=-1))
+        keep = layout.valid & (scores >= layout.thresholds)  # multi-label: at or above each label's threshold
+        # One stable sort puts what is returned first, by score: every valid label (single-label) or every kept one.
+        key = torch.where(torch.where(layout.multi_label, keep, layout.valid), scores, -1.0)
+        values, order = torch.sort(key, dim=-1, descending=True, stable=True)
+        sizes = layout.valid.sum(dim=-1)
+        counts = torch.where(layout.multi_label[:, 0], keep.sum(dim=-1), sizes.clamp(max=top_k or grid.shape[-1]))
+        # Only the returned entries become Python objects (numpy's tolist is the fast one): one flat list of
+        # {"label", "score"} dicts in (row, task, rank) order, then one slice per (row, task).
+        returned = torch.arange(grid.shape[-1]) < counts[..., None]
+        columns = torch.gather(layout.index.expand(len(grid), -1, -1), -1, order)[returned].numpy().tolist()
+        ends = counts.flatten().cumsum(0).view_as(counts)
+        starts, ends = (ends - counts).numpy().tolist(), ends.numpy().tolist()
+        names, scores = layout.column_labels, values[returned].numpy().tolist()
+        # Tens of thousands of small dicts would trigger many garbage collections, each walking every object of the
+        # process (all of torch and transformers): they hold no cycles, so collection waits until they are built.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            items = [{"label": names[c], "score": v} for c, v in zip(columns, scores)]
+            return [
+                dict(zip(layout.tasks, [items[a:b] for a, b in zip(row_starts, row_ends)]))
+                for row_starts, row_ends in zip(starts, ends)
+            ]
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _layout(self, tasks: tuple[str, ...], thresholds: dict[str, float] | None) -> _Layout:
+        # Cached per (config tasks object, tasks, per-call thresholds): rebuilt when the config's tasks change.
         specs = self.model.config.tasks
-        tasks = tasks or list(specs)
-        rows = [{} for _ in range(len(model_outputs[_OUTPUT_PREFIX + tasks[0]]))]
-        for task in tasks:
-            logits = model_outputs[_OUTPUT_PREFIX + task].float()
-            labels, multi_label = specs[task]["labels"], specs[task]["problem_type"] == MULTI_LABEL
-            threshold = (thresholds or {}).get(task, specs[task]["threshold"]) if multi_label else None
-            scores = (torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)).tolist()
-            for row, row_scores in zip(rows, scores):
-                row[task] = _select(labels, row_scores, threshold, None if multi_label else top_k)
-        return rows
+        key = (tasks, tuple(sorted((thresholds or {}).items())))
+        cached = getattr(self, "_layout_cache", None)
+        if cached is not None and cached[0] is specs and cached[1] == key:
+            return cached[2]
+        labels = [specs[task]["labels"] for task in tasks]
+        width = max(len(names) for names in labels)
+        offsets = torch.tensor([0] + [len(names) for names in labels]).cumsum(0)[:-1]
+        columns = torch.arange(width)
+        sizes = torch.tensor([len(names) for names in labels])
+        valid = columns < sizes[:, None]
+        index = torch.where(valid, offsets[:, None] + columns, 0)
+        multi_label = torch.tensor([specs[task]["problem_type"] == MULTI_LABEL for task in tasks])[:, None]
+        limits = [_label_thresholds(specs[task], (thresholds or {}).get(task), width) for task in tasks]
+        column_labels = [label for names in labels for label in names]
+        layout = _Layout(list(tasks), labels, index, valid, multi_label, torch.tensor(limits), column_labels)
+        self._layout_cache = (specs, key, layout)
+        return layout
+
+    def _zero_shot(
+        self,
+        inputs: str | list[str],
+        candidate_labels: str | list[str],
+        hypothesis_template: str = "This example is {}.",
+        multi_label: bool = False,
+        nli_task: str | None = None,
+        truncation: bool = True,
+        max_length: int | None = None,
+        batch_size: int | None = None,
+    ) -> dict[str, Any] | list[dict[str, Any]]:
+        """transformers' zero-shot-classification through an NLI task: each (text, hypothesis) pair of a text runs
+        in one batched forward; single-label: softmax of the entailment logits across candidates; multi-label (or
+        one candidate): softmax of entailment vs contradiction per candidate."""
+        task, entailment, contradiction = self._nli_task(nli_task)
+        if isinstance(candidate_labels, str):
+            candidate_labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
+        if not candidate_labels or not all(isinstance(label, str) and label for label in candidate_labels):
+            raise ValueError(f"candidate_labels must be a non-empty list of label strings, got {candidate_labels!r}.")
+        if hypothesis_template.format(candidate_labels[0]) == hypothesis_template:
+            raise ValueError(
+                f"hypothesis_template {hypothesis_template!r} has no '{{}}' where the candidate label should go."
+            )
+        hypotheses = [hypothesis_template.format(label) for label in candidate_labels]
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        results = []
+        for position, text in enumerate(texts):
+            _check_text(text, None if isinstance(inputs, str) else position)
+            pairs = [{"text": text, "text_pair": hypothesis} for hypothesis in hypotheses]
+            model_inputs = self._tokenize(pairs, truncation, max_length)
+            logits = self.forward(model_inputs, tasks=[task])[_OUTPUT_KEY].float()
+            if multi_label or len(candidate_labels) == 1:
+                scores = torch.softmax(logits[:, [contradiction, entailment]], dim=-1)[:, 1]
+            else:
+                scores = torch.softmax(logits[:, entailment], dim=0)
+            order = torch.sort(scores, descending=True, stable=True).indices.tolist()
+            results.append(
+                {
+                    "sequence": text,
+                    "labels": [candidate_labels[i] for i in order],
+                    "scores": [float(scores[i]) for i in order],
+                }
+            )
+        return results[0] if isinstance(inputs, str) else results
+
+    def _nli_task(self, name: str | None) -> tuple[str, int, int]:
+        """`(task, entailment id, contradiction id)` of the NLI task zero-shot classification runs through."""
+        specs = self.model.config.tasks
+        found = {task: ids for task, ids in ((t, _entailment_ids(spec)) for t, spec in specs.items()) if ids}
+        rule = (
+            "a single-label task whose labels include 'entailment' plus 'contradiction'/'neutral' or "
+            "'not_entailment' (case-insensitive)"
+        )
+        if name is not None:
+            self._check_tasks(name)
+            if name not in found:
+                raise ValueError(
+                    f"nli_task={name!r} cannot classify zero-shot: it needs {rule}; its labels are "
+                    f"{specs[name]['labels']}."
+                )
+            return (name, *found[name])
+        if not found:
+            raise ValueError(
+                f"Zero-shot classification (candidate_labels=...) needs an NLI task, {rule}; this model's tasks "
+                f"{list(specs)} have none."
+            )
+        if len(found) > 1:
+            raise ValueError(f"Several NLI tasks {list(found)}: choose one with nli_task=...")
+        task = next(iter(found))
+        return (task, *found[task])
 
     def _check_tasks(self, tasks: str | list[str]) -> list[str]:
         tasks = [tasks] if isinstance(tasks, str) else list(tasks)
@@ -214,17 +362,27 @@ class MultitaskClassificationPipeline(Pipeline):
         return {task: float(value) for task, value in threshold.items()}
 
 
-def _select(
-    labels: list[str], scores: list[float], threshold: float | None, top_k: int | None
-) -> list[dict[str, Any]]:
-    """Labels sorted by score: those at or above `threshold` (multi-label) or the `top_k` best (single-label)."""
-    chosen = list(zip(labels, scores))
-    if threshold is not None:
-        chosen = [(label, score) for label, score in chosen if score >= threshold]
-    chosen.sort(key=lambda pair: pair[1], reverse=True)
-    if top_k is not None:
-        chosen = chosen[:top_k]
-    return [{"label": label, "score": score} for label, score in chosen]
+def _entailment_ids(spec: dict) -> tuple[int, int] | None:
+    """`(entailment id, contradiction id)` of an NLI task (contradiction, else not_entailment, else neutral)."""
+    labels = [label.lower() for label in spec["labels"]]
+    if spec["problem_type"] == MULTI_LABEL or _ENTAILMENT not in labels:
+        return None
+    for other in (*_NOT_ENTAILMENT, "neutral"):
+        if other in labels:
+            return labels.index(_ENTAILMENT), labels.index(other)
+    return None
+
+
+def _label_thresholds(spec: dict, override: float | None, width: int) -> list[float]:
+    """Per-label thresholds of one task (padded to `width`): a per-call override, else the tuned per-label
+    `thresholds`, else the task's `threshold`."""
+    if spec["problem_type"] != MULTI_LABEL:
+        return [0.0] * width
+    if override is not None:
+        values = [override] * len(spec["labels"])
+    else:
+        values = spec.get("thresholds") or [spec.get("threshold", 0.5)] * len(spec["labels"])
+    return list(values) + [1.0] * (width - len(values))
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -232,13 +390,36 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
-def _check_text(text: Any, position: int | None) -> str:
+def _check_text(text: Any, position: int | None, what: str = "text") -> str:
     where = "" if position is None else f" at position {position}"
     if not isinstance(text, str):
-        raise TypeError(f"Expected text{where} to be a string, got {type(text).__name__}: {text!r:.60}.")
+        raise TypeError(f"Expected {what}{where} to be a string, got {type(text).__name__}: {text!r:.60}.")
     if not text.strip():
-        raise ValueError(f"Text{where} is empty: the multitask-classification pipeline needs non-empty strings.")
+        raise ValueError(
+            f"{what.capitalize()}{where} is empty: the multitask-classification pipeline needs non-empty strings."
+        )
     return text
+
+
+def _check_input(item: Any, position: int | None) -> str | dict:
+    """A non-empty string, or (as transformers' text-classification pipeline accepts) a `{"text": ...}` or
+    `{"text": ..., "text_pair": ...}` dict of them."""
+    if not isinstance(item, dict):
+        return _check_text(item, position)
+    where = "" if position is None else f" at position {position}"
+    if "text" not in item or not set(item) <= {"text", "text_pair"}:
+        raise ValueError(
+            f"A dict input{where} must have the key 'text' and optionally 'text_pair' (a sentence pair), got keys "
+            f"{sorted(map(str, item))}."
+        )
+    _check_text(item["text"], position, "'text'")
+    if "text_pair" in item:
+        _check_text(item["text_pair"], position, "'text_pair'")
+    return item
+
+
+def _length(item: str | dict) -> int:
+    return len(item) if isinstance(item, str) else len(item["text"]) + len(item.get("text_pair") or "")
 
 
 def register_pipeline() -> None:

@@ -127,6 +127,14 @@ class DataArguments:
     final_eval_split: str = field(
         default="test", metadata={"help": "Split scored after training: 'test' or 'eval' (the validation split)."}
     )
+    tune_thresholds: bool = field(
+        default=False,
+        metadata={
+            "help": "After training, pick for every label of every multi-label task the threshold maximising its F1 "
+            "on the validation split (ties: 0.5); stored per label in the config, used by the pipeline, the "
+            "evaluation and the card (the task threshold stays the fallback)."
+        },
+    )
 
     def __post_init__(self):
         if self.sampling not in STRATEGIES:

@@ -240,7 +240,7 @@ def _select_splits(
 
 
 def _check_split(spec: TaskSpec, role: str, dataset: datasets.Dataset) -> None:
-    missing = [c for c in (spec.text_column, spec.label_column) if c not in dataset.column_names]
+    missing = [c for c in _columns(spec) + [spec.label_column] if c not in dataset.column_names]
     if missing:
         raise ValueError(
             f"Task {spec.name!r}: column(s) {missing} not found in its {role} split; "
@@ -250,14 +250,20 @@ def _check_split(spec: TaskSpec, role: str, dataset: datasets.Dataset) -> None:
         raise ValueError(f"Task {spec.name!r}: its {role} split is empty.")
 
 
+def _columns(spec: TaskSpec) -> list[str]:
+    """The text column, and the pair column of a sentence-pair task."""
+    return [spec.text_column] + ([spec.text_pair_column] if spec.text_pair_column else [])
+
+
 def _check_texts(spec: TaskSpec, role: str, dataset: datasets.Dataset) -> None:
-    bad = [i for i, text in enumerate(dataset[spec.text_column]) if not isinstance(text, str) or not text.strip()]
-    if bad:
-        example = dataset[bad[0]][spec.text_column]
-        raise ValueError(
-            f"Task {spec.name!r}: {len(bad)} row(s) of its {role} split have a non-string or empty text in column "
-            f"{spec.text_column!r} (rows {bad[:_MAX_SHOWN]}, e.g. {example!r})."
-        )
+    for column in _columns(spec):
+        bad = [i for i, text in enumerate(dataset[column]) if not isinstance(text, str) or not text.strip()]
+        if bad:
+            example = dataset[bad[0]][column]
+            raise ValueError(
+                f"Task {spec.name!r}: {len(bad)} row(s) of its {role} split have a non-string or empty text in "
+                f"column {column!r} (rows {bad[:_MAX_SHOWN]}, e.g. {example!r})."
+            )
 
 
 def _infer_problem_type(values: list) -> str:
@@ -393,13 +399,16 @@ def _tokenize_split(
         label_feature = datasets.List(datasets.Value("float32"))
     else:
         label_feature = datasets.Value("int64")
-    dataset = dataset.select_columns([task.spec.text_column]).add_column("labels", labels, feature=label_feature)
+    columns = _columns(task.spec)
+    dataset = dataset.select_columns(columns).add_column("labels", labels, feature=label_feature)
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        encoded = tokenizer(batch[task.spec.text_column], truncation=max_length is not None, max_length=max_length)
-        return {**encoded, "task": [task.name] * len(batch[task.spec.text_column])}
+        # A pair is truncated "longest_first" (transformers' default): the longer text loses tokens first.
+        texts = [batch[column] for column in columns]
+        encoded = tokenizer(*texts, truncation=max_length is not None, max_length=max_length)
+        return {**encoded, "task": [task.name] * len(texts[0])}
 
-    return dataset.map(encode, batched=True, remove_columns=[task.spec.text_column], desc=f"Tokenizing {task.name}")
+    return dataset.map(encode, batched=True, remove_columns=columns, desc=f"Tokenizing {task.name}")
 
 
 class MultitaskCollator:

@@ -11,7 +11,9 @@
        "problem_types": {task: problem type},
        "majority_baseline": {task: {metric: value}},  # only when train labels were given
        "split": "test", "num_examples": {task: n}, "model": path or null,
-       "capped": {task: {"scored": n, "split_rows": N}}}  # only for splits cut by max_eval_samples (n < N rows)
+       "capped": {task: {"scored": n, "split_rows": N}},  # only for splits cut by max_eval_samples (n < N rows)
+       "untuned_thresholds": {task: {metric: value}}}  # multi-label tasks with tuned per-label thresholds:
+                                                       # their scores at the task's single threshold
 
 - `classification_report_<task>.txt` (scikit-learn's per-label report), `confusion_matrix_<task>.png` (a
   row-normalised heatmap; above 30 labels the most-confused classes and confusions; per-label TP/FP/FN bars for
@@ -40,13 +42,15 @@ from polyhead_remote.modeling_multitask import MultitaskModel
 
 
 RESULTS_FILE = run_folder.RESULTS_FILE  # the run-folder contract lives in polyhead.run_folder
+MAX_PLOTTED_TASKS = 20  # the model card's limit for per-task sections, too
 
 
-def logits_to_predictions(problem_type: str, logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Class ids (argmax) for single-label tasks, multi-hot `sigmoid >= threshold` for multi-label tasks."""
+def logits_to_predictions(problem_type: str, logits: np.ndarray, threshold: float | list[float] = 0.5) -> np.ndarray:
+    """Class ids (argmax) for single-label tasks, multi-hot `sigmoid >= threshold` for multi-label tasks (`threshold`
+    may hold one value per label)."""
     logits = np.asarray(logits, dtype=np.float64)
     if problem_type == MULTI_LABEL:
-        return (1.0 / (1.0 + np.exp(-logits)) >= threshold).astype(np.int64)
+        return (1.0 / (1.0 + np.exp(-logits)) >= np.asarray(threshold, dtype=np.float64)).astype(np.int64)
     return logits.argmax(axis=-1)
 
 
@@ -63,7 +67,8 @@ def score_task(spec: Mapping[str, Any], logits: np.ndarray, references: np.ndarr
     ```
     """
     problem_type = spec["problem_type"]
-    predictions = logits_to_predictions(problem_type, logits, spec.get("threshold", 0.5))
+    threshold = spec.get("thresholds") or spec.get("threshold", 0.5)  # tuned per-label thresholds first
+    predictions = logits_to_predictions(problem_type, logits, threshold)
     references = np.asarray(references).astype(np.int64)
     num_labels = len(spec["labels"]) if problem_type != MULTI_LABEL else None
     return metrics.compute_task_metrics(problem_type, predictions, references, num_labels=num_labels), predictions
@@ -165,6 +170,9 @@ def score_model(
         spec = model.config.task(task)
         logits, references = predict_logits(model, dataset, tokenizer, task, batch_size, progress)
         results["tasks"][task], predictions = score_task(spec, logits, references)
+        if spec.get("thresholds"):  # tuned per-label thresholds: also the scores at the task's single threshold
+            untuned = {key: value for key, value in spec.items() if key != "thresholds"}
+            results.setdefault("untuned_thresholds", {})[task] = score_task(untuned, logits, references)[0]
         results["num_examples"][task] = len(dataset)
         outputs[task] = (predictions, references.astype(np.int64))
     _add_summary(results, model, train_labels or {}, outputs)
@@ -305,21 +313,24 @@ def write_results(results: Mapping[str, Any], output_dir: str | os.PathLike, nam
 
 def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_dir: str | os.PathLike, split: str):
     """Writes `classification_report_<task>.txt`, `confusion_matrix_<task>.png` and the full counts in
-    `confusion_matrix_<task>.csv` for each task."""
+    `confusion_matrix_<task>.csv` for each task (no PNGs above `MAX_PLOTTED_TASKS` tasks: hundreds of plots take
+    minutes and no card shows them)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    plot = len(outputs) <= MAX_PLOTTED_TASKS
     for task, (predictions, references) in outputs.items():
         spec = model.config.task(task)
         report = metrics.classification_report_text(spec["problem_type"], predictions, references, spec["labels"])
         (output_dir / run_folder.classification_report_file(task)).write_text(report, encoding="utf-8")
-        metrics.plot_confusion_matrix(
-            spec["problem_type"],
-            predictions,
-            references,
-            spec["labels"],
-            title=f"{task} ({split})",
-            path=output_dir / run_folder.confusion_matrix_image(task),
-        )
+        if plot:
+            metrics.plot_confusion_matrix(
+                spec["problem_type"],
+                predictions,
+                references,
+                spec["labels"],
+                title=f"{task} ({split})",
+                path=output_dir / run_folder.confusion_matrix_image(task),
+            )
         metrics.write_confusion_matrix_csv(
             spec["problem_type"],
             predictions,

@@ -316,17 +316,59 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+MAX_DETAILED_TASKS = 20  # above this many tasks the card summarises: no per-task tables or confusion matrices
+
+
 def tasks_table(tasks: Mapping[str, Mapping[str, Any]]) -> str:
-    """Name, problem type, number of labels and labels of every task, in head order."""
+    """Name, problem type (and input: text or sentence pair), number of labels and labels of every task, in head
+    order; above `MAX_DETAILED_TASKS` tasks only the first labels of each are named."""
     rows = []
+    shown = None if len(tasks) <= MAX_DETAILED_TASKS else 5
     for name, spec in tasks.items():
         if spec["problem_type"] == MULTI_LABEL:
             kind = f"multi-label (threshold {spec.get('threshold', 0.5)})"
+            if spec.get("thresholds"):
+                low, high = min(spec["thresholds"]), max(spec["thresholds"])
+                kind = f"multi-label (per-label thresholds tuned on validation, {low:.2f} to {high:.2f})"
         else:
             kind = "single-label (binary)" if len(spec["labels"]) == 2 else "single-label (multiclass)"
-        labels = ", ".join(f"`{label}`" for label in spec["labels"])
+        if spec.get("text_pair"):
+            kind += ", trained on sentence pairs"
+        labels = ", ".join(f"`{label}`" for label in spec["labels"][:shown])
+        if shown is not None and len(spec["labels"]) > shown:
+            labels += f", ... ({len(spec['labels']) - shown} more)"
         rows.append((f"`{name}`", kind, len(spec["labels"]), labels))
     return markdown_table(("Task", "Problem type", "Labels", "Label names"), rows)
+
+
+def task_summary_table(results: Mapping[str, Any], lowest: int = 10) -> str:
+    """For many tasks, instead of one table each: the spread of the primary metric, and the lowest-scoring tasks."""
+    primary = results.get("primary_metrics", {})
+    scores = {
+        task: values.get(primary.get(task) or "f1_macro")
+        for task, values in results.get("tasks", {}).items()
+        if values.get(primary.get(task) or "f1_macro") is not None
+    }
+    if not scores:
+        return ""
+    ordered = sorted(scores.values())
+    middle = ordered[len(ordered) // 2]
+    rows = [
+        (
+            f"{len(ordered)} tasks",
+            *(format_value(v) for v in (sum(ordered) / len(ordered), middle)),
+            format_value(ordered[0]),
+            format_value(ordered[-1]),
+        )
+    ]
+    summary = markdown_table(("Primary metric", "Mean", "Median", "Min", "Max"), rows)
+    worst = sorted(scores, key=scores.get)[:lowest]
+    lines = [(f"`{task}`", primary.get(task, "f1_macro"), format_value(scores[task])) for task in worst]
+    return (
+        summary
+        + f"\n\nThe {len(worst)} lowest-scoring tasks (all scores: `{RESULTS_FILE}`):\n\n"
+        + markdown_table(("Task", "Metric", "Value"), lines)
+    )
 
 
 def task_metric_table(task_metrics: Mapping[str, float], majority: Mapping[str, float] | None) -> str:
@@ -567,9 +609,11 @@ def template_variables(
 ) -> dict[str, Any]:
     """Everything the template places: strings and tables, built here."""
     majority = results.get("majority_baseline", {})
+    many = len(results.get("tasks", {})) > MAX_DETAILED_TASKS  # hundreds of tasks: a summary, not a table each
     task_tables = [
         {"task": task, "table": task_metric_table(values, majority.get(task))}
         for task, values in results.get("tasks", {}).items()
+        if not many
     ]
     return {
         "marker": GENERATED_MARKER,
@@ -580,13 +624,14 @@ def template_variables(
         "tasks_table": tasks_table(card_data.tasks),
         "split": results.get("split") or "evaluation",
         "task_tables": task_tables,
+        "task_summary": task_summary_table(results) if many else "",
         "has_majority": bool(majority),
         "average_table": average_table(results["average"]) if results.get("average") else "",
         "baseline_table": baseline_table(results, baseline_results) if baseline_results else "",
         "forgetting_table": forgetting_table(results["forgetting"]) if results.get("forgetting") else "",
         "init_from": _describe_start((results.get("forgetting") or {}).get("init_from")),
         "forgetting_margin": (results.get("forgetting") or {}).get("margin"),
-        "confusion_matrices": confusion_matrix_images(images, card_data.tasks),
+        "confusion_matrices": [] if many else confusion_matrix_images(images, card_data.tasks),
         "hyperparameters_table": hyperparameters_table(training_args or {}),
         "data_table": data_table(card_data.task_sources, results),
         "versions": versions_list(versions),

@@ -40,6 +40,8 @@ class TaskSpec:
         dataset_config (`str`, *optional*): the Hub dataset's configuration name.
         text_column (`str`, defaults to `"text"`), label_column (`str`, defaults to `"label"`):
             Column names. A label column whose values are lists makes the task multi-label.
+        text_pair_column (`str`, *optional*): a second text column (hypothesis, answer, context...): the tokenizer
+            gets `(text, text_pair)` as a sentence pair, truncating the longer one first so both survive.
         labels (`list[str]`, *optional*): the label map (head order); inferred (sorted unique train labels) if absent.
         problem_type (`str`, *optional*): `"single_label_classification"` or `"multi_label_classification"`;
             inferred from the label column if absent.
@@ -66,6 +68,7 @@ class TaskSpec:
     dataset_config: str | None = None
     text_column: str = "text"
     label_column: str = "label"
+    text_pair_column: str | None = None
     labels: list[str] | None = None
     problem_type: str | None = None
     loss_weight: float = 1.0
@@ -118,7 +121,7 @@ class TaskSpec:
 
     def head(self, labels: list[str], problem_type: str) -> dict[str, Any]:
         """The `MultitaskConfig.tasks` entry of this task once its labels and problem type are known."""
-        spec = {"labels": labels, "problem_type": problem_type}
+        spec = {"labels": labels, "problem_type": problem_type, "text_pair": self.text_pair_column is not None}
         if problem_type == MULTI_LABEL and self.threshold is not None:
             spec["threshold"] = self.threshold
         return normalize_task(self.name, spec)
@@ -148,6 +151,7 @@ def _optional_split(value: str) -> str | None:
 SHORT_FORM_OPTIONS = {
     "text_column": str,
     "label_column": str,
+    "text_pair_column": str,
     "problem_type": str,
     "loss_weight": float,
     "class_weights": str,  # "balanced"; explicit lists need a JSON object or a tasks file
@@ -158,7 +162,7 @@ SHORT_FORM_OPTIONS = {
     "max_eval_samples": int,
     "threshold": float,
 }
-OPTION_ALIASES = {"text": "text_column", "label": "label_column"}
+OPTION_ALIASES = {"text": "text_column", "label": "label_column", "text_pair": "text_pair_column"}
 
 
 def task_folder_files(folder: str | os.PathLike) -> dict[str, str]:

@@ -56,7 +56,8 @@ from polyhead.run_folder import (
 )
 from polyhead.sampling import TaskBatchSampler
 from polyhead.saving import CHECKPOINT_MARKER, check_target_folder, check_weights_file, save_model_folder
-from polyhead_remote.configuration_multitask import MultitaskConfig
+from polyhead.thresholds import tune_model_thresholds
+from polyhead_remote.configuration_multitask import MULTI_LABEL, MultitaskConfig
 from polyhead_remote.modeling_multitask import MultitaskModel
 
 
@@ -320,6 +321,12 @@ def train_and_evaluate(
     ```
     """
     check_output_locations(training_args)
+    validation = {name: encoded["eval"] for name, encoded in prepared.encoded.items() if "eval" in encoded}
+    if data_args.tune_thresholds and not any(prepared.data[n].problem_type == MULTI_LABEL for n in validation):
+        raise ValueError(
+            "--tune_thresholds needs a multi-label task with a validation split; tasks with one: "
+            f"{list(validation)} (none multi-label)."
+        )
     resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer = make_trainer(prepared, tokenizer, model_args, data_args, training_args)
     final, split_rows = _final_eval_sets(prepared, data_args.final_eval_split)
@@ -331,7 +338,9 @@ def train_and_evaluate(
         before = score_tasks(trainer.model, tokenizer, old, training_args.per_device_eval_batch_size)
     train_result = trainer.train(resume_from_checkpoint=resume)
     model = trainer.model
-    final, split_rows = _final_eval_sets(prepared, data_args.final_eval_split)
+    if data_args.tune_thresholds:  # before the final evaluation and saving, so both use the tuned thresholds
+        model.eval()
+        tune_model_thresholds(model, tokenizer, validation, training_args.per_device_eval_batch_size)
     split = "test" if data_args.final_eval_split == "test" else "validation"
     train_labels = {name: task.label_ids("train") for name, task in prepared.data.items()}
     if not trainer.is_world_process_zero():
@@ -591,7 +600,10 @@ def train_baselines(
             args = dataclasses.replace(
                 args, eval_strategy="no", load_best_model_at_end=False, early_stopping_patience=None
             )
-        result = train_and_evaluate(prepared.subset([name]), tokenizer, model_args, data_args, args)
+        # Threshold tuning applies to a baseline only where it can: a multi-label task with a validation split.
+        tunable = prepared.data[name].problem_type == MULTI_LABEL and "eval" in prepared.encoded[name]
+        task_data_args = dataclasses.replace(data_args, tune_thresholds=data_args.tune_thresholds and tunable)
+        result = train_and_evaluate(prepared.subset([name]), tokenizer, model_args, task_data_args, args)
         if not result:
             continue
         if not training_args.keep_baseline_checkpoints:

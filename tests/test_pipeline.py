@@ -84,7 +84,7 @@ def test_batched_equals_unbatched_and_keeps_order(classifier, batch_size):
 
 def test_a_list_runs_one_padded_forward_per_batch_sorted_by_length(classifier, model):
     seen = []
-    handle = model.register_forward_pre_hook(
+    handle = model.encoder.register_forward_pre_hook(
         lambda module, args, kwargs: seen.append(kwargs["input_ids"].shape), with_kwargs=True
     )
     try:
@@ -98,7 +98,9 @@ def test_a_list_runs_one_padded_forward_per_batch_sorted_by_length(classifier, m
 
 def test_the_model_runs_under_inference_mode(classifier, model):
     modes = []
-    handle = model.register_forward_pre_hook(lambda module, args: modes.append(torch.is_inference_mode_enabled()))
+    handle = model.encoder.register_forward_pre_hook(
+        lambda module, args: modes.append(torch.is_inference_mode_enabled())
+    )
     try:
         classifier(TEXTS[0])
         classifier(TEXTS, batch_size=2)
@@ -122,7 +124,10 @@ def test_truncation_and_max_length(classifier, tokenizer):
         (["fine", "   "], {}, ValueError, "Text at position 1 is empty"),
         (["fine", 3], {}, TypeError, "text at position 1 to be a string, got int"),
         (None, {}, TypeError, "Expected a string or a list of strings, got NoneType"),
-        ({"text": "x"}, {}, TypeError, "Expected a string or a list of strings, got dict"),
+        ({"txt": "x"}, {}, ValueError, "must have the key 'text' and optionally 'text_pair'"),
+        ({"text": "x", "text_pair": "y", "label": 1}, {}, ValueError, r"got keys \['label', 'text', 'text_pair'\]"),
+        (["fine", {"text": "x", "text_pair": ""}], {}, ValueError, "'text_pair' at position 1 is empty"),
+        ([{"text": "x", "text_pair": 3}], {}, TypeError, "'text_pair' at position 0 to be a string, got int"),
         ("fine", {"tasks": ["topic", "nope"]}, ValueError, r"Unknown task\(s\) \['nope'\]"),
         ("fine", {"top_k": 0}, ValueError, "top_k must be a positive integer"),
         ("fine", {"threshold": {"topic": 0.5}}, ValueError, "not multi-label tasks"),

@@ -1,0 +1,86 @@
+"""Per-label decision thresholds of multi-label tasks, tuned on validation data (`--tune_thresholds`).
+
+For every label of a multi-label task, the threshold on its sigmoid score that maximises that label's F1 on the
+validation split, searched over 0.01, 0.02, ..., 0.99. Ties go to 0.5 when 0.5 is among the best, else to the best
+threshold closest to 0.5 (a label with no validation positives keeps 0.5). The thresholds are stored per label in the
+config (`tasks[name]["thresholds"]`); the task's `threshold` stays as the fallback.
+"""
+
+from collections.abc import Mapping
+
+import datasets
+import numpy as np
+from transformers import PreTrainedTokenizerBase
+
+from polyhead_remote.configuration_multitask import MULTI_LABEL, normalize_task
+
+
+GRID = np.round(np.arange(1, 100) / 100, 2)
+
+
+def tune_label_thresholds(logits: np.ndarray, references: np.ndarray, grid: np.ndarray = GRID) -> list[float]:
+    r"""
+    The F1-maximising threshold of each label, given validation logits `(n, num_labels)` and multi-hot references.
+
+    Example:
+
+    ```python
+    >>> tune_label_thresholds(np.array([[2.0], [-1.0], [0.1]]), np.array([[1], [0], [1]]))
+    [0.5]
+    ```
+    """
+    scores = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+    truth = np.asarray(references).astype(bool)
+    predicted = scores[:, :, None] >= grid[None, None, :]  # (n, labels, thresholds)
+    tp = (predicted & truth[:, :, None]).sum(axis=0)
+    fp = (predicted & ~truth[:, :, None]).sum(axis=0)
+    fn = (~predicted & truth[:, :, None]).sum(axis=0)
+    denominator = 2 * tp + fp + fn
+    f1 = np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+    best = f1.max(axis=1, keepdims=True)
+    # Among the best thresholds, the one closest to 0.5 (0.5 itself when it is among them).
+    distance = np.where(np.isclose(f1, best), np.abs(grid - 0.5)[None, :], np.inf)
+    return [float(grid[i]) for i in distance.argmin(axis=1)]
+
+
+def tunable_tasks(model, eval_sets: Mapping[str, datasets.Dataset]) -> list[str]:
+    """The multi-label tasks that have a validation split to tune on."""
+    return [name for name in eval_sets if model.config.task(name)["problem_type"] == MULTI_LABEL]
+
+
+def tune_model_thresholds(
+    model,
+    tokenizer: PreTrainedTokenizerBase,
+    eval_sets: Mapping[str, datasets.Dataset],
+    batch_size: int = 32,
+    progress: bool = False,
+) -> dict[str, list[float]]:
+    r"""
+    Tunes and stores (in `model.config.tasks`) per-label thresholds of every multi-label task of `eval_sets`
+    (`{task: tokenized validation Dataset}`); returns them. Raises when there is no such task.
+
+    Example:
+
+    ```python
+    >>> tune_model_thresholds(model, tokenizer, {"emotions": encoded["emotions"]["eval"]})["emotions"][:3]
+    [0.31, 0.5, 0.22]
+    ```
+    """
+    from polyhead.evaluation import predict_logits
+
+    names = tunable_tasks(model, eval_sets)
+    if not names:
+        raise ValueError(
+            "--tune_thresholds needs a multi-label task with a validation split; tasks with one: "
+            f"{list(eval_sets)} (none multi-label)."
+        )
+    tuned = {}
+    for name in names:
+        logits, references = predict_logits(model, eval_sets[name], tokenizer, name, batch_size, progress)
+        tuned[name] = tune_label_thresholds(logits, references)
+        spec = normalize_task(name, {**model.config.task(name), "thresholds": tuned[name]})
+        model.config.tasks = {**model.config.tasks, name: spec}
+    return tuned
+
+
+__all__ = ["GRID", "tunable_tasks", "tune_label_thresholds", "tune_model_thresholds"]

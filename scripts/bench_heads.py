@@ -1,0 +1,53 @@
+"""Throughput of the multitask pipeline with T = 1, 10, 100, 500 heads on MiniLM-L6 and real tweets.
+
+`python scripts/bench_heads.py [--tasks 1,10,100,500] [--num-texts 256] [--batch1-texts 48] [--repeats 5]
+[--output outputs/bench_heads.json]`. See `polyhead.bench_heads`.
+"""
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from polyhead.bench_heads import DEFAULT_DATA_DIR, heads_table, measure_heads, real_texts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default="1,10,100,500", help="Task counts T, comma-separated (first: reference).")
+    parser.add_argument("--batch-sizes", default="32,1", help="Batch sizes, comma-separated.")
+    parser.add_argument("--num-texts", type=int, default=256, help="Real tweets timed per pass.")
+    parser.add_argument("--batch1-texts", type=int, default=48, help="Texts timed at batch size 1.")
+    parser.add_argument("--repeats", type=int, default=5, help="Interleaved rounds (median kept).")
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    parser.add_argument("--encoder", default=None, help="Encoder folder (default: the installed MiniLM-L6).")
+    parser.add_argument("--output", default=None, help="Also write the rows as JSON here.")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="cpu: process CPU seconds.")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.encoder is None:
+        from polyhead.demo import encoder_path
+
+        args.encoder = encoder_path()
+    rows = measure_heads(
+        args.encoder,
+        real_texts(args.num_texts, args.data_dir),
+        [int(t) for t in args.tasks.split(",")],
+        [int(b) for b in args.batch_sizes.split(",")],
+        args.repeats,
+        args.batch1_texts,
+        args.clock,
+    )
+    print(f"torch threads: {torch.get_num_threads()}, clock: {args.clock}")
+    print(heads_table(rows))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

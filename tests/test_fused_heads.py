@@ -1,0 +1,166 @@
+"""Hundreds of heads as one matmul: same logits as one `nn.Linear` per task, unchanged checkpoint format, a weight
+cache that follows every parameter change, and vectorised postprocessing equal to the per-task rules."""
+
+import random
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from torch.nn import functional as F
+from transformers import AutoModel, pipeline
+
+from polyhead import MultitaskModel
+from polyhead.testing_utils import tiny_multitask_config
+
+
+def many_tasks(count: int, seed: int = 0) -> dict[str, dict]:
+    rng = random.Random(seed)
+    tasks = {}
+    for index in range(count):
+        size = rng.randint(2, 20)
+        spec = {"labels": [f"l{j}" for j in range(size)]}
+        if index % 3 == 2:
+            spec.update(problem_type="multi_label_classification", threshold=rng.choice([0.3, 0.5, 0.7]))
+        tasks[f"task{index}"] = spec
+    return tasks
+
+
+def reference_logits(model, batch) -> dict[str, torch.Tensor]:
+    """What one `nn.Linear` per task gives (the pre-fusion computation)."""
+    with torch.no_grad():
+        pooled = model.encode(**batch)
+        return {name: F.linear(pooled, head.weight, head.bias) for name, head in model.heads.items()}
+
+
+def test_fused_logits_equal_one_linear_per_task(tokenizer, batch):
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config(tasks=many_tasks(40))).eval()
+    expected = reference_logits(model, batch)
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert list(logits) == model.task_names
+    for name in expected:
+        torch.testing.assert_close(logits[name], expected[name])
+    with torch.no_grad():
+        subset = model(**batch, task=["task7", "task3"]).logits
+    torch.testing.assert_close(subset["task3"], expected["task3"])
+    assert list(subset) == ["task7", "task3"]
+
+
+def test_state_dict_keeps_one_linear_per_task(model):
+    assert isinstance(model.heads["topic"], torch.nn.Linear)
+    keys = {key for key in model.state_dict() if key.startswith("heads.")}
+    assert keys == {f"heads.{task}.{p}" for task in model.task_names for p in ("weight", "bias")}
+    assert "_fused_cache" not in str(list(model.state_dict()))
+
+
+def test_cache_follows_in_place_updates_reloads_and_moves(model, batch):
+    with torch.no_grad():
+        before = model(**batch).logits["topic"].clone()
+        model.heads["topic"].bias.add_(1.0)  # an optimizer step is an in-place update like this one
+        torch.testing.assert_close(model(**batch).logits["topic"], before + 1.0)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["heads.emotions.bias"] += 2.0
+    model.load_state_dict(state)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits["emotions"], reference_logits(model, batch)["emotions"])
+    model.to(torch.float64)
+    with torch.no_grad():
+        assert model(**batch).logits["sentiment"].dtype == torch.float64
+    model.to(torch.float32)
+    model.add_task("extra", ["a", "b", "c"])
+    model.remove_task("sentiment")
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert list(logits) == ["topic", "emotions", "extra"]
+    torch.testing.assert_close(logits["extra"], reference_logits(model, batch)["extra"])
+
+
+def test_training_reaches_every_head(model, batch):
+    model.train()
+    labels = {"sentiment": torch.tensor([0, 1]), "topic": torch.tensor([1, 2]), "emotions": torch.ones(2, 4)}
+    model(**batch, labels=labels).loss.backward()
+    for name, head in model.heads.items():
+        assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0, name
+
+
+def test_folder_written_with_plain_linear_heads_loads(tmp_path, model, tokenizer, batch):
+    # A folder saved before fusion: its safetensors hold `heads.<task>.weight|bias` written by one nn.Linear each.
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    plain = {name: torch.nn.Linear(32, len(spec["labels"])) for name, spec in model.config.tasks.items()}
+    for name, head in plain.items():
+        weights[f"heads.{name}.weight"], weights[f"heads.{name}.bias"] = head.weight.detach(), head.bias.detach()
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    loaded = AutoModel.from_pretrained(tmp_path, trust_remote_code=True).eval()
+    with torch.no_grad():
+        logits = loaded(**batch).logits
+        pooled = loaded.encode(**batch)
+        for name, head in plain.items():
+            torch.testing.assert_close(logits[name], head(pooled))
+
+
+def test_vectorised_postprocessing_matches_the_per_task_rules(tokenizer):
+    torch.manual_seed(0)
+    tasks = many_tasks(60)
+    tasks["task2"]["thresholds"] = [0.2 + 0.03 * j for j in range(len(tasks["task2"]["labels"]))]
+    model = MultitaskModel(tiny_multitask_config(tasks=tasks)).eval()
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+    texts = ["i love this movie", "bad phone", "the team win the game today and the people are happy"]
+    for top_k in (1, 3, None):
+        results = classifier(texts, batch_size=2, top_k=top_k)
+        for text, result in zip(texts, results):
+            logits = reference_logits(model, tokenizer(text, return_tensors="pt"))
+            for name, spec in model.config.tasks.items():
+                multi = spec["problem_type"] == "multi_label_classification"
+                scores = torch.sigmoid(logits[name][0]) if multi else torch.softmax(logits[name][0], -1)
+                pairs = sorted(zip(spec["labels"], scores.tolist()), key=lambda p: p[1], reverse=True)
+                if multi:
+                    limits = dict(zip(spec["labels"], spec.get("thresholds") or [spec["threshold"]] * len(pairs)))
+                    pairs = [(label, score) for label, score in pairs if score >= limits[label]]
+                elif top_k is not None:
+                    pairs = pairs[:top_k]
+                assert [item["label"] for item in result[name]] == [label for label, _ in pairs], name
+                assert [item["score"] for item in result[name]] == pytest.approx([s for _, s in pairs], abs=1e-6)
+
+
+def test_many_tasks_evaluate_without_plots_and_the_card_summarises(tmp_path, tokenizer):
+    import datasets
+    from huggingface_hub import ModelCard
+
+    from polyhead.evaluation import evaluate_model
+    from polyhead.model_card import render_model_card
+
+    torch.manual_seed(0)
+    tasks = many_tasks(30)
+    model = MultitaskModel(tiny_multitask_config(tasks=tasks)).eval()
+    encoded = tokenizer(["i love this movie", "bad phone", "the team win"])
+    sets = {}
+    for name, spec in tasks.items():
+        multi = spec.get("problem_type") == "multi_label_classification"
+        labels = [[1.0] + [0.0] * (len(spec["labels"]) - 1)] * 3 if multi else [0, 1, 1]
+        sets[name] = datasets.Dataset.from_dict({**encoded, "labels": labels})
+    results = evaluate_model(model, tokenizer, sets, output_dir=tmp_path, progress=False)
+    assert len(results["tasks"]) == 30 and not list(tmp_path.glob("*.png"))
+    assert len(list(tmp_path.glob("confusion_matrix_*.csv"))) == 30
+    card = render_model_card(model.config, results, repo_id="org/many")
+    assert "### `task0`" not in card and "30 tasks" in card and "lowest-scoring tasks" in card
+    assert len(ModelCard(card).data.eval_results) >= 30
+
+
+def test_heads_that_are_not_plain_linear_still_run(model, batch):
+    class Scaled(torch.nn.Module):  # e.g. a quantized or adapter-wrapped head: no plain weight to concatenate
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return 2 * self.inner(x)
+
+    expected = reference_logits(model, batch)
+    model.heads["topic"] = Scaled(model.heads["topic"])
+    with torch.no_grad():
+        logits = model(**batch).logits
+    torch.testing.assert_close(logits["topic"], 2 * expected["topic"])
+    torch.testing.assert_close(logits["emotions"], expected["emotions"])
