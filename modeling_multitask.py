@@ -19,7 +19,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput, cached_file, logging
 
-from .configuration_multitask import MULTI_LABEL, MultitaskConfig, normalize_task
+from .configuration_multitask import MULTI_LABEL, SINGLE_LABEL, MultitaskConfig, normalize_task
 
 
 logger = logging.get_logger(__name__)
@@ -190,7 +190,7 @@ class MultitaskModel(PreTrainedModel):
         self,
         name: str,
         labels: list[str],
-        problem_type: str = "single_label_classification",
+        problem_type: str = SINGLE_LABEL,
         threshold: float | None = None,
     ) -> None:
         """Adds a freshly initialised head for a new task; the encoder and the other heads are untouched."""
