@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
-from polyhead.encoders import DEFAULT_MAX_LENGTH, LOCAL_ENCODERS
+from polyhead.encoders import DEFAULT_MAX_LENGTH, LOCAL_ENCODERS, check_positive_int
 from polyhead.grow import is_multitask_folder
 from polyhead.presets import TINY_ENCODER  # the tiny preset's name, importable from here as before
 from polyhead.sampling import STRATEGIES
@@ -83,8 +83,8 @@ class ModelArguments:
     )
 
     def __post_init__(self):
-        if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 1):
-            raise ValueError(f"max_length must be an integer >= 1, got {self.max_length!r}.")
+        if self.max_length is not None:
+            check_positive_int("max_length", self.max_length)
         if is_multitask_folder(self.encoder_name_or_path):
             raise ValueError(
                 f"encoder_name_or_path {self.encoder_name_or_path!r} is a trained multitask model, not an encoder: "
@@ -183,9 +183,7 @@ class MultitaskTrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+            check_positive_int(name, getattr(self, name))
         check_trainable(self)
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {self.num_threads}.")

@@ -10,6 +10,7 @@ short names of [`LOCAL_ENCODERS`]: encoders installed from PyPI by `scripts/setu
 
 import importlib
 from dataclasses import dataclass
+from typing import Any
 
 from transformers import AutoConfig, PreTrainedConfig
 
@@ -109,6 +110,12 @@ def position_limit(config: PreTrainedConfig) -> int | None:
     return positions
 
 
+def check_positive_int(name: str, value: Any) -> None:
+    """Raises a `ValueError` naming `name` unless `value` is an integer >= 1 (a bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+
+
 def check_max_length(max_length: int | None, config: PreTrainedConfig, source: str = "the encoder") -> int:
     r"""
     Validates a token budget against the encoder: `None` becomes `min(DEFAULT_MAX_LENGTH, limit)`; a value below 1 or
@@ -124,8 +131,7 @@ def check_max_length(max_length: int | None, config: PreTrainedConfig, source: s
     limit = position_limit(config)
     if max_length is None:
         return DEFAULT_MAX_LENGTH if limit is None else min(DEFAULT_MAX_LENGTH, limit)
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise ValueError(f"max_length must be an integer >= 1, got {max_length!r}.")
+    check_positive_int("max_length", max_length)
     if limit is not None and max_length > limit:
         raise ValueError(
             f"max_length={max_length} is more than {source} allows: its position table holds {limit} tokens "
@@ -136,6 +142,7 @@ def check_max_length(max_length: int | None, config: PreTrainedConfig, source: s
 
 
 __all__ = [
+    "check_positive_int",
     "DEFAULT_MAX_LENGTH",
     "LOCAL_ENCODERS",
     "TINY_ENCODER",

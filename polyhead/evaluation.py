@@ -249,15 +249,15 @@ def evaluate_saved_model(
     from transformers import AutoModel, AutoTokenizer
 
     from polyhead.data import ROLES, load_task_data, tokenize_task_data
-    from polyhead.encoders import check_max_length
+    from polyhead.encoders import check_max_length, check_positive_int
     from polyhead.tasks import load_task_specs
 
     role = {"validation": "eval"}.get(split, split)
     if role not in ROLES:
         raise ValueError(f"Unknown split {split!r}: choose test, validation (or eval) or train.")
-    _check_positive("batch_size", batch_size)
+    check_positive_int("batch_size", batch_size)
     if max_samples is not None:
-        _check_positive("max_samples", max_samples)
+        check_positive_int("max_samples", max_samples)
     specs = load_task_specs(tasks)
     if Path(model_dir).is_dir():
         check_model_weights(model_dir)  # an empty or truncated weights file is named, not a bare safetensors error
@@ -299,11 +299,6 @@ def trained_max_length(model_dir: str | os.PathLike) -> int | None:
     """The `max_length` a model folder was trained with (its `training_args.json`), or `None` if not recorded."""
     info = run_folder.read_training_args(model_dir)
     return ((info or {}).get("model") or {}).get("max_length")
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
 
 
 def write_results(results: Mapping[str, Any], output_dir: str | os.PathLike, name: str = RESULTS_FILE) -> Path:

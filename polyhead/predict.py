@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
+from polyhead.encoders import position_limit
 from polyhead_remote.configuration_multitask import MULTI_LABEL
 from polyhead_remote.modeling_multitask import MultitaskModel
 
@@ -166,11 +167,8 @@ def _column(chunk: pd.DataFrame, column: str, offset: int) -> list[str]:
 
 def _default_max_length(model, tokenizer) -> int:
     # As the pipeline: the tokenizer's limit, capped by the encoder's positions (RoBERTa's start after padding).
-    encoder = model.config.encoder
-    positions = getattr(encoder, "max_position_embeddings", None) or 512
-    if encoder.model_type in ("roberta", "xlm-roberta", "camembert"):
-        positions -= (encoder.pad_token_id or 0) + 1
-    return min(tokenizer.model_max_length, positions)
+    limit = position_limit(model.config.encoder)
+    return tokenizer.model_max_length if limit is None else min(tokenizer.model_max_length, limit)
 
 
 # ------------------------------------------------------------------------------------------------------ input
