@@ -35,6 +35,7 @@ Repos live in memory, LFS objects on disk under the given folder. Datasets and s
 """
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -98,6 +99,25 @@ class HubError(Exception):
     def __init__(self, status: int, message: str, code: str | None = None):
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
+
+
+@contextlib.contextmanager
+def serving(root: str | Path):
+    """Starts a [`HubServer`] in `root` for this process's `huggingface_hub` client and stops it afterwards.
+
+    The client read `HF_HUB_OFFLINE` (set by the tests' conftest) and `HF_HUB_DISABLE_XET` when it was imported, so
+    its constants are switched to online, without Xet, while the server runs."""
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE, constants.HF_HUB_DISABLE_XET
+    constants.HF_HUB_OFFLINE, constants.HF_HUB_DISABLE_XET = False, True
+    server = HubServer(root)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        constants.HF_HUB_OFFLINE, constants.HF_HUB_DISABLE_XET = saved
 
 
 class HubServer:

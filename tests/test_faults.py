@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from huggingface_hub import constants
 from test_publish import CARD, ROOT, api_for, local_model, model_folder, publish  # noqa: F401 (fixtures)
 from test_training import _args, _tasks
 
@@ -32,7 +31,7 @@ from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
 from polyhead.training import resolve_resume_checkpoint, run
 
 
-HubServer = pytest.importorskip("hub_server", reason="tests/hub_server.py is missing").HubServer
+serving = pytest.importorskip("hub_server", reason="tests/hub_server.py is missing").serving
 
 
 def _save(folder, seed=0, **kwargs):
@@ -265,15 +264,8 @@ def test_empty_and_truncated_weights_are_named(tmp_path):
 @pytest.fixture
 def fresh_hub(tmp_path):
     """A test server of one's own (some faults stop it)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(constants, "HF_HUB_OFFLINE", False)
-        patch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        server = HubServer(tmp_path / "hub")
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    with serving(tmp_path / "hub") as server:
+        yield server
 
 
 def _publish(server, folder, repo_id, **kwargs):

@@ -142,45 +142,36 @@ def test_init_from_a_hub_repo_at_a_revision(base, tmp_path):
     import subprocess
     import sys
 
-    from test_publish import Hub, HubServer, publish
+    from test_publish import Hub, publish, serving
 
-    with pytest.MonkeyPatch.context() as patch:
-        from huggingface_hub import constants
-
-        patch.setattr(constants, "HF_HUB_OFFLINE", False)
-        patch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        server = HubServer(tmp_path / "hub")
-        hub = Hub(server, server.start())
-        try:
-            publish(hub, base, "org/grown-base", branch="v1")
-            data = tmp_path / "mood"
-            data.mkdir()
-            rows = [
-                {"text": f"{word} movie today", "label": label}
-                for word, label in [("happy", "joy"), ("sad", "fear")] * 8
-            ]
-            for split in ("train", "test"):
-                (data / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-            out = tmp_path / "out"
-            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-            env.update(
-                HF_ENDPOINT=hub.url,
-                HF_HUB_OFFLINE="0",
-                HF_HUB_DISABLE_XET="1",
-                HF_TOKEN="test-token",
-                HF_HOME=str(tmp_path / "hf_home"),
-                HF_MODULES_CACHE=str(tmp_path / "modules"),
-            )
-            command = [
-                sys.executable,
-                str(ROOT / "scripts" / "train.py"),
-                *("--init_from", "org/grown-base", "--revision", "v1", "--tasks", f"mood={data}"),
-                *("--train_tasks", "mood", "--freeze_encoder", "true", "--max_steps", "2"),
-                *("--output_dir", str(out), "--eval_strategy", "no", "--save_strategy", "no"),
-            ]
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-        finally:
-            server.stop()
+    with serving(tmp_path / "hub") as server:
+        hub = Hub(server, server.url)
+        publish(hub, base, "org/grown-base", branch="v1")
+        data = tmp_path / "mood"
+        data.mkdir()
+        rows = [
+            {"text": f"{word} movie today", "label": label} for word, label in [("happy", "joy"), ("sad", "fear")] * 8
+        ]
+        for split in ("train", "test"):
+            (data / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+        out = tmp_path / "out"
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(
+            HF_ENDPOINT=hub.url,
+            HF_HUB_OFFLINE="0",
+            HF_HUB_DISABLE_XET="1",
+            HF_TOKEN="test-token",
+            HF_HOME=str(tmp_path / "hf_home"),
+            HF_MODULES_CACHE=str(tmp_path / "modules"),
+        )
+        command = [
+            sys.executable,
+            str(ROOT / "scripts" / "train.py"),
+            *("--init_from", "org/grown-base", "--revision", "v1", "--tasks", f"mood={data}"),
+            *("--train_tasks", "mood", "--freeze_encoder", "true", "--max_steps", "2"),
+            *("--output_dir", str(out), "--eval_strategy", "no", "--save_strategy", "no"),
+        ]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     old, new = load_file(base / "model.safetensors"), load_file(out / "model" / "model.safetensors")
     assert set(new) - set(old) == {"heads.mood.weight", "heads.mood.bias"}

@@ -3,8 +3,8 @@
 import hashlib
 
 import pytest
-from hub_server import HubServer
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants
+from hub_server import serving
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -15,15 +15,8 @@ from huggingface_hub.errors import (
 
 @pytest.fixture
 def server(tmp_path):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(constants, "HF_HUB_OFFLINE", False)
-        patch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        hub = HubServer(tmp_path / "hub")
-        hub.start()
-        try:
-            yield hub
-        finally:
-            hub.stop()
+    with serving(tmp_path / "hub") as hub:
+        yield hub
 
 
 @pytest.fixture

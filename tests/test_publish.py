@@ -26,7 +26,8 @@ from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
 
 
 # tests/hub_server.py: a Hub-compatible HTTP server on 127.0.0.1 (repos, branches, commits, downloads).
-HubServer = pytest.importorskip("hub_server", reason="tests/hub_server.py is missing").HubServer
+_hub_server = pytest.importorskip("hub_server", reason="tests/hub_server.py is missing")
+HubServer, serving = _hub_server.HubServer, _hub_server.serving
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = ["i love this movie", "bad phone", "the team win the game today and people are happy"]
 CARD = MultitaskCardData(widget_texts=TEXTS[:1])
@@ -62,16 +63,8 @@ class Hub:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    # huggingface_hub read HF_HUB_OFFLINE (set by conftest) and HF_HUB_DISABLE_XET at import: patch the constants.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(constants, "HF_HUB_OFFLINE", False)
-        patch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        server = HubServer(tmp_path_factory.mktemp("hub"))
-        url = server.start()
-        try:
-            yield Hub(server, url)
-        finally:
-            server.stop()
+    with serving(tmp_path_factory.mktemp("hub")) as server:
+        yield Hub(server, server.url)
 
 
 @pytest.fixture(scope="module")
