@@ -1,9 +1,12 @@
 """Per-label decision thresholds of multi-label tasks, tuned on validation data (`--tune_thresholds`).
 
 For every label of a multi-label task, the threshold on its sigmoid score that maximises that label's F1 on the
-validation split, searched over 0.01, 0.02, ..., 0.99. Ties go to 0.5 when 0.5 is among the best, else to the best
-threshold closest to 0.5 (a label with no validation positives keeps 0.5). The thresholds are stored per label in the
-config (`tasks[name]["thresholds"]`); the task's `threshold` stays as the fallback.
+validation split, searched over 0.01, 0.02, ..., 0.99. Ties go to the task's threshold (0.5 by default) when it is
+among the best, else to the best threshold closest to it. A label keeps the task's threshold when no threshold beats
+the constant classifier that marks every text with it (F1 = 2p / (1 + p) at prevalence p): on go_emotions, labels a
+short run never learned to rank otherwise got 0.01-0.02 and fired on up to every text. A label with no validation
+positives keeps it too. The thresholds are stored per label in the config (`tasks[name]["thresholds"]`); the task's
+`threshold` stays as the fallback.
 """
 
 from collections.abc import Mapping
@@ -18,9 +21,12 @@ from polyhead_remote.configuration_multitask import MULTI_LABEL, normalize_task
 GRID = np.round(np.arange(1, 100) / 100, 2)
 
 
-def tune_label_thresholds(logits: np.ndarray, references: np.ndarray, grid: np.ndarray = GRID) -> list[float]:
+def tune_label_thresholds(
+    logits: np.ndarray, references: np.ndarray, grid: np.ndarray = GRID, fallback: float = 0.5
+) -> list[float]:
     r"""
-    The F1-maximising threshold of each label, given validation logits `(n, num_labels)` and multi-hot references.
+    The F1-maximising threshold of each label, given validation logits `(n, num_labels)` and multi-hot references;
+    `fallback` (the task's threshold) for ties and for labels where no threshold beats marking every text.
 
     Example:
 
@@ -38,9 +44,13 @@ def tune_label_thresholds(logits: np.ndarray, references: np.ndarray, grid: np.n
     denominator = 2 * tp + fp + fn
     f1 = np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
     best = f1.max(axis=1, keepdims=True)
-    # Among the best thresholds, the one closest to 0.5 (0.5 itself when it is among them).
-    distance = np.where(np.isclose(f1, best), np.abs(grid - 0.5)[None, :], np.inf)
-    return [float(grid[i]) for i in distance.argmin(axis=1)]
+    # Among the best thresholds, the one closest to the fallback (the fallback itself when it is among them).
+    distance = np.where(np.isclose(f1, best), np.abs(grid - fallback)[None, :], np.inf)
+    chosen = grid[distance.argmin(axis=1)]
+    positives = truth.sum(axis=0)
+    constant = 2 * positives / (len(truth) + positives)  # F1 of marking every text with the label
+    learned = best[:, 0] > constant + 1e-12
+    return [float(value) if keep else float(fallback) for value, keep in zip(chosen, learned)]
 
 
 def tunable_tasks(model, eval_sets: Mapping[str, datasets.Dataset]) -> list[str]:
@@ -77,7 +87,7 @@ def tune_model_thresholds(
     tuned = {}
     for name in names:
         logits, references = predict_logits(model, eval_sets[name], tokenizer, name, batch_size, progress)
-        tuned[name] = tune_label_thresholds(logits, references)
+        tuned[name] = tune_label_thresholds(logits, references, fallback=model.config.task(name)["threshold"])
         spec = normalize_task(name, {**model.config.task(name), "thresholds": tuned[name]})
         model.config.tasks = {**model.config.tasks, name: spec}
     return tuned

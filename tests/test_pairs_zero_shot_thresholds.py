@@ -253,6 +253,23 @@ def test_tuned_threshold_maximises_f1_and_ties_go_to_half():
     assert tune_label_thresholds(logits, np.array([[1], [1], [0], [0], [0]])) == [0.5]
     # No positives: F1 is 0 everywhere, the label keeps 0.5.
     assert tune_label_thresholds(logits, np.zeros((5, 1))) == [0.5]
+    # Ties go to the task's threshold when given.
+    assert tune_label_thresholds(logits, np.array([[1], [1], [0], [0], [0]]), fallback=0.7) == [0.7]
+
+
+def test_a_label_the_model_cannot_rank_keeps_the_task_threshold():
+    # One positive among 20, scored lowest of all: the F1-best threshold (0.01, marking every text: F1 2/21) only
+    # ties the constant classifier, so the label keeps the fallback instead of firing on every text.
+    scores = np.linspace(0.2, 0.02, 20)
+    logits = np.log(scores / (1 - scores))[:, None]
+    unranked = np.zeros((20, 1))
+    unranked[-1] = 1
+    assert tune_label_thresholds(logits, unranked) == [0.5]
+    assert tune_label_thresholds(logits, unranked, fallback=0.3) == [0.3]
+    # The same label ranked first: a real threshold (0.2 catches it alone, F1 = 1).
+    ranked = np.zeros((20, 1))
+    ranked[0] = 1
+    assert tune_label_thresholds(logits, ranked) == [0.2]
 
 
 def test_evaluation_uses_per_label_thresholds_and_config_validates_them():
