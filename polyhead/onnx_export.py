@@ -5,10 +5,18 @@ them (`input_ids`, `attention_mask`, `token_type_ids` where the encoder takes th
 axes, and one output `logits.<task>` per task of `config.tasks`, in order. `int8=True` adds
 `onnx/model_quantized.onnx` (onnxruntime dynamic quantization: int8 weights, activations quantized on the fly).
 
-The graph comes from torch's own exporter (`torch.onnx.export(..., dynamo=True)`, which needs `onnxscript`); the
-legacy TorchScript exporter traces the attention-mask branches of transformers 5 wrongly, so it is not used. Files are
-written to a temporary folder and moved into place only after the fp32 logits match torch within `atol` on every task.
-Entry point: `scripts/export_onnx.py`. Requires the `onnx` extra: `pip install 'polyhead[onnx]'`.
+Two exporters, chosen per encoder family (`exporter="auto"`):
+- `"torchscript"` (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT): eager attention, and the additive 4D attention mask
+  built in the wrapper below, spelled as transformers 4.x built it. Those families pass a ready 4D mask through
+  untouched, so transformers 5's mask code (which this tracer would freeze to the sample's shape) is never traced,
+  and onnxruntime recognises the graph's GELU, LayerNorm and attention patterns. Measured on all-MiniLM-L6-v2
+  (2 threads, length-sorted batches of 32 tweets), this graph runs ~1.3x faster in fp32 and ~1.5x faster in int8
+  than the dynamo graph of the same model.
+- `"dynamo"` (every other family, e.g. DeBERTa-v2 whose 4D masks mean something else): torch's dynamo exporter
+  (`torch.onnx.export(..., dynamo=True)`, which needs `onnxscript`) on the model as it is.
+Either way, files are written to a temporary folder and moved into place only after the fp32 logits match torch
+within `atol` on every task. Entry point: `scripts/export_onnx.py`. Requires the `onnx` extra:
+`pip install 'polyhead[onnx]'`.
 """
 
 import dataclasses
@@ -30,6 +38,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_ATOL = 1e-4
 OPSET = 18
+EXPORTERS = ("auto", "torchscript", "dynamo")
+# Families whose encoder takes a ready additive 4D attention mask as it is (transformers 5's
+# `create_bidirectional_mask` returns a 4D mask untouched) and whose eager attention adds it to the scores.
+ADDITIVE_MASK_FAMILIES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert")
 # Varied lengths, so the parity batch is padded (attention masks matter) and a batch of one is checked too.
 PARITY_TEXTS = (
     "What a great match: the team played so well today!",
@@ -51,6 +63,7 @@ class ExportResult:
         max_abs_diff (`dict[str, float]`): per task, the largest |onnx - torch| fp32 logit on the parity texts.
         int8_max_abs_diff (`dict[str, float]`, *optional*): the same for the int8 graph (reported, not checked:
             quantization moves logits; score int8 accuracy on real data instead).
+        exporter (`str`): `"torchscript"` or `"dynamo"`, the exporter that wrote the graph.
     """
 
     files: list[Path]
@@ -58,6 +71,7 @@ class ExportResult:
     output_names: list[str]
     max_abs_diff: dict[str, float]
     int8_max_abs_diff: dict[str, float] | None = None
+    exporter: str = "dynamo"
 
 
 class ParityError(RuntimeError):
@@ -72,6 +86,7 @@ def export_onnx(
     texts: list[str] | None = None,
     atol: float = DEFAULT_ATOL,
     opset: int = OPSET,
+    exporter: str = "auto",
 ) -> ExportResult:
     r"""
     Exports the multitask model saved in `model_dir` to `model_dir/onnx/model.onnx` (and `model_quantized.onnx`).
@@ -83,9 +98,12 @@ def export_onnx(
         texts: the parity texts (default `PARITY_TEXTS`); run as one padded batch and one text alone.
         atol: the largest allowed |onnx - torch| fp32 logit, per task.
         opset: the ONNX opset.
+        exporter: `"auto"` (`"torchscript"` for the families in `ADDITIVE_MASK_FAMILIES`, else `"dynamo"`),
+            `"torchscript"` or `"dynamo"`; see the module docstring.
 
     Raises:
-        `ImportError` without onnx/onnxruntime/onnxscript, `FileExistsError`, [`ParityError`].
+        `ImportError` without onnx/onnxruntime/onnxscript, `FileExistsError`, `ValueError` (an unknown exporter, or
+        `"torchscript"` for a family outside `ADDITIVE_MASK_FAMILIES`), [`ParityError`].
 
     Example:
 
@@ -96,6 +114,8 @@ def export_onnx(
     ```
     """
     check_onnx_installed(quantization=int8)
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter={exporter!r}: expected one of {EXPORTERS}.")
     model_dir = Path(model_dir)
     targets = [model_dir / ONNX_FILE] + ([model_dir / QUANTIZED_FILE] if int8 else [])
     existing = [str(path) for path in targets if path.exists()]
@@ -103,17 +123,19 @@ def export_onnx(
         raise FileExistsError(f"{existing} already exist(s): pass --overwrite (overwrite=True) to replace.")
     model = MultitaskModel.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    exporter = choose_exporter(model, exporter)
     texts = list(texts or PARITY_TEXTS)
     targets[0].parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=targets[0].parent) as tmp:
         staged = [Path(tmp) / path.name for path in targets]
-        input_names = export_graph(model, tokenizer, staged[0], opset)
+        input_names = export_graph(model, tokenizer, staged[0], opset, exporter)
         diff = logit_differences(model, tokenizer, staged[0], texts)
         worst = {task: value for task, value in diff.items() if not value <= atol}
         if worst:
             raise ParityError(
                 f"ONNX logits differ from torch by {worst} (> atol={atol}) on tasks {sorted(worst)}: nothing was "
-                "written. Check the encoder exports cleanly with torch.onnx.export(dynamo=True), or raise atol."
+                f"written. The {exporter} exporter traced this encoder wrongly: try the other one (--exporter "
+                f"{'dynamo' if exporter == 'torchscript' else 'torchscript'}), or raise atol."
             )
         int8_diff = None
         if int8:
@@ -122,7 +144,7 @@ def export_onnx(
         for source, target in zip(staged, targets):
             os.replace(source, target)
     outputs = [OUTPUT_PREFIX + task for task in model.config.task_names]
-    return ExportResult(targets, input_names, outputs, diff, int8_diff)
+    return ExportResult(targets, input_names, outputs, diff, int8_diff, exporter)
 
 
 def check_onnx_installed(quantization: bool = False) -> None:
@@ -140,17 +162,63 @@ def check_onnx_installed(quantization: bool = False) -> None:
         )
 
 
-class _AllTasks(torch.nn.Module):
-    """The multitask model as a graph: tokenizer tensors in, one logits tensor per task out (config order)."""
+def choose_exporter(model: MultitaskModel, exporter: str = "auto") -> str:
+    """`"torchscript"` or `"dynamo"` for `model`'s encoder family (see the module docstring)."""
+    family = model.config.encoder.model_type
+    if exporter == "auto":
+        return "torchscript" if family in ADDITIVE_MASK_FAMILIES else "dynamo"
+    if exporter == "torchscript" and family not in ADDITIVE_MASK_FAMILIES:
+        raise ValueError(
+            f"exporter='torchscript' builds an additive attention mask, which {family} encoders do not take; use "
+            f"'dynamo' (or 'auto'). Families it supports: {', '.join(ADDITIVE_MASK_FAMILIES)}."
+        )
+    return exporter
 
-    def __init__(self, model: MultitaskModel):
+
+class _AllTasks(torch.nn.Module):
+    """The multitask model as a graph: tokenizer tensors in, one logits tensor per task out (config order).
+
+    With `additive_mask`, the encoder gets the 4D mask of [`additive_attention_mask`] and pooling the 2D one."""
+
+    def __init__(self, model: MultitaskModel, additive_mask: bool = False):
         super().__init__()
         self.model = model
+        self.additive_mask = additive_mask
         self.tasks = model.config.task_names
+        self.sizes = [len(model.config.tasks[task]["labels"]) for task in self.tasks]
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
-        return tuple(logits[task] for task in self.tasks)
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        inputs = {"input_ids": input_ids, "token_type_ids": token_type_ids}
+        if not self.additive_mask:
+            logits = self.model(**inputs, attention_mask=attention_mask).logits
+            return tuple(logits[task] for task in self.tasks)
+        encoder_inputs = {name: value for name, value in inputs.items() if value is not None}
+        hidden_states = self.model.encoder(**encoder_inputs, attention_mask=additive_attention_mask(attention_mask))[0]
+        logits = self.model.head_logits(self.model.pool(hidden_states, attention_mask), self.tasks)
+        return tuple(torch.split(logits, self.sizes, dim=-1))
+
+
+class _Positional(torch.nn.Module):
+    """The TorchScript exporter passes inputs by position: here in the tokenizer's order, `names`."""
+
+    def __init__(self, module: torch.nn.Module, names: list[str]):
+        super().__init__()
+        self.module = module
+        self.names = names
+
+    def forward(self, *args):
+        return self.module(**dict(zip(self.names, args)))
+
+
+def additive_attention_mask(attention_mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """`(batch, 1, length, length)`: 0 where a token may be attended to, the dtype's minimum at padding.
+
+    transformers 4.x's `_prepare_4d_attention_mask`, op for op (unsqueeze, expand, cast, 1 - mask, masked_fill):
+    the pattern onnxruntime's BERT attention fusion matches (`onnxruntime.transformers.optimizer`)."""
+    batch, length = attention_mask.shape
+    expanded = attention_mask.unsqueeze(1).unsqueeze(2).expand(batch, 1, length, length).to(dtype)
+    inverted = 1.0 - expanded
+    return inverted.masked_fill(inverted.to(torch.bool), torch.finfo(dtype).min)
 
 
 def graph_input_names(model: MultitaskModel, tokenizer: PreTrainedTokenizerBase) -> list[str]:
@@ -162,31 +230,63 @@ def graph_input_names(model: MultitaskModel, tokenizer: PreTrainedTokenizerBase)
     return names
 
 
-def export_graph(model: MultitaskModel, tokenizer: PreTrainedTokenizerBase, path: Path, opset: int = OPSET) -> list:
-    """Writes the fp32 graph to `path` (one file, no external data) and returns its input names."""
+def export_graph(
+    model: MultitaskModel,
+    tokenizer: PreTrainedTokenizerBase,
+    path: Path,
+    opset: int = OPSET,
+    exporter: str = "dynamo",
+) -> list[str]:
+    """Writes the fp32 graph to `path` (one file, no external data) with `exporter`; returns its input names."""
     names = graph_input_names(model, tokenizer)
+    outputs = [OUTPUT_PREFIX + task for task in model.config.task_names]
     # Two texts of different lengths: batch 2 and a padded sequence, so neither axis is specialised to 1.
     sample = tokenizer(list(PARITY_TEXTS[:2]), padding=True, truncation=True, return_tensors="pt")
     sample = {name: sample[name] for name in names}
-    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     with warnings.catch_warnings(), _quiet_exporter():
-        # The exporter's notes on axis names, and torch's own deprecations (LeafSpec) while it traces.
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.onnx.export(
-            _AllTasks(model),
-            (),
-            str(path),
-            kwargs=sample,
-            input_names=names,
-            output_names=[OUTPUT_PREFIX + task for task in model.config.task_names],
-            dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
-            opset_version=opset,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
+        # The exporters' notes on axis names and their own deprecations (LeafSpec, the TorchScript exporter's).
+        for category in (UserWarning, FutureWarning, DeprecationWarning):
+            warnings.simplefilter("ignore", category)
+        if exporter == "torchscript":
+            _export_torchscript(model, sample, path, names, outputs, opset)
+        else:
+            batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+            torch.onnx.export(
+                _AllTasks(model).eval(),
+                (),
+                str(path),
+                kwargs=sample,
+                input_names=names,
+                output_names=outputs,
+                dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
     return names
+
+
+def _export_torchscript(model, sample: dict, path: Path, names: list[str], outputs: list[str], opset: int) -> None:
+    # Eager attention (scores + mask, softmax, matmul) while tracing; the model's own setting comes back after.
+    implementation = model.encoder.config._attn_implementation
+    model.encoder.set_attn_implementation("eager")
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                # eval(): the exporter puts the module back in its mode afterwards, recursively, model included.
+                _Positional(_AllTasks(model, additive_mask=True), names).eval(),
+                tuple(sample[name] for name in names),
+                str(path),
+                input_names=names,
+                output_names=outputs,
+                dynamic_axes={name: {0: "batch", 1: "sequence"} for name in names}
+                | {name: {0: "batch"} for name in outputs},
+                opset_version=min(opset, 17),  # the TorchScript exporter's newest opset
+                dynamo=False,
+            )
+    finally:
+        model.encoder.set_attn_implementation(implementation)
 
 
 def quantize_int8(source: Path, target: Path) -> None:
@@ -229,4 +329,13 @@ class _quiet_exporter:
         logging.getLogger("torch.onnx").setLevel(self._level)
 
 
-__all__ = ["DEFAULT_ATOL", "ExportResult", "ParityError", "check_onnx_installed", "export_onnx"]
+__all__ = [
+    "ADDITIVE_MASK_FAMILIES",
+    "DEFAULT_ATOL",
+    "EXPORTERS",
+    "ExportResult",
+    "ParityError",
+    "additive_attention_mask",
+    "check_onnx_installed",
+    "export_onnx",
+]

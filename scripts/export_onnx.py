@@ -9,7 +9,7 @@ Needs the onnx extra: pip install 'polyhead[onnx]'. See `polyhead.onnx_export`.
 import argparse
 import sys
 
-from polyhead.onnx_export import DEFAULT_ATOL, OPSET, ParityError, export_onnx
+from polyhead.onnx_export import DEFAULT_ATOL, EXPORTERS, OPSET, ParityError, export_onnx
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,16 +18,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--int8", action="store_true", help="Also write onnx/model_quantized.onnx (dynamic int8).")
     parser.add_argument("--overwrite", action="store_true", help="Replace existing onnx/ graphs.")
     parser.add_argument("--atol", type=float, default=DEFAULT_ATOL, help="Largest allowed fp32 logit difference.")
-    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset version.")
+    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset version (the TorchScript exporter: <= 17).")
+    parser.add_argument(
+        "--exporter",
+        choices=EXPORTERS,
+        default="auto",
+        help="auto: TorchScript (fast graph) for BERT/RoBERTa/XLM-R/ELECTRA/DistilBERT, dynamo for other families.",
+    )
     args = parser.parse_args(argv)
     try:
         result = export_onnx(
-            args.model_dir, int8=args.int8, overwrite=args.overwrite, atol=args.atol, opset=args.opset
+            args.model_dir,
+            int8=args.int8,
+            overwrite=args.overwrite,
+            atol=args.atol,
+            opset=args.opset,
+            exporter=args.exporter,
         )
-    except (FileExistsError, FileNotFoundError, ImportError, ParityError) as error:
+    except (FileExistsError, FileNotFoundError, ImportError, ValueError, ParityError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"inputs {result.input_names} -> outputs {result.output_names}")
+    print(f"{result.exporter} exporter: inputs {result.input_names} -> outputs {result.output_names}")
     print(f"fp32 parity: max |onnx - torch| per task {_fmt(result.max_abs_diff)} (atol {args.atol})")
     if result.int8_max_abs_diff is not None:
         print(f"int8: max |onnx - torch| per task {_fmt(result.int8_max_abs_diff)} (not checked)")

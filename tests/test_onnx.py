@@ -163,3 +163,64 @@ def test_missing_onnxruntime_names_the_extra(tmp_path, monkeypatch):
         OnnxMultitaskModel.from_pretrained(tmp_path)
     with pytest.raises(ImportError, match="onnxruntime.*polyhead\\[onnx\\]"):
         check_onnx_installed()
+
+
+@requires_onnx
+@pytest.mark.parametrize("family", ["bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta-v2"])
+def test_every_family_exports_with_parity_through_its_exporter(tmp_path, family):
+    from polyhead.onnx_export import export_onnx
+    from polyhead.serving import OnnxMultitaskModel
+
+    folder = _saved_model(tmp_path / family, family=family)
+    result = export_onnx(folder)
+    # DeBERTa-v2 reads a 4D mask as 0/1, not additive: it goes through the dynamo exporter.
+    assert result.exporter == ("dynamo" if family == "deberta-v2" else "torchscript")
+    for batch in (TEXTS, TEXTS[1:2]):
+        inputs = tiny_tokenizer()(batch, padding=True, return_tensors="pt")
+        found = OnnxMultitaskModel.from_pretrained(folder)(**inputs).logits
+        for task, expected in _torch_logits(folder, batch).items():
+            torch.testing.assert_close(found[task], expected, atol=1e-4, rtol=0)
+
+
+@requires_onnx
+def test_both_exporters_agree_and_torchscript_is_refused_where_the_mask_would_be_wrong(tmp_path):
+    from polyhead.onnx_export import export_onnx
+    from polyhead.serving import OnnxMultitaskModel
+
+    folder = _saved_model(tmp_path / "bert")
+    logits = {}
+    for exporter in ("dynamo", "torchscript"):
+        assert export_onnx(folder, exporter=exporter, overwrite=True).exporter == exporter
+        logits[exporter] = OnnxMultitaskModel.from_pretrained(folder)(
+            **tiny_tokenizer()(TEXTS, padding=True, return_tensors="pt")
+        ).logits
+    for task in logits["dynamo"]:
+        torch.testing.assert_close(logits["torchscript"][task], logits["dynamo"][task], atol=1e-5, rtol=0)
+    deberta = _saved_model(tmp_path / "deberta", family="deberta-v2")
+    with pytest.raises(ValueError, match="deberta-v2.*'dynamo'"):
+        export_onnx(deberta, exporter="torchscript")
+    with pytest.raises(ValueError, match="exporter='fast'"):
+        export_onnx(folder, exporter="fast", overwrite=True)
+    assert not (deberta / "onnx" / "model.onnx").exists()
+
+
+def test_additive_mask_is_zero_on_tokens_and_the_minimum_on_padding():
+    from polyhead.onnx_export import additive_attention_mask
+
+    mask = additive_attention_mask(torch.tensor([[1, 1, 0], [1, 1, 1]]))
+    assert mask.shape == (2, 1, 3, 3) and mask.dtype == torch.float32
+    assert torch.equal(mask[0, 0], torch.tensor([[0.0, 0.0, torch.finfo(torch.float32).min]] * 3))
+    assert torch.equal(mask[1], torch.zeros(1, 3, 3))
+
+
+@requires_onnx
+def test_torchscript_graph_is_one_onnxruntime_fuses_into_bert_attention(exported, tmp_path):
+    # What makes the exported graph fast: onnxruntime's BERT fusions recognise its attention (mask included), GELU
+    # and LayerNorm patterns. A change to the wrapper's mask or the exporter that breaks them fails here.
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    folder, result = exported
+    assert result.exporter == "torchscript"
+    optimized = optimize_model(str(result.files[0]), model_type="bert", num_heads=4, hidden_size=32, opt_level=0)
+    fused = optimized.get_fused_operator_statistics()
+    assert fused["Attention"] == 2 and fused["SkipLayerNormalization"] >= 2 and fused["BiasGelu"] == 2
