@@ -76,6 +76,17 @@ def test_cache_follows_in_place_updates_reloads_and_moves(model, batch):
     torch.testing.assert_close(logits["extra"], reference_logits(model, batch)["extra"])
 
 
+def test_cache_follows_a_replaced_head_and_the_task_order(model, batch):
+    with torch.no_grad():
+        model(**batch)  # fills the cache
+        model.heads["topic"] = torch.nn.Linear(32, 4)
+        logits = model(**batch).logits
+        torch.testing.assert_close(logits["topic"], reference_logits(model, batch)["topic"])
+        reordered = model(**batch, task=["emotions", "topic", "sentiment"]).logits
+    for name, expected in reference_logits(model, batch).items():
+        torch.testing.assert_close(reordered[name], expected)
+
+
 def test_training_reaches_every_head(model, batch):
     model.train()
     labels = {"sentiment": torch.tensor([0, 1]), "topic": torch.tensor([1, 2]), "emotions": torch.ones(2, 4)}
