@@ -112,6 +112,30 @@ def test_folder_written_with_plain_linear_heads_loads(tmp_path, model, tokenizer
             torch.testing.assert_close(logits[name], head(pooled))
 
 
+def expected_answers(model, tokenizer, text, top_k=1) -> dict[str, list[tuple[str, float]]]:
+    """Each task's answer by the per-task rules, from one nn.Linear per task (stable sort: ties keep label order)."""
+    logits = reference_logits(model, tokenizer(text, return_tensors="pt"))
+    answers = {}
+    for name, spec in model.config.tasks.items():
+        multi = spec["problem_type"] == "multi_label_classification"
+        scores = torch.sigmoid(logits[name][0]) if multi else torch.softmax(logits[name][0], -1)
+        pairs = sorted(zip(spec["labels"], scores.tolist()), key=lambda p: p[1], reverse=True)
+        if multi:
+            limits = dict(zip(spec["labels"], spec.get("thresholds") or [spec.get("threshold", 0.5)] * len(pairs)))
+            pairs = [(label, score) for label, score in pairs if score >= limits[label]]
+        elif top_k is not None:
+            pairs = pairs[:top_k]
+        answers[name] = pairs
+    return answers
+
+
+def assert_answers(result, expected):
+    assert list(result) == list(expected)
+    for name, pairs in expected.items():
+        assert [item["label"] for item in result[name]] == [label for label, _ in pairs], name
+        assert [item["score"] for item in result[name]] == pytest.approx([s for _, s in pairs], abs=1e-6), name
+
+
 def test_vectorised_postprocessing_matches_the_per_task_rules(tokenizer):
     torch.manual_seed(0)
     tasks = many_tasks(60)
@@ -122,18 +146,53 @@ def test_vectorised_postprocessing_matches_the_per_task_rules(tokenizer):
     for top_k in (1, 3, None):
         results = classifier(texts, batch_size=2, top_k=top_k)
         for text, result in zip(texts, results):
-            logits = reference_logits(model, tokenizer(text, return_tensors="pt"))
+            assert_answers(result, expected_answers(model, tokenizer, text, top_k))
+
+
+def test_requested_task_order_and_one_problem_type_at_a_time(tokenizer):
+    torch.manual_seed(1)
+    model = MultitaskModel(tiny_multitask_config(tasks=many_tasks(12))).eval()
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+    texts = ["i love this movie", "bad phone"]
+    expected = [expected_answers(model, tokenizer, text) for text in texts]
+    subsets = [
+        ["task5", "task0", "task11", "task2", "task1"],  # mixed types, out of config order
+        ["task2", "task8", "task5"],  # multi-label only
+        ["task4", "task0"],  # single-label only
+        ["task8"],
+    ]
+    for tasks in subsets:
+        for batch_size in (1, 2):
+            for result, full in zip(classifier(texts, tasks=tasks, batch_size=batch_size), expected):
+                assert_answers(result, {name: full[name] for name in tasks})
+
+
+def test_ties_keep_label_order(tokenizer):
+    # Zero heads: every softmax score ties (the first label is the top one) and every sigmoid is exactly 0.5, at the
+    # threshold, so every multi-label label is returned, in label order.
+    model = MultitaskModel(tiny_multitask_config(tasks=many_tasks(9))).eval()
+    for head in model.heads.values():
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+    for batch_size in (1, 2):
+        for result in classifier(["i love this movie", "bad"], batch_size=batch_size, threshold=0.5, top_k=2):
             for name, spec in model.config.tasks.items():
                 multi = spec["problem_type"] == "multi_label_classification"
-                scores = torch.sigmoid(logits[name][0]) if multi else torch.softmax(logits[name][0], -1)
-                pairs = sorted(zip(spec["labels"], scores.tolist()), key=lambda p: p[1], reverse=True)
-                if multi:
-                    limits = dict(zip(spec["labels"], spec.get("thresholds") or [spec["threshold"]] * len(pairs)))
-                    pairs = [(label, score) for label, score in pairs if score >= limits[label]]
-                elif top_k is not None:
-                    pairs = pairs[:top_k]
-                assert [item["label"] for item in result[name]] == [label for label, _ in pairs], name
-                assert [item["score"] for item in result[name]] == pytest.approx([s for _, s in pairs], abs=1e-6)
+                assert [item["label"] for item in result[name]] == spec["labels"][: None if multi else 2], name
+
+
+def test_pipeline_sees_weight_changes_between_calls(tokenizer):
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config(tasks=many_tasks(9))).eval()
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+    texts = ["i love this movie", "bad phone", "the team win"]
+    classifier(texts, batch_size=1)
+    with torch.no_grad():
+        model.heads["task4"].bias[3] += 100.0  # label l3 of a single-label task now always wins
+        model.heads["task5"].bias -= 100.0  # a multi-label task now returns nothing
+    for result in classifier(texts, batch_size=1) + classifier(texts, batch_size=2):
+        assert [item["label"] for item in result["task4"]] == ["l3"] and result["task5"] == []
 
 
 def test_many_tasks_evaluate_without_plots_and_the_card_summarises(tmp_path, tokenizer):
