@@ -214,9 +214,19 @@ def test_many_tasks_evaluate_without_plots_and_the_card_summarises(tmp_path, tok
     results = evaluate_model(model, tokenizer, sets, output_dir=tmp_path, progress=False)
     assert len(results["tasks"]) == 30 and not list(tmp_path.glob("*.png"))
     assert len(list(tmp_path.glob("confusion_matrix_*.csv"))) == 30
-    card = render_model_card(model.config, results, repo_id="org/many")
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+    widget = [{"text": text, "output": classifier(text)} for text in ("i love this movie", "bad phone")]
+    card = render_model_card(model.config, results, repo_id="org/many", widget=widget)
     assert "### `task0`" not in card and "30 tasks" in card and "lowest-scoring tasks" in card
-    assert len(ModelCard(card).data.eval_results) >= 30
+    data = ModelCard(card).data
+    assert len(data.eval_results) >= 30
+    # widget, usage snippet and example answers show the first 20 tasks, and say so
+    shown = {f"task{i}" for i in range(20)}
+    assert {item["label"].split(":")[0] for item in data.widget[0]["output"]} <= shown
+    assert "(the first 20 of 30 tasks)" in card and '"task19"' in card and '"task20"' not in card
+    examples = card.split("### Example answers")[1].split("\n#")[0]
+    assert examples.count("| 10 more tasks | not shown |") == 2
+    assert "`task19`" in examples and "`task20`" not in examples
 
 
 def test_heads_that_are_not_plain_linear_still_run(model, batch):
