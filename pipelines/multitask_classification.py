@@ -5,6 +5,7 @@ This file is executed by Hub users through `trust_remote_code=True` (a flat copy
 only torch and transformers, and reads the task list from `model.config.tasks`.
 """
 
+import contextlib
 import gc
 import itertools
 import operator
@@ -129,13 +130,18 @@ class MultitaskClassificationPipeline(Pipeline):
         forward["fused"] = self._fused_heads(forward.get("tasks"))
         order = sorted(range(len(inputs)), key=lambda i: _length(inputs[i])) if sort_by_length else range(len(inputs))
         order = list(order)
-        results: list[dict | None] = [None] * len(inputs)
+        ranked = []  # per batch: its rows and ranked labels (a few arrays), answers built once all batches have run
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             model_inputs = self._tokenize([inputs[i] for i in chunk], **preprocess)
-            outputs = self.forward(model_inputs, **forward)
-            for index, result in zip(chunk, self._postprocess_batch(outputs, **postprocess)):
-                results[index] = result
+            ranked.append((chunk, self._rank(self.forward(model_inputs, **forward), **postprocess)))
+        # Built at the end, not batch by batch: the garbage collections that the next batches' forward passes trigger
+        # would otherwise walk every answer built so far and promote them towards the costly full collections.
+        results: list[dict | None] = [None] * len(inputs)
+        with _collection_paused():
+            for chunk, (layout, groups) in ranked:
+                for index, result in zip(chunk, _as_dicts(layout, groups, len(chunk))):
+                    results[index] = result
         return results
 
     def _tokenize(self, items: str | dict | list, truncation: bool = True, max_length: int | None = None) -> dict:
@@ -231,28 +237,31 @@ class MultitaskClassificationPipeline(Pipeline):
         top_k: int | None = 1,
         thresholds: dict[str, float] | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
-        return self._postprocess_batch(model_outputs, tasks, top_k, thresholds)[0]
+        layout, groups = self._rank(model_outputs, tasks, top_k, thresholds)
+        with _collection_paused():
+            return _as_dicts(layout, groups, len(model_outputs[_OUTPUT_KEY]))[0]
 
-    def _postprocess_batch(
+    def _rank(
         self,
         model_outputs: dict,
         tasks: list[str] | None = None,
         top_k: int | None = 1,
         thresholds: dict[str, float] | None = None,
-    ) -> list[dict[str, list[dict[str, Any]]]]:
+    ) -> tuple[_Layout, list[tuple]]:
         # Vectorised across tasks, one problem type at a time: each type's tasks become a (batch, tasks, max labels)
-        # grid (one softmax and a max or sort, or one sigmoid and one sort), and what is returned - the `top_k` best
-        # (single-label), every label at or above its threshold (multi-label) - is gathered in task order. Only the
-        # returned entries become Python objects, so 500 tasks cost about what one does.
+        # grid (one softmax and a max or sort, or one sigmoid and one sort) and what is returned - the `top_k` best
+        # (single-label), every label at or above its threshold (multi-label) - is ranked, as numpy arrays per
+        # group (`_as_dicts` makes the answers). Only the returned entries become Python objects, so 500 tasks cost
+        # about what one does.
         layout = self._layout(tuple(tasks or self.model.config.task_names), thresholds)
         logits = model_outputs[_OUTPUT_KEY].float()
         logits = torch.cat([logits, logits.new_full((len(logits), 1), float("-inf"))], dim=-1)  # the padding column
-        ranked = []
+        groups = []
         if layout.single_label is not None:
-            ranked.append((layout.single_label, *_top_labels(logits, layout.single_label, top_k)))
+            groups.append((layout.single_label, *_top_labels(logits, layout.single_label, top_k)))
         if layout.multi_label is not None:
-            ranked.append((layout.multi_label, *_labels_above_threshold(logits, layout.multi_label)))
-        return _as_dicts(layout, ranked, len(logits))
+            groups.append((layout.multi_label, *_labels_above_threshold(logits, layout.multi_label)))
+        return layout, groups
 
     def _layout(self, tasks: tuple[str, ...], thresholds: dict[str, float] | None) -> _Layout:
         # Cached per (config tasks object, tasks, per-call thresholds): rebuilt when the config's tasks change.
@@ -451,19 +460,24 @@ def _answers(names: list[str], scores, columns, counts) -> Iterator[list]:
     return map(items.__getitem__, map(slice, starts, ends))
 
 
-def _as_dicts(layout: _Layout, ranked: list[tuple], batch_size: int) -> list[dict[str, list[dict[str, Any]]]]:
+def _as_dicts(layout: _Layout, groups: list[tuple], batch_size: int) -> list[dict[str, list[dict[str, Any]]]]:
     """`{task: [{"label", "score"}, ...]}` per row from each group's ranked `(group, scores, columns, counts)`."""
-    # Tens of thousands of small dicts would trigger many garbage collections, each walking every object of the
-    # process (all of torch and transformers): they hold no cycles, so collection waits until they are built.
+    answers = [(_answers(layout.column_labels, *ranked), len(group.positions)) for group, *ranked in groups]
+    rows = []
+    for _ in range(batch_size):
+        row = list(itertools.chain.from_iterable([itertools.islice(group, size) for group, size in answers]))
+        rows.append(dict(zip(layout.tasks, layout.to_task_order(row) if layout.to_task_order else row)))
+    return rows
+
+
+@contextlib.contextmanager
+def _collection_paused():
+    # Tens of thousands of small dicts and lists would trigger many garbage collections, each walking every object
+    # of the process (all of torch and transformers): they hold no cycles, so collection waits until they are built.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        answers = [(_answers(layout.column_labels, *result), len(group.positions)) for group, *result in ranked]
-        rows = []
-        for _ in range(batch_size):
-            row = list(itertools.chain.from_iterable([itertools.islice(group, size) for group, size in answers]))
-            rows.append(dict(zip(layout.tasks, layout.to_task_order(row) if layout.to_task_order else row)))
-        return rows
+        yield
     finally:
         if collecting:
             gc.enable()
