@@ -229,6 +229,44 @@ def test_many_tasks_evaluate_without_plots_and_the_card_summarises(tmp_path, tok
     assert "`task19`" in examples and "`task20`" not in examples
 
 
+def test_many_tasks_train_evaluate_and_publish_a_summarised_card(tmp_path):
+    """End to end above the card's 20-task limit: train, evaluate every split in one pass, results.json, card."""
+    import datasets
+    from huggingface_hub import ModelCard
+
+    from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+    from polyhead.model_card import write_model_card
+    from polyhead.tasks import TaskSpec
+    from polyhead.testing_utils import WORDS
+    from polyhead.training import run
+
+    rng = random.Random(0)
+    specs = []
+    for index, (name, spec) in enumerate(many_tasks(24).items()):
+        multi = spec.get("problem_type") == "multi_label_classification"
+        labels = spec["labels"][:4]
+
+        def split(n, labels=labels, multi=multi):
+            texts = [" ".join(rng.choices(WORDS, k=5)) for _ in range(n)]
+            targets = [rng.sample(labels, 2) if multi else rng.choice(labels) for _ in range(n)]
+            return datasets.Dataset.from_dict({"text": texts, "label": targets})
+
+        data = datasets.DatasetDict(train=split(8), validation=split(4), test=split(4 + index % 3))
+        specs.append(TaskSpec(name, dataset=data, labels=labels, problem_type=spec.get("problem_type")))
+    args = MultitaskTrainingArguments(
+        output_dir=str(tmp_path / "run"), num_train_epochs=1, per_device_train_batch_size=8, eval_strategy="epoch",
+        save_strategy="no", report_to="none", disable_tqdm=True, seed=0,
+    )  # fmt: skip
+    results = run(ModelArguments(), DataArguments(tasks=specs), args)["multitask"]
+    folder = tmp_path / "run" / "model"
+    assert len(results["tasks"]) == 24 and results["num_examples"]["task2"] == 6
+    assert len(list(folder.glob("classification_report_*.txt"))) == 24 and not list(folder.glob("*.png"))
+    card = write_model_card(folder, repo_id="org/many").read_text()
+    assert "24 tasks" in card and "lowest-scoring tasks" in card and "### `task0`" not in card
+    assert "(the first 20 of 24 tasks)" in card
+    assert len(ModelCard(card).data.eval_results) >= 24
+
+
 def test_heads_that_are_not_plain_linear_still_run(model, batch):
     class Scaled(torch.nn.Module):  # e.g. a quantized or adapter-wrapped head: no plain weight to concatenate
         def __init__(self, inner):
