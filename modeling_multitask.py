@@ -282,7 +282,8 @@ class MultitaskModel(PreTrainedModel):
         if len(tasks) == 1:
             logits = {tasks[0]: fused}
         else:
-            sizes = [len(self.config.tasks[name]["labels"]) for name in tasks]
+            specs = self.config.tasks  # once: a config attribute read costs ~1 us (transformers' __getattribute__)
+            sizes = [len(specs[name]["labels"]) for name in tasks]
             logits = dict(zip(tasks, torch.split(fused, sizes, dim=-1)))
         task_losses = {name: self.task_loss(name, logits[name], target) for name, target in labels.items()}
         loss = torch.stack(list(task_losses.values())).sum() if task_losses else None
@@ -295,37 +296,43 @@ class MultitaskModel(PreTrainedModel):
 
         The heads stay one `nn.Linear` each in `self.heads` (the checkpoint format); outside autograd their weights
         are concatenated once and cached until a parameter changes (in-place updates bump its version; `.to()` or a
-        replaced head changes its storage), so hundreds of heads cost about what one does.
+        replaced head changes its storage), so hundreds of heads cost about what one does. Checking the cache reads
+        every head parameter's version (~0.1 to 0.4 ms at 500 heads): a caller running many batches without
+        changing weights in between can take [`fused_head_weights`] once and apply `F.linear` itself.
         """
         tasks = self.config.task_names if tasks is None else tasks
         if len(tasks) == 1:
             return self.heads[tasks[0]](features)
-        fused = self._fused_weights(tuple(tasks))
+        fused = self.fused_head_weights(tuple(tasks))
         if fused is None:  # a head that is not a plain nn.Linear (quantized, wrapped by an adapter...): one call each
             return torch.cat([self.heads[name](features) for name in tasks], dim=-1)
         return F.linear(features, *fused)
 
-    def _fused_weights(self, tasks: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor] | None:
-        modules = [self.heads[name] for name in tasks]
-        if any(type(h) is not nn.Linear for h in modules):
-            return None
+    def fused_head_weights(self, tasks: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """`(weight, bias)` of the tasks' heads concatenated in `tasks` order (cached outside autograd, see
+        [`head_logits`]), or None when a head is not a plain `nn.Linear`."""
+        heads = self.heads  # looked up once: `self.heads` in the loop costs ~0.4 ms for 500 tasks (Module.__getattr__)
+        modules = [heads[name] for name in tasks]
+        cache = self.__dict__.get("_fused_cache")
+        if torch.is_grad_enabled() or cache is None or cache["modules"] != modules:
+            if any(type(h) is not nn.Linear for h in modules):  # (a cached list holds only nn.Linear heads)
+                return None
         if torch.is_grad_enabled():  # training: concatenate per call so gradients reach every head
             return torch.cat([h.weight for h in modules]), torch.cat([h.bias for h in modules])
-        cache = self.__dict__.get("_fused_cache")
-        # Valid while the same head modules hold parameters at the same versions (every in-place update, e.g. an
-        # optimizer step or load_state_dict, bumps it) and storage (`.to()` moves it). Cheap enough per call for
-        # hundreds of heads; a plain Python list, never saved nor moved with the model.
+        # Valid while the same head modules (compared by identity: nn.Module has no `__eq__`) hold parameters at the
+        # same versions (every in-place update, e.g. an optimizer step or load_state_dict, bumps it; writes through
+        # `.data` do not) and storage (`.to()` moves it). 0.1 to 0.4 ms per call for 500 heads (reading 1,000
+        # version counters, mostly cache misses after an encoder pass); a plain dict, never saved nor moved.
         if (
             cache is None
-            or cache["tasks"] != tasks
-            or any(a is not b for a, b in zip(cache["modules"], modules))
+            or cache["modules"] != modules
             or cache["params"][0].data_ptr() != cache["pointer"]
             or [p._version for p in cache["params"]] != cache["versions"]
         ):
             params = [p for h in modules for p in (h.weight, h.bias)]
             weight = torch.cat([h.weight.detach() for h in modules])
             bias = torch.cat([h.bias.detach() for h in modules])
-            cache = {"tasks": tasks, "modules": modules, "params": params, "weight": weight, "bias": bias}
+            cache = {"modules": modules, "params": params, "weight": weight, "bias": bias}
             cache.update(pointer=params[0].data_ptr(), versions=[p._version for p in params])
             self.__dict__["_fused_cache"] = cache
         return cache["weight"], cache["bias"]

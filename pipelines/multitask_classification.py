@@ -5,9 +5,13 @@ This file is executed by Hub users through `trust_remote_code=True` (a flat copy
 only torch and transformers, and reads the task list from `model.config.tasks`.
 """
 
+import contextlib
 import gc
+import itertools
+import operator
 import threading
 import types
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import torch
@@ -21,16 +25,24 @@ _OUTPUT_KEY = "logits"  # `_forward` returns one tensor: every requested head's 
 _ENTAILMENT, _NOT_ENTAILMENT = "entailment", ("contradiction", "not_entailment")
 
 
+class _Group(NamedTuple):
+    """The requested tasks of one problem type, their labels' columns padded to a `(tasks, max labels)` grid."""
+
+    positions: torch.Tensor  # (G,) where each task sits among the requested tasks
+    offsets: torch.Tensor  # (G,) each task's first column in the fused logits
+    index: torch.Tensor  # (G, L) column of each (task, label) in the fused logits; padding: the -inf column
+    sizes: torch.Tensor  # (G,) label counts
+    thresholds: torch.Tensor  # (G, L) per-label decision thresholds (multi-label); padding: inf, never reached
+
+
 class _Layout(NamedTuple):
-    """Where each requested task's labels sit in the fused logits, padded to a `(tasks, max labels)` grid."""
+    """How the fused logits of the requested tasks become their answers (cached per tasks and thresholds)."""
 
     tasks: list[str]
-    labels: list[list[str]]
-    index: torch.Tensor  # (T, L) column of each (task, label) in the fused logits; 0 where padded
-    valid: torch.Tensor  # (T, L) False on padding
-    multi_label: torch.Tensor  # (T, 1)
-    thresholds: torch.Tensor  # (T, L) per-label decision thresholds (multi-label tasks)
     column_labels: list[str]  # the label name of every fused logits column
+    single_label: _Group | None
+    multi_label: _Group | None
+    to_task_order: Callable | None  # a row's single-label then multi-label answers -> task order (None: same)
 
 
 class MultitaskClassificationPipeline(Pipeline):
@@ -115,15 +127,21 @@ class MultitaskClassificationPipeline(Pipeline):
         preprocess = {**self._preprocess_params, **preprocess}
         forward = {**self._forward_params, **forward}
         postprocess = {**self._postprocess_params, **postprocess}
+        forward["fused"] = self._fused_heads(forward.get("tasks"))
         order = sorted(range(len(inputs)), key=lambda i: _length(inputs[i])) if sort_by_length else range(len(inputs))
         order = list(order)
-        results: list[dict | None] = [None] * len(inputs)
+        ranked = []  # per batch: its rows and ranked labels (a few arrays), answers built once all batches have run
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             model_inputs = self._tokenize([inputs[i] for i in chunk], **preprocess)
-            outputs = self.forward(model_inputs, **forward)
-            for index, result in zip(chunk, self._postprocess_batch(outputs, **postprocess)):
-                results[index] = result
+            ranked.append((chunk, self._rank(self.forward(model_inputs, **forward), **postprocess)))
+        # Built at the end, not batch by batch: the garbage collections that the next batches' forward passes trigger
+        # would otherwise walk every answer built so far and promote them towards the costly full collections.
+        results: list[dict | None] = [None] * len(inputs)
+        with _collection_paused():
+            for chunk, (layout, groups) in ranked:
+                for index, result in zip(chunk, _as_dicts(layout, groups, len(chunk))):
+                    results[index] = result
         return results
 
     def _tokenize(self, items: str | dict | list, truncation: bool = True, max_length: int | None = None) -> dict:
@@ -190,12 +208,25 @@ class MultitaskClassificationPipeline(Pipeline):
         limit = self._position_limit()
         return self.tokenizer.model_max_length if limit is None else min(self.tokenizer.model_max_length, limit)
 
-    def _forward(self, model_inputs: dict, tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
+    def _fused_heads(self, tasks: list[str] | None) -> tuple | None:
+        # The heads' concatenated weights, fetched once per call of a list: no weight changes during a call, and
+        # checking the model's cache for every batch would cost ~0.4 ms per batch at 500 heads (see `head_logits`).
+        if not hasattr(self.model, "fused_head_weights"):
+            return None  # model code older than this pipeline
+        with torch.no_grad():
+            return self.model.fused_head_weights(tuple(tasks or self.model.config.task_names))
+
+    def _forward(
+        self, model_inputs: dict, tasks: list[str] | None = None, fused: tuple | None = None
+    ) -> dict[str, torch.Tensor]:
         # One tensor, every requested head side by side (the pipeline's batching splits it row by row; nested dicts
         # break batch_size > 1). The heads run as one matmul where the model offers it (`head_logits`).
         tasks = tasks or self.model.config.task_names
         if hasattr(self.model, "head_logits") and hasattr(self.model, "encode"):
-            return {_OUTPUT_KEY: self.model.head_logits(self.model.encode(**model_inputs), tasks)}
+            pooled = self.model.encode(**model_inputs)
+            if fused is not None:  # the heads' weights from `_fused_heads`, checked once for a whole list
+                return {_OUTPUT_KEY: torch.nn.functional.linear(pooled, *fused)}
+            return {_OUTPUT_KEY: self.model.head_logits(pooled, tasks)}
         logits = self.model(**model_inputs, task=tasks).logits  # model code older than this pipeline
         return {_OUTPUT_KEY: torch.cat([logits[task] for task in tasks], dim=-1)}
 
@@ -206,47 +237,31 @@ class MultitaskClassificationPipeline(Pipeline):
         top_k: int | None = 1,
         thresholds: dict[str, float] | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
-        return self._postprocess_batch(model_outputs, tasks, top_k, thresholds)[0]
+        layout, groups = self._rank(model_outputs, tasks, top_k, thresholds)
+        with _collection_paused():
+            return _as_dicts(layout, groups, len(model_outputs[_OUTPUT_KEY]))[0]
 
-    def _postprocess_batch(
+    def _rank(
         self,
         model_outputs: dict,
         tasks: list[str] | None = None,
         top_k: int | None = 1,
         thresholds: dict[str, float] | None = None,
-    ) -> list[dict[str, list[dict[str, Any]]]]:
-        # Vectorised across tasks: the fused logits become a (batch, tasks, max labels) grid; one softmax, one
-        # sigmoid, one sort and one `tolist()` of only the kept columns for the whole batch, so 500 tasks cost about
-        # what one does. Kept: the `top_k` best (single-label), every label at or above its threshold (multi-label).
+    ) -> tuple[_Layout, list[tuple]]:
+        # Vectorised across tasks, one problem type at a time: each type's tasks become a (batch, tasks, max labels)
+        # grid (one softmax and a max or sort, or one sigmoid and one sort) and what is returned - the `top_k` best
+        # (single-label), every label at or above its threshold (multi-label) - is ranked, as numpy arrays per
+        # group (`_as_dicts` makes the answers). Only the returned entries become Python objects, so 500 tasks cost
+        # about what one does.
         layout = self._layout(tuple(tasks or self.model.config.task_names), thresholds)
-        grid = model_outputs[_OUTPUT_KEY].float()[:, layout.index].masked_fill(~layout.valid, float("-inf"))
-        scores = torch.where(layout.multi_label, torch.sigmoid(grid), torch.softmax(grid, dim=-1))
-        keep = layout.valid & (scores >= layout.thresholds)  # multi-label: at or above each label's threshold
-        # One stable sort puts what is returned first, by score: every valid label (single-label) or every kept one.
-        key = torch.where(torch.where(layout.multi_label, keep, layout.valid), scores, -1.0)
-        values, order = torch.sort(key, dim=-1, descending=True, stable=True)
-        sizes = layout.valid.sum(dim=-1)
-        counts = torch.where(layout.multi_label[:, 0], keep.sum(dim=-1), sizes.clamp(max=top_k or grid.shape[-1]))
-        # Only the returned entries become Python objects (numpy's tolist is the fast one): one flat list of
-        # {"label", "score"} dicts in (row, task, rank) order, then one slice per (row, task).
-        returned = torch.arange(grid.shape[-1]) < counts[..., None]
-        columns = torch.gather(layout.index.expand(len(grid), -1, -1), -1, order)[returned].numpy().tolist()
-        ends = counts.flatten().cumsum(0).view_as(counts)
-        starts, ends = (ends - counts).numpy().tolist(), ends.numpy().tolist()
-        names, scores = layout.column_labels, values[returned].numpy().tolist()
-        # Tens of thousands of small dicts would trigger many garbage collections, each walking every object of the
-        # process (all of torch and transformers): they hold no cycles, so collection waits until they are built.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            items = [{"label": names[c], "score": v} for c, v in zip(columns, scores)]
-            return [
-                dict(zip(layout.tasks, [items[a:b] for a, b in zip(row_starts, row_ends)]))
-                for row_starts, row_ends in zip(starts, ends)
-            ]
-        finally:
-            if collecting:
-                gc.enable()
+        logits = model_outputs[_OUTPUT_KEY].float()
+        logits = torch.cat([logits, logits.new_full((len(logits), 1), float("-inf"))], dim=-1)  # the padding column
+        groups = []
+        if layout.single_label is not None:
+            groups.append((layout.single_label, *_top_labels(logits, layout.single_label, top_k)))
+        if layout.multi_label is not None:
+            groups.append((layout.multi_label, *_labels_above_threshold(logits, layout.multi_label)))
+        return layout, groups
 
     def _layout(self, tasks: tuple[str, ...], thresholds: dict[str, float] | None) -> _Layout:
         # Cached per (config tasks object, tasks, per-call thresholds): rebuilt when the config's tasks change.
@@ -255,17 +270,17 @@ class MultitaskClassificationPipeline(Pipeline):
         cached = getattr(self, "_layout_cache", None)
         if cached is not None and cached[0] is specs and cached[1] == key:
             return cached[2]
-        labels = [specs[task]["labels"] for task in tasks]
-        width = max(len(names) for names in labels)
-        offsets = torch.tensor([0] + [len(names) for names in labels]).cumsum(0)[:-1]
-        columns = torch.arange(width)
-        sizes = torch.tensor([len(names) for names in labels])
-        valid = columns < sizes[:, None]
-        index = torch.where(valid, offsets[:, None] + columns, 0)
-        multi_label = torch.tensor([specs[task]["problem_type"] == MULTI_LABEL for task in tasks])[:, None]
-        limits = [_label_thresholds(specs[task], (thresholds or {}).get(task), width) for task in tasks]
-        column_labels = [label for names in labels for label in names]
-        layout = _Layout(list(tasks), labels, index, valid, multi_label, torch.tensor(limits), column_labels)
+        sizes = [len(specs[task]["labels"]) for task in tasks]
+        offsets = list(itertools.accumulate(sizes, initial=0))  # the last one: the -inf padding column
+        is_multi = [specs[task]["problem_type"] == MULTI_LABEL for task in tasks]
+        single, multi = [i for i, m in enumerate(is_multi) if not m], [i for i, m in enumerate(is_multi) if m]
+        limits = {i: _label_thresholds(specs[tasks[i]], (thresholds or {}).get(tasks[i])) for i in multi}
+        column_labels = [label for task in tasks for label in specs[task]["labels"]]
+        # answers come single-label tasks first: where each requested task's answer is among them
+        order = [position for _, position in sorted(zip(single + multi, itertools.count()))]
+        to_task_order = operator.itemgetter(*order) if order != sorted(order) else None  # 2+ tasks: gives a tuple
+        single_label, multi_label = _group(single, sizes, offsets), _group(multi, sizes, offsets, limits)
+        layout = _Layout(list(tasks), column_labels, single_label, multi_label, to_task_order)
         self._layout_cache = (specs, key, layout)
         return layout
 
@@ -373,16 +388,99 @@ def _entailment_ids(spec: dict) -> tuple[int, int] | None:
     return None
 
 
-def _label_thresholds(spec: dict, override: float | None, width: int) -> list[float]:
-    """Per-label thresholds of one task (padded to `width`): a per-call override, else the tuned per-label
-    `thresholds`, else the task's `threshold`."""
-    if spec["problem_type"] != MULTI_LABEL:
-        return [0.0] * width
+def _label_thresholds(spec: dict, override: float | None) -> list[float]:
+    """Per-label thresholds of one multi-label task: a per-call override, else the tuned per-label `thresholds`,
+    else the task's `threshold`."""
     if override is not None:
-        values = [override] * len(spec["labels"])
+        return [override] * len(spec["labels"])
+    return list(spec.get("thresholds") or [spec.get("threshold", 0.5)] * len(spec["labels"]))
+
+
+def _group(
+    positions: list[int], sizes: list[int], offsets: list[int], thresholds: dict[int, list[float]] | None = None
+) -> _Group | None:
+    """The `_Group` of the requested tasks at `positions` (None if there are none); `offsets[i]` is the first
+    fused logits column of task `i`, `offsets[-1]` the -inf padding column."""
+    if not positions:
+        return None
+    width = max(sizes[i] for i in positions)
+    index = [[offsets[i] + j if j < sizes[i] else offsets[-1] for j in range(width)] for i in positions]
+    limits = [(thresholds or {}).get(i, []) for i in positions]
+    limits = [values + [float("inf")] * (width - len(values)) for values in limits]  # padding: never returned
+    return _Group(
+        torch.tensor(positions),
+        torch.tensor([offsets[i] for i in positions]),
+        torch.tensor(index),
+        torch.tensor([sizes[i] for i in positions]),
+        torch.tensor(limits),
+    )
+
+
+def _grid(logits: torch.Tensor, group: _Group) -> torch.Tensor:
+    """The group's `(batch, tasks, max labels)` grid of logits (index_select costs a fraction of indexing)."""
+    return logits.index_select(-1, group.index.flatten()).view(len(logits), *group.index.shape)
+
+
+def _top_labels(logits: torch.Tensor, group: _Group, top_k: int | None) -> tuple:
+    """Single-label tasks: `(scores, columns, counts)` of the `top_k` best labels (all if None) by softmax score, as
+    numpy arrays `(batch, tasks, k)`, `(batch, tasks, k)`, `(batch, tasks)`."""
+    probabilities = torch.softmax(_grid(logits, group), dim=-1)
+    k = min(top_k or probabilities.shape[-1], probabilities.shape[-1])
+    if k == 1:  # the default: a max instead of a sort (both pick the first label of a tie)
+        scores, order = probabilities.max(dim=-1, keepdim=True)
     else:
-        values = spec.get("thresholds") or [spec.get("threshold", 0.5)] * len(spec["labels"])
-    return list(values) + [1.0] * (width - len(values))
+        scores, order = probabilities.sort(dim=-1, descending=True, stable=True)
+        scores, order = scores[..., :k], order[..., :k]
+    counts = group.sizes.clamp(max=k).expand(len(logits), -1)
+    return scores.numpy(), (order + group.offsets[:, None]).numpy(), counts.numpy()
+
+
+def _labels_above_threshold(logits: torch.Tensor, group: _Group) -> tuple:
+    """Multi-label tasks: `(scores, columns, counts)` of every label whose sigmoid score is at least its threshold,
+    best first (the first `counts` of each task's row), as numpy arrays."""
+    probabilities = torch.sigmoid(_grid(logits, group))
+    keep = probabilities >= group.thresholds
+    counts = keep.sum(dim=-1)
+    scores, order = torch.where(keep, probabilities, -1.0).sort(dim=-1, descending=True, stable=True)
+    width = int(counts.max())  # nothing past the longest answer is returned
+    columns = order[..., :width] + group.offsets[:, None]
+    return scores[..., :width].numpy(), columns.numpy(), counts.numpy()
+
+
+def _answers(names: list[str], scores, columns, counts) -> Iterator[list]:
+    """One group's answers in (row, task) order: the first `counts` of each ranked row as `{"label", "score"}`.
+    Numpy from here: its small operations cost a microsecond where torch's cost several, and its `tolist` is faster."""
+    if (counts == 1).all():  # e.g. top-1 of single-label tasks: one entry each, no slicing
+        columns, scores = columns[..., 0].ravel().tolist(), scores[..., 0].ravel().tolist()
+        return iter([[{"label": names[c], "score": v}] for c, v in zip(columns, scores)])
+    returned = torch.arange(scores.shape[-1]).numpy() < counts[..., None]
+    ends = counts.cumsum()  # flattened
+    starts, ends = (ends - counts.ravel()).tolist(), ends.tolist()
+    items = [{"label": names[c], "score": v} for c, v in zip(columns[returned].tolist(), scores[returned].tolist())]
+    return map(items.__getitem__, map(slice, starts, ends))
+
+
+def _as_dicts(layout: _Layout, groups: list[tuple], batch_size: int) -> list[dict[str, list[dict[str, Any]]]]:
+    """`{task: [{"label", "score"}, ...]}` per row from each group's ranked `(group, scores, columns, counts)`."""
+    answers = [(_answers(layout.column_labels, *ranked), len(group.positions)) for group, *ranked in groups]
+    rows = []
+    for _ in range(batch_size):
+        row = list(itertools.chain.from_iterable([itertools.islice(group, size) for group, size in answers]))
+        rows.append(dict(zip(layout.tasks, layout.to_task_order(row) if layout.to_task_order else row)))
+    return rows
+
+
+@contextlib.contextmanager
+def _collection_paused():
+    # Tens of thousands of small dicts and lists would trigger many garbage collections, each walking every object
+    # of the process (all of torch and transformers): they hold no cycles, so collection waits until they are built.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _check_positive_int(name: str, value: Any) -> None:

@@ -27,7 +27,7 @@ from transformers import PreTrainedTokenizerBase
 
 from polyhead import metrics
 from polyhead.data import TaskData
-from polyhead.evaluation import predict_logits, score_task
+from polyhead.evaluation import predict_all_logits, score_task
 from polyhead_remote.configuration_multitask import MultitaskConfig, normalize_task
 from polyhead_remote.modeling_multitask import MultitaskModel
 
@@ -118,12 +118,8 @@ def score_tasks(
     batch_size: int = 32,
 ) -> dict[str, dict[str, float]]:
     """`{task: metrics}` of `model` on each task's tokenized split (nothing written)."""
-    return {
-        name: score_task(model.config.task(name), *predict_logits(model, dataset, tokenizer, name, batch_size, False))[
-            0
-        ]
-        for name, dataset in tasks.items()
-    }
+    predicted = predict_all_logits(model, tasks, tokenizer, batch_size, progress=False)
+    return {name: score_task(model.config.task(name), *predicted[name])[0] for name in tasks}
 
 
 def forgetting_report(

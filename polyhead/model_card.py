@@ -27,6 +27,7 @@ Inputs (every key optional unless said otherwise):
 
 import dataclasses
 import importlib.metadata
+import itertools
 import json
 import os
 import platform
@@ -283,12 +284,18 @@ def build_eval_results(results: Mapping[str, Any], sources: Mapping[str, Mapping
     return eval_results
 
 
+def shown_answers(prediction: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Sequence[Mapping[str, Any]]]:
+    """The part of a pipeline answer the card shows: every task, or the first `MAX_DETAILED_TASKS` above that many
+    (an answer of hundreds of tasks would be thousands of lines of widget YAML and example tables)."""
+    return dict(itertools.islice(prediction.items(), MAX_DETAILED_TASKS))
+
+
 def flatten_prediction(prediction: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
     """A pipeline answer `{task: [{"label", "score"}]}` as the flat list a Hub widget shows: `"task: label"` labels,
-    in task order (the Hub widget has no notion of tasks)."""
+    in task order (the Hub widget has no notion of tasks; the first `MAX_DETAILED_TASKS` tasks above that many)."""
     return [
         {"label": f"{task}: {item['label']}", "score": round(float(item["score"]), 4)}
-        for task, items in prediction.items()
+        for task, items in shown_answers(prediction).items()
         for item in items
     ]
 
@@ -508,23 +515,30 @@ def installed_versions() -> dict[str, str]:
 
 
 def pipeline_example(widget: Sequence[Mapping[str, Any]] | None) -> tuple[str, str] | None:
-    """The first widget example as (text as a Python literal, JSON of the full answer), for the usage section."""
+    """The first widget example as (text as a Python literal, JSON of the answer), for the usage section (the first
+    `MAX_DETAILED_TASKS` tasks above that many, said so)."""
     if not widget:
         return None
+    answer = widget[0]["output"]
     rounded = {
         task: [{"label": item["label"], "score": round(float(item["score"]), 4)} for item in items]
-        for task, items in widget[0]["output"].items()
+        for task, items in shown_answers(answer).items()
     }
-    return json.dumps(widget[0]["text"]), json.dumps(rounded)
+    more = f" ... (the first {len(rounded)} of {len(answer)} tasks)" if len(rounded) < len(answer) else ""
+    return json.dumps(widget[0]["text"]), json.dumps(rounded) + more
 
 
 def widget_answers_table(widget: Sequence[Mapping[str, Any]] | None) -> str:
-    """Every widget example with its full per-task answer (the Hub widget shows a flattened list)."""
+    """Every widget example with its per-task answer (the Hub widget shows a flattened list; the first
+    `MAX_DETAILED_TASKS` tasks above that many, and a row saying how many more)."""
     rows = []
     for example in widget or []:
-        for task, items in example["output"].items():
+        shown = shown_answers(example["output"])
+        for task, items in shown.items():
             answer = ", ".join(f"`{item['label']}` ({float(item['score']):.4f})" for item in items) or "(none)"
             rows.append((example["text"], f"`{task}`", answer))
+        if len(shown) < len(example["output"]):
+            rows.append((example["text"], f"{len(example['output']) - len(shown)} more tasks", "not shown"))
     return markdown_table(("Text", "Task", "Answer (score)"), rows) if rows else ""
 
 
@@ -709,5 +723,6 @@ __all__ = [
     "is_generated_card",
     "predict_widget",
     "render_model_card",
+    "shown_answers",
     "write_model_card",
 ]

@@ -76,7 +76,7 @@ def tune_model_thresholds(
     [0.31, 0.5, 0.22]
     ```
     """
-    from polyhead.evaluation import predict_logits
+    from polyhead.evaluation import predict_all_logits
 
     names = tunable_tasks(model, eval_sets)
     if not names:
@@ -84,9 +84,10 @@ def tune_model_thresholds(
             "--tune_thresholds needs a multi-label task with a validation split; tasks with one: "
             f"{list(eval_sets)} (none multi-label)."
         )
+    predicted = predict_all_logits(model, {name: eval_sets[name] for name in names}, tokenizer, batch_size, progress)
     tuned = {}
     for name in names:
-        logits, references = predict_logits(model, eval_sets[name], tokenizer, name, batch_size, progress)
+        logits, references = predicted[name]
         tuned[name] = tune_label_thresholds(logits, references, fallback=model.config.task(name)["threshold"])
         spec = normalize_task(name, {**model.config.task(name), "thresholds": tuned[name]})
         model.config.tasks = {**model.config.tasks, name: spec}

@@ -1,7 +1,9 @@
 """Throughput of the multitask pipeline with T = 1, 10, 100, 500 heads on MiniLM-L6 and real tweets.
 
-`python scripts/bench_heads.py [--tasks 1,10,100,500] [--num-texts 256] [--batch1-texts 48] [--repeats 5]
-[--output outputs/bench_heads.json]`. See `polyhead.bench_heads`.
+`python scripts/bench_heads.py [--tasks 1,10,100,500] [--heads random,calibrated] [--num-texts 256]
+[--batch1-texts 48] [--repeats 5] [--output outputs/bench_heads.json]`. Random heads return about half of every
+multi-label task's labels; calibrated heads (biases shifted on 128 tweets of the validation splits) about as many per
+task as go_emotions has per text (its train split). See `polyhead.bench_heads`.
 """
 
 import argparse
@@ -11,12 +13,15 @@ from pathlib import Path
 
 import torch
 
-from polyhead.bench_heads import DEFAULT_DATA_DIR, heads_table, measure_heads, real_texts
+from polyhead.bench_heads import DEFAULT_DATA_DIR, HEADS, heads_table, labels_per_text, measure_heads, real_texts
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="1,10,100,500", help="Task counts T, comma-separated (first: reference).")
+    parser.add_argument(
+        "--heads", default=",".join(HEADS), help="random and/or calibrated (see polyhead.bench_heads)."
+    )
     parser.add_argument("--batch-sizes", default="32,1", help="Batch sizes, comma-separated.")
     parser.add_argument("--num-texts", type=int, default=256, help="Real tweets timed per pass.")
     parser.add_argument("--batch1-texts", type=int, default=48, help="Texts timed at batch size 1.")
@@ -41,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
         args.repeats,
         args.batch1_texts,
         args.clock,
+        args.heads.split(","),
+        calibration_texts=real_texts(128, args.data_dir, split="validation"),
+        calibration_labels_per_text=labels_per_text(Path(args.data_dir) / "go_emotions" / "train.jsonl"),
     )
     print(f"torch threads: {torch.get_num_threads()}, clock: {args.clock}")
     print(heads_table(rows))

@@ -9,8 +9,15 @@ import pytest
 import torch
 
 from polyhead import MultitaskModel
-from polyhead.data import load_task_data, tokenize_task_data
-from polyhead.evaluation import evaluate_model, format_results_table, majority_predictions, predict_logits, score_task
+from polyhead.data import MultitaskCollator, load_task_data, tokenize_task_data
+from polyhead.evaluation import (
+    evaluate_model,
+    format_results_table,
+    majority_predictions,
+    predict_all_logits,
+    predict_logits,
+    score_task,
+)
 from polyhead.saving import save_model_folder
 from polyhead.tasks import TaskSpec
 from polyhead.testing_utils import tiny_multitask_config
@@ -92,6 +99,59 @@ def test_evaluate_model_matches_hand_computation_and_writes_files(scored):
         assert "precision" in (folder / f"classification_report_{task}.txt").read_text()
     table = format_results_table(results)
     assert "sentiment" in table and "majority acc" in table
+
+
+def per_task_logits(model, dataset, tokenizer, task, batch_size):
+    """One DataLoader per task through `model.forward`: how evaluation ran before the one-pass evaluation."""
+    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels") if c in dataset.column_names]
+    rows = dataset.select_columns(columns).add_column("task", [task] * len(dataset))
+    loader = torch.utils.data.DataLoader(rows, batch_size=batch_size, collate_fn=MultitaskCollator(tokenizer))
+    logits, labels = [], []
+    with torch.no_grad():
+        for batch in loader:
+            labels.append(batch.pop("labels").numpy())
+            logits.append(model(**batch).logits[task].numpy())
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def test_one_pass_logits_equal_per_task_logits_and_shared_texts_are_encoded_once(tokenizer):
+    torch.manual_seed(0)
+    tasks = {f"single{i}": {"labels": ["a", "b", "c"][: 2 + i % 2]} for i in range(4)}
+    tasks.update({f"multi{i}": {**MULTI, "labels": ["x", "y", "z"]} for i in range(3)})
+    tasks["pairs"] = dict(SINGLE)
+    model = MultitaskModel(tiny_multitask_config(tasks=tasks)).eval()
+    shared = ["i love this movie", "bad phone", "the team win the game today", "money", "sad news and bad day"]
+    sets = {}
+    for i, name in enumerate(tasks):
+        texts = shared if i % 2 else shared[:3] + [f"{shared[3]} and {word}" for word in ("good", "bad", "sport")]
+        if name == "pairs":
+            encoded = tokenizer(texts, ["this is good"] * len(texts))  # token_type_ids 1 on the second text
+        else:
+            encoded = tokenizer(texts)
+        multi = name.startswith("multi")
+        labels = (
+            [[float((i + j) % 2), 1.0, 0.0] for j in range(len(texts))]
+            if multi
+            else [j % 2 for j in range(len(texts))]
+        )
+        sets[name] = datasets.Dataset.from_dict({**encoded, "labels": labels})
+    encoded_rows = []
+    encode = model.encode
+    model.encode = lambda **batch: encoded_rows.append(len(batch["input_ids"])) or encode(**batch)
+    predicted = predict_all_logits(model, sets, tokenizer, batch_size=3, progress=False)
+    model.encode = encode
+    # 5 shared texts + 3 other texts + 5 pairs: each distinct input once, in batches that mix tasks
+    assert sum(encoded_rows) == 13 and max(encoded_rows) == 3
+    assert list(predicted) == list(sets)
+    for name, dataset in sets.items():
+        logits, labels = predicted[name]
+        expected_logits, expected_labels = per_task_logits(model, dataset, tokenizer, name, batch_size=2)
+        np.testing.assert_allclose(logits, expected_logits, atol=1e-5, rtol=0)
+        assert labels.dtype == expected_labels.dtype and np.array_equal(labels, expected_labels)
+        # one task alone, from a dataset formatted as torch tensors: the same
+        alone, alone_labels = predict_logits(model, dataset.with_format("torch"), tokenizer, name, progress=False)
+        np.testing.assert_allclose(alone, expected_logits, atol=1e-5, rtol=0)
+        assert np.array_equal(alone_labels, expected_labels)
 
 
 def test_evaluate_script_scores_a_saved_folder(scored, tmp_path, monkeypatch):

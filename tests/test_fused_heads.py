@@ -76,6 +76,17 @@ def test_cache_follows_in_place_updates_reloads_and_moves(model, batch):
     torch.testing.assert_close(logits["extra"], reference_logits(model, batch)["extra"])
 
 
+def test_cache_follows_a_replaced_head_and_the_task_order(model, batch):
+    with torch.no_grad():
+        model(**batch)  # fills the cache
+        model.heads["topic"] = torch.nn.Linear(32, 4)
+        logits = model(**batch).logits
+        torch.testing.assert_close(logits["topic"], reference_logits(model, batch)["topic"])
+        reordered = model(**batch, task=["emotions", "topic", "sentiment"]).logits
+    for name, expected in reference_logits(model, batch).items():
+        torch.testing.assert_close(reordered[name], expected)
+
+
 def test_training_reaches_every_head(model, batch):
     model.train()
     labels = {"sentiment": torch.tensor([0, 1]), "topic": torch.tensor([1, 2]), "emotions": torch.ones(2, 4)}
@@ -101,6 +112,30 @@ def test_folder_written_with_plain_linear_heads_loads(tmp_path, model, tokenizer
             torch.testing.assert_close(logits[name], head(pooled))
 
 
+def expected_answers(model, tokenizer, text, top_k=1) -> dict[str, list[tuple[str, float]]]:
+    """Each task's answer by the per-task rules, from one nn.Linear per task (stable sort: ties keep label order)."""
+    logits = reference_logits(model, tokenizer(text, return_tensors="pt"))
+    answers = {}
+    for name, spec in model.config.tasks.items():
+        multi = spec["problem_type"] == "multi_label_classification"
+        scores = torch.sigmoid(logits[name][0]) if multi else torch.softmax(logits[name][0], -1)
+        pairs = sorted(zip(spec["labels"], scores.tolist()), key=lambda p: p[1], reverse=True)
+        if multi:
+            limits = dict(zip(spec["labels"], spec.get("thresholds") or [spec.get("threshold", 0.5)] * len(pairs)))
+            pairs = [(label, score) for label, score in pairs if score >= limits[label]]
+        elif top_k is not None:
+            pairs = pairs[:top_k]
+        answers[name] = pairs
+    return answers
+
+
+def assert_answers(result, expected):
+    assert list(result) == list(expected)
+    for name, pairs in expected.items():
+        assert [item["label"] for item in result[name]] == [label for label, _ in pairs], name
+        assert [item["score"] for item in result[name]] == pytest.approx([s for _, s in pairs], abs=1e-6), name
+
+
 def test_vectorised_postprocessing_matches_the_per_task_rules(tokenizer):
     torch.manual_seed(0)
     tasks = many_tasks(60)
@@ -111,18 +146,53 @@ def test_vectorised_postprocessing_matches_the_per_task_rules(tokenizer):
     for top_k in (1, 3, None):
         results = classifier(texts, batch_size=2, top_k=top_k)
         for text, result in zip(texts, results):
-            logits = reference_logits(model, tokenizer(text, return_tensors="pt"))
+            assert_answers(result, expected_answers(model, tokenizer, text, top_k))
+
+
+def test_requested_task_order_and_one_problem_type_at_a_time(tokenizer):
+    torch.manual_seed(1)
+    model = MultitaskModel(tiny_multitask_config(tasks=many_tasks(12))).eval()
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+    texts = ["i love this movie", "bad phone"]
+    expected = [expected_answers(model, tokenizer, text) for text in texts]
+    subsets = [
+        ["task5", "task0", "task11", "task2", "task1"],  # mixed types, out of config order
+        ["task2", "task8", "task5"],  # multi-label only
+        ["task4", "task0"],  # single-label only
+        ["task8"],
+    ]
+    for tasks in subsets:
+        for batch_size in (1, 2):
+            for result, full in zip(classifier(texts, tasks=tasks, batch_size=batch_size), expected):
+                assert_answers(result, {name: full[name] for name in tasks})
+
+
+def test_ties_keep_label_order(tokenizer):
+    # Zero heads: every softmax score ties (the first label is the top one) and every sigmoid is exactly 0.5, at the
+    # threshold, so every multi-label label is returned, in label order.
+    model = MultitaskModel(tiny_multitask_config(tasks=many_tasks(9))).eval()
+    for head in model.heads.values():
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+    for batch_size in (1, 2):
+        for result in classifier(["i love this movie", "bad"], batch_size=batch_size, threshold=0.5, top_k=2):
             for name, spec in model.config.tasks.items():
                 multi = spec["problem_type"] == "multi_label_classification"
-                scores = torch.sigmoid(logits[name][0]) if multi else torch.softmax(logits[name][0], -1)
-                pairs = sorted(zip(spec["labels"], scores.tolist()), key=lambda p: p[1], reverse=True)
-                if multi:
-                    limits = dict(zip(spec["labels"], spec.get("thresholds") or [spec["threshold"]] * len(pairs)))
-                    pairs = [(label, score) for label, score in pairs if score >= limits[label]]
-                elif top_k is not None:
-                    pairs = pairs[:top_k]
-                assert [item["label"] for item in result[name]] == [label for label, _ in pairs], name
-                assert [item["score"] for item in result[name]] == pytest.approx([s for _, s in pairs], abs=1e-6)
+                assert [item["label"] for item in result[name]] == spec["labels"][: None if multi else 2], name
+
+
+def test_pipeline_sees_weight_changes_between_calls(tokenizer):
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config(tasks=many_tasks(9))).eval()
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+    texts = ["i love this movie", "bad phone", "the team win"]
+    classifier(texts, batch_size=1)
+    with torch.no_grad():
+        model.heads["task4"].bias[3] += 100.0  # label l3 of a single-label task now always wins
+        model.heads["task5"].bias -= 100.0  # a multi-label task now returns nothing
+    for result in classifier(texts, batch_size=1) + classifier(texts, batch_size=2):
+        assert [item["label"] for item in result["task4"]] == ["l3"] and result["task5"] == []
 
 
 def test_many_tasks_evaluate_without_plots_and_the_card_summarises(tmp_path, tokenizer):
@@ -144,9 +214,57 @@ def test_many_tasks_evaluate_without_plots_and_the_card_summarises(tmp_path, tok
     results = evaluate_model(model, tokenizer, sets, output_dir=tmp_path, progress=False)
     assert len(results["tasks"]) == 30 and not list(tmp_path.glob("*.png"))
     assert len(list(tmp_path.glob("confusion_matrix_*.csv"))) == 30
-    card = render_model_card(model.config, results, repo_id="org/many")
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+    widget = [{"text": text, "output": classifier(text)} for text in ("i love this movie", "bad phone")]
+    card = render_model_card(model.config, results, repo_id="org/many", widget=widget)
     assert "### `task0`" not in card and "30 tasks" in card and "lowest-scoring tasks" in card
-    assert len(ModelCard(card).data.eval_results) >= 30
+    data = ModelCard(card).data
+    assert len(data.eval_results) >= 30
+    # widget, usage snippet and example answers show the first 20 tasks, and say so
+    shown = {f"task{i}" for i in range(20)}
+    assert {item["label"].split(":")[0] for item in data.widget[0]["output"]} <= shown
+    assert "(the first 20 of 30 tasks)" in card and '"task19"' in card and '"task20"' not in card
+    examples = card.split("### Example answers")[1].split("\n#")[0]
+    assert examples.count("| 10 more tasks | not shown |") == 2
+    assert "`task19`" in examples and "`task20`" not in examples
+
+
+def test_many_tasks_train_evaluate_and_publish_a_summarised_card(tmp_path):
+    """End to end above the card's 20-task limit: train, evaluate every split in one pass, results.json, card."""
+    import datasets
+    from huggingface_hub import ModelCard
+
+    from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+    from polyhead.model_card import write_model_card
+    from polyhead.tasks import TaskSpec
+    from polyhead.testing_utils import WORDS
+    from polyhead.training import run
+
+    rng = random.Random(0)
+    specs = []
+    for index, (name, spec) in enumerate(many_tasks(24).items()):
+        multi = spec.get("problem_type") == "multi_label_classification"
+        labels = spec["labels"][:4]
+
+        def split(n, labels=labels, multi=multi):
+            texts = [" ".join(rng.choices(WORDS, k=5)) for _ in range(n)]
+            targets = [rng.sample(labels, 2) if multi else rng.choice(labels) for _ in range(n)]
+            return datasets.Dataset.from_dict({"text": texts, "label": targets})
+
+        data = datasets.DatasetDict(train=split(8), validation=split(4), test=split(4 + index % 3))
+        specs.append(TaskSpec(name, dataset=data, labels=labels, problem_type=spec.get("problem_type")))
+    args = MultitaskTrainingArguments(
+        output_dir=str(tmp_path / "run"), num_train_epochs=1, per_device_train_batch_size=8, eval_strategy="epoch",
+        save_strategy="no", report_to="none", disable_tqdm=True, seed=0,
+    )  # fmt: skip
+    results = run(ModelArguments(), DataArguments(tasks=specs), args)["multitask"]
+    folder = tmp_path / "run" / "model"
+    assert len(results["tasks"]) == 24 and results["num_examples"]["task2"] == 6
+    assert len(list(folder.glob("classification_report_*.txt"))) == 24 and not list(folder.glob("*.png"))
+    card = write_model_card(folder, repo_id="org/many").read_text()
+    assert "24 tasks" in card and "lowest-scoring tasks" in card and "### `task0`" not in card
+    assert "(the first 20 of 24 tasks)" in card
+    assert len(ModelCard(card).data.eval_results) >= 24
 
 
 def test_heads_that_are_not_plain_linear_still_run(model, batch):

@@ -1,0 +1,81 @@
+"""The heads benchmark on a tiny random encoder: calibrated heads return what they are calibrated to, both kinds of
+heads come from one run (no timing assertions)."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoTokenizer, pipeline
+
+from polyhead import MultitaskModel
+from polyhead.bench_heads import (
+    calibrate_multi_label_heads,
+    heads_table,
+    labels_per_text,
+    measure_heads,
+    synthetic_tasks,
+)
+from polyhead.benchmark import save_tiny_encoder, synthetic_texts
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory) -> str:
+    return save_tiny_encoder(tmp_path_factory.mktemp("encoder"))
+
+
+def returned_per_task(classifier, texts: list[str]) -> dict[str, float]:
+    results = classifier(texts, batch_size=8)
+    return {task: sum(len(result[task]) for result in results) / len(texts) for task in results[0]}
+
+
+def test_calibrated_heads_return_the_asked_labels_per_text(tiny_encoder):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)
+    torch.manual_seed(0)
+    model = MultitaskModel.from_encoder_pretrained(tiny_encoder, tasks=synthetic_tasks(12)).eval()
+    weights = {name: head.weight.clone() for name, head in model.heads.items()}
+    biases = {name: head.bias.clone() for name, head in model.heads.items()}
+    texts = synthetic_texts(200)
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+    before = returned_per_task(classifier, texts)
+    calibrate_multi_label_heads(model, tokenizer, texts, per_text=1.5)
+    after = returned_per_task(classifier, texts)
+    for name, spec in model.config.tasks.items():
+        assert torch.equal(model.heads[name].weight, weights[name])
+        if spec["problem_type"] != "multi_label_classification":
+            assert torch.equal(model.heads[name].bias, biases[name]) and after[name] == before[name] == 1.0
+            continue
+        # each label is above the threshold on a 1.5 / num_labels share of the texts (quantiles: up to ties)
+        assert after[name] == pytest.approx(1.5, abs=0.1), (name, before[name])
+
+
+def test_labels_per_text_of_a_multi_label_file(tmp_path):
+    rows = [{"text": "a", "labels": ["x"]}, {"text": "b", "labels": ["x", "y"]}, {"text": "c", "labels": []}]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert labels_per_text(path) == 1.0
+
+
+def test_both_kinds_of_heads_come_from_one_run(tiny_encoder):
+    texts = synthetic_texts(16)
+    rows = measure_heads(
+        tiny_encoder, texts, task_counts=[1, 9], batch_sizes=[4, 1], repeats=1, batch1_texts=4,
+        calibration_texts=synthetic_texts(64, seed=1), calibration_labels_per_text=1.0,
+    )  # fmt: skip
+    assert [(r.num_tasks, r.heads, r.batch_size) for r in rows] == [
+        (1, "random", 4), (9, "random", 4), (9, "calibrated", 4), (1, "random", 1), (9, "random", 1),
+        (9, "calibrated", 1),
+    ]  # fmt: skip
+    by_key = {(r.num_tasks, r.heads, r.batch_size): r for r in rows}
+    for batch_size in (4, 1):
+        assert by_key[(1, "random", batch_size)].ratio_to_one_task == 1.0
+        assert by_key[(1, "random", batch_size)].labels_per_text == 1.0
+        # 6 single-label tasks (one label each) + 3 multi-label tasks: random heads return about half their labels
+        assert (
+            by_key[(9, "calibrated", batch_size)].labels_per_text < by_key[(9, "random", batch_size)].labels_per_text
+        )
+    table = heads_table(rows)
+    assert "| 9 | calibrated | 4 |" in table and "labels returned per text" in table
+    with pytest.raises(ValueError, match="calibration_texts"):
+        measure_heads(tiny_encoder, texts, task_counts=[1, 9], repeats=1)
+    with pytest.raises(ValueError, match="heads must be"):
+        measure_heads(tiny_encoder, texts, task_counts=[1, 9], repeats=1, heads=["trained"])
