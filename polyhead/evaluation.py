@@ -97,7 +97,8 @@ def predict_all_logits(
     Every task's `(logits, labels)` from ONE pass over the rows of all `tasks` (`{task: tokenized Dataset with
     labels}`): identical inputs (tasks sharing texts) are encoded once, batches of similar length mix tasks, and then
     each task's head scores its own rows. Hundreds of small tasks cost what their rows cost, not a DataLoader each.
-    The pooled vector of every distinct input (hidden size floats each) is kept until the heads have run.
+    The pooled vector of every distinct input (hidden size floats each) is kept until the heads have run. A model
+    without `encode`/`head_logits` (`OnnxMultitaskModel`) keeps the tasks' logits of every distinct input instead.
 
     Example:
 
@@ -108,10 +109,15 @@ def predict_all_logits(
     model.eval()
     columns = {task: _plain_columns(dataset) for task, dataset in tasks.items()}
     inputs, rows = _distinct_inputs(columns)
-    pooled = _encode_all(model, tokenizer, inputs, batch_size, progress, f"Evaluating {len(tasks)} task(s)")
+    names = list(tasks)
+    features = _encode_all(model, tokenizer, inputs, batch_size, progress, f"Evaluating {len(tasks)} task(s)", names)
+    sizes = [len(model.config.task(task)["labels"]) for task in names]
+    ends = np.cumsum(sizes).tolist()
     results = {}
-    for task in tasks:
-        logits = model.head_logits(pooled[rows[task].to(pooled.device)], [task]).float().cpu().numpy()
+    for task, size, end in zip(names, sizes, ends):
+        picked = features[rows[task].to(features.device)]
+        logits = model.head_logits(picked, [task]) if _has_heads(model) else picked[:, end - size : end]
+        logits = logits.float().cpu().numpy()
         multi_label = model.config.task(task)["problem_type"] == MULTI_LABEL
         labels = np.asarray(columns[task]["labels"], dtype=np.float32 if multi_label else np.int64)
         results[task] = (logits, labels)
@@ -143,15 +149,28 @@ def _distinct_inputs(tasks: Mapping[str, dict[str, list]]) -> tuple[list[dict], 
     return inputs, rows
 
 
-def _encode_all(model, tokenizer, inputs: list[dict], batch_size: int, progress: bool, desc: str) -> torch.Tensor:
-    """The pooled encoder output of every input (in input order), run in batches of similar length."""
+def _has_heads(model) -> bool:
+    return hasattr(model, "encode") and hasattr(model, "head_logits")
+
+
+def _encode_all(
+    model, tokenizer, inputs: list[dict], batch_size: int, progress: bool, desc: str, tasks: list[str]
+) -> torch.Tensor:
+    """The pooled encoder output of every input (in input order), run in batches of similar length; for a model
+    without `encode` (an ONNX graph), the `tasks`' logits side by side."""
     order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]["input_ids"]))
-    pooled = torch.zeros(len(inputs), model.config.hidden_size, dtype=model.dtype, device=model.device)
+    width = model.config.hidden_size if _has_heads(model) else sum(len(model.config.task(t)["labels"]) for t in tasks)
+    features = torch.zeros(len(inputs), width, dtype=model.dtype, device=model.device)
     for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
         chunk = order[start : start + batch_size]
-        batch = tokenizer.pad([inputs[i] for i in chunk], return_tensors="pt")
-        pooled[torch.tensor(chunk, device=model.device)] = model.encode(**batch.to(model.device))
-    return pooled
+        batch = tokenizer.pad([inputs[i] for i in chunk], return_tensors="pt").to(model.device)
+        if _has_heads(model):
+            values = model.encode(**batch)
+        else:
+            logits = model(**batch, task=tasks).logits
+            values = torch.cat([logits[task] for task in tasks], dim=-1)
+        features[torch.tensor(chunk, device=model.device)] = values
+    return features
 
 
 def predict_logits(

@@ -224,3 +224,29 @@ def test_torchscript_graph_is_one_onnxruntime_fuses_into_bert_attention(exported
     optimized = optimize_model(str(result.files[0]), model_type="bert", num_heads=4, hidden_size=32, opt_level=0)
     fused = optimized.get_fused_operator_statistics()
     assert fused["Attention"] == 2 and fused["SkipLayerNormalization"] >= 2 and fused["BiasGelu"] == 2
+
+
+@requires_onnx
+def test_evaluation_scores_the_onnx_model_like_the_torch_model(exported):
+    # Evaluation encodes once and runs each head on its rows; a graph has no `encode`, so it falls back to the
+    # graph's logits per distinct input. Both must give the torch model's logits.
+    import datasets
+
+    from polyhead.evaluation import predict_all_logits
+    from polyhead.serving import OnnxMultitaskModel
+
+    folder, _ = exported
+    tokenizer = tiny_tokenizer()
+    encoded = dict(tokenizer(TEXTS))
+    tasks = {
+        "sentiment": datasets.Dataset.from_dict({**encoded, "labels": [0, 1, 0, 1]}),
+        "topic": datasets.Dataset.from_dict({**{k: v[1:] for k, v in encoded.items()}, "labels": [3, 2, 1]}),
+    }
+    torch_model = MultitaskModel.from_pretrained(folder).eval()
+    expected = predict_all_logits(torch_model, tasks, tokenizer, batch_size=2, progress=False)
+    found = predict_all_logits(OnnxMultitaskModel.from_pretrained(folder), tasks, tokenizer, batch_size=2, progress=False)
+    assert list(found) == ["sentiment", "topic"]
+    for task, (logits, labels) in expected.items():
+        assert found[task][0].shape == logits.shape == (len(tasks[task]), 2 if task == "sentiment" else 4)
+        assert (found[task][1] == labels).all()
+        assert abs(found[task][0] - logits).max() <= 1e-4
