@@ -295,8 +295,8 @@ def quantize_int8(source: Path, target: Path) -> None:
     quantized at run time.
 
     Per channel because one scale per weight matrix lost up to 1.1 macro-F1 points on a task, per channel none
-    (all-MiniLM-L6-v2 on the three tweet test sets, 5,251 texts: every task within +-0.7 points of fp32), for ~4% of
-    int8 speed."""
+    (all-MiniLM-L6-v2 on the three tweet test sets, 5,251 texts: every task within +-0.7 points of fp32); in one
+    side-by-side run on a busy machine it was ~4% slower than per-tensor."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
