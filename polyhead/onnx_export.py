@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from polyhead.serving.onnx_multitask import ONNX_FILE, OUTPUT_PREFIX, QUANTIZED_FILE, OnnxMultitaskModel
+from polyhead.serving.onnx_multitask import ONNX_FILE, QUANTIZED_FILE, OnnxMultitaskModel, graph_outputs
 from polyhead_remote.modeling_multitask import MultitaskModel
 
 
@@ -144,8 +144,7 @@ def export_onnx(
             int8_diff = logit_differences(model, tokenizer, staged[1], texts)
         for source, target in zip(staged, targets):
             os.replace(source, target)
-    outputs = [OUTPUT_PREFIX + task for task in model.config.task_names]
-    return ExportResult(targets, input_names, outputs, diff, int8_diff, exporter)
+    return ExportResult(targets, input_names, graph_outputs(model.config.task_names), diff, int8_diff, exporter)
 
 
 def check_onnx_installed(quantization: bool = False) -> None:
@@ -240,7 +239,7 @@ def export_graph(
 ) -> list[str]:
     """Writes the fp32 graph to `path` (one file, no external data) with `exporter`; returns its input names."""
     names = graph_input_names(model, tokenizer)
-    outputs = [OUTPUT_PREFIX + task for task in model.config.task_names]
+    outputs = graph_outputs(model.config.task_names)
     # Two texts of different lengths: batch 2 and a padded sequence, so neither axis is specialised to 1.
     sample = tokenizer(list(PARITY_TEXTS[:2]), padding=True, truncation=True, return_tensors="pt")
     sample = {name: sample[name] for name in names}

@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--int8", action="store_true", help="Also write onnx/model_quantized.onnx (dynamic int8).")
     parser.add_argument("--overwrite", action="store_true", help="Replace existing onnx/ graphs.")
     parser.add_argument("--atol", type=float, default=DEFAULT_ATOL, help="Largest allowed fp32 logit difference.")
-    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset version (the TorchScript exporter: <= 17).")
+    parser.add_argument(
+        "--opset", type=int, default=OPSET, help="ONNX opset version (the TorchScript exporter: <= 17)."
+    )
     parser.add_argument(
         "--exporter",
         choices=EXPORTERS,

@@ -244,7 +244,9 @@ def test_evaluation_scores_the_onnx_model_like_the_torch_model(exported):
     }
     torch_model = MultitaskModel.from_pretrained(folder).eval()
     expected = predict_all_logits(torch_model, tasks, tokenizer, batch_size=2, progress=False)
-    found = predict_all_logits(OnnxMultitaskModel.from_pretrained(folder), tasks, tokenizer, batch_size=2, progress=False)
+    found = predict_all_logits(
+        OnnxMultitaskModel.from_pretrained(folder), tasks, tokenizer, batch_size=2, progress=False
+    )
     assert list(found) == ["sentiment", "topic"]
     for task, (logits, labels) in expected.items():
         assert found[task][0].shape == logits.shape == (len(tasks[task]), 2 if task == "sentiment" else 4)

@@ -22,6 +22,11 @@ QUANTIZED_FILE = "onnx/model_quantized.onnx"
 OUTPUT_PREFIX = "logits."
 
 
+def graph_outputs(tasks) -> list[str]:
+    """The graph's outputs for `tasks`, in order: `logits.<task>`."""
+    return [OUTPUT_PREFIX + task for task in tasks]
+
+
 @dataclass
 class OnnxMultitaskOutput(ModelOutput):
     """`logits`: per task, a float32 tensor of shape `(batch_size, num_labels)` (as `MultitaskOutput.logits`).
@@ -138,7 +143,7 @@ class OnnxMultitaskModel(torch.nn.Module):
             raise ValueError("OnnxMultitaskModel needs input_ids (the tokenizer's output).")
         tasks = self._resolve_tasks(task)
         feeds = {name: _as_int64(given.get(name), given["input_ids"], name) for name in self.input_names}
-        values = self.session.run([OUTPUT_PREFIX + name for name in tasks], feeds)
+        values = self.session.run(graph_outputs(tasks), feeds)
         return OnnxMultitaskOutput(logits={name: torch.from_numpy(value) for name, value in zip(tasks, values)})
 
     def _resolve_tasks(self, task) -> list[str]:
@@ -164,7 +169,7 @@ def _as_int64(value, input_ids, name: str) -> np.ndarray:
 
 
 def _check_outputs(output_names: list[str], tasks: list[str], file_name: str | None) -> None:
-    expected = [OUTPUT_PREFIX + task for task in tasks]
+    expected = graph_outputs(tasks)
     if sorted(output_names) != sorted(expected):
         raise ValueError(
             f"The ONNX graph {file_name or ''} has outputs {output_names} but config.tasks expects {expected}: the "
