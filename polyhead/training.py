@@ -2,10 +2,10 @@
 
 [`MultitaskTrainer`] changes only what multitask training needs: the train dataloader (a [`TaskBatchSampler`] over the
 concatenated task train sets), the loss (per-task loss weights, optional class weights) and `evaluate()` (every task's
-validation split, `eval_<task>_<metric>` plus `eval_average_primary`, the metric early stopping and
-`reduce_lr_on_plateau` watch). AdamW, schedules, gradient accumulation, fp16/bf16, checkpoints and resume, progress
-bars and DDP are Trainer's own. In a multi-process run (`torchrun`, `accelerate launch`; gloo on CPU, see
-`MultitaskTrainingArguments`) the sampler gives each process its share of every epoch's batches, and only rank 0
+validation split in one pass over all tasks' rows, `eval_<task>_<metric>` plus `eval_average_primary`, the metric
+early stopping and `reduce_lr_on_plateau` watch). AdamW, schedules, gradient accumulation, fp16/bf16, checkpoints and
+resume, progress bars and DDP are Trainer's own. In a multi-process run (`torchrun`, `accelerate launch`; gloo on CPU,
+see `MultitaskTrainingArguments`) the sampler gives each process its share of every epoch's batches, and only rank 0
 scores the final model and writes the model folder while the others wait.
 
 [`run`] is the whole job behind `scripts/train.py`. The final model folder (`training_args.model_dir`) holds:
@@ -43,7 +43,7 @@ from polyhead import __version__, metrics
 from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
 from polyhead.encoders import TINY_ENCODER, check_max_length, encoder_config, hub_id, resolve_encoder
-from polyhead.evaluation import score_model, score_task, write_evaluation
+from polyhead.evaluation import predict_all_logits, score_model, score_task, write_evaluation
 from polyhead.grow import extend_task_labels, forgetting_report, freeze_heads_except, match_label_maps, score_tasks
 from polyhead.model_card import encoder_hub_id, hub_id_or_none
 from polyhead.presets import tiny_encoder_config, tiny_tokenizer
@@ -184,12 +184,44 @@ class MultitaskTrainer(Trainer):
         ignore_keys: list[str] | None = None,
         metric_key_prefix: str = "eval",
     ) -> dict[str, float]:
-        """Evaluates every task; returns `{prefix}_<task>_<metric>`, `{prefix}_<task>_loss`, `{prefix}_loss` (mean
-        of the task losses) and `{prefix}_average_primary` (mean of each task's primary metric)."""
+        """Evaluates every task; returns `{prefix}_<task>_<metric>`, `{prefix}_<task>_loss` (the task's weighted loss
+        over all its rows), `{prefix}_loss` (mean of the task losses) and `{prefix}_average_primary` (mean of each
+        task's primary metric).
+
+        On one process every task's rows run in ONE pass ([`predict_all_logits`]: texts shared by tasks are encoded
+        once, batches mix tasks), so hundreds of small tasks cost what their rows cost rather than a DataLoader and an
+        evaluation loop each. With several processes each task goes through the Trainer's distributed loop, every
+        process scoring its share of the rows."""
         eval_datasets = dict(eval_dataset) if eval_dataset is not None else self.eval_datasets
         if not eval_datasets:
             raise ValueError("MultitaskTrainer: evaluation requires eval_datasets ({task: Dataset}).")
         start, output, task_results, losses = time.time(), {}, {}, []
+        for task, (logits, labels) in self._task_logits(eval_datasets, ignore_keys, metric_key_prefix).items():
+            prefix = f"{metric_key_prefix}_{task}"
+            task_results[task], _ = score_task(self.model.config.task(task), logits, labels)
+            output.update({f"{prefix}_{key}": value for key, value in task_results[task].items()})
+            loss = self.task_loss(task, torch.as_tensor(logits).float(), torch.as_tensor(labels))
+            output[f"{prefix}_loss"] = float(loss)
+            losses.append(float(loss))
+        problem_types = {task: self.model.config.task(task)["problem_type"] for task in task_results}
+        output[f"{metric_key_prefix}_average_primary"] = metrics.macro_average(task_results, problem_types)["primary"]
+        output[f"{metric_key_prefix}_loss"] = float(sum(losses) / len(losses))
+        output[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 4)
+        self.log(output)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, output)
+        return output
+
+    def _task_logits(
+        self, eval_datasets: Mapping[str, datasets.Dataset], ignore_keys: list[str] | None, metric_key_prefix: str
+    ) -> dict[str, tuple]:
+        """`{task: (logits, labels)}` over each task's evaluation rows (see [`evaluate`])."""
+        if self.args.world_size == 1:
+            tokenizer = self.processing_class or getattr(self.data_collator, "tokenizer", None)
+            with self.autocast_smart_context_manager():
+                return predict_all_logits(
+                    self.model, eval_datasets, tokenizer, self.args.eval_batch_size, not self.args.disable_tqdm
+                )
+        results = {}
         for task, dataset in eval_datasets.items():
             prefix = f"{metric_key_prefix}_{task}"
             loader = self._get_dataloader(
@@ -200,19 +232,8 @@ class MultitaskTrainer(Trainer):
                 dataloader_key=prefix,
             )
             loop = self.evaluation_loop(loader, f"Evaluation [{task}]", False, ignore_keys, prefix)
-            task_results[task], _ = score_task(self.model.config.task(task), loop.predictions, loop.label_ids)
-            output.update({f"{prefix}_{key}": value for key, value in task_results[task].items()})
-            if f"{prefix}_loss" in loop.metrics:
-                output[f"{prefix}_loss"] = loop.metrics[f"{prefix}_loss"]
-                losses.append(loop.metrics[f"{prefix}_loss"])
-        problem_types = {task: self.model.config.task(task)["problem_type"] for task in task_results}
-        output[f"{metric_key_prefix}_average_primary"] = metrics.macro_average(task_results, problem_types)["primary"]
-        if losses:
-            output[f"{metric_key_prefix}_loss"] = float(sum(losses) / len(losses))
-        output[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 4)
-        self.log(output)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, output)
-        return output
+            results[task] = (loop.predictions, loop.label_ids)
+        return results
 
 
 def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:

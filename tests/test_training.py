@@ -106,6 +106,43 @@ def test_evaluate_reports_every_task_and_average(tmp_path):
     assert metrics["eval_average_primary"] == pytest.approx(expected)
 
 
+def test_evaluate_runs_every_task_in_one_pass_and_encodes_shared_texts_once(tmp_path):
+    # sentiment and a second task on the SAME validation texts: 16 distinct texts, batch 8 -> 2 encoder passes in
+    # all, not a DataLoader and an evaluation loop per task.
+    sentiment = _tasks()[0]
+    shared = sentiment.dataset["validation"]
+    mood = datasets.DatasetDict(
+        train=sentiment.dataset["train"].map(lambda row: {"label": "up" if row["label"] == "good" else "down"}),
+        validation=shared.map(lambda row: {"label": "up" if row["label"] == "good" else "down"}),
+    )
+    trainer = _trainer(tmp_path, specs=[sentiment, TaskSpec("mood", dataset=mood)], per_device_eval_batch_size=8)
+    calls = []
+    handle = trainer.model.encoder.register_forward_pre_hook(lambda *args: calls.append(1))
+    try:
+        metrics = trainer.evaluate()
+    finally:
+        handle.remove()
+    assert len(calls) == 2
+    assert {"eval_sentiment_accuracy", "eval_mood_accuracy", "eval_sentiment_loss", "eval_mood_loss"} <= set(metrics)
+
+
+def test_one_pass_evaluation_equals_the_trainer_loop_per_task(tmp_path, monkeypatch):
+    # The Trainer's per-task loop (what several processes use) and the one-pass evaluation agree on every metric
+    # and loss; class weights (topic) and multi-label (emotions, given a validation split here) included.
+    specs = _tasks()
+    specs[2].dataset["validation"] = _split(12, ["joy", "fear"], 6, multi=True)
+    trainer = _trainer(tmp_path, specs=specs, num_train_epochs=2)
+    trainer.train()
+    one_pass = trainer.evaluate()
+    monkeypatch.setattr(MultitaskTrainingArguments, "world_size", property(lambda self: 2))
+    per_task = trainer.evaluate()
+    keys = {key for key in one_pass if not key.endswith("_runtime")}
+    assert keys == {key for key in per_task if not key.endswith("_runtime")}
+    assert "eval_emotions_f1_micro" in keys and "eval_topic_loss" in keys
+    for key in keys:
+        assert one_pass[key] == pytest.approx(per_task[key], rel=1e-5, abs=1e-6), key
+
+
 def test_checkpoint_resume_lands_on_the_same_batches(tmp_path):
     # 48 + 24 + 24 rows, batch 8: 12 batches an epoch, 2 epochs; resume from step 15 (epoch 2, 3 batches in).
     full = RecordingCollator(tiny_tokenizer())
