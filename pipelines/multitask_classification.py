@@ -22,6 +22,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 PIPELINE_TASK = "multitask-classification"
 MULTI_LABEL = "multi_label_classification"
 _OUTPUT_KEY = "logits"  # `_forward` returns one tensor: every requested head's logits side by side
+_RANKED_ROWS = 256  # rows whose heads and ranking run together in a list call (at 500 heads: 5.6 MB of logits)
 _ENTAILMENT, _NOT_ENTAILMENT = "entailment", ("contradiction", "not_entailment")
 
 
@@ -122,21 +123,32 @@ class MultitaskClassificationPipeline(Pipeline):
 
     def _run_list(self, inputs: list, batch_size: int, sort_by_length: bool, kwargs: dict) -> list[dict]:
         # Faster than the generic per-item path (tokenize one text, DataLoader, pad, split rows): one tokenizer call
-        # and one forward per batch, softmax/sigmoid per batch. Batches of similar length waste less on padding.
+        # and one encoder pass per batch; batches of similar length waste less on padding. The heads (one matmul)
+        # and the ranking run once per `_RANKED_ROWS` rows, not per batch: at batch size 1 and 500 heads, one
+        # matmul per text would read every head's weights again and the ranking's ~20 small tensor operations
+        # would cost as much as the answers.
         preprocess, forward, postprocess = self._sanitize_parameters(**kwargs)
         preprocess = {**self._preprocess_params, **preprocess}
         forward = {**self._forward_params, **forward}
         postprocess = {**self._postprocess_params, **postprocess}
-        forward["fused"] = self._fused_heads(forward.get("tasks"))
+        fused = self._fused_heads(forward.get("tasks"))
+        forward["encode_only"] = fused is not None  # else the model code predates `head_logits`: logits per batch
         order = sorted(range(len(inputs)), key=lambda i: _length(inputs[i])) if sort_by_length else range(len(inputs))
         order = list(order)
-        ranked = []  # per batch: its rows and ranked labels (a few arrays), answers built once all batches have run
+        ranked = []  # per group of rows: the rows and their ranked labels (a few arrays)
+        outputs, rows = [], []
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            model_inputs = self._tokenize([inputs[i] for i in chunk], **preprocess)
-            ranked.append((chunk, self._rank(self.forward(model_inputs, **forward), **postprocess)))
-        # Built at the end, not batch by batch: the garbage collections that the next batches' forward passes trigger
-        # would otherwise walk every answer built so far and promote them towards the costly full collections.
+            outputs.append(self.forward(self._tokenize([inputs[i] for i in chunk], **preprocess), **forward))
+            rows += chunk
+            if len(rows) >= _RANKED_ROWS or start + batch_size >= len(order):
+                values = torch.cat([output[_OUTPUT_KEY] for output in outputs])
+                logits = torch.nn.functional.linear(values, *fused) if fused is not None else values
+                ranked.append((rows, self._rank({_OUTPUT_KEY: logits}, **postprocess)))
+                outputs, rows = [], []
+        # Answers are built at the end, not group by group: the garbage collections that the next batches' forward
+        # passes trigger would otherwise walk every answer built so far and promote them towards the costly full
+        # collections.
         results: list[dict | None] = [None] * len(inputs)
         with _collection_paused():
             for chunk, (layout, groups) in ranked:
@@ -211,22 +223,21 @@ class MultitaskClassificationPipeline(Pipeline):
     def _fused_heads(self, tasks: list[str] | None) -> tuple | None:
         # The heads' concatenated weights, fetched once per call of a list: no weight changes during a call, and
         # checking the model's cache for every batch would cost ~0.4 ms per batch at 500 heads (see `head_logits`).
-        if not hasattr(self.model, "fused_head_weights"):
+        if not hasattr(self.model, "fused_head_weights") or not hasattr(self.model, "encode"):
             return None  # model code older than this pipeline
         with torch.no_grad():
             return self.model.fused_head_weights(tuple(tasks or self.model.config.task_names))
 
     def _forward(
-        self, model_inputs: dict, tasks: list[str] | None = None, fused: tuple | None = None
+        self, model_inputs: dict, tasks: list[str] | None = None, encode_only: bool = False
     ) -> dict[str, torch.Tensor]:
         # One tensor, every requested head side by side (the pipeline's batching splits it row by row; nested dicts
-        # break batch_size > 1). The heads run as one matmul where the model offers it (`head_logits`).
+        # break batch_size > 1). The heads run as one matmul where the model offers it (`head_logits`);
+        # `encode_only`: the encoder's pooled output instead, for `_run_list` to apply the heads to many batches.
         tasks = tasks or self.model.config.task_names
         if hasattr(self.model, "head_logits") and hasattr(self.model, "encode"):
             pooled = self.model.encode(**model_inputs)
-            if fused is not None:  # the heads' weights from `_fused_heads`, checked once for a whole list
-                return {_OUTPUT_KEY: torch.nn.functional.linear(pooled, *fused)}
-            return {_OUTPUT_KEY: self.model.head_logits(pooled, tasks)}
+            return {_OUTPUT_KEY: pooled if encode_only else self.model.head_logits(pooled, tasks)}
         logits = self.model(**model_inputs, task=tasks).logits  # model code older than this pipeline
         return {_OUTPUT_KEY: torch.cat([logits[task] for task in tasks], dim=-1)}
 

@@ -11,6 +11,7 @@ from transformers import AutoModel, pipeline
 
 from polyhead import MultitaskModel
 from polyhead.testing_utils import tiny_multitask_config
+from polyhead_remote.pipelines import multitask_classification
 
 
 def many_tasks(count: int, seed: int = 0) -> dict[str, dict]:
@@ -147,6 +148,33 @@ def test_vectorised_postprocessing_matches_the_per_task_rules(tokenizer):
         results = classifier(texts, batch_size=2, top_k=top_k)
         for text, result in zip(texts, results):
             assert_answers(result, expected_answers(model, tokenizer, text, top_k))
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_heads_and_ranking_run_once_per_group_of_rows(tokenizer, monkeypatch, batch_size):
+    # A list's heads (one matmul) and ranking run per `_RANKED_ROWS` rows, across batches: at batch size 1 and
+    # hundreds of heads, one matmul per text would read every head's weights again. Groups of 4 rows here.
+    monkeypatch.setattr(multitask_classification, "_RANKED_ROWS", 4)
+    torch.manual_seed(2)
+    model = MultitaskModel(tiny_multitask_config(tasks=many_tasks(9))).eval()
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+    texts = [" ".join(["good movie"] * (1 + i % 4)) + f" {i}" for i in range(11)]
+    width = sum(len(spec["labels"]) for spec in model.config.tasks.values())
+    linear, heads = F.linear, []
+
+    def recorded(features, weight, bias=None):
+        if weight.shape[0] == width:  # the fused heads, not an encoder layer
+            heads.append(len(features))
+        return linear(features, weight, bias)
+
+    monkeypatch.setattr(F, "linear", recorded)
+    results = classifier(texts, batch_size=batch_size, top_k=2)
+    monkeypatch.undo()
+    # batches join a group until it holds 4 rows or more; the last group takes what is left
+    group = -(-4 // batch_size) * batch_size
+    assert heads == [group] * (11 // group) + [11 % group] * (11 % group > 0)
+    for text, result in zip(texts, results):
+        assert_answers(result, expected_answers(model, tokenizer, text, 2))
 
 
 def test_requested_task_order_and_one_problem_type_at_a_time(tokenizer):
