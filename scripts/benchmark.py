@@ -34,6 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-memory", action="store_true", help="No memory subprocesses.")
     parser.add_argument("--skip-int8", action="store_true", help="No torch int8 dynamic quantization variant.")
     parser.add_argument("--skip-onnx", action="store_true", help="No ONNX Runtime variants (exports, fp32, int8).")
+    parser.add_argument(
+        "--bf16", action="store_true", help="Also time the multitask pipeline in bfloat16 (fast on CPUs with AMX)."
+    )
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="The shared data folder.")
     parser.add_argument("--output", default="outputs/benchmark.json", help="Where the JSON report goes.")
     parser.add_argument("--work-dir", default=None, help="Keep models and ONNX exports here (default: temp).")
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         accuracy=not args.skip_accuracy,
         int8=not args.skip_int8,
         onnx=not args.skip_onnx,
+        bf16=args.bf16,
         accuracy_options=accuracy,
         data_dir=args.data_dir,
         work_dir=args.work_dir,

@@ -28,12 +28,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=4096, help="Rows sorted by length and written at a time.")
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument("--num-threads", type=int, default=None, help="torch / onnxruntime threads.")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="torch model precision; bfloat16 is ~3x faster on Intel Xeon CPUs with AMX (Sapphire Rapids on), "
+        "slower on CPUs without bfloat16 instructions.",
+    )
     parser.add_argument("--resume", action="store_true", help="Continue an interrupted run (no row is duplicated).")
     parser.add_argument("--overwrite", action="store_true", help="Start again, replacing the output.")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.int8 and not args.onnx:
         parser.error("--int8 needs --onnx")
+    if args.onnx and args.dtype != "float32":
+        parser.error("--dtype is for the torch model; with --onnx, --int8 picks the quantized graph")
     try:
         result = predict_file(
             args.model,
@@ -46,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             chunk_size=args.chunk_size,
             max_length=args.max_length,
             num_threads=args.num_threads,
+            dtype=args.dtype,
             resume=args.resume,
             overwrite=args.overwrite,
             progress=not args.no_progress,

@@ -26,10 +26,11 @@ def test_throughput_has_every_variant_and_positive_speeds(tiny_encoder, tmp_path
     shared = {}
     rows = benchmark.measure_throughput(
         tiny_encoder, texts, [2, 4], [1, 4], repeats=2, data_dir=None, int8=True,
-        onnx_dir=tmp_path if onnx else None, shared=shared,
+        onnx_dir=tmp_path if onnx else None, shared=shared, bf16=True,
     )  # fmt: skip
     found = {(row.num_tasks, row.batch_size, row.variant) for row in rows}
-    multitask_variants = ("multitask", "separate", "multitask-int8") + (("onnx-fp32", "onnx-int8") if onnx else ())
+    multitask_variants = ("multitask", "separate", "multitask-int8", "multitask-bf16")
+    multitask_variants += ("onnx-fp32", "onnx-int8") if onnx else ()
     for batch_size in (1, 4):
         assert {(2, batch_size, v) for v in ("single", "encoder", "encoder+tok")} <= found
         for tasks in (2, 4):

@@ -148,3 +148,31 @@ def test_onnx_predictions_match_torch(model_dir, frame, tmp_path):
     assert ours["topic"].tolist() == theirs["topic"].tolist()
     assert ours["topic_score"].to_numpy() == pytest.approx(theirs["topic_score"].to_numpy(), abs=1e-5)
     assert json.loads(ours.to_json(orient="records"))[0]["id"] == 100
+
+
+def test_bfloat16_runs_the_torch_model_in_bfloat16(model_dir, frame, tmp_path):
+    assert predict_module.load_model(model_dir, dtype="bfloat16").dtype == torch.bfloat16
+    source = _write(frame, tmp_path / "in.jsonl")
+    full = _read(predict_module.predict_file(model_dir, source, tmp_path / "f.jsonl", progress=False).output)
+    half = _read(
+        predict_module.predict_file(model_dir, source, tmp_path / "b.jsonl", dtype="bfloat16", progress=False).output
+    )
+    assert half["id"].tolist() == full["id"].tolist()
+    for task in ("sentiment", "topic"):  # bfloat16 keeps ~3 significant digits
+        assert half[f"{task}_score"].to_numpy() == pytest.approx(full[f"{task}_score"].to_numpy(), abs=0.02)
+
+
+def test_a_bad_dtype_is_refused_before_the_output_is_touched(model_dir, frame, tmp_path, capsys):
+    import predict as script
+
+    source = _write(frame, tmp_path / "in.jsonl")
+    with pytest.raises(ValueError, match=r"dtype must be one of \['float32', 'bfloat16'\], got 'float16'"):
+        predict_module.predict_file(model_dir, source, tmp_path / "o.jsonl", dtype="float16", progress=False)
+    with pytest.raises(ValueError, match="is for the torch model"):
+        predict_module.predict_file(
+            model_dir, source, tmp_path / "o.jsonl", onnx_file="onnx/model.onnx", dtype="bfloat16", progress=False
+        )
+    assert not (tmp_path / "o.jsonl").exists()
+    with pytest.raises(SystemExit):
+        script.main([str(model_dir), str(source), str(tmp_path / "o.jsonl"), "--onnx", "--dtype", "bfloat16"])
+    assert "--dtype is for the torch model" in capsys.readouterr().err

@@ -53,6 +53,7 @@ def run_benchmark(
     accuracy: bool = True,
     int8: bool = True,
     onnx: bool = True,
+    bf16: bool = False,
     accuracy_options: dict[str, Any] | None = None,
     data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
     work_dir: str | os.PathLike | None = None,
@@ -87,7 +88,7 @@ def run_benchmark(
         shared: dict[str, Any] = {}
         onnx_dir = work / "onnx-models" if onnx else None
         report.throughput = measure_throughput(
-            encoder, texts, task_counts, batch_sizes, repeats, labels_dir, batch1_texts, int8, onnx_dir, shared
+            encoder, texts, task_counts, batch_sizes, repeats, labels_dir, batch1_texts, int8, onnx_dir, shared, bf16
         )
         report.onnx = [export_summary(t, export) for t, export in shared.get("onnx", {}).items()]
         if memory:

@@ -43,6 +43,7 @@ LABELS = {
     "multitask": "(a) multitask pipeline, all T tasks",
     "multitask-unsorted": "(a) multitask, sort_by_length=False",
     "multitask-int8": "(a) multitask, torch int8 dynamic quantization",
+    "multitask-bf16": "(a) multitask, torch bfloat16",
     "onnx-fp32": "(a) multitask on ONNX Runtime fp32",
     "onnx-int8": "(a) multitask on ONNX Runtime int8",
     "single": "(b) one text-classification pipeline",

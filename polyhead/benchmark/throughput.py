@@ -20,6 +20,7 @@ TIMED_VARIANTS = (
     "encoder",
     "encoder+tok",
     "multitask-int8",
+    "multitask-bf16",
     "onnx-fp32",
     "onnx-int8",
 )
@@ -52,6 +53,7 @@ def measure_throughput(
     int8: bool = False,
     onnx_dir: str | os.PathLike | None = None,
     shared: dict[str, Any] | None = None,
+    bf16: bool = False,
 ) -> list[ThroughputResult]:
     r"""
     Texts/s of every variant for every (task count, batch size): warmed up, repeats interleaved, medians kept.
@@ -64,6 +66,8 @@ def measure_throughput(
         data_dir: where the task label sets come from (`None`: synthetic labels).
         batch1_texts: at batch size 1, time only the first this many texts (batch 1 is slow; `None`: all).
         int8: also time the torch int8 dynamically quantized multitask pipeline.
+        bf16: also time the multitask pipeline with the model in bfloat16 (CPUs with AMX run it several times faster
+            than float32; others slower).
         onnx_dir: also export each multitask model there and time it on ONNX Runtime (fp32 and int8).
         shared: filled with what the variants share (pipelines; `"onnx"`: `{T: ExportResult}`).
 
@@ -76,7 +80,8 @@ def measure_throughput(
     shared = {} if shared is None else shared
     parity = texts[:32]
     variants = {
-        t: build_variants(encoder, task_label_sets(t, data_dir), shared, int8, onnx_dir, parity) for t in task_counts
+        t: build_variants(encoder, task_label_sets(t, data_dir), shared, int8, onnx_dir, parity, bf16)
+        for t in task_counts
     }
     grid = [(t, bs, name) for bs in batch_sizes for t in task_counts for name in variants[t]]
     grid = [(t, bs, n) for t, bs, n in grid if t == task_counts[0] or n not in SHARED_VARIANTS]

@@ -1,4 +1,5 @@
-"""The timed variants: (a) the multitask pipeline (torch, torch int8, ONNX Runtime fp32/int8), (b) one and (c) T
+"""The timed variants: (a) the multitask pipeline (torch, torch int8, torch bfloat16, ONNX Runtime fp32/int8), (b) one
+and (c) T
 transformers `text-classification` pipelines, (d) the bare encoder forward."""
 
 import importlib.util
@@ -24,12 +25,15 @@ def multitask_model(encoder: str, tasks: dict[str, dict]) -> MultitaskModel:
     return MultitaskModel.from_encoder_pretrained(encoder, tasks=tasks).eval()
 
 
-def multitask_pipeline(encoder: str, tasks: dict[str, dict], int8: bool = False, model=None):
-    """(a): the `multitask-classification` pipeline over a fresh multitask model (random heads), or over `model`."""
+def multitask_pipeline(encoder: str, tasks: dict[str, dict], int8: bool = False, model=None, bf16: bool = False):
+    """(a): the `multitask-classification` pipeline over a fresh multitask model (random heads), or over `model`;
+    int8: dynamically quantized; bf16: in bfloat16 (fast on CPUs with AMX, see `polyhead.predict.load_model`)."""
     register_pipeline()
     model = model if model is not None else multitask_model(encoder, tasks)
     if int8:
         model = quantize_int8(model)
+    if bf16:
+        model = model.to(torch.bfloat16)
     return pipeline(PIPELINE_TASK, model=model, tokenizer=AutoTokenizer.from_pretrained(encoder))
 
 
@@ -115,6 +119,7 @@ def build_variants(
     int8: bool = False,
     onnx_dir: str | os.PathLike | None = None,
     parity_texts: list[str] | None = None,
+    bf16: bool = False,
 ) -> dict[str, Callable[[list[str], int], Any]]:
     """The timed callables `(texts, batch_size) -> None` for one task count; (b) and (d) come from `shared`.
 
@@ -138,6 +143,9 @@ def build_variants(
     if int8:
         quantized = multitask_pipeline(encoder, tasks, int8=True)
         variants["multitask-int8"] = lambda texts, bs: quantized(texts, batch_size=bs)
+    if bf16:
+        half = multitask_pipeline(encoder, tasks, bf16=True)
+        variants["multitask-bf16"] = lambda texts, bs: half(texts, batch_size=bs)
     if onnx_dir is not None:
         from polyhead.serving import ONNX_FILE, QUANTIZED_FILE
 
