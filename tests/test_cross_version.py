@@ -11,12 +11,14 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 from test_model_card import RESULTS
 from test_publish import hub, publish  # noqa: F401  (the local Hub server fixture)
+from test_remote_code import BLOCKER
 
 from polyhead import MultitaskModel
 from polyhead.saving import save_model_folder
@@ -129,3 +131,50 @@ def test_oldest_release_loads_from_a_hub_server(hub, folders, reference, tmp_pat
         HF_TOKEN="test-token",
     )
     assert_same_answers(out["results"]["org/compat"], reference[str(folder)], f"transformers {OLDEST} from the Hub")
+
+
+ENDPOINT = BLOCKER + textwrap.dedent(
+    """
+    import json, os, transformers
+    folder, texts = sys.argv[1], json.loads(sys.argv[2])
+    sys.path.insert(0, folder)  # what the Inference Endpoints toolkit does before importing handler.py
+    import handler
+    out = {"transformers": transformers.__version__}
+    for dtype in ("float32", "bfloat16"):
+        os.environ["POLYHEAD_DTYPE"] = dtype
+        endpoint = handler.EndpointHandler(folder)
+        out[dtype] = {
+            "backend": endpoint.backend,
+            "dtype": str(endpoint.pipeline.model.dtype),
+            "answers": endpoint({"inputs": texts, "parameters": {"top_k": None, "threshold": 0.0, "batch_size": 2}}),
+            "error": endpoint({"inputs": texts[0], "parameters": {"tasks": ["nope"]}}),
+        }
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_endpoint_handler_runs_on_every_release(folders, reference, tmp_path):
+    # The Inference Endpoints toolkit pins transformers 4.51.3: handler.py, as the toolkit loads it (folder on
+    # sys.path, `import handler`), answers as the newest release's pipeline does, in float32 and in bfloat16.
+    folder = folders[0]
+    for version, python in compat_pythons().items():
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "POLYHEAD_DTYPE")}
+        env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / f"modules-{version}"))
+        done = subprocess.run(
+            [str(python), "-c", ENDPOINT, str(folder), json.dumps(TEXTS)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert done.returncode == 0, f"transformers {version}: {done.stderr[-3000:]}"
+        out = json.loads(done.stdout.splitlines()[-1])
+        assert out["transformers"] == version
+        for dtype, tolerance in (("float32", 1e-5), ("bfloat16", 0.02)):
+            served = out[dtype]
+            assert served["backend"] == "torch" and served["dtype"] == f"torch.{dtype}", (version, dtype)
+            assert "Unknown task" in served["error"]["error"], (version, dtype)
+            for row, expected in zip(served["answers"], reference[str(folder)]["pipeline"], strict=True):
+                for task, answer in expected.items():
+                    ours = {i["label"]: i["score"] for i in row[task]}
+                    theirs = {i["label"]: i["score"] for i in answer}
+                    assert ours == pytest.approx(theirs, abs=tolerance), (version, dtype, task)

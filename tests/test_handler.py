@@ -131,6 +131,28 @@ def test_without_onnxruntime_the_handler_falls_back_to_torch(folders, monkeypatc
     assert _labels([answer]) == _labels(_local_answers(plain)[:1])
 
 
+def test_bfloat16_on_request_for_the_torch_model(folders, monkeypatch):
+    plain, with_onnx = folders
+    spec = importlib.util.spec_from_file_location("polyhead_test_handler_dtype", plain / "handler.py")
+    handler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handler)
+    monkeypatch.setenv("POLYHEAD_DTYPE", "bfloat16")
+    endpoint = handler.EndpointHandler(str(plain))
+    assert endpoint.backend == "torch" and endpoint.pipeline.model.dtype == torch.bfloat16
+    answer = endpoint({"inputs": TEXTS[0], "parameters": {"top_k": None}})
+    expected = _local_answers(plain)[0]
+    for task in ("sentiment", "topic"):  # bfloat16 keeps ~3 significant digits
+        ours = {item["label"]: item["score"] for item in answer[task]}
+        assert ours == pytest.approx({item["label"]: item["score"] for item in expected[task]}, abs=0.02)
+    monkeypatch.setenv("POLYHEAD_DTYPE", "float16")
+    with pytest.raises(ValueError, match=r"POLYHEAD_DTYPE must be one of \['float32', 'bfloat16'\], got 'float16'"):
+        handler.EndpointHandler(str(plain))
+    if with_onnx is not None:
+        monkeypatch.setenv("POLYHEAD_DTYPE", "bfloat16")
+        with pytest.raises(ValueError, match="set POLYHEAD_BACKEND=torch"):
+            handler.EndpointHandler(str(with_onnx))
+
+
 def _labels(rows):
     return [{task: [item["label"] for item in items] for task, items in row.items()} for row in rows]
 

@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Any
 
+import torch
 from transformers import AutoConfig, AutoTokenizer, pipeline
 from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
@@ -22,6 +23,7 @@ from transformers.dynamic_module_utils import get_class_from_dynamic_module
 PIPELINE_TASK = "multitask-classification"
 ONNX_FILE = os.path.join("onnx", "model.onnx")
 PARAMETERS = ("tasks", "top_k", "threshold", "truncation", "max_length", "batch_size")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 logger = logging.getLogger(__name__)
 USAGE = 'send {"inputs": "a text" or ["text", ...], "parameters": {"tasks": [...], "top_k": 1, ...}}'
 
@@ -30,13 +32,23 @@ class EndpointHandler:
     """Loads the model in `path` (ONNX when `onnx/model.onnx` exists, else torch) behind the multitask pipeline.
 
     Environment: `POLYHEAD_BACKEND=torch` forces torch; `POLYHEAD_ONNX_FILE` picks another graph (e.g.
-    `onnx/model_quantized.onnx`); `POLYHEAD_NUM_THREADS` sets onnxruntime's threads.
+    `onnx/model_quantized.onnx`); `POLYHEAD_NUM_THREADS` sets onnxruntime's threads; `POLYHEAD_DTYPE=bfloat16` runs
+    the torch model in bfloat16 (~3x float32 on Intel Xeon CPUs with AMX, Sapphire Rapids and later; slower on CPUs
+    without bfloat16 instructions).
     """
 
     def __init__(self, path: str = ""):
         path = path or os.path.dirname(os.path.abspath(__file__))
         onnx_file = os.environ.get("POLYHEAD_ONNX_FILE", ONNX_FILE)
+        dtype = os.environ.get("POLYHEAD_DTYPE", "float32")
+        if dtype not in DTYPES:
+            raise ValueError(f"POLYHEAD_DTYPE must be one of {list(DTYPES)}, got {dtype!r}.")
         use_onnx = os.environ.get("POLYHEAD_BACKEND", "") != "torch" and os.path.isfile(os.path.join(path, onnx_file))
+        if use_onnx and dtype != "float32":
+            raise ValueError(
+                f"POLYHEAD_DTYPE={dtype} is for the torch model, but {onnx_file} is served with onnxruntime: set "
+                "POLYHEAD_BACKEND=torch too."
+            )
         if use_onnx and not _onnxruntime_installed():
             logger.warning("%s exists but onnxruntime is not installed (requirements.txt): using torch.", onnx_file)
             use_onnx = False
@@ -45,6 +57,7 @@ class EndpointHandler:
             self.pipeline = _onnx_pipeline(path, onnx_file, int(os.environ.get("POLYHEAD_NUM_THREADS", 0)) or None)
         else:
             self.pipeline = pipeline(PIPELINE_TASK, model=path, trust_remote_code=True)
+            self.pipeline.model.to(DTYPES[dtype])
 
     def __call__(self, data: dict[str, Any]) -> Any:
         try:
