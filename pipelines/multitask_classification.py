@@ -143,7 +143,7 @@ class MultitaskClassificationPipeline(Pipeline):
             rows += chunk
             if len(rows) >= _RANKED_ROWS or start + batch_size >= len(order):
                 values = torch.cat([output[_OUTPUT_KEY] for output in outputs])
-                logits = torch.nn.functional.linear(values, *fused) if fused is not None else values
+                logits = self._apply_heads(values, fused) if fused is not None else values
                 ranked.append((rows, self._rank({_OUTPUT_KEY: logits}, **postprocess)))
                 outputs, rows = [], []
         # Answers are built at the end, not group by group: the garbage collections that the next batches' forward
@@ -227,6 +227,13 @@ class MultitaskClassificationPipeline(Pipeline):
             return None  # model code older than this pipeline
         with torch.no_grad():
             return self.model.fused_head_weights(tuple(tasks or self.model.config.task_names))
+
+    def _apply_heads(self, pooled: torch.Tensor, fused: tuple) -> torch.Tensor:
+        # `forward` hands its outputs back on the CPU: the heads run where their weights are (e.g. a GPU), the
+        # ranking on the CPU.
+        weight, bias = fused
+        with self.get_inference_context()():
+            return torch.nn.functional.linear(pooled.to(weight.device), weight, bias).cpu()
 
     def _forward(
         self, model_inputs: dict, tasks: list[str] | None = None, encode_only: bool = False
