@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
 from polyhead.encoders import position_limit
+from polyhead.serving.handler import DTYPES
 from polyhead_remote.configuration_multitask import MULTI_LABEL
 from polyhead_remote.modeling_multitask import MultitaskModel
 
@@ -29,7 +30,7 @@ from polyhead_remote.modeling_multitask import MultitaskModel
 INPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 PARTS_SUFFIX = ".parts"
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+TORCH_DTYPES = DTYPES  # the precisions the Inference Endpoints handler serves (POLYHEAD_DTYPE), the same here
 
 
 @dataclasses.dataclass

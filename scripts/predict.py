@@ -11,7 +11,7 @@ See `polyhead.predict`.
 import argparse
 import sys
 
-from polyhead.predict import predict_file
+from polyhead.predict import TORCH_DTYPES, predict_file
 from polyhead.serving import ONNX_FILE, QUANTIZED_FILE
 
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-threads", type=int, default=None, help="torch / onnxruntime threads.")
     parser.add_argument(
         "--dtype",
-        choices=("float32", "bfloat16"),
+        choices=list(TORCH_DTYPES),
         default="float32",
         help="torch model precision; bfloat16 is ~3x faster on Intel Xeon CPUs with AMX (Sapphire Rapids on), "
         "slower on CPUs without bfloat16 instructions.",
