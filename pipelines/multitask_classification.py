@@ -90,6 +90,9 @@ class MultitaskClassificationPipeline(Pipeline):
         # A fast tokenizer keeps its truncation settings in shared state: calls with different `max_length` from
         # several threads must not interleave.
         self._tokenizer_lock = threading.Lock()
+        # transformers 4.x advises once against `tokenizer.pad` after encoding (a single padded call is faster per
+        # text); here one call encodes a few hundred rows and `pad` only forms each batch, which is faster still.
+        getattr(self.tokenizer, "deprecation_warnings", {})["Asking-to-pad-a-fast-tokenizer"] = True
         if self._batch_size is not None:
             _check_positive_int("batch_size", self._batch_size)
 
@@ -122,11 +125,13 @@ class MultitaskClassificationPipeline(Pipeline):
         return self._run_list(inputs, batch_size, sort_by_length and batch_size > 1, kwargs)
 
     def _run_list(self, inputs: list, batch_size: int, sort_by_length: bool, kwargs: dict) -> list[dict]:
-        # Faster than the generic per-item path (tokenize one text, DataLoader, pad, split rows): one tokenizer call
-        # and one encoder pass per batch; batches of similar length waste less on padding. The heads (one matmul)
-        # and the ranking run once per `_RANKED_ROWS` rows, not per batch: at batch size 1 and 500 heads, one
-        # matmul per text would read every head's weights again and the ranking's ~20 small tensor operations
-        # would cost as much as the answers.
+        # Faster than the generic per-item path (tokenize one text, DataLoader, pad, split rows): rows go in groups
+        # of about `_RANKED_ROWS` (whole batches), each tokenized in one call, then one encoder pass per batch;
+        # batches of similar length waste less on padding. The heads (one matmul) and the ranking also run once per
+        # group, not per batch. Per batch, each of those steps would cost more at small batch sizes: right after an
+        # encoder pass (which evicts the caches) one tokenizer call costs ~1.5 ms even for one text, and at 500
+        # heads one matmul would read every head's weights again and the ranking's ~20 small tensor operations would
+        # cost as much as the answers.
         preprocess, forward, postprocess = self._sanitize_parameters(**kwargs)
         preprocess = {**self._preprocess_params, **preprocess}
         forward = {**self._forward_params, **forward}
@@ -135,40 +140,57 @@ class MultitaskClassificationPipeline(Pipeline):
         forward["encode_only"] = fused is not None  # else the model code predates `head_logits`: logits per batch
         order = sorted(range(len(inputs)), key=lambda i: _length(inputs[i])) if sort_by_length else range(len(inputs))
         order = list(order)
+        group_size = batch_size * -(-_RANKED_ROWS // batch_size)
         ranked = []  # per group of rows: the rows and their ranked labels (a few arrays)
-        outputs, rows = [], []
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            outputs.append(self.forward(self._tokenize([inputs[i] for i in chunk], **preprocess), **forward))
-            rows += chunk
-            if len(rows) >= _RANKED_ROWS or start + batch_size >= len(order):
-                values = torch.cat([output[_OUTPUT_KEY] for output in outputs])
-                logits = self._apply_heads(values, fused) if fused is not None else values
-                ranked.append((rows, self._rank({_OUTPUT_KEY: logits}, **postprocess)))
-                outputs, rows = [], []
+        for start in range(0, len(order), group_size):
+            rows = order[start : start + group_size]
+            encoded = self._tokenize_rows([inputs[i] for i in rows], **preprocess)
+            outputs = [
+                self.forward(self._collate(encoded[offset : offset + batch_size]), **forward)[_OUTPUT_KEY]
+                for offset in range(0, len(rows), batch_size)
+            ]
+            logits = self._apply_heads(torch.cat(outputs), fused) if fused is not None else torch.cat(outputs)
+            ranked.append((rows, self._rank({_OUTPUT_KEY: logits}, **postprocess)))
         # Answers are built at the end, not group by group: the garbage collections that the next batches' forward
         # passes trigger would otherwise walk every answer built so far and promote them towards the costly full
         # collections.
         results: list[dict | None] = [None] * len(inputs)
         with _collection_paused():
-            for chunk, (layout, groups) in ranked:
-                for index, result in zip(chunk, _as_dicts(layout, groups, len(chunk))):
+            for rows, (layout, groups) in ranked:
+                for index, result in zip(rows, _as_dicts(layout, groups, len(rows))):
                     results[index] = result
         return results
 
     def _tokenize(self, items: str | dict | list, truncation: bool = True, max_length: int | None = None) -> dict:
-        """Tokenizes texts and `{"text", "text_pair"}` pairs (truncation "longest_first" keeps both texts); a batch
-        mixing both is tokenized as two groups and padded together, rows in input order."""
+        """Tokenizes texts and `{"text", "text_pair"}` pairs into one padded batch of tensors."""
         items = [items] if isinstance(items, (str, dict)) else items
-        texts = [item["text"] if isinstance(item, dict) else item for item in items]
-        pairs = [item.get("text_pair") if isinstance(item, dict) else None for item in items]
+        return self._collate(self._tokenize_rows(items, truncation, max_length))
+
+    def _tokenize_rows(
+        self, items: list, truncation: bool = True, max_length: int | None = None
+    ) -> list[dict[str, list[int]]]:
+        """Each item's token ids (and masks), unpadded, in input order: the texts in one tokenizer call, the
+        `{"text", "text_pair"}` pairs in another (truncation "longest_first" keeps both texts)."""
         options = {"truncation": truncation, "max_length": max_length or self._default_max_length()}
+        is_pair = [isinstance(item, dict) and "text_pair" in item for item in items]
+        rows: list = [None] * len(items)
         with self._tokenizer_lock:
-            if all(pair is None for pair in pairs):
-                return self.tokenizer(texts, return_tensors="pt", padding=len(texts) > 1, **options)
-            if all(pair is not None for pair in pairs):
-                return self.tokenizer(texts, pairs, return_tensors="pt", padding=len(texts) > 1, **options)
-            rows = [self.tokenizer(text, pair, **options) for text, pair in zip(texts, pairs)]
+            for pairs in (False, True):
+                positions = [i for i, flag in enumerate(is_pair) if flag is pairs]
+                if not positions:
+                    continue
+                texts = [items[i]["text"] if isinstance(items[i], dict) else items[i] for i in positions]
+                second = [items[i]["text_pair"] for i in positions] if pairs else None
+                encoded = self.tokenizer(texts, second, **options)
+                for j, i in enumerate(positions):
+                    rows[i] = {key: values[j] for key, values in encoded.items()}
+        return rows
+
+    def _collate(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        """One batch of tensors from unpadded rows (padded to the longest, as the tokenizer pads)."""
+        if len(rows) == 1:
+            return {key: torch.tensor([values]) for key, values in rows[0].items()}
+        with self._tokenizer_lock:
             return self.tokenizer.pad(rows, return_tensors="pt")
 
     def get_inference_context(self):

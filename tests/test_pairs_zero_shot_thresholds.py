@@ -56,12 +56,21 @@ def test_a_pair_is_tokenized_as_a_pair(nli_model, tokenizer):
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 4])
-def test_mixed_batches_of_texts_and_pairs_keep_order(model, tokenizer, batch_size):
+def test_mixed_batches_of_texts_and_pairs_keep_order(model, tokenizer, batch_size, monkeypatch):
     # A model without pair tasks still runs pairs: a pair is just tokenizer input.
     classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
     inputs = ["i love this movie", PAIRS[1], "bad", PAIRS[0], "the team win the game today"]
     singles = [classifier(item, top_k=None, threshold=0.0) for item in inputs]
+    tokenize, tokenized = type(tokenizer).__call__, []
+
+    def recorded_tokenizer(self, text=None, text_pair=None, **kwargs):
+        tokenized.append((len(text), text_pair is not None))
+        return tokenize(self, text, text_pair, **kwargs)
+
+    monkeypatch.setattr(type(tokenizer), "__call__", recorded_tokenizer)
     batched = classifier(inputs, batch_size=batch_size, top_k=None, threshold=0.0)
+    monkeypatch.undo()
+    assert tokenized == [(3, False), (2, True)]  # the texts in one call, the pairs in another
     for one, many in zip(singles, batched):
         for task in one:
             assert [i["label"] for i in many[task]] == [i["label"] for i in one[task]]
