@@ -335,9 +335,10 @@ class MultitaskClassificationPipeline(Pipeline):
         max_length: int | None = None,
         batch_size: int | None = None,
     ) -> dict[str, Any] | list[dict[str, Any]]:
-        """transformers' zero-shot-classification through an NLI task: each (text, hypothesis) pair of a text runs
-        in one batched forward; single-label: softmax of the entailment logits across candidates; multi-label (or
-        one candidate): softmax of entailment vs contradiction per candidate."""
+        """transformers' zero-shot-classification through an NLI task, on (text, hypothesis) pairs: one forward per
+        text (all its hypotheses), or with `batch_size` that many pairs per forward across texts (of similar length,
+        as for lists). Single-label: softmax of the entailment logits across candidates; multi-label (or one
+        candidate): softmax of entailment vs contradiction per candidate."""
         task, entailment, contradiction = self._nli_task(nli_task)
         if isinstance(candidate_labels, str):
             candidate_labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
@@ -347,26 +348,33 @@ class MultitaskClassificationPipeline(Pipeline):
             raise ValueError(
                 f"hypothesis_template {hypothesis_template!r} has no '{{}}' where the candidate label should go."
             )
+        batch_size = batch_size or self._batch_size
         hypotheses = [hypothesis_template.format(label) for label in candidate_labels]
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
-        results = []
         for position, text in enumerate(texts):
             _check_text(text, None if isinstance(inputs, str) else position)
-            pairs = [{"text": text, "text_pair": hypothesis} for hypothesis in hypotheses]
-            model_inputs = self._tokenize(pairs, truncation, max_length)
-            logits = self.forward(model_inputs, tasks=[task])[_OUTPUT_KEY].float()
-            if multi_label or len(candidate_labels) == 1:
-                scores = torch.softmax(logits[:, [contradiction, entailment]], dim=-1)[:, 1]
-            else:
-                scores = torch.softmax(logits[:, entailment], dim=0)
-            order = torch.sort(scores, descending=True, stable=True).indices.tolist()
-            results.append(
-                {
-                    "sequence": text,
-                    "labels": [candidate_labels[i] for i in order],
-                    "scores": [float(scores[i]) for i in order],
-                }
-            )
+        if not texts:
+            return []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i])) if batch_size else range(len(texts))
+        pairs = [{"text": texts[i], "text_pair": hypothesis} for i in order for hypothesis in hypotheses]
+        per_forward = batch_size or len(hypotheses)
+        group_size = per_forward * -(-_RANKED_ROWS // per_forward)
+        logits = []
+        for start in range(0, len(pairs), group_size):
+            encoded = self._tokenize_rows(pairs[start : start + group_size], truncation, max_length)
+            for offset in range(0, len(encoded), per_forward):
+                batch = self._collate(encoded[offset : offset + per_forward])
+                logits.append(self.forward(batch, tasks=[task])[_OUTPUT_KEY].float())
+        logits = torch.cat(logits).view(len(texts), len(hypotheses), -1)  # (texts in `order`, candidates, labels)
+        if multi_label or len(candidate_labels) == 1:
+            scores = torch.softmax(logits[..., [contradiction, entailment]], dim=-1)[..., 1]
+        else:
+            scores = torch.softmax(logits[..., entailment], dim=-1)
+        scores, ranks = torch.sort(scores, dim=-1, descending=True, stable=True)
+        results: list = [None] * len(texts)
+        for index, row_scores, row_ranks in zip(order, scores.tolist(), ranks.tolist()):
+            labels = [candidate_labels[i] for i in row_ranks]
+            results[index] = {"sequence": texts[index], "labels": labels, "scores": row_scores}
         return results[0] if isinstance(inputs, str) else results
 
     def _nli_task(self, name: str | None) -> tuple[str, int, int]:

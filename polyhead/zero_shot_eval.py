@@ -40,9 +40,11 @@ def zero_shot_accuracy(
     train_labels: Sequence[str],
     hypothesis_template: str = "This example is {}.",
     nli_task: str | None = None,
+    batch_size: int | None = 32,
 ) -> dict[str, Any]:
     r"""
     Accuracy of zero-shot predictions (`names`: raw label -> candidate name) against the majority baseline.
+    `batch_size`: (text, hypothesis) pairs per forward, across texts (`None`: one forward per text).
 
     Example:
 
@@ -55,7 +57,11 @@ def zero_shot_accuracy(
     back = {name: label for label, name in names.items()}
     texts = [row["text"] for row in rows]
     answers = classifier(
-        texts, candidate_labels=candidates, hypothesis_template=hypothesis_template, nli_task=nli_task
+        texts,
+        candidate_labels=candidates,
+        hypothesis_template=hypothesis_template,
+        nli_task=nli_task,
+        batch_size=batch_size,
     )
     predicted = [back[answer["labels"][0]] for answer in answers]
     truth = [row["label"] for row in rows]

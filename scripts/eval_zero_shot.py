@@ -1,7 +1,7 @@
 """Zero-shot accuracy of a model's NLI task on labelled sets it never saw, against the majority baseline.
 
 `python scripts/eval_zero_shot.py MODEL_DIR [--datasets sst2,trec] [--max-samples 300] [--data-dir ../shared/data]
-[--template "This example is {}."] [--output FILE]`. See `polyhead.zero_shot_eval`.
+[--template "This example is {}."] [--batch-size 32] [--output FILE]`. See `polyhead.zero_shot_eval`.
 """
 
 import argparse
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
     parser.add_argument("--template", default="This example is {}.")
     parser.add_argument("--nli-task", default=None)
+    parser.add_argument("--batch-size", type=int, default=32, help="(text, hypothesis) pairs per forward.")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
     model = MultitaskModel.from_pretrained(args.model_dir).eval()
@@ -33,7 +34,9 @@ def main(argv: list[str] | None = None) -> None:
         train_labels = [row["label"] for row in read_rows(folder / "train.jsonl")]
         names = LABEL_NAMES.get(name) or {label: label for label in sorted(set(train_labels))}
         rows = read_rows(folder / "test.jsonl", args.max_samples)
-        report[name] = zero_shot_accuracy(classifier, rows, names, train_labels, args.template, args.nli_task)
+        report[name] = zero_shot_accuracy(
+            classifier, rows, names, train_labels, args.template, args.nli_task, args.batch_size
+        )
         print(name, json.dumps(report[name]))
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -132,6 +132,31 @@ def test_zero_shot_runs_one_forward_per_text_and_accepts_lists(nli_model, tokeni
     assert all(sorted(r["labels"]) == ["movies", "tech"] for r in results)
 
 
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_zero_shot_batches_pairs_across_texts(nli_model, tokenizer, multi_label):
+    # With batch_size, pairs of several texts share a forward (texts of similar length together); the answers are
+    # each text's own, in input order.
+    classifier = pipeline("multitask-classification", model=nli_model, tokenizer=tokenizer)
+    texts = ["the team win the game today and the people are happy", "good movie", "bad phone", "i love it", "money"]
+    labels, template = ["sport", "money", "movies"], "this is about {}"
+    options = {"candidate_labels": labels, "hypothesis_template": template, "multi_label": multi_label}
+    rows = []
+    handle = nli_model.encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: rows.append(len(kwargs["input_ids"])), with_kwargs=True
+    )
+    try:
+        batched = classifier(texts, batch_size=4, **options)
+    finally:
+        handle.remove()
+    assert rows == [4, 4, 4, 3]
+    assert [result["sequence"] for result in batched] == texts
+    for text, result in zip(texts, batched):
+        expected = zero_shot_reference(nli_model, tokenizer, text, labels, template, multi_label)
+        assert dict(zip(result["labels"], result["scores"])) == pytest.approx(expected, abs=1e-5)
+        assert result["scores"] == sorted(result["scores"], reverse=True)
+    assert classifier([], **options) == []
+
+
 def test_zero_shot_errors_are_clear(model, nli_model, tokenizer):
     plain = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
     with pytest.raises(ValueError, match="needs an NLI task.*'entailment'"):
