@@ -350,6 +350,11 @@ class MultitaskClassificationPipeline(Pipeline):
             )
         batch_size = batch_size or self._batch_size
         hypotheses = [hypothesis_template.format(label) for label in candidate_labels]
+        if not isinstance(inputs, (str, list, tuple)):
+            raise TypeError(
+                "Zero-shot classification takes a text or a list of texts (each is paired with every hypothesis), "
+                f"got {type(inputs).__name__}: {inputs!r:.60}."
+            )
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         for position, text in enumerate(texts):
             _check_text(text, None if isinstance(inputs, str) else position)

@@ -110,7 +110,7 @@ def test_endpoint_handler_answers_like_the_pipeline_and_reports_bad_requests(fol
     for error in out["errors"]:
         assert set(error) == {"error"} and "Traceback" not in error["error"] and len(error["error"]) > 10
     messages = [error["error"] for error in out["errors"]]
-    assert "no 'inputs'" in messages[0] and "JSON object" in messages[1] and "string or a list" in messages[2]
+    assert "no 'inputs'" in messages[0] and "JSON object" in messages[1] and "a sentence pair" in messages[2]
     assert "empty" in messages[3] and "position 1" in messages[4] and "Unknown task" in messages[5]
     assert "colour" in messages[6] and "'parameters' must be an object" in messages[7] and "top_k" in messages[8]
 
@@ -151,6 +151,90 @@ def test_bfloat16_on_request_for_the_torch_model(folders, monkeypatch):
         monkeypatch.setenv("POLYHEAD_DTYPE", "bfloat16")
         with pytest.raises(ValueError, match="set POLYHEAD_BACKEND=torch"):
             handler.EndpointHandler(str(with_onnx))
+
+
+NLI_TASKS = {
+    "nli": {"labels": ["entailment", "neutral", "contradiction"], "text_pair": True},
+    "topic": {"labels": ["movies", "tech", "sport", "money"]},
+}
+PAIR = {"text": "the team win the game", "text_pair": "people are happy"}
+ZERO_SHOT = {"candidate_labels": ["sport", "money"], "hypothesis_template": "this is about {}", "multi_label": True}
+
+
+@pytest.fixture(scope="module")
+def nli_folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("handler-nli")
+    torch.manual_seed(0)
+    plain = save_model_folder(
+        MultitaskModel(tiny_multitask_config(tasks=NLI_TASKS)).eval(), tiny_tokenizer(), root / "t"
+    )
+    if not HAS_ONNX:
+        return plain, None
+    from polyhead.onnx_export import export_onnx
+
+    with_onnx = shutil.copytree(plain, root / "with-onnx")
+    export_onnx(with_onnx)
+    return plain, with_onnx
+
+
+def _load_handler(folder, name):
+    spec = importlib.util.spec_from_file_location(name, folder / "handler.py")
+    handler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handler)
+    return handler.EndpointHandler(str(folder))
+
+
+def _assert_close(ours, theirs, tolerance):
+    assert json.loads(json.dumps(ours)).keys() == theirs.keys()
+    for key, value in theirs.items():
+        if key == "scores":
+            assert ours[key] == pytest.approx(value, abs=tolerance)
+        elif isinstance(value, list) and value and isinstance(value[0], dict):  # [{"label", "score"}, ...]
+            assert [i["label"] for i in ours[key]] == [i["label"] for i in value], key
+            assert [i["score"] for i in ours[key]] == pytest.approx([i["score"] for i in value], abs=tolerance)
+        else:
+            assert ours[key] == value, key
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_the_handler_serves_sentence_pairs_and_zero_shot(nli_folders, folders, backend):
+    # As text-classification and zero-shot-classification endpoints take them: a pair as `inputs`, alone or in a
+    # list, and `candidate_labels` (with `hypothesis_template`, `multi_label`, `nli_task`) in `parameters`.
+    plain, with_onnx = nli_folders
+    if backend == "onnx" and with_onnx is None:
+        pytest.skip("needs the onnx extra: pip install 'polyhead[onnx]'")
+    endpoint = _load_handler(plain if backend == "torch" else with_onnx, f"polyhead_test_handler_nli_{backend}")
+    assert endpoint.backend == backend
+    from transformers import pipeline
+
+    model = MultitaskModel.from_pretrained(plain).eval()
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tiny_tokenizer())
+    tolerance = 1e-5 if backend == "torch" else 1e-4
+    _assert_close(endpoint({"inputs": PAIR, "parameters": {"top_k": None}}), classifier(PAIR, top_k=None), tolerance)
+    mixed = [PAIR, TEXTS[0], {"text": TEXTS[1], "text_pair": TEXTS[2]}]
+    for ours, theirs in zip(
+        endpoint({"inputs": mixed, "parameters": {"batch_size": 2}}), classifier(mixed), strict=True
+    ):
+        _assert_close(ours, theirs, tolerance)
+    request = {"inputs": TEXTS, "parameters": {**ZERO_SHOT, "batch_size": 4}}
+    for ours, theirs in zip(endpoint(request), classifier(TEXTS, **ZERO_SHOT), strict=True):
+        _assert_close(ours, theirs, tolerance)
+    one = endpoint({"inputs": TEXTS[0], "parameters": {"candidate_labels": ["sport", "money", "movies"]}})
+    assert one["sequence"] == TEXTS[0] and sum(one["scores"]) == pytest.approx(1.0)
+    bad = [
+        ({"inputs": "x y", "parameters": {"candidate_labels": ["a"], "top_k": 2}}, "['top_k'] do not apply"),
+        ({"inputs": "x y", "parameters": {"hypothesis_template": "It is {}."}}, "give candidate_labels too"),
+        ({"inputs": {"text": "x y", "label": "a"}}, "must have the key 'text'"),
+        ({"inputs": PAIR, "parameters": {"candidate_labels": ["a"]}}, "a text or a list of texts"),
+        ({"inputs": [PAIR], "parameters": {"candidate_labels": ["a"]}}, "position 0 to be a string, got dict"),
+        ({"inputs": "x y", "parameters": {"candidate_labels": ["a"], "nli_task": "topic"}}, "cannot classify"),
+    ]
+    for request, message in bad:
+        answer = endpoint(request)
+        assert set(answer) == {"error"} and message in answer["error"], (request, answer)
+    no_nli = _load_handler(folders[0], f"polyhead_test_handler_no_nli_{backend}")
+    answer = no_nli({"inputs": "x y", "parameters": {"candidate_labels": ["a", "b"]}})
+    assert set(answer) == {"error"} and "needs an NLI task" in answer["error"]
 
 
 def _labels(rows):

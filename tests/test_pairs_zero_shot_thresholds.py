@@ -168,6 +168,11 @@ def test_zero_shot_errors_are_clear(model, nli_model, tokenizer):
         classifier("good movie", candidate_labels=["a", "b"], hypothesis_template="no slot")
     with pytest.raises(ValueError, match="non-empty list of label strings"):
         classifier("good movie", candidate_labels=[])
+    # a pair is not split into its two texts: zero-shot pairs each text with the hypotheses itself
+    with pytest.raises(TypeError, match="takes a text or a list of texts.*got dict"):
+        classifier({"text": "good movie", "text_pair": "a film"}, candidate_labels=["a", "b"])
+    with pytest.raises(TypeError, match="position 1 to be a string, got dict"):
+        classifier(["good", {"text": "good movie"}], candidate_labels=["a", "b"])
 
 
 def test_not_entailment_tasks_and_case_are_recognised(tokenizer):

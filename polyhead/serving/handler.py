@@ -4,9 +4,13 @@
 Copied into every saved model folder. It imports only torch, transformers (4.51.3, the toolkit's, or later),
 onnxruntime when the folder has `onnx/model.onnx`, and the folder's own files, so it runs without polyhead.
 
-Request: `{"inputs": "a text" | ["text", ...], "parameters": {"tasks": [...], "top_k": 2, "threshold": 0.3, ...}}`.
-Response: the `multitask-classification` pipeline's answer (`{task: [{"label", "score"}]}` per text), or
-`{"error": "..."}` for a bad request.
+Request: `{"inputs": "a text" | ["text", ...], "parameters": {"tasks": [...], "top_k": 2, "threshold": 0.3, ...}}`;
+a sentence pair is `{"text": ..., "text_pair": ...}` (alone or in the list), as for text-classification endpoints.
+Zero-shot, as for zero-shot-classification endpoints, through the model's NLI task:
+`{"inputs": "a text" | [...], "parameters": {"candidate_labels": [...], "hypothesis_template": "This example is {}.",
+"multi_label": false, "nli_task": "nli"}}`.
+Response: the `multitask-classification` pipeline's answer (`{task: [{"label", "score"}]}` per text, or
+`{"sequence", "labels", "scores"}` per text for zero-shot), or `{"error": "..."}` for a bad request.
 """
 
 import importlib.util
@@ -23,9 +27,13 @@ from transformers.dynamic_module_utils import get_class_from_dynamic_module
 PIPELINE_TASK = "multitask-classification"
 ONNX_FILE = os.path.join("onnx", "model.onnx")
 PARAMETERS = ("tasks", "top_k", "threshold", "truncation", "max_length", "batch_size")
+ZERO_SHOT_PARAMETERS = ("candidate_labels", "hypothesis_template", "multi_label", "nli_task")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 logger = logging.getLogger(__name__)
-USAGE = 'send {"inputs": "a text" or ["text", ...], "parameters": {"tasks": [...], "top_k": 1, ...}}'
+USAGE = (
+    'send {"inputs": "a text", a {"text": ..., "text_pair": ...} pair or a list of them, '
+    '"parameters": {"tasks": [...], "top_k": 1, ...}} (zero-shot: "parameters": {"candidate_labels": [...], ...})'
+)
 
 
 class EndpointHandler:
@@ -89,12 +97,25 @@ def _parse_request(data: Any) -> tuple[Any, dict[str, Any]]:
     if "inputs" not in data:
         raise ValueError(f"The request has no 'inputs': {USAGE}.")
     inputs = data["inputs"]
-    if not isinstance(inputs, (str, list)):
-        raise TypeError(f"'inputs' must be a string or a list of strings, got {type(inputs).__name__}: {USAGE}.")
+    if not isinstance(inputs, (str, dict, list)):
+        raise TypeError(
+            f"'inputs' must be a string, a sentence pair or a list of them, got {type(inputs).__name__}: {USAGE}."
+        )
     parameters = data.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise TypeError(f"'parameters' must be an object, got {type(parameters).__name__}: {USAGE}.")
-    unknown = sorted(set(parameters) - set(PARAMETERS))
+    unknown = sorted(set(parameters) - set(PARAMETERS) - set(ZERO_SHOT_PARAMETERS))
     if unknown:
-        raise ValueError(f"Unknown parameter(s) {unknown}: the accepted parameters are {list(PARAMETERS)}.")
+        raise ValueError(
+            f"Unknown parameter(s) {unknown}: the accepted parameters are {list(PARAMETERS)}, and for zero-shot "
+            f"{list(ZERO_SHOT_PARAMETERS)}."
+        )
+    if "candidate_labels" in parameters:
+        apart = sorted(set(parameters) & {"tasks", "top_k", "threshold"})
+        if apart:
+            raise ValueError(f"{apart} do not apply to zero-shot classification (candidate_labels): drop them.")
+    else:
+        alone = sorted(set(parameters) & set(ZERO_SHOT_PARAMETERS))
+        if alone:
+            raise ValueError(f"{alone} are zero-shot parameters: give candidate_labels too.")
     return inputs, parameters
