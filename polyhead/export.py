@@ -28,7 +28,7 @@ from transformers.utils import cached_file
 from polyhead.model_card import GENERATED_MARKER, METRIC_INFO, hub_id_or_none
 from polyhead.publish import PublishError, PublishResult, _upload, resolve_repo_id, select_upload_files
 from polyhead.run_folder import README_FILE, RESULTS_FILE
-from polyhead.saving import atomic_folder
+from polyhead.saving import atomic_folder, save_tokenizer
 from polyhead_remote.configuration_multitask import MULTI_LABEL, NATIVE_POOLING_ACTIVATIONS
 from polyhead_remote.modeling_multitask import MultitaskModel
 
@@ -182,7 +182,7 @@ def export_task(
     tokenizer = _tokenizer_for(standard, tokenizer)
     with atomic_folder(out_dir) as tmp:
         standard.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save_tokenizer(tokenizer, tmp)
         card = render_task_card(model.config, task, type(standard).__name__, base_model, results, texts)
         (tmp / README_FILE).write_text(card, encoding="utf-8")
     logger.info("Exported task %r to %s (max |logit difference| %.1e).", task, out_dir, difference)

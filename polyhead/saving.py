@@ -195,12 +195,30 @@ def save_model_folder(
     model.config.tokenizer_class = type(tokenizer).__name__
     with atomic_folder(folder, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save_tokenizer(tokenizer, tmp)
         add_serving_files(tmp)
         check_model_folder(tmp)
         if extra is not None:
             extra(tmp)
     return Path(folder)
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike) -> None:
+    """`tokenizer.save_pretrained(folder)`, with the tokenizer's `model_input_names` written into
+    `tokenizer_config.json` (unless already there).
+
+    transformers 5.0 loads a tokenizer saved by later 5.x releases as a generic `TokenizersBackend` whose default
+    inputs leave out `token_type_ids`: for a sentence pair, a BERT-style encoder then reads the second text as part of
+    the first segment, and pair tasks and zero-shot answer differently there than on every other release. With the
+    names pinned it returns them (tested on transformers 4.51.3, 4.57.6 and 5.0.0)."""
+    tokenizer.save_pretrained(folder)
+    path = Path(folder) / "tokenizer_config.json"
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if "model_input_names" not in config:
+        config["model_input_names"] = list(tokenizer.model_input_names)
+        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def add_serving_files(folder: str | os.PathLike, overwrite: bool = True) -> list[str]:

@@ -154,20 +154,25 @@ ENDPOINT = BLOCKER + textwrap.dedent(
 )
 
 
+def run_endpoint(python, script: str, folder: Path, modules: Path) -> dict:
+    """Runs `script` (handler.py as the toolkit loads it) on `folder` in a new interpreter without this project."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "POLYHEAD_DTYPE")}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(modules))
+    done = subprocess.run(
+        [str(python), "-c", script, str(folder), json.dumps(TEXTS)],
+        cwd=modules.parent, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{python}: {done.stderr[-3000:]}"
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 @pytest.mark.slow
 def test_the_endpoint_handler_runs_on_every_release(folders, reference, tmp_path):
     # The Inference Endpoints toolkit pins transformers 4.51.3: handler.py, as the toolkit loads it (folder on
     # sys.path, `import handler`), answers as the newest release's pipeline does, in float32 and in bfloat16.
     folder = folders[0]
     for version, python in compat_pythons().items():
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "POLYHEAD_DTYPE")}
-        env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / f"modules-{version}"))
-        done = subprocess.run(
-            [str(python), "-c", ENDPOINT, str(folder), json.dumps(TEXTS)],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        assert done.returncode == 0, f"transformers {version}: {done.stderr[-3000:]}"
-        out = json.loads(done.stdout.splitlines()[-1])
+        out = run_endpoint(python, ENDPOINT, folder, tmp_path / f"modules-{version}")
         assert out["transformers"] == version
         for dtype, tolerance in (("float32", 1e-5), ("bfloat16", 0.02)):
             served = out[dtype]
@@ -178,3 +183,51 @@ def test_the_endpoint_handler_runs_on_every_release(folders, reference, tmp_path
                     ours = {i["label"]: i["score"] for i in row[task]}
                     theirs = {i["label"]: i["score"] for i in answer}
                     assert ours == pytest.approx(theirs, abs=tolerance), (version, dtype, task)
+
+
+PAIRS_AND_ZERO_SHOT = BLOCKER + textwrap.dedent(
+    """
+    import json, transformers
+    folder, texts = sys.argv[1], json.loads(sys.argv[2])
+    sys.path.insert(0, folder)
+    import handler
+    endpoint = handler.EndpointHandler(folder)
+    pairs = [{"text": texts[0], "text_pair": texts[1]}, texts[2], {"text": texts[2], "text_pair": texts[0]}]
+    zero_shot = {"candidate_labels": ["sport", "money", "movies"], "hypothesis_template": "this is about {}"}
+    print(json.dumps({
+        "transformers": transformers.__version__,
+        "pairs": endpoint({"inputs": pairs, "parameters": {"top_k": None, "batch_size": 2}}),
+        "zero_shot": endpoint({"inputs": texts, "parameters": {**zero_shot, "batch_size": 4}}),
+        "multi_label": endpoint({"inputs": texts[2], "parameters": {**zero_shot, "multi_label": True}}),
+    }))
+    """
+)
+
+
+@pytest.mark.slow
+def test_pairs_and_zero_shot_through_the_handler_on_every_release(tmp_path):
+    # Sentence pairs (mixed with texts, padded together) and zero-shot through an NLI task, as an endpoint on
+    # transformers 4.51.3 serves them: the same answers as on the newest release.
+    tasks = {
+        "nli": {"labels": ["entailment", "neutral", "contradiction"], "text_pair": True},
+        "topic": {"labels": ["movies", "tech", "sport", "money"]},
+    }
+    torch.manual_seed(0)
+    folder = save_model_folder(
+        MultitaskModel(tiny_multitask_config(tasks=tasks)).eval(), tiny_tokenizer(), tmp_path / "nli"
+    )
+    newest = run_endpoint(sys.executable, PAIRS_AND_ZERO_SHOT, folder, tmp_path / "modules-newest")
+    assert len(newest["pairs"]) == 3 and len(newest["zero_shot"]) == 3
+    assert newest["multi_label"]["sequence"] == TEXTS[2] and len(newest["multi_label"]["labels"]) == 3
+    for version, python in compat_pythons().items():
+        out = run_endpoint(python, PAIRS_AND_ZERO_SHOT, folder, tmp_path / f"modules-{version}")
+        assert out["transformers"] == version
+        for row, expected in zip(out["pairs"], newest["pairs"], strict=True):
+            for task, answer in expected.items():
+                ours = {i["label"]: i["score"] for i in row[task]}
+                assert ours == pytest.approx({i["label"]: i["score"] for i in answer}, abs=1e-5), (version, task)
+        for ours, theirs in zip(
+            [*out["zero_shot"], out["multi_label"]], [*newest["zero_shot"], newest["multi_label"]]
+        ):
+            assert ours["sequence"] == theirs["sequence"] and ours["labels"] == theirs["labels"], version
+            assert ours["scores"] == pytest.approx(theirs["scores"], abs=1e-5), version

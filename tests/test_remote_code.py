@@ -102,6 +102,14 @@ def test_folder_holds_code_config_and_safetensors(saved):
         assert "from .." not in (saved / name).read_text()
 
 
+def test_saved_tokenizer_names_its_inputs(saved, tokenizer):
+    # transformers 5.0 loads a tokenizer saved by later releases as a generic backend that, without these names,
+    # returns no token_type_ids: a sentence pair's second text would be read as the first segment.
+    config = json.loads((saved / "tokenizer_config.json").read_text())
+    assert config["model_input_names"] == list(tokenizer.model_input_names)
+    assert "token_type_ids" in config["model_input_names"]  # the tiny BERT tokenizer's pairs need them
+
+
 @pytest.mark.slow
 def test_fresh_process_loads_with_trust_remote_code_and_matches(saved, model, tokenizer, tmp_path):
     out = json.loads(run_fresh(LOAD_AND_RUN, str(saved), json.dumps(TEXTS), cwd=tmp_path).splitlines()[-1])
