@@ -39,6 +39,7 @@ from polyhead.saving import (
     add_serving_files,
     atomic_folder,
     check_model_folder,
+    pin_tokenizer_inputs,
     verify_model_folder,
 )
 from polyhead.serving import SERVING_FILES
@@ -197,6 +198,7 @@ def stage_upload(
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(folder / name, staging / name)
     add_serving_files(staging, overwrite=False)  # folders saved before handler.py existed get it too
+    pin_tokenizer_inputs(staging)  # and folders saved before their tokenizer named its inputs, these names
     local = staging / README_FILE
     if not overwrite_readme and local.is_file() and not is_generated_card(local.read_text(encoding="utf-8")):
         return "local"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-from transformers import PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from polyhead.serving import SERVING_DIR, SERVING_FILES
 from polyhead_remote.configuration_multitask import MultitaskConfig
@@ -212,13 +212,22 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike
     the first segment, and pair tasks and zero-shot answer differently there than on every other release. With the
     names pinned it returns them (tested on transformers 4.51.3, 4.57.6 and 5.0.0)."""
     tokenizer.save_pretrained(folder)
+    pin_tokenizer_inputs(folder, tokenizer)
+
+
+def pin_tokenizer_inputs(folder: str | os.PathLike, tokenizer: PreTrainedTokenizerBase | None = None) -> bool:
+    """Writes `model_input_names` into `folder/tokenizer_config.json` if it lacks them (see [`save_tokenizer`]),
+    from `tokenizer` or else the folder's own tokenizer. Returns whether the file changed."""
     path = Path(folder) / "tokenizer_config.json"
     if not path.is_file():
-        return
+        return False
     config = json.loads(path.read_text(encoding="utf-8"))
-    if "model_input_names" not in config:
-        config["model_input_names"] = list(tokenizer.model_input_names)
-        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if "model_input_names" in config:
+        return False
+    tokenizer = tokenizer or AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    config["model_input_names"] = list(tokenizer.model_input_names)
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return True
 
 
 def add_serving_files(folder: str | os.PathLike, overwrite: bool = True) -> list[str]:

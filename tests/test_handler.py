@@ -260,6 +260,19 @@ def test_publishing_an_older_folder_adds_the_handler(folders, tmp_path):
     assert set(SERVING_FILES) <= set(preview.files) and not (old / "handler.py").exists()
 
 
+def test_publishing_an_older_folder_names_its_tokenizer_inputs(folders, tmp_path):
+    # Folders saved before the tokenizer named its inputs get the names in the upload (the folder stays as it is).
+    plain, _ = folders
+    old = _hand_carded_copy(plain, tmp_path / "old")
+    config = json.loads((old / "tokenizer_config.json").read_text())
+    del config["model_input_names"]
+    (old / "tokenizer_config.json").write_text(json.dumps(config))
+    publish_model(old, "org/tiny", dry_run_dir=tmp_path / "preview")
+    staged = json.loads((tmp_path / "preview" / "tokenizer_config.json").read_text())
+    assert staged["model_input_names"] == ["input_ids", "token_type_ids", "attention_mask"]
+    assert "model_input_names" not in json.loads((old / "tokenizer_config.json").read_text())
+
+
 def _hand_carded_copy(folder, target):
     # A hand-written README is published as is: no results.json needed to render a card.
     copy = shutil.copytree(folder, target)
