@@ -140,17 +140,11 @@ class MultitaskClassificationPipeline(Pipeline):
         forward["encode_only"] = fused is not None  # else the model code predates `head_logits`: logits per batch
         order = sorted(range(len(inputs)), key=lambda i: _length(inputs[i])) if sort_by_length else range(len(inputs))
         order = list(order)
-        group_size = batch_size * -(-_RANKED_ROWS // batch_size)
         ranked = []  # per group of rows: the rows and their ranked labels (a few arrays)
-        for start in range(0, len(order), group_size):
-            rows = order[start : start + group_size]
-            encoded = self._tokenize_rows([inputs[i] for i in rows], **preprocess)
-            outputs = [
-                self.forward(self._collate(encoded[offset : offset + batch_size]), **forward)[_OUTPUT_KEY]
-                for offset in range(0, len(rows), batch_size)
-            ]
-            logits = self._apply_heads(torch.cat(outputs), fused) if fused is not None else torch.cat(outputs)
-            ranked.append((rows, self._rank({_OUTPUT_KEY: logits}, **postprocess)))
+        for start, batches in self._grouped_batches([inputs[i] for i in order], batch_size, **preprocess):
+            outputs = torch.cat([self.forward(batch, **forward)[_OUTPUT_KEY] for batch in batches])
+            logits = self._apply_heads(outputs, fused) if fused is not None else outputs
+            ranked.append((order[start : start + len(outputs)], self._rank({_OUTPUT_KEY: logits}, **postprocess)))
         # Answers are built at the end, not group by group: the garbage collections that the next batches' forward
         # passes trigger would otherwise walk every answer built so far and promote them towards the costly full
         # collections.
@@ -160,6 +154,16 @@ class MultitaskClassificationPipeline(Pipeline):
                 for index, result in zip(rows, _as_dicts(layout, groups, len(rows))):
                     results[index] = result
         return results
+
+    def _grouped_batches(
+        self, items: list, batch_size: int, truncation: bool = True, max_length: int | None = None
+    ) -> Iterator[tuple[int, list[dict[str, torch.Tensor]]]]:
+        """`(index of its first item, its padded batches)` per group of about `_RANKED_ROWS` items (whole batches of
+        `batch_size`), each group tokenized in one call."""
+        group_size = batch_size * -(-_RANKED_ROWS // batch_size)
+        for start in range(0, len(items), group_size):
+            encoded = self._tokenize_rows(items[start : start + group_size], truncation, max_length)
+            yield start, [self._collate(encoded[i : i + batch_size]) for i in range(0, len(encoded), batch_size)]
 
     def _tokenize(self, items: str | dict | list, truncation: bool = True, max_length: int | None = None) -> dict:
         """Tokenizes texts and `{"text", "text_pair"}` pairs into one padded batch of tensors."""
@@ -362,14 +366,8 @@ class MultitaskClassificationPipeline(Pipeline):
             return []
         order = sorted(range(len(texts)), key=lambda i: len(texts[i])) if batch_size else range(len(texts))
         pairs = [{"text": texts[i], "text_pair": hypothesis} for i in order for hypothesis in hypotheses]
-        per_forward = batch_size or len(hypotheses)
-        group_size = per_forward * -(-_RANKED_ROWS // per_forward)
-        logits = []
-        for start in range(0, len(pairs), group_size):
-            encoded = self._tokenize_rows(pairs[start : start + group_size], truncation, max_length)
-            for offset in range(0, len(encoded), per_forward):
-                batch = self._collate(encoded[offset : offset + per_forward])
-                logits.append(self.forward(batch, tasks=[task])[_OUTPUT_KEY].float())
+        groups = self._grouped_batches(pairs, batch_size or len(hypotheses), truncation, max_length)
+        logits = [self.forward(batch, tasks=[task])[_OUTPUT_KEY].float() for _, batches in groups for batch in batches]
         logits = torch.cat(logits).view(len(texts), len(hypotheses), -1)  # (texts in `order`, candidates, labels)
         if multi_label or len(candidate_labels) == 1:
             scores = torch.softmax(logits[..., [contradiction, entailment]], dim=-1)[..., 1]
