@@ -115,15 +115,19 @@ def test_endpoint_handler_answers_like_the_pipeline_and_reports_bad_requests(fol
     assert "colour" in messages[6] and "'parameters' must be an object" in messages[7] and "top_k" in messages[8]
 
 
-def test_without_onnxruntime_the_handler_falls_back_to_torch(folders, monkeypatch):
-    import importlib.util
+def _handler_module(folder, name):
+    """The folder's handler.py imported under `name` (each test its own module, so monkeypatching stays local)."""
+    spec = importlib.util.spec_from_file_location(name, folder / "handler.py")
+    handler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handler)
+    return handler
 
+
+def test_without_onnxruntime_the_handler_falls_back_to_torch(folders, monkeypatch):
     plain, with_onnx = folders
     if with_onnx is None:
         pytest.skip("needs the onnx extra to export a graph")
-    spec = importlib.util.spec_from_file_location("polyhead_test_handler", with_onnx / "handler.py")
-    handler = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(handler)
+    handler = _handler_module(with_onnx, "polyhead_test_handler")
     monkeypatch.setattr(handler, "_onnxruntime_installed", lambda: False)
     endpoint = handler.EndpointHandler(str(with_onnx))
     assert endpoint.backend == "torch"
@@ -133,9 +137,7 @@ def test_without_onnxruntime_the_handler_falls_back_to_torch(folders, monkeypatc
 
 def test_bfloat16_on_request_for_the_torch_model(folders, monkeypatch):
     plain, with_onnx = folders
-    spec = importlib.util.spec_from_file_location("polyhead_test_handler_dtype", plain / "handler.py")
-    handler = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(handler)
+    handler = _handler_module(plain, "polyhead_test_handler_dtype")
     monkeypatch.setenv("POLYHEAD_DTYPE", "bfloat16")
     endpoint = handler.EndpointHandler(str(plain))
     assert endpoint.backend == "torch" and endpoint.pipeline.model.dtype == torch.bfloat16
@@ -177,13 +179,6 @@ def nli_folders(tmp_path_factory):
     return plain, with_onnx
 
 
-def _load_handler(folder, name):
-    spec = importlib.util.spec_from_file_location(name, folder / "handler.py")
-    handler = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(handler)
-    return handler.EndpointHandler(str(folder))
-
-
 def _assert_close(ours, theirs, tolerance):
     assert json.loads(json.dumps(ours)).keys() == theirs.keys()
     for key, value in theirs.items():
@@ -203,7 +198,8 @@ def test_the_handler_serves_sentence_pairs_and_zero_shot(nli_folders, folders, b
     plain, with_onnx = nli_folders
     if backend == "onnx" and with_onnx is None:
         pytest.skip("needs the onnx extra: pip install 'polyhead[onnx]'")
-    endpoint = _load_handler(plain if backend == "torch" else with_onnx, f"polyhead_test_handler_nli_{backend}")
+    folder = plain if backend == "torch" else with_onnx
+    endpoint = _handler_module(folder, f"polyhead_test_handler_nli_{backend}").EndpointHandler(str(folder))
     assert endpoint.backend == backend
     from transformers import pipeline
 
@@ -232,7 +228,7 @@ def test_the_handler_serves_sentence_pairs_and_zero_shot(nli_folders, folders, b
     for request, message in bad:
         answer = endpoint(request)
         assert set(answer) == {"error"} and message in answer["error"], (request, answer)
-    no_nli = _load_handler(folders[0], f"polyhead_test_handler_no_nli_{backend}")
+    no_nli = _handler_module(folders[0], f"polyhead_test_handler_no_nli_{backend}").EndpointHandler(str(folders[0]))
     answer = no_nli({"inputs": "x y", "parameters": {"candidate_labels": ["a", "b"]}})
     assert set(answer) == {"error"} and "needs an NLI task" in answer["error"]
 
