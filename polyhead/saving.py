@@ -215,19 +215,18 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike
     pin_tokenizer_inputs(folder, tokenizer)
 
 
-def pin_tokenizer_inputs(folder: str | os.PathLike, tokenizer: PreTrainedTokenizerBase | None = None) -> bool:
+def pin_tokenizer_inputs(folder: str | os.PathLike, tokenizer: PreTrainedTokenizerBase | None = None) -> None:
     """Writes `model_input_names` into `folder/tokenizer_config.json` if it lacks them (see [`save_tokenizer`]),
-    from `tokenizer` or else the folder's own tokenizer. Returns whether the file changed."""
+    from `tokenizer` or else the folder's own tokenizer."""
     path = Path(folder) / "tokenizer_config.json"
     if not path.is_file():
-        return False
+        return
     config = json.loads(path.read_text(encoding="utf-8"))
     if "model_input_names" in config:
-        return False
+        return
     tokenizer = tokenizer or AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
     config["model_input_names"] = list(tokenizer.model_input_names)
     path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return True
 
 
 def add_serving_files(folder: str | os.PathLike, overwrite: bool = True) -> list[str]:

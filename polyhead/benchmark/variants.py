@@ -1,6 +1,5 @@
 """The timed variants: (a) the multitask pipeline (torch, torch int8, torch bfloat16, ONNX Runtime fp32/int8), (b) one
-and (c) T
-transformers `text-classification` pipelines, (d) the bare encoder forward."""
+and (c) T transformers `text-classification` pipelines, (d) the bare encoder forward."""
 
 import importlib.util
 import os
