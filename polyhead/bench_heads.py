@@ -41,11 +41,13 @@ HEADS = ("random", "calibrated")
 @dataclasses.dataclass
 class HeadsRow:
     """Median texts/s of the pipeline with `num_tasks` heads (`random` or `calibrated`, see the module docstring) at
-    one batch size, its ratio to T = 1, and how many labels it returned per text."""
+    one batch size, its ratio to T = 1, and how many labels it returned per text. `calls`: `"list"` (one call on
+    the list of texts with `batch_size`) or `"per text"` (one call per text, as a server answering requests does)."""
 
     num_tasks: int
     heads: str
     batch_size: int
+    calls: str
     num_texts: int
     labels_per_text: float
     texts_per_second: float
@@ -111,11 +113,13 @@ def measure_heads(
     heads: Sequence[str] = HEADS,
     calibration_texts: list[str] | None = None,
     calibration_labels_per_text: float | None = None,
+    per_text_calls: bool = False,
 ) -> list[HeadsRow]:
     r"""
     Texts/s of the pipeline for every (task count, heads, batch size), interleaved rounds, medians kept. T = 1 (the
     first count; a single-label task) is timed once, the reference of both kinds of heads; `calibrated` heads need
-    `calibration_texts` and `calibration_labels_per_text` (see [`calibrate_multi_label_heads`]).
+    `calibration_texts` and `calibration_labels_per_text` (see [`calibrate_multi_label_heads`]). `per_text_calls`
+    adds one call per text (`classifier(text)`) on the `batch1_texts` texts, after the batch sizes.
 
     Example:
 
@@ -139,28 +143,30 @@ def measure_heads(
         if kind == "calibrated":
             calibrate_multi_label_heads(model, tokenizer, calibration_texts, calibration_labels_per_text)
         classifiers[(count, kind)] = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
-    inputs = {bs: texts[:batch1_texts] if bs == 1 else texts for bs in batch_sizes}
-    grid = [(variant, bs) for bs in batch_sizes for variant in variants]
+    modes = [(bs, "list") for bs in batch_sizes] + ([(1, "per text")] if per_text_calls else [])
+    inputs = {mode: texts[:batch1_texts] if mode[0] == 1 else texts for mode in modes}
+    grid = [(variant, mode) for mode in modes for variant in variants]
     returned = {}  # labels per text, counted on an untimed warm-up pass (which also builds the fused weights)
-    for variant, bs in grid:
-        returned[(variant, bs)] = _labels_per_text(classifiers[variant](inputs[bs], batch_size=bs))
+    for variant, mode in grid:
+        returned[(variant, mode)] = _labels_per_text(_classify(classifiers[variant], inputs[mode], *mode))
     runs: dict[tuple, list[float]] = {key: [] for key in grid}
     for round_index in range(repeats):
-        for variant, bs in random.Random(round_index).sample(grid, len(grid)):
-            runs[(variant, bs)].append(_timed_call(classifiers[variant], inputs[bs], bs, timer))
+        for variant, mode in random.Random(round_index).sample(grid, len(grid)):
+            runs[(variant, mode)].append(_timed_call(classifiers[variant], inputs[mode], mode, timer))
     rates = {key: len(inputs[key[1]]) / statistics.median(times) for key, times in runs.items()}
     return [
         HeadsRow(
             count,
             kind,
-            bs,
-            len(inputs[bs]),
-            round(returned[((count, kind), bs)], 1),
-            round(rates[((count, kind), bs)], 2),
-            round(rates[((count, kind), bs)] / rates[(variants[0], bs)], 3),
-            [round(t, 4) for t in runs[((count, kind), bs)]],
+            mode[0],
+            mode[1],
+            len(inputs[mode]),
+            round(returned[((count, kind), mode)], 1),
+            round(rates[((count, kind), mode)], 2),
+            round(rates[((count, kind), mode)] / rates[(variants[0], mode)], 3),
+            [round(t, 4) for t in runs[((count, kind), mode)]],
         )
-        for (count, kind), bs in grid
+        for (count, kind), mode in grid
     ]
 
 
@@ -168,12 +174,18 @@ def _labels_per_text(answers: list[dict]) -> float:
     return sum(len(labels) for answer in answers for labels in answer.values()) / len(answers)
 
 
-def _timed_call(classifier, texts: list[str], batch_size: int, timer) -> float:
-    """Seconds to classify `texts`, then to run the young-generation garbage collection that the caller's next
-    allocation would trigger (it walks the new answers once) and to free the answers: at ~1,000 labels per text
-    part of what the answers cost, not only their making."""
+def _classify(classifier, texts: list[str], batch_size: int, calls: str) -> list[dict]:
+    if calls == "per text":
+        return [classifier(text) for text in texts]
+    return classifier(texts, batch_size=batch_size)
+
+
+def _timed_call(classifier, texts: list[str], mode: tuple[int, str], timer) -> float:
+    """Seconds to classify `texts` (`mode`: batch size and calls), then to run the young-generation garbage
+    collection that the caller's next allocation would trigger (it walks the new answers once) and to free the
+    answers: at ~1,000 labels per text part of what the answers cost, not only their making."""
     start = timer()
-    answers = classifier(texts, batch_size=batch_size)
+    answers = _classify(classifier, texts, *mode)
     gc.collect(0)
     del answers
     return timer() - start
@@ -182,12 +194,12 @@ def _timed_call(classifier, texts: list[str], batch_size: int, timer) -> float:
 def heads_table(rows: list[HeadsRow]) -> str:
     """Markdown: one row per (T, heads, batch size)."""
     lines = [
-        "| tasks T | heads | batch | labels returned per text | texts/s | vs T=1 |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| tasks T | heads | batch | calls | labels returned per text | texts/s | vs T=1 |",
+        "|---:|---|---:|---|---:|---:|---:|",
     ]
     lines += [
-        f"| {r.num_tasks} | {r.heads} | {r.batch_size} | {r.labels_per_text:.1f} | {r.texts_per_second:.1f} | "
-        f"{r.ratio_to_one_task:.2f}x |"
+        f"| {r.num_tasks} | {r.heads} | {r.batch_size} | {r.calls} | {r.labels_per_text:.1f} | "
+        f"{r.texts_per_second:.1f} | {r.ratio_to_one_task:.2f}x |"
         for r in rows
     ]
     return "\n".join(lines)

@@ -1,9 +1,10 @@
 """Throughput of the multitask pipeline with T = 1, 10, 100, 500 heads on MiniLM-L6 and real tweets.
 
 `python scripts/bench_heads.py [--tasks 1,10,100,500] [--heads random,calibrated] [--num-texts 256]
-[--batch1-texts 48] [--repeats 5] [--output outputs/bench_heads.json]`. Random heads return about half of every
-multi-label task's labels; calibrated heads (biases shifted on 128 tweets of the validation splits) about as many per
-task as go_emotions has per text (its train split). See `polyhead.bench_heads`.
+[--batch1-texts 48] [--no-per-text-calls] [--repeats 5] [--output outputs/bench_heads.json]`. Random heads return
+about half of every multi-label task's labels; calibrated heads (biases shifted on 128 tweets of the validation splits)
+about as many per task as go_emotions has per text (its train split). Batch 1 is timed as one call on a list and,
+unless `--no-per-text-calls`, as one call per text. See `polyhead.bench_heads`.
 """
 
 import argparse
@@ -25,6 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-sizes", default="32,1", help="Batch sizes, comma-separated.")
     parser.add_argument("--num-texts", type=int, default=256, help="Real tweets timed per pass.")
     parser.add_argument("--batch1-texts", type=int, default=48, help="Texts timed at batch size 1.")
+    parser.add_argument(
+        "--per-text-calls",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Also time one call per text on the batch-1 texts (as a server answering requests).",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="Interleaved rounds (median kept).")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--encoder", default=None, help="Encoder folder (default: the installed MiniLM-L6).")
@@ -49,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         args.heads.split(","),
         calibration_texts=real_texts(128, args.data_dir, split="validation"),
         calibration_labels_per_text=labels_per_text(Path(args.data_dir) / "go_emotions" / "train.jsonl"),
+        per_text_calls=args.per_text_calls,
     )
     print(f"torch threads: {torch.get_num_threads()}, clock: {args.clock}")
     print(heads_table(rows))

@@ -59,22 +59,26 @@ def test_both_kinds_of_heads_come_from_one_run(tiny_encoder):
     texts = synthetic_texts(16)
     rows = measure_heads(
         tiny_encoder, texts, task_counts=[1, 9], batch_sizes=[4, 1], repeats=1, batch1_texts=4,
-        calibration_texts=synthetic_texts(64, seed=1), calibration_labels_per_text=1.0,
+        calibration_texts=synthetic_texts(64, seed=1), calibration_labels_per_text=1.0, per_text_calls=True,
     )  # fmt: skip
-    assert [(r.num_tasks, r.heads, r.batch_size) for r in rows] == [
-        (1, "random", 4), (9, "random", 4), (9, "calibrated", 4), (1, "random", 1), (9, "random", 1),
-        (9, "calibrated", 1),
+    assert [(r.num_tasks, r.heads, r.batch_size, r.calls) for r in rows] == [
+        (1, "random", 4, "list"), (9, "random", 4, "list"), (9, "calibrated", 4, "list"),
+        (1, "random", 1, "list"), (9, "random", 1, "list"), (9, "calibrated", 1, "list"),
+        (1, "random", 1, "per text"), (9, "random", 1, "per text"), (9, "calibrated", 1, "per text"),
     ]  # fmt: skip
-    by_key = {(r.num_tasks, r.heads, r.batch_size): r for r in rows}
-    for batch_size in (4, 1):
-        assert by_key[(1, "random", batch_size)].ratio_to_one_task == 1.0
-        assert by_key[(1, "random", batch_size)].labels_per_text == 1.0
+    assert [r.num_texts for r in rows] == [16] * 3 + [4] * 6
+    by_key = {(r.num_tasks, r.heads, r.batch_size, r.calls): r for r in rows}
+    for mode in ((4, "list"), (1, "list"), (1, "per text")):
+        assert by_key[(1, "random", *mode)].ratio_to_one_task == 1.0
+        assert by_key[(1, "random", *mode)].labels_per_text == 1.0
         # 6 single-label tasks (one label each) + 3 multi-label tasks: random heads return about half their labels
-        assert (
-            by_key[(9, "calibrated", batch_size)].labels_per_text < by_key[(9, "random", batch_size)].labels_per_text
-        )
+        assert by_key[(9, "calibrated", *mode)].labels_per_text < by_key[(9, "random", *mode)].labels_per_text
+    # one text per call or a list at batch 1: the same answers, so the same labels per text
+    for kind in ("random", "calibrated"):
+        assert by_key[(9, kind, 1, "per text")].labels_per_text == by_key[(9, kind, 1, "list")].labels_per_text
     table = heads_table(rows)
-    assert "| 9 | calibrated | 4 |" in table and "labels returned per text" in table
+    assert "| 9 | calibrated | 4 | list |" in table and "| 9 | random | 1 | per text |" in table
+    assert "labels returned per text" in table
     with pytest.raises(ValueError, match="calibration_texts"):
         measure_heads(tiny_encoder, texts, task_counts=[1, 9], repeats=1)
     with pytest.raises(ValueError, match="heads must be"):
