@@ -1,7 +1,9 @@
 """The heads benchmark on a tiny random encoder: calibrated heads return what they are calibrated to, both kinds of
 heads come from one run (no timing assertions)."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +18,9 @@ from polyhead.bench_heads import (
     synthetic_tasks,
 )
 from polyhead.benchmark import save_tiny_encoder, synthetic_texts
+
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_heads.py"
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +88,26 @@ def test_both_kinds_of_heads_come_from_one_run(tiny_encoder):
         measure_heads(tiny_encoder, texts, task_counts=[1, 9], repeats=1)
     with pytest.raises(ValueError, match="heads must be"):
         measure_heads(tiny_encoder, texts, task_counts=[1, 9], repeats=1, heads=["trained"])
+
+
+def test_the_script_times_per_text_calls_unless_told_not_to(tiny_encoder, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bench_heads_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    data = tmp_path / "data"
+    for name in ("tweet_emotion", "tweet_hate", "tweet_offensive"):
+        (data / name).mkdir(parents=True)
+        for split, seed in (("test", 0), ("validation", 1)):
+            rows = [{"text": text, "label": 0} for text in synthetic_texts(6, seed=seed)]
+            (data / name / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (data / "go_emotions").mkdir()
+    (data / "go_emotions" / "train.jsonl").write_text('{"text": "a", "labels": ["x"]}\n')
+    common = ["--encoder", tiny_encoder, "--data-dir", str(data), "--tasks", "1,4", "--batch-sizes", "4,1"]
+    common += ["--num-texts", "8", "--batch1-texts", "2", "--repeats", "1"]
+    for flag, calls in (([], ["list"] * 6 + ["per text"] * 3), (["--no-per-text-calls"], ["list"] * 6)):
+        output = tmp_path / f"rows{len(flag)}.json"
+        script.main([*common, *flag, "--output", str(output)])
+        rows = json.loads(output.read_text())
+        assert [row["calls"] for row in rows] == calls
+        assert [row["batch_size"] for row in rows] == [4, 4, 4, 1, 1, 1, 1, 1, 1][: len(calls)]
+        assert ("| per text |" in capsys.readouterr().out) is ("per text" in calls)
