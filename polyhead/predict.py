@@ -2,10 +2,11 @@
 
 [`predict_file`] reads the input in chunks (`chunk_size` rows), runs each chunk in batches of similar length (less
 padding), and appends the chunk's rows, in input order, to the output with the input columns kept and, per task,
-`<task>` (the label; for a multi-label task the list of labels at or above its threshold) and `<task>_score` (its
-probability; a list for multi-label tasks). Output is JSONL (one object a line) or Parquet (one part file per chunk
-while running, merged at the end). An interrupted run continues with `resume=True`: the rows already written are
-counted and skipped, so none is duplicated. Entry point: `scripts/predict.py`.
+`<task>` (the label; for a multi-label task the list of labels at or above their thresholds, tuned per label when the
+config has them, as the pipeline does) and `<task>_score` (its probability; a list for multi-label tasks). Output is
+JSONL (one object a line) or Parquet (one part file per chunk while running, merged at the end). An interrupted run
+continues with `resume=True`: the rows already written are counted and skipped, so none is duplicated. Entry point:
+`scripts/predict.py`.
 """
 
 import dataclasses
@@ -164,8 +165,12 @@ def _with_predictions(chunk: pd.DataFrame, scores: dict[str, np.ndarray], specs:
     for task, spec in specs.items():
         labels, probabilities = np.asarray(spec["labels"], dtype=object), scores[task]
         if spec["problem_type"] == MULTI_LABEL:
-            # As the pipeline: the labels at or above the threshold, best first.
-            chosen = [[i for i in np.argsort(-p, kind="stable") if p[i] >= spec["threshold"]] for p in probabilities]
+            # As the pipeline: the labels at or above their threshold (tuned per label, else the task's), best first,
+            # compared in float32 as the pipeline compares them.
+            limits = np.asarray(spec.get("thresholds") or [spec.get("threshold", 0.5)] * len(labels), np.float32)
+            order = np.argsort(-probabilities, axis=1, kind="stable")
+            kept = np.take_along_axis(probabilities >= limits, order, axis=1)
+            chosen = [row[keep] for row, keep in zip(order, kept)]
             chunk[task] = [labels[row].tolist() for row in chosen]
             chunk[f"{task}_score"] = [p[row].astype(float).tolist() for p, row in zip(probabilities, chosen)]
         else:

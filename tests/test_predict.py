@@ -14,6 +14,7 @@ from polyhead import MultitaskModel
 from polyhead import predict as predict_module
 from polyhead.saving import save_model_folder
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
+from polyhead_remote.configuration_multitask import normalize_task
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -176,3 +177,26 @@ def test_a_bad_dtype_is_refused_before_the_output_is_touched(model_dir, frame, t
     with pytest.raises(SystemExit):
         script.main([str(model_dir), str(source), str(tmp_path / "o.jsonl"), "--onnx", "--dtype", "bfloat16"])
     assert "--dtype is for the torch model" in capsys.readouterr().err
+
+
+def test_multi_label_rows_use_the_tuned_per_label_thresholds_as_the_pipeline_does(tmp_path, frame):
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config()).eval()
+    # far from the task threshold (0.4) on both sides, so the answers differ from the task threshold's
+    spec = normalize_task("emotions", {**model.config.tasks["emotions"], "thresholds": [0.05, 0.95, 0.05, 0.95]})
+    model.config.tasks = {**model.config.tasks, "emotions": spec}
+    folder = save_model_folder(model, tiny_tokenizer(), tmp_path / "tuned")
+    result = _read(
+        predict_module.predict_file(folder, _write(frame, tmp_path / "in.csv"), tmp_path / "out.jsonl",
+                                    progress=False).output
+    )  # fmt: skip
+    classifier = pipeline("multitask-classification", model=MultitaskModel.from_pretrained(folder).eval(),
+                          tokenizer=tiny_tokenizer())  # fmt: skip
+    answers = classifier(TEXTS)
+    expected = [[item["label"] for item in answer["emotions"]] for answer in answers]
+    assert [list(row) for row in result["emotions"]] == expected
+    assert [list(row) for row in result["emotions_score"]] == [
+        pytest.approx([item["score"] for item in answer["emotions"]], abs=1e-5) for answer in answers
+    ]
+    at_task_threshold = classifier(TEXTS, threshold=0.4)
+    assert [answer["emotions"] for answer in answers] != [answer["emotions"] for answer in at_task_threshold]
