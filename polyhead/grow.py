@@ -68,7 +68,7 @@ def freeze_heads_except(model: MultitaskModel, tasks: Iterable[str]) -> list[str
 
 def extend_task_labels(model: MultitaskModel, task: str, labels: list[str]) -> None:
     """Grows `task`'s label list to `labels` (its current labels first, in order): the existing rows of the head are
-    kept, the new rows freshly initialised."""
+    kept, the new rows freshly initialised; tuned per-label thresholds are kept, the new labels get the task's."""
     spec = model.config.task(task)
     old = spec["labels"]
     if list(labels[: len(old)]) != old:
@@ -80,7 +80,10 @@ def extend_task_labels(model: MultitaskModel, task: str, labels: list[str]) -> N
         new_head.weight[: len(old)] = head.weight
         new_head.bias[: len(old)] = head.bias
     model.heads[task] = new_head
-    model.config.tasks = {**model.config.tasks, task: normalize_task(task, {**spec, "labels": list(labels)})}
+    grown = {**spec, "labels": list(labels)}
+    if spec.get("thresholds") is not None:  # tuned per label: the new labels start at the task's threshold
+        grown["thresholds"] = [*spec["thresholds"], *[spec["threshold"]] * (len(labels) - len(old))]
+    model.config.tasks = {**model.config.tasks, task: normalize_task(task, grown)}
 
 
 def match_label_maps(data: Mapping[str, TaskData], config: MultitaskConfig, extend_labels: bool = False) -> dict:

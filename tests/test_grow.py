@@ -17,6 +17,7 @@ from polyhead.saving import save_model_folder
 from polyhead.tasks import TaskSpec
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
 from polyhead.training import build_model, prepare_tasks, run
+from polyhead_remote.configuration_multitask import normalize_task
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,6 +100,16 @@ def test_extend_task_labels_keeps_rows_and_refuses_reordering():
     assert torch.equal(model.heads["sentiment"].weight[:2], before)
     with pytest.raises(ValueError, match="must start with the current labels"):
         extend_task_labels(model, "sentiment", ["positive", "negative", "neutral", "x"])
+
+
+def test_extending_a_multi_label_task_keeps_its_tuned_thresholds_and_gives_new_labels_the_task_threshold():
+    model = MultitaskModel(tiny_multitask_config())
+    spec = normalize_task("emotions", {**model.config.tasks["emotions"], "thresholds": [0.1, 0.2, 0.3, 0.6]})
+    model.config.tasks = {**model.config.tasks, "emotions": spec}
+    extend_task_labels(model, "emotions", ["anger", "fear", "joy", "sadness", "love", "pride"])
+    grown = model.config.tasks["emotions"]
+    assert grown["labels"][-2:] == ["love", "pride"] and model.heads["emotions"].out_features == 6
+    assert grown["thresholds"] == [0.1, 0.2, 0.3, 0.6, 0.4, 0.4] and grown["threshold"] == 0.4
 
 
 def test_freeze_heads_except():
