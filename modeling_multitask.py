@@ -365,9 +365,11 @@ class MultitaskModel(PreTrainedModel):
         if task is None:
             return self.config.task_names
         tasks = [task] if isinstance(task, str) else list(task)
+        if not tasks:
+            raise ValueError(f"task is empty: name some of this model's tasks {self.config.task_names} (None: all).")
         unknown = [name for name in tasks if name not in self.config.tasks]
-        if unknown or not tasks:
-            raise ValueError(f"Unknown task(s) {unknown or tasks}: this model has tasks {self.config.task_names}.")
+        if unknown:
+            raise ValueError(f"Unknown task(s) {unknown}: this model has tasks {self.config.task_names}.")
         return tasks
 
     def _resolve_labels(self, labels, tasks: list[str]) -> dict[str, torch.Tensor]:

@@ -409,9 +409,11 @@ class MultitaskClassificationPipeline(Pipeline):
     def _check_tasks(self, tasks: str | list[str]) -> list[str]:
         tasks = [tasks] if isinstance(tasks, str) else list(tasks)
         known = list(self.model.config.tasks)
+        if not tasks:
+            raise ValueError(f"tasks is empty: name some of this model's tasks {known}, or leave it out for all.")
         unknown = [task for task in tasks if task not in known]
-        if unknown or not tasks:
-            raise ValueError(f"Unknown task(s) {unknown or tasks}: this model has tasks {known}.")
+        if unknown:
+            raise ValueError(f"Unknown task(s) {unknown}: this model has tasks {known}.")
         return tasks
 
     def _check_thresholds(self, threshold: float | dict[str, float]) -> dict[str, float]:

@@ -77,6 +77,7 @@ def test_task_subset_runs_only_those_heads(model, batch):
     ("kwargs", "message"),
     [
         ({"task": "nope"}, r"Unknown task\(s\) \['nope'\]: this model has tasks \['sentiment', 'topic', 'emotions'\]"),
+        ({"task": []}, r"task is empty: name some of this model's tasks \['sentiment'"),
         ({"labels": torch.tensor([0, 1])}, "pass task='name' or labels="),
         ({"task": "sentiment", "labels": torch.tensor([0, 2])}, r"Task 'sentiment': label values \[2\] are outside"),
         ({"task": "topic", "labels": torch.tensor([0.0, 1.0])}, "must be integer class ids"),

@@ -129,6 +129,7 @@ def test_truncation_and_max_length(classifier, tokenizer):
         (["fine", {"text": "x", "text_pair": ""}], {}, ValueError, "'text_pair' at position 1 is empty"),
         ([{"text": "x", "text_pair": 3}], {}, TypeError, "'text_pair' at position 0 to be a string, got int"),
         ("fine", {"tasks": ["topic", "nope"]}, ValueError, r"Unknown task\(s\) \['nope'\]"),
+        ("fine", {"tasks": []}, ValueError, r"tasks is empty: name some of this model's tasks \['sentiment'"),
         ("fine", {"top_k": 0}, ValueError, "top_k must be a positive integer"),
         ("fine", {"threshold": {"topic": 0.5}}, ValueError, "not multi-label tasks"),
         ("fine", {"threshold": 2}, ValueError, r"must be a number in \[0, 1\]"),
