@@ -35,7 +35,7 @@ from transformers import PreTrainedTokenizerBase
 
 from polyhead import metrics, run_folder
 from polyhead.saving import check_model_weights
-from polyhead_remote.configuration_multitask import MULTI_LABEL
+from polyhead_remote.configuration_multitask import MULTI_LABEL, decision_thresholds
 from polyhead_remote.modeling_multitask import MultitaskModel
 
 
@@ -65,8 +65,7 @@ def score_task(spec: Mapping[str, Any], logits: np.ndarray, references: np.ndarr
     ```
     """
     problem_type = spec["problem_type"]
-    threshold = spec.get("thresholds") or spec.get("threshold", 0.5)  # tuned per-label thresholds first
-    predictions = logits_to_predictions(problem_type, logits, threshold)
+    predictions = logits_to_predictions(problem_type, logits, decision_thresholds(spec))
     references = np.asarray(references).astype(np.int64)
     num_labels = len(spec["labels"]) if problem_type != MULTI_LABEL else None
     return metrics.compute_task_metrics(problem_type, predictions, references, num_labels=num_labels), predictions

@@ -24,7 +24,7 @@ from transformers import AutoTokenizer
 
 from polyhead.encoders import position_limit
 from polyhead.serving.handler import DTYPES
-from polyhead_remote.configuration_multitask import MULTI_LABEL
+from polyhead_remote.configuration_multitask import MULTI_LABEL, decision_thresholds
 from polyhead_remote.modeling_multitask import MultitaskModel
 
 
@@ -167,7 +167,7 @@ def _with_predictions(chunk: pd.DataFrame, scores: dict[str, np.ndarray], specs:
         if spec["problem_type"] == MULTI_LABEL:
             # As the pipeline: the labels at or above their threshold (tuned per label, else the task's), best first,
             # compared in float32 as the pipeline compares them.
-            limits = np.asarray(spec.get("thresholds") or [spec.get("threshold", 0.5)] * len(labels), np.float32)
+            limits = np.asarray(decision_thresholds(spec), np.float32)
             order = np.argsort(-probabilities, axis=1, kind="stable")
             kept = np.take_along_axis(probabilities >= limits, order, axis=1)
             chosen = [row[keep] for row, keep in zip(order, kept)]
