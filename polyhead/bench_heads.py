@@ -192,7 +192,7 @@ def _timed_call(classifier, texts: list[str], mode: tuple[int, str], timer) -> f
 
 
 def heads_table(rows: list[HeadsRow]) -> str:
-    """Markdown: one row per (T, heads, batch size)."""
+    """Markdown: one row per (T, heads, batch size, calls)."""
     lines = [
         "| tasks T | heads | batch | calls | labels returned per text | texts/s | vs T=1 |",
         "|---:|---|---:|---|---:|---:|---:|",
