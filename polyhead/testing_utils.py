@@ -24,6 +24,12 @@ TINY_TASKS = {
     },
 }
 
+# An NLI task (sentence pairs; zero-shot classification runs through it) beside a single-text task.
+TINY_NLI_TASKS = {
+    "nli": {"labels": ["entailment", "neutral", "contradiction"], "text_pair": True},
+    "topic": {"labels": ["movies", "tech", "sport", "money"]},
+}
+
 
 def tiny_multitask_config(family: str = "bert", tasks: dict | None = None, **kwargs) -> MultitaskConfig:
     """A `MultitaskConfig` over a tiny encoder with `TINY_TASKS` (binary, 4-way, 4-label multi-label)."""

@@ -22,7 +22,7 @@ from test_remote_code import BLOCKER
 
 from polyhead import MultitaskModel
 from polyhead.saving import save_model_folder
-from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
+from polyhead.testing_utils import TINY_NLI_TASKS, tiny_multitask_config, tiny_tokenizer
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,13 +208,9 @@ PAIRS_AND_ZERO_SHOT = BLOCKER + textwrap.dedent(
 def test_pairs_and_zero_shot_through_the_handler_on_every_release(tmp_path):
     # Sentence pairs (mixed with texts, padded together) and zero-shot through an NLI task, as an endpoint on
     # transformers 4.51.3 serves them: the same answers as on the newest release.
-    tasks = {
-        "nli": {"labels": ["entailment", "neutral", "contradiction"], "text_pair": True},
-        "topic": {"labels": ["movies", "tech", "sport", "money"]},
-    }
     torch.manual_seed(0)
     folder = save_model_folder(
-        MultitaskModel(tiny_multitask_config(tasks=tasks)).eval(), tiny_tokenizer(), tmp_path / "nli"
+        MultitaskModel(tiny_multitask_config(tasks=TINY_NLI_TASKS)).eval(), tiny_tokenizer(), tmp_path / "nli"
     )
     newest = run_endpoint(sys.executable, PAIRS_AND_ZERO_SHOT, folder, tmp_path / "modules-newest")
     assert len(newest["pairs"]) == 3 and len(newest["zero_shot"]) == 3

@@ -17,7 +17,7 @@ from polyhead import MultitaskModel
 from polyhead.publish import publish_model
 from polyhead.saving import save_model_folder
 from polyhead.serving import SERVING_FILES
-from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
+from polyhead.testing_utils import TINY_NLI_TASKS, tiny_multitask_config, tiny_tokenizer
 
 
 HAS_ONNX = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime"))
@@ -155,10 +155,6 @@ def test_bfloat16_on_request_for_the_torch_model(folders, monkeypatch):
             handler.EndpointHandler(str(with_onnx))
 
 
-NLI_TASKS = {
-    "nli": {"labels": ["entailment", "neutral", "contradiction"], "text_pair": True},
-    "topic": {"labels": ["movies", "tech", "sport", "money"]},
-}
 PAIR = {"text": "the team win the game", "text_pair": "people are happy"}
 ZERO_SHOT = {"candidate_labels": ["sport", "money"], "hypothesis_template": "this is about {}", "multi_label": True}
 
@@ -168,7 +164,7 @@ def nli_folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("handler-nli")
     torch.manual_seed(0)
     plain = save_model_folder(
-        MultitaskModel(tiny_multitask_config(tasks=NLI_TASKS)).eval(), tiny_tokenizer(), root / "t"
+        MultitaskModel(tiny_multitask_config(tasks=TINY_NLI_TASKS)).eval(), tiny_tokenizer(), root / "t"
     )
     if not HAS_ONNX:
         return plain, None

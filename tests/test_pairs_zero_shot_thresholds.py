@@ -15,15 +15,11 @@ from polyhead.data import load_task_data, tokenize_task_data
 from polyhead.evaluation import score_task
 from polyhead.model_card import tasks_table
 from polyhead.tasks import TaskSpec, parse_task
-from polyhead.testing_utils import WORDS, tiny_multitask_config
+from polyhead.testing_utils import TINY_NLI_TASKS, WORDS, tiny_multitask_config
 from polyhead.thresholds import tune_label_thresholds
 from polyhead.training import run
 
 
-NLI_TASKS = {
-    "nli": {"labels": ["entailment", "neutral", "contradiction"], "text_pair": True},
-    "topic": {"labels": ["movies", "tech", "sport", "money"]},
-}
 PAIRS = [
     {"text": "i love this movie", "text_pair": "the film is good"},
     {"text": "the phone is bad", "text_pair": "i hate this tech and the price of the phone is very bad today"},
@@ -33,7 +29,7 @@ PAIRS = [
 @pytest.fixture
 def nli_model():
     torch.manual_seed(0)
-    return MultitaskModel(tiny_multitask_config(tasks=NLI_TASKS)).eval()
+    return MultitaskModel(tiny_multitask_config(tasks=TINY_NLI_TASKS)).eval()
 
 
 def logits_of(model, encoded) -> dict[str, torch.Tensor]:
@@ -50,7 +46,7 @@ def test_a_pair_is_tokenized_as_a_pair(nli_model, tokenizer):
     expected = logits_of(nli_model, tokenizer(PAIRS[0]["text"], PAIRS[0]["text_pair"], return_tensors="pt"))
     scores = torch.softmax(expected["nli"][0], -1)
     assert {item["label"]: item["score"] for item in result["nli"]} == pytest.approx(
-        dict(zip(NLI_TASKS["nli"]["labels"], scores.tolist())), abs=1e-6
+        dict(zip(TINY_NLI_TASKS["nli"]["labels"], scores.tolist())), abs=1e-6
     )
     assert classifier({"text": "i love this movie"}) == classifier("i love this movie")
 
