@@ -35,6 +35,7 @@ from transformers import PreTrainedTokenizerBase
 
 from polyhead import metrics, run_folder
 from polyhead.saving import check_model_weights
+from polyhead.thresholds import above_thresholds
 from polyhead_remote.configuration_multitask import MULTI_LABEL, decision_thresholds
 from polyhead_remote.modeling_multitask import MultitaskModel
 
@@ -45,11 +46,10 @@ MAX_PLOTTED_TASKS = 20  # the model card's limit for per-task sections, too
 
 def logits_to_predictions(problem_type: str, logits: np.ndarray, threshold: float | list[float] = 0.5) -> np.ndarray:
     """Class ids (argmax) for single-label tasks, multi-hot `sigmoid >= threshold` for multi-label tasks (`threshold`
-    may hold one value per label)."""
-    logits = np.asarray(logits, dtype=np.float64)
+    may hold one value per label), decided in float32 as the pipeline decides them."""
     if problem_type == MULTI_LABEL:
-        return (1.0 / (1.0 + np.exp(-logits)) >= np.asarray(threshold, dtype=np.float64)).astype(np.int64)
-    return logits.argmax(axis=-1)
+        return above_thresholds(logits, threshold).astype(np.int64)
+    return np.asarray(logits).argmax(axis=-1)
 
 
 def score_task(spec: Mapping[str, Any], logits: np.ndarray, references: np.ndarray) -> tuple[dict, np.ndarray]:

@@ -325,6 +325,29 @@ def test_evaluation_uses_per_label_thresholds_and_config_validates_them():
         tiny_multitask_config(tasks={"t": {"labels": ["a", "b"], "thresholds": [0.5, 0.5]}})
 
 
+def test_evaluation_and_tuning_decide_near_a_threshold_as_the_pipeline_does(tokenizer):
+    # Logits within 1e-6 of each label's threshold: the pipeline decides with a float32 sigmoid; evaluation used a
+    # float64 one, which put some of these rows on the other side of the threshold.
+    thresholds = [0.37, 0.5, 0.63]
+    spec = {"labels": ["a", "b", "c"], "problem_type": "multi_label_classification", "thresholds": thresholds}
+    model = MultitaskModel(tiny_multitask_config(tasks={"tags": spec})).eval()
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)
+    boundary = np.log(np.array(thresholds) / (1 - np.array(thresholds)))
+    logits = (boundary + np.random.default_rng(0).uniform(-1e-6, 1e-6, (400, 3))).astype(np.float32)
+    answers = [classifier.postprocess({"logits": torch.from_numpy(row[None])})["tags"] for row in logits]
+    served = np.array([[int(label in {entry["label"] for entry in answer}) for label in "abc"] for answer in answers])
+    _, predictions = score_task(classifier.model.config.task("tags"), logits, served)
+    assert predictions.tolist() == served.tolist()
+    float64_rule = 1 / (1 + np.exp(-logits.astype(np.float64))) >= np.array(thresholds)
+    assert (float64_rule != served).any()  # the case this guards: without it the test could not fail
+    # Tuning decides as the pipeline too. Positives at a logit the pipeline puts at or above 0.37 (and a float64
+    # sigmoid below it), negatives at 0.3: every threshold in (0.30, 0.37] separates them; the tie goes to the one
+    # closest to 0.5.
+    at_threshold = logits[(served[:, 0] == 1) & ~float64_rule[:, 0], 0][0]
+    column = np.array([at_threshold] * 3 + [np.log(0.3 / 0.7)] * 3, dtype=np.float32)[:, None]
+    assert tune_label_thresholds(column, np.array([[1], [1], [1], [0], [0], [0]])) == [0.37]
+
+
 def test_zero_shot_accuracy_counts_against_the_majority_baseline(nli_model, tokenizer):
     from polyhead.zero_shot_eval import zero_shot_accuracy
 
