@@ -149,7 +149,7 @@ class MultitaskClassificationPipeline(Pipeline):
         # passes trigger would otherwise walk every answer built so far and promote them towards the costly full
         # collections.
         results: list[dict | None] = [None] * len(inputs)
-        with _collection_paused():
+        with collection_paused():
             for rows, (layout, groups) in ranked:
                 for index, result in zip(rows, _as_dicts(layout, groups, len(rows))):
                     results[index] = result
@@ -282,7 +282,7 @@ class MultitaskClassificationPipeline(Pipeline):
         thresholds: dict[str, float] | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
         layout, groups = self._rank(model_outputs, tasks, top_k, thresholds)
-        with _collection_paused():
+        with collection_paused():
             return _as_dicts(layout, groups, len(model_outputs[_OUTPUT_KEY]))[0]
 
     def _rank(
@@ -524,7 +524,7 @@ def _as_dicts(layout: _Layout, groups: list[tuple], batch_size: int) -> list[dic
 
 
 @contextlib.contextmanager
-def _collection_paused():
+def collection_paused():
     # Tens of thousands of small dicts and lists would trigger many garbage collections, each walking every object
     # of the process (all of torch and transformers): they hold no cycles, so collection waits until they are built.
     collecting = gc.isenabled()

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ from transformers import pipeline
 
 from polyhead import MultitaskModel
 from polyhead import predict as predict_module
+from polyhead.bench_heads import synthetic_tasks
 from polyhead.saving import save_model_folder
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
 from polyhead_remote.configuration_multitask import normalize_task
@@ -200,3 +202,31 @@ def test_multi_label_rows_use_the_tuned_per_label_thresholds_as_the_pipeline_doe
     ]
     at_task_threshold = classifier(TEXTS, threshold=0.4)
     assert [answer["emotions"] for answer in answers] != [answer["emotions"] for answer in at_task_threshold]
+
+
+@pytest.mark.parametrize("target", [".jsonl", ".parquet"])
+def test_hundreds_of_columns_match_the_pipeline_without_fragmenting_the_frame(tmp_path, frame, target):
+    # 80 tasks (every third multi-label): 160 prediction columns, which inserted one by one made pandas warn
+    # "DataFrame is highly fragmented" for every chunk; multi-label rows are now cut from one ranking per task.
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config(tasks=synthetic_tasks(80))).eval()
+    folder = save_model_folder(model, tiny_tokenizer(), tmp_path / "many")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        output = predict_module.predict_file(
+            folder, _write(frame, tmp_path / "in.csv"), tmp_path / f"out{target}", chunk_size=5, progress=False
+        ).output
+    rows = _read(output).to_dict("records")
+    classifier = pipeline("multitask-classification", model=model, tokenizer=tiny_tokenizer())
+    answers = classifier(TEXTS, top_k=1)
+    counts = set()
+    for row, answer in zip(rows, answers, strict=True):
+        for task, spec in model.config.tasks.items():
+            labels, scores = [item["label"] for item in answer[task]], [item["score"] for item in answer[task]]
+            if spec["problem_type"] == "multi_label_classification":
+                counts.add(len(labels))
+                assert list(row[task]) == labels
+                assert list(row[f"{task}_score"]) == pytest.approx(scores, abs=1e-5)
+            else:
+                assert [row[task]] == labels and row[f"{task}_score"] == pytest.approx(scores[0], abs=1e-5)
+    assert 0 in counts and max(counts) >= 3  # rows with no label and with several, cut from the same ranking
