@@ -230,3 +230,20 @@ def test_hundreds_of_columns_match_the_pipeline_without_fragmenting_the_frame(tm
             else:
                 assert [row[task]] == labels and row[f"{task}_score"] == pytest.approx(scores[0], abs=1e-5)
     assert 0 in counts and max(counts) >= 3  # rows with no label and with several, cut from the same ranking
+
+
+@pytest.mark.parametrize("source", [".jsonl", ".parquet"])
+def test_missing_input_values_are_written_as_json_null(model_dir, tmp_path, source):
+    # A null in a numeric or text column of the input reaches pandas as NaN, which json.dumps writes as `NaN`: not
+    # JSON (jq, JSON.parse and strict parsers reject the line).
+    frame = pd.DataFrame({"id": [1, None, 3], "note": ["a", None, "c"], "text": ["i love this movie", "bad", "sad"]})
+    output = predict_module.predict_file(
+        model_dir, _write(frame, tmp_path / f"in{source}"), tmp_path / "out.jsonl", progress=False
+    ).output
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    rows = [json.loads(line, parse_constant=refuse) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [row["id"] for row in rows] == [1, None, 3] and [row["note"] for row in rows] == ["a", None, "c"]
+    assert [row["text"] for row in rows] == ["i love this movie", "bad", "sad"]
