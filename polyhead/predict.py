@@ -338,7 +338,7 @@ def _records(frame: pd.DataFrame) -> Iterator[dict]:
 
 
 def _json_values(column: pd.Series) -> list:
-    """The column's values, a missing float (NaN: a blank CSV cell) as None: JSON has no NaN, `null` is missing."""
+    """The column's values, a missing one (NaN: a null in JSONL or Parquet input) as None: JSON has no NaN."""
     values = column.tolist()
     if column.dtype.kind in "fO" and column.isna().any():
         values = [None if isinstance(value, float) and math.isnan(value) else value for value in values]
