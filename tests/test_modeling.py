@@ -36,7 +36,7 @@ def test_every_encoder_family_answers_all_tasks_in_one_pass_and_round_trips(fami
     for (name, a), (_, b) in zip(model.state_dict().items(), reloaded.state_dict().items()):
         assert torch.equal(a, b), name
     again = reloaded(**batch)
-    for task in output.logits:
+    for task in output.logits:  # bitwise: equal weights and the same shapes run the same kernels on any CPU
         torch.testing.assert_close(again.logits[task], output.logits[task], rtol=0, atol=0)
 
 
@@ -120,8 +120,8 @@ def test_add_task_leaves_other_heads_untouched_and_round_trips(model, batch, tmp
     model.add_task("language", ["en", "fr", "de"])
     model.add_task("tags", ["x", "y"], problem_type="multi_label_classification", threshold=0.7)
     after = model(**batch).logits
-    for task in before:
-        torch.testing.assert_close(after[task], before[task], rtol=0, atol=0)
+    for task in before:  # float32 tolerance: more heads make a wider fused matmul, which BLAS may sum in another order
+        torch.testing.assert_close(after[task], before[task], rtol=1.3e-6, atol=1e-5)
     assert after["language"].shape == (2, 3)
     assert model.config.tasks["tags"] == {
         "labels": ["x", "y"],
