@@ -18,11 +18,12 @@ from typing import Any
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
+from polyhead.data import DEFAULT_HELD_OUT, DEFAULT_SPLIT_SEED
 from polyhead.encoders import DEFAULT_MAX_LENGTH, LOCAL_ENCODERS, check_positive_int
 from polyhead.grow import is_multitask_folder
 from polyhead.presets import TINY_ENCODER  # the tiny preset's name, importable from here as before
 from polyhead.sampling import STRATEGIES
-from polyhead.tasks import TaskSpec, load_task_specs, read_json_or_yaml
+from polyhead.tasks import TaskSpec, check_held_out_fraction, load_task_specs, read_json_or_yaml
 
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,27 @@ class DataArguments:
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Default per-task validation/test subsample (a task's own value wins)."}
     )
+    validation_size: float = field(
+        default=DEFAULT_HELD_OUT,
+        metadata={
+            "help": "A task whose data has no validation split holds out this fraction of its train rows as one "
+            "(seeded by split_seed; stratified by label for single-label tasks); 0: none. A task's own value wins."
+        },
+    )
+    test_size: float = field(
+        default=DEFAULT_HELD_OUT,
+        metadata={
+            "help": "A task whose data has no test split holds out this fraction of its train rows as one (carved "
+            "before the validation rows); 0: none, the task is then scored on its validation split if any."
+        },
+    )
+    split_seed: int = field(
+        default=DEFAULT_SPLIT_SEED,
+        metadata={
+            "help": "Seed of the held-out rows: the same data, fractions and seed give the same rows in every run "
+            "(training, growing, evaluating), whatever the training seed."
+        },
+    )
     final_eval_split: str = field(
         default="test", metadata={"help": "Split scored after training: 'test' or 'eval' (the validation split)."}
     )
@@ -141,6 +163,8 @@ class DataArguments:
             raise ValueError(f"Unknown sampling {self.sampling!r}: choose one of {', '.join(STRATEGIES)}.")
         if self.final_eval_split not in ("test", "eval"):
             raise ValueError(f"final_eval_split must be 'test' or 'eval', got {self.final_eval_split!r}.")
+        check_held_out_fraction(self.validation_size, "validation_size")
+        check_held_out_fraction(self.test_size, "test_size")
 
     def task_specs(self) -> list[TaskSpec]:
         """The parsed tasks, with the run-wide subsample defaults filled in."""
@@ -150,6 +174,10 @@ class DataArguments:
                 spec.max_train_samples = self.max_train_samples
             if spec.max_eval_samples is None:
                 spec.max_eval_samples = self.max_eval_samples
+            if spec.validation_size is None:
+                spec.validation_size = self.validation_size
+            if spec.test_size is None:
+                spec.test_size = self.test_size
         return specs
 
 

@@ -11,6 +11,10 @@ different `label_column`s) load the source once and become separate tasks over t
 one task, so a shared text is encoded once per task it is labelled for.
 
 Splits are addressed by role: `"train"`, `"eval"` (the spec's `eval_split`, used during training) and `"test"`.
+A task whose data has no validation or test split gets one carved from its train rows (`TaskSpec.validation_size` /
+`test_size`, 10% each by default; [`carve_splits`]): first the test rows, then the validation rows from the rest, by a
+seeded draw that gives the same rows for the same data, fractions and seed in every run (training, growing,
+evaluating), so a carved test split is never trained on.
 """
 
 import csv
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
@@ -35,6 +40,9 @@ from polyhead_remote.configuration_multitask import MULTI_LABEL, SINGLE_LABEL
 logger = logging.getLogger(__name__)
 
 ROLES = ("train", "eval", "test")
+DEFAULT_HELD_OUT = 0.1  # fraction of the train rows carved as a missing validation / test split
+DEFAULT_SPLIT_SEED = 42  # a constant, not the training seed: runs with other seeds score the same held-out rows
+SPLIT_NAMES = {"eval": "validation", "test": "test"}  # how results.json and the card name the carved roles
 _BUILDERS = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}
 _MAX_SHOWN = 10  # offending values / rows listed in an error message
 
@@ -42,13 +50,15 @@ _MAX_SHOWN = 10  # offending values / rows listed in an error message
 @dataclass
 class TaskData:
     """One task's validated raw splits (by role) with its resolved label map and problem type. `split_rows` is each
-    split's size before `max_train_samples` / `max_eval_samples` subsampling."""
+    split's size before `max_train_samples` / `max_eval_samples` subsampling; `held_out` describes the splits carved
+    from the train rows (`{"validation" | "test": {"from", "fraction", "seed", "rows", "stratified"}}`)."""
 
     spec: TaskSpec
     labels: list[str]
     problem_type: str
     splits: dict[str, datasets.Dataset] = field(default_factory=dict)
     split_rows: dict[str, int] = field(default_factory=dict)
+    held_out: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -66,7 +76,11 @@ class TaskData:
 
 
 def load_task_data(
-    specs: Sequence[TaskSpec], roles: Iterable[str] = ROLES, seed: int = 0, require_train: bool = True
+    specs: Sequence[TaskSpec],
+    roles: Iterable[str] = ROLES,
+    seed: int = 0,
+    require_train: bool = True,
+    split_seed: int = DEFAULT_SPLIT_SEED,
 ) -> dict[str, TaskData]:
     r"""
     Loads, validates and subsamples every task's splits; raises before training on any data problem.
@@ -78,6 +92,7 @@ def load_task_data(
         seed: seed of the subsampling (specs sharing a source get the same rows).
         require_train: with `False`, a missing train split is skipped like the others (scoring a saved model, whose
             specs carry the labels and problem type, only uses train labels for the majority baseline).
+        split_seed: seed of the validation / test rows carved from a train split ([`carve_splits`]).
 
     Example:
 
@@ -89,11 +104,16 @@ def load_task_data(
     """
     roles = list(roles)
     sources: dict[str, datasets.DatasetDict] = {}
+    users = Counter(spec.source_key for spec in specs)
     result = {}
     for spec in specs:
         if spec.source_key not in sources:
             sources[spec.source_key] = load_source(spec)
-        result[spec.name] = _prepare_task(spec, sources[spec.source_key], roles, seed, require_train)
+        # Tasks sharing a source carve the same rows (no per-task stratification), so no text of one task's held-out
+        # rows is trained on by another.
+        stratify = users[spec.source_key] == 1
+        splits, held_out = _select_splits(spec, sources[spec.source_key], roles, require_train, split_seed, stratify)
+        result[spec.name] = _prepare_task(spec, splits, seed, held_out)
     return result
 
 
@@ -200,13 +220,12 @@ def _check_csv(path: str | os.PathLike, text: str) -> None:
 
 
 def _prepare_task(
-    spec: TaskSpec, source: datasets.DatasetDict, roles: list[str], seed: int, require_train: bool = True
+    spec: TaskSpec, splits: dict[str, datasets.Dataset], seed: int, held_out: dict[str, dict[str, Any]]
 ) -> TaskData:
-    splits = _select_splits(spec, source, roles, require_train)
     for role, dataset in splits.items():
         _check_split(spec, role, dataset)
     problem_type = spec.problem_type or _infer_problem_type(splits["train"][spec.label_column])
-    task = TaskData(spec=spec, labels=[], problem_type=problem_type, splits=splits)
+    task = TaskData(spec=spec, labels=[], problem_type=problem_type, splits=splits, held_out=held_out)
     task.labels = list(spec.labels) if spec.labels else infer_labels(task)
     for role in splits:
         _check_labels(task, role)
@@ -220,23 +239,115 @@ def _prepare_task(
 
 
 def _select_splits(
-    spec: TaskSpec, source: datasets.DatasetDict, roles: list[str], require_train: bool = True
-) -> dict[str, datasets.Dataset]:
+    spec: TaskSpec,
+    source: datasets.DatasetDict,
+    roles: list[str],
+    require_train: bool = True,
+    split_seed: int = DEFAULT_SPLIT_SEED,
+    stratify: bool = True,
+) -> tuple[dict[str, datasets.Dataset], dict[str, dict[str, Any]]]:
+    """The requested splits by role (a missing validation / test split carved from train, see [`carve_splits`]),
+    and the description of what was carved."""
     names = {"train": spec.train_split, "eval": spec.eval_split, "test": spec.test_split}
+    available = {role: source[name] for role, name in names.items() if name is not None and name in source}
+    held_out = {}
+    if "train" in available:
+        _check_split(spec, "train", available["train"])
+        available, held_out = carve_splits(spec, available, split_seed, stratify)
     splits = {}
     for role in roles:
         name = names[role]
         if name is None:
             continue
-        if name not in source:
+        if role not in available:
             if role == "train" and require_train:
                 raise ValueError(f"Task {spec.name!r}: no split {name!r}; available splits: {list(source)}.")
             logger.warning(f"Task {spec.name!r}: no {role} split {name!r} (available: {list(source)}); skipped.")
             continue
-        splits[role] = source[name]
+        splits[role] = available[role]
     if require_train and "train" in roles and "train" not in splits:
         raise ValueError(f"Task {spec.name!r}: a train split is required (train_split=None given).")
-    return splits
+    return splits, {SPLIT_NAMES[role]: description for role, description in held_out.items()}
+
+
+def carve_splits(
+    spec: TaskSpec, splits: dict[str, datasets.Dataset], seed: int = DEFAULT_SPLIT_SEED, stratify: bool = True
+) -> tuple[dict[str, datasets.Dataset], dict[str, dict[str, Any]]]:
+    r"""
+    Holds out a missing test split (`spec.test_size`), then a missing validation split (`spec.validation_size`), from
+    the train rows; a split in `splits` is never replaced and nothing is carved for a role whose split name is `None`.
+    The draw is seeded, and stratified by label (each label keeps its share) when `stratify` and the label column
+    holds single labels; the same rows, fractions and seed always give the same split.
+
+    Returns `(splits by role, {role: {"from", "fraction", "seed", "rows", "stratified"}})`.
+
+    Example:
+
+    ```python
+    >>> splits, held_out = carve_splits(TaskSpec("a", data_files="a.csv", test_size=0.2), {"train": dataset})
+    >>> held_out["test"]["rows"], len(splits["train"]) + len(splits["test"]) == len(dataset)
+    (20, True)
+    ```
+    """
+    splits, held_out = dict(splits), {}
+    names = {"eval": spec.eval_split, "test": spec.test_split}
+    for stream, role in enumerate(("test", "eval")):  # test first: its rows do not depend on the validation size
+        fraction = getattr(spec, "test_size" if role == "test" else "validation_size")
+        fraction = DEFAULT_HELD_OUT if fraction is None else fraction
+        if role in splits or names[role] is None or not fraction:
+            continue
+        train = splits["train"]
+        labels = train[spec.label_column] if stratify else None
+        if labels is not None and any(isinstance(value, (list, tuple)) for value in labels):
+            labels = None  # multi-label rows: a plain seeded fraction
+        if round(fraction * len(train)) < 1:  # too few rows: the split is reported missing, as without carving
+            continue
+        keep, held = held_out_rows(len(train), fraction, np.random.default_rng([seed, stream]), labels)
+        if not keep:
+            option = "test_size" if role == "test" else "validation_size"
+            raise ValueError(
+                f"Task {spec.name!r}: its train split has only {len(train)} row(s), too few to hold out a "
+                f"{SPLIT_NAMES[role]} split: add rows, give the split, or set {option}=0."
+            )
+        splits["train"], splits[role] = train.select(keep), train.select(held)
+        held_out[role] = {
+            "from": spec.train_split,
+            "fraction": float(fraction),
+            "seed": seed,
+            "rows": len(held),
+            "stratified": labels is not None,
+        }
+        logger.warning(
+            f"Task {spec.name!r}: no {SPLIT_NAMES[role]} split in its data: held out {len(held)} of its "
+            f"{len(train)} train rows ({fraction:.0%}, seed {seed}{', stratified by label' if labels else ''}); "
+            f"set {'test_size' if role == 'test' else 'validation_size'}=0 to keep them in training."
+        )
+    return splits, held_out
+
+
+def held_out_rows(
+    size: int, fraction: float, rng: np.random.Generator, labels: Sequence | None = None
+) -> tuple[list[int], list[int]]:
+    """`(kept, held out)` row indices (sorted): `round(fraction * size)` rows drawn by `rng`; with `labels`, each
+    label contributes its share (largest remainders break the rounding, labels in sorted order) and keeps at least
+    one row."""
+    count = min(size, round(fraction * size))
+    if labels is None:
+        held = rng.permutation(size)[:count].tolist()
+    else:
+        groups: dict[str, list[int]] = {}
+        for index, value in enumerate(labels):
+            groups.setdefault(str(value), []).append(index)
+        keys = sorted(groups)
+        exact = [count * len(groups[key]) / size for key in keys]
+        quota = [int(share) for share in exact]
+        by_remainder = sorted(range(len(keys)), key=lambda i: (-(exact[i] - quota[i]), i))
+        for i in by_remainder[: count - sum(quota)]:
+            quota[i] += 1
+        quota = [min(n, len(groups[key]) - 1) for key, n in zip(keys, quota)]  # no label leaves the train rows
+        held = [index for key, n in zip(keys, quota) for index in rng.permutation(groups[key])[:n].tolist()]
+    chosen = set(held)
+    return [i for i in range(size) if i not in chosen], sorted(held)
 
 
 def _check_split(spec: TaskSpec, role: str, dataset: datasets.Dataset) -> None:
@@ -291,11 +402,17 @@ def _as_names(values: list, task: TaskData, role: str) -> list:
 
 
 def infer_labels(task: TaskData) -> list[str]:
-    """The label map: ClassLabel names when the column has them, else the sorted unique train labels."""
+    """The label map: ClassLabel names when the column has them, else the sorted unique labels of the train rows
+    (those held out of them included)."""
     names = _label_feature_names(task.splits["train"], task.spec.label_column)
     if names is not None:
         return names
-    values = _as_names(task.splits["train"][task.spec.label_column], task, "train")
+    carved = [role for role, name in SPLIT_NAMES.items() if name in task.held_out and role in task.splits]
+    values = [
+        value
+        for role in ["train", *carved]
+        for value in _as_names(task.splits[role][task.spec.label_column], task, role)
+    ]
     flat = {v for value in values for v in (value if isinstance(value, list) else [value]) if v is not None}
     # Numeric labels sort as numbers ("2" before "10"); others alphabetically: deterministic either way.
     return sorted(flat, key=lambda v: (0, float(v), v) if _is_number(v) else (1, 0.0, v))
@@ -445,11 +562,15 @@ class MultitaskCollator:
 
 
 __all__ = [
+    "DEFAULT_HELD_OUT",
+    "DEFAULT_SPLIT_SEED",
     "MultitaskCollator",
     "ROLES",
     "TaskData",
+    "carve_splits",
     "class_weights",
     "encode_label",
+    "held_out_rows",
     "infer_labels",
     "load_source",
     "load_task_data",

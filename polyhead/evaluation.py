@@ -12,6 +12,9 @@ metrics with the local `evaluate` modules of `polyhead.metrics`, and writes into
        "majority_baseline": {task: {metric: value}},  # only when train labels were given
        "split": "test", "num_examples": {task: n}, "model": path or null,
        "capped": {task: {"scored": n, "split_rows": N}},  # only for splits cut by max_eval_samples (n < N rows)
+       "held_out": {task: {"test" | "validation": {"from", "fraction", "seed", "rows", "stratified"}}},
+                   # only for splits carved from the train rows (polyhead.data.carve_splits)
+       "not_scored": [task, ...],  # only when some task had no split to score
        "untuned_thresholds": {task: {metric: value}}}  # multi-label tasks with tuned per-label thresholds:
                                                        # their scores at the task's single threshold
 
@@ -41,6 +44,7 @@ from polyhead_remote.modeling_multitask import MultitaskModel
 
 
 RESULTS_FILE = run_folder.RESULTS_FILE  # the run-folder contract lives in polyhead.run_folder
+NOT_SCORED_HINT = "give each a test split, or hold one out of its train rows with test_size > 0 (e.g. --test_size 0.1)"
 MAX_PLOTTED_TASKS = 20  # the model card's limit for per-task sections, too
 
 
@@ -328,7 +332,7 @@ def evaluate_saved_model(
     """
     from transformers import AutoModel, AutoTokenizer
 
-    from polyhead.data import ROLES, load_task_data, tokenize_task_data
+    from polyhead.data import DEFAULT_SPLIT_SEED, ROLES, load_task_data, tokenize_task_data
     from polyhead.encoders import check_max_length, check_positive_int
     from polyhead.tasks import load_task_specs
 
@@ -358,8 +362,18 @@ def evaluate_saved_model(
         spec.max_eval_samples = max_samples or spec.max_eval_samples
         if role == "train":
             spec.max_train_samples = max_samples or spec.max_train_samples
+    # Held-out splits are carved as the training run carved them (its fractions and seed), so the rows scored here
+    # are the rows it held out.
+    recorded = (run_folder.read_training_args(model_dir) or {}).get("data") or {}
+    recorded_tasks = {task.get("name"): task for task in recorded.get("tasks") or [] if isinstance(task, dict)}
+    for spec in specs:
+        for key in ("validation_size", "test_size"):
+            if getattr(spec, key) is None:
+                setattr(spec, key, recorded_tasks.get(spec.name, {}).get(key, recorded.get(key)))
+    split_seed = recorded.get("split_seed", DEFAULT_SPLIT_SEED)
     # The train split too (when there is one): its labels give the majority-class baseline.
-    data = load_task_data(specs, roles=list(dict.fromkeys([role, "train"])), require_train=False)
+    roles = list(dict.fromkeys([role, "train"]))
+    data = load_task_data(specs, roles=roles, require_train=False, split_seed=split_seed)
     missing = [name for name, task in data.items() if role not in task.splits]
     if missing:
         raise ValueError(f"Task(s) {missing} have no {split!r} split to evaluate.")
@@ -370,6 +384,9 @@ def evaluate_saved_model(
     results = evaluate_model(
         model, tokenizer, encoded, split, batch_size, output_dir, train_labels, str(model_dir), split_rows=split_rows
     )
+    held_out = {name: task.held_out for name, task in data.items() if task.held_out}
+    if held_out:
+        results["held_out"] = held_out
     results["max_length"] = max_length  # the truncation actually used (trained length by default)
     write_results(results, output_dir)
     return results
@@ -428,17 +445,24 @@ def format_results_table(results: Mapping[str, Any]) -> str:
     baselines = results.get("majority_baseline", {})
     header = f"{'task':<16}{'n':>7}{'accuracy':>10}{'macro F1':>10}{'majority acc':>14}{'majority F1':>13}"
     lines = [header, "-" * len(header)]
-    for task, values in results["tasks"].items():
-        accuracy = values.get("accuracy", values.get("exact_match"))
+    for task, values in results.get("tasks", {}).items():
         base = baselines.get(task, {})
-        base_acc = base.get("accuracy", base.get("exact_match"))
+        cells = (_accuracy(values), values.get("f1_macro"), _accuracy(base), base.get("f1_macro"))
         lines.append(
-            f"{task:<16}{results['num_examples'].get(task, 0):>7}{accuracy:>10.3f}{values['f1_macro']:>10.3f}"
-            + (f"{base_acc:>14.3f}{base['f1_macro']:>13.3f}" if base else "")
+            f"{task:<16}{results.get('num_examples', {}).get(task, 0):>7}"
+            + "".join(_cell(value, width) for value, width in zip(cells, (10, 10, 14, 13)) if base or width == 10)
         )
-    average = results["average"]
-    lines.append(f"{'average':<16}{'':>7}{average.get('accuracy', float('nan')):>10.3f}{average['f1_macro']:>10.3f}")
+    average = results.get("average") or {}
+    if results.get("tasks"):
+        lines.append(f"{'average':<16}{'':>7}{_cell(average.get('accuracy'), 10)}{_cell(average.get('f1_macro'), 10)}")
+    if results.get("not_scored"):
+        lines.append(f"not scored (no test or validation split): {', '.join(results['not_scored'])}.")
+        lines.append(f"To score them, {NOT_SCORED_HINT}.")
     return "\n".join(lines)
+
+
+def _accuracy(values: Mapping[str, float]) -> float | None:
+    return values.get("accuracy", values.get("exact_match"))
 
 
 def format_comparison_table(results: Mapping[str, Any], baseline_results: Mapping[str, Any]) -> str:

@@ -449,13 +449,17 @@ def _irrelevant(training_args: Mapping[str, Any], key: str, value: Any) -> bool:
 def data_table(sources: Mapping[str, Mapping[str, Any]], results: Mapping[str, Any]) -> str:
     """Where each task's data came from, and how many examples trained and scored it."""
     num_eval, capped = results.get("num_examples", {}), results.get("capped", {})
+    split = results.get("split") or "evaluation"
     rows = []
     for task, source in sources.items():
         scored = format_value(num_eval.get(task))
         if task in capped:  # a max_eval_samples subsample of the split, not all of it
             scored += f" of {capped[task]['split_rows']} (subsample)"
+        held = (results.get("held_out") or {}).get(task, {}).get(split)
+        if held and task in num_eval:  # carved from the train rows (polyhead.data.carve_splits)
+            how = ", stratified by label" if held.get("stratified") else ""
+            scored += f" (held out: {held['fraction']:.0%} of the train rows, seed {held['seed']}{how})"
         rows.append((f"`{task}`", describe_source(source), format_value(source.get("num_train_examples")), scored))
-    split = results.get("split") or "evaluation"
     return markdown_table(("Task", "Data", "Training examples", f"`{split}` examples"), rows)
 
 

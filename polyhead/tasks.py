@@ -51,6 +51,10 @@ class TaskSpec:
         train_split, eval_split, test_split (`str`): split names; `eval_split`/`test_split` may be `None`.
         max_train_samples, max_eval_samples (`int`, *optional*): seeded random subsample of the train / eval and
             test splits.
+        validation_size, test_size (`float`, *optional*): when the data has no validation (test) split, this fraction
+            of the train rows is held out as one (seeded; stratified by label for a single-label task that does not
+            share its data source); `0` holds out nothing. `None`: the run-wide default (`DataArguments`, 0.1).
+            A split the data has is never replaced, and rows are only ever carved from the train split.
         threshold (`float`, *optional*): multi-label decision threshold stored in the config (default 0.5).
 
     Example:
@@ -78,6 +82,8 @@ class TaskSpec:
     test_split: str | None = "test"
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
+    validation_size: float | None = None
+    test_size: float | None = None
     threshold: float | None = None
 
     def __post_init__(self):
@@ -95,6 +101,8 @@ class TaskSpec:
             value = getattr(self, key)
             if value is not None and int(value) < 1:
                 raise ValueError(f"Task {self.name!r}: {key} must be None or >= 1, got {value}.")
+        for key in ("validation_size", "test_size"):
+            check_held_out_fraction(getattr(self, key), f"Task {self.name!r}: {key}")
 
     def _check_class_weights(self) -> None:
         weights = self.class_weights
@@ -143,6 +151,16 @@ class TaskSpec:
         return cls(**data)
 
 
+def check_held_out_fraction(value: float | None, name: str) -> None:
+    """Raises a `ValueError` unless `value` is `None` or a fraction of the train rows in [0, 1)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(
+            f"{name} must be a fraction of the train rows in [0, 1) (e.g. 0.1; 0 holds out nothing), got {value!r}."
+        )
+
+
 def _optional_split(value: str) -> str | None:
     return None if value.lower() in ("", "none", "null") else value
 
@@ -160,6 +178,8 @@ SHORT_FORM_OPTIONS = {
     "test_split": _optional_split,
     "max_train_samples": int,
     "max_eval_samples": int,
+    "validation_size": float,
+    "test_size": float,
     "threshold": float,
 }
 OPTION_ALIASES = {"text": "text_column", "label": "label_column", "text_pair": "text_pair_column"}
@@ -313,6 +333,7 @@ def read_json_or_yaml(path: str | os.PathLike, expected: str) -> Any:
 
 __all__ = [
     "DATA_EXTENSIONS",
+    "check_held_out_fraction",
     "SHORT_FORM_OPTIONS",
     "TaskSpec",
     "load_task_specs",

@@ -43,7 +43,7 @@ from polyhead import __version__, metrics
 from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
 from polyhead.encoders import TINY_ENCODER, check_max_length, encoder_config, hub_id, resolve_encoder
-from polyhead.evaluation import predict_all_logits, score_model, score_task, write_evaluation
+from polyhead.evaluation import NOT_SCORED_HINT, predict_all_logits, score_model, score_task, write_evaluation
 from polyhead.grow import extend_task_labels, forgetting_report, freeze_heads_except, match_label_maps, score_tasks
 from polyhead.model_card import encoder_hub_id, hub_id_or_none
 from polyhead.presets import tiny_encoder_config, tiny_tokenizer
@@ -306,7 +306,7 @@ def prepare_tasks(
 ) -> PreparedTasks:
     """Loads, validates (before any training) and tokenizes every task of `data_args`."""
     max_length = resolve_max_length(model_args)
-    data = load_task_data(data_args.task_specs(), seed=seed)
+    data = load_task_data(data_args.task_specs(), seed=seed, split_seed=data_args.split_seed)
     if model_args.init_from:
         config = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
         match_label_maps(data, config, extend_labels=model_args.extend_labels)
@@ -380,6 +380,12 @@ def train_and_evaluate(
         progress=not training_args.disable_tqdm,
         split_rows=split_rows,
     )
+    held_out = {name: task.held_out for name, task in prepared.data.items() if task.held_out}
+    if held_out:
+        results["held_out"] = held_out
+    not_scored = [name for name in prepared.data if name not in final]
+    if not_scored:
+        results["not_scored"] = not_scored
     if before is not None:
         results["forgetting"] = {
             "init_from": model_args.init_from,
@@ -544,7 +550,7 @@ def _final_eval_sets(prepared: PreparedTasks, role: str) -> tuple[dict[str, data
     for name, encoded in prepared.encoded.items():
         chosen = role if role in encoded else "eval"
         if chosen not in encoded:
-            logger.warning(f"Task {name!r} has no test or validation split: it is not scored.")
+            logger.warning(f"Task {name!r} has no test or validation split: it is not scored; {NOT_SCORED_HINT}.")
             continue
         if chosen != role:
             logger.warning(f"Task {name!r} has no {role} split: scoring its validation split instead.")

@@ -65,11 +65,15 @@ def scored(tmp_path, tokenizer):
             "sentiment",
             dataset=datasets.Dataset.from_dict({"text": texts, "label": ["positive", "negative"] * 3}),
             labels=["negative", "positive"],
+            test_size=0,  # scored on all of its rows (the train split): nothing held out
+            validation_size=0,
         ),
         TaskSpec(
             "emotions",
             dataset=datasets.Dataset.from_dict({"text": texts, "label": [["joy"], [], ["fear", "joy"]] * 2}),
             labels=["anger", "fear", "joy", "sadness"],
+            test_size=0,
+            validation_size=0,
         ),
     ]
     data = load_task_data(specs)

@@ -1,0 +1,180 @@
+"""A newcomer's first run: one data file (or a folder with only train) gets validation and test splits carved from
+its train rows; end-of-run tables work when some or no task is scored."""
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+
+from polyhead.data import carve_splits, held_out_rows, load_task_data
+from polyhead.evaluation import evaluate_saved_model, format_results_table
+from polyhead.model_card import render_model_card
+from polyhead.run_folder import read_training_args
+from polyhead.tasks import TaskSpec, parse_task
+from polyhead.testing_utils import WORDS
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _rows(n, labels, seed=0, multi=False):
+    # Unique texts (a row number in each), the label word in the text: learnable and traceable.
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = rng.choice(labels)
+        text = " ".join([label, *rng.sample(WORDS, 3), f"row{i}"])
+        rows.append({"text": text, "label": [label, rng.choice(labels)] if multi else label})
+    return rows
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        lines = ["text,label"] + [f"{row['text']},{row['label']}" for row in rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    else:
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def _train(tmp_path, capsys, *tasks, extra=()):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    output = tmp_path / "out"
+    argv = ["--encoder_name_or_path", "tiny-random-bert", "--tasks", *tasks, "--output_dir", str(output)]
+    argv += ["--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--max_length", "16"]
+    argv += ["--report_to", "none", "--save_strategy", "no", "--num_threads", "1", *extra]
+    results = script.main(argv)  # main returns normally (exit status 0) or raises SystemExit
+    return results["multitask"], output / "model", capsys.readouterr().out
+
+
+def _texts(path: Path) -> list[str]:
+    if path.suffix == ".csv":
+        return [line.split(",")[0] for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+    return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _check_carved(model_dir: Path, task: str, all_texts: list[str], sizes: dict[str, int], spec: TaskSpec):
+    """The run's split sizes, and the carved rows (recomputed from the same data and seed) disjoint from training."""
+    info = read_training_args(model_dir)
+    recorded = {entry["name"]: entry for entry in info["data"]["tasks"]}[task]
+    spec.test_size, spec.validation_size = recorded["test_size"], recorded["validation_size"]  # as the run resolved
+    data = load_task_data([spec], split_seed=info["data"]["split_seed"])[task]
+    texts = {role: list(dataset["text"]) for role, dataset in data.splits.items()}
+    assert {role: len(values) for role, values in texts.items()} == sizes
+    assert info["num_train_examples"][task] == sizes["train"]
+    for role in set(texts) - {"train"}:
+        assert not set(texts[role]) & set(texts["train"]), role
+    assert sorted(sum(texts.values(), [])) == sorted(all_texts)  # nothing lost, nothing repeated
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_one_file_trains_scores_on_carved_splits_and_writes_a_card(tmp_path, capsys, suffix):
+    path = _write(tmp_path / f"data{suffix}", _rows(100, ["good", "bad", "meh"]))
+    results, model_dir, printed = _train(tmp_path, capsys, f"a={path}")
+    held = results["held_out"]["a"]
+    assert held["test"] == {"from": "train", "fraction": 0.1, "seed": 42, "rows": 10, "stratified": True}
+    assert held["validation"]["rows"] == 9  # 10% of the 90 rows left after the test rows
+    assert results["split"] == "test" and results["num_examples"] == {"a": 10}
+    assert "accuracy" in results["tasks"]["a"] and "not scored" not in printed
+    _check_carved(model_dir, "a", _texts(path), {"train": 81, "eval": 9, "test": 10}, parse_task(f"a={path}"))
+    saved = json.loads((model_dir / "results.json").read_text())
+    assert saved["held_out"] == results["held_out"]
+    card = render_model_card(
+        json.loads((model_dir / "config.json").read_text()), saved, read_training_args(model_dir), repo_id="org/m"
+    )
+    assert "held out: 10% of the train rows, seed 42, stratified by label" in card
+    assert "| Accuracy |" in card and "## Evaluation" in card  # the metrics table of the scored task
+
+
+def test_stratified_carving_keeps_each_label_share_and_is_reproducible():
+    labels = ["a"] * 60 + ["b"] * 30 + ["c"] * 10
+    kept, held = held_out_rows(100, 0.2, np.random.default_rng([42, 0]), labels)
+    assert Counter(labels[i] for i in held) == {"a": 12, "b": 6, "c": 2}
+    assert sorted(kept + held) == list(range(100))
+    again = held_out_rows(100, 0.2, np.random.default_rng([42, 0]), labels)
+    other = held_out_rows(100, 0.2, np.random.default_rng([43, 0]), labels)
+    assert again == (kept, held) and other[1] != held
+
+
+def test_folder_with_only_train_and_evaluation_scores_the_same_rows(tmp_path, capsys):
+    folder = tmp_path / "task"
+    path = _write(folder / "train.jsonl", _rows(60, ["x", "y"]))
+    results, model_dir, _ = _train(tmp_path, capsys, f"t={folder}", extra=["--test_size", "0.2"])
+    assert results["held_out"]["t"]["test"]["rows"] == 12 and results["num_examples"] == {"t": 12}
+    _check_carved(model_dir, "t", _texts(path), {"train": 43, "eval": 5, "test": 12}, parse_task(f"t={folder}"))
+    # A later evaluation run on the same data carves the same rows with the run's recorded fraction and seed.
+    again = evaluate_saved_model(model_dir, [f"t={folder}"], output_dir=tmp_path / "eval")
+    assert again["num_examples"] == {"t": 12} and again["held_out"]["t"]["test"] == results["held_out"]["t"]["test"]
+    assert again["tasks"]["t"] == pytest.approx(results["tasks"]["t"])
+
+
+def test_given_validation_split_is_kept_and_only_test_is_carved(tmp_path, capsys):
+    folder = tmp_path / "task"
+    train = _write(folder / "train.csv", _rows(50, ["x", "y"], seed=1))
+    validation = _write(folder / "validation.csv", _rows(7, ["x", "y"], seed=2))
+    results, model_dir, _ = _train(tmp_path, capsys, f"t={folder}")
+    assert set(results["held_out"]["t"]) == {"test"} and results["num_examples"] == {"t": 5}
+    spec = parse_task(f"t={folder}")
+    data = load_task_data([spec])["t"]
+    assert list(data.splits["eval"]["text"]) == _texts(validation)  # the user's split, untouched
+    _check_carved(model_dir, "t", _texts(train) + _texts(validation), {"train": 45, "eval": 7, "test": 5}, spec)
+
+
+def test_multi_label_single_file_carves_a_plain_seeded_fraction(tmp_path, capsys):
+    path = _write(tmp_path / "tags.jsonl", _rows(80, ["red", "blue", "green"], multi=True))
+    results, model_dir, _ = _train(tmp_path, capsys, f"tags={path}")
+    assert results["problem_types"] == {"tags": "multi_label_classification"}
+    assert results["held_out"]["tags"]["test"]["stratified"] is False
+    assert "f1_micro" in results["tasks"]["tags"]
+    _check_carved(model_dir, "tags", _texts(path), {"train": 65, "eval": 7, "test": 8}, parse_task(f"tags={path}"))
+
+
+def test_run_where_no_task_is_scored_exits_cleanly_and_says_how_to_score(tmp_path, capsys):
+    a = _write(tmp_path / "a.csv", _rows(30, ["x", "y"]))
+    b = _write(tmp_path / "b.jsonl", _rows(30, ["p", "q"], seed=3))
+    extra = ["--test_size", "0", "--validation_size", "0"]
+    results, model_dir, printed = _train(tmp_path, capsys, f"a={a}", f"b={b}", extra=extra)
+    assert results["tasks"] == {} and results["not_scored"] == ["a", "b"] and "held_out" not in results
+    assert "not scored (no test or validation split): a, b." in printed
+    assert "--test_size 0.1" in printed
+    assert (model_dir / "model.safetensors").is_file()
+
+
+def test_some_tasks_scored_table_names_the_others():
+    results = {
+        "tasks": {"a": {"accuracy": 0.5, "f1_macro": 0.4, "precision_macro": 0.4, "recall_macro": 0.4}},
+        "num_examples": {"a": 10},
+        "average": {"accuracy": 0.5, "f1_macro": 0.4, "primary": 0.4},
+        "not_scored": ["b"],
+    }
+    table = format_results_table(results)
+    assert "0.500" in table and "not scored (no test or validation split): b." in table
+
+
+def test_shared_source_tasks_carve_the_same_rows():
+    rows = _rows(40, ["x", "y"])
+    dataset = datasets.Dataset.from_list([{**row, "other": row["label"][::-1]} for row in rows])
+    specs = [TaskSpec("a", dataset=dataset), TaskSpec("b", dataset=dataset, label_column="other")]
+    data = load_task_data(specs)
+    assert list(data["a"].splits["test"]["text"]) == list(data["b"].splits["test"]["text"])
+    assert data["a"].held_out["test"]["stratified"] is False
+
+
+def test_bad_fractions_and_too_small_train_split_are_named():
+    with pytest.raises(ValueError, match=r"test_size must be a fraction of the train rows in \[0, 1\)"):
+        TaskSpec("a", data_files="a.csv", test_size=1.5)
+    two = datasets.Dataset.from_list([{"text": "one", "label": "x"}, {"text": "two", "label": "y"}])
+    with pytest.raises(ValueError, match=r"only 2 row\(s\).*set test_size=0"):
+        carve_splits(TaskSpec("a", dataset=two, test_size=0.9), {"train": two}, stratify=False)
+    splits, held_out = carve_splits(TaskSpec("a", dataset=two), {"train": two})  # 10% of 2 rows: not one row
+    assert held_out == {} and len(splits["train"]) == 2 and set(splits) == {"train"}
+    assert parse_task("a=data.csv:test_size=0.2,validation_size=0").test_size == 0.2
