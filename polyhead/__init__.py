@@ -9,9 +9,13 @@ remote code.
 
 from transformers import AutoConfig, AutoModel
 
-from polyhead_remote.configuration_multitask import MultitaskConfig
-from polyhead_remote.modeling_multitask import MultitaskModel, MultitaskOutput
-from polyhead_remote.pipelines.multitask_classification import MultitaskClassificationPipeline, register_pipeline
+from polyhead.remote_code import (
+    MultitaskClassificationPipeline,
+    MultitaskConfig,
+    MultitaskModel,
+    MultitaskOutput,
+    register_pipeline,
+)
 
 
 __version__ = "0.1.0"

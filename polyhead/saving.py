@@ -8,7 +8,6 @@ current directory or one of its parents, the home directory and the filesystem r
 import json
 import os
 import shutil
-import struct
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -16,9 +15,9 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from polyhead.remote_code import PIPELINE_FILE, MultitaskConfig, MultitaskModel
+from polyhead.run_folder import check_model_weights
 from polyhead.serving import SERVING_DIR, SERVING_FILES
-from polyhead_remote.configuration_multitask import MultitaskConfig
-from polyhead_remote.modeling_multitask import PIPELINE_FILE, MultitaskModel
 
 
 REMOTE_CODE_FILES = ("configuration_multitask.py", "modeling_multitask.py", PIPELINE_FILE)
@@ -251,48 +250,6 @@ def check_model_folder(folder: str | os.PathLike) -> None:
     pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl"))
     if pickled:
         raise ValueError(f"{folder} holds pickled files {pickled}: only safetensors weights are published.")
-
-
-def check_weights_file(path: str | os.PathLike) -> dict[str, list[int]]:
-    r"""
-    Raises a `ValueError` naming `path` unless it is a complete safetensors file (an empty, truncated or padded file
-    is refused); returns `{tensor name: shape}` from its header.
-
-    Example:
-
-    ```python
-    >>> check_weights_file("outputs/model/model.safetensors")["heads.topic.weight"]
-    [5, 384]
-    ```
-    """
-    path = Path(path)
-    size = path.stat().st_size
-    if size == 0:
-        raise ValueError(f"{path} is empty (0 bytes): the weights were not written. Save or download it again.")
-    with open(path, "rb") as f:
-        prefix = f.read(8)
-        header_size = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else size
-        if 8 + header_size > size:
-            raise ValueError(f"{path} is truncated ({size} bytes): not even its safetensors header is complete.")
-        try:
-            header = json.loads(f.read(header_size))
-            tensors = {name: info for name, info in header.items() if name != "__metadata__"}
-            expected = 8 + header_size + max((info["data_offsets"][1] for info in tensors.values()), default=0)
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError, IndexError) as error:
-            raise ValueError(f"{path} is not a safetensors file (its header does not parse: {error}).") from None
-    if size != expected:
-        state = "truncated" if size < expected else "longer than its header says"
-        raise ValueError(f"{path} is {state}: {size} bytes where its safetensors header describes {expected}.")
-    return {name: list(info.get("shape", [])) for name, info in tensors.items()}
-
-
-def check_model_weights(folder: str | os.PathLike) -> dict[str, list[int]]:
-    """Checks every `*.safetensors` file at the top of `folder` with [`check_weights_file`]; returns all their
-    `{tensor name: shape}`."""
-    shapes = {}
-    for path in sorted(Path(folder).glob("*.safetensors")):
-        shapes.update(check_weights_file(path))
-    return shapes
 
 
 def check_weights_match_config(folder: str | os.PathLike) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import datasets
 import yaml
 
-from polyhead_remote.configuration_multitask import MULTI_LABEL, PROBLEM_TYPES, check_task_name, normalize_task
+from polyhead.remote_code import MULTI_LABEL, PROBLEM_TYPES, check_task_name, normalize_task
 
 
 DATA_EXTENSIONS = ("jsonl", "json", "csv", "parquet")

@@ -11,7 +11,7 @@ from polyhead.presets import (  # noqa: F401 (re-exported: tests import them fro
     tiny_encoder_config,
     tiny_tokenizer,
 )
-from polyhead_remote.configuration_multitask import MULTI_LABEL, MultitaskConfig
+from polyhead.remote_code import MULTI_LABEL, MultitaskConfig
 
 
 TINY_TASKS = {

@@ -4,7 +4,7 @@
 [--batch1-texts 48] [--no-per-text-calls] [--repeats 5] [--output outputs/bench_heads.json]`. Random heads return
 about half of every multi-label task's labels; calibrated heads (biases shifted on 128 tweets of the validation splits)
 about as many per task as go_emotions has per text (its train split). Batch 1 is timed as one call on a list and,
-unless `--no-per-text-calls`, as one call per text. See `polyhead.bench_heads`.
+unless `--no-per-text-calls`, as one call per text. See `polyhead.benchmark.heads`.
 """
 
 import argparse
@@ -14,14 +14,15 @@ from pathlib import Path
 
 import torch
 
-from polyhead.bench_heads import DEFAULT_DATA_DIR, HEADS, heads_table, labels_per_text, measure_heads, real_texts
+from polyhead.benchmark.heads import HEADS, heads_table, labels_per_text, measure_heads
+from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, load_texts
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="1,10,100,500", help="Task counts T, comma-separated (first: reference).")
     parser.add_argument(
-        "--heads", default=",".join(HEADS), help="random and/or calibrated (see polyhead.bench_heads)."
+        "--heads", default=",".join(HEADS), help="random and/or calibrated (see polyhead.benchmark.heads)."
     )
     parser.add_argument("--batch-sizes", default="32,1", help="Batch sizes, comma-separated.")
     parser.add_argument("--num-texts", type=int, default=256, help="Real tweets timed per pass.")
@@ -42,19 +43,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.encoder is None:
-        from polyhead.demo import encoder_path
+        from polyhead.demo.run import encoder_path
 
         args.encoder = encoder_path()
     rows = measure_heads(
         args.encoder,
-        real_texts(args.num_texts, args.data_dir),
+        load_texts(args.num_texts, args.data_dir),
         [int(t) for t in args.tasks.split(",")],
         [int(b) for b in args.batch_sizes.split(",")],
         args.repeats,
         args.batch1_texts,
         args.clock,
         args.heads.split(","),
-        calibration_texts=real_texts(128, args.data_dir, split="validation"),
+        calibration_texts=load_texts(128, args.data_dir, split="validation"),
         calibration_labels_per_text=labels_per_text(Path(args.data_dir) / "go_emotions" / "train.jsonl"),
         per_text_calls=args.per_text_calls,
     )

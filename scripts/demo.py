@@ -2,7 +2,7 @@
 
     python scripts/demo.py [--output_dir outputs/demo-model] [--max_train_per_task 1500] [--num_train_epochs 2] ...
 
-Flags are the fields of `polyhead.demo.DemoConfig`. `bash scripts/run_demo.sh` installs everything first.
+Flags are the fields of `polyhead.demo.run.DemoConfig`. `bash scripts/run_demo.sh` installs everything first.
 """
 
 import os
@@ -13,7 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from transformers import HfArgumentParser  # noqa: E402
 
-from polyhead.demo import DemoConfig, run_demo  # noqa: E402
+from polyhead.demo.run import DemoConfig, run_demo  # noqa: E402
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Zero-shot accuracy of a model's NLI task on labelled sets it never saw, against the majority baseline.
 
 `python scripts/eval_zero_shot.py MODEL_DIR [--datasets sst2,trec] [--max-samples 300] [--data-dir ../shared/data]
-[--template "This example is {}."] [--batch-size 32] [--output FILE]`. See `polyhead.zero_shot_eval`.
+[--template "This example is {}."] [--batch-size 32] [--output FILE]`. See `polyhead.benchmark.zero_shot`.
 """
 
 import argparse
@@ -11,7 +11,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, pipeline
 
 from polyhead import MultitaskModel
-from polyhead.zero_shot_eval import LABEL_NAMES, read_rows, zero_shot_accuracy
+from polyhead.benchmark.zero_shot import LABEL_NAMES, read_rows, zero_shot_accuracy
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,8 +14,8 @@ import sys
 
 import torch
 
-from polyhead.arguments import disable_progress_bars
-from polyhead.evaluation import evaluate_saved_model, format_results_table
+from polyhead.evaluation.scoring import evaluate_saved_model, format_results_table
+from polyhead.training.arguments import disable_progress_bars
 
 
 def positive_int(text: str) -> int:

@@ -3,13 +3,13 @@
     python scripts/export_onnx.py outputs/demo-model --int8
 
 One graph answers every task (outputs `logits.<task>`); it is kept only if its fp32 logits match torch within --atol.
-Needs the onnx extra: pip install 'polyhead[onnx]'. See `polyhead.onnx_export`.
+Needs the onnx extra: pip install 'polyhead[onnx]'. See `polyhead.exporters.onnx`.
 """
 
 import argparse
 import sys
 
-from polyhead.onnx_export import DEFAULT_ATOL, EXPORTERS, OPSET, ParityError, export_onnx
+from polyhead.exporters.onnx import DEFAULT_ATOL, EXPORTERS, OPSET, ParityError, export_onnx
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,8 +13,8 @@ import argparse
 import json
 import sys
 
-from polyhead.export import export_task, publish_exported_task
-from polyhead.publish import PublishError
+from polyhead.exporters.task_checkpoint import export_task, publish_exported_task
+from polyhead.publishing.upload import PublishError
 
 
 def main(argv: list[str] | None = None) -> dict:

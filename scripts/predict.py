@@ -5,14 +5,14 @@
 
 Input: CSV, JSONL or Parquet with a text column (--text-column) and optionally a second text (--text-pair-column).
 Output: JSONL or Parquet, input columns kept, input order kept, plus `<task>` and `<task>_score` per task.
-See `polyhead.predict`.
+See `polyhead.serving.predict`.
 """
 
 import argparse
 import sys
 
-from polyhead.predict import TORCH_DTYPES, predict_file
 from polyhead.serving import ONNX_FILE, QUANTIZED_FILE
+from polyhead.serving.predict import TORCH_DTYPES, predict_file
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,8 +17,8 @@ and the data in the card's metadata.
 import argparse
 import sys
 
-from polyhead.model_card import MultitaskCardData
-from polyhead.publish import PublishError, PublishResult, publish_model
+from polyhead.publishing.model_card import MultitaskCardData
+from polyhead.publishing.upload import PublishError, PublishResult, publish_model
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

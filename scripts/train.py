@@ -1,6 +1,6 @@
 """Multitask training: `python scripts/train.py configs/tiny.yaml [--flag value ...]` or all flags on the command line.
 
-Arguments: `polyhead.arguments` (ModelArguments, DataArguments, MultitaskTrainingArguments). Multi-GPU:
+Arguments: `polyhead.training.arguments` (ModelArguments, DataArguments, MultitaskTrainingArguments). Multi-GPU:
 `accelerate launch scripts/train.py configs/tweets.yaml`. Ends with the per-task results table and, with
 `--single_task_baselines true`, the multitask vs single-task comparison. Arguments that cannot train and a
 `--model_dir` whose writing could delete files are refused before anything is read, with a one-line error and exit
@@ -10,10 +10,10 @@ status 1.
 import json
 import sys
 
-from polyhead.arguments import disable_progress_bars, parse_args
-from polyhead.evaluation import format_comparison_table, format_results_table
+from polyhead.evaluation.scoring import format_comparison_table, format_results_table
 from polyhead.run_folder import BASELINE_RESULTS_FILE, RESULTS_FILE
-from polyhead.training import check_output_locations, run
+from polyhead.training.arguments import disable_progress_bars, parse_args
+from polyhead.training.trainer import check_output_locations, run
 
 
 def main(argv: list[str] | None = None) -> dict:

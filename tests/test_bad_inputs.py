@@ -13,7 +13,14 @@ import torch
 from transformers import DebertaV2Config
 
 from polyhead import MultitaskModel
-from polyhead.arguments import (
+from polyhead.data import check_data_file, load_task_data
+from polyhead.encoders import LOCAL_ENCODERS, check_max_length, hub_id, position_limit, resolve_encoder
+from polyhead.evaluation.scoring import evaluate_saved_model
+from polyhead.publishing.model_card import MultitaskCardData
+from polyhead.saving import save_model_folder
+from polyhead.tasks import TaskSpec, load_task_specs
+from polyhead.testing_utils import ENCODER_FAMILIES, tiny_encoder_config, tiny_multitask_config
+from polyhead.training.arguments import (
     DataArguments,
     ModelArguments,
     MultitaskTrainingArguments,
@@ -21,14 +28,7 @@ from polyhead.arguments import (
     launched_distributed,
     parse_args,
 )
-from polyhead.data import check_data_file, load_task_data
-from polyhead.encoders import LOCAL_ENCODERS, check_max_length, hub_id, position_limit, resolve_encoder
-from polyhead.evaluation import evaluate_saved_model
-from polyhead.model_card import MultitaskCardData
-from polyhead.saving import save_model_folder
-from polyhead.tasks import TaskSpec, load_task_specs
-from polyhead.testing_utils import ENCODER_FAMILIES, tiny_encoder_config, tiny_multitask_config
-from polyhead.training import resolve_max_length, run
+from polyhead.training.trainer import resolve_max_length, run
 
 
 ROOT = Path(__file__).resolve().parents[1]

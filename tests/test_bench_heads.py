@@ -10,14 +10,14 @@ import torch
 from transformers import AutoTokenizer, pipeline
 
 from polyhead import MultitaskModel
-from polyhead.bench_heads import (
+from polyhead.benchmark import save_tiny_encoder, synthetic_texts
+from polyhead.benchmark.heads import (
     calibrate_multi_label_heads,
     heads_table,
     labels_per_text,
     measure_heads,
     synthetic_tasks,
 )
-from polyhead.benchmark import save_tiny_encoder, synthetic_texts
 
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_heads.py"

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_model_card import RESULTS
-from test_publish import hub, publish  # noqa: F401  (the local Hub server fixture)
-from test_remote_code import BLOCKER
+from helpers import BLOCKER, RESULTS, publish
 
 from polyhead import MultitaskModel
 from polyhead.saving import save_model_folder
@@ -114,7 +112,7 @@ def test_every_release_loads_resaves_and_answers_alike(folders, reference, tmp_p
 
 
 @pytest.mark.slow
-def test_oldest_release_loads_from_a_hub_server(hub, folders, reference, tmp_path):  # noqa: F811
+def test_oldest_release_loads_from_a_hub_server(hub, folders, reference, tmp_path):
     python = compat_pythons()[OLDEST]
     folder = folders[0]  # bert, as saved here; publishing needs its results (the card is built from them)
     (folder / "results.json").write_text(json.dumps(RESULTS), encoding="utf-8")

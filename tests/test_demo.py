@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from polyhead.demo import DemoConfig, closing_note, format_answers, same_answers
-from polyhead.model_card import flatten_prediction
+from polyhead.demo.run import DemoConfig, closing_note, format_answers, same_answers
+from polyhead.publishing.model_card import flatten_prediction
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def test_run_demo_script_installs_then_runs():
 
 @needs_demo_packages
 def test_demo_arguments_use_real_encoder_and_data():
-    from polyhead.demo import demo_arguments
+    from polyhead.demo.run import demo_arguments
 
     model_args, data_args, training_args = demo_arguments(DemoConfig(max_train_per_task=50, max_eval_per_task=20))
     assert Path(model_args.encoder_name_or_path, "config.json").is_file()
@@ -60,7 +60,7 @@ def test_demo_arguments_use_real_encoder_and_data():
 @pytest.mark.slow
 @needs_demo_packages
 def test_small_demo_end_to_end(tmp_path):
-    from polyhead.demo import run_demo
+    from polyhead.demo.run import run_demo
 
     config = DemoConfig(
         output_dir=str(tmp_path / "model"),

@@ -10,7 +10,7 @@ import torch
 
 from polyhead import MultitaskModel
 from polyhead.data import MultitaskCollator, load_task_data, tokenize_task_data
-from polyhead.evaluation import (
+from polyhead.evaluation.scoring import (
     evaluate_model,
     format_results_table,
     majority_predictions,

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import BLOCKER, api_for, run_fresh
 from huggingface_hub import ModelCard
-from test_publish import api_for, hub  # noqa: F401  (the local Hub server fixture)
-from test_remote_code import BLOCKER, run_fresh
 from transformers import AutoModelForSequenceClassification, BertModel, GPT2Config, pipeline
 
 from polyhead import MultitaskConfig, MultitaskModel
-from polyhead.export import export_task, publish_exported_task
-from polyhead.publish import PublishError
+from polyhead.exporters.task_checkpoint import export_task, publish_exported_task
+from polyhead.publishing.upload import PublishError
 from polyhead.saving import save_model_folder
 from polyhead.testing_utils import ENCODER_FAMILIES, tiny_encoder_config, tiny_multitask_config, tiny_tokenizer
 
@@ -117,7 +116,7 @@ def test_native_pooling_starts_from_the_pretrained_bert_pooler(tmp_path):
     assert model.encoder.pooler is None
 
 
-def test_publish_an_exported_task_to_the_hub_and_load_it_back(hub, tmp_path):  # noqa: F811
+def test_publish_an_exported_task_to_the_hub_and_load_it_back(hub, tmp_path):
     model, tokenizer = native_model("roberta"), tiny_tokenizer()
     export_task(model, "emotions", tmp_path / "emotions", tokenizer=tokenizer, base_model="org/multitask")
     result = publish_exported_task(tmp_path / "emotions", "org/emotions", endpoint=hub.url, token="test-token")

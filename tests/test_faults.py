@@ -18,17 +18,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_publish import CARD, ROOT, api_for, local_model, model_folder, publish  # noqa: F401 (fixtures)
-from test_training import _args, _tasks
+from helpers import CARD, ROOT, tiny_task_specs, training_args
 
 from polyhead import MultitaskModel
-from polyhead.arguments import DataArguments, ModelArguments, parse_args
-from polyhead.evaluation import evaluate_saved_model
-from polyhead.model_card import predict_widget
-from polyhead.publish import PublishError, publish_model
-from polyhead.saving import UnsafeFolderError, atomic_folder, check_weights_file, save_model_folder
+from polyhead.evaluation.scoring import evaluate_saved_model
+from polyhead.publishing.model_card import predict_widget
+from polyhead.publishing.upload import PublishError, publish_model
+from polyhead.run_folder import check_weights_file
+from polyhead.saving import UnsafeFolderError, atomic_folder, save_model_folder
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
-from polyhead.training import resolve_resume_checkpoint, run
+from polyhead.training.arguments import DataArguments, ModelArguments, parse_args
+from polyhead.training.trainer import resolve_resume_checkpoint, run
 
 
 serving = pytest.importorskip("hub_server", reason="tests/hub_server.py is missing").serving
@@ -145,17 +145,17 @@ def test_model_dir_that_would_delete_files_is_refused_before_training(tmp_path, 
     (tmp_path / "run" / "checkpoint-3").mkdir(parents=True)
     (tmp_path / "run" / "checkpoint-3" / "trainer_state.json").write_text("{}")
     target = str(tmp_path / model_dir) if model_dir not in (".",) else model_dir
-    args = _args(tmp_path, model_dir=target)
+    args = training_args(tmp_path, model_dir=target)
     with pytest.raises(ValueError, match=match):
-        run(ModelArguments(), DataArguments(tasks=_tasks(16)), args)
+        run(ModelArguments(), DataArguments(tasks=tiny_task_specs(16)), args)
     assert (tmp_path / "keep" / "notes.txt").read_text() == "mine"
     assert (tmp_path / "run" / "checkpoint-3" / "trainer_state.json").is_file()
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint-3"]  # nothing trained
 
 
 def test_model_dir_inside_output_dir_keeps_the_checkpoints(tmp_path):
-    args = _args(tmp_path, model_dir=str(tmp_path / "run" / "final"), save_strategy="steps", save_steps=2)
-    run(ModelArguments(), DataArguments(tasks=_tasks(16)), args)
+    args = training_args(tmp_path, model_dir=str(tmp_path / "run" / "final"), save_strategy="steps", save_steps=2)
+    run(ModelArguments(), DataArguments(tasks=tiny_task_specs(16)), args)
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert "final" in names and any(name.startswith("checkpoint-") for name in names)
     assert MultitaskModel.from_pretrained(tmp_path / "run" / "final").config.task_names == [
@@ -163,7 +163,7 @@ def test_model_dir_inside_output_dir_keeps_the_checkpoints(tmp_path):
         "topic",
         "emotions",
     ]
-    run(ModelArguments(), DataArguments(tasks=_tasks(16)), args)  # a second run replaces its own model folder
+    run(ModelArguments(), DataArguments(tasks=tiny_task_specs(16)), args)  # a second run replaces its own model folder
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == names
 
 
@@ -188,8 +188,8 @@ def test_epochs_zero_with_max_steps_trains():
 
 
 def _checkpoints(tmp_path):
-    args = _args(tmp_path, max_steps=4, save_strategy="steps", save_steps=2)
-    run(ModelArguments(), DataArguments(tasks=_tasks(16)), args)
+    args = training_args(tmp_path, max_steps=4, save_strategy="steps", save_steps=2)
+    run(ModelArguments(), DataArguments(tasks=tiny_task_specs(16)), args)
     return tmp_path / "run", args
 
 
@@ -197,7 +197,7 @@ def test_resume_skips_a_broken_newest_checkpoint_and_names_it(tmp_path, caplog):
     output_dir, args = _checkpoints(tmp_path)
     assert resolve_resume_checkpoint("true", str(output_dir)) == str(output_dir / "checkpoint-4")
     _truncate(output_dir / "checkpoint-4" / "model.safetensors")
-    with caplog.at_level(logging.WARNING, logger="polyhead.training"):
+    with caplog.at_level(logging.WARNING, logger="polyhead.training.trainer"):
         assert resolve_resume_checkpoint("true", str(output_dir)) == str(output_dir / "checkpoint-2")
     assert "checkpoint-4/model.safetensors is truncated" in caplog.text
     with pytest.raises(ValueError, match="checkpoint-4/model.safetensors is truncated"):
@@ -212,15 +212,15 @@ def test_training_resumes_past_a_broken_checkpoint(tmp_path):
     output_dir, args = _checkpoints(tmp_path)
     _truncate(output_dir / "checkpoint-4" / "model.safetensors", keep=0.0)
     args.resume_from_checkpoint, args.max_steps = "true", 6
-    run(ModelArguments(), DataArguments(tasks=_tasks(16)), args)
+    run(ModelArguments(), DataArguments(tasks=tiny_task_specs(16)), args)
     state = json.loads((output_dir / "checkpoint-6" / "trainer_state.json").read_text())
     assert state["global_step"] == 6 and (output_dir / "model" / "model.safetensors").is_file()
 
 
 def test_resume_with_baselines_resumes_each_from_its_own_checkpoints(tmp_path):
-    args = _args(tmp_path, max_steps=2, save_strategy="steps", save_steps=2, single_task_baselines=True)
+    args = training_args(tmp_path, max_steps=2, save_strategy="steps", save_steps=2, single_task_baselines=True)
     args.keep_baseline_checkpoints = True  # by default they are removed once each baseline's folder is written
-    specs = _tasks(16)[:2]
+    specs = tiny_task_specs(16)[:2]
     run(ModelArguments(), DataArguments(tasks=specs), args)
     (tmp_path / "run" / "baselines" / "topic").rename(tmp_path / "topic-never-started")
     args.resume_from_checkpoint, args.max_steps = str(tmp_path / "run" / "checkpoint-2"), 4
@@ -274,14 +274,14 @@ def _publish(server, folder, repo_id, **kwargs):
     return publish_model(folder, repo_id, endpoint=server.url, **kwargs)
 
 
-def _retrained(model_folder, folder, seed):  # noqa: F811 (the fixture's value)
+def _retrained(model_folder, folder, seed):
     _save(folder, seed=seed)
     for name in ("results.json", "training_args.json"):
         (folder / name).write_bytes((model_folder / name).read_bytes())
     return folder
 
 
-def _hand_edited(model_folder, tmp_path):  # noqa: F811 (the fixture's value)
+def _hand_edited(model_folder, tmp_path):
     folder = tmp_path / "hand"
     folder.mkdir()
     for path in model_folder.iterdir():
@@ -291,7 +291,7 @@ def _hand_edited(model_folder, tmp_path):  # noqa: F811 (the fixture's value)
     return folder
 
 
-def test_truncated_weights_are_not_published_whatever_the_readme(fresh_hub, model_folder, tmp_path):  # noqa: F811
+def test_truncated_weights_are_not_published_whatever_the_readme(fresh_hub, model_folder, tmp_path):
     folder = _hand_edited(model_folder, tmp_path)
     _truncate(folder / "model.safetensors")
     with pytest.raises(PublishError, match="model.safetensors is truncated.*Nothing was published"):
@@ -301,7 +301,7 @@ def test_truncated_weights_are_not_published_whatever_the_readme(fresh_hub, mode
     assert not fresh_hub.repos and not (tmp_path / "preview").exists()
 
 
-def test_weights_that_disagree_with_the_config_are_not_published(fresh_hub, model_folder, tmp_path):  # noqa: F811
+def test_weights_that_disagree_with_the_config_are_not_published(fresh_hub, model_folder, tmp_path):
     folder = _hand_edited(model_folder, tmp_path)
     config = json.loads((folder / "config.json").read_text())
     tasks = config["tasks"]  # a list of {"name", "labels", "problem_type"}
@@ -319,12 +319,12 @@ def test_weights_that_disagree_with_the_config_are_not_published(fresh_hub, mode
     assert not fresh_hub.repos
 
 
-def test_a_lost_commit_response_reports_the_commit_that_landed(fresh_hub, model_folder, tmp_path, caplog):  # noqa: F811
+def test_a_lost_commit_response_reports_the_commit_that_landed(fresh_hub, model_folder, tmp_path, caplog):
     _publish(fresh_hub, model_folder, "org/lost")
     before = fresh_hub.commits("org/lost")
     retrained = _retrained(model_folder, tmp_path / "retrained", seed=3)
     fresh_hub.drop_next_commit_response = True
-    with caplog.at_level(logging.WARNING, logger="polyhead.publish"):
+    with caplog.at_level(logging.WARNING, logger="polyhead.publishing.upload"):
         result = _publish(fresh_hub, retrained, "org/lost", commit_message="answer lost")
     after = fresh_hub.commits("org/lost")
     assert after[1:] == before and result.commit_oid == after[0]  # exactly one new commit: the client's retry was
@@ -334,7 +334,7 @@ def test_a_lost_commit_response_reports_the_commit_that_landed(fresh_hub, model_
     assert fresh_hub.files("org/lost")["model.safetensors"] == _weights(retrained)
 
 
-def test_an_unknown_outcome_is_reported_as_unknown(fresh_hub, model_folder, tmp_path, monkeypatch):  # noqa: F811
+def test_an_unknown_outcome_is_reported_as_unknown(fresh_hub, model_folder, tmp_path, monkeypatch):
     _skip_retry_waits(monkeypatch)
     _publish(fresh_hub, model_folder, "org/unknown")
     head = fresh_hub.commits("org/unknown")[0]
@@ -344,7 +344,7 @@ def test_an_unknown_outcome_is_reported_as_unknown(fresh_hub, model_folder, tmp_
     assert fresh_hub.commits("org/unknown")[1] == head
 
 
-def test_a_concurrent_commit_is_neither_piled_on_nor_claimed(fresh_hub, model_folder, tmp_path):  # noqa: F811
+def test_a_concurrent_commit_is_neither_piled_on_nor_claimed(fresh_hub, model_folder, tmp_path):
     _publish(fresh_hub, model_folder, "org/busy")
     head = fresh_hub.commits("org/busy")[0]
     fresh_hub.interleave_next_commit = True
@@ -362,7 +362,7 @@ def _skip_retry_waits(monkeypatch):
     monkeypatch.setattr(_http, "time", types.SimpleNamespace(sleep=lambda seconds: None, time=time.time))
 
 
-def test_a_failed_commit_says_the_branch_head_is_unchanged(fresh_hub, model_folder, tmp_path):  # noqa: F811
+def test_a_failed_commit_says_the_branch_head_is_unchanged(fresh_hub, model_folder, tmp_path):
     _publish(fresh_hub, model_folder, "org/failed")
     head = fresh_hub.commits("org/failed")[0]
     fresh_hub.fail_next_commit = True
@@ -372,7 +372,7 @@ def test_a_failed_commit_says_the_branch_head_is_unchanged(fresh_hub, model_fold
     assert fresh_hub.commits("org/failed")[0] == head
 
 
-def test_an_lfs_upload_refused_with_401_is_a_clear_failure(fresh_hub, model_folder, tmp_path):  # noqa: F811
+def test_an_lfs_upload_refused_with_401_is_a_clear_failure(fresh_hub, model_folder, tmp_path):
     fresh_hub.fail_lfs_upload = 401
     with pytest.raises(
         PublishError, match="Error while uploading '.*' to the Hub.*401 Unauthorized.*No commit was created"
@@ -392,14 +392,14 @@ def test_an_lfs_upload_refused_with_401_is_a_clear_failure(fresh_hub, model_fold
     assert done.returncode != 0 and "No commit was created" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_server_gone_during_the_lfs_upload_is_a_clear_failure(fresh_hub, model_folder, monkeypatch):  # noqa: F811
+def test_a_server_gone_during_the_lfs_upload_is_a_clear_failure(fresh_hub, model_folder, monkeypatch):
     _skip_retry_waits(monkeypatch)
     fresh_hub.stop_on_lfs_upload = True
     with pytest.raises(PublishError, match="Error while uploading '.*' to the Hub.*No commit was created"):
         _publish(fresh_hub, model_folder, "org/gone")
 
 
-def test_a_link_out_of_the_folder_is_refused(fresh_hub, model_folder, tmp_path):  # noqa: F811
+def test_a_link_out_of_the_folder_is_refused(fresh_hub, model_folder, tmp_path):
     folder = _hand_edited(model_folder, tmp_path)
     secret = tmp_path / "secret.txt"
     secret.write_text("not for the Hub")
@@ -423,7 +423,7 @@ def test_a_link_out_of_the_folder_is_refused(fresh_hub, model_folder, tmp_path):
     assert not any(name.startswith(("checkpoint-1", "copies")) for name in result.files)
 
 
-def test_a_repo_id_without_namespace_is_the_users_own_or_refused(fresh_hub, model_folder, tmp_path):  # noqa: F811
+def test_a_repo_id_without_namespace_is_the_users_own_or_refused(fresh_hub, model_folder, tmp_path):
     result = _publish(fresh_hub, model_folder, "bare")
     assert result.repo_id == "test-user/bare" and fresh_hub.files("test-user/bare")["model.safetensors"]
     with pytest.raises(PublishError, match="has no namespace.*'<user or organization>/bare'"):

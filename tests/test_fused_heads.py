@@ -234,8 +234,8 @@ def test_many_tasks_evaluate_without_plots_and_the_card_summarises(tmp_path, tok
     import datasets
     from huggingface_hub import ModelCard
 
-    from polyhead.evaluation import evaluate_model
-    from polyhead.model_card import render_model_card
+    from polyhead.evaluation.scoring import evaluate_model
+    from polyhead.publishing.model_card import render_model_card
 
     torch.manual_seed(0)
     tasks = many_tasks(30)
@@ -269,11 +269,11 @@ def test_many_tasks_train_evaluate_and_publish_a_summarised_card(tmp_path):
     import datasets
     from huggingface_hub import ModelCard
 
-    from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
-    from polyhead.model_card import write_model_card
+    from polyhead.publishing.model_card import write_model_card
     from polyhead.tasks import TaskSpec
     from polyhead.testing_utils import WORDS
-    from polyhead.training import run
+    from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+    from polyhead.training.trainer import run
 
     rng = random.Random(0)
     specs = []

@@ -6,17 +6,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import Hub, labelled_split, publish, training_args
+from hub_server import serving  # noqa: E402
 from safetensors.torch import load_file
-from test_training import _args, _split
 
 from polyhead import MultitaskModel
-from polyhead.arguments import DataArguments, ModelArguments, parse_args
-from polyhead.grow import extend_task_labels, forgetting_report, freeze_heads_except
-from polyhead.model_card import write_model_card
+from polyhead.publishing.model_card import write_model_card
 from polyhead.saving import save_model_folder
 from polyhead.tasks import TaskSpec
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
-from polyhead.training import build_model, prepare_tasks, run
+from polyhead.training.arguments import DataArguments, ModelArguments, parse_args
+from polyhead.training.grow import extend_task_labels, forgetting_report, freeze_heads_except
+from polyhead.training.trainer import build_model, prepare_tasks, run
 from polyhead_remote.configuration_multitask import normalize_task
 
 
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _task(name, labels, seed, n=24):
     import datasets
 
-    splits = {"train": _split(n, labels, seed), "test": _split(12, labels, seed + 1)}
+    splits = {"train": labelled_split(n, labels, seed), "test": labelled_split(12, labels, seed + 1)}
     return TaskSpec(name, dataset=datasets.DatasetDict(splits))
 
 
@@ -38,13 +39,13 @@ def base(tmp_path_factory):
     """A trained 2-task model (tiny encoder, native pooling)."""
     tmp = tmp_path_factory.mktemp("base")
     tasks = [_task("sentiment", SENTIMENT, 0), _task("topic", TOPIC, 2)]
-    run(ModelArguments(pooling="native"), DataArguments(tasks=tasks), _args(tmp, num_train_epochs=2))
+    run(ModelArguments(pooling="native"), DataArguments(tasks=tasks), training_args(tmp, num_train_epochs=2))
     return tmp / "run" / "model"
 
 
 def _continue(base, tmp_path, tasks, **model_kwargs):
     model_args = ModelArguments(init_from=str(base), **model_kwargs)
-    return run(model_args, DataArguments(tasks=tasks), _args(tmp_path, learning_rate=5e-2))["multitask"]
+    return run(model_args, DataArguments(tasks=tasks), training_args(tmp_path, learning_rate=5e-2))["multitask"]
 
 
 def test_new_task_with_frozen_encoder_keeps_old_tasks_exactly(base, tmp_path):
@@ -125,7 +126,7 @@ def test_forgetting_report_warns_beyond_the_margin(caplog):
     before = {"a": {"f1_macro": 0.80}, "b": {"f1_micro": 0.50}}
     after = {"a": {"f1_macro": 0.70}, "b": {"f1_micro": 0.49}}
     types = {"a": "single_label_classification", "b": "multi_label_classification"}
-    with caplog.at_level(logging.WARNING, logger="polyhead.grow"):
+    with caplog.at_level(logging.WARNING, logger="polyhead.training.grow"):
         report = forgetting_report(before, after, types, margin=0.05, trained=["b"])
     assert report["tasks"]["a"]["change"] == pytest.approx(-0.10) and report["tasks"]["b"]["metric"] == "f1_micro"
     assert len(report["warnings"]) == 1 and "'a' lost 0.1000 f1_macro" in caplog.text
@@ -152,8 +153,6 @@ def test_init_from_a_hub_repo_at_a_revision(base, tmp_path):
     import os
     import subprocess
     import sys
-
-    from test_publish import Hub, publish, serving
 
     with serving(tmp_path / "hub") as server:
         hub = Hub(server, server.url)

@@ -11,10 +11,10 @@ import textwrap
 
 import pytest
 import torch
-from test_remote_code import BLOCKER, run_fresh
+from helpers import BLOCKER, run_fresh
 
 from polyhead import MultitaskModel
-from polyhead.publish import publish_model
+from polyhead.publishing.upload import publish_model
 from polyhead.saving import save_model_folder
 from polyhead.serving import SERVING_FILES
 from polyhead.testing_utils import TINY_NLI_TASKS, tiny_multitask_config, tiny_tokenizer
@@ -62,7 +62,7 @@ def folders(tmp_path_factory):
     plain = save_model_folder(MultitaskModel(tiny_multitask_config()).eval(), tiny_tokenizer(), root / "plain")
     if not HAS_ONNX:
         return plain, None
-    from polyhead.onnx_export import export_onnx
+    from polyhead.exporters.onnx import export_onnx
 
     with_onnx = shutil.copytree(plain, root / "with-onnx")
     export_onnx(with_onnx, int8=True)
@@ -168,7 +168,7 @@ def nli_folders(tmp_path_factory):
     )
     if not HAS_ONNX:
         return plain, None
-    from polyhead.onnx_export import export_onnx
+    from polyhead.exporters.onnx import export_onnx
 
     with_onnx = shutil.copytree(plain, root / "with-onnx")
     export_onnx(with_onnx)
@@ -270,3 +270,10 @@ def _hand_carded_copy(folder, target):
     copy = shutil.copytree(folder, target)
     (copy / "README.md").write_text("# A tiny model\n", encoding="utf-8")
     return copy
+
+
+def test_handler_keeps_the_library_s_precisions():
+    # handler.py runs without polyhead, so it keeps its own copy of the served dtypes: pinned to the library's.
+    from polyhead.serving import handler, predict
+
+    assert handler.DTYPES == predict.TORCH_DTYPES

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from polyhead.data import carve_splits, held_out_rows, load_task_data
-from polyhead.evaluation import evaluate_saved_model, format_results_table
-from polyhead.model_card import render_model_card
+from polyhead.evaluation.scoring import evaluate_saved_model, format_results_table
+from polyhead.publishing.model_card import render_model_card
 from polyhead.run_folder import read_training_args
 from polyhead.tasks import TaskSpec, parse_task
 from polyhead.testing_utils import WORDS

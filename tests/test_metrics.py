@@ -1,4 +1,4 @@
-"""Behaviour tests for `polyhead.metrics`: hand-computed scores, offline loading of local evaluate modules, plots."""
+"""`polyhead.evaluation.metrics`: hand-computed scores, offline loading of local evaluate modules, plots."""
 
 import csv
 import socket
@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from polyhead.metrics import (
+from polyhead.evaluation.metrics import (
     METRIC_KEYS,
     MULTI_LABEL,
     SINGLE_LABEL,
@@ -22,10 +22,10 @@ from polyhead.metrics import (
     most_confused_classes,
     most_confused_pairs,
     normalize_rows,
-    plot_confusion_matrix,
     primary_metric,
     write_confusion_matrix_csv,
 )
+from polyhead.evaluation.plots import plot_confusion_matrix
 
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

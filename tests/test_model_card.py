@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import BASELINES, RESULTS, SINGLE_METRICS, TRAINING_ARGS, _task_spec
 from huggingface_hub import ModelCard
 from transformers import pipeline
 
-from polyhead.inference import pipeline_answers, predict_widget
-from polyhead.model_card import (
+from polyhead.publishing.model_card import (
     GENERATED_MARKER,
     MultitaskCardData,
     encoder_hub_id,
@@ -22,79 +22,11 @@ from polyhead.model_card import (
     write_model_card,
 )
 from polyhead.saving import save_model_folder
+from polyhead.serving.inference import pipeline_answers, predict_widget
 from polyhead.testing_utils import TINY_TASKS
 
 
 GOLDEN = Path(__file__).parent / "golden" / "model_card.md"
-SINGLE_METRICS = {"accuracy": 0.8125, "precision_macro": 0.80125, "recall_macro": 0.79, "f1_macro": 0.795}
-MULTI_METRICS = {
-    "f1_micro": 0.61,
-    "f1_macro": 0.5525,
-    "precision_micro": 0.64,
-    "recall_micro": 0.5833,
-    "precision_macro": 0.57,
-    "recall_macro": 0.54,
-    "exact_match": 0.3,
-    "label_accuracy": 0.845,
-}
-RESULTS = {
-    "tasks": {
-        "sentiment": SINGLE_METRICS,
-        "topic": {"accuracy": 0.7, "precision_macro": 0.69, "recall_macro": 0.68, "f1_macro": 0.6833},
-        "emotions": MULTI_METRICS,
-    },
-    "average": {"f1_macro": 0.677, "accuracy": 0.75, "primary": 0.6628},
-    "primary_metrics": {"sentiment": "f1_macro", "topic": "f1_macro", "emotions": "f1_micro"},
-    "problem_types": {
-        name: spec.get("problem_type", "single_label_classification") for name, spec in TINY_TASKS.items()
-    },
-    "majority_baseline": {
-        "sentiment": {"accuracy": 0.5, "precision_macro": 0.25, "recall_macro": 0.5, "f1_macro": 0.3333},
-        "topic": {"accuracy": 0.25, "precision_macro": 0.0625, "recall_macro": 0.25, "f1_macro": 0.1},
-        "emotions": {**dict.fromkeys(MULTI_METRICS, 0.0), "label_accuracy": 0.75},
-    },
-    "split": "test",
-    "num_examples": {"sentiment": 160, "topic": 120, "emotions": 100},
-    "model": "outputs/model",
-}
-BASELINES = {
-    "tasks": {
-        "sentiment": {**SINGLE_METRICS, "f1_macro": 0.78},
-        "topic": {"accuracy": 0.72, "precision_macro": 0.7, "recall_macro": 0.7, "f1_macro": 0.7},
-        "emotions": {**MULTI_METRICS, "f1_micro": 0.6},
-    },
-    "split": "test",
-}
-
-
-def _task_spec(name, **source):
-    return {"name": name, "dataset": None, "dataset_config": None, "data_files": None, "test_split": "test", **source}
-
-
-TRAINING_ARGS = {
-    "model": {"encoder_name_or_path": "google-bert/bert-base-uncased", "pooling": "mean", "max_length": 128},
-    "data": {
-        "tasks": [
-            _task_spec("sentiment", dataset="org/tweet-sentiment", dataset_config="english"),
-            _task_spec("topic", data_files={"train": "data/topic/train.csv", "test": "data/topic/test.csv"}),
-            _task_spec("emotions", dataset="<in-memory DatasetDict>"),
-        ],
-        "sampling": "temperature",
-        "temperature": 2.0,
-    },
-    "training": {
-        "learning_rate": 2e-05,
-        "per_device_train_batch_size": 16,
-        "num_train_epochs": 3.0,
-        "max_steps": -1,
-        "lr_scheduler_type": "linear",
-        "warmup_ratio": 0.1,
-        "weight_decay": 0.01,
-        "seed": 42,
-        "hub_token": "<HUB_TOKEN>",
-    },
-    "num_train_examples": {"sentiment": 1200, "topic": 800, "emotions": 640},
-}
 WIDGET = [
     {
         "text": 'the team win the "big" game today',
@@ -224,8 +156,8 @@ def test_written_card_widget_shows_the_real_pipeline_answers(model_folder, model
 
 
 def test_widget_answers_come_from_the_shared_inference_helper(model_folder, model, tokenizer):
-    """The card's widget and the demo get their answers from polyhead.inference: the pipeline's answer on each text,
-    the same with this package's code and with the folder's own remote code."""
+    """The card's widget and the demo get their answers from polyhead.serving.inference: the pipeline's answer on
+    each text, the same with this package's code and with the folder's own remote code."""
     texts = ["i love this movie", "the team win the game today"]
     classifier = pipeline("multitask-classification", model=model.eval(), tokenizer=tokenizer)
     widget = predict_widget(model_folder, texts)

@@ -31,7 +31,7 @@ def _saved_model(folder, family="bert"):
 def exported(tmp_path_factory):
     if not HAS_ONNX:
         pytest.skip("needs the onnx extra: pip install 'polyhead[onnx]'")
-    from polyhead.onnx_export import export_onnx
+    from polyhead.exporters.onnx import export_onnx
 
     folder = _saved_model(tmp_path_factory.mktemp("onnx") / "model")
     return folder, export_onnx(folder, int8=True)
@@ -125,7 +125,7 @@ def test_export_refuses_an_existing_file_unless_overwrite(exported, capsys):
 
 @requires_onnx
 def test_encoder_without_token_type_ids_exports_with_parity(tmp_path):
-    from polyhead.onnx_export import export_onnx
+    from polyhead.exporters.onnx import export_onnx
     from polyhead.serving import OnnxMultitaskModel
 
     folder = _saved_model(tmp_path / "distilbert", family="distilbert")
@@ -155,7 +155,7 @@ def test_clear_errors_for_a_missing_graph_and_mismatched_tasks(exported, tmp_pat
 
 
 def test_missing_onnxruntime_names_the_extra(tmp_path, monkeypatch):
-    from polyhead.onnx_export import check_onnx_installed
+    from polyhead.exporters.onnx import check_onnx_installed
     from polyhead.serving import OnnxMultitaskModel
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
@@ -168,7 +168,7 @@ def test_missing_onnxruntime_names_the_extra(tmp_path, monkeypatch):
 @requires_onnx
 @pytest.mark.parametrize("family", ["bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta-v2"])
 def test_every_family_exports_with_parity_through_its_exporter(tmp_path, family):
-    from polyhead.onnx_export import export_onnx
+    from polyhead.exporters.onnx import export_onnx
     from polyhead.serving import OnnxMultitaskModel
 
     folder = _saved_model(tmp_path / family, family=family)
@@ -184,7 +184,7 @@ def test_every_family_exports_with_parity_through_its_exporter(tmp_path, family)
 
 @requires_onnx
 def test_both_exporters_agree_and_torchscript_is_refused_where_the_mask_would_be_wrong(tmp_path):
-    from polyhead.onnx_export import export_onnx
+    from polyhead.exporters.onnx import export_onnx
     from polyhead.serving import OnnxMultitaskModel
 
     folder = _saved_model(tmp_path / "bert")
@@ -205,7 +205,7 @@ def test_both_exporters_agree_and_torchscript_is_refused_where_the_mask_would_be
 
 
 def test_additive_mask_is_zero_on_tokens_and_the_minimum_on_padding():
-    from polyhead.onnx_export import additive_attention_mask
+    from polyhead.exporters.onnx import additive_attention_mask
 
     mask = additive_attention_mask(torch.tensor([[1, 1, 0], [1, 1, 1]]))
     assert mask.shape == (2, 1, 3, 3) and mask.dtype == torch.float32
@@ -232,7 +232,7 @@ def test_evaluation_scores_the_onnx_model_like_the_torch_model(exported):
     # graph's logits per distinct input. Both must give the torch model's logits.
     import datasets
 
-    from polyhead.evaluation import predict_all_logits
+    from polyhead.evaluation.scoring import predict_all_logits
     from polyhead.serving import OnnxMultitaskModel
 
     folder, _ = exported

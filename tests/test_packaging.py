@@ -38,7 +38,7 @@ def test_wheel_has_no_generic_top_level_names(tmp_path):
         "polyhead_remote/modeling_multitask.py",
         "polyhead_remote/pipelines/multitask_classification.py",
         "polyhead/model_cards/multitask_model_card_template.md",
-        "polyhead/metrics/multiclass_classification/multiclass_classification.py",
+        "polyhead/evaluation/metrics/multiclass_classification/multiclass_classification.py",
     ):
         assert required in names
     assert not [n for n in names if n.startswith(("polyhead_remote/tests", "polyhead_remote/scripts"))]
@@ -65,8 +65,11 @@ def test_library_does_not_import_test_utilities():
 
 def test_shared_constants_are_defined_once():
     """The problem types, the pipeline task and the tiny preset's name are the config's and presets' own."""
-    from polyhead import arguments, demo, metrics, presets
+    from polyhead import presets
     from polyhead.benchmark import run as benchmark
+    from polyhead.demo import run as demo
+    from polyhead.evaluation import metrics
+    from polyhead.training import arguments
     from polyhead_remote import configuration_multitask as config
 
     assert metrics.MULTI_LABEL is config.MULTI_LABEL and metrics.SINGLE_LABEL is config.SINGLE_LABEL

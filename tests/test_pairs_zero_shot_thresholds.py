@@ -10,14 +10,14 @@ import torch
 from transformers import AutoModel, AutoTokenizer, pipeline
 
 from polyhead import MultitaskModel
-from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.data import load_task_data, tokenize_task_data
-from polyhead.evaluation import score_task
-from polyhead.model_card import tasks_table
+from polyhead.evaluation.scoring import score_task
+from polyhead.evaluation.thresholds import tune_label_thresholds
+from polyhead.publishing.model_card import tasks_table
 from polyhead.tasks import TaskSpec, parse_task
 from polyhead.testing_utils import TINY_NLI_TASKS, WORDS, tiny_multitask_config
-from polyhead.thresholds import tune_label_thresholds
-from polyhead.training import run
+from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.training.trainer import run
 
 
 PAIRS = [
@@ -349,7 +349,7 @@ def test_evaluation_and_tuning_decide_near_a_threshold_as_the_pipeline_does(toke
 
 
 def test_zero_shot_accuracy_counts_against_the_majority_baseline(nli_model, tokenizer):
-    from polyhead.zero_shot_eval import zero_shot_accuracy
+    from polyhead.benchmark.zero_shot import zero_shot_accuracy
 
     classifier = pipeline("multitask-classification", model=nli_model, tokenizer=tokenizer)
     rows = [

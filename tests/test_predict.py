@@ -1,4 +1,5 @@
-"""scripts/predict.py and polyhead.predict on a tiny model: formats, order, pairs, ONNX, resuming, no duplicates."""
+"""scripts/predict.py and polyhead.serving.predict on a tiny model: formats, order, pairs, ONNX, resuming, no
+duplicates."""
 
 import importlib.util
 import json
@@ -12,9 +13,9 @@ import torch
 from transformers import pipeline
 
 from polyhead import MultitaskModel
-from polyhead import predict as predict_module
-from polyhead.bench_heads import synthetic_tasks
+from polyhead.benchmark.heads import synthetic_tasks
 from polyhead.saving import save_model_folder
+from polyhead.serving import predict as predict_module
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
 from polyhead_remote.configuration_multitask import normalize_task
 
@@ -138,7 +139,7 @@ def test_bad_input_is_a_clear_error(model_dir, frame, tmp_path, capsys):
 def test_onnx_predictions_match_torch(model_dir, frame, tmp_path):
     import shutil
 
-    from polyhead.onnx_export import export_onnx
+    from polyhead.exporters.onnx import export_onnx
 
     folder = shutil.copytree(model_dir, tmp_path / "model")
     export_onnx(folder)

@@ -7,118 +7,19 @@ import socket
 import stat
 import subprocess
 import sys
-import textwrap
 import threading
-from pathlib import Path
 
 import pytest
 import torch
-from huggingface_hub import HfApi, ModelCard, constants
-from test_model_card import RESULTS, TRAINING_ARGS
-from test_remote_code import BLOCKER, run_fresh
+from helpers import RESULTS, ROOT, TEXTS, api_for, load_in_fresh_process, publish, remote_files, remote_text
+from huggingface_hub import ModelCard, constants
 from transformers import pipeline
 
 from polyhead import MultitaskModel
-from polyhead.model_card import MultitaskCardData, is_generated_card
-from polyhead.publish import PublishError, publish_model
+from polyhead.publishing.model_card import is_generated_card
+from polyhead.publishing.upload import PublishError, publish_model
 from polyhead.saving import REMOTE_CODE_FILES, save_model_folder
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
-
-
-# tests/hub_server.py: a Hub-compatible HTTP server on 127.0.0.1 (repos, branches, commits, downloads).
-_hub_server = pytest.importorskip("hub_server", reason="tests/hub_server.py is missing")
-HubServer, serving = _hub_server.HubServer, _hub_server.serving
-ROOT = Path(__file__).resolve().parent.parent
-TEXTS = ["i love this movie", "bad phone", "the team win the game today and people are happy"]
-CARD = MultitaskCardData(widget_texts=TEXTS[:1])
-
-LOAD_FROM_HUB = BLOCKER + textwrap.dedent(
-    """
-    import json, torch
-    from transformers import AutoModel, AutoTokenizer, pipeline
-    repo_id, branch, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    model = AutoModel.from_pretrained(repo_id, trust_remote_code=True, revision=branch).eval()
-    tokenizer = AutoTokenizer.from_pretrained(repo_id, trust_remote_code=True, revision=branch)
-    with torch.no_grad():
-        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
-    classifier = pipeline("multitask-classification", model=repo_id, trust_remote_code=True, revision=branch)
-    print(json.dumps({
-        "model_class": type(model).__module__ + "." + type(model).__name__,
-        "logits": {task: value.tolist() for task, value in logits.items()},
-        "pipeline": classifier(texts, top_k=None, threshold=0.0),
-    }))
-    """
-)
-
-
-class Hub:
-    """The test server and its URL."""
-
-    def __init__(self, server: HubServer, url: str):
-        self.server, self.url = server, url
-
-    def commits(self, repo_id: str, branch: str) -> list[str]:
-        return self.server.commits(repo_id, branch)
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    with serving(tmp_path_factory.mktemp("hub")) as server:
-        yield Hub(server, server.url)
-
-
-@pytest.fixture(scope="module")
-def local_model():
-    torch.manual_seed(0)
-    return MultitaskModel(tiny_multitask_config()).eval(), tiny_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def model_folder(local_model, tmp_path_factory):
-    def extra(folder):
-        (folder / "results.json").write_text(json.dumps(RESULTS), encoding="utf-8")
-        (folder / "training_args.json").write_text(json.dumps(TRAINING_ARGS), encoding="utf-8")
-        (folder / "confusion_matrix_topic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-        (folder / "baselines").mkdir()
-        (folder / "baselines" / "results.json").write_text(json.dumps(RESULTS), encoding="utf-8")
-        (folder / "checkpoint-1").mkdir()  # training leftovers are not published
-        (folder / "checkpoint-1" / "model.safetensors").write_bytes(b"not uploaded")
-
-    return save_model_folder(*local_model, tmp_path_factory.mktemp("models") / "model", extra=extra)
-
-
-def api_for(hub) -> HfApi:
-    return HfApi(endpoint=hub.url, token="test-token")
-
-
-def remote_files(hub, repo_id, branch):
-    return sorted(name for name in api_for(hub).list_repo_files(repo_id, revision=branch) if name != ".gitattributes")
-
-
-def remote_text(hub, repo_id, branch, name, tmp_path):
-    path = api_for(hub).hf_hub_download(repo_id, name, revision=branch, cache_dir=tmp_path / "dl")
-    return Path(path).read_text(encoding="utf-8")
-
-
-def publish(hub, folder, repo_id, **kwargs):
-    kwargs.setdefault("card_data", CARD)
-    return publish_model(folder, repo_id, endpoint=hub.url, token="test-token", **kwargs)
-
-
-def load_in_fresh_process(hub, repo_id, branch, tmp_path):
-    # HF_ENDPOINT is read when huggingface_hub is imported, so it is set in the environment of a new process.
-    out = run_fresh(
-        LOAD_FROM_HUB,
-        repo_id,
-        branch,
-        json.dumps(TEXTS),
-        cwd=tmp_path,
-        HF_ENDPOINT=hub.url,
-        HF_HUB_DISABLE_XET="1",
-        HF_HUB_OFFLINE="0",
-        HF_TOKEN="test-token",
-    )
-    return json.loads(out.splitlines()[-1])
 
 
 def test_publish_in_one_commit_matches_dry_run_and_loads_back(hub, model_folder, local_model, tmp_path):

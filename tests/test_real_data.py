@@ -9,9 +9,9 @@ import importlib.util
 
 import pytest
 
-from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.tasks import parse_task
-from polyhead.training import run
+from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.training.trainer import run
 
 
 TASKS = {"emotion": "tweet_emotion", "hate": "tweet_hate", "offensive": "tweet_offensive"}

@@ -1,33 +1,15 @@
 """The saved folder loads with trust_remote_code in a fresh process that cannot import this source tree."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
+from helpers import BLOCKER, TEXTS, run_fresh
 from transformers import pipeline
 
 from polyhead.saving import REMOTE_CODE_FILES, atomic_folder, save_model_folder
 
-
-TEXTS = ["i love this movie", "bad phone", "the team win the game today and people are happy"]
-
-# Blocks every import path to this project, so only the copied remote code can answer.
-BLOCKER = textwrap.dedent(
-    """
-    import sys
-    BLOCKED = {"polyhead", "polyhead_remote", "configuration_multitask", "modeling_multitask", "pipelines"}
-    class Blocker:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"blocked import of {name}")
-    sys.meta_path.insert(0, Blocker())
-    sys.path = [p for p in sys.path if p not in ("", ".")]
-    """
-)
 
 LOAD_AND_RUN = BLOCKER + textwrap.dedent(
     """
@@ -59,24 +41,6 @@ REFUSE = BLOCKER + textwrap.dedent(
         print("REFUSED:", error)
     """
 )
-
-
-def run_fresh(script, *args, cwd, **env_overrides):
-    """Runs `script` in a new interpreter (no PYTHONPATH, offline unless overridden) and returns its stdout."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(cwd / "modules"), HF_HOME=str(cwd / "hf_home"))
-    env.update(env_overrides)
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from polyhead import run_folder
-from polyhead.publish import UPLOAD_PATTERNS, select_upload_files
+from polyhead.publishing.upload import UPLOAD_PATTERNS, select_upload_files
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from polyhead.sampling import STRATEGIES, TaskBatchSampler
+from polyhead.training.sampling import STRATEGIES, TaskBatchSampler
 
 
 SIZES = [400, 100, 12]

@@ -12,58 +12,16 @@ import datasets
 import pytest
 import torch
 import yaml
+from helpers import labelled_split, tiny_task_specs, training_args
 
-from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments, parse_args
 from polyhead.data import MultitaskCollator
 from polyhead.tasks import TaskSpec
 from polyhead.testing_utils import WORDS, tiny_tokenizer
-from polyhead.training import MultitaskTrainer, make_trainer, prepare_tasks, run
+from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments, parse_args
+from polyhead.training.trainer import MultitaskTrainer, make_trainer, prepare_tasks, run
 
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _split(n, labels, seed, multi=False):
-    # The label word is in the text: a learnable task for a tiny random encoder.
-    rng = random.Random(seed)
-    texts, targets = [], []
-    for _ in range(n):
-        label = rng.choice(labels)
-        texts.append(" ".join([label, *rng.sample(WORDS, 4)]))
-        targets.append([label] if multi else label)
-    return datasets.Dataset.from_dict({"text": texts, "label": targets})
-
-
-def _tasks(n_train=48):
-    sentiment = datasets.DatasetDict(
-        train=_split(n_train, ["good", "bad"], 0),
-        validation=_split(16, ["good", "bad"], 1),
-        test=_split(16, ["good", "bad"], 2),
-    )
-    topic = datasets.DatasetDict(
-        train=_split(n_train // 2, ["sport", "tech", "money"], 3), validation=_split(12, ["sport", "tech", "money"], 4)
-    )
-    emotions = datasets.DatasetDict(train=_split(n_train // 2, ["joy", "fear"], 5, multi=True))
-    return [
-        TaskSpec("sentiment", dataset=sentiment),
-        TaskSpec("topic", dataset=topic, class_weights="balanced"),
-        TaskSpec("emotions", dataset=emotions, validation_size=0, test_size=0),  # a task with no split to score
-    ]
-
-
-def _args(tmp_path, **kwargs):
-    defaults = {
-        "output_dir": str(tmp_path / "run"),
-        "num_train_epochs": 1,
-        "per_device_train_batch_size": 8,
-        "learning_rate": 2e-3,
-        "logging_steps": 1,
-        "save_strategy": "no",
-        "report_to": "none",
-        "disable_tqdm": True,
-        "seed": 0,
-    }
-    return MultitaskTrainingArguments(**{**defaults, **kwargs})
 
 
 class RecordingCollator(MultitaskCollator):
@@ -79,8 +37,8 @@ class RecordingCollator(MultitaskCollator):
 
 def _trainer(tmp_path, collator=None, specs=None, **kwargs):
     tokenizer = tiny_tokenizer()
-    prepared = prepare_tasks(ModelArguments(), DataArguments(tasks=specs or _tasks()), tokenizer)
-    trainer = make_trainer(prepared, tokenizer, ModelArguments(), DataArguments(), _args(tmp_path, **kwargs))
+    prepared = prepare_tasks(ModelArguments(), DataArguments(tasks=specs or tiny_task_specs()), tokenizer)
+    trainer = make_trainer(prepared, tokenizer, ModelArguments(), DataArguments(), training_args(tmp_path, **kwargs))
     if collator is not None:
         trainer.data_collator = collator
     return trainer
@@ -109,7 +67,7 @@ def test_evaluate_reports_every_task_and_average(tmp_path):
 def test_evaluate_runs_every_task_in_one_pass_and_encodes_shared_texts_once(tmp_path):
     # sentiment and a second task on the SAME validation texts: 16 distinct texts, batch 8 -> 2 encoder passes in
     # all, not a DataLoader and an evaluation loop per task.
-    sentiment = _tasks()[0]
+    sentiment = tiny_task_specs()[0]
     shared = sentiment.dataset["validation"]
     mood = datasets.DatasetDict(
         train=sentiment.dataset["train"].map(lambda row: {"label": "up" if row["label"] == "good" else "down"}),
@@ -129,8 +87,8 @@ def test_evaluate_runs_every_task_in_one_pass_and_encodes_shared_texts_once(tmp_
 def test_one_pass_evaluation_equals_the_trainer_loop_per_task(tmp_path, monkeypatch):
     # The Trainer's per-task loop (what several processes use) and the one-pass evaluation agree on every metric
     # and loss; class weights (topic) and multi-label (emotions, given a validation split here) included.
-    specs = _tasks()
-    specs[2].dataset["validation"] = _split(12, ["joy", "fear"], 6, multi=True)
+    specs = tiny_task_specs()
+    specs[2].dataset["validation"] = labelled_split(12, ["joy", "fear"], 6, multi=True)
     trainer = _trainer(tmp_path, specs=specs, num_train_epochs=2)
     trainer.train()
     one_pass = trainer.evaluate()
@@ -161,7 +119,7 @@ def test_checkpoint_resume_lands_on_the_same_batches(tmp_path):
 
 
 def test_loss_weights_scale_the_task_loss(tmp_path):
-    specs = _tasks()
+    specs = tiny_task_specs()
     trainer = _trainer(tmp_path, specs=specs)
     batch = next(iter(trainer.get_train_dataloader()))
     trainer.model.eval()
@@ -186,7 +144,7 @@ def test_class_weights_change_the_loss(tmp_path):
 def test_bad_input_raises_before_training(tmp_path):
     specs = [TaskSpec("t", dataset=datasets.Dataset.from_dict({"sentence": ["a b"], "label": ["x"]}))]
     with pytest.raises(ValueError, match="column"):
-        run(ModelArguments(), DataArguments(tasks=specs), _args(tmp_path))
+        run(ModelArguments(), DataArguments(tasks=specs), training_args(tmp_path))
     assert not (tmp_path / "run").exists()
 
 
@@ -220,7 +178,7 @@ def test_tiny_preset_config_parses():
 def test_run_writes_folder_and_baselines(tmp_path, monkeypatch):
     threads = []
     monkeypatch.setattr(torch, "set_num_threads", threads.append)
-    args = _args(
+    args = training_args(
         tmp_path,
         single_task_baselines=True,
         eval_strategy="epoch",
@@ -229,7 +187,7 @@ def test_run_writes_folder_and_baselines(tmp_path, monkeypatch):
         keep_baseline_checkpoints=True,
         num_threads=1,
     )
-    results = run(ModelArguments(), DataArguments(tasks=_tasks(24)), args)
+    results = run(ModelArguments(), DataArguments(tasks=tiny_task_specs(24)), args)
     assert threads == [1]
     assert list((tmp_path / "run" / "baselines" / "topic").glob("checkpoint-*"))  # kept when asked
     folder = tmp_path / "run" / "model"
@@ -247,7 +205,7 @@ def test_run_writes_folder_and_baselines(tmp_path, monkeypatch):
 
 def test_the_model_folder_is_saved_after_evaluation(tmp_path, monkeypatch):
     """Evaluate, then save: scoring is done before the folder is written, and saving runs no evaluation."""
-    from polyhead import training
+    from polyhead.training import trainer as training
 
     events = []
 
@@ -262,7 +220,7 @@ def test_the_model_folder_is_saved_after_evaluation(tmp_path, monkeypatch):
     real_score, real_save = training.score_model, training.save_model_folder
     monkeypatch.setattr(training, "score_model", score_model)
     monkeypatch.setattr(training, "save_model_folder", save_model_folder)
-    results = run(ModelArguments(), DataArguments(tasks=_tasks(16)), _args(tmp_path, max_steps=2))
+    results = run(ModelArguments(), DataArguments(tasks=tiny_task_specs(16)), training_args(tmp_path, max_steps=2))
     assert events == ["score", "save"]
     folder = tmp_path / "run" / "model"
     assert json.loads((folder / "results.json").read_text()) == results["multitask"]

@@ -15,9 +15,11 @@ rounds is kept, so a busy machine slows every variant alike and the ratios stay 
 unrounded; only the tables round.
 
 One module per measurement: `throughput` (over the callables of `variants`), `memory` (a fresh subprocess per
-variant), `accuracy` (multitask vs single-task training, int8 and ONNX scores), `onnx_export` (file sizes, parity);
+variant), `accuracy` (multitask vs single-task training, int8 and ONNX scores), `onnx_files` (file sizes, parity);
 `inputs` (texts, label sets), `run` ([`run_benchmark`], [`BenchmarkReport`]) and `tables` ([`format_report`]).
-Entry point: `scripts/benchmark.py`.
+Entry point: `scripts/benchmark.py`. Two focused measurements share its inputs and timing loop: `heads` (throughput
+against the number of heads, `scripts/bench_heads.py`) and `zero_shot` (zero-shot labels through an NLI head against
+gold labels, `scripts/eval_zero_shot.py`).
 """
 
 from polyhead.benchmark.accuracy import AccuracyResult, accuracy_config, measure_accuracy
@@ -30,7 +32,7 @@ from polyhead.benchmark.inputs import (
     task_label_sets,
 )
 from polyhead.benchmark.memory import MemoryResult, measure_memory, memory_child
-from polyhead.benchmark.onnx_export import ExportResult
+from polyhead.benchmark.onnx_files import OnnxFilesSummary
 from polyhead.benchmark.run import BenchmarkReport, run_benchmark, save_report
 from polyhead.benchmark.tables import (
     accuracy_table,
@@ -49,7 +51,7 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "AccuracyResult",
     "BenchmarkReport",
-    "ExportResult",
+    "OnnxFilesSummary",
     "MemoryResult",
     "ThroughputResult",
     "accuracy_config",

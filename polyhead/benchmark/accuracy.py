@@ -1,5 +1,5 @@
 """Accuracy and training throughput: one multitask model against one single-task model per task (same arguments,
-`polyhead.training`), plus the multitask model quantized to int8 (torch) and on ONNX Runtime fp32 and int8."""
+`polyhead.training.trainer`), plus the multitask model quantized to int8 (torch) and on ONNX Runtime fp32 and int8."""
 
 import dataclasses
 import json
@@ -13,9 +13,8 @@ from transformers import AutoTokenizer
 from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, TEXT_DATASETS
 from polyhead.benchmark.variants import ONNX_THREADS, quantize_int8
 from polyhead.presets import TINY_ENCODER
-from polyhead.run_folder import BASELINES_DIR, read_training_args
-from polyhead.saving import check_model_weights
-from polyhead_remote.modeling_multitask import MultitaskModel
+from polyhead.remote_code import MultitaskModel
+from polyhead.run_folder import BASELINES_DIR, check_model_weights, read_training_args
 
 
 @dataclasses.dataclass
@@ -77,9 +76,9 @@ def accuracy_config(
 
 def measure_accuracy(config: dict[str, Any], int8: bool = False, onnx: bool = False) -> AccuracyResult:
     r"""
-    Trains the multitask model and one single-task model per task with `polyhead.training.run` (same arguments),
-    and reads back test scores and training examples/s. With `int8`, also scores the int8-quantized multitask model;
-    with `onnx`, exports it (fp32 + int8) and scores both graphs on ONNX Runtime.
+    Trains the multitask model and one single-task model per task with `polyhead.training.trainer.run` (same
+    arguments), and reads back test scores and training examples/s. With `int8`, also scores the int8-quantized
+    multitask model; with `onnx`, exports it (fp32 + int8) and scores both graphs on ONNX Runtime.
 
     Example:
 
@@ -88,8 +87,8 @@ def measure_accuracy(config: dict[str, Any], int8: bool = False, onnx: bool = Fa
     >>> result.multitask["average"]["accuracy"], result.single_task["average"]["accuracy"]
     ```
     """
-    from polyhead.arguments import parse_args
-    from polyhead.training import run
+    from polyhead.training.arguments import parse_args
+    from polyhead.training.trainer import run
 
     config_file = Path(config["output_dir"]) / "benchmark_config.json"
     config_file.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +138,7 @@ def _int8_scores(model_dir: Path, config: dict[str, Any]) -> dict[str, dict[str,
 
 
 def _onnx_scores(model_dir: Path, config: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
-    from polyhead.onnx_export import export_onnx
+    from polyhead.exporters.onnx import export_onnx
     from polyhead.serving import ONNX_FILE, QUANTIZED_FILE, OnnxMultitaskModel
 
     export_onnx(model_dir, int8=True, overwrite=True)
@@ -153,7 +152,7 @@ def _onnx_scores(model_dir: Path, config: dict[str, Any]) -> dict[str, dict[str,
 def _score_on_test(model, model_dir: Path, config: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Scores `model` (torch or ONNX) on the tasks' test sets, as the training run did (same samples, max length)."""
     from polyhead.data import load_task_data, tokenize_task_data
-    from polyhead.evaluation import evaluate_model
+    from polyhead.evaluation.scoring import evaluate_model
     from polyhead.tasks import load_task_specs
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

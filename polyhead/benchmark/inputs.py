@@ -10,7 +10,7 @@ import torch
 from transformers import BertModel
 
 from polyhead.presets import WORDS, tiny_encoder_config, tiny_tokenizer
-from polyhead_remote.configuration_multitask import MULTI_LABEL, SINGLE_LABEL
+from polyhead.remote_code import MULTI_LABEL, SINGLE_LABEL
 
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -24,9 +24,11 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def load_texts(num_texts: int, data_dir: str | os.PathLike = DEFAULT_DATA_DIR, seed: int = 0) -> list[str]:
-    """`num_texts` real tweets, a seeded sample of the three tweet test sets (mixed, so lengths vary)."""
-    texts = [row["text"] for name in TEXT_DATASETS for row in read_jsonl(Path(data_dir) / name / "test.jsonl")]
+def load_texts(
+    num_texts: int, data_dir: str | os.PathLike = DEFAULT_DATA_DIR, seed: int = 0, split: str = "test"
+) -> list[str]:
+    """`num_texts` real tweets, a seeded sample of the three tweet sets' `split` (mixed, so lengths vary)."""
+    texts = [row["text"] for name in TEXT_DATASETS for row in read_jsonl(Path(data_dir) / name / f"{split}.jsonl")]
     return random.Random(seed).sample(texts, min(num_texts, len(texts)))
 
 

@@ -14,7 +14,7 @@ import torch
 from polyhead.benchmark.accuracy import AccuracyResult, accuracy_config, measure_accuracy
 from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, load_texts, save_tiny_encoder, synthetic_texts
 from polyhead.benchmark.memory import MEMORY_VARIANTS, MemoryResult, measure_memory
-from polyhead.benchmark.onnx_export import ExportResult, export_summary
+from polyhead.benchmark.onnx_files import OnnxFilesSummary, export_summary
 from polyhead.benchmark.throughput import ThroughputResult, measure_throughput
 from polyhead.benchmark.variants import int8_available, onnx_available
 from polyhead.presets import TINY_ENCODER
@@ -27,7 +27,7 @@ class BenchmarkReport:
     settings: dict[str, Any]
     throughput: list[ThroughputResult] = dataclasses.field(default_factory=list)
     memory: list[MemoryResult] = dataclasses.field(default_factory=list)
-    onnx: list[ExportResult] = dataclasses.field(default_factory=list)
+    onnx: list[OnnxFilesSummary] = dataclasses.field(default_factory=list)
     accuracy: AccuracyResult | None = None
     wall_seconds: float = 0.0
 
@@ -78,7 +78,7 @@ def run_benchmark(
         if tiny:
             encoder = save_tiny_encoder(work / "tiny-encoder")
         else:
-            from polyhead.demo import encoder_path  # the demo's import chain is not needed by the memory children
+            from polyhead.demo.run import encoder_path  # the demo's import chain is not needed by the memory children
 
             encoder = encoder_path()
         labels_dir = None if tiny else data_dir

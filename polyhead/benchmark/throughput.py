@@ -5,7 +5,7 @@ import os
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, task_label_sets
@@ -69,7 +69,7 @@ def measure_throughput(
         bf16: also time the multitask pipeline with the model in bfloat16 (CPUs with AMX run it several times faster
             than float32; others slower).
         onnx_dir: also export each multitask model there and time it on ONNX Runtime (fp32 and int8).
-        shared: filled with what the variants share (pipelines; `"onnx"`: `{T: ExportResult}`).
+        shared: filled with what the variants share (pipelines; `"onnx"`: `{T: OnnxFilesSummary}`).
 
     Example:
 
@@ -89,13 +89,22 @@ def measure_throughput(
     inputs = {bs: texts[:batch1_texts] if bs == 1 and batch1_texts else texts for bs in batch_sizes}
     for t, bs, name in grid:  # warm-up: one short pass each
         variants[t][name](inputs[bs][: max(bs, 8)], bs)
-    runs: dict[tuple, list[float]] = {key: [] for key in grid}
-    for round_index in range(repeats):  # a new order each round: no variant always runs right after another
-        for t, bs, name in random.Random(round_index).sample(grid, len(grid)):
-            start = time.perf_counter()
-            variants[t][name](inputs[bs], bs)
-            runs[(t, bs, name)].append(time.perf_counter() - start)
+    runs = interleaved_runs(grid, lambda key: variants[key[0]][key[2]](inputs[key[1]], key[1]), repeats)
     return [_throughput_row(name, t, bs, len(inputs[bs]), runs[(t, bs, name)]) for t, bs, name in grid]
+
+
+def interleaved_runs(
+    grid: list, run: Callable[[Any], Any], repeats: int, timer: Callable[[], float] = time.perf_counter
+) -> dict[Any, list[float]]:
+    """Seconds of `run(key)` for every key of `grid`, `repeats` rounds, each round in a new seeded order so that no
+    variant always runs right after another (a busy machine slows every variant alike)."""
+    runs: dict[Any, list[float]] = {key: [] for key in grid}
+    for round_index in range(repeats):
+        for key in random.Random(round_index).sample(grid, len(grid)):
+            start = timer()
+            run(key)
+            runs[key].append(timer() - start)
+    return runs
 
 
 def _throughput_row(variant: str, num_tasks: int, batch_size: int, num_texts: int, runs: list[float]):

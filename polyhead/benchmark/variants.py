@@ -10,9 +10,7 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-from polyhead_remote.configuration_multitask import PIPELINE_TASK
-from polyhead_remote.modeling_multitask import MultitaskModel
-from polyhead_remote.pipelines.multitask_classification import register_pipeline
+from polyhead.remote_code import PIPELINE_TASK, MultitaskModel, register_pipeline
 
 
 ONNX_THREADS = 2  # as torch.set_num_threads(2) in run_benchmark: same cores for every variant
@@ -26,7 +24,8 @@ def multitask_model(encoder: str, tasks: dict[str, dict]) -> MultitaskModel:
 
 def multitask_pipeline(encoder: str, tasks: dict[str, dict], int8: bool = False, model=None, bf16: bool = False):
     """(a): the `multitask-classification` pipeline over a fresh multitask model (random heads), or over `model`;
-    int8: dynamically quantized; bf16: in bfloat16 (fast on CPUs with AMX, see `polyhead.predict.load_model`)."""
+    int8: dynamically quantized; bf16: in bfloat16 (fast on CPUs with AMX, see
+    `polyhead.serving.predict.load_model`)."""
     register_pipeline()
     model = model if model is not None else multitask_model(encoder, tasks)
     if int8:
@@ -73,7 +72,7 @@ def onnx_available() -> bool:
 
 def export_multitask(model: MultitaskModel, encoder: str, folder: str | os.PathLike, parity_texts: list[str]):
     """Saves `model` to `folder` and exports fp32 + int8 ONNX graphs, parity-checked on `parity_texts`."""
-    from polyhead.onnx_export import export_onnx
+    from polyhead.exporters.onnx import export_onnx
     from polyhead.saving import save_model_folder
 
     save_model_folder(model, AutoTokenizer.from_pretrained(encoder), folder, overwrite=True)
@@ -123,7 +122,7 @@ def build_variants(
     """The timed callables `(texts, batch_size) -> None` for one task count; (b) and (d) come from `shared`.
 
     With `onnx_dir`, the multitask model is also exported there (fp32 + int8) and `shared["onnx"][T]` keeps the
-    export's `ExportResult` (parity, files)."""
+    export's `OnnxExportResult` (parity, files)."""
     first = len(next(iter(tasks.values()))["labels"])
     if "single" not in shared:
         shared["single"] = single_pipeline(encoder, first)

@@ -2,7 +2,7 @@
 """An onnxruntime-backed multitask model that the `multitask-classification` pipeline accepts as `model=`.
 
 This file is copied into every saved model folder (next to `handler.py`) and runs without polyhead: it imports only
-numpy, torch, transformers and onnxruntime. The graph is the one `polyhead.onnx_export.export_onnx` writes:
+numpy, torch, transformers and onnxruntime. The graph is the one `polyhead.exporters.onnx.export_onnx` writes:
 `onnx/model.onnx` (or `onnx/model_quantized.onnx`), inputs named as the tokenizer gives them, one output
 `logits.<task>` per task of `config.tasks`.
 """
@@ -98,7 +98,7 @@ class OnnxMultitaskModel(torch.nn.Module):
             int8 = " --int8" if "quantized" in str(file_name) else ""
             raise FileNotFoundError(
                 f"No ONNX graph at {path}: export it first with `python scripts/export_onnx.py {model_dir}{int8}` "
-                "(or polyhead.onnx_export.export_onnx)."
+                "(or polyhead.exporters.onnx.export_onnx)."
             )
         if session_options is None:
             session_options = ort.SessionOptions()

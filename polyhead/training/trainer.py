@@ -11,7 +11,7 @@ scores the final model and writes the model folder while the others wait.
 [`run`] is the whole job behind `scripts/train.py`. The final model folder (`training_args.model_dir`) holds:
 
 - the Hub-ready model (`polyhead.saving.save_model_folder`: safetensors weights, config, remote code, tokenizer);
-- `results.json`, `classification_report_<task>.txt`, `confusion_matrix_<task>.png` (see `polyhead.evaluation`);
+- `results.json`, `classification_report_<task>.txt`, `confusion_matrix_<task>.png` (`polyhead.evaluation.scoring`);
 - `training_args.json`, with the stable keys `{"model": ModelArguments, "data": DataArguments with "tasks" as a list
   of TaskSpec dicts, "training": TrainingArguments.to_dict(), "tasks": config tasks (labels, problem type),
   "num_train_examples": {task: n}, "train_metrics": {...}, "log_history": [...], "polyhead_version": str}`;
@@ -39,26 +39,40 @@ from torch.utils.data import ConcatDataset, DataLoader
 from transformers import AutoTokenizer, EarlyStoppingCallback, PreTrainedTokenizerBase, Trainer, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from polyhead import __version__, metrics
-from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead import __version__
 from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
-from polyhead.encoders import TINY_ENCODER, check_max_length, encoder_config, hub_id, resolve_encoder
-from polyhead.evaluation import NOT_SCORED_HINT, predict_all_logits, score_model, score_task, write_evaluation
-from polyhead.grow import extend_task_labels, forgetting_report, freeze_heads_except, match_label_maps, score_tasks
-from polyhead.model_card import encoder_hub_id, hub_id_or_none
+from polyhead.encoders import (
+    TINY_ENCODER,
+    check_max_length,
+    encoder_config,
+    encoder_hub_id,
+    hub_id,
+    hub_id_or_none,
+    resolve_encoder,
+)
+from polyhead.evaluation import metrics
+from polyhead.evaluation.scoring import NOT_SCORED_HINT, predict_all_logits, score_model, score_task, write_evaluation
+from polyhead.evaluation.thresholds import tune_model_thresholds
 from polyhead.presets import tiny_encoder_config, tiny_tokenizer
+from polyhead.remote_code import MULTI_LABEL, MultitaskConfig, MultitaskModel
 from polyhead.run_folder import (
     BASELINES_DIR,
     TRAINING_ARGS_FILE,
+    check_weights_file,
     read_training_args,
     write_baseline_results,
     write_training_args,
 )
-from polyhead.sampling import TaskBatchSampler
-from polyhead.saving import CHECKPOINT_MARKER, check_target_folder, check_weights_file, save_model_folder
-from polyhead.thresholds import tune_model_thresholds
-from polyhead_remote.configuration_multitask import MULTI_LABEL, MultitaskConfig
-from polyhead_remote.modeling_multitask import MultitaskModel
+from polyhead.saving import CHECKPOINT_MARKER, check_target_folder, save_model_folder
+from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.training.grow import (
+    extend_task_labels,
+    forgetting_report,
+    freeze_heads_except,
+    match_label_maps,
+    score_tasks,
+)
+from polyhead.training.sampling import TaskBatchSampler
 
 
 logger = logging.getLogger(__name__)
@@ -254,7 +268,7 @@ def build_model(
     r"""
     A [`MultitaskModel`] with fresh heads for `tasks` on the pretrained encoder (or the tiny random preset); with
     `init_from`, the trained model, its heads kept, a fresh head for each new task and grown label maps (see
-    `polyhead.grow.extend_task_labels`). With `train_tasks`, every other head is frozen.
+    `polyhead.training.grow.extend_task_labels`). With `train_tasks`, every other head is frozen.
 
     Example:
 
@@ -280,7 +294,7 @@ def build_model(
 
 def load_initial_model(model_args: ModelArguments, tasks: Mapping[str, dict]) -> MultitaskModel:
     """The trained model of `init_from` (at `revision`), with a fresh head for each new task of `tasks` and the label
-    maps that `polyhead.grow.match_label_maps` grew."""
+    maps that `polyhead.training.grow.match_label_maps` grew."""
     model = MultitaskModel.from_pretrained(model_args.init_from, revision=model_args.revision)
     for name, head in tasks.items():
         if name not in model.config.tasks:
@@ -664,7 +678,7 @@ def run(
     Example:
 
     ```python
-    >>> from polyhead.arguments import parse_args
+    >>> from polyhead.training.arguments import parse_args
     >>> results = run(*parse_args(["configs/tiny.yaml", "--output_dir", "/tmp/tiny"]))
     >>> results["multitask"]["average"]["primary"]
     ```

@@ -1,12 +1,12 @@
 """Scoring a multitask model on every task's split, and the files a run writes about it.
 
 `evaluate_model` runs the model over every task's rows in one pass (a tqdm bar over batches), computes each task's
-metrics with the local `evaluate` modules of `polyhead.metrics`, and writes into `output_dir`:
+metrics with the local `evaluate` modules of `polyhead.evaluation.metrics`, and writes into `output_dir`:
 
 - `results.json`, the stable schema that model cards and benchmarks read::
 
       {"tasks": {task: {metric: value}},            # METRIC_KEYS of the task's problem type
-       "average": {metric: value, "primary": ...},  # macro average across tasks (polyhead.metrics.macro_average)
+       "average": {metric: value, "primary": ...},  # macro average across tasks (metrics.macro_average)
        "primary_metrics": {task: metric name},
        "problem_types": {task: problem type},
        "majority_baseline": {task: {metric: value}},  # only when train labels were given
@@ -36,24 +36,16 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from polyhead import metrics, run_folder
-from polyhead.saving import check_model_weights
-from polyhead.thresholds import above_thresholds
-from polyhead_remote.configuration_multitask import MULTI_LABEL, decision_thresholds
-from polyhead_remote.modeling_multitask import MultitaskModel
+from polyhead import run_folder
+from polyhead.decisions import logits_to_predictions
+from polyhead.evaluation import metrics, plots
+from polyhead.remote_code import MULTI_LABEL, MultitaskModel, decision_thresholds
+from polyhead.run_folder import check_model_weights
 
 
 RESULTS_FILE = run_folder.RESULTS_FILE  # the run-folder contract lives in polyhead.run_folder
 NOT_SCORED_HINT = "give each a test split, or hold one out of its train rows with test_size > 0 (e.g. --test_size 0.1)"
 MAX_PLOTTED_TASKS = 20  # the model card's limit for per-task sections, too
-
-
-def logits_to_predictions(problem_type: str, logits: np.ndarray, threshold: float | list[float] = 0.5) -> np.ndarray:
-    """Class ids (argmax) for single-label tasks, multi-hot `sigmoid >= threshold` for multi-label tasks (`threshold`
-    may hold one value per label), decided in float32 as the pipeline decides them."""
-    if problem_type == MULTI_LABEL:
-        return above_thresholds(logits, threshold).astype(np.int64)
-    return np.asarray(logits).argmax(axis=-1)
 
 
 def score_task(spec: Mapping[str, Any], logits: np.ndarray, references: np.ndarray) -> tuple[dict, np.ndarray]:
@@ -415,7 +407,7 @@ def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_di
         report = metrics.classification_report_text(spec["problem_type"], predictions, references, spec["labels"])
         (output_dir / run_folder.classification_report_file(task)).write_text(report, encoding="utf-8")
         if plot:
-            metrics.plot_confusion_matrix(
+            plots.plot_confusion_matrix(
                 spec["problem_type"],
                 predictions,
                 references,
@@ -505,7 +497,6 @@ __all__ = [
     "evaluate_saved_model",
     "format_comparison_table",
     "format_results_table",
-    "logits_to_predictions",
     "majority_predictions",
     "predict_all_logits",
     "predict_logits",

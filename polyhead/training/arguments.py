@@ -20,10 +20,10 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from polyhead.data import DEFAULT_HELD_OUT, DEFAULT_SPLIT_SEED
 from polyhead.encoders import DEFAULT_MAX_LENGTH, LOCAL_ENCODERS, check_positive_int
-from polyhead.grow import is_multitask_folder
 from polyhead.presets import TINY_ENCODER  # the tiny preset's name, importable from here as before
-from polyhead.sampling import STRATEGIES
 from polyhead.tasks import TaskSpec, check_held_out_fraction, load_task_specs, read_json_or_yaml
+from polyhead.training.grow import is_multitask_folder
+from polyhead.training.sampling import STRATEGIES
 
 
 logger = logging.getLogger(__name__)

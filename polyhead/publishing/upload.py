@@ -32,7 +32,7 @@ from huggingface_hub.errors import (
 )
 
 from polyhead import run_folder
-from polyhead.model_card import MultitaskCardData, is_generated_card, write_model_card
+from polyhead.publishing.model_card import MultitaskCardData, is_generated_card, write_model_card
 from polyhead.run_folder import README_FILE, RESULTS_FILE, TRAINING_ARGS_FILE
 from polyhead.saving import (
     REMOTE_CODE_FILES,
@@ -233,8 +233,8 @@ def publish_model(
     The folder is verified first, whatever its README (`polyhead.saving.verify_model_folder`: it loads with its own
     remote code, its weights are complete and match `config.json`; no file to upload links out of the folder). The
     files to upload (`UPLOAD_PATTERNS`) are staged, and the model card is generated
-    (`polyhead.model_card.write_model_card`, with its usage snippet pinned to `branch`) unless a hand-edited README
-    is found: one in the folder is uploaded as is, one already on the branch is left in place;
+    (`polyhead.publishing.model_card.write_model_card`, with its usage snippet pinned to `branch`) unless a hand-edited
+    README is found: one in the folder is uploaded as is, one already on the branch is left in place;
     `overwrite_readme=True` generates the card anyway. The model folder itself is never modified.
 
     Args:

@@ -28,13 +28,10 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, pipeline
 
-from polyhead_remote.configuration_multitask import MULTI_LABEL
-from polyhead_remote.modeling_multitask import MultitaskModel
-from polyhead_remote.pipelines.multitask_classification import register_pipeline
+from polyhead.benchmark.throughput import interleaved_runs
+from polyhead.remote_code import MULTI_LABEL, MultitaskModel, register_pipeline
 
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-TEXT_DATASETS = ("tweet_emotion", "tweet_hate", "tweet_offensive")
 HEADS = ("random", "calibrated")
 
 
@@ -65,17 +62,6 @@ def synthetic_tasks(num_tasks: int, seed: int = 0) -> dict[str, dict]:
             spec["problem_type"] = MULTI_LABEL
         tasks[f"task_{index}"] = spec
     return tasks
-
-
-def real_texts(
-    num_texts: int, data_dir: str | Path = DEFAULT_DATA_DIR, seed: int = 0, split: str = "test"
-) -> list[str]:
-    """A seeded sample of the three tweet sets' `split` (lengths vary)."""
-    texts = []
-    for name in TEXT_DATASETS:
-        with open(Path(data_dir) / name / f"{split}.jsonl", encoding="utf-8") as handle:
-            texts += [json.loads(line)["text"] for line in handle if line.strip()]
-    return random.Random(seed).sample(texts, min(num_texts, len(texts)))
 
 
 def labels_per_text(path: str | Path) -> float:
@@ -124,8 +110,8 @@ def measure_heads(
     Example:
 
     ```python
-    >>> rows = measure_heads(encoder_path(), real_texts(128), task_counts=[1, 500],
-    ...                      calibration_texts=real_texts(128, split="validation"), calibration_labels_per_text=1.18)
+    >>> rows = measure_heads(encoder_path(), load_texts(128), task_counts=[1, 500],
+    ...                      calibration_texts=load_texts(128, split="validation"), calibration_labels_per_text=1.18)
     ```
     """
     timer = {"wall": time.perf_counter, "cpu": time.process_time}[clock]
@@ -149,10 +135,9 @@ def measure_heads(
     returned = {}  # labels per text, counted on an untimed warm-up pass (which also builds the fused weights)
     for variant, mode in grid:
         returned[(variant, mode)] = _labels_per_text(_classify(classifiers[variant], inputs[mode], *mode))
-    runs: dict[tuple, list[float]] = {key: [] for key in grid}
-    for round_index in range(repeats):
-        for variant, mode in random.Random(round_index).sample(grid, len(grid)):
-            runs[(variant, mode)].append(_timed_call(classifiers[variant], inputs[mode], mode, timer))
+    runs = interleaved_runs(
+        grid, lambda key: _answer_and_free(classifiers[key[0]], inputs[key[1]], key[1]), repeats, timer
+    )
     rates = {key: len(inputs[key[1]]) / statistics.median(times) for key, times in runs.items()}
     return [
         HeadsRow(
@@ -180,15 +165,13 @@ def _classify(classifier, texts: list[str], batch_size: int, calls: str) -> list
     return classifier(texts, batch_size=batch_size)
 
 
-def _timed_call(classifier, texts: list[str], mode: tuple[int, str], timer) -> float:
-    """Seconds to classify `texts` (`mode`: batch size and calls), then to run the young-generation garbage
-    collection that the caller's next allocation would trigger (it walks the new answers once) and to free the
-    answers: at ~1,000 labels per text part of what the answers cost, not only their making."""
-    start = timer()
+def _answer_and_free(classifier, texts: list[str], mode: tuple[int, str]) -> None:
+    """Classifies `texts` (`mode`: batch size and calls), then runs the young-generation garbage collection that the
+    caller's next allocation would trigger (it walks the new answers once) and frees the answers: timed together,
+    as part of what the answers cost at ~1,000 labels per text, not only their making."""
     answers = _classify(classifier, texts, *mode)
     gc.collect(0)
     del answers
-    return timer() - start
 
 
 def heads_table(rows: list[HeadsRow]) -> str:
@@ -212,6 +195,5 @@ __all__ = [
     "heads_table",
     "labels_per_text",
     "measure_heads",
-    "real_texts",
     "synthetic_tasks",
 ]

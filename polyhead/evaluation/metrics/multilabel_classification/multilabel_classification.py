@@ -36,7 +36,7 @@ Returns:
     `recall_macro`, `exact_match` and `label_accuracy`, each in [0, 1].
 
 Examples:
-    >>> metric = evaluate.load("polyhead/metrics/multilabel_classification")
+    >>> metric = evaluate.load("polyhead/evaluation/metrics/multilabel_classification")
     >>> metric.compute(predictions=[[1, 0], [1, 1]], references=[[1, 0], [0, 1]])["exact_match"]
     0.5
 """

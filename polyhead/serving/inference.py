@@ -2,7 +2,7 @@
 
 The Hub does not run custom code in widgets, so a card's widget examples carry precomputed answers; they come from
 [`predict_widget`] here, as do the demo's printed answers ([`pipeline_answers`]). Rendering a card
-(`polyhead.model_card.render_model_card`) never loads a model.
+(`polyhead.publishing.model_card.render_model_card`) never loads a model.
 """
 
 import os
@@ -11,9 +11,8 @@ from typing import Any
 
 from transformers import AutoTokenizer, Pipeline, pipeline
 
-from polyhead.saving import check_model_weights
-from polyhead_remote.configuration_multitask import PIPELINE_TASK
-from polyhead_remote.modeling_multitask import MultitaskModel
+from polyhead.remote_code import PIPELINE_TASK, MultitaskModel
+from polyhead.run_folder import check_model_weights
 
 
 def load_pipeline(folder: str | os.PathLike, trust_remote_code: bool = False) -> Pipeline:

@@ -25,11 +25,10 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from polyhead import metrics
 from polyhead.data import TaskData
-from polyhead.evaluation import predict_all_logits, score_task
-from polyhead_remote.configuration_multitask import MultitaskConfig, normalize_task
-from polyhead_remote.modeling_multitask import MultitaskModel
+from polyhead.evaluation import metrics
+from polyhead.evaluation.scoring import predict_all_logits, score_task
+from polyhead.remote_code import MultitaskConfig, MultitaskModel, normalize_task
 
 
 logger = logging.getLogger(__name__)

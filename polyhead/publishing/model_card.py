@@ -7,17 +7,17 @@ Hub does not merge the results of tasks that share a dataset.
 
 [`write_model_card`] does the impure parts for a model folder: it reads the files a training run writes, takes the
 widget's answers (the Hub does not run custom code in widgets, so their `output` is precomputed; when the caller does
-not pass them, `polyhead.inference.predict_widget` computes them), records the installed framework versions and
+not pass them, `polyhead.serving.inference.predict_widget` computes them), records the installed framework versions and
 writes `README.md` with [`GENERATED_MARKER`].
 
 Inputs (every key optional unless said otherwise):
 
-- `results` (the `results.json` schema of `polyhead.evaluation`): `{"tasks": {task: {metric: value}}` (required),
-  `"average": {metric: value, "primary": value}`, `"primary_metrics": {task: metric}`, `"majority_baseline":
-  {task: {metric: value}}`, `"split": str`, `"num_examples": {task: int}}`. Metric keys: single-label `accuracy`,
-  `precision_macro`, `recall_macro`, `f1_macro`; multi-label `f1_micro`, `f1_macro`, `precision_micro`,
-  `recall_micro`, `precision_macro`, `recall_macro`, `exact_match`, `label_accuracy`.
-- `training_args` (the `training_args.json` schema of `polyhead.training`): `{"model": {"encoder_name_or_path",
+- `results` (the `results.json` schema of `polyhead.evaluation.scoring`): `{"tasks": {task: {metric: value}}`
+  (required), `"average": {metric: value, "primary": value}`, `"primary_metrics": {task: metric}`,
+  `"majority_baseline": {task: {metric: value}}`, `"split": str`, `"num_examples": {task: int}}`. Metric keys:
+  single-label `accuracy`, `precision_macro`, `recall_macro`, `f1_macro`; multi-label `f1_micro`, `f1_macro`,
+  `precision_micro`, `recall_micro`, `precision_macro`, `recall_macro`, `exact_match`, `label_accuracy`.
+- `training_args` (the `training_args.json` schema of `polyhead.training.trainer`): `{"model": {"encoder_name_or_path",
   "pooling", "max_length", ...}, "data": {"tasks": [{"name", "dataset", "dataset_config", "data_files",
   "test_split", ...}], "sampling", "temperature"}, "training": TrainingArguments.to_dict(), "num_train_examples":
   {task: int}, "train_metrics": {...}}`.
@@ -39,16 +39,19 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from polyhead import encoders, run_folder
-from polyhead.inference import predict_widget  # kept importable from here: polyhead.model_card.predict_widget
-from polyhead_remote.configuration_multitask import MULTI_LABEL, PIPELINE_TASK, MultitaskConfig, normalize_tasks
+from polyhead.encoders import encoder_hub_id, hub_id_or_none
+from polyhead.remote_code import MULTI_LABEL, PIPELINE_TASK, MultitaskConfig, normalize_tasks
+from polyhead.serving.inference import (
+    predict_widget,  # kept importable from here: polyhead.publishing.model_card.predict_widget
+)
 
 
 _TEMPLATE_NAME = "multitask_model_card_template.md"
 # Installed from a wheel the template is in `polyhead/model_cards/`; in the source tree (and editable installs) it is
 # the top-level `model_cards/`.
-TEMPLATE_PATH = Path(__file__).resolve().parent / "model_cards" / _TEMPLATE_NAME
+TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "model_cards" / _TEMPLATE_NAME
 if not TEMPLATE_PATH.is_file():
-    TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_cards" / _TEMPLATE_NAME
+    TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "model_cards" / _TEMPLATE_NAME
 # A README holding this line was written by polyhead and may be regenerated; remove it to keep manual edits.
 GENERATED_MARKER = "<!-- polyhead:generated-model-card (delete this line to keep manual edits) -->"
 GENERATED_MARKER_PREFIX = "<!-- polyhead:generated-model-card"
@@ -95,7 +98,6 @@ HYPERPARAMETERS = (
     ("model", "freeze_encoder"),
     ("model", "max_length"),
 )
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclasses.dataclass
@@ -191,46 +193,6 @@ def config_tasks(config: Any) -> dict[str, dict[str, Any]]:
         return dict(config.tasks)
     tasks = config.get("tasks", config) if isinstance(config, Mapping) else config
     return normalize_tasks(tasks)
-
-
-def hub_id_or_none(name: Any) -> str | None:
-    """`name` if it looks like a Hub repo id (`org/name`), else `None` (local paths stay out of the metadata)."""
-    return name if isinstance(name, str) and _HUB_ID.match(name) and not os.path.isabs(name) else None
-
-
-def encoder_hub_id(path: str | os.PathLike | None) -> str | None:
-    r"""
-    The Hub id of an encoder: `path` itself when it is a Hub id, else what a local encoder folder says it is.
-
-    Read from the folder's own metadata, in this order: the `base_model` of its `README.md` YAML header, a
-    `sentence-transformers/<name>` model id in its README text (how sentence-transformers cards name themselves),
-    the `_name_or_path` of its `config.json` or `config_sentence_transformers.json` (when that is a Hub id, not a
-    local path). `None` when nothing names one.
-
-    Example:
-
-    ```python
-    >>> encoder_hub_id("sentence-transformers/all-MiniLM-L6-v2")
-    'sentence-transformers/all-MiniLM-L6-v2'
-    ```
-    """
-    if path is None:
-        return None
-    folder = Path(path)
-    if not folder.is_dir():
-        return hub_id_or_none(str(path))
-    readme = folder / README
-    text = readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else ""
-    candidates = []
-    if text.startswith("---"):
-        base = ModelCard(text, ignore_metadata_errors=True).data.to_dict().get("base_model")
-        candidates += base if isinstance(base, list) else [base]
-    # A sentence-transformers README names the model itself in its usage code; config.json's `_name_or_path` is
-    # often the checkpoint it was fine-tuned from (all-MiniLM-L6-v2 says nreimers/MiniLM-L6-H384-uncased).
-    candidates += re.findall(r"\bsentence-transformers/[\w.-]*\w", text)
-    for name in ("config.json", "config_sentence_transformers.json"):
-        candidates.append((run_folder.read_json(folder / name) or {}).get("_name_or_path"))
-    return next((c for c in candidates if hub_id_or_none(c) and not Path(str(c)).exists()), None)
 
 
 def task_sources(training_args: Mapping[str, Any], task_names: list[str]) -> dict[str, dict[str, Any]]:
@@ -681,7 +643,7 @@ def write_model_card(
     Reads `config.json`, `results.json` (required), `training_args.json`, `baselines/results.json` and the
     `confusion_matrix_<task>.png` files when present; the widget shows `widget`'s answers or, when it is `None`,
     the model's pipeline answers on `card_data.widget_texts` (or `DEFAULT_WIDGET_TEXTS`) from
-    `polyhead.inference.predict_widget`
+    `polyhead.serving.inference.predict_widget`
     (`[{"text", "output"}]`); lists the installed framework versions. A README without [`GENERATED_MARKER`] (a
     hand-edited card) is kept unless `overwrite=True`.
 

@@ -25,12 +25,12 @@ from huggingface_hub import HfApi, ModelCardData
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import cached_file
 
-from polyhead.model_card import GENERATED_MARKER, METRIC_INFO, hub_id_or_none
-from polyhead.publish import PublishError, PublishResult, _upload, resolve_repo_id, select_upload_files
+from polyhead.encoders import hub_id_or_none
+from polyhead.publishing.model_card import GENERATED_MARKER, METRIC_INFO
+from polyhead.publishing.upload import PublishError, PublishResult, _upload, resolve_repo_id, select_upload_files
+from polyhead.remote_code import MULTI_LABEL, NATIVE_POOLING_ACTIVATIONS, MultitaskModel
 from polyhead.run_folder import README_FILE, RESULTS_FILE
 from polyhead.saving import atomic_folder, save_tokenizer
-from polyhead_remote.configuration_multitask import MULTI_LABEL, NATIVE_POOLING_ACTIVATIONS
-from polyhead_remote.modeling_multitask import MultitaskModel
 
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ MAX_ABS_DIFF = 1e-5
 
 
 @dataclasses.dataclass
-class ExportResult:
+class TaskExportResult:
     """What [`export_task`] wrote: the folder, the standard class, and the largest logit difference measured."""
 
     folder: Path
@@ -132,7 +132,7 @@ def export_task(
     base_model: str | None = None,
     texts: Sequence[str] | None = None,
     results: dict[str, Any] | None = None,
-) -> ExportResult:
+) -> TaskExportResult:
     r"""
     Writes `task` of a multitask model to `out_dir` as a standard `XxxForSequenceClassification` checkpoint that
     `AutoModelForSequenceClassification.from_pretrained(out_dir)` and `pipeline("text-classification", model=out_dir)`
@@ -160,7 +160,7 @@ def export_task(
 
     ```python
     >>> export_task("outputs/run/model", "emotion", "outputs/emotion")
-    ExportResult(folder=PosixPath('outputs/emotion'), architecture='BertForSequenceClassification', ...)
+    TaskExportResult(folder=PosixPath('outputs/emotion'), architecture='BertForSequenceClassification', ...)
     ```
     """
     source = None if isinstance(model_or_path, MultitaskModel) else str(model_or_path)
@@ -186,7 +186,7 @@ def export_task(
         card = render_task_card(model.config, task, type(standard).__name__, base_model, results, texts)
         (tmp / README_FILE).write_text(card, encoding="utf-8")
     logger.info("Exported task %r to %s (max |logit difference| %.1e).", task, out_dir, difference)
-    return ExportResult(Path(out_dir), type(standard).__name__, difference)
+    return TaskExportResult(Path(out_dir), type(standard).__name__, difference)
 
 
 def _tokenizer_for(standard: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
@@ -311,7 +311,7 @@ def publish_exported_task(
 __all__ = [
     "DEFAULT_CHECK_TEXTS",
     "HEAD_MODULES",
-    "ExportResult",
+    "TaskExportResult",
     "check_exportable",
     "export_task",
     "max_logit_difference",
