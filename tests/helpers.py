@@ -1,5 +1,6 @@
 """Helpers shared by the test files (plain functions and constants; fixtures are in conftest.py)."""
 
+import importlib.util
 import json
 import os
 import random
@@ -233,3 +234,11 @@ def load_in_fresh_process(hub, repo_id, branch, tmp_path):
         HF_TOKEN="test-token",
     )
     return json.loads(out.splitlines()[-1])
+
+
+def script_main(name: str):
+    """The `main(argv)` of `scripts/<name>.py`, loaded from its file: a CLI test without a subprocess."""
+    spec = importlib.util.spec_from_file_location(f"polyhead_script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main

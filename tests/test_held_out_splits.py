@@ -9,6 +9,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+from helpers import script_main
 
 from polyhead.data import carve_splits, held_out_rows, load_task_data
 from polyhead.evaluation.scoring import evaluate_saved_model, format_results_table
@@ -16,9 +17,6 @@ from polyhead.publishing.model_card import render_model_card
 from polyhead.run_folder import read_training_args
 from polyhead.tasks import TaskSpec, parse_task
 from polyhead.testing_utils import WORDS
-
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _rows(n, labels, seed=0, multi=False):
@@ -43,16 +41,11 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 
 def _train(tmp_path, capsys, *tasks, extra=()):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     output = tmp_path / "out"
     argv = ["--encoder_name_or_path", "tiny-random-bert", "--tasks", *tasks, "--output_dir", str(output)]
     argv += ["--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--max_length", "16"]
     argv += ["--report_to", "none", "--save_strategy", "no", "--num_threads", "1", *extra]
-    results = script.main(argv)  # main returns normally (exit status 0) or raises SystemExit
+    results = script_main("train")(argv)  # returns normally (exit status 0) or raises SystemExit
     return results["multitask"], output / "model", capsys.readouterr().out
 
 
