@@ -9,6 +9,8 @@ import pytest
 import torch
 from test_handler import _handler_module, folders, nli_folders  # noqa: F401  (module fixtures)
 
+from polyhead.serving.handler import DEFAULT_BATCH_SIZE
+
 
 # (parameters, a fragment of the message): each must be refused before the model runs.
 BAD_PARAMETERS = [
@@ -117,7 +119,7 @@ def test_a_list_without_batch_size_runs_in_the_default_batches(folders, endpoint
     endpoint({"inputs": ["a", "b"]})
     endpoint({"inputs": ["a", "b"], "parameters": {"batch_size": 4}})
     endpoint({"inputs": "a"})
-    assert calls == [{"batch_size": 32}, {"batch_size": 4}, {}]
+    assert calls == [{"batch_size": DEFAULT_BATCH_SIZE}, {"batch_size": 4}, {}]
     monkeypatch.setenv("POLYHEAD_BATCH_SIZE", "8")
     assert endpoint.__class__(str(folders[0])).batch_size == 8
 

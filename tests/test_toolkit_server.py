@@ -20,6 +20,7 @@ from test_handler import BAD_REQUESTS, PAIR, TEXTS, _handler_module, folders  # 
 from test_handler_requests import BAD_PARAMETERS, LONG_TEXT
 
 from polyhead.benchmark.endpoints import HOST, post, run_load, toolkit_server
+from polyhead.serving.handler import DEFAULT_BATCH_SIZE, DEFAULT_MAX_INPUTS
 
 
 pytestmark = pytest.mark.slow
@@ -43,7 +44,7 @@ GOOD_REQUESTS = [
     {"inputs": LONG_TEXT},
     {"inputs": TEXTS, "parameters": {"truncation": False, "max_length": 8}},
     {"inputs": []},
-    {"inputs": ["the team win"] * 256},  # the default POLYHEAD_MAX_INPUTS
+    {"inputs": ["the team win"] * DEFAULT_MAX_INPUTS},
 ]
 BAD_BODIES = [
     *BAD_REQUESTS,
@@ -52,7 +53,7 @@ BAD_BODIES = [
     {"inputs": None},
     {"inputs": [["nested"]]},
     {"inputs": LONG_TEXT, "parameters": {"truncation": False}},
-    {"inputs": ["the team win"] * 257},
+    {"inputs": ["the team win"] * (DEFAULT_MAX_INPUTS + 1)},
     {"inputs": TEXTS[0], "parameters": {"candidate_labels": ["sport", "money"]}},  # no NLI task in this model
     *({"inputs": TEXTS[:2], "parameters": parameters} for parameters, _ in BAD_PARAMETERS),
 ]
@@ -117,7 +118,7 @@ def test_good_requests_answer_200_with_the_pipelines_answer(served, reference_pi
         assert status == 200, (body, answer)
         parameters = dict(body.get("parameters", {}))
         if isinstance(body["inputs"], list):
-            parameters.setdefault("batch_size", 32)  # the handler's default for lists
+            parameters.setdefault("batch_size", DEFAULT_BATCH_SIZE)
         expected = reference_pipeline(body["inputs"], **parameters)
         _assert_close(answer, expected, tolerance=1e-5 if backend == "torch" else 1e-4, where=str(body)[:80])
 

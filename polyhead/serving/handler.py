@@ -32,8 +32,8 @@ ZERO_SHOT_PARAMETERS = ("candidate_labels", "hypothesis_template", "multi_label"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # Serving defaults (docs/serving-endpoints.md has the measurements behind them). The toolkit runs one call at a
 # time, so a long list holds every other client: lists run in batches and a request has at most this many inputs.
-DEFAULT_BATCH_SIZE = 32
-DEFAULT_MAX_INPUTS = 256
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_MAX_INPUTS = 128
 DEFAULT_NUM_THREADS = 1
 logger = logging.getLogger(__name__)
 USAGE = (
@@ -47,8 +47,8 @@ class EndpointHandler:
 
     Environment: `POLYHEAD_BACKEND=torch` forces torch; `POLYHEAD_ONNX_FILE` picks another graph (e.g.
     `onnx/model_quantized.onnx`); `POLYHEAD_NUM_THREADS` (default 1; 0 for the libraries' own choice, every core)
-    sets torch's and onnxruntime's threads; `POLYHEAD_BATCH_SIZE` (default 32) the batch size of a list sent without
-    `batch_size`; `POLYHEAD_MAX_INPUTS` (default 256) the most inputs one request may hold (zero-shot: texts x
+    sets torch's and onnxruntime's threads; `POLYHEAD_BATCH_SIZE` (default 8) the batch size of a list sent without
+    `batch_size`; `POLYHEAD_MAX_INPUTS` (default 128) the most inputs one request may hold (zero-shot: texts x
     candidate labels); `POLYHEAD_DTYPE=bfloat16` runs the torch model in bfloat16 (~3x float32 on Intel Xeon CPUs
     with AMX, Sapphire Rapids and later; slower on CPUs without bfloat16 instructions).
     """
