@@ -9,6 +9,7 @@ import pytest
 import torch
 from test_handler import _handler_module, folders, nli_folders  # noqa: F401  (module fixtures)
 
+from polyhead.serving import handler as serving_handler
 from polyhead.serving.handler import DEFAULT_BATCH_SIZE
 
 
@@ -144,3 +145,7 @@ def test_one_setting_sets_torch_and_onnxruntime_threads(folders, backend, monkey
     monkeypatch.setenv("POLYHEAD_NUM_THREADS", "two")
     with pytest.raises(ValueError, match="POLYHEAD_NUM_THREADS must be an integer >= 0, got 'two'"):
         handler.EndpointHandler(str(folder))
+
+
+def test_every_accepted_parameter_has_a_rule():
+    assert set(serving_handler.PARAMETER_RULES) == {*serving_handler.PARAMETERS, *serving_handler.ZERO_SHOT_PARAMETERS}
