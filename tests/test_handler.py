@@ -64,6 +64,14 @@ TOOLKIT = BLOCKER + textwrap.dedent(
 )
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    # EndpointHandler sets this process's torch threads (POLYHEAD_NUM_THREADS, default 1): give them back.
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("handler")
