@@ -72,15 +72,19 @@ def toolkit_python() -> Path:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="module")
+def python() -> Path:
+    return toolkit_python()
+
+
 @pytest.fixture(scope="module", params=["torch", "onnx"])
-def served(request, folders, tmp_path_factory):  # noqa: F811 (the fixture's value)
+def served(request, python, folders, tmp_path_factory):  # noqa: F811 (the fixture's value)
     """(backend, the in-process handler, the running server) for the tiny model folder."""
     backend = request.param
     plain, with_onnx = folders
     folder = plain if backend == "torch" else with_onnx
     if folder is None:
         pytest.skip("needs the onnx extra: pip install 'polyhead[onnx]'")
-    python = toolkit_python()
     threads = torch.get_num_threads()
     local = _handler_module(folder, f"polyhead_test_toolkit_{backend}").EndpointHandler(str(folder))
     torch.set_num_threads(threads)  # the handler sets this process's threads: give them back to the other tests
