@@ -10,6 +10,7 @@ library talks HTTP here.
 
 import http.client
 import json
+import math
 import os
 import shutil
 import socket
@@ -158,7 +159,7 @@ class LoadResult:
         latencies = sorted(record[3] for record in self.records if record[2] in statuses)
         if not latencies:
             return float("nan")
-        return latencies[min(len(latencies) - 1, round(percent / 100 * (len(latencies) - 1)))]
+        return latencies[max(0, math.ceil(percent / 100 * len(latencies)) - 1)]  # nearest rank
 
 
 def run_load(port: int, requests: list[Any], clients: int, seconds: float, timeout: float = 120.0) -> LoadResult:
