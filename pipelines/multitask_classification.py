@@ -186,6 +186,8 @@ class MultitaskClassificationPipeline(Pipeline):
                 texts = [items[i]["text"] if isinstance(items[i], dict) else items[i] for i in positions]
                 second = [items[i]["text_pair"] for i in positions] if pairs else None
                 encoded = self.tokenizer(texts, second, **options)
+                if not truncation:
+                    _check_untruncated(encoded["input_ids"], self._position_limit())
                 for j, i in enumerate(positions):
                     rows[i] = {key: values[j] for key, values in encoded.items()}
         return rows
@@ -539,6 +541,16 @@ def collection_paused():
 def _check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def _check_untruncated(input_ids: list[list[int]], limit: int | None) -> None:
+    # Past the position table the encoder fails deep inside (a shape mismatch in torch, an Add node in ONNX).
+    longest = max(map(len, input_ids), default=0)
+    if limit is not None and longest > limit:
+        raise ValueError(
+            f"An input has {longest} tokens with truncation=False, more than this model's encoder accepts ({limit} "
+            "tokens): shorten it, or leave truncation on (the default) to cut it."
+        )
 
 
 def _check_text(text: Any, position: int | None, what: str = "text") -> str:

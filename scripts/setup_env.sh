@@ -13,4 +13,6 @@ pip_install -e ".[dev,onnx]"  # the onnx extra too: its tests run in CI
 pip_install --no-deps -r requirements-demo.txt
 # One environment per older transformers release with only torch and that release (tests/test_cross_version.py).
 bash scripts/compat_envs.sh
+# The Hugging Face Inference Toolkit's server with its pinned dependencies (tests/test_toolkit_server.py).
+bash scripts/toolkit_env.sh
 .venv/bin/python -c "import polyhead, torch, transformers; print('polyhead', polyhead.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"

@@ -10,7 +10,8 @@ Zero-shot, as for zero-shot-classification endpoints, through the model's NLI ta
 `{"inputs": "a text" | [...], "parameters": {"candidate_labels": [...], "hypothesis_template": "This example is {}.",
 "multi_label": false, "nli_task": "nli"}}`.
 Response: the `multitask-classification` pipeline's answer (`{task: [{"label", "score"}]}` per text, or
-`{"sequence", "labels", "scores"}` per text for zero-shot), or `{"error": "..."}` for a bad request.
+`{"sequence", "labels", "scores"}` per text for zero-shot). A bad request raises `ValueError` with a message naming
+the problem and the fix, which the toolkit answers as `400 {"error": "..."}`.
 """
 
 import importlib.util
@@ -29,6 +30,11 @@ ONNX_FILE = os.path.join("onnx", "model.onnx")
 PARAMETERS = ("tasks", "top_k", "threshold", "truncation", "max_length", "batch_size")
 ZERO_SHOT_PARAMETERS = ("candidate_labels", "hypothesis_template", "multi_label", "nli_task")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+# Serving defaults (docs/serving-endpoints.md has the measurements behind them). The toolkit runs one call at a
+# time, so a long list holds every other client: lists run in batches and a request has at most this many inputs.
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_MAX_INPUTS = 128
+DEFAULT_NUM_THREADS = 1
 logger = logging.getLogger(__name__)
 USAGE = (
     'send {"inputs": "a text", a {"text": ..., "text_pair": ...} pair or a list of them, '
@@ -40,9 +46,11 @@ class EndpointHandler:
     """Loads the model in `path` (ONNX when `onnx/model.onnx` exists, else torch) behind the multitask pipeline.
 
     Environment: `POLYHEAD_BACKEND=torch` forces torch; `POLYHEAD_ONNX_FILE` picks another graph (e.g.
-    `onnx/model_quantized.onnx`); `POLYHEAD_NUM_THREADS` sets onnxruntime's threads; `POLYHEAD_DTYPE=bfloat16` runs
-    the torch model in bfloat16 (~3x float32 on Intel Xeon CPUs with AMX, Sapphire Rapids and later; slower on CPUs
-    without bfloat16 instructions).
+    `onnx/model_quantized.onnx`); `POLYHEAD_NUM_THREADS` (default 1; 0 for the libraries' own choice, every core)
+    sets torch's and onnxruntime's threads; `POLYHEAD_BATCH_SIZE` (default 8) the batch size of a list sent without
+    `batch_size`; `POLYHEAD_MAX_INPUTS` (default 128) the most inputs one request may hold (zero-shot: texts x
+    candidate labels); `POLYHEAD_DTYPE=bfloat16` runs the torch model in bfloat16 (~3x float32 on Intel Xeon CPUs
+    with AMX, Sapphire Rapids and later; slower on CPUs without bfloat16 instructions).
     """
 
     def __init__(self, path: str = ""):
@@ -61,23 +69,57 @@ class EndpointHandler:
             logger.warning("%s exists but onnxruntime is not installed (requirements.txt): using torch.", onnx_file)
             use_onnx = False
         self.backend = "onnx" if use_onnx else "torch"
+        self.batch_size = _setting("POLYHEAD_BATCH_SIZE", DEFAULT_BATCH_SIZE)
+        self.max_inputs = _setting("POLYHEAD_MAX_INPUTS", DEFAULT_MAX_INPUTS)
+        num_threads = _set_threads()
         if use_onnx:
-            self.pipeline = _onnx_pipeline(path, onnx_file, int(os.environ.get("POLYHEAD_NUM_THREADS", 0)) or None)
+            self.pipeline = _onnx_pipeline(path, onnx_file, num_threads)
         else:
             self.pipeline = pipeline(PIPELINE_TASK, model=path, trust_remote_code=True)
             self.pipeline.model.to(DTYPES[dtype])
+        logger.info(
+            "polyhead handler: %s backend, %s threads, lists in batches of %d, at most %d inputs a request",
+            self.backend,
+            num_threads or "default",
+            self.batch_size,
+            self.max_inputs,
+        )
 
     def __call__(self, data: dict[str, Any]) -> Any:
+        """The pipeline's answer to one request; a bad request raises `ValueError` (the toolkit answers 400)."""
         try:
             inputs, parameters = _parse_request(data)
+            _check_parameters(parameters)
+            _check_size(inputs, parameters, self.max_inputs)
+            if isinstance(inputs, list) and parameters.get("batch_size") is None:
+                parameters = {**parameters, "batch_size": self.batch_size}
             return self.pipeline(inputs, **parameters)
-        except (TypeError, ValueError, KeyError) as error:  # the pipeline's own checks: unknown task, empty text...
+        except (TypeError, ValueError, KeyError) as error:  # ours and the pipeline's: unknown task, empty text...
             message = error.args[0] if isinstance(error, KeyError) and error.args else error  # KeyError quotes it
-            return {"error": str(message)}
+            raise ValueError(str(message)) from None  # the toolkit answers any exception with 400 and its message
 
 
 def _onnxruntime_installed() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
+
+
+def _setting(name: str, default: int, minimum: int = 1) -> int:
+    """An integer setting from the environment (at least `minimum`), else `default`."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}: unset it for {default}.")
+    return int(value)
+
+
+def _set_threads() -> int | None:
+    """Torch's intra-op threads from POLYHEAD_NUM_THREADS; the same number is returned for onnxruntime (None: each
+    library's own default, every core). Both backends use torch (tokenizer tensors, heads, ranking)."""
+    threads = _setting("POLYHEAD_NUM_THREADS", DEFAULT_NUM_THREADS, minimum=0)
+    if threads:
+        torch.set_num_threads(threads)
+    return threads or None
 
 
 def _onnx_pipeline(path: str, onnx_file: str, num_threads: int | None):
@@ -119,3 +161,60 @@ def _parse_request(data: Any) -> tuple[Any, dict[str, Any]]:
         if alone:
             raise ValueError(f"{alone} are zero-shot parameters: give candidate_labels too.")
     return inputs, parameters
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_probability(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1  # NaN fails too
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+# Per parameter: whether a JSON value is acceptable, and what it must be. `null` means the default, except for top_k
+# where it means every label (the pipeline's `top_k=None`).
+PARAMETER_RULES = {
+    "tasks": (lambda v: v is None or isinstance(v, str) or _is_strings(v), "a task name or a list of task names"),
+    "top_k": (lambda v: v is None or _is_count(v), "an integer >= 1, or null for every label"),
+    "threshold": (
+        lambda v: (
+            v is None
+            or _is_probability(v)
+            or (isinstance(v, dict) and all(isinstance(k, str) and _is_probability(x) for k, x in v.items()))
+        ),
+        "a number in [0, 1], or a {task: number in [0, 1]} object for multi-label tasks",
+    ),
+    "truncation": (lambda v: v is None or isinstance(v, bool), "true or false"),
+    "max_length": (lambda v: v is None or _is_count(v), "an integer >= 1"),
+    "batch_size": (lambda v: v is None or _is_count(v), "an integer >= 1"),
+    "candidate_labels": (lambda v: isinstance(v, str) or _is_strings(v), "a list of label strings"),
+    "hypothesis_template": (lambda v: isinstance(v, str), "a string with {} where the label goes"),
+    "multi_label": (lambda v: v is None or isinstance(v, bool), "true or false"),
+    "nli_task": (lambda v: v is None or isinstance(v, str), "a task name"),
+}
+
+
+def _check_parameters(parameters: dict[str, Any]) -> None:
+    """Each parameter's JSON type and range, before the model runs (`true` is no top_k, 5 is no threshold)."""
+    for name, value in parameters.items():
+        accepts, expected = PARAMETER_RULES[name]
+        if not accepts(value):
+            raise ValueError(f"'{name}' must be {expected}, got {value!r:.80}.")
+
+
+def _check_size(inputs: Any, parameters: dict[str, Any], max_inputs: int) -> None:
+    """At most `max_inputs` inputs a request (zero-shot: texts x candidate labels, one encoder row each)."""
+    count = len(inputs) if isinstance(inputs, list) else 1
+    labels = parameters.get("candidate_labels")
+    if labels:
+        count *= len(labels.split(",") if isinstance(labels, str) else labels)
+    if count > max_inputs:
+        what = "texts x candidate labels" if labels else "inputs"
+        raise ValueError(
+            f"The request has {count} {what}, more than this endpoint's limit of {max_inputs} (POLYHEAD_MAX_INPUTS): "
+            "split it into several requests."
+        )
