@@ -1,11 +1,11 @@
 """A saved model folder served by the real Hugging Face Inference Toolkit, as Inference Endpoints serve it.
 
-The toolkit 0.5.6 (`third_party/`, transformers 4.51.3, starlette < 1) lives in `.venv-toolkit/`
-(`bash scripts/toolkit_env.sh`); its `webservice_starlette` app starts as the container entrypoint starts it, on
-127.0.0.1, with the torch and the ONNX backend. Bad requests must come back 400 with the handler's message (the same
-as in process), good ones 200 with the pipeline's answer, and under 8 concurrent clients: no 5xx, every answer equal
-to the sequential one, resident memory bounded. Without the environment these tests skip, except under `.ci/run`
-(`POLYHEAD_REQUIRE_TOOLKIT=1`), which builds it.
+The toolkit 0.5.6 (transformers 4.51.3, starlette < 1) lives in `.venv-toolkit/` (`bash scripts/toolkit_env.sh`, from a
+checkout of its repository named by POLYHEAD_TOOLKIT_SOURCE: it is not on PyPI); its `webservice_starlette` app starts
+as the container entrypoint starts it, on 127.0.0.1, with the torch and the ONNX backend. Bad requests must come back
+400 with the handler's message (the same as in process), good ones 200 with the pipeline's answer, and under 8
+concurrent clients: no 5xx, every answer equal to the sequential one, resident memory bounded. Without the environment
+these tests skip, saying why, unless `POLYHEAD_REQUIRE_TOOLKIT=1` (then they fail).
 """
 
 import http.client
@@ -60,7 +60,10 @@ BAD_BODIES = [
 
 
 def toolkit_python() -> Path:
-    message = "no toolkit environment in .venv-toolkit/: run bash scripts/toolkit_env.sh"
+    message = (
+        "no toolkit environment in .venv-toolkit/: the toolkit is not on PyPI; run "
+        "POLYHEAD_TOOLKIT_SOURCE=<checkout of huggingface-inference-toolkit v0.5.6> bash scripts/toolkit_env.sh"
+    )
     if TOOLKIT_PYTHON.is_file():
         check = "import huggingface_inference_toolkit.webservice_starlette, onnxruntime"
         done = subprocess.run([str(TOOLKIT_PYTHON), "-c", check], capture_output=True, text=True, timeout=300)
