@@ -201,7 +201,7 @@ def build_app(classifier, settings: dict) -> gr.Blocks:
             chosen = gr.CheckboxGroup(names, value=names, label="Tasks", elem_id="tasks")
             submit = gr.Button("Classify", variant="primary", elem_id="submit")
             status = gr.Markdown(elem_id="status")
-            charts = [gr.Label(label=task, elem_id=f"task-{i}") for i, task in enumerate(names)]
+            charts = [gr.Label(label=chart_title(t, specs[t]), elem_id=f"task-{i}") for i, t in enumerate(names)]
             if settings.get("examples"):
                 gr.Examples(settings["examples"], inputs=[text], label="Examples (from the model card)")
 
@@ -254,6 +254,12 @@ def build_app(classifier, settings: dict) -> gr.Blocks:
         if settings.get("metrics_table"):
             gr.Markdown("## Evaluation (from the model card)\n\n" + settings["metrics_table"])
     return demo
+
+
+def chart_title(task: str, spec: dict) -> str:
+    if spec.get("problem_type") == "multi_label_classification":
+        return f"{task} (multi-label: every label at or above its threshold)"
+    return task
 
 
 def error_app(message: str) -> gr.Blocks:
