@@ -20,7 +20,7 @@ from polyhead.predict import predict_file
 from polyhead.saving import save_model_folder
 from polyhead.space import SPACE_FILES, SpaceError, metrics_table, read_model, write_space
 from polyhead.testing_utils import TINY_NLI_TASKS, TINY_TASKS, tiny_multitask_config, tiny_tokenizer
-from polyhead_remote.configuration_multitask import PIPELINE_TASK
+from polyhead_remote.configuration_multitask import MULTI_LABEL, PIPELINE_TASK
 
 
 _hub_server = pytest.importorskip("hub_server", reason="tests/hub_server.py is missing")
@@ -173,6 +173,11 @@ def test_publish_with_space_pushes_the_demo_in_one_commit(hub, space_model, tmp_
 
 
 # -- the generated app's handlers ------------------------------------------------------------------------------------
+
+
+def test_app_constants_equal_the_configs(app):
+    # app.py runs on a Space where polyhead is not installed: it keeps its own copies.
+    assert (app.PIPELINE_TASK, app.MULTI_LABEL) == (PIPELINE_TASK, MULTI_LABEL)
 
 
 def test_app_answers_equal_the_pipeline(app, classifier, space_model):

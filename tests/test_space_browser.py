@@ -40,7 +40,6 @@ if not (os.path.isfile(CHROMIUM) and os.path.isfile(CHROMEDRIVER)):
 STARTUP_SECONDS = 120  # importing gradio and torch on a busy 2-core machine
 ANSWER_SECONDS = 30
 ARTEFACTS = Path(__file__).resolve().parent.parent / "outputs" / "test-artefacts" / "space"
-NO_LABEL = "(no label above its threshold)"  # app.py's text for a multi-label task with no label kept
 
 
 def free_port() -> int:
@@ -157,7 +156,8 @@ def wait_for(driver, expected: dict[str, str], read) -> dict[str, str]:
 
 
 def top_labels(answer: dict[str, list[dict]]) -> dict[str, str]:
-    return {task: items[0]["label"] if items else NO_LABEL for task, items in answer.items()}
+    """The top label of each task as the page shows it (app.py's text for a multi-label task with no label kept)."""
+    return {task: items[0]["label"] if items else "(no label above its threshold)" for task, items in answer.items()}
 
 
 def click(driver, selector: str) -> None:

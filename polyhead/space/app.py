@@ -27,7 +27,8 @@ from transformers import AutoConfig, pipeline  # noqa: E402
 logger = logging.getLogger("polyhead-space")
 HERE = Path(__file__).resolve().parent
 CONFIG_FILE = HERE / "space_config.json"
-PIPELINE_TASK = "multitask-classification"
+PIPELINE_TASK = "multitask-classification"  # copies of the config's constants (pinned by tests/test_space.py)
+MULTI_LABEL = "multi_label_classification"
 MAX_BATCH_ROWS = 10_000  # a free CPU Space answers ~100 short texts a second: bigger files belong to predict.py
 BATCH_CHUNK = 64  # rows per pipeline call in batch mode: the progress bar moves once per chunk
 NO_LABEL = "(no label above its threshold)"
@@ -162,7 +163,7 @@ def predict_frame(classifier, frame: pd.DataFrame, text_column: str, pair_column
         answers += classifier(inputs[start : start + BATCH_CHUNK], batch_size=32)
     columns = {}
     for task, spec in specs.items():
-        if spec.get("problem_type") == "multi_label_classification":
+        if spec.get("problem_type") == MULTI_LABEL:
             columns[task] = [json.dumps([item["label"] for item in answer[task]]) for answer in answers]
             columns[f"{task}_score"] = [json.dumps([item["score"] for item in answer[task]]) for answer in answers]
         else:
@@ -257,7 +258,7 @@ def build_app(classifier, settings: dict) -> gr.Blocks:
 
 
 def chart_title(task: str, spec: dict) -> str:
-    if spec.get("problem_type") == "multi_label_classification":
+    if spec.get("problem_type") == MULTI_LABEL:
         return f"{task} (multi-label: every label at or above its threshold)"
     return task
 
