@@ -63,14 +63,19 @@ def space_dir(space_model, tmp_path_factory):
     return write_space(space_model, tmp_path_factory.mktemp("spaces") / "space")
 
 
-@pytest.fixture(scope="module")
-def app(space_dir):
-    """The generated app.py as a module (not launched)."""
-    pytest.importorskip("gradio", reason="gradio is not installed: pip install 'polyhead[space]'")
-    spec = importlib.util.spec_from_file_location("polyhead_space_app", space_dir / "app.py")
+def load_app_module(path: Path):
+    """An app.py as a module (its page is not launched)."""
+    spec = importlib.util.spec_from_file_location("polyhead_space_app", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def app(space_dir):
+    """The generated app.py as a module."""
+    pytest.importorskip("gradio", reason="gradio is not installed: pip install 'polyhead[space]'")
+    return load_app_module(space_dir / "app.py")
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +248,15 @@ def test_app_batch_mode_matches_bulk_prediction(app, classifier, space_model, tm
     pd.DataFrame({"id": [0, 1, 2], "text": ["fine", " ", ""]}).to_csv(tmp_path / "blank.csv", index=False)
     with pytest.raises(app.InputError, match=r"empty at rows \[1, 2\]"):
         app.read_csv(str(tmp_path / "blank.csv"), "text", "")
+
+
+def test_publish_dry_run_with_space_writes_it_next_to_the_preview(space_model, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import publish as publish_script  # noqa: PLC0415 (scripts/publish.py)
+
+    preview = tmp_path / "preview"
+    publish_script.main([str(space_model), "--repo-id", "org/x", "--space", "org/x-demo", "--dry-run", str(preview)])
+    assert (preview / "config.json").is_file()
+    config = json.loads((tmp_path / "preview-space" / "space_config.json").read_text(encoding="utf-8"))
+    assert config["local"] and config["model"] == str(space_model.resolve())  # nothing published: the local folder
+    assert SpaceCard.load(tmp_path / "preview-space" / "README.md").data.models == ["org/x"]

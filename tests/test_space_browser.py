@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_space import EXAMPLES, save_space_model
+from test_space import EXAMPLES, load_app_module, save_space_model
 from transformers import pipeline
 
-from polyhead.space import write_space
+from polyhead.space import APP_TEMPLATE, write_space
 from polyhead_remote.configuration_multitask import PIPELINE_TASK
 
 
@@ -39,6 +39,7 @@ if not (os.path.isfile(CHROMIUM) and os.path.isfile(CHROMEDRIVER)):
     )
 STARTUP_SECONDS = 120  # importing gradio and torch on a busy 2-core machine
 ANSWER_SECONDS = 30
+APP = load_app_module(APP_TEMPLATE)  # the template's helpers, not launched
 ARTEFACTS = Path(__file__).resolve().parent.parent / "outputs" / "test-artefacts" / "space"
 
 
@@ -157,7 +158,7 @@ def wait_for(driver, expected: dict[str, str], read) -> dict[str, str]:
 
 def top_labels(answer: dict[str, list[dict]]) -> dict[str, str]:
     """The top label of each task as the page shows it (app.py's text for a multi-label task with no label kept)."""
-    return {task: items[0]["label"] if items else "(no label above its threshold)" for task, items in answer.items()}
+    return {task: items[0]["label"] if items else APP.NO_LABEL for task, items in answer.items()}
 
 
 def click(driver, selector: str) -> None:
@@ -194,7 +195,7 @@ def test_empty_and_too_long_text_say_so_on_the_page(page, reference):
     click(page, "#submit")
     status = wait_for(page, {"#status": "Error: The text is empty: type a text to classify."}, shown_text)
     assert status["#status"] == "Error: The text is empty: type a text to classify."
-    limit = reference._default_max_length()
+    limit = APP.token_limit(reference)
     fill(page, "#text", "good " * (limit + 10))
     click(page, "#submit")
     WebDriverWait(page, ANSWER_SECONDS).until(lambda d: "truncated" in shown_text(d, "#status"))

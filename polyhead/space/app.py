@@ -31,6 +31,7 @@ PIPELINE_TASK = "multitask-classification"  # copies of the config's constants (
 MULTI_LABEL = "multi_label_classification"
 MAX_BATCH_ROWS = 10_000  # a free CPU Space answers ~100 short texts a second: bigger files belong to predict.py
 BATCH_CHUNK = 64  # rows per pipeline call in batch mode: the progress bar moves once per chunk
+TOP_LABELS = 10  # a single-label chart's bars: a 50-class task stays readable
 NO_LABEL = "(no label above its threshold)"
 # System fonts only: the default theme would fetch Google Fonts, which an offline machine cannot reach.
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
@@ -75,8 +76,8 @@ def nli_task(specs: dict[str, dict]) -> str | None:
 
 def token_limit(classifier) -> int:
     """How many tokens the pipeline reads by default (it truncates the rest)."""
-    default = getattr(classifier, "_default_max_length", None)
-    return default() if callable(default) else classifier.tokenizer.model_max_length
+    default = getattr(classifier, "_default_max_length", None)  # the pipeline's rule, where its version has one
+    return (default() if callable(default) else None) or classifier.tokenizer.model_max_length
 
 
 def truncation_note(classifier, text: str, pair: str | None) -> str:
@@ -202,7 +203,7 @@ def build_app(classifier, settings: dict) -> gr.Blocks:
             chosen = gr.CheckboxGroup(names, value=names, label="Tasks", elem_id="tasks")
             submit = gr.Button("Classify", variant="primary", elem_id="submit")
             status = gr.Markdown(elem_id="status")
-            charts = [gr.Label(label=chart_title(t, specs[t]), elem_id=f"task-{i}") for i, t in enumerate(names)]
+            charts = [chart(task, specs[task], f"task-{i}") for i, task in enumerate(names)]
             if settings.get("examples"):
                 gr.Examples(settings["examples"], inputs=[text], label="Examples (from the model card)")
 
@@ -257,10 +258,11 @@ def build_app(classifier, settings: dict) -> gr.Blocks:
     return demo
 
 
-def chart_title(task: str, spec: dict) -> str:
+def chart(task: str, spec: dict, elem_id: str) -> gr.Label:
+    """A task's label chart: a multi-label task shows every label kept, a single-label task its `TOP_LABELS` best."""
     if spec.get("problem_type") == MULTI_LABEL:
-        return f"{task} (multi-label: every label at or above its threshold)"
-    return task
+        return gr.Label(label=f"{task} (multi-label: every label at or above its threshold)", elem_id=elem_id)
+    return gr.Label(label=task, num_top_classes=TOP_LABELS, elem_id=elem_id)
 
 
 def error_app(message: str) -> gr.Blocks:
