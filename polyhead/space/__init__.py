@@ -214,7 +214,7 @@ def space_card(source: ModelSource, settings: SpaceSettings, title: str, descrip
     body = (
         f"# {title}\n\n{description}\n\nA live demo of {model}{pinned}: type a text and every task answers, each as "
         "a label chart; a CSV file gets every row predicted. Written by polyhead's `scripts/make_space.py`; run it "
-        "locally with `pip install gradio -r requirements.txt && python app.py`.\n"
+        f"locally with `pip install gradio=={data.sdk_version} -r requirements.txt && python app.py`.\n"
     )
     return SpaceCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 

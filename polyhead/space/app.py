@@ -235,6 +235,10 @@ def build_app(classifier, settings: dict) -> gr.Blocks:
 
                 zs_submit.click(run_zero_shot, [zs_text, zs_labels, zs_template, zs_multi], [zs_status, zs_chart])
         with gr.Tab("Batch (CSV)"):
+            gr.Markdown(
+                f"Upload a CSV file (at most {MAX_BATCH_ROWS:,} rows): every row comes back with, per task, `<task>` "
+                "(the label; for a multi-label task the list of labels kept) and `<task>_score`."
+            )
             upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath", elem_id="csv")
             text_column = gr.Textbox(value="text", label="Text column", elem_id="text-column")
             pair_column = gr.Textbox(label="Second text column (pair tasks; optional)", visible=has_pairs)
