@@ -144,7 +144,7 @@ def hub(tmp_path_factory):
 
 def test_space_from_a_hub_repo_pins_its_commit(hub, space_model, tmp_path):
     api = HfApi(endpoint=hub.url, token="test-token")
-    api.create_repo("org/tiny-space")
+    api.create_repo("org/tiny-space", private=True)  # read with the token
     commit = api.upload_folder(repo_id="org/tiny-space", folder_path=space_model).oid
     api.upload_file(repo_id="org/tiny-space", path_or_fileobj=b"later", path_in_repo="notes.txt")  # main moves on
     out = write_space("org/tiny-space", tmp_path / "space", revision=commit, endpoint=hub.url, token="test-token")

@@ -143,7 +143,9 @@ def _read_hub_model(repo_id: str, revision: str | None, endpoint: str | None, to
 
 def _download(api: HfApi, repo_id: str, name: str, revision: str, cache: str) -> Path | None:
     try:
-        return Path(hf_hub_download(repo_id, name, revision=revision, cache_dir=cache, endpoint=api.endpoint))
+        return Path(
+            hf_hub_download(repo_id, name, revision=revision, cache_dir=cache, endpoint=api.endpoint, token=api.token)
+        )
     except EntryNotFoundError:
         return None
 
