@@ -277,7 +277,7 @@ def error_app(message: str) -> gr.Blocks:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO)
+    logging.basicConfig(level=logging.WARNING)  # errors and their tracebacks go to the Space logs
     settings = load_settings()
     try:
         demo = build_app(load_classifier(settings["model"], settings.get("revision")), settings)
