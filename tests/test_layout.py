@@ -17,12 +17,12 @@ LAYERS = [
     ("polyhead.evaluation",),
     ("polyhead.publishing",),
     ("polyhead.training", "polyhead.exporters"),
-    ("polyhead.demo",),
+    ("polyhead.demo", "polyhead.space"),
     ("polyhead.benchmark",),
 ]
-# Copied into model folders and run without polyhead: the library never imports them (the serving package's
+# Copied into model folders or Spaces and run without polyhead: the library never imports them (the serving package's
 # `__init__` names the ONNX runtime model for the library, as the documented way in).
-STAND_ALONE = ("polyhead.serving.handler",)
+STAND_ALONE = ("polyhead.serving.handler", "polyhead.space.app")
 
 
 def module_name(path: Path) -> str:

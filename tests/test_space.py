@@ -1,0 +1,262 @@
+"""The Gradio Space writer and publisher (polyhead.space, scripts/make_space.py, scripts/publish.py --space), and
+the generated app's handlers called directly (bad input, truncation, batch mode against bulk prediction). The page
+in a real browser: tests/test_space_browser.py."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from huggingface_hub import HfApi, SpaceCard
+from test_model_card import RESULTS
+
+from polyhead import MultitaskModel
+from polyhead.publishing.model_card import MultitaskCardData, write_model_card
+from polyhead.saving import save_model_folder
+from polyhead.serving.predict import predict_file
+from polyhead.space import SPACE_FILES, SpaceError, metrics_table, read_model, write_space
+from polyhead.testing_utils import TINY_NLI_TASKS, TINY_TASKS, tiny_multitask_config, tiny_tokenizer
+from polyhead_remote.configuration_multitask import MULTI_LABEL, PIPELINE_TASK
+
+
+_hub_server = pytest.importorskip("hub_server", reason="tests/hub_server.py is missing")
+ROOT = Path(__file__).resolve().parent.parent
+# One model for every part of the page: a sentence-pair NLI task (so zero-shot), a single-label and a multi-label task.
+SPACE_TASKS = {**TINY_NLI_TASKS, "emotions": TINY_TASKS["emotions"]}
+EXAMPLES = ["i love this movie", "the team win the game today"]
+SPACE_RESULTS = {
+    "tasks": {
+        "nli": {"accuracy": 0.5, "f1_macro": 0.45},
+        "topic": RESULTS["tasks"]["topic"],
+        "emotions": {"f1_micro": 0.61, "f1_macro": 0.5},
+    },
+    "primary_metrics": {"nli": "accuracy", "topic": "f1_macro", "emotions": "f1_micro"},
+    "majority_baseline": {"topic": {"f1_macro": 0.1}},
+    "split": "test",
+}
+
+
+def save_space_model(folder: Path) -> Path:
+    """A tiny random model with `SPACE_TASKS`, its results and a generated card whose widget holds `EXAMPLES`."""
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config(tasks=SPACE_TASKS)).eval()
+
+    def extra(tmp):
+        (tmp / "results.json").write_text(json.dumps(SPACE_RESULTS), encoding="utf-8")
+
+    save_model_folder(model, tiny_tokenizer(), folder, extra=extra)
+    write_model_card(folder, repo_id="org/tiny-space", card_data=MultitaskCardData(widget_texts=EXAMPLES))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def space_model(tmp_path_factory):
+    return save_space_model(tmp_path_factory.mktemp("space-model") / "model")
+
+
+@pytest.fixture(scope="module")
+def space_dir(space_model, tmp_path_factory):
+    return write_space(space_model, tmp_path_factory.mktemp("spaces") / "space")
+
+
+def load_app_module(path: Path):
+    """An app.py as a module (its page is not launched)."""
+    spec = importlib.util.spec_from_file_location("polyhead_space_app", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def app(space_dir):
+    """The generated app.py as a module."""
+    pytest.importorskip("gradio", reason="gradio is not installed: pip install 'polyhead[space]'")
+    return load_app_module(space_dir / "app.py")
+
+
+@pytest.fixture(scope="module")
+def classifier(app, space_dir):
+    settings = app.load_settings(space_dir / "space_config.json")
+    return app.load_classifier(settings["model"], settings.get("revision"))
+
+
+def test_local_space_files_and_metadata(space_dir, space_model):
+    assert sorted(p.name for p in space_dir.iterdir()) == sorted(SPACE_FILES)
+    assert (space_dir / "app.py").read_bytes() == (ROOT / "polyhead" / "space" / "app.py").read_bytes()
+    config = json.loads((space_dir / "space_config.json").read_text(encoding="utf-8"))
+    assert config["model"] == str(space_model.resolve()) and config["local"] and config["revision"] is None
+    assert config["examples"] == EXAMPLES  # the card's widget texts
+    assert "| `topic` | F1 (macro) | 0.6833 | 0.1000 |" in config["metrics_table"]
+    data = SpaceCard.load(space_dir / "README.md").data
+    assert (data.sdk, data.app_file, data.models) == ("gradio", "app.py", None)  # no Hub repo named
+    import gradio  # noqa: PLC0415 (the extra: the metadata pins the installed gradio)
+
+    assert data.sdk_version == gradio.__version__
+    requirements = (space_dir / "requirements.txt").read_text(encoding="utf-8").split()
+    assert [line.split("==")[0] for line in requirements] == ["torch", "transformers", "pandas"]
+    assert all("==" in line and line.split("==")[1][0].isdigit() for line in requirements)
+
+
+def test_metrics_table_without_results_is_empty():
+    assert metrics_table(None) == "" and metrics_table({"tasks": {}}) == ""
+
+
+def test_not_a_polyhead_folder_is_refused_with_a_readable_message(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    with pytest.raises(SpaceError, match="is not a polyhead model folder"):
+        read_model(tmp_path / "model")
+    with pytest.raises(SpaceError, match="neither a model folder nor a Hub repo id"):
+        read_model(tmp_path / "missing" / "deeper")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_space.py"), str(tmp_path / "model"), str(tmp_path / "space")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert "is not a polyhead model folder" in out.stderr and not (tmp_path / "space").exists()
+
+
+def test_out_dir_is_never_clobbered(space_model, tmp_path):
+    write_space(space_model, tmp_path / "space")
+    with pytest.raises(SpaceError, match="--overwrite"):
+        write_space(space_model, tmp_path / "space")
+    write_space(space_model, tmp_path / "space", overwrite=True)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(SpaceError, match="not a Space's"):
+        write_space(space_model, tmp_path / "other", overwrite=True)
+    assert (tmp_path / "other" / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+# -- the Hub: a Space from a model repo, and publish.py --space ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    with _hub_server.serving(tmp_path_factory.mktemp("hub")) as server:
+        yield server
+
+
+def test_space_from_a_hub_repo_pins_its_commit(hub, space_model, tmp_path):
+    api = HfApi(endpoint=hub.url, token="test-token")
+    api.create_repo("org/tiny-space", private=True)  # read with the token
+    commit = api.upload_folder(repo_id="org/tiny-space", folder_path=space_model).oid
+    api.upload_file(repo_id="org/tiny-space", path_or_fileobj=b"later", path_in_repo="notes.txt")  # main moves on
+    out = write_space("org/tiny-space", tmp_path / "space", revision=commit, endpoint=hub.url, token="test-token")
+    config = json.loads((out / "space_config.json").read_text(encoding="utf-8"))
+    assert (config["model"], config["revision"], config["local"]) == ("org/tiny-space", commit, False)
+    assert config["examples"] == EXAMPLES and "`emotions`" in config["metrics_table"]
+    assert SpaceCard.load(out / "README.md").data.models == ["org/tiny-space"]
+    with pytest.raises(SpaceError, match="was not found"):
+        write_space("org/missing", tmp_path / "other", endpoint=hub.url, token="test-token")
+
+
+def test_publish_with_space_pushes_the_demo_in_one_commit(hub, space_model, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import publish as publish_script  # noqa: PLC0415 (scripts/publish.py)
+
+    result = publish_script.main(
+        [str(space_model), "--repo-id", "org/published", "--space", "org/published-demo", "--endpoint", hub.url,
+         "--token", "test-token"]
+    )  # fmt: skip
+    history = hub.commits("org/published-demo", repo_type="space")
+    assert len(history) == 2  # the repo's initial commit, then the Space in one commit
+    files = hub.files("org/published-demo", repo_type="space")
+    assert sorted(name for name in files if name != ".gitattributes") == sorted(SPACE_FILES)
+    path = tmp_path / "README.md"
+    path.write_bytes(files["README.md"])
+    data = SpaceCard.load(path).data
+    assert (data.sdk, data.models, data.title) == ("gradio", ["org/published"], "published")
+    config = json.loads(files["space_config.json"])
+    assert (config["model"], config["revision"]) == ("org/published", result.commit_oid)  # pinned to the model
+    assert config["examples"] == EXAMPLES and not config["local"]
+
+
+# -- the generated app's handlers ------------------------------------------------------------------------------------
+
+
+def test_app_constants_equal_the_configs(app):
+    # app.py runs on a Space where polyhead is not installed: it keeps its own copies.
+    assert (app.PIPELINE_TASK, app.MULTI_LABEL) == (PIPELINE_TASK, MULTI_LABEL)
+
+
+def test_app_answers_equal_the_pipeline(app, classifier, space_model):
+    from transformers import pipeline
+
+    reference = pipeline(PIPELINE_TASK, model=str(space_model), trust_remote_code=True)
+    values, note = app.classify(classifier, EXAMPLES[0], "", ["topic", "emotions"])
+    expected = reference(EXAMPLES[0], tasks=["topic", "emotions"], top_k=None)
+    assert note == "" and list(values) == ["topic", "emotions"]
+    for task, answer in expected.items():
+        assert list(values[task]) == [item["label"] for item in answer]
+    values, _ = app.classify(classifier, "a man plays", "a person plays", ["nli"])
+    best = reference({"text": "a man plays", "text_pair": "a person plays"}, tasks=["nli"])["nli"][0]["label"]
+    assert next(iter(values["nli"])) == best
+    scores, _ = app.zero_shot(classifier, "i love this movie", "movies, sport", "This is about {}.", False)
+    expected = reference(
+        "i love this movie", candidate_labels=["movies", "sport"], hypothesis_template="This is about {}."
+    )
+    assert list(scores) == expected["labels"]
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda app, c: app.classify(c, "   ", "", ["topic"]), "The text is empty"),
+        (lambda app, c: app.classify(c, "good", "", []), "No task is selected"),
+        (lambda app, c: app.zero_shot(c, "good", " , ", "This is {}.", False), "No candidate labels"),
+        (lambda app, c: app.zero_shot(c, "good", "a, b", "no slot", False), "has no '{}'"),
+    ],
+)
+def test_app_bad_input_says_what_to_do(app, classifier, call, message):
+    with pytest.raises(app.InputError, match=message):
+        call(app, classifier)
+    assert message in app._shown(app.InputError(message))
+
+
+def test_app_says_when_the_text_was_truncated(app, classifier):
+    limit = app.token_limit(classifier)
+    values, note = app.classify(classifier, "good " * (limit + 20), "", ["topic"])
+    assert f"only the first {limit}" in note and "truncated" in note and values["topic"]
+
+
+def test_app_refuses_a_folder_that_is_not_a_polyhead_model(app, tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    with pytest.raises(app.InputError, match="is not a polyhead multitask model"):
+        app.load_classifier(str(tmp_path), None)
+    with pytest.raises(app.InputError, match="Could not load a model"):
+        app.load_classifier(str(tmp_path / "missing"), None)
+
+
+def test_app_batch_mode_matches_bulk_prediction(app, classifier, space_model, tmp_path):
+    texts = ["i love this movie", "bad phone", "the team win the game today and people are happy"] * 30
+    pd.DataFrame({"id": range(len(texts)), "text": texts}).to_csv(tmp_path / "in.csv", index=False)
+    frame = app.read_csv(str(tmp_path / "in.csv"), "text", "")
+    predicted = app.predict_frame(classifier, frame, "text", "")
+    bulk = predict_file(space_model, tmp_path / "in.csv", tmp_path / "bulk.jsonl", progress=False)
+    expected = pd.read_json(bulk.output, lines=True)
+    assert list(predicted["topic"]) == list(expected["topic"])
+    assert predicted["topic_score"].tolist() == pytest.approx(expected["topic_score"].tolist(), abs=1e-5)
+    assert [json.loads(x) for x in predicted["emotions"]] == expected["emotions"].tolist()
+    with pytest.raises(app.InputError, match=r"no column 'sentence' \(its columns: 'id', 'text'\)"):
+        app.read_csv(str(tmp_path / "in.csv"), "sentence", "")
+    pd.DataFrame({"id": [0, 1, 2], "text": ["fine", " ", ""]}).to_csv(tmp_path / "blank.csv", index=False)
+    with pytest.raises(app.InputError, match=r"empty at rows \[1, 2\]"):
+        app.read_csv(str(tmp_path / "blank.csv"), "text", "")
+
+
+def test_publish_dry_run_with_space_writes_it_next_to_the_preview(space_model, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import publish as publish_script  # noqa: PLC0415 (scripts/publish.py)
+
+    preview = tmp_path / "preview"
+    publish_script.main([str(space_model), "--repo-id", "org/x", "--space", "org/x-demo", "--dry-run", str(preview)])
+    assert (preview / "config.json").is_file()
+    config = json.loads((tmp_path / "preview-space" / "space_config.json").read_text(encoding="utf-8"))
+    assert config["local"] and config["model"] == str(space_model.resolve())  # nothing published: the local folder
+    assert SpaceCard.load(tmp_path / "preview-space" / "README.md").data.models == ["org/x"]
