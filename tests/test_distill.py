@@ -5,6 +5,7 @@ import json
 import random
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import datasets
@@ -26,9 +27,9 @@ import polyhead.distill.cache as cache_module
 from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.distill import DistillArguments, format_distillation_table, parse_teacher, resolve_teachers, run
 from polyhead.distill.cache import teacher_logits
-from polyhead.distill.job import plan_distillation
 from polyhead.distill.trainer import distillation_loss, pack_targets, soft_targets
 from polyhead.model_card import render_model_card
+from polyhead.publish import publish_model
 from polyhead.saving import save_model_folder
 from polyhead.testing_utils import SPECIAL_TOKENS, WORDS, tiny_multitask_config, tiny_tokenizer
 from polyhead_remote.configuration_multitask import MULTI_LABEL, SINGLE_LABEL
@@ -373,34 +374,88 @@ def test_student_config_follows_the_teachers(distilled):
     assert tasks["topic"]["labels"] == ["movies", "tech", "sport", "money"]
 
 
-def test_student_loads_with_remote_code_and_its_card_shows_the_distillation(distilled, tmp_path):
-    results, folder, _ = distilled
-    model = AutoModel.from_pretrained(folder, trust_remote_code=True)
-    assert type(model).__name__ == "MultitaskModel"
-    classifier = pipeline("multitask-classification", model=str(folder), trust_remote_code=True)
-    answer = classifier("i love this movie")
-    assert set(answer) == {"sentiment", "emotion-distilbert", "nli", "topic"}
-    card = render_model_card(json.loads((folder / "config.json").read_text()), results, repo_id="org/student")
-    assert "## Distillation" in card and "top-1 agreement" in card and "On the labelled test data" in card
-    assert "teacher(s) run one after another" in card
-    from polyhead.publish import publish_model
+# Loads the student in a process where this project cannot be imported: only its own remote code answers.
+LOAD_WITHOUT_POLYHEAD = textwrap.dedent(
+    """
+    import json, sys
+    class Blocker:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"polyhead", "polyhead_remote", "configuration_multitask", "modeling_multitask"}:
+                raise ImportError(f"blocked import of {name}")
+    sys.meta_path.insert(0, Blocker())
+    sys.path = [p for p in sys.path if p not in ("", ".")]
+    from transformers import pipeline
+    classifier = pipeline("multitask-classification", model=sys.argv[1], trust_remote_code=True)
+    print(json.dumps({"model": type(classifier.model).__name__, "answer": classifier(sys.argv[2], top_k=None)}))
+    """
+)
 
-    published = publish_model(folder, "org/student", dry_run_dir=tmp_path / "upload")
+
+@pytest.mark.slow
+def test_student_loads_with_remote_code_and_publishes_with_its_distillation_card(distilled, tmp_path):
+    results, folder, _ = distilled
+    text = "i love this movie"
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_POLYHEAD, str(folder), text],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    remote = json.loads(done.stdout.strip().splitlines()[-1])
+    local = pipeline("multitask-classification", model=str(folder), trust_remote_code=True)(text, top_k=None)
+    assert remote["model"] == "MultitaskModel" and set(remote["answer"]) == set(local)
+    for task, answers in local.items():
+        assert [a["label"] for a in remote["answer"][task]] == [a["label"] for a in answers]
+        np.testing.assert_allclose([a["score"] for a in remote["answer"][task]], [a["score"] for a in answers])
+    publish_model(folder, "org/student", dry_run_dir=tmp_path / "upload")
     readme = (tmp_path / "upload" / "README.md").read_text()
-    assert published is not None and "## Distillation" in readme
+    assert "## Distillation" in readme and "top-1 agreement" in readme and "On the labelled test data" in readme
+    assert "teacher(s) run one after another" in readme
+    assert AutoModel.from_pretrained(tmp_path / "upload", trust_remote_code=True).config.task_names == list(local)
+
+
+def test_card_without_labelled_test_data_shows_agreement_only():
+    results = {
+        "tasks": {},
+        "split": None,
+        "distillation": {
+            "teachers": [{"source": "org/sst2", "tasks": {"sentiment": "sentiment"}}],
+            "agreement": {"sentiment": {"metric": "accuracy", "value": 0.97, "n": 100}},
+            "test": {},
+        },
+    }
+    config = {"tasks": {"sentiment": {"labels": ["negative", "positive"]}}}
+    card = render_model_card(config, results, repo_id="org/student")
+    assert "| `sentiment` | `org/sst2` | top-1 agreement | 0.9700 | 100 |" in card
+    assert "On the labelled test data" not in card and "texts/s" not in card
+
+
+def test_student_grown_from_an_existing_model(tmp_path, teachers):
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(24))
+    distill_args = DistillArguments(teacher=[f"mood={teachers['emotions']}"], texts=[texts], speed_texts=2)
+    model_args = ModelArguments(init_from=teachers["multitask"])
+    results = run(model_args, DataArguments(), distill_args, _training_args(tmp_path, max_steps=2))
+    config = json.loads((Path(tmp_path / "run" / "model") / "config.json").read_text())
+    assert [task["name"] for task in config["tasks"]] == ["sentiment", "topic", "emotions", "mood"]
+    assert list(results["distillation"]["agreement"]) == ["mood"]
 
 
 def test_student_learns_the_teachers_soft_targets(tmp_path, teachers):
     """Agreement on held-out texts is higher after training than for the same untrained student."""
     texts = _jsonl(tmp_path / "texts.jsonl", _texts(120, seed=7))
     distill_args = DistillArguments(teacher=[teachers["emotions"]], texts=[texts], speed_texts=4)
-    before = run(ModelArguments(), DataArguments(), distill_args, _training_args(tmp_path, max_steps=1, learning_rate=1e-9))
+    before = run(
+        ModelArguments(), DataArguments(), distill_args, _training_args(tmp_path, max_steps=1, learning_rate=1e-9)
+    )
     after = run(ModelArguments(), DataArguments(), distill_args, _training_args(tmp_path, num_train_epochs=6))
     task = "emotion-distilbert"
     gained = after["distillation"]["agreement"][task]["metrics"]["label_accuracy"]
     assert gained > before["distillation"]["agreement"][task]["metrics"]["label_accuracy"]
 
 
+@pytest.mark.slow
 def test_script_end_to_end_and_one_line_errors(tmp_path, teachers):
     texts = _jsonl(tmp_path / "texts.jsonl", _texts(30))
     common = ["--num_train_epochs", "1", "--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true"]
