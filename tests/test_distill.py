@@ -25,7 +25,14 @@ from transformers import (
 
 import polyhead.distill.cache as cache_module
 from polyhead.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
-from polyhead.distill import DistillArguments, format_distillation_table, parse_teacher, resolve_teachers, run
+from polyhead.distill import (
+    DistillArguments,
+    format_distillation_table,
+    parse_distill_args,
+    parse_teacher,
+    resolve_teachers,
+    run,
+)
 from polyhead.distill.cache import teacher_logits
 from polyhead.distill.trainer import distillation_loss, pack_targets, soft_targets
 from polyhead.model_card import render_model_card
@@ -142,6 +149,15 @@ def test_parse_teacher_forms():
     assert parse_teacher("mood=models/mt:emotions").name == "mood"
     with pytest.raises(ValueError, match="expected"):
         parse_teacher("name=")
+
+
+def test_repeated_teacher_and_texts_flags_add_up(tmp_path):
+    argv = ["--teacher", "a=x", "--texts", "t1.jsonl", "--teacher=y:topic", "z", "--output_dir", str(tmp_path)]
+    _, _, distill_args, training_args = parse_distill_args([*argv, "--texts", "t2.jsonl", "--gold_weight", "0.3"])
+    assert distill_args.teacher == ["a=x", "y:topic", "z"] and distill_args.texts == ["t1.jsonl", "t2.jsonl"]
+    assert distill_args.gold_weight == 0.3 and training_args.output_dir == str(tmp_path)
+    with pytest.raises(ValueError, match="gold_weight must be in"):
+        parse_distill_args([*argv, "--gold_weight", "2"])
 
 
 def test_resolve_teachers_reads_labels_problem_types_and_names(teachers):

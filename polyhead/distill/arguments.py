@@ -94,6 +94,39 @@ class DistillArguments:
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, DistillArguments, MultitaskTrainingArguments)
+REPEATABLE = ("--teacher", "--texts", "--tasks")  # `--teacher a --teacher b` means `--teacher a b`
+
+
+def merge_repeated(args: Sequence[str], flags: Sequence[str] = REPEATABLE) -> list[str]:
+    r"""
+    Joins the values of every occurrence of a list flag into one occurrence (argparse would keep only the last).
+
+    Example:
+
+    ```python
+    >>> merge_repeated(["--teacher", "a", "--output_dir", "o", "--teacher=b"])
+    ['--output_dir', 'o', '--teacher', 'a', 'b']
+    ```
+    """
+    rest, values = [], {flag: [] for flag in flags}
+    current = None
+    for arg in args:
+        flag, equals, value = arg.partition("=")
+        if arg.startswith("--") and flag in values:
+            current = flag
+            if equals:
+                values[flag].append(value)
+            continue
+        if arg.startswith("--"):
+            current = None
+        if current is not None:
+            values[current].append(arg)
+        else:
+            rest.append(arg)
+    for flag, found in values.items():
+        if found:
+            rest += [flag, *found]
+    return rest
 
 
 def parse_distill_args(
@@ -101,7 +134,8 @@ def parse_distill_args(
 ) -> tuple[ModelArguments, DataArguments, DistillArguments, MultitaskTrainingArguments]:
     r"""
     Parses `[config.json|config.yaml] [--flag value ...]` into the four argument dataclasses (file values are
-    defaults, flags override them), as `polyhead.arguments.parse_args` does for training.
+    defaults, flags override them), as `polyhead.arguments.parse_args` does for training; `--teacher`, `--texts`
+    and `--tasks` may be repeated.
 
     Example:
 
@@ -121,7 +155,7 @@ def parse_distill_args(
         for action in parser._actions:
             if action.dest in config:
                 action.required = False
-    return tuple(parser.parse_args_into_dataclasses(args=args))
+    return tuple(parser.parse_args_into_dataclasses(args=merge_repeated(args)))
 
 
-__all__ = ["ARGUMENT_CLASSES", "DistillArguments", "parse_distill_args"]
+__all__ = ["ARGUMENT_CLASSES", "DistillArguments", "merge_repeated", "parse_distill_args"]

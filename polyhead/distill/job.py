@@ -47,7 +47,13 @@ from polyhead.evaluation import score_model, score_task, write_evaluation
 from polyhead.metrics import primary_metric
 from polyhead.run_folder import write_json, write_training_args
 from polyhead.saving import save_model_folder
-from polyhead.training import build_model, check_output_locations, load_tokenizer, resolve_max_length
+from polyhead.training import (
+    build_model,
+    check_output_locations,
+    load_tokenizer,
+    resolve_max_length,
+    resolve_resume_checkpoint,
+)
 from polyhead_remote.configuration_multitask import MULTI_LABEL
 
 
@@ -473,8 +479,6 @@ def run(
 
 
 def _resume(training_args: MultitaskTrainingArguments) -> str | None:
-    from polyhead.training import resolve_resume_checkpoint
-
     return resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
 
 

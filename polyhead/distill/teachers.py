@@ -83,7 +83,8 @@ class Teacher:
     kind: str  # "sequence-classification" or "multitask"
     model_type: str
     tasks: dict[str, dict[str, Any]]
-    position_config: PreTrainedConfig
+    position_config: PreTrainedConfig  # the config whose position table limits the teacher's max_length
+    commit: str | None = None  # the Hub commit its config was read from
 
     @property
     def source(self) -> str:
@@ -101,8 +102,7 @@ class Teacher:
                         for block in iter(lambda: handle.read(1 << 20), b""):
                             digest.update(block)
             return {"source": str(folder.resolve()), "files_sha256": digest.hexdigest()}
-        commit = getattr(self.position_config, "_commit_hash", None)
-        return {"source": self.source, "revision": self.spec.revision, "commit": commit}
+        return {"source": self.source, "revision": self.spec.revision, "commit": self.commit}
 
 
 def _config_dict(spec: TeacherSpec) -> dict[str, Any]:
@@ -162,7 +162,8 @@ def resolve_teacher(spec: TeacherSpec) -> Teacher:
     name = spec.name or derived_task_name(spec.source)
     _check_name(name, spec)
     task = {"labels": labels, "problem_type": problem_type, "teacher_task": None, "text_pair": False}
-    return Teacher(spec, "sequence-classification", auto.model_type, {name: task}, auto)
+    commit = getattr(auto, "_commit_hash", None)
+    return Teacher(spec, "sequence-classification", auto.model_type, {name: task}, auto, commit)
 
 
 def _multitask_teacher(spec: TeacherSpec, config: MultitaskConfig) -> Teacher:
@@ -188,7 +189,8 @@ def _multitask_teacher(spec: TeacherSpec, config: MultitaskConfig) -> Teacher:
             "threshold": head.get("threshold"),
             "thresholds": head.get("thresholds"),
         }
-    return Teacher(spec, "multitask", config.encoder.model_type, tasks, config.encoder)
+    commit = getattr(config, "_commit_hash", None)
+    return Teacher(spec, "multitask", config.encoder.model_type, tasks, config.encoder, commit)
 
 
 def _check_name(name: str, spec: TeacherSpec) -> None:
