@@ -429,11 +429,12 @@ def distillation_tables(distillation: Mapping[str, Any]) -> str:
     agreement, test = distillation.get("agreement", {}), distillation.get("test", {})
     rows = []
     for teacher in distillation.get("teachers", []):
-        source = hub_id_or_none(teacher.get("source")) or "a local model"
+        hub_id = hub_id_or_none(teacher.get("source"))  # a local path stays out of the card
+        source = f"`{hub_id}`" if hub_id else "a local model"
         for task, own in teacher.get("tasks", {}).items():
             entry = agreement.get(task, {})
             metric = "top-1 agreement" if entry.get("metric") == "accuracy" else "F1 vs the teacher's decisions"
-            named = f"`{source}`" + (f" (task `{own}`)" if own != task else "")
+            named = source + (f" (task `{own}`)" if own != task else "")
             rows.append((f"`{task}`", named, metric, format_value(entry.get("value")), format_value(entry.get("n"))))
     text = markdown_table(("Task", "Teacher", "Agreement", "Value", "Held-out texts"), rows)
     if test:
