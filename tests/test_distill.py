@@ -496,3 +496,10 @@ def test_script_end_to_end_and_one_line_errors(tmp_path, teachers):
     )
     assert failed.returncode == 1 and failed.stderr.startswith("error: Teacher")
     assert "Traceback" not in failed.stderr
+
+
+def test_the_distill_package_is_installed():
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert "polyhead.distill" in packages  # setuptools lists packages explicitly: a new one must be named
