@@ -59,7 +59,7 @@ def build_model(folder: Path, tiny: bool, data_dir: str | None) -> str:
 
     from polyhead import MultitaskModel
     from polyhead.encoders import local_encoder_path
-    from polyhead.onnx_export import export_onnx
+    from polyhead.exporters.onnx import export_onnx
     from polyhead.saving import save_model_folder
 
     encoder = save_tiny_encoder(folder.parent / "tiny-encoder") if tiny else local_encoder_path("all-MiniLM-L6-v2")

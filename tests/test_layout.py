@@ -17,6 +17,7 @@ LAYERS = [
     ("polyhead.evaluation",),
     ("polyhead.publishing",),
     ("polyhead.training", "polyhead.exporters"),
+    ("polyhead.distill",),
     ("polyhead.demo", "polyhead.space"),
     ("polyhead.benchmark",),
 ]

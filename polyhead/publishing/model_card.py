@@ -385,6 +385,41 @@ def forgetting_table(forgetting: Mapping[str, Any]) -> str:
     return markdown_table(("Task", "Metric", "Trained in this run", "Before", "After", "Change"), rows)
 
 
+def distillation_tables(distillation: Mapping[str, Any]) -> str:
+    """A distilled model's teachers, its agreement with them, teacher vs student on labelled test splits and its
+    speed against running the teachers one after another (`results["distillation"]`, `polyhead.distill.job`)."""
+    agreement, test = distillation.get("agreement", {}), distillation.get("test", {})
+    rows = []
+    for teacher in distillation.get("teachers", []):
+        hub_id = hub_id_or_none(teacher.get("source"))  # a local path stays out of the card
+        source = f"`{hub_id}`" if hub_id else "a local model"
+        for task, own in teacher.get("tasks", {}).items():
+            entry = agreement.get(task, {})
+            metric = "top-1 agreement" if entry.get("metric") == "accuracy" else "F1 vs the teacher's decisions"
+            named = source + (f" (task `{own}`)" if own != task else "")
+            rows.append((f"`{task}`", named, metric, format_value(entry.get("value")), format_value(entry.get("n"))))
+    text = markdown_table(("Task", "Teacher", "Agreement", "Value", "Held-out texts"), rows)
+    if test:
+        lines = []
+        for task, entry in test.items():
+            name = METRIC_INFO.get(entry["metric"], (entry["metric"], None, entry["metric"]))[2]
+            teacher, student = entry["teacher"].get(entry["metric"]), entry["student"].get(entry["metric"])
+            delta = f"{student - teacher:+.4f}" if teacher is not None and student is not None else "-"
+            lines.append((f"`{task}`", name, format_value(teacher), format_value(student), delta))
+        text += "\n\nOn the labelled test data:\n\n" + markdown_table(
+            ("Task", "Metric", "Teacher", "Student", "Difference"), lines
+        )
+    speed = distillation.get("speed")
+    if speed:
+        text += (
+            f"\n\nSpeed on {speed['texts']} texts (batch {speed['batch_size']}, {speed['torch_threads']} CPU "
+            f"thread(s), device `{speed['device']}`): this model {speed['student_texts_per_second']} texts/s, its "
+            f"{speed['num_teachers']} teacher(s) run one after another {speed['teachers_texts_per_second']} texts/s "
+            f"({speed['speedup']}x), measured in the same run."
+        )
+    return text
+
+
 def _describe_start(init_from: Any) -> str:
     # A Hub id is named; a local path stays out of the card.
     hub_id = hub_id_or_none(init_from)
@@ -609,6 +644,7 @@ def template_variables(
         "average_table": average_table(results["average"]) if results.get("average") else "",
         "baseline_table": baseline_table(results, baseline_results) if baseline_results else "",
         "forgetting_table": forgetting_table(results["forgetting"]) if results.get("forgetting") else "",
+        "distillation_table": distillation_tables(results["distillation"]) if results.get("distillation") else "",
         "init_from": _describe_start((results.get("forgetting") or {}).get("init_from")),
         "forgetting_margin": (results.get("forgetting") or {}).get("margin"),
         "confusion_matrices": [] if many else confusion_matrix_images(images, card_data.tasks),

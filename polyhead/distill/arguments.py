@@ -1,0 +1,161 @@
+"""Arguments of a distillation run: the teachers and texts ([`DistillArguments`]) beside the training run's own
+dataclasses (`polyhead.training.arguments`: the student is built from `ModelArguments`, gold data comes from
+`DataArguments.tasks`, training is `MultitaskTrainingArguments`), parsed together by `HfArgumentParser`.
+"""
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import HfArgumentParser
+
+from polyhead.encoders import check_positive_int
+from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments, read_config_file
+
+
+@dataclass
+class DistillArguments:
+    """The teachers, the unlabeled texts, and how the student learns from them."""
+
+    teacher: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "A teacher, repeatable: '[task=]hub-id-or-folder' for a *ForSequenceClassification checkpoint, "
+            "'[task=]polyhead-model[:task1,task2]' for (chosen tasks of) a polyhead multitask model. The task name "
+            "defaults to the checkpoint's name, or the multitask model's task names."
+        },
+    )
+    texts: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Unlabeled texts: CSV/JSON/JSONL/Parquet file(s), a Dataset.save_to_disk folder or a datasets "
+            "Hub id."
+        },
+    )
+    text_column: str = field(default="text", metadata={"help": "Column of the texts."})
+    text_pair_column: str | None = field(
+        default=None, metadata={"help": "Column of the second texts of sentence pairs, for pair teachers."}
+    )
+    texts_split: str = field(default="train", metadata={"help": "Split of a dataset folder or Hub dataset."})
+    pair_tasks: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated tasks of standard teachers that read (text, text_pair) sentence pairs "
+            "(a polyhead teacher's pair tasks are known from its config)."
+        },
+    )
+    max_texts: int | None = field(default=None, metadata={"help": "Seeded subsample of the texts."})
+    held_out_fraction: float = field(
+        default=0.1,
+        metadata={"help": "Share of the texts kept out of training to measure agreement with the teachers."},
+    )
+    max_held_out: int = field(default=1000, metadata={"help": "At most this many held-out texts."})
+    distill_temperature: float = field(
+        default=2.0,
+        metadata={"help": "Softmax temperature of single-label soft targets (the KL loss is scaled by T^2)."},
+    )
+    gold_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight in [0, 1] of the gold-label loss on rows of a --tasks train split (0: teachers only; "
+            "their train texts are still used as unlabeled texts)."
+        },
+    )
+    teacher_batch_size: int = field(default=32, metadata={"help": "Batch size of the teachers and the speed test."})
+    teacher_max_length: int | None = field(
+        default=None,
+        metadata={"help": "Teachers' token budget (checked against each one's position table; default 128)."},
+    )
+    teacher_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where teacher outputs are cached (default <output_dir>/teacher_outputs)."},
+    )
+    speed_texts: int = field(
+        default=256, metadata={"help": "Held-out texts timed through the student and through every teacher."}
+    )
+
+    def __post_init__(self):
+        if not 0.0 < self.held_out_fraction < 1.0:
+            raise ValueError(f"held_out_fraction must be in (0, 1), got {self.held_out_fraction}.")
+        if not 0.0 <= self.gold_weight <= 1.0:
+            raise ValueError(f"gold_weight must be in [0, 1], got {self.gold_weight}.")
+        if not self.distill_temperature > 0:
+            raise ValueError(f"distill_temperature must be > 0, got {self.distill_temperature}.")
+        for name in ("max_held_out", "teacher_batch_size", "speed_texts"):
+            check_positive_int(name, getattr(self, name))
+        for name in ("max_texts", "teacher_max_length"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
+
+    @property
+    def pair_task_names(self) -> list[str]:
+        return [name.strip() for name in (self.pair_tasks or "").split(",") if name.strip()]
+
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, DistillArguments, MultitaskTrainingArguments)
+REPEATABLE = ("--teacher", "--texts", "--tasks")  # `--teacher a --teacher b` means `--teacher a b`
+
+
+def merge_repeated(args: Sequence[str], flags: Sequence[str] = REPEATABLE) -> list[str]:
+    r"""
+    Joins the values of every occurrence of a list flag into one occurrence (argparse would keep only the last).
+
+    Example:
+
+    ```python
+    >>> merge_repeated(["--teacher", "a", "--output_dir", "o", "--teacher=b"])
+    ['--output_dir', 'o', '--teacher', 'a', 'b']
+    ```
+    """
+    rest, values = [], {flag: [] for flag in flags}
+    current = None
+    for arg in args:
+        flag, equals, value = arg.partition("=")
+        if arg.startswith("--") and flag in values:
+            current = flag
+            if equals:
+                values[flag].append(value)
+            continue
+        if arg.startswith("--"):
+            current = None
+        if current is not None:
+            values[current].append(arg)
+        else:
+            rest.append(arg)
+    for flag, found in values.items():
+        if found:
+            rest += [flag, *found]
+    return rest
+
+
+def parse_distill_args(
+    args: Sequence[str] | None = None,
+) -> tuple[ModelArguments, DataArguments, DistillArguments, MultitaskTrainingArguments]:
+    r"""
+    Parses `[config.json|config.yaml] [--flag value ...]` into the four argument dataclasses (file values are
+    defaults, flags override them), as `polyhead.training.arguments.parse_args` does for training; `--teacher`,
+    `--texts` and `--tasks` may be repeated.
+
+    Example:
+
+    ```python
+    >>> model_args, data_args, distill_args, training_args = parse_distill_args(
+    ...     ["--teacher", "sentiment=models/sst2", "--texts", "traffic.jsonl", "--output_dir", "/tmp/student"])
+    ```
+    """
+    args = list(sys.argv[1:] if args is None else args)
+    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    if args and Path(args[0]).suffix in (".json", ".yaml", ".yml"):
+        config = read_config_file(args.pop(0))
+        unknown = sorted(set(config) - {action.dest for action in parser._actions})
+        if unknown:
+            raise ValueError(f"Unknown key(s) {unknown} in the config file.")
+        parser.set_defaults(**config)
+        for action in parser._actions:
+            if action.dest in config:
+                action.required = False
+    return tuple(parser.parse_args_into_dataclasses(args=merge_repeated(args)))
+
+
+__all__ = ["ARGUMENT_CLASSES", "DistillArguments", "merge_repeated", "parse_distill_args"]

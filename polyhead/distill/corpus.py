@@ -1,0 +1,152 @@
+"""The unlabeled texts the teachers label: read and checked before any teacher runs.
+
+Texts come from CSV/JSON/JSONL/Parquet files, a folder written by `Dataset.save_to_disk`, a `datasets` Hub id or an
+in-memory `datasets.Dataset`, with a text column and an optional text-pair column (for pair teachers). Rows whose text
+is missing or blank are dropped with a warning; a source with no usable text is an error.
+"""
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from polyhead.data import check_data_file
+
+
+logger = logging.getLogger(__name__)
+
+_BUILDERS = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}
+
+
+@dataclass
+class Corpus:
+    """Texts, and for each one its pair text or `None` (`pairs` is `None` without a pair column)."""
+
+    texts: list[str]
+    pairs: list[str | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def extend(self, texts: Sequence[str], pairs: Sequence[str | None] | None) -> range:
+        """Appends rows; returns their indices."""
+        start = len(self.texts)
+        self.texts.extend(texts)
+        if pairs is not None or self.pairs is not None:
+            self.pairs = (self.pairs or [None] * start) + list(pairs or [None] * len(texts))
+        return range(start, len(self.texts))
+
+    def select(self, rows: Sequence[int]) -> "Corpus":
+        return Corpus([self.texts[i] for i in rows], [self.pairs[i] for i in rows] if self.pairs else None)
+
+
+def read_dataset(source: str | Sequence[str] | datasets.Dataset, split: str = "train") -> datasets.Dataset:
+    """Reads the texts' source into a `Dataset` (see the module docstring); a `ValueError` names an unreadable file."""
+    if isinstance(source, datasets.Dataset):
+        return source
+    if isinstance(source, datasets.DatasetDict):
+        return source[split]
+    paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if not paths:
+        raise ValueError("No texts given: pass --texts with CSV/JSONL/Parquet file(s), a dataset folder or Hub id.")
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        return _from_disk(str(paths[0]), split)
+    if len(paths) == 1 and not Path(paths[0]).suffix and not Path(paths[0]).exists():
+        return _from_hub(str(paths[0]), split)
+    return _from_files([str(path) for path in paths])
+
+
+def _from_files(paths: list[str]) -> datasets.Dataset:
+    missing = [path for path in paths if not Path(path).is_file()]
+    if missing:
+        raise ValueError(f"Text file(s) not found: {missing}.")
+    extensions = {Path(path).suffix.lstrip(".").lower() for path in paths}
+    builders = {_BUILDERS.get(extension) for extension in extensions}
+    if None in builders or len(builders) != 1:
+        raise ValueError(f"Text files must all be one of {sorted(_BUILDERS)}, got extensions {sorted(extensions)}.")
+    for path in paths:
+        check_data_file(path)  # names the file and line of bad bytes, broken JSON lines or ragged CSV rows
+    try:
+        return datasets.load_dataset(builders.pop(), data_files={"train": paths}, split="train")
+    except (datasets.exceptions.DatasetGenerationError, ValueError, OSError) as error:
+        cause = error.__cause__ or error
+        raise ValueError(f"Could not read the text file(s) {paths}: {cause}") from None
+
+
+def _from_disk(folder: str, split: str) -> datasets.Dataset:
+    try:
+        loaded = datasets.load_from_disk(folder)
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(
+            f"{folder} is a folder but not one written by Dataset.save_to_disk ({error}); pass its data files."
+        ) from None
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise ValueError(f"{folder} has no split {split!r}; its splits: {list(loaded)}.")
+        return loaded[split]
+    return loaded
+
+
+def _from_hub(name: str, split: str) -> datasets.Dataset:
+    try:
+        return datasets.load_dataset(name, split=split)
+    except (FileNotFoundError, ValueError, OSError) as error:
+        problem = f"not a local file, nor a readable dataset: {error}"
+        raise ValueError(f"Could not read texts from {name!r} ({problem})") from None
+
+
+def load_corpus(
+    source: str | Sequence[str] | datasets.Dataset,
+    text_column: str = "text",
+    text_pair_column: str | None = None,
+    split: str = "train",
+    max_texts: int | None = None,
+    seed: int = 0,
+) -> Corpus:
+    r"""
+    Reads and checks the unlabeled texts (and pair texts), subsampled to `max_texts` rows (seeded) when given.
+
+    Raises:
+        `ValueError`: an unreadable source, a missing column (the available ones listed), or no usable text.
+
+    Example:
+
+    ```python
+    >>> corpus = load_corpus("traffic.jsonl", text_column="message")
+    >>> len(corpus), corpus.texts[0]
+    ```
+    """
+    dataset = read_dataset(source, split)
+    described = source if isinstance(source, (str, list)) else f"in-memory {type(source).__name__}"
+    columns = [text_column] + ([text_pair_column] if text_pair_column else [])
+    missing = [column for column in columns if column not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"Texts {described}: column(s) {missing} not found; available columns: {dataset.column_names}. "
+            "Choose them with --text_column / --text_pair_column."
+        )
+    if max_texts is not None and len(dataset) > max_texts:
+        dataset = dataset.shuffle(seed=seed).select(range(max_texts))
+    values = list(dataset[text_column])
+    keep = [i for i, text in enumerate(values) if isinstance(text, str) and text.strip()]
+    if not keep:
+        raise ValueError(
+            f"Texts {described}: the text column {text_column!r} is empty ({len(values)} row(s), none with a "
+            "non-blank string)."
+        )
+    if len(keep) < len(values):
+        logger.warning(f"Texts {described}: {len(values) - len(keep)} row(s) without text in {text_column!r} dropped.")
+    texts = [values[i] for i in keep]
+    if not text_pair_column:
+        return Corpus(texts)
+    raw = list(dataset[text_pair_column])
+    pairs = [raw[i] if isinstance(raw[i], str) and raw[i].strip() else None for i in keep]
+    if all(pair is None for pair in pairs):
+        raise ValueError(f"Texts {described}: the text-pair column {text_pair_column!r} is empty.")
+    return Corpus(texts, pairs)
+
+
+__all__ = ["Corpus", "load_corpus", "read_dataset"]

@@ -1,0 +1,498 @@
+"""The distillation job behind `scripts/distill.py`: teachers + unlabeled texts in, one polyhead model out.
+
+Every check runs before any teacher does (student arguments and encoder positions, teachers' configs, task names,
+texts, gold data); then each teacher labels the texts once (cached, `polyhead.distill.cache`), the student trains on
+their soft targets with [`DistillationTrainer`], and the run is reported:
+
+- `results.json` holds the usual scores of the student on every labelled test split given (`--tasks`; the schema of
+  `polyhead.evaluation.scoring`, so the card and `scripts/publish.py` read it as for any model) and a
+  `"distillation"` entry:
+  `{"teachers": [...], "temperature", "gold_weight", "num_texts": {...},
+  "agreement": {task: {"metric", "value", "n", "metrics": {...}, "per_label_f1": {...}}},`  (held-out texts: top-1
+  agreement for single-label tasks, F1 against the teacher's decisions for multi-label ones)
+  `"test": {task: {"metric", "n", "teacher": {...}, "student": {...}}},`  (labelled test splits, side by side)
+  `"speed": {"texts", "student_seconds", "teachers_seconds", "speedup", "per_teacher": {...}, ...}}`
+  (the student and every teacher one after another, on the same held-out texts, in this run);
+- `training_args.json` as training writes it, plus `"distillation"` (the `DistillArguments` and teachers).
+"""
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+from transformers import EarlyStoppingCallback, set_seed
+
+from polyhead import __version__
+from polyhead.data import TaskData, load_task_data
+from polyhead.distill.arguments import DistillArguments
+from polyhead.distill.cache import teacher_logits
+from polyhead.distill.corpus import Corpus, load_corpus
+from polyhead.distill.teachers import (
+    Teacher,
+    describe,
+    load_teacher,
+    resolve_teachers,
+    run_batches,
+    teacher_forward,
+    teacher_max_length,
+)
+from polyhead.distill.trainer import DistillationTrainer, pack_targets, student_dataset, teacher_decisions
+from polyhead.evaluation.metrics import primary_metric
+from polyhead.evaluation.scoring import score_model, score_task, write_evaluation
+from polyhead.remote_code import MULTI_LABEL
+from polyhead.run_folder import write_json, write_training_args
+from polyhead.saving import save_model_folder
+from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.training.trainer import (
+    build_model,
+    check_output_locations,
+    load_tokenizer,
+    resolve_max_length,
+    resolve_resume_checkpoint,
+)
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Plan:
+    """Everything checked before any teacher runs: the teachers and their token budgets, the texts (unlabeled rows
+    first, then gold train and gold test rows), which rows train, which are held out, and the gold data."""
+
+    teachers: list[Teacher]
+    max_lengths: dict[str, int]
+    corpus: Corpus
+    train_rows: np.ndarray
+    held_out_rows: np.ndarray
+    gold: dict[str, TaskData]
+    gold_rows: dict[str, dict[str, np.ndarray]]  # {task: {"train"|"test": corpus rows}}
+    num_unlabeled: int
+
+    @property
+    def heads(self) -> dict[str, dict[str, Any]]:
+        """The student's `tasks`: each teacher task's labels, problem type, pair flag (and threshold)."""
+        heads = {}
+        for teacher in self.teachers:
+            for name, task in teacher.tasks.items():
+                head = {"labels": task["labels"], "problem_type": task["problem_type"]}
+                if task["text_pair"]:
+                    head["text_pair"] = True
+                for key in ("threshold", "thresholds"):  # the student decides as its teacher does
+                    if task.get(key) is not None:
+                        head[key] = task[key]
+                heads[name] = head
+        return heads
+
+
+def plan_distillation(
+    model_args: ModelArguments, data_args: DataArguments, distill_args: DistillArguments, seed: int = 0
+) -> Plan:
+    r"""
+    Checks every input of a distillation run before any teacher runs (the student's encoder and `max_length`, the
+    teachers' configs and task names, the texts, the gold data) and lays out the corpus.
+
+    Example:
+
+    ```python
+    >>> plan = plan_distillation(ModelArguments(), DataArguments(), DistillArguments(teacher=["models/sst2"],
+    ...                          texts=["traffic.jsonl"]))
+    >>> list(plan.heads)
+    ['sst2']
+    ```
+    """
+    resolve_max_length(model_args)  # a student whose positions cannot hold max_length fails here
+    teachers = resolve_teachers(distill_args.teacher, distill_args.pair_task_names)
+    max_lengths = {
+        teacher.source: teacher_max_length(teacher, distill_args.teacher_max_length) for teacher in teachers
+    }
+    pair_tasks = [name for teacher in teachers for name, task in teacher.tasks.items() if task["text_pair"]]
+    if pair_tasks and not distill_args.text_pair_column:
+        raise ValueError(f"Task(s) {pair_tasks} read sentence pairs: name the pair column with --text_pair_column.")
+    corpus = load_corpus(
+        distill_args.texts,
+        distill_args.text_column,
+        distill_args.text_pair_column,
+        distill_args.texts_split,
+        distill_args.max_texts,
+        seed,
+    )
+    if pair_tasks and all(pair is None for pair in corpus.pairs or []):
+        raise ValueError(f"Task(s) {pair_tasks} read sentence pairs, but no text has a pair.")
+    train_rows, held_out_rows = split_held_out(len(corpus), distill_args, seed)
+    heads = {name: task for teacher in teachers for name, task in teacher.tasks.items()}
+    gold = load_gold(data_args, distill_args, heads, seed)
+    num_unlabeled = len(corpus)
+    gold_rows: dict[str, dict[str, np.ndarray]] = {}
+    role = final_role(data_args)
+    for name, task in gold.items():
+        column = task.spec.text_pair_column
+        for kind, split in (("train", "train"), ("test", role)):
+            if split in task.splits:
+                rows = task.splits[split]
+                added = corpus.extend(list(rows[task.spec.text_column]), list(rows[column]) if column else None)
+                gold_rows.setdefault(name, {})[kind] = np.asarray(added, dtype=np.int64)
+    extra = [rows["train"] for rows in gold_rows.values() if "train" in rows]
+    if extra:  # gold train texts train every task: with their gold label for their own task, unlabeled for others
+        train_rows = np.concatenate([train_rows, *extra])
+    return Plan(teachers, max_lengths, corpus, train_rows, held_out_rows, gold, gold_rows, num_unlabeled)
+
+
+def split_held_out(size: int, distill_args: DistillArguments, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of the texts into training rows and held-out rows (at least one of each)."""
+    if size < 2:
+        raise ValueError(f"Distillation needs at least 2 texts (training and held-out), got {size}.")
+    held = min(distill_args.max_held_out, max(1, round(size * distill_args.held_out_fraction)), size - 1)
+    order = np.random.default_rng(seed).permutation(size)
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
+def final_role(data_args: DataArguments) -> str:
+    """The gold split the student and teachers are scored on: `"test"`, or `"eval"` (validation)."""
+    return data_args.final_eval_split
+
+
+def load_gold(
+    data_args: DataArguments, distill_args: DistillArguments, heads: Mapping[str, dict], seed: int
+) -> dict[str, TaskData]:
+    """The labelled data of `--tasks`, checked against the teachers' label maps: a train split when `gold_weight`
+    > 0, and the scored split (`final_eval_split`)."""
+    if data_args.tune_thresholds:
+        raise ValueError("--tune_thresholds is not supported by distillation (the student follows the teachers).")
+    if not data_args.tasks:
+        if distill_args.gold_weight > 0:
+            raise ValueError("gold_weight > 0 mixes in gold labels: give the labelled data with --tasks.")
+        return {}
+    specs = data_args.task_specs()
+    unknown = [spec.name for spec in specs if spec.name not in heads]
+    if unknown:
+        raise ValueError(f"--tasks {unknown} have no teacher: the teachers' tasks are {list(heads)}.")
+    for spec in specs:
+        head = heads[spec.name]
+        if head["text_pair"] != bool(spec.text_pair_column):
+            need = "needs a text_pair column" if head["text_pair"] else "reads single texts: no text_pair column"
+            raise ValueError(f"--tasks {spec.name!r}: its teacher {need}.")
+        spec.labels, spec.problem_type = list(head["labels"]), head["problem_type"]
+    roles = (["train"] if distill_args.gold_weight > 0 else []) + [final_role(data_args)]
+    gold = load_task_data(specs, roles=roles, seed=seed, require_train=distill_args.gold_weight > 0)
+    return gold
+
+
+def label_with_teachers(
+    plan: Plan, distill_args: DistillArguments, output_dir: str | None, progress: bool
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every teacher's logits on the corpus (`{task: (rows, logits)}`), each teacher run once or read from cache."""
+    cache_dir = distill_args.teacher_cache_dir or str(Path(output_dir or "trainer_output") / "teacher_outputs")
+    outputs = {}
+    for teacher in plan.teachers:
+        outputs.update(
+            teacher_logits(
+                teacher,
+                plan.corpus.texts,
+                plan.corpus.pairs,
+                plan.max_lengths[teacher.source],
+                distill_args.teacher_batch_size,
+                cache_dir,
+                progress,
+            )
+        )
+    return outputs
+
+
+def _rows_logits(outputs, task: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of `rows` that `task` labelled, and the teacher's logits on them."""
+    labelled, logits = outputs[task]
+    position = {int(row): i for i, row in enumerate(labelled)}
+    kept = np.array([row for row in rows if int(row) in position], dtype=np.int64)
+    return kept, logits[[position[int(row)] for row in kept]] if len(kept) else logits[:0]
+
+
+def _gold_labels(plan: Plan, task: str, rows: np.ndarray, kind: str) -> list | None:
+    """Gold labels of `rows` from the task's own gold split `kind` (`None` for rows from elsewhere)."""
+    if task not in plan.gold or kind not in plan.gold_rows.get(task, {}):
+        return None
+    split = "train" if kind == "train" else final_role_of(plan, task)
+    ids = plan.gold[task].label_ids(split)
+    where = {int(row): i for i, row in enumerate(plan.gold_rows[task][kind])}
+    return [ids[where[int(row)]] if int(row) in where else None for row in rows]
+
+
+def final_role_of(plan: Plan, task: str) -> str:
+    return next(role for role in plan.gold[task].splits if role != "train")
+
+
+def build_datasets(plan: Plan, outputs, tokenizer, max_length: int, temperature: float) -> tuple[dict, dict]:
+    """`(train, held_out)`: per task, the packed soft-target rows it trains on and the held-out rows labelled with
+    the teacher's decisions."""
+    corpus, heads = plan.corpus, plan.heads
+    train, held_out = {}, {}
+    for task, head in heads.items():
+        pairs = corpus.pairs if head.get("text_pair") else None
+        rows, logits = _rows_logits(outputs, task, plan.train_rows)
+        labels = pack_targets(head["problem_type"], logits, temperature, _gold_labels(plan, task, rows, "train"))
+        texts = [corpus.texts[i] for i in rows]
+        train[task] = student_dataset(task, texts, _pick(pairs, rows), labels, tokenizer, max_length)
+        rows, logits = _rows_logits(outputs, task, plan.held_out_rows)
+        if len(rows):
+            decisions = teacher_decisions(head, logits)
+            texts = [corpus.texts[i] for i in rows]
+            held_out[task] = student_dataset(task, texts, _pick(pairs, rows), decisions, tokenizer, max_length)
+    return train, held_out
+
+
+def _pick(values, rows):
+    return [values[i] for i in rows] if values is not None else None
+
+
+def agreement_report(model, tokenizer, held_out: Mapping, batch_size: int, progress: bool) -> dict[str, Any]:
+    """Per task, the student's agreement with its teacher on held-out texts: top-1 agreement (accuracy against the
+    teacher's answers) for single-label tasks, F1 against its decisions for multi-label tasks (micro, macro, and per
+    label)."""
+    if not held_out:
+        return {}
+    results, outputs = score_model(model, tokenizer, held_out, "held_out", batch_size, progress=progress)
+    report = {}
+    for task, task_metrics in results["tasks"].items():
+        spec = model.config.task(task)
+        multi = spec["problem_type"] == MULTI_LABEL
+        metric = "f1_macro" if multi else "accuracy"
+        entry = {"metric": metric, "value": task_metrics[metric], "n": len(held_out[task]), "metrics": task_metrics}
+        if multi:
+            predictions, references = outputs[task]
+            per_label = f1_score(references, predictions, average=None, zero_division=1.0)
+            entry["per_label_f1"] = {label: float(v) for label, v in zip(spec["labels"], per_label)}
+        report[task] = entry
+    return report
+
+
+def test_report(plan: Plan, outputs, model, tokenizer, max_length: int, batch_size: int, progress: bool):
+    """Student and teacher scores on each labelled test split: `(results in the results.json schema, {task:
+    side-by-side entry}, {task: (predictions, references)})`; empty without test data."""
+    datasets_, teacher_scores = {}, {}
+    for task, rows_by_kind in plan.gold_rows.items():
+        if "test" not in rows_by_kind:
+            continue
+        head = plan.heads[task]
+        rows, logits = _rows_logits(outputs, task, rows_by_kind["test"])
+        gold = _gold_labels(plan, task, rows, "test")
+        pairs = plan.corpus.pairs if head.get("text_pair") else None
+        texts = [plan.corpus.texts[i] for i in rows]
+        datasets_[task] = student_dataset(task, texts, _pick(pairs, rows), gold, tokenizer, max_length)
+        teacher_scores[task] = score_task(head, logits, np.asarray(gold))[0]
+    if not datasets_:
+        return None, {}, {}
+    split = "test" if all(final_role_of(plan, t) == "test" for t in datasets_) else "validation"
+    results, predictions = score_model(model, tokenizer, datasets_, split, batch_size, progress=progress)
+    side_by_side = {
+        task: {
+            "metric": primary_metric(plan.heads[task]["problem_type"]),
+            "n": len(datasets_[task]),
+            "teacher": teacher_scores[task],
+            "student": results["tasks"][task],
+        }
+        for task in datasets_
+    }
+    return results, side_by_side, predictions
+
+
+def measure_speed(
+    plan: Plan, model, tokenizer, max_length: int, distill_args: DistillArguments, progress: bool
+) -> dict[str, Any]:
+    r"""
+    Times the student (one encoder pass for its single-text tasks, one more for its pair tasks) and then every
+    teacher, one after another, on the same held-out texts with the same batch size; tokenization is timed on both
+    sides, model loading on neither, and each model runs one warm-up batch first.
+    """
+    rows = plan.held_out_rows[: distill_args.speed_texts]
+    texts = [plan.corpus.texts[i] for i in rows]
+    pairs = [plan.corpus.pairs[i] for i in rows] if plan.corpus.pairs else None
+    batch = distill_args.teacher_batch_size
+    heads = plan.heads
+
+    def student_forward(pair):
+        names = [name for name, head in heads.items() if bool(head.get("text_pair")) == pair]
+        return names, lambda inputs: dict(model(**inputs, task=names).logits)
+
+    model.eval()
+    student_runs = [(names, fn, pair) for pair in (False, True) for names, fn in [student_forward(pair)] if names]
+    student_seconds = sum(_timed(fn, tokenizer, texts, pairs, pair, batch, max_length) for _, fn, pair in student_runs)
+    per_teacher = {}
+    for teacher in plan.teachers:
+        teacher_model, teacher_tokenizer = load_teacher(teacher)
+        seconds = 0.0
+        for pair in (False, True):
+            if any(task["text_pair"] == pair for task in teacher.tasks.values()):
+                forward = teacher_forward(teacher, teacher_model, pair)
+                limit = plan.max_lengths[teacher.source]
+                seconds += _timed(forward, teacher_tokenizer, texts, pairs, pair, batch, limit)
+        per_teacher[teacher.source] = round(seconds, 4)
+        del teacher_model
+    teachers_seconds = sum(per_teacher.values())
+    return {
+        "texts": len(texts),
+        "batch_size": batch,
+        "num_teachers": len(plan.teachers),
+        "student_seconds": round(student_seconds, 4),
+        "teachers_seconds": round(teachers_seconds, 4),
+        "student_texts_per_second": round(len(texts) / student_seconds, 2),
+        "teachers_texts_per_second": round(len(texts) / teachers_seconds, 2),
+        "speedup": round(teachers_seconds / student_seconds, 3),
+        "per_teacher": per_teacher,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(model.device),
+    }
+
+
+def _timed(forward, tokenizer, texts, pairs, pair: bool, batch_size: int, max_length: int) -> float:
+    if pair:
+        kept = [i for i, value in enumerate(pairs or []) if value is not None]
+        texts, pairs = [texts[i] for i in kept], [pairs[i] for i in kept]
+    else:
+        pairs = None
+    if not texts:
+        return 0.0
+    with torch.inference_mode():
+        run_batches(
+            forward, tokenizer, texts[:batch_size], pairs[:batch_size] if pairs else None, batch_size, max_length
+        )
+        start = time.perf_counter()
+        run_batches(forward, tokenizer, texts, pairs, batch_size, max_length)
+        return time.perf_counter() - start
+
+
+def distillation_summary(
+    plan: Plan, distill_args: DistillArguments, train: Mapping, agreement, side_by_side, speed
+) -> dict[str, Any]:
+    """The `"distillation"` entry of `results.json` (schema in the module docstring)."""
+    return {
+        "teachers": [describe(teacher) for teacher in plan.teachers],
+        "temperature": distill_args.distill_temperature,
+        "gold_weight": distill_args.gold_weight,
+        "num_texts": {
+            "unlabeled": plan.num_unlabeled,
+            "held_out": len(plan.held_out_rows),
+            "train": {task: len(dataset) for task, dataset in train.items()},
+        },
+        "agreement": agreement,
+        "test": side_by_side,
+        "speed": speed,
+    }
+
+
+def run_info(model_args, data_args, distill_args, training_args, plan, trainer, train_metrics, train) -> dict:
+    """`training_args.json`: the training run's keys (see `polyhead.training.trainer`) plus `"distillation"`."""
+    data = {f.name: getattr(data_args, f.name) for f in dataclasses.fields(data_args) if f.name != "tasks"}
+    data["tasks"] = [task.spec.to_dict() for task in plan.gold.values()]
+    return {
+        "model": {
+            **dataclasses.asdict(model_args),
+            "pooling": trainer.model.config.pooling,
+            "classifier_dropout": trainer.model.config.classifier_dropout,
+        },
+        "data": data,
+        "training": training_args.to_dict(),
+        "tasks": plan.heads,
+        "num_train_examples": {task: len(dataset) for task, dataset in train.items()},
+        "train_metrics": dict(train_metrics),
+        "log_history": trainer.state.log_history,
+        "distillation": {**dataclasses.asdict(distill_args), "teachers": [describe(t) for t in plan.teachers]},
+        "polyhead_version": __version__,
+    }
+
+
+def run(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    distill_args: DistillArguments,
+    training_args: MultitaskTrainingArguments,
+    plan: Plan | None = None,
+) -> dict[str, Any]:
+    r"""
+    The distillation job: check everything, label the texts with every teacher (cached), train the student on their
+    soft targets, report agreement, test scores and speed, write the model folder (`training_args.model_dir`).
+    Returns the `results.json` dict. `plan`: what [`plan_distillation`] returned for these arguments (checked
+    already), else it is made here.
+
+    Example:
+
+    ```python
+    >>> from polyhead.distill import parse_distill_args, run
+    >>> results = run(*parse_distill_args(["--teacher", "models/sst2", "--texts", "traffic.jsonl",
+    ...                                    "--output_dir", "outputs/student"]))
+    >>> results["distillation"]["agreement"]["sst2"]["value"]
+    ```
+    """
+    check_output_locations(training_args)
+    if training_args.num_threads is not None:
+        torch.set_num_threads(training_args.num_threads)
+    model_args = dataclasses.replace(model_args, max_length=resolve_max_length(model_args))
+    seed = training_args.data_seed or training_args.seed
+    plan = plan or plan_distillation(model_args, data_args, distill_args, seed)
+    tokenizer = load_tokenizer(model_args)  # before the teachers run: a missing tokenizer fails early too
+    progress = not training_args.disable_tqdm
+    outputs = label_with_teachers(plan, distill_args, training_args.output_dir, progress)
+    max_length = model_args.max_length
+    train, held_out = build_datasets(plan, outputs, tokenizer, max_length, distill_args.distill_temperature)
+    set_seed(training_args.seed)
+    model = build_model(model_args, plan.heads, model_args.train_task_names)
+    callbacks = []
+    if training_args.early_stopping_patience is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
+    trainer = DistillationTrainer(
+        model=model,
+        args=training_args,
+        train_datasets=train,
+        eval_datasets=held_out,
+        processing_class=tokenizer,
+        loss_weights={name: task.spec.loss_weight for name, task in plan.gold.items()},
+        sampling=data_args.sampling,
+        temperature=data_args.temperature,
+        callbacks=callbacks,
+        distill_temperature=distill_args.distill_temperature,
+        gold_weight=distill_args.gold_weight,
+    )
+    train_result = trainer.train(resume_from_checkpoint=_resume(training_args))
+    model = trainer.model.eval()
+    batch_size = training_args.per_device_eval_batch_size
+    agreement = agreement_report(model, tokenizer, held_out, batch_size, progress)
+    scored, side_by_side, predictions = test_report(plan, outputs, model, tokenizer, max_length, batch_size, progress)
+    speed = measure_speed(plan, model, tokenizer, max_length, distill_args, progress)
+    results = scored or {"tasks": {}, "num_examples": {}, "split": None, "model": None}
+    results["model"] = str(training_args.model_dir)
+    results["distillation"] = distillation_summary(plan, distill_args, train, agreement, side_by_side, speed)
+    info = run_info(model_args, data_args, distill_args, training_args, plan, trainer, train_result.metrics, train)
+
+    def write_run_files(folder: Path) -> None:
+        if scored is not None:
+            write_evaluation(model, results, predictions, folder, results["split"])
+        else:
+            write_json(folder / "results.json", results)
+        write_training_args(info, folder)
+
+    save_model_folder(model, tokenizer, training_args.model_dir, overwrite=True, extra=write_run_files)
+    return results
+
+
+def _resume(training_args: MultitaskTrainingArguments) -> str | None:
+    return resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+
+
+__all__ = [
+    "Plan",
+    "agreement_report",
+    "build_datasets",
+    "distillation_summary",
+    "label_with_teachers",
+    "load_gold",
+    "measure_speed",
+    "plan_distillation",
+    "run",
+    "split_held_out",
+    "test_report",
+]

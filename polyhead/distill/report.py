@@ -1,0 +1,55 @@
+"""The end-of-run table of a distillation run (the model card's tables are `polyhead.publishing.model_card`'s)."""
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def format_distillation_table(results: Mapping[str, Any]) -> str:
+    r"""
+    Plain text: per task its teacher, the student's agreement with it on held-out texts and, with a labelled test
+    split, teacher and student accuracy and macro F1; then the speed of the student against the teachers run one
+    after another.
+
+    Example:
+
+    ```python
+    >>> print(format_distillation_table(results))
+    ```
+    """
+    summary = results["distillation"]
+    owner = {task: teacher["source"] for teacher in summary["teachers"] for task in teacher["tasks"]}
+    header = (
+        f"{'task':<16}{'agreement':>11}{'n':>7}{'teacher acc':>13}{'student acc':>13}"
+        f"{'teacher F1':>12}{'student F1':>12}  teacher"
+    )
+    lines = [header, "-" * len(header)]
+    for task, source in owner.items():
+        agreement = summary["agreement"].get(task, {})
+        test = summary["test"].get(task)
+        cells = [_cell(agreement.get("value"), 11), f"{agreement.get('n', 0):>7}"]
+        for side, key in (
+            ("teacher", "accuracy"),
+            ("student", "accuracy"),
+            ("teacher", "f1_macro"),
+            ("student", "f1_macro"),
+        ):
+            value = (test or {}).get(side, {})
+            value = value.get(key, value.get("exact_match")) if key == "accuracy" else value.get(key)
+            cells.append(_cell(value, 13 if key == "accuracy" else 12))
+        lines.append(f"{task:<16}{''.join(cells)}  {source}")
+    speed = summary.get("speed")
+    if speed:
+        lines.append(
+            f"\nSpeed on {speed['texts']} held-out texts (batch {speed['batch_size']}, {speed['torch_threads']} "
+            f"thread(s), {speed['device']}): student {speed['student_texts_per_second']:.1f} texts/s, the "
+            f"{speed['num_teachers']} teacher(s) one after another {speed['teachers_texts_per_second']:.1f} texts/s: "
+            f"{speed['speedup']:.2f}x."
+        )
+    return "\n".join(lines)
+
+
+def _cell(value: float | None, width: int) -> str:
+    return f"{value:>{width}.3f}" if value is not None else f"{'-':>{width}}"
+
+
+__all__ = ["format_distillation_table"]

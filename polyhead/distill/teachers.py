@@ -1,0 +1,339 @@
+"""Teachers: the classifiers a student learns from, checked from their configs before any of them runs.
+
+A teacher is a standard `*ForSequenceClassification` checkpoint (any architecture and tokenizer; single- or
+multi-label, read from its `id2label` and `problem_type`) or a polyhead multitask model (all of its tasks, or chosen
+ones). [`parse_teacher`] reads the command-line form, [`resolve_teachers`] reads every teacher's config (no weights)
+and refuses what cannot be distilled, [`label_texts`] runs one teacher over texts (batched, length-sorted, with a
+progress bar) and returns each of its tasks' logits.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedConfig
+
+from polyhead.encoders import check_max_length
+from polyhead.remote_code import MULTI_LABEL, SINGLE_LABEL, MultitaskConfig, MultitaskModel, check_task_name
+
+
+logger = logging.getLogger(__name__)
+
+_INVALID_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclasses.dataclass
+class TeacherSpec:
+    r"""
+    One teacher as the user named it: `[name=]source[:task,task...]`.
+
+    Args:
+        source (`str`): a Hub id or a local folder.
+        name (`str`, *optional*): the student's task name for this teacher (a multitask teacher: only with one
+            chosen task); derived from the source (or the teacher's task names) when absent.
+        tasks (`list[str]`, *optional*): a multitask teacher's tasks to distil (default: all of them).
+        revision (`str`, *optional*): Hub revision.
+
+    Example:
+
+    ```python
+    >>> parse_teacher("sentiment=org/sst2-model")
+    TeacherSpec(source='org/sst2-model', name='sentiment', tasks=None, revision=None)
+    ```
+    """
+
+    source: str
+    name: str | None = None
+    tasks: list[str] | None = None
+    revision: str | None = None
+
+
+def parse_teacher(item: str | TeacherSpec) -> TeacherSpec:
+    """Reads `[name=]source[:task,task...]` (the `:tasks` part picks tasks of a polyhead multitask teacher)."""
+    if isinstance(item, TeacherSpec):
+        return item
+    text = str(item).strip()
+    name, separator, rest = text.partition("=")
+    if not separator:
+        name, rest = None, text
+    source, _, picked = rest.partition(":")
+    tasks = [task.strip() for task in picked.split(",") if task.strip()] or None
+    if not source.strip() or (name is not None and not name.strip()):
+        raise ValueError(f"Teacher {item!r}: expected '[name=]hub-id-or-folder[:task,...]'.")
+    return TeacherSpec(source=source.strip(), name=name.strip() if name else None, tasks=tasks)
+
+
+@dataclasses.dataclass
+class Teacher:
+    """A checked teacher: where it comes from, what kind it is, and the student task each of its outputs becomes.
+
+    `tasks` maps the student's task name to `{"labels", "problem_type", "teacher_task", "text_pair"}` (`teacher_task`
+    is the multitask teacher's own task name, `None` for a standard checkpoint)."""
+
+    spec: TeacherSpec
+    kind: str  # "sequence-classification" or "multitask"
+    model_type: str
+    tasks: dict[str, dict[str, Any]]
+    position_config: PreTrainedConfig  # the config whose position table limits the teacher's max_length
+    commit: str | None = None  # the Hub commit its config was read from
+
+    @property
+    def source(self) -> str:
+        return self.spec.source
+
+    def identity(self) -> dict[str, Any]:
+        """What names these exact weights: a folder's files hashed, or a Hub id with its revision and commit."""
+        folder = Path(self.source)
+        if folder.is_dir():
+            digest = hashlib.sha256()
+            for path in sorted(folder.iterdir()):
+                if path.is_file() and (path.suffix in (".safetensors", ".bin") or path.name == "config.json"):
+                    digest.update(path.name.encode())
+                    with open(path, "rb") as handle:
+                        for block in iter(lambda: handle.read(1 << 20), b""):
+                            digest.update(block)
+            return {"source": str(folder.resolve()), "files_sha256": digest.hexdigest()}
+        return {"source": self.source, "revision": self.spec.revision, "commit": self.commit}
+
+
+def _config_dict(spec: TeacherSpec) -> dict[str, Any]:
+    try:
+        config, _ = PreTrainedConfig.get_config_dict(spec.source, revision=spec.revision)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"Teacher {spec.source!r}: cannot read its config.json ({error}). Give a Hub id or a folder of a "
+            "*ForSequenceClassification checkpoint or a polyhead multitask model."
+        ) from None
+    return config
+
+
+def derived_task_name(source: str) -> str:
+    r"""
+    A task name from a teacher's source: its last path part with characters outside `[A-Za-z0-9_-]` turned to `_`.
+
+    Example:
+
+    ```python
+    >>> derived_task_name("cardiffnlp/twitter-roberta-base-sentiment-latest")
+    'twitter-roberta-base-sentiment-latest'
+    ```
+    """
+    base = Path(source.rstrip("/\\")).name or source
+    return _INVALID_NAME_CHARACTERS.sub("_", base).strip("_-")[:64] or "teacher"
+
+
+def resolve_teacher(spec: TeacherSpec) -> Teacher:
+    """Reads one teacher's config (no weights) and refuses what cannot be distilled (see [`resolve_teachers`])."""
+    config = _config_dict(spec)
+    if config.get("model_type") == MultitaskConfig.model_type:
+        return _multitask_teacher(spec, MultitaskConfig.from_pretrained(spec.source, revision=spec.revision))
+    if spec.tasks:
+        raise ValueError(
+            f"Teacher {spec.source!r}: ':{','.join(spec.tasks)}' picks tasks of a polyhead multitask model, but this "
+            "is a single-task checkpoint; name its task with 'name=source'."
+        )
+    architectures = config.get("architectures") or []
+    if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
+        raise ValueError(
+            f"Teacher {spec.source!r} is not a sequence classifier (architectures {architectures}, model_type "
+            f"{config.get('model_type')!r}): teachers are *ForSequenceClassification checkpoints or polyhead "
+            "multitask models."
+        )
+    try:
+        auto = AutoConfig.from_pretrained(spec.source, revision=spec.revision)
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"Teacher {spec.source!r}: transformers cannot read its config ({error}).") from None
+    problem_type = auto.problem_type or SINGLE_LABEL
+    if problem_type == "regression" or (auto.num_labels == 1 and problem_type != MULTI_LABEL):
+        raise ValueError(
+            f"Teacher {spec.source!r} is a regression model (problem_type={auto.problem_type!r}, "
+            f"{auto.num_labels} output): refused, polyhead distils classifiers only (single- or multi-label)."
+        )
+    labels = [str(auto.id2label[i]) for i in range(auto.num_labels)]
+    name = spec.name or derived_task_name(spec.source)
+    _check_name(name, spec)
+    task = {"labels": labels, "problem_type": problem_type, "teacher_task": None, "text_pair": False}
+    commit = getattr(auto, "_commit_hash", None)
+    return Teacher(spec, "sequence-classification", auto.model_type, {name: task}, auto, commit)
+
+
+def _multitask_teacher(spec: TeacherSpec, config: MultitaskConfig) -> Teacher:
+    picked = spec.tasks or config.task_names
+    unknown = [task for task in picked if task not in config.tasks]
+    if unknown:
+        raise ValueError(f"Teacher {spec.source!r} has no task(s) {unknown}; its tasks: {config.task_names}.")
+    if spec.name and len(picked) != 1:
+        raise ValueError(
+            f"Teacher {spec.source!r}: 'name=' renames one task, but {len(picked)} are distilled ({picked}); pick "
+            "one with 'name=source:task', or leave the name out to keep the teacher's task names."
+        )
+    tasks = {}
+    for task in picked:
+        head = config.tasks[task]
+        name = spec.name or task
+        _check_name(name, spec)
+        tasks[name] = {
+            "labels": list(head["labels"]),
+            "problem_type": head["problem_type"],
+            "teacher_task": task,
+            "text_pair": bool(head.get("text_pair")),
+            "threshold": head.get("threshold"),
+            "thresholds": head.get("thresholds"),
+        }
+    commit = getattr(config, "_commit_hash", None)
+    return Teacher(spec, "multitask", config.encoder.model_type, tasks, config.encoder, commit)
+
+
+def _check_name(name: str, spec: TeacherSpec) -> None:
+    try:
+        check_task_name(name)
+    except ValueError as error:
+        raise ValueError(f"Teacher {spec.source!r}: {error} Name it with 'name={spec.source}'.") from None
+
+
+def resolve_teachers(specs: Sequence[str | TeacherSpec], pair_tasks: Sequence[str] = ()) -> list[Teacher]:
+    r"""
+    Checks every teacher from its config before any of them runs: it is a sequence classifier or a polyhead
+    multitask model, not a regression model (refused), its task names are valid and no two teachers map to one task
+    name. `pair_tasks` names the standard teachers' tasks that read sentence pairs (a multitask teacher's pair tasks
+    are known from its config).
+
+    Example:
+
+    ```python
+    >>> teachers = resolve_teachers(["sentiment=models/sst2", "models/multitask:topic"])
+    >>> [name for teacher in teachers for name in teacher.tasks]
+    ['sentiment', 'topic']
+    ```
+    """
+    if not specs:
+        raise ValueError("No teacher given: name at least one with --teacher [name=]hub-id-or-folder.")
+    teachers = [resolve_teacher(parse_teacher(spec)) for spec in specs]
+    owners: dict[str, list[str]] = {}
+    for teacher in teachers:
+        for name in teacher.tasks:
+            owners.setdefault(name, []).append(teacher.source)
+    clashes = {name: sources for name, sources in owners.items() if len(sources) > 1}
+    if clashes:
+        described = "; ".join(f"{name!r} <- {sources}" for name, sources in clashes.items())
+        raise ValueError(
+            f"Two teachers map to one task name ({described}): name them apart with --teacher name=source."
+        )
+    unknown = sorted(set(pair_tasks) - set(owners))
+    if unknown:
+        raise ValueError(f"pair_tasks {unknown} are no teacher's task; the tasks are {list(owners)}.")
+    for teacher in teachers:
+        for name, task in teacher.tasks.items():
+            task["text_pair"] = task["text_pair"] or name in pair_tasks
+    return teachers
+
+
+def teacher_max_length(teacher: Teacher, max_length: int | None) -> int:
+    """The teacher's token budget: `max_length` checked against its position table (default 128 or its limit)."""
+    return check_max_length(max_length, teacher.position_config, f"teacher {teacher.source!r}")
+
+
+def load_teacher(teacher: Teacher) -> tuple[torch.nn.Module, Any]:
+    """The teacher's model (eval mode) and its own tokenizer."""
+    revision = teacher.spec.revision
+    if teacher.kind == "multitask":
+        model = MultitaskModel.from_pretrained(teacher.source, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(teacher.source, revision=revision, trust_remote_code=True)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(teacher.source, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(teacher.source, revision=revision)
+    return model.eval(), tokenizer
+
+
+def teacher_forward(teacher: Teacher, model: torch.nn.Module, pair: bool) -> Callable[[dict], dict[str, torch.Tensor]]:
+    """`batch -> {student task: logits}` for the teacher's tasks that read pairs (`pair`) or single texts."""
+    names = [name for name, task in teacher.tasks.items() if task["text_pair"] == pair]
+    if teacher.kind == "multitask":
+        own = [teacher.tasks[name]["teacher_task"] for name in names]
+
+        def forward(batch: dict) -> dict[str, torch.Tensor]:
+            logits = model(**batch, task=own).logits
+            return {name: logits[task] for name, task in zip(names, own)}
+
+        return forward
+    return lambda batch: {names[0]: model(**batch).logits}
+
+
+@torch.no_grad()
+def run_batches(
+    forward: Callable[[dict], dict[str, torch.Tensor]],
+    tokenizer: Any,
+    texts: Sequence[str],
+    pairs: Sequence[str] | None,
+    batch_size: int,
+    max_length: int,
+    desc: str | None = None,
+) -> dict[str, np.ndarray]:
+    r"""
+    Runs `forward` over `texts` (with `pairs`: sentence pairs) in batches of similar length, tokenizing each batch
+    with `tokenizer`; returns `{task: float32 logits}` in input order. Used for the teachers' labels and the speed
+    comparison, so both sides pay for tokenization the same way.
+
+    Example:
+
+    ```python
+    >>> run_batches(lambda b: {"t": model(**b).logits}, tokenizer, ["a", "b"], None, 32, 128)["t"].shape
+    (2, 2)
+    ```
+    """
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + (len(pairs[i]) if pairs else 0))
+    outputs: dict[str, np.ndarray] = {}
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc=desc, disable=desc is None, leave=False):
+        chunk = order[start : start + batch_size]
+        args = [[texts[i] for i in chunk]] + ([[pairs[i] for i in chunk]] if pairs else [])
+        batch = tokenizer(*args, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        for task, logits in forward(dict(batch)).items():
+            if task not in outputs:
+                outputs[task] = np.zeros((len(texts), logits.shape[-1]), dtype=np.float32)
+            outputs[task][chunk] = logits.float().cpu().numpy()
+    return outputs
+
+
+def describe(teacher: Teacher) -> dict[str, Any]:
+    """The JSON-ready record of a teacher (results.json, training_args.json, the model card)."""
+    return {
+        "source": teacher.source,
+        "revision": teacher.spec.revision,
+        "kind": teacher.kind,
+        "model_type": teacher.model_type,
+        "tasks": {name: task["teacher_task"] or name for name, task in teacher.tasks.items()},
+    }
+
+
+def fingerprint(*values: Any) -> str:
+    """sha256 of the JSON form of `values` (texts, settings, identities)."""
+    digest = hashlib.sha256()
+    for value in values:
+        digest.update(json.dumps(value, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+__all__ = [
+    "Teacher",
+    "TeacherSpec",
+    "derived_task_name",
+    "describe",
+    "fingerprint",
+    "load_teacher",
+    "parse_teacher",
+    "resolve_teacher",
+    "resolve_teachers",
+    "run_batches",
+    "teacher_forward",
+    "teacher_max_length",
+]

@@ -1,0 +1,505 @@
+"""Distillation with tiny random teachers of several architectures: teachers checked before they run, their outputs
+cached and verified, the student trained on soft targets, the reports, and a student that loads like any model."""
+
+import json
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    AutoModel,
+    BertConfig,
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertTokenizer,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    pipeline,
+)
+
+import polyhead.distill.cache as cache_module
+from polyhead.distill import (
+    DistillArguments,
+    format_distillation_table,
+    parse_distill_args,
+    parse_teacher,
+    resolve_teachers,
+    run,
+)
+from polyhead.distill.cache import teacher_logits
+from polyhead.distill.trainer import distillation_loss, pack_targets, soft_targets
+from polyhead.publishing.model_card import render_model_card
+from polyhead.publishing.upload import publish_model
+from polyhead.saving import save_model_folder
+from polyhead.testing_utils import SPECIAL_TOKENS, WORDS, tiny_multitask_config, tiny_tokenizer
+from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead_remote.configuration_multitask import MULTI_LABEL, SINGLE_LABEL
+from polyhead_remote.modeling_multitask import MultitaskModel
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}
+
+
+def _bert_teacher(folder, labels, problem_type=SINGLE_LABEL, bias=None, seed=0):
+    """A tiny random BERT classifier with the preset tokenizer; `bias` tilts its answers towards one class."""
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(SPECIAL_TOKENS) + len(WORDS),
+        max_position_embeddings=80,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        problem_type=problem_type,
+        **SIZES,
+    )
+    model = BertForSequenceClassification(config)
+    if bias is not None:
+        with torch.no_grad():
+            model.classifier.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+    model.save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return str(folder)
+
+
+def _distilbert_teacher(folder, labels, seed=1):
+    """A tiny random multi-label DistilBERT with its own tokenizer (another vocabulary order, lower-cased)."""
+    torch.manual_seed(seed)
+    vocab = SPECIAL_TOKENS + list(reversed(WORDS)) + ["extra", "words"]
+    tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, model_max_length=64)
+    config = DistilBertConfig(
+        vocab_size=len(vocab),
+        max_position_embeddings=80,
+        dim=32,
+        n_layers=2,
+        n_heads=4,
+        hidden_dim=37,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        problem_type=MULTI_LABEL,
+    )
+    DistilBertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def _multitask_teacher(folder, seed=2):
+    torch.manual_seed(seed)
+    model = MultitaskModel(tiny_multitask_config()).eval()
+    save_model_folder(model, tiny_tokenizer(), folder)
+    return str(folder)
+
+
+def _texts(n, seed=0, pairs=False):
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        row = {"text": " ".join(rng.sample(WORDS, 5))}
+        if pairs:
+            row["text_pair"] = " ".join(rng.sample(WORDS, 3))
+        rows.append(row)
+    return rows
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory):
+    root = tmp_path_factory.mktemp("teachers")
+    return {
+        "sentiment": _bert_teacher(root / "sst2-bert", ["negative", "positive"], bias=[0.0, 3.0]),
+        "emotions": _distilbert_teacher(root / "emotion-distilbert", ["anger", "joy", "fear"]),
+        "nli": _bert_teacher(root / "nli-bert", ["entailment", "neutral", "contradiction"], seed=3),
+        "multitask": _multitask_teacher(root / "polyhead-model"),
+    }
+
+
+def _training_args(tmp_path, **kwargs):
+    defaults = {
+        "output_dir": str(tmp_path / "run"),
+        "num_train_epochs": 2,
+        "per_device_train_batch_size": 8,
+        "learning_rate": 5e-3,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "seed": 0,
+        "use_cpu": True,
+    }
+    return MultitaskTrainingArguments(**{**defaults, **kwargs})
+
+
+# --- teachers ---------------------------------------------------------------------------------------------------
+
+
+def test_parse_teacher_forms():
+    assert parse_teacher("sentiment=org/sst2") == parse_teacher("sentiment=org/sst2")
+    spec = parse_teacher("org/multitask:topic,emotions")
+    assert (spec.source, spec.name, spec.tasks) == ("org/multitask", None, ["topic", "emotions"])
+    assert parse_teacher("mood=models/mt:emotions").name == "mood"
+    with pytest.raises(ValueError, match="expected"):
+        parse_teacher("name=")
+
+
+def test_repeated_teacher_and_texts_flags_add_up(tmp_path):
+    argv = ["--teacher", "a=x", "--texts", "t1.jsonl", "--teacher=y:topic", "z", "--output_dir", str(tmp_path)]
+    _, _, distill_args, training_args = parse_distill_args([*argv, "--texts", "t2.jsonl", "--gold_weight", "0.3"])
+    assert distill_args.teacher == ["a=x", "y:topic", "z"] and distill_args.texts == ["t1.jsonl", "t2.jsonl"]
+    assert distill_args.gold_weight == 0.3 and training_args.output_dir == str(tmp_path)
+    with pytest.raises(ValueError, match="gold_weight must be in"):
+        parse_distill_args([*argv, "--gold_weight", "2"])
+
+
+def test_resolve_teachers_reads_labels_problem_types_and_names(teachers):
+    resolved = resolve_teachers(
+        [f"sentiment={teachers['sentiment']}", teachers["emotions"], f"{teachers['multitask']}:topic"]
+    )
+    tasks = {name: task for teacher in resolved for name, task in teacher.tasks.items()}
+    assert list(tasks) == ["sentiment", "emotion-distilbert", "topic"]
+    assert tasks["sentiment"]["labels"] == ["negative", "positive"]
+    assert tasks["emotion-distilbert"]["problem_type"] == MULTI_LABEL
+    assert tasks["topic"]["teacher_task"] == "topic"
+    assert [t.kind for t in resolved] == ["sequence-classification", "sequence-classification", "multitask"]
+    everything = resolve_teachers([teachers["multitask"]])[0]
+    assert list(everything.tasks) == ["sentiment", "topic", "emotions"]
+    assert everything.tasks["emotions"]["threshold"] == 0.4
+
+
+# --- bad input: refused before any teacher runs -----------------------------------------------------------------
+
+
+@pytest.fixture
+def no_teacher_runs(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a teacher ran before the inputs were checked")
+
+    monkeypatch.setattr(cache_module, "load_teacher", refuse)
+
+
+def _bad(tmp_path, teachers_list, texts=None, model_args=None, data_args=None, **distill):
+    texts = texts or [_jsonl(tmp_path / "texts.jsonl", _texts(20))]
+    distill_args = DistillArguments(teacher=teachers_list, texts=texts, **distill)
+    return run(model_args or ModelArguments(), data_args or DataArguments(), distill_args, _training_args(tmp_path))
+
+
+def test_not_a_sequence_classifier_is_refused(tmp_path, teachers, no_teacher_runs):
+    folder = tmp_path / "mlm"
+    BertForMaskedLM(BertConfig(vocab_size=99, **SIZES)).save_pretrained(folder)
+    with pytest.raises(ValueError, match="is not a sequence classifier.*BertForMaskedLM"):
+        _bad(tmp_path, [str(folder)])
+
+
+def test_regression_teacher_is_refused(tmp_path, no_teacher_runs):
+    folder = _bert_teacher(tmp_path / "stsb", ["score"], problem_type="regression")
+    with pytest.raises(ValueError, match="regression model.*refused"):
+        _bad(tmp_path, [folder])
+
+
+def test_two_teachers_on_one_task_name_are_refused(tmp_path, teachers, no_teacher_runs):
+    with pytest.raises(ValueError, match=r"Two teachers map to one task name \('sentiment'"):
+        _bad(tmp_path, [f"sentiment={teachers['sentiment']}", teachers["multitask"]])
+
+
+def test_unreadable_text_files_are_refused(tmp_path, teachers, no_teacher_runs):
+    with pytest.raises(ValueError, match="not found"):
+        _bad(tmp_path, [teachers["sentiment"]], texts=[str(tmp_path / "missing.jsonl")])
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "good"}\n{"text": oops\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="broken.jsonl, line 2: not a JSON object"):
+        _bad(tmp_path, [teachers["sentiment"]], texts=[str(broken)])
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"text\n\xff\xfe\x00bad\n")
+    with pytest.raises(ValueError, match="binary.csv"):
+        _bad(tmp_path, [teachers["sentiment"]], texts=[str(binary)])
+
+
+def test_empty_text_column_is_refused(tmp_path, teachers, no_teacher_runs):
+    blank = _jsonl(tmp_path / "blank.jsonl", [{"text": " "}, {"text": None}, {"text": ""}])
+    with pytest.raises(ValueError, match="text column 'text' is empty"):
+        _bad(tmp_path, [teachers["sentiment"]], texts=[blank])
+    other = _jsonl(tmp_path / "other.jsonl", [{"message": "good"}])
+    with pytest.raises(ValueError, match=r"column\(s\) \['text'\] not found; available columns: \['message'\]"):
+        _bad(tmp_path, [teachers["sentiment"]], texts=[other])
+
+
+def test_student_positions_too_short_for_max_length_are_refused(tmp_path, teachers, no_teacher_runs):
+    with pytest.raises(ValueError, match="max_length=500 is more than encoder 'tiny-random-bert' allows"):
+        _bad(tmp_path, [teachers["sentiment"]], model_args=ModelArguments(max_length=500))
+
+
+def test_other_bad_inputs_are_refused_before_teachers_run(tmp_path, teachers, no_teacher_runs):
+    with pytest.raises(ValueError, match="read sentence pairs: name the pair column"):
+        _bad(tmp_path, [f"nli={teachers['nli']}"], pair_tasks="nli")
+    with pytest.raises(ValueError, match=r"pair_tasks \['nope'\] are no teacher's task"):
+        _bad(tmp_path, [teachers["sentiment"]], pair_tasks="nope")
+    with pytest.raises(ValueError, match=r"has no task\(s\) \['nope'\]"):
+        _bad(tmp_path, [f"{teachers['multitask']}:nope"])
+    gold = datasets.DatasetDict(test=datasets.Dataset.from_dict({"text": ["good"], "label": ["great"]}))
+    data_args = DataArguments(tasks=[{"name": "sentiment", "dataset": gold}])
+    with pytest.raises(ValueError, match=r"label\(s\) \['great'\].*not in its label map \['negative', 'positive'\]"):
+        _bad(tmp_path, [f"sentiment={teachers['sentiment']}"], data_args=data_args)
+    with pytest.raises(ValueError, match=r"--tasks \['sentiment'\] have no teacher"):
+        _bad(tmp_path, [f"mood={teachers['sentiment']}"], data_args=data_args)
+    with pytest.raises(ValueError, match="gold_weight > 0 mixes in gold labels"):
+        _bad(tmp_path, [teachers["sentiment"]], gold_weight=0.5)
+
+
+# --- the cache --------------------------------------------------------------------------------------------------
+
+
+def test_teacher_outputs_are_cached_verified_and_never_reused_for_other_texts(tmp_path, teachers, monkeypatch, caplog):
+    teacher = resolve_teachers([teachers["sentiment"]])[0]
+    loads = []
+    real_load = cache_module.load_teacher
+    monkeypatch.setattr(cache_module, "load_teacher", lambda t: loads.append(t) or real_load(t))
+    texts = [row["text"] for row in _texts(12)]
+    first = teacher_logits(teacher, texts, None, 32, 4, tmp_path / "cache", progress=False)
+    again = teacher_logits(teacher, texts, None, 32, 4, tmp_path / "cache", progress=False)
+    assert len(loads) == 1  # the second call read the file
+    np.testing.assert_array_equal(first["sst2-bert"][1], again["sst2-bert"][1])
+    other = teacher_logits(teacher, texts[::-1], None, 32, 4, tmp_path / "cache", progress=False)
+    assert len(loads) == 2  # other texts: computed, not read
+    np.testing.assert_allclose(other["sst2-bert"][1], first["sst2-bert"][1][::-1], atol=1e-5)
+    files = sorted((tmp_path / "cache").glob("*.safetensors"))
+    assert len(files) == 2
+    # A file for other texts put under this key's name is detected and recomputed.
+    current = cache_module.cache_path(tmp_path / "cache", teacher, _key_of(files, first, texts, teacher))
+    other_file = next(f for f in files if f != current)
+    current.write_bytes(other_file.read_bytes())
+    again = teacher_logits(teacher, texts, None, 32, 4, tmp_path / "cache", progress=False)
+    assert len(loads) == 3 and "computed for another teacher or other settings" in caplog.text
+    np.testing.assert_allclose(again["sst2-bert"][1], first["sst2-bert"][1], atol=1e-6)
+    # A changed teacher (other weights in the same folder) is a different key.
+    assert teacher.identity() == resolve_teachers([teachers["sentiment"]])[0].identity()
+
+
+def _key_of(files, first, texts, teacher):
+    from polyhead.distill.teachers import fingerprint
+
+    texts_hash = fingerprint(list(texts), None)
+    settings = {"max_length": 32, "tasks": teacher.tasks, "format": cache_module.CACHE_FORMAT}
+    return fingerprint(teacher.identity(), settings, texts_hash)
+
+
+# --- the loss ---------------------------------------------------------------------------------------------------
+
+
+def test_soft_targets_and_loss():
+    logits = np.array([[2.0, 0.0, -1.0]])
+    probabilities = soft_targets(SINGLE_LABEL, logits, 2.0)
+    np.testing.assert_allclose(probabilities, torch.softmax(torch.tensor(logits) / 2, -1).numpy())
+    packed = torch.tensor(pack_targets(SINGLE_LABEL, logits, 2.0))
+    assert packed.shape == (1, 4) and packed[0, -1] == -100
+    # A student that equals its teacher has zero KL; another one pays T^2 * KL.
+    assert distillation_loss(SINGLE_LABEL, torch.tensor(logits), packed, 2.0).item() == pytest.approx(0, abs=1e-6)
+    student = torch.tensor([[0.0, 1.0, 0.0]])
+    expected = 4.0 * torch.nn.functional.kl_div(torch.log_softmax(student / 2, -1), packed[:, :3], reduction="sum")
+    assert distillation_loss(SINGLE_LABEL, student, packed, 2.0).item() == pytest.approx(expected.item(), rel=1e-5)
+    # Gold mixing: (1 - w) * soft + w * cross-entropy on rows with a gold label.
+    gold = torch.tensor(pack_targets(SINGLE_LABEL, logits, 2.0, [1]))
+    ce = torch.nn.functional.cross_entropy(student, torch.tensor([1])).item()
+    mixed = distillation_loss(SINGLE_LABEL, student, gold, 2.0, gold_weight=0.25).item()
+    assert mixed == pytest.approx(0.75 * expected.item() + 0.25 * ce, rel=1e-5)
+    # Multi-label: BCE against the teacher's per-label probabilities (no temperature).
+    multi = torch.tensor(pack_targets(MULTI_LABEL, logits, 2.0))
+    assert multi.shape == (1, 6)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(student, torch.sigmoid(torch.tensor(logits)).float())
+    assert distillation_loss(MULTI_LABEL, student, multi, 2.0).item() == pytest.approx(bce.item(), rel=1e-5)
+
+
+# --- end to end -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory, teachers):
+    tmp_path = tmp_path_factory.mktemp("distilled")
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(80, pairs=True))
+    rng = random.Random(5)
+    gold_rows = {
+        split: {
+            "text": [" ".join(rng.sample(WORDS, 5)) for _ in range(n)],
+            "label": [rng.choice(["negative", "positive"]) for _ in range(n)],
+        }
+        for split, n in (("train", 16), ("test", 12))
+    }
+    gold = datasets.DatasetDict({split: datasets.Dataset.from_dict(rows) for split, rows in gold_rows.items()})
+    distill_args = DistillArguments(
+        teacher=[
+            f"sentiment={teachers['sentiment']}",
+            teachers["emotions"],
+            f"nli={teachers['nli']}",
+            f"{teachers['multitask']}:topic",
+        ],
+        texts=[texts],
+        text_pair_column="text_pair",
+        pair_tasks="nli",
+        gold_weight=0.5,
+        speed_texts=16,
+        teacher_batch_size=8,
+    )
+    data_args = DataArguments(tasks=[{"name": "sentiment", "dataset": gold}])
+    args = _training_args(tmp_path, num_train_epochs=3, eval_strategy="epoch")
+    results = run(ModelArguments(), data_args, distill_args, args)
+    return results, Path(args.model_dir), args
+
+
+def test_run_reports_agreement_test_scores_and_speed(distilled):
+    results, folder, _ = distilled
+    summary = results["distillation"]
+    assert set(summary["agreement"]) == {"sentiment", "emotion-distilbert", "nli", "topic"}
+    # The biased sentiment teacher always answers "positive": the student learns to agree.
+    assert summary["agreement"]["sentiment"]["value"] == 1.0
+    assert summary["agreement"]["emotion-distilbert"]["metric"] == "f1_macro"
+    assert set(summary["agreement"]["emotion-distilbert"]["per_label_f1"]) == {"anger", "joy", "fear"}
+    assert summary["num_texts"]["held_out"] == 8 and summary["num_texts"]["unlabeled"] == 80
+    assert summary["num_texts"]["train"]["sentiment"] == 72 + 16  # unlabeled training texts + gold train texts
+    side = summary["test"]["sentiment"]
+    assert side["n"] == 12 and set(side) == {"metric", "n", "teacher", "student"}
+    assert side["teacher"]["accuracy"] == pytest.approx(
+        results["tasks"]["sentiment"]["accuracy"], abs=1.0
+    )  # both scored on the same 12 rows
+    assert results["split"] == "test" and list(results["tasks"]) == ["sentiment"]
+    speed = summary["speed"]
+    assert speed["texts"] == 8 and speed["num_teachers"] == 4 and len(speed["per_teacher"]) == 4
+    assert speed["student_seconds"] > 0 and speed["speedup"] > 0
+    saved = json.loads((folder / "results.json").read_text())
+    assert saved["distillation"]["agreement"] == json.loads(json.dumps(summary["agreement"]))
+    info = json.loads((folder / "training_args.json").read_text())
+    assert info["distillation"]["gold_weight"] == 0.5 and len(info["distillation"]["teachers"]) == 4
+    table = format_distillation_table(results)
+    assert "sentiment" in table and "texts/s" in table and "emotion-distilbert" in table
+
+
+def test_student_config_follows_the_teachers(distilled):
+    _, folder, _ = distilled
+    config = json.loads((folder / "config.json").read_text())
+    tasks = {task["name"]: task for task in config["tasks"]}
+    assert tasks["sentiment"]["labels"] == ["negative", "positive"]
+    assert tasks["emotion-distilbert"]["problem_type"] == MULTI_LABEL
+    assert tasks["nli"].get("text_pair") is True
+    assert tasks["topic"]["labels"] == ["movies", "tech", "sport", "money"]
+
+
+# Loads the student in a process where this project cannot be imported: only its own remote code answers.
+LOAD_WITHOUT_POLYHEAD = textwrap.dedent(
+    """
+    import json, sys
+    class Blocker:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"polyhead", "polyhead_remote", "configuration_multitask", "modeling_multitask"}:
+                raise ImportError(f"blocked import of {name}")
+    sys.meta_path.insert(0, Blocker())
+    sys.path = [p for p in sys.path if p not in ("", ".")]
+    from transformers import pipeline
+    classifier = pipeline("multitask-classification", model=sys.argv[1], trust_remote_code=True)
+    print(json.dumps({"model": type(classifier.model).__name__, "answer": classifier(sys.argv[2], top_k=None)}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_student_loads_with_remote_code_and_publishes_with_its_distillation_card(distilled, tmp_path):
+    results, folder, _ = distilled
+    text = "i love this movie"
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_POLYHEAD, str(folder), text],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    remote = json.loads(done.stdout.strip().splitlines()[-1])
+    local = pipeline("multitask-classification", model=str(folder), trust_remote_code=True)(text, top_k=None)
+    assert remote["model"] == "MultitaskModel" and set(remote["answer"]) == set(local)
+    for task, answers in local.items():
+        assert [a["label"] for a in remote["answer"][task]] == [a["label"] for a in answers]
+        np.testing.assert_allclose([a["score"] for a in remote["answer"][task]], [a["score"] for a in answers])
+    publish_model(folder, "org/student", dry_run_dir=tmp_path / "upload")
+    readme = (tmp_path / "upload" / "README.md").read_text()
+    assert "## Distillation" in readme and "top-1 agreement" in readme and "On the labelled test data" in readme
+    assert "teacher(s) run one after another" in readme
+    assert AutoModel.from_pretrained(tmp_path / "upload", trust_remote_code=True).config.task_names == list(local)
+
+
+def test_card_without_labelled_test_data_shows_agreement_only():
+    results = {
+        "tasks": {},
+        "split": None,
+        "distillation": {
+            "teachers": [{"source": "org/sst2", "tasks": {"sentiment": "sentiment"}}],
+            "agreement": {"sentiment": {"metric": "accuracy", "value": 0.97, "n": 100}},
+            "test": {},
+        },
+    }
+    config = {"tasks": {"sentiment": {"labels": ["negative", "positive"]}}}
+    card = render_model_card(config, results, repo_id="org/student")
+    assert "| `sentiment` | `org/sst2` | top-1 agreement | 0.9700 | 100 |" in card
+    assert "On the labelled test data" not in card and "texts/s" not in card
+
+
+def test_student_grown_from_an_existing_model(tmp_path, teachers):
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(24))
+    distill_args = DistillArguments(teacher=[f"mood={teachers['emotions']}"], texts=[texts], speed_texts=2)
+    model_args = ModelArguments(init_from=teachers["multitask"])
+    results = run(model_args, DataArguments(), distill_args, _training_args(tmp_path, max_steps=2))
+    config = json.loads((Path(tmp_path / "run" / "model") / "config.json").read_text())
+    assert [task["name"] for task in config["tasks"]] == ["sentiment", "topic", "emotions", "mood"]
+    assert list(results["distillation"]["agreement"]) == ["mood"]
+
+
+def test_student_learns_the_teachers_soft_targets(tmp_path, teachers):
+    """Agreement on held-out texts is higher after training than for the same untrained student."""
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(120, seed=7))
+    distill_args = DistillArguments(teacher=[teachers["emotions"]], texts=[texts], speed_texts=4)
+    before = run(
+        ModelArguments(), DataArguments(), distill_args, _training_args(tmp_path, max_steps=1, learning_rate=1e-9)
+    )
+    after = run(ModelArguments(), DataArguments(), distill_args, _training_args(tmp_path, num_train_epochs=6))
+    task = "emotion-distilbert"
+    gained = after["distillation"]["agreement"][task]["metrics"]["label_accuracy"]
+    assert gained > before["distillation"]["agreement"][task]["metrics"]["label_accuracy"]
+
+
+@pytest.mark.slow
+def test_script_end_to_end_and_one_line_errors(tmp_path, teachers):
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(30))
+    common = ["--num_train_epochs", "1", "--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true"]
+    command = [sys.executable, str(ROOT / "scripts" / "distill.py"), "--texts", texts, "--speed_texts", "4"]
+    done = subprocess.run(
+        [*command, "--teacher", f"s={teachers['sentiment']}", "--output_dir", str(tmp_path / "out"), *common],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Distillation (" in done.stdout and "texts/s" in done.stdout
+    assert (tmp_path / "out" / "model" / "results.json").is_file()
+    assert list((tmp_path / "out" / "teacher_outputs").glob("*.safetensors"))
+    failed = subprocess.run(
+        [*command, "--teacher", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "bad"), *common],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert failed.returncode == 1 and failed.stderr.startswith("error: Teacher")
+    assert "Traceback" not in failed.stderr
+
+
+def test_the_distill_package_is_installed():
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert "polyhead.distill" in packages  # setuptools lists packages explicitly: a new one must be named
