@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
 from polyhead.encoders import position_limit
-from polyhead.serving.handler import DTYPES
+from polyhead.serving.handler import DTYPES, read_serving_file
 from polyhead_remote.configuration_multitask import MULTI_LABEL, decision_thresholds
 from polyhead_remote.modeling_multitask import MultitaskModel
 from polyhead_remote.pipelines.multitask_classification import collection_paused
@@ -62,6 +62,15 @@ def load_model(
     return MultitaskModel.from_pretrained(model_dir).to(TORCH_DTYPES[dtype]).eval()
 
 
+def chosen_backend(model_dir: str | os.PathLike, onnx_file: str | None, dtype: str | None) -> tuple[str | None, str]:
+    """`(onnx_file, dtype)`: as given, else (neither given) the folder's `serving.json`, the path that
+    `scripts/benchmark.py --choose --write` measured fastest on this machine, else torch float32."""
+    if onnx_file is None and dtype is None:
+        chosen = read_serving_file(str(model_dir)) or {}
+        return chosen.get("onnx_file"), chosen.get("dtype", "float32")
+    return onnx_file, dtype or "float32"
+
+
 def _check_dtype(dtype: str, onnx_file: str | None) -> None:
     if dtype not in TORCH_DTYPES:
         raise ValueError(f"dtype must be one of {list(TORCH_DTYPES)}, got {dtype!r}.")
@@ -84,7 +93,7 @@ def predict_file(
     chunk_size: int = 4096,
     max_length: int | None = None,
     num_threads: int | None = None,
-    dtype: str = "float32",
+    dtype: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
@@ -101,7 +110,8 @@ def predict_file(
         batch_size: texts per forward; chunk_size: rows read, sorted by length and written at a time.
         max_length: truncation length (default: what the tokenizer and the encoder's positions allow).
         num_threads: torch / onnxruntime threads.
-        dtype: the torch model's precision, `"float32"` or `"bfloat16"` (see [`load_model`]).
+        dtype: the torch model's precision, `"float32"` or `"bfloat16"` (see [`load_model`]). Without `onnx_file`
+            and `dtype`, the folder's `serving.json` chooses (see [`chosen_backend`]), else torch float32.
         resume: continue an interrupted run into the existing output; overwrite: start again.
 
     Example:
@@ -114,6 +124,7 @@ def predict_file(
 
     start = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
+    onnx_file, dtype = chosen_backend(model_dir, onnx_file, dtype)
     _check_dtype(dtype, onnx_file)  # before the output is touched
     writer = _writer_for(output_path, resume, overwrite)
     model = load_model(model_dir, onnx_file, num_threads, dtype)

@@ -23,7 +23,7 @@ from polyhead.testing_utils import TINY_NLI_TASKS, tiny_multitask_config, tiny_t
 HAS_ONNX = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime"))
 # What handler.py may import in an Inference Endpoint: the standard library, torch, transformers, onnxruntime and
 # the folder's own files (onnx_multitask.py).
-ALLOWED_IMPORTS = {"importlib", "logging", "os", "sys", "typing", "dataclasses", "pathlib", "numpy"}
+ALLOWED_IMPORTS = {"importlib", "json", "logging", "os", "sys", "typing", "dataclasses", "pathlib", "numpy"}
 ALLOWED_IMPORTS |= {"torch", "transformers", "onnxruntime"}
 ALLOWED_IMPORTS |= {"onnx_multitask"}
 TEXTS = ["i love this movie", "bad phone", "the team win the game today and people are happy"]
