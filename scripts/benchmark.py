@@ -9,6 +9,7 @@ serving.json, read by handler.py and scripts/predict.py): `python scripts/benchm
 """
 
 import argparse
+import sys
 
 import datasets
 import torch
@@ -59,8 +60,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_choose(args: argparse.Namespace) -> None:
     from polyhead.benchmark.choose import choose_backend, format_choice, sample_texts
+    from polyhead.saving import check_model_folder
 
-    texts = sample_texts(args.choose_texts, args.texts, args.text_column, args.data_dir)
+    try:
+        check_model_folder(args.choose)
+        texts = sample_texts(args.choose_texts, args.texts, args.text_column, args.data_dir)
+    except (FileNotFoundError, KeyError, ValueError) as error:
+        sys.exit(f"error: {error.args[0] if isinstance(error, KeyError) else error}")
     choice = choose_backend(
         args.choose,
         texts,

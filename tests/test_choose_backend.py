@@ -35,6 +35,15 @@ def folder(tmp_path):
     return save_model_folder(MultitaskModel(tiny_multitask_config()).eval(), tiny_tokenizer(), tmp_path / "model")
 
 
+def _script():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import benchmark
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return benchmark
+
+
 def answer(**labels) -> dict:
     return {task: [{"label": label, "score": 0.9} for label in names] for task, names in labels.items()}
 
@@ -81,11 +90,7 @@ def test_sample_texts_from_files(tmp_path):
 def test_choose_measures_every_path_and_writes_what_the_handler_serves(folder, tmp_path, capsys):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(synthetic_texts(24)))
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import benchmark as script
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    script = _script()
     command = ["--choose", str(folder), "--texts", str(texts), "--time-budget", "0", "--batch-size", "4", "--write"]
     script.main(command)
     printed = capsys.readouterr().out
@@ -104,6 +109,14 @@ def test_choose_measures_every_path_and_writes_what_the_handler_serves(folder, t
     endpoint = handler.EndpointHandler(str(folder))
     assert endpoint.backend == PATHS[saved["chosen"]]["backend"]
     assert set(endpoint({"inputs": ["good movie", "bad"]})[0]) == {"sentiment", "topic", "emotions"}
+
+
+def test_choose_refuses_a_missing_folder_or_texts_clearly(folder, tmp_path):
+    script = _script()
+    with pytest.raises(SystemExit, match="is not a complete multitask model folder"):
+        script.main(["--choose", str(tmp_path / "nope")])
+    with pytest.raises(SystemExit, match="Sample texts must be a .jsonl, .csv or .txt file"):
+        script.main(["--choose", str(folder), "--texts", str(tmp_path / "texts.parquet")])
 
 
 def test_the_handler_reads_serving_json_and_the_environment_overrides_it(folder, monkeypatch):

@@ -16,7 +16,8 @@ unrounded; only the tables round.
 
 One module per measurement: `throughput` (over the callables of `variants`), `memory` (a fresh subprocess per
 variant), `accuracy` (multitask vs single-task training, int8 and ONNX scores), `onnx_export` (file sizes, parity);
-`inputs` (texts, label sets), `run` ([`run_benchmark`], [`BenchmarkReport`]) and `tables` ([`format_report`]).
+`inputs` (texts, label sets), `run` ([`run_benchmark`], [`BenchmarkReport`]) and `tables` ([`format_report`]);
+`choose` (`choose_backend`: the fastest serving path of one model on this machine, `--choose`).
 Entry point: `scripts/benchmark.py`.
 """
 

@@ -40,7 +40,8 @@ USAGE = (
 
 
 class EndpointHandler:
-    """Loads the model in `path` (ONNX when `onnx/model.onnx` exists, else torch) behind the multitask pipeline.
+    """Loads the model in `path` (`serving.json`'s pick, else ONNX when `onnx/model.onnx` exists, else torch) behind
+    the multitask pipeline.
 
     `serving.json` (written by `python scripts/benchmark.py --choose MODEL --write`) picks the backend measured
     fastest on this machine; the environment variables below replace it. Environment: `POLYHEAD_BACKEND=torch` forces
