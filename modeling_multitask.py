@@ -88,7 +88,10 @@ class MultitaskModel(PreTrainedModel):
             raise ValueError("MultitaskModel needs a MultitaskConfig with an encoder config and at least one task.")
         super().__init__(config)
         # `encoder`: an already built (e.g. pretrained) encoder, so that no random one is built just to be replaced.
-        self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder)
+        if encoder is None:  # in the heads' dtype, the one `from_pretrained(dtype=...)` sets as default meanwhile:
+            # `from_config` would take the nested encoder config's saved dtype (float32) and mismatch the heads.
+            encoder = AutoModel.from_config(config.encoder).to(torch.get_default_dtype())
+        self.encoder = encoder
         _drop_unused_pooler(self.encoder)
         # pooling="native": the family's dense + activation on the first token, shared by every head (exportable).
         self.native_pooler = NativePooler(config) if config.pooling == "native" else None
@@ -130,7 +133,7 @@ class MultitaskModel(PreTrainedModel):
         config = MultitaskConfig(
             encoder=encoder.config, tasks=tasks, pooling=pooling, classifier_dropout=classifier_dropout
         )
-        model = cls(config, encoder=encoder)
+        model = cls(config, encoder=encoder).to(encoder.dtype)  # heads in the encoder's dtype (`dtype=` in kwargs)
         if model.native_pooler is not None and isinstance(pretrained_pooler, nn.Linear):
             # As BertForSequenceClassification does: the checkpoint's pooler rather than a random layer.
             model.native_pooler.dense.load_state_dict(pretrained_pooler.state_dict())

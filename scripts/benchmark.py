@@ -3,9 +3,13 @@
 
 Default (bounded, a few minutes on 2 CPU cores): `python scripts/benchmark.py`. Longer and more precise: `--full`.
 Offline smoke run on a tiny random encoder: `--tiny`. See `polyhead.benchmark` for what each variant is.
+
+The fastest serving path of YOUR model on THIS machine (about a minute; `--write` saves it to the folder's
+serving.json, read by handler.py and scripts/predict.py): `python scripts/benchmark.py --choose MODEL_DIR --write`.
 """
 
 import argparse
+import sys
 
 import datasets
 import torch
@@ -40,15 +44,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="The shared data folder.")
     parser.add_argument("--output", default="outputs/benchmark.json", help="Where the JSON report goes.")
     parser.add_argument("--work-dir", default=None, help="Keep models and ONNX exports here (default: temp).")
+    choose = parser.add_argument_group("choosing a serving path (--choose)")
+    choose.add_argument(
+        "--choose", metavar="MODEL_DIR", help="Time torch fp32/bf16 and ONNX fp32/int8 on MODEL_DIR and pick one."
+    )
+    choose.add_argument("--write", action="store_true", help="Write the pick to MODEL_DIR/serving.json.")
+    choose.add_argument("--time-budget", type=float, default=60.0, help="Seconds of timing (at least one round).")
+    choose.add_argument("--texts", help="Sample texts: .jsonl/.csv/.txt (default: tweets from --data-dir).")
+    choose.add_argument("--text-column", default="text", help="The text column of --texts.")
+    choose.add_argument("--choose-texts", type=int, default=512, help="Sample texts timed and compared.")
+    choose.add_argument("--batch-size", type=int, default=32, help="Batch size timed.")
+    choose.add_argument("--num-threads", type=int, default=None, help="torch / onnxruntime threads (default: all).")
     return parser.parse_args(argv)
+
+
+def run_choose(args: argparse.Namespace) -> None:
+    from polyhead.benchmark.choose import choose_backend, format_choice, sample_texts
+    from polyhead.saving import check_model_folder
+
+    try:
+        check_model_folder(args.choose)
+        texts = sample_texts(args.choose_texts, args.texts, args.text_column, args.data_dir)
+    except (FileNotFoundError, KeyError, ValueError) as error:
+        sys.exit(f"error: {error.args[0] if isinstance(error, KeyError) else error}")
+    choice = choose_backend(
+        args.choose,
+        texts,
+        batch_size=args.batch_size,
+        time_budget=args.time_budget,
+        num_threads=args.num_threads,
+        write=args.write,
+    )
+    print(format_choice(choice))
+    print(f"({choice.seconds:.0f} s in all)" + (f"; written to {args.choose}/serving.json" if args.write else ""))
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    torch.set_num_threads(2)
     transformers.logging.set_verbosity_error()  # one load report per pipeline would bury the tables
     transformers.logging.disable_progress_bar()
     datasets.disable_progress_bars()
+    if args.choose:
+        return run_choose(args)
+    torch.set_num_threads(2)
     accuracy = {"max_train_samples": args.train_samples, "max_eval_samples": args.eval_samples, "epochs": args.epochs}
     sizes = {"num_texts": args.num_texts, "batch1_texts": args.batch1_texts or None, "repeats": args.repeats}
     if args.full:

@@ -31,9 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dtype",
         choices=list(TORCH_DTYPES),
-        default="float32",
-        help="torch model precision; bfloat16 is ~3x faster on Intel Xeon CPUs with AMX (Sapphire Rapids on), "
-        "slower on CPUs without bfloat16 instructions.",
+        default=None,
+        help="torch model precision (default: the model folder's serving.json, written by scripts/benchmark.py "
+        "--choose --write, else float32 torch); bfloat16 is ~3x faster on Intel Xeon CPUs with AMX (Sapphire "
+        "Rapids on), slower on CPUs without bfloat16 instructions.",
     )
     parser.add_argument("--resume", action="store_true", help="Continue an interrupted run (no row is duplicated).")
     parser.add_argument("--overwrite", action="store_true", help="Start again, replacing the output.")
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.int8 and not args.onnx:
         parser.error("--int8 needs --onnx")
-    if args.onnx and args.dtype != "float32":
+    if args.onnx and args.dtype not in (None, "float32"):
         parser.error("--dtype is for the torch model; with --onnx, --int8 picks the quantized graph")
     try:
         result = predict_file(

@@ -232,3 +232,91 @@ def test_pairs_and_zero_shot_through_the_handler_on_every_release(tmp_path):
         ):
             assert ours["sequence"] == theirs["sequence"] and ours["labels"] == theirs["labels"], version
             assert ours["scores"] == pytest.approx(theirs["scores"], abs=1e-5), version
+
+
+HALF_PRECISION = BLOCKER + textwrap.dedent(
+    """
+    import json, torch, transformers
+    from packaging.version import Version
+    from transformers import AutoModel, pipeline
+    folders, texts, dtypes = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3].split(",")
+    # The argument is `dtype` from transformers 4.56 on, `torch_dtype` before.
+    key = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+    pairs = [{"text": texts[0], "text_pair": texts[1]}, texts[2], {"text": texts[2], "text_pair": texts[0]}]
+    zero_shot = {"candidate_labels": ["sport", "money", "movies"], "hypothesis_template": "this is about {}"}
+    every = {"top_k": None, "threshold": 0.0, "batch_size": 2}
+    out = {"transformers": transformers.__version__}
+    for folder in folders:
+        for name in dtypes:
+            dtype = getattr(torch, name)
+            model = AutoModel.from_pretrained(folder, trust_remote_code=True, **{key: dtype})
+            classifier = pipeline("multitask-classification", model=folder, trust_remote_code=True, **{key: dtype})
+            out[f"{folder}:{name}"] = {
+                "weights": sorted({str(p.dtype) for p in model.parameters()}),
+                "lists": classifier(texts, **every),
+                "text": classifier(texts[2], top_k=None, threshold=0.0),
+                "pairs": classifier(pairs, **every),
+                "zero_shot": classifier(texts, **zero_shot, batch_size=2),
+            }
+    print(json.dumps(out))  # json refuses anything but Python floats for the scores
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def pretrained_folders(tmp_path_factory) -> list[Path]:
+    # As users build theirs, from a saved encoder: its config records float32, which `dtype=` must override.
+    from test_dtype import POOLINGS, TASKS
+    from transformers import AutoTokenizer
+
+    from polyhead.benchmark.inputs import save_tiny_encoder
+
+    root = tmp_path_factory.mktemp("pretrained")
+    encoder = save_tiny_encoder(root / "encoder")
+    saved = []
+    for pooling in POOLINGS:
+        torch.manual_seed(0)
+        model = MultitaskModel.from_encoder_pretrained(encoder, tasks=TASKS, pooling=pooling).eval()
+        saved.append(save_model_folder(model, AutoTokenizer.from_pretrained(encoder), root / pooling))
+    return saved
+
+
+def run_half_precision(python, folders: list[Path], dtypes: str, modules: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(modules))
+    command = [str(python), "-c", HALF_PRECISION, json.dumps(list(map(str, folders))), json.dumps(TEXTS), dtypes]
+    done = subprocess.run(
+        command, cwd=modules.parent, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 0, f"{python}: {done.stderr[-3000:]}"
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def assert_close_scores(ours: list[dict], theirs: list[dict], where) -> None:
+    for row, expected in zip(ours, theirs, strict=True):
+        if "sequence" in expected:  # zero-shot
+            found = dict(zip(row["labels"], row["scores"]))
+            assert found == pytest.approx(dict(zip(expected["labels"], expected["scores"])), abs=0.02), where
+            continue
+        for task, answer in expected.items():
+            found = {item["label"]: item["score"] for item in row[task]}
+            assert found == pytest.approx({item["label"]: item["score"] for item in answer}, abs=0.02), where
+
+
+@pytest.mark.slow
+def test_half_precision_dtype_argument_on_every_release(pretrained_folders, tmp_path):
+    # `dtype=` (`torch_dtype=` before 4.56) through AutoModel and pipeline, for every pooling: every weight in that
+    # dtype and the answers of the float32 model on the newest release (lists padded in batches of two, a text,
+    # pairs, zero-shot) within half precision's ~3 digits.
+    newest = run_half_precision(sys.executable, pretrained_folders, "float32", tmp_path / "modules-newest")
+    for version, python in compat_pythons().items():
+        out = run_half_precision(python, pretrained_folders, "bfloat16,float16", tmp_path / f"modules-{version}")
+        assert out["transformers"] == version
+        for folder in map(str, pretrained_folders):
+            reference = newest[f"{folder}:float32"]
+            for dtype in ("bfloat16", "float16"):
+                served, where = out[f"{folder}:{dtype}"], (version, folder, dtype)
+                assert served["weights"] == [f"torch.{dtype}"], where
+                for key in ("lists", "pairs", "zero_shot"):
+                    assert_close_scores(served[key], reference[key], (*where, key))
+                assert_close_scores([served["text"]], [reference["text"]], (*where, "text"))

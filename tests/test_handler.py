@@ -24,7 +24,7 @@ from polyhead.testing_utils import TINY_NLI_TASKS, tiny_multitask_config, tiny_t
 HAS_ONNX = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime"))
 # What handler.py may import in an Inference Endpoint: the standard library, torch, transformers, onnxruntime and
 # the folder's own files (onnx_multitask.py).
-ALLOWED_IMPORTS = {"importlib", "logging", "os", "sys", "typing", "dataclasses", "pathlib", "numpy"}
+ALLOWED_IMPORTS = {"importlib", "json", "logging", "os", "sys", "typing", "dataclasses", "pathlib", "numpy"}
 ALLOWED_IMPORTS |= {"torch", "transformers", "onnxruntime"}
 ALLOWED_IMPORTS |= {"onnx_multitask"}
 TEXTS = ["i love this movie", "bad phone", "the team win the game today and people are happy"]
@@ -296,6 +296,6 @@ def _hand_carded_copy(folder, target):
 
 def test_handler_keeps_the_library_s_precisions():
     # handler.py runs without polyhead, so it keeps its own copy of the served dtypes: pinned to the library's.
-    from polyhead.serving import handler, predict
+    from polyhead.serving import handler, settings
 
-    assert handler.DTYPES == predict.TORCH_DTYPES
+    assert handler.DTYPES == settings.TORCH_DTYPES

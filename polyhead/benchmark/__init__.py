@@ -19,7 +19,8 @@ variant), `accuracy` (multitask vs single-task training, int8 and ONNX scores), 
 `inputs` (texts, label sets), `run` ([`run_benchmark`], [`BenchmarkReport`]) and `tables` ([`format_report`]).
 Entry point: `scripts/benchmark.py`. Two focused measurements share its inputs and timing loop: `heads` (throughput
 against the number of heads, `scripts/bench_heads.py`) and `zero_shot` (zero-shot labels through an NLI head against
-gold labels, `scripts/eval_zero_shot.py`).
+gold labels, `scripts/eval_zero_shot.py`); `choose` (`choose_backend`: the fastest serving path of one model on this
+machine, `scripts/benchmark.py --choose`).
 """
 
 from polyhead.benchmark.accuracy import AccuracyResult, accuracy_config, measure_accuracy

@@ -2,8 +2,8 @@
 
 - `onnx_multitask.py`: [`OnnxMultitaskModel`], an onnxruntime-backed stand-in for `MultitaskModel` that the
   `multitask-classification` pipeline accepts as `model=` (imports only numpy, torch, transformers, onnxruntime);
-- `handler.py`: the Inference Endpoints entry point (`EndpointHandler`): ONNX when `onnx/model.onnx` exists,
-  else torch;
+- `handler.py`: the Inference Endpoints entry point (`EndpointHandler`): the pick of the folder's `serving.json`
+  (`scripts/benchmark.py --choose --write`), else ONNX when `onnx/model.onnx` exists, else torch;
 - `requirements.txt`: what an Inference Endpoint installs next to its own torch/transformers.
 """
 

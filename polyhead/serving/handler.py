@@ -15,6 +15,7 @@ the problem and the fix, which the toolkit answers as `400 {"error": "..."}`.
 """
 
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -35,6 +36,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_MAX_INPUTS = 128
 DEFAULT_NUM_THREADS = 1
+SETTINGS_FILE = "serving.json"  # this machine's fastest path, written by `scripts/benchmark.py --choose --write`
+CHOICE_VARIABLES = ("POLYHEAD_BACKEND", "POLYHEAD_ONNX_FILE", "POLYHEAD_DTYPE")  # set, they replace serving.json
 logger = logging.getLogger(__name__)
 USAGE = (
     'send {"inputs": "a text", a {"text": ..., "text_pair": ...} pair or a list of them, '
@@ -43,9 +46,12 @@ USAGE = (
 
 
 class EndpointHandler:
-    """Loads the model in `path` (ONNX when `onnx/model.onnx` exists, else torch) behind the multitask pipeline.
+    """Loads the model in `path` (`serving.json`'s pick, else ONNX when `onnx/model.onnx` exists, else torch) behind
+    the multitask pipeline.
 
-    Environment: `POLYHEAD_BACKEND=torch` forces torch; `POLYHEAD_ONNX_FILE` picks another graph (e.g.
+    `serving.json` (written by `python scripts/benchmark.py --choose MODEL --write`) picks the backend measured
+    fastest on this machine; the environment variables below replace it. Environment: `POLYHEAD_BACKEND=torch` forces
+    torch; `POLYHEAD_ONNX_FILE` picks another graph (e.g.
     `onnx/model_quantized.onnx`); `POLYHEAD_NUM_THREADS` (default 1; 0 for the libraries' own choice, every core)
     sets torch's and onnxruntime's threads; `POLYHEAD_BATCH_SIZE` (default 8) the batch size of a list sent without
     `batch_size`; `POLYHEAD_MAX_INPUTS` (default 128) the most inputs one request may hold (zero-shot: texts x
@@ -55,11 +61,10 @@ class EndpointHandler:
 
     def __init__(self, path: str = ""):
         path = path or os.path.dirname(os.path.abspath(__file__))
-        onnx_file = os.environ.get("POLYHEAD_ONNX_FILE", ONNX_FILE)
-        dtype = os.environ.get("POLYHEAD_DTYPE", "float32")
+        backend, onnx_file, dtype = serving_choice(path)
         if dtype not in DTYPES:
             raise ValueError(f"POLYHEAD_DTYPE must be one of {list(DTYPES)}, got {dtype!r}.")
-        use_onnx = os.environ.get("POLYHEAD_BACKEND", "") != "torch" and os.path.isfile(os.path.join(path, onnx_file))
+        use_onnx = backend != "torch" and os.path.isfile(os.path.join(path, onnx_file))
         if use_onnx and dtype != "float32":
             raise ValueError(
                 f"POLYHEAD_DTYPE={dtype} is for the torch model, but {onnx_file} is served with onnxruntime: set "
@@ -97,6 +102,44 @@ class EndpointHandler:
         except (TypeError, ValueError, KeyError) as error:  # ours and the pipeline's: unknown task, empty text...
             message = error.args[0] if isinstance(error, KeyError) and error.args else error  # KeyError quotes it
             raise ValueError(str(message)) from None  # the toolkit answers any exception with 400 and its message
+
+
+def serving_choice(path: str) -> tuple[str, str, str]:
+    """`(backend, onnx_file, dtype)`: from the `POLYHEAD_BACKEND`/`POLYHEAD_ONNX_FILE`/`POLYHEAD_DTYPE` environment
+    when any of them is set, else from `path/serving.json` (see [`read_serving_file`]), else ONNX where
+    `onnx/model.onnx` exists (backend `""`), float32."""
+    chosen = {} if any(name in os.environ for name in CHOICE_VARIABLES) else read_serving_file(path) or {}
+    return (
+        os.environ.get("POLYHEAD_BACKEND", chosen.get("backend", "")),
+        os.environ.get("POLYHEAD_ONNX_FILE", chosen.get("onnx_file", ONNX_FILE)),
+        os.environ.get("POLYHEAD_DTYPE", chosen.get("dtype", "float32")),
+    )
+
+
+def read_serving_file(path: str) -> dict[str, str] | None:
+    """The fastest path that `python scripts/benchmark.py --choose MODEL --write` measured on this machine:
+    `{"backend": "torch", "dtype": ...}` or `{"backend": "onnx", "onnx_file": ...}` from `path/serving.json`, or
+    None without that file."""
+    file = os.path.join(path, SETTINGS_FILE)
+    if not os.path.isfile(file):
+        return None
+    with open(file, encoding="utf-8") as handle:
+        try:
+            settings = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{file} is not valid JSON ({error}): run the chooser again or delete it.") from None
+    backend = settings.get("backend") if isinstance(settings, dict) else None
+    if backend == "torch" and settings.get("dtype", "float32") in DTYPES:
+        return {"backend": backend, "dtype": settings.get("dtype", "float32")}
+    onnx_file = settings.get("onnx_file", ONNX_FILE) if backend == "onnx" else None
+    if isinstance(onnx_file, str) and not os.path.isfile(os.path.join(path, onnx_file)):
+        raise ValueError(f"{file} chooses {onnx_file}, which {path} lacks: run the chooser again or delete it.")
+    if isinstance(onnx_file, str):
+        return {"backend": backend, "onnx_file": onnx_file}
+    raise ValueError(
+        f"{file} must hold {{'backend': 'torch', 'dtype': one of {list(DTYPES)}}} or {{'backend': 'onnx', "
+        f"'onnx_file': 'onnx/...'}}, got {settings!r:.200}: run the chooser again or delete it."
+    )
 
 
 def _onnxruntime_installed() -> bool:

@@ -25,13 +25,12 @@ from transformers import AutoTokenizer
 
 from polyhead.encoders import position_limit
 from polyhead.remote_code import MULTI_LABEL, MultitaskModel, collection_paused, decision_thresholds
+from polyhead.serving.settings import TORCH_DTYPES, read_serving_file
 
 
 INPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 PARTS_SUFFIX = ".parts"
-# The torch precisions served; the Inference Endpoints handler keeps a copy (POLYHEAD_DTYPE), pinned by a test.
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclasses.dataclass
@@ -60,6 +59,15 @@ def load_model(
     return MultitaskModel.from_pretrained(model_dir).to(TORCH_DTYPES[dtype]).eval()
 
 
+def chosen_backend(model_dir: str | os.PathLike, onnx_file: str | None, dtype: str | None) -> tuple[str | None, str]:
+    """`(onnx_file, dtype)`: as given, else (neither given) the folder's `serving.json`, the path that
+    `scripts/benchmark.py --choose --write` measured fastest on this machine, else torch float32."""
+    if onnx_file is None and dtype is None:
+        chosen = read_serving_file(str(model_dir)) or {}
+        return chosen.get("onnx_file"), chosen.get("dtype", "float32")
+    return onnx_file, dtype or "float32"
+
+
 def _check_dtype(dtype: str, onnx_file: str | None) -> None:
     if dtype not in TORCH_DTYPES:
         raise ValueError(f"dtype must be one of {list(TORCH_DTYPES)}, got {dtype!r}.")
@@ -82,7 +90,7 @@ def predict_file(
     chunk_size: int = 4096,
     max_length: int | None = None,
     num_threads: int | None = None,
-    dtype: str = "float32",
+    dtype: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
@@ -99,7 +107,8 @@ def predict_file(
         batch_size: texts per forward; chunk_size: rows read, sorted by length and written at a time.
         max_length: truncation length (default: what the tokenizer and the encoder's positions allow).
         num_threads: torch / onnxruntime threads.
-        dtype: the torch model's precision, `"float32"` or `"bfloat16"` (see [`load_model`]).
+        dtype: the torch model's precision, `"float32"` or `"bfloat16"` (see [`load_model`]). Without `onnx_file`
+            and `dtype`, the folder's `serving.json` chooses (see [`chosen_backend`]), else torch float32.
         resume: continue an interrupted run into the existing output; overwrite: start again.
 
     Example:
@@ -112,6 +121,7 @@ def predict_file(
 
     start = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
+    onnx_file, dtype = chosen_backend(model_dir, onnx_file, dtype)
     _check_dtype(dtype, onnx_file)  # before the output is touched
     writer = _writer_for(output_path, resume, overwrite)
     model = load_model(model_dir, onnx_file, num_threads, dtype)

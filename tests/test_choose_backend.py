@@ -1,0 +1,189 @@
+"""The serving-path chooser (`polyhead.benchmark.choose`, `scripts/benchmark.py --choose`) and the `serving.json`
+it writes, as the Inference Endpoints handler and bulk prediction read it."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from polyhead import MultitaskModel
+from polyhead.benchmark.choose import PATHS, PathResult, fastest_agreeing, label_agreement, sample_texts
+from polyhead.benchmark.inputs import synthetic_texts
+from polyhead.saving import save_model_folder
+from polyhead.serving import handler
+from polyhead.serving.handler import CHOICE_VARIABLES, SETTINGS_FILE, read_serving_file
+from polyhead.serving.predict import chosen_backend, predict_file
+from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
+
+
+ROOT = Path(__file__).resolve().parent.parent
+HAS_ONNX = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime"))
+
+
+@pytest.fixture(autouse=True)
+def no_choice_in_the_environment(monkeypatch):
+    for name in CHOICE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    torch.manual_seed(0)
+    return save_model_folder(MultitaskModel(tiny_multitask_config()).eval(), tiny_tokenizer(), tmp_path / "model")
+
+
+def _script():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import benchmark
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return benchmark
+
+
+def answer(**labels) -> dict:
+    return {task: [{"label": label, "score": 0.9} for label in names] for task, names in labels.items()}
+
+
+def test_label_agreement_compares_top_labels_and_label_sets():
+    reference = [answer(sentiment=["pos"], emotions=["joy", "fear"])] * 4
+    ours = [
+        answer(sentiment=["pos"], emotions=["fear", "joy"]),  # the same set in another order agrees
+        answer(sentiment=["neg"], emotions=["joy", "fear"]),
+        answer(sentiment=["pos"], emotions=["joy"]),
+        answer(sentiment=["pos"], emotions=["joy", "fear"]),
+    ]
+    assert label_agreement(ours, reference) == {"sentiment": 0.75, "emotions": 0.75}
+
+
+def test_the_fastest_path_that_agrees_on_every_task_is_chosen():
+    def measured(name, speed, *agreement):
+        return PathResult(name, PATHS[name], speed, dict(zip(("a", "b"), agreement)))
+
+    results = [
+        measured("torch-fp32", 10.0, 1.0, 1.0),
+        measured("torch-bf16", 30.0, 1.0, 0.99),  # fastest, but one task disagrees on 1% of the texts
+        measured("onnx-fp32", 20.0, 1.0, 1.0),
+        measured("onnx-int8", 25.0, 0.996, 0.995),
+        PathResult("onnx-int8", PATHS["onnx-int8"], skipped="not installed"),
+    ]
+    assert fastest_agreeing(results).name == "onnx-int8"
+    assert fastest_agreeing(results, min_agreement=0.999).name == "onnx-fp32"
+    assert fastest_agreeing(results[:1], min_agreement=1.0).name == "torch-fp32"
+
+
+def test_sample_texts_from_files(tmp_path):
+    (tmp_path / "a.txt").write_text("one\n\ntwo\nthree\n")
+    assert sorted(sample_texts(10, tmp_path / "a.txt")) == ["one", "three", "two"]
+    (tmp_path / "a.jsonl").write_text('{"body": "x"}\n{"body": "y"}\n')
+    assert sorted(sample_texts(5, tmp_path / "a.jsonl", "body")) == ["x", "y"]
+    with pytest.raises(KeyError, match="No column 'text' .* pass --text-column"):
+        sample_texts(1, tmp_path / "a.jsonl")
+    with pytest.raises(FileNotFoundError, match="pass --texts"):
+        sample_texts(1, data_dir=tmp_path)
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs the onnx extra (pip install 'polyhead[onnx]')")
+def test_choose_measures_every_path_and_writes_what_the_handler_serves(folder, tmp_path, capsys):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(synthetic_texts(24)))
+    script = _script()
+    command = ["--choose", str(folder), "--texts", str(texts), "--time-budget", "0", "--batch-size", "4", "--write"]
+    script.main(command)
+    printed = capsys.readouterr().out
+    saved = json.loads((folder / SETTINGS_FILE).read_text())
+    measured = {row["name"]: row for row in saved["measured"]["results"]}
+    assert list(measured) == list(PATHS)
+    assert all(len(row["runs"]) == 1 and row["texts_per_second"] > 0 for row in measured.values())  # one round
+    assert set(measured["torch-fp32"]["agreement"].values()) == {1.0}
+    qualifying = [row for row in measured.values() if min(row["agreement"].values()) >= 0.995]
+    assert saved["chosen"] == max(qualifying, key=lambda row: row["texts_per_second"])["name"]
+    assert f"chosen: {saved['chosen']}" in printed and "| onnx-int8 |" in printed
+    # The folder serves the pick: settings readable, an ONNX pick's graph copied in, nothing else exported there.
+    assert read_serving_file(str(folder)) == PATHS[saved["chosen"]]
+    onnx_files = sorted(p.relative_to(folder).as_posix() for p in folder.glob("onnx/*"))
+    assert onnx_files == ([PATHS[saved["chosen"]]["onnx_file"]] if saved["chosen"].startswith("onnx") else [])
+    endpoint = handler.EndpointHandler(str(folder))
+    assert endpoint.backend == PATHS[saved["chosen"]]["backend"]
+    assert set(endpoint({"inputs": ["good movie", "bad"]})[0]) == {"sentiment", "topic", "emotions"}
+
+
+def test_choose_refuses_a_missing_folder_or_texts_clearly(folder, tmp_path):
+    script = _script()
+    with pytest.raises(SystemExit, match="is not a complete multitask model folder"):
+        script.main(["--choose", str(tmp_path / "nope")])
+    with pytest.raises(SystemExit, match="Sample texts must be a .jsonl, .csv or .txt file"):
+        script.main(["--choose", str(folder), "--texts", str(tmp_path / "texts.parquet")])
+
+
+def test_the_handler_reads_serving_json_and_the_environment_overrides_it(folder, monkeypatch):
+    (folder / SETTINGS_FILE).write_text(json.dumps({"backend": "torch", "dtype": "bfloat16", "measured": {}}))
+    endpoint = handler.EndpointHandler(str(folder))
+    assert endpoint.backend == "torch" and endpoint.pipeline.model.dtype == torch.bfloat16
+    monkeypatch.setenv("POLYHEAD_BACKEND", "torch")  # any of the variables replaces the whole file
+    assert handler.EndpointHandler(str(folder)).pipeline.model.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "is not valid JSON"),
+        ('{"backend": "torch", "dtype": "float64"}', "must hold"),
+        ('{"backend": "tensorflow"}', "must hold"),
+        ('["torch"]', "must hold"),
+        ('{"backend": "onnx", "onnx_file": "onnx/model_quantized.onnx"}', "chooses onnx/model_quantized.onnx, which"),
+    ],
+)
+def test_a_bad_serving_json_is_refused_with_the_fix(folder, content, message):
+    (folder / SETTINGS_FILE).write_text(content)
+    with pytest.raises(ValueError, match=message) as error:
+        handler.EndpointHandler(str(folder))
+    assert "run the chooser again or delete it" in str(error.value)
+
+
+def test_bulk_prediction_follows_serving_json_unless_told(folder, tmp_path):
+    assert chosen_backend(folder, None, None) == (None, "float32")  # no file: torch float32, as before
+    (folder / SETTINGS_FILE).write_text(json.dumps({"backend": "torch", "dtype": "bfloat16"}))
+    assert chosen_backend(folder, None, None) == (None, "bfloat16")
+    assert chosen_backend(folder, None, "float32") == (None, "float32")
+    assert chosen_backend(folder, "onnx/model.onnx", None) == ("onnx/model.onnx", "float32")
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "good movie"}\n{"text": "the team win the game today"}\n')
+    chosen = predict_file(folder, source, tmp_path / "chosen.jsonl", progress=False)
+    full = predict_file(folder, source, tmp_path / "full.jsonl", dtype="float32", progress=False)
+    rows = [[json.loads(line) for line in result.output.read_text().splitlines()] for result in (chosen, full)]
+    for ours, theirs in zip(*rows, strict=True):
+        assert ours["sentiment_score"] == pytest.approx(theirs["sentiment_score"], abs=0.02)
+    assert rows[0] != rows[1]  # bfloat16 ran: its scores are not float32's
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"backend": "torch", "dtype": "bfloat16"}',
+        '{"backend": "torch"}',
+        '{"backend": "onnx", "onnx_file": "onnx/model.onnx"}',
+        '{"backend": "onnx", "onnx_file": "onnx/missing.onnx"}',
+        '{"backend": "gpu"}',
+        "not json",
+        "[1, 2]",
+    ],
+)
+def test_handler_reads_serving_json_as_the_library_does(tmp_path, content):
+    # handler.py runs without polyhead and keeps a copy of the library's reader: pinned here, answer and error alike.
+    from polyhead.serving import settings
+
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "model.onnx").write_bytes(b"graph")
+    (tmp_path / SETTINGS_FILE).write_text(content, encoding="utf-8")
+    answers = []
+    for reader in (settings.read_serving_file, read_serving_file):
+        try:
+            answers.append(("answer", reader(str(tmp_path))))
+        except ValueError as error:
+            answers.append(("error", str(error)))
+    assert answers[0] == answers[1]
+    assert settings.SETTINGS_FILE == SETTINGS_FILE and settings.TORCH_DTYPES == handler.DTYPES
