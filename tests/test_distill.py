@@ -347,7 +347,7 @@ def distilled(tmp_path_factory, teachers):
         speed_texts=16,
         teacher_batch_size=8,
     )
-    data_args = DataArguments(tasks=[{"name": "sentiment", "dataset": gold}])
+    data_args = DataArguments(tasks=[{"name": "sentiment", "dataset": gold, "validation_size": 0}])  # 16 train rows
     args = _training_args(tmp_path, num_train_epochs=3, eval_strategy="epoch")
     results = run(ModelArguments(), data_args, distill_args, args)
     return results, Path(args.model_dir), args
