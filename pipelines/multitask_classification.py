@@ -1,8 +1,9 @@
 # Copyright 2026 The polyhead authors. Licensed under the Apache License, Version 2.0.
-"""The `multitask-classification` pipeline: every task's labels for every text, from one encoder pass.
+"""The `multitask-classification` pipeline (every task's labels for every text, from one encoder pass) and the
+`multitask-zero-shot-classification` pipeline (transformers' zero-shot classification through the model's NLI task).
 
-This file is executed by Hub users through `trust_remote_code=True` (a flat copy sits next to the weights): it imports
-only torch and transformers, and reads the task list from `model.config.tasks`.
+Executed by Hub users through `trust_remote_code=True` (a flat copy sits next to the weights): it imports only torch
+and transformers, and reads the task list from `model.config.tasks`. Design and measurements: docs/design-hub-files.md.
 """
 
 import contextlib
@@ -20,10 +21,21 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 
 PIPELINE_TASK = "multitask-classification"
+ZERO_SHOT_TASK = "multitask-zero-shot-classification"
 MULTI_LABEL = "multi_label_classification"
 _OUTPUT_KEY = "logits"  # `_forward` returns one tensor: every requested head's logits side by side
-_RANKED_ROWS = 256  # rows whose heads and ranking run together in a list call (at 500 heads: 5.6 MB of logits)
-_ENTAILMENT, _NOT_ENTAILMENT = "entailment", ("contradiction", "not_entailment")
+_RANKED_ROWS = 256  # rows of a list whose heads and ranking run together (bounded memory at hundreds of heads)
+# Position ids start after the padding index in these families: a copy of polyhead.encoders' rule (pinned by a test).
+_PADDING_OFFSET_FAMILIES = (
+    "roberta",
+    "xlm-roberta",
+    "xlm-roberta-xl",
+    "camembert",
+    "roberta-prelayernorm",
+    "data2vec-text",
+    "longformer",
+    "mpnet",
+)
 
 
 class _Group(NamedTuple):
@@ -56,14 +68,13 @@ class MultitaskClassificationPipeline(Pipeline):
       `threshold=` per call: a float for every multi-label task or a `{task: float}` dict), sorted by score.
 
     Call parameters: `tasks` (a task name or a list; default all), `top_k`, `threshold`, `truncation` (default
-    `True`), `max_length`, `batch_size`, and `sort_by_length` (default `True`: a list is run in batches of similar
-    length to waste less compute on padding; results come back in input order; a generator streams in order).
+    `True`), `max_length` (default: the length the model was trained at, its tokenizer's `model_max_length`),
+    `batch_size`, and `sort_by_length` (default `True`: a list is run in batches of similar length to waste less
+    compute on padding; results come back in input order; a generator streams in order).
 
     An input is a string or, as for transformers' text-classification pipeline, a sentence pair
-    `{"text": a, "text_pair": b}` (a list may mix both). With `candidate_labels=[...]` (and optionally
-    `hypothesis_template="This example is {}."`, `multi_label=False`, `nli_task=...`) the pipeline classifies
-    zero-shot through a task whose labels include `entailment`, answering `{"sequence", "labels", "scores"}` exactly
-    as transformers' zero-shot-classification pipeline does.
+    `{"text": a, "text_pair": b}` (a list may mix both). With `candidate_labels=[...]` the call is answered by
+    `ZeroShotMultitaskPipeline` (`multitask_zero_shot.py`) on the same model.
 
     Example:
 
@@ -86,12 +97,12 @@ class MultitaskClassificationPipeline(Pipeline):
             # transformers < 4.54 loads no tokenizer for a custom config without `tokenizer_class`: use the model's.
             self.tokenizer = AutoTokenizer.from_pretrained(self.model.config.name_or_path)
         if self.tokenizer is None:
-            raise ValueError("The multitask-classification pipeline needs a tokenizer: pass tokenizer=...")
-        # A fast tokenizer keeps its truncation settings in shared state: calls with different `max_length` from
-        # several threads must not interleave.
+            raise ValueError(f"The {PIPELINE_TASK} pipeline needs a tokenizer: pass tokenizer=...")
+        # A fast tokenizer keeps its truncation settings in shared state: calls from several threads must not
+        # interleave.
         self._tokenizer_lock = threading.Lock()
-        # transformers 4.x advises once against `tokenizer.pad` after encoding (a single padded call is faster per
-        # text); here one call encodes a few hundred rows and `pad` only forms each batch, which is faster still.
+        # transformers 4.x advises against `tokenizer.pad` after encoding; here `pad` only forms each batch of rows
+        # encoded together, which is faster (docs/design-hub-files.md).
         getattr(self.tokenizer, "deprecation_warnings", {})["Asking-to-pad-a-fast-tokenizer"] = True
         if self._batch_size is not None:
             _check_positive_int("batch_size", self._batch_size)
@@ -101,7 +112,7 @@ class MultitaskClassificationPipeline(Pipeline):
         if kwargs.get("batch_size") is not None:
             _check_positive_int("batch_size", kwargs["batch_size"])
         if "candidate_labels" in kwargs:
-            return self._zero_shot(inputs, **kwargs)
+            return self._zero_shot_pipeline()(inputs, **kwargs)
         if isinstance(inputs, (str, dict)):
             _check_input(inputs, None)
             return super().__call__(inputs, **kwargs)
@@ -124,14 +135,79 @@ class MultitaskClassificationPipeline(Pipeline):
             return super().__call__(inputs, batch_size=batch_size, **kwargs)
         return self._run_list(inputs, batch_size, sort_by_length and batch_size > 1, kwargs)
 
+    def _zero_shot_pipeline(self) -> Pipeline:
+        # Zero-shot is its own pipeline class and file (as in transformers), built once on this model and tokenizer.
+        from .multitask_zero_shot import ZeroShotMultitaskPipeline  # here: that file imports this one
+
+        if self.__dict__.get("_zero_shot") is None:
+            self._zero_shot = ZeroShotMultitaskPipeline(
+                model=self.model, tokenizer=self.tokenizer, device=self.device, batch_size=self._batch_size
+            )
+        return self._zero_shot
+
+    def get_inference_context(self):
+        # inference_mode skips autograd bookkeeping that no_grad keeps; outputs only become Python floats.
+        return torch.inference_mode
+
+    # ---------------------------------------------------------------- the four pipeline hooks (one input at a time)
+
+    def _sanitize_parameters(self, tasks=None, top_k="", threshold=None, truncation=None, max_length=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"Unknown argument(s) {sorted(kwargs)} for the {PIPELINE_TASK} pipeline.")
+        preprocess, forward, postprocess = {}, {}, {}
+        if truncation is not None:
+            preprocess["truncation"] = truncation
+        if max_length is not None:
+            _check_positive_int("max_length", max_length)
+            limit = position_limit(self.model.config.encoder)
+            if limit is not None and max_length > limit:
+                raise ValueError(
+                    f"max_length={max_length} is more than this model's encoder accepts ({limit} tokens): "
+                    f"use max_length <= {limit}."
+                )
+            preprocess["max_length"] = max_length
+        if tasks is not None:
+            forward["tasks"] = postprocess["tasks"] = self._check_tasks(tasks)
+        if top_k != "":
+            if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+                raise ValueError(f"top_k must be a positive integer or None (all labels), got {top_k!r}.")
+            postprocess["top_k"] = top_k
+        if threshold is not None:
+            postprocess["thresholds"] = self._check_thresholds(threshold)
+        return preprocess, forward, postprocess
+
+    def preprocess(self, inputs: str | dict, truncation: bool = True, max_length: int | None = None) -> dict:
+        return self._collate(self._tokenize_rows([inputs], truncation, max_length))
+
+    def _forward(
+        self, model_inputs: dict, tasks: list[str] | None = None, encode_only: bool = False
+    ) -> dict[str, torch.Tensor]:
+        # One tensor, every requested head side by side (nested dicts break batch_size > 1), the heads as one matmul
+        # where the model offers it (`head_logits`); `encode_only`: the pooled output, for `_run_list` to head.
+        tasks = tasks or self.model.config.task_names
+        if hasattr(self.model, "head_logits") and hasattr(self.model, "encode"):
+            pooled = self.model.encode(**model_inputs)
+            return {_OUTPUT_KEY: pooled if encode_only else self.model.head_logits(pooled, tasks)}
+        logits = self.model(**model_inputs, task=tasks).logits  # model code older than this pipeline
+        return {_OUTPUT_KEY: torch.cat([logits[task] for task in tasks], dim=-1)}
+
+    def postprocess(
+        self,
+        model_outputs: dict,
+        tasks: list[str] | None = None,
+        top_k: int | None = 1,
+        thresholds: dict[str, float] | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        layout, groups = self._rank(model_outputs, tasks, top_k, thresholds)
+        with collection_paused():
+            return _as_dicts(layout, groups, len(model_outputs[_OUTPUT_KEY]))[0]
+
+    # ------------------------------------------------------------------- the batched fast path of a list of inputs
+
     def _run_list(self, inputs: list, batch_size: int, sort_by_length: bool, kwargs: dict) -> list[dict]:
-        # Faster than the generic per-item path (tokenize one text, DataLoader, pad, split rows): rows go in groups
-        # of about `_RANKED_ROWS` (whole batches), each tokenized in one call, then one encoder pass per batch;
-        # batches of similar length waste less on padding. The heads (one matmul) and the ranking also run once per
-        # group, not per batch. Per batch, each of those steps would cost more at small batch sizes: right after an
-        # encoder pass (which evicts the caches) one tokenizer call costs ~1.5 ms even for one text, and at 500
-        # heads one matmul would read every head's weights again and the ranking's ~20 small tensor operations would
-        # cost as much as the answers.
+        # Bypasses the per-item path (tokenize one text, DataLoader, pad, split rows): rows go in groups of about
+        # `_RANKED_ROWS` (whole batches), each tokenized in one call, one encoder pass per batch (of similar length),
+        # then the heads (one matmul) and the ranking once per group (why: docs/design-hub-files.md).
         preprocess, forward, postprocess = self._sanitize_parameters(**kwargs)
         preprocess = {**self._preprocess_params, **preprocess}
         forward = {**self._forward_params, **forward}
@@ -145,9 +221,7 @@ class MultitaskClassificationPipeline(Pipeline):
             outputs = torch.cat([self.forward(batch, **forward)[_OUTPUT_KEY] for batch in batches])
             logits = self._apply_heads(outputs, fused) if fused is not None else outputs
             ranked.append((order[start : start + len(outputs)], self._rank({_OUTPUT_KEY: logits}, **postprocess)))
-        # Answers are built at the end, not group by group: the garbage collections that the next batches' forward
-        # passes trigger would otherwise walk every answer built so far and promote them towards the costly full
-        # collections.
+        # Answers are built at the end: the collections that later forward passes trigger would walk them all.
         results: list[dict | None] = [None] * len(inputs)
         with collection_paused():
             for rows, (layout, groups) in ranked:
@@ -164,11 +238,6 @@ class MultitaskClassificationPipeline(Pipeline):
         for start in range(0, len(items), group_size):
             encoded = self._tokenize_rows(items[start : start + group_size], truncation, max_length)
             yield start, [self._collate(encoded[i : i + batch_size]) for i in range(0, len(encoded), batch_size)]
-
-    def _tokenize(self, items: str | dict | list, truncation: bool = True, max_length: int | None = None) -> dict:
-        """Tokenizes texts and `{"text", "text_pair"}` pairs into one padded batch of tensors."""
-        items = [items] if isinstance(items, (str, dict)) else items
-        return self._collate(self._tokenize_rows(items, truncation, max_length))
 
     def _tokenize_rows(
         self, items: list, truncation: bool = True, max_length: int | None = None
@@ -197,93 +266,18 @@ class MultitaskClassificationPipeline(Pipeline):
         with self._tokenizer_lock:
             return self.tokenizer.pad(rows, return_tensors="pt")
 
-    def get_inference_context(self):
-        # inference_mode skips autograd's version counters and view tracking that no_grad keeps: a few % at batch 1
-        # on CPU. Outputs only become Python floats, so inference tensors never reach autograd.
-        return torch.inference_mode
-
-    def _sanitize_parameters(self, tasks=None, top_k="", threshold=None, truncation=None, max_length=None, **kwargs):
-        if kwargs:
-            raise TypeError(f"Unknown argument(s) {sorted(kwargs)} for the multitask-classification pipeline.")
-        preprocess, forward, postprocess = {}, {}, {}
-        if truncation is not None:
-            preprocess["truncation"] = truncation
-        if max_length is not None:
-            _check_positive_int("max_length", max_length)
-            limit = self._position_limit()
-            if limit is not None and max_length > limit:
-                raise ValueError(
-                    f"max_length={max_length} is more than this model's encoder accepts ({limit} tokens): "
-                    f"use max_length <= {limit}."
-                )
-            preprocess["max_length"] = max_length
-        if tasks is not None:
-            forward["tasks"] = postprocess["tasks"] = self._check_tasks(tasks)
-        if top_k != "":
-            if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-                raise ValueError(f"top_k must be a positive integer or None (all labels), got {top_k!r}.")
-            postprocess["top_k"] = top_k
-        if threshold is not None:
-            postprocess["thresholds"] = self._check_thresholds(threshold)
-        return preprocess, forward, postprocess
-
-    def preprocess(self, inputs: str | dict, truncation: bool = True, max_length: int | None = None) -> dict:
-        return self._tokenize(inputs, truncation=truncation, max_length=max_length)
-
-    def _position_limit(self) -> int | None:
-        """The longest input the encoder's position table allows (None: no absolute positions)."""
-        encoder = self.model.config.encoder
-        positions = getattr(encoder, "max_position_embeddings", None)
-        if positions is None or getattr(encoder, "position_biased_input", True) is False:
-            return None  # DeBERTa-v3: relative positions only
-        if encoder.model_type in ("roberta", "xlm-roberta", "camembert"):
-            positions -= (encoder.pad_token_id or 0) + 1  # RoBERTa positions start after the padding index
-        return positions
-
-    def _default_max_length(self) -> int | None:
-        # Tokenizers built without `model_max_length` report ~1e30: cap at what the encoder's positions allow, so a
-        # long text is truncated instead of failing deep inside the embedding layer.
-        limit = self._position_limit()
-        return self.tokenizer.model_max_length if limit is None else min(self.tokenizer.model_max_length, limit)
-
     def _fused_heads(self, tasks: list[str] | None) -> tuple | None:
-        # The heads' concatenated weights, fetched once per call of a list: no weight changes during a call, and
-        # checking the model's cache for every batch would cost up to ~0.8 ms per batch at 500 heads (`head_logits`).
+        # The heads' concatenated weights, fetched once per list: no weight changes during a call.
         if not hasattr(self.model, "fused_head_weights") or not hasattr(self.model, "encode"):
             return None  # model code older than this pipeline
         with torch.no_grad():
             return self.model.fused_head_weights(tuple(tasks or self.model.config.task_names))
 
     def _apply_heads(self, pooled: torch.Tensor, fused: tuple) -> torch.Tensor:
-        # `forward` hands its outputs back on the CPU: the heads run where their weights are (e.g. a GPU), the
-        # ranking on the CPU.
+        # The heads run where their weights are (e.g. a GPU), the ranking on the CPU.
         weight, bias = fused
         with self.get_inference_context()():
             return torch.nn.functional.linear(pooled.to(weight.device), weight, bias).cpu()
-
-    def _forward(
-        self, model_inputs: dict, tasks: list[str] | None = None, encode_only: bool = False
-    ) -> dict[str, torch.Tensor]:
-        # One tensor, every requested head side by side (the pipeline's batching splits it row by row; nested dicts
-        # break batch_size > 1). The heads run as one matmul where the model offers it (`head_logits`);
-        # `encode_only`: the encoder's pooled output instead, for `_run_list` to apply the heads to many batches.
-        tasks = tasks or self.model.config.task_names
-        if hasattr(self.model, "head_logits") and hasattr(self.model, "encode"):
-            pooled = self.model.encode(**model_inputs)
-            return {_OUTPUT_KEY: pooled if encode_only else self.model.head_logits(pooled, tasks)}
-        logits = self.model(**model_inputs, task=tasks).logits  # model code older than this pipeline
-        return {_OUTPUT_KEY: torch.cat([logits[task] for task in tasks], dim=-1)}
-
-    def postprocess(
-        self,
-        model_outputs: dict,
-        tasks: list[str] | None = None,
-        top_k: int | None = 1,
-        thresholds: dict[str, float] | None = None,
-    ) -> dict[str, list[dict[str, Any]]]:
-        layout, groups = self._rank(model_outputs, tasks, top_k, thresholds)
-        with collection_paused():
-            return _as_dicts(layout, groups, len(model_outputs[_OUTPUT_KEY]))[0]
 
     def _rank(
         self,
@@ -292,11 +286,8 @@ class MultitaskClassificationPipeline(Pipeline):
         top_k: int | None = 1,
         thresholds: dict[str, float] | None = None,
     ) -> tuple[_Layout, list[tuple]]:
-        # Vectorised across tasks, one problem type at a time: each type's tasks become a (batch, tasks, max labels)
-        # grid (one softmax and a max or sort, or one sigmoid and one sort) and what is returned - the `top_k` best
-        # (single-label), every label at or above its threshold (multi-label) - is ranked, as numpy arrays per
-        # group (`_as_dicts` makes the answers). Only the returned entries become Python objects, so 500 tasks cost
-        # about what one does.
+        # The decision rule of polyhead.decisions, vectorised across tasks one problem type at a time: a (batch,
+        # tasks, max labels) grid, softmax and top_k (single-label) or sigmoid against thresholds (multi-label).
         layout = self._layout(tuple(tasks or self.model.config.task_names), thresholds)
         logits = model_outputs[_OUTPUT_KEY].float()
         logits = torch.cat([logits, logits.new_full((len(logits), 1), float("-inf"))], dim=-1)  # the padding column
@@ -328,83 +319,13 @@ class MultitaskClassificationPipeline(Pipeline):
         self._layout_cache = (specs, key, layout)
         return layout
 
-    def _zero_shot(
-        self,
-        inputs: str | list[str],
-        candidate_labels: str | list[str],
-        hypothesis_template: str = "This example is {}.",
-        multi_label: bool = False,
-        nli_task: str | None = None,
-        truncation: bool = True,
-        max_length: int | None = None,
-        batch_size: int | None = None,
-    ) -> dict[str, Any] | list[dict[str, Any]]:
-        """transformers' zero-shot-classification through an NLI task, on (text, hypothesis) pairs: one forward per
-        text (all its hypotheses), or with `batch_size` that many pairs per forward across texts (of similar length,
-        as for lists). Single-label: softmax of the entailment logits across candidates; multi-label (or one
-        candidate): softmax of entailment vs contradiction per candidate."""
-        task, entailment, contradiction = self._nli_task(nli_task)
-        if isinstance(candidate_labels, str):
-            candidate_labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
-        if not candidate_labels or not all(isinstance(label, str) and label for label in candidate_labels):
-            raise ValueError(f"candidate_labels must be a non-empty list of label strings, got {candidate_labels!r}.")
-        if hypothesis_template.format(candidate_labels[0]) == hypothesis_template:
-            raise ValueError(
-                f"hypothesis_template {hypothesis_template!r} has no '{{}}' where the candidate label should go."
-            )
-        batch_size = batch_size or self._batch_size
-        hypotheses = [hypothesis_template.format(label) for label in candidate_labels]
-        if not isinstance(inputs, (str, list, tuple)):
-            raise TypeError(
-                "Zero-shot classification takes a text or a list of texts (each is paired with every hypothesis), "
-                f"got {type(inputs).__name__}: {inputs!r:.60}."
-            )
-        texts = [inputs] if isinstance(inputs, str) else list(inputs)
-        for position, text in enumerate(texts):
-            _check_text(text, None if isinstance(inputs, str) else position)
-        if not texts:
-            return []
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i])) if batch_size else range(len(texts))
-        pairs = [{"text": texts[i], "text_pair": hypothesis} for i in order for hypothesis in hypotheses]
-        groups = self._grouped_batches(pairs, batch_size or len(hypotheses), truncation, max_length)
-        logits = [self.forward(batch, tasks=[task])[_OUTPUT_KEY].float() for _, batches in groups for batch in batches]
-        logits = torch.cat(logits).view(len(texts), len(hypotheses), -1)  # (texts in `order`, candidates, labels)
-        if multi_label or len(candidate_labels) == 1:
-            scores = torch.softmax(logits[..., [contradiction, entailment]], dim=-1)[..., 1]
-        else:
-            scores = torch.softmax(logits[..., entailment], dim=-1)
-        scores, ranks = torch.sort(scores, dim=-1, descending=True, stable=True)
-        results: list = [None] * len(texts)
-        for index, row_scores, row_ranks in zip(order, scores.tolist(), ranks.tolist()):
-            labels = [candidate_labels[i] for i in row_ranks]
-            results[index] = {"sequence": texts[index], "labels": labels, "scores": row_scores}
-        return results[0] if isinstance(inputs, str) else results
+    # ------------------------------------------------------------------------------------------------- checks
 
-    def _nli_task(self, name: str | None) -> tuple[str, int, int]:
-        """`(task, entailment id, contradiction id)` of the NLI task zero-shot classification runs through."""
-        specs = self.model.config.tasks
-        found = {task: ids for task, ids in ((t, _entailment_ids(spec)) for t, spec in specs.items()) if ids}
-        rule = (
-            "a single-label task whose labels include 'entailment' plus 'contradiction'/'neutral' or "
-            "'not_entailment' (case-insensitive)"
-        )
-        if name is not None:
-            self._check_tasks(name)
-            if name not in found:
-                raise ValueError(
-                    f"nli_task={name!r} cannot classify zero-shot: it needs {rule}; its labels are "
-                    f"{specs[name]['labels']}."
-                )
-            return (name, *found[name])
-        if not found:
-            raise ValueError(
-                f"Zero-shot classification (candidate_labels=...) needs an NLI task, {rule}; this model's tasks "
-                f"{list(specs)} have none."
-            )
-        if len(found) > 1:
-            raise ValueError(f"Several NLI tasks {list(found)}: choose one with nli_task=...")
-        task = next(iter(found))
-        return (task, *found[task])
+    def _default_max_length(self) -> int | None:
+        # The tokenizer's model_max_length (the trained length, polyhead saves it there), capped by the encoder's
+        # positions (a tokenizer without one reports ~1e30): polyhead.encoders.default_max_length's rule.
+        limit = position_limit(self.model.config.encoder)
+        return self.tokenizer.model_max_length if limit is None else min(self.tokenizer.model_max_length, limit)
 
     def _check_tasks(self, tasks: str | list[str]) -> list[str]:
         tasks = [tasks] if isinstance(tasks, str) else list(tasks)
@@ -430,15 +351,15 @@ class MultitaskClassificationPipeline(Pipeline):
         return {task: float(value) for task, value in threshold.items()}
 
 
-def _entailment_ids(spec: dict) -> tuple[int, int] | None:
-    """`(entailment id, contradiction id)` of an NLI task (contradiction, else not_entailment, else neutral)."""
-    labels = [label.lower() for label in spec["labels"]]
-    if spec["problem_type"] == MULTI_LABEL or _ENTAILMENT not in labels:
+def position_limit(encoder) -> int | None:
+    """The most tokens one text may have for this encoder config (None: no absolute positions, e.g. DeBERTa-v3);
+    the rule of `polyhead.encoders.position_limit`."""
+    positions = getattr(encoder, "max_position_embeddings", None)
+    if positions is None or getattr(encoder, "position_biased_input", True) is False:
         return None
-    for other in (*_NOT_ENTAILMENT, "neutral"):
-        if other in labels:
-            return labels.index(_ENTAILMENT), labels.index(other)
-    return None
+    if encoder.model_type in _PADDING_OFFSET_FAMILIES:
+        return positions - (encoder.pad_token_id or 0) - 1
+    return positions
 
 
 def _label_thresholds(spec: dict, override: float | None) -> list[float]:
@@ -574,13 +495,14 @@ def _length(item: str | dict) -> int:
 
 
 def register_pipeline() -> None:
-    """Registers `multitask-classification` with transformers' pipeline registry (idempotent)."""
-    current = PIPELINE_REGISTRY.supported_tasks.get(PIPELINE_TASK)
-    if current is not None and current["impl"] is MultitaskClassificationPipeline:
-        return
-    PIPELINE_REGISTRY.register_pipeline(
-        PIPELINE_TASK, pipeline_class=MultitaskClassificationPipeline, pt_model=AutoModel, type="text"
-    )
+    """Registers `multitask-classification` and `multitask-zero-shot-classification` with transformers' pipeline
+    registry (idempotent)."""
+    from .multitask_zero_shot import ZeroShotMultitaskPipeline
+
+    for task, impl in ((PIPELINE_TASK, MultitaskClassificationPipeline), (ZERO_SHOT_TASK, ZeroShotMultitaskPipeline)):
+        current = PIPELINE_REGISTRY.supported_tasks.get(task)
+        if current is None or current["impl"] is not impl:
+            PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=impl, pt_model=AutoModel, type="text")
 
 
 __all__ = ["MultitaskClassificationPipeline", "register_pipeline"]

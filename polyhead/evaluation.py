@@ -34,22 +34,14 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from polyhead import metrics, run_folder
+from polyhead.decisions import decision_thresholds, logits_to_predictions
 from polyhead.saving import check_model_weights
-from polyhead.thresholds import above_thresholds
-from polyhead_remote.configuration_multitask import MULTI_LABEL, decision_thresholds
+from polyhead_remote.configuration_multitask import MULTI_LABEL
 from polyhead_remote.modeling_multitask import MultitaskModel
 
 
 RESULTS_FILE = run_folder.RESULTS_FILE  # the run-folder contract lives in polyhead.run_folder
 MAX_PLOTTED_TASKS = 20  # the model card's limit for per-task sections, too
-
-
-def logits_to_predictions(problem_type: str, logits: np.ndarray, threshold: float | list[float] = 0.5) -> np.ndarray:
-    """Class ids (argmax) for single-label tasks, multi-hot `sigmoid >= threshold` for multi-label tasks (`threshold`
-    may hold one value per label), decided in float32 as the pipeline decides them."""
-    if problem_type == MULTI_LABEL:
-        return above_thresholds(logits, threshold).astype(np.int64)
-    return np.asarray(logits).argmax(axis=-1)
 
 
 def score_task(spec: Mapping[str, Any], logits: np.ndarray, references: np.ndarray) -> tuple[dict, np.ndarray]:
@@ -316,8 +308,9 @@ def evaluate_saved_model(
         split: the split role: `"test"`, `"eval"` (or `"validation"`: the spec's eval split) or `"train"`.
         output_dir: where files go (default `<model_dir>/eval-<split>`).
         batch_size: evaluation batch size (>= 1).
-        max_length: truncation; default: the length the model was trained with (`training_args.json`), else 128 or
-            the encoder's limit. Checked against the encoder's position table.
+        max_length: truncation; default: the length the model was trained at, as the pipeline runs it
+            (`polyhead.encoders.default_max_length`; for older folders their `training_args.json`). Checked against
+            the encoder's position table.
         max_samples: seeded subsample of each task's split (recorded under `"capped"` in the results).
 
     Example:
@@ -329,7 +322,7 @@ def evaluate_saved_model(
     from transformers import AutoModel, AutoTokenizer
 
     from polyhead.data import ROLES, load_task_data, tokenize_task_data
-    from polyhead.encoders import check_max_length, check_positive_int
+    from polyhead.encoders import check_max_length, check_positive_int, default_max_length
     from polyhead.tasks import load_task_specs
 
     role = {"validation": "eval"}.get(split, split)
@@ -348,10 +341,10 @@ def evaluate_saved_model(
             f"Task(s) {unknown} are not tasks of the model in {model_dir}; its tasks are {model.config.task_names}. "
             "Name each task as the model does (name=folder, or `name:` in a tasks file)."
         )
-    if max_length is None:
-        max_length = trained_max_length(model_dir)
-    max_length = check_max_length(max_length, model.config.encoder, f"the encoder of {model_dir}")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if max_length is None:  # as the pipeline; a folder saved before that held the trained length keeps its record
+        max_length = trained_max_length(model_dir) or default_max_length(tokenizer, model.config.encoder)
+    max_length = check_max_length(max_length, model.config.encoder, f"the encoder of {model_dir}")
     for spec in specs:
         head = model.config.task(spec.name)
         spec.labels, spec.problem_type = head["labels"], head["problem_type"]

@@ -13,26 +13,14 @@ from collections.abc import Mapping
 
 import datasets
 import numpy as np
-import torch
 from transformers import PreTrainedTokenizerBase
 
+from polyhead.decisions import above_thresholds, sigmoid_scores  # noqa: F401 (the decision rule's owner; re-exported)
+from polyhead.evaluation import predict_all_logits
 from polyhead_remote.configuration_multitask import MULTI_LABEL, normalize_task
 
 
 GRID = np.round(np.arange(1, 100) / 100, 2)
-
-
-def sigmoid_scores(logits: np.ndarray) -> np.ndarray:
-    """Multi-label scores exactly as the pipeline computes them: a float32 torch sigmoid. Compared with float32
-    thresholds (see [`above_thresholds`]), a score within float rounding of its threshold is decided as the pipeline
-    decides it (a float64 sigmoid put ~3% of logits within 1e-6 of `logit(0.37)` on the other side)."""
-    return torch.sigmoid(torch.as_tensor(np.asarray(logits), dtype=torch.float32)).numpy()
-
-
-def above_thresholds(logits: np.ndarray, thresholds: float | list[float] | np.ndarray) -> np.ndarray:
-    """`sigmoid(logits) >= thresholds` (bool, broadcast) as the pipeline decides multi-label tasks: float32 scores
-    against float32 thresholds."""
-    return sigmoid_scores(logits) >= np.asarray(thresholds, dtype=np.float32)
 
 
 def tune_label_thresholds(
@@ -89,8 +77,6 @@ def tune_model_thresholds(
     [0.31, 0.5, 0.22]
     ```
     """
-    from polyhead.evaluation import predict_all_logits
-
     names = tunable_tasks(model, eval_sets)
     if not names:
         raise ValueError(
