@@ -24,17 +24,11 @@ PIPELINE_TASK = "multitask-classification"
 ZERO_SHOT_TASK = "multitask-zero-shot-classification"
 MULTI_LABEL = "multi_label_classification"
 _OUTPUT_KEY = "logits"  # `_forward` returns one tensor: every requested head's logits side by side
+_ENTAILMENT, _NOT_ENTAILMENT = "entailment", ("contradiction", "not_entailment")
 _RANKED_ROWS = 256  # rows of a list whose heads and ranking run together (bounded memory at hundreds of heads)
 # Position ids start after the padding index in these families: a copy of polyhead.encoders' rule (pinned by a test).
-_PADDING_OFFSET_FAMILIES = (
-    "roberta",
-    "xlm-roberta",
-    "xlm-roberta-xl",
-    "camembert",
-    "roberta-prelayernorm",
-    "data2vec-text",
-    "longformer",
-    "mpnet",
+_PADDING_OFFSET_FAMILIES = frozenset(
+    "roberta xlm-roberta xlm-roberta-xl camembert roberta-prelayernorm data2vec-text longformer mpnet".split()
 )
 
 
@@ -74,7 +68,7 @@ class MultitaskClassificationPipeline(Pipeline):
 
     An input is a string or, as for transformers' text-classification pipeline, a sentence pair
     `{"text": a, "text_pair": b}` (a list may mix both). With `candidate_labels=[...]` the call is answered by
-    `ZeroShotMultitaskPipeline` (`multitask_zero_shot.py`) on the same model.
+    [`ZeroShotMultitaskPipeline`] on the same model.
 
     Example:
 
@@ -136,9 +130,7 @@ class MultitaskClassificationPipeline(Pipeline):
         return self._run_list(inputs, batch_size, sort_by_length and batch_size > 1, kwargs)
 
     def _zero_shot_pipeline(self) -> Pipeline:
-        # Zero-shot is its own pipeline class and file (as in transformers), built once on this model and tokenizer.
-        from .multitask_zero_shot import ZeroShotMultitaskPipeline  # here: that file imports this one
-
+        # Zero-shot is its own pipeline class (as in transformers), built once on this model and tokenizer.
         if self.__dict__.get("_zero_shot") is None:
             self._zero_shot = ZeroShotMultitaskPipeline(
                 model=self.model, tokenizer=self.tokenizer, device=self.device, batch_size=self._batch_size
@@ -351,6 +343,108 @@ class MultitaskClassificationPipeline(Pipeline):
         return {task: float(value) for task, value in threshold.items()}
 
 
+class ZeroShotMultitaskPipeline(MultitaskClassificationPipeline):
+    r"""
+    Zero-shot classification through the model's NLI task (a single-label task whose labels include `entailment`),
+    answering `{"sequence", "labels", "scores"}` per text exactly as transformers' zero-shot-classification pipeline:
+    each text is paired with `hypothesis_template.format(label)` for every candidate label. Single-label: softmax of
+    the entailment logits across candidates; `multi_label=True` (or one candidate): softmax of entailment vs
+    contradiction per candidate.
+
+    Call parameters: `candidate_labels` (a list, or a comma-separated string), `hypothesis_template` (default
+    `"This example is {}."`), `multi_label`, `nli_task` (needed when the model has several NLI tasks), `truncation`,
+    `max_length`, `batch_size`. The `multitask-classification` pipeline hands calls with `candidate_labels` here;
+    with polyhead installed, `pipeline("multitask-zero-shot-classification", model=...)` builds it directly.
+
+    Example:
+
+    ```python
+    >>> from transformers import pipeline
+    >>> classifier = pipeline("multitask-classification", model="org/multitask-model", trust_remote_code=True)
+    >>> classifier("the match went to penalties", candidate_labels=["sport", "politics"])
+    {'sequence': 'the match went to penalties', 'labels': ['sport', 'politics'], 'scores': [0.93, 0.07]}
+    ```
+    """
+
+    def __call__(
+        self,
+        inputs: str | list[str],
+        candidate_labels: str | list[str],
+        hypothesis_template: str = "This example is {}.",
+        multi_label: bool = False,
+        nli_task: str | None = None,
+        truncation: bool = True,
+        max_length: int | None = None,
+        batch_size: int | None = None,
+    ) -> dict[str, Any] | list[dict[str, Any]]:
+        # One forward per text (all its hypotheses), or with `batch_size` that many pairs per forward across texts
+        # (of similar length, as for lists).
+        if batch_size is not None:
+            _check_positive_int("batch_size", batch_size)
+        task, entailment, contradiction = self._nli_task(nli_task)
+        if isinstance(candidate_labels, str):
+            candidate_labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
+        if not candidate_labels or not all(isinstance(label, str) and label for label in candidate_labels):
+            raise ValueError(f"candidate_labels must be a non-empty list of label strings, got {candidate_labels!r}.")
+        if hypothesis_template.format(candidate_labels[0]) == hypothesis_template:
+            raise ValueError(
+                f"hypothesis_template {hypothesis_template!r} has no '{{}}' where the candidate label should go."
+            )
+        batch_size = batch_size or self._batch_size
+        hypotheses = [hypothesis_template.format(label) for label in candidate_labels]
+        if not isinstance(inputs, (str, list, tuple)):
+            raise TypeError(
+                "Zero-shot classification takes a text or a list of texts (each is paired with every hypothesis), "
+                f"got {type(inputs).__name__}: {inputs!r:.60}."
+            )
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        for position, text in enumerate(texts):
+            _check_text(text, None if isinstance(inputs, str) else position)
+        if not texts:
+            return []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i])) if batch_size else range(len(texts))
+        pairs = [{"text": texts[i], "text_pair": hypothesis} for i in order for hypothesis in hypotheses]
+        groups = self._grouped_batches(pairs, batch_size or len(hypotheses), truncation, max_length)
+        logits = [self.forward(batch, tasks=[task])[_OUTPUT_KEY].float() for _, batches in groups for batch in batches]
+        logits = torch.cat(logits).view(len(texts), len(hypotheses), -1)  # (texts in `order`, candidates, labels)
+        if multi_label or len(candidate_labels) == 1:
+            scores = torch.softmax(logits[..., [contradiction, entailment]], dim=-1)[..., 1]
+        else:
+            scores = torch.softmax(logits[..., entailment], dim=-1)
+        scores, ranks = torch.sort(scores, dim=-1, descending=True, stable=True)
+        results: list = [None] * len(texts)
+        for index, row_scores, row_ranks in zip(order, scores.tolist(), ranks.tolist()):
+            labels = [candidate_labels[i] for i in row_ranks]
+            results[index] = {"sequence": texts[index], "labels": labels, "scores": row_scores}
+        return results[0] if isinstance(inputs, str) else results
+
+    def _nli_task(self, name: str | None) -> tuple[str, int, int]:
+        """`(task, entailment id, contradiction id)` of the NLI task zero-shot classification runs through."""
+        specs = self.model.config.tasks
+        found = {task: ids for task, ids in ((t, _entailment_ids(spec)) for t, spec in specs.items()) if ids}
+        rule = (
+            "a single-label task whose labels include 'entailment' plus 'contradiction'/'neutral' or "
+            "'not_entailment' (case-insensitive)"
+        )
+        if name is not None:
+            self._check_tasks(name)
+            if name not in found:
+                raise ValueError(
+                    f"nli_task={name!r} cannot classify zero-shot: it needs {rule}; its labels are "
+                    f"{specs[name]['labels']}."
+                )
+            return (name, *found[name])
+        if not found:
+            raise ValueError(
+                f"Zero-shot classification (candidate_labels=...) needs an NLI task, {rule}; this model's tasks "
+                f"{list(specs)} have none."
+            )
+        if len(found) > 1:
+            raise ValueError(f"Several NLI tasks {list(found)}: choose one with nli_task=...")
+        task = next(iter(found))
+        return (task, *found[task])
+
+
 def position_limit(encoder) -> int | None:
     """The most tokens one text may have for this encoder config (None: no absolute positions, e.g. DeBERTa-v3);
     the rule of `polyhead.encoders.position_limit`."""
@@ -360,6 +454,17 @@ def position_limit(encoder) -> int | None:
     if encoder.model_type in _PADDING_OFFSET_FAMILIES:
         return positions - (encoder.pad_token_id or 0) - 1
     return positions
+
+
+def _entailment_ids(spec: dict) -> tuple[int, int] | None:
+    """`(entailment id, contradiction id)` of an NLI task (contradiction, else not_entailment, else neutral)."""
+    labels = [label.lower() for label in spec["labels"]]
+    if spec["problem_type"] == MULTI_LABEL or _ENTAILMENT not in labels:
+        return None
+    for other in (*_NOT_ENTAILMENT, "neutral"):
+        if other in labels:
+            return labels.index(_ENTAILMENT), labels.index(other)
+    return None
 
 
 def _label_thresholds(spec: dict, override: float | None) -> list[float]:
@@ -391,7 +496,7 @@ def _group(
 
 
 def _grid(logits: torch.Tensor, group: _Group) -> torch.Tensor:
-    """The group's `(batch, tasks, max labels)` grid of logits (index_select costs a fraction of indexing)."""
+    """The group's `(batch, tasks, max labels)` grid of logits (index_select: faster than indexing)."""
     return logits.index_select(-1, group.index.flatten()).view(len(logits), *group.index.shape)
 
 
@@ -422,8 +527,8 @@ def _labels_above_threshold(logits: torch.Tensor, group: _Group) -> tuple:
 
 
 def _answers(names: list[str], scores, columns, counts) -> Iterator[list]:
-    """One group's answers in (row, task) order: the first `counts` of each ranked row as `{"label", "score"}`.
-    Numpy from here: its small operations cost a microsecond where torch's cost several, and its `tolist` is faster."""
+    """One group's answers in (row, task) order: the first `counts` of each ranked row as `{"label", "score"}`
+    (numpy from here: faster than torch for small operations and `tolist`)."""
     if (counts == 1).all():  # e.g. top-1 of single-label tasks: one entry each, no slicing
         columns, scores = columns[..., 0].ravel().tolist(), scores[..., 0].ravel().tolist()
         return iter([[{"label": names[c], "score": v}] for c, v in zip(columns, scores)])
@@ -497,12 +602,10 @@ def _length(item: str | dict) -> int:
 def register_pipeline() -> None:
     """Registers `multitask-classification` and `multitask-zero-shot-classification` with transformers' pipeline
     registry (idempotent)."""
-    from .multitask_zero_shot import ZeroShotMultitaskPipeline
-
     for task, impl in ((PIPELINE_TASK, MultitaskClassificationPipeline), (ZERO_SHOT_TASK, ZeroShotMultitaskPipeline)):
         current = PIPELINE_REGISTRY.supported_tasks.get(task)
         if current is None or current["impl"] is not impl:
             PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=impl, pt_model=AutoModel, type="text")
 
 
-__all__ = ["MultitaskClassificationPipeline", "register_pipeline"]
+__all__ = ["MultitaskClassificationPipeline", "ZeroShotMultitaskPipeline", "register_pipeline"]
