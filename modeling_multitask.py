@@ -24,6 +24,7 @@ from .configuration_multitask import MULTI_LABEL, SINGLE_LABEL, MultitaskConfig,
 
 if TYPE_CHECKING:  # never run: transformers fetches, caches and re-saves a model file's relative imports with it
     from .multitask_classification import MultitaskClassificationPipeline  # noqa: F401
+    from .multitask_ranking import rank  # noqa: F401
 
 PIPELINE_FILE = "multitask_classification.py"
 _VERSION = operator.attrgetter("_version")  # a tensor's in-place update counter

@@ -6,23 +6,20 @@ Executed by Hub users through `trust_remote_code=True` (a flat copy sits next to
 and transformers, and reads the task list from `model.config.tasks`. Design and measurements: docs/design-hub-files.md.
 """
 
-import contextlib
-import gc
-import itertools
-import operator
 import threading
 import types
-from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from transformers import AutoModel, AutoTokenizer, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .multitask_ranking import MULTI_LABEL, Layout, as_dicts, collection_paused, layout_of, rank
+
 
 PIPELINE_TASK = "multitask-classification"
 ZERO_SHOT_TASK = "multitask-zero-shot-classification"
-MULTI_LABEL = "multi_label_classification"
 _OUTPUT_KEY = "logits"  # `_forward` returns one tensor: every requested head's logits side by side
 _ENTAILMENT, _NOT_ENTAILMENT = "entailment", ("contradiction", "not_entailment")
 _RANKED_ROWS = 256  # rows of a list whose heads and ranking run together (bounded memory at hundreds of heads)
@@ -30,26 +27,6 @@ _RANKED_ROWS = 256  # rows of a list whose heads and ranking run together (bound
 _PADDING_OFFSET_FAMILIES = frozenset(
     "roberta xlm-roberta xlm-roberta-xl camembert roberta-prelayernorm data2vec-text longformer mpnet".split()
 )
-
-
-class _Group(NamedTuple):
-    """The requested tasks of one problem type, their labels' columns padded to a `(tasks, max labels)` grid."""
-
-    positions: torch.Tensor  # (G,) where each task sits among the requested tasks
-    offsets: torch.Tensor  # (G,) each task's first column in the fused logits
-    index: torch.Tensor  # (G, L) column of each (task, label) in the fused logits; padding: the -inf column
-    sizes: torch.Tensor  # (G,) label counts
-    thresholds: torch.Tensor  # (G, L) per-label decision thresholds (multi-label); padding: inf, never reached
-
-
-class _Layout(NamedTuple):
-    """How the fused logits of the requested tasks become their answers (cached per tasks and thresholds)."""
-
-    tasks: list[str]
-    column_labels: list[str]  # the label name of every fused logits column
-    single_label: _Group | None
-    multi_label: _Group | None
-    to_task_order: Callable | None  # a row's single-label then multi-label answers -> task order (None: same)
 
 
 class MultitaskClassificationPipeline(Pipeline):
@@ -192,7 +169,7 @@ class MultitaskClassificationPipeline(Pipeline):
     ) -> dict[str, list[dict[str, Any]]]:
         layout, groups = self._rank(model_outputs, tasks, top_k, thresholds)
         with collection_paused():
-            return _as_dicts(layout, groups, len(model_outputs[_OUTPUT_KEY]))[0]
+            return as_dicts(layout, groups, len(model_outputs[_OUTPUT_KEY]))[0]
 
     # ------------------------------------------------------------------- the batched fast path of a list of inputs
 
@@ -217,7 +194,7 @@ class MultitaskClassificationPipeline(Pipeline):
         results: list[dict | None] = [None] * len(inputs)
         with collection_paused():
             for rows, (layout, groups) in ranked:
-                for index, result in zip(rows, _as_dicts(layout, groups, len(rows))):
+                for index, result in zip(rows, as_dicts(layout, groups, len(rows))):
                     results[index] = result
         return results
 
@@ -277,39 +254,14 @@ class MultitaskClassificationPipeline(Pipeline):
         tasks: list[str] | None = None,
         top_k: int | None = 1,
         thresholds: dict[str, float] | None = None,
-    ) -> tuple[_Layout, list[tuple]]:
-        # The decision rule of polyhead.decisions, vectorised across tasks one problem type at a time: a (batch,
-        # tasks, max labels) grid, softmax and top_k (single-label) or sigmoid against thresholds (multi-label).
-        layout = self._layout(tuple(tasks or self.model.config.task_names), thresholds)
-        logits = model_outputs[_OUTPUT_KEY].float()
-        logits = torch.cat([logits, logits.new_full((len(logits), 1), float("-inf"))], dim=-1)  # the padding column
-        groups = []
-        if layout.single_label is not None:
-            groups.append((layout.single_label, *_top_labels(logits, layout.single_label, top_k)))
-        if layout.multi_label is not None:
-            groups.append((layout.multi_label, *_labels_above_threshold(logits, layout.multi_label)))
-        return layout, groups
-
-    def _layout(self, tasks: tuple[str, ...], thresholds: dict[str, float] | None) -> _Layout:
-        # Cached per (config tasks object, tasks, per-call thresholds): rebuilt when the config's tasks change.
-        specs = self.model.config.tasks
+    ) -> tuple[Layout, list[tuple]]:
+        # Cached layout per (config tasks object, tasks, per-call thresholds): rebuilt when the config's tasks change.
+        specs, tasks = self.model.config.tasks, tuple(tasks or self.model.config.task_names)
         key = (tasks, tuple(sorted((thresholds or {}).items())))
-        cached = getattr(self, "_layout_cache", None)
-        if cached is not None and cached[0] is specs and cached[1] == key:
-            return cached[2]
-        sizes = [len(specs[task]["labels"]) for task in tasks]
-        offsets = list(itertools.accumulate(sizes, initial=0))  # the last one: the -inf padding column
-        is_multi = [specs[task]["problem_type"] == MULTI_LABEL for task in tasks]
-        single, multi = [i for i, m in enumerate(is_multi) if not m], [i for i, m in enumerate(is_multi) if m]
-        limits = {i: _label_thresholds(specs[tasks[i]], (thresholds or {}).get(tasks[i])) for i in multi}
-        column_labels = [label for task in tasks for label in specs[task]["labels"]]
-        # answers come single-label tasks first: where each requested task's answer is among them
-        order = [position for _, position in sorted(zip(single + multi, itertools.count()))]
-        to_task_order = operator.itemgetter(*order) if order != sorted(order) else None  # 2+ tasks: gives a tuple
-        single_label, multi_label = _group(single, sizes, offsets), _group(multi, sizes, offsets, limits)
-        layout = _Layout(list(tasks), column_labels, single_label, multi_label, to_task_order)
-        self._layout_cache = (specs, key, layout)
-        return layout
+        cached = self.__dict__.get("_layout_cache")
+        if cached is None or cached[0] is not specs or cached[1] != key:
+            self._layout_cache = cached = (specs, key, layout_of(specs, tasks, thresholds))
+        return cached[2], rank(model_outputs[_OUTPUT_KEY], cached[2], top_k)
 
     # ------------------------------------------------------------------------------------------------- checks
 
@@ -465,101 +417,6 @@ def _entailment_ids(spec: dict) -> tuple[int, int] | None:
         if other in labels:
             return labels.index(_ENTAILMENT), labels.index(other)
     return None
-
-
-def _label_thresholds(spec: dict, override: float | None) -> list[float]:
-    """Per-label thresholds of one multi-label task: a per-call override, else the tuned per-label `thresholds`,
-    else the task's `threshold`."""
-    if override is not None:
-        return [override] * len(spec["labels"])
-    return list(spec.get("thresholds") or [spec.get("threshold", 0.5)] * len(spec["labels"]))
-
-
-def _group(
-    positions: list[int], sizes: list[int], offsets: list[int], thresholds: dict[int, list[float]] | None = None
-) -> _Group | None:
-    """The `_Group` of the requested tasks at `positions` (None if there are none); `offsets[i]` is the first
-    fused logits column of task `i`, `offsets[-1]` the -inf padding column."""
-    if not positions:
-        return None
-    width = max(sizes[i] for i in positions)
-    index = [[offsets[i] + j if j < sizes[i] else offsets[-1] for j in range(width)] for i in positions]
-    limits = [(thresholds or {}).get(i, []) for i in positions]
-    limits = [values + [float("inf")] * (width - len(values)) for values in limits]  # padding: never returned
-    return _Group(
-        torch.tensor(positions),
-        torch.tensor([offsets[i] for i in positions]),
-        torch.tensor(index),
-        torch.tensor([sizes[i] for i in positions]),
-        torch.tensor(limits),
-    )
-
-
-def _grid(logits: torch.Tensor, group: _Group) -> torch.Tensor:
-    """The group's `(batch, tasks, max labels)` grid of logits (index_select: faster than indexing)."""
-    return logits.index_select(-1, group.index.flatten()).view(len(logits), *group.index.shape)
-
-
-def _top_labels(logits: torch.Tensor, group: _Group, top_k: int | None) -> tuple:
-    """Single-label tasks: `(scores, columns, counts)` of the `top_k` best labels (all if None) by softmax score, as
-    numpy arrays `(batch, tasks, k)`, `(batch, tasks, k)`, `(batch, tasks)`."""
-    probabilities = torch.softmax(_grid(logits, group), dim=-1)
-    k = min(top_k or probabilities.shape[-1], probabilities.shape[-1])
-    if k == 1:  # the default: a max instead of a sort (both pick the first label of a tie)
-        scores, order = probabilities.max(dim=-1, keepdim=True)
-    else:
-        scores, order = probabilities.sort(dim=-1, descending=True, stable=True)
-        scores, order = scores[..., :k], order[..., :k]
-    counts = group.sizes.clamp(max=k).expand(len(logits), -1)
-    return scores.numpy(), (order + group.offsets[:, None]).numpy(), counts.numpy()
-
-
-def _labels_above_threshold(logits: torch.Tensor, group: _Group) -> tuple:
-    """Multi-label tasks: `(scores, columns, counts)` of every label whose sigmoid score is at least its threshold,
-    best first (the first `counts` of each task's row), as numpy arrays."""
-    probabilities = torch.sigmoid(_grid(logits, group))
-    keep = probabilities >= group.thresholds
-    counts = keep.sum(dim=-1)
-    scores, order = torch.where(keep, probabilities, -1.0).sort(dim=-1, descending=True, stable=True)
-    width = int(counts.max())  # nothing past the longest answer is returned
-    columns = order[..., :width] + group.offsets[:, None]
-    return scores[..., :width].numpy(), columns.numpy(), counts.numpy()
-
-
-def _answers(names: list[str], scores, columns, counts) -> Iterator[list]:
-    """One group's answers in (row, task) order: the first `counts` of each ranked row as `{"label", "score"}`
-    (numpy from here: faster than torch for small operations and `tolist`)."""
-    if (counts == 1).all():  # e.g. top-1 of single-label tasks: one entry each, no slicing
-        columns, scores = columns[..., 0].ravel().tolist(), scores[..., 0].ravel().tolist()
-        return iter([[{"label": names[c], "score": v}] for c, v in zip(columns, scores)])
-    returned = torch.arange(scores.shape[-1]).numpy() < counts[..., None]
-    ends = counts.cumsum()  # flattened
-    starts, ends = (ends - counts.ravel()).tolist(), ends.tolist()
-    items = [{"label": names[c], "score": v} for c, v in zip(columns[returned].tolist(), scores[returned].tolist())]
-    return map(items.__getitem__, map(slice, starts, ends))
-
-
-def _as_dicts(layout: _Layout, groups: list[tuple], batch_size: int) -> list[dict[str, list[dict[str, Any]]]]:
-    """`{task: [{"label", "score"}, ...]}` per row from each group's ranked `(group, scores, columns, counts)`."""
-    answers = [(_answers(layout.column_labels, *ranked), len(group.positions)) for group, *ranked in groups]
-    rows = []
-    for _ in range(batch_size):
-        row = list(itertools.chain.from_iterable([itertools.islice(group, size) for group, size in answers]))
-        rows.append(dict(zip(layout.tasks, layout.to_task_order(row) if layout.to_task_order else row)))
-    return rows
-
-
-@contextlib.contextmanager
-def collection_paused():
-    # Tens of thousands of small dicts and lists would trigger many garbage collections, each walking every object
-    # of the process (all of torch and transformers): they hold no cycles, so collection waits until they are built.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _check_positive_int(name: str, value: Any) -> None:

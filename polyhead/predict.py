@@ -29,7 +29,7 @@ from polyhead.encoders import default_max_length
 from polyhead.serving.handler import DTYPES
 from polyhead_remote.configuration_multitask import MULTI_LABEL
 from polyhead_remote.modeling_multitask import MultitaskModel
-from polyhead_remote.pipelines.multitask_classification import collection_paused
+from polyhead_remote.pipelines.multitask_ranking import collection_paused
 
 
 INPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}

@@ -20,12 +20,13 @@ from polyhead.serving import SERVING_DIR, SERVING_FILES
 from polyhead_remote import configuration_multitask, modeling_multitask
 from polyhead_remote.configuration_multitask import MultitaskConfig
 from polyhead_remote.modeling_multitask import MultitaskModel
-from polyhead_remote.pipelines import multitask_classification
+from polyhead_remote.pipelines import multitask_classification, multitask_ranking
 
 
 # The Hub files, copied flat into every model folder (and so into every Hub upload).
 REMOTE_CODE_SOURCES = tuple(
-    Path(m.__file__) for m in (configuration_multitask, modeling_multitask, multitask_classification)
+    Path(m.__file__)
+    for m in (configuration_multitask, modeling_multitask, multitask_classification, multitask_ranking)
 )
 REMOTE_CODE_FILES = tuple(path.name for path in REMOTE_CODE_SOURCES)
 AUTO_MAP = {"AutoConfig": "configuration_multitask.MultitaskConfig", "AutoModel": "modeling_multitask.MultitaskModel"}

@@ -10,7 +10,8 @@ from transformers import pipeline
 from polyhead import MultitaskModel, decisions, evaluation, predict, thresholds
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
 from polyhead_remote.configuration_multitask import MULTI_LABEL, normalize_tasks
-from polyhead_remote.pipelines.multitask_classification import _OUTPUT_KEY, _as_dicts
+from polyhead_remote.pipelines.multitask_classification import _OUTPUT_KEY
+from polyhead_remote.pipelines.multitask_ranking import as_dicts
 
 
 TASKS = {
@@ -43,7 +44,7 @@ def pipeline_answers(classifier, logits: dict, tasks: list[str], **options) -> l
     """The pipeline's own ranking (`_rank`, as `postprocess` and the list fast path run it) on given logits."""
     fused = torch.from_numpy(np.concatenate([logits[task] for task in tasks], axis=1))
     layout, groups = classifier._rank({_OUTPUT_KEY: fused}, tasks, **options)
-    return _as_dicts(layout, groups, len(fused))
+    return as_dicts(layout, groups, len(fused))
 
 
 def assert_same(ours: list[dict], reference: list[dict]) -> None:
