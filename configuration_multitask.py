@@ -265,12 +265,6 @@ def normalize_task(name: str, spec: Any) -> dict[str, Any]:
     return normalized
 
 
-def decision_thresholds(spec: dict[str, Any]) -> list[float]:
-    """A multi-label task's per-label decision thresholds: its tuned `thresholds`, else its `threshold` (0.5 when
-    unset) for every label. (The pipeline spells the same rule: it imports only torch and transformers.)"""
-    return list(spec.get("thresholds") or [spec.get("threshold", 0.5)] * len(spec["labels"]))
-
-
 def _label_thresholds(name: str, values: Any, labels: list[str]) -> list[float]:
     if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or len(values) != len(labels):
         raise ValueError(f"Task {name!r}: 'thresholds' must be a list of {len(labels)} numbers (one per label).")
@@ -279,4 +273,4 @@ def _label_thresholds(name: str, values: Any, labels: list[str]) -> list[float]:
     return [float(v) for v in values]
 
 
-__all__ = ["MultitaskConfig", "check_task_name", "decision_thresholds", "normalize_task", "normalize_tasks"]
+__all__ = ["MultitaskConfig", "check_task_name", "normalize_task", "normalize_tasks"]

@@ -8,22 +8,23 @@ sibling `configuration_multitask.py`.
 import inspect
 import operator
 import os
-import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import AutoModel, PreTrainedModel
 from transformers.activations import ACT2FN
-from transformers.utils import ModelOutput, cached_file, logging
+from transformers.utils import ModelOutput
 
 from .configuration_multitask import MULTI_LABEL, SINGLE_LABEL, MultitaskConfig, normalize_task
 
 
-logger = logging.get_logger(__name__)
+if TYPE_CHECKING:  # never run: transformers fetches, caches and re-saves a model file's relative imports with it
+    from .multitask_classification import MultitaskClassificationPipeline  # noqa: F401
+    from .multitask_ranking import rank  # noqa: F401
 
 PIPELINE_FILE = "multitask_classification.py"
 _VERSION = operator.attrgetter("_version")  # a tensor's in-place update counter
@@ -287,7 +288,7 @@ class MultitaskModel(PreTrainedModel):
         if len(tasks) == 1:
             logits = {tasks[0]: fused}
         else:
-            specs = self.config.tasks  # once: a config attribute read costs ~1 us (transformers' __getattribute__)
+            specs = self.config.tasks  # read once: config attribute reads are slow (transformers' __getattribute__)
             sizes = [len(specs[name]["labels"]) for name in tasks]
             logits = dict(zip(tasks, torch.split(fused, sizes, dim=-1)))
         task_losses = {name: self.task_loss(name, logits[name], target) for name, target in labels.items()}
@@ -300,11 +301,9 @@ class MultitaskModel(PreTrainedModel):
         columns side by side in `tasks` order (all tasks by default).
 
         The heads stay one `nn.Linear` each in `self.heads` (the checkpoint format); outside autograd their weights
-        are concatenated once and cached until a parameter changes (in-place updates bump its version; `.to()` or a
-        replaced head changes its storage), so hundreds of heads cost about what one does. Checking the cache reads
-        every head parameter's version (at 500 heads ~0.1 ms in a warm loop, ~0.8 ms after an encoder pass): a caller
-        running many batches without changing weights in between can take [`fused_head_weights`] once and apply
-        `F.linear` itself.
+        are concatenated once and cached until a parameter changes, so hundreds of heads cost about what one does
+        (measured in docs/design-hub-files.md). A caller running many batches without changing weights in between can
+        take [`fused_head_weights`] once and apply `F.linear` itself (checking the cache reads every head's version).
         """
         tasks = self.config.task_names if tasks is None else tasks
         if len(tasks) == 1:
@@ -317,8 +316,7 @@ class MultitaskModel(PreTrainedModel):
     def fused_head_weights(self, tasks: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor] | None:
         """`(weight, bias)` of the tasks' heads concatenated in `tasks` order (cached outside autograd, see
         [`head_logits`]), or None when a head is not a plain `nn.Linear`."""
-        # The ModuleDict's own dict: `self.heads[name]` is a Python call per task (~0.1 ms more for 500 tasks right
-        # after an encoder pass); an unknown task raises the same KeyError.
+        # The ModuleDict's own dict (`self.heads[name]` is a Python call per task); an unknown task: the same KeyError.
         heads = self.heads._modules
         modules = [heads[name] for name in tasks]
         cache = self.__dict__.get("_fused_cache")
@@ -327,10 +325,8 @@ class MultitaskModel(PreTrainedModel):
                 return None
         if torch.is_grad_enabled():  # training: concatenate per call so gradients reach every head
             return torch.cat([h.weight for h in modules]), torch.cat([h.bias for h in modules])
-        # Valid while the same head modules (compared by identity: nn.Module has no `__eq__`) hold parameters at the
-        # same versions (every in-place update, e.g. an optimizer step or load_state_dict, bumps it; writes through
-        # `.data` do not) and storage (`.to()` moves it). 0.1 ms per call for 500 heads in a warm loop, ~0.8 ms right
-        # after an encoder pass (1,000 version counters, mostly cache misses); a plain dict, never saved nor moved.
+        # Valid while the same head modules (by identity) hold parameters at the same versions (in-place updates such
+        # as optimizer steps bump them; writes through `.data` do not) and storage (`.to()` moves it); never saved.
         if (
             cache is None
             or cache["modules"] != modules
@@ -414,21 +410,6 @@ class MultitaskModel(PreTrainedModel):
                 f"{num_labels} labels {spec['labels']}."
             )
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """`PreTrainedModel.save_pretrained`, plus the pipeline code that `config.custom_pipelines` points to."""
-        if kwargs.get("push_to_hub"):
-            raise ValueError("Use model.push_to_hub(repo_id) so the pipeline code is part of the upload.")
-        super().save_pretrained(save_directory, *args, **kwargs)
-        # transformers 4.x records the commit the model was loaded from.
-        pipeline_file = find_pipeline_file(self.config.name_or_path, getattr(self.config, "_commit_hash", None))
-        if pipeline_file is None:
-            logger.warning(
-                f"{PIPELINE_FILE} not found next to {__file__} nor in {self.config.name_or_path!r}: the saved model "
-                "loads with AutoModel but not with pipeline('multitask-classification', trust_remote_code=True)."
-            )
-        elif Path(pipeline_file).resolve() != (Path(save_directory) / PIPELINE_FILE).resolve():
-            shutil.copy(pipeline_file, Path(save_directory) / PIPELINE_FILE)
-
 
 class NativePooler(nn.Module):
     """`pooling="native"`: dense + activation on the first token, as the encoder family's own sequence-classification
@@ -442,31 +423,6 @@ class NativePooler(nn.Module):
 
     def forward(self, first_token: torch.Tensor) -> torch.Tensor:
         return self.activation(self.dense(first_token))
-
-
-def find_pipeline_file(name_or_path: str | os.PathLike | None = None, revision: str | None = None) -> Path | None:
-    """The pipeline code: a flat sibling of this file (Hub repo), `pipelines/` (source tree, installed package), the
-    pipeline module already imported, or the folder or Hub repo the model was loaded from (recent transformers keep
-    each remote-code file of a local folder in its own cache folder)."""
-    here = Path(__file__).resolve().parent
-    candidates = [here / PIPELINE_FILE, here / "pipelines" / PIPELINE_FILE]
-    for module in list(sys.modules.values()):
-        if Path(getattr(module, "__file__", None) or "").name == PIPELINE_FILE:
-            candidates.append(Path(module.__file__))
-    if name_or_path:
-        candidates.append(Path(name_or_path) / PIPELINE_FILE)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    if name_or_path and not os.path.isdir(name_or_path):  # a Hub repo id: its copy in the local cache (or the Hub)
-        try:
-            resolved = cached_file(
-                str(name_or_path), PIPELINE_FILE, revision=revision, _raise_exceptions_for_missing_entries=False
-            )
-        except OSError:
-            return None
-        return Path(resolved) if resolved else None
-    return None
 
 
 def _summarize(keys: list[str], limit: int = 6) -> str:
@@ -485,7 +441,11 @@ def _drop_unused_pooler(encoder: nn.Module) -> None:
         encoder.pooler = None
 
 
-MultitaskConfig.register_for_auto_class()
-MultitaskModel.register_for_auto_class("AutoModel")
+# Flat beside the pipeline file (a Hub repo or its cached copy), `save_pretrained` copies this file and its relative
+# imports, the pipeline file included (see TYPE_CHECKING above), and writes `auto_map`, on every transformers release.
+# The source tree keeps the pipeline in `pipelines/`: polyhead writes its folders with `save_model_folder`.
+if Path(__file__).with_name(PIPELINE_FILE).is_file():
+    MultitaskConfig.register_for_auto_class()
+    MultitaskModel.register_for_auto_class("AutoModel")
 
-__all__ = ["MultitaskModel", "MultitaskOutput", "NativePooler", "find_pipeline_file"]
+__all__ = ["MultitaskModel", "MultitaskOutput", "NativePooler"]

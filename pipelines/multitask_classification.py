@@ -1,49 +1,32 @@
 # Copyright 2026 The polyhead authors. Licensed under the Apache License, Version 2.0.
-"""The `multitask-classification` pipeline: every task's labels for every text, from one encoder pass.
+"""The `multitask-classification` pipeline (every task's labels for every text, from one encoder pass) and the
+`multitask-zero-shot-classification` pipeline (transformers' zero-shot classification through the model's NLI task).
 
-This file is executed by Hub users through `trust_remote_code=True` (a flat copy sits next to the weights): it imports
-only torch and transformers, and reads the task list from `model.config.tasks`.
+Executed by Hub users through `trust_remote_code=True` (a flat copy sits next to the weights): it imports only torch
+and transformers, and reads the task list from `model.config.tasks`. Design and measurements: docs/design-hub-files.md.
 """
 
-import contextlib
-import gc
-import itertools
-import operator
 import threading
 import types
-from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from transformers import AutoModel, AutoTokenizer, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .multitask_ranking import MULTI_LABEL, Layout, as_dicts, collection_paused, layout_of, rank
+
 
 PIPELINE_TASK = "multitask-classification"
-MULTI_LABEL = "multi_label_classification"
+ZERO_SHOT_TASK = "multitask-zero-shot-classification"
 _OUTPUT_KEY = "logits"  # `_forward` returns one tensor: every requested head's logits side by side
-_RANKED_ROWS = 256  # rows whose heads and ranking run together in a list call (at 500 heads: 5.6 MB of logits)
 _ENTAILMENT, _NOT_ENTAILMENT = "entailment", ("contradiction", "not_entailment")
-
-
-class _Group(NamedTuple):
-    """The requested tasks of one problem type, their labels' columns padded to a `(tasks, max labels)` grid."""
-
-    positions: torch.Tensor  # (G,) where each task sits among the requested tasks
-    offsets: torch.Tensor  # (G,) each task's first column in the fused logits
-    index: torch.Tensor  # (G, L) column of each (task, label) in the fused logits; padding: the -inf column
-    sizes: torch.Tensor  # (G,) label counts
-    thresholds: torch.Tensor  # (G, L) per-label decision thresholds (multi-label); padding: inf, never reached
-
-
-class _Layout(NamedTuple):
-    """How the fused logits of the requested tasks become their answers (cached per tasks and thresholds)."""
-
-    tasks: list[str]
-    column_labels: list[str]  # the label name of every fused logits column
-    single_label: _Group | None
-    multi_label: _Group | None
-    to_task_order: Callable | None  # a row's single-label then multi-label answers -> task order (None: same)
+_RANKED_ROWS = 256  # rows of a list whose heads and ranking run together (bounded memory at hundreds of heads)
+# Position ids start after the padding index in these families: a copy of polyhead.encoders' rule (pinned by a test).
+_PADDING_OFFSET_FAMILIES = frozenset(
+    "roberta xlm-roberta xlm-roberta-xl camembert roberta-prelayernorm data2vec-text longformer mpnet".split()
+)
 
 
 class MultitaskClassificationPipeline(Pipeline):
@@ -56,14 +39,13 @@ class MultitaskClassificationPipeline(Pipeline):
       `threshold=` per call: a float for every multi-label task or a `{task: float}` dict), sorted by score.
 
     Call parameters: `tasks` (a task name or a list; default all), `top_k`, `threshold`, `truncation` (default
-    `True`), `max_length`, `batch_size`, and `sort_by_length` (default `True`: a list is run in batches of similar
-    length to waste less compute on padding; results come back in input order; a generator streams in order).
+    `True`), `max_length` (default: the length the model was trained at, its tokenizer's `model_max_length`),
+    `batch_size`, and `sort_by_length` (default `True`: a list is run in batches of similar length to waste less
+    compute on padding; results come back in input order; a generator streams in order).
 
     An input is a string or, as for transformers' text-classification pipeline, a sentence pair
-    `{"text": a, "text_pair": b}` (a list may mix both). With `candidate_labels=[...]` (and optionally
-    `hypothesis_template="This example is {}."`, `multi_label=False`, `nli_task=...`) the pipeline classifies
-    zero-shot through a task whose labels include `entailment`, answering `{"sequence", "labels", "scores"}` exactly
-    as transformers' zero-shot-classification pipeline does.
+    `{"text": a, "text_pair": b}` (a list may mix both). With `candidate_labels=[...]` the call is answered by
+    [`ZeroShotMultitaskPipeline`] on the same model.
 
     Example:
 
@@ -86,12 +68,12 @@ class MultitaskClassificationPipeline(Pipeline):
             # transformers < 4.54 loads no tokenizer for a custom config without `tokenizer_class`: use the model's.
             self.tokenizer = AutoTokenizer.from_pretrained(self.model.config.name_or_path)
         if self.tokenizer is None:
-            raise ValueError("The multitask-classification pipeline needs a tokenizer: pass tokenizer=...")
-        # A fast tokenizer keeps its truncation settings in shared state: calls with different `max_length` from
-        # several threads must not interleave.
+            raise ValueError(f"The {PIPELINE_TASK} pipeline needs a tokenizer: pass tokenizer=...")
+        # A fast tokenizer keeps its truncation settings in shared state: calls from several threads must not
+        # interleave.
         self._tokenizer_lock = threading.Lock()
-        # transformers 4.x advises once against `tokenizer.pad` after encoding (a single padded call is faster per
-        # text); here one call encodes a few hundred rows and `pad` only forms each batch, which is faster still.
+        # transformers 4.x advises against `tokenizer.pad` after encoding; here `pad` only forms each batch of rows
+        # encoded together, which is faster (docs/design-hub-files.md).
         getattr(self.tokenizer, "deprecation_warnings", {})["Asking-to-pad-a-fast-tokenizer"] = True
         if self._batch_size is not None:
             _check_positive_int("batch_size", self._batch_size)
@@ -101,7 +83,7 @@ class MultitaskClassificationPipeline(Pipeline):
         if kwargs.get("batch_size") is not None:
             _check_positive_int("batch_size", kwargs["batch_size"])
         if "candidate_labels" in kwargs:
-            return self._zero_shot(inputs, **kwargs)
+            return self._zero_shot_pipeline()(inputs, **kwargs)
         if isinstance(inputs, (str, dict)):
             _check_input(inputs, None)
             return super().__call__(inputs, **kwargs)
@@ -124,14 +106,77 @@ class MultitaskClassificationPipeline(Pipeline):
             return super().__call__(inputs, batch_size=batch_size, **kwargs)
         return self._run_list(inputs, batch_size, sort_by_length and batch_size > 1, kwargs)
 
+    def _zero_shot_pipeline(self) -> Pipeline:
+        # Zero-shot is its own pipeline class (as in transformers), built once on this model and tokenizer.
+        if self.__dict__.get("_zero_shot") is None:
+            self._zero_shot = ZeroShotMultitaskPipeline(
+                model=self.model, tokenizer=self.tokenizer, device=self.device, batch_size=self._batch_size
+            )
+        return self._zero_shot
+
+    def get_inference_context(self):
+        # inference_mode skips autograd bookkeeping that no_grad keeps; outputs only become Python floats.
+        return torch.inference_mode
+
+    # ---------------------------------------------------------------- the four pipeline hooks (one input at a time)
+
+    def _sanitize_parameters(self, tasks=None, top_k="", threshold=None, truncation=None, max_length=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"Unknown argument(s) {sorted(kwargs)} for the {PIPELINE_TASK} pipeline.")
+        preprocess, forward, postprocess = {}, {}, {}
+        if truncation is not None:
+            preprocess["truncation"] = truncation
+        if max_length is not None:
+            _check_positive_int("max_length", max_length)
+            limit = position_limit(self.model.config.encoder)
+            if limit is not None and max_length > limit:
+                raise ValueError(
+                    f"max_length={max_length} is more than this model's encoder accepts ({limit} tokens): "
+                    f"use max_length <= {limit}."
+                )
+            preprocess["max_length"] = max_length
+        if tasks is not None:
+            forward["tasks"] = postprocess["tasks"] = self._check_tasks(tasks)
+        if top_k != "":
+            if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+                raise ValueError(f"top_k must be a positive integer or None (all labels), got {top_k!r}.")
+            postprocess["top_k"] = top_k
+        if threshold is not None:
+            postprocess["thresholds"] = self._check_thresholds(threshold)
+        return preprocess, forward, postprocess
+
+    def preprocess(self, inputs: str | dict, truncation: bool = True, max_length: int | None = None) -> dict:
+        return self._collate(self._tokenize_rows([inputs], truncation, max_length))
+
+    def _forward(
+        self, model_inputs: dict, tasks: list[str] | None = None, encode_only: bool = False
+    ) -> dict[str, torch.Tensor]:
+        # One tensor, every requested head side by side (nested dicts break batch_size > 1), the heads as one matmul
+        # where the model offers it (`head_logits`); `encode_only`: the pooled output, for `_run_list` to head.
+        tasks = tasks or self.model.config.task_names
+        if hasattr(self.model, "head_logits") and hasattr(self.model, "encode"):
+            pooled = self.model.encode(**model_inputs)
+            return {_OUTPUT_KEY: pooled if encode_only else self.model.head_logits(pooled, tasks)}
+        logits = self.model(**model_inputs, task=tasks).logits  # model code older than this pipeline
+        return {_OUTPUT_KEY: torch.cat([logits[task] for task in tasks], dim=-1)}
+
+    def postprocess(
+        self,
+        model_outputs: dict,
+        tasks: list[str] | None = None,
+        top_k: int | None = 1,
+        thresholds: dict[str, float] | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        layout, groups = self._rank(model_outputs, tasks, top_k, thresholds)
+        with collection_paused():
+            return as_dicts(layout, groups, len(model_outputs[_OUTPUT_KEY]))[0]
+
+    # ------------------------------------------------------------------- the batched fast path of a list of inputs
+
     def _run_list(self, inputs: list, batch_size: int, sort_by_length: bool, kwargs: dict) -> list[dict]:
-        # Faster than the generic per-item path (tokenize one text, DataLoader, pad, split rows): rows go in groups
-        # of about `_RANKED_ROWS` (whole batches), each tokenized in one call, then one encoder pass per batch;
-        # batches of similar length waste less on padding. The heads (one matmul) and the ranking also run once per
-        # group, not per batch. Per batch, each of those steps would cost more at small batch sizes: right after an
-        # encoder pass (which evicts the caches) one tokenizer call costs ~1.5 ms even for one text, and at 500
-        # heads one matmul would read every head's weights again and the ranking's ~20 small tensor operations would
-        # cost as much as the answers.
+        # Bypasses the per-item path (tokenize one text, DataLoader, pad, split rows): rows go in groups of about
+        # `_RANKED_ROWS` (whole batches), each tokenized in one call, one encoder pass per batch (of similar length),
+        # then the heads (one matmul) and the ranking once per group (why: docs/design-hub-files.md).
         preprocess, forward, postprocess = self._sanitize_parameters(**kwargs)
         preprocess = {**self._preprocess_params, **preprocess}
         forward = {**self._forward_params, **forward}
@@ -145,13 +190,11 @@ class MultitaskClassificationPipeline(Pipeline):
             outputs = torch.cat([self.forward(batch, **forward)[_OUTPUT_KEY] for batch in batches])
             logits = self._apply_heads(outputs, fused) if fused is not None else outputs
             ranked.append((order[start : start + len(outputs)], self._rank({_OUTPUT_KEY: logits}, **postprocess)))
-        # Answers are built at the end, not group by group: the garbage collections that the next batches' forward
-        # passes trigger would otherwise walk every answer built so far and promote them towards the costly full
-        # collections.
+        # Answers are built at the end: the collections that later forward passes trigger would walk them all.
         results: list[dict | None] = [None] * len(inputs)
         with collection_paused():
             for rows, (layout, groups) in ranked:
-                for index, result in zip(rows, _as_dicts(layout, groups, len(rows))):
+                for index, result in zip(rows, as_dicts(layout, groups, len(rows))):
                     results[index] = result
         return results
 
@@ -164,11 +207,6 @@ class MultitaskClassificationPipeline(Pipeline):
         for start in range(0, len(items), group_size):
             encoded = self._tokenize_rows(items[start : start + group_size], truncation, max_length)
             yield start, [self._collate(encoded[i : i + batch_size]) for i in range(0, len(encoded), batch_size)]
-
-    def _tokenize(self, items: str | dict | list, truncation: bool = True, max_length: int | None = None) -> dict:
-        """Tokenizes texts and `{"text", "text_pair"}` pairs into one padded batch of tensors."""
-        items = [items] if isinstance(items, (str, dict)) else items
-        return self._collate(self._tokenize_rows(items, truncation, max_length))
 
     def _tokenize_rows(
         self, items: list, truncation: bool = True, max_length: int | None = None
@@ -199,93 +237,18 @@ class MultitaskClassificationPipeline(Pipeline):
         with self._tokenizer_lock:
             return self.tokenizer.pad(rows, return_tensors="pt")
 
-    def get_inference_context(self):
-        # inference_mode skips autograd's version counters and view tracking that no_grad keeps: a few % at batch 1
-        # on CPU. Outputs only become Python floats, so inference tensors never reach autograd.
-        return torch.inference_mode
-
-    def _sanitize_parameters(self, tasks=None, top_k="", threshold=None, truncation=None, max_length=None, **kwargs):
-        if kwargs:
-            raise TypeError(f"Unknown argument(s) {sorted(kwargs)} for the multitask-classification pipeline.")
-        preprocess, forward, postprocess = {}, {}, {}
-        if truncation is not None:
-            preprocess["truncation"] = truncation
-        if max_length is not None:
-            _check_positive_int("max_length", max_length)
-            limit = self._position_limit()
-            if limit is not None and max_length > limit:
-                raise ValueError(
-                    f"max_length={max_length} is more than this model's encoder accepts ({limit} tokens): "
-                    f"use max_length <= {limit}."
-                )
-            preprocess["max_length"] = max_length
-        if tasks is not None:
-            forward["tasks"] = postprocess["tasks"] = self._check_tasks(tasks)
-        if top_k != "":
-            if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-                raise ValueError(f"top_k must be a positive integer or None (all labels), got {top_k!r}.")
-            postprocess["top_k"] = top_k
-        if threshold is not None:
-            postprocess["thresholds"] = self._check_thresholds(threshold)
-        return preprocess, forward, postprocess
-
-    def preprocess(self, inputs: str | dict, truncation: bool = True, max_length: int | None = None) -> dict:
-        return self._tokenize(inputs, truncation=truncation, max_length=max_length)
-
-    def _position_limit(self) -> int | None:
-        """The longest input the encoder's position table allows (None: no absolute positions)."""
-        encoder = self.model.config.encoder
-        positions = getattr(encoder, "max_position_embeddings", None)
-        if positions is None or getattr(encoder, "position_biased_input", True) is False:
-            return None  # DeBERTa-v3: relative positions only
-        if encoder.model_type in ("roberta", "xlm-roberta", "camembert"):
-            positions -= (encoder.pad_token_id or 0) + 1  # RoBERTa positions start after the padding index
-        return positions
-
-    def _default_max_length(self) -> int | None:
-        # Tokenizers built without `model_max_length` report ~1e30: cap at what the encoder's positions allow, so a
-        # long text is truncated instead of failing deep inside the embedding layer.
-        limit = self._position_limit()
-        return self.tokenizer.model_max_length if limit is None else min(self.tokenizer.model_max_length, limit)
-
     def _fused_heads(self, tasks: list[str] | None) -> tuple | None:
-        # The heads' concatenated weights, fetched once per call of a list: no weight changes during a call, and
-        # checking the model's cache for every batch would cost up to ~0.8 ms per batch at 500 heads (`head_logits`).
+        # The heads' concatenated weights, fetched once per list: no weight changes during a call.
         if not hasattr(self.model, "fused_head_weights") or not hasattr(self.model, "encode"):
             return None  # model code older than this pipeline
         with torch.no_grad():
             return self.model.fused_head_weights(tuple(tasks or self.model.config.task_names))
 
     def _apply_heads(self, pooled: torch.Tensor, fused: tuple) -> torch.Tensor:
-        # `forward` hands its outputs back on the CPU: the heads run where their weights are (e.g. a GPU), the
-        # ranking on the CPU.
+        # The heads run where their weights are (e.g. a GPU), the ranking on the CPU.
         weight, bias = fused
         with self.get_inference_context()():
             return torch.nn.functional.linear(pooled.to(weight.device), weight, bias).cpu()
-
-    def _forward(
-        self, model_inputs: dict, tasks: list[str] | None = None, encode_only: bool = False
-    ) -> dict[str, torch.Tensor]:
-        # One tensor, every requested head side by side (the pipeline's batching splits it row by row; nested dicts
-        # break batch_size > 1). The heads run as one matmul where the model offers it (`head_logits`);
-        # `encode_only`: the encoder's pooled output instead, for `_run_list` to apply the heads to many batches.
-        tasks = tasks or self.model.config.task_names
-        if hasattr(self.model, "head_logits") and hasattr(self.model, "encode"):
-            pooled = self.model.encode(**model_inputs)
-            return {_OUTPUT_KEY: pooled if encode_only else self.model.head_logits(pooled, tasks)}
-        logits = self.model(**model_inputs, task=tasks).logits  # model code older than this pipeline
-        return {_OUTPUT_KEY: torch.cat([logits[task] for task in tasks], dim=-1)}
-
-    def postprocess(
-        self,
-        model_outputs: dict,
-        tasks: list[str] | None = None,
-        top_k: int | None = 1,
-        thresholds: dict[str, float] | None = None,
-    ) -> dict[str, list[dict[str, Any]]]:
-        layout, groups = self._rank(model_outputs, tasks, top_k, thresholds)
-        with collection_paused():
-            return _as_dicts(layout, groups, len(model_outputs[_OUTPUT_KEY]))[0]
 
     def _rank(
         self,
@@ -293,44 +256,71 @@ class MultitaskClassificationPipeline(Pipeline):
         tasks: list[str] | None = None,
         top_k: int | None = 1,
         thresholds: dict[str, float] | None = None,
-    ) -> tuple[_Layout, list[tuple]]:
-        # Vectorised across tasks, one problem type at a time: each type's tasks become a (batch, tasks, max labels)
-        # grid (one softmax and a max or sort, or one sigmoid and one sort) and what is returned - the `top_k` best
-        # (single-label), every label at or above its threshold (multi-label) - is ranked, as numpy arrays per
-        # group (`_as_dicts` makes the answers). Only the returned entries become Python objects, so 500 tasks cost
-        # about what one does.
-        layout = self._layout(tuple(tasks or self.model.config.task_names), thresholds)
-        logits = model_outputs[_OUTPUT_KEY].float()
-        logits = torch.cat([logits, logits.new_full((len(logits), 1), float("-inf"))], dim=-1)  # the padding column
-        groups = []
-        if layout.single_label is not None:
-            groups.append((layout.single_label, *_top_labels(logits, layout.single_label, top_k)))
-        if layout.multi_label is not None:
-            groups.append((layout.multi_label, *_labels_above_threshold(logits, layout.multi_label)))
-        return layout, groups
-
-    def _layout(self, tasks: tuple[str, ...], thresholds: dict[str, float] | None) -> _Layout:
-        # Cached per (config tasks object, tasks, per-call thresholds): rebuilt when the config's tasks change.
-        specs = self.model.config.tasks
+    ) -> tuple[Layout, list[tuple]]:
+        # Cached layout per (config tasks object, tasks, per-call thresholds): rebuilt when the config's tasks change.
+        specs, tasks = self.model.config.tasks, tuple(tasks or self.model.config.task_names)
         key = (tasks, tuple(sorted((thresholds or {}).items())))
-        cached = getattr(self, "_layout_cache", None)
-        if cached is not None and cached[0] is specs and cached[1] == key:
-            return cached[2]
-        sizes = [len(specs[task]["labels"]) for task in tasks]
-        offsets = list(itertools.accumulate(sizes, initial=0))  # the last one: the -inf padding column
-        is_multi = [specs[task]["problem_type"] == MULTI_LABEL for task in tasks]
-        single, multi = [i for i, m in enumerate(is_multi) if not m], [i for i, m in enumerate(is_multi) if m]
-        limits = {i: _label_thresholds(specs[tasks[i]], (thresholds or {}).get(tasks[i])) for i in multi}
-        column_labels = [label for task in tasks for label in specs[task]["labels"]]
-        # answers come single-label tasks first: where each requested task's answer is among them
-        order = [position for _, position in sorted(zip(single + multi, itertools.count()))]
-        to_task_order = operator.itemgetter(*order) if order != sorted(order) else None  # 2+ tasks: gives a tuple
-        single_label, multi_label = _group(single, sizes, offsets), _group(multi, sizes, offsets, limits)
-        layout = _Layout(list(tasks), column_labels, single_label, multi_label, to_task_order)
-        self._layout_cache = (specs, key, layout)
-        return layout
+        cached = self.__dict__.get("_layout_cache")
+        if cached is None or cached[0] is not specs or cached[1] != key:
+            self._layout_cache = cached = (specs, key, layout_of(specs, tasks, thresholds))
+        return cached[2], rank(model_outputs[_OUTPUT_KEY], cached[2], top_k)
 
-    def _zero_shot(
+    # ------------------------------------------------------------------------------------------------- checks
+
+    def _default_max_length(self) -> int | None:
+        # The tokenizer's model_max_length (the trained length, polyhead saves it there), capped by the encoder's
+        # positions (a tokenizer without one reports ~1e30): polyhead.encoders.default_max_length's rule.
+        limit = position_limit(self.model.config.encoder)
+        return self.tokenizer.model_max_length if limit is None else min(self.tokenizer.model_max_length, limit)
+
+    def _check_tasks(self, tasks: str | list[str]) -> list[str]:
+        tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+        known = list(self.model.config.tasks)
+        if not tasks:
+            raise ValueError(f"tasks is empty: name some of this model's tasks {known}, or leave it out for all.")
+        unknown = [task for task in tasks if task not in known]
+        if unknown:
+            raise ValueError(f"Unknown task(s) {unknown}: this model has tasks {known}.")
+        return tasks
+
+    def _check_thresholds(self, threshold: float | dict[str, float]) -> dict[str, float]:
+        specs = self.model.config.tasks
+        multi_label = [task for task, spec in specs.items() if spec["problem_type"] == MULTI_LABEL]
+        if not isinstance(threshold, dict):
+            threshold = dict.fromkeys(multi_label, threshold)
+        wrong = [task for task in threshold if task not in multi_label]
+        if wrong:
+            raise ValueError(f"threshold given for {wrong}, which are not multi-label tasks ({multi_label}).")
+        for task, value in threshold.items():
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"threshold for task {task!r} must be a number in [0, 1], got {value!r}.")
+        return {task: float(value) for task, value in threshold.items()}
+
+
+class ZeroShotMultitaskPipeline(MultitaskClassificationPipeline):
+    r"""
+    Zero-shot classification through the model's NLI task (a single-label task whose labels include `entailment`),
+    answering `{"sequence", "labels", "scores"}` per text exactly as transformers' zero-shot-classification pipeline:
+    each text is paired with `hypothesis_template.format(label)` for every candidate label. Single-label: softmax of
+    the entailment logits across candidates; `multi_label=True` (or one candidate): softmax of entailment vs
+    contradiction per candidate.
+
+    Call parameters: `candidate_labels` (a list, or a comma-separated string), `hypothesis_template` (default
+    `"This example is {}."`), `multi_label`, `nli_task` (needed when the model has several NLI tasks), `truncation`,
+    `max_length`, `batch_size`. The `multitask-classification` pipeline hands calls with `candidate_labels` here;
+    with polyhead installed, `pipeline("multitask-zero-shot-classification", model=...)` builds it directly.
+
+    Example:
+
+    ```python
+    >>> from transformers import pipeline
+    >>> classifier = pipeline("multitask-classification", model="org/multitask-model", trust_remote_code=True)
+    >>> classifier("the match went to penalties", candidate_labels=["sport", "politics"])
+    {'sequence': 'the match went to penalties', 'labels': ['sport', 'politics'], 'scores': [0.93, 0.07]}
+    ```
+    """
+
+    def __call__(
         self,
         inputs: str | list[str],
         candidate_labels: str | list[str],
@@ -341,10 +331,10 @@ class MultitaskClassificationPipeline(Pipeline):
         max_length: int | None = None,
         batch_size: int | None = None,
     ) -> dict[str, Any] | list[dict[str, Any]]:
-        """transformers' zero-shot-classification through an NLI task, on (text, hypothesis) pairs: one forward per
-        text (all its hypotheses), or with `batch_size` that many pairs per forward across texts (of similar length,
-        as for lists). Single-label: softmax of the entailment logits across candidates; multi-label (or one
-        candidate): softmax of entailment vs contradiction per candidate."""
+        # One forward per text (all its hypotheses), or with `batch_size` that many pairs per forward across texts
+        # (of similar length, as for lists).
+        if batch_size is not None:
+            _check_positive_int("batch_size", batch_size)
         task, entailment, contradiction = self._nli_task(nli_task)
         if isinstance(candidate_labels, str):
             candidate_labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
@@ -408,28 +398,16 @@ class MultitaskClassificationPipeline(Pipeline):
         task = next(iter(found))
         return (task, *found[task])
 
-    def _check_tasks(self, tasks: str | list[str]) -> list[str]:
-        tasks = [tasks] if isinstance(tasks, str) else list(tasks)
-        known = list(self.model.config.tasks)
-        if not tasks:
-            raise ValueError(f"tasks is empty: name some of this model's tasks {known}, or leave it out for all.")
-        unknown = [task for task in tasks if task not in known]
-        if unknown:
-            raise ValueError(f"Unknown task(s) {unknown}: this model has tasks {known}.")
-        return tasks
 
-    def _check_thresholds(self, threshold: float | dict[str, float]) -> dict[str, float]:
-        specs = self.model.config.tasks
-        multi_label = [task for task, spec in specs.items() if spec["problem_type"] == MULTI_LABEL]
-        if not isinstance(threshold, dict):
-            threshold = dict.fromkeys(multi_label, threshold)
-        wrong = [task for task in threshold if task not in multi_label]
-        if wrong:
-            raise ValueError(f"threshold given for {wrong}, which are not multi-label tasks ({multi_label}).")
-        for task, value in threshold.items():
-            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"threshold for task {task!r} must be a number in [0, 1], got {value!r}.")
-        return {task: float(value) for task, value in threshold.items()}
+def position_limit(encoder) -> int | None:
+    """The most tokens one text may have for this encoder config (None: no absolute positions, e.g. DeBERTa-v3);
+    the rule of `polyhead.encoders.position_limit`."""
+    positions = getattr(encoder, "max_position_embeddings", None)
+    if positions is None or getattr(encoder, "position_biased_input", True) is False:
+        return None
+    if encoder.model_type in _PADDING_OFFSET_FAMILIES:
+        return positions - (encoder.pad_token_id or 0) - 1
+    return positions
 
 
 def _entailment_ids(spec: dict) -> tuple[int, int] | None:
@@ -441,101 +419,6 @@ def _entailment_ids(spec: dict) -> tuple[int, int] | None:
         if other in labels:
             return labels.index(_ENTAILMENT), labels.index(other)
     return None
-
-
-def _label_thresholds(spec: dict, override: float | None) -> list[float]:
-    """Per-label thresholds of one multi-label task: a per-call override, else the tuned per-label `thresholds`,
-    else the task's `threshold`."""
-    if override is not None:
-        return [override] * len(spec["labels"])
-    return list(spec.get("thresholds") or [spec.get("threshold", 0.5)] * len(spec["labels"]))
-
-
-def _group(
-    positions: list[int], sizes: list[int], offsets: list[int], thresholds: dict[int, list[float]] | None = None
-) -> _Group | None:
-    """The `_Group` of the requested tasks at `positions` (None if there are none); `offsets[i]` is the first
-    fused logits column of task `i`, `offsets[-1]` the -inf padding column."""
-    if not positions:
-        return None
-    width = max(sizes[i] for i in positions)
-    index = [[offsets[i] + j if j < sizes[i] else offsets[-1] for j in range(width)] for i in positions]
-    limits = [(thresholds or {}).get(i, []) for i in positions]
-    limits = [values + [float("inf")] * (width - len(values)) for values in limits]  # padding: never returned
-    return _Group(
-        torch.tensor(positions),
-        torch.tensor([offsets[i] for i in positions]),
-        torch.tensor(index),
-        torch.tensor([sizes[i] for i in positions]),
-        torch.tensor(limits),
-    )
-
-
-def _grid(logits: torch.Tensor, group: _Group) -> torch.Tensor:
-    """The group's `(batch, tasks, max labels)` grid of logits (index_select costs a fraction of indexing)."""
-    return logits.index_select(-1, group.index.flatten()).view(len(logits), *group.index.shape)
-
-
-def _top_labels(logits: torch.Tensor, group: _Group, top_k: int | None) -> tuple:
-    """Single-label tasks: `(scores, columns, counts)` of the `top_k` best labels (all if None) by softmax score, as
-    numpy arrays `(batch, tasks, k)`, `(batch, tasks, k)`, `(batch, tasks)`."""
-    probabilities = torch.softmax(_grid(logits, group), dim=-1)
-    k = min(top_k or probabilities.shape[-1], probabilities.shape[-1])
-    if k == 1:  # the default: a max instead of a sort (both pick the first label of a tie)
-        scores, order = probabilities.max(dim=-1, keepdim=True)
-    else:
-        scores, order = probabilities.sort(dim=-1, descending=True, stable=True)
-        scores, order = scores[..., :k], order[..., :k]
-    counts = group.sizes.clamp(max=k).expand(len(logits), -1)
-    return scores.numpy(), (order + group.offsets[:, None]).numpy(), counts.numpy()
-
-
-def _labels_above_threshold(logits: torch.Tensor, group: _Group) -> tuple:
-    """Multi-label tasks: `(scores, columns, counts)` of every label whose sigmoid score is at least its threshold,
-    best first (the first `counts` of each task's row), as numpy arrays."""
-    probabilities = torch.sigmoid(_grid(logits, group))
-    keep = probabilities >= group.thresholds
-    counts = keep.sum(dim=-1)
-    scores, order = torch.where(keep, probabilities, -1.0).sort(dim=-1, descending=True, stable=True)
-    width = int(counts.max())  # nothing past the longest answer is returned
-    columns = order[..., :width] + group.offsets[:, None]
-    return scores[..., :width].numpy(), columns.numpy(), counts.numpy()
-
-
-def _answers(names: list[str], scores, columns, counts) -> Iterator[list]:
-    """One group's answers in (row, task) order: the first `counts` of each ranked row as `{"label", "score"}`.
-    Numpy from here: its small operations cost a microsecond where torch's cost several, and its `tolist` is faster."""
-    if (counts == 1).all():  # e.g. top-1 of single-label tasks: one entry each, no slicing
-        columns, scores = columns[..., 0].ravel().tolist(), scores[..., 0].ravel().tolist()
-        return iter([[{"label": names[c], "score": v}] for c, v in zip(columns, scores)])
-    returned = torch.arange(scores.shape[-1]).numpy() < counts[..., None]
-    ends = counts.cumsum()  # flattened
-    starts, ends = (ends - counts.ravel()).tolist(), ends.tolist()
-    items = [{"label": names[c], "score": v} for c, v in zip(columns[returned].tolist(), scores[returned].tolist())]
-    return map(items.__getitem__, map(slice, starts, ends))
-
-
-def _as_dicts(layout: _Layout, groups: list[tuple], batch_size: int) -> list[dict[str, list[dict[str, Any]]]]:
-    """`{task: [{"label", "score"}, ...]}` per row from each group's ranked `(group, scores, columns, counts)`."""
-    answers = [(_answers(layout.column_labels, *ranked), len(group.positions)) for group, *ranked in groups]
-    rows = []
-    for _ in range(batch_size):
-        row = list(itertools.chain.from_iterable([itertools.islice(group, size) for group, size in answers]))
-        rows.append(dict(zip(layout.tasks, layout.to_task_order(row) if layout.to_task_order else row)))
-    return rows
-
-
-@contextlib.contextmanager
-def collection_paused():
-    # Tens of thousands of small dicts and lists would trigger many garbage collections, each walking every object
-    # of the process (all of torch and transformers): they hold no cycles, so collection waits until they are built.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -586,13 +469,12 @@ def _length(item: str | dict) -> int:
 
 
 def register_pipeline() -> None:
-    """Registers `multitask-classification` with transformers' pipeline registry (idempotent)."""
-    current = PIPELINE_REGISTRY.supported_tasks.get(PIPELINE_TASK)
-    if current is not None and current["impl"] is MultitaskClassificationPipeline:
-        return
-    PIPELINE_REGISTRY.register_pipeline(
-        PIPELINE_TASK, pipeline_class=MultitaskClassificationPipeline, pt_model=AutoModel, type="text"
-    )
+    """Registers `multitask-classification` and `multitask-zero-shot-classification` with transformers' pipeline
+    registry (idempotent)."""
+    for task, impl in ((PIPELINE_TASK, MultitaskClassificationPipeline), (ZERO_SHOT_TASK, ZeroShotMultitaskPipeline)):
+        current = PIPELINE_REGISTRY.supported_tasks.get(task)
+        if current is None or current["impl"] is not impl:
+            PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=impl, pt_model=AutoModel, type="text")
 
 
-__all__ = ["MultitaskClassificationPipeline", "register_pipeline"]
+__all__ = ["MultitaskClassificationPipeline", "ZeroShotMultitaskPipeline", "register_pipeline"]

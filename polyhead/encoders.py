@@ -115,6 +115,24 @@ def position_limit(config: PreTrainedConfig) -> int | None:
     return positions
 
 
+def default_max_length(tokenizer, config: PreTrainedConfig) -> int:
+    r"""
+    The `max_length` a saved model runs and is scored at by default: its tokenizer's `model_max_length` (the length
+    it was trained at, which `polyhead.saving.save_model_folder` saves there, as transformers' pipelines read it),
+    capped by the encoder's position limit (a tokenizer saved without one reports ~1e30). The Hub pipeline spells the
+    same rule (`_default_max_length`), pinned by `tests/test_max_length.py`.
+
+    Example:
+
+    ```python
+    >>> default_max_length(AutoTokenizer.from_pretrained("outputs/model"), model.config.encoder)
+    128
+    ```
+    """
+    limit = position_limit(config)
+    return tokenizer.model_max_length if limit is None else min(tokenizer.model_max_length, limit)
+
+
 def check_positive_int(name: str, value: Any) -> None:
     """Raises a `ValueError` naming `name` unless `value` is an integer >= 1 (a bool is not)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -198,6 +216,7 @@ __all__ = [
     "TINY_ENCODER",
     "LocalEncoder",
     "check_max_length",
+    "default_max_length",
     "encoder_config",
     "hub_id",
     "local_encoder_path",

@@ -15,12 +15,24 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from polyhead.remote_code import PIPELINE_FILE, MultitaskConfig, MultitaskModel
+from polyhead.remote_code import (
+    MultitaskConfig,
+    MultitaskModel,
+    configuration_multitask,
+    modeling_multitask,
+    pipeline_module,
+    ranking_module,
+)
 from polyhead.run_folder import check_model_weights
 from polyhead.serving import SERVING_DIR, SERVING_FILES
 
 
-REMOTE_CODE_FILES = ("configuration_multitask.py", "modeling_multitask.py", PIPELINE_FILE)
+# The Hub files, copied flat into every model folder (and so into every Hub upload).
+REMOTE_CODE_SOURCES = tuple(
+    Path(m.__file__) for m in (configuration_multitask, modeling_multitask, pipeline_module, ranking_module)
+)
+REMOTE_CODE_FILES = tuple(path.name for path in REMOTE_CODE_SOURCES)
+AUTO_MAP = {"AutoConfig": "configuration_multitask.MultitaskConfig", "AutoModel": "modeling_multitask.MultitaskModel"}
 CHECKPOINT_MARKER = "trainer_state.json"  # what transformers' Trainer writes into every checkpoint folder
 
 
@@ -183,9 +195,13 @@ def save_model_folder(
     folder: str | os.PathLike,
     overwrite: bool = False,
     extra: Callable[[Path], None] | None = None,
+    max_length: int | None = None,
 ) -> Path:
     """Saves weights (safetensors), config with `auto_map`/`custom_pipelines`, remote code, tokenizer and the
     Inference Endpoints files (`handler.py`, `onnx_multitask.py`, `requirements.txt`).
+
+    `max_length`, the length the model was trained at, is saved as the tokenizer's `model_max_length`: the default
+    truncation of the pipeline, the handler, bulk prediction and evaluation (`polyhead.encoders.default_max_length`).
 
     `extra(tmp_folder)` may add more files (results, plots, card) before the folder is moved into place. `overwrite`
     replaces an earlier polyhead model folder only (see [`atomic_folder`]).
@@ -193,8 +209,8 @@ def save_model_folder(
     # transformers < 4.54 gives a custom pipeline a tokenizer only when the config names a tokenizer class.
     model.config.tokenizer_class = type(tokenizer).__name__
     with atomic_folder(folder, overwrite=overwrite) as tmp:
-        model.save_pretrained(tmp)
-        save_tokenizer(tokenizer, tmp)
+        save_with_remote_code(model, tmp)
+        save_tokenizer(tokenizer, tmp, max_length)
         add_serving_files(tmp)
         check_model_folder(tmp)
         if extra is not None:
@@ -202,9 +218,25 @@ def save_model_folder(
     return Path(folder)
 
 
-def save_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike) -> None:
+def save_with_remote_code(model: MultitaskModel, folder: str | os.PathLike) -> None:
+    """`model.save_pretrained(folder)` with `auto_map` in `config.json` and the Hub files (`REMOTE_CODE_FILES`) copied
+    flat beside it, as a Hub repo holds them (what `trust_remote_code=True` loading needs)."""
+    had_auto_map = "auto_map" in model.config.__dict__
+    model.config.auto_map = dict(AUTO_MAP)
+    try:
+        model.save_pretrained(folder)
+    finally:
+        if not had_auto_map:
+            del model.config.auto_map
+    for source in REMOTE_CODE_SOURCES:
+        shutil.copyfile(source, Path(folder) / source.name)
+
+
+def save_tokenizer(
+    tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike, max_length: int | None = None
+) -> None:
     """`tokenizer.save_pretrained(folder)`, with the tokenizer's `model_input_names` written into
-    `tokenizer_config.json` (unless already there).
+    `tokenizer_config.json` (unless already there), and `max_length` (when given) as its `model_max_length`.
 
     transformers 5.0 loads a tokenizer saved by later 5.x releases as a generic `TokenizersBackend` whose default
     inputs leave out `token_type_ids`: for a sentence pair, a BERT-style encoder then reads the second text as part of
@@ -212,6 +244,11 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike
     names pinned it returns them (tested on transformers 4.51.3, 4.57.6 and 5.0.0)."""
     tokenizer.save_pretrained(folder)
     pin_tokenizer_inputs(folder, tokenizer)
+    if max_length is not None:
+        path = Path(folder) / "tokenizer_config.json"
+        config = json.loads(path.read_text(encoding="utf-8"))
+        config["model_max_length"] = max_length
+        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def pin_tokenizer_inputs(folder: str | os.PathLike, tokenizer: PreTrainedTokenizerBase | None = None) -> None:

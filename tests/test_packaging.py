@@ -37,6 +37,7 @@ def test_wheel_has_no_generic_top_level_names(tmp_path):
         "polyhead_remote/configuration_multitask.py",
         "polyhead_remote/modeling_multitask.py",
         "polyhead_remote/pipelines/multitask_classification.py",
+        "polyhead_remote/pipelines/multitask_ranking.py",
         "polyhead/model_cards/multitask_model_card_template.md",
         "polyhead/evaluation/metrics/multiclass_classification/multiclass_classification.py",
     ):

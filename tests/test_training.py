@@ -197,6 +197,9 @@ def test_run_writes_folder_and_baselines(tmp_path, monkeypatch):
     info = json.loads((folder / "training_args.json").read_text())
     assert {"model", "data", "training", "tasks", "num_train_examples", "log_history"} <= set(info)
     assert info["data"]["tasks"][0]["dataset"] == "<in-memory DatasetDict>"
+    # the trained length is saved with the tokenizer: the default wherever the model runs (tiny encoder: 80 positions)
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    assert tokenizer_config["model_max_length"] == info["model"]["max_length"] == 80
     baselines = json.loads((folder / "baselines" / "results.json").read_text())
     assert baselines["tasks"].keys() == saved["tasks"].keys()
     assert set(baselines["tasks"]["topic"]) == set(saved["tasks"]["topic"])  # same schema

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerBase
 
+from polyhead.decisions import decision_thresholds
 from polyhead.evaluation.thresholds import above_thresholds
-from polyhead.remote_code import MULTI_LABEL, decision_thresholds
+from polyhead.remote_code import MULTI_LABEL
 from polyhead.training.trainer import MultitaskTrainer
 
 

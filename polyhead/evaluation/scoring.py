@@ -37,9 +37,9 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from polyhead import run_folder
-from polyhead.decisions import logits_to_predictions
+from polyhead.decisions import decision_thresholds, logits_to_predictions
 from polyhead.evaluation import metrics, plots
-from polyhead.remote_code import MULTI_LABEL, MultitaskModel, decision_thresholds
+from polyhead.remote_code import MULTI_LABEL, MultitaskModel
 from polyhead.run_folder import check_model_weights
 
 
@@ -312,8 +312,9 @@ def evaluate_saved_model(
         split: the split role: `"test"`, `"eval"` (or `"validation"`: the spec's eval split) or `"train"`.
         output_dir: where files go (default `<model_dir>/eval-<split>`).
         batch_size: evaluation batch size (>= 1).
-        max_length: truncation; default: the length the model was trained with (`training_args.json`), else 128 or
-            the encoder's limit. Checked against the encoder's position table.
+        max_length: truncation; default: the length the model was trained at, as the pipeline runs it
+            (`polyhead.encoders.default_max_length`; for older folders their `training_args.json`). Checked against
+            the encoder's position table.
         max_samples: seeded subsample of each task's split (recorded under `"capped"` in the results).
 
     Example:
@@ -325,7 +326,7 @@ def evaluate_saved_model(
     from transformers import AutoModel, AutoTokenizer
 
     from polyhead.data import DEFAULT_SPLIT_SEED, ROLES, load_task_data, tokenize_task_data
-    from polyhead.encoders import check_max_length, check_positive_int
+    from polyhead.encoders import check_max_length, check_positive_int, default_max_length
     from polyhead.tasks import load_task_specs
 
     role = {"validation": "eval"}.get(split, split)
@@ -344,10 +345,10 @@ def evaluate_saved_model(
             f"Task(s) {unknown} are not tasks of the model in {model_dir}; its tasks are {model.config.task_names}. "
             "Name each task as the model does (name=folder, or `name:` in a tasks file)."
         )
-    if max_length is None:
-        max_length = trained_max_length(model_dir)
-    max_length = check_max_length(max_length, model.config.encoder, f"the encoder of {model_dir}")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if max_length is None:  # as the pipeline; a folder saved before that held the trained length keeps its record
+        max_length = trained_max_length(model_dir) or default_max_length(tokenizer, model.config.encoder)
+    max_length = check_max_length(max_length, model.config.encoder, f"the encoder of {model_dir}")
     for spec in specs:
         head = model.config.task(spec.name)
         spec.labels, spec.problem_type = head["labels"], head["problem_type"]

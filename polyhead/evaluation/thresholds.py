@@ -16,6 +16,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from polyhead.decisions import above_thresholds
+from polyhead.evaluation.scoring import predict_all_logits
 from polyhead.remote_code import MULTI_LABEL, normalize_task
 
 
@@ -76,8 +77,6 @@ def tune_model_thresholds(
     [0.31, 0.5, 0.22]
     ```
     """
-    from polyhead.evaluation.scoring import predict_all_logits
-
     names = tunable_tasks(model, eval_sets)
     if not names:
         raise ValueError(

@@ -23,8 +23,10 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
-from polyhead.encoders import position_limit
-from polyhead.remote_code import MULTI_LABEL, MultitaskModel, collection_paused, decision_thresholds
+from polyhead.decisions import best_labels, decision_thresholds, kept
+from polyhead.decisions import scores as decision_scores
+from polyhead.encoders import default_max_length
+from polyhead.remote_code import MULTI_LABEL, MultitaskModel, collection_paused
 from polyhead.serving.settings import TORCH_DTYPES, read_serving_file
 
 
@@ -105,7 +107,8 @@ def predict_file(
         text_column, text_pair_column: the text (and optional second text, e.g. an NLI hypothesis) columns.
         onnx_file: run the ONNX graph (`"onnx/model.onnx"` or `"onnx/model_quantized.onnx"`) on onnxruntime.
         batch_size: texts per forward; chunk_size: rows read, sorted by length and written at a time.
-        max_length: truncation length (default: what the tokenizer and the encoder's positions allow).
+        max_length: truncation length (default: the length the model was trained at, see
+            `polyhead.encoders.default_max_length`).
         num_threads: torch / onnxruntime threads.
         dtype: the torch model's precision, `"float32"` or `"bfloat16"` (see [`load_model`]). Without `onnx_file`
             and `dtype`, the folder's `serving.json` chooses (see [`chosen_backend`]), else torch float32.
@@ -126,7 +129,7 @@ def predict_file(
     writer = _writer_for(output_path, resume, overwrite)
     model = load_model(model_dir, onnx_file, num_threads, dtype)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    max_length = max_length or _default_max_length(model, tokenizer)
+    max_length = max_length or default_max_length(tokenizer, model.config.encoder)
     done = writer.rows_done()
     bar = tqdm(total=_count_rows(input_path), initial=done, unit="rows", disable=not progress, desc="Predicting")
     written = 0
@@ -162,9 +165,7 @@ def predict_texts(
         with torch.inference_mode():
             logits = model(**inputs).logits
         for task, values in logits.items():
-            values = values.float()
-            multi = specs[task]["problem_type"] == MULTI_LABEL
-            scores[task][rows] = (torch.sigmoid(values) if multi else torch.softmax(values, dim=-1)).numpy()
+            scores[task][rows] = decision_scores(specs[task]["problem_type"], values)
     return scores
 
 
@@ -179,17 +180,16 @@ def _with_predictions(chunk: pd.DataFrame, scores: dict[str, np.ndarray], specs:
         if spec["problem_type"] == MULTI_LABEL:
             # As the pipeline: the labels at or above their threshold (tuned per label, else the task's), best first,
             # compared in float32 as the pipeline compares them. Ranked for all rows at once, then cut into rows.
-            limits = np.asarray(decision_thresholds(spec), np.float32)
             order = np.argsort(-probabilities, axis=1, kind="stable")
-            kept = np.take_along_axis(probabilities >= limits, order, axis=1)
-            names = labels[order[kept]].tolist()
-            values = np.take_along_axis(probabilities, order, axis=1)[kept].astype(float).tolist()
-            ends = np.cumsum(kept.sum(axis=1)).tolist()
+            keep = np.take_along_axis(kept(probabilities, decision_thresholds(spec)), order, axis=1)
+            names = labels[order[keep]].tolist()
+            values = np.take_along_axis(probabilities, order, axis=1)[keep].astype(float).tolist()
+            ends = np.cumsum(keep.sum(axis=1)).tolist()
             rows = list(map(slice, [0, *ends[:-1]], ends))
             columns[task] = [names[row] for row in rows]
             columns[f"{task}_score"] = [values[row] for row in rows]
         else:
-            best = probabilities.argmax(axis=1)
+            best = best_labels(probabilities)
             columns[task] = labels[best].tolist()
             columns[f"{task}_score"] = probabilities[np.arange(len(best)), best].astype(float).tolist()
     return pd.concat([chunk, pd.DataFrame(columns, index=chunk.index)], axis=1)
@@ -203,12 +203,6 @@ def _column(chunk: pd.DataFrame, column: str, offset: int) -> list[str]:
     if bad:
         raise ValueError(f"Column {column!r} has missing or non-text values at rows {bad[:10]} (0-based).")
     return values
-
-
-def _default_max_length(model, tokenizer) -> int:
-    # As the pipeline: the tokenizer's limit, capped by the encoder's positions (RoBERTa's start after padding).
-    limit = position_limit(model.config.encoder)
-    return tokenizer.model_max_length if limit is None else min(tokenizer.model_max_length, limit)
 
 
 # ------------------------------------------------------------------------------------------------------ input

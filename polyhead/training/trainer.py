@@ -417,7 +417,15 @@ def train_and_evaluate(
         write_evaluation(model, results, outputs, folder, split)
         write_training_args(run_info, folder)
 
-    save_model_folder(model, tokenizer, training_args.model_dir, overwrite=True, extra=write_run_files)
+    # The trained length is saved as the tokenizer's model_max_length: what the model is run and scored at by default.
+    save_model_folder(
+        model,
+        tokenizer,
+        training_args.model_dir,
+        overwrite=True,
+        extra=write_run_files,
+        max_length=resolve_max_length(model_args),
+    )
     trainer.accelerator.wait_for_everyone()
     return results
 
