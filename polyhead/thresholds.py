@@ -25,7 +25,7 @@ GRID = np.round(np.arange(1, 100) / 100, 2)
 def sigmoid_scores(logits: np.ndarray) -> np.ndarray:
     """Multi-label scores exactly as the pipeline computes them: a float32 torch sigmoid. Compared with float32
     thresholds (see [`above_thresholds`]), a score within float rounding of its threshold is decided as the pipeline
-    decides it (a float64 sigmoid put ~3% of logits within 1e-6 of `logit(0.37)` on the other side)."""
+    decides it (why float32: docs/design.md)."""
     return torch.sigmoid(torch.as_tensor(np.asarray(logits), dtype=torch.float32)).numpy()
 
 

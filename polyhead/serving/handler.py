@@ -41,8 +41,8 @@ class EndpointHandler:
 
     Environment: `POLYHEAD_BACKEND=torch` forces torch; `POLYHEAD_ONNX_FILE` picks another graph (e.g.
     `onnx/model_quantized.onnx`); `POLYHEAD_NUM_THREADS` sets onnxruntime's threads; `POLYHEAD_DTYPE=bfloat16` runs
-    the torch model in bfloat16 (~3x float32 on Intel Xeon CPUs with AMX, Sapphire Rapids and later; slower on CPUs
-    without bfloat16 instructions).
+    the torch model in bfloat16 (fast on CPUs with AMX, slower on CPUs without bfloat16 instructions: see the
+    project's docs/design.md).
     """
 
     def __init__(self, path: str = ""):
