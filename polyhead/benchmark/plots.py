@@ -130,15 +130,18 @@ def plot_heads(rows: Sequence[dict[str, Any]], json_path: str | Path) -> Path:
     plt, json_path = _pyplot(), Path(json_path)
     figure, axis = plt.subplots(figsize=(6, 3.8))
     modes = dict.fromkeys((r["batch_size"], r["calls"]) for r in rows)
-    for batch_size, calls in modes:
+    for color, (batch_size, calls) in enumerate(modes):
         for kind, style in (("random", "o-"), ("calibrated", "s--")):
             line = [r for r in rows if (r["batch_size"], r["calls"]) == (batch_size, calls)]
             line = [r for r in line if r["heads"] == kind or r["num_tasks"] == line[0]["num_tasks"]]
             if any(r["heads"] == kind for r in line):
                 label = f"{kind} heads, batch {batch_size}" + (", one call per text" if calls == "per text" else "")
-                axis.plot([r["num_tasks"] for r in line], [r["ratio_to_one_task"] for r in line], style, label=label)
+                x, y = [r["num_tasks"] for r in line], [r["ratio_to_one_task"] for r in line]
+                axis.plot(x, y, style, color=f"C{color}", label=label)
     axis.axhline(1.0, color="gray", linewidth=0.8)
+    counts = sorted({r["num_tasks"] for r in rows})
     axis.set(xscale="log", xlabel="number of tasks T (heads)", ylabel="texts/s vs T = 1", ylim=(0, 1.3))
+    axis.set_xticks(counts, [str(t) for t in counts])
     axis.legend(fontsize="x-small")
     return _save(figure, json_path.with_suffix(".png"))
 
