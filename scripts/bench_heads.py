@@ -16,6 +16,7 @@ import torch
 
 from polyhead.benchmark.heads import HEADS, heads_table, labels_per_text, measure_heads
 from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, load_texts
+from polyhead.benchmark.plots import plot_heads
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="Interleaved rounds (median kept).")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--encoder", default=None, help="Encoder folder (default: the installed MiniLM-L6).")
-    parser.add_argument("--output", default=None, help="Also write the rows as JSON here.")
+    parser.add_argument("--output", default=None, help="Also write the rows as JSON here (and a PNG plot beside it).")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="cpu: process CPU seconds.")
     args = parser.parse_args(argv)
@@ -63,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     print(heads_table(rows))
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) + "\n")
+        records = [dataclasses.asdict(r) for r in rows]
+        Path(args.output).write_text(json.dumps(records, indent=2) + "\n")
+        print(f"Plot: {plot_heads(records, args.output)}")
 
 
 if __name__ == "__main__":

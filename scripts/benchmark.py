@@ -16,6 +16,7 @@ import torch
 import transformers
 
 from polyhead.benchmark import DEFAULT_DATA_DIR, format_report, run_benchmark, save_report
+from polyhead.benchmark.plots import plot_report
 
 
 FULL = {"num_texts": 512, "batch1_texts": 128, "repeats": 7}
@@ -42,7 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--bf16", action="store_true", help="Also time the multitask pipeline in bfloat16 (fast on CPUs with AMX)."
     )
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="The shared data folder.")
-    parser.add_argument("--output", default="outputs/benchmark.json", help="Where the JSON report goes.")
+    parser.add_argument(
+        "--output", default="outputs/benchmark.json", help="Where the JSON report goes (PNG plots beside it)."
+    )
     parser.add_argument("--work-dir", default=None, help="Keep models and ONNX exports here (default: temp).")
     choose = parser.add_argument_group("choosing a serving path (--choose)")
     choose.add_argument(
@@ -107,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(format_report(report))
     print(f"\nJSON report: {save_report(report, args.output)}")
+    print("Plots:", ", ".join(str(path) for path in plot_report(report.to_dict(), args.output)))
 
 
 if __name__ == "__main__":

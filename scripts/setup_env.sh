@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 pip_install --upgrade pip
 pip_install "torch==2.13.0"
-pip_install -e ".[dev,onnx,space]"  # the onnx and space (gradio) extras too: their tests run in CI
+pip_install -e ".[dev,onnx,space,docs]"  # onnx, space (gradio): their tests run in CI; docs: `mkdocs build --strict`
 # The Space demo's browser test drives Debian's Chromium through Selenium and Debian's chromedriver (no tool
 # downloads a browser: there is no internet besides the package registries).
 pip_install "selenium>=4.20"

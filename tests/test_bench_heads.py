@@ -111,3 +111,4 @@ def test_the_script_times_per_text_calls_unless_told_not_to(tiny_encoder, tmp_pa
         assert [row["calls"] for row in rows] == calls
         assert [row["batch_size"] for row in rows] == [4, 4, 4, 1, 1, 1, 1, 1, 1][: len(calls)]
         assert ("| per text |" in capsys.readouterr().out) is ("per text" in calls)
+        assert output.with_suffix(".png").stat().st_size > 0  # the plot beside the JSON

@@ -85,6 +85,10 @@ def test_script_tiny_run_prints_tables_and_writes_json(tmp_path, capsys):
             report["onnx"][0]["file_mib"]
         )
     _check_ratios(printed, report)
+    # the plots the docs' benchmarks page shows, next to the JSON (no memory of int8: no accuracy plot here)
+    written = {path.name for path in tmp_path.glob("*.png")}
+    assert {"bench_throughput.png", "bench_memory.png"} <= written and "bench_accuracy.png" not in written
+    assert ("bench_runtimes.png" in written) is benchmark.onnx_available()
 
 
 def _check_ratios(printed: str, report: dict) -> None:
@@ -125,3 +129,11 @@ def test_accuracy_with_the_training_code(tmp_path):
     assert table.count("\n") == 5 and "int8 multitask acc" in table
     assert result.single_task_combined_examples_per_second > 0
     assert "multitask (all tasks, one model)" in benchmark.training_table(result)
+
+
+def test_accuracy_plot_has_one_bar_per_task_and_model(tmp_path):
+    from polyhead.benchmark.plots import plot_accuracy
+
+    scores = {"emotion": {"accuracy": 0.5, "f1_macro": 0.4}, "hate": {"accuracy": 0.6, "f1_macro": 0.5}}
+    path = plot_accuracy({"multitask": scores, "single_task": scores, "int8": None}, tmp_path / "accuracy.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

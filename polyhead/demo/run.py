@@ -7,8 +7,7 @@ reports, confusion-matrix plots and the generated model card `README.md`), print
 majority-class baseline and the pipeline's answers for a few sentences, then reloads the folder in a fresh Python
 process through `pipeline("multitask-classification", model=folder, trust_remote_code=True)` and checks that its
 answers match.
-Budget: about 8 minutes on 2 CPU cores with the defaults (1,500 train / 500 test texts per task, 2 epochs,
-96 tokens; 128 tokens take about 10 minutes).
+Defaults: 1,500 train / 500 test texts per task, 2 epochs, 96 tokens (time and scores: docs/benchmarks.md).
 """
 
 import json
@@ -71,7 +70,7 @@ class DemoConfig:
     num_train_epochs: float = 2.0
     learning_rate: float = 1e-4
     batch_size: int = 32
-    max_length: int = 96  # tweets and snippets fit; BBC articles (the slow batches) are cut, topic stays ~0.98
+    max_length: int = 96  # tweets and snippets fit; BBC articles (the slow batches) are cut (docs/design.md)
     num_threads: int = 2
     sampling: str = "proportional"
     seed: int = 0

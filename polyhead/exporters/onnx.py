@@ -10,9 +10,7 @@ Two exporters, chosen per encoder family (`exporter="auto"`):
 - `"torchscript"` (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT): eager attention, and the additive 4D attention mask
   built in the wrapper below, spelled as transformers 4.x built it. Those families pass a ready 4D mask through
   untouched, so transformers 5's mask code (which this tracer would freeze to the sample's shape) is never traced,
-  and onnxruntime recognises the graph's GELU, LayerNorm and attention patterns. Measured on all-MiniLM-L6-v2
-  (2 threads, length-sorted batches of 32 tweets), this graph runs ~1.25x faster in fp32 and ~1.4x faster in int8
-  than the dynamo graph of the same model.
+  and onnxruntime recognises the graph's GELU, LayerNorm and attention patterns (measurements: docs/design.md).
 - `"dynamo"` (every other family, e.g. DeBERTa-v2 whose 4D masks mean something else): torch's dynamo exporter
   (`torch.onnx.export(..., dynamo=True)`, which needs `onnxscript`) on the model as it is.
 Either way, files are written to a temporary folder and moved into place only after the fp32 logits match torch
@@ -293,9 +291,7 @@ def quantize_int8(source: Path, target: Path) -> None:
     """onnxruntime dynamic quantization: int8 weights for MatMul/Gemm, one scale per output channel, activations
     quantized at run time.
 
-    Per channel because one scale per weight matrix lost up to 1.1 macro-F1 points on a task, per channel none
-    (all-MiniLM-L6-v2 on the three tweet test sets, 5,251 texts: every task within +-0.7 points of fp32); in one
-    side-by-side run on a busy machine it was ~4% slower than per-tensor."""
+    Per channel because one scale per weight matrix loses accuracy that per channel keeps (docs/design.md)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()

@@ -56,7 +56,8 @@ class EndpointHandler:
     sets torch's and onnxruntime's threads; `POLYHEAD_BATCH_SIZE` (default 8) the batch size of a list sent without
     `batch_size`; `POLYHEAD_MAX_INPUTS` (default 128) the most inputs one request may hold (zero-shot: texts x
     candidate labels); `POLYHEAD_DTYPE=bfloat16` runs the torch model in bfloat16 (~3x float32 on Intel Xeon CPUs
-    with AMX, Sapphire Rapids and later; slower on CPUs without bfloat16 instructions).
+    with AMX, Sapphire Rapids and later; slower on CPUs without bfloat16 instructions: see the project's
+    docs/design.md).
     """
 
     def __init__(self, path: str = ""):

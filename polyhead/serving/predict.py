@@ -50,7 +50,7 @@ def load_model(
 ):
     """The torch `MultitaskModel` in `dtype`, or with `onnx_file` (e.g. `"onnx/model.onnx"`) an
     `OnnxMultitaskModel`. `"bfloat16"` runs the encoder's matmuls on the AMX units of Intel Xeon CPUs from Sapphire
-    Rapids on (~3x float32 there) and is slower than float32 on CPUs without bfloat16 instructions."""
+    Rapids on and is slower than float32 on CPUs without bfloat16 instructions (docs/design.md)."""
     _check_dtype(dtype, onnx_file)
     if onnx_file:
         from polyhead.serving import OnnxMultitaskModel
@@ -332,7 +332,7 @@ class _ParquetWriter:
 
 
 def _records(frame: pd.DataFrame) -> Iterator[dict]:
-    # Column by column (Python scalars, as `itertuples` gives): ~3x faster than `itertuples` on a thousand columns.
+    # Column by column (Python scalars, as `itertuples` gives): faster than `itertuples` (docs/design.md).
     columns = list(frame.columns)
     values = [_json_values(frame.iloc[:, i]) for i in range(len(columns))]
     for row in zip(*values):
