@@ -225,7 +225,7 @@ class MultitaskClassificationPipeline(Pipeline):
                 second = [items[i]["text_pair"] for i in positions] if pairs else None
                 encoded = self.tokenizer(texts, second, **options)
                 if not truncation:
-                    _check_untruncated(encoded["input_ids"], self._position_limit())
+                    _check_untruncated(encoded["input_ids"], position_limit(self.model.config.encoder))
                 for j, i in enumerate(positions):
                     rows[i] = {key: values[j] for key, values in encoded.items()}
         return rows

@@ -13,6 +13,7 @@ the agreement / teacher-vs-student / speed table; everything is in `<model_dir>/
 import sys
 
 from polyhead.distill import format_distillation_table, parse_distill_args, plan_distillation, run
+from polyhead.run_folder import RESULTS_FILE
 from polyhead.training.arguments import disable_progress_bars
 from polyhead.training.trainer import check_output_locations
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> dict:
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
     results = run(model_args, data_args, distill_args, training_args, plan=plan)
-    print(f"\nDistillation ({training_args.model_dir}/results.json):")
+    print(f"\nDistillation ({training_args.model_dir}/{RESULTS_FILE}):")
     print(format_distillation_table(results))
     return results
 

@@ -46,7 +46,7 @@ from polyhead.distill.trainer import DistillationTrainer, pack_targets, student_
 from polyhead.evaluation.metrics import primary_metric
 from polyhead.evaluation.scoring import score_model, score_task, write_evaluation
 from polyhead.remote_code import MULTI_LABEL
-from polyhead.run_folder import write_json, write_training_args
+from polyhead.run_folder import RESULTS_FILE, write_json, write_training_args
 from polyhead.saving import save_model_folder
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.training.trainer import (
@@ -472,7 +472,7 @@ def run(
         if scored is not None:
             write_evaluation(model, results, predictions, folder, results["split"])
         else:
-            write_json(folder / "results.json", results)
+            write_json(folder / RESULTS_FILE, results)
         write_training_args(info, folder)
 
     save_model_folder(model, tokenizer, training_args.model_dir, overwrite=True, extra=write_run_files)
