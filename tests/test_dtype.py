@@ -89,7 +89,8 @@ def test_from_pretrained_puts_every_weight_in_the_dtype(folders, pooling, dtype)
     for task, logits in expected.items():
         assert half[task].dtype == dtype
         torch.testing.assert_close(half[task].float(), logits, rtol=0, atol=0.05)
-    torch.testing.assert_close(one, half["topic"], rtol=0, atol=0)
+    # one head vs the fused matmul over every head: other shapes may sum in another order (other CPUs, other kernels)
+    torch.testing.assert_close(one, half["topic"], rtol=1e-2, atol=1e-3)
 
 
 @pytest.mark.parametrize("dtype", HALF, ids=str)
