@@ -10,13 +10,16 @@ import textwrap
 from pathlib import Path
 
 import datasets
+import torch
 from hub_server import HubServer  # a Hub-compatible HTTP server on 127.0.0.1 (tests/hub_server.py)
 from huggingface_hub import HfApi
 
+from polyhead import MultitaskModel
 from polyhead.publishing.model_card import MultitaskCardData
 from polyhead.publishing.upload import publish_model
+from polyhead.saving import save_model_folder
 from polyhead.tasks import TaskSpec
-from polyhead.testing_utils import TINY_TASKS, WORDS
+from polyhead.testing_utils import TINY_TASKS, WORDS, tiny_multitask_config, tiny_tokenizer
 from polyhead.training.arguments import MultitaskTrainingArguments
 
 
@@ -242,3 +245,14 @@ def script_main(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
+
+
+def save_tiny_folder(folder, seed=0, **kwargs):
+    """A tiny random model folder written by `save_model_folder` (its weights depend on `seed`)."""
+    torch.manual_seed(seed)
+    return save_model_folder(MultitaskModel(tiny_multitask_config()), tiny_tokenizer(), folder, **kwargs)
+
+
+def truncate_file(path, keep=0.5):
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: int(len(data) * keep)])

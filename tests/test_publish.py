@@ -2,16 +2,30 @@
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import stat
-import subprocess
-import sys
 import threading
+import time
+import types
+from pathlib import Path
 
 import pytest
 import torch
-from helpers import RESULTS, ROOT, TEXTS, api_for, load_in_fresh_process, publish, remote_files, remote_text
+from helpers import (
+    CARD,
+    RESULTS,
+    TEXTS,
+    api_for,
+    load_in_fresh_process,
+    publish,
+    remote_files,
+    remote_text,
+    save_tiny_folder,
+    script_main,
+    truncate_file,
+)
 from huggingface_hub import ModelCard, constants
 from transformers import pipeline
 
@@ -20,6 +34,13 @@ from polyhead.publishing.model_card import is_generated_card
 from polyhead.publishing.upload import PublishError, publish_model
 from polyhead.saving import REMOTE_CODE_FILES, save_model_folder
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
+
+
+serving = pytest.importorskip("hub_server", reason="tests/hub_server.py is missing").serving
+
+
+def weights_bytes(folder):
+    return (Path(folder) / "model.safetensors").read_bytes()
 
 
 def test_publish_in_one_commit_matches_dry_run_and_loads_back(hub, model_folder, local_model, tmp_path):
@@ -107,25 +128,15 @@ def test_private_flag_creates_a_private_repo(hub, model_folder):
     assert api_for(hub).repo_info("org/open").private is False
 
 
-def test_cli_publishes_and_fails_clearly(hub, model_folder, tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": "test-token"}
-    command = [sys.executable, str(ROOT / "scripts" / "publish.py"), str(model_folder), "--repo-id", "org/cli"]
-    done = subprocess.run(
-        [*command, "--endpoint", hub.url, "--branch", "dev", "--message", "from the CLI"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert (
-        "Published" in done.stdout
-        and api_for(hub).list_repo_commits("org/cli", revision="dev")[0].title == "from the CLI"
-    )
-    failed = subprocess.run(
-        [*command, "--endpoint", "http://127.0.0.1:9"], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert failed.returncode != 0 and "nothing" not in failed.stdout and "No commit was created" in failed.stderr
+def test_cli_publishes_and_fails_clearly(hub, model_folder, capsys):
+    main = script_main("publish")
+    command = [str(model_folder), "--repo-id", "org/cli", "--token", "test-token"]
+    main([*command, "--endpoint", hub.url, "--branch", "dev", "--message", "from the CLI"])
+    assert "Published" in capsys.readouterr().out
+    assert api_for(hub).list_repo_commits("org/cli", revision="dev")[0].title == "from the CLI"
+    with pytest.raises(SystemExit) as failed:  # sys.exit(message): exit status 1, the message, no traceback
+        main([*command, "--endpoint", "http://127.0.0.1:9"])
+    assert "No commit was created" in str(failed.value.code) and "nothing" not in capsys.readouterr().out
 
 
 @pytest.fixture
@@ -184,25 +195,190 @@ def test_model_and_dry_run_folders_get_the_umask_modes(
         assert modes["model.safetensors"] == file_mode and set(modes.values()) == {file_mode}, modes
 
 
-def test_cli_dry_run_records_base_model_and_datasets_offline(model_folder, tmp_path):
+def test_cli_dry_run_records_base_model_and_datasets_offline(model_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # online: a dry run must still not connect
     listener = socket.create_server(("127.0.0.1", 0))  # a Hub that counts the connections it gets
     connections = []
     threading.Thread(target=lambda: connections.append(listener.accept()), daemon=True).start()
     endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": endpoint}
-    command = [sys.executable, str(ROOT / "scripts" / "publish.py"), str(model_folder), "--repo-id", "org/cli-dry"]
     options = ["--base-model", "org/encoder", "--datasets", "org/extra-data", "topic=org/topic-data"]
-    done = subprocess.run(
-        [*command, "--dry-run", str(tmp_path / "preview"), "--endpoint", endpoint, *options],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    script_main("publish")(
+        [str(model_folder), "--repo-id", "org/cli-dry", "--dry-run", str(tmp_path / "preview")]
+        + ["--endpoint", endpoint, *options]
     )
     listener.close()
-    assert done.returncode == 0, done.stderr[-3000:]
     assert connections == []
     card = ModelCard((tmp_path / "preview" / "README.md").read_text(encoding="utf-8"))
     assert card.data.base_model == "org/encoder"
     assert {"org/extra-data", "org/topic-data"} <= set(card.data.datasets)
     assert "[org/topic-data](https://huggingface.co/datasets/org/topic-data)" in card.text
+
+
+# -- faults (against tests/hub_server.py with injected faults) -------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_hub(tmp_path):
+    """A test server of one's own (some faults stop it)."""
+    with serving(tmp_path / "hub") as server:
+        yield server
+
+
+def _publish(server, folder, repo_id, **kwargs):
+    kwargs.setdefault("card_data", CARD)
+    kwargs.setdefault("token", "test-token")
+    return publish_model(folder, repo_id, endpoint=server.url, **kwargs)
+
+
+def _retrained(model_folder, folder, seed):
+    save_tiny_folder(folder, seed=seed)
+    for name in ("results.json", "training_args.json"):
+        (folder / name).write_bytes((model_folder / name).read_bytes())
+    return folder
+
+
+def _hand_edited(model_folder, tmp_path):
+    folder = tmp_path / "hand"
+    folder.mkdir()
+    for path in model_folder.iterdir():
+        if path.is_file():
+            (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "README.md").write_text("# My own card\n")  # no polyhead marker: no card generation, no model load
+    return folder
+
+
+def test_truncated_weights_are_not_published_whatever_the_readme(fresh_hub, model_folder, tmp_path):
+    folder = _hand_edited(model_folder, tmp_path)
+    truncate_file(folder / "model.safetensors")
+    with pytest.raises(PublishError, match="model.safetensors is truncated.*Nothing was published"):
+        _publish(fresh_hub, folder, "org/truncated")
+    with pytest.raises(PublishError, match="model.safetensors is truncated"):
+        _publish(fresh_hub, folder, "org/truncated", dry_run_dir=tmp_path / "preview")
+    assert not fresh_hub.repos and not (tmp_path / "preview").exists()
+
+
+def test_weights_that_disagree_with_the_config_are_not_published(fresh_hub, model_folder, tmp_path):
+    folder = _hand_edited(model_folder, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    tasks = config["tasks"]  # a list of {"name", "labels", "problem_type"}
+    config["tasks"] = [*tasks, {"name": "extra", "labels": ["a", "b"], "problem_type": "single_label_classification"}]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        PublishError, match="disagree with its config.json.*no weights for heads.extra.bias.*Nothing was published"
+    ):
+        _publish(fresh_hub, folder, "org/disagree")
+    tasks[1]["labels"] = ["a", "b"]  # topic: 2 labels in the config, weights for 4
+    config["tasks"] = tasks
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PublishError, match=r"shapes differ: heads.topic.bias \[4\] \(config: \[2\]\)"):
+        _publish(fresh_hub, folder, "org/disagree")
+    assert not fresh_hub.repos
+
+
+def test_a_lost_commit_response_reports_the_commit_that_landed(fresh_hub, model_folder, tmp_path, caplog):
+    _publish(fresh_hub, model_folder, "org/lost")
+    before = fresh_hub.commits("org/lost")
+    retrained = _retrained(model_folder, tmp_path / "retrained", seed=3)
+    fresh_hub.drop_next_commit_response = True
+    with caplog.at_level(logging.WARNING, logger="polyhead.publishing.upload"):
+        result = _publish(fresh_hub, retrained, "org/lost", commit_message="answer lost")
+    after = fresh_hub.commits("org/lost")
+    assert after[1:] == before and result.commit_oid == after[0]  # exactly one new commit: the client's retry was
+    assert (
+        "the commit landed and only its answer was lost" in caplog.text and result.commit_oid in caplog.text
+    )  # refused, not committed twice
+    assert fresh_hub.files("org/lost")["model.safetensors"] == weights_bytes(retrained)
+
+
+def test_an_unknown_outcome_is_reported_as_unknown(fresh_hub, model_folder, tmp_path, monkeypatch):
+    _skip_retry_waits(monkeypatch)
+    _publish(fresh_hub, model_folder, "org/unknown")
+    head = fresh_hub.commits("org/unknown")[0]
+    fresh_hub.stop_after_next_commit = True  # the commit lands, then the server is gone before anyone can check
+    with pytest.raises(PublishError, match=f"Whether a commit was created is unknown.*it was at {head}"):
+        _publish(fresh_hub, _retrained(model_folder, tmp_path / "retrained", seed=5), "org/unknown")
+    assert fresh_hub.commits("org/unknown")[1] == head
+
+
+def test_a_concurrent_commit_is_neither_piled_on_nor_claimed(fresh_hub, model_folder, tmp_path):
+    _publish(fresh_hub, model_folder, "org/busy")
+    head = fresh_hub.commits("org/busy")[0]
+    fresh_hub.interleave_next_commit = True
+    with pytest.raises(PublishError, match=f"moved from {head} to .*another commit was made meanwhile"):
+        _publish(fresh_hub, _retrained(model_folder, tmp_path / "retrained", seed=6), "org/busy")
+    assert fresh_hub.commits("org/busy")[1] == head  # only the concurrent commit was added
+    assert "CONCURRENT.md" in fresh_hub.files("org/busy")
+    assert fresh_hub.files("org/busy")["model.safetensors"] == weights_bytes(model_folder)
+
+
+def _skip_retry_waits(monkeypatch):
+    # huggingface_hub retries a lost connection 5 times with growing waits: skip the waits, not the retries.
+    from huggingface_hub.utils import _http
+
+    monkeypatch.setattr(_http, "time", types.SimpleNamespace(sleep=lambda seconds: None, time=time.time))
+
+
+def test_a_failed_commit_says_the_branch_head_is_unchanged(fresh_hub, model_folder, tmp_path):
+    _publish(fresh_hub, model_folder, "org/failed")
+    head = fresh_hub.commits("org/failed")[0]
+    fresh_hub.fail_next_commit = True
+    retrained = _retrained(model_folder, tmp_path / "retrained", seed=4)
+    with pytest.raises(PublishError, match=f"No commit was created \\(the branch head is still {head}\\)"):
+        _publish(fresh_hub, retrained, "org/failed")
+    assert fresh_hub.commits("org/failed")[0] == head
+
+
+def test_an_lfs_upload_refused_with_401_is_a_clear_failure(fresh_hub, model_folder, tmp_path):
+    fresh_hub.fail_lfs_upload = 401
+    with pytest.raises(
+        PublishError, match="Error while uploading '.*' to the Hub.*401 Unauthorized.*No commit was created"
+    ):
+        _publish(fresh_hub, model_folder, "org/unauthorized")
+    assert len(fresh_hub.commits("org/unauthorized")) == 1  # the repo's initial commit only
+    fresh_hub.fail_lfs_upload = 401  # the server fails the next LFS upload only
+    with pytest.raises(SystemExit) as failed:  # the CLI: one line, no traceback
+        script_main("publish")(
+            [str(model_folder), "--repo-id", "org/cli-401", "--endpoint", fresh_hub.url, "--token", "test-token"]
+        )
+    assert "No commit was created" in str(failed.value.code)
+
+
+def test_a_server_gone_during_the_lfs_upload_is_a_clear_failure(fresh_hub, model_folder, monkeypatch):
+    _skip_retry_waits(monkeypatch)
+    fresh_hub.stop_on_lfs_upload = True
+    with pytest.raises(PublishError, match="Error while uploading '.*' to the Hub.*No commit was created"):
+        _publish(fresh_hub, model_folder, "org/gone")
+
+
+def test_a_link_out_of_the_folder_is_refused(fresh_hub, model_folder, tmp_path):
+    folder = _hand_edited(model_folder, tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the Hub")
+    (folder / "classification_report_topic.txt").symlink_to(secret)
+    with pytest.raises(PublishError, match="classification_report_topic.txt -> .*secret.txt.*Nothing was published"):
+        _publish(fresh_hub, folder, "org/links")
+    (folder / "classification_report_topic.txt").unlink()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "results.json").write_text("{}")
+    (folder / "baselines").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(PublishError, match="baselines -> .*elsewhere"):
+        _publish(fresh_hub, folder, "org/links")
+    (folder / "baselines").unlink()
+    assert not fresh_hub.repos
+    (folder / "checkpoint-1").symlink_to(tmp_path / "elsewhere")  # not published, so not in the way
+    (folder / "copies").mkdir()
+    (folder / "tokenizer.json").rename(folder / "copies" / "tokenizer.json")
+    (folder / "tokenizer.json").symlink_to(folder / "copies" / "tokenizer.json")  # a link within the folder is fine
+    result = _publish(fresh_hub, folder, "org/links")
+    assert fresh_hub.files("org/links")["tokenizer.json"] == (folder / "copies" / "tokenizer.json").read_bytes()
+    assert not any(name.startswith(("checkpoint-1", "copies")) for name in result.files)
+
+
+def test_a_repo_id_without_namespace_is_the_users_own_or_refused(fresh_hub, model_folder, tmp_path):
+    result = _publish(fresh_hub, model_folder, "bare")
+    assert result.repo_id == "test-user/bare" and fresh_hub.files("test-user/bare")["model.safetensors"]
+    with pytest.raises(PublishError, match="has no namespace.*'<user or organization>/bare'"):
+        _publish(fresh_hub, model_folder, "bare", dry_run_dir=tmp_path / "preview")
+    with pytest.raises(PublishError, match="has no namespace, and the logged-in user could not be found"):
+        publish_model(model_folder, "anonymous", endpoint=fresh_hub.url, token=False, card_data=CARD)
+    assert [repo_id for _, repo_id in fresh_hub.repos] == ["test-user/bare"]

@@ -6,8 +6,14 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+from helpers import save_tiny_folder, truncate_file
+
 from polyhead import run_folder
+from polyhead.evaluation.scoring import evaluate_saved_model
+from polyhead.publishing.model_card import predict_widget
 from polyhead.publishing.upload import UPLOAD_PATTERNS, select_upload_files
+from polyhead.run_folder import check_weights_file
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,3 +100,22 @@ def test_run_folder_names_are_spelled_once():
             if any(name in text for name in CONTRACT_NAMES) or REPORT_NAME.search(text) or text in CONTRACT_PREFIXES:
                 offenders.append(f"{path.relative_to(ROOT)}: {text!r}")
     assert not offenders, "Use polyhead.run_folder's names instead of:\n" + "\n".join(offenders)
+
+
+def test_empty_and_truncated_weights_are_named(tmp_path):
+    folder = save_tiny_folder(tmp_path / "model")
+    weights = folder / "model.safetensors"
+    assert check_weights_file(weights)["heads.topic.weight"] == [4, 32]
+    truncate_file(weights)
+    with pytest.raises(ValueError, match=f"{weights} is truncated"):
+        check_weights_file(weights)
+    with pytest.raises(ValueError, match=f"{weights} is truncated"):
+        predict_widget(folder, ["good"])
+    with pytest.raises(ValueError, match=f"{weights} is truncated"):
+        evaluate_saved_model(folder, ["topic=nowhere"])
+    weights.write_bytes(b"")
+    with pytest.raises(ValueError, match=f"{weights} is empty"):
+        check_weights_file(weights)
+    weights.write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00{oops")
+    with pytest.raises(ValueError, match="is not a safetensors file"):
+        check_weights_file(weights)
