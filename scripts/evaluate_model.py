@@ -49,9 +49,12 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.num_threads)
     if not sys.stderr.isatty():
         disable_progress_bars()  # no carriage-return progress bars in a redirected log
-    results = evaluate_saved_model(
-        args.model_dir, args.tasks, args.split, args.output_dir, args.batch_size, args.max_length, args.max_samples
-    )
+    try:
+        results = evaluate_saved_model(
+            args.model_dir, args.tasks, args.split, args.output_dir, args.batch_size, args.max_length, args.max_samples
+        )
+    except (ValueError, FileNotFoundError) as error:  # bad arguments or data: the message says what to fix
+        sys.exit(f"error: {error}")
     print(format_results_table(results))
     print(json.dumps({"average": results["average"]}, indent=2))
     for task, capped in results.get("capped", {}).items():
@@ -60,7 +63,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as error:  # bad arguments or data: the message says what to fix
-        sys.exit(f"error: {error}")
+    main()

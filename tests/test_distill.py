@@ -12,6 +12,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from helpers import script_main
 from transformers import (
     AutoModel,
     BertConfig,
@@ -472,30 +473,23 @@ def test_student_learns_the_teachers_soft_targets(tmp_path, teachers):
 
 
 @pytest.mark.slow
-def test_script_end_to_end_and_one_line_errors(tmp_path, teachers):
+def test_script_end_to_end_and_one_line_errors(tmp_path, teachers, capsys):
     texts = _jsonl(tmp_path / "texts.jsonl", _texts(30))
     common = ["--num_train_epochs", "1", "--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true"]
-    command = [sys.executable, str(ROOT / "scripts" / "distill.py"), "--texts", texts, "--speed_texts", "4"]
-    done = subprocess.run(
-        [*command, "--teacher", f"s={teachers['sentiment']}", "--output_dir", str(tmp_path / "out"), *common],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
+    main = script_main("distill")
+    main(
+        ["--texts", texts, "--speed_texts", "4", "--teacher", f"s={teachers['sentiment']}"]
+        + ["--output_dir", str(tmp_path / "out"), *common]
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "Distillation (" in done.stdout and "texts/s" in done.stdout
+    out = capsys.readouterr().out
+    assert "Distillation (" in out and "texts/s" in out
     assert (tmp_path / "out" / "model" / "results.json").is_file()
     assert list((tmp_path / "out" / "teacher_outputs").glob("*.safetensors"))
-    failed = subprocess.run(
-        [*command, "--teacher", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "bad"), *common],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert failed.returncode == 1 and failed.stderr.startswith("error: Teacher")
-    assert "Traceback" not in failed.stderr
+    with pytest.raises(SystemExit) as failed:  # sys.exit(message): status 1, one line, no traceback
+        main(
+            ["--texts", texts, "--teacher", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "bad"), *common]
+        )
+    assert str(failed.value.code).startswith("error: Teacher")
 
 
 def test_the_distill_package_is_installed():

@@ -1,12 +1,12 @@
 """Evaluation: metrics match a hand computation, files are written, saved models score from the command line."""
 
 import json
-import sys
 
 import datasets
 import numpy as np
 import pytest
 import torch
+from helpers import script_main
 
 from polyhead import MultitaskModel
 from polyhead.data import MultitaskCollator, load_task_data, tokenize_task_data
@@ -158,7 +158,7 @@ def test_one_pass_logits_equal_per_task_logits_and_shared_texts_are_encoded_once
         assert np.array_equal(alone_labels, expected_labels)
 
 
-def test_evaluate_script_scores_a_saved_folder(scored, tmp_path, monkeypatch):
+def test_evaluate_script_scores_a_saved_folder(scored, tmp_path):
     model, tokenizer, _, _, _ = scored
     folder = save_model_folder(model, tokenizer, tmp_path / "model")
     data = tmp_path / "data"
@@ -166,10 +166,7 @@ def test_evaluate_script_scores_a_saved_folder(scored, tmp_path, monkeypatch):
     rows = [{"text": "i love this movie", "label": "positive"}, {"text": "bad phone", "label": "negative"}]
     (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    monkeypatch.syspath_prepend("scripts")
-    sys.modules.pop("evaluate_model", None)
-    from evaluate_model import main
-
+    main = script_main("evaluate_model")
     threads = torch.get_num_threads()
     try:
         results = main(
@@ -183,5 +180,5 @@ def test_evaluate_script_scores_a_saved_folder(scored, tmp_path, monkeypatch):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "test.jsonl").write_text(json.dumps({"text": "x", "label": "maybe"}) + "\n")
-    with pytest.raises(ValueError, match=r"\['maybe'\].*not in its label map"):
+    with pytest.raises(SystemExit, match=r"^error: .*\['maybe'\].*not in its label map"):
         main([str(folder), "--tasks", f"sentiment={bad}"])
