@@ -1,7 +1,9 @@
 """The compiled serving path (`polyhead.serving.compiled`): the same labels as the eager model, one graph per shape
 bucket, and the eager path (with one warning) wherever compiling cannot run."""
 
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -81,6 +83,18 @@ def test_padding_changes_no_answer(folder):
         assert ours == theirs or assert_close(ours, theirs)  # top labels; scores to the last few bits
 
 
+def test_the_model_forward_runs_compiled_too(folder):
+    # bulk prediction calls model(**inputs), whose forward calls encode positionally
+    classifier, counter = counted(folder)
+    inputs = AutoTokenizer.from_pretrained(folder)(TEXTS[:3], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        ours = classifier.model(**inputs).logits
+        theirs = load_pipeline(folder).model(**inputs).logits
+    assert counter.frame_count == 1
+    for task in theirs:
+        torch.testing.assert_close(ours[task], theirs[task], atol=1e-5, rtol=1e-4)
+
+
 def test_training_and_unusual_inputs_run_eagerly(folder):
     classifier, counter = counted(folder)
     model = classifier.model
@@ -151,3 +165,29 @@ def test_inductor_gives_the_eager_labels(folder, dtype):
         )
         assert_close(ours, theirs, tolerance)
     assert is_compiled(classifier.model) and classifier.model.encode.compiled_buckets == {(1, 16), (4, 16)}
+
+
+def test_bulk_prediction_runs_compiled_and_refuses_it_for_onnx(folder, tmp_path, monkeypatch, capsys):
+    import functools
+    import json
+
+    from polyhead.serving.predict import predict_file
+
+    counter = CompileCounter()
+    monkeypatch.setattr(compiled, "compile_model", functools.partial(compile_model, backend=counter))
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": text}) + "\n" for text in TEXTS))
+    ours = predict_file(folder, source, tmp_path / "c.jsonl", compile=True, dtype="float32", progress=False)
+    eager = predict_file(folder, source, tmp_path / "e.jsonl", progress=False)
+    rows = [[json.loads(line) for line in result.output.read_text().splitlines()] for result in (ours, eager)]
+    assert counter.frame_count == 1  # 5 texts in one batch: one bucket
+    for mine, theirs in zip(*rows, strict=True):
+        assert mine["topic"] == theirs["topic"] and mine["topic_score"] == pytest.approx(theirs["topic_score"])
+    with pytest.raises(ValueError, match="compile=True is for the torch model"):
+        predict_file(folder, source, tmp_path / "o.jsonl", onnx_file="onnx/model.onnx", compile=True, progress=False)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import predict as script  # scripts/predict.py
+
+    with pytest.raises(SystemExit):
+        script.main([folder, str(source), str(tmp_path / "o.jsonl"), "--onnx", "--compile"])
+    assert "--compile is for the torch model" in capsys.readouterr().err

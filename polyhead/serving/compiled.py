@@ -120,10 +120,15 @@ class BucketedEncoder:
     def _run(self, input_ids, attention_mask, token_type_ids=None):
         return self.encode(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
 
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, *args, **kwargs) -> torch.Tensor:
-        eager = self.fallback or args or any(v is not None for v in kwargs.values()) or torch.is_grad_enabled()
-        if eager or input_ids is None or input_ids.dim() != 2 or input_ids.device.type != "cpu":
-            return self.encode(input_ids, attention_mask, token_type_ids, *args, **kwargs)
+    def __call__(
+        self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None, **kwargs
+    ) -> torch.Tensor:
+        # `encode`'s signature (the model's forward calls it positionally); anything beyond ids and masks: eager.
+        eager = self.fallback or torch.is_grad_enabled() or any(v is not None for v in kwargs.values())
+        if eager or position_ids is not None or inputs_embeds is not None or input_ids is None:
+            return self.encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs)
+        if input_ids.dim() != 2 or input_ids.device.type != "cpu":
+            return self.encode(input_ids, attention_mask, token_type_ids, **kwargs)
         rows, length = input_ids.shape
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -147,7 +152,7 @@ class BucketedEncoder:
             message = " ".join(str(error).split("Set TORCHDYNAMO_VERBOSE")[0].split())[:300]  # one line
             self.fallback = f"compiling failed ({type(error).__name__}: {message})"
             warnings.warn(f"polyhead compiled path: {self.fallback}; running the eager model.", stacklevel=2)
-            return self.encode(input_ids, attention_mask, token_type_ids, *args, **kwargs)
+            return self.encode(input_ids, attention_mask, token_type_ids)
         self.compiled_buckets.add(shape)
         return pooled[:rows]
 
