@@ -24,6 +24,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variants", default="torch-fp32,torch-bf16,torch-compiled,onnx-int8")
     parser.add_argument("--profile", default="torch-bf16,torch-compiled", help="Variants profiled per operator.")
+    parser.add_argument(
+        "--test-sets",
+        default="",
+        help="task=data_folder,... : each variant's accuracy on the folder's test.jsonl (the model's single-label "
+        "tasks), e.g. sst2=../shared/data/sst2,trec=../shared/data/trec",
+    )
+    parser.add_argument("--test-rows", type=int, default=None, help="At most this many test rows per task.")
     parser.add_argument("--output", default="outputs/cpu/cpu.json", help="JSON report; .md table and .png beside it.")
     parser.add_argument("--tiny", action="store_true", help="Tiny random encoder and synthetic texts (smoke test).")
     return parser.parse_args(argv)
@@ -35,7 +42,7 @@ def main(argv=None) -> None:
     import transformers
 
     from polyhead.benchmark.cpu import format_cpu_report, plot_cpu_report, run_cpu_benchmark
-    from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, load_texts, save_tiny_encoder, synthetic_texts
+    from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, load_texts, read_jsonl, save_tiny_encoder, synthetic_texts
     from polyhead.benchmark.variants import multitask_model, onnx_available
     from polyhead.saving import save_model_folder
 
@@ -67,15 +74,20 @@ def main(argv=None) -> None:
             else:
                 variants.remove("onnx-int8")
                 print("onnx-int8 skipped: pip install 'polyhead[onnx]'", file=sys.stderr)
+        test_sets = {}
+        for item in filter(None, args.test_sets.split(",")):
+            task, folder = item.split("=", 1)
+            test_sets[task] = read_jsonl(Path(folder) / "test.jsonl")[: args.test_rows]
         report = run_cpu_benchmark(
             model_dir, texts, batch1_texts=args.batch1_texts, repeats=args.repeats, threads=args.threads,
             variants=variants, onnx_dir=onnx_dir, profile=[v for v in args.profile.split(",") if v],
+            test_sets=test_sets,
         )  # fmt: skip
     report["command"] = "python scripts/bench_cpu.py " + " ".join(sys.argv[1:] if argv is None else argv)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")  # first: the measurements survive any later error
     table = format_cpu_report(report)
-    output.write_text(json.dumps(report, indent=2) + "\n")
     output.with_suffix(".md").write_text(table + "\n\n" + "\n\n".join(
         f"### {variant}\n\n```\n{text}\n```" for variant, text in report["profiles"].items()) + "\n")  # fmt: skip
     print(table)

@@ -60,7 +60,7 @@ def test_rows_one_process_per_runtime(folder, tmp_path):
     texts = synthetic_texts(12)
     report = cpu.run_cpu_benchmark(
         folder, texts, batch_sizes=(4, 1), batch1_texts=3, repeats=2, variants=("torch-fp32", "torch-bf16"),
-        training=False, profile=("torch-bf16",),
+        training=False, profile=("torch-bf16",), test_sets={"topic": [{"text": t, "label": "tech"} for t in texts]},
     )  # fmt: skip
     rows = {(row["variant"], row["batch_size"]): row for row in report["rows"]}
     assert set(rows) == {(v, b) for v in ("torch-fp32", "torch-bf16") for b in (4, 1)}
@@ -72,6 +72,10 @@ def test_rows_one_process_per_runtime(folder, tmp_path):
         assert row["peak_fraction"] == pytest.approx(row["gflops"] / report["peaks_gflops"][row["dtype"]])
     assert rows[("torch-fp32", 4)]["speedup"] == 1.0 and rows[("torch-fp32", 4)]["agreement"]["topic"] == 1.0
     assert "aten::" in report["profiles"]["torch-bf16"]
+    from polyhead.serving.inference import load_pipeline
+
+    tech = sum(answer["topic"][0]["label"] == "tech" for answer in load_pipeline(folder)(texts)) / len(texts)
+    assert report["test_accuracy"]["torch-fp32"] == {"topic": tech} and report["test_rows"] == {"topic": 12}
     table = cpu.format_cpu_report(report)
     assert "| torch-bf16 | bfloat16 | 4 |" in table
     assert cpu.plot_cpu_report(report, tmp_path / "cpu.png").stat().st_size > 0

@@ -11,6 +11,7 @@ import datetime
 import multiprocessing
 import os
 import random
+import resource
 import statistics
 import time
 from collections.abc import Sequence
@@ -129,7 +130,9 @@ def _worker(connection, variant: str, model_dir: str, onnx_dir: str | None, thre
         if command == "warm":  # every batch shape the timed rounds meet (compiles the buckets)
             for batch_size in args[1]:
                 runner(args[0], batch_size=batch_size) if batch_size > 1 else [runner(text) for text in args[0][:48]]
-            connection.send(time.perf_counter() - begin)
+            buckets = getattr(runner.model.__dict__.get("encode"), "compiled_buckets", set())
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB (Linux reports KB)
+            connection.send((time.perf_counter() - begin, sorted(buckets), rss))
         elif command == "time":
             texts, batch_size = args
             if batch_size == 1:
@@ -233,6 +236,7 @@ def run_cpu_benchmark(
     onnx_dir: str | os.PathLike | None = None,
     profile: Sequence[str] = (),
     training: bool = True,
+    test_sets: dict[str, list[dict]] | None = None,
 ) -> dict[str, Any]:
     r"""
     The rows (see the module docstring) as a JSON-ready dict: machine, load averages, matmul peaks, warm-up seconds
@@ -251,7 +255,7 @@ def run_cpu_benchmark(
     inputs = {bs: texts[:batch1_texts] if bs == 1 else texts for bs in batch_sizes}
     flops = {bs: encoder_flops(model_dir, inputs[bs], bs) for bs in batch_sizes}
     context = multiprocessing.get_context("spawn")
-    workers, dtypes, skipped, warm = {}, {}, {}, {}
+    workers, dtypes, skipped, warm, buckets, memory = {}, {}, {}, {}, {}, {}
     for variant in variants:
         parent, child = context.Pipe()
         process = context.Process(
@@ -265,7 +269,7 @@ def run_cpu_benchmark(
             continue
         workers[variant], dtypes[variant] = (parent, process), detail
         parent.send(("warm", texts, list(batch_sizes)))
-        warm[variant] = parent.recv()
+        warm[variant], buckets[variant], memory[variant] = parent.recv()
     first = next(iter(workers.values()))[0]
     peaks = {}
     for dtype in sorted({peak_dtype(v, dtypes[v]) for v in workers}):
@@ -281,6 +285,13 @@ def run_cpu_benchmark(
     for variant, (connection, _) in workers.items():
         connection.send(("labels", texts))
         answers[variant] = connection.recv()
+    accuracy: dict[str, dict[str, float]] = {}
+    for task, rows in (test_sets or {}).items():  # single-label test sets: {"text", "label"} rows
+        for variant, (connection, _) in workers.items():
+            connection.send(("labels", [row["text"] for row in rows]))
+            predicted = [answer[task][0]["label"] for answer in connection.recv()]
+            hits = sum(label == row["label"] for label, row in zip(predicted, rows))
+            accuracy.setdefault(variant, {})[task] = hits / len(rows)
     profiles = {}
     for variant in profile:
         if variant in workers:
@@ -325,10 +336,14 @@ def run_cpu_benchmark(
         "flops": flops,
         "peaks_gflops": peaks,
         "warm_up_seconds": warm,
+        "peak_rss_mb_after_warm_up": memory,
+        "compiled_buckets": {variant: found for variant, found in buckets.items() if found},
         "skipped": skipped,
         "rows": [dataclasses.asdict(row) for row in rows],
         "profiles": profiles,
         "training": train,
+        "test_accuracy": accuracy,
+        "test_rows": {task: len(rows) for task, rows in (test_sets or {}).items()},
     }
 
 
@@ -339,7 +354,11 @@ def format_cpu_report(report: dict[str, Any]) -> str:
         f"{report['machine']}; torch {report['torch']}, {report['threads']} threads; {report['date']}; load average "
         f"{report['load_average_start'][0]:.1f} at the start, {report['load_average_end'][0]:.1f} at the end",
         f"matmul peak ({MATMUL_SIZE}x{MATMUL_SIZE}, GFLOP/s; int8 GOP/s): {peaks}",
-        "warm-up (s): " + ", ".join(f"{k} {v:.0f}" for k, v in report["warm_up_seconds"].items()),
+        "warm-up (s, every shape of the timed passes): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in report["warm_up_seconds"].items())
+        + "".join(f"; {k} compiled {len(v)} buckets {v}" for k, v in report.get("compiled_buckets", {}).items()),
+        "peak memory after warm-up (MB): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in report.get("peak_rss_mb_after_warm_up", {}).items()),
         "",
         "| variant | runs as | batch | texts/s | vs torch-fp32 | GFLOP/s | % of its dtype's peak "
         "| lowest task agreement with fp32 |",
@@ -353,6 +372,12 @@ def format_cpu_report(report: dict[str, Any]) -> str:
         )
     for variant, reason in report["skipped"].items():
         lines.append(f"| {variant} | skipped: {reason} | | | | | | |")
+    if report.get("test_accuracy"):
+        tasks = list(report["test_rows"])
+        lines += ["", "| variant | " + " | ".join(f"{t} test accuracy ({report['test_rows'][t]} rows)" for t in tasks)
+                  + " |", "|---|" + "---:|" * len(tasks)]  # fmt: skip
+        for variant, scores in report["test_accuracy"].items():
+            lines.append(f"| {variant} | " + " | ".join(f"{100 * scores[t]:.2f}" for t in tasks) + " |")
     if report.get("training"):
         fp32 = report["training"]["train-fp32"]["texts_per_second"]
         lines += ["", "| training step (batch 32, AdamW) | texts/s | vs fp32 |", "|---|---:|---:|"]
