@@ -11,7 +11,6 @@ import datetime
 import multiprocessing
 import os
 import random
-import resource
 import statistics
 import time
 from collections.abc import Sequence
@@ -131,8 +130,7 @@ def _worker(connection, variant: str, model_dir: str, onnx_dir: str | None, thre
             for batch_size in args[1]:
                 runner(args[0], batch_size=batch_size) if batch_size > 1 else [runner(text) for text in args[0][:48]]
             buckets = getattr(runner.model.__dict__.get("encode"), "compiled_buckets", set())
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB (Linux reports KB)
-            connection.send((time.perf_counter() - begin, sorted(buckets), rss))
+            connection.send((time.perf_counter() - begin, sorted(buckets), _resident_mb()))
         elif command == "time":
             texts, batch_size = args
             if batch_size == 1:
@@ -147,6 +145,17 @@ def _worker(connection, variant: str, model_dir: str, onnx_dir: str | None, thre
             connection.send(_profile(runner, *args))
         elif command == "peak":
             connection.send(matmul_peak(args[0]))
+
+
+def _resident_mb() -> float | None:
+    """This process's resident memory now (Linux `/proc/self/status`; ru_maxrss would count the parent's memory at
+    the fork before `spawn` runs a new interpreter)."""
+    try:
+        with open("/proc/self/status", encoding="utf-8") as handle:
+            line = next(line for line in handle if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return None
+    return int(line.split()[1]) / 1024
 
 
 def _dtype_of(runner) -> str:
@@ -336,7 +345,7 @@ def run_cpu_benchmark(
         "flops": flops,
         "peaks_gflops": peaks,
         "warm_up_seconds": warm,
-        "peak_rss_mb_after_warm_up": memory,
+        "resident_mb_after_warm_up": memory,
         "compiled_buckets": {variant: found for variant, found in buckets.items() if found},
         "skipped": skipped,
         "rows": [dataclasses.asdict(row) for row in rows],
@@ -357,8 +366,8 @@ def format_cpu_report(report: dict[str, Any]) -> str:
         "warm-up (s, every shape of the timed passes): "
         + ", ".join(f"{k} {v:.0f}" for k, v in report["warm_up_seconds"].items())
         + "".join(f"; {k} compiled {len(v)} buckets {v}" for k, v in report.get("compiled_buckets", {}).items()),
-        "peak memory after warm-up (MB): "
-        + ", ".join(f"{k} {v:.0f}" for k, v in report.get("peak_rss_mb_after_warm_up", {}).items()),
+        "resident memory after warm-up (MB): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in report.get("resident_mb_after_warm_up", {}).items() if v),
         "",
         "| variant | runs as | batch | texts/s | vs torch-fp32 | GFLOP/s | % of its dtype's peak "
         "| lowest task agreement with fp32 |",

@@ -24,8 +24,8 @@ import torch
 # length beyond the last bucket is padded to a multiple of it). 7 x 6 = 42 graphs at most; a server meets a few.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 SEQUENCE_BUCKETS = (16, 32, 64, 128, 256, 512)
-# Inductor settings for inference: weights frozen as constants (lets inductor fold them and prepack them for the
-# oneDNN / AMX matmul kernels); cpp_wrapper off by default (measured in docs/cpu-acceleration.md).
+# Inductor settings for inference: weights frozen as constants, so inductor may fold and prepack them (whether it did
+# on this host, and cpp_wrapper: docs/cpu-acceleration.md); `compile_model(options=...)` replaces them.
 INDUCTOR_OPTIONS = {"freezing": True}
 MIN_TORCH = (2, 4)  # inductor's CPU backend with freezing and bfloat16 matmuls through oneDNN
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -114,7 +114,7 @@ class BucketedEncoder:
         self.fallback = ""
         options = dict(INDUCTOR_OPTIONS if options is None else options) if backend == "inductor" else None
         _raise_recompile_limit(len(self.batch_buckets) * len(self.sequence_buckets))
-        # dynamic=False: one static graph per bucket (a dynamic-shape graph ran at a quarter of the static speed).
+        # dynamic=False: one static graph per bucket (a dynamic-shape graph still recompiled per length, ran slower).
         self.compiled = torch.compile(self._run, backend=backend, options=options, dynamic=False)
 
     def _run(self, input_ids, attention_mask, token_type_ids=None):
