@@ -36,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         "--choose --write, else float32 torch); bfloat16 is ~3x faster on Intel Xeon CPUs with AMX (Sapphire "
         "Rapids on), slower on CPUs without bfloat16 instructions.",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="The compiled path (torch.compile; bfloat16 where the CPU has native bfloat16 unless --dtype says "
+        "otherwise): faster after a warm-up of ~10-40 s per new batch/length bucket (docs/cpu-acceleration.md).",
+    )
     parser.add_argument("--resume", action="store_true", help="Continue an interrupted run (no row is duplicated).")
     parser.add_argument("--overwrite", action="store_true", help="Start again, replacing the output.")
     parser.add_argument("--no-progress", action="store_true")
@@ -44,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--int8 needs --onnx")
     if args.onnx and args.dtype not in (None, "float32"):
         parser.error("--dtype is for the torch model; with --onnx, --int8 picks the quantized graph")
+    if args.onnx and args.compile:
+        parser.error("--compile is for the torch model; drop --onnx (or --compile)")
     try:
         result = predict_file(
             args.model,
@@ -57,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             max_length=args.max_length,
             num_threads=args.num_threads,
             dtype=args.dtype,
+            compile=args.compile,
             resume=args.resume,
             overwrite=args.overwrite,
             progress=not args.no_progress,

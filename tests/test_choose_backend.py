@@ -145,11 +145,12 @@ def test_a_bad_serving_json_is_refused_with_the_fix(folder, content, message):
 
 
 def test_bulk_prediction_follows_serving_json_unless_told(folder, tmp_path):
-    assert chosen_backend(folder, None, None) == (None, "float32")  # no file: torch float32, as before
+    assert chosen_backend(folder, None, None) == (None, "float32", False)  # no file: torch float32, as before
     (folder / SETTINGS_FILE).write_text(json.dumps({"backend": "torch", "dtype": "bfloat16"}))
-    assert chosen_backend(folder, None, None) == (None, "bfloat16")
-    assert chosen_backend(folder, None, "float32") == (None, "float32")
-    assert chosen_backend(folder, "onnx/model.onnx", None) == ("onnx/model.onnx", "float32")
+    assert chosen_backend(folder, None, None) == (None, "bfloat16", False)
+    assert chosen_backend(folder, None, "float32") == (None, "float32", False)
+    assert chosen_backend(folder, "onnx/model.onnx", None) == ("onnx/model.onnx", "float32", False)
+    assert chosen_backend(folder, None, None, compile=True) == (None, "auto", True)
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "good movie"}\n{"text": "the team win the game today"}\n')
     chosen = predict_file(folder, source, tmp_path / "chosen.jsonl", progress=False)
@@ -165,6 +166,9 @@ def test_bulk_prediction_follows_serving_json_unless_told(folder, tmp_path):
     [
         '{"backend": "torch", "dtype": "bfloat16"}',
         '{"backend": "torch"}',
+        '{"backend": "torch", "dtype": "bfloat16", "compile": true}',
+        '{"backend": "torch", "compile": false}',
+        '{"backend": "torch", "compile": "yes"}',
         '{"backend": "onnx", "onnx_file": "onnx/model.onnx"}',
         '{"backend": "onnx", "onnx_file": "onnx/missing.onnx"}',
         '{"backend": "gpu"}',

@@ -157,7 +157,7 @@ def test_without_onnxruntime_the_handler_falls_back_to_torch(folders, monkeypatc
     assert _labels([answer]) == _labels(_local_answers(plain)[:1])
 
 
-def test_bfloat16_on_request_for_the_torch_model(folders, monkeypatch):
+def test_bfloat16_on_request_for_the_torch_model(folders, monkeypatch, caplog):
     plain, with_onnx = folders
     handler = _handler_module(plain, "polyhead_test_handler_dtype")
     monkeypatch.setenv("POLYHEAD_DTYPE", "bfloat16")
@@ -171,10 +171,73 @@ def test_bfloat16_on_request_for_the_torch_model(folders, monkeypatch):
     monkeypatch.setenv("POLYHEAD_DTYPE", "float16")
     with pytest.raises(ValueError, match=r"POLYHEAD_DTYPE must be one of \['float32', 'bfloat16'\], got 'float16'"):
         handler.EndpointHandler(str(plain))
-    if with_onnx is not None:
+    if with_onnx is not None:  # not for ONNX: a warning, and the graph as exported (never an error at a request)
         monkeypatch.setenv("POLYHEAD_DTYPE", "bfloat16")
-        with pytest.raises(ValueError, match="set POLYHEAD_BACKEND=torch"):
-            handler.EndpointHandler(str(with_onnx))
+        with caplog.at_level("WARNING"):
+            endpoint = handler.EndpointHandler(str(with_onnx))
+        assert endpoint.backend == "onnx" and "POLYHEAD_DTYPE=bfloat16 is for the torch model" in caplog.text
+        assert "Set POLYHEAD_BACKEND=torch" in caplog.text
+        assert _labels([endpoint({"inputs": TEXTS[0], "parameters": {"top_k": None}})]) == _labels(
+            _local_answers(with_onnx)[:1]
+        )
+
+
+def test_compile_on_request_or_from_serving_json(folders, monkeypatch, caplog):
+    from polyhead.serving import compiled
+
+    plain, with_onnx = folders
+    handler = _handler_module(plain, "polyhead_test_handler_compile")
+    calls = []
+    monkeypatch.setattr(compiled, "compile_model", lambda model, dtype: calls.append(dtype) or model)
+    monkeypatch.setenv("POLYHEAD_COMPILE", "1")
+    endpoint = handler.EndpointHandler(str(plain))
+    assert endpoint.backend == "torch" and calls == ["auto"]  # no POLYHEAD_DTYPE: bfloat16 where the CPU has it
+    assert _labels([endpoint({"inputs": TEXTS[0], "parameters": {"top_k": None}})]) == _labels(
+        _local_answers(plain)[:1]
+    )
+    monkeypatch.setenv("POLYHEAD_DTYPE", "float32")
+    handler.EndpointHandler(str(plain))
+    assert calls == ["auto", "float32"]
+    monkeypatch.setenv("POLYHEAD_COMPILE", "maybe")
+    with pytest.raises(ValueError, match=r"POLYHEAD_COMPILE must be 1 or 0 \(true/false\), got 'maybe'"):
+        handler.EndpointHandler(str(plain))
+    for name in ("POLYHEAD_COMPILE", "POLYHEAD_DTYPE"):
+        monkeypatch.delenv(name)
+    (plain / "serving.json").write_text(json.dumps({"backend": "torch", "dtype": "bfloat16", "compile": True}))
+    try:
+        handler.EndpointHandler(str(plain))
+    finally:
+        (plain / "serving.json").unlink()
+    assert calls == ["auto", "float32", "bfloat16"]
+    if with_onnx is not None:
+        monkeypatch.setenv("POLYHEAD_COMPILE", "true")
+        with caplog.at_level("WARNING"):
+            assert handler.EndpointHandler(str(with_onnx)).backend == "onnx"
+        assert "POLYHEAD_COMPILE is for the torch model" in caplog.text and calls == ["auto", "float32", "bfloat16"]
+
+
+def test_compile_without_polyhead_serves_the_eager_model(folders, monkeypatch, caplog):
+    import builtins
+
+    plain, _ = folders
+    handler = _handler_module(plain, "polyhead_test_handler_no_polyhead")
+    real_import = builtins.__import__
+
+    def without_polyhead(name, *args, **kwargs):
+        if name.startswith("polyhead"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setenv("POLYHEAD_COMPILE", "1")
+    monkeypatch.setattr(builtins, "__import__", without_polyhead)
+    with caplog.at_level("WARNING"):
+        endpoint = handler.EndpointHandler(str(plain))
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    assert "POLYHEAD_COMPILE needs the polyhead package" in caplog.text
+    assert endpoint.pipeline.model.dtype == torch.float32 and "encode" not in endpoint.pipeline.model.__dict__
+    assert _labels([endpoint({"inputs": TEXTS[0], "parameters": {"top_k": None}})]) == _labels(
+        _local_answers(plain)[:1]
+    )
 
 
 PAIR = {"text": "the team win the game", "text_pair": "people are happy"}

@@ -37,7 +37,14 @@ DEFAULT_BATCH_SIZE = 8
 DEFAULT_MAX_INPUTS = 128
 DEFAULT_NUM_THREADS = 1
 SETTINGS_FILE = "serving.json"  # this machine's fastest path, written by `scripts/benchmark.py --choose --write`
-CHOICE_VARIABLES = ("POLYHEAD_BACKEND", "POLYHEAD_ONNX_FILE", "POLYHEAD_DTYPE")  # set, they replace serving.json
+CHOICE_VARIABLES = (
+    "POLYHEAD_BACKEND",
+    "POLYHEAD_ONNX_FILE",
+    "POLYHEAD_DTYPE",
+    "POLYHEAD_COMPILE",
+)  # replace serving.json
+BOOLS = (True, False)  # serving.json's "compile"
+SWITCH = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False, "": False}
 logger = logging.getLogger(__name__)
 USAGE = (
     'send {"inputs": "a text", a {"text": ..., "text_pair": ...} pair or a list of them, '
@@ -57,19 +64,24 @@ class EndpointHandler:
     `batch_size`; `POLYHEAD_MAX_INPUTS` (default 128) the most inputs one request may hold (zero-shot: texts x
     candidate labels); `POLYHEAD_DTYPE=bfloat16` runs the torch model in bfloat16 (~3x float32 on Intel Xeon CPUs
     with AMX, Sapphire Rapids and later; slower on CPUs without bfloat16 instructions: see the project's
-    docs/design.md).
+    docs/design.md). `POLYHEAD_COMPILE=1` runs the torch model through polyhead's compiled path (torch.compile,
+    bfloat16 where the CPU has native bfloat16 unless POLYHEAD_DTYPE says otherwise; needs `pip install polyhead`;
+    the first request of each new batch/length bucket compiles for ~10-40 s, see the project's
+    docs/cpu-acceleration.md); where it cannot run, a warning and the eager model.
     """
 
     def __init__(self, path: str = ""):
         path = path or os.path.dirname(os.path.abspath(__file__))
-        backend, onnx_file, dtype = serving_choice(path)
-        if dtype not in DTYPES:
+        backend, onnx_file, dtype, compile = serving_choice(path)
+        if dtype is not None and dtype not in DTYPES:
             raise ValueError(f"POLYHEAD_DTYPE must be one of {list(DTYPES)}, got {dtype!r}.")
         use_onnx = backend != "torch" and os.path.isfile(os.path.join(path, onnx_file))
-        if use_onnx and dtype != "float32":
-            raise ValueError(
-                f"POLYHEAD_DTYPE={dtype} is for the torch model, but {onnx_file} is served with onnxruntime: set "
-                "POLYHEAD_BACKEND=torch too."
+        if use_onnx and (dtype not in (None, "float32") or compile):
+            logger.warning(
+                "%s is for the torch model, but %s is served with onnxruntime (in the precision it was exported in): "
+                "ignored. Set POLYHEAD_BACKEND=torch to serve the torch model.",
+                f"POLYHEAD_DTYPE={dtype}" if dtype not in (None, "float32") else "POLYHEAD_COMPILE",
+                onnx_file,
             )
         if use_onnx and not _onnxruntime_installed():
             logger.warning("%s exists but onnxruntime is not installed (requirements.txt): using torch.", onnx_file)
@@ -82,7 +94,8 @@ class EndpointHandler:
             self.pipeline = _onnx_pipeline(path, onnx_file, num_threads)
         else:
             self.pipeline = pipeline(PIPELINE_TASK, model=path, trust_remote_code=True)
-            self.pipeline.model.to(DTYPES[dtype])
+            if not compile or not _compile(self.pipeline.model, dtype):
+                self.pipeline.model.to(DTYPES[dtype or "float32"])
         logger.info(
             "polyhead handler: %s backend, %s threads, lists in batches of %d, at most %d inputs a request",
             self.backend,
@@ -105,22 +118,40 @@ class EndpointHandler:
             raise ValueError(str(message)) from None  # the toolkit answers any exception with 400 and its message
 
 
-def serving_choice(path: str) -> tuple[str, str, str]:
-    """`(backend, onnx_file, dtype)`: from the `POLYHEAD_BACKEND`/`POLYHEAD_ONNX_FILE`/`POLYHEAD_DTYPE` environment
-    when any of them is set, else from `path/serving.json` (see [`read_serving_file`]), else ONNX where
-    `onnx/model.onnx` exists (backend `""`), float32."""
+def serving_choice(path: str) -> tuple[str, str, str | None, bool]:
+    """`(backend, onnx_file, dtype, compile)`: from the `POLYHEAD_BACKEND`/`POLYHEAD_ONNX_FILE`/`POLYHEAD_DTYPE`/
+    `POLYHEAD_COMPILE` environment when any of them is set, else from `path/serving.json` (see
+    [`read_serving_file`]), else ONNX where `onnx/model.onnx` exists (backend `""`), float32, eager. The dtype is None
+    when compiled without one (the compiled path picks bfloat16 where the CPU has native bfloat16)."""
     chosen = {} if any(name in os.environ for name in CHOICE_VARIABLES) else read_serving_file(path) or {}
+    switch = os.environ.get("POLYHEAD_COMPILE", "").strip().lower()
+    if switch not in SWITCH:
+        raise ValueError(f"POLYHEAD_COMPILE must be 1 or 0 (true/false), got {switch!r}.")
+    compile = SWITCH[switch] or bool(chosen.get("compile"))
     return (
         os.environ.get("POLYHEAD_BACKEND", chosen.get("backend", "")),
         os.environ.get("POLYHEAD_ONNX_FILE", chosen.get("onnx_file", ONNX_FILE)),
-        os.environ.get("POLYHEAD_DTYPE", chosen.get("dtype", "float32")),
+        os.environ.get("POLYHEAD_DTYPE", chosen.get("dtype", None if compile else "float32")),
+        compile,
     )
+
+
+def _compile(model: torch.nn.Module, dtype: str | None) -> bool:
+    """`model` through polyhead's compiled path in `dtype` (None: bfloat16 where the CPU has it); False (a warning)
+    where polyhead is not installed. Where compiling cannot run, polyhead warns and leaves the model eager."""
+    try:
+        from polyhead.serving.compiled import compile_model
+    except ImportError:
+        logger.warning("POLYHEAD_COMPILE needs the polyhead package (pip install polyhead): serving the eager model.")
+        return False
+    compile_model(model, dtype or "auto")
+    return True
 
 
 def read_serving_file(path: str) -> dict[str, str] | None:
     """The fastest path that `python scripts/benchmark.py --choose MODEL --write` measured on this machine:
-    `{"backend": "torch", "dtype": ...}` or `{"backend": "onnx", "onnx_file": ...}` from `path/serving.json`, or
-    None without that file."""
+    `{"backend": "torch", "dtype": ...}` (and `"compile": True` for the compiled path) or
+    `{"backend": "onnx", "onnx_file": ...}` from `path/serving.json`, or None without that file."""
     file = os.path.join(path, SETTINGS_FILE)
     if not os.path.isfile(file):
         return None
@@ -130,15 +161,17 @@ def read_serving_file(path: str) -> dict[str, str] | None:
         except json.JSONDecodeError as error:
             raise ValueError(f"{file} is not valid JSON ({error}): run the chooser again or delete it.") from None
     backend = settings.get("backend") if isinstance(settings, dict) else None
-    if backend == "torch" and settings.get("dtype", "float32") in DTYPES:
-        return {"backend": backend, "dtype": settings.get("dtype", "float32")}
+    if backend == "torch" and settings.get("dtype", "float32") in DTYPES and settings.get("compile", False) in BOOLS:
+        compiled = {"compile": True} if settings.get("compile") else {}  # the compiled path (polyhead installed)
+        return {"backend": backend, "dtype": settings.get("dtype", "float32"), **compiled}
     onnx_file = settings.get("onnx_file", ONNX_FILE) if backend == "onnx" else None
     if isinstance(onnx_file, str) and not os.path.isfile(os.path.join(path, onnx_file)):
         raise ValueError(f"{file} chooses {onnx_file}, which {path} lacks: run the chooser again or delete it.")
     if isinstance(onnx_file, str):
         return {"backend": backend, "onnx_file": onnx_file}
     raise ValueError(
-        f"{file} must hold {{'backend': 'torch', 'dtype': one of {list(DTYPES)}}} or {{'backend': 'onnx', "
+        f"{file} must hold {{'backend': 'torch', 'dtype': one of {list(DTYPES)}, 'compile': true/false}} or "
+        f"{{'backend': 'onnx', "
         f"'onnx_file': 'onnx/...'}}, got {settings!r:.200}: run the chooser again or delete it."
     )
 

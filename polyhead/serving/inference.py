@@ -9,17 +9,25 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from transformers import AutoTokenizer, Pipeline, pipeline
 
 from polyhead.remote_code import PIPELINE_TASK, MultitaskModel
 from polyhead.run_folder import check_model_weights
 
 
-def load_pipeline(folder: str | os.PathLike, trust_remote_code: bool = False) -> Pipeline:
+def load_pipeline(
+    folder: str | os.PathLike, trust_remote_code: bool = False, compile: bool = False, dtype: str | None = None
+) -> Pipeline:
     r"""
     The `multitask-classification` pipeline of a saved model folder, offline: with this package's code, or with
     `trust_remote_code=True` the folder's own remote code (as a Hub user loads it). The weights are checked first, so
     an empty or truncated file is named.
+
+    `dtype`: `"float32"` (the default without `compile`), `"bfloat16"` or `"auto"` (bfloat16 where the CPU has native
+    bfloat16 matmuls, the default with `compile`); `compile=True`: the compiled serving path
+    (`polyhead.serving.compiled.compile_model`: torch.compile, padded to shape buckets; eager with a warning where it
+    cannot run).
 
     Example:
 
@@ -30,9 +38,19 @@ def load_pipeline(folder: str | os.PathLike, trust_remote_code: bool = False) ->
     """
     check_model_weights(folder)
     if trust_remote_code:
-        return pipeline(PIPELINE_TASK, model=str(folder), trust_remote_code=True)
-    model = MultitaskModel.from_pretrained(folder).eval()
-    return pipeline(PIPELINE_TASK, model=model, tokenizer=AutoTokenizer.from_pretrained(folder))
+        classifier = pipeline(PIPELINE_TASK, model=str(folder), trust_remote_code=True)
+    else:
+        model = MultitaskModel.from_pretrained(folder).eval()
+        classifier = pipeline(PIPELINE_TASK, model=model, tokenizer=AutoTokenizer.from_pretrained(folder))
+    if compile or dtype not in (None, "float32"):
+        from polyhead.serving.compiled import compile_model, resolve_dtype
+
+        dtype = "auto" if dtype is None else dtype
+        if compile:
+            compile_model(classifier.model, dtype)
+        else:
+            classifier.model.to(getattr(torch, resolve_dtype(dtype)))
+    return classifier
 
 
 def pipeline_answers(

@@ -46,36 +46,49 @@ class PredictResult:
 
 
 def load_model(
-    model_dir: str | os.PathLike, onnx_file: str | None = None, num_threads: int | None = None, dtype: str = "float32"
+    model_dir: str | os.PathLike,
+    onnx_file: str | None = None,
+    num_threads: int | None = None,
+    dtype: str = "float32",
+    compile: bool = False,
 ):
     """The torch `MultitaskModel` in `dtype`, or with `onnx_file` (e.g. `"onnx/model.onnx"`) an
     `OnnxMultitaskModel`. `"bfloat16"` runs the encoder's matmuls on the AMX units of Intel Xeon CPUs from Sapphire
-    Rapids on and is slower than float32 on CPUs without bfloat16 instructions (docs/design.md)."""
-    _check_dtype(dtype, onnx_file)
+    Rapids on and is slower than float32 on CPUs without bfloat16 instructions (docs/design.md). `compile=True`: the
+    compiled path (`polyhead.serving.compiled.compile_model`; `dtype="auto"` picks bfloat16 where the CPU has it)."""
+    _check_dtype(dtype, onnx_file, compile)
     if onnx_file:
         from polyhead.serving import OnnxMultitaskModel
 
         return OnnxMultitaskModel.from_pretrained(model_dir, onnx_file, num_threads=num_threads)
     if num_threads:
         torch.set_num_threads(num_threads)
+    if compile:
+        from polyhead.serving.compiled import compile_model
+
+        return compile_model(MultitaskModel.from_pretrained(model_dir), dtype)
     return MultitaskModel.from_pretrained(model_dir).to(TORCH_DTYPES[dtype]).eval()
 
 
-def chosen_backend(model_dir: str | os.PathLike, onnx_file: str | None, dtype: str | None) -> tuple[str | None, str]:
-    """`(onnx_file, dtype)`: as given, else (neither given) the folder's `serving.json`, the path that
-    `scripts/benchmark.py --choose --write` measured fastest on this machine, else torch float32."""
-    if onnx_file is None and dtype is None:
+def chosen_backend(
+    model_dir: str | os.PathLike, onnx_file: str | None, dtype: str | None, compile: bool | None = None
+) -> tuple[str | None, str, bool]:
+    """`(onnx_file, dtype, compile)`: as given, else (none given) the folder's `serving.json`, the path that
+    `scripts/benchmark.py --choose --write` measured fastest on this machine, else torch float32, eager. `compile`
+    without a `dtype`: `"auto"` (bfloat16 where the CPU has native bfloat16)."""
+    if onnx_file is None and dtype is None and compile is None:
         chosen = read_serving_file(str(model_dir)) or {}
-        return chosen.get("onnx_file"), chosen.get("dtype", "float32")
-    return onnx_file, dtype or "float32"
+        return chosen.get("onnx_file"), chosen.get("dtype", "float32"), chosen.get("compile", False)
+    return onnx_file, dtype or ("auto" if compile else "float32"), bool(compile)
 
 
-def _check_dtype(dtype: str, onnx_file: str | None) -> None:
-    if dtype not in TORCH_DTYPES:
+def _check_dtype(dtype: str, onnx_file: str | None, compile: bool = False) -> None:
+    if dtype not in TORCH_DTYPES and not (compile and dtype == "auto"):
         raise ValueError(f"dtype must be one of {list(TORCH_DTYPES)}, got {dtype!r}.")
-    if onnx_file and dtype != "float32":
+    if onnx_file and (dtype != "float32" or compile):
+        option = "compile=True" if compile else f"dtype={dtype!r}"
         raise ValueError(
-            f"dtype={dtype!r} is for the torch model: an ONNX graph runs in the precision it was exported in "
+            f"{option} is for the torch model: an ONNX graph runs in the precision it was exported in "
             "(onnx/model_quantized.onnx for int8)."
         )
 
@@ -93,6 +106,7 @@ def predict_file(
     max_length: int | None = None,
     num_threads: int | None = None,
     dtype: str | None = None,
+    compile: bool | None = None,
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
@@ -112,6 +126,8 @@ def predict_file(
         num_threads: torch / onnxruntime threads.
         dtype: the torch model's precision, `"float32"` or `"bfloat16"` (see [`load_model`]). Without `onnx_file`
             and `dtype`, the folder's `serving.json` chooses (see [`chosen_backend`]), else torch float32.
+        compile: the compiled path (torch.compile, shape buckets; see `polyhead.serving.compiled`), in bfloat16
+            where the CPU has native bfloat16 unless `dtype` says otherwise.
         resume: continue an interrupted run into the existing output; overwrite: start again.
 
     Example:
@@ -124,10 +140,10 @@ def predict_file(
 
     start = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
-    onnx_file, dtype = chosen_backend(model_dir, onnx_file, dtype)
-    _check_dtype(dtype, onnx_file)  # before the output is touched
+    onnx_file, dtype, compile = chosen_backend(model_dir, onnx_file, dtype, compile)
+    _check_dtype(dtype, onnx_file, compile)  # before the output is touched
     writer = _writer_for(output_path, resume, overwrite)
-    model = load_model(model_dir, onnx_file, num_threads, dtype)
+    model = load_model(model_dir, onnx_file, num_threads, dtype, compile)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     max_length = max_length or default_max_length(tokenizer, model.config.encoder)
     done = writer.rows_done()

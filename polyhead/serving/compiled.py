@@ -1,0 +1,243 @@
+"""The compiled serving path: the multitask model's encoder under `torch.compile` (inductor, frozen weights), in
+bfloat16 where the CPU has native bfloat16 matrix instructions (AMX or AVX512-BF16), float32 elsewhere.
+
+[`compile_model`] replaces the model's `encode` (what the `multitask-classification` pipeline, bulk prediction and the
+handler call) by a [`BucketedEncoder`]: each batch is padded to a bucket of `BATCH_BUCKETS` x `SEQUENCE_BUCKETS`
+(padding tokens masked out, padded rows dropped from the answer), so a server compiles one graph per bucket it meets
+(lazily, the first time) instead of one per new length. Everything that cannot run compiled falls back to the eager
+model with ONE warning, never an error at a request: no C++ compiler, a torch without `torch.compile` for this
+Python, a failure while compiling (the first call of a bucket), gradients on (training), inputs other than
+ids/masks. The Hub files do not use this module: the compiled path is library-only (`polyhead` must be installed).
+Measured buckets, warm-up cost and speed: docs/cpu-acceleration.md.
+"""
+
+import os
+import shutil
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+
+# Batch sizes are padded up to the next bucket (larger batches run in chunks of the largest); lengths likewise (a
+# length beyond the last bucket is padded to a multiple of it). 7 x 6 = 42 graphs at most; a server meets a few.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+SEQUENCE_BUCKETS = (16, 32, 64, 128, 256, 512)
+# Inductor settings for inference: weights frozen as constants, so inductor may fold and prepack them (whether it did
+# on this host, and cpp_wrapper: docs/cpu-acceleration.md); `compile_model(options=...)` replaces them.
+INDUCTOR_OPTIONS = {"freezing": True}
+MIN_TORCH = (2, 4)  # inductor's CPU backend with freezing and bfloat16 matmuls through oneDNN
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+DTYPES = ("auto", "float32", "bfloat16")
+ENCODE_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (AMX tiles or AVX512-BF16), from torch's own checks,
+    else `/proc/cpuinfo`'s flags."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    if all(callable(check) for check in checks):
+        return any(check() for check in checks)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(flag in flags for flag in BF16_FLAGS)
+
+
+def resolve_dtype(dtype: str | None) -> str:
+    """`"bfloat16"` or `"float32"`: `None`/`"auto"` picks bfloat16 on CPUs with native bfloat16 (see
+    [`native_bf16`]), else float32; `"bfloat16"` on a CPU without it warns and gives float32 (it would run several
+    times slower than float32 there)."""
+    if dtype not in (None, *DTYPES):
+        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}.")
+    if dtype in (None, "auto"):
+        return "bfloat16" if native_bf16() else "float32"
+    if dtype == "bfloat16" and not native_bf16():
+        warnings.warn(
+            "bfloat16 was asked for, but this CPU has no native bfloat16 matrix instructions (neither amx_bf16 nor "
+            "avx512_bf16 in /proc/cpuinfo), where it runs slower than float32: serving float32.",
+            stacklevel=2,
+        )
+        return "float32"
+    return dtype
+
+
+def compile_unavailable() -> str | None:
+    """Why `torch.compile` cannot run here (a sentence naming the fix), or None when it can."""
+    version = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2] if part.isdigit())
+    if version < MIN_TORCH:
+        return f"torch {torch.__version__} is older than {'.'.join(map(str, MIN_TORCH))}: upgrade torch"
+    try:
+        from torch import _dynamo
+
+        if not _dynamo.is_dynamo_supported():
+            return "torch.compile does not support this Python version: use a Python torch supports"
+    except Exception as error:  # a broken or stripped torch build
+        return f"torch.compile cannot be imported ({type(error).__name__}: {error})"
+    compiler = os.environ.get("CXX") or next((c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
+    if compiler is None or not shutil.which(compiler.split()[0]):
+        return "no C++ compiler was found (inductor builds its CPU kernels with one): install g++ or set CXX"
+    return None
+
+
+def bucket(size: int, buckets: Sequence[int]) -> int:
+    """The smallest bucket holding `size`; beyond the last, the next multiple of the last."""
+    for limit in buckets:
+        if size <= limit:
+            return limit
+    return -(-size // buckets[-1]) * buckets[-1]
+
+
+class BucketedEncoder:
+    """The model's `encode`, compiled once per (batch, length) bucket: inputs padded up to the bucket, the pooled
+    rows of the real inputs returned. Falls back to the eager `encode` (one warning) when compiling fails.
+
+    `compiled_buckets` lists the buckets run compiled so far (each compiled once); `fallback` says why the eager
+    path is used, or is empty."""
+
+    def __init__(
+        self,
+        encode: Callable[..., torch.Tensor],
+        pad_token_id: int = 0,
+        batch_buckets: Sequence[int] = BATCH_BUCKETS,
+        sequence_buckets: Sequence[int] = SEQUENCE_BUCKETS,
+        backend: Any = "inductor",
+        options: dict | None = None,
+    ):
+        self.encode = encode
+        self.pad_token_id = pad_token_id
+        self.batch_buckets, self.sequence_buckets = tuple(batch_buckets), tuple(sequence_buckets)
+        self.compiled_buckets: set[tuple[int, int]] = set()
+        self.fallback = ""
+        options = dict(INDUCTOR_OPTIONS if options is None else options) if backend == "inductor" else None
+        _raise_recompile_limit(len(self.batch_buckets) * len(self.sequence_buckets))
+        # dynamic=False: one static graph per bucket (a dynamic-shape graph still recompiled per length, ran slower).
+        self.compiled = torch.compile(self._run, backend=backend, options=options, dynamic=False)
+
+    def _run(self, input_ids, attention_mask, token_type_ids=None):
+        return self.encode(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+
+    def __call__(
+        self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None, **kwargs
+    ) -> torch.Tensor:
+        # `encode`'s signature (the model's forward calls it positionally); anything beyond ids and masks: eager.
+        eager = self.fallback or torch.is_grad_enabled() or any(v is not None for v in kwargs.values())
+        if eager or position_ids is not None or inputs_embeds is not None or input_ids is None:
+            return self.encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs)
+        if input_ids.dim() != 2 or input_ids.device.type != "cpu":
+            return self.encode(input_ids, attention_mask, token_type_ids, **kwargs)
+        rows, length = input_ids.shape
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if rows > self.batch_buckets[-1]:  # chunks of the largest bucket
+            step = self.batch_buckets[-1]
+            parts = [
+                self(input_ids[i : i + step], attention_mask[i : i + step],
+                     None if token_type_ids is None else token_type_ids[i : i + step])
+                for i in range(0, rows, step)
+            ]  # fmt: skip
+            return torch.cat(parts)
+        shape = (bucket(rows, self.batch_buckets), bucket(length, self.sequence_buckets))
+        padded = [
+            _pad(input_ids, shape, self.pad_token_id),
+            _pad(attention_mask, shape, 0),
+            None if token_type_ids is None else _pad(token_type_ids, shape, 0),
+        ]
+        try:
+            pooled = self.compiled(*padded)
+        except Exception as error:  # inductor's failures are of many types; the eager path stays correct
+            message = " ".join(str(error).split("Set TORCHDYNAMO_VERBOSE")[0].split())[:300]  # one line
+            self.fallback = f"compiling failed ({type(error).__name__}: {message})"
+            warnings.warn(f"polyhead compiled path: {self.fallback}; running the eager model.", stacklevel=2)
+            return self.encode(input_ids, attention_mask, token_type_ids)
+        self.compiled_buckets.add(shape)
+        return pooled[:rows]
+
+    def warm_up(self, batch_sizes: Sequence[int], lengths: Sequence[int]) -> None:
+        """Compiles the buckets of `batch_sizes` x `lengths` now (a server's start-up), not at the first requests."""
+        with torch.inference_mode():
+            for rows in batch_sizes:
+                for length in lengths:
+                    self(torch.full((rows, length), self.pad_token_id), torch.ones(rows, length, dtype=torch.long))
+
+
+def _pad(tensor: torch.Tensor, shape: tuple[int, int], value: int) -> torch.Tensor:
+    """`tensor` padded with `value` to `shape`: extra columns at the end; extra rows copy the first row, so no padded
+    row is fully masked (an all-masked row may give NaN, which is dropped anyway but costs a slow path)."""
+    rows, length = tensor.shape
+    if length < shape[1]:
+        tensor = torch.nn.functional.pad(tensor, (0, shape[1] - length), value=value)
+    if rows < shape[0]:
+        tensor = torch.cat([tensor, tensor[:1].expand(shape[0] - rows, -1)])
+    return tensor
+
+
+def _raise_recompile_limit(graphs: int) -> None:
+    """Dynamo stops compiling a function after `recompile_limit` shapes (8 by default) and runs it eagerly: one graph
+    per bucket needs more."""
+    import torch._dynamo.config as dynamo_config
+
+    for name in ("recompile_limit", "cache_size_limit"):  # renamed in torch 2.6
+        if hasattr(dynamo_config, name):
+            setattr(dynamo_config, name, max(getattr(dynamo_config, name), graphs))
+            return
+
+
+def compile_model(
+    model: torch.nn.Module,
+    dtype: str | None = "auto",
+    batch_buckets: Sequence[int] = BATCH_BUCKETS,
+    sequence_buckets: Sequence[int] = SEQUENCE_BUCKETS,
+    backend: Any = "inductor",
+    options: dict | None = None,
+) -> torch.nn.Module:
+    r"""
+    `model` (a `MultitaskModel`, in place, in eval mode) in `dtype` (see [`resolve_dtype`]: `"auto"` is bfloat16
+    on CPUs with native bfloat16, else float32) with its `encode` compiled per bucket (see [`BucketedEncoder`]).
+
+    When compiling is not possible here (see [`compile_unavailable`]) or the model has no `encode` (remote code older
+    than the fused heads), one warning says why and the model stays eager, in `dtype`. `model.encode.fallback` is
+    empty while the compiled path runs.
+
+    Example:
+
+    ```python
+    >>> classifier = pipeline("multitask-classification", model=compile_model(MultitaskModel.from_pretrained(path)),
+    ...                       tokenizer=AutoTokenizer.from_pretrained(path))
+    ```
+    """
+    model = model.to(getattr(torch, resolve_dtype(dtype))).eval()
+    why = compile_unavailable()
+    if why is None and not callable(getattr(model, "encode", None)):
+        why = "the model has no encode() (its code predates the fused heads): save it again with this polyhead"
+    if why is not None:
+        warnings.warn(f"polyhead compiled path unavailable: {why}. Running the eager model.", stacklevel=2)
+        return model
+    if isinstance(model.__dict__.get("encode"), BucketedEncoder):
+        return model
+    encoder_config = getattr(model.config, "encoder", model.config)
+    pad = getattr(encoder_config, "pad_token_id", None) or 0
+    model.encode = BucketedEncoder(model.encode, pad, batch_buckets, sequence_buckets, backend, options)
+    return model
+
+
+def is_compiled(model: torch.nn.Module) -> bool:
+    """Whether `model` runs the compiled path (compiled by [`compile_model`] and not fallen back to eager)."""
+    encode = model.__dict__.get("encode")
+    return isinstance(encode, BucketedEncoder) and not encode.fallback
+
+
+__all__ = [
+    "BATCH_BUCKETS",
+    "SEQUENCE_BUCKETS",
+    "BucketedEncoder",
+    "bucket",
+    "compile_model",
+    "compile_unavailable",
+    "is_compiled",
+    "native_bf16",
+    "resolve_dtype",
+]

@@ -1,0 +1,81 @@
+"""The CPU acceleration benchmark (`polyhead.benchmark.cpu`, `scripts/bench_cpu.py`) on the tiny encoder: FLOPs as
+counted match the encoder's arithmetic, the rows and their fractions of the peak are consistent, one process per
+runtime. Nothing here depends on the machine's speed."""
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from polyhead import MultitaskModel
+from polyhead.benchmark import cpu
+from polyhead.benchmark.inputs import save_tiny_encoder, synthetic_texts
+from polyhead.saving import save_model_folder
+from polyhead.testing_utils import TINY_TASKS
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> str:
+    encoder = save_tiny_encoder(tmp_path_factory.mktemp("encoder") / "tiny")
+    torch.manual_seed(0)
+    model = MultitaskModel.from_encoder_pretrained(encoder, tasks=TINY_TASKS, pooling="native").eval()
+    return str(save_model_folder(model, AutoTokenizer.from_pretrained(encoder), tmp_path_factory.mktemp("m") / "m"))
+
+
+def test_counted_flops_are_the_encoders_matmuls(folder):
+    texts = synthetic_texts(6)
+    model = MultitaskModel.from_pretrained(folder)
+    config, tokenizer = model.config.encoder, AutoTokenizer.from_pretrained(folder)
+    h, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    labels = sum(len(spec["labels"]) for spec in model.config.tasks.values())
+    expected = 0
+    for batch in cpu.pipeline_batches(tokenizer, texts, 3, 512):
+        rows, length = batch["input_ids"].shape
+        per_layer = 2 * rows * length * (4 * h * h + 2 * h * inner) + 2 * 2 * rows * length * length * h
+        expected += layers * per_layer + 2 * rows * h * h + 2 * rows * h * labels  # + native pooler + heads
+    assert cpu.encoder_flops(folder, texts, 3) == expected
+
+
+def test_pipeline_batches_are_sorted_and_padded_per_batch(folder):
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    texts = ["a b c d e f", "a", "a b c"]
+    assert [b["input_ids"].shape[1] for b in cpu.pipeline_batches(tokenizer, texts, 2, 512)] == [5, 8]
+    assert [b["input_ids"].shape for b in cpu.pipeline_batches(tokenizer, texts, 1, 512)][1] == (1, 3)
+
+
+def test_matmul_peak_and_training_speed_report_rates():
+    assert cpu.matmul_peak("float32", size=64, seconds=0.05) > 0
+    assert cpu.matmul_peak("int8", size=64, seconds=0.05) > 0
+    assert cpu.peak_dtype("onnx-int8", "int8 (onnxruntime)") == "int8"
+    assert cpu.peak_dtype("torch-compiled", "float32 compiled") == "float32"  # a CPU without bfloat16
+
+
+def test_training_speed_times_both_precisions(folder):
+    speed = cpu.training_speed(folder, synthetic_texts(16), batch_size=4, steps=2, repeats=1)
+    assert set(speed) == {"train-fp32", "train-bf16"}
+    assert all(row["texts_per_second"] > 0 and len(row["runs"]) == 1 for row in speed.values())
+
+
+@pytest.mark.slow
+def test_rows_one_process_per_runtime(folder, tmp_path):
+    texts = synthetic_texts(12)
+    report = cpu.run_cpu_benchmark(
+        folder, texts, batch_sizes=(4, 1), batch1_texts=3, repeats=2, variants=("torch-fp32", "torch-bf16"),
+        training=False, profile=("torch-bf16",), test_sets={"topic": [{"text": t, "label": "tech"} for t in texts]},
+    )  # fmt: skip
+    rows = {(row["variant"], row["batch_size"]): row for row in report["rows"]}
+    assert set(rows) == {(v, b) for v in ("torch-fp32", "torch-bf16") for b in (4, 1)}
+    for (_, batch_size), row in rows.items():
+        assert len(row["runs"]) == 2 and row["num_texts"] == (3 if batch_size == 1 else 12)
+        assert row["gflops"] == pytest.approx(
+            report["flops"][batch_size] / 1e9 * row["texts_per_second"] / row["num_texts"]
+        )
+        assert row["peak_fraction"] == pytest.approx(row["gflops"] / report["peaks_gflops"][row["dtype"]])
+    assert rows[("torch-fp32", 4)]["speedup"] == 1.0 and rows[("torch-fp32", 4)]["agreement"]["topic"] == 1.0
+    assert "aten::" in report["profiles"]["torch-bf16"]
+    from polyhead.serving.inference import load_pipeline
+
+    tech = sum(answer["topic"][0]["label"] == "tech" for answer in load_pipeline(folder)(texts)) / len(texts)
+    assert report["test_accuracy"]["torch-fp32"] == {"topic": tech} and report["test_rows"] == {"topic": 12}
+    table = cpu.format_cpu_report(report)
+    assert "| torch-bf16 | bfloat16 | 4 |" in table
+    assert cpu.plot_cpu_report(report, tmp_path / "cpu.png").stat().st_size > 0

@@ -1,0 +1,193 @@
+"""The compiled serving path (`polyhead.serving.compiled`): the same labels as the eager model, one graph per shape
+bucket, and the eager path (with one warning) wherever compiling cannot run."""
+
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torch._dynamo.testing import CompileCounter
+from transformers import AutoTokenizer
+
+from polyhead import MultitaskModel
+from polyhead.benchmark.inputs import save_tiny_encoder
+from polyhead.saving import save_model_folder
+from polyhead.serving import compiled
+from polyhead.serving.compiled import BucketedEncoder, bucket, compile_model, is_compiled, resolve_dtype
+from polyhead.serving.inference import load_pipeline
+from polyhead.testing_utils import TINY_TASKS
+
+
+TEXTS = [
+    "good",
+    "the team win the game today and people are happy",
+    "bad phone",
+    "i love this movie so much",
+    "angry people hate the market news",
+]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> str:
+    encoder = save_tiny_encoder(tmp_path_factory.mktemp("encoder") / "tiny")
+    torch.manual_seed(0)
+    model = MultitaskModel.from_encoder_pretrained(encoder, tasks=TINY_TASKS).eval()
+    return str(save_model_folder(model, AutoTokenizer.from_pretrained(encoder), tmp_path_factory.mktemp("m") / "m"))
+
+
+def counted(folder, **kwargs):
+    """A pipeline whose model is 'compiled' by a backend that only counts graphs (fast, no C++)."""
+    counter = CompileCounter()
+    classifier = load_pipeline(folder)
+    compile_model(classifier.model, "float32", backend=counter, **kwargs)
+    return classifier, counter
+
+
+def assert_close(ours: list[dict], theirs: list[dict], tolerance: float = 1e-5) -> None:
+    """The same tasks and labels per text, scores within `tolerance` (padding and kernels change the sums' order)."""
+    assert len(ours) == len(theirs)
+    for mine, expected in zip(ours, theirs):
+        assert list(mine) == list(expected)
+        for task, items in mine.items():
+            scores = {item["label"]: item["score"] for item in expected[task]}
+            assert {item["label"]: item["score"] for item in items} == pytest.approx(scores, abs=tolerance), task
+
+
+def test_bucket_rounds_up_and_beyond_the_last_to_its_multiples():
+    assert [bucket(n, (1, 8, 32)) for n in (1, 2, 8, 9, 32, 33, 65)] == [1, 8, 8, 32, 32, 64, 96]
+
+
+def test_lengths_and_batch_sizes_in_one_bucket_reuse_one_graph(folder):
+    classifier, counter = counted(folder, batch_buckets=(4, 8), sequence_buckets=(16, 32))
+    eager = load_pipeline(folder)
+    # batches of 2 and 3 (bucket 4), every text shorter than 16 tokens: one graph for all of them.
+    for batch_size in (2, 3):
+        assert_close(
+            classifier(TEXTS, batch_size=batch_size, top_k=None), eager(TEXTS, batch_size=batch_size, top_k=None)
+        )
+    assert counter.frame_count == 1
+    assert classifier.model.encode.compiled_buckets == {(4, 16)}
+    classifier(["a long text " * 6], batch_size=1)  # ~20 tokens: the (4, 32) bucket
+    classifier(TEXTS + TEXTS, batch_size=8)  # 8 rows: the (8, 16) bucket
+    classifier(TEXTS * 4, batch_size=20)  # 20 rows, beyond the largest bucket: chunks of 8 (8, 8, 4)
+    assert counter.frame_count == 3
+    assert classifier.model.encode.compiled_buckets == {(4, 16), (4, 32), (8, 16)}
+
+
+def test_padding_changes_no_answer(folder):
+    classifier, _ = counted(folder, batch_buckets=(8,), sequence_buckets=(64,))
+    eager = load_pipeline(folder)
+    for batch_size in (1, 2, 5):
+        ours, theirs = classifier(TEXTS, batch_size=batch_size), eager(TEXTS, batch_size=batch_size)
+        assert ours == theirs or assert_close(ours, theirs)  # top labels; scores to the last few bits
+
+
+def test_the_model_forward_runs_compiled_too(folder):
+    # bulk prediction calls model(**inputs), whose forward calls encode positionally
+    classifier, counter = counted(folder)
+    inputs = AutoTokenizer.from_pretrained(folder)(TEXTS[:3], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        ours = classifier.model(**inputs).logits
+        theirs = load_pipeline(folder).model(**inputs).logits
+    assert counter.frame_count == 1
+    for task in theirs:
+        torch.testing.assert_close(ours[task], theirs[task], atol=1e-5, rtol=1e-4)
+
+
+def test_training_and_unusual_inputs_run_eagerly(folder):
+    classifier, counter = counted(folder)
+    model = classifier.model
+    inputs = AutoTokenizer.from_pretrained(folder)(TEXTS[:2], padding=True, return_tensors="pt")
+    model(**inputs)  # gradients on: eager
+    with torch.no_grad():
+        model.encode(inputs_embeds=torch.zeros(1, 3, model.config.encoder.hidden_size))
+    assert counter.frame_count == 0
+
+
+def test_a_failing_compile_warns_once_and_answers_eagerly(folder):
+    def broken(graph, example_inputs):
+        raise RuntimeError("no compiler today")
+
+    classifier = load_pipeline(folder)
+    compile_model(classifier.model, "float32", backend=broken)
+    expected = load_pipeline(folder)(TEXTS, batch_size=2)
+    with pytest.warns(UserWarning, match="compiling failed .*no compiler today.*eager"):
+        assert classifier(TEXTS, batch_size=2) == expected
+    assert not is_compiled(classifier.model) and "no compiler today" in classifier.model.encode.fallback
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning, no second try
+        assert classifier(TEXTS, batch_size=2) == expected
+
+
+def test_no_cxx_compiler_or_old_torch_means_eager_with_a_warning(folder, monkeypatch):
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(compiled.shutil, "which", lambda name: None)
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler was found .*install g\\+\\+ or set CXX"):
+        classifier = load_pipeline(folder, compile=True, dtype="float32")
+    assert not is_compiled(classifier.model)
+    assert classifier(TEXTS) == load_pipeline(folder)(TEXTS)
+    monkeypatch.undo()
+    monkeypatch.setattr(compiled.torch, "__version__", "2.1.0+cpu")
+    assert "older than 2.4: upgrade torch" in compiled.compile_unavailable()
+
+
+def test_bfloat16_only_where_the_cpu_has_it(monkeypatch):
+    monkeypatch.setattr(compiled, "native_bf16", lambda: False)
+    assert resolve_dtype("auto") == "float32" and resolve_dtype(None) == "float32"
+    with pytest.warns(UserWarning, match="no native bfloat16 matrix instructions"):
+        assert resolve_dtype("bfloat16") == "float32"
+    monkeypatch.setattr(compiled, "native_bf16", lambda: True)
+    assert resolve_dtype("auto") == "bfloat16" and resolve_dtype("float32") == "float32"
+    with pytest.raises(ValueError, match=r"dtype must be one of \['auto', 'float32', 'bfloat16'\], got 'float16'"):
+        resolve_dtype("float16")
+
+
+def test_native_bf16_reads_cpuinfo_without_torch_checks(monkeypatch, tmp_path):
+    monkeypatch.delattr(compiled.torch.cpu, "_is_amx_tile_supported", raising=False)
+    with open("/proc/cpuinfo", encoding="utf-8") as handle:
+        flags = next(line for line in handle if line.startswith("flags")).split()
+    assert compiled.native_bf16() == any(flag in flags for flag in compiled.BF16_FLAGS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "auto"])
+def test_inductor_gives_the_eager_labels(folder, dtype):
+    # The real backend (C++ kernels, frozen weights): two buckets, (1, 16) and (4, 16).
+    classifier = load_pipeline(folder, compile=True, dtype=dtype)
+    eager = load_pipeline(folder)
+    assert isinstance(classifier.model.encode, BucketedEncoder)
+    for batch_size in (1, 4):
+        tolerance = 0.02 if classifier.model.dtype == torch.bfloat16 else 1e-4  # bfloat16: ~3 significant digits
+        ours, theirs = (
+            classifier(TEXTS, batch_size=batch_size, top_k=None),
+            eager(TEXTS, batch_size=batch_size, top_k=None),
+        )
+        assert_close(ours, theirs, tolerance)
+    assert is_compiled(classifier.model) and classifier.model.encode.compiled_buckets == {(1, 16), (4, 16)}
+
+
+def test_bulk_prediction_runs_compiled_and_refuses_it_for_onnx(folder, tmp_path, monkeypatch, capsys):
+    import functools
+    import json
+
+    from polyhead.serving.predict import predict_file
+
+    counter = CompileCounter()
+    monkeypatch.setattr(compiled, "compile_model", functools.partial(compile_model, backend=counter))
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": text}) + "\n" for text in TEXTS))
+    ours = predict_file(folder, source, tmp_path / "c.jsonl", compile=True, dtype="float32", progress=False)
+    eager = predict_file(folder, source, tmp_path / "e.jsonl", progress=False)
+    rows = [[json.loads(line) for line in result.output.read_text().splitlines()] for result in (ours, eager)]
+    assert counter.frame_count == 1  # 5 texts in one batch: one bucket
+    for mine, theirs in zip(*rows, strict=True):
+        assert mine["topic"] == theirs["topic"] and mine["topic_score"] == pytest.approx(theirs["topic_score"])
+    with pytest.raises(ValueError, match="compile=True is for the torch model"):
+        predict_file(folder, source, tmp_path / "o.jsonl", onnx_file="onnx/model.onnx", compile=True, progress=False)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import predict as script  # scripts/predict.py
+
+    with pytest.raises(SystemExit):
+        script.main([folder, str(source), str(tmp_path / "o.jsonl"), "--onnx", "--compile"])
+    assert "--compile is for the torch model" in capsys.readouterr().err
