@@ -40,7 +40,8 @@ SETTINGS_FILE = "serving.json"  # this machine's fastest path, written by `scrip
 CHOICE_VARIABLES = ("POLYHEAD_BACKEND", "POLYHEAD_ONNX_FILE", "POLYHEAD_DTYPE")  # set, they replace serving.json
 logger = logging.getLogger(__name__)
 USAGE = (
-    'send {"inputs": "a text", a {"text": ..., "text_pair": ...} pair or a list of them, '
+    'send {"inputs": "a text", a {"text": ..., "text_pair": ...} pair, a {"text": ..., "choices": [...]} '
+    "multiple-choice input or a list of them, "
     '"parameters": {"tasks": [...], "top_k": 1, ...}} (zero-shot: "parameters": {"candidate_labels": [...], ...})'
 )
 
@@ -252,7 +253,8 @@ def _check_parameters(parameters: dict[str, Any]) -> None:
 
 def _check_size(inputs: Any, parameters: dict[str, Any], max_inputs: int) -> None:
     """At most `max_inputs` inputs a request (zero-shot: texts x candidate labels, one encoder row each)."""
-    count = len(inputs) if isinstance(inputs, list) else 1
+    items = inputs if isinstance(inputs, list) else [inputs]  # a multiple-choice input: one row per choice
+    count = sum(len(i["choices"]) if isinstance(i, dict) and isinstance(i.get("choices"), list) else 1 for i in items)
     labels = parameters.get("candidate_labels")
     if labels:
         count *= len(labels.split(",") if isinstance(labels, str) else labels)
