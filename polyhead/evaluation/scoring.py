@@ -105,6 +105,10 @@ def predict_all_logits(
     choice_tasks, _ = choices.split_tasks(list(tasks), model)  # their own batches of (context, choice) pairs
     results = {task: choices.predict_logits(model, tasks[task], tokenizer, task, batch_size) for task in choice_tasks}
     tasks = {task: dataset for task, dataset in tasks.items() if task not in choice_tasks}
+    if getattr(model, "task_embeddings", None) is not None and len(tasks) > 1:  # one pass per task, with its vector
+        for task, dataset in tasks.items():
+            results.update(predict_all_logits(model, {task: dataset}, tokenizer, batch_size, progress))
+        return results
     if not tasks:
         return results
     columns = {task: _plain_columns(dataset) for task, dataset in tasks.items()}
@@ -164,7 +168,8 @@ def _encode_all(
         chunk = order[start : start + batch_size]
         batch = tokenizer.pad([inputs[i] for i in chunk], return_tensors="pt").to(model.device)
         if _has_heads(model):
-            values = model.encode(**batch)
+            embedded = getattr(model, "task_embeddings", None) is not None  # then `tasks` is one task
+            values = model.encode(**batch, task=tasks[0]) if embedded else model.encode(**batch)
         else:
             logits = model(**batch, task=tasks).logits
             values = torch.cat([logits[task] for task in tasks], dim=-1)
