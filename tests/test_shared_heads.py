@@ -96,3 +96,16 @@ def test_training_shares_the_head_and_reports_every_task(tmp_path, monkeypatch):
     swapped = [task("a", ["good", "bad"], 0), task("b", ["bad", "good"], 2)]
     with pytest.raises(ValueError, match="different orders"):
         run(ModelArguments(share_heads_by_labels=True), DataArguments(tasks=swapped), training_args(tmp_path / "x"))
+
+
+def test_exports_refuse_what_they_cannot_reproduce(tmp_path):
+    from polyhead.exporters.task_checkpoint import check_exportable, export_task
+
+    torch.manual_seed(0)
+    tasks = {name: spec for name, spec in TASKS.items() if name != "topic"}
+    config = tiny_multitask_config(tasks=tasks, shared_heads={"mnli": ["mnli", "snli"]}, pooling="native")
+    model = MultitaskModel(config).eval()
+    with pytest.raises(ValueError, match="multiple-choice tasks and models with task embeddings"):
+        check_exportable(model, "copa")
+    result = export_task(model, "snli", tmp_path / "snli", tokenizer=tiny_tokenizer())  # the shared head, exactly
+    assert result.max_abs_diff <= 1e-5
