@@ -101,7 +101,7 @@ class MultitaskClassificationPipeline(Pipeline):
             _check_input(inputs, None)
             return super().__call__(inputs, **kwargs)
         if isinstance(inputs, types.GeneratorType):  # streamed lazily, checked text by text
-            return super().__call__((_check_input(item, None) for item in inputs), **kwargs)
+            return super().__call__((_check_input(item, None, choices=False) for item in inputs), **kwargs)
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         if not isinstance(inputs, list):
@@ -550,12 +550,14 @@ def _check_choices(item: dict, where: str) -> dict:
     return item
 
 
-def _check_input(item: Any, position: int | None) -> str | dict:
+def _check_input(item: Any, position: int | None, choices: bool = True) -> str | dict:
     """A non-empty string, or (as transformers' text-classification pipeline accepts) a `{"text": ...}` or
     `{"text": ..., "text_pair": ...}` dict of them, or a multiple-choice `{"text", "question"?, "choices"}`."""
     if not isinstance(item, dict):
         return _check_text(item, position)
     where = "" if position is None else f" at position {position}"
+    if "choices" in item and not choices:
+        raise ValueError("Multiple-choice inputs go in a list (or alone), not in a generator.")
     if "choices" in item:
         _check_text(item.get("text"), position, "'text'")
         if item.get("question") is not None:

@@ -197,3 +197,9 @@ def test_saved_mixed_model_answers_through_remote_code(mixed_model, tmp_path):
         a["label"] for a in expected[1]["copa"]
     ]
     assert [a["score"] for a in out[1]["copa"]] == pytest.approx([a["score"] for a in expected[1]["copa"]], abs=1e-5)
+
+
+def test_a_generator_of_choice_inputs_is_refused_not_misread(mixed_model):
+    classifier = MultitaskClassificationPipeline(model=mixed_model, tokenizer=tiny_tokenizer())
+    with pytest.raises(ValueError, match="not in a generator"):
+        list(classifier(item for item in [{"text": "good movie", "choices": ["good", "bad"]}]))
