@@ -322,14 +322,11 @@ class MultitaskModel(PreTrainedModel):
         """
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
         inputs.update(position_ids=position_ids, inputs_embeds=inputs_embeds)
-        choices = (
-            (input_ids.dim() == 3)
-            if input_ids is not None
-            else (inputs_embeds is not None and inputs_embeds.dim() == 4)
-        )
+        given = input_ids if input_ids is not None else inputs_embeds
+        choices = given is not None and given.dim() == (3 if input_ids is not None else 4)
         tasks = self._resolve_tasks(task, choices)
         if choices:  # (batch, choices, length) -> the real choices' pairs (pairs, length), encoded as one batch
-            shape = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+            shape = given.shape[:2]
             choice_mask = torch.ones(shape, dtype=torch.bool) if choice_mask is None else choice_mask.bool()
             choice_mask = choice_mask.to(self.device)
             inputs = {key: value[choice_mask] for key, value in inputs.items() if value is not None}
@@ -367,7 +364,7 @@ class MultitaskModel(PreTrainedModel):
             return self.heads[self.config.head_of(tasks[0])](features)
         fused = self.fused_head_weights(tuple(tasks))
         if fused is None:  # a head that is not a plain nn.Linear (quantized, wrapped by an adapter...): one call each
-            return torch.cat([self.heads[name](features) for name in tasks], dim=-1)
+            return torch.cat([self.heads[self.config.head_of(name)](features) for name in tasks], dim=-1)
         return F.linear(features, *fused)
 
     def fused_head_weights(self, tasks: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor] | None:
