@@ -71,7 +71,9 @@ def test_config_normalises_a_multiple_choice_task_to_one_score():
 
 def test_rows_with_varying_choice_counts_are_padded_and_masked():
     data = load_task_data([copa_spec()])["copa"]
-    assert data.labels == ["score"] and data.label_ids("validation" if False else "eval") == data.label_ids("eval")
+    assert data.labels == ["score"] and data.head == {"labels": ["score"], "problem_type": MULTIPLE_CHOICE}
+    eval_rows = data.splits["eval"]  # labelled by the right choice's text: read as its index
+    assert [row["choices"][i] for row, i in zip(eval_rows, data.label_ids("eval"))] == eval_rows["label"]
     encoded = tokenize_task_data(data, tiny_tokenizer(), max_length=32)["train"]
     batch = MultitaskCollator(tiny_tokenizer())([encoded[i] for i in range(6)])
     counts = [len(encoded[i]["input_ids"]) for i in range(6)]
