@@ -88,12 +88,8 @@ class MultitaskClassificationPipeline(Pipeline):
             _check_positive_int("batch_size", kwargs["batch_size"])
         if "candidate_labels" in kwargs:
             return self._zero_shot_pipeline()(inputs, **kwargs)
-        if any(
-            map(
-                _is_choice_input,
-                [inputs] if isinstance(inputs, dict) else inputs if isinstance(inputs, (list, tuple)) else [],
-            )
-        ):
+        listed = [inputs] if isinstance(inputs, dict) else inputs if isinstance(inputs, (list, tuple)) else []
+        if any(map(_is_choice_input, listed)):
             return self._call_with_choices(inputs, kwargs)
         if kwargs.get("tasks") is not None:  # a multiple-choice task needs choices
             _kind_tasks(self.model.config.tasks, self._check_tasks(kwargs["tasks"]), False, strict=True)
@@ -155,9 +151,8 @@ class MultitaskClassificationPipeline(Pipeline):
         results, ends = [], torch.tensor([len(item["choices"]) for item in items]).cumsum(0).tolist()
         for item, end in zip(items, ends):
             n = len(item["choices"])
-            probabilities, order = torch.softmax(scores[end - n : end].float(), dim=0).sort(
-                dim=0, descending=True, stable=True
-            )
+            probabilities = torch.softmax(scores[end - n : end].float(), dim=0)  # (choices, tasks)
+            probabilities, order = probabilities.sort(dim=0, descending=True, stable=True)
             answer = {}
             for j, task in enumerate(tasks):
                 ranked = zip(order[:top_k, j].tolist(), probabilities[:top_k, j].tolist())
