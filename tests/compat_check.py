@@ -35,6 +35,7 @@ def check(source, texts, resave_dir, revision):
     choices = [{"text": texts[0], "choices": texts}] if "multiple_choice" in str(config.tasks) else None
     return {
         "choices": choices and [classifier(choices, top_k=None), resaved(choices, top_k=None)],
+        "config_class": type(config).__module__ + "." + type(config).__name__,
         "encoder_type": config.encoder.model_type,
         "tasks": config.tasks,
         # As saved again (in memory, 4.x prefixes code loaded from a Hub repo with "<repo id>--").
