@@ -309,6 +309,11 @@ def normalize_task(name: str, spec: Any) -> dict[str, Any]:
     return normalized
 
 
+def normalized_labels(labels: list[str]) -> tuple[str, ...]:
+    """Labels as compared for sharing a head: stripped and lower-cased, order kept."""
+    return tuple(label.strip().lower() for label in labels)
+
+
 def check_shared_heads(tasks: dict[str, dict], shared: Any) -> dict[str, list[str]]:
     """Checks `{head task: [tasks sharing its head]}`: known tasks, each in one group, same problem type and labels."""
     if not isinstance(shared, dict) or not all(isinstance(m, (list, tuple)) for m in shared.values()):
@@ -323,9 +328,9 @@ def check_shared_heads(tasks: dict[str, dict], shared: Any) -> dict[str, list[st
             raise ValueError(f"shared_heads[{head!r}] must list {head!r} first and at least one other task.")
         for task in members[1:]:
             a, b = tasks[head], tasks[task]
-            if a["problem_type"] != b["problem_type"] or [x.strip().lower() for x in a["labels"]] != [
-                x.strip().lower() for x in b["labels"]
-            ]:
+            if a["problem_type"] != b["problem_type"] or normalized_labels(a["labels"]) != normalized_labels(
+                b["labels"]
+            ):
                 raise ValueError(
                     f"Tasks {head!r} and {task!r} cannot share a head: problem types {a['problem_type']}/"
                     f"{b['problem_type']}, labels {a['labels']}/{b['labels']} (same labels in the same order needed)."
@@ -341,4 +346,11 @@ def _label_thresholds(name: str, values: Any, labels: list[str]) -> list[float]:
     return [float(v) for v in values]
 
 
-__all__ = ["MultitaskConfig", "check_shared_heads", "check_task_name", "normalize_task", "normalize_tasks"]
+__all__ = [
+    "MultitaskConfig",
+    "check_shared_heads",
+    "normalized_labels",
+    "check_task_name",
+    "normalize_task",
+    "normalize_tasks",
+]

@@ -4,12 +4,10 @@ embeddings (`--task_embeddings`), turned into `MultitaskConfig` fields (see docs
 from collections.abc import Mapping
 from typing import Any
 
-from polyhead.remote_code import MULTIPLE_CHOICE
+from polyhead.remote_code import MULTIPLE_CHOICE, configuration_multitask
 
 
-def normalized_labels(labels: list[str]) -> tuple[str, ...]:
-    """Labels compared for sharing: stripped and lower-cased, order kept."""
-    return tuple(label.strip().lower() for label in labels)
+normalized_labels = configuration_multitask.normalized_labels  # the config's rule: what `shared_heads` accepts
 
 
 def shared_heads_by_labels(tasks: Mapping[str, dict]) -> dict[str, list[str]] | None:
