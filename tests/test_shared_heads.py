@@ -109,3 +109,13 @@ def test_exports_refuse_what_they_cannot_reproduce(tmp_path):
         check_exportable(model, "copa")
     result = export_task(model, "snli", tmp_path / "snli", tokenizer=tiny_tokenizer())  # the shared head, exactly
     assert result.max_abs_diff <= 1e-5
+
+
+def test_training_some_tasks_freezes_the_heads_and_vectors_of_the_others():
+    from polyhead.training.grow import freeze_heads_except
+
+    config = tiny_multitask_config(tasks=TASKS, shared_heads={"mnli": ["mnli", "snli"]}, task_embeddings=True)
+    model = MultitaskModel(config)
+    assert freeze_heads_except(model, ["snli"]) == ["mnli", "topic", "copa", "copa2"]
+    assert model.heads["mnli"].weight.requires_grad and not model.heads["topic"].weight.requires_grad
+    assert model.task_embeddings["snli"].requires_grad and not model.task_embeddings["mnli"].requires_grad
