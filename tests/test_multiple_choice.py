@@ -205,3 +205,12 @@ def test_a_generator_of_choice_inputs_is_refused_not_misread(mixed_model):
     classifier = MultitaskClassificationPipeline(model=mixed_model, tokenizer=tiny_tokenizer())
     with pytest.raises(ValueError, match="not in a generator"):
         list(classifier(item for item in [{"text": "good movie", "choices": ["good", "bad"]}]))
+
+
+def test_a_saved_model_is_scored_on_its_multiple_choice_task(mixed_model, tmp_path):
+    from polyhead.evaluation.scoring import evaluate_saved_model
+
+    folder = save_model_folder(mixed_model, tiny_tokenizer(), tmp_path / "model")
+    results = evaluate_saved_model(folder, [copa_spec()], split="test", output_dir=tmp_path / "eval")
+    assert set(results["tasks"]["copa"]) == {"accuracy"} and results["num_examples"]["copa"] == 16
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["primary_metrics"]["copa"] == "accuracy"
