@@ -21,7 +21,9 @@ except ImportError:  # transformers 4.x
 
 SINGLE_LABEL = "single_label_classification"
 MULTI_LABEL = "multi_label_classification"
-PROBLEM_TYPES = (SINGLE_LABEL, MULTI_LABEL)
+MULTIPLE_CHOICE = "multiple_choice"
+PROBLEM_TYPES = (SINGLE_LABEL, MULTI_LABEL, MULTIPLE_CHOICE)
+CHOICE_LABELS = ["score"]  # a multiple-choice head has one output: the score of one (context, choice) pair
 POOLING_MODES = ("cls", "mean", "native")
 # pooling="native": each family's own sequence-classification transform of the first token (a dense layer and this
 # activation, shared by all tasks) before the per-task heads; `None`: the encoder config's `pooler_hidden_act`.
@@ -45,6 +47,7 @@ CUSTOM_PIPELINES = {
         "type": "text",
     }
 }
+_EMBEDDING_KEYS = ["task_embeddings", "task_embedding_dropout"]
 _TASK_KEYS = ("labels", "problem_type", "threshold", "thresholds", "text_pair")
 # A task name keys an `nn.ModuleDict`, the pipeline's output, JSON files and report file names: ASCII letters, digits,
 # `_` and `-`, and none of the `nn.ModuleDict` attributes (`type`, `keys`, `train`...) it would shadow.
@@ -73,6 +76,12 @@ class MultitaskConfig(PreTrainedConfig):
             all tasks: see `NATIVE_POOLING_ACTIVATIONS`; a task of such a model exports as a standard checkpoint).
         classifier_dropout (`float`, *optional*, defaults to 0.1):
             Dropout applied to the pooled representation before every head.
+        shared_heads (`dict[str, list[str]]`, *optional*):
+            `{head task: [tasks]}`: the listed tasks (same problem type and label list) use the head of the first one.
+        task_embeddings (`bool`, *optional*, defaults to `False`):
+            One learned vector per task added to the first token's input embedding (see docs/multitask-kinds.md).
+        task_embedding_dropout (`float`, *optional*, defaults to 0.1):
+            Training only: the share of rows that run without their task's vector, so shared passes still work.
 
     Example:
 
@@ -103,6 +112,9 @@ class MultitaskConfig(PreTrainedConfig):
         tasks: dict | list | None = None,
         pooling: str = "mean",
         classifier_dropout: float = 0.1,
+        shared_heads: dict | None = None,
+        task_embeddings: bool = False,
+        task_embedding_dropout: float = 0.1,
         **kwargs,
     ):
         kwargs.setdefault("custom_pipelines", copy.deepcopy(CUSTOM_PIPELINES))
@@ -119,6 +131,10 @@ class MultitaskConfig(PreTrainedConfig):
         if pooling == "native" and self.encoder is not None:
             self.native_pooling_activation()  # refuses an encoder family without a known head
         self.classifier_dropout = float(classifier_dropout)
+        self.shared_heads = check_shared_heads(self.tasks, shared_heads) if shared_heads else None
+        if task_embeddings not in (True, False) or not 0.0 <= float(task_embedding_dropout) < 1.0:
+            raise ValueError("task_embeddings must be true or false and task_embedding_dropout in [0, 1).")
+        self.task_embeddings, self.task_embedding_dropout = bool(task_embeddings), float(task_embedding_dropout)
         super().__init__(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,6 +142,10 @@ class MultitaskConfig(PreTrainedConfig):
         output = super().to_dict()
         output["encoder"] = self.encoder.to_dict() if self.encoder is not None else None
         output["tasks"] = [{"name": name, **spec} for name, spec in self.tasks.items()]
+        # Optional features are written only when used: the config.json of a model without them stays as it was.
+        unused = ([] if self.shared_heads else ["shared_heads"]) + ([] if self.task_embeddings else _EMBEDDING_KEYS)
+        for key in unused:
+            output.pop(key, None)
         # transformers 4.x prefixes the pipeline code loaded from a repo with "<repo id>--": a saved model ships its
         # own copy of the pipeline file, so the saved reference points at that copy.
         for spec in (output.get("custom_pipelines") or {}).values():
@@ -139,12 +159,29 @@ class MultitaskConfig(PreTrainedConfig):
         output = super().to_diff_dict()
         full = self.to_dict()
         output.update(encoder=full["encoder"], tasks=full["tasks"], custom_pipelines=full["custom_pipelines"])
+        for key in ("shared_heads", *_EMBEDDING_KEYS):
+            if key in full:
+                output[key] = full[key]
+            else:
+                output.pop(key, None)
         return output
 
     @property
     def task_names(self) -> list[str]:
         """Task names in head order."""
         return list(self.tasks)
+
+    def head_of(self, task: str) -> str:
+        """The task whose head `task` runs (itself unless it shares one, see `shared_heads`)."""
+        for head, members in (self.shared_heads or {}).items():
+            if task in members:
+                return head
+        return task
+
+    def tasks_of_kind(self, multiple_choice: bool, tasks: list[str] | None = None) -> list[str]:
+        """The multiple-choice tasks (or the others) among `tasks` (default: all), in order."""
+        tasks = self.task_names if tasks is None else tasks
+        return [name for name in tasks if (self.tasks[name]["problem_type"] == MULTIPLE_CHOICE) == multiple_choice]
 
     @property
     def num_labels_per_task(self) -> dict[str, int]:
@@ -232,6 +269,18 @@ def normalize_task(name: str, spec: Any) -> dict[str, Any]:
     unknown = sorted(set(spec) - set(_TASK_KEYS))
     if unknown:
         raise ValueError(f"Task {name!r}: unknown keys {unknown}; valid keys are {', '.join(_TASK_KEYS)}.")
+    problem_type = spec.get("problem_type", SINGLE_LABEL)
+    if problem_type not in PROBLEM_TYPES:
+        raise ValueError(
+            f"Task {name!r}: unknown problem_type {problem_type!r}; choose one of {', '.join(PROBLEM_TYPES)}."
+        )
+    if problem_type == MULTIPLE_CHOICE:  # the choices come with each input: the head scores one pair
+        if spec.get("labels", CHOICE_LABELS) != CHOICE_LABELS or set(spec) - {"labels", "problem_type", "text_pair"}:
+            raise ValueError(
+                f"Task {name!r}: a {MULTIPLE_CHOICE} task takes no labels or thresholds (its choices come with each "
+                f"input); got {spec}."
+            )
+        return {"labels": list(CHOICE_LABELS), "problem_type": MULTIPLE_CHOICE}
     labels = spec.get("labels")
     if isinstance(labels, str) or not isinstance(labels, (list, tuple)) or not labels:
         raise ValueError(f"Task {name!r}: 'labels' must be a non-empty list of label names, got {labels!r}.")
@@ -239,11 +288,6 @@ def normalize_task(name: str, spec: Any) -> dict[str, Any]:
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         raise ValueError(f"Task {name!r}: duplicate labels {duplicates}.")
-    problem_type = spec.get("problem_type", SINGLE_LABEL)
-    if problem_type not in PROBLEM_TYPES:
-        raise ValueError(
-            f"Task {name!r}: unknown problem_type {problem_type!r}; choose one of {', '.join(PROBLEM_TYPES)}."
-        )
     if problem_type == SINGLE_LABEL and len(labels) < 2:
         raise ValueError(f"Task {name!r}: a single-label task needs at least 2 labels, got {labels}.")
     normalized = {"labels": labels, "problem_type": problem_type}
@@ -265,6 +309,35 @@ def normalize_task(name: str, spec: Any) -> dict[str, Any]:
     return normalized
 
 
+def normalized_labels(labels: list[str]) -> tuple[str, ...]:
+    """Labels as compared for sharing a head: stripped and lower-cased, order kept."""
+    return tuple(label.strip().lower() for label in labels)
+
+
+def check_shared_heads(tasks: dict[str, dict], shared: Any) -> dict[str, list[str]]:
+    """Checks `{head task: [tasks sharing its head]}`: known tasks, each in one group, same problem type and labels."""
+    if not isinstance(shared, dict) or not all(isinstance(m, (list, tuple)) for m in shared.values()):
+        raise ValueError(f"shared_heads must be {{head task: [task, ...]}}, got {shared!r}.")
+    shared = {head: list(members) for head, members in shared.items()}
+    listed = [task for members in shared.values() for task in members]
+    unknown = sorted({*shared, *listed} - set(tasks))
+    if unknown or len(set(listed)) != len(listed):
+        raise ValueError(f"shared_heads {shared}: unknown tasks {unknown} or a task in two groups.")
+    for head, members in shared.items():
+        if members[:1] != [head] or len(members) < 2:
+            raise ValueError(f"shared_heads[{head!r}] must list {head!r} first and at least one other task.")
+        for task in members[1:]:
+            a, b = tasks[head], tasks[task]
+            if a["problem_type"] != b["problem_type"] or normalized_labels(a["labels"]) != normalized_labels(
+                b["labels"]
+            ):
+                raise ValueError(
+                    f"Tasks {head!r} and {task!r} cannot share a head: problem types {a['problem_type']}/"
+                    f"{b['problem_type']}, labels {a['labels']}/{b['labels']} (same labels in the same order needed)."
+                )
+    return shared
+
+
 def _label_thresholds(name: str, values: Any, labels: list[str]) -> list[float]:
     if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or len(values) != len(labels):
         raise ValueError(f"Task {name!r}: 'thresholds' must be a list of {len(labels)} numbers (one per label).")
@@ -273,4 +346,11 @@ def _label_thresholds(name: str, values: Any, labels: list[str]) -> list[float]:
     return [float(v) for v in values]
 
 
-__all__ = ["MultitaskConfig", "check_task_name", "normalize_task", "normalize_tasks"]
+__all__ = [
+    "MultitaskConfig",
+    "check_shared_heads",
+    "normalized_labels",
+    "check_task_name",
+    "normalize_task",
+    "normalize_tasks",
+]

@@ -38,7 +38,8 @@ class MultitaskOutput(ModelOutput):
 
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*): sum of the per-task losses, when `labels` are given.
-        logits (`dict[str, torch.FloatTensor]`): per task, logits of shape `(batch_size, num_labels)`.
+        logits (`dict[str, torch.FloatTensor]`): per task, logits of shape `(batch_size, num_labels)`; for a
+            multiple-choice task `(batch_size, num_choices)`, a padding choice at the dtype's lowest value.
         task_losses (`dict[str, torch.FloatTensor]`, *optional*): the loss of every task that had labels.
         pooled_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`): the pooled encoder output.
     """
@@ -55,7 +56,9 @@ class MultitaskModel(PreTrainedModel):
 
     `forward` runs the encoder once and every requested head on the same pooled vector, so N tasks cost about what
     one classifier costs. Single-label tasks use a softmax cross-entropy loss, multi-label tasks a sigmoid
-    binary cross-entropy loss.
+    binary cross-entropy loss. Multiple-choice tasks take `(batch_size, num_choices, sequence_length)` inputs (each
+    row a (context, choice) pair), score every pair with their one-output head and use a softmax cross-entropy
+    over the choices. With `config.task_embeddings`, each task runs its own encoder pass (its vector in the input).
 
     Example:
 
@@ -97,9 +100,11 @@ class MultitaskModel(PreTrainedModel):
         # pooling="native": the family's dense + activation on the first token, shared by every head (exportable).
         self.native_pooler = NativePooler(config) if config.pooling == "native" else None
         self.dropout = nn.Dropout(config.classifier_dropout)
+        sizes = config.num_labels_per_task  # a task sharing another's head (`shared_heads`) has none of its own
         self.heads = nn.ModuleDict(
-            {name: nn.Linear(config.hidden_size, size) for name, size in config.num_labels_per_task.items()}
+            {name: nn.Linear(config.hidden_size, size) for name, size in sizes.items() if config.head_of(name) == name}
         )
+        self.task_embeddings = _task_embeddings(config, config.task_names) if config.task_embeddings else None
         self._encoder_inputs = _accepted_inputs(self.encoder)
         self.post_init()
 
@@ -111,6 +116,9 @@ class MultitaskModel(PreTrainedModel):
         *,
         pooling: str = "mean",
         classifier_dropout: float = 0.1,
+        shared_heads: dict | None = None,
+        task_embeddings: bool = False,
+        task_embedding_dropout: float = 0.1,
         **encoder_kwargs,
     ) -> "MultitaskModel":
         r"""
@@ -119,7 +127,8 @@ class MultitaskModel(PreTrainedModel):
         Args:
             encoder_name_or_path: anything `AutoModel.from_pretrained` accepts.
             tasks: the `tasks` mapping of [`MultitaskConfig`].
-            pooling, classifier_dropout: head options of [`MultitaskConfig`].
+            pooling, classifier_dropout, shared_heads, task_embeddings, task_embedding_dropout: options of
+                [`MultitaskConfig`].
             encoder_kwargs: passed to `AutoModel.from_pretrained` (`revision`, `token`, `attn_implementation`...).
 
         Example:
@@ -131,9 +140,9 @@ class MultitaskModel(PreTrainedModel):
         """
         encoder = AutoModel.from_pretrained(encoder_name_or_path, **encoder_kwargs)
         pretrained_pooler = getattr(getattr(encoder, "pooler", None), "dense", None)  # read before it is dropped
-        config = MultitaskConfig(
-            encoder=encoder.config, tasks=tasks, pooling=pooling, classifier_dropout=classifier_dropout
-        )
+        options = {"shared_heads": shared_heads, "task_embeddings": task_embeddings}
+        options.update(task_embedding_dropout=task_embedding_dropout, pooling=pooling)
+        config = MultitaskConfig(encoder=encoder.config, tasks=tasks, classifier_dropout=classifier_dropout, **options)
         model = cls(config, encoder=encoder).to(encoder.dtype)  # heads in the encoder's dtype (`dtype=` in kwargs)
         if model.native_pooler is not None and isinstance(pretrained_pooler, nn.Linear):
             # As BertForSequenceClassification does: the checkpoint's pooler rather than a random layer.
@@ -210,6 +219,8 @@ class MultitaskModel(PreTrainedModel):
         head.to(device=self.device, dtype=self.dtype)
         self._init_weights(head)
         self.heads[name] = head
+        if self.task_embeddings is not None:
+            self.task_embeddings.update(_task_embeddings(self.config, [name]).to(device=self.device, dtype=self.dtype))
         self.config.tasks = {**self.config.tasks, name: spec}
 
     def remove_task(self, name: str) -> None:
@@ -217,7 +228,11 @@ class MultitaskModel(PreTrainedModel):
         self.config.task(name)
         if len(self.config.tasks) == 1:
             raise ValueError(f"Cannot remove {name!r}: a multitask model needs at least one task.")
+        if any(name in members for members in (self.config.shared_heads or {}).values()):
+            raise ValueError(f"Cannot remove {name!r}: it shares a head (config.shared_heads).")
         del self.heads[name]
+        if self.task_embeddings is not None:
+            del self.task_embeddings[name]
         self.config.tasks = {task: spec for task, spec in self.config.tasks.items() if task != name}
 
     def freeze_encoder(self, freeze: bool = True) -> None:
@@ -246,9 +261,14 @@ class MultitaskModel(PreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
+        task: str | None = None,
         **kwargs,
     ) -> torch.Tensor:
-        """The pooled encoder output `(batch_size, hidden_size)` that every head reads (before dropout)."""
+        """The pooled encoder output `(batch_size, hidden_size)` that every head reads (before dropout); with task
+        embeddings, `task` names the vector added to the first token's input embedding (`None`: no vector)."""
+        if task is not None and self.task_embeddings is not None:
+            inputs_embeds = self.embed_task(task, input_ids, inputs_embeds)
+            input_ids = None
         inputs = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
@@ -260,6 +280,20 @@ class MultitaskModel(PreTrainedModel):
         hidden_states = self.encoder(**encoder_inputs, **kwargs)[0]
         return self.pool(hidden_states, attention_mask)
 
+    def embed_task(
+        self, task: str, input_ids: torch.LongTensor | None, inputs_embeds: torch.FloatTensor | None
+    ) -> torch.Tensor:
+        """The input embeddings with `task`'s vector added to the first token (dropped for a row with probability
+        `task_embedding_dropout` in training): one task-specific CLS, same length, positions and mask."""
+        if task not in self.task_embeddings:
+            raise ValueError(f"No task embedding for {task!r}: this model has tasks {self.config.task_names}.")
+        embeds = self.encoder.get_input_embeddings()(input_ids) if inputs_embeds is None else inputs_embeds
+        vector = self.task_embeddings[task].to(embeds.dtype).expand(len(embeds), 1, -1)
+        if self.training and self.config.task_embedding_dropout > 0:
+            keep = torch.rand(len(embeds), 1, 1, device=embeds.device) >= self.config.task_embedding_dropout
+            vector = vector * keep.to(embeds.dtype)
+        return torch.cat([embeds[:, :1] + vector, embeds[:, 1:]], dim=1)
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -270,31 +304,51 @@ class MultitaskModel(PreTrainedModel):
         task: str | list[str] | None = None,
         labels: torch.Tensor | dict[str, torch.Tensor] | None = None,
         return_dict: bool | None = None,
+        choice_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> MultitaskOutput | tuple:
         r"""
         task (`str` or `list[str]`, *optional*):
-            The task(s) whose heads run; all tasks when `None`. The encoder runs once either way.
+            The task(s) whose heads run; when `None`, every task of the input's kind (multiple-choice or not). The
+            encoder runs once either way (once per task with `config.task_embeddings`).
         labels (`torch.Tensor` or `dict[str, torch.Tensor]`, *optional*):
             Class ids of shape `(batch_size,)` for a single-label task or multi-hot `(batch_size, num_labels)` for a
             multi-label task. A tensor needs exactly one task; a dict maps task names to labels. Rows whose label is
-            -100 are ignored, so one batch can mix texts labelled for different tasks.
+            -100 are ignored, so one batch can mix texts labelled for different tasks. Multiple-choice: the index of
+            the right choice, shape `(batch_size,)`.
+        choice_mask (`torch.Tensor` of shape `(batch_size, num_choices)`, *optional*):
+            Multiple-choice inputs only: which choices are real (a row with fewer choices is padded; padding choices
+            are not encoded). All real when `None`.
         """
-        tasks = self._resolve_tasks(task)
-        labels = self._resolve_labels(labels, tasks)
-        pooled = self.encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs)
-        features = self.dropout(pooled)
-        fused = self.head_logits(features, tasks)
-        if len(tasks) == 1:
-            logits = {tasks[0]: fused}
-        else:
-            specs = self.config.tasks  # read once: config attribute reads are slow (transformers' __getattribute__)
-            sizes = [len(specs[name]["labels"]) for name in tasks]
-            logits = dict(zip(tasks, torch.split(fused, sizes, dim=-1)))
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        inputs.update(position_ids=position_ids, inputs_embeds=inputs_embeds)
+        given = input_ids if input_ids is not None else inputs_embeds
+        choices = given is not None and given.dim() == (3 if input_ids is not None else 4)
+        tasks = self._resolve_tasks(task, choices)
+        if choices:  # (batch, choices, length) -> the real choices' pairs (pairs, length), encoded as one batch
+            shape = given.shape[:2]
+            choice_mask = torch.ones(shape, dtype=torch.bool) if choice_mask is None else choice_mask.bool()
+            choice_mask = choice_mask.to(self.device)
+            inputs = {key: value[choice_mask] for key, value in inputs.items() if value is not None}
+        labels = self._resolve_labels(labels, tasks, choice_mask if choices else None)
+        embedded = self.task_embeddings is not None  # one pass per task, each with its task's vector
+        logits, pooled = {}, None
+        for group in [[name] for name in tasks] if embedded else [tasks]:
+            group_pooled = self.encode(**inputs, task=group[0] if embedded else None, **kwargs)
+            pooled = group_pooled if pooled is None else pooled
+            logits.update(self._split(self.head_logits(self.dropout(group_pooled), group), group))
+        if choices:
+            logits = {name: _choice_logits(scores, choice_mask) for name, scores in logits.items()}
         task_losses = {name: self.task_loss(name, logits[name], target) for name, target in labels.items()}
         loss = torch.stack(list(task_losses.values())).sum() if task_losses else None
         output = MultitaskOutput(loss=loss, logits=logits, task_losses=task_losses or None, pooled_output=pooled)
         return output if return_dict is not False else output.to_tuple()
+
+    def _split(self, fused: torch.Tensor, tasks: list[str]) -> dict[str, torch.Tensor]:
+        if len(tasks) == 1:
+            return {tasks[0]: fused}
+        specs = self.config.tasks  # read once: config attribute reads are slow (transformers' __getattribute__)
+        return dict(zip(tasks, torch.split(fused, [len(specs[name]["labels"]) for name in tasks], dim=-1)))
 
     def head_logits(self, features: torch.Tensor, tasks: list[str] | None = None) -> torch.Tensor:
         """Every requested head as ONE matmul: logits of shape `(batch_size, sum of their label counts)`, the tasks'
@@ -307,18 +361,18 @@ class MultitaskModel(PreTrainedModel):
         """
         tasks = self.config.task_names if tasks is None else tasks
         if len(tasks) == 1:
-            return self.heads[tasks[0]](features)
+            return self.heads[self.config.head_of(tasks[0])](features)
         fused = self.fused_head_weights(tuple(tasks))
         if fused is None:  # a head that is not a plain nn.Linear (quantized, wrapped by an adapter...): one call each
-            return torch.cat([self.heads[name](features) for name in tasks], dim=-1)
+            return torch.cat([self.heads[self.config.head_of(name)](features) for name in tasks], dim=-1)
         return F.linear(features, *fused)
 
     def fused_head_weights(self, tasks: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor] | None:
         """`(weight, bias)` of the tasks' heads concatenated in `tasks` order (cached outside autograd, see
         [`head_logits`]), or None when a head is not a plain `nn.Linear`."""
         # The ModuleDict's own dict (`self.heads[name]` is a Python call per task); an unknown task: the same KeyError.
-        heads = self.heads._modules
-        modules = [heads[name] for name in tasks]
+        heads, shared = self.heads._modules, self.config.shared_heads
+        modules = [heads[self.config.head_of(name) if shared else name] for name in tasks]
         cache = self.__dict__.get("_fused_cache")
         if torch.is_grad_enabled() or cache is None or cache["modules"] != modules:
             if any(type(h) is not nn.Linear for h in modules):  # (a cached list holds only nn.Linear heads)
@@ -360,18 +414,28 @@ class MultitaskModel(PreTrainedModel):
             )
         return F.cross_entropy(logits[keep], labels[keep].long(), weight=class_weights)
 
-    def _resolve_tasks(self, task: str | list[str] | None) -> list[str]:
+    def _resolve_tasks(self, task: str | list[str] | None, choices: bool = False) -> list[str]:
+        kind = "multiple-choice inputs (batch, choices, length)" if choices else "inputs (batch, length)"
         if task is None:
-            return self.config.task_names
+            tasks = self.config.tasks_of_kind(choices)
+            if not tasks:
+                raise ValueError(f"This model has no task for {kind}: its tasks are {self.config.task_names}.")
+            return tasks
         tasks = [task] if isinstance(task, str) else list(task)
         if not tasks:
             raise ValueError(f"task is empty: name some of this model's tasks {self.config.task_names} (None: all).")
         unknown = [name for name in tasks if name not in self.config.tasks]
         if unknown:
             raise ValueError(f"Unknown task(s) {unknown}: this model has tasks {self.config.task_names}.")
+        wrong = self.config.tasks_of_kind(not choices, tasks)
+        if wrong:
+            raise ValueError(
+                f"Task(s) {wrong} do not take {kind}: multiple-choice tasks take (batch, choices, length) pairs, the "
+                f"others (batch, length)."
+            )
         return tasks
 
-    def _resolve_labels(self, labels, tasks: list[str]) -> dict[str, torch.Tensor]:
+    def _resolve_labels(self, labels, tasks: list[str], choice_mask: torch.Tensor | None = None):
         if labels is None:
             return {}
         if not isinstance(labels, dict):
@@ -384,12 +448,21 @@ class MultitaskModel(PreTrainedModel):
         if missing:
             raise ValueError(f"labels given for task(s) {missing} that do not run; running tasks: {tasks}.")
         for name, target in labels.items():
-            self._check_labels(name, target)
+            self._check_labels(name, target, choice_mask)
         return labels
 
-    def _check_labels(self, task: str, labels: torch.Tensor) -> None:
+    def _check_labels(self, task: str, labels: torch.Tensor, choice_mask: torch.Tensor | None = None) -> None:
         spec = self.config.tasks[task]
         num_labels = len(spec["labels"])
+        if choice_mask is not None:  # multiple choice: the index of a real choice
+            real = choice_mask.sum(dim=-1).to(labels.device)
+            bad = ((labels < 0) | (labels >= real)) & (labels != -100)
+            if labels.dim() != 1 or labels.is_floating_point() or bad.any():
+                raise ValueError(
+                    f"Task {task!r} is multiple-choice: labels must be the index of the right choice, shape "
+                    f"(batch_size,), below each row's choice count {real.tolist()[:10]}; got {labels.tolist()[:10]}."
+                )
+            return
         if spec["problem_type"] == MULTI_LABEL:
             if labels.dim() != 2 or labels.shape[-1] != num_labels:
                 raise ValueError(
@@ -423,6 +496,17 @@ class NativePooler(nn.Module):
 
     def forward(self, first_token: torch.Tensor) -> torch.Tensor:
         return self.activation(self.dense(first_token))
+
+
+def _choice_logits(scores: torch.Tensor, choice_mask: torch.Tensor) -> torch.Tensor:
+    # The real choices' scores (pairs, 1) at their places in (batch, choices); padding: the lowest value (softmax ~0).
+    full = scores.new_full(choice_mask.shape, torch.finfo(scores.dtype).min)
+    return full.masked_scatter(choice_mask, scores.squeeze(-1))
+
+
+def _task_embeddings(config: MultitaskConfig, tasks: list[str]) -> nn.ParameterDict:
+    # Zeros: a fresh task starts as the encoder without one (a pretrained encoder's first steps are not disturbed).
+    return nn.ParameterDict({name: nn.Parameter(torch.zeros(config.hidden_size)) for name in tasks})
 
 
 def _summarize(keys: list[str], limit: int = 6) -> str:

@@ -15,13 +15,14 @@ import torch
 from transformers import AutoModel, AutoTokenizer, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .multitask_ranking import MULTI_LABEL, Layout, as_dicts, collection_paused, layout_of, rank
+from .multitask_ranking import MULTI_LABEL, MULTIPLE_CHOICE, Layout, as_dicts, collection_paused, layout_of, rank
 
 
 PIPELINE_TASK = "multitask-classification"
 ZERO_SHOT_TASK = "multitask-zero-shot-classification"
 _OUTPUT_KEY = "logits"  # `_forward` returns one tensor: every requested head's logits side by side
 _ENTAILMENT, _NOT_ENTAILMENT = "entailment", ("contradiction", "not_entailment")
+_CHOICE_BATCH = 32  # (context, choice) pairs per encoder pass when no batch_size is given
 _RANKED_ROWS = 256  # rows of a list whose heads and ranking run together (bounded memory at hundreds of heads)
 # Position ids start after the padding index in these families: a copy of polyhead.encoders' rule (pinned by a test).
 _PADDING_OFFSET_FAMILIES = frozenset(
@@ -45,7 +46,10 @@ class MultitaskClassificationPipeline(Pipeline):
 
     An input is a string or, as for transformers' text-classification pipeline, a sentence pair
     `{"text": a, "text_pair": b}` (a list may mix both). With `candidate_labels=[...]` the call is answered by
-    [`ZeroShotMultitaskPipeline`] on the same model.
+    [`ZeroShotMultitaskPipeline`] on the same model. A multiple-choice input `{"text": context, "question"?: ...,
+    "choices": [...]}` is answered by the model's multiple-choice tasks, `{task: [{"label": choice, "score": p}]}`
+    (all choices best first, or the `top_k` best; `batch_size` then counts (context, choice) pairs); the other
+    inputs by the other tasks. With task embeddings (`config.task_embeddings`), each task takes its own pass.
 
     Example:
 
@@ -84,11 +88,16 @@ class MultitaskClassificationPipeline(Pipeline):
             _check_positive_int("batch_size", kwargs["batch_size"])
         if "candidate_labels" in kwargs:
             return self._zero_shot_pipeline()(inputs, **kwargs)
+        listed = [inputs] if isinstance(inputs, dict) else inputs if isinstance(inputs, (list, tuple)) else []
+        if any(map(_is_choice_input, listed)):
+            return self._call_with_choices(inputs, kwargs)
+        if kwargs.get("tasks") is not None:  # a multiple-choice task needs choices
+            _kind_tasks(self.model.config.tasks, self._check_tasks(kwargs["tasks"]), False, strict=True)
         if isinstance(inputs, (str, dict)):
             _check_input(inputs, None)
             return super().__call__(inputs, **kwargs)
         if isinstance(inputs, types.GeneratorType):  # streamed lazily, checked text by text
-            return super().__call__((_check_input(item, None) for item in inputs), **kwargs)
+            return super().__call__((_check_input(item, None, choices=False) for item in inputs), **kwargs)
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         if not isinstance(inputs, list):
@@ -105,6 +114,51 @@ class MultitaskClassificationPipeline(Pipeline):
         if batch_size > 1 and self.tokenizer.pad_token is None:
             return super().__call__(inputs, batch_size=batch_size, **kwargs)
         return self._run_list(inputs, batch_size, sort_by_length and batch_size > 1, kwargs)
+
+    def _call_with_choices(self, inputs: dict | list, kwargs: dict) -> dict | list[dict]:
+        # Multiple-choice items: every (context, choice) pair of the call flattened into batches of `batch_size`
+        # pairs, one encoder pass each (per task with task embeddings); any other items go through the list path.
+        items = [inputs] if isinstance(inputs, dict) else list(inputs)
+        for position, item in enumerate(items):
+            _check_input(item, None if isinstance(inputs, dict) else position)
+        batch_size = kwargs.pop("batch_size", None) or self._batch_size or _CHOICE_BATCH
+        kwargs.pop("num_workers", None)
+        preprocess, forward, postprocess = self._sanitize_parameters(**kwargs)
+        chosen = [i for i, item in enumerate(items) if _is_choice_input(item)]
+        others = [i for i in range(len(items)) if i not in set(chosen)]
+        results: list = [None] * len(items)
+        if others:
+            tasks = _kind_tasks(self.model.config.tasks, forward.get("tasks"), False)
+            answers = self([items[i] for i in others], **{**kwargs, "tasks": tasks, "batch_size": batch_size})
+            for i, answer in zip(others, answers):
+                results[i] = answer
+        tasks = _kind_tasks(self.model.config.tasks, forward.get("tasks"), True)
+        answers = self._score_choices(
+            [items[i] for i in chosen], tasks, batch_size, postprocess.get("top_k"), **preprocess
+        )
+        for i, answer in zip(chosen, answers):
+            results[i] = answer
+        return results[0] if isinstance(inputs, dict) else results
+
+    def _score_choices(
+        self, items: list[dict], tasks: list[str], batch_size: int, top_k: int | None = None, **preprocess
+    ) -> list[dict[str, list[dict]]]:
+        pairs = [{"text": a, "text_pair": b} for item in items for a, b in choice_pairs(item)]
+        groups = self._grouped_batches(pairs, batch_size, **preprocess)
+        scores = torch.cat(
+            [self.forward(batch, tasks=tasks)[_OUTPUT_KEY] for _, batches in groups for batch in batches]
+        )
+        results, ends = [], torch.tensor([len(item["choices"]) for item in items]).cumsum(0).tolist()
+        for item, end in zip(items, ends):
+            n = len(item["choices"])
+            probabilities = torch.softmax(scores[end - n : end].float(), dim=0)  # (choices, tasks)
+            probabilities, order = probabilities.sort(dim=0, descending=True, stable=True)
+            answer = {}
+            for j, task in enumerate(tasks):
+                ranked = zip(order[:top_k, j].tolist(), probabilities[:top_k, j].tolist())
+                answer[task] = [{"label": item["choices"][i], "score": p} for i, p in ranked]
+            results.append(answer)
+        return results
 
     def _zero_shot_pipeline(self) -> Pipeline:
         # Zero-shot is its own pipeline class (as in transformers), built once on this model and tokenizer.
@@ -153,7 +207,11 @@ class MultitaskClassificationPipeline(Pipeline):
     ) -> dict[str, torch.Tensor]:
         # One tensor, every requested head side by side (nested dicts break batch_size > 1), the heads as one matmul
         # where the model offers it (`head_logits`); `encode_only`: the pooled output, for `_run_list` to head.
-        tasks = tasks or self.model.config.task_names
+        tasks = tasks or _kind_tasks(self.model.config.tasks, None, False)
+        if getattr(self.model, "task_embeddings", None) is not None:  # one pass per task, each with its vector
+            encode = self.model.encode
+            logits = [self.model.head_logits(encode(**model_inputs, task=task), [task]) for task in tasks]
+            return {_OUTPUT_KEY: torch.cat(logits, dim=-1)}
         if hasattr(self.model, "head_logits") and hasattr(self.model, "encode"):
             pooled = self.model.encode(**model_inputs)
             return {_OUTPUT_KEY: pooled if encode_only else self.model.head_logits(pooled, tasks)}
@@ -241,8 +299,10 @@ class MultitaskClassificationPipeline(Pipeline):
         # The heads' concatenated weights, fetched once per list: no weight changes during a call.
         if not hasattr(self.model, "fused_head_weights") or not hasattr(self.model, "encode"):
             return None  # model code older than this pipeline
+        if getattr(self.model, "task_embeddings", None) is not None:
+            return None  # one pass per task: `_forward` heads each
         with torch.no_grad():
-            return self.model.fused_head_weights(tuple(tasks or self.model.config.task_names))
+            return self.model.fused_head_weights(tuple(tasks or _kind_tasks(self.model.config.tasks, None, False)))
 
     def _apply_heads(self, pooled: torch.Tensor, fused: tuple) -> torch.Tensor:
         # The heads run where their weights are (e.g. a GPU), the ranking on the CPU.
@@ -258,7 +318,8 @@ class MultitaskClassificationPipeline(Pipeline):
         thresholds: dict[str, float] | None = None,
     ) -> tuple[Layout, list[tuple]]:
         # Cached layout per (config tasks object, tasks, per-call thresholds): rebuilt when the config's tasks change.
-        specs, tasks = self.model.config.tasks, tuple(tasks or self.model.config.task_names)
+        specs = self.model.config.tasks
+        tasks = tuple(tasks or _kind_tasks(specs, None, False))
         key = (tasks, tuple(sorted((thresholds or {}).items())))
         cached = self.__dict__.get("_layout_cache")
         if cached is None or cached[0] is not specs or cached[1] != key:
@@ -447,12 +508,56 @@ def _check_text(text: Any, position: int | None, what: str = "text") -> str:
     return text
 
 
-def _check_input(item: Any, position: int | None) -> str | dict:
+def _is_choice_input(item: Any) -> bool:
+    return isinstance(item, dict) and "choices" in item
+
+
+def choice_pairs(item: dict) -> list[tuple[str, str]]:
+    """The (context, choice) sentence pairs of a multiple-choice input: the context is the text, then the question
+    after a space when there is one (training pairs its rows the same way: polyhead.data)."""
+    context = f"{item['text']} {item['question']}" if item.get("question") else item["text"]
+    return [(context, choice) for choice in item["choices"]]
+
+
+def _kind_tasks(specs: dict, tasks: list[str] | None, choices: bool, strict: bool = False) -> list[str]:
+    """The multiple-choice tasks (or the others) among `tasks` (default all); an error when none (or, `strict`, when
+    another kind is among them)."""
+    tasks = list(specs) if tasks is None else tasks
+    found = [task for task in tasks if (specs[task]["problem_type"] == MULTIPLE_CHOICE) == choices]
+    if not found or (strict and len(found) < len(tasks)):
+        wrong = sorted(set(tasks) - set(found)) or tasks
+        kind = "multiple-choice inputs ({'text', 'choices': [...]})" if choices else "texts or sentence pairs"
+        fix = "" if choices else " (a multiple-choice task takes {'text': ..., 'choices': [...]} inputs)"
+        raise ValueError(f"Task(s) {wrong} cannot answer {kind}{fix}; this model's tasks: {list(specs)}.")
+    return found
+
+
+def _check_choices(item: dict, where: str) -> dict:
+    if not set(item) <= {"text", "question", "choices"} or not isinstance(item.get("text"), str):
+        raise ValueError(f"A multiple-choice input{where} has keys 'text', 'choices' and optionally 'question'.")
+    choices = item["choices"]
+    valid = isinstance(choices, list) and all(isinstance(c, str) and c.strip() for c in choices)
+    if not valid or len(choices) < 2 or len(set(choices)) < len(choices):
+        raise ValueError(
+            f"The choices of the multiple-choice input{where} must be a list of at least 2 distinct non-empty "
+            f"strings, got {choices!r:.80}."
+        )
+    return item
+
+
+def _check_input(item: Any, position: int | None, choices: bool = True) -> str | dict:
     """A non-empty string, or (as transformers' text-classification pipeline accepts) a `{"text": ...}` or
-    `{"text": ..., "text_pair": ...}` dict of them."""
+    `{"text": ..., "text_pair": ...}` dict of them, or a multiple-choice `{"text", "question"?, "choices"}`."""
     if not isinstance(item, dict):
         return _check_text(item, position)
     where = "" if position is None else f" at position {position}"
+    if "choices" in item and not choices:
+        raise ValueError("Multiple-choice inputs go in a list (or alone), not in a generator.")
+    if "choices" in item:
+        _check_text(item.get("text"), position, "'text'")
+        if item.get("question") is not None:
+            _check_text(item["question"], position, "'question'")
+        return _check_choices(item, where)
     if "text" not in item or not set(item) <= {"text", "text_pair"}:
         raise ValueError(
             f"A dict input{where} must have the key 'text' and optionally 'text_pair' (a sentence pair), got keys "

@@ -19,6 +19,7 @@ import torch
 
 
 MULTI_LABEL = "multi_label_classification"
+MULTIPLE_CHOICE = "multiple_choice"
 
 
 class _Group(NamedTuple):

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from polyhead.remote_code import MULTI_LABEL, SINGLE_LABEL
+from polyhead import choices
+from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, SINGLE_LABEL
 from polyhead.tasks import TaskSpec, read_text
 
 
@@ -71,6 +72,8 @@ class TaskData:
 
     def label_ids(self, role: str) -> list:
         """Class ids (single-label) or multi-hot lists (multi-label) of one split."""
+        if self.problem_type == MULTIPLE_CHOICE:
+            return choices.label_ids(self.splits[role], self.spec)
         values = self.splits[role][self.spec.label_column]
         return [encode_label(value, self.labels, self.problem_type) for value in _as_names(values, self, role)]
 
@@ -226,9 +229,13 @@ def _prepare_task(
         _check_split(spec, role, dataset)
     problem_type = spec.problem_type or _infer_problem_type(splits["train"][spec.label_column])
     task = TaskData(spec=spec, labels=[], problem_type=problem_type, splits=splits, held_out=held_out)
-    task.labels = list(spec.labels) if spec.labels else infer_labels(task)
+    multiple_choice = problem_type == MULTIPLE_CHOICE
+    task.labels = ["score"] if multiple_choice else list(spec.labels) if spec.labels else infer_labels(task)
     for role in splits:
-        _check_labels(task, role)
+        if multiple_choice:
+            choices.check_rows(spec.name, role, splits[role], spec)
+        else:
+            _check_labels(task, role)
         _check_texts(spec, role, splits[role])
     if isinstance(spec.class_weights, list) and len(spec.class_weights) != len(task.labels):
         raise ValueError(f"Task {spec.name!r}: {len(spec.class_weights)} class_weights for labels {task.labels}.")
@@ -297,7 +304,7 @@ def carve_splits(
         if role in splits or names[role] is None or not fraction:
             continue
         train = splits["train"]
-        labels = train[spec.label_column] if stratify else None
+        labels = train[spec.label_column] if stratify and spec.problem_type != MULTIPLE_CHOICE else None
         if labels is not None and any(isinstance(value, (list, tuple)) for value in labels):
             labels = None  # multi-label rows: a plain seeded fraction
         if round(fraction * len(train)) < 1:  # too few rows: the split is reported missing, as without carving
@@ -351,7 +358,8 @@ def held_out_rows(
 
 
 def _check_split(spec: TaskSpec, role: str, dataset: datasets.Dataset) -> None:
-    missing = [c for c in _columns(spec) + [spec.label_column] if c not in dataset.column_names]
+    columns = choices.required_columns(spec) if spec.problem_type == MULTIPLE_CHOICE else _columns(spec)
+    missing = [c for c in dict.fromkeys(columns + [spec.label_column]) if c not in dataset.column_names]
     if missing:
         raise ValueError(
             f"Task {spec.name!r}: column(s) {missing} not found in its {role} split; "
@@ -511,6 +519,8 @@ def _tokenize_split(
     task: TaskData, role: str, tokenizer: PreTrainedTokenizerBase, max_length: int | None
 ) -> datasets.Dataset:
     dataset = task.splits[role]
+    if task.problem_type == MULTIPLE_CHOICE:
+        return choices.tokenize_split(task.name, dataset, task.spec, tokenizer, max_length)
     labels = task.label_ids(role)
     if task.problem_type == MULTI_LABEL:
         label_feature = datasets.List(datasets.Value("float32"))
@@ -551,6 +561,8 @@ class MultitaskCollator:
         tasks = {feature["task"] for feature in features}
         if len(tasks) != 1:
             raise ValueError(f"A batch must hold one task, got rows of {sorted(tasks)}.")
+        if features[0]["input_ids"] and isinstance(features[0]["input_ids"][0], list):
+            return choices.collate(self.tokenizer, features, self.pad_to_multiple_of)  # multiple-choice rows
         inputs = [{k: v for k, v in f.items() if k not in ("task", "labels")} for f in features]
         batch = dict(self.tokenizer.pad(inputs, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of))
         if "labels" in features[0]:

@@ -10,6 +10,7 @@ never from `polyhead_remote` directly (`tests/test_layout.py` checks it).
 from polyhead_remote import configuration_multitask, modeling_multitask
 from polyhead_remote.configuration_multitask import (
     MULTI_LABEL,
+    MULTIPLE_CHOICE,
     NATIVE_POOLING_ACTIVATIONS,
     PIPELINE_TASK,
     PROBLEM_TYPES,
@@ -32,6 +33,7 @@ from polyhead_remote.pipelines.multitask_ranking import collection_paused
 
 __all__ = [
     "MULTI_LABEL",
+    "MULTIPLE_CHOICE",
     "NATIVE_POOLING_ACTIVATIONS",
     "PIPELINE_TASK",
     "PROBLEM_TYPES",

@@ -17,7 +17,7 @@ from typing import Any
 import datasets
 import yaml
 
-from polyhead.remote_code import MULTI_LABEL, PROBLEM_TYPES, check_task_name, normalize_task
+from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, PROBLEM_TYPES, check_task_name, normalize_task
 
 
 DATA_EXTENSIONS = ("jsonl", "json", "csv", "parquet")
@@ -56,6 +56,11 @@ class TaskSpec:
             share its data source); `0` holds out nothing. `None`: the run-wide default (`DataArguments`, 0.1).
             A split the data has is never replaced, and rows are only ever carved from the train split.
         threshold (`float`, *optional*): multi-label decision threshold stored in the config (default 0.5).
+        choices_column (`str`, *optional*): a column of choice lists makes the task `"multiple_choice"` (the
+            default column `choices` when `problem_type="multiple_choice"`); the label is the right choice's index or
+            text (see `polyhead.choices`).
+        question_column (`str`, *optional*): multiple choice: a question appended to the context (default: the
+            `question` column when the data has one).
 
     Example:
 
@@ -85,9 +90,17 @@ class TaskSpec:
     validation_size: float | None = None
     test_size: float | None = None
     threshold: float | None = None
+    choices_column: str | None = None
+    question_column: str | None = None
 
     def __post_init__(self):
         check_task_name(self.name)
+        if self.choices_column is not None and self.problem_type is None:
+            self.problem_type = MULTIPLE_CHOICE
+        if self.problem_type == MULTIPLE_CHOICE:
+            self.choices_column = self.choices_column or "choices"
+            if self.class_weights is not None or self.text_pair_column is not None:
+                raise ValueError(f"Task {self.name!r}: a multiple-choice task takes no class_weights or text_pair.")
         if (self.data_files is None) == (self.dataset is None):
             raise ValueError(f"Task {self.name!r}: give exactly one of `data_files` and `dataset`.")
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
@@ -181,6 +194,8 @@ SHORT_FORM_OPTIONS = {
     "validation_size": float,
     "test_size": float,
     "threshold": float,
+    "choices_column": str,
+    "question_column": str,
 }
 OPTION_ALIASES = {"text": "text_column", "label": "label_column", "text_pair": "text_pair_column"}
 

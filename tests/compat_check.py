@@ -31,7 +31,10 @@ def check(source, texts, resave_dir, revision):
     model.save_pretrained(resave_dir)
     tokenizer.save_pretrained(resave_dir)
     resaved = pipeline("multitask-classification", model=str(resave_dir), trust_remote_code=True)
+    # A model with multiple-choice tasks: one multiple-choice input too (the texts as its choices).
+    choices = [{"text": texts[0], "choices": texts}] if "multiple_choice" in str(config.tasks) else None
     return {
+        "choices": choices and [classifier(choices, top_k=None), resaved(choices, top_k=None)],
         "config_class": type(config).__module__ + "." + type(config).__name__,
         "encoder_type": config.encoder.model_type,
         "tasks": config.tasks,

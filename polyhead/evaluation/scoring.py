@@ -36,10 +36,10 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from polyhead import run_folder
+from polyhead import choices, run_folder
 from polyhead.decisions import decision_thresholds, logits_to_predictions
 from polyhead.evaluation import metrics, plots
-from polyhead.remote_code import MULTI_LABEL, MultitaskModel
+from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, SINGLE_LABEL, MultitaskModel
 from polyhead.run_folder import check_model_weights
 
 
@@ -63,7 +63,7 @@ def score_task(spec: Mapping[str, Any], logits: np.ndarray, references: np.ndarr
     problem_type = spec["problem_type"]
     predictions = logits_to_predictions(problem_type, logits, decision_thresholds(spec))
     references = np.asarray(references).astype(np.int64)
-    num_labels = len(spec["labels"]) if problem_type != MULTI_LABEL else None
+    num_labels = len(spec["labels"]) if problem_type == SINGLE_LABEL else None
     return metrics.compute_task_metrics(problem_type, predictions, references, num_labels=num_labels), predictions
 
 
@@ -102,13 +102,21 @@ def predict_all_logits(
     ```
     """
     model.eval()
+    choice_tasks, _ = choices.split_tasks(list(tasks), model)  # their own batches of (context, choice) pairs
+    results = {task: choices.predict_logits(model, tasks[task], tokenizer, task, batch_size) for task in choice_tasks}
+    tasks = {task: dataset for task, dataset in tasks.items() if task not in choice_tasks}
+    if getattr(model, "task_embeddings", None) is not None and len(tasks) > 1:  # one pass per task, with its vector
+        for task, dataset in tasks.items():
+            results.update(predict_all_logits(model, {task: dataset}, tokenizer, batch_size, progress))
+        return results
+    if not tasks:
+        return results
     columns = {task: _plain_columns(dataset) for task, dataset in tasks.items()}
     inputs, rows = _distinct_inputs(columns)
     names = list(tasks)
     features = _encode_all(model, tokenizer, inputs, batch_size, progress, f"Evaluating {len(tasks)} task(s)", names)
     sizes = [len(model.config.task(task)["labels"]) for task in names]
     ends = np.cumsum(sizes).tolist()
-    results = {}
     for task, size, end in zip(names, sizes, ends):
         picked = features[rows[task].to(features.device)]
         logits = model.head_logits(picked, [task]) if _has_heads(model) else picked[:, end - size : end]
@@ -160,7 +168,8 @@ def _encode_all(
         chunk = order[start : start + batch_size]
         batch = tokenizer.pad([inputs[i] for i in chunk], return_tensors="pt").to(model.device)
         if _has_heads(model):
-            values = model.encode(**batch)
+            embedded = getattr(model, "task_embeddings", None) is not None  # then `tasks` is one task
+            values = model.encode(**batch, task=tasks[0]) if embedded else model.encode(**batch)
         else:
             logits = model(**batch, task=tasks).logits
             values = torch.cat([logits[task] for task in tasks], dim=-1)
@@ -286,7 +295,7 @@ def _add_summary(results: dict, model: MultitaskModel, train_labels: Mapping[str
         references = outputs[task][1]
         spec = model.config.task(task)
         guess = majority_predictions(spec["problem_type"], labels, len(references), len(spec["labels"]))
-        num_labels = len(spec["labels"]) if spec["problem_type"] != MULTI_LABEL else None
+        num_labels = len(spec["labels"]) if spec["problem_type"] == SINGLE_LABEL else None
         baselines[task] = metrics.compute_task_metrics(spec["problem_type"], guess, references, num_labels)
     if baselines:
         results["majority_baseline"] = baselines
@@ -405,6 +414,8 @@ def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_di
     plot = len(outputs) <= MAX_PLOTTED_TASKS
     for task, (predictions, references) in outputs.items():
         spec = model.config.task(task)
+        if spec["problem_type"] == MULTIPLE_CHOICE:  # no fixed labels: accuracy in results.json only
+            continue
         report = metrics.classification_report_text(spec["problem_type"], predictions, references, spec["labels"])
         (output_dir / run_folder.classification_report_file(task)).write_text(report, encoding="utf-8")
         if plot:

@@ -121,6 +121,11 @@ def export_onnx(
     if existing and not overwrite:
         raise FileExistsError(f"{existing} already exist(s): pass --overwrite (overwrite=True) to replace.")
     model = MultitaskModel.from_pretrained(model_dir).eval()
+    if model.config.task_embeddings or model.config.tasks_of_kind(True):  # the graph is one shared pass of texts
+        raise ValueError(
+            f"{model_dir}: models with task embeddings or multiple-choice tasks are not exported to ONNX; serve them "
+            "with torch (the pipeline or the handler's torch backend)."
+        )
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     exporter = choose_exporter(model, exporter)
     texts = list(texts or PARITY_TEXTS)

@@ -28,7 +28,7 @@ from transformers.utils import cached_file
 from polyhead.encoders import hub_id_or_none
 from polyhead.publishing.model_card import GENERATED_MARKER, METRIC_INFO
 from polyhead.publishing.upload import PublishError, PublishResult, _upload, resolve_repo_id, select_upload_files
-from polyhead.remote_code import MULTI_LABEL, NATIVE_POOLING_ACTIVATIONS, MultitaskModel
+from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, NATIVE_POOLING_ACTIVATIONS, MultitaskModel
 from polyhead.run_folder import README_FILE, RESULTS_FILE
 from polyhead.saving import atomic_folder, save_tokenizer
 
@@ -66,7 +66,11 @@ class TaskExportResult:
 def check_exportable(model: MultitaskModel, task: str) -> None:
     """Raises a `ValueError` (or `KeyError` for an unknown task) when `task` of `model` cannot be exported exactly."""
     config = model.config
-    config.task(task)
+    if config.task(task)["problem_type"] == MULTIPLE_CHOICE or config.task_embeddings:
+        raise ValueError(
+            f"Task {task!r} cannot be exported as a standard sequence-classification checkpoint: multiple-choice "
+            "tasks and models with task embeddings have no XxxForSequenceClassification equivalent."
+        )
     if config.pooling != "native":
         raise ValueError(
             f"Task {task!r} cannot be exported as a standard sequence-classification checkpoint: the model pools "
@@ -95,7 +99,8 @@ def standard_model(model: MultitaskModel, task: str) -> torch.nn.Module:
     if missing or result.unexpected_keys:
         raise ValueError(f"Encoder weights do not fit {type(standard).__name__}: {missing or result.unexpected_keys}")
     dense_name, output_name = HEAD_MODULES[config.model_type]
-    dense, output, head = standard.get_submodule(dense_name), standard.get_submodule(output_name), model.heads[task]
+    dense, output = standard.get_submodule(dense_name), standard.get_submodule(output_name)
+    head = model.heads[model.config.head_of(task)]  # a task sharing a head (shared_heads) exports that head
     with torch.no_grad():
         dense.weight.copy_(model.native_pooler.dense.weight)
         dense.bias.copy_(model.native_pooler.dense.bias)

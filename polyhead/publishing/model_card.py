@@ -40,7 +40,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from polyhead import encoders, run_folder
 from polyhead.encoders import encoder_hub_id, hub_id_or_none
-from polyhead.remote_code import MULTI_LABEL, PIPELINE_TASK, MultitaskConfig, normalize_tasks
+from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, PIPELINE_TASK, MultitaskConfig, normalize_tasks
 from polyhead.serving.inference import (
     predict_widget,  # kept importable from here: polyhead.publishing.model_card.predict_widget
 )
@@ -299,6 +299,9 @@ def tasks_table(tasks: Mapping[str, Mapping[str, Any]]) -> str:
             if spec.get("thresholds"):
                 low, high = min(spec["thresholds"]), max(spec["thresholds"])
                 kind = f"multi-label (per-label thresholds tuned on validation, {low:.2f} to {high:.2f})"
+        elif spec["problem_type"] == MULTIPLE_CHOICE:
+            rows.append((f"`{name}`", "multiple choice (each input brings its choices)", "-", "-"))
+            continue
         else:
             kind = "single-label (binary)" if len(spec["labels"]) == 2 else "single-label (multiclass)"
         if spec.get("text_pair"):

@@ -47,7 +47,8 @@ BOOLS = (True, False)  # serving.json's "compile"
 SWITCH = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False, "": False}
 logger = logging.getLogger(__name__)
 USAGE = (
-    'send {"inputs": "a text", a {"text": ..., "text_pair": ...} pair or a list of them, '
+    'send {"inputs": "a text", a {"text": ..., "text_pair": ...} pair, a {"text": ..., "choices": [...]} '
+    "multiple-choice input or a list of them, "
     '"parameters": {"tasks": [...], "top_k": 1, ...}} (zero-shot: "parameters": {"candidate_labels": [...], ...})'
 )
 
@@ -285,7 +286,8 @@ def _check_parameters(parameters: dict[str, Any]) -> None:
 
 def _check_size(inputs: Any, parameters: dict[str, Any], max_inputs: int) -> None:
     """At most `max_inputs` inputs a request (zero-shot: texts x candidate labels, one encoder row each)."""
-    count = len(inputs) if isinstance(inputs, list) else 1
+    items = inputs if isinstance(inputs, list) else [inputs]  # a multiple-choice input: one row per choice
+    count = sum(len(i["choices"]) if isinstance(i, dict) and isinstance(i.get("choices"), list) else 1 for i in items)
     labels = parameters.get("candidate_labels")
     if labels:
         count *= len(labels.split(",") if isinstance(labels, str) else labels)

@@ -82,8 +82,20 @@ class ModelArguments:
         default=0.02,
         metadata={"help": "With init_from: warn when a task of the starting model loses more than this (primary)."},
     )
+    share_heads_by_labels: bool = field(
+        default=False,
+        metadata={"help": "Tasks with the same label list (normalised, same order) and problem type share one head."},
+    )
+    task_embeddings: bool = field(
+        default=False, metadata={"help": "One learned vector per task added to the first token's input embedding."}
+    )
+    task_embedding_dropout: float = field(
+        default=0.1, metadata={"help": "With task_embeddings: share of training rows run without their vector."}
+    )
 
     def __post_init__(self):
+        if self.init_from is not None and (self.share_heads_by_labels or self.task_embeddings):
+            raise ValueError("--share_heads_by_labels and --task_embeddings apply to a new model, not --init_from.")
         if self.max_length is not None:
             check_positive_int("max_length", self.max_length)
         if is_multitask_folder(self.encoder_name_or_path):

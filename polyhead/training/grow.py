@@ -60,8 +60,11 @@ def freeze_heads_except(model: MultitaskModel, tasks: Iterable[str]) -> list[str
     unknown = sorted(keep - set(model.config.tasks))
     if unknown:
         raise ValueError(f"Unknown task(s) {unknown} to train: this model has tasks {model.config.task_names}.")
-    for name in model.config.task_names:
-        model.heads[name].requires_grad_(name in keep)
+    for name in model.heads:  # a shared head (config.shared_heads) trains when one of its tasks does
+        served = [task for task in model.config.task_names if model.config.head_of(task) == name]
+        model.heads[name].requires_grad_(any(task in keep for task in served))
+    for name, vector in (model.task_embeddings or {}).items():
+        vector.requires_grad_(name in keep)
     return [name for name in model.config.task_names if name not in keep]
 
 

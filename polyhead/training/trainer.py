@@ -64,6 +64,7 @@ from polyhead.run_folder import (
     write_training_args,
 )
 from polyhead.saving import CHECKPOINT_MARKER, check_target_folder, save_model_folder
+from polyhead.training import head_options
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.training.grow import (
     extend_task_labels,
@@ -277,6 +278,7 @@ def build_model(
     ```
     """
     options = {"pooling": model_args.pooling, "classifier_dropout": model_args.classifier_dropout}
+    options.update(head_options.config_options(model_args, tasks))
     if model_args.init_from:
         model = load_initial_model(model_args, tasks)
     elif model_args.encoder_name_or_path == TINY_ENCODER:

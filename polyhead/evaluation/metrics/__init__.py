@@ -28,14 +28,14 @@ import evaluate
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix, multilabel_confusion_matrix
 
-from polyhead.remote_code import MULTI_LABEL, SINGLE_LABEL
+from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, SINGLE_LABEL
 
 
 METRICS_DIR = Path(__file__).resolve().parent
 """Folder holding the local `evaluate` modules (shipped as package data)."""
 
 _MODULE_NAMES = {SINGLE_LABEL: "multiclass_classification", MULTI_LABEL: "multilabel_classification"}
-_PRIMARY_METRICS = {SINGLE_LABEL: "f1_macro", MULTI_LABEL: "f1_micro"}
+_PRIMARY_METRICS = {SINGLE_LABEL: "f1_macro", MULTI_LABEL: "f1_micro", MULTIPLE_CHOICE: "accuracy"}
 METRIC_KEYS = {
     SINGLE_LABEL: ("accuracy", "precision_macro", "recall_macro", "f1_macro"),
     MULTI_LABEL: (
@@ -48,6 +48,7 @@ METRIC_KEYS = {
         "exact_match",
         "label_accuracy",
     ),
+    MULTIPLE_CHOICE: ("accuracy",),  # the right choice picked (choices differ per row: no per-label metric)
 }
 """Stable result keys of `compute_task_metrics`, per problem type."""
 
@@ -71,8 +72,8 @@ __all__ = [
 
 
 def _check_problem_type(problem_type: str) -> str:
-    if problem_type not in _MODULE_NAMES:
-        raise ValueError(f"Unknown problem_type {problem_type!r}; expected one of {sorted(_MODULE_NAMES)}.")
+    if problem_type not in _PRIMARY_METRICS:
+        raise ValueError(f"Unknown problem_type {problem_type!r}; expected one of {sorted(_PRIMARY_METRICS)}.")
     return problem_type
 
 
@@ -124,7 +125,7 @@ def primary_metric(problem_type: str) -> str:
 
 def _as_label_arrays(problem_type: str, predictions, references) -> tuple[np.ndarray, np.ndarray]:
     y_pred, y_true = np.asarray(predictions, dtype=np.int64), np.asarray(references, dtype=np.int64)
-    ndim = 1 if _check_problem_type(problem_type) == SINGLE_LABEL else 2
+    ndim = 2 if _check_problem_type(problem_type) == MULTI_LABEL else 1
     if y_pred.ndim != ndim or y_pred.shape != y_true.shape:
         raise ValueError(
             f"{problem_type} expects predictions and references as {ndim}-D arrays of one shape; got "
@@ -153,6 +154,8 @@ def compute_task_metrics(
         `dict[str, float]`: plain floats under the keys `METRIC_KEYS[problem_type]`.
     """
     y_pred, y_true = _as_label_arrays(problem_type, predictions, references)
+    if problem_type == MULTIPLE_CHOICE:
+        return {"accuracy": float((y_pred == y_true).mean()) if len(y_true) else 0.0}
     kwargs = {"labels": list(range(num_labels))} if problem_type == SINGLE_LABEL and num_labels else {}
     results = load_metric(problem_type).compute(predictions=y_pred.tolist(), references=y_true.tolist(), **kwargs)
     return {key: float(results[key]) for key in METRIC_KEYS[problem_type]}
