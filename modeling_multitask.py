@@ -215,12 +215,13 @@ class MultitaskModel(PreTrainedModel):
         if threshold is not None:
             spec["threshold"] = threshold
         spec = normalize_task(name, spec)
+        vector = None if self.task_embeddings is None else _task_embeddings(self.config, [name])  # checks the name
         head = nn.Linear(self.config.hidden_size, len(spec["labels"]))
         head.to(device=self.device, dtype=self.dtype)
         self._init_weights(head)
         self.heads[name] = head
-        if self.task_embeddings is not None:
-            self.task_embeddings.update(_task_embeddings(self.config, [name]).to(device=self.device, dtype=self.dtype))
+        if vector is not None:
+            self.task_embeddings.update(vector.to(device=self.device, dtype=self.dtype))
         self.config.tasks = {**self.config.tasks, name: spec}
 
     def remove_task(self, name: str) -> None:
@@ -505,6 +506,9 @@ def _choice_logits(scores: torch.Tensor, choice_mask: torch.Tensor) -> torch.Ten
 
 
 def _task_embeddings(config: MultitaskConfig, tasks: list[str]) -> nn.ParameterDict:
+    shadowing = [name for name in tasks if hasattr(nn.ParameterDict, name)]  # e.g. `get`: a key would replace it
+    if shadowing:
+        raise ValueError(f"Task name(s) {shadowing} are nn.ParameterDict attributes: rename them for task_embeddings.")
     # Zeros: a fresh task starts as the encoder without one (a pretrained encoder's first steps are not disturbed).
     return nn.ParameterDict({name: nn.Parameter(torch.zeros(config.hidden_size)) for name in tasks})
 

@@ -90,6 +90,16 @@ def test_an_embedding_for_an_unknown_task_is_refused(model):
         model(input_ids=IDS, task="nope")
 
 
+def test_a_task_named_like_a_parameter_dict_method_is_refused(model):
+    tasks = {"get": {"labels": ["a", "b"]}, "topic": {"labels": ["x", "y"]}}
+    with pytest.raises(ValueError, match=r"\['get'\] are nn.ParameterDict attributes: rename them"):
+        MultitaskModel(tiny_multitask_config(tasks=tasks, task_embeddings=True))
+    assert MultitaskModel(tiny_multitask_config(tasks=tasks)).task_names == ["get", "topic"]  # fine without them
+    with pytest.raises(ValueError, match="nn.ParameterDict attributes"):
+        model.add_task("copy", ["a", "b"])
+    assert "copy" not in model.config.tasks and "copy" not in model.heads
+
+
 def test_add_and_remove_task_keep_the_vectors_in_step(model):
     model.add_task("extra", ["x", "y"])
     assert torch.equal(model.task_embeddings["extra"], torch.zeros(model.config.hidden_size))
