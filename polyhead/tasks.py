@@ -56,6 +56,8 @@ class TaskSpec:
             share its data source); `0` holds out nothing. `None`: the run-wide default (`DataArguments`, 0.1).
             A split the data has is never replaced, and rows are only ever carved from the train split.
         threshold (`float`, *optional*): multi-label decision threshold stored in the config (default 0.5).
+        head_learning_rate (`float`, *optional*): learning rate of this task's head (default: the run's
+            `head_learning_rate`, else its `learning_rate`).
 
     Example:
 
@@ -85,6 +87,7 @@ class TaskSpec:
     validation_size: float | None = None
     test_size: float | None = None
     threshold: float | None = None
+    head_learning_rate: float | None = None
 
     def __post_init__(self):
         check_task_name(self.name)
@@ -97,6 +100,8 @@ class TaskSpec:
         if not float(self.loss_weight) > 0:
             raise ValueError(f"Task {self.name!r}: loss_weight must be > 0, got {self.loss_weight}.")
         self._check_class_weights()
+        if self.head_learning_rate is not None and not float(self.head_learning_rate) > 0:
+            raise ValueError(f"Task {self.name!r}: head_learning_rate must be > 0, got {self.head_learning_rate}.")
         for key in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, key)
             if value is not None and int(value) < 1:
@@ -181,6 +186,7 @@ SHORT_FORM_OPTIONS = {
     "validation_size": float,
     "test_size": float,
     "threshold": float,
+    "head_learning_rate": float,
 }
 OPTION_ALIASES = {"text": "text_column", "label": "label_column", "text_pair": "text_pair_column"}
 
