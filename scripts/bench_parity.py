@@ -67,6 +67,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--work-dir", default="outputs/parity", help="Runs (reused when finished).")
     parser.add_argument("--output", default="outputs/parity/report.json", help="JSON report (.md and .png beside).")
+    parser.add_argument(
+        "--skip-baselines",
+        action="store_true",
+        help="Only train the configurations' multitask runs, no report: a second worker beside a run that trains "
+        "the baselines (rerun without it afterwards to write the report from the finished runs).",
+    )
     parser.add_argument("--tiny", action="store_true", help="Tiny random encoder, synthetic tasks (smoke test).")
     return parser.parse_args(argv)
 
@@ -168,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
         training_overrides, data_overrides = CONFIGS[config]
         runs = []
         for seed in seeds:
-            if seed not in baselines:
+            if seed not in baselines and not args.skip_baselines:
                 seed_args = dataclasses.replace(base, seed=seed, output_dir=str(work / f"baselines-seed-{seed}"))
                 seed_args = dataclasses.replace(seed_args, model_dir=str(work / f"baselines-seed-{seed}" / "model"))
                 baselines[seed] = train_baselines(prepared, tokenizer, model_args, data_args, seed_args)
@@ -186,8 +192,11 @@ def main(argv: list[str] | None = None) -> dict:
                 )
                 config_data = dataclasses.replace(data_args, **data_overrides)
                 multitask = train_and_evaluate(prepared, tokenizer, model_args, config_data, run_args)
-            runs.append((multitask, baselines[seed]))
             print(f"[{time.time() - started:.0f}s] {config} seed {seed} done", flush=True)
+            if not args.skip_baselines:
+                runs.append((multitask, baselines[seed]))
+        if args.skip_baselines:
+            continue
         comparison = compare_runs(runs, seeds)
         report["configs"][config] = {"description": DESCRIPTIONS[config], "comparison": comparison}
         print(f"\n{config}: {DESCRIPTIONS[config]}\n{format_seed_comparison_table(comparison)}\n", flush=True)

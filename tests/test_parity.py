@@ -154,3 +154,45 @@ def test_model_card_shows_the_seeded_comparison():
     assert "under 2 seeds" in section and "| `a` |" in section and "**average**" in section
     assert "81.0 ± 1.4" in section and "| better |" in section
     assert card.count("## Multitask vs single-task models") == 1  # the single-run table gives way
+
+
+def _script(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_script_prints_the_seeded_table(tmp_path, capsys):
+    rows = [{"text": f"{label} {word}", "label": label} for label in ("good", "bad") for word in ("a", "b", "c", "d")]
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for split in ("train", "test"):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    argv = [
+        *("--tasks", f"one={folder}", f"two={folder}", "--output_dir", str(tmp_path / "out")),
+        *("--single_task_baselines", "true", "--seeds", "2", "--max_steps", "1", "--report_to", "none"),
+        *("--validation_size", "0", "--disable_tqdm", "true"),
+    ]
+    _script("train").main(argv)
+    out = capsys.readouterr().out
+    table = out[out.index("Multitask vs single-task models over seeds") :]
+    assert "95% interval" in table and "\none " in table and "\naverage " in table and "2 seeds [42, 43]" in table
+
+
+def test_parity_benchmark_smoke_and_reuse(tmp_path, capsys):
+    bench = _script("bench_parity")
+    argv = ["--tiny", "--configs", "multitask,pcgrad", "--seeds", "2", "--work-dir", str(tmp_path / "w")]
+    argv += ["--output", str(tmp_path / "report.json")]
+    report = bench.main(argv)
+    assert set(report["configs"]) == {"multitask", "pcgrad"}
+    assert report["configs"]["pcgrad"]["comparison"]["seeds"] == [0, 1]
+    assert (tmp_path / "report.png").is_file() and "| average | primary |" in (tmp_path / "report.md").read_text()
+    capsys.readouterr()
+    again = bench.main(argv)  # every run finished: read back, nothing trained
+    assert again["configs"] == json.loads(json.dumps(report["configs"]))
+    assert "train_runtime" not in capsys.readouterr().out
