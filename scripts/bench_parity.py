@@ -73,6 +73,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Only train the configurations' multitask runs, no report: a second worker beside a run that trains "
         "the baselines (rerun without it afterwards to write the report from the finished runs).",
     )
+    parser.add_argument(
+        "--baselines-only", action="store_true", help="Only train the single-task baselines (a worker), no report."
+    )
     parser.add_argument("--tiny", action="store_true", help="Tiny random encoder, synthetic tasks (smoke test).")
     return parser.parse_args(argv)
 
@@ -170,13 +173,17 @@ def main(argv: list[str] | None = None) -> dict:
     previous = json.loads(output.read_text()) if output.is_file() else {}
     report["configs"].update(previous.get("configs", {}))
     baselines = {}
+    if args.baselines_only:
+        configs = []
+        for seed in seeds:
+            train_baselines(prepared, tokenizer, model_args, data_args, seed_arguments(base, work, seed))
+            print(f"[{time.time() - started:.0f}s] baselines seed {seed} done", flush=True)
     for config in configs:
         training_overrides, data_overrides = CONFIGS[config]
         runs = []
         for seed in seeds:
             if seed not in baselines and not args.skip_baselines:
-                seed_args = dataclasses.replace(base, seed=seed, output_dir=str(work / f"baselines-seed-{seed}"))
-                seed_args = dataclasses.replace(seed_args, model_dir=str(work / f"baselines-seed-{seed}" / "model"))
+                seed_args = seed_arguments(base, work, seed)
                 baselines[seed] = train_baselines(prepared, tokenizer, model_args, data_args, seed_args)
             folder = work / config / f"seed-{seed}"
             multitask = finished_results(folder / "model")
@@ -202,6 +209,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"\n{config}: {DESCRIPTIONS[config]}\n{format_seed_comparison_table(comparison)}\n", flush=True)
         write_report(report, output)
     return report
+
+
+def seed_arguments(base: MultitaskTrainingArguments, work: Path, seed: int) -> MultitaskTrainingArguments:
+    """The baselines of seed `seed` train under `<work>/baselines-seed-<seed>/baselines/<task>`."""
+    folder = work / f"baselines-seed-{seed}"
+    return dataclasses.replace(base, seed=seed, output_dir=str(folder), model_dir=str(folder / "model"))
 
 
 def machine() -> str:
