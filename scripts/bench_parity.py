@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
     tokenizer = load_tokenizer(model_args)
     prepared = prepare_tasks(model_args, data_args, tokenizer, seed=0)
     seeds = list(range(args.seeds))
-    trainings = len(seeds) * (len(prepared.data) + len(configs))
+    baseline_runs = 0 if args.skip_baselines else len(prepared.data)
+    trainings = len(seeds) * (baseline_runs + (0 if args.baselines_only else len(configs)))
     print(
         f"Parity benchmark: {len(prepared.data)} tasks {list(prepared.data)}, {len(seeds)} seeds, configurations "
         f"{configs}: {trainings} trainings (finished ones in {work} are reused); train rows "
