@@ -184,6 +184,7 @@ def test_train_script_prints_the_seeded_table(tmp_path, capsys):
     assert "95% interval" in table and "\none " in table and "\naverage " in table and "2 seeds [42, 43]" in table
 
 
+@pytest.mark.slow
 def test_parity_benchmark_smoke_and_reuse(tmp_path, capsys):
     bench = _script("bench_parity")
     argv = ["--tiny", "--configs", "multitask,pcgrad", "--seeds", "2", "--work-dir", str(tmp_path / "w")]
