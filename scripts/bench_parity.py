@@ -76,6 +76,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--baselines-only", action="store_true", help="Only train the single-task baselines (a worker), no report."
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="Write the report from the finished runs in --work-dir without loading data or training: each "
+        "configuration over the seeds whose baselines and run are all finished.",
+    )
     parser.add_argument("--tiny", action="store_true", help="Tiny random encoder, synthetic tasks (smoke test).")
     return parser.parse_args(argv)
 
@@ -125,6 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [name for name in configs if name not in CONFIGS]
     if unknown:
         sys.exit(f"error: unknown configuration(s) {unknown}; choose from {list(CONFIGS)}.")
+    if args.report_only:
+        return report_from_finished_runs(args, configs, argv)
     model_args = ModelArguments(
         encoder_name_or_path="tiny-random-bert" if args.tiny else args.encoder, max_length=args.max_length
     )
@@ -209,6 +217,43 @@ def main(argv: list[str] | None = None) -> dict:
         report["configs"][config] = {"description": DESCRIPTIONS[config], "comparison": comparison}
         print(f"\n{config}: {DESCRIPTIONS[config]}\n{format_seed_comparison_table(comparison)}\n", flush=True)
         write_report(report, output)
+    return report
+
+
+def report_from_finished_runs(args: argparse.Namespace, configs: list[str], argv: list[str] | None) -> dict:
+    """The report of `--report-only`: reads every finished run, trains nothing."""
+    from polyhead.run_folder import read_baseline_results
+
+    work = Path(args.work_dir)
+    report = {
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "machine": machine(),
+        "command": "python scripts/bench_parity.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("output", "work_dir", "report_only")},
+        "configs": {},
+    }
+    baselines = {seed: read_baseline_results(work / f"baselines-seed-{seed}" / "model") for seed in range(args.seeds)}
+    for config in configs:
+        runs, seeds = [], []
+        for seed in range(args.seeds):
+            multitask = finished_results(work / config / f"seed-{seed}" / "model")
+            complete = baselines[seed] and set(baselines[seed].get("tasks", {})) >= set(
+                (multitask or {}).get("tasks", {})
+            )
+            if multitask is not None and complete:
+                runs.append((multitask, baselines[seed]))
+                seeds.append(seed)
+        if not runs:
+            print(f"{config}: no finished seed yet", flush=True)
+            continue
+        comparison = compare_runs(runs, seeds)
+        first = runs[0][0]
+        report.setdefault("train_rows", first.get("num_train_examples") or {})
+        report["test_rows"] = first.get("num_examples", {})
+        report["configs"][config] = {"description": DESCRIPTIONS[config], "comparison": comparison}
+        print(f"\n{config}: {DESCRIPTIONS[config]}\n{format_seed_comparison_table(comparison)}\n", flush=True)
+    if report["configs"]:
+        write_report(report, Path(args.output))
     return report
 
 

@@ -197,3 +197,6 @@ def test_parity_benchmark_smoke_and_reuse(tmp_path, capsys):
     again = bench.main(argv)  # every run finished: read back, nothing trained
     assert again["configs"] == json.loads(json.dumps(report["configs"]))
     assert "train_runtime" not in capsys.readouterr().out
+    # the report alone, from the finished runs (no data loaded): the same comparisons
+    only = bench.main([*argv[:-1], str(tmp_path / "only.json"), "--report-only"])
+    assert only["configs"] == again["configs"]
