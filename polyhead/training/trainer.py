@@ -158,6 +158,12 @@ class MultitaskTrainer(Trainer):
         if self.balancer is not None:
             self.balancer.to(self.args.device)
         use_pcgrad = getattr(self.args, "pcgrad", False)
+        if use_pcgrad and self.args.gradient_accumulation_steps * self.args.world_size < len(tasks):
+            logger.warning(
+                f"pcgrad: a step holds {self.args.gradient_accumulation_steps * self.args.world_size} single-task "
+                f"batches for {len(tasks)} tasks, so it often sees one task and has nothing to project: use "
+                f"--gradient_accumulation_steps {len(tasks)} with --sampling round_robin."
+            )
         self.pcgrad = PCGradAccumulator(self.model, tasks, seed=self.args.seed) if use_pcgrad else None
 
     def create_optimizer(self, *args, **kwargs) -> torch.optim.Optimizer:
