@@ -195,17 +195,17 @@ def main(argv: list[str] | None = None) -> dict:
                 seed_args = seed_arguments(base, work, seed)
                 baselines[seed] = train_baselines(prepared, tokenizer, model_args, data_args, seed_args)
             folder = work / config / f"seed-{seed}"
-            multitask = finished_results(folder / "model")
+            run_args = dataclasses.replace(
+                base,
+                seed=seed,
+                output_dir=str(folder),
+                model_dir=str(folder / "model"),
+                single_task_baselines=False,
+                resume_from_checkpoint=None,
+                **training_overrides,
+            )
+            multitask = finished_results(folder / "model", run_args)
             if multitask is None:
-                run_args = dataclasses.replace(
-                    base,
-                    seed=seed,
-                    output_dir=str(folder),
-                    model_dir=str(folder / "model"),
-                    single_task_baselines=False,
-                    resume_from_checkpoint=None,
-                    **training_overrides,
-                )
                 config_data = dataclasses.replace(data_args, **data_overrides)
                 multitask = train_and_evaluate(prepared, tokenizer, model_args, config_data, run_args)
             print(f"[{time.time() - started:.0f}s] {config} seed {seed} done", flush=True)

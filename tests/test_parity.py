@@ -133,6 +133,14 @@ def test_seeded_comparison_runs_shares_data_and_resumes(tmp_path, monkeypatch, c
     )
     assert calls == [(4, ("topic",))]
 
+    # Other settings (a larger budget): nothing is reused.
+    calls.clear()
+    args = training_args(
+        tmp_path, single_task_baselines=True, seeds=2, seed=3, max_steps=3, resume_from_checkpoint="true"
+    )
+    run(ModelArguments(), DataArguments(tasks=specs), args)
+    assert len(calls) == 6
+
 
 def test_model_dir_may_not_be_in_the_seeds_folder(tmp_path):
     args = training_args(

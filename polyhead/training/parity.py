@@ -18,10 +18,12 @@ Layout: the first seed is the main run (`output_dir`, `model_dir`, `<output_dir>
 others trains under `<output_dir>/seeds/seed-<s>/` (its model in `.../model`, its baselines in `.../baselines`). The
 comparison is added to the main model's `results.json` under `"comparison"` (schema: `compare_runs`), which the
 end-of-run table and the model card show. With `resume_from_checkpoint`, a run whose model folder already holds its
-`results.json` is read, not retrained, and an unfinished one resumes from its newest checkpoint.
+`results.json`, trained with the same settings (`RUN_SETTINGS`), is read, not retrained, and an unfinished one
+resumes from its newest checkpoint.
 """
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,6 +38,7 @@ from polyhead.run_folder import (
     RESULTS_FILE,
     read_baseline_results,
     read_results,
+    read_training_args,
     write_results,
 )
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
@@ -58,11 +61,42 @@ def seed_arguments(training_args: MultitaskTrainingArguments, seed: int) -> Mult
     return dataclasses.replace(training_args, seed=seed, output_dir=folder, model_dir=os.path.join(folder, "model"))
 
 
-def finished_results(model_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The results of a finished run (its model folder is written atomically once scored), else `None`."""
+# The training settings a finished run must share with the current arguments to be reused instead of retrained.
+RUN_SETTINGS = (
+    "seed",
+    "data_seed",
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "weight_decay",
+    "warmup_ratio",
+    "warmup_steps",
+    "lr_scheduler_type",
+    "loss_balancing",
+    "balancing_learning_rate",
+    "head_learning_rate",
+    "pcgrad",
+)
+
+
+def finished_results(
+    model_dir: str | os.PathLike, training_args: MultitaskTrainingArguments | None = None
+) -> dict[str, Any] | None:
+    """The results of a finished run (its model folder is written atomically once scored), else `None`; with
+    `training_args`, only when the run's recorded settings ([`RUN_SETTINGS`]) are those (a run continued with a larger
+    budget, or with another rate, is not finished)."""
     if not (Path(model_dir) / "config.json").is_file():
         return None
-    return read_results(model_dir)
+    results = read_results(model_dir)
+    if results is None or training_args is None:
+        return results
+    recorded = (read_training_args(model_dir) or {}).get("training", {})
+    current = json.loads(json.dumps(training_args.to_dict(), default=str))
+    if any(recorded.get(key) != current.get(key) for key in RUN_SETTINGS):
+        return None
+    return results
 
 
 def count_trainings(training_args: MultitaskTrainingArguments, tasks: Sequence[str]) -> tuple[int, int]:
@@ -73,7 +107,7 @@ def count_trainings(training_args: MultitaskTrainingArguments, tasks: Sequence[s
         args = seed_arguments(training_args, seed)
         folders = [args.model_dir] + [os.path.join(args.output_dir, BASELINES_DIR, task, "model") for task in tasks]
         total += len(folders)
-        finished += sum(1 for folder in folders if reuse and finished_results(folder) is not None)
+        finished += sum(1 for folder in folders if reuse and finished_results(folder, args) is not None)
     return total, finished
 
 
@@ -118,7 +152,7 @@ def run_seeds(
     runs = []
     for seed in seeds:
         args = seed_arguments(training_args, seed)
-        multitask = finished_results(args.model_dir) if reuse else None
+        multitask = finished_results(args.model_dir, args) if reuse else None
         if multitask is not None and training_args.process_index != 0:
             multitask = {}  # read on the main process only, as trained runs return results there only
         if multitask is None:

@@ -731,7 +731,7 @@ def train_baselines(
         task_data_args = dataclasses.replace(data_args, tune_thresholds=data_args.tune_thresholds and tunable)
         # A resumed run reads a baseline whose model folder is already written instead of training it again.
         result = None
-        if resume_finished(training_args, args.model_dir):
+        if resume_finished(training_args, args):
             result = read_results(args.model_dir) if training_args.process_index == 0 else {}
         if result is None:
             result = train_and_evaluate(prepared.subset([name]), tokenizer, model_args, task_data_args, args)
@@ -749,9 +749,11 @@ def train_baselines(
     return combined
 
 
-def resume_finished(training_args: MultitaskTrainingArguments, model_dir: str | os.PathLike) -> bool:
-    """Whether a resumed run (`resume_from_checkpoint` given) finds `model_dir` already written with its results."""
-    return bool(training_args.resume_from_checkpoint) and parity.finished_results(model_dir) is not None
+def resume_finished(training_args: MultitaskTrainingArguments, run_args: MultitaskTrainingArguments) -> bool:
+    """Whether a resumed run (`resume_from_checkpoint` given) finds the model folder of `run_args` already written,
+    with its results, by a run of the same settings (`polyhead.training.parity.finished_results`)."""
+    finished = parity.finished_results(run_args.model_dir, run_args)
+    return bool(training_args.resume_from_checkpoint) and finished is not None
 
 
 def remove_checkpoints(output_dir: str | os.PathLike) -> None:
