@@ -109,8 +109,8 @@ def tiny_tasks() -> list:
 
     import datasets
 
+    from polyhead.presets import WORDS
     from polyhead.tasks import TaskSpec
-    from polyhead.testing_utils import WORDS
 
     def split(n, labels, seed):
         rng = random.Random(seed)
