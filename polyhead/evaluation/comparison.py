@@ -182,10 +182,12 @@ def format_seed_comparison_table(comparison: Mapping[str, Any]) -> str:
     rows = [COLUMNS, *comparison_rows(comparison)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = [
-        "  ".join(cell.ljust(w) if i in (0, 1, 6) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        "  ".join(
+            cell.ljust(w) if i in (0, 1, 6) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))
+        ).rstrip()
         for row in rows
     ]
-    lines.insert(1, "-" * len(lines[0]))
+    lines.insert(1, "-" * max(len(line) for line in lines))
     seeds = comparison.get("seeds", [])
     note = (
         f"{len(seeds)} seeds {seeds}, {comparison.get('split')} split, points (metric x 100): mean ± std over seeds; "
