@@ -61,6 +61,8 @@ class TaskSpec:
             text (see `polyhead.choices`).
         question_column (`str`, *optional*): multiple choice: a question appended to the context (default: the
             `question` column when the data has one).
+        head_learning_rate (`float`, *optional*): learning rate of this task's head (default: the run's
+            `head_learning_rate`, else its `learning_rate`).
 
     Example:
 
@@ -92,6 +94,7 @@ class TaskSpec:
     threshold: float | None = None
     choices_column: str | None = None
     question_column: str | None = None
+    head_learning_rate: float | None = None
 
     def __post_init__(self):
         check_task_name(self.name)
@@ -110,6 +113,8 @@ class TaskSpec:
         if not float(self.loss_weight) > 0:
             raise ValueError(f"Task {self.name!r}: loss_weight must be > 0, got {self.loss_weight}.")
         self._check_class_weights()
+        if self.head_learning_rate is not None and not float(self.head_learning_rate) > 0:
+            raise ValueError(f"Task {self.name!r}: head_learning_rate must be > 0, got {self.head_learning_rate}.")
         for key in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, key)
             if value is not None and int(value) < 1:
@@ -196,6 +201,7 @@ SHORT_FORM_OPTIONS = {
     "threshold": float,
     "choices_column": str,
     "question_column": str,
+    "head_learning_rate": float,
 }
 OPTION_ALIASES = {"text": "text_column", "label": "label_column", "text_pair": "text_pair_column"}
 

@@ -2,7 +2,8 @@
 
 Arguments: `polyhead.training.arguments` (ModelArguments, DataArguments, MultitaskTrainingArguments). Multi-GPU:
 `accelerate launch scripts/train.py configs/tweets.yaml`. Ends with the per-task results table and, with
-`--single_task_baselines true`, the multitask vs single-task comparison. Arguments that cannot train and a
+`--single_task_baselines true`, the multitask vs single-task comparison (`--seeds N`: over N seeds, with intervals and
+verdicts, polyhead.training.parity). Arguments that cannot train and a
 `--model_dir` whose writing could delete files are refused before anything is read, with a one-line error and exit
 status 1.
 """
@@ -10,6 +11,7 @@ status 1.
 import json
 import sys
 
+from polyhead.evaluation.comparison import format_seed_comparison_table
 from polyhead.evaluation.scoring import format_comparison_table, format_results_table
 from polyhead.run_folder import BASELINE_RESULTS_FILE, RESULTS_FILE
 from polyhead.training.arguments import disable_progress_bars, parse_args
@@ -29,7 +31,10 @@ def main(argv: list[str] | None = None) -> dict:
     if multitask:  # empty on the processes other than the main one
         print(f"\nResults ({multitask['split']} split, {training_args.model_dir}/{RESULTS_FILE}):")
         print(format_results_table(multitask))
-        if baselines and baselines.get("tasks"):
+        if multitask.get("comparison"):
+            print(f"\nMultitask vs single-task models over seeds ({training_args.model_dir}/{RESULTS_FILE}):")
+            print(format_seed_comparison_table(multitask["comparison"]))
+        elif baselines and baselines.get("tasks"):
             print(f"\nMultitask vs single-task models ({training_args.model_dir}/{BASELINE_RESULTS_FILE}):")
             print(format_comparison_table(multitask, baselines))
         print(json.dumps({"average": multitask["average"]}, indent=2))

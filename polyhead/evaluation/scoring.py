@@ -15,6 +15,7 @@ metrics with the local `evaluate` modules of `polyhead.evaluation.metrics`, and 
        "held_out": {task: {"test" | "validation": {"from", "fraction", "seed", "rows", "stratified"}}},
                    # only for splits carved from the train rows (polyhead.data.carve_splits)
        "not_scored": [task, ...],  # only when some task had no split to score
+       "comparison": {...},  # only from `--single_task_baselines --seeds N`: polyhead.evaluation.comparison
        "untuned_thresholds": {task: {metric: value}}}  # multi-label tasks with tuned per-label thresholds:
                                                        # their scores at the task's single threshold
 

@@ -40,6 +40,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from polyhead import encoders, run_folder
 from polyhead.encoders import encoder_hub_id, hub_id_or_none
+from polyhead.evaluation.comparison import COLUMNS, comparison_rows
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, PIPELINE_TASK, MultitaskConfig, normalize_tasks
 from polyhead.serving.inference import (
     predict_widget,  # kept importable from here: polyhead.publishing.model_card.predict_widget
@@ -375,6 +376,14 @@ def baseline_table(results: Mapping[str, Any], baseline_results: Mapping[str, An
     return markdown_table(("Task", "Metric", "Multitask", "Single-task", "Difference"), rows)
 
 
+def seed_comparison_table(comparison: Mapping[str, Any]) -> str:
+    """The seed-averaged multitask vs single-task comparison (`results["comparison"]`, see
+    `polyhead.evaluation.comparison`): per task mean ± std of each side in points, the paired difference, its 95%
+    interval and the verdict."""
+    rows = [(f"`{row[0]}`" if row[0] != "average" else "**average**", *row[1:]) for row in comparison_rows(comparison)]
+    return markdown_table([column.capitalize() for column in COLUMNS], rows)
+
+
 def forgetting_table(forgetting: Mapping[str, Any]) -> str:
     """The starting model's tasks before and after a continued run (`results["forgetting"]`), on their primary
     metric; a loss beyond the run's margin is flagged."""
@@ -645,7 +654,11 @@ def template_variables(
         "task_summary": task_summary_table(results) if many else "",
         "has_majority": bool(majority),
         "average_table": average_table(results["average"]) if results.get("average") else "",
-        "baseline_table": baseline_table(results, baseline_results) if baseline_results else "",
+        "baseline_table": baseline_table(results, baseline_results)
+        if baseline_results and not results.get("comparison")
+        else "",
+        "comparison_table": seed_comparison_table(results["comparison"]) if results.get("comparison") else "",
+        "comparison_seeds": len((results.get("comparison") or {}).get("seeds", [])),
         "forgetting_table": forgetting_table(results["forgetting"]) if results.get("forgetting") else "",
         "distillation_table": distillation_tables(results["distillation"]) if results.get("distillation") else "",
         "init_from": _describe_start((results.get("forgetting") or {}).get("init_from")),

@@ -220,6 +220,43 @@ class MultitaskTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "torch CPU threads for training and evaluation (torch.set_num_threads; default: torch's)."},
     )
+    seeds: int = field(
+        default=1,
+        metadata={
+            "help": "With single_task_baselines: train the multitask model and every baseline under this many seeds "
+            "(seed, seed+1, ...) on the same tokenized data, and report per task mean +- std, the paired difference "
+            "with a 95% t-interval and a verdict (polyhead.training.parity). Finished runs are reused when "
+            "resume_from_checkpoint is given."
+        },
+    )
+    loss_balancing: str = field(
+        default="none",
+        metadata={
+            "help": "Adaptive task loss weighting: 'none' or 'uncertainty' (Kendall et al. 2018: a learnable "
+            "log-variance s_t per task, loss exp(-s_t) L_t + s_t; polyhead.training.balancing). Applied on top of "
+            "the fixed loss_weight of each task."
+        },
+    )
+    balancing_learning_rate: float = field(
+        default=0.01,
+        metadata={"help": "Learning rate of the loss_balancing log-variances (no weight decay)."},
+    )
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the task heads (default: learning_rate); a task's own head_learning_rate "
+            "(task spec) wins. The encoder keeps learning_rate; the schedule scales every rate alike."
+        },
+    )
+    pcgrad: bool = field(
+        default=False,
+        metadata={
+            "help": "PCGrad (Yu et al. 2020, polyhead.training.pcgrad): within one optimizer step, each task's "
+            "gradient on the shared encoder is projected off every other task's gradient it conflicts with. A "
+            "step sees the tasks of its accumulated batches: use gradient_accumulation_steps >= number of tasks "
+            "(with sampling round_robin every step sees every task)."
+        },
+    )
 
     def __post_init__(self):
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
@@ -227,6 +264,7 @@ class MultitaskTrainingArguments(TrainingArguments):
         check_trainable(self)
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {self.num_threads}.")
+        check_remedy_arguments(self)
         if self.dataloader_pin_memory and (self.use_cpu or not _accelerator_available()):
             # Pinned memory only helps copies to an accelerator; without one torch warns at every evaluation.
             self.dataloader_pin_memory = False
@@ -291,6 +329,26 @@ def check_trainable(args: TrainingArguments) -> None:
         problems.append(f"learning_rate={args.learning_rate} must be greater than 0")
     if problems:
         raise ValueError(f"These training arguments cannot produce a trained model: {'; '.join(problems)}.")
+
+
+def check_remedy_arguments(args: "MultitaskTrainingArguments") -> None:
+    """Raises a `ValueError` naming the option when `seeds` or a remedy option cannot work."""
+    from polyhead.training.balancing import BALANCING_SCHEMES
+
+    check_positive_int("seeds", args.seeds)
+    if args.seeds > 1 and not args.single_task_baselines:
+        raise ValueError(
+            f"seeds={args.seeds} compares the multitask model with single-task models: add --single_task_baselines "
+            "true (or leave seeds at 1)."
+        )
+    if args.loss_balancing not in BALANCING_SCHEMES:
+        raise ValueError(
+            f"Unknown loss_balancing {args.loss_balancing!r}: choose one of {', '.join(BALANCING_SCHEMES)}."
+        )
+    for name in ("balancing_learning_rate", "head_learning_rate"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be greater than 0, got {value}.")
 
 
 def launched_distributed() -> bool:

@@ -59,12 +59,13 @@ from polyhead.run_folder import (
     BASELINES_DIR,
     TRAINING_ARGS_FILE,
     check_weights_file,
+    read_results,
     read_training_args,
     write_baseline_results,
     write_training_args,
 )
 from polyhead.saving import CHECKPOINT_MARKER, check_target_folder, save_model_folder
-from polyhead.training import head_options
+from polyhead.training import balancing, head_options, parity
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.training.grow import (
     extend_task_labels,
@@ -73,6 +74,7 @@ from polyhead.training.grow import (
     match_label_maps,
     score_tasks,
 )
+from polyhead.training.pcgrad import PCGradAccumulator, average_gradients
 from polyhead.training.sampling import TaskBatchSampler
 
 
@@ -95,6 +97,9 @@ class MultitaskTrainer(Trainer):
         loss_weights (`dict[str, float]`, *optional*): multiplies each task's loss (default 1).
         class_weights (`dict[str, list[float]]`, *optional*): weighted cross-entropy / BCE `pos_weight` per task.
         sampling (`str`), temperature (`float`): the [`TaskBatchSampler`] strategy.
+        head_learning_rates (`dict[str, float | None]`, *optional*): per-task head learning rate overrides (over
+            `args.head_learning_rate`); with `args.loss_balancing` and `args.pcgrad`, the remedies of
+            `polyhead.training.balancing` and `polyhead.training.pcgrad`.
         kwargs: passed to `Trainer` (callbacks, optimizers...).
 
     Example:
@@ -118,6 +123,7 @@ class MultitaskTrainer(Trainer):
         class_weights: Mapping[str, list[float] | None] | None = None,
         sampling: str = "proportional",
         temperature: float = 2.0,
+        head_learning_rates: Mapping[str, float | None] | None = None,
         **kwargs,
     ):
         self.train_datasets = dict(train_datasets or {})
@@ -140,6 +146,72 @@ class MultitaskTrainer(Trainer):
         self.loss_weights = {task: float(w) for task, w in (loss_weights or {}).items()}
         self.class_weights = {task: w for task, w in (class_weights or {}).items() if w is not None}
         self.sampling, self.temperature = sampling, temperature
+        self._set_up_remedies(head_learning_rates)
+
+    def _set_up_remedies(self, head_learning_rates: Mapping[str, float | None] | None) -> None:
+        # The remedies for a losing task (all off by default): loss balancing and head rates (balancing.py), PCGrad.
+        tasks = list(self.train_datasets) or list(self.model.config.tasks)
+        self.head_learning_rates = balancing.head_learning_rates(
+            tasks, getattr(self.args, "head_learning_rate", None), head_learning_rates
+        )
+        self.balancer = balancing.make_balancer(getattr(self.args, "loss_balancing", "none"), tasks)
+        if self.balancer is not None:
+            self.balancer.to(self.args.device)
+        use_pcgrad = getattr(self.args, "pcgrad", False)
+        if use_pcgrad and self.args.gradient_accumulation_steps * self.args.world_size < len(tasks):
+            logger.warning(
+                f"pcgrad: a step holds {self.args.gradient_accumulation_steps * self.args.world_size} single-task "
+                f"batches for {len(tasks)} tasks, so it often sees one task and has nothing to project: use "
+                f"--gradient_accumulation_steps {len(tasks)} with --sampling round_robin."
+            )
+        self.pcgrad = PCGradAccumulator(self.model, tasks, seed=self.args.seed) if use_pcgrad else None
+
+    def create_optimizer(self, *args, **kwargs) -> torch.optim.Optimizer:
+        """Trainer's optimizer, with the heads' own learning rates and the loss balancer's parameters when asked."""
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(*args, **kwargs)
+        if fresh:
+            balancing.split_head_learning_rates(optimizer, self.model, self.head_learning_rates)
+            if self.balancer is not None:
+                rate = getattr(self.args, "balancing_learning_rate", 0.01)
+                optimizer.add_param_group(
+                    {"params": list(self.balancer.parameters()), "lr": rate, "weight_decay": 0.0}
+                )
+        return optimizer
+
+    def training_step(self, model: torch.nn.Module, inputs: dict[str, Any], *args, **kwargs) -> torch.Tensor:
+        """Trainer's step; with PCGrad each micro-batch's encoder gradient goes to its task's buffer (no DDP
+        reduction: the accumulator reduces per task) and the last micro-batch of a step writes the projected sum."""
+        task = inputs["task"]
+        if self.pcgrad is None:
+            loss = super().training_step(model, inputs, *args, **kwargs)
+        else:
+            with self.accelerator.no_sync(model):
+                loss = super().training_step(model, inputs, *args, **kwargs)
+            self.pcgrad.collect(task)
+        if self.accelerator.sync_gradients:
+            if self.pcgrad is not None:
+                self.pcgrad.apply(self.args.world_size)
+            if self.balancer is not None and self.args.world_size > 1:
+                average_gradients(self.balancer.parameters(), self.args.world_size)
+        return loss
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs and self.balancer is not None:  # training logs: each task's current learned weight
+            logs.update({f"loss_weight_{task}": round(w, 4) for task, w in self.balancer.weights().items()})
+        if "loss" in logs and self.pcgrad is not None:
+            logs["pcgrad_conflicts"] = self.pcgrad.pop_conflicts()
+        super().log(logs, *args, **kwargs)
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        super()._save_optimizer_and_scheduler(output_dir)
+        if self.balancer is not None and self.args.should_save:
+            self.balancer.save(output_dir)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if self.balancer is not None and checkpoint is not None:
+            self.balancer.load(checkpoint)
 
     def make_batch_sampler(self) -> TaskBatchSampler:
         """The train batch sampler (seeded by `data_seed`, else `seed`), holding this process's share of each epoch."""
@@ -186,6 +258,8 @@ class MultitaskTrainer(Trainer):
         labels, task = inputs.pop("labels"), inputs["task"]
         logits = model(**inputs).logits[task]
         loss = self.task_loss(task, logits, labels)
+        if self.balancer is not None and model.training:  # training only: evaluation losses stay comparable
+            loss = self.balancer(task, loss)
         return (loss, {"loss": loss, "logits": logits}) if return_outputs else loss
 
     def task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -463,6 +537,7 @@ def make_trainer(
         sampling=data_args.sampling,
         temperature=data_args.temperature,
         callbacks=callbacks,
+        head_learning_rates={name: task.spec.head_learning_rate for name, task in prepared.data.items()},
     )
 
 
@@ -642,6 +717,7 @@ def train_baselines(
             output_dir=folder,
             model_dir=os.path.join(folder, "model"),
             single_task_baselines=False,
+            seeds=1,  # one baseline run; the seeds of a comparison are polyhead.training.parity's loop
             resume_from_checkpoint=resume,
         )
         if "eval" not in prepared.encoded[name] and args.eval_strategy != "no":
@@ -654,7 +730,12 @@ def train_baselines(
         # Threshold tuning applies to a baseline only where it can: a multi-label task with a validation split.
         tunable = prepared.data[name].problem_type == MULTI_LABEL and "eval" in prepared.encoded[name]
         task_data_args = dataclasses.replace(data_args, tune_thresholds=data_args.tune_thresholds and tunable)
-        result = train_and_evaluate(prepared.subset([name]), tokenizer, model_args, task_data_args, args)
+        # A resumed run reads a baseline whose model folder is already written instead of training it again.
+        result = None
+        if resume_finished(training_args, args):
+            result = read_results(args.model_dir) if training_args.process_index == 0 else {}
+        if result is None:
+            result = train_and_evaluate(prepared.subset([name]), tokenizer, model_args, task_data_args, args)
         if not result:
             continue
         if not training_args.keep_baseline_checkpoints:
@@ -667,6 +748,13 @@ def train_baselines(
         combined["average"] = metrics.macro_average(combined["tasks"], combined.get("problem_types"))
         write_baseline_results(combined, training_args.model_dir)
     return combined
+
+
+def resume_finished(training_args: MultitaskTrainingArguments, run_args: MultitaskTrainingArguments) -> bool:
+    """Whether a resumed run (`resume_from_checkpoint` given) finds the model folder of `run_args` already written,
+    with its results, by a run of the same settings (`polyhead.training.parity.finished_results`)."""
+    finished = parity.finished_results(run_args.model_dir, run_args)
+    return bool(training_args.resume_from_checkpoint) and finished is not None
 
 
 def remove_checkpoints(output_dir: str | os.PathLike) -> None:
@@ -683,7 +771,8 @@ def run(
     The training job: validate and tokenize every task, train the multitask model, score it, write the model folder,
     and (with `single_task_baselines`) train and score one model per task. `num_threads` sets torch's CPU threads.
 
-    Returns `{"multitask": results, "baselines": results or None}`.
+    Returns `{"multitask": results, "baselines": results or None}`. With `seeds > 1`, the seed-averaged comparison
+    of `polyhead.training.parity.run_seeds` (its return value; `results["multitask"]["comparison"]`).
 
     Example:
 
@@ -704,6 +793,10 @@ def run(
     seed = training_args.data_seed or training_args.seed
     with training_args.main_process_first(desc="loading and tokenizing the tasks"):  # one writer of datasets' cache
         prepared = prepare_tasks(model_args, data_args, tokenizer, seed=seed)
+    if training_args.seeds > 1:  # the seed-averaged comparison (polyhead.training.parity)
+        return parity.run_seeds(
+            prepared, tokenizer, model_args, data_args, training_args, train_and_evaluate, train_baselines
+        )
     multitask = train_and_evaluate(prepared, tokenizer, model_args, data_args, training_args)
     baselines = None
     if training_args.single_task_baselines:

@@ -1,0 +1,210 @@
+"""The seed-averaged multitask vs single-task comparison: t quantiles, intervals, verdicts, the seeded runs on the tiny
+encoder (one command, shared data, resume without retraining), and the tables of the run's end and the model card."""
+
+import json
+import math
+
+import pytest
+from helpers import tiny_task_specs, training_args
+
+from polyhead.evaluation import comparison
+from polyhead.evaluation.comparison import compare_runs, format_seed_comparison_table, paired_difference, t_quantile
+from polyhead.publishing.model_card import render_model_card
+from polyhead.training import parity
+from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.training.trainer import run
+
+
+def test_t_quantiles_match_scipy():
+    stats = pytest.importorskip("scipy.stats")  # scipy comes with scikit-learn; the table must not need it
+    for df in [*range(1, 31), 35, 45, 50, 80, 100, 200, 1000]:
+        assert t_quantile(df) == pytest.approx(stats.t.ppf(0.975, df), abs=2e-3), df
+    with pytest.raises(ValueError, match="at least 2 runs"):
+        t_quantile(0)
+
+
+def test_paired_difference_by_hand():
+    # differences 0.02, 0.04, 0.03: mean 0.03, sd 0.01, half-width 4.303 * 0.01 / sqrt(3)
+    row = paired_difference([0.82, 0.84, 0.83], [0.80, 0.80, 0.80])
+    half = 4.303 * 0.01 / math.sqrt(3)
+    assert row["mean"] == pytest.approx(0.03) and row["std"] == pytest.approx(0.01)
+    assert (row["low"], row["high"]) == (pytest.approx(0.03 - half), pytest.approx(0.03 + half))
+    assert row["verdict"] == "better"
+    assert paired_difference([0.70, 0.72, 0.71], [0.80, 0.81, 0.80])["verdict"] == "worse"
+    assert paired_difference([0.80, 0.70, 0.90], [0.80, 0.80, 0.80])["verdict"] == "within noise"
+    single = paired_difference([0.9], [0.8])  # one seed: no interval, no verdict beyond noise
+    assert single["low"] is None and single["verdict"] == "within noise"
+    with pytest.raises(ValueError, match="Paired runs"):
+        paired_difference([0.9, 0.8], [0.8])
+
+
+def _results(scores, primary="f1_macro"):
+    return {
+        "tasks": {task: {primary: value, "accuracy": value} for task, value in scores.items()},
+        "primary_metrics": {task: primary for task in scores},
+        "split": "test",
+    }
+
+
+def test_compare_runs_per_task_and_average():
+    runs = [
+        (_results({"a": 0.80, "b": 0.60}), _results({"a": 0.78, "b": 0.70})),
+        (_results({"a": 0.82, "b": 0.62}), _results({"a": 0.79, "b": 0.71})),
+        (_results({"a": 0.81, "b": 0.61}), _results({"a": 0.80, "b": 0.69})),
+    ]
+    result = compare_runs(runs, [0, 1, 2])
+    assert result["seeds"] == [0, 1, 2] and result["split"] == "test"
+    assert result["tasks"]["a"]["multitask"]["mean"] == pytest.approx(0.81)
+    assert result["tasks"]["a"]["single_task"]["values"] == [0.78, 0.79, 0.80]
+    assert result["tasks"]["b"]["difference"]["verdict"] == "worse"
+    assert result["average"]["multitask"]["values"] == pytest.approx([0.70, 0.72, 0.71])
+    assert result["average"]["single_task"]["values"] == pytest.approx([0.74, 0.75, 0.745])
+    table = format_seed_comparison_table(result)
+    assert "b  " in table and "worse" in table and "average" in table and "3 seeds [0, 1, 2]" in table
+    assert "81.0 ± 1.0" in table  # points: mean ± std over seeds
+    assert comparison.VERDICTS == ("better", "within noise", "worse")
+
+
+def test_seeds_need_baselines(tmp_path):
+    with pytest.raises(ValueError, match="single_task_baselines"):
+        MultitaskTrainingArguments(output_dir=str(tmp_path), seeds=3)
+    with pytest.raises(ValueError, match="seeds must be"):
+        MultitaskTrainingArguments(output_dir=str(tmp_path), seeds=0, single_task_baselines=True)
+
+
+def test_seeded_comparison_runs_shares_data_and_resumes(tmp_path, monkeypatch, capsys):
+    from polyhead.training import trainer as training
+
+    calls, prepares = [], []
+    real_train, real_prepare = training.train_and_evaluate, training.prepare_tasks
+
+    def train_and_evaluate(prepared, *args, **kwargs):
+        calls.append((args[-1].seed, tuple(prepared.data)))
+        return real_train(prepared, *args, **kwargs)
+
+    def prepare_tasks(*args, **kwargs):
+        prepares.append(1)
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_and_evaluate", train_and_evaluate)
+    monkeypatch.setattr(training, "prepare_tasks", prepare_tasks)
+    specs = tiny_task_specs(16)[:2]
+    args = training_args(tmp_path, single_task_baselines=True, seeds=2, seed=3, max_steps=2)
+    results = run(ModelArguments(), DataArguments(tasks=specs), args)
+    assert "2 seeds x (1 multitask + 2 single-task models) = 6 trainings." in capsys.readouterr().out
+    assert prepares == [1]  # the data is loaded and tokenized once for all 6 trainings
+    assert sorted(calls) == sorted(
+        [(s, names) for s in (3, 4) for names in (("sentiment", "topic"), ("sentiment",), ("topic",))]
+    )
+    saved = json.loads((tmp_path / "run" / "model" / "results.json").read_text())
+    assert saved["comparison"] == results["comparison"] == results["multitask"]["comparison"]
+    assert saved["comparison"]["seeds"] == [3, 4]
+    row = saved["comparison"]["tasks"]["sentiment"]
+    assert len(row["multitask"]["values"]) == len(row["difference"]["values"]) == 2
+    assert row["difference"]["verdict"] in comparison.VERDICTS
+    # each seed's multitask value is that seed's own run
+    other = json.loads((tmp_path / "run" / "seeds" / "seed-4" / "model" / "results.json").read_text())
+    assert row["multitask"]["values"][1] == other["tasks"]["sentiment"][row["metric"]]
+    assert (tmp_path / "run" / "seeds" / "seed-4" / "baselines" / "topic" / "model" / "config.json").is_file()
+
+    # Resumed: nothing finished is retrained, the comparison is the same.
+    calls.clear()
+    resumed = run(
+        ModelArguments(),
+        DataArguments(tasks=specs),
+        training_args(
+            tmp_path, single_task_baselines=True, seeds=2, seed=3, max_steps=2, resume_from_checkpoint="true"
+        ),
+    )
+    assert "6 trainings, 6 already finished (reused)" in capsys.readouterr().out
+    assert calls == []
+    assert resumed["comparison"] == results["comparison"]
+
+    # A lost run (its model folder deleted) is the only one trained again.
+    import shutil
+
+    shutil.rmtree(tmp_path / "run" / "seeds" / "seed-4" / "baselines" / "topic" / "model")
+    run(
+        ModelArguments(),
+        DataArguments(tasks=specs),
+        training_args(
+            tmp_path, single_task_baselines=True, seeds=2, seed=3, max_steps=2, resume_from_checkpoint="true"
+        ),
+    )
+    assert calls == [(4, ("topic",))]
+
+    # Other settings (a larger budget): nothing is reused.
+    calls.clear()
+    args = training_args(
+        tmp_path, single_task_baselines=True, seeds=2, seed=3, max_steps=3, resume_from_checkpoint="true"
+    )
+    run(ModelArguments(), DataArguments(tasks=specs), args)
+    assert len(calls) == 6
+
+
+def test_model_dir_may_not_be_in_the_seeds_folder(tmp_path):
+    args = training_args(
+        tmp_path, single_task_baselines=True, seeds=2, model_dir=str(tmp_path / "run" / "seeds" / "x")
+    )
+    with pytest.raises(ValueError, match="other seeds"):
+        parity.check_seed_locations(args)
+
+
+def test_model_card_shows_the_seeded_comparison():
+    runs = [
+        (_results({"a": 0.80}), _results({"a": 0.70})),
+        (_results({"a": 0.82}), _results({"a": 0.71})),
+    ]
+    results = {**_results({"a": 0.80}), "average": {"primary": 0.8}, "comparison": compare_runs(runs, [0, 1])}
+    config = {"tasks": {"a": {"labels": ["x", "y"], "problem_type": "single_label_classification"}}}
+    card = render_model_card(config, results, repo_id="org/m", baseline_results=_results({"a": 0.7}))
+    section = card[card.index("## Multitask vs single-task models") :]
+    assert "under 2 seeds" in section and "| `a` |" in section and "**average**" in section
+    assert "81.0 ± 1.4" in section and "| better |" in section
+    assert card.count("## Multitask vs single-task models") == 1  # the single-run table gives way
+
+
+def _script(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_script_prints_the_seeded_table(tmp_path, capsys):
+    rows = [{"text": f"{label} {word}", "label": label} for label in ("good", "bad") for word in ("a", "b", "c", "d")]
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for split in ("train", "test"):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    argv = [
+        *("--tasks", f"one={folder}", f"two={folder}", "--output_dir", str(tmp_path / "out")),
+        *("--single_task_baselines", "true", "--seeds", "2", "--max_steps", "1", "--report_to", "none"),
+        *("--validation_size", "0", "--disable_tqdm", "true"),
+    ]
+    _script("train").main(argv)
+    out = capsys.readouterr().out
+    table = out[out.index("Multitask vs single-task models over seeds") :]
+    assert "95% interval" in table and "\none " in table and "\naverage " in table and "2 seeds [42, 43]" in table
+
+
+@pytest.mark.slow
+def test_parity_benchmark_smoke_and_reuse(tmp_path, capsys):
+    bench = _script("bench_parity")
+    argv = ["--tiny", "--configs", "multitask,pcgrad", "--seeds", "2", "--work-dir", str(tmp_path / "w")]
+    argv += ["--output", str(tmp_path / "report.json")]
+    report = bench.main(argv)
+    assert set(report["configs"]) == {"multitask", "pcgrad"}
+    assert report["configs"]["pcgrad"]["comparison"]["seeds"] == [0, 1]
+    assert (tmp_path / "report.png").is_file() and "| average | primary |" in (tmp_path / "report.md").read_text()
+    capsys.readouterr()
+    again = bench.main(argv)  # every run finished: read back, nothing trained
+    assert again["configs"] == json.loads(json.dumps(report["configs"]))
+    assert "train_runtime" not in capsys.readouterr().out
+    # the report alone, from the finished runs (no data loaded): the same comparisons
+    only = bench.main([*argv[:-1], str(tmp_path / "only.json"), "--report-only"])
+    assert only["configs"] == again["configs"]
