@@ -1,7 +1,7 @@
 """Recycling benchmark: fine-tune the raw encoder and the multitask model's exported encoder on tasks the multitask
 model never saw (same settings and seeds), and compare test accuracy (see polyhead.benchmark.recycling).
 
-    python scripts/bench_recycling.py                      # MiniLM, the defaults (about an hour on 2 CPU cores)
+    python scripts/bench_recycling.py                      # MiniLM, the defaults (bounded for 2 busy CPU cores)
     python scripts/bench_recycling.py --seeds 0,1,2,3,4 --target-train-samples 2000
     python scripts/bench_recycling.py --tiny               # tiny random encoder, synthetic tasks (seconds)
 
@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--source-epochs", type=float, default=defaults.source_epochs)
     parser.add_argument("--target-train-samples", type=int, default=defaults.target_train_samples)
     parser.add_argument("--target-epochs", type=float, default=defaults.target_epochs)
-    parser.add_argument("--eval-samples", type=int, default=None, help="Test rows per held-out task (default: all).")
+    parser.add_argument("--eval-samples", type=int, default=defaults.eval_samples, help="Test rows per held-out task.")
     parser.add_argument("--max-length", type=int, default=defaults.max_length)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--num-threads", type=int, default=defaults.num_threads, help="torch CPU threads.")
