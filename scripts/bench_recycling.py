@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=defaults.max_length)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--num-threads", type=int, default=defaults.num_threads, help="torch CPU threads.")
+    parser.add_argument(
+        "--reuse-multitask", action="store_true", help="Fine-tune from the multitask model already in --work-dir."
+    )
     parser.add_argument("--tiny", action="store_true", help="Tiny random encoder and synthetic tasks (smoke test).")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="The folder holding the task folders.")
     parser.add_argument("--work-dir", default="outputs/recycling_work", help="Models are trained here.")
@@ -74,7 +77,12 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="polyhead-recycling-") as tmp:
         data_dir = write_tiny_data(tmp) if args.tiny else args.data_dir
         report = run_recycling(
-            settings, data_dir, args.work_dir, args.output, log=lambda line: print(line, flush=True)
+            settings,
+            data_dir,
+            args.work_dir,
+            args.output,
+            log=lambda line: print(line, flush=True),
+            reuse_multitask=args.reuse_multitask,
         )
     print(recycling_table(report))
     print(f"JSON report: {args.output}")

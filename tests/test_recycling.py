@@ -1,6 +1,7 @@
 """The recycling benchmark: raw vs exported multitask encoder fine-tuned on held-out tasks (tiny encoder, synthetic
 tasks; no accuracy assertions, only the report's structure and arithmetic)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -94,6 +95,21 @@ def test_one_seed_end_to_end_on_the_tiny_encoder(tmp_path):
     assert results["train_cap"]["max_train_samples_per_task"] == 64
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["encoder", "multitask"]
     AutoModel.from_pretrained(tmp_path / "work" / "encoder")
+    # fine-tuning again from the same multitask model: not retrained; other multitask settings are refused
+    weights = tmp_path / "work" / "multitask" / "model" / "model.safetensors"
+    written = weights.stat().st_mtime_ns
+    again = dataclasses.replace(settings, seeds=(4,))
+    report = run_recycling(
+        again, data, tmp_path / "work", tmp_path / "again.json", log=lines.append, reuse_multitask=True
+    )
+    assert (
+        weights.stat().st_mtime_ns == written and report["summary"]["seeds"] == [4] and report["multitask"]["reused"]
+    )
+    with pytest.raises(ValueError, match=r"other settings \(num_train_epochs\)"):
+        changed = dataclasses.replace(settings, source_epochs=2.0)
+        run_recycling(changed, data, tmp_path / "work", tmp_path / "x.json", log=lines.append, reuse_multitask=True)
+    with pytest.raises(ValueError, match="No trained multitask model"):
+        run_recycling(settings, data, tmp_path / "empty", tmp_path / "x.json", log=lines.append, reuse_multitask=True)
 
 
 @pytest.mark.slow
