@@ -360,7 +360,8 @@ def run_recycling(
         "seconds": round(time.time() - start),
         "reused": reuse_multitask,
     }
-    log(f"Multitask model trained and its encoder exported in {report['multitask']['seconds']} s: {encoder_dir}")
+    done = "reused" if reuse_multitask else "trained"
+    log(f"Multitask model {done} and its encoder exported in {report['multitask']['seconds']} s: {encoder_dir}")
     starts = {RAW: settings.encoder, RECYCLED: str(encoder_dir)}
     for seed in settings.seeds:
         for task in settings.target_tasks:
