@@ -191,9 +191,8 @@ def reuse_multitask_model(config: dict[str, Any]) -> dict[str, Any]:
     results = read_results(folder / "model")
     if recorded is None or results is None:
         raise ValueError(f"No trained multitask model in {folder}: run once without --reuse-multitask.")
-    changed = sorted(
-        key for key in {*recorded, *config} if recorded.get(key) != json.loads(json.dumps(config.get(key)))
-    )
+    changed = {key for key in {*recorded, *config} if recorded.get(key) != json.loads(json.dumps(config.get(key)))}
+    changed = sorted(changed - {"output_dir"})  # the same model reached through another work folder (a link)
     if changed:
         raise ValueError(f"The multitask model in {folder} was trained with other settings ({', '.join(changed)}).")
     return results
