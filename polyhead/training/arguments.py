@@ -162,7 +162,7 @@ class DataArguments:
         metadata={
             "help": "Cap on every task's train rows (tasknet caps at 64000), so a few huge tasks do not drown the "
             "rest: a seeded draw (stratified by label for single-label tasks) after any max_train_samples and "
-            "before the task sampler; results.json records which tasks were cut."
+            "before the task sampler; the results file records which tasks were cut (train_cap)."
         },
     )
 
