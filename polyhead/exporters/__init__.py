@@ -1,2 +1,3 @@
-"""Exporters: one task as a standard `XxxForSequenceClassification` checkpoint (`task_checkpoint`) and the
-multitask model as an ONNX graph (`onnx`)."""
+"""Exporters: one task as a standard `XxxForSequenceClassification` checkpoint (`task_checkpoint`), the shared
+encoder alone as a standard `AutoModel` folder to fine-tune from (`encoder`), and the multitask model as an ONNX graph
+(`onnx`)."""

@@ -169,6 +169,14 @@ class DataArguments:
             "evaluation and the card (the task threshold stays the fallback)."
         },
     )
+    max_train_samples_per_task: int | None = field(
+        default=None,
+        metadata={
+            "help": "Cap on every task's train rows (tasknet caps at 64000), so a few huge tasks do not drown the "
+            "rest: a seeded draw (stratified by label for single-label tasks) after any max_train_samples and "
+            "before the task sampler; the results file records which tasks were cut (train_cap)."
+        },
+    )
 
     def __post_init__(self):
         if self.sampling not in STRATEGIES:
@@ -177,6 +185,8 @@ class DataArguments:
             raise ValueError(f"final_eval_split must be 'test' or 'eval', got {self.final_eval_split!r}.")
         check_held_out_fraction(self.validation_size, "validation_size")
         check_held_out_fraction(self.test_size, "test_size")
+        if self.max_train_samples_per_task is not None:
+            check_positive_int("max_train_samples_per_task", self.max_train_samples_per_task)
 
     def task_specs(self) -> list[TaskSpec]:
         """The parsed tasks, with the run-wide subsample defaults filled in."""

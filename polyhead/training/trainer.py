@@ -67,6 +67,7 @@ from polyhead.run_folder import (
 from polyhead.saving import CHECKPOINT_MARKER, check_target_folder, save_model_folder
 from polyhead.training import balancing, head_options, parity
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.training.capping import cap_train_rows
 from polyhead.training.grow import (
     extend_task_labels,
     forgetting_report,
@@ -386,9 +387,11 @@ class PreparedTasks:
 
     data: dict[str, TaskData]
     encoded: dict[str, dict[str, datasets.Dataset]]
+    train_cap: dict[str, Any] = dataclasses.field(default_factory=dict)  # what max_train_samples_per_task cut
 
     def subset(self, names: list[str]) -> "PreparedTasks":
-        return PreparedTasks({n: self.data[n] for n in names}, {n: self.encoded[n] for n in names})
+        cap = {**self.train_cap, "tasks": {n: v for n, v in self.train_cap.get("tasks", {}).items() if n in names}}
+        return PreparedTasks({n: self.data[n] for n in names}, {n: self.encoded[n] for n in names}, cap)
 
 
 def prepare_tasks(
@@ -397,11 +400,12 @@ def prepare_tasks(
     """Loads, validates (before any training) and tokenizes every task of `data_args`."""
     max_length = resolve_max_length(model_args)
     data = load_task_data(data_args.task_specs(), seed=seed, split_seed=data_args.split_seed)
+    train_cap = cap_train_rows(data, data_args.max_train_samples_per_task, seed)
     if model_args.init_from:
         config = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
         match_label_maps(data, config, extend_labels=model_args.extend_labels)
     encoded = {name: tokenize_task_data(task, tokenizer, max_length) for name, task in data.items()}
-    return PreparedTasks(data, encoded)
+    return PreparedTasks(data, encoded, train_cap)
 
 
 def resolve_max_length(model_args: ModelArguments) -> int:
@@ -473,6 +477,8 @@ def train_and_evaluate(
     held_out = {name: task.held_out for name, task in prepared.data.items() if task.held_out}
     if held_out:
         results["held_out"] = held_out
+    if prepared.train_cap:
+        results["train_cap"] = prepared.train_cap
     not_scored = [name for name in prepared.data if name not in final]
     if not_scored:
         results["not_scored"] = not_scored
