@@ -1,0 +1,337 @@
+"""Parity benchmark: seed-averaged multitask vs single-task models on real tasks, plain and with each remedy.
+
+`python scripts/bench_parity.py` trains, under each seed, one single-task model per task (once, shared by every
+configuration) and one multitask model per configuration (`--configs`: plain `multitask` and the remedies of
+`polyhead.training.balancing` / `polyhead.training.pcgrad`), all on the same tokenized data, and compares each
+configuration with the single-task models (`polyhead.evaluation.comparison`: per task mean ± std, paired difference,
+95% t-interval, verdict). Finished runs are reused (delete `--work-dir` to start afresh), so an interrupted benchmark
+continues where it stopped and configurations can be added later. The report (JSON, a Markdown table per
+configuration, a plot of the per-task differences with their intervals) is rewritten after every configuration.
+
+Offline smoke run on the tiny random encoder and synthetic tasks: `--tiny`.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from polyhead.benchmark import DEFAULT_DATA_DIR
+from polyhead.evaluation.comparison import compare_runs, comparison_rows, format_seed_comparison_table
+from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.training.parity import finished_results
+from polyhead.training.trainer import load_tokenizer, prepare_tasks, train_and_evaluate, train_baselines
+
+
+# Five kinds: multiclass (tweet_emotion, trec), binary (sst2), multi-label (go_emotions), a sentence pair (sick_nli).
+TASKS = {
+    "tweet_emotion": ("tweet_emotion", "", 600),
+    "sst2": ("sst2", "", 800),
+    "trec": ("trec", "", 300),
+    "go_emotions": ("go_emotions", ":label=labels", 1000),
+    "sick_nli": ("sick_nli", ":text_pair=text_pair", 500),
+}
+CONFIGS = {
+    "multitask": ({}, {}),
+    "uncertainty": ({"loss_balancing": "uncertainty"}, {}),
+    "head_lr": ({"head_learning_rate": 1e-3}, {}),
+    # every task in every step: gradient_accumulation_steps = number of tasks, one batch of each (round robin)
+    "pcgrad": ({"pcgrad": True, "gradient_accumulation_steps": len(TASKS)}, {"sampling": "round_robin"}),
+    "temperature": ({}, {"sampling": "temperature"}),
+}
+DESCRIPTIONS = {
+    "multitask": "plain multitask (proportional sampling, loss weights 1)",
+    "uncertainty": "uncertainty loss weighting (`--loss_balancing uncertainty`)",
+    "head_lr": "head learning rate 1e-3 (`--head_learning_rate 1e-3`, encoder 1e-4)",
+    "pcgrad": f"PCGrad (`--pcgrad true --gradient_accumulation_steps {len(TASKS)} --sampling round_robin`)",
+    "temperature": "temperature sampling T=2 (`--sampling temperature`)",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", default="multitask", help=f"Comma-separated, from {', '.join(CONFIGS)}.")
+    parser.add_argument("--seeds", type=int, default=3, help="Seeds per configuration (0, 1, ...).")
+    parser.add_argument("--train-scale", type=float, default=1.0, help="Multiplies every task's train cap.")
+    parser.add_argument("--eval-samples", type=int, default=400, help="Test rows scored per task.")
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--num-threads", type=int, default=None)
+    parser.add_argument("--encoder", default="all-MiniLM-L6-v2")
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    parser.add_argument("--work-dir", default="outputs/parity", help="Runs (reused when finished).")
+    parser.add_argument("--output", default="outputs/parity/report.json", help="JSON report (.md and .png beside).")
+    parser.add_argument(
+        "--skip-baselines",
+        action="store_true",
+        help="Only train the configurations' multitask runs, no report: a second worker beside a run that trains "
+        "the baselines (rerun without it afterwards to write the report from the finished runs).",
+    )
+    parser.add_argument(
+        "--baselines-only", action="store_true", help="Only train the single-task baselines (a worker), no report."
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="Write the report from the finished runs in --work-dir without loading data or training: each "
+        "configuration over the seeds whose baselines and run are all finished.",
+    )
+    parser.add_argument("--tiny", action="store_true", help="Tiny random encoder, synthetic tasks (smoke test).")
+    return parser.parse_args(argv)
+
+
+def task_arguments(args: argparse.Namespace) -> list:
+    if args.tiny:
+        return tiny_tasks()
+    tasks = []
+    for name, (folder, options, cap) in TASKS.items():
+        path = Path(args.data_dir) / folder
+        if not path.is_dir():
+            sys.exit(f"error: {path} is missing (the shared data folder, --data-dir).")
+        rows = max(1, int(cap * args.train_scale))
+        tasks.append(
+            f"{name}={path}{options},max_train_samples={rows}"
+            if options
+            else f"{name}={path}:max_train_samples={rows}"
+        )
+    return tasks
+
+
+def tiny_tasks() -> list:
+    """Two synthetic tasks whose label word is in the text (learnable by the tiny random encoder)."""
+    import random
+
+    import datasets
+
+    from polyhead.presets import WORDS
+    from polyhead.tasks import TaskSpec
+
+    def split(n, labels, seed):
+        rng = random.Random(seed)
+        rows = [rng.choice(labels) for _ in range(n)]
+        texts = [" ".join([label, *rng.sample(WORDS, 4)]) for label in rows]
+        return datasets.Dataset.from_dict({"text": texts, "label": rows})
+
+    specs = []
+    for i, (name, labels) in enumerate({"sentiment": ["good", "bad"], "topic": ["sport", "tech", "money"]}.items()):
+        data = datasets.DatasetDict(train=split(32, labels, 3 * i), test=split(16, labels, 3 * i + 1))
+        specs.append(TaskSpec(name, dataset=data, validation_size=0))
+    return specs
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    configs = [name.strip() for name in args.configs.split(",") if name.strip()]
+    unknown = [name for name in configs if name not in CONFIGS]
+    if unknown:
+        sys.exit(f"error: unknown configuration(s) {unknown}; choose from {list(CONFIGS)}.")
+    if args.report_only:
+        return report_from_finished_runs(args, configs, argv)
+    model_args = ModelArguments(
+        encoder_name_or_path="tiny-random-bert" if args.tiny else args.encoder, max_length=args.max_length
+    )
+    data_args = DataArguments(tasks=task_arguments(args), max_eval_samples=args.eval_samples)
+    work = Path(args.work_dir)
+    base = MultitaskTrainingArguments(
+        output_dir=str(work / "baselines-seed-0"),
+        num_train_epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=64,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        logging_steps=50,
+        num_threads=args.num_threads,
+        single_task_baselines=True,
+        resume_from_checkpoint="true",  # finished baselines are reused
+    )
+    if args.num_threads:
+        import torch
+
+        torch.set_num_threads(args.num_threads)
+    tokenizer = load_tokenizer(model_args)
+    prepared = prepare_tasks(model_args, data_args, tokenizer, seed=0)
+    seeds = list(range(args.seeds))
+    baseline_runs = 0 if args.skip_baselines else len(prepared.data)
+    trainings = len(seeds) * (baseline_runs + (0 if args.baselines_only else len(configs)))
+    print(
+        f"Parity benchmark: {len(prepared.data)} tasks {list(prepared.data)}, {len(seeds)} seeds, configurations "
+        f"{configs}: {trainings} trainings (finished ones in {work} are reused); train rows "
+        f"{ {name: len(enc['train']) for name, enc in prepared.encoded.items()} }.",
+        flush=True,
+    )
+    started = time.time()
+    report = {
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "machine": machine(),
+        "command": "python scripts/bench_parity.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("output", "work_dir")},
+        "train_rows": {name: len(enc["train"]) for name, enc in prepared.encoded.items()},
+        "test_rows": {name: len(enc.get("test", enc.get("eval", []))) for name, enc in prepared.encoded.items()},
+        "configs": {},
+    }
+    output = Path(args.output)
+    previous = json.loads(output.read_text()) if output.is_file() else {}
+    report["configs"].update(previous.get("configs", {}))
+    baselines = {}
+    if args.baselines_only:
+        configs = []
+        for seed in seeds:
+            train_baselines(prepared, tokenizer, model_args, data_args, seed_arguments(base, work, seed))
+            print(f"[{time.time() - started:.0f}s] baselines seed {seed} done", flush=True)
+    for config in configs:
+        training_overrides, data_overrides = CONFIGS[config]
+        runs = []
+        for seed in seeds:
+            if seed not in baselines and not args.skip_baselines:
+                seed_args = seed_arguments(base, work, seed)
+                baselines[seed] = train_baselines(prepared, tokenizer, model_args, data_args, seed_args)
+            folder = work / config / f"seed-{seed}"
+            run_args = dataclasses.replace(
+                base,
+                seed=seed,
+                output_dir=str(folder),
+                model_dir=str(folder / "model"),
+                single_task_baselines=False,
+                resume_from_checkpoint=None,
+                **training_overrides,
+            )
+            multitask = finished_results(folder / "model", run_args)
+            if multitask is None:
+                config_data = dataclasses.replace(data_args, **data_overrides)
+                multitask = train_and_evaluate(prepared, tokenizer, model_args, config_data, run_args)
+            print(f"[{time.time() - started:.0f}s] {config} seed {seed} done", flush=True)
+            if not args.skip_baselines:
+                runs.append((multitask, baselines[seed]))
+        if args.skip_baselines:
+            continue
+        comparison = compare_runs(runs, seeds)
+        report["configs"][config] = {"description": DESCRIPTIONS[config], "comparison": comparison}
+        print(f"\n{config}: {DESCRIPTIONS[config]}\n{format_seed_comparison_table(comparison)}\n", flush=True)
+        write_report(report, output)
+    return report
+
+
+def report_from_finished_runs(args: argparse.Namespace, configs: list[str], argv: list[str] | None) -> dict:
+    """The report of `--report-only`: reads every finished run, trains nothing."""
+    from polyhead.run_folder import read_baseline_results
+
+    work = Path(args.work_dir)
+    report = {
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "machine": machine(),
+        "command": "python scripts/bench_parity.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("output", "work_dir", "report_only")},
+        "configs": {},
+    }
+    baselines = {seed: read_baseline_results(work / f"baselines-seed-{seed}" / "model") for seed in range(args.seeds)}
+    for config in configs:
+        runs, seeds = [], []
+        for seed in range(args.seeds):
+            multitask = finished_results(work / config / f"seed-{seed}" / "model")
+            complete = baselines[seed] and set(baselines[seed].get("tasks", {})) >= set(
+                (multitask or {}).get("tasks", {})
+            )
+            if multitask is not None and complete:
+                runs.append((multitask, baselines[seed]))
+                seeds.append(seed)
+        if not runs:
+            print(f"{config}: no finished seed yet", flush=True)
+            continue
+        comparison = compare_runs(runs, seeds)
+        first = runs[0][0]
+        report.setdefault("train_rows", first.get("num_train_examples") or {})
+        report["test_rows"] = first.get("num_examples", {})
+        report["configs"][config] = {"description": DESCRIPTIONS[config], "comparison": comparison}
+        print(f"\n{config}: {DESCRIPTIONS[config]}\n{format_seed_comparison_table(comparison)}\n", flush=True)
+    if report["configs"]:
+        write_report(report, Path(args.output))
+    return report
+
+
+def seed_arguments(base: MultitaskTrainingArguments, work: Path, seed: int) -> MultitaskTrainingArguments:
+    """The baselines of seed `seed` train under `<work>/baselines-seed-<seed>/baselines/<task>`."""
+    folder = work / f"baselines-seed-{seed}"
+    return dataclasses.replace(base, seed=seed, output_dir=str(folder), model_dir=str(folder / "model"))
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def markdown(report: dict) -> str:
+    """One Markdown table per configuration (points: metric x 100)."""
+    parts = []
+    for config, entry in report["configs"].items():
+        rows = comparison_rows(entry["comparison"])
+        lines = [
+            f"### {config}: {entry['description']}",
+            "",
+            "| Task | Metric | Multitask | Single-task | Difference | 95% interval | Verdict |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    """Per-task differences (multitask - single-task, points) with 95% intervals, one marker per configuration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = list(report["configs"])
+    tasks = [*next(iter(report["configs"].values()))["comparison"]["tasks"], "average"]
+    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.55 * len(tasks)))
+    for i, config in enumerate(configs):
+        comparison = report["configs"][config]["comparison"]
+        offset = (i - (len(configs) - 1) / 2) * 0.8 / max(len(configs), 1)
+        for j, task in enumerate(tasks):
+            row = comparison["average"] if task == "average" else comparison["tasks"].get(task)
+            if row is None:
+                continue
+            d = row["difference"]
+            low, high = (d["low"], d["high"]) if d["low"] is not None else (d["mean"], d["mean"])
+            ax.errorbar(
+                d["mean"] * 100,
+                j + offset,
+                xerr=[[(d["mean"] - low) * 100], [(high - d["mean"]) * 100]],
+                fmt="o",
+                color=f"C{i}",
+                capsize=3,
+                label=config if j == 0 else None,
+            )
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.axvline(-1, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_yticks(range(len(tasks)), tasks)
+    ax.invert_yaxis()
+    ax.set_xlabel("multitask - single-task, points of the primary metric (95% t-interval over seeds)")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(report: dict, output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    output.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
+    plot(report, output.with_suffix(".png"))
