@@ -15,12 +15,12 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 from polyhead.benchmark import DEFAULT_DATA_DIR
+from polyhead.benchmark.choose import cpu_description
 from polyhead.evaluation.comparison import compare_runs, comparison_rows, format_seed_comparison_table
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.training.parity import finished_results
@@ -264,15 +264,7 @@ def seed_arguments(base: MultitaskTrainingArguments, work: Path, seed: int) -> M
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
+    return f"{cpu_description()}, {os.cpu_count()} cores"
 
 
 def markdown(report: dict) -> str:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from polyhead.benchmark.choose import cpu_description
 from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, read_jsonl
 from polyhead.benchmark.plots import _pyplot, _save
 from polyhead.presets import TINY_ENCODER, WORDS
@@ -338,7 +339,7 @@ def run_recycling(
         "settings": settings.to_dict(),
         "cost": cost,
         "data_dir": str(data_dir),
-        "machine": cpu_name(),
+        "machine": cpu_description(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "runs": [],
@@ -388,16 +389,6 @@ def run_recycling(
     report["complete"] = True
     save_report(report, output)
     return report
-
-
-def cpu_name() -> str:
-    """The CPU model (`/proc/cpuinfo`), named in every figure."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            line = next((line for line in handle if line.startswith("model name")), "")
-    except OSError:
-        line = ""
-    return line.split(":", 1)[-1].strip() or "unknown CPU"
 
 
 __all__ = [
