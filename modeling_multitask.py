@@ -2,11 +2,10 @@
 """A multitask text classifier: one shared encoder, one linear head per task, every task from one encoder pass.
 
 This file is executed by Hub users through `trust_remote_code=True`: it imports only torch, transformers and its flat
-sibling `configuration_multitask.py`.
+siblings: the config, the task heads (`modeling_multitask_heads.py`) and the checks (`modeling_multitask_checks.py`).
 """
 
 import inspect
-import operator
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,20 +13,18 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from transformers import AutoModel, PreTrainedModel
-from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
-from .configuration_multitask import MULTI_LABEL, SINGLE_LABEL, MultitaskConfig, normalize_task
+from .configuration_multitask import MultitaskConfig
+from .modeling_multitask_checks import check_loading_info, resolve_labels, resolve_tasks
+from .modeling_multitask_heads import MultitaskHeadsMixin, NativePooler, choice_logits, new_task_embeddings
 
 
 if TYPE_CHECKING:  # never run: transformers fetches, caches and re-saves a model file's relative imports with it
-    from .multitask_classification import MultitaskClassificationPipeline  # noqa: F401
-    from .multitask_ranking import rank  # noqa: F401
+    from .multitask_classification import MultitaskClassificationPipeline  # noqa: F401 (and the files it imports)
 
 PIPELINE_FILE = "multitask_classification.py"
-_VERSION = operator.attrgetter("_version")  # a tensor's in-place update counter
 _ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
 
 
@@ -50,7 +47,7 @@ class MultitaskOutput(ModelOutput):
     pooled_output: torch.FloatTensor | None = None
 
 
-class MultitaskModel(PreTrainedModel):
+class MultitaskModel(MultitaskHeadsMixin, PreTrainedModel):
     r"""
     A shared transformer encoder with one classification head per task of `config.tasks`.
 
@@ -104,7 +101,7 @@ class MultitaskModel(PreTrainedModel):
         self.heads = nn.ModuleDict(
             {name: nn.Linear(config.hidden_size, size) for name, size in sizes.items() if config.head_of(name) == name}
         )
-        self.task_embeddings = _task_embeddings(config, config.task_names) if config.task_embeddings else None
+        self.task_embeddings = new_task_embeddings(config, config.task_names) if config.task_embeddings else None
         self._encoder_inputs = _accepted_inputs(self.encoder)
         self.post_init()
 
@@ -164,21 +161,7 @@ class MultitaskModel(PreTrainedModel):
                 raise
             source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
             raise OSError(f"Cannot read the weights (model.safetensors) of {source}: {error}.") from error
-        missing = sorted(info.get("missing_keys") or ())
-        orphans = sorted(key for key in info.get("unexpected_keys") or () if key.startswith("heads."))
-        mismatched = sorted(
-            str(item[0] if isinstance(item, (tuple, list)) else item) for item in info.get("mismatched_keys") or ()
-        )
-        problems = []
-        if missing:
-            problems.append(f"no weights for {_summarize(missing)} (in the config but not in the checkpoint)")
-        if orphans:
-            problems.append(f"weights for {_summarize(orphans)} whose tasks are not in config.tasks")
-        if mismatched:
-            problems.append(f"weights of the wrong shape for {_summarize(mismatched)}")
-        if problems:
-            tasks = model.config.task_names
-            raise ValueError(f"config.json and the weights disagree: {'; '.join(problems)}. Config tasks: {tasks}.")
+        check_loading_info(info, model.config.task_names)
         return (model, info) if output_loading_info else model
 
     @property
@@ -200,48 +183,6 @@ class MultitaskModel(PreTrainedModel):
         embeddings = self.encoder.resize_token_embeddings(*args, **kwargs)
         self.config.encoder.vocab_size = self.encoder.config.vocab_size
         return embeddings
-
-    def add_task(
-        self,
-        name: str,
-        labels: list[str],
-        problem_type: str = SINGLE_LABEL,
-        threshold: float | None = None,
-    ) -> None:
-        """Adds a freshly initialised head for a new task; the encoder and the other heads are untouched."""
-        if name in self.config.tasks:
-            raise ValueError(f"Task {name!r} already exists; remove_task({name!r}) first to replace it.")
-        spec = {"labels": labels, "problem_type": problem_type}
-        if threshold is not None:
-            spec["threshold"] = threshold
-        spec = normalize_task(name, spec)
-        vector = None if self.task_embeddings is None else _task_embeddings(self.config, [name])  # checks the name
-        head = nn.Linear(self.config.hidden_size, len(spec["labels"]))
-        head.to(device=self.device, dtype=self.dtype)
-        self._init_weights(head)
-        self.heads[name] = head
-        if vector is not None:
-            self.task_embeddings.update(vector.to(device=self.device, dtype=self.dtype))
-        self.config.tasks = {**self.config.tasks, name: spec}
-
-    def remove_task(self, name: str) -> None:
-        """Drops one task head (and its config entry); the others are untouched."""
-        self.config.task(name)
-        if len(self.config.tasks) == 1:
-            raise ValueError(f"Cannot remove {name!r}: a multitask model needs at least one task.")
-        if any(name in members for members in (self.config.shared_heads or {}).values()):
-            raise ValueError(f"Cannot remove {name!r}: it shares a head (config.shared_heads).")
-        del self.heads[name]
-        if self.task_embeddings is not None:
-            del self.task_embeddings[name]
-        self.config.tasks = {task: spec for task, spec in self.config.tasks.items() if task != name}
-
-    def freeze_encoder(self, freeze: bool = True) -> None:
-        """Freezes (or unfreezes) the shared encoder (and the shared native pooler) so that training only updates the
-        heads."""
-        for module in (self.encoder, self.native_pooler):
-            if module is not None:
-                module.requires_grad_(not freeze)
 
     def pool(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """`cls`: the first token; `mean`: the mean over real (unmasked) tokens; `native`: the family's transform of
@@ -281,20 +222,6 @@ class MultitaskModel(PreTrainedModel):
         hidden_states = self.encoder(**encoder_inputs, **kwargs)[0]
         return self.pool(hidden_states, attention_mask)
 
-    def embed_task(
-        self, task: str, input_ids: torch.LongTensor | None, inputs_embeds: torch.FloatTensor | None
-    ) -> torch.Tensor:
-        """The input embeddings with `task`'s vector added to the first token (dropped for a row with probability
-        `task_embedding_dropout` in training): one task-specific CLS, same length, positions and mask."""
-        if task not in self.task_embeddings:
-            raise ValueError(f"No task embedding for {task!r}: this model has tasks {self.config.task_names}.")
-        embeds = self.encoder.get_input_embeddings()(input_ids) if inputs_embeds is None else inputs_embeds
-        vector = self.task_embeddings[task].to(embeds.dtype).expand(len(embeds), 1, -1)
-        if self.training and self.config.task_embedding_dropout > 0:
-            keep = torch.rand(len(embeds), 1, 1, device=embeds.device) >= self.config.task_embedding_dropout
-            vector = vector * keep.to(embeds.dtype)
-        return torch.cat([embeds[:, :1] + vector, embeds[:, 1:]], dim=1)
-
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -325,13 +252,13 @@ class MultitaskModel(PreTrainedModel):
         inputs.update(position_ids=position_ids, inputs_embeds=inputs_embeds)
         given = input_ids if input_ids is not None else inputs_embeds
         choices = given is not None and given.dim() == (3 if input_ids is not None else 4)
-        tasks = self._resolve_tasks(task, choices)
+        tasks = resolve_tasks(self.config, task, choices)
         if choices:  # (batch, choices, length) -> the real choices' pairs (pairs, length), encoded as one batch
             shape = given.shape[:2]
             choice_mask = torch.ones(shape, dtype=torch.bool) if choice_mask is None else choice_mask.bool()
             choice_mask = choice_mask.to(self.device)
             inputs = {key: value[choice_mask] for key, value in inputs.items() if value is not None}
-        labels = self._resolve_labels(labels, tasks, choice_mask if choices else None)
+        labels = resolve_labels(self.config, labels, tasks, choice_mask if choices else None)
         embedded = self.task_embeddings is not None  # one pass per task, each with its task's vector
         logits, pooled = {}, None
         for group in [[name] for name in tasks] if embedded else [tasks]:
@@ -339,182 +266,11 @@ class MultitaskModel(PreTrainedModel):
             pooled = group_pooled if pooled is None else pooled
             logits.update(self._split(self.head_logits(self.dropout(group_pooled), group), group))
         if choices:
-            logits = {name: _choice_logits(scores, choice_mask) for name, scores in logits.items()}
+            logits = {name: choice_logits(scores, choice_mask) for name, scores in logits.items()}
         task_losses = {name: self.task_loss(name, logits[name], target) for name, target in labels.items()}
         loss = torch.stack(list(task_losses.values())).sum() if task_losses else None
         output = MultitaskOutput(loss=loss, logits=logits, task_losses=task_losses or None, pooled_output=pooled)
         return output if return_dict is not False else output.to_tuple()
-
-    def _split(self, fused: torch.Tensor, tasks: list[str]) -> dict[str, torch.Tensor]:
-        if len(tasks) == 1:
-            return {tasks[0]: fused}
-        specs = self.config.tasks  # read once: config attribute reads are slow (transformers' __getattribute__)
-        return dict(zip(tasks, torch.split(fused, [len(specs[name]["labels"]) for name in tasks], dim=-1)))
-
-    def head_logits(self, features: torch.Tensor, tasks: list[str] | None = None) -> torch.Tensor:
-        """Every requested head as ONE matmul: logits of shape `(batch_size, sum of their label counts)`, the tasks'
-        columns side by side in `tasks` order (all tasks by default).
-
-        The heads stay one `nn.Linear` each in `self.heads` (the checkpoint format); outside autograd their weights
-        are concatenated once and cached until a parameter changes, so hundreds of heads cost about what one does
-        (measured in docs/design-hub-files.md). A caller running many batches without changing weights in between can
-        take [`fused_head_weights`] once and apply `F.linear` itself (checking the cache reads every head's version).
-        """
-        tasks = self.config.task_names if tasks is None else tasks
-        if len(tasks) == 1:
-            return self.heads[self.config.head_of(tasks[0])](features)
-        fused = self.fused_head_weights(tuple(tasks))
-        if fused is None:  # a head that is not a plain nn.Linear (quantized, wrapped by an adapter...): one call each
-            return torch.cat([self.heads[self.config.head_of(name)](features) for name in tasks], dim=-1)
-        return F.linear(features, *fused)
-
-    def fused_head_weights(self, tasks: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """`(weight, bias)` of the tasks' heads concatenated in `tasks` order (cached outside autograd, see
-        [`head_logits`]), or None when a head is not a plain `nn.Linear`."""
-        # The ModuleDict's own dict (`self.heads[name]` is a Python call per task); an unknown task: the same KeyError.
-        heads, shared = self.heads._modules, self.config.shared_heads
-        modules = [heads[self.config.head_of(name) if shared else name] for name in tasks]
-        cache = self.__dict__.get("_fused_cache")
-        if torch.is_grad_enabled() or cache is None or cache["modules"] != modules:
-            if any(type(h) is not nn.Linear for h in modules):  # (a cached list holds only nn.Linear heads)
-                return None
-        if torch.is_grad_enabled():  # training: concatenate per call so gradients reach every head
-            return torch.cat([h.weight for h in modules]), torch.cat([h.bias for h in modules])
-        # Valid while the same head modules (by identity) hold parameters at the same versions (in-place updates such
-        # as optimizer steps bump them; writes through `.data` do not) and storage (`.to()` moves it); never saved.
-        if (
-            cache is None
-            or cache["modules"] != modules
-            or cache["params"][0].data_ptr() != cache["pointer"]
-            or list(map(_VERSION, cache["params"])) != cache["versions"]
-        ):
-            params = [p for h in modules for p in (h.weight, h.bias)]
-            weight = torch.cat([h.weight.detach() for h in modules])
-            bias = torch.cat([h.bias.detach() for h in modules])
-            cache = {"modules": modules, "params": params, "weight": weight, "bias": bias}
-            cache.update(pointer=params[0].data_ptr(), versions=list(map(_VERSION, params)))
-            self.__dict__["_fused_cache"] = cache
-        return cache["weight"], cache["bias"]
-
-    def task_loss(
-        self, task: str, logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Cross-entropy (single-label) or BCE-with-logits (multi-label), ignoring rows labelled -100.
-
-        `class_weights` (one per label) weight the cross-entropy's classes, or are the BCE's `pos_weight`.
-        """
-        multi_label = self.config.tasks[task]["problem_type"] == MULTI_LABEL
-        keep = (labels != -100).all(dim=-1) if multi_label else labels != -100
-        if not keep.any():
-            return logits.sum() * 0.0  # keeps the graph connected when no row has this task's labels
-        if class_weights is not None:
-            class_weights = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
-        if multi_label:
-            return F.binary_cross_entropy_with_logits(
-                logits[keep], labels[keep].to(logits.dtype), pos_weight=class_weights
-            )
-        return F.cross_entropy(logits[keep], labels[keep].long(), weight=class_weights)
-
-    def _resolve_tasks(self, task: str | list[str] | None, choices: bool = False) -> list[str]:
-        kind = "multiple-choice inputs (batch, choices, length)" if choices else "inputs (batch, length)"
-        if task is None:
-            tasks = self.config.tasks_of_kind(choices)
-            if not tasks:
-                raise ValueError(f"This model has no task for {kind}: its tasks are {self.config.task_names}.")
-            return tasks
-        tasks = [task] if isinstance(task, str) else list(task)
-        if not tasks:
-            raise ValueError(f"task is empty: name some of this model's tasks {self.config.task_names} (None: all).")
-        unknown = [name for name in tasks if name not in self.config.tasks]
-        if unknown:
-            raise ValueError(f"Unknown task(s) {unknown}: this model has tasks {self.config.task_names}.")
-        wrong = self.config.tasks_of_kind(not choices, tasks)
-        if wrong:
-            raise ValueError(
-                f"Task(s) {wrong} do not take {kind}: multiple-choice tasks take (batch, choices, length) pairs, the "
-                f"others (batch, length)."
-            )
-        return tasks
-
-    def _resolve_labels(self, labels, tasks: list[str], choice_mask: torch.Tensor | None = None):
-        if labels is None:
-            return {}
-        if not isinstance(labels, dict):
-            if len(tasks) != 1:
-                raise ValueError(
-                    f"labels is a single tensor but {len(tasks)} tasks run: pass task='name' or labels={{task: ...}}."
-                )
-            labels = {tasks[0]: labels}
-        missing = [name for name in labels if name not in tasks]
-        if missing:
-            raise ValueError(f"labels given for task(s) {missing} that do not run; running tasks: {tasks}.")
-        for name, target in labels.items():
-            self._check_labels(name, target, choice_mask)
-        return labels
-
-    def _check_labels(self, task: str, labels: torch.Tensor, choice_mask: torch.Tensor | None = None) -> None:
-        spec = self.config.tasks[task]
-        num_labels = len(spec["labels"])
-        if choice_mask is not None:  # multiple choice: the index of a real choice
-            real = choice_mask.sum(dim=-1).to(labels.device)
-            bad = ((labels < 0) | (labels >= real)) & (labels != -100)
-            if labels.dim() != 1 or labels.is_floating_point() or bad.any():
-                raise ValueError(
-                    f"Task {task!r} is multiple-choice: labels must be the index of the right choice, shape "
-                    f"(batch_size,), below each row's choice count {real.tolist()[:10]}; got {labels.tolist()[:10]}."
-                )
-            return
-        if spec["problem_type"] == MULTI_LABEL:
-            if labels.dim() != 2 or labels.shape[-1] != num_labels:
-                raise ValueError(
-                    f"Task {task!r} is multi-label: labels must be multi-hot of shape (batch_size, {num_labels}), "
-                    f"got shape {tuple(labels.shape)}."
-                )
-            bad = (labels != 0) & (labels != 1) & (labels != -100)
-        else:
-            if labels.dim() != 1 or labels.is_floating_point():
-                raise ValueError(
-                    f"Task {task!r} is single-label: labels must be integer class ids of shape (batch_size,), "
-                    f"got {labels.dtype} of shape {tuple(labels.shape)}."
-                )
-            bad = ((labels < 0) | (labels >= num_labels)) & (labels != -100)
-        if bad.any():
-            raise ValueError(
-                f"Task {task!r}: label values {sorted(set(labels[bad].tolist()))[:10]} are outside its "
-                f"{num_labels} labels {spec['labels']}."
-            )
-
-
-class NativePooler(nn.Module):
-    """`pooling="native"`: dense + activation on the first token, as the encoder family's own sequence-classification
-    head computes it before its output projection (BERT pooler, RoBERTa/ELECTRA classification head, DistilBERT
-    pre_classifier, DeBERTa ContextPooler)."""
-
-    def __init__(self, config: MultitaskConfig):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.activation = ACT2FN[config.native_pooling_activation()]
-
-    def forward(self, first_token: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.dense(first_token))
-
-
-def _choice_logits(scores: torch.Tensor, choice_mask: torch.Tensor) -> torch.Tensor:
-    # The real choices' scores (pairs, 1) at their places in (batch, choices); padding: the lowest value (softmax ~0).
-    full = scores.new_full(choice_mask.shape, torch.finfo(scores.dtype).min)
-    return full.masked_scatter(choice_mask, scores.squeeze(-1))
-
-
-def _task_embeddings(config: MultitaskConfig, tasks: list[str]) -> nn.ParameterDict:
-    shadowing = [name for name in tasks if hasattr(nn.ParameterDict, name)]  # e.g. `get`: a key would replace it
-    if shadowing:
-        raise ValueError(f"Task name(s) {shadowing} are nn.ParameterDict attributes: rename them for task_embeddings.")
-    # Zeros: a fresh task starts as the encoder without one (a pretrained encoder's first steps are not disturbed).
-    return nn.ParameterDict({name: nn.Parameter(torch.zeros(config.hidden_size)) for name in tasks})
-
-
-def _summarize(keys: list[str], limit: int = 6) -> str:
-    return str(keys[:limit])[:-1] + (f", ... {len(keys) - limit} more]" if len(keys) > limit else "]")
 
 
 def _accepted_inputs(encoder: nn.Module) -> frozenset[str]:

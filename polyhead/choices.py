@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from polyhead.remote_code import MULTIPLE_CHOICE, pipeline_module
+from polyhead.remote_code import MULTIPLE_CHOICE, choice_pairs
 
 
 _MAX_SHOWN = 10
@@ -90,7 +90,7 @@ def tokenize_split(
             }
             for i, text in enumerate(batch[spec.text_column])
         ]
-        pairs = [pair for row in rows for pair in pipeline_module.choice_pairs(row)]
+        pairs = [pair for row in rows for pair in choice_pairs(row)]
         encoded = tokenizer(*zip(*pairs), truncation=max_length is not None, max_length=max_length)
         ends = np.cumsum([len(row["choices"]) for row in rows]).tolist()
         grouped = {

@@ -14,25 +14,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers.dynamic_module_utils import get_relative_imports
 
-from polyhead.remote_code import (
-    MultitaskConfig,
-    MultitaskModel,
-    configuration_multitask,
-    modeling_multitask,
-    pipeline_module,
-    ranking_module,
-)
+from polyhead.remote_code import HUB_MODULES, MultitaskConfig, MultitaskModel, pipeline_module
 from polyhead.run_folder import check_model_weights
 from polyhead.serving import SERVING_DIR, SERVING_FILES
 
 
 # The Hub files, copied flat into every model folder (and so into every Hub upload).
-REMOTE_CODE_SOURCES = tuple(
-    Path(m.__file__) for m in (configuration_multitask, modeling_multitask, pipeline_module, ranking_module)
-)
+REMOTE_CODE_SOURCES = tuple(Path(module.__file__) for module in HUB_MODULES)
 REMOTE_CODE_FILES = tuple(path.name for path in REMOTE_CODE_SOURCES)
 AUTO_MAP = {"AutoConfig": "configuration_multitask.MultitaskConfig", "AutoModel": "modeling_multitask.MultitaskModel"}
+# What transformers loads first (`auto_map` and config.json's `custom_pipelines`); it fetches what they import.
+ENTRY_FILES = (*(f"{ref.split('.')[0]}.py" for ref in AUTO_MAP.values()), Path(pipeline_module.__file__).name)
 CHECKPOINT_MARKER = "trainer_state.json"  # what transformers' Trainer writes into every checkpoint folder
 
 
@@ -44,7 +38,7 @@ def is_polyhead_model_folder(folder: str | os.PathLike) -> bool:
     """Whether `folder` is a model folder written by polyhead (a multitask `config.json` next to the remote code) and
     not a Trainer checkpoint."""
     folder = Path(folder)
-    if not all((folder / name).is_file() for name in ("config.json", *REMOTE_CODE_FILES)):
+    if not (folder / "config.json").is_file() or missing_remote_code(folder):
         return False
     if (folder / CHECKPOINT_MARKER).exists():
         return False
@@ -53,6 +47,25 @@ def is_polyhead_model_folder(folder: str | os.PathLike) -> bool:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
     return isinstance(config, dict) and config.get("model_type") == MultitaskConfig.model_type
+
+
+def missing_remote_code(folder: str | os.PathLike) -> list[str]:
+    """The Hub files `folder` lacks: the `ENTRY_FILES` and every file their code imports, as transformers finds them.
+
+    A folder saved by an earlier polyhead holds fewer files than `REMOTE_CODE_FILES`; it is complete when its own
+    code finds everything it imports."""
+    folder = Path(folder)
+    missing, seen, pending = [], set(), list(ENTRY_FILES)
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if (folder / name).is_file():
+            pending += [f"{module}.py" for module in get_relative_imports(folder / name)]
+        else:
+            missing.append(name)
+    return sorted(missing)
 
 
 def check_target_folder(folder: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -280,8 +293,8 @@ def add_serving_files(folder: str | os.PathLike, overwrite: bool = True) -> list
 def check_model_folder(folder: str | os.PathLike) -> None:
     """Raises if a model folder lacks what `trust_remote_code` loading needs, or holds pickled weights."""
     folder = Path(folder)
-    required = ["config.json", "model.safetensors", *REMOTE_CODE_FILES]
-    missing = [name for name in required if not (folder / name).is_file()]
+    missing = [name for name in ("config.json", "model.safetensors") if not (folder / name).is_file()]
+    missing += missing_remote_code(folder)
     if missing:
         raise FileNotFoundError(f"{folder} is not a complete multitask model folder: missing {missing}.")
     pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl"))

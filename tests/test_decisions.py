@@ -10,10 +10,10 @@ from transformers import pipeline
 from polyhead import MultitaskModel, decisions
 from polyhead.evaluation import scoring as evaluation
 from polyhead.evaluation import thresholds
+from polyhead.remote_code import MULTI_LABEL, normalize_tasks
 from polyhead.serving import predict
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
-from polyhead_remote.configuration_multitask import MULTI_LABEL, normalize_tasks
-from polyhead_remote.pipelines.multitask_classification import _OUTPUT_KEY
+from polyhead_remote.pipelines.multitask_base import OUTPUT_KEY
 from polyhead_remote.pipelines.multitask_ranking import as_dicts
 
 
@@ -46,7 +46,7 @@ def random_logits(rows: int, seed: int) -> dict[str, np.ndarray]:
 def pipeline_answers(classifier, logits: dict, tasks: list[str], **options) -> list[dict]:
     """The pipeline's own ranking (`_rank`, as `postprocess` and the list fast path run it) on given logits."""
     fused = torch.from_numpy(np.concatenate([logits[task] for task in tasks], axis=1))
-    layout, groups = classifier._rank({_OUTPUT_KEY: fused}, tasks, **options)
+    layout, groups = classifier._rank({OUTPUT_KEY: fused}, tasks, **options)
     return as_dicts(layout, groups, len(fused))
 
 
@@ -79,7 +79,7 @@ def test_postprocess_of_one_row_is_the_library_rule(classifier):
     logits = random_logits(5, seed=3)
     for row in range(5):
         fused = torch.from_numpy(np.concatenate([logits[task][row : row + 1] for task in TASKS], axis=1))
-        answer = classifier.postprocess({_OUTPUT_KEY: fused}, top_k=2)
+        answer = classifier.postprocess({OUTPUT_KEY: fused}, top_k=2)
         single = {task: values[row : row + 1] for task, values in logits.items()}
         assert_same([answer], decisions.pipeline_answers(SPECS, single, top_k=2))
 

@@ -37,10 +37,10 @@ from polyhead.distill.cache import teacher_logits
 from polyhead.distill.trainer import distillation_loss, pack_targets, soft_targets
 from polyhead.publishing.model_card import render_model_card
 from polyhead.publishing.upload import publish_model
+from polyhead.remote_code import MULTI_LABEL, SINGLE_LABEL
 from polyhead.saving import save_model_folder
 from polyhead.testing_utils import SPECIAL_TOKENS, WORDS, tiny_multitask_config, tiny_tokenizer
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
-from polyhead_remote.configuration_multitask import MULTI_LABEL, SINGLE_LABEL
 from polyhead_remote.modeling_multitask import MultitaskModel
 
 

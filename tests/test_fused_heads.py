@@ -11,7 +11,7 @@ from transformers import AutoModel, pipeline
 
 from polyhead import MultitaskModel
 from polyhead.testing_utils import tiny_multitask_config
-from polyhead_remote.pipelines import multitask_classification
+from polyhead_remote.pipelines import multitask_base
 
 
 def many_tasks(count: int, seed: int = 0) -> dict[str, dict]:
@@ -155,7 +155,7 @@ def test_tokenizer_heads_and_ranking_run_once_per_group_of_rows(tokenizer, monke
     # A list's rows are tokenized (one call), then its heads (one matmul) and ranking run, per `_RANKED_ROWS` rows
     # across batches: at batch size 1, one tokenizer call per text costs ~1.5 ms after an encoder pass, and with
     # hundreds of heads one matmul per text would read every head's weights again. Groups of 4 rows here.
-    monkeypatch.setattr(multitask_classification, "_RANKED_ROWS", 4)
+    monkeypatch.setattr(multitask_base, "_RANKED_ROWS", 4)
     torch.manual_seed(2)
     model = MultitaskModel(tiny_multitask_config(tasks=many_tasks(9))).eval()
     classifier = pipeline("multitask-classification", model=model, tokenizer=tokenizer)

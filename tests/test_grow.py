@@ -12,13 +12,13 @@ from safetensors.torch import load_file
 
 from polyhead import MultitaskModel
 from polyhead.publishing.model_card import write_model_card
+from polyhead.remote_code import normalize_task
 from polyhead.saving import save_model_folder
 from polyhead.tasks import TaskSpec
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
 from polyhead.training.arguments import DataArguments, ModelArguments, parse_args
 from polyhead.training.grow import extend_task_labels, forgetting_report, freeze_heads_except
 from polyhead.training.trainer import build_model, prepare_tasks, run
-from polyhead_remote.configuration_multitask import normalize_task
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from polyhead.serving.handler import EndpointHandler
 from polyhead.serving.inference import load_pipeline
 from polyhead.serving.predict import predict_file
 from polyhead.testing_utils import WORDS, tiny_multitask_config, tiny_tokenizer
-from polyhead_remote.pipelines import multitask_classification
+from polyhead_remote.pipelines import multitask_inputs
 
 
 TRAINED = 9  # tokens the model "was trained at"; the tiny tokenizer says 64, the tiny encoder allows 80
@@ -29,11 +29,11 @@ FAMILIES = sorted({*encoders._PADDING_OFFSET_FAMILIES, *ENCODER_FAMILIES, "bert"
 @pytest.mark.parametrize("pad_token_id", [0, 1])
 def test_pipeline_position_limit_is_the_librarys(family, pad_token_id):
     config = AutoConfig.for_model(family, max_position_embeddings=80, pad_token_id=pad_token_id)
-    assert multitask_classification.position_limit(config) == encoders.position_limit(config)
+    assert multitask_inputs.position_limit(config) == encoders.position_limit(config)
 
 
 def test_pipeline_knows_every_padding_offset_family():
-    assert set(multitask_classification._PADDING_OFFSET_FAMILIES) == set(encoders._PADDING_OFFSET_FAMILIES)
+    assert set(multitask_inputs._PADDING_OFFSET_FAMILIES) == set(encoders._PADDING_OFFSET_FAMILIES)
 
 
 @pytest.fixture(scope="module")

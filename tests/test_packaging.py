@@ -33,11 +33,11 @@ def test_wheel_has_no_generic_top_level_names(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top_level == {"polyhead", "polyhead_remote"}
+    from polyhead.remote_code import HUB_MODULES
+
+    hub_files = [module.__name__.replace(".", "/") + ".py" for module in HUB_MODULES]
     for required in (
-        "polyhead_remote/configuration_multitask.py",
-        "polyhead_remote/modeling_multitask.py",
-        "polyhead_remote/pipelines/multitask_classification.py",
-        "polyhead_remote/pipelines/multitask_ranking.py",
+        *hub_files,
         "polyhead/model_cards/multitask_model_card_template.md",
         "polyhead/evaluation/metrics/multiclass_classification/multiclass_classification.py",
     ):
@@ -72,8 +72,9 @@ def test_shared_constants_are_defined_once():
     from polyhead.evaluation import metrics
     from polyhead.training import arguments
     from polyhead_remote import configuration_multitask as config
+    from polyhead_remote import configuration_multitask_checks as checks
 
-    assert metrics.MULTI_LABEL is config.MULTI_LABEL and metrics.SINGLE_LABEL is config.SINGLE_LABEL
+    assert metrics.MULTI_LABEL is checks.MULTI_LABEL and metrics.SINGLE_LABEL is checks.SINGLE_LABEL
     assert demo.PIPELINE_TASK is config.PIPELINE_TASK
     assert arguments.TINY_ENCODER is presets.TINY_ENCODER is benchmark.TINY_ENCODER
 
@@ -82,7 +83,9 @@ def test_the_pipeline_files_own_constants_equal_the_configs():
     # The pipeline file is installed as polyhead_remote.pipelines and sits flat in a Hub repo, so it cannot import its
     # sibling config module in both layouts (a Hub file may use single-dot imports only): it keeps its own copies.
     from polyhead_remote import configuration_multitask as config
+    from polyhead_remote import configuration_multitask_checks as checks
     from polyhead_remote.pipelines import multitask_classification as pipeline_file
+    from polyhead_remote.pipelines import multitask_ranking as ranking_file
 
     assert pipeline_file.PIPELINE_TASK == config.PIPELINE_TASK
-    assert pipeline_file.MULTI_LABEL == config.MULTI_LABEL
+    assert ranking_file.MULTI_LABEL == checks.MULTI_LABEL and ranking_file.MULTIPLE_CHOICE == checks.MULTIPLE_CHOICE

@@ -14,10 +14,10 @@ from transformers import pipeline
 
 from polyhead import MultitaskModel
 from polyhead.benchmark.heads import synthetic_tasks
+from polyhead.remote_code import normalize_task
 from polyhead.saving import save_model_folder
 from polyhead.serving import predict as predict_module
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
-from polyhead_remote.configuration_multitask import normalize_task
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))

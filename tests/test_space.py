@@ -16,11 +16,11 @@ from test_model_card import RESULTS
 
 from polyhead import MultitaskModel
 from polyhead.publishing.model_card import MultitaskCardData, write_model_card
+from polyhead.remote_code import MULTI_LABEL, PIPELINE_TASK
 from polyhead.saving import save_model_folder
 from polyhead.serving.predict import predict_file
 from polyhead.space import SPACE_FILES, SpaceError, metrics_table, read_model, write_space
 from polyhead.testing_utils import TINY_NLI_TASKS, TINY_TASKS, tiny_multitask_config, tiny_tokenizer
-from polyhead_remote.configuration_multitask import MULTI_LABEL, PIPELINE_TASK
 
 
 _hub_server = pytest.importorskip("hub_server", reason="tests/hub_server.py is missing")

@@ -18,8 +18,8 @@ import pytest
 from test_space import EXAMPLES, load_app_module, save_space_model
 from transformers import pipeline
 
+from polyhead.remote_code import PIPELINE_TASK
 from polyhead.space import APP_TEMPLATE, write_space
-from polyhead_remote.configuration_multitask import PIPELINE_TASK
 
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ import torch
 import yaml
 
 from polyhead.data import MultitaskCollator, class_weights, load_task_data, tokenize_task_data
+from polyhead.remote_code import check_task_name
 from polyhead.tasks import TaskSpec, load_task_specs, parse_task
-from polyhead_remote.configuration_multitask import check_task_name
 
 
 MULTI = "multi_label_classification"

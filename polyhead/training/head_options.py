@@ -4,10 +4,7 @@ embeddings (`--task_embeddings`), turned into `MultitaskConfig` fields (see docs
 from collections.abc import Mapping
 from typing import Any
 
-from polyhead.remote_code import MULTIPLE_CHOICE, configuration_multitask
-
-
-normalized_labels = configuration_multitask.normalized_labels  # the config's rule: what `shared_heads` accepts
+from polyhead.remote_code import MULTIPLE_CHOICE, normalized_labels  # the config's rule: what `shared_heads` accepts
 
 
 def shared_heads_by_labels(tasks: Mapping[str, dict]) -> dict[str, list[str]] | None:

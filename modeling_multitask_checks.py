@@ -1,0 +1,112 @@
+# Copyright 2026 The polyhead authors. Licensed under the Apache License, Version 2.0.
+"""The checks that protect a `MultitaskModel` user: the tasks and labels of a forward pass, and a checkpoint whose
+weights disagree with its config, each refused with a `ValueError` naming the problem and the fix.
+
+A Hub file (run through `trust_remote_code=True`): it imports only torch and its flat sibling
+`configuration_multitask_checks.py`; `modeling_multitask.py` imports it.
+"""
+
+import torch
+
+from .configuration_multitask_checks import MULTI_LABEL
+
+
+def resolve_tasks(config, task: str | list[str] | None, choices: bool = False) -> list[str]:
+    """The tasks a forward pass runs: `task` (a name or a list) checked against the config and the input's kind."""
+    kind = "multiple-choice inputs (batch, choices, length)" if choices else "inputs (batch, length)"
+    if task is None:
+        tasks = config.tasks_of_kind(choices)
+        if not tasks:
+            raise ValueError(f"This model has no task for {kind}: its tasks are {config.task_names}.")
+        return tasks
+    tasks = [task] if isinstance(task, str) else list(task)
+    if not tasks:
+        raise ValueError(f"task is empty: name some of this model's tasks {config.task_names} (None: all).")
+    unknown = [name for name in tasks if name not in config.tasks]
+    if unknown:
+        raise ValueError(f"Unknown task(s) {unknown}: this model has tasks {config.task_names}.")
+    wrong = config.tasks_of_kind(not choices, tasks)
+    if wrong:
+        raise ValueError(
+            f"Task(s) {wrong} do not take {kind}: multiple-choice tasks take (batch, choices, length) pairs, the "
+            f"others (batch, length)."
+        )
+    return tasks
+
+
+def resolve_labels(config, labels, tasks: list[str], choice_mask: torch.Tensor | None = None) -> dict:
+    """`{task: labels}` from a tensor (one task running) or a dict, each checked against its task."""
+    if labels is None:
+        return {}
+    if not isinstance(labels, dict):
+        if len(tasks) != 1:
+            raise ValueError(
+                f"labels is a single tensor but {len(tasks)} tasks run: pass task='name' or labels={{task: ...}}."
+            )
+        labels = {tasks[0]: labels}
+    missing = [name for name in labels if name not in tasks]
+    if missing:
+        raise ValueError(f"labels given for task(s) {missing} that do not run; running tasks: {tasks}.")
+    for name, target in labels.items():
+        check_labels(config, name, target, choice_mask)
+    return labels
+
+
+def check_labels(config, task: str, labels: torch.Tensor, choice_mask: torch.Tensor | None = None) -> None:
+    """Raises a `ValueError` unless `labels` fit `task`: class ids, multi-hot rows or a real choice's index."""
+    spec = config.tasks[task]
+    num_labels = len(spec["labels"])
+    if choice_mask is not None:  # multiple choice: the index of a real choice
+        real = choice_mask.sum(dim=-1).to(labels.device)
+        bad = ((labels < 0) | (labels >= real)) & (labels != -100)
+        if labels.dim() != 1 or labels.is_floating_point() or bad.any():
+            raise ValueError(
+                f"Task {task!r} is multiple-choice: labels must be the index of the right choice, shape "
+                f"(batch_size,), below each row's choice count {real.tolist()[:10]}; got {labels.tolist()[:10]}."
+            )
+        return
+    if spec["problem_type"] == MULTI_LABEL:
+        if labels.dim() != 2 or labels.shape[-1] != num_labels:
+            raise ValueError(
+                f"Task {task!r} is multi-label: labels must be multi-hot of shape (batch_size, {num_labels}), "
+                f"got shape {tuple(labels.shape)}."
+            )
+        bad = (labels != 0) & (labels != 1) & (labels != -100)
+    else:
+        if labels.dim() != 1 or labels.is_floating_point():
+            raise ValueError(
+                f"Task {task!r} is single-label: labels must be integer class ids of shape (batch_size,), "
+                f"got {labels.dtype} of shape {tuple(labels.shape)}."
+            )
+        bad = ((labels < 0) | (labels >= num_labels)) & (labels != -100)
+    if bad.any():
+        raise ValueError(
+            f"Task {task!r}: label values {sorted(set(labels[bad].tolist()))[:10]} are outside its "
+            f"{num_labels} labels {spec['labels']}."
+        )
+
+
+def check_loading_info(info: dict, tasks: list[str]) -> None:
+    """Refuses what `from_pretrained` would silently repair: a task missing from the weights (a random head), weights
+    of a task missing from the config (dropped), or weights of the wrong shape."""
+    missing = sorted(info.get("missing_keys") or ())
+    orphans = sorted(key for key in info.get("unexpected_keys") or () if key.startswith("heads."))
+    mismatched = sorted(
+        str(item[0] if isinstance(item, (tuple, list)) else item) for item in info.get("mismatched_keys") or ()
+    )
+    problems = []
+    if missing:
+        problems.append(f"no weights for {_summarize(missing)} (in the config but not in the checkpoint)")
+    if orphans:
+        problems.append(f"weights for {_summarize(orphans)} whose tasks are not in config.tasks")
+    if mismatched:
+        problems.append(f"weights of the wrong shape for {_summarize(mismatched)}")
+    if problems:
+        raise ValueError(f"config.json and the weights disagree: {'; '.join(problems)}. Config tasks: {tasks}.")
+
+
+def _summarize(keys: list[str], limit: int = 6) -> str:
+    return str(keys[:limit])[:-1] + (f", ... {len(keys) - limit} more]" if len(keys) > limit else "]")
+
+
+__all__ = ["check_labels", "check_loading_info", "resolve_labels", "resolve_tasks"]

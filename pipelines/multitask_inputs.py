@@ -1,0 +1,172 @@
+# Copyright 2026 The polyhead authors. Licensed under the Apache License, Version 2.0.
+"""The multitask pipelines' checks of their inputs and call parameters (each failure a clear error naming the fix),
+and the input rules they share: the encoder's position limit, multiple-choice pairs, tasks by kind.
+
+A Hub file (run through `trust_remote_code=True`): it imports only its flat sibling `multitask_ranking.py`.
+"""
+
+from typing import Any
+
+from .multitask_ranking import MULTI_LABEL, MULTIPLE_CHOICE
+
+
+# Position ids start after the padding index in these families: a copy of polyhead.encoders' rule (pinned by a test).
+_PADDING_OFFSET_FAMILIES = frozenset(
+    "roberta xlm-roberta xlm-roberta-xl camembert roberta-prelayernorm data2vec-text longformer mpnet".split()
+)
+
+
+def check_tasks(specs: dict, tasks: str | list[str]) -> list[str]:
+    """The `tasks` call parameter as a list of this model's task names (`specs`: the config's tasks)."""
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    known = list(specs)
+    if not tasks:
+        raise ValueError(f"tasks is empty: name some of this model's tasks {known}, or leave it out for all.")
+    unknown = [task for task in tasks if task not in known]
+    if unknown:
+        raise ValueError(f"Unknown task(s) {unknown}: this model has tasks {known}.")
+    return tasks
+
+
+def check_thresholds(specs: dict, threshold: float | dict[str, float]) -> dict[str, float]:
+    """The `threshold` call parameter (one number for every multi-label task, or `{task: number}`) by task."""
+    multi_label = [task for task, spec in specs.items() if spec["problem_type"] == MULTI_LABEL]
+    if not isinstance(threshold, dict):
+        threshold = dict.fromkeys(multi_label, threshold)
+    wrong = [task for task in threshold if task not in multi_label]
+    if wrong:
+        raise ValueError(f"threshold given for {wrong}, which are not multi-label tasks ({multi_label}).")
+    for task, value in threshold.items():
+        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"threshold for task {task!r} must be a number in [0, 1], got {value!r}.")
+    return {task: float(value) for task, value in threshold.items()}
+
+
+def check_max_length(encoder, max_length: int) -> int:
+    """The `max_length` call parameter: a positive integer within the encoder's positions."""
+    check_positive_int("max_length", max_length)
+    limit = position_limit(encoder)
+    if limit is not None and max_length > limit:
+        raise ValueError(
+            f"max_length={max_length} is more than this model's encoder accepts ({limit} tokens): "
+            f"use max_length <= {limit}."
+        )
+    return max_length
+
+
+def position_limit(encoder) -> int | None:
+    """The most tokens one text may have for this encoder config (None: no absolute positions, e.g. DeBERTa-v3);
+    the rule of `polyhead.encoders.position_limit`."""
+    positions = getattr(encoder, "max_position_embeddings", None)
+    if positions is None or getattr(encoder, "position_biased_input", True) is False:
+        return None
+    if encoder.model_type in _PADDING_OFFSET_FAMILIES:
+        return positions - (encoder.pad_token_id or 0) - 1
+    return positions
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def check_untruncated(input_ids: list[list[int]], limit: int | None) -> None:
+    # Past the position table the encoder fails deep inside (a shape mismatch in torch, an Add node in ONNX).
+    longest = max(map(len, input_ids), default=0)
+    if limit is not None and longest > limit:
+        raise ValueError(
+            f"An input has {longest} tokens with truncation=False, more than this model's encoder accepts ({limit} "
+            "tokens): shorten it, or leave truncation on (the default) to cut it."
+        )
+
+
+def check_text(text: Any, position: int | None, what: str = "text") -> str:
+    where = "" if position is None else f" at position {position}"
+    if not isinstance(text, str):
+        raise TypeError(f"Expected {what}{where} to be a string, got {type(text).__name__}: {text!r:.60}.")
+    if not text.strip():
+        raise ValueError(
+            f"{what.capitalize()}{where} is empty: the multitask-classification pipeline needs non-empty strings."
+        )
+    return text
+
+
+def is_choice_input(item: Any) -> bool:
+    return isinstance(item, dict) and "choices" in item
+
+
+def choice_pairs(item: dict) -> list[tuple[str, str]]:
+    """The (context, choice) sentence pairs of a multiple-choice input: the context is the text, then the question
+    after a space when there is one (training pairs its rows the same way: polyhead.data)."""
+    context = f"{item['text']} {item['question']}" if item.get("question") else item["text"]
+    return [(context, choice) for choice in item["choices"]]
+
+
+def kind_tasks(specs: dict, tasks: list[str] | None, choices: bool, strict: bool = False) -> list[str]:
+    """The multiple-choice tasks (or the others) among `tasks` (default all); an error when none (or, `strict`, when
+    another kind is among them)."""
+    tasks = list(specs) if tasks is None else tasks
+    found = [task for task in tasks if (specs[task]["problem_type"] == MULTIPLE_CHOICE) == choices]
+    if not found or (strict and len(found) < len(tasks)):
+        wrong = sorted(set(tasks) - set(found)) or tasks
+        kind = "multiple-choice inputs ({'text', 'choices': [...]})" if choices else "texts or sentence pairs"
+        fix = "" if choices else " (a multiple-choice task takes {'text': ..., 'choices': [...]} inputs)"
+        raise ValueError(f"Task(s) {wrong} cannot answer {kind}{fix}; this model's tasks: {list(specs)}.")
+    return found
+
+
+def check_choices(item: dict, where: str) -> dict:
+    if not set(item) <= {"text", "question", "choices"} or not isinstance(item.get("text"), str):
+        raise ValueError(f"A multiple-choice input{where} has keys 'text', 'choices' and optionally 'question'.")
+    choices = item["choices"]
+    valid = isinstance(choices, list) and all(isinstance(c, str) and c.strip() for c in choices)
+    if not valid or len(choices) < 2 or len(set(choices)) < len(choices):
+        raise ValueError(
+            f"The choices of the multiple-choice input{where} must be a list of at least 2 distinct non-empty "
+            f"strings, got {choices!r:.80}."
+        )
+    return item
+
+
+def check_input(item: Any, position: int | None, choices: bool = True) -> str | dict:
+    """A non-empty string, or (as transformers' text-classification pipeline accepts) a `{"text": ...}` or
+    `{"text": ..., "text_pair": ...}` dict of them, or a multiple-choice `{"text", "question"?, "choices"}`."""
+    if not isinstance(item, dict):
+        return check_text(item, position)
+    where = "" if position is None else f" at position {position}"
+    if "choices" in item and not choices:
+        raise ValueError("Multiple-choice inputs go in a list (or alone), not in a generator.")
+    if "choices" in item:
+        check_text(item.get("text"), position, "'text'")
+        if item.get("question") is not None:
+            check_text(item["question"], position, "'question'")
+        return check_choices(item, where)
+    if "text" not in item or not set(item) <= {"text", "text_pair"}:
+        raise ValueError(
+            f"A dict input{where} must have the key 'text' and optionally 'text_pair' (a sentence pair), got keys "
+            f"{sorted(map(str, item))}."
+        )
+    check_text(item["text"], position, "'text'")
+    if "text_pair" in item:
+        check_text(item["text_pair"], position, "'text_pair'")
+    return item
+
+
+def text_length(item: str | dict) -> int:
+    return len(item) if isinstance(item, str) else len(item["text"]) + len(item.get("text_pair") or "")
+
+
+__all__ = [
+    "check_input",
+    "check_max_length",
+    "check_positive_int",
+    "check_tasks",
+    "check_text",
+    "check_thresholds",
+    "check_untruncated",
+    "choice_pairs",
+    "is_choice_input",
+    "kind_tasks",
+    "position_limit",
+    "text_length",
+]
