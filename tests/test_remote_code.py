@@ -2,13 +2,24 @@
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 from helpers import BLOCKER, TEXTS, run_fresh
 from transformers import pipeline
+from transformers.dynamic_module_utils import get_relative_imports
 
-from polyhead.saving import REMOTE_CODE_FILES, atomic_folder, save_model_folder
+from polyhead.saving import (
+    ENTRY_FILES,
+    REMOTE_CODE_FILES,
+    REMOTE_CODE_SOURCES,
+    atomic_folder,
+    check_model_folder,
+    is_polyhead_model_folder,
+    missing_remote_code,
+    save_model_folder,
+)
 
 
 LOAD_AND_RUN = BLOCKER + textwrap.dedent(
@@ -130,3 +141,72 @@ def test_resized_token_embeddings_load_with_remote_code(model, tokenizer, tmp_pa
         logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
     for task, value in logits.items():
         torch.testing.assert_close(torch.tensor(out["logits"][task]), value, rtol=0, atol=1e-6)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+# The Hub files as the source tree holds them: the config and model files at the top, the pipeline files in pipelines/.
+TREE_HUB_FILES = sorted([*ROOT.glob("configuration_multitask*.py"), *ROOT.glob("modeling_multitask*.py")])
+TREE_HUB_FILES += sorted((ROOT / "pipelines").glob("*.py"))
+
+
+def relative_imports(path: Path) -> set[str]:
+    """The flat sibling files `path` imports, as transformers finds them (its own regex, TYPE_CHECKING imports too)."""
+    return {f"{name}.py" for name in get_relative_imports(path)}
+
+
+def test_every_hub_file_in_the_tree_is_copied_into_model_folders():
+    assert sorted(path.resolve() for path in REMOTE_CODE_SOURCES) == sorted(path.resolve() for path in TREE_HUB_FILES)
+
+
+def test_hub_files_import_each_other_one_way_and_only_each_other():
+    # transformers 4.51.3's get_relative_import_files loops forever on a relative-import cycle: loading would hang.
+    graph = {path.name: relative_imports(path) for path in REMOTE_CODE_SOURCES}
+    assert {name for targets in graph.values() for name in targets} <= set(graph)
+    done, open_ = set(), []
+
+    def visit(name):
+        assert name not in open_, f"relative-import cycle: {' -> '.join([*open_, name])}"
+        if name not in done:
+            open_.append(name)
+            for target in sorted(graph[name]):
+                visit(target)
+            open_.pop()
+            done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+
+
+def test_the_entry_files_reach_every_hub_file(saved):
+    # What transformers fetches for the model (and re-saves with it) and for the pipeline is the whole set.
+    assert missing_remote_code(saved) == []
+    reached, pending = set(), list(ENTRY_FILES)
+    while pending:
+        name = pending.pop()
+        if name not in reached:
+            reached.add(name)
+            pending += relative_imports(saved / name)
+    assert reached == set(REMOTE_CODE_FILES)
+
+
+def test_a_folder_lacking_a_sibling_its_code_imports_is_incomplete(saved):
+    (saved / "multitask_inputs.py").unlink()
+    assert missing_remote_code(saved) == ["multitask_inputs.py"]
+    assert not is_polyhead_model_folder(saved)
+    with pytest.raises(FileNotFoundError, match="multitask_inputs.py"):
+        check_model_folder(saved)
+
+
+def test_a_folder_saved_with_the_earlier_four_hub_files_stays_complete(saved):
+    # Before the Hub files were split, a folder held four; each loads with its own code, so it is still complete.
+    for name in set(REMOTE_CODE_FILES) - set(ENTRY_FILES) - {"multitask_ranking.py"}:
+        (saved / name).unlink()
+    (saved / "configuration_multitask.py").write_text("class MultitaskConfig: ...\n")
+    (saved / "modeling_multitask.py").write_text(
+        "from typing import TYPE_CHECKING\nfrom .configuration_multitask import MultitaskConfig\nif TYPE_CHECKING:\n"
+        "    from .multitask_classification import Pipeline\n    from .multitask_ranking import rank\n"
+    )
+    (saved / "multitask_classification.py").write_text("from .multitask_ranking import rank\n")
+    assert missing_remote_code(saved) == []
+    assert is_polyhead_model_folder(saved)
+    check_model_folder(saved)
