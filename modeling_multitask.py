@@ -21,10 +21,16 @@ from .modeling_multitask_checks import check_loading_info, resolve_labels, resol
 from .modeling_multitask_heads import MultitaskHeadsMixin, NativePooler, choice_logits, new_task_embeddings
 
 
-if TYPE_CHECKING:  # never run: transformers fetches, caches and re-saves a model file's relative imports with it
-    from .multitask_classification import MultitaskClassificationPipeline  # noqa: F401 (and the files it imports)
+# Never run: transformers fetches, caches and re-saves a model file's relative imports with it (4.51.3 copies only the
+# direct ones from a local folder, so every Hub file the model's folder needs is named here).
+if TYPE_CHECKING:
+    from .configuration_multitask_checks import MULTI_LABEL  # noqa: F401
+    from .multitask_base import MultitaskPipelineBase  # noqa: F401
+    from .multitask_classification import MultitaskClassificationPipeline  # noqa: F401
+    from .multitask_inputs import check_input  # noqa: F401
+    from .multitask_ranking import rank  # noqa: F401
+    from .multitask_zero_shot import ZeroShotMultitaskPipeline  # noqa: F401
 
-PIPELINE_FILE = "multitask_classification.py"
 _ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
 
 
@@ -286,9 +292,8 @@ def _drop_unused_pooler(encoder: nn.Module) -> None:
 
 
 # Flat beside the pipeline file (a Hub repo or its cached copy), `save_pretrained` copies this file and its relative
-# imports, the pipeline file included (see TYPE_CHECKING above), and writes `auto_map`, on every transformers release.
-# The source tree keeps the pipeline in `pipelines/`: polyhead writes its folders with `save_model_folder`.
-if Path(__file__).with_name(PIPELINE_FILE).is_file():
+# imports (see TYPE_CHECKING above) and writes `auto_map`; the source tree's folders come from `save_model_folder`.
+if Path(__file__).with_name("multitask_classification.py").is_file():
     MultitaskConfig.register_for_auto_class()
     MultitaskModel.register_for_auto_class("AutoModel")
 
