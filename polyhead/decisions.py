@@ -6,7 +6,7 @@
   a per-call threshold, else the task's tuned per-label `thresholds`, else its `threshold` (0.5 when unset).
 
 Evaluation, threshold tuning, bulk prediction and (through the pipeline) the model card's widget answers call this
-module. The Hub pipeline (`pipelines/multitask_classification.py`, which may import only torch and transformers)
+module. The Hub pipeline (`pipelines/multitask_ranking.py`, which may import only torch and transformers)
 spells the same rule vectorised; `tests/test_decisions.py` pins it to [`pipeline_answers`] on random logits.
 """
 
