@@ -206,10 +206,9 @@ class MultitaskClassificationPipeline(MultitaskPipelineBase):
         postprocess = {**self._postprocess_params, **postprocess}
         fused = self._fused_heads(forward.get("tasks"))
         forward["encode_only"] = fused is not None  # else the model code predates `head_logits`: logits per batch
-        order = (
-            sorted(range(len(inputs)), key=lambda i: text_length(inputs[i])) if sort_by_length else range(len(inputs))
-        )
-        order = list(order)
+        order = list(range(len(inputs)))
+        if sort_by_length:
+            order.sort(key=lambda i: text_length(inputs[i]))
         ranked = []  # per group of rows: the rows and their ranked labels (a few arrays)
         for start, batches in self._grouped_batches([inputs[i] for i in order], batch_size, **preprocess):
             outputs = torch.cat([self.forward(batch, **forward)[OUTPUT_KEY] for batch in batches])
@@ -253,8 +252,6 @@ class MultitaskClassificationPipeline(MultitaskPipelineBase):
         if cached is None or cached[0] is not specs or cached[1] != key:
             self._layout_cache = cached = (specs, key, layout_of(specs, tasks, thresholds))
         return cached[2], rank(model_outputs[OUTPUT_KEY], cached[2], top_k)
-
-    # ------------------------------------------------------------------------------------------------- checks
 
 
 def register_pipeline() -> None:

@@ -34,7 +34,7 @@ from polyhead_remote.pipelines import multitask_ranking as ranking_module
 from polyhead_remote.pipelines.multitask_classification import MultitaskClassificationPipeline, register_pipeline
 from polyhead_remote.pipelines.multitask_inputs import choice_pairs
 from polyhead_remote.pipelines.multitask_ranking import collection_paused
-from polyhead_remote.pipelines.multitask_zero_shot import ZeroShotMultitaskPipeline
+from polyhead_remote.pipelines.multitask_zero_shot import ZERO_SHOT_TASK, ZeroShotMultitaskPipeline
 
 
 # Every Hub file: copied flat into each model folder (`polyhead.saving`), and so into every Hub upload.
@@ -59,6 +59,7 @@ __all__ = [
     "PIPELINE_TASK",
     "PROBLEM_TYPES",
     "SINGLE_LABEL",
+    "ZERO_SHOT_TASK",
     "MultitaskClassificationPipeline",
     "MultitaskConfig",
     "MultitaskModel",

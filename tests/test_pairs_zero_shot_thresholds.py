@@ -14,6 +14,7 @@ from polyhead.data import load_task_data, tokenize_task_data
 from polyhead.evaluation.scoring import score_task
 from polyhead.evaluation.thresholds import tune_label_thresholds
 from polyhead.publishing.model_card import tasks_table
+from polyhead.remote_code import ZERO_SHOT_TASK, register_pipeline
 from polyhead.tasks import TaskSpec, parse_task
 from polyhead.testing_utils import TINY_NLI_TASKS, WORDS, tiny_multitask_config
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
@@ -169,6 +170,17 @@ def test_zero_shot_errors_are_clear(model, nli_model, tokenizer):
         classifier({"text": "good movie", "text_pair": "a film"}, candidate_labels=["a", "b"])
     with pytest.raises(TypeError, match="position 1 to be a string, got dict"):
         classifier(["good", {"text": "good movie"}], candidate_labels=["a", "b"])
+
+
+def test_the_zero_shot_pipeline_built_by_its_own_name_answers_alike(nli_model, tokenizer):
+    register_pipeline()
+    zero_shot = pipeline(ZERO_SHOT_TASK, model=nli_model, tokenizer=tokenizer)
+    multitask = pipeline("multitask-classification", model=nli_model, tokenizer=tokenizer)
+    texts, labels = ["good movie", "the team win"], ["sport", "tech", "movies"]
+    assert zero_shot(texts, candidate_labels=labels) == multitask(texts, candidate_labels=labels)
+    # its parameters go with each call: one given when it is built would otherwise be silently ignored
+    with pytest.raises(TypeError, match=r"Unknown argument\(s\) \['truncation'\].*per call"):
+        pipeline(ZERO_SHOT_TASK, model=nli_model, tokenizer=tokenizer, truncation=False)
 
 
 def test_not_entailment_tasks_and_case_are_recognised(tokenizer):
