@@ -29,10 +29,11 @@ TEXTS = ["i love this movie", "bad phone", "the team win the game today and peop
 BLOCKER = textwrap.dedent(
     """
     import sys
-    BLOCKED = {"polyhead", "polyhead_remote", "configuration_multitask", "modeling_multitask", "pipelines"}
+    BLOCKED = {"polyhead", "polyhead_remote", "pipelines"}
     class Blocker:
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
+            top = name.split(".")[0]
+            if top in BLOCKED or top.startswith(("configuration_multitask", "modeling_multitask", "multitask_")):
                 raise ImportError(f"blocked import of {name}")
     sys.meta_path.insert(0, Blocker())
     sys.path = [p for p in sys.path if p not in ("", ".")]

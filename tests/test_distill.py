@@ -397,7 +397,8 @@ LOAD_WITHOUT_POLYHEAD = textwrap.dedent(
     import json, sys
     class Blocker:
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"polyhead", "polyhead_remote", "configuration_multitask", "modeling_multitask"}:
+            top = name.split(".")[0]
+            if top in {"polyhead", "polyhead_remote"} or top.startswith(("configuration_multi", "modeling_multi")):
                 raise ImportError(f"blocked import of {name}")
     sys.meta_path.insert(0, Blocker())
     sys.path = [p for p in sys.path if p not in ("", ".")]
