@@ -195,10 +195,17 @@ def test_train_script_prints_the_seeded_table(tmp_path, capsys):
 @pytest.mark.slow
 def test_parity_benchmark_smoke_and_reuse(tmp_path, capsys):
     bench = _script("bench_parity")
-    argv = ["--tiny", "--configs", "multitask,pcgrad", "--seeds", "2", "--work-dir", str(tmp_path / "w")]
+    configs = "multitask,pcgrad,task_embeddings"
+    argv = ["--tiny", "--configs", configs, "--seeds", "2", "--work-dir", str(tmp_path / "w")]
     argv += ["--output", str(tmp_path / "report.json")]
     report = bench.main(argv)
-    assert set(report["configs"]) == {"multitask", "pcgrad"}
+    assert set(report["configs"]) == {"multitask", "pcgrad", "task_embeddings"}
+    # a configuration's model overrides reach its model only
+    saved = {
+        c: json.loads((tmp_path / "w" / c / "seed-1" / "model" / "config.json").read_text())
+        for c in configs.split(",")
+    }
+    assert saved["task_embeddings"].get("task_embeddings") and not saved["multitask"].get("task_embeddings")
     assert report["configs"]["pcgrad"]["comparison"]["seeds"] == [0, 1]
     assert (tmp_path / "report.png").is_file() and "| average | primary |" in (tmp_path / "report.md").read_text()
     capsys.readouterr()

@@ -35,13 +35,15 @@ TASKS = {
     "go_emotions": ("go_emotions", ":label=labels", 1000),
     "sick_nli": ("sick_nli", ":text_pair=text_pair", 500),
 }
+# configuration: (training, data, model) argument overrides of the multitask run
 CONFIGS = {
-    "multitask": ({}, {}),
-    "uncertainty": ({"loss_balancing": "uncertainty"}, {}),
-    "head_lr": ({"head_learning_rate": 1e-3}, {}),
+    "multitask": ({}, {}, {}),
+    "uncertainty": ({"loss_balancing": "uncertainty"}, {}, {}),
+    "head_lr": ({"head_learning_rate": 1e-3}, {}, {}),
     # every task in every step: gradient_accumulation_steps = number of tasks, one batch of each (round robin)
-    "pcgrad": ({"pcgrad": True, "gradient_accumulation_steps": len(TASKS)}, {"sampling": "round_robin"}),
-    "temperature": ({}, {"sampling": "temperature"}),
+    "pcgrad": ({"pcgrad": True, "gradient_accumulation_steps": len(TASKS)}, {"sampling": "round_robin"}, {}),
+    "temperature": ({}, {"sampling": "temperature"}, {}),
+    "task_embeddings": ({}, {}, {"task_embeddings": True}),
 }
 DESCRIPTIONS = {
     "multitask": "plain multitask (proportional sampling, loss weights 1)",
@@ -49,6 +51,7 @@ DESCRIPTIONS = {
     "head_lr": "head learning rate 1e-3 (`--head_learning_rate 1e-3`, encoder 1e-4)",
     "pcgrad": f"PCGrad (`--pcgrad true --gradient_accumulation_steps {len(TASKS)} --sampling round_robin`)",
     "temperature": "temperature sampling T=2 (`--sampling temperature`)",
+    "task_embeddings": "a learned embedding per task (`--task_embeddings true`, dropout 0.1)",
 }
 
 
@@ -136,7 +139,10 @@ def main(argv: list[str] | None = None) -> dict:
     model_args = ModelArguments(
         encoder_name_or_path="tiny-random-bert" if args.tiny else args.encoder, max_length=args.max_length
     )
-    data_args = DataArguments(tasks=task_arguments(args), max_eval_samples=args.eval_samples)
+    # go_emotions (28 labels) predicts nothing at the default 0.5: every run tunes its thresholds on validation rows
+    data_args = DataArguments(
+        tasks=task_arguments(args), max_eval_samples=args.eval_samples, tune_thresholds=not args.tiny
+    )
     work = Path(args.work_dir)
     base = MultitaskTrainingArguments(
         output_dir=str(work / "baselines-seed-0"),
@@ -188,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
             train_baselines(prepared, tokenizer, model_args, data_args, seed_arguments(base, work, seed))
             print(f"[{time.time() - started:.0f}s] baselines seed {seed} done", flush=True)
     for config in configs:
-        training_overrides, data_overrides = CONFIGS[config]
+        training_overrides, data_overrides, model_overrides = CONFIGS[config]
         runs = []
         for seed in seeds:
             if seed not in baselines and not args.skip_baselines:
@@ -207,7 +213,8 @@ def main(argv: list[str] | None = None) -> dict:
             multitask = finished_results(folder / "model", run_args)
             if multitask is None:
                 config_data = dataclasses.replace(data_args, **data_overrides)
-                multitask = train_and_evaluate(prepared, tokenizer, model_args, config_data, run_args)
+                config_model = dataclasses.replace(model_args, **model_overrides)
+                multitask = train_and_evaluate(prepared, tokenizer, config_model, config_data, run_args)
             print(f"[{time.time() - started:.0f}s] {config} seed {seed} done", flush=True)
             if not args.skip_baselines:
                 runs.append((multitask, baselines[seed]))
