@@ -215,3 +215,28 @@ def test_parity_benchmark_smoke_and_reuse(tmp_path, capsys):
     # the report alone, from the finished runs (no data loaded): the same comparisons
     only = bench.main([*argv[:-1], str(tmp_path / "only.json"), "--report-only"])
     assert only["configs"] == again["configs"]
+
+
+@pytest.mark.slow
+def test_parity_benchmark_compares_bf16_with_the_float32_runs(tmp_path, capsys):
+    bench = _script("bench_parity")
+    common = ["--tiny", "--seeds", "2", "--work-dir", str(tmp_path / "w"), "--output", str(tmp_path / "report.json")]
+    bench.main(["--configs", "multitask", *common])
+    report = bench.main(["--configs", "bf16", *common])  # a later invocation: the float32 runs are read back
+    against = report["configs"]["bf16"]["against"]
+    assert against["config"] == "multitask" and against["comparison"]["seeds"] == [0, 1]
+    ours = against["comparison"]["tasks"]["sentiment"]
+    assert (
+        ours["multitask"]["values"]
+        == report["configs"]["bf16"]["comparison"]["tasks"]["sentiment"]["multitask"]["values"]
+    )
+    assert (
+        ours["single_task"]["values"]
+        == report["configs"]["multitask"]["comparison"]["tasks"]["sentiment"]["multitask"]["values"]
+    )
+    assert "bf16 against multitask, paired by seed" in (tmp_path / "report.md").read_text()
+    for config, bf16 in (("bf16", True), ("multitask", False)):
+        saved = json.loads((tmp_path / "w" / config / "seed-0" / "model" / "training_args.json").read_text())
+        assert saved["training"]["bf16"] is bf16
+    only = bench.main(["--configs", "bf16", "--report-only", *common])
+    assert only["configs"]["bf16"]["against"] == json.loads(json.dumps(against))
