@@ -195,10 +195,17 @@ def test_train_script_prints_the_seeded_table(tmp_path, capsys):
 @pytest.mark.slow
 def test_parity_benchmark_smoke_and_reuse(tmp_path, capsys):
     bench = _script("bench_parity")
-    argv = ["--tiny", "--configs", "multitask,pcgrad", "--seeds", "2", "--work-dir", str(tmp_path / "w")]
+    configs = "multitask,pcgrad,task_embeddings"
+    argv = ["--tiny", "--configs", configs, "--seeds", "2", "--work-dir", str(tmp_path / "w")]
     argv += ["--output", str(tmp_path / "report.json")]
     report = bench.main(argv)
-    assert set(report["configs"]) == {"multitask", "pcgrad"}
+    assert set(report["configs"]) == {"multitask", "pcgrad", "task_embeddings"}
+    # a configuration's model overrides reach its model only
+    saved = {
+        c: json.loads((tmp_path / "w" / c / "seed-1" / "model" / "config.json").read_text())
+        for c in configs.split(",")
+    }
+    assert saved["task_embeddings"].get("task_embeddings") and not saved["multitask"].get("task_embeddings")
     assert report["configs"]["pcgrad"]["comparison"]["seeds"] == [0, 1]
     assert (tmp_path / "report.png").is_file() and "| average | primary |" in (tmp_path / "report.md").read_text()
     capsys.readouterr()
@@ -208,3 +215,28 @@ def test_parity_benchmark_smoke_and_reuse(tmp_path, capsys):
     # the report alone, from the finished runs (no data loaded): the same comparisons
     only = bench.main([*argv[:-1], str(tmp_path / "only.json"), "--report-only"])
     assert only["configs"] == again["configs"]
+
+
+@pytest.mark.slow
+def test_parity_benchmark_compares_bf16_with_the_float32_runs(tmp_path, capsys):
+    bench = _script("bench_parity")
+    common = ["--tiny", "--seeds", "2", "--work-dir", str(tmp_path / "w"), "--output", str(tmp_path / "report.json")]
+    bench.main(["--configs", "multitask", *common])
+    report = bench.main(["--configs", "bf16", *common])  # a later invocation: the float32 runs are read back
+    against = report["configs"]["bf16"]["against"]
+    assert against["config"] == "multitask" and against["comparison"]["seeds"] == [0, 1]
+    ours = against["comparison"]["tasks"]["sentiment"]
+    assert (
+        ours["multitask"]["values"]
+        == report["configs"]["bf16"]["comparison"]["tasks"]["sentiment"]["multitask"]["values"]
+    )
+    assert (
+        ours["single_task"]["values"]
+        == report["configs"]["multitask"]["comparison"]["tasks"]["sentiment"]["multitask"]["values"]
+    )
+    assert "bf16 against multitask, paired by seed" in (tmp_path / "report.md").read_text()
+    for config, bf16 in (("bf16", True), ("multitask", False)):
+        saved = json.loads((tmp_path / "w" / config / "seed-0" / "model" / "training_args.json").read_text())
+        assert saved["training"]["bf16"] is bf16
+    only = bench.main(["--configs", "bf16", "--report-only", *common])
+    assert only["configs"]["bf16"]["against"] == json.loads(json.dumps(against))

@@ -35,20 +35,28 @@ TASKS = {
     "go_emotions": ("go_emotions", ":label=labels", 1000),
     "sick_nli": ("sick_nli", ":text_pair=text_pair", 500),
 }
+# configuration: (training, data, model) argument overrides of the multitask run
 CONFIGS = {
-    "multitask": ({}, {}),
-    "uncertainty": ({"loss_balancing": "uncertainty"}, {}),
-    "head_lr": ({"head_learning_rate": 1e-3}, {}),
+    "multitask": ({}, {}, {}),
+    "uncertainty": ({"loss_balancing": "uncertainty"}, {}, {}),
+    "head_lr": ({"head_learning_rate": 1e-3}, {}, {}),
     # every task in every step: gradient_accumulation_steps = number of tasks, one batch of each (round robin)
-    "pcgrad": ({"pcgrad": True, "gradient_accumulation_steps": len(TASKS)}, {"sampling": "round_robin"}),
-    "temperature": ({}, {"sampling": "temperature"}),
+    "pcgrad": ({"pcgrad": True, "gradient_accumulation_steps": len(TASKS)}, {"sampling": "round_robin"}, {}),
+    "temperature": ({}, {"sampling": "temperature"}, {}),
+    "task_embeddings": ({}, {}, {"task_embeddings": True}),
+    # not a remedy: plain multitask under bf16 autocast, paired by seed with `multitask` (docs/cpu-acceleration.md)
+    "bf16": ({"bf16": True, "use_cpu": True}, {}, {}),
 }
+# also compared with another configuration, paired by seed (bf16 against the same runs in float32)
+AGAINST = {"bf16": "multitask"}
 DESCRIPTIONS = {
     "multitask": "plain multitask (proportional sampling, loss weights 1)",
     "uncertainty": "uncertainty loss weighting (`--loss_balancing uncertainty`)",
     "head_lr": "head learning rate 1e-3 (`--head_learning_rate 1e-3`, encoder 1e-4)",
     "pcgrad": f"PCGrad (`--pcgrad true --gradient_accumulation_steps {len(TASKS)} --sampling round_robin`)",
     "temperature": "temperature sampling T=2 (`--sampling temperature`)",
+    "task_embeddings": "a learned embedding per task (`--task_embeddings true`, dropout 0.1)",
+    "bf16": "plain multitask trained under bfloat16 autocast (`--bf16 true --use_cpu true`)",
 }
 
 
@@ -136,7 +144,10 @@ def main(argv: list[str] | None = None) -> dict:
     model_args = ModelArguments(
         encoder_name_or_path="tiny-random-bert" if args.tiny else args.encoder, max_length=args.max_length
     )
-    data_args = DataArguments(tasks=task_arguments(args), max_eval_samples=args.eval_samples)
+    # go_emotions (28 labels) predicts nothing at the default 0.5: every run tunes its thresholds on validation rows
+    data_args = DataArguments(
+        tasks=task_arguments(args), max_eval_samples=args.eval_samples, tune_thresholds=not args.tiny
+    )
     work = Path(args.work_dir)
     base = MultitaskTrainingArguments(
         output_dir=str(work / "baselines-seed-0"),
@@ -181,14 +192,14 @@ def main(argv: list[str] | None = None) -> dict:
     output = Path(args.output)
     previous = json.loads(output.read_text()) if output.is_file() else {}
     report["configs"].update(previous.get("configs", {}))
-    baselines = {}
+    baselines, finished = {}, finished_references(work, configs, seeds)
     if args.baselines_only:
         configs = []
         for seed in seeds:
             train_baselines(prepared, tokenizer, model_args, data_args, seed_arguments(base, work, seed))
             print(f"[{time.time() - started:.0f}s] baselines seed {seed} done", flush=True)
     for config in configs:
-        training_overrides, data_overrides = CONFIGS[config]
+        training_overrides, data_overrides, model_overrides = CONFIGS[config]
         runs = []
         for seed in seeds:
             if seed not in baselines and not args.skip_baselines:
@@ -207,14 +218,17 @@ def main(argv: list[str] | None = None) -> dict:
             multitask = finished_results(folder / "model", run_args)
             if multitask is None:
                 config_data = dataclasses.replace(data_args, **data_overrides)
-                multitask = train_and_evaluate(prepared, tokenizer, model_args, config_data, run_args)
+                config_model = dataclasses.replace(model_args, **model_overrides)
+                multitask = train_and_evaluate(prepared, tokenizer, config_model, config_data, run_args)
             print(f"[{time.time() - started:.0f}s] {config} seed {seed} done", flush=True)
+            finished.setdefault(config, {})[seed] = multitask
             if not args.skip_baselines:
                 runs.append((multitask, baselines[seed]))
         if args.skip_baselines:
             continue
         comparison = compare_runs(runs, seeds)
         report["configs"][config] = {"description": DESCRIPTIONS[config], "comparison": comparison}
+        add_paired_comparison(report, config, finished)
         print(f"\n{config}: {DESCRIPTIONS[config]}\n{format_seed_comparison_table(comparison)}\n", flush=True)
         write_report(report, output)
     return report
@@ -233,6 +247,7 @@ def report_from_finished_runs(args: argparse.Namespace, configs: list[str], argv
         "configs": {},
     }
     baselines = {seed: read_baseline_results(work / f"baselines-seed-{seed}" / "model") for seed in range(args.seeds)}
+    finished = finished_references(work, configs, range(args.seeds))
     for config in configs:
         runs, seeds = [], []
         for seed in range(args.seeds):
@@ -240,6 +255,8 @@ def report_from_finished_runs(args: argparse.Namespace, configs: list[str], argv
             complete = baselines[seed] and set(baselines[seed].get("tasks", {})) >= set(
                 (multitask or {}).get("tasks", {})
             )
+            if multitask is not None:
+                finished.setdefault(config, {})[seed] = multitask
             if multitask is not None and complete:
                 runs.append((multitask, baselines[seed]))
                 seeds.append(seed)
@@ -251,6 +268,7 @@ def report_from_finished_runs(args: argparse.Namespace, configs: list[str], argv
         report.setdefault("train_rows", first.get("num_train_examples") or {})
         report["test_rows"] = first.get("num_examples", {})
         report["configs"][config] = {"description": DESCRIPTIONS[config], "comparison": comparison}
+        add_paired_comparison(report, config, finished)
         print(f"\n{config}: {DESCRIPTIONS[config]}\n{format_seed_comparison_table(comparison)}\n", flush=True)
     if report["configs"]:
         write_report(report, Path(args.output))
@@ -267,6 +285,27 @@ def machine() -> str:
     return f"{cpu_description()}, {os.cpu_count()} cores"
 
 
+def finished_references(work: Path, configs: list[str], seeds) -> dict[str, dict[int, dict]]:
+    """The finished runs of the configurations named by `AGAINST` but not asked for, by seed."""
+    finished: dict[str, dict[int, dict]] = {}
+    for other in {AGAINST[c] for c in configs if c in AGAINST} - set(configs):
+        for seed in seeds:
+            if (run := finished_results(work / other / f"seed-{seed}" / "model")) is not None:
+                finished.setdefault(other, {})[seed] = run
+    return finished
+
+
+def add_paired_comparison(report: dict, config: str, finished: dict[str, dict[int, dict]]) -> None:
+    """`config` against the configuration `AGAINST` names, over the seeds both finished (when they did)."""
+    other = AGAINST.get(config)
+    seeds = sorted(set(finished.get(config, {})) & set(finished.get(other, {})))
+    if other is None or not seeds:
+        return
+    pairs = [(finished[config][seed], finished[other][seed]) for seed in seeds]
+    report["configs"][config]["against"] = {"config": other, "comparison": compare_runs(pairs, seeds)}
+    print(f"\n{config} against {other}\n{format_seed_comparison_table(compare_runs(pairs, seeds))}\n", flush=True)
+
+
 def markdown(report: dict) -> str:
     """One Markdown table per configuration (points: metric x 100)."""
     parts = []
@@ -279,6 +318,12 @@ def markdown(report: dict) -> str:
             "|---|---|---:|---:|---:|---:|---|",
         ]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
+        if "against" in entry:
+            other = entry["against"]["config"]
+            lines += ["", f"{config} against {other}, paired by seed:", ""]
+            lines += [f"| Task | Metric | {config} | {other} | Difference | 95% interval | Verdict |"]
+            lines += ["|---|---|---:|---:|---:|---:|---|"]
+            lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(entry["against"]["comparison"])]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
