@@ -215,6 +215,11 @@ def test_parity_benchmark_smoke_and_reuse(tmp_path, capsys):
     # the report alone, from the finished runs (no data loaded): the same comparisons
     only = bench.main([*argv[:-1], str(tmp_path / "only.json"), "--report-only"])
     assert only["configs"] == again["configs"]
+    # every remedy is also compared with plain multitask, whichever order the configurations come in
+    assert "against" not in report["configs"]["multitask"]
+    late = bench.main([*argv[:-1], str(tmp_path / "late.json"), "--report-only", "--configs", "pcgrad,multitask"])
+    assert late["configs"]["pcgrad"]["against"] == json.loads(json.dumps(report["configs"]["pcgrad"]["against"]))
+    assert late["configs"]["pcgrad"]["against"]["comparison"]["seeds"] == [0, 1]
 
 
 @pytest.mark.slow
