@@ -24,8 +24,9 @@ import torch
 # length beyond the last bucket is padded to a multiple of it). 7 x 6 = 42 graphs at most; a server meets a few.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 SEQUENCE_BUCKETS = (16, 32, 64, 128, 256, 512)
-# Inductor settings for inference: weights frozen as constants, so inductor may fold and prepack them (whether it did
-# on this host, and cpp_wrapper: docs/cpu-acceleration.md); `compile_model(options=...)` replaces them.
+# Inductor settings for inference, also held as inductor's config while dynamo traces (see `_call_compiled`): weights
+# frozen as constants, so inductor folds them and prepacks the linear layers (oneDNN bf16/AMX, MKL fp32); measured in
+# docs/cpu-acceleration.md. `compile_model(options=...)` replaces them.
 INDUCTOR_OPTIONS = {"freezing": True}
 MIN_TORCH = (2, 4)  # inductor's CPU backend with freezing and bfloat16 matmuls through oneDNN
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
