@@ -1,6 +1,7 @@
 """The compiled serving path (`polyhead.serving.compiled`): the same labels as the eager model, one graph per shape
 bucket, and the eager path (with one warning) wherever compiling cannot run."""
 
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -165,6 +166,41 @@ def test_inductor_gives_the_eager_labels(folder, dtype):
         )
         assert_close(ours, theirs, tolerance)
     assert is_compiled(classifier.model) and classifier.model.encode.compiled_buckets == {(1, 16), (4, 16)}
+
+
+def test_the_inductor_options_hold_while_dynamo_traces():
+    # Dynamo reads `freezing` from inductor's global config while it traces: the backend's options come too late.
+    from torch._inductor import config as inductor_config
+
+    seen = []
+    encoder = BucketedEncoder(lambda **inputs: inputs["input_ids"].float())
+    encoder.compiled = lambda *inputs: seen.append(inductor_config.freezing) or inputs[0].float()
+    with torch.inference_mode():
+        encoder(torch.ones(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.long))
+    assert encoder.options == compiled.INDUCTOR_OPTIONS and seen == [True] and not inductor_config.freezing
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_inductor_prepacks_every_linear_layer(folder, dtype):
+    # Freezing must reach dynamo's tracing: otherwise the weights stay graph inputs and every linear layer runs as
+    # a plain `addmm` on unpacked weights (what the first compiled path did: docs/cpu-acceleration.md).
+    from torch._inductor.utils import run_and_get_code
+
+    if dtype == "bfloat16" and not (compiled.native_bf16() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        pytest.skip("this CPU has no native bfloat16 matmuls (amx_bf16 / avx512_bf16): bfloat16 is not served here")
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch build has no oneDNN (mkldnn): inductor has no packed linear kernels to use")
+    classifier = load_pipeline(folder)
+    compile_model(classifier.model, dtype)
+    ids = classifier.tokenizer(TEXTS[:2], padding=True, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        _, codes = run_and_get_code(classifier.model.encode, ids, torch.ones_like(ids))
+    code = "\n".join(codes)
+    packed = r"mkldnn\._linear_pointwise" if dtype == "bfloat16" else r"mkldnn\._linear_pointwise|mkl\._mkl_linear"
+    linears = sum(isinstance(module, torch.nn.Linear) for module in classifier.model.encoder.modules())
+    assert "extern_kernels.addmm" not in code, code
+    assert len(re.findall(rf"= torch\.ops\.({packed})\.", code)) == linears, code
 
 
 def test_bulk_prediction_runs_compiled_and_refuses_it_for_onnx(folder, tmp_path, monkeypatch, capsys):

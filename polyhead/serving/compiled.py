@@ -24,8 +24,9 @@ import torch
 # length beyond the last bucket is padded to a multiple of it). 7 x 6 = 42 graphs at most; a server meets a few.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 SEQUENCE_BUCKETS = (16, 32, 64, 128, 256, 512)
-# Inductor settings for inference: weights frozen as constants, so inductor may fold and prepack them (whether it did
-# on this host, and cpp_wrapper: docs/cpu-acceleration.md); `compile_model(options=...)` replaces them.
+# Inductor settings for inference, also held as inductor's config while dynamo traces (see `_call_compiled`): weights
+# frozen as constants, so inductor folds them and prepacks the linear layers (oneDNN bf16/AMX, MKL fp32); measured in
+# docs/cpu-acceleration.md. `compile_model(options=...)` replaces them.
 INDUCTOR_OPTIONS = {"freezing": True}
 MIN_TORCH = (2, 4)  # inductor's CPU backend with freezing and bfloat16 matmuls through oneDNN
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -112,10 +113,21 @@ class BucketedEncoder:
         self.batch_buckets, self.sequence_buckets = tuple(batch_buckets), tuple(sequence_buckets)
         self.compiled_buckets: set[tuple[int, int]] = set()
         self.fallback = ""
-        options = dict(INDUCTOR_OPTIONS if options is None else options) if backend == "inductor" else None
+        self.options = dict(INDUCTOR_OPTIONS if options is None else options) if backend == "inductor" else None
         _raise_recompile_limit(len(self.batch_buckets) * len(self.sequence_buckets))
         # dynamic=False: one static graph per bucket (a dynamic-shape graph still recompiled per length, ran slower).
-        self.compiled = torch.compile(self._run, backend=backend, options=options, dynamic=False)
+        self.compiled = torch.compile(self._run, backend=backend, options=self.options, dynamic=False)
+
+    def _call_compiled(self, *inputs: torch.Tensor | None) -> torch.Tensor:
+        """`self.compiled(*inputs)` with the inductor options also set as inductor's global config: dynamo reads
+        `freezing` while it traces, before the backend's own options apply, and without it hands the weights over
+        as graph inputs that freezing cannot fold, so no linear layer is prepacked (docs/cpu-acceleration.md)."""
+        if not self.options:
+            return self.compiled(*inputs)
+        from torch._inductor import config as inductor_config
+
+        with inductor_config.patch(self.options):
+            return self.compiled(*inputs)
 
     def _run(self, input_ids, attention_mask, token_type_ids=None):
         return self.encode(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
@@ -147,7 +159,7 @@ class BucketedEncoder:
             None if token_type_ids is None else _pad(token_type_ids, shape, 0),
         ]
         try:
-            pooled = self.compiled(*padded)
+            pooled = self._call_compiled(*padded)
         except Exception as error:  # inductor's failures are of many types; the eager path stays correct
             message = " ".join(str(error).split("Set TORCHDYNAMO_VERBOSE")[0].split())[:300]  # one line
             self.fallback = f"compiling failed ({type(error).__name__}: {message})"
