@@ -6,6 +6,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import datasets
@@ -25,6 +26,7 @@ from transformers import (
 )
 
 import polyhead.distill.cache as cache_module
+import polyhead.distill.job as job_module
 from polyhead.distill import (
     DistillArguments,
     format_distillation_table,
@@ -34,6 +36,7 @@ from polyhead.distill import (
     run,
 )
 from polyhead.distill.cache import teacher_logits
+from polyhead.distill.job import plan_distillation
 from polyhead.distill.trainer import distillation_loss, pack_targets, soft_targets
 from polyhead.publishing.model_card import render_model_card
 from polyhead.publishing.upload import publish_model
@@ -379,6 +382,28 @@ def test_run_reports_agreement_test_scores_and_speed(distilled):
     assert info["distillation"]["gold_weight"] == 0.5 and len(info["distillation"]["teachers"]) == 4
     table = format_distillation_table(results)
     assert "sentiment" in table and "texts/s" in table and "emotion-distilbert" in table
+
+
+def test_speed_rounds_interleave_student_and_teachers_and_keep_the_median(tmp_path, teachers, monkeypatch):
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(40))
+    sources = [teachers["emotions"], f"s={teachers['sentiment']}"]
+    distill_args = DistillArguments(teacher=sources, texts=[texts], speed_texts=4, speed_rounds=3)
+    plan = plan_distillation(ModelArguments(), DataArguments(), distill_args)
+    calls = []
+    # Round by round: student, first teacher, second teacher; one slow outlier per model.
+    seconds = iter([1.0, 4.0, 6.0, 9.0, 40.0, 6.0, 2.0, 4.0, 60.0])
+
+    def fake_timed(forward, tokenizer, *args):
+        calls.append(tokenizer)
+        return next(seconds)
+
+    monkeypatch.setattr(job_module, "_timed", fake_timed)
+    student = types.SimpleNamespace(eval=lambda: None, device="cpu")
+    speed = job_module.measure_speed(plan, student, "student", 16, distill_args, progress=False)
+    assert calls[0] == calls[3] == calls[6] == "student" and len(calls) == 9
+    assert speed["rounds"] == 3 and speed["student_seconds"] == 2.0
+    assert list(speed["per_teacher"].values()) == [4.0, 6.0]
+    assert speed["teachers_seconds"] == 10.0 and speed["speedup"] == 5.0
 
 
 def test_student_config_follows_the_teachers(distilled):

@@ -74,6 +74,10 @@ class DistillArguments:
     speed_texts: int = field(
         default=256, metadata={"help": "Held-out texts timed through the student and through every teacher."}
     )
+    speed_rounds: int = field(
+        default=3,
+        metadata={"help": "Timing rounds, each the student then every teacher in turn; the median round counts."},
+    )
 
     def __post_init__(self):
         if not 0.0 < self.held_out_fraction < 1.0:
@@ -82,7 +86,7 @@ class DistillArguments:
             raise ValueError(f"gold_weight must be in [0, 1], got {self.gold_weight}.")
         if not self.distill_temperature > 0:
             raise ValueError(f"distill_temperature must be > 0, got {self.distill_temperature}.")
-        for name in ("max_held_out", "teacher_batch_size", "speed_texts"):
+        for name in ("max_held_out", "teacher_batch_size", "speed_texts", "speed_rounds"):
             check_positive_int(name, getattr(self, name))
         for name in ("max_texts", "teacher_max_length"):
             if getattr(self, name) is not None:

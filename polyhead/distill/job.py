@@ -12,12 +12,13 @@ their soft targets with [`DistillationTrainer`], and the run is reported:
   agreement for single-label tasks, F1 against the teacher's decisions for multi-label ones)
   `"test": {task: {"metric", "n", "teacher": {...}, "student": {...}}},`  (labelled test splits, side by side)
   `"speed": {"texts", "student_seconds", "teachers_seconds", "speedup", "per_teacher": {...}, ...}}`
-  (the student and every teacher one after another, on the same held-out texts, in this run);
+  (the student and every teacher one after another, on the same held-out texts, in this run; median of `rounds`);
 - `training_args.json` as training writes it, plus `"distillation"` (the `DistillArguments` and teachers).
 """
 
 import dataclasses
 import logging
+import statistics
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -306,8 +307,9 @@ def measure_speed(
 ) -> dict[str, Any]:
     r"""
     Times the student (one encoder pass for its single-text tasks, one more for its pair tasks) and then every
-    teacher, one after another, on the same held-out texts with the same batch size; tokenization is timed on both
-    sides, model loading on neither, and each model runs one warm-up batch first.
+    teacher, one after another, on the same held-out texts with the same batch size, in `speed_rounds` interleaved
+    rounds (so a busy spell of the machine hits both sides); each model's median round counts. Tokenization is timed
+    on both sides, model loading on neither, and each model runs one warm-up batch per round first.
     """
     rows = plan.held_out_rows[: distill_args.speed_texts]
     texts = [plan.corpus.texts[i] for i in rows]
@@ -321,18 +323,22 @@ def measure_speed(
 
     model.eval()
     student_runs = [(names, fn, pair) for pair in (False, True) for names, fn in [student_forward(pair)] if names]
-    student_seconds = sum(_timed(fn, tokenizer, texts, pairs, pair, batch, max_length) for _, fn, pair in student_runs)
-    per_teacher = {}
-    for teacher in plan.teachers:
-        teacher_model, teacher_tokenizer = load_teacher(teacher)
-        seconds = 0.0
-        for pair in (False, True):
-            if any(task["text_pair"] == pair for task in teacher.tasks.values()):
-                forward = teacher_forward(teacher, teacher_model, pair)
-                limit = plan.max_lengths[teacher.source]
-                seconds += _timed(forward, teacher_tokenizer, texts, pairs, pair, batch, limit)
-        per_teacher[teacher.source] = round(seconds, 4)
-        del teacher_model
+    rounds: dict[str, list[float]] = {}
+    for _ in range(distill_args.speed_rounds):
+        seconds = sum(_timed(fn, tokenizer, texts, pairs, pair, batch, max_length) for _, fn, pair in student_runs)
+        rounds.setdefault("student", []).append(seconds)
+        for teacher in plan.teachers:
+            teacher_model, teacher_tokenizer = load_teacher(teacher)
+            seconds = 0.0
+            for pair in (False, True):
+                if any(task["text_pair"] == pair for task in teacher.tasks.values()):
+                    forward = teacher_forward(teacher, teacher_model, pair)
+                    limit = plan.max_lengths[teacher.source]
+                    seconds += _timed(forward, teacher_tokenizer, texts, pairs, pair, batch, limit)
+            rounds.setdefault(teacher.source, []).append(seconds)
+            del teacher_model
+    student_seconds = statistics.median(rounds.pop("student"))
+    per_teacher = {source: round(statistics.median(times), 4) for source, times in rounds.items()}
     teachers_seconds = sum(per_teacher.values())
     return {
         "texts": len(texts),
@@ -344,6 +350,7 @@ def measure_speed(
         "teachers_texts_per_second": round(len(texts) / teachers_seconds, 2),
         "speedup": round(teachers_seconds / student_seconds, 3),
         "per_teacher": per_teacher,
+        "rounds": distill_args.speed_rounds,
         "torch_threads": torch.get_num_threads(),
         "device": str(model.device),
     }
