@@ -40,6 +40,9 @@ CONFIGS = {
     "multitask": ({}, {}, {}),
     "uncertainty": ({"loss_balancing": "uncertainty"}, {}, {}),
     "head_lr": ({"head_learning_rate": 1e-3}, {}, {}),
+    "head_lr_3e-3": ({"head_learning_rate": 3e-3}, {}, {}),
+    # the shared encoder takes every task's steps (5x a single-task model's): half its rate, heads as head_lr
+    "head_lr_slow_encoder": ({"head_learning_rate": 1e-3, "learning_rate": 5e-5}, {}, {}),
     # every task in every step: gradient_accumulation_steps = number of tasks, one batch of each (round robin)
     "pcgrad": ({"pcgrad": True, "gradient_accumulation_steps": len(TASKS)}, {"sampling": "round_robin"}, {}),
     "temperature": ({}, {"sampling": "temperature"}, {}),
@@ -47,12 +50,15 @@ CONFIGS = {
     # not a remedy: plain multitask under bf16 autocast, paired by seed with `multitask` (docs/cpu-acceleration.md)
     "bf16": ({"bf16": True, "use_cpu": True}, {}, {}),
 }
-# every other configuration is also compared with plain multitask, paired by seed: what the remedy itself changes
+# every other configuration is also compared, paired by seed, with plain multitask: what the remedy itself changes
 AGAINST = {config: "multitask" for config in CONFIGS if config != "multitask"}
+AGAINST.update({"head_lr_3e-3": "head_lr", "head_lr_slow_encoder": "head_lr"})  # what each changes beyond head_lr
 DESCRIPTIONS = {
     "multitask": "plain multitask (proportional sampling, loss weights 1)",
     "uncertainty": "uncertainty loss weighting (`--loss_balancing uncertainty`)",
     "head_lr": "head learning rate 1e-3 (`--head_learning_rate 1e-3`, encoder 1e-4)",
+    "head_lr_3e-3": "head learning rate 3e-3 (`--head_learning_rate 3e-3`, encoder 1e-4)",
+    "head_lr_slow_encoder": "head learning rate 1e-3, encoder 5e-5 (`--head_learning_rate 1e-3 --learning_rate 5e-5`)",
     "pcgrad": f"PCGrad (`--pcgrad true --gradient_accumulation_steps {len(TASKS)} --sampling round_robin`)",
     "temperature": "temperature sampling T=2 (`--sampling temperature`)",
     "task_embeddings": "a learned embedding per task (`--task_embeddings true`, dropout 0.1)",
