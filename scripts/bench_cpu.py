@@ -22,7 +22,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch1-texts", type=int, default=32, help="Texts timed at batch 1, one call each.")
     parser.add_argument("--repeats", type=int, default=3, help="Interleaved rounds (median kept).")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--variants", default="torch-fp32,torch-bf16,torch-compiled,onnx-int8")
+    parser.add_argument(
+        "--variants",
+        default="torch-fp32,torch-bf16,torch-compiled,onnx-int8",
+        help="Comma-separated, of: torch-fp32, torch-bf16, torch-compiled, torch-compiled-autotune-small (compiled, "
+        "max-autotune's GEMM templates for the batch-1 buckets: minutes more of warm-up), onnx-int8.",
+    )
     parser.add_argument("--profile", default="torch-bf16,torch-compiled", help="Variants profiled per operator.")
     parser.add_argument(
         "--test-sets",

@@ -49,6 +49,23 @@ def test_matmul_peak_and_training_speed_report_rates():
     assert cpu.peak_dtype("torch-compiled", "float32 compiled") == "float32"  # a CPU without bfloat16
 
 
+def test_the_autotune_small_variant_compiles_batch_1_with_max_autotune(folder, monkeypatch):
+    from polyhead.serving import compiled
+
+    options = []
+    monkeypatch.setattr(compiled, "compile_unavailable", lambda: None)
+    monkeypatch.setattr(compiled.torch, "compile", lambda fn, **kwargs: options.append(kwargs["options"]) or fn)
+    runner = cpu.build_runner("torch-compiled-autotune-small", folder, None, torch.get_num_threads())
+    assert options == [compiled.INDUCTOR_OPTIONS, compiled.AUTOTUNE_OPTIONS]
+    encode = runner.model.encode
+    assert encode.options_for(1) == compiled.AUTOTUNE_OPTIONS and encode.options_for(2) == compiled.INDUCTOR_OPTIONS
+    assert cpu._dtype_of(runner).endswith(" compiled, autotune at batch <= 1")
+    options.clear()
+    plain = cpu.build_runner("torch-compiled", folder, None, torch.get_num_threads())
+    assert cpu._dtype_of(plain).endswith("compiled")
+    assert options == [compiled.INDUCTOR_OPTIONS]  # the default compiled row: no autotune
+
+
 def test_training_speed_times_both_precisions(folder):
     speed = cpu.training_speed(folder, synthetic_texts(16), batch_size=4, steps=2, repeats=1)
     assert set(speed) == {"train-fp32", "train-bf16"}

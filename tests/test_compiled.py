@@ -227,3 +227,116 @@ def test_bulk_prediction_runs_compiled_and_refuses_it_for_onnx(folder, tmp_path,
     with pytest.raises(SystemExit):
         script.main([folder, str(source), str(tmp_path / "o.jsonl"), "--onnx", "--compile"])
     assert "--compile is for the torch model" in capsys.readouterr().err
+
+
+def recording_compile(calls: list, runs: list):
+    """A stand-in for `torch.compile`: records each compiled object's options, and on each call which object ran
+    with which of inductor's global settings (`freezing`, `max_autotune`) in force."""
+    from torch._inductor import config as inductor_config
+
+    def fake_compile(fn, backend=None, options=None, dynamic=None):
+        index = len(calls)
+        calls.append(options)
+
+        def run(*inputs):
+            runs.append((index, inputs[0].shape[0], inductor_config.freezing, inductor_config.max_autotune))
+            return inputs[0].float()
+
+        return run
+
+    return fake_compile
+
+
+def test_small_batch_buckets_take_their_own_options_and_compiled_function(monkeypatch):
+    from torch._inductor import config as inductor_config
+
+    calls, runs = [], []
+    monkeypatch.setattr(compiled.torch, "compile", recording_compile(calls, runs))
+    encoder = BucketedEncoder(
+        lambda **inputs: inputs["input_ids"].float(),
+        batch_buckets=(1, 2, 4),
+        small_batch_options=compiled.AUTOTUNE_OPTIONS,
+        small_batch_max=2,
+    )
+    # one compiled object per distinct option set: the default set first, then the small-batch set
+    assert calls == [compiled.INDUCTOR_OPTIONS, compiled.AUTOTUNE_OPTIONS]
+    assert [encoder.options_for(rows) for rows in (1, 2, 4)] == [compiled.AUTOTUNE_OPTIONS] * 2 + [calls[0]]
+    with torch.inference_mode():
+        for rows in (1, 2, 3, 1):  # buckets 1, 2, 4, 1
+            encoder(torch.ones(rows, 3, dtype=torch.long), torch.ones(rows, 3, dtype=torch.long))
+    # (compiled object, padded rows, freezing, max_autotune) as seen while each call ran
+    assert runs == [(1, 1, True, True), (1, 2, True, True), (0, 4, True, False), (1, 1, True, True)]
+    assert encoder.compiled_buckets == {(1, 16), (2, 16), (4, 16)}
+    assert not inductor_config.freezing and not inductor_config.max_autotune  # the global config is restored
+
+
+def test_one_option_set_compiles_one_function(monkeypatch):
+    calls, runs = [], []
+    monkeypatch.setattr(compiled.torch, "compile", recording_compile(calls, runs))
+    encoder = BucketedEncoder(lambda **inputs: inputs["input_ids"].float(), batch_buckets=(1, 4))
+    with torch.inference_mode():
+        for rows in (1, 4):
+            encoder(torch.ones(rows, 3, dtype=torch.long), torch.ones(rows, 3, dtype=torch.long))
+    assert calls == [compiled.INDUCTOR_OPTIONS] and runs == [(0, 1, True, False), (0, 4, True, False)]
+    same = BucketedEncoder(lambda **inputs: inputs["input_ids"].float(), small_batch_options={"freezing": True})
+    assert len(calls) == 2 and same.compiled_small is same.compiled  # a small-batch set equal to the default: reused
+
+
+def test_a_bad_option_set_is_refused_before_anything_compiles(folder):
+    model = load_pipeline(folder).model
+    with pytest.raises(TypeError, match="small_batch_options must be a dict of inductor settings .* got list"):
+        compile_model(model, "float32", small_batch_options=["max_autotune"])
+    with pytest.raises(TypeError, match="options must be a dict of inductor settings .* got str"):
+        compile_model(model, "float32", options="max-autotune")
+    with pytest.raises(ValueError, match=r"inductor does not know: \['max_autotun'\]"):
+        compile_model(model, "float32", small_batch_options={"freezing": True, "max_autotun": True})
+    with pytest.raises(ValueError, match=r"small_batch_max=3 is not one of the batch buckets \(1, 2, 4, 8"):
+        compile_model(model, "float32", small_batch_options=compiled.AUTOTUNE_OPTIONS, small_batch_max=3)
+    with pytest.raises(ValueError, match="small_batch_options are inductor settings, but backend="):
+        compile_model(model, "float32", backend=CompileCounter(), small_batch_options=compiled.AUTOTUNE_OPTIONS)
+    assert "encode" not in model.__dict__  # nothing was compiled
+
+
+def test_small_batch_options_fall_back_like_the_rest_where_compiling_cannot_run(folder, monkeypatch):
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(compiled.shutil, "which", lambda name: None)
+    classifier = load_pipeline(folder)
+    with pytest.warns(UserWarning, match="compiled path unavailable: no C\\+\\+ compiler"):
+        compile_model(classifier.model, "float32", small_batch_options=compiled.AUTOTUNE_OPTIONS)
+    assert not is_compiled(classifier.model)
+    assert classifier(TEXTS, batch_size=1) == load_pipeline(folder)(TEXTS, batch_size=1)
+
+
+@pytest.mark.slow
+def test_inductor_autotunes_the_small_batch_buckets_only(folder):
+    # Real inductor with max-autotune's GEMM templates at batch 1: the linear layers' kernel choice (lowering) sees
+    # max_autotune for the batch-1 bucket and not for the batch-4 one; the labels stay the eager ones.
+    from torch._inductor import config as inductor_config
+    from torch._inductor.select_algorithm import AlgorithmSelectorCache
+
+    if not (compiled.native_bf16() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        pytest.skip("this CPU has no native bfloat16 matmuls (amx_bf16 / avx512_bf16): bf16 templates do not apply")
+    if compiled.compile_unavailable():
+        pytest.skip(f"inductor cannot run here: {compiled.compile_unavailable()}")
+    classifier, eager = load_pipeline(folder), load_pipeline(folder)
+    compile_model(classifier.model, "bfloat16", small_batch_options=compiled.AUTOTUNE_OPTIONS)
+    seen = []
+    select = AlgorithmSelectorCache.__call__
+
+    def recording(self, name, choices, *args, **kwargs):
+        seen.append((name, inductor_config.max_autotune))
+        return select(self, name, choices, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch, inductor_config.patch(force_disable_caches=True):
+        patch.setattr(AlgorithmSelectorCache, "__call__", recording)
+        tuned = []
+        for batch_size in (1, 4):
+            seen.clear()
+            assert_close(
+                classifier(TEXTS[:4], batch_size=batch_size, top_k=None),
+                eager(TEXTS[:4], batch_size=batch_size, top_k=None),
+                0.02,  # bfloat16: ~3 significant digits
+            )
+            tuned.append({autotune for name, autotune in seen if name.startswith("linear")})
+    assert tuned == [{True}, {False}]
+    assert is_compiled(classifier.model) and classifier.model.encode.compiled_buckets == {(1, 16), (4, 16)}

@@ -1,9 +1,9 @@
-"""CPU acceleration rows: torch float32, bfloat16 eager, bfloat16 compiled and ONNX Runtime int8 on one model, each
-runtime in its own worker process, timed in interleaved rounds (one worker runs at a time), at batch 32 and at batch 1
-(one call per text); each row also as GFLOP/s (the encoder FLOPs the eager float32 model does on the same batches,
-counted with `torch.utils.flop_counter`) against the matmul peak of its dtype measured on this machine in the same
-run, and its labels' agreement with float32 on the same real texts. Entry point: `scripts/bench_cpu.py`; results:
-docs/cpu-acceleration.md.
+"""CPU acceleration rows: torch float32, bfloat16 eager, bfloat16 compiled (on request also with max-autotune's GEMM
+templates for the batch-1 buckets) and ONNX Runtime int8 on one model, each runtime in its own worker process, timed
+in interleaved rounds (one worker runs at a time), at batch 32 and at batch 1 (one call per text); each row also as
+GFLOP/s (the encoder FLOPs the eager float32 model does on the same batches, counted with `torch.utils.flop_counter`)
+against the matmul peak of its dtype measured on this machine in the same run, and its labels' agreement with float32
+on the same real texts. Entry point: `scripts/bench_cpu.py`; results: docs/cpu-acceleration.md.
 """
 
 import dataclasses
@@ -20,7 +20,9 @@ from typing import Any
 import torch
 
 
-VARIANTS = ("torch-fp32", "torch-bf16", "torch-compiled", "onnx-int8")
+# torch-compiled-autotune-small: the compiled path with max-autotune's GEMM templates for the batch-1 buckets (opt-in
+# there: `small_batch_options`); not run by default (autotuning compiles for minutes), name it in `variants`.
+VARIANTS = ("torch-fp32", "torch-bf16", "torch-compiled", "torch-compiled-autotune-small", "onnx-int8")
 MATMUL_SIZE = 2048
 
 
@@ -101,6 +103,12 @@ def build_runner(variant: str, model_dir: str, onnx_dir: str | None, threads: in
         return load_pipeline(model_dir, dtype="bfloat16")
     if variant == "torch-compiled":
         return load_pipeline(model_dir, compile=True, dtype="auto")
+    if variant == "torch-compiled-autotune-small":
+        from polyhead.serving.compiled import AUTOTUNE_OPTIONS, compile_model
+
+        classifier = load_pipeline(model_dir)
+        compile_model(classifier.model, "auto", small_batch_options=AUTOTUNE_OPTIONS)
+        return classifier
     if variant == "onnx-int8":
         from polyhead.benchmark.variants import onnx_pipeline
         from polyhead.serving import QUANTIZED_FILE
@@ -162,9 +170,13 @@ def _dtype_of(runner) -> str:
     model = runner.model
     if type(model).__name__ == "OnnxMultitaskModel":
         return "int8 (onnxruntime)"
-    compiled = "encode" in getattr(model, "__dict__", {}) and not model.encode.fallback
     dtype = str(getattr(model, "dtype", "onnx")).replace("torch.", "")
-    return f"{dtype}{' compiled' if compiled else ''}"
+    encode = getattr(model, "__dict__", {}).get("encode")
+    if encode is None or encode.fallback:
+        return dtype
+    if (encode.small_batch_options or {}).get("max_autotune"):
+        return f"{dtype} compiled, autotune at batch <= {encode.small_batch_max}"
+    return f"{dtype} compiled"
 
 
 def _profile(runner, texts: list[str], batch_size: int, rows: int = 12) -> str:

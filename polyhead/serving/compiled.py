@@ -4,8 +4,9 @@ bfloat16 where the CPU has native bfloat16 matrix instructions (AMX or AVX512-BF
 [`compile_model`] replaces the model's `encode` (what the `multitask-classification` pipeline, bulk prediction and the
 handler call) by a [`BucketedEncoder`]: each batch is padded to a bucket of `BATCH_BUCKETS` x `SEQUENCE_BUCKETS`
 (padding tokens masked out, padded rows dropped from the answer), so a server compiles one graph per bucket it meets
-(lazily, the first time) instead of one per new length. Everything that cannot run compiled falls back to the eager
-model with ONE warning, never an error at a request: no C++ compiler, a torch without `torch.compile` for this
+(lazily, the first time) instead of one per new length; the small batch buckets may take other inductor settings
+(`small_batch_options`, e.g. `AUTOTUNE_OPTIONS` at batch 1). Everything that cannot run compiled falls back to the
+eager model with ONE warning, never an error at a request: no C++ compiler, a torch without `torch.compile` for this
 Python, a failure while compiling (the first call of a bucket), gradients on (training), inputs other than
 ids/masks. The Hub files do not use this module: the compiled path is library-only (`polyhead` must be installed).
 Measured buckets, warm-up cost and speed: docs/cpu-acceleration.md.
@@ -28,6 +29,11 @@ SEQUENCE_BUCKETS = (16, 32, 64, 128, 256, 512)
 # frozen as constants, so inductor folds them and prepacks the linear layers (oneDNN bf16/AMX, MKL fp32); measured in
 # docs/cpu-acceleration.md. `compile_model(options=...)` replaces them.
 INDUCTOR_OPTIONS = {"freezing": True}
+# Freezing plus max-autotune's CPU GEMM templates (inductor times its C++ AMX GEMMs against oneDNN's per shape): ~2.9x
+# eager bf16 at batch 1 but slower than freezing alone at batch 32, so offered for small batches only (opt-in).
+AUTOTUNE_OPTIONS = {**INDUCTOR_OPTIONS, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}
+# The largest batch bucket that takes `small_batch_options` when given: the templates only won at batch 1.
+SMALL_BATCH_MAX = 1
 MIN_TORCH = (2, 4)  # inductor's CPU backend with freezing and bfloat16 matmuls through oneDNN
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 DTYPES = ("auto", "float32", "bfloat16")
@@ -92,12 +98,53 @@ def bucket(size: int, buckets: Sequence[int]) -> int:
     return -(-size // buckets[-1]) * buckets[-1]
 
 
+def check_options(
+    backend: Any,
+    options: dict | None,
+    small_batch_options: dict | None = None,
+    small_batch_max: int = SMALL_BATCH_MAX,
+    batch_buckets: Sequence[int] = BATCH_BUCKETS,
+) -> None:
+    """Raises a clear error for option sets `torch.compile` or inductor would reject later (at the first request) or
+    silently ignore: not a dict, an unknown inductor setting, options for a backend other than inductor, a
+    `small_batch_max` that is not one of the batch buckets."""
+    for name, value in (("options", options), ("small_batch_options", small_batch_options)):
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise TypeError(
+                f"{name} must be a dict of inductor settings (e.g. polyhead.serving.compiled.AUTOTUNE_OPTIONS) or "
+                f"None, got {type(value).__name__}: {value!r:.80}."
+            )
+        if backend != "inductor":
+            raise ValueError(f"{name} are inductor settings, but backend={backend!r}: leave {name} out.")
+        try:
+            from torch._inductor import config as inductor_config
+
+            known = inductor_config.get_config_copy()
+        except Exception:  # a torch without inductor: compile_model warns and stays eager anyway
+            continue
+        unknown = sorted(key for key in value if key not in known)
+        if unknown:
+            raise ValueError(
+                f"{name} has settings that torch {torch.__version__}'s inductor does not know: {unknown} (names as "
+                "in torch._inductor.config, e.g. 'freezing', 'max_autotune', 'cpp.weight_prepack')."
+            )
+    if small_batch_options is not None and small_batch_max not in tuple(batch_buckets):
+        raise ValueError(
+            f"small_batch_max={small_batch_max!r} is not one of the batch buckets {tuple(batch_buckets)}: give the "
+            "largest batch bucket that should take small_batch_options."
+        )
+
+
 class BucketedEncoder:
     """The model's `encode`, compiled once per (batch, length) bucket: inputs padded up to the bucket, the pooled
     rows of the real inputs returned. Falls back to the eager `encode` (one warning) when compiling fails.
 
-    `compiled_buckets` lists the buckets run compiled so far (each compiled once); `fallback` says why the eager
-    path is used, or is empty."""
+    `options` are the inductor settings of every bucket (default `INDUCTOR_OPTIONS`); with `small_batch_options`
+    (e.g. `AUTOTUNE_OPTIONS`), the batch buckets up to `small_batch_max` compile with those instead, through their
+    own `torch.compile` object. `compiled_buckets` lists the buckets run compiled so far (each compiled once);
+    `fallback` says why the eager path is used, or is empty."""
 
     def __init__(
         self,
@@ -107,27 +154,52 @@ class BucketedEncoder:
         sequence_buckets: Sequence[int] = SEQUENCE_BUCKETS,
         backend: Any = "inductor",
         options: dict | None = None,
+        small_batch_options: dict | None = None,
+        small_batch_max: int = SMALL_BATCH_MAX,
     ):
+        check_options(backend, options, small_batch_options, small_batch_max, batch_buckets)
         self.encode = encode
         self.pad_token_id = pad_token_id
         self.batch_buckets, self.sequence_buckets = tuple(batch_buckets), tuple(sequence_buckets)
         self.compiled_buckets: set[tuple[int, int]] = set()
         self.fallback = ""
-        self.options = dict(INDUCTOR_OPTIONS if options is None else options) if backend == "inductor" else None
+        inductor = backend == "inductor"
+        self.options = dict(INDUCTOR_OPTIONS if options is None else options) if inductor else None
+        self.small_batch_options = None if small_batch_options is None else dict(small_batch_options)
+        self.small_batch_max = small_batch_max
+        self._inductor_config = None
+        if inductor:
+            from torch._inductor import config as inductor_config
+
+            self._inductor_config = inductor_config
         _raise_recompile_limit(len(self.batch_buckets) * len(self.sequence_buckets))
         # dynamic=False: one static graph per bucket (a dynamic-shape graph still recompiled per length, ran slower).
+        # One torch.compile object per distinct option set: dynamo keeps each one's graphs apart (its backend).
         self.compiled = torch.compile(self._run, backend=backend, options=self.options, dynamic=False)
+        self.compiled_small = self.compiled
+        if self.small_batch_options not in (None, self.options):
+            self.compiled_small = torch.compile(
+                self._run, backend=backend, options=self.small_batch_options, dynamic=False
+            )
+
+    def _small(self, batch_bucket: int) -> bool:
+        return self.small_batch_options is not None and batch_bucket <= self.small_batch_max
+
+    def options_for(self, batch_bucket: int) -> dict | None:
+        """The inductor settings the buckets of `batch_bucket` rows compile with (None: a custom backend's)."""
+        return self.small_batch_options if self._small(batch_bucket) else self.options
 
     def _call_compiled(self, *inputs: torch.Tensor | None) -> torch.Tensor:
-        """`self.compiled(*inputs)` with the inductor options also set as inductor's global config: dynamo reads
-        `freezing` while it traces, before the backend's own options apply, and without it hands the weights over
-        as graph inputs that freezing cannot fold, so no linear layer is prepacked (docs/cpu-acceleration.md)."""
-        if not self.options:
-            return self.compiled(*inputs)
-        from torch._inductor import config as inductor_config
-
-        with inductor_config.patch(self.options):
-            return self.compiled(*inputs)
+        """The compiled function of the inputs' batch bucket (see [`options_for`]) on them, with its inductor options
+        also set as inductor's global config: dynamo reads `freezing` while it traces, before the backend's own
+        options apply, and without it hands the weights over as graph inputs that freezing cannot fold, so no linear
+        layer is prepacked (docs/cpu-acceleration.md)."""
+        rows = inputs[0].shape[0]
+        options, compiled = self.options_for(rows), self.compiled_small if self._small(rows) else self.compiled
+        if not options:
+            return compiled(*inputs)
+        with self._inductor_config.patch(options):
+            return compiled(*inputs)
 
     def _run(self, input_ids, attention_mask, token_type_ids=None):
         return self.encode(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
@@ -205,10 +277,15 @@ def compile_model(
     sequence_buckets: Sequence[int] = SEQUENCE_BUCKETS,
     backend: Any = "inductor",
     options: dict | None = None,
+    small_batch_options: dict | None = None,
+    small_batch_max: int = SMALL_BATCH_MAX,
 ) -> torch.nn.Module:
     r"""
     `model` (a `MultitaskModel`, in place, in eval mode) in `dtype` (see [`resolve_dtype`]: `"auto"` is bfloat16
     on CPUs with native bfloat16, else float32) with its `encode` compiled per bucket (see [`BucketedEncoder`]).
+    `options`: inductor's settings for every bucket (default `INDUCTOR_OPTIONS`); `small_batch_options` (e.g.
+    `AUTOTUNE_OPTIONS`, max-autotune's GEMM templates): other settings for the batch buckets up to `small_batch_max`
+    (a batch bucket, default 1). A bad option set raises before anything else (see [`check_options`]).
 
     When compiling is not possible here (see [`compile_unavailable`]) or the model has no `encode` (remote code older
     than the fused heads), one warning says why and the model stays eager, in `dtype`. `model.encode.fallback` is
@@ -221,6 +298,7 @@ def compile_model(
     ...                       tokenizer=AutoTokenizer.from_pretrained(path))
     ```
     """
+    check_options(backend, options, small_batch_options, small_batch_max, batch_buckets)
     model = model.to(getattr(torch, resolve_dtype(dtype))).eval()
     why = compile_unavailable()
     if why is None and not callable(getattr(model, "encode", None)):
@@ -232,7 +310,9 @@ def compile_model(
         return model
     encoder_config = getattr(model.config, "encoder", model.config)
     pad = getattr(encoder_config, "pad_token_id", None) or 0
-    model.encode = BucketedEncoder(model.encode, pad, batch_buckets, sequence_buckets, backend, options)
+    model.encode = BucketedEncoder(
+        model.encode, pad, batch_buckets, sequence_buckets, backend, options, small_batch_options, small_batch_max
+    )
     return model
 
 
@@ -243,10 +323,14 @@ def is_compiled(model: torch.nn.Module) -> bool:
 
 
 __all__ = [
+    "AUTOTUNE_OPTIONS",
     "BATCH_BUCKETS",
+    "INDUCTOR_OPTIONS",
     "SEQUENCE_BUCKETS",
+    "SMALL_BATCH_MAX",
     "BucketedEncoder",
     "bucket",
+    "check_options",
     "compile_model",
     "compile_unavailable",
     "is_compiled",
