@@ -88,12 +88,11 @@ def check_labels(config, task: str, labels: torch.Tensor, choice_mask: torch.Ten
 
 def check_loading_info(info: dict, tasks: list[str]) -> None:
     """Refuses what `from_pretrained` would silently repair: a task missing from the weights (a random head), weights
-    of a task missing from the config (dropped), or weights of the wrong shape."""
+    of a task missing from the config (dropped), or weights of the wrong shape. `info` is transformers' loading info,
+    or the same keys that `polyhead.saving` finds in a model folder's weights before it is published."""
     missing = sorted(info.get("missing_keys") or ())
     orphans = sorted(key for key in info.get("unexpected_keys") or () if key.startswith("heads."))
-    mismatched = sorted(
-        str(item[0] if isinstance(item, (tuple, list)) else item) for item in info.get("mismatched_keys") or ()
-    )
+    mismatched = sorted(map(_mismatch, info.get("mismatched_keys") or ()))
     problems = []
     if missing:
         problems.append(f"no weights for {_summarize(missing)} (in the config but not in the checkpoint)")
@@ -103,6 +102,12 @@ def check_loading_info(info: dict, tasks: list[str]) -> None:
         problems.append(f"weights of the wrong shape for {_summarize(mismatched)}")
     if problems:
         raise ValueError(f"config.json and the weights disagree: {'; '.join(problems)}. Config tasks: {tasks}.")
+
+
+def _mismatch(item) -> str:  # a key (transformers 4.x) or (key, checkpoint shape, model shape) (5.x)
+    if isinstance(item, (tuple, list)) and len(item) == 3:
+        return f"{item[0]}: {list(item[1])} in the checkpoint, {list(item[2])} in the config"
+    return str(item[0] if isinstance(item, (tuple, list)) else item)
 
 
 def _summarize(keys: list[str], limit: int = 6) -> str:

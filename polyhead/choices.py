@@ -20,6 +20,7 @@ from polyhead.remote_code import MULTIPLE_CHOICE, choice_pairs
 
 
 _MAX_SHOWN = 10
+PADDED_CHOICE = torch.finfo(torch.float32).min  # the logit of a padding choice: below any real one, never chosen
 
 
 def is_multiple_choice(problem_type: str | None) -> bool:
@@ -134,11 +135,16 @@ def predict_logits(model, dataset: datasets.Dataset, tokenizer, task: str, batch
         inputs = {key: value.to(model.device) for key, value in batch.items() if key not in ("task", "labels")}
         logits.append(model(**inputs, task=task).logits[task].float().cpu())
     width = max(value.shape[-1] for value in logits)
-    lowest = torch.finfo(torch.float32).min
     logits = torch.cat(
-        [torch.nn.functional.pad(value, (0, width - value.shape[-1]), value=lowest) for value in logits]
+        [torch.nn.functional.pad(value, (0, width - value.shape[-1]), value=PADDED_CHOICE) for value in logits]
     )
     return logits.numpy(), np.asarray(rows["labels"], dtype=np.int64)
+
+
+def real_choice_logits(logits: np.ndarray, choice_mask: np.ndarray) -> np.ndarray:
+    """`logits (rows, choices)` with `PADDED_CHOICE` wherever `choice_mask` is not 1. The Trainer's evaluation loop
+    pads both with -100 to the widest batch (and process): a value real logits may be below, so never a pad itself."""
+    return np.where(choice_mask == 1, logits, np.float32(PADDED_CHOICE)).astype(np.float32)
 
 
 def split_tasks(specs: Sequence[str], model) -> tuple[list[str], list[str]]:

@@ -28,6 +28,7 @@ from polyhead_remote.configuration_multitask_checks import (
     normalized_labels,
 )
 from polyhead_remote.modeling_multitask import MultitaskModel, MultitaskOutput
+from polyhead_remote.modeling_multitask_checks import check_loading_info
 from polyhead_remote.pipelines import multitask_base, multitask_inputs, multitask_zero_shot
 from polyhead_remote.pipelines import multitask_classification as pipeline_module
 from polyhead_remote.pipelines import multitask_ranking as ranking_module
@@ -65,6 +66,7 @@ __all__ = [
     "MultitaskModel",
     "MultitaskOutput",
     "ZeroShotMultitaskPipeline",
+    "check_loading_info",
     "check_task_name",
     "choice_pairs",
     "collection_paused",

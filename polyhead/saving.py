@@ -16,7 +16,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.dynamic_module_utils import get_relative_imports
 
-from polyhead.remote_code import HUB_MODULES, MultitaskConfig, MultitaskModel, pipeline_module
+from polyhead.remote_code import HUB_MODULES, MultitaskConfig, MultitaskModel, check_loading_info, pipeline_module
 from polyhead.run_folder import check_model_weights
 from polyhead.serving import SERVING_DIR, SERVING_FILES
 
@@ -303,9 +303,9 @@ def check_model_folder(folder: str | os.PathLike) -> None:
 
 
 def check_weights_match_config(folder: str | os.PathLike) -> None:
-    """Raises a `ValueError` when the weights of `folder` disagree with its `config.json`: a head without weights,
-    weights without a task, or any tensor whose shape differs from what the config builds (read from the
-    safetensors headers and a model built on the meta device: nothing is allocated)."""
+    """Raises a `ValueError` when the weights of `folder` disagree with its `config.json`: the check the Hub code runs
+    at load (`check_loading_info`), on the tensors of the safetensors headers against a model built from the config
+    on the meta device (nothing is allocated)."""
     import torch
 
     folder = Path(folder)
@@ -313,22 +313,17 @@ def check_weights_match_config(folder: str | os.PathLike) -> None:
     config = MultitaskConfig.from_pretrained(folder)
     with torch.device("meta"):
         expected = {name: list(tensor.shape) for name, tensor in MultitaskModel(config).state_dict().items()}
-    problems = []
-    missing = sorted(name for name in expected if name.startswith("heads.") and name not in saved)
-    orphans = sorted(name for name in saved if name.startswith("heads.") and name not in expected)
-    shapes = sorted(
-        f"{n} {saved[n]} (config: {expected[n]})" for n in saved.keys() & expected if saved[n] != expected[n]
-    )
-    if missing:
-        problems.append(f"no weights for {', '.join(missing)}")
-    if orphans:
-        problems.append(f"weights for {', '.join(orphans)} whose tasks are not in the config")
-    if shapes:
-        problems.append(f"shapes differ: {', '.join(shapes[:6])}{' ...' if len(shapes) > 6 else ''}")
-    if problems:
-        raise ValueError(
-            f"The weights in {folder} disagree with its config.json ({config.task_names}): {'; '.join(problems)}."
-        )
+    info = {
+        "missing_keys": expected.keys() - saved.keys(),
+        "unexpected_keys": saved.keys() - expected.keys(),
+        "mismatched_keys": [
+            (n, saved[n], expected[n]) for n in saved.keys() & expected.keys() if saved[n] != expected[n]
+        ],
+    }
+    try:
+        check_loading_info(info, config.task_names)
+    except ValueError as error:
+        raise ValueError(f"{folder}: {error}") from error
 
 
 def verify_model_folder(folder: str | os.PathLike) -> None:

@@ -320,3 +320,52 @@ def test_half_precision_dtype_argument_on_every_release(pretrained_folders, tmp_
                 for key in ("lists", "pairs", "zero_shot"):
                     assert_close_scores(served[key], reference[key], (*where, key))
                 assert_close_scores([served["text"]], [reference["text"]], (*where, "text"))
+
+
+DISAGREEING = BLOCKER + textwrap.dedent(
+    """
+    import json, transformers
+    from transformers import AutoModel
+    out = {"transformers": transformers.__version__}
+    for folder in sys.argv[1:]:
+        try:
+            AutoModel.from_pretrained(folder, trust_remote_code=True, ignore_mismatched_sizes=True)
+            out[folder] = None
+        except ValueError as error:
+            out[folder] = str(error)
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.slow
+def test_weights_that_disagree_with_the_config_are_refused_on_every_release(folders, tmp_path):
+    # The Hub file's check (the one polyhead.saving also runs before publishing) reads every release's loading
+    # info: a task without weights, and a head of another size (transformers 4.x reports only its keys).
+    edits = {
+        "new-task": lambda tasks: tasks.append({"name": "new", "labels": ["a", "b"]}),
+        "resized": lambda tasks: tasks[1].update(labels=["a", "b"]),
+    }
+    edited = []
+    for name, edit in edits.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        for path in folders[0].iterdir():
+            if path.is_file():
+                (folder / path.name).write_bytes(path.read_bytes())
+        config = json.loads((folder / "config.json").read_text())
+        edit(config["tasks"])
+        (folder / "config.json").write_text(json.dumps(config))
+        edited.append(str(folder))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    for version, python in {"newest": Path(sys.executable), **compat_pythons()}.items():
+        env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / f"modules-{version}"))
+        done = subprocess.run(
+            [str(python), "-c", DISAGREEING, *edited],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{python}: {done.stderr[-3000:]}"
+        out = json.loads(done.stdout.splitlines()[-1])
+        new_task, resized = out[edited[0]], out[edited[1]]
+        assert new_task.startswith("config.json and the weights disagree: no weights for ['heads.new.bias'"), version
+        assert "weights of the wrong shape for ['heads.topic.bias" in resized, (version, resized)

@@ -2,10 +2,12 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 from transformers import AutoModel
 
 from polyhead import MultitaskModel
+from polyhead.saving import check_weights_match_config
 from polyhead.testing_utils import ENCODER_FAMILIES, tiny_multitask_config
 
 
@@ -276,6 +278,38 @@ def test_weights_of_the_wrong_shape_are_refused_even_when_mismatches_are_ignored
     _edit_config(tmp_path, lambda c: c["tasks"][1].update(labels=["a", "b", "c"]))
     with pytest.raises(ValueError, match=r"weights of the wrong shape for \['heads.topic"):
         AutoModel.from_pretrained(tmp_path, ignore_mismatched_sizes=True)
+
+
+def _drop_weight(folder, name):
+    weights = load_file(folder / "model.safetensors")
+    del weights[name]
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda f: _edit_config(f, lambda c: c["tasks"].append({"name": "new", "labels": ["a", "b"]})), "no weights"),
+        (lambda f: _edit_config(f, lambda c: c["tasks"].pop(0)), "weights for ['heads.sentiment.bias'"),
+        (lambda f: _edit_config(f, lambda c: c["tasks"][1].update(labels=["a", "b"])), "[4] in the checkpoint"),
+        (
+            lambda f: _drop_weight(f, "encoder.embeddings.LayerNorm.bias"),
+            "no weights for ['encoder.embeddings.LayerNorm.bias']",
+        ),
+    ],
+)
+def test_a_folder_is_refused_before_publishing_with_the_message_it_is_refused_with_at_load(
+    model, tmp_path, edit, message
+):
+    # One rule: the check before publishing (saving.check_weights_match_config) is the Hub file's check at load.
+    model.save_pretrained(tmp_path)
+    edit(tmp_path)
+    with pytest.raises(ValueError) as at_load:
+        AutoModel.from_pretrained(tmp_path, ignore_mismatched_sizes=True)
+    with pytest.raises(ValueError) as before_publishing:
+        check_weights_match_config(tmp_path)
+    assert message in str(at_load.value)
+    assert str(before_publishing.value) == f"{tmp_path}: {at_load.value}"
 
 
 @pytest.mark.parametrize("size", [0, 100])

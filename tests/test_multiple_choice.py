@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pytest
 import torch
 from helpers import BLOCKER, labelled_split, run_fresh, training_args
@@ -17,8 +18,8 @@ from polyhead.remote_code import MULTIPLE_CHOICE, MultitaskClassificationPipelin
 from polyhead.saving import save_model_folder
 from polyhead.tasks import TaskSpec
 from polyhead.testing_utils import WORDS, tiny_multitask_config, tiny_tokenizer
-from polyhead.training.arguments import DataArguments, ModelArguments
-from polyhead.training.trainer import run
+from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.training.trainer import make_trainer, prepare_tasks, run
 
 
 MIXED_TASKS = {
@@ -214,3 +215,26 @@ def test_a_saved_model_is_scored_on_its_multiple_choice_task(mixed_model, tmp_pa
     results = evaluate_saved_model(folder, [copa_spec()], split="test", output_dir=tmp_path / "eval")
     assert set(results["tasks"]["copa"]) == {"accuracy"} and results["num_examples"]["copa"] == 16
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["primary_metrics"]["copa"] == "accuracy"
+
+
+def test_choices_the_trainer_pads_are_never_chosen_nor_scored(tmp_path, monkeypatch):
+    # With several processes each task runs the Trainer's evaluation loop, which pads logits of different widths with
+    # -100 (batches here: 2 rows of 2-4 choices; across processes alike). A head whose every logit is below -100
+    # (bias -1000) must be scored on its real choices only: as the one-pass evaluation, which pads at the lowest value.
+    tokenizer = tiny_tokenizer()
+    prepared = prepare_tasks(ModelArguments(), DataArguments(tasks=[copa_spec()]), tokenizer)
+    args = training_args(tmp_path, per_device_eval_batch_size=2)
+    trainer = make_trainer(prepared, tokenizer, ModelArguments(), DataArguments(), args)
+    counts = [len(ids) for ids in trainer.eval_datasets["copa"]["input_ids"]]
+    assert len({max(counts[i : i + 2]) for i in range(0, len(counts), 2)}) > 1  # the loop pads narrower batches
+    with torch.no_grad():
+        trainer.model.heads["copa"].bias.fill_(-1000.0)
+    one_pass = trainer.evaluate()
+    monkeypatch.setattr(MultitaskTrainingArguments, "world_size", property(lambda self: 2))
+    logits, _ = trainer._task_logits(trainer.eval_datasets, None, "eval")["copa"]
+    assert logits.shape == (len(counts), max(counts))
+    for row, count in enumerate(counts):
+        assert (logits[row, :count] < -900).all() and (logits[row, count:] == np.finfo(np.float32).min).all(), row
+    per_task = trainer.evaluate()
+    assert per_task["eval_copa_accuracy"] == one_pass["eval_copa_accuracy"]
+    assert per_task["eval_copa_loss"] == pytest.approx(one_pass["eval_copa_loss"], rel=1e-5)

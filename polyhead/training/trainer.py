@@ -37,9 +37,9 @@ import torch
 from accelerate.data_loader import prepare_data_loader
 from torch.utils.data import ConcatDataset, DataLoader
 from transformers import AutoTokenizer, EarlyStoppingCallback, PreTrainedTokenizerBase, Trainer, set_seed
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput
 
-from polyhead import __version__
+from polyhead import __version__, choices
 from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_data, tokenize_task_data
 from polyhead.encoders import (
     TINY_ENCODER,
@@ -267,6 +267,23 @@ class MultitaskTrainer(Trainer):
         """The model's loss for `task`, class-weighted if asked, times the task's loss weight."""
         loss = self.model.task_loss(task, logits, labels, class_weights=self.class_weights.get(task))
         return loss * self.loss_weights.get(task, 1.0)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None) -> tuple:
+        """The Trainer's step; a multiple-choice batch's logits come with its choice mask as 0/1 (`evaluation_loop`
+        pads both, then keeps only the real choices' logits)."""
+        loss, logits, labels = super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        if logits is not None and "choice_mask" in inputs:
+            logits = (logits, inputs["choice_mask"].long())
+        return loss, logits, labels
+
+    def evaluation_loop(self, *args, **kwargs) -> EvalLoopOutput:
+        """The Trainer's loop (what `predict` and a multi-process `evaluate` run). It pads logits of different widths
+        with -100 across batches and processes; multiple-choice logits get `PADDED_CHOICE` there instead
+        ([`polyhead.choices.real_choice_logits`]), so that a padding choice is never chosen nor scored."""
+        output = super().evaluation_loop(*args, **kwargs)
+        if isinstance(output.predictions, tuple):  # (logits, choice mask) from `prediction_step`
+            output = output._replace(predictions=choices.real_choice_logits(*output.predictions))
+        return output
 
     def evaluate(
         self,
