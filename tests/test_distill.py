@@ -406,6 +406,28 @@ def test_speed_rounds_interleave_student_and_teachers_and_keep_the_median(tmp_pa
     assert speed["teachers_seconds"] == 10.0 and speed["speedup"] == 5.0
 
 
+def test_bf16_training_reports_on_the_float32_student_it_saves(tmp_path, teachers, monkeypatch):
+    """After `--bf16` training the reports (agreement, test scores, speed) run the student as saved, in float32,
+    not under the autocast wrapper the Trainer put around its forward."""
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(24))
+    distill_args = DistillArguments(teacher=[teachers["emotions"]], texts=[texts], speed_texts=4, speed_rounds=1)
+    timed = {}
+    measure = job_module.measure_speed
+
+    def record(plan, model, *args):
+        timed["model"] = model
+        return measure(plan, model, *args)
+
+    monkeypatch.setattr(job_module, "measure_speed", record)
+    run(ModelArguments(), DataArguments(), distill_args, _training_args(tmp_path, max_steps=2, bf16=True))
+    saved = MultitaskModel.from_pretrained(tmp_path / "run" / "model").eval()
+    inputs = {"input_ids": torch.tensor([[2, 5, 6, 7, 3]]), "attention_mask": torch.ones(1, 5, dtype=torch.long)}
+    with torch.inference_mode():
+        reported, shipped = timed["model"](**inputs).logits, saved(**inputs).logits
+    for task in shipped:
+        torch.testing.assert_close(reported[task], shipped[task], rtol=0, atol=1e-6)
+
+
 def test_student_config_follows_the_teachers(distilled):
     _, folder, _ = distilled
     config = json.loads((folder / "config.json").read_text())

@@ -465,7 +465,8 @@ def run(
         gold_weight=distill_args.gold_weight,
     )
     train_result = trainer.train(resume_from_checkpoint=_resume(training_args))
-    model = trainer.model.eval()
+    # without accelerate's autocast wrapper (--bf16): reports, timing and the saved folder are the float32 student
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False).eval()
     batch_size = training_args.per_device_eval_batch_size
     agreement = agreement_report(model, tokenizer, held_out, batch_size, progress)
     scored, side_by_side, predictions = test_report(plan, outputs, model, tokenizer, max_length, batch_size, progress)
