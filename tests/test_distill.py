@@ -368,7 +368,8 @@ def test_run_reports_agreement_test_scores_and_speed(distilled):
     assert summary["num_texts"]["held_out"] == 8 and summary["num_texts"]["unlabeled"] == 80
     assert summary["num_texts"]["train"]["sentiment"] == 72 + 16  # unlabeled training texts + gold train texts
     side = summary["test"]["sentiment"]
-    assert side["n"] == 12 and set(side) == {"metric", "n", "teacher", "student"}
+    assert side["n"] == 12 and set(side) == {"metric", "n", "teacher", "student", "agreement"}
+    assert side["agreement"] == 1.0  # on the test rows too, the student answers "positive" as its teacher does
     assert side["teacher"]["accuracy"] == pytest.approx(
         results["tasks"]["sentiment"]["accuracy"], abs=1.0
     )  # both scored on the same 12 rows
@@ -382,6 +383,16 @@ def test_run_reports_agreement_test_scores_and_speed(distilled):
     assert info["distillation"]["gold_weight"] == 0.5 and len(info["distillation"]["teachers"]) == 4
     table = format_distillation_table(results)
     assert "sentiment" in table and "texts/s" in table and "emotion-distilbert" in table
+
+
+def test_agreement_on_test_rows_by_hand():
+    single = {"problem_type": SINGLE_LABEL, "labels": ["a", "b", "c"]}
+    teacher = np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]])  # answers a, b, c
+    assert job_module._agreement(single, [0, 1, 1], teacher) == pytest.approx(2 / 3)
+    multi = {"problem_type": MULTI_LABEL, "labels": ["x", "y"]}
+    teacher = np.array([[5.0, -5.0], [5.0, 5.0]])  # decisions at 0.5: [1, 0], [1, 1]
+    # label x: both right (F1 1); label y: the student misses its one positive (F1 0): macro 0.5
+    assert job_module._agreement(multi, [[1, 0], [1, 0]], teacher) == pytest.approx(0.5)
 
 
 def test_speed_rounds_interleave_student_and_teachers_and_keep_the_median(tmp_path, teachers, monkeypatch):

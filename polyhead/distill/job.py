@@ -10,7 +10,8 @@ their soft targets with [`DistillationTrainer`], and the run is reported:
   `{"teachers": [...], "temperature", "gold_weight", "num_texts": {...},
   "agreement": {task: {"metric", "value", "n", "metrics": {...}, "per_label_f1": {...}}},`  (held-out texts: top-1
   agreement for single-label tasks, F1 against the teacher's decisions for multi-label ones)
-  `"test": {task: {"metric", "n", "teacher": {...}, "student": {...}}},`  (labelled test splits, side by side)
+  `"test": {task: {"metric", "n", "teacher": {...}, "student": {...}, "agreement"}},`  (labelled test splits, side
+  by side, and the agreement on their rows)
   `"speed": {"texts", "student_seconds", "teachers_seconds", "speedup", "per_teacher": {...}, ...}}`
   (the student and every teacher one after another, on the same held-out texts, in this run; median of `rounds`);
 - `training_args.json` as training writes it, plus `"distillation"` (the `DistillArguments` and teachers).
@@ -273,9 +274,9 @@ def agreement_report(model, tokenizer, held_out: Mapping, batch_size: int, progr
 
 
 def test_report(plan: Plan, outputs, model, tokenizer, max_length: int, batch_size: int, progress: bool):
-    """Student and teacher scores on each labelled test split: `(results in the results.json schema, {task:
-    side-by-side entry}, {task: (predictions, references)})`; empty without test data."""
-    datasets_, teacher_scores = {}, {}
+    """Student and teacher scores on each labelled test split, and their agreement on its rows: `(results in the
+    results.json schema, {task: side-by-side entry}, {task: (predictions, references)})`; empty without test data."""
+    datasets_, teacher_scores, teacher_logits = {}, {}, {}
     for task, rows_by_kind in plan.gold_rows.items():
         if "test" not in rows_by_kind:
             continue
@@ -285,7 +286,7 @@ def test_report(plan: Plan, outputs, model, tokenizer, max_length: int, batch_si
         pairs = plan.corpus.pairs if head.get("text_pair") else None
         texts = [plan.corpus.texts[i] for i in rows]
         datasets_[task] = student_dataset(task, texts, _pick(pairs, rows), gold, tokenizer, max_length)
-        teacher_scores[task] = score_task(head, logits, np.asarray(gold))[0]
+        teacher_scores[task], teacher_logits[task] = score_task(head, logits, np.asarray(gold))[0], logits
     if not datasets_:
         return None, {}, {}
     split = "test" if all(final_role_of(plan, t) == "test" for t in datasets_) else "validation"
@@ -296,10 +297,21 @@ def test_report(plan: Plan, outputs, model, tokenizer, max_length: int, batch_si
             "n": len(datasets_[task]),
             "teacher": teacher_scores[task],
             "student": results["tasks"][task],
+            "agreement": _agreement(plan.heads[task], predictions[task][0], teacher_logits[task]),
         }
         for task in datasets_
     }
     return results, side_by_side, predictions
+
+
+def _agreement(head: Mapping, student_predictions, teacher_logits: np.ndarray) -> float:
+    """On the same rows: the share of the teacher's answers the student gives (single-label), or the macro F1 of the
+    student's decisions against the teacher's (multi-label), as the held-out agreement is measured."""
+    teacher = np.asarray(teacher_decisions(head, teacher_logits))
+    student = np.asarray(student_predictions)
+    if head["problem_type"] == MULTI_LABEL:
+        return float(f1_score(teacher, student, average="macro", zero_division=1.0))
+    return float((teacher == student).mean())
 
 
 def measure_speed(

@@ -7,7 +7,7 @@ from typing import Any
 def format_distillation_table(results: Mapping[str, Any]) -> str:
     r"""
     Plain text: per task its teacher, the student's agreement with it on held-out texts and, with a labelled test
-    split, teacher and student accuracy and macro F1; then the speed of the student against the teachers run one
+    split, the agreement on its rows and teacher and student accuracy and macro F1; then the speed of the student against the teachers run one
     after another.
 
     Example:
@@ -19,7 +19,7 @@ def format_distillation_table(results: Mapping[str, Any]) -> str:
     summary = results["distillation"]
     owner = {task: teacher["source"] for teacher in summary["teachers"] for task in teacher["tasks"]}
     header = (
-        f"{'task':<16}{'agreement':>11}{'n':>7}{'teacher acc':>13}{'student acc':>13}"
+        f"{'task':<16}{'agreement':>11}{'n':>7}{'test agree':>12}{'teacher acc':>13}{'student acc':>13}"
         f"{'teacher F1':>12}{'student F1':>12}  teacher"
     )
     lines = [header, "-" * len(header)]
@@ -27,6 +27,7 @@ def format_distillation_table(results: Mapping[str, Any]) -> str:
         agreement = summary["agreement"].get(task, {})
         test = summary["test"].get(task)
         cells = [_cell(agreement.get("value"), 11), f"{agreement.get('n', 0):>7}"]
+        cells.append(_cell((test or {}).get("agreement"), 12))
         for side, key in (
             ("teacher", "accuracy"),
             ("student", "accuracy"),
