@@ -7,7 +7,7 @@ their soft targets with [`DistillationTrainer`], and the run is reported:
 - `results.json` holds the usual scores of the student on every labelled test split given (`--tasks`; the schema of
   `polyhead.evaluation.scoring`, so the card and `scripts/publish.py` read it as for any model) and a
   `"distillation"` entry:
-  `{"teachers": [...], "temperature", "gold_weight", "num_texts": {...},
+  `{"teachers": [...], "temperature", "gold_weight", "joint_batches", "num_texts": {...},
   "agreement": {task: {"metric", "value", "n", "metrics": {...}, "per_label_f1": {...}}},`  (held-out texts: top-1
   agreement for single-label tasks, F1 against the teacher's decisions for multi-label ones)
   `"test": {task: {"metric", "n", "teacher": {...}, "student": {...}}},`  (labelled test splits, side by side)
