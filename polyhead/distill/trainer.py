@@ -141,7 +141,8 @@ class DistillationTrainer(MultitaskTrainer):
     teacher. A train dataset may be joint (see the module docstring: keyed and labelled by [`joint_name`]); the
     sampler treats it as one task, each of its batches trains all its tasks with one encoder pass. Training logs add
     `loss_<task>` (each task's weighted loss, mean over this process's batches since the last log) and the final
-    metrics `train_loss_<task>` (mean over the run), so joint and per-task runs compare task by task.
+    metrics `train_loss_<task>` (mean over the batches of this `train()` call), so joint and per-task runs compare
+    task by task.
 
     Args:
         distill_temperature (`float`): softmax temperature of single-label soft targets and student logits.
