@@ -13,6 +13,7 @@ the agreement / teacher-vs-student / speed table; everything is in `<model_dir>/
 import sys
 
 from polyhead.distill import format_distillation_table, parse_distill_args, plan_distillation, run
+from polyhead.distill.trainer import check_joint_batches
 from polyhead.run_folder import RESULTS_FILE
 from polyhead.training.arguments import disable_progress_bars
 from polyhead.training.trainer import check_output_locations
@@ -22,6 +23,8 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         model_args, data_args, distill_args, training_args = parse_distill_args(argv)
         check_output_locations(training_args)
+        if distill_args.joint_batches:
+            check_joint_batches(training_args)
         if training_args.disable_tqdm:
             disable_progress_bars()
         seed = training_args.data_seed or training_args.seed

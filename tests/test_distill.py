@@ -37,13 +37,14 @@ from polyhead.distill import (
 )
 from polyhead.distill.cache import teacher_logits
 from polyhead.distill.job import plan_distillation
-from polyhead.distill.trainer import distillation_loss, pack_targets, soft_targets
+from polyhead.distill.trainer import DistillationTrainer, distillation_loss, pack_targets, soft_targets
 from polyhead.publishing.model_card import render_model_card
 from polyhead.publishing.upload import publish_model
 from polyhead.remote_code import MULTI_LABEL, SINGLE_LABEL
 from polyhead.saving import save_model_folder
 from polyhead.testing_utils import SPECIAL_TOKENS, WORDS, tiny_multitask_config, tiny_tokenizer
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.training.trainer import build_model, load_tokenizer
 from polyhead_remote.modeling_multitask import MultitaskModel
 
 
@@ -381,6 +382,11 @@ def test_run_reports_agreement_test_scores_and_speed(distilled):
     assert saved["distillation"]["agreement"] == json.loads(json.dumps(summary["agreement"]))
     info = json.loads((folder / "training_args.json").read_text())
     assert info["distillation"]["gold_weight"] == 0.5 and len(info["distillation"]["teachers"]) == 4
+    # Joint batches (the default): per epoch, the 88 texts once for the three single-text tasks (11 batches of 8)
+    # and the 72 pairs for nli (9 batches); 3 epochs.
+    assert summary["joint_batches"] is True and info["distillation"]["joint_batches"] is True
+    assert info["log_history"][-1]["step"] == 3 * (11 + 9)
+    assert info["num_train_examples"] == {"sentiment": 88, "emotion-distilbert": 88, "topic": 88, "nli": 72}
     table = format_distillation_table(results)
     assert "sentiment" in table and "texts/s" in table and "emotion-distilbert" in table
 
@@ -526,6 +532,148 @@ def test_student_learns_the_teachers_soft_targets(tmp_path, teachers):
         ModelArguments(), DataArguments(), distill_args, _training_args(tmp_path, max_steps=1, learning_rate=1e-9)
     )
     after = run(ModelArguments(), DataArguments(), distill_args, _training_args(tmp_path, num_train_epochs=6))
+    task = "emotion-distilbert"
+    gained = after["distillation"]["agreement"][task]["metrics"]["label_accuracy"]
+    assert gained > before["distillation"]["agreement"][task]["metrics"]["label_accuracy"]
+
+
+# --- joint batches: one encoder pass per text trains every single-text head ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def joint_setup(tmp_path_factory, teachers):
+    """Three single-text teachers (one with 6 gold train rows, gold_weight 0.5) and a pair teacher on 40 texts, and
+    the datasets of both batch layouts."""
+    tmp_path = tmp_path_factory.mktemp("joint")
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(40, seed=3, pairs=True))
+    rows = {"text": ["good movie", "bad phone"] * 3, "label": ["positive"] * 6}
+    gold = datasets.DatasetDict(train=datasets.Dataset.from_dict(rows), test=datasets.Dataset.from_dict(rows))
+    distill_args = DistillArguments(
+        teacher=[
+            f"sentiment={teachers['sentiment']}",
+            teachers["emotions"],
+            f"{teachers['multitask']}:topic",
+            f"nli={teachers['nli']}",
+        ],
+        texts=[texts],
+        text_pair_column="text_pair",
+        pair_tasks="nli",
+        gold_weight=0.5,
+    )
+    data_args = DataArguments(tasks=[{"name": "sentiment", "dataset": gold, "validation_size": 0}])
+    plan = plan_distillation(ModelArguments(), data_args, distill_args)
+    outputs = job_module.label_with_teachers(plan, distill_args, str(tmp_path), progress=False)
+    tokenizer = load_tokenizer(ModelArguments())
+    layouts = {
+        joint: job_module.build_datasets(plan, outputs, tokenizer, 32, 2.0, joint_batches=joint)
+        for joint in (True, False)
+    }
+    return plan, tokenizer, layouts
+
+
+JOINT = "sentiment+emotion-distilbert+topic"
+
+
+def _joint_trainer(tmp_path, joint_setup, joint=True, loss_weights=None, **kwargs):
+    plan, tokenizer, layouts = joint_setup
+    train, held_out = layouts[joint]
+    torch.manual_seed(0)
+    return DistillationTrainer(
+        model=build_model(ModelArguments(), plan.heads),
+        args=_training_args(tmp_path, **kwargs),
+        train_datasets=train,
+        eval_datasets=held_out,
+        processing_class=tokenizer,
+        loss_weights=loss_weights,
+        distill_temperature=2.0,
+        gold_weight=0.5,
+    )
+
+
+def test_joint_batches_pass_each_text_once_per_epoch(tmp_path, joint_setup):
+    plan, _, layouts = joint_setup
+    joint, _ = layouts[True]
+    per_task, _ = layouts[False]
+    n = len(plan.train_rows)  # 36 unlabeled + 6 gold train texts; the pair task reads the 36 with a pair
+    assert list(joint) == [JOINT, "nli"] and len(joint[JOINT]) == n == 42 and len(joint["nli"]) == 36
+    assert list(per_task) == ["sentiment", "emotion-distilbert", "topic", "nli"]
+    assert job_module.rows_per_task(joint) == job_module.rows_per_task(per_task)
+    # Steps per epoch, batch 8: the joint texts once (ceil(42/8) = 6) plus the pair task's 5, not 6 per task.
+    assert len(_joint_trainer(tmp_path, joint_setup).get_train_dataloader()) == 6 + 5
+    assert len(_joint_trainer(tmp_path, joint_setup, joint=False).get_train_dataloader()) == 3 * 6 + 5
+    # A joint row is every task's packed row, in order; a gold text carries its gold label in its own task's part.
+    row = joint[JOINT][n - 1]["labels"]
+    assert (
+        row
+        == per_task["sentiment"][n - 1]["labels"]
+        + per_task["emotion-distilbert"][n - 1]["labels"]
+        + (per_task["topic"][n - 1]["labels"])
+    )
+    assert row[2] == 1.0  # sentiment's part: 2 soft targets, then the gold class "positive"
+
+
+def test_joint_loss_is_the_sum_of_the_task_distillation_losses(tmp_path, joint_setup):
+    trainer = _joint_trainer(tmp_path, joint_setup, loss_weights={"topic": 3.0})
+    model = trainer.model.eval()
+    batches = [batch for batch in trainer.get_train_dataloader() if batch["task"] == JOINT]
+    assert batches and any((batch["labels"][:, 2] != -100).any() for batch in batches)  # gold rows among them
+    widths = {"sentiment": 3, "emotion-distilbert": 6, "topic": 5}  # K + 1 single-label, 2K multi-label
+    for batch in batches:
+        inputs = {key: value for key, value in batch.items() if key not in ("task", "labels")}
+        expected, start = 0.0, 0
+        for task, width in widths.items():
+            logits = model(**inputs, task=task).logits[task]  # one forward per task, by hand
+            part = batch["labels"][:, start : start + width]
+            problem = model.config.tasks[task]["problem_type"]
+            loss = distillation_loss(problem, logits, part, temperature=2.0, gold_weight=0.5)
+            expected += loss.item() * (3.0 if task == "topic" else 1.0)
+            start += width
+        assert trainer.compute_loss(model, batch).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_joint_and_pair_batches_log_task_losses_and_resume_on_the_same_weights(tmp_path, joint_setup):
+    # 11 batches an epoch (6 joint, 5 pair), 2 epochs; resume from step 14 (epoch 2, 3 batches in).
+    args = {"num_train_epochs": 2, "logging_steps": 1, "save_strategy": "steps", "save_steps": 14}
+    trainer = _joint_trainer(tmp_path, joint_setup, **args)
+    metrics = trainer.train().metrics
+    assert trainer.state.global_step == 22
+    assert {f"train_loss_{task}" for task in (*JOINT.split("+"), "nli")} <= set(metrics)
+    steps = [entry for entry in trainer.state.log_history if "loss" in entry]
+    joint_steps = [entry for entry in steps if "loss_topic" in entry]
+    assert len(joint_steps) == 12 and len(steps) - len(joint_steps) == 10  # the others: nli alone
+    for entry in joint_steps:  # a joint step's loss is the sum of its tasks' losses (each rounded to 4 digits)
+        total = sum(entry[f"loss_{task}"] for task in JOINT.split("+"))
+        assert "loss_nli" not in entry and entry["loss"] == pytest.approx(total, abs=1e-3)
+    final_weights = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    resumed = _joint_trainer(tmp_path, joint_setup, dataloader_num_workers=1, **args)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-14"))
+    assert resumed.state.global_step == 22
+    for key, value in resumed.model.state_dict().items():
+        torch.testing.assert_close(value, final_weights[key])
+
+
+def test_joint_batches_flag_defaults_on_and_refuses_pcgrad(tmp_path, teachers, no_teacher_runs):
+    argv = ["--teacher", "x", "--texts", "t.jsonl", "--output_dir", str(tmp_path)]
+    assert parse_distill_args(argv)[2].joint_batches is True
+    assert parse_distill_args([*argv, "--joint_batches", "false"])[2].joint_batches is False
+    texts = [_jsonl(tmp_path / "texts.jsonl", _texts(20))]
+    distill_args = DistillArguments(teacher=[teachers["sentiment"]], texts=texts)
+    with pytest.raises(ValueError, match="use --joint_batches false with --pcgrad"):
+        run(ModelArguments(), DataArguments(), distill_args, _training_args(tmp_path, pcgrad=True))
+
+
+def test_student_learns_several_teachers_from_joint_batches(tmp_path, teachers):
+    """Two teachers on one set of batches (6 epochs of ceil(108 / 8) = 14 steps): agreement rises as with one."""
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(120, seed=7))
+    distill_args = DistillArguments(
+        teacher=[teachers["emotions"], f"{teachers['multitask']}:topic"], texts=[texts], speed_texts=4
+    )
+    before = run(
+        ModelArguments(), DataArguments(), distill_args, _training_args(tmp_path, max_steps=1, learning_rate=1e-9)
+    )
+    after = run(ModelArguments(), DataArguments(), distill_args, _training_args(tmp_path, num_train_epochs=6))
+    info = json.loads((tmp_path / "run" / "model" / "training_args.json").read_text())
+    assert info["distillation"]["joint_batches"] is True and info["log_history"][-1]["step"] == 6 * 14
     task = "emotion-distilbert"
     gained = after["distillation"]["agreement"][task]["metrics"]["label_accuracy"]
     assert gained > before["distillation"]["agreement"][task]["metrics"]["label_accuracy"]

@@ -62,6 +62,15 @@ class DistillArguments:
             "their train texts are still used as unlabeled texts)."
         },
     )
+    joint_batches: bool = field(
+        default=True,
+        metadata={
+            "help": "Train every single-text task on the same batches: one encoder pass per text trains all their "
+            "heads (loss: the sum of their losses), so an epoch has N times fewer steps for N tasks. false: one "
+            "task per batch (each text passes the encoder once per task; PCGrad needs this). Pair tasks always get "
+            "their own batches."
+        },
+    )
     teacher_batch_size: int = field(default=32, metadata={"help": "Batch size of the teachers and the speed test."})
     teacher_max_length: int | None = field(
         default=None,

@@ -7,7 +7,7 @@ their soft targets with [`DistillationTrainer`], and the run is reported:
 - `results.json` holds the usual scores of the student on every labelled test split given (`--tasks`; the schema of
   `polyhead.evaluation.scoring`, so the card and `scripts/publish.py` read it as for any model) and a
   `"distillation"` entry:
-  `{"teachers": [...], "temperature", "gold_weight", "num_texts": {...},
+  `{"teachers": [...], "temperature", "gold_weight", "joint_batches", "num_texts": {...},
   "agreement": {task: {"metric", "value", "n", "metrics": {...}, "per_label_f1": {...}}},`  (held-out texts: top-1
   agreement for single-label tasks, F1 against the teacher's decisions for multi-label ones)
   `"test": {task: {"metric", "n", "teacher": {...}, "student": {...}, "agreement"}},`  (labelled test splits, side
@@ -44,7 +44,15 @@ from polyhead.distill.teachers import (
     teacher_forward,
     teacher_max_length,
 )
-from polyhead.distill.trainer import DistillationTrainer, pack_targets, student_dataset, teacher_decisions
+from polyhead.distill.trainer import (
+    DistillationTrainer,
+    check_joint_batches,
+    joint_name,
+    joint_tasks,
+    pack_targets,
+    student_dataset,
+    teacher_decisions,
+)
 from polyhead.evaluation.metrics import primary_metric
 from polyhead.evaluation.scoring import score_model, score_task, write_evaluation
 from polyhead.remote_code import MULTI_LABEL
@@ -229,23 +237,40 @@ def final_role_of(plan: Plan, task: str) -> str:
     return next(role for role in plan.gold[task].splits if role != "train")
 
 
-def build_datasets(plan: Plan, outputs, tokenizer, max_length: int, temperature: float) -> tuple[dict, dict]:
+def build_datasets(
+    plan: Plan, outputs, tokenizer, max_length: int, temperature: float, joint_batches: bool = False
+) -> tuple[dict, dict]:
     """`(train, held_out)`: per task, the packed soft-target rows it trains on and the held-out rows labelled with
-    the teacher's decisions."""
+    the teacher's decisions. With `joint_batches`, the single-text tasks share one train dataset instead (keyed by
+    `joint_name` of them; a row: every one of their packed rows, see `polyhead.distill.trainer`); pair tasks keep
+    their own."""
     corpus, heads = plan.corpus, plan.heads
-    train, held_out = {}, {}
+    train, held_out, joint = {}, {}, {}
     for task, head in heads.items():
         pairs = corpus.pairs if head.get("text_pair") else None
         rows, logits = _rows_logits(outputs, task, plan.train_rows)
         labels = pack_targets(head["problem_type"], logits, temperature, _gold_labels(plan, task, rows, "train"))
         texts = [corpus.texts[i] for i in rows]
-        train[task] = student_dataset(task, texts, _pick(pairs, rows), labels, tokenizer, max_length)
+        if joint_batches and pairs is None:  # a single-text task labels every train row, in plan.train_rows' order
+            joint[task] = labels
+        else:
+            train[task] = student_dataset(task, texts, _pick(pairs, rows), labels, tokenizer, max_length)
         rows, logits = _rows_logits(outputs, task, plan.held_out_rows)
         if len(rows):
             decisions = teacher_decisions(head, logits)
             texts = [corpus.texts[i] for i in rows]
             held_out[task] = student_dataset(task, texts, _pick(pairs, rows), decisions, tokenizer, max_length)
+    if joint:
+        name, texts = joint_name(list(joint)), [corpus.texts[i] for i in plan.train_rows]
+        labels = [sum(parts, []) for parts in zip(*joint.values())]
+        train = {name: student_dataset(name, texts, None, labels, tokenizer, max_length), **train}
     return train, held_out
+
+
+def rows_per_task(train: Mapping) -> dict[str, int]:
+    """`{task: train rows}` of `build_datasets`' train datasets (a joint dataset's rows count for each of its
+    tasks)."""
+    return {task: len(dataset) for name, dataset in train.items() for task in joint_tasks(name)}
 
 
 def _pick(values, rows):
@@ -393,10 +418,11 @@ def distillation_summary(
         "teachers": [describe(teacher) for teacher in plan.teachers],
         "temperature": distill_args.distill_temperature,
         "gold_weight": distill_args.gold_weight,
+        "joint_batches": distill_args.joint_batches,
         "num_texts": {
             "unlabeled": plan.num_unlabeled,
             "held_out": len(plan.held_out_rows),
-            "train": {task: len(dataset) for task, dataset in train.items()},
+            "train": rows_per_task(train),
         },
         "agreement": agreement,
         "test": side_by_side,
@@ -417,7 +443,7 @@ def run_info(model_args, data_args, distill_args, training_args, plan, trainer, 
         "data": data,
         "training": training_args.to_dict(),
         "tasks": plan.heads,
-        "num_train_examples": {task: len(dataset) for task, dataset in train.items()},
+        "num_train_examples": rows_per_task(train),
         "train_metrics": dict(train_metrics),
         "log_history": trainer.state.log_history,
         "distillation": {**dataclasses.asdict(distill_args), "teachers": [describe(t) for t in plan.teachers]},
@@ -448,6 +474,8 @@ def run(
     ```
     """
     check_output_locations(training_args)
+    if distill_args.joint_batches:
+        check_joint_batches(training_args)
     if training_args.num_threads is not None:
         torch.set_num_threads(training_args.num_threads)
     model_args = dataclasses.replace(model_args, max_length=resolve_max_length(model_args))
@@ -457,7 +485,9 @@ def run(
     progress = not training_args.disable_tqdm
     outputs = label_with_teachers(plan, distill_args, training_args.output_dir, progress)
     max_length = model_args.max_length
-    train, held_out = build_datasets(plan, outputs, tokenizer, max_length, distill_args.distill_temperature)
+    train, held_out = build_datasets(
+        plan, outputs, tokenizer, max_length, distill_args.distill_temperature, distill_args.joint_batches
+    )
     set_seed(training_args.seed)
     model = build_model(model_args, plan.heads, model_args.train_task_names)
     callbacks = []
@@ -512,6 +542,7 @@ __all__ = [
     "load_gold",
     "measure_speed",
     "plan_distillation",
+    "rows_per_task",
     "run",
     "split_held_out",
     "test_report",

@@ -7,6 +7,11 @@ A distillation row's `labels` hold the soft targets followed by the gold label(s
 turns them into one float tensor like any multi-hot label; [`DistillationTrainer.task_loss`] tells them from hard
 labels by their width, so evaluation rows labelled with the teacher's decisions (class ids, multi-hot) are scored
 and their loss computed as in training.
+
+A joint row trains several tasks on one text: its `task` is their names joined by `+` ([`joint_name`]; `+` is no
+task-name character) and its `labels` are their packed rows one after another, in that order. A batch of joint rows
+runs the encoder once for all those heads, and its loss is the sum of the tasks' distillation losses (each times its
+loss weight).
 """
 
 from collections.abc import Mapping, Sequence
@@ -25,6 +30,17 @@ from polyhead.training.trainer import MultitaskTrainer
 
 
 IGNORE = -100.0  # as in the model's task_loss: a row without a gold label
+JOINT_SEPARATOR = "+"  # joins the tasks of a joint row into its `task` value
+
+
+def joint_name(tasks: Sequence[str]) -> str:
+    """The `task` value of rows that train every task of `tasks` at once (one task: its own name)."""
+    return JOINT_SEPARATOR.join(tasks)
+
+
+def joint_tasks(name: str) -> list[str]:
+    """The tasks a row's `task` value trains (the inverse of [`joint_name`])."""
+    return name.split(JOINT_SEPARATOR)
 
 
 def soft_targets(problem_type: str, logits: np.ndarray, temperature: float) -> np.ndarray:
@@ -107,9 +123,14 @@ def distillation_loss(
     return mixed.mean()
 
 
+def packed_width(problem_type: str, num_labels: int) -> int:
+    """Floats in one packed row: `K + 1` (single-label) or `2K` (multi-label)."""
+    return 2 * num_labels if problem_type == MULTI_LABEL else num_labels + 1
+
+
 def is_packed(problem_type: str, num_labels: int, labels: torch.Tensor) -> bool:
     """Whether `labels` are packed distillation targets (rather than class ids or a multi-hot)."""
-    width = 2 * num_labels if problem_type == MULTI_LABEL else num_labels + 1
+    width = packed_width(problem_type, num_labels)
     return labels.is_floating_point() and labels.dim() == 2 and labels.shape[-1] == width
 
 
@@ -117,7 +138,11 @@ class DistillationTrainer(MultitaskTrainer):
     r"""
     A [`MultitaskTrainer`] whose train rows carry the teachers' soft targets (and optional gold labels); its
     evaluation rows carry the teachers' decisions, so `eval_<task>_accuracy` is the student's agreement with the
-    teacher.
+    teacher. A train dataset may be joint (see the module docstring: keyed and labelled by [`joint_name`]); the
+    sampler treats it as one task, each of its batches trains all its tasks with one encoder pass. Training logs add
+    `loss_<task>` (each task's weighted loss, mean over this process's batches since the last log) and the final
+    metrics `train_loss_<task>` (mean over the batches of this `train()` call), so joint and per-task runs compare
+    task by task.
 
     Args:
         distill_temperature (`float`): softmax temperature of single-label soft targets and student logits.
@@ -137,13 +162,68 @@ class DistillationTrainer(MultitaskTrainer):
         super().__init__(*args, **kwargs)
         self.distill_temperature = float(distill_temperature)
         self.gold_weight = float(gold_weight)
+        if any(len(self.batch_tasks(key)) > 1 for key in self.train_datasets):
+            check_joint_batches(self.args)
+        self._logged_losses: dict[str, dict[str, list]] = {"loss": {}, "train_loss": {}}  # {task: [sum, count]}
+
+    def batch_tasks(self, task: str) -> list[str]:
+        return joint_tasks(task)
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
+        """A per-task batch: [`MultitaskTrainer`]'s loss. A joint batch: one forward for all its tasks, the sum of
+        their losses."""
+        tasks = self.batch_tasks(inputs["task"])
+        if len(tasks) == 1:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        logits = model(**{**inputs, "task": tasks}).logits
+        specs = [self.model.config.tasks[task] for task in tasks]
+        widths = [packed_width(spec["problem_type"], len(spec["labels"])) for spec in specs]
+        if labels.shape[-1] != sum(widths):
+            raise ValueError(f"Joint rows of {tasks} need {sum(widths)} packed floats, got {labels.shape[-1]}.")
+        losses = []
+        for task, task_labels in zip(tasks, labels.split(widths, dim=-1)):
+            loss = self.task_loss(task, logits[task], task_labels)
+            losses.append(self.balancer(task, loss) if self.balancer is not None and model.training else loss)
+        loss = torch.stack(losses).sum()
+        return (loss, {"loss": loss, "logits": logits}) if return_outputs else loss
 
     def task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         spec = self.model.config.tasks[task]
         if not is_packed(spec["problem_type"], len(spec["labels"]), labels):
             return super().task_loss(task, logits, labels)
         loss = distillation_loss(spec["problem_type"], logits, labels, self.distill_temperature, self.gold_weight)
-        return loss * self.loss_weights.get(task, 1.0)
+        loss = loss * self.loss_weights.get(task, 1.0)
+        if self.model.training:  # a training batch (evaluation runs the model in eval mode)
+            for totals in self._logged_losses.values():
+                total = totals.setdefault(task, [0.0, 0])
+                total[0], total[1] = total[0] + loss.detach(), total[1] + 1
+        return loss
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        for key, totals in self._logged_losses.items():  # "loss": a periodic log, "train_loss": the final metrics
+            if key in logs:
+                logs.update({f"{key}_{task}": round(float(s) / n, 4) for task, (s, n) in totals.items()})
+                if key == "loss":
+                    totals.clear()
+        super().log(logs, *args, **kwargs)
+
+
+def check_joint_batches(training_args: Any) -> None:
+    """Joint batches train several tasks in one backward pass: refused with `--pcgrad`, which needs each task's own
+    gradient."""
+    if getattr(training_args, "pcgrad", False):
+        raise ValueError(
+            "--pcgrad projects each task's own gradient, but a joint batch trains several tasks in one pass: use "
+            "--joint_batches false with --pcgrad."
+        )
 
 
 def student_dataset(
@@ -180,10 +260,15 @@ def student_dataset(
 
 
 __all__ = [
+    "JOINT_SEPARATOR",
     "DistillationTrainer",
+    "check_joint_batches",
     "distillation_loss",
     "is_packed",
+    "joint_name",
+    "joint_tasks",
     "pack_targets",
+    "packed_width",
     "soft_targets",
     "student_dataset",
     "teacher_decisions",

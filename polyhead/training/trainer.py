@@ -129,7 +129,8 @@ class MultitaskTrainer(Trainer):
     ):
         self.train_datasets = dict(train_datasets or {})
         self.eval_datasets = dict(eval_datasets or {})
-        unknown = sorted((set(self.train_datasets) | set(self.eval_datasets)) - set(model.config.tasks))
+        trained = {task for key in self.train_datasets for task in self.batch_tasks(key)}
+        unknown = sorted((trained | set(self.eval_datasets)) - set(model.config.tasks))
         if unknown:
             raise ValueError(f"Datasets given for task(s) {unknown} that the model lacks ({model.config.task_names}).")
         kwargs.setdefault("data_collator", MultitaskCollator(processing_class))
@@ -151,7 +152,8 @@ class MultitaskTrainer(Trainer):
 
     def _set_up_remedies(self, head_learning_rates: Mapping[str, float | None] | None) -> None:
         # The remedies for a losing task (all off by default): loss balancing and head rates (balancing.py), PCGrad.
-        tasks = list(self.train_datasets) or list(self.model.config.tasks)
+        tasks = list(dict.fromkeys(t for key in self.train_datasets for t in self.batch_tasks(key)))
+        tasks = tasks or list(self.model.config.tasks)
         self.head_learning_rates = balancing.head_learning_rates(
             tasks, getattr(self.args, "head_learning_rate", None), head_learning_rates
         )
@@ -166,6 +168,11 @@ class MultitaskTrainer(Trainer):
                 f"--gradient_accumulation_steps {len(tasks)} with --sampling round_robin."
             )
         self.pcgrad = PCGradAccumulator(self.model, tasks, seed=self.args.seed) if use_pcgrad else None
+
+    def batch_tasks(self, task: str) -> list[str]:
+        """The model tasks that a train batch (or train dataset) named `task` trains: that one task here;
+        `polyhead.distill.DistillationTrainer` adds joint batches that train several."""
+        return [task]
 
     def create_optimizer(self, *args, **kwargs) -> torch.optim.Optimizer:
         """Trainer's optimizer, with the heads' own learning rates and the loss balancer's parameters when asked."""
