@@ -45,8 +45,18 @@ def test_pipeline_batches_are_sorted_and_padded_per_batch(folder):
 def test_matmul_peak_and_training_speed_report_rates():
     assert cpu.matmul_peak("float32", size=64, seconds=0.05) > 0
     assert cpu.matmul_peak("int8", size=64, seconds=0.05) > 0
+    assert cpu.layer_peak("float32", (8, 16, 32), seconds=0.05) > 0
     assert cpu.peak_dtype("onnx-int8", "int8 (onnxruntime)") == "int8"
     assert cpu.peak_dtype("torch-compiled", "float32 compiled") == "float32"  # a CPU without bfloat16
+
+
+def test_layer_shapes_are_the_batches_mean_tokens_and_the_encoders_widths(folder):
+    tokenizer, config = AutoTokenizer.from_pretrained(folder), MultitaskModel.from_pretrained(folder).config.encoder
+    texts = ["a b c d e f", "a", "a b c", "a b"]
+    lengths = [b["input_ids"].numel() for b in cpu.pipeline_batches(tokenizer, texts, 2, 512)]
+    assert len(set(lengths)) == 2  # two batches of different padded sizes: the mean is not one of them
+    shapes = cpu.layer_shapes(folder, texts, 2)
+    assert shapes == (round(sum(lengths) / 2), config.hidden_size, config.intermediate_size)
 
 
 def test_the_autotune_small_variant_compiles_batch_1_with_max_autotune(folder, monkeypatch):
@@ -97,4 +107,7 @@ def test_rows_one_process_per_runtime(folder, tmp_path):
     assert report["test_accuracy"]["torch-fp32"] == {"topic": tech} and report["test_rows"] == {"topic": 12}
     table = cpu.format_cpu_report(report)
     assert "| torch-bf16 | bfloat16 | 4 |" in table
+    assert set(report["layer_peaks_gflops"]) == {"float32", "bfloat16"}
+    shapes = report["layer_shapes"]
+    assert f"at batch {shapes['tokens']} tokens x hidden {shapes['hidden']}" in table and "bfloat16 / float32" in table
     assert cpu.plot_cpu_report(report, tmp_path / "cpu.png").stat().st_size > 0

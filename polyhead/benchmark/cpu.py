@@ -45,13 +45,53 @@ def matmul_peak(dtype: str, size: int = MATMUL_SIZE, seconds: float = 2.0) -> fl
         def run():
             return a @ b
 
+    return _best_rate(run, 2 * size**3, seconds)
+
+
+def layer_peak(dtype: str, shapes: tuple[int, int, int], seconds: float = 2.0) -> float:
+    """GFLOP/s of one encoder layer's linear layers in `dtype` at `shapes` = (tokens, hidden, intermediate): four
+    hidden->hidden (Q, K, V, output), hidden->intermediate, intermediate->hidden, as `F.linear` on `tokens` rows. What
+    the encoder's matmuls can reach on the shapes a batch really has, against the large square matmul's peak."""
+    tokens, hidden, intermediate = shapes
+    dt = getattr(torch, dtype)
+    x_hidden, x_intermediate = torch.randn(tokens, hidden, dtype=dt), torch.randn(tokens, intermediate, dtype=dt)
+    square, up, down = (torch.randn(hidden, hidden, dtype=dt), torch.randn(intermediate, hidden, dtype=dt),
+                        torch.randn(hidden, intermediate, dtype=dt))  # fmt: skip
+
+    def run():
+        with torch.inference_mode():
+            for _ in range(4):
+                torch.nn.functional.linear(x_hidden, square)
+            torch.nn.functional.linear(x_hidden, up)
+            torch.nn.functional.linear(x_intermediate, down)
+
+    return _best_rate(run, 2 * tokens * (4 * hidden * hidden + 2 * hidden * intermediate), seconds)
+
+
+def _best_rate(run, flops: int, seconds: float) -> float:
+    """GFLOP/s of `run` (doing `flops`), best of the repeats run in about `seconds` after one warm-up call."""
     run()
     best, start = float("inf"), time.perf_counter()
     while time.perf_counter() - start < seconds:
         begin = time.perf_counter()
         run()
         best = min(best, time.perf_counter() - begin)
-    return 2 * size**3 / best / 1e9
+    return flops / best / 1e9
+
+
+def layer_shapes(model_dir: str | os.PathLike, texts: list[str], batch_size: int) -> tuple[int, int, int]:
+    """(tokens, hidden, intermediate): the mean padded tokens of the pipeline's batches of `texts` and the encoder's
+    widths."""
+    from transformers import AutoTokenizer
+
+    from polyhead.encoders import default_max_length
+    from polyhead.remote_code import MultitaskConfig
+
+    config = MultitaskConfig.from_pretrained(model_dir).encoder
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    batches = pipeline_batches(tokenizer, texts, batch_size, default_max_length(tokenizer, config))
+    tokens = sum(b["input_ids"].numel() for b in batches) / len(batches)
+    return round(tokens), config.hidden_size, config.intermediate_size
 
 
 def peak_dtype(variant: str, runs_as: str) -> str:
@@ -120,7 +160,7 @@ def build_runner(variant: str, model_dir: str, onnx_dir: str | None, threads: in
 
 def _worker(connection, variant: str, model_dir: str, onnx_dir: str | None, threads: int) -> None:
     """One runtime in one process: answers ("warm", texts), ("time", texts, batch_size), ("labels", texts),
-    ("profile", texts, batch_size) and ("peak", dtype) until ("stop",)."""
+    ("profile", texts, batch_size), ("peak", dtype) and ("layer_peak", dtype, shapes) until ("stop",)."""
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -154,6 +194,8 @@ def _worker(connection, variant: str, model_dir: str, onnx_dir: str | None, thre
             connection.send(_profile(runner, *args))
         elif command == "peak":
             connection.send(matmul_peak(args[0]))
+        elif command == "layer_peak":
+            connection.send(layer_peak(*args))
 
 
 def _resident_mb() -> float | None:
@@ -305,6 +347,11 @@ def run_cpu_benchmark(
     for dtype in sorted({peak_dtype(v, dtypes[v]) for v in workers}):
         first.send(("peak", dtype))
         peaks[dtype] = first.recv()
+    shapes = layer_shapes(model_dir, inputs[max(batch_sizes)], max(batch_sizes))
+    layer_peaks = {}
+    for dtype in sorted(set(peaks) - {"int8"}):
+        first.send(("layer_peak", dtype, shapes))
+        layer_peaks[dtype] = first.recv()
     grid = [(variant, bs) for bs in batch_sizes for variant in workers]
     runs: dict[tuple[str, int], list[float]] = {key: [] for key in grid}
     for round_index in range(repeats):  # one worker runs at a time; a new order each round
@@ -365,6 +412,8 @@ def run_cpu_benchmark(
         "repeats": repeats,
         "flops": flops,
         "peaks_gflops": peaks,
+        "layer_shapes": {"tokens": shapes[0], "hidden": shapes[1], "intermediate": shapes[2]},
+        "layer_peaks_gflops": layer_peaks,
         "warm_up_seconds": warm,
         "resident_mb_after_warm_up": memory,
         "compiled_buckets": {variant: found for variant, found in buckets.items() if found},
@@ -384,6 +433,7 @@ def format_cpu_report(report: dict[str, Any]) -> str:
         f"{report['machine']}; torch {report['torch']}, {report['threads']} threads; {report['date']}; load average "
         f"{report['load_average_start'][0]:.1f} at the start, {report['load_average_end'][0]:.1f} at the end",
         f"matmul peak ({MATMUL_SIZE}x{MATMUL_SIZE}, GFLOP/s; int8 GOP/s): {peaks}",
+        *_layer_peak_line(report),
         "warm-up (s, every shape of the timed passes): "
         + ", ".join(f"{k} {v:.0f}" for k, v in report["warm_up_seconds"].items())
         + "".join(f"; {k} compiled {len(v)} buckets {v}" for k, v in report.get("compiled_buckets", {}).items()),
@@ -415,6 +465,21 @@ def format_cpu_report(report: dict[str, Any]) -> str:
         for name, row in report["training"].items():
             lines.append(f"| {name} | {row['texts_per_second']:.1f} | {row['texts_per_second'] / fp32:.2f}x |")
     return "\n".join(lines)
+
+
+def _layer_peak_line(report: dict[str, Any]) -> list[str]:
+    """The linear layers' rate at the batch's real shapes (reports from before it have none)."""
+    layer = report.get("layer_peaks_gflops")
+    if not layer:
+        return []
+    shapes = report["layer_shapes"]
+    rates = ", ".join(f"{dtype} {value:,.0f}" for dtype, value in layer.items())
+    ratio = layer["bfloat16"] / layer["float32"] if {"bfloat16", "float32"} <= set(layer) else None
+    gain = f" (bfloat16 / float32 {ratio:.2f}x: what bfloat16 can gain on these matmuls)" if ratio else ""
+    return [
+        f"one encoder layer's linear layers at batch {shapes['tokens']} tokens x hidden {shapes['hidden']} x "
+        f"intermediate {shapes['intermediate']} (GFLOP/s): {rates}{gain}"
+    ]
 
 
 def plot_cpu_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
