@@ -28,7 +28,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="Comma-separated, of: torch-fp32, torch-bf16, torch-compiled, torch-compiled-autotune-small (compiled, "
         "max-autotune's GEMM templates for the batch-1 buckets: minutes more of warm-up), onnx-int8.",
     )
-    parser.add_argument("--profile", default="torch-bf16,torch-compiled", help="Variants profiled per operator.")
+    parser.add_argument(
+        "--profile",
+        default="torch-bf16,torch-compiled,train-bf16",
+        help="Variants profiled per operator; train-fp32 / train-bf16 profile a training step.",
+    )
     parser.add_argument(
         "--test-sets",
         default="",
@@ -93,8 +97,10 @@ def main(argv=None) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")  # first: the measurements survive any later error
     table = format_cpu_report(report)
+    profiles = {**report["profiles"], **{f"{name} (training step)": row["profile"]
+                                         for name, row in report["training"].items() if "profile" in row}}  # fmt: skip
     output.with_suffix(".md").write_text(table + "\n\n" + "\n\n".join(
-        f"### {variant}\n\n```\n{text}\n```" for variant, text in report["profiles"].items()) + "\n")  # fmt: skip
+        f"### {variant}\n\n```\n{text}\n```" for variant, text in profiles.items()) + "\n")  # fmt: skip
     print(table)
     print(f"\nJSON: {output}; table and profiles: {output.with_suffix('.md')}; plot: "
           f"{plot_cpu_report(report, output.with_suffix('.png'))}")  # fmt: skip

@@ -77,8 +77,9 @@ def test_the_autotune_small_variant_compiles_batch_1_with_max_autotune(folder, m
 
 
 def test_training_speed_times_both_precisions(folder):
-    speed = cpu.training_speed(folder, synthetic_texts(16), batch_size=4, steps=2, repeats=1)
+    speed = cpu.training_speed(folder, synthetic_texts(16), batch_size=4, steps=2, repeats=1, profile=["train-bf16"])
     assert set(speed) == {"train-fp32", "train-bf16"}
+    assert "aten::mm" in speed["train-bf16"]["profile"] and "profile" not in speed["train-fp32"]  # backward's matmuls
     assert all(row["texts_per_second"] > 0 and len(row["runs"]) == 1 for row in speed.values())
     # the Trainer's own optimizer (fused AdamW from torch 2.8), not a hand-built unfused one
     assert all(row["optimizer"].startswith("AdamW(") and "fused=True" in row["optimizer"] for row in speed.values())

@@ -8,6 +8,7 @@ on the same real texts. Entry point: `scripts/bench_cpu.py`; results: docs/cpu-a
 
 import dataclasses
 import datetime
+import functools
 import multiprocessing
 import os
 import random
@@ -222,12 +223,17 @@ def _dtype_of(runner) -> str:
     return f"{dtype} compiled"
 
 
-def _profile(runner, texts: list[str], batch_size: int, rows: int = 12) -> str:
-    """The top operators by self CPU time of one pass (torch.profiler), as a table."""
+def _profile(runner, texts: list[str], batch_size: int) -> str:
+    """The top operators by self CPU time of one pass of the pipeline over `texts` (torch.profiler), as a table."""
+    return _profile_call(lambda: runner(texts, batch_size=batch_size))
+
+
+def _profile_call(call, rows: int = 12) -> str:
+    """The top operators by self CPU time of one `call()` (torch.profiler), as a table."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        runner(texts, batch_size=batch_size)
+        call()
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=60)
 
 
@@ -238,11 +244,13 @@ def training_speed(
     steps: int = 4,
     repeats: int = 3,
     max_length: int = 64,
+    profile: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
     """Texts/s of the Trainer's training step in float32 and in bfloat16 mixed precision (`--bf16`: the forward
     under `torch.autocast("cpu", torch.bfloat16)`, float32 master weights), with the optimizer the Trainer builds by
     default (`adamw_torch_fused` from torch 2.8: 5x faster per step on CPU than unfused AdamW), `steps` batches of
-    real texts per run, interleaved rounds, median kept."""
+    real texts per run, interleaved rounds, median kept. Each row named in `profile` ("train-fp32", "train-bf16") also
+    gets the top operators of one run by self CPU time (`"profile"`)."""
     from transformers import AutoTokenizer, Trainer, TrainingArguments
 
     from polyhead.remote_code import MultitaskModel
@@ -276,10 +284,13 @@ def training_speed(
     rows = sum(len(batch["input_ids"]) for batch in batches)
     settings = ", ".join(f"{key}={value}" for key, value in optimizer_kwargs.items() if key != "lr")
     optimizer_name = f"{optimizer_cls.__name__}({settings})"
-    return {
+    report = {
         name: {"texts_per_second": rows / statistics.median(times), "runs": times, "optimizer": optimizer_name}
         for name, times in runs.items()
     }
+    for name in set(profile) & set(runs):
+        report[name]["profile"] = _profile_call(functools.partial(run, name == "train-bf16"))
+    return report
 
 
 @dataclasses.dataclass
@@ -312,7 +323,8 @@ def run_cpu_benchmark(
 ) -> dict[str, Any]:
     r"""
     The rows (see the module docstring) as a JSON-ready dict: machine, load averages, matmul peaks, warm-up seconds
-    per variant, rows, and the per-operator profiles of the `profile` variants at the largest batch size.
+    per variant, rows, and the per-operator profiles of the `profile` variants at the largest batch size (a training
+    row's name, `train-bf16`, profiles its training step).
 
     Example:
 
@@ -377,7 +389,7 @@ def run_cpu_benchmark(
     for connection, process in workers.values():
         connection.send(("stop",))
         process.join(timeout=30)
-    train = training_speed(model_dir, texts, repeats=repeats) if training else {}
+    train = training_speed(model_dir, texts, repeats=repeats, profile=profile) if training else {}
     rows = []
     for variant, bs in grid:
         seconds = statistics.median(runs[(variant, bs)])
