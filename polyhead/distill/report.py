@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from polyhead.evaluation.agreement import CONFIDENT_MARGIN
+from polyhead.run_folder import RESULTS_FILE
 
 
 CONFIDENT_HEADER = f"agree@margin>={CONFIDENT_MARGIN:g}"  # held-out agreement where the teacher is confident
@@ -48,7 +49,7 @@ def format_distillation_table(results: Mapping[str, Any]) -> str:
         lines.append(f"{task:<{width}}{''.join(cells)}  {source}")
     lines.append(
         f"\n{CONFIDENT_HEADER}: agreement on the held-out texts where the teacher's top-2 softmax margin (p1 - p2) "
-        f"is >= {CONFIDENT_MARGIN:g} (how many); results.json has every margin bucket."
+        f"is >= {CONFIDENT_MARGIN:g} (how many); {RESULTS_FILE} has every margin bucket."
     )
     speed = summary.get("speed")
     if speed:
