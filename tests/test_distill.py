@@ -2,6 +2,7 @@
 cached and verified, the student trained on soft targets, the reports, and a student that loads like any model."""
 
 import json
+import math
 import random
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from polyhead.distill import (
 from polyhead.distill.cache import teacher_logits
 from polyhead.distill.job import plan_distillation
 from polyhead.distill.trainer import DistillationTrainer, distillation_loss, pack_targets, soft_targets
+from polyhead.evaluation.agreement import MARGIN_EDGES, agreement_by_margin, bucket_names, top2_margin
 from polyhead.publishing.model_card import render_model_card
 from polyhead.publishing.upload import publish_model
 from polyhead.remote_code import MULTI_LABEL, SINGLE_LABEL
@@ -391,6 +393,26 @@ def test_run_reports_agreement_test_scores_and_speed(distilled):
     assert "sentiment" in table and "texts/s" in table and "emotion-distilbert" in table
 
 
+def test_run_reports_agreement_by_teacher_margin(distilled):
+    results, folder, _ = distilled
+    saved = json.loads((folder / "results.json").read_text())["distillation"]["agreement"]
+    for task in ("sentiment", "nli", "topic"):  # the single-label tasks
+        entry = saved[task]
+        buckets = entry["by_teacher_margin"]
+        assert list(buckets) == ["[0, 0.2)", "[0.2, 0.5)", "[0.5, 1]"]
+        assert sum(bucket["n"] for bucket in buckets.values()) == entry["n"] == 8
+        agreed = sum(bucket["agreement"] * bucket["n"] for bucket in buckets.values() if bucket["n"])
+        assert agreed == pytest.approx(entry["value"] * entry["n"])  # the buckets split the overall agreement
+        assert entry["confident"] == {"min_margin": 0.5, **buckets["[0.5, 1]"]}
+    assert "by_teacher_margin" not in saved["emotion-distilbert"] and "confident" not in saved["emotion-distilbert"]
+    # The sentiment teacher's bias (0, 3) gives it a margin of about 0.9 on every text: all 8 are confident.
+    assert saved["sentiment"]["confident"] == {"min_margin": 0.5, "n": 8, "agreement": 1.0}
+    assert saved["sentiment"]["by_teacher_margin"]["[0, 0.2)"] == {"n": 0, "agreement": None}
+    table = format_distillation_table(results)
+    assert _column(table, "agree@margin>=0.5", "sentiment") == "100.0% (8)"
+    assert _column(table, "agree@margin>=0.5", "emotion-distilbert") == "-"
+
+
 def test_agreement_on_test_rows_by_hand():
     single = {"problem_type": SINGLE_LABEL, "labels": ["a", "b", "c"]}
     teacher = np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]])  # answers a, b, c
@@ -399,6 +421,132 @@ def test_agreement_on_test_rows_by_hand():
     teacher = np.array([[5.0, -5.0], [5.0, 5.0]])  # decisions at 0.5: [1, 0], [1, 1]
     # label x: both right (F1 1); label y: the student misses its one positive (F1 0): macro 0.5
     assert job_module._agreement(multi, [[1, 0], [1, 0]], teacher) == pytest.approx(0.5)
+
+
+# --- agreement by the teacher's confidence (top-2 softmax margin) -----------------------------------------------
+
+
+def _hand_margin(row):
+    """p1 - p2 of softmax(row), written out."""
+    exp = sorted((math.exp(value) for value in row), reverse=True)
+    return (exp[0] - exp[1]) / sum(exp)
+
+
+# Teacher logits over 3 classes and whether the student gave the teacher's answer on each row.
+MARGIN_LOGITS = [[0.0, 0.0, 0.0], [1.0, 0.9, 0.0], [1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 9.0]]
+MARGIN_AGREES = [True, False, True, True, False, True]
+
+
+def test_top2_margin_by_hand():
+    margins = top2_margin(np.array(MARGIN_LOGITS))
+    expected = [_hand_margin(row) for row in MARGIN_LOGITS]
+    np.testing.assert_allclose(margins, expected, rtol=1e-12)
+    # 0, 0.04, 0.36, 0.68, 0.86, 1.0: two unsure rows, one in between, three confident ones
+    assert [bucket for bucket in np.digitize(margins, [0.2, 0.5])] == [0, 0, 1, 2, 2, 2]
+    with pytest.raises(ValueError, match="classes >= 2"):
+        top2_margin(np.array([[1.0], [2.0]]))
+
+
+def test_agreement_by_margin_buckets_edges_and_empty_buckets():
+    report = agreement_by_margin(top2_margin(np.array(MARGIN_LOGITS)), np.array(MARGIN_AGREES))
+    assert list(report["by_teacher_margin"]) == ["[0, 0.2)", "[0.2, 0.5)", "[0.5, 1]"] == bucket_names(MARGIN_EDGES)
+    assert report["by_teacher_margin"] == {
+        "[0, 0.2)": {"n": 2, "agreement": 0.5},
+        "[0.2, 0.5)": {"n": 1, "agreement": 1.0},
+        "[0.5, 1]": {"n": 3, "agreement": pytest.approx(2 / 3)},
+    }
+    assert report["confident"] == {"min_margin": 0.5, "n": 3, "agreement": pytest.approx(2 / 3)}
+    # A lower edge belongs to its bucket, 1.0 to the last (closed) one.
+    edges = agreement_by_margin(np.array([0.0, 0.2, 0.5, 1.0]), np.array([True, False, True, False]))
+    assert [b["n"] for b in edges["by_teacher_margin"].values()] == [1, 1, 2]
+    assert edges["confident"]["agreement"] == 0.5
+    # A teacher unsure on every text: the other buckets are empty, their agreement None, not 0 or NaN.
+    unsure = agreement_by_margin(np.array([0.05, 0.1]), np.array([True, False]))
+    assert unsure["by_teacher_margin"]["[0.2, 0.5)"] == {"n": 0, "agreement": None}
+    assert unsure["confident"] == {"min_margin": 0.5, "n": 0, "agreement": None}
+    json.dumps(unsure, allow_nan=False)  # results.json stays valid JSON
+    with pytest.raises(ValueError, match="same rows"):
+        agreement_by_margin(np.array([0.1, 0.2]), np.array([True]))
+
+
+def test_agreement_report_breaks_single_label_tasks_down_by_teacher_margin(monkeypatch):
+    """`agreement_report` on known student answers and teacher margins: the buckets as computed by hand, no
+    breakdown for a multi-label task."""
+    specs = {
+        "question": {"problem_type": SINGLE_LABEL, "labels": ["a", "b", "c"]},
+        "tags": {"problem_type": MULTI_LABEL, "labels": ["x", "y"]},
+    }
+    teacher = np.array(MARGIN_LOGITS).argmax(axis=-1)
+    student = np.where(MARGIN_AGREES, teacher, (teacher + 1) % 3)
+    tags = np.array([[1, 0], [1, 1]])
+    outputs = {"question": (student, teacher), "tags": (tags, tags)}
+
+    def fake_score_model(model, tokenizer, held_out, split, batch_size, progress):
+        tasks = {"question": {"accuracy": float((student == teacher).mean())}, "tags": {"f1_macro": 1.0}}
+        return {"tasks": tasks}, outputs
+
+    monkeypatch.setattr(job_module, "score_model", fake_score_model)
+    model = types.SimpleNamespace(config=types.SimpleNamespace(task=specs.__getitem__))
+    held_out = {"question": [None] * 6, "tags": [None] * 2}
+    margins = {"question": top2_margin(np.array(MARGIN_LOGITS))}
+    report = job_module.agreement_report(model, None, held_out, 8, False, margins)
+    question = report["question"]
+    assert question["value"] == pytest.approx(4 / 6) and question["n"] == 6
+    assert {name: bucket["n"] for name, bucket in question["by_teacher_margin"].items()} == {
+        "[0, 0.2)": 2,
+        "[0.2, 0.5)": 1,
+        "[0.5, 1]": 3,
+    }
+    assert [bucket["agreement"] for bucket in question["by_teacher_margin"].values()] == pytest.approx([0.5, 1, 2 / 3])
+    assert question["confident"]["n"] == 3 and question["confident"]["agreement"] == pytest.approx(2 / 3)
+    assert "by_teacher_margin" not in report["tags"] and "confident" not in report["tags"]
+    assert "confident" not in job_module.agreement_report(model, None, held_out, 8, False)["question"]
+
+
+def _summary(agreement):
+    teachers = [{"source": f"org/{task}", "tasks": {task: task}} for task in agreement]
+    return {"distillation": {"teachers": teachers, "agreement": agreement, "test": {}}}
+
+
+def _column(table, header, task):
+    """The cell of `task`'s row under `header` (the columns are right-aligned to the header's end)."""
+    lines = table.splitlines()
+    end = lines[0].index(header) + len(header)
+    row = next(line for line in lines if line.startswith(task + " "))
+    return row[:end].split("  ")[-1].strip()
+
+
+def test_table_shows_agreement_where_the_teacher_is_confident():
+    agreement = {
+        "question": {
+            "metric": "accuracy",
+            "value": 0.865,
+            "n": 1000,
+            "confident": {"min_margin": 0.5, "n": 167, "agreement": 1.0},
+        },
+        "emotion": {
+            "metric": "accuracy",
+            "value": 0.893,
+            "n": 1000,
+            "confident": {"min_margin": 0.5, "n": 494, "agreement": 491 / 494},
+        },
+        "unsure": {
+            "metric": "accuracy",
+            "value": 0.5,
+            "n": 4,
+            "confident": {"min_margin": 0.5, "n": 0, "agreement": None},
+        },
+        "tags": {"metric": "f1_macro", "value": 0.9, "n": 1000},
+    }
+    table = format_distillation_table(_summary(agreement))
+    header = "agree@margin>=0.5"
+    assert header in table.splitlines()[0]
+    assert _column(table, header, "question") == "100.0% (167)"
+    assert _column(table, header, "emotion") == "99.4% (494)"
+    assert _column(table, header, "unsure") == "- (0)"  # an empty bucket: no agreement, said how many
+    assert _column(table, header, "tags") == "-"  # multi-label: no margin breakdown
+    assert _column(table, "agreement", "emotion") == "0.893"  # the columns before it did not move
+    assert "top-2 softmax margin (p1 - p2) is >= 0.5" in table
 
 
 def test_speed_rounds_interleave_student_and_teachers_and_keep_the_median(tmp_path, teachers, monkeypatch):
@@ -494,6 +642,8 @@ def test_student_loads_with_remote_code_and_publishes_with_its_distillation_card
     publish_model(folder, "org/student", dry_run_dir=tmp_path / "upload")
     readme = (tmp_path / "upload" / "README.md").read_text()
     assert "## Distillation" in readme and "top-1 agreement" in readme and "On the labelled test data" in readme
+    assert "| 1.0000 | 8 | 1.0000 (8) |" in readme  # sentiment: agreement where its teacher is confident
+    assert "Where the teacher is confident (margin ≥ 0.5)" in readme and "top-2 softmax probability" in readme
     assert "teacher(s) run one after another" in readme
     assert AutoModel.from_pretrained(tmp_path / "upload", trust_remote_code=True).config.task_names == list(local)
 
@@ -510,8 +660,25 @@ def test_card_without_labelled_test_data_shows_agreement_only():
     }
     config = {"tasks": {"sentiment": {"labels": ["negative", "positive"]}}}
     card = render_model_card(config, results, repo_id="org/student")
-    assert "| `sentiment` | `org/sst2` | top-1 agreement | 0.9700 | 100 |" in card
+    assert "| `sentiment` | `org/sst2` | top-1 agreement | 0.9700 | 100 | - |" in card  # no margin breakdown in it
     assert "On the labelled test data" not in card and "texts/s" not in card
+    assert "top-2 softmax probability" not in card
+
+
+def test_card_shows_agreement_where_the_teacher_is_confident():
+    agreement = {
+        "question": {"metric": "accuracy", "value": 0.865, "n": 1000, "confident": {"n": 167, "agreement": 1.0}},
+        "unsure": {"metric": "accuracy", "value": 0.5, "n": 4, "confident": {"n": 0, "agreement": None}},
+        "tags": {"metric": "f1_macro", "value": 0.9, "n": 1000},
+    }
+    results = {"tasks": {}, "split": None, **_summary(agreement)}
+    config = {"tasks": {task: {"labels": ["a", "b"]} for task in agreement}}
+    card = render_model_card(config, results, repo_id="org/student")
+    assert "| Held-out texts | Where the teacher is confident (margin ≥ 0.5): value (texts) |" in card
+    assert "| `question` | `org/question` | top-1 agreement | 0.8650 | 1000 | 1.0000 (167) |" in card
+    assert "| `unsure` | `org/unsure` | top-1 agreement | 0.5000 | 4 | - (0) |" in card
+    assert "| `tags` | `org/tags` | F1 vs the teacher's decisions | 0.9000 | 1000 | - |" in card
+    assert "top-1 minus its top-2 softmax probability" in card
 
 
 def test_student_grown_from_an_existing_model(tmp_path, teachers):
@@ -568,15 +735,15 @@ def joint_setup(tmp_path_factory, teachers):
         joint: job_module.build_datasets(plan, outputs, tokenizer, 32, 2.0, joint_batches=joint)
         for joint in (True, False)
     }
-    return plan, tokenizer, layouts
+    return plan, tokenizer, layouts, outputs
 
 
 JOINT = "sentiment+emotion-distilbert+topic"
 
 
 def _joint_trainer(tmp_path, joint_setup, joint=True, loss_weights=None, **kwargs):
-    plan, tokenizer, layouts = joint_setup
-    train, held_out = layouts[joint]
+    plan, tokenizer, layouts, _ = joint_setup
+    train, held_out, _ = layouts[joint]
     torch.manual_seed(0)
     return DistillationTrainer(
         model=build_model(ModelArguments(), plan.heads),
@@ -590,10 +757,28 @@ def _joint_trainer(tmp_path, joint_setup, joint=True, loss_weights=None, **kwarg
     )
 
 
+def test_held_out_margins_are_the_teachers_on_the_held_out_rows(joint_setup):
+    """`build_datasets` carries the teacher's top-2 softmax margin of each held-out row, in the held-out datasets'
+    order, for the single-label tasks, whichever batch layout."""
+    plan, _, layouts, outputs = joint_setup
+    for joint in (True, False):
+        _, held_out, margins = layouts[joint]
+        assert set(margins) == {"sentiment", "topic", "nli"}  # not the multi-label emotion-distilbert
+        for task, task_margins in margins.items():
+            labelled, logits = outputs[task]
+            where = {int(row): i for i, row in enumerate(labelled)}
+            rows = [where[int(row)] for row in plan.held_out_rows if int(row) in where]
+            expected = [_hand_margin(row) for row in logits[rows].tolist()]
+            assert len(task_margins) == len(held_out[task]) == len(rows) > 0
+            np.testing.assert_allclose(task_margins, expected, rtol=1e-6)
+            teacher_answers = logits[rows].argmax(axis=-1).tolist()
+            assert held_out[task]["labels"] == teacher_answers  # same rows, same order
+
+
 def test_joint_batches_pass_each_text_once_per_epoch(tmp_path, joint_setup):
-    plan, _, layouts = joint_setup
-    joint, _ = layouts[True]
-    per_task, _ = layouts[False]
+    plan, _, layouts, _ = joint_setup
+    joint, _, _ = layouts[True]
+    per_task, _, _ = layouts[False]
     n = len(plan.train_rows)  # 36 unlabeled + 6 gold train texts; the pair task reads the 36 with a pair
     assert list(joint) == [JOINT, "nli"] and len(joint[JOINT]) == n == 42 and len(joint["nli"]) == 36
     assert list(per_task) == ["sentiment", "emotion-distilbert", "topic", "nli"]

@@ -8,8 +8,10 @@ their soft targets with [`DistillationTrainer`], and the run is reported:
   `polyhead.evaluation.scoring`, so the card and `scripts/publish.py` read it as for any model) and a
   `"distillation"` entry:
   `{"teachers": [...], "temperature", "gold_weight", "joint_batches", "num_texts": {...},
-  "agreement": {task: {"metric", "value", "n", "metrics": {...}, "per_label_f1": {...}}},`  (held-out texts: top-1
-  agreement for single-label tasks, F1 against the teacher's decisions for multi-label ones)
+  "agreement": {task: {"metric", "value", "n", "metrics": {...}, "per_label_f1": {...},
+  "by_teacher_margin": {"[0, 0.2)": {"n", "agreement"}, ...}, "confident": {"min_margin", "n", "agreement"}}},`
+  (held-out texts: top-1 agreement for single-label tasks, and it by the teacher's top-2 softmax margin; F1 against
+  the teacher's decisions for multi-label ones)
   `"test": {task: {"metric", "n", "teacher": {...}, "student": {...}, "agreement"}},`  (labelled test splits, side
   by side, and the agreement on their rows)
   `"speed": {"texts", "student_seconds", "teachers_seconds", "speedup", "per_teacher": {...}, ...}}`
@@ -53,6 +55,7 @@ from polyhead.distill.trainer import (
     student_dataset,
     teacher_decisions,
 )
+from polyhead.evaluation.agreement import agreement_by_margin, top2_margin
 from polyhead.evaluation.metrics import primary_metric
 from polyhead.evaluation.scoring import score_model, score_task, write_evaluation
 from polyhead.remote_code import MULTI_LABEL
@@ -239,13 +242,14 @@ def final_role_of(plan: Plan, task: str) -> str:
 
 def build_datasets(
     plan: Plan, outputs, tokenizer, max_length: int, temperature: float, joint_batches: bool = False
-) -> tuple[dict, dict]:
-    """`(train, held_out)`: per task, the packed soft-target rows it trains on and the held-out rows labelled with
-    the teacher's decisions. With `joint_batches`, the single-text tasks share one train dataset instead (keyed by
-    `joint_name` of them; a row: every one of their packed rows, see `polyhead.distill.trainer`); pair tasks keep
-    their own."""
+) -> tuple[dict, dict, dict]:
+    """`(train, held_out, margins)`: per task, the packed soft-target rows it trains on, the held-out rows labelled
+    with the teacher's decisions and, for single-label tasks, the teacher's top-2 softmax margin on each held-out row
+    (same order; `polyhead.evaluation.agreement`). With `joint_batches`, the single-text tasks share one train
+    dataset instead (keyed by `joint_name` of them; a row: every one of their packed rows, see
+    `polyhead.distill.trainer`); pair tasks keep their own."""
     corpus, heads = plan.corpus, plan.heads
-    train, held_out, joint = {}, {}, {}
+    train, held_out, margins, joint = {}, {}, {}, {}
     for task, head in heads.items():
         pairs = corpus.pairs if head.get("text_pair") else None
         rows, logits = _rows_logits(outputs, task, plan.train_rows)
@@ -260,11 +264,13 @@ def build_datasets(
             decisions = teacher_decisions(head, logits)
             texts = [corpus.texts[i] for i in rows]
             held_out[task] = student_dataset(task, texts, _pick(pairs, rows), decisions, tokenizer, max_length)
+            if head["problem_type"] != MULTI_LABEL:
+                margins[task] = top2_margin(logits)
     if joint:
         name, texts = joint_name(list(joint)), [corpus.texts[i] for i in plan.train_rows]
         labels = [sum(parts, []) for parts in zip(*joint.values())]
         train = {name: student_dataset(name, texts, None, labels, tokenizer, max_length), **train}
-    return train, held_out
+    return train, held_out, margins
 
 
 def rows_per_task(train: Mapping) -> dict[str, int]:
@@ -277,10 +283,18 @@ def _pick(values, rows):
     return [values[i] for i in rows] if values is not None else None
 
 
-def agreement_report(model, tokenizer, held_out: Mapping, batch_size: int, progress: bool) -> dict[str, Any]:
+def agreement_report(
+    model, tokenizer, held_out: Mapping, batch_size: int, progress: bool, margins: Mapping | None = None
+) -> dict[str, Any]:
     """Per task, the student's agreement with its teacher on held-out texts: top-1 agreement (accuracy against the
     teacher's answers) for single-label tasks, F1 against its decisions for multi-label tasks (micro, macro, and per
-    label)."""
+    label).
+
+    With `margins` (`build_datasets`' teacher top-2 softmax margins per held-out row), a single-label task's entry
+    also breaks the agreement down by how sure the teacher was (`agreement_by_margin`): `"by_teacher_margin"`
+    (buckets of `MARGIN_EDGES`, each `{"n", "agreement"}`, `None` when empty) and `"confident"` (margin >=
+    `CONFIDENT_MARGIN`). Multi-label tasks have no such breakdown: their teacher decides per label against a
+    threshold, with no top-2 margin."""
     if not held_out:
         return {}
     results, outputs = score_model(model, tokenizer, held_out, "held_out", batch_size, progress=progress)
@@ -290,10 +304,12 @@ def agreement_report(model, tokenizer, held_out: Mapping, batch_size: int, progr
         multi = spec["problem_type"] == MULTI_LABEL
         metric = "f1_macro" if multi else "accuracy"
         entry = {"metric": metric, "value": task_metrics[metric], "n": len(held_out[task]), "metrics": task_metrics}
+        predictions, references = outputs[task]
         if multi:
-            predictions, references = outputs[task]
             per_label = f1_score(references, predictions, average=None, zero_division=1.0)
             entry["per_label_f1"] = {label: float(v) for label, v in zip(spec["labels"], per_label)}
+        elif margins is not None and task in margins:
+            entry.update(agreement_by_margin(margins[task], np.asarray(predictions) == np.asarray(references)))
         report[task] = entry
     return report
 
@@ -485,7 +501,7 @@ def run(
     progress = not training_args.disable_tqdm
     outputs = label_with_teachers(plan, distill_args, training_args.output_dir, progress)
     max_length = model_args.max_length
-    train, held_out = build_datasets(
+    train, held_out, margins = build_datasets(
         plan, outputs, tokenizer, max_length, distill_args.distill_temperature, distill_args.joint_batches
     )
     set_seed(training_args.seed)
@@ -510,7 +526,7 @@ def run(
     # without accelerate's autocast wrapper (--bf16): reports, timing and the saved folder are the float32 student
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False).eval()
     batch_size = training_args.per_device_eval_batch_size
-    agreement = agreement_report(model, tokenizer, held_out, batch_size, progress)
+    agreement = agreement_report(model, tokenizer, held_out, batch_size, progress, margins)
     scored, side_by_side, predictions = test_report(plan, outputs, model, tokenizer, max_length, batch_size, progress)
     speed = measure_speed(plan, model, tokenizer, max_length, distill_args, progress)
     results = scored or {"tasks": {}, "num_examples": {}, "split": None, "model": None}
