@@ -3,6 +3,7 @@ encoder (one command, shared data, resume without retraining), and the tables of
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from helpers import tiny_task_specs, training_args
@@ -245,3 +246,98 @@ def test_parity_benchmark_compares_bf16_with_the_float32_runs(tmp_path, capsys):
         assert saved["training"]["bf16"] is bf16
     only = bench.main(["--configs", "bf16", "--report-only", *common])
     assert only["configs"]["bf16"]["against"] == json.loads(json.dumps(against))
+
+
+def test_matched_baselines_take_the_single_task_overrides():
+    from types import SimpleNamespace
+
+    from polyhead.benchmark import parity as bench
+
+    base = SimpleNamespace(learning_rate=1e-4, head_learning_rate=None, bf16=False, use_cpu=False)
+    assert bench.single_task_overrides("head_lr_3e-3", base) == {"head_learning_rate": 3e-3}
+    assert bench.single_task_overrides("head_lr_slow_encoder", base) == {
+        "head_learning_rate": 1e-3,
+        "learning_rate": 5e-5,
+    }
+    assert bench.single_task_overrides("bf16", base) == {"bf16": True, "use_cpu": True}
+    for config in ("multitask", "pcgrad", "uncertainty", "temperature", "task_embeddings"):
+        assert bench.single_task_overrides(config, base) == {}, config  # multitask-only remedies: plain baselines
+    # an override equal to the plain baselines' own setting needs no baselines of its own
+    slow = SimpleNamespace(learning_rate=5e-5, head_learning_rate=None, bf16=False, use_cpu=False)
+    assert bench.single_task_overrides("head_lr_slow_encoder", slow) == {"head_learning_rate": 1e-3}
+    # the folder is named by the override values, so configurations with the same settings share it
+    assert bench.baselines_folder(Path("w"), 2, {"head_learning_rate": 3e-3}) == Path(
+        "w/baselines-head_learning_rate=0.003-seed-2"
+    )
+    assert (
+        bench.baselines_folder(Path("w"), 2, {}) == bench.baselines_folder(Path("w"), 2) == Path("w/baselines-seed-2")
+    )
+
+
+def test_parity_benchmark_matched_baselines(tmp_path, monkeypatch, capsys):
+    from polyhead.benchmark import parity as bench_module
+    from polyhead.training import trainer as training
+
+    bench = _script("bench_parity")
+    trained = []
+    real_train = training.train_and_evaluate
+
+    def train_and_evaluate(prepared, *args, **kwargs):
+        trained.append((tuple(prepared.data), args[-1].output_dir))
+        return real_train(prepared, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train_and_evaluate", train_and_evaluate)
+    monkeypatch.setattr(bench_module, "train_and_evaluate", train_and_evaluate)
+    work = tmp_path / "w"
+    common = ["--tiny", "--seeds", "1", "--work-dir", str(work), "--output", str(tmp_path / "report.json")]
+    configs = ["--configs", "multitask,head_lr_3e-3"]
+
+    # workers: the baselines (plain and matched) on one side, the multitask runs on the other
+    assert bench.main([*configs, "--baselines-only", "--matched-baselines", *common])["configs"] == {}
+    out = capsys.readouterr().out
+    assert "4 trainings, 2 of them matched baselines ['head_learning_rate=0.003']" in out
+    assert len(trained) == 4
+    plain, matched = work / "baselines-seed-0", work / "baselines-head_learning_rate=0.003-seed-0"
+    for task in ("sentiment", "topic"):
+        ours = json.loads((matched / "baselines" / task / "model" / "training_args.json").read_text())["training"]
+        theirs = json.loads((plain / "baselines" / task / "model" / "training_args.json").read_text())["training"]
+        assert ours["head_learning_rate"] == 3e-3 and theirs["head_learning_rate"] is None
+        assert ours["learning_rate"] == theirs["learning_rate"] == 1e-4 and ours["seed"] == theirs["seed"] == 0
+    trained.clear()
+    bench.main([*configs, "--skip-baselines", "--matched-baselines", *common])
+    assert "2 trainings (" in capsys.readouterr().out and len(trained) == 2
+
+    # the full run reuses every finished run and compares head_lr_3e-3 with both kinds of baselines
+    trained.clear()
+    report = bench.main([*configs, "--matched-baselines", *common])
+    assert trained == []
+    assert "6 trainings, 2 of them matched baselines" in capsys.readouterr().out
+    entry = report["configs"]["head_lr_3e-3"]
+    assert entry["matched"]["overrides"] == {"head_learning_rate": 3e-3}
+    assert entry["matched"]["label"] == bench_module.MATCHED_LABEL
+    assert entry["matched"]["comparison"]["seeds"] == [0]
+    read = json.loads((matched / "model" / "baselines" / "results.json").read_text())
+    row = entry["matched"]["comparison"]["tasks"]["topic"]
+    assert row["single_task"]["values"] == [read["tasks"]["topic"][row["metric"]]]
+    read_plain = json.loads((plain / "model" / "baselines" / "results.json").read_text())
+    row = entry["comparison"]["tasks"]["topic"]  # the existing comparison still uses the plain baselines
+    assert row["single_task"]["values"] == [read_plain["tasks"]["topic"][row["metric"]]]
+    assert "matched" not in report["configs"]["multitask"]  # no single-task overrides: unchanged
+    assert sorted(p.name for p in work.glob("baselines-*")) == [matched.name, plain.name]
+    assert (
+        f"head_lr_3e-3 {bench_module.MATCHED_LABEL} (`head_learning_rate=0.003`)"
+        in (tmp_path / "report.md").read_text()
+    )
+    assert (tmp_path / "report.png").is_file()
+
+    # the report alone reads the matched baselines back; without the flag it is the report of before
+    only = bench.main([*configs, "--matched-baselines", "--report-only", *common[:-1], str(tmp_path / "only.json")])
+    assert only["configs"] == json.loads(json.dumps(report["configs"]))
+    old = bench.main([*configs, "--report-only", *common[:-1], str(tmp_path / "old.json")])
+    assert "matched" not in old["configs"]["head_lr_3e-3"]
+    assert old["configs"]["head_lr_3e-3"]["comparison"] == only["configs"]["head_lr_3e-3"]["comparison"]
+    # a seed whose matched baselines are missing has no matched comparison, the plain one stays
+    (matched / "model" / "baselines" / "results.json").unlink()
+    partial = bench.main([*configs, "--matched-baselines", "--report-only", *common[:-1], str(tmp_path / "p.json")])
+    assert "matched" not in partial["configs"]["head_lr_3e-3"] and "comparison" in partial["configs"]["head_lr_3e-3"]
+    assert trained == []

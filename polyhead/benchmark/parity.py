@@ -4,9 +4,13 @@
 configuration) and one multitask model per configuration (`--configs`: plain `multitask` and the remedies of
 `polyhead.training.balancing` / `polyhead.training.pcgrad`), all on the same tokenized data, and compares each
 configuration with the single-task models (`polyhead.evaluation.comparison`: per task mean ± std, paired difference,
-95% t-interval, verdict). Finished runs are reused (delete `--work-dir` to start afresh), so an interrupted benchmark
-continues where it stopped and configurations can be added later. The report (JSON, a Markdown table per
-configuration, a plot of the per-task differences with their intervals) is rewritten after every configuration.
+95% t-interval, verdict). With `--matched-baselines`, a configuration that overrides settings a single-task model
+can share (`SINGLE_TASK_SETTINGS`: the learning rates, bf16) is also compared with single-task models trained with
+those overrides (its matched baselines, trained once per set of overrides under `baselines-<overrides>-seed-N`), so a
+remedy's gain is not just a setting the single-task models could use too. Finished runs are reused (delete
+`--work-dir` to start afresh), so an interrupted benchmark continues where it stopped and configurations can be added
+later. The report (JSON, a Markdown table per configuration, a plot of the per-task differences with their
+intervals) is rewritten after every configuration.
 
 Offline smoke run on the tiny random encoder and synthetic tasks: `--tiny`.
 """
@@ -53,6 +57,10 @@ CONFIGS = {
 # every other configuration is also compared, paired by seed, with plain multitask: what the remedy itself changes
 AGAINST = {config: "multitask" for config in CONFIGS if config != "multitask"}
 AGAINST.update({"head_lr_3e-3": "head_lr", "head_lr_slow_encoder": "head_lr"})  # what each changes beyond head_lr
+# Training settings a single-task model can share with a configuration (the multitask remedies, pcgrad, loss balancing
+# and sampling, cannot): `--matched-baselines` trains that configuration's own baselines with them.
+SINGLE_TASK_SETTINGS = ("learning_rate", "head_learning_rate", "bf16", "use_cpu")
+MATCHED_LABEL = "against single-task models trained with the same head/learning rates (and precision)"
 DESCRIPTIONS = {
     "multitask": "plain multitask (proportional sampling, loss weights 1)",
     "uncertainty": "uncertainty loss weighting (`--loss_balancing uncertainty`)",
@@ -95,6 +103,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="Write the report from the finished runs in --work-dir without loading data or training: each "
         "configuration over the seeds whose baselines and run are all finished.",
+    )
+    parser.add_argument(
+        "--matched-baselines",
+        action="store_true",
+        help="Also compare each configuration that overrides a setting single-task models can share "
+        f"({', '.join(SINGLE_TASK_SETTINGS)}) with single-task models trained with those overrides (the fair "
+        "comparison: a gain is not just a rate the single-task models could use too). They train once per set of "
+        "overrides under --work-dir/baselines-<overrides>-seed-N, are reused like the plain baselines (which the "
+        "existing comparison keeps using), and follow --baselines-only, --skip-baselines and --report-only.",
     )
     parser.add_argument("--tiny", action="store_true", help="Tiny random encoder, synthetic tasks (smoke test).")
     return parser.parse_args(argv)
@@ -155,21 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
         tasks=task_arguments(args), max_eval_samples=args.eval_samples, tune_thresholds=not args.tiny
     )
     work = Path(args.work_dir)
-    base = MultitaskTrainingArguments(
-        output_dir=str(work / "baselines-seed-0"),
-        num_train_epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=64,
-        save_strategy="no",
-        eval_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        logging_steps=50,
-        num_threads=args.num_threads,
-        single_task_baselines=True,
-        resume_from_checkpoint="true",  # finished baselines are reused
-    )
+    base = base_arguments(args)
     if args.num_threads:
         import torch
 
@@ -177,11 +180,18 @@ def main(argv: list[str] | None = None) -> dict:
     tokenizer = load_tokenizer(model_args)
     prepared = prepare_tasks(model_args, data_args, tokenizer, seed=0)
     seeds = list(range(args.seeds))
-    baseline_runs = 0 if args.skip_baselines else len(prepared.data)
+    matched = matched_baselines(args, configs, base)
+    matched_sets = {baselines_key(overrides): overrides for overrides in matched.values()}
+    baseline_runs = 0 if args.skip_baselines else len(prepared.data) * (1 + len(matched_sets))
     trainings = len(seeds) * (baseline_runs + (0 if args.baselines_only else len(configs)))
+    extra = (
+        f", {len(seeds) * len(prepared.data) * len(matched_sets)} of them matched baselines {list(matched_sets)}"
+        if matched_sets and not args.skip_baselines
+        else ""
+    )
     print(
         f"Parity benchmark: {len(prepared.data)} tasks {list(prepared.data)}, {len(seeds)} seeds, configurations "
-        f"{configs}: {trainings} trainings (finished ones in {work} are reused); train rows "
+        f"{configs}: {trainings} trainings{extra} (finished ones in {work} are reused); train rows "
         f"{ {name: len(enc['train']) for name, enc in prepared.encoded.items()} }.",
         flush=True,
     )
@@ -199,18 +209,28 @@ def main(argv: list[str] | None = None) -> dict:
     previous = json.loads(output.read_text()) if output.is_file() else {}
     report["configs"].update(previous.get("configs", {}))
     baselines, finished = {}, finished_references(work, configs, seeds)
+
+    def baselines_of(seed: int, overrides: dict | None = None) -> dict:
+        """The single-task models of `seed` (with `overrides`: matched), trained once, read back when finished."""
+        key = (baselines_key(overrides), seed)
+        if key not in baselines:
+            seed_args = seed_arguments(base, work, seed, overrides)
+            baselines[key] = train_baselines(prepared, tokenizer, model_args, data_args, seed_args)
+            name = f"baselines {key[0]}".rstrip()
+            print(f"[{time.time() - started:.0f}s] {name} seed {seed} done", flush=True)
+        return baselines[key]
+
     if args.baselines_only:
         configs = []
         for seed in seeds:
-            train_baselines(prepared, tokenizer, model_args, data_args, seed_arguments(base, work, seed))
-            print(f"[{time.time() - started:.0f}s] baselines seed {seed} done", flush=True)
+            for overrides in [None, *matched_sets.values()]:
+                baselines_of(seed, overrides)
     for config in configs:
         training_overrides, data_overrides, model_overrides = CONFIGS[config]
-        runs = []
+        runs, matched_runs = [], []
         for seed in seeds:
-            if seed not in baselines and not args.skip_baselines:
-                seed_args = seed_arguments(base, work, seed)
-                baselines[seed] = train_baselines(prepared, tokenizer, model_args, data_args, seed_args)
+            if not args.skip_baselines:
+                baselines_of(seed)
             folder = work / config / f"seed-{seed}"
             run_args = dataclasses.replace(
                 base,
@@ -229,12 +249,12 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"[{time.time() - started:.0f}s] {config} seed {seed} done", flush=True)
             finished.setdefault(config, {})[seed] = multitask
             if not args.skip_baselines:
-                runs.append((multitask, baselines[seed]))
+                runs.append((multitask, baselines_of(seed)))
+                if config in matched:
+                    matched_runs.append((multitask, baselines_of(seed, matched[config])))
         if args.skip_baselines:
             continue
-        comparison = compare_runs(runs, seeds)
-        report["configs"][config] = {"description": DESCRIPTIONS[config], "comparison": comparison}
-        print(f"\n{config}: {DESCRIPTIONS[config]}\n{format_seed_comparison_table(comparison)}\n", flush=True)
+        add_config(report, config, runs, seeds, matched.get(config), matched_runs, seeds)
         write_report(report, output)
     if configs and not args.skip_baselines:
         add_paired_comparisons(report, configs, finished)
@@ -254,39 +274,126 @@ def report_from_finished_runs(args: argparse.Namespace, configs: list[str], argv
         "settings": {k: v for k, v in vars(args).items() if k not in ("output", "work_dir", "report_only")},
         "configs": {},
     }
-    baselines = {seed: read_baseline_results(work / f"baselines-seed-{seed}" / "model") for seed in range(args.seeds)}
+    matched = matched_baselines(args, configs, base_arguments(args))
+
+    def baselines(seed: int, overrides: dict | None = None) -> dict | None:
+        return read_baseline_results(baselines_folder(work, seed, overrides) / "model")
+
+    def complete(baseline: dict | None, multitask: dict) -> bool:
+        return bool(baseline) and set(baseline.get("tasks", {})) >= set(multitask.get("tasks", {}))
+
     finished = finished_references(work, configs, range(args.seeds))
     for config in configs:
-        runs, seeds = [], []
+        runs, seeds, matched_runs, matched_seeds = [], [], [], []
         for seed in range(args.seeds):
             multitask = finished_results(work / config / f"seed-{seed}" / "model")
-            complete = baselines[seed] and set(baselines[seed].get("tasks", {})) >= set(
-                (multitask or {}).get("tasks", {})
-            )
-            if multitask is not None:
-                finished.setdefault(config, {})[seed] = multitask
-            if multitask is not None and complete:
-                runs.append((multitask, baselines[seed]))
+            if multitask is None:
+                continue
+            finished.setdefault(config, {})[seed] = multitask
+            if complete(plain := baselines(seed), multitask):
+                runs.append((multitask, plain))
                 seeds.append(seed)
+            if config in matched and complete(own := baselines(seed, matched[config]), multitask):
+                matched_runs.append((multitask, own))
+                matched_seeds.append(seed)
         if not runs:
             print(f"{config}: no finished seed yet", flush=True)
             continue
-        comparison = compare_runs(runs, seeds)
         first = runs[0][0]
         report.setdefault("train_rows", first.get("num_train_examples") or {})
         report["test_rows"] = first.get("num_examples", {})
-        report["configs"][config] = {"description": DESCRIPTIONS[config], "comparison": comparison}
-        print(f"\n{config}: {DESCRIPTIONS[config]}\n{format_seed_comparison_table(comparison)}\n", flush=True)
+        add_config(report, config, runs, seeds, matched.get(config), matched_runs, matched_seeds)
     add_paired_comparisons(report, configs, finished)
     if report["configs"]:
         write_report(report, Path(args.output))
     return report
 
 
-def seed_arguments(base: MultitaskTrainingArguments, work: Path, seed: int) -> MultitaskTrainingArguments:
-    """The baselines of seed `seed` train under `<work>/baselines-seed-<seed>/baselines/<task>`."""
-    folder = work / f"baselines-seed-{seed}"
-    return dataclasses.replace(base, seed=seed, output_dir=str(folder), model_dir=str(folder / "model"))
+def base_arguments(args: argparse.Namespace) -> MultitaskTrainingArguments:
+    """The training arguments of every run (the single-task baselines'; a configuration's run overrides some)."""
+    return MultitaskTrainingArguments(
+        output_dir=str(Path(args.work_dir) / "baselines-seed-0"),
+        num_train_epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=64,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        logging_steps=50,
+        num_threads=args.num_threads,
+        single_task_baselines=True,
+        resume_from_checkpoint="true",  # finished baselines are reused
+    )
+
+
+def single_task_overrides(config: str, base: MultitaskTrainingArguments) -> dict:
+    """The overrides of `config` that a single-task model can share (`SINGLE_TASK_SETTINGS`) and that differ from
+    `base`, sorted by name; empty when the plain baselines already train with them."""
+    training_overrides = CONFIGS[config][0]
+    return {
+        key: value
+        for key, value in sorted(training_overrides.items())
+        if key in SINGLE_TASK_SETTINGS and getattr(base, key) != value
+    }
+
+
+def matched_baselines(args: argparse.Namespace, configs: list[str], base: MultitaskTrainingArguments) -> dict:
+    """`{configuration: overrides of its matched baselines}` under `--matched-baselines`, for the configurations that
+    have such overrides (the others keep the plain comparison only)."""
+    if not args.matched_baselines:
+        return {}
+    return {config: overrides for config in configs if (overrides := single_task_overrides(config, base))}
+
+
+def baselines_key(overrides: dict | None) -> str:
+    """The name of a set of overrides in its baselines' folders (`head_learning_rate=0.003`; plain: empty), so the
+    configurations that share the same single-task settings share their baselines."""
+    return "-".join(f"{key}={value}" for key, value in sorted((overrides or {}).items()))
+
+
+def baselines_folder(work: Path, seed: int, overrides: dict | None = None) -> Path:
+    """`<work>/baselines-seed-<seed>`, or with overrides `<work>/baselines-<baselines_key>-seed-<seed>`."""
+    key = baselines_key(overrides)
+    return work / (f"baselines-{key}-seed-{seed}" if key else f"baselines-seed-{seed}")
+
+
+def seed_arguments(
+    base: MultitaskTrainingArguments, work: Path, seed: int, overrides: dict | None = None
+) -> MultitaskTrainingArguments:
+    """The baselines of seed `seed` (trained with `overrides`: matched) train under
+    `baselines_folder(...)/baselines/<task>`."""
+    folder = baselines_folder(work, seed, overrides)
+    return dataclasses.replace(
+        base, seed=seed, output_dir=str(folder), model_dir=str(folder / "model"), **(overrides or {})
+    )
+
+
+def add_config(
+    report: dict,
+    config: str,
+    runs: list,
+    seeds: list[int],
+    overrides: dict | None,
+    matched_runs: list,
+    matched_seeds: list[int],
+) -> None:
+    """The entry of `config`: its comparison with the plain single-task models and, with matched baselines, with
+    those trained with its single-task overrides (under `"matched"`, over the seeds whose matched runs finished)."""
+    comparison = compare_runs(runs, seeds)
+    entry = {"description": DESCRIPTIONS[config], "comparison": comparison}
+    print(f"\n{config}: {DESCRIPTIONS[config]}\n{format_seed_comparison_table(comparison)}\n", flush=True)
+    if overrides and matched_runs:
+        entry["matched"] = {
+            "label": MATCHED_LABEL,
+            "overrides": overrides,
+            "baselines": baselines_folder(Path(), 0, overrides).name.removesuffix("-seed-0") + "-seed-<seed>",
+            "comparison": compare_runs(matched_runs, matched_seeds),
+        }
+        table = format_seed_comparison_table(entry["matched"]["comparison"])
+        print(f"\n{config} {MATCHED_LABEL} ({baselines_key(overrides)})\n{table}\n", flush=True)
+    report["configs"][config] = entry
 
 
 def machine() -> str:
@@ -333,6 +440,12 @@ def markdown(report: dict) -> str:
             lines += [f"| Task | Metric | {config} | {other} | Difference | 95% interval | Verdict |"]
             lines += ["|---|---|---:|---:|---:|---:|---|"]
             lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(entry["against"]["comparison"])]
+        if "matched" in entry:
+            own = entry["matched"]
+            lines += ["", f"{config} {own['label']} (`{baselines_key(own['overrides'])}`):", ""]
+            lines += [f"| Task | Metric | {config} | Matched single-task | Difference | 95% interval | Verdict |"]
+            lines += ["|---|---|---:|---:|---:|---:|---|"]
+            lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(own["comparison"])]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
@@ -344,12 +457,17 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    configs = list(report["configs"])
+    # each configuration against the plain single-task models, then (hollow) against its matched ones
+    series = [(config, entry["comparison"], "o") for config, entry in report["configs"].items()]
+    series += [
+        (f"{config} vs matched single-task", entry["matched"]["comparison"], "s")
+        for config, entry in report["configs"].items()
+        if "matched" in entry
+    ]
     tasks = [*next(iter(report["configs"].values()))["comparison"]["tasks"], "average"]
     fig, ax = plt.subplots(figsize=(8, 0.5 + 0.55 * len(tasks)))
-    for i, config in enumerate(configs):
-        comparison = report["configs"][config]["comparison"]
-        offset = (i - (len(configs) - 1) / 2) * 0.8 / max(len(configs), 1)
+    for i, (label, comparison, marker) in enumerate(series):
+        offset = (i - (len(series) - 1) / 2) * 0.8 / max(len(series), 1)
         for j, task in enumerate(tasks):
             row = comparison["average"] if task == "average" else comparison["tasks"].get(task)
             if row is None:
@@ -360,10 +478,11 @@ def plot(report: dict, path: Path) -> None:
                 d["mean"] * 100,
                 j + offset,
                 xerr=[[(d["mean"] - low) * 100], [(high - d["mean"]) * 100]],
-                fmt="o",
+                fmt=marker,
                 color=f"C{i}",
+                mfc="none" if marker == "s" else None,
                 capsize=3,
-                label=config if j == 0 else None,
+                label=label if j == 0 else None,
             )
     ax.axvline(0, color="black", linewidth=0.8)
     ax.axvline(-1, color="grey", linewidth=0.8, linestyle=":")
