@@ -53,7 +53,11 @@ class DistillArguments:
     max_held_out: int = field(default=1000, metadata={"help": "At most this many held-out texts."})
     distill_temperature: float = field(
         default=2.0,
-        metadata={"help": "Softmax temperature of single-label soft targets (the KL loss is scaled by T^2)."},
+        metadata={
+            "help": "Softmax temperature of single-label soft targets (the KL loss is scaled by T^2). Lower (0.5) "
+            "copies a teacher's pick between two close labels more often, at some cost on confident teachers "
+            "(docs/distillation.md, Temperature)."
+        },
     )
     gold_weight: float = field(
         default=0.0,
