@@ -50,6 +50,7 @@ CONFIGS = {
     # every task in every step: gradient_accumulation_steps = number of tasks, one batch of each (round robin)
     "pcgrad": ({"pcgrad": True, "gradient_accumulation_steps": len(TASKS)}, {"sampling": "round_robin"}, {}),
     "temperature": ({}, {"sampling": "temperature"}, {}),
+    "head_lr_3e-3_temperature": ({"head_learning_rate": 3e-3}, {"sampling": "temperature"}, {}),
     "task_embeddings": ({}, {}, {"task_embeddings": True}),
     # not a remedy: plain multitask under bf16 autocast, paired by seed with `multitask` (docs/cpu-acceleration.md)
     "bf16": ({"bf16": True, "use_cpu": True}, {}, {}),
@@ -57,6 +58,7 @@ CONFIGS = {
 # every other configuration is also compared, paired by seed, with plain multitask: what the remedy itself changes
 AGAINST = {config: "multitask" for config in CONFIGS if config != "multitask"}
 AGAINST.update({"head_lr_3e-3": "head_lr", "head_lr_slow_encoder": "head_lr"})  # what each changes beyond head_lr
+AGAINST["head_lr_3e-3_temperature"] = "head_lr_3e-3"  # what temperature sampling adds to the best head rate
 # Training settings a single-task model can share with a configuration (the multitask remedies, pcgrad, loss balancing
 # and sampling, cannot): `--matched-baselines` trains that configuration's own baselines with them.
 SINGLE_TASK_SETTINGS = ("learning_rate", "head_learning_rate", "bf16", "use_cpu")
@@ -69,6 +71,8 @@ DESCRIPTIONS = {
     "head_lr_slow_encoder": "head learning rate 1e-3, encoder 5e-5 (`--head_learning_rate 1e-3 --learning_rate 5e-5`)",
     "pcgrad": f"PCGrad (`--pcgrad true --gradient_accumulation_steps {len(TASKS)} --sampling round_robin`)",
     "temperature": "temperature sampling T=2 (`--sampling temperature`)",
+    "head_lr_3e-3_temperature": "head learning rate 3e-3 and temperature sampling T=2 "
+    "(`--head_learning_rate 3e-3 --sampling temperature`)",
     "task_embeddings": "a learned embedding per task (`--task_embeddings true`, dropout 0.1)",
     "bf16": "plain multitask trained under bfloat16 autocast (`--bf16 true --use_cpu true`)",
 }
