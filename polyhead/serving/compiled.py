@@ -22,9 +22,10 @@ import torch
 
 
 # Batch sizes are padded up to the next bucket (larger batches run in chunks of the largest); lengths likewise (a
-# length beyond the last bucket is padded to a multiple of it). 7 x 6 = 42 graphs at most; a server meets a few.
+# length beyond the last bucket is padded to a multiple of it): every 16 tokens up to 128, where most texts are, so
+# padding costs at most 15 tokens there. 7 x 10 = 70 graphs at most; a server meets a few.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-SEQUENCE_BUCKETS = (16, 32, 64, 128, 256, 512)
+SEQUENCE_BUCKETS = (16, 32, 48, 64, 80, 96, 112, 128, 256, 512)
 # Inductor settings for inference, also held as inductor's config while dynamo traces (see `_call_compiled`): weights
 # frozen as constants, so inductor folds them and prepacks the linear layers (oneDNN bf16/AMX, MKL fp32); measured in
 # docs/cpu-acceleration.md. `compile_model(options=...)` replaces them.
