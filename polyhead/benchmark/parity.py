@@ -469,7 +469,7 @@ def plot(report: dict, path: Path) -> None:
         if "matched" in entry
     ]
     tasks = [*next(iter(report["configs"].values()))["comparison"]["tasks"], "average"]
-    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.55 * len(tasks)))
+    fig, ax = plt.subplots(figsize=(11, 0.5 + 0.55 * len(tasks)))
     for i, (label, comparison, marker) in enumerate(series):
         offset = (i - (len(series) - 1) / 2) * 0.8 / max(len(series), 1)
         for j, task in enumerate(tasks):
@@ -493,7 +493,7 @@ def plot(report: dict, path: Path) -> None:
     ax.set_yticks(range(len(tasks)), tasks)
     ax.invert_yaxis()
     ax.set_xlabel("multitask - single-task, points of the primary metric (95% t-interval over seeds)")
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the axes: never over the bars
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
