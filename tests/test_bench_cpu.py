@@ -72,8 +72,9 @@ def test_the_autotune_small_variant_compiles_batch_1_with_max_autotune(folder, m
     assert cpu._dtype_of(runner).endswith(" compiled, autotune at batch <= 1")
     options.clear()
     plain = cpu.build_runner("torch-compiled", folder, None, torch.get_num_threads())
-    assert cpu._dtype_of(plain).endswith("compiled")
-    assert options == [compiled.INDUCTOR_OPTIONS]  # the default compiled row: no autotune
+    assert cpu._dtype_of(plain).endswith(" compiled, cpp_wrapper at batch <= 1")
+    # the default compiled row: no autotune, the C++ wrapper at batch 1
+    assert options == [compiled.INDUCTOR_OPTIONS, {**compiled.INDUCTOR_OPTIONS, **compiled.SMALL_BATCH_EXTRA}]
 
 
 def test_training_speed_times_both_precisions(folder):

@@ -166,6 +166,7 @@ def test_inductor_gives_the_eager_labels(folder, dtype):
         )
         assert_close(ours, theirs, tolerance)
     assert is_compiled(classifier.model) and classifier.model.encode.compiled_buckets == {(1, 16), (4, 16)}
+    assert classifier.model.encode.options_for(1)["cpp_wrapper"]  # batch 1 ran through the C++ wrapper
 
 
 def test_the_inductor_options_hold_while_dynamo_traces():
@@ -229,9 +230,9 @@ def test_bulk_prediction_runs_compiled_and_refuses_it_for_onnx(folder, tmp_path,
     assert "--compile is for the torch model" in capsys.readouterr().err
 
 
-def recording_compile(calls: list, runs: list):
+def recording_compile(calls: list, runs: list, setting: str = "max_autotune"):
     """A stand-in for `torch.compile`: records each compiled object's options, and on each call which object ran
-    with which of inductor's global settings (`freezing`, `max_autotune`) in force."""
+    with which of inductor's global settings (`freezing` and `setting`) in force."""
     from torch._inductor import config as inductor_config
 
     def fake_compile(fn, backend=None, options=None, dynamic=None):
@@ -239,7 +240,7 @@ def recording_compile(calls: list, runs: list):
         calls.append(options)
 
         def run(*inputs):
-            runs.append((index, inputs[0].shape[0], inductor_config.freezing, inductor_config.max_autotune))
+            runs.append((index, inputs[0].shape[0], inductor_config.freezing, getattr(inductor_config, setting)))
             return inputs[0].float()
 
         return run
@@ -270,16 +271,22 @@ def test_small_batch_buckets_take_their_own_options_and_compiled_function(monkey
     assert not inductor_config.freezing and not inductor_config.max_autotune  # the global config is restored
 
 
-def test_one_option_set_compiles_one_function(monkeypatch):
+def test_batch_one_adds_cpp_wrapper_by_default_and_one_option_set_compiles_one_function(monkeypatch):
+    from torch._inductor import config as inductor_config
+
     calls, runs = [], []
-    monkeypatch.setattr(compiled.torch, "compile", recording_compile(calls, runs))
+    monkeypatch.setattr(compiled.torch, "compile", recording_compile(calls, runs, "cpp_wrapper"))
     encoder = BucketedEncoder(lambda **inputs: inputs["input_ids"].float(), batch_buckets=(1, 4))
     with torch.inference_mode():
         for rows in (1, 4):
             encoder(torch.ones(rows, 3, dtype=torch.long), torch.ones(rows, 3, dtype=torch.long))
-    assert calls == [compiled.INDUCTOR_OPTIONS] and runs == [(0, 1, True, False), (0, 4, True, False)]
+    assert calls == [compiled.INDUCTOR_OPTIONS, {"freezing": True, "cpp_wrapper": True}]
+    assert runs == [(1, 1, True, True), (0, 4, True, False)] and not inductor_config.cpp_wrapper
+    # the extra goes on top of the caller's options; the caller's options again for batch 1: one function
+    custom = BucketedEncoder(lambda **inputs: inputs["input_ids"].float(), options={"freezing": False})
+    assert custom.options_for(1) == {"freezing": False, "cpp_wrapper": True}
     same = BucketedEncoder(lambda **inputs: inputs["input_ids"].float(), small_batch_options={"freezing": True})
-    assert len(calls) == 2 and same.compiled_small is same.compiled  # a small-batch set equal to the default: reused
+    assert len(calls) == 5 and same.compiled_small is same.compiled  # a small-batch set equal to the default: reused
 
 
 def test_a_bad_option_set_is_refused_before_anything_compiles(folder):

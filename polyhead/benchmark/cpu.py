@@ -218,8 +218,9 @@ def _dtype_of(runner) -> str:
     encode = getattr(model, "__dict__", {}).get("encode")
     if encode is None or encode.fallback:
         return dtype
-    if (encode.small_batch_options or {}).get("max_autotune"):
-        return f"{dtype} compiled, autotune at batch <= {encode.small_batch_max}"
+    for setting, said in (("max_autotune", "autotune"), ("cpp_wrapper", "cpp_wrapper")):
+        if (encode.small_batch_options or {}).get(setting):
+            return f"{dtype} compiled, {said} at batch <= {encode.small_batch_max}"
     return f"{dtype} compiled"
 
 

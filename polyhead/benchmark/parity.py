@@ -50,6 +50,7 @@ CONFIGS = {
     # every task in every step: gradient_accumulation_steps = number of tasks, one batch of each (round robin)
     "pcgrad": ({"pcgrad": True, "gradient_accumulation_steps": len(TASKS)}, {"sampling": "round_robin"}, {}),
     "temperature": ({}, {"sampling": "temperature"}, {}),
+    "round_robin": ({}, {"sampling": "round_robin"}, {}),
     "head_lr_3e-3_temperature": ({"head_learning_rate": 3e-3}, {"sampling": "temperature"}, {}),
     "task_embeddings": ({}, {}, {"task_embeddings": True}),
     # not a remedy: plain multitask under bf16 autocast, paired by seed with `multitask` (docs/cpu-acceleration.md)
@@ -71,6 +72,7 @@ DESCRIPTIONS = {
     "head_lr_slow_encoder": "head learning rate 1e-3, encoder 5e-5 (`--head_learning_rate 1e-3 --learning_rate 5e-5`)",
     "pcgrad": f"PCGrad (`--pcgrad true --gradient_accumulation_steps {len(TASKS)} --sampling round_robin`)",
     "temperature": "temperature sampling T=2 (`--sampling temperature`)",
+    "round_robin": "round-robin sampling, one batch of each task in turn (`--sampling round_robin`)",
     "head_lr_3e-3_temperature": "head learning rate 3e-3 and temperature sampling T=2 "
     "(`--head_learning_rate 3e-3 --sampling temperature`)",
     "task_embeddings": "a learned embedding per task (`--task_embeddings true`, dropout 0.1)",

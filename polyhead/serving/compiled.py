@@ -4,8 +4,8 @@ bfloat16 where the CPU has native bfloat16 matrix instructions (AMX or AVX512-BF
 [`compile_model`] replaces the model's `encode` (what the `multitask-classification` pipeline, bulk prediction and the
 handler call) by a [`BucketedEncoder`]: each batch is padded to a bucket of `BATCH_BUCKETS` x `SEQUENCE_BUCKETS`
 (padding tokens masked out, padded rows dropped from the answer), so a server compiles one graph per bucket it meets
-(lazily, the first time) instead of one per new length; the small batch buckets may take other inductor settings
-(`small_batch_options`, e.g. `AUTOTUNE_OPTIONS` at batch 1). Everything that cannot run compiled falls back to the
+(lazily, the first time) instead of one per new length; the batch-1 buckets take other inductor settings
+(`small_batch_options`: by default `options` plus `SMALL_BATCH_EXTRA`, cpp_wrapper; or e.g. `AUTOTUNE_OPTIONS`). Everything that cannot run compiled falls back to the
 eager model with ONE warning, never an error at a request: no C++ compiler, a torch without `torch.compile` for this
 Python, a failure while compiling (the first call of a bucket), gradients on (training), inputs other than
 ids/masks. The Hub files do not use this module: the compiled path is library-only (`polyhead` must be installed).
@@ -30,10 +30,13 @@ SEQUENCE_BUCKETS = (16, 32, 48, 64, 80, 96, 112, 128, 256, 512)
 # frozen as constants, so inductor folds them and prepacks the linear layers (oneDNN bf16/AMX, MKL fp32); measured in
 # docs/cpu-acceleration.md. `compile_model(options=...)` replaces them.
 INDUCTOR_OPTIONS = {"freezing": True}
+# What the batch-1 buckets add to `options` by default: the graph's kernels called from generated C++ instead of a
+# Python wrapper, whose per-call cost is a large share of a one-text call (docs/cpu-acceleration.md: 1.25x at batch 1).
+SMALL_BATCH_EXTRA = {"cpp_wrapper": True}
 # Freezing plus max-autotune's CPU GEMM templates (inductor times its C++ AMX GEMMs against oneDNN's per shape): ~2.9x
 # eager bf16 at batch 1 but slower than freezing alone at batch 32, so offered for small batches only (opt-in).
 AUTOTUNE_OPTIONS = {**INDUCTOR_OPTIONS, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}
-# The largest batch bucket that takes `small_batch_options` when given: the templates only won at batch 1.
+# The largest batch bucket that takes `small_batch_options`: cpp_wrapper and the templates were measured at batch 1.
 SMALL_BATCH_MAX = 1
 MIN_TORCH = (2, 4)  # inductor's CPU backend with freezing and bfloat16 matmuls through oneDNN
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -142,9 +145,10 @@ class BucketedEncoder:
     """The model's `encode`, compiled once per (batch, length) bucket: inputs padded up to the bucket, the pooled
     rows of the real inputs returned. Falls back to the eager `encode` (one warning) when compiling fails.
 
-    `options` are the inductor settings of every bucket (default `INDUCTOR_OPTIONS`); with `small_batch_options`
-    (e.g. `AUTOTUNE_OPTIONS`), the batch buckets up to `small_batch_max` compile with those instead, through their
-    own `torch.compile` object. `compiled_buckets` lists the buckets run compiled so far (each compiled once);
+    `options` are the inductor settings of every bucket (default `INDUCTOR_OPTIONS`); the batch buckets up to
+    `small_batch_max` compile with `small_batch_options` instead, through their own `torch.compile` object: by
+    default (None) `options` plus `SMALL_BATCH_EXTRA` (cpp_wrapper), or e.g. `AUTOTUNE_OPTIONS`; pass `options`
+    again for one setting everywhere. Custom backends take no options. `compiled_buckets` lists the buckets run compiled so far (each compiled once);
     `fallback` says why the eager path is used, or is empty."""
 
     def __init__(
@@ -166,6 +170,8 @@ class BucketedEncoder:
         self.fallback = ""
         inductor = backend == "inductor"
         self.options = dict(INDUCTOR_OPTIONS if options is None else options) if inductor else None
+        if small_batch_options is None and inductor:
+            small_batch_options = {**self.options, **SMALL_BATCH_EXTRA}
         self.small_batch_options = None if small_batch_options is None else dict(small_batch_options)
         self.small_batch_max = small_batch_max
         self._inductor_config = None
@@ -284,9 +290,9 @@ def compile_model(
     r"""
     `model` (a `MultitaskModel`, in place, in eval mode) in `dtype` (see [`resolve_dtype`]: `"auto"` is bfloat16
     on CPUs with native bfloat16, else float32) with its `encode` compiled per bucket (see [`BucketedEncoder`]).
-    `options`: inductor's settings for every bucket (default `INDUCTOR_OPTIONS`); `small_batch_options` (e.g.
-    `AUTOTUNE_OPTIONS`, max-autotune's GEMM templates): other settings for the batch buckets up to `small_batch_max`
-    (a batch bucket, default 1). A bad option set raises before anything else (see [`check_options`]).
+    `options`: inductor's settings for every bucket (default `INDUCTOR_OPTIONS`); `small_batch_options`: those of
+    the batch buckets up to `small_batch_max` (a batch bucket, default 1): by default `options` plus
+    `SMALL_BATCH_EXTRA` (cpp_wrapper), or e.g. `AUTOTUNE_OPTIONS` (max-autotune's GEMM templates). A bad option set raises before anything else (see [`check_options`]).
 
     When compiling is not possible here (see [`compile_unavailable`]) or the model has no `encode` (remote code older
     than the fused heads), one warning says why and the model stays eager, in `dtype`. `model.encode.fallback` is
@@ -328,6 +334,7 @@ __all__ = [
     "BATCH_BUCKETS",
     "INDUCTOR_OPTIONS",
     "SEQUENCE_BUCKETS",
+    "SMALL_BATCH_EXTRA",
     "SMALL_BATCH_MAX",
     "BucketedEncoder",
     "bucket",
