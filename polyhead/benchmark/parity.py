@@ -463,16 +463,18 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # each configuration against the plain single-task models, then (hollow) against its matched ones
-    series = [(config, entry["comparison"], "o") for config, entry in report["configs"].items()]
+    # each configuration against the plain single-task models, then (hollow, in its colour) against its matched ones
+    configs = list(report["configs"].items())
+    colors = plt.get_cmap("tab10" if len(configs) <= 10 else "tab20").colors
+    series = [(config, entry["comparison"], "o", colors[k % len(colors)]) for k, (config, entry) in enumerate(configs)]
     series += [
-        (f"{config} vs matched single-task", entry["matched"]["comparison"], "s")
-        for config, entry in report["configs"].items()
+        (f"{config} vs matched single-task", entry["matched"]["comparison"], "s", colors[k % len(colors)])
+        for k, (config, entry) in enumerate(configs)
         if "matched" in entry
     ]
     tasks = [*next(iter(report["configs"].values()))["comparison"]["tasks"], "average"]
     fig, ax = plt.subplots(figsize=(11, 0.5 + 0.55 * len(tasks)))
-    for i, (label, comparison, marker) in enumerate(series):
+    for i, (label, comparison, marker, color) in enumerate(series):
         offset = (i - (len(series) - 1) / 2) * 0.8 / max(len(series), 1)
         for j, task in enumerate(tasks):
             row = comparison["average"] if task == "average" else comparison["tasks"].get(task)
@@ -485,7 +487,7 @@ def plot(report: dict, path: Path) -> None:
                 j + offset,
                 xerr=[[(d["mean"] - low) * 100], [(high - d["mean"]) * 100]],
                 fmt=marker,
-                color=f"C{i}",
+                color=color,
                 mfc="none" if marker == "s" else None,
                 capsize=3,
                 label=label if j == 0 else None,
