@@ -3,14 +3,16 @@ dataclasses (`polyhead.training.arguments`: the student is built from `ModelArgu
 `DataArguments.tasks`, training is `MultitaskTrainingArguments`), parsed together by `HfArgumentParser`.
 """
 
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import HfArgumentParser
 
 from polyhead.encoders import check_positive_int
+from polyhead.remote_code import MULTI_LABEL
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments, read_config_file
 
 
@@ -56,6 +58,15 @@ class DistillArguments:
         metadata={
             "help": "Softmax temperature of single-label soft targets (the KL loss is scaled by T^2). Lower (0.5) "
             "copies a teacher's pick between two close labels more often, at some cost on confident teachers "
+            "(docs/distillation.md, Temperature). The default of every task without --task_distill_temperature."
+        },
+    )
+    task_distill_temperature: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Per-task override of --distill_temperature, repeatable: 'task=T', e.g. question=0.5 "
+            "emotion=0.5 (tasks with many near-ties copy their teacher better at a lower T, confident ones at a "
+            "higher T). Single-label tasks only: the temperature does not apply to multi-label ones "
             "(docs/distillation.md, Temperature)."
         },
     )
@@ -99,6 +110,7 @@ class DistillArguments:
             raise ValueError(f"gold_weight must be in [0, 1], got {self.gold_weight}.")
         if not self.distill_temperature > 0:
             raise ValueError(f"distill_temperature must be > 0, got {self.distill_temperature}.")
+        parse_task_temperatures(self.task_distill_temperature)
         for name in ("max_held_out", "teacher_batch_size", "speed_texts", "speed_rounds"):
             check_positive_int(name, getattr(self, name))
         for name in ("max_texts", "teacher_max_length"):
@@ -109,9 +121,78 @@ class DistillArguments:
     def pair_task_names(self) -> list[str]:
         return [name.strip() for name in (self.pair_tasks or "").split(",") if name.strip()]
 
+    def temperatures(self, heads: Mapping[str, Mapping]) -> dict[str, float]:
+        r"""
+        The distillation temperature of every single-label task of `heads` (`{task: {"problem_type", ...}}`, the
+        teachers' tasks): its `--task_distill_temperature`, else `--distill_temperature`. Multi-label tasks have none
+        (their targets are per-label sigmoids). A temperature given for an unknown or a multi-label task is refused.
+
+        Example:
+
+        ```python
+        >>> args = DistillArguments(task_distill_temperature=["question=0.5"])
+        >>> args.temperatures({"question": {"problem_type": "single_label_classification"},
+        ...                    "sentiment": {"problem_type": "single_label_classification"}})
+        {'question': 0.5, 'sentiment': 2.0}
+        ```
+        """
+        overrides = parse_task_temperatures(self.task_distill_temperature)
+        unknown = [task for task in overrides if task not in heads]
+        if unknown:
+            raise ValueError(
+                f"--task_distill_temperature names task(s) {unknown} that no teacher has: the teachers' tasks are "
+                f"{list(heads)}."
+            )
+        multi = [task for task in overrides if heads[task]["problem_type"] == MULTI_LABEL]
+        if multi:
+            raise ValueError(
+                f"--task_distill_temperature {multi}: multi-label task(s) learn their teacher's per-label "
+                "probabilities, where no temperature applies; remove them."
+            )
+        return {
+            task: overrides.get(task, float(self.distill_temperature))
+            for task, head in heads.items()
+            if head["problem_type"] != MULTI_LABEL
+        }
+
+
+def parse_task_temperatures(values: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
+    r"""
+    `--task_distill_temperature` values (`'task=T'` strings, or a `{task: T}` mapping from Python or a config file)
+    as `{task: T}`, each T a finite float > 0 and each task named once.
+
+    Example:
+
+    ```python
+    >>> parse_task_temperatures(["question=0.5", "emotion=1"])
+    {'question': 0.5, 'emotion': 1.0}
+    ```
+    """
+    if isinstance(values, Mapping):
+        values = [f"{task}={value}" for task, value in values.items()]
+    temperatures: dict[str, float] = {}
+    for given in values:
+        task, _, value = str(given).partition("=")
+        task = task.strip()
+        try:
+            temperature = float(value)
+        except ValueError:
+            temperature = None
+        if not task or temperature is None:
+            raise ValueError(
+                f"--task_distill_temperature expects 'task=T' with T a number (e.g. question=0.5), got {given!r}."
+            )
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"--task_distill_temperature {task}: the temperature must be > 0, got {value}.")
+        if task in temperatures:
+            raise ValueError(f"--task_distill_temperature names task {task!r} twice: give each task one value.")
+        temperatures[task] = temperature
+    return temperatures
+
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, DistillArguments, MultitaskTrainingArguments)
-REPEATABLE = ("--teacher", "--texts", "--tasks")  # `--teacher a --teacher b` means `--teacher a b`
+# `--teacher a --teacher b` means `--teacher a b`
+REPEATABLE = ("--teacher", "--texts", "--tasks", "--task_distill_temperature")
 
 
 def merge_repeated(args: Sequence[str], flags: Sequence[str] = REPEATABLE) -> list[str]:
@@ -152,7 +233,7 @@ def parse_distill_args(
     r"""
     Parses `[config.json|config.yaml] [--flag value ...]` into the four argument dataclasses (file values are
     defaults, flags override them), as `polyhead.training.arguments.parse_args` does for training; `--teacher`,
-    `--texts` and `--tasks` may be repeated.
+    `--texts`, `--tasks` and `--task_distill_temperature` may be repeated.
 
     Example:
 
@@ -175,4 +256,4 @@ def parse_distill_args(
     return tuple(parser.parse_args_into_dataclasses(args=merge_repeated(args)))
 
 
-__all__ = ["ARGUMENT_CLASSES", "DistillArguments", "merge_repeated", "parse_distill_args"]
+__all__ = ["ARGUMENT_CLASSES", "DistillArguments", "merge_repeated", "parse_distill_args", "parse_task_temperatures"]

@@ -7,7 +7,7 @@ their soft targets with [`DistillationTrainer`], and the run is reported:
 - `results.json` holds the usual scores of the student on every labelled test split given (`--tasks`; the schema of
   `polyhead.evaluation.scoring`, so the card and `scripts/publish.py` read it as for any model) and a
   `"distillation"` entry:
-  `{"teachers": [...], "temperature", "gold_weight", "joint_batches", "num_texts": {...},
+  `{"teachers": [...], "temperature", "temperatures": {task: T}, "gold_weight", "joint_batches", "num_texts": {...},
   "agreement": {task: {"metric", "value", "n", "metrics": {...}, "per_label_f1": {...},
   "by_teacher_margin": {"[0, 0.2)": {"n", "agreement"}, ...}, "confident": {"min_margin", "n", "agreement"}}},`
   (held-out texts: top-1 agreement for single-label tasks, and it by the teacher's top-2 softmax margin; F1 against
@@ -15,7 +15,8 @@ their soft targets with [`DistillationTrainer`], and the run is reported:
   `"test": {task: {"metric", "n", "teacher": {...}, "student": {...}, "agreement"}},`  (labelled test splits, side
   by side, and the agreement on their rows)
   `"speed": {"texts", "student_seconds", "teachers_seconds", "speedup", "per_teacher": {...}, ...}}`
-  (the student and every teacher one after another, on the same held-out texts, in this run; median of `rounds`);
+  (the student and every teacher one after another, on the same held-out texts, in this run; median of `rounds`;
+  `"temperature"`: `--distill_temperature`, the default; `"temperatures"`: the one each single-label task used);
 - `training_args.json` as training writes it, plus `"distillation"` (the `DistillArguments` and teachers).
 """
 
@@ -54,6 +55,7 @@ from polyhead.distill.trainer import (
     pack_targets,
     student_dataset,
     teacher_decisions,
+    temperature_for,
 )
 from polyhead.evaluation.agreement import agreement_by_margin, top2_margin
 from polyhead.evaluation.metrics import primary_metric
@@ -77,7 +79,8 @@ logger = logging.getLogger(__name__)
 @dataclasses.dataclass
 class Plan:
     """Everything checked before any teacher runs: the teachers and their token budgets, the texts (unlabeled rows
-    first, then gold train and gold test rows), which rows train, which are held out, and the gold data."""
+    first, then gold train and gold test rows), which rows train, which are held out, the gold data, and each
+    single-label task's distillation temperature."""
 
     teachers: list[Teacher]
     max_lengths: dict[str, int]
@@ -87,6 +90,7 @@ class Plan:
     gold: dict[str, TaskData]
     gold_rows: dict[str, dict[str, np.ndarray]]  # {task: {"train"|"test": corpus rows}}
     num_unlabeled: int
+    temperatures: dict[str, float]  # {single-label task: T}, `DistillArguments.temperatures`
 
     @property
     def heads(self) -> dict[str, dict[str, Any]]:
@@ -125,7 +129,9 @@ def plan_distillation(
     max_lengths = {
         teacher.source: teacher_max_length(teacher, distill_args.teacher_max_length) for teacher in teachers
     }
-    pair_tasks = [name for teacher in teachers for name, task in teacher.tasks.items() if task["text_pair"]]
+    heads = {name: task for teacher in teachers for name, task in teacher.tasks.items()}
+    temperatures = distill_args.temperatures(heads)
+    pair_tasks = [name for name, task in heads.items() if task["text_pair"]]
     if pair_tasks and not distill_args.text_pair_column:
         raise ValueError(f"Task(s) {pair_tasks} read sentence pairs: name the pair column with --text_pair_column.")
     corpus = load_corpus(
@@ -139,7 +145,6 @@ def plan_distillation(
     if pair_tasks and all(pair is None for pair in corpus.pairs or []):
         raise ValueError(f"Task(s) {pair_tasks} read sentence pairs, but no text has a pair.")
     train_rows, held_out_rows = split_held_out(len(corpus), distill_args, seed)
-    heads = {name: task for teacher in teachers for name, task in teacher.tasks.items()}
     gold = load_gold(data_args, distill_args, heads, seed)
     num_unlabeled = len(corpus)
     gold_rows: dict[str, dict[str, np.ndarray]] = {}
@@ -154,7 +159,7 @@ def plan_distillation(
     extra = [rows["train"] for rows in gold_rows.values() if "train" in rows]
     if extra:  # gold train texts train every task: with their gold label for their own task, unlabeled for others
         train_rows = np.concatenate([train_rows, *extra])
-    return Plan(teachers, max_lengths, corpus, train_rows, held_out_rows, gold, gold_rows, num_unlabeled)
+    return Plan(teachers, max_lengths, corpus, train_rows, held_out_rows, gold, gold_rows, num_unlabeled, temperatures)
 
 
 def split_held_out(size: int, distill_args: DistillArguments, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -241,9 +246,15 @@ def final_role_of(plan: Plan, task: str) -> str:
 
 
 def build_datasets(
-    plan: Plan, outputs, tokenizer, max_length: int, temperature: float, joint_batches: bool = False
+    plan: Plan,
+    outputs,
+    tokenizer,
+    max_length: int,
+    temperature: float | Mapping[str, float],
+    joint_batches: bool = False,
 ) -> tuple[dict, dict, dict]:
-    """`(train, held_out, margins)`: per task, the packed soft-target rows it trains on, the held-out rows labelled
+    """`(train, held_out, margins)`: per task, the packed soft-target rows it trains on (soft targets at its
+    `temperature`: one for every task or `{task: T}`, `temperature_for`), the held-out rows labelled
     with the teacher's decisions and, for single-label tasks, the teacher's top-2 softmax margin on each held-out row
     (same order; `polyhead.evaluation.agreement`). With `joint_batches`, the single-text tasks share one train
     dataset instead (keyed by `joint_name` of them; a row: every one of their packed rows, see
@@ -253,7 +264,9 @@ def build_datasets(
     for task, head in heads.items():
         pairs = corpus.pairs if head.get("text_pair") else None
         rows, logits = _rows_logits(outputs, task, plan.train_rows)
-        labels = pack_targets(head["problem_type"], logits, temperature, _gold_labels(plan, task, rows, "train"))
+        task_temperature = temperature_for(temperature, task, head["problem_type"])
+        gold = _gold_labels(plan, task, rows, "train")
+        labels = pack_targets(head["problem_type"], logits, task_temperature, gold)
         texts = [corpus.texts[i] for i in rows]
         if joint_batches and pairs is None:  # a single-text task labels every train row, in plan.train_rows' order
             joint[task] = labels
@@ -433,6 +446,7 @@ def distillation_summary(
     return {
         "teachers": [describe(teacher) for teacher in plan.teachers],
         "temperature": distill_args.distill_temperature,
+        "temperatures": plan.temperatures,
         "gold_weight": distill_args.gold_weight,
         "joint_batches": distill_args.joint_batches,
         "num_texts": {
@@ -502,7 +516,7 @@ def run(
     outputs = label_with_teachers(plan, distill_args, training_args.output_dir, progress)
     max_length = model_args.max_length
     train, held_out, margins = build_datasets(
-        plan, outputs, tokenizer, max_length, distill_args.distill_temperature, distill_args.joint_batches
+        plan, outputs, tokenizer, max_length, plan.temperatures, distill_args.joint_batches
     )
     set_seed(training_args.seed)
     model = build_model(model_args, plan.heads, model_args.train_task_names)
@@ -519,7 +533,7 @@ def run(
         sampling=data_args.sampling,
         temperature=data_args.temperature,
         callbacks=callbacks,
-        distill_temperature=distill_args.distill_temperature,
+        distill_temperature=plan.temperatures,
         gold_weight=distill_args.gold_weight,
     )
     train_result = trainer.train(resume_from_checkpoint=_resume(training_args))

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from polyhead.evaluation.agreement import CONFIDENT_MARGIN
+from polyhead.evaluation.agreement import CONFIDENT_MARGIN, temperature_text
 from polyhead.run_folder import RESULTS_FILE
 
 
@@ -16,7 +16,8 @@ def format_distillation_table(results: Mapping[str, Any]) -> str:
     Plain text: per task its teacher, the student's agreement with it on held-out texts (all of them, and those where
     the teacher is confident: top-2 softmax margin >= `CONFIDENT_MARGIN`, with their number; single-label tasks) and,
     with a labelled test split, the agreement on its rows and teacher and student accuracy and macro F1; then the
-    speed of the student against the teachers run one after another.
+    soft targets' temperature (each task's where they differ) and the speed of the student against the teachers run
+    one after another.
 
     Example:
 
@@ -51,6 +52,9 @@ def format_distillation_table(results: Mapping[str, Any]) -> str:
         f"\n{CONFIDENT_HEADER}: agreement on the held-out texts where the teacher's top-2 softmax margin (p1 - p2) "
         f"is >= {CONFIDENT_MARGIN:g} (how many); {RESULTS_FILE} has every margin bucket."
     )
+    temperatures = temperature_text(summary)
+    if temperatures:
+        lines.append(f"\n{temperatures}")
     speed = summary.get("speed")
     if speed:
         lines.append(

@@ -2,10 +2,10 @@
 evaluation and saving unchanged).
 
 A distillation row's `labels` hold the soft targets followed by the gold label(s), -100 where the row has none:
-`K + 1` floats for a single-label task (the teacher's probabilities at temperature T, then the gold class id) and
-`2K` floats for a multi-label task (the teacher's per-label probabilities, then the gold multi-hot). The collator
-turns them into one float tensor like any multi-hot label; [`DistillationTrainer.task_loss`] tells them from hard
-labels by their width, so evaluation rows labelled with the teacher's decisions (class ids, multi-hot) are scored
+`K + 1` floats for a single-label task (the teacher's probabilities at the task's temperature T, then the gold class
+id) and `2K` floats for a multi-label task (the teacher's per-label probabilities, then the gold multi-hot). The
+collator turns them into one float tensor like any multi-hot label; [`DistillationTrainer.task_loss`] tells them from
+hard labels by their width, so evaluation rows labelled with the teacher's decisions (class ids, multi-hot) are scored
 and their loss computed as in training.
 
 A joint row trains several tasks on one text: its `task` is their names joined by `+` ([`joint_name`]; `+` is no
@@ -43,7 +43,19 @@ def joint_tasks(name: str) -> list[str]:
     return name.split(JOINT_SEPARATOR)
 
 
-def soft_targets(problem_type: str, logits: np.ndarray, temperature: float) -> np.ndarray:
+def temperature_for(temperature: float | Mapping[str, float], task: str, problem_type: str) -> float | None:
+    """`task`'s distillation temperature: `temperature` itself (one for every task) or its entry in a `{task: T}`
+    mapping (`DistillArguments.temperatures`); `None` for a multi-label task, where no temperature applies."""
+    if problem_type == MULTI_LABEL:
+        return None
+    if not isinstance(temperature, Mapping):
+        return float(temperature)
+    if task not in temperature:
+        raise ValueError(f"No distillation temperature for task {task!r}: the mapping has {list(temperature)}.")
+    return float(temperature[task])
+
+
+def soft_targets(problem_type: str, logits: np.ndarray, temperature: float | None) -> np.ndarray:
     """The teacher's probabilities: softmax of `logits / temperature` (single-label) or the per-label sigmoid
     (multi-label, where the temperature does not apply)."""
     logits = np.asarray(logits, dtype=np.float64)
@@ -63,7 +75,7 @@ def teacher_decisions(spec: Mapping[str, Any], logits: np.ndarray) -> list:
 
 
 def pack_targets(
-    problem_type: str, logits: np.ndarray, temperature: float, gold: Sequence[Any] | None = None
+    problem_type: str, logits: np.ndarray, temperature: float | None, gold: Sequence[Any] | None = None
 ) -> list[list[float]]:
     r"""
     One `labels` row per text: soft targets then the gold label(s) (-100 where `gold` has `None` or is absent).
@@ -89,7 +101,11 @@ def pack_targets(
 
 
 def distillation_loss(
-    problem_type: str, logits: torch.Tensor, packed: torch.Tensor, temperature: float = 2.0, gold_weight: float = 0.0
+    problem_type: str,
+    logits: torch.Tensor,
+    packed: torch.Tensor,
+    temperature: float | None = 2.0,
+    gold_weight: float = 0.0,
 ) -> torch.Tensor:
     r"""
     The student's loss on packed rows (see the module docstring), a mean over rows. Single-label: the KL divergence
@@ -145,7 +161,8 @@ class DistillationTrainer(MultitaskTrainer):
     task by task.
 
     Args:
-        distill_temperature (`float`): softmax temperature of single-label soft targets and student logits.
+        distill_temperature (`float` or `dict[str, float]`): softmax temperature of single-label soft targets and
+            student logits, one for every task or `{task: T}` for each single-label task ([`temperature_for`]).
         gold_weight (`float`): weight of the gold-label loss on rows that have a gold label (0: teachers only).
         args, kwargs: as for [`MultitaskTrainer`].
 
@@ -158,10 +175,16 @@ class DistillationTrainer(MultitaskTrainer):
     ```
     """
 
-    def __init__(self, *args, distill_temperature: float = 2.0, gold_weight: float = 0.0, **kwargs):
+    def __init__(
+        self, *args, distill_temperature: float | Mapping[str, float] = 2.0, gold_weight: float = 0.0, **kwargs
+    ):
         super().__init__(*args, **kwargs)
-        self.distill_temperature = float(distill_temperature)
+        self.distill_temperature = (
+            dict(distill_temperature) if isinstance(distill_temperature, Mapping) else float(distill_temperature)
+        )
         self.gold_weight = float(gold_weight)
+        for task in (task for key in self.train_datasets for task in self.batch_tasks(key)):
+            self.temperature_for(task)  # a task without a temperature fails here, not mid-training
         if any(len(self.batch_tasks(key)) > 1 for key in self.train_datasets):
             check_joint_batches(self.args)
         self._logged_losses: dict[str, dict[str, list]] = {"loss": {}, "train_loss": {}}  # {task: [sum, count]}
@@ -195,11 +218,16 @@ class DistillationTrainer(MultitaskTrainer):
         loss = torch.stack(losses).sum()
         return (loss, {"loss": loss, "logits": logits}) if return_outputs else loss
 
+    def temperature_for(self, task: str) -> float | None:
+        """`task`'s distillation temperature (`None`: a multi-label task)."""
+        return temperature_for(self.distill_temperature, task, self.model.config.tasks[task]["problem_type"])
+
     def task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         spec = self.model.config.tasks[task]
         if not is_packed(spec["problem_type"], len(spec["labels"]), labels):
             return super().task_loss(task, logits, labels)
-        loss = distillation_loss(spec["problem_type"], logits, labels, self.distill_temperature, self.gold_weight)
+        temperature = self.temperature_for(task)
+        loss = distillation_loss(spec["problem_type"], logits, labels, temperature, self.gold_weight)
         loss = loss * self.loss_weights.get(task, 1.0)
         if self.model.training:  # a training batch (evaluation runs the model in eval mode)
             for totals in self._logged_losses.values():
@@ -272,4 +300,5 @@ __all__ = [
     "soft_targets",
     "student_dataset",
     "teacher_decisions",
+    "temperature_for",
 ]

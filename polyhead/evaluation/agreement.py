@@ -1,8 +1,9 @@
 """Agreement with a reference model (a distillation teacher) broken down by how sure the reference is: its top-2
 softmax margin (at temperature 1, `p1 - p2`), in buckets of fixed edges. Distillation reports it per task
-(`polyhead.distill.job`), and its end-of-run table and the model card show the confident bucket."""
+(`polyhead.distill.job`), and its end-of-run table and the model card show the confident bucket, and the
+temperature the student learned each teacher at ([`temperature_text`])."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,4 +72,37 @@ def _share(agrees: np.ndarray) -> dict[str, Any]:
     return {"n": int(agrees.size), "agreement": float(agrees.mean()) if agrees.size else None}
 
 
-__all__ = ["CONFIDENT_MARGIN", "MARGIN_EDGES", "agreement_by_margin", "bucket_names", "top2_margin"]
+def temperature_text(summary: Mapping[str, Any], quote: str = "") -> str | None:
+    r"""
+    The soft targets' temperature of a distillation summary in one sentence: one value when every single-label task
+    used it, else each task's (`quote` wraps task names, e.g. "`" in Markdown); `None` when no task used one (all
+    multi-label). Results without `"temperatures"` (older runs) had one temperature for every task.
+
+    Example:
+
+    ```python
+    >>> temperature_text({"temperature": 2.0, "temperatures": {"question": 0.5, "sentiment": 2.0}})
+    'Soft-target temperature per single-label task: question 0.5, sentiment 2.'
+    ```
+    """
+    temperatures = summary.get("temperatures")
+    if temperatures is None:
+        values = {summary["temperature"]} if summary.get("temperature") is not None else set()
+    else:
+        values = set(temperatures.values())
+    if not values:
+        return None
+    if len(values) == 1:
+        return f"Soft targets of the single-label tasks at temperature {values.pop():g}."
+    each = ", ".join(f"{quote}{task}{quote} {value:g}" for task, value in temperatures.items())
+    return f"Soft-target temperature per single-label task: {each}."
+
+
+__all__ = [
+    "CONFIDENT_MARGIN",
+    "MARGIN_EDGES",
+    "agreement_by_margin",
+    "bucket_names",
+    "temperature_text",
+    "top2_margin",
+]

@@ -40,7 +40,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from polyhead import encoders, run_folder
 from polyhead.encoders import encoder_hub_id, hub_id_or_none
-from polyhead.evaluation.agreement import CONFIDENT_MARGIN
+from polyhead.evaluation.agreement import CONFIDENT_MARGIN, temperature_text
 from polyhead.evaluation.comparison import COLUMNS, comparison_rows
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, PIPELINE_TASK, MultitaskConfig, normalize_tasks
 from polyhead.serving.inference import (
@@ -399,8 +399,9 @@ def forgetting_table(forgetting: Mapping[str, Any]) -> str:
 
 
 def distillation_tables(distillation: Mapping[str, Any]) -> str:
-    """A distilled model's teachers, its agreement with them, teacher vs student on labelled test splits and its
-    speed against running the teachers one after another (`results["distillation"]`, `polyhead.distill.job`)."""
+    """A distilled model's teachers, its agreement with them, the soft targets' temperature (each task's where they
+    differ), teacher vs student on labelled test splits and its speed against running the teachers one after another
+    (`results["distillation"]`, `polyhead.distill.job`)."""
     agreement, test = distillation.get("agreement", {}), distillation.get("test", {})
     rows = []
     for teacher in distillation.get("teachers", []):
@@ -421,6 +422,9 @@ def distillation_tables(distillation: Mapping[str, Any]) -> str:
             "much higher than the overall value, the student differs from the teacher mostly where the teacher "
             "itself is unsure."
         )
+    temperatures = temperature_text(distillation, quote="`")
+    if temperatures:
+        text += f"\n\n{temperatures}"
     if test:
         lines = []
         for task, entry in test.items():
