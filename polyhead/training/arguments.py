@@ -235,7 +235,7 @@ class MultitaskTrainingArguments(TrainingArguments):
         metadata={
             "help": "With single_task_baselines: train the multitask model and every baseline under this many seeds "
             "(seed, seed+1, ...) on the same tokenized data, and report per task mean +- std, the paired difference "
-            "with a 95% t-interval and a verdict (polyhead.training.parity). Finished runs are reused when "
+            "with a 95 percent t-interval and a verdict (polyhead.training.parity). Finished runs are reused when "
             "resume_from_checkpoint is given."
         },
     )
