@@ -77,6 +77,25 @@ def test_the_autotune_small_variant_compiles_batch_1_with_max_autotune(folder, m
     assert options == [compiled.INDUCTOR_OPTIONS, {**compiled.INDUCTOR_OPTIONS, **compiled.SMALL_BATCH_EXTRA}]
 
 
+def test_the_compiled_rows_profile_names_inductors_generated_kernels(folder, monkeypatch):
+    from polyhead.serving import compiled
+
+    options = []
+    monkeypatch.setattr(compiled, "compile_unavailable", lambda: None)
+    monkeypatch.setattr(compiled.torch, "compile", lambda fn, **kwargs: options.append(kwargs["options"]) or fn)
+    plain = cpu.build_runner("torch-compiled", folder, None, torch.get_num_threads())
+    options.clear()
+    twin = cpu.kernel_profiled(plain, folder)
+    assert twin is not plain and twin.model.dtype == plain.model.dtype
+    # the twin's every option set is the timed runner's plus the kernel profile; the timed runner is untouched
+    assert options == [{**opts, **cpu.KERNEL_PROFILE} for opts in (plain.model.encode.options_for(b) for b in (32, 1))]
+    assert not any("cpp.enable_kernel_profile" in plain.model.encode.options_for(b) for b in (32, 1))
+    eager = cpu.build_runner("torch-bf16", folder, None, torch.get_num_threads())
+    assert cpu.kernel_profiled(eager, folder) is eager  # nothing generated to list: profiled as it is
+    profile = cpu._profile_call(lambda: eager(synthetic_texts(4), batch_size=4))
+    assert "aten::" in profile and "self CPU time of every event:" in profile.splitlines()[-1]
+
+
 def test_training_speed_times_both_precisions(folder):
     speed = cpu.training_speed(folder, synthetic_texts(16), batch_size=4, steps=2, repeats=1, profile=["train-bf16"])
     assert set(speed) == {"train-fp32", "train-bf16"}

@@ -192,7 +192,7 @@ def _worker(connection, variant: str, model_dir: str, onnx_dir: str | None, thre
         elif command == "labels":
             connection.send(runner(args[0], batch_size=32))
         elif command == "profile":
-            connection.send(_profile(runner, *args))
+            connection.send(_profile(kernel_profiled(runner, model_dir), *args))
         elif command == "peak":
             connection.send(matmul_peak(args[0]))
         elif command == "layer_peak":
@@ -224,18 +224,47 @@ def _dtype_of(runner) -> str:
     return f"{dtype} compiled"
 
 
+# Inductor records each generated C++ kernel as a profiler event (torch.profiler lists none of them otherwise).
+KERNEL_PROFILE = {"cpp.enable_kernel_profile": True}
+
+
+def kernel_profiled(runner, model_dir: str):
+    """A compiled runner's twin compiled with `KERNEL_PROFILE` added to its options, so that its profile lists the
+    graphs' generated kernels (the fused LayerNorm, GELU, softmax, adds); other runners as they are. Built only to be
+    profiled, after the timed rounds: the recording costs a little per kernel."""
+    from polyhead.serving.compiled import BucketedEncoder, compile_model
+    from polyhead.serving.inference import load_pipeline
+
+    encode = runner.model.__dict__.get("encode")
+    if not isinstance(encode, BucketedEncoder) or encode.fallback or encode.options is None:
+        return runner
+    twin = load_pipeline(model_dir)
+    small = None if encode.small_batch_options is None else {**encode.small_batch_options, **KERNEL_PROFILE}
+    dtype = str(runner.model.dtype).replace("torch.", "")
+    compile_model(twin.model, dtype, options={**encode.options, **KERNEL_PROFILE}, small_batch_options=small)
+    return twin
+
+
 def _profile(runner, texts: list[str], batch_size: int) -> str:
-    """The top operators by self CPU time of one pass of the pipeline over `texts` (torch.profiler), as a table."""
+    """The top operators by self CPU time of one pass of the pipeline over `texts` (torch.profiler), as a table,
+    after one unprofiled pass (a compiled runner compiles its buckets there)."""
+    runner(texts, batch_size=batch_size)
     return _profile_call(lambda: runner(texts, batch_size=batch_size))
 
 
 def _profile_call(call, rows: int = 12) -> str:
-    """The top operators by self CPU time of one `call()` (torch.profiler), as a table."""
+    """The top operators by self CPU time of one `call()` (torch.profiler), as a table, and how much of the call's
+    wall time the operators' self times add up to."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
+        begin = time.perf_counter()
         call()
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=60)
+        seconds = time.perf_counter() - begin
+    averages = prof.key_averages()
+    listed = sum(event.self_cpu_time_total for event in averages) / 1e3
+    table = averages.table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=60)
+    return f"{table}\nself CPU time of every event: {listed:.0f} ms; the profiled call: {seconds * 1e3:.0f} ms"
 
 
 def training_speed(
