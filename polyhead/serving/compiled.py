@@ -5,11 +5,12 @@ bfloat16 where the CPU has native bfloat16 matrix instructions (AMX or AVX512-BF
 handler call) by a [`BucketedEncoder`]: each batch is padded to a bucket of `BATCH_BUCKETS` x `SEQUENCE_BUCKETS`
 (padding tokens masked out, padded rows dropped from the answer), so a server compiles one graph per bucket it meets
 (lazily, the first time) instead of one per new length; the batch-1 buckets take other inductor settings
-(`small_batch_options`: by default `options` plus `SMALL_BATCH_EXTRA`, cpp_wrapper; or e.g. `AUTOTUNE_OPTIONS`). Everything that cannot run compiled falls back to the
-eager model with ONE warning, never an error at a request: no C++ compiler, a torch without `torch.compile` for this
-Python, a failure while compiling (the first call of a bucket), gradients on (training), inputs other than
-ids/masks. The Hub files do not use this module: the compiled path is library-only (`polyhead` must be installed).
-Measured buckets, warm-up cost and speed: docs/cpu-acceleration.md.
+(`small_batch_options`: by default `options` plus `SMALL_BATCH_EXTRA`, cpp_wrapper; or e.g. `AUTOTUNE_OPTIONS`).
+Everything that cannot run compiled falls back to the eager model with ONE warning, never an error at a request:
+no C++ compiler, a torch without `torch.compile` for this Python, a failure while compiling (the first call of a
+bucket), gradients on (training), inputs other than ids/masks. The Hub files do not use this module: the compiled
+path is library-only (`polyhead` must be installed). Measured buckets, warm-up cost and speed:
+docs/cpu-acceleration.md.
 """
 
 import os
@@ -31,7 +32,7 @@ SEQUENCE_BUCKETS = (16, 32, 48, 64, 80, 96, 112, 128, 256, 512)
 # docs/cpu-acceleration.md. `compile_model(options=...)` replaces them.
 INDUCTOR_OPTIONS = {"freezing": True}
 # What the batch-1 buckets add to `options` by default: the graph's kernels called from generated C++ instead of a
-# Python wrapper, whose per-call cost is a large share of a one-text call (docs/cpu-acceleration.md: 1.25x at batch 1).
+# Python wrapper, whose per-call cost weighs on a one-text call (docs/cpu-acceleration.md: 1.08x-1.25x at batch 1).
 SMALL_BATCH_EXTRA = {"cpp_wrapper": True}
 # Freezing plus max-autotune's CPU GEMM templates (inductor times its C++ AMX GEMMs against oneDNN's per shape): ~2.9x
 # eager bf16 at batch 1 but slower than freezing alone at batch 32, so offered for small batches only (opt-in).
@@ -148,8 +149,8 @@ class BucketedEncoder:
     `options` are the inductor settings of every bucket (default `INDUCTOR_OPTIONS`); the batch buckets up to
     `small_batch_max` compile with `small_batch_options` instead, through their own `torch.compile` object: by
     default (None) `options` plus `SMALL_BATCH_EXTRA` (cpp_wrapper), or e.g. `AUTOTUNE_OPTIONS`; pass `options`
-    again for one setting everywhere. Custom backends take no options. `compiled_buckets` lists the buckets run compiled so far (each compiled once);
-    `fallback` says why the eager path is used, or is empty."""
+    again for one setting everywhere. Custom backends take no options. `compiled_buckets` lists the buckets run
+    compiled so far (each compiled once); `fallback` says why the eager path is used, or is empty."""
 
     def __init__(
         self,
@@ -292,7 +293,8 @@ def compile_model(
     on CPUs with native bfloat16, else float32) with its `encode` compiled per bucket (see [`BucketedEncoder`]).
     `options`: inductor's settings for every bucket (default `INDUCTOR_OPTIONS`); `small_batch_options`: those of
     the batch buckets up to `small_batch_max` (a batch bucket, default 1): by default `options` plus
-    `SMALL_BATCH_EXTRA` (cpp_wrapper), or e.g. `AUTOTUNE_OPTIONS` (max-autotune's GEMM templates). A bad option set raises before anything else (see [`check_options`]).
+    `SMALL_BATCH_EXTRA` (cpp_wrapper), or e.g. `AUTOTUNE_OPTIONS` (max-autotune's GEMM templates). A bad option set
+    raises before anything else (see [`check_options`]).
 
     When compiling is not possible here (see [`compile_unavailable`]) or the model has no `encode` (remote code older
     than the fused heads), one warning says why and the model stays eager, in `dtype`. `model.encode.fallback` is
