@@ -170,6 +170,12 @@ def test_parse_yaml_and_json_config(tmp_path):
         assert training_args.lr_scheduler_kwargs == {"mode": "max", "factor": 0.5}
 
 
+def test_data_seed_zero_is_a_seed(tmp_path):
+    """`--data_seed 0` seeds subsampling and batch order with 0, not with `--seed` (0 is a seed, not "unset")."""
+    assert training_args(tmp_path, seed=3, data_seed=0).sampling_seed == 0
+    assert training_args(tmp_path, seed=3).sampling_seed == 3
+
+
 def test_tiny_preset_config_parses():
     model_args, data_args, training_args = parse_args(["configs/tiny.yaml"])
     assert model_args.encoder_name_or_path == "tiny-random-bert" and len(data_args.tasks) >= 2

@@ -268,6 +268,11 @@ class MultitaskTrainingArguments(TrainingArguments):
         },
     )
 
+    @property
+    def sampling_seed(self) -> int:
+        """The seed of data subsampling and batch order: `data_seed` when given (0 included), else `seed`."""
+        return self.data_seed if self.data_seed is not None else self.seed
+
     def __post_init__(self):
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             check_positive_int(name, getattr(self, name))

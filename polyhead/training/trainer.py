@@ -223,7 +223,7 @@ class MultitaskTrainer(Trainer):
 
     def make_batch_sampler(self) -> TaskBatchSampler:
         """The train batch sampler (seeded by `data_seed`, else `seed`), holding this process's share of each epoch."""
-        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        seed = self.args.sampling_seed
         sizes = [len(dataset) for dataset in self.train_datasets.values()]
         return TaskBatchSampler(
             sizes,
@@ -820,7 +820,7 @@ def run(
     # Argument errors first (before data loading and training); the resolved length is what training_args.json keeps.
     model_args = dataclasses.replace(model_args, max_length=resolve_max_length(model_args))
     tokenizer = load_tokenizer(model_args)
-    seed = training_args.data_seed or training_args.seed
+    seed = training_args.sampling_seed
     with training_args.main_process_first(desc="loading and tokenizing the tasks"):  # one writer of datasets' cache
         prepared = prepare_tasks(model_args, data_args, tokenizer, seed=seed)
     if training_args.seeds > 1:  # the seed-averaged comparison (polyhead.training.parity)
