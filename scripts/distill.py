@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> dict:
             check_joint_batches(training_args)
         if training_args.disable_tqdm:
             disable_progress_bars()
-        seed = training_args.data_seed or training_args.seed
-        plan = plan_distillation(model_args, data_args, distill_args, seed)  # every check, before any teacher runs
+        # every check, before any teacher runs
+        plan = plan_distillation(model_args, data_args, distill_args, training_args.sampling_seed)
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
     results = run(model_args, data_args, distill_args, training_args, plan=plan)

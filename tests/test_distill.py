@@ -38,7 +38,13 @@ from polyhead.distill import (
 )
 from polyhead.distill.cache import teacher_logits
 from polyhead.distill.job import plan_distillation
-from polyhead.distill.trainer import DistillationTrainer, distillation_loss, pack_targets, soft_targets
+from polyhead.distill.trainer import (
+    DistillationTrainer,
+    distillation_loss,
+    gold_weight_at,
+    pack_targets,
+    soft_targets,
+)
 from polyhead.evaluation.agreement import MARGIN_EDGES, agreement_by_margin, bucket_names, top2_margin
 from polyhead.publishing.model_card import render_model_card
 from polyhead.publishing.upload import publish_model
@@ -741,7 +747,7 @@ def joint_setup(tmp_path_factory, teachers):
 JOINT = "sentiment+emotion-distilbert+topic"
 
 
-def _joint_trainer(tmp_path, joint_setup, joint=True, loss_weights=None, **kwargs):
+def _joint_trainer(tmp_path, joint_setup, joint=True, loss_weights=None, gold=None, **kwargs):
     plan, tokenizer, layouts, _ = joint_setup
     train, held_out, _ = layouts[joint]
     torch.manual_seed(0)
@@ -753,7 +759,7 @@ def _joint_trainer(tmp_path, joint_setup, joint=True, loss_weights=None, **kwarg
         processing_class=tokenizer,
         loss_weights=loss_weights,
         distill_temperature=2.0,
-        gold_weight=0.5,
+        **(gold or {"gold_weight": 0.5}),
     )
 
 
@@ -814,6 +820,80 @@ def test_joint_loss_is_the_sum_of_the_task_distillation_losses(tmp_path, joint_s
             expected += loss.item() * (3.0 if task == "topic" else 1.0)
             start += width
         assert trainer.compute_loss(model, batch).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_teacher_annealing_moves_the_loss_from_the_teachers_to_the_gold_labels(tmp_path, joint_setup):
+    """`gold_weight_schedule="linear"`: at a share p of the steps, rows with a gold label weigh the gold loss by
+    p * gold_weight (Clark et al. 2019's teacher annealing), rows without one keep the soft loss alone."""
+    gold = {"gold_weight": 0.8, "gold_weight_schedule": "linear"}
+    trainer = _joint_trainer(tmp_path, joint_setup, gold=gold)
+    model = trainer.model.eval()
+    batch = next(b for b in trainer.get_train_dataloader() if b["task"] == JOINT and (b["labels"][:, 2] != -100).any())
+    inputs = {key: value for key, value in batch.items() if key not in ("task", "labels")}
+    trainer.state.max_steps = 10
+    for step, weight in ((0, 0.0), (5, 0.4), (10, 0.8)):
+        trainer.state.global_step = step
+        assert trainer.current_gold_weight() == pytest.approx(weight)
+        expected, start = 0.0, 0
+        for task, width in {"sentiment": 3, "emotion-distilbert": 6, "topic": 5}.items():
+            part = batch["labels"][:, start : start + width]
+            problem = model.config.tasks[task]["problem_type"]
+            logits = model(**inputs, task=task).logits[task]
+            expected += distillation_loss(problem, logits, part, temperature=2.0, gold_weight=weight).item()
+            start += width
+        assert trainer.compute_loss(model, batch).item() == pytest.approx(expected, rel=1e-5)
+    # the gold loss differs from the soft one on this batch, so the weight changes the loss
+    trainer.state.global_step = 0
+    at_start = trainer.compute_loss(model, batch).item()
+    trainer.state.global_step = 10
+    assert trainer.compute_loss(model, batch).item() != pytest.approx(at_start, rel=1e-4)
+
+
+def test_gold_weight_schedules_by_hand(tmp_path):
+    assert [gold_weight_at("linear", 0.5, p) for p in (0.0, 0.5, 1.0, 1.5)] == [0.0, 0.25, 0.5, 0.5]
+    assert gold_weight_at("constant", 0.5, 0.0) == gold_weight_at("constant", 0.5, 1.0) == 0.5
+    with pytest.raises(
+        ValueError, match=r"Unknown gold_weight_schedule 'cosine': use one of \['constant', 'linear'\]"
+    ):
+        DistillArguments(gold_weight_schedule="cosine")
+    argv = ["--teacher", "a", "--output_dir", str(tmp_path), "--gold_weight_schedule", "linear"]
+    assert parse_distill_args(argv)[2].gold_weight_schedule == "linear"
+
+
+def test_without_texts_the_teachers_label_the_gold_train_texts(tmp_path, teachers):
+    """Born-again distillation: no --texts, labelled --tasks with gold_weight > 0. Every teacher labels the gold train
+    texts (the emotion teacher, with no gold data, trains on the sentiment task's texts), agreement is measured on the
+    test rows, and the speed on them too."""
+    rng = random.Random(7)
+    splits = {
+        split: datasets.Dataset.from_dict(
+            {
+                "text": [" ".join(rng.sample(WORDS, 5)) for _ in range(n)],
+                "label": [rng.choice(["negative", "positive"]) for _ in range(n)],
+            }
+        )
+        for split, n in (("train", 12), ("test", 10))
+    }
+    data_args = DataArguments(
+        tasks=[{"name": "sentiment", "dataset": datasets.DatasetDict(splits), "validation_size": 0}]
+    )
+    teachers_list = [f"sentiment={teachers['sentiment']}", teachers["emotions"]]
+    with pytest.raises(ValueError, match="No texts to distill on: pass unlabeled texts with --texts, or labelled"):
+        run(ModelArguments(), data_args, DistillArguments(teacher=teachers_list), _training_args(tmp_path))
+    distill_args = DistillArguments(
+        teacher=teachers_list, gold_weight=1.0, gold_weight_schedule="linear", speed_texts=8, teacher_batch_size=4
+    )
+    results = run(ModelArguments(), data_args, distill_args, _training_args(tmp_path / "born-again"))
+    summary = results["distillation"]
+    assert summary["num_texts"] == {
+        "unlabeled": 0,
+        "held_out": 0,
+        "train": {"sentiment": 12, "emotion-distilbert": 12},
+    }
+    assert summary["agreement"] == {} and summary["gold_weight_schedule"] == "linear"
+    assert summary["test"]["sentiment"]["n"] == 10 and results["num_examples"]["sentiment"] == 10
+    assert summary["speed"]["texts"] == 8  # the test rows: the student never trained on them
+    assert "Speed on 8" in format_distillation_table(results)
 
 
 def test_joint_and_pair_batches_log_task_losses_and_resume_on_the_same_weights(tmp_path, joint_setup):
@@ -882,6 +962,19 @@ def test_script_end_to_end_and_one_line_errors(tmp_path, teachers, capsys):
             ["--texts", texts, "--teacher", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "bad"), *common]
         )
     assert str(failed.value.code).startswith("error: Teacher")
+
+
+def test_the_script_subsamples_texts_with_data_seed_zero(tmp_path, teachers, monkeypatch):
+    """`--data_seed 0 --seed 3`: the texts drawn by --max_texts are those of seed 0 (0 is a seed, not "unset")."""
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(30))
+    main, plans = script_main("distill"), []
+    monkeypatch.setitem(main.__globals__, "run", lambda *args, plan: plans.append(plan) or {})  # the plan only
+    monkeypatch.setitem(main.__globals__, "format_distillation_table", lambda results: "")
+    argv = ["--texts", texts, "--max_texts", "10", "--teacher", teachers["sentiment"], "--output_dir", str(tmp_path)]
+    for seeds in (["--seed", "3", "--data_seed", "0"], ["--seed", "0"], ["--seed", "3"]):
+        main([*argv, *seeds])
+    drawn = [plan.corpus.texts for plan in plans]
+    assert drawn[0] == drawn[1] != drawn[2]
 
 
 def test_the_distill_package_is_installed():

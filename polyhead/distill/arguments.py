@@ -11,6 +11,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
+from polyhead.distill.trainer import GOLD_WEIGHT_SCHEDULES, gold_weight_at
 from polyhead.encoders import check_positive_int
 from polyhead.remote_code import MULTI_LABEL
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments, read_config_file
@@ -32,7 +33,8 @@ class DistillArguments:
         default_factory=list,
         metadata={
             "help": "Unlabeled texts: CSV/JSON/JSONL/Parquet file(s), a Dataset.save_to_disk folder or a datasets "
-            "Hub id."
+            "Hub id. Optional with labelled --tasks and --gold_weight > 0: the teachers then label those tasks' "
+            "train texts only (born-again multitask networks; agreement is measured on their test rows)."
         },
     )
     text_column: str = field(default="text", metadata={"help": "Column of the texts."})
@@ -77,6 +79,15 @@ class DistillArguments:
             "their train texts are still used as unlabeled texts)."
         },
     )
+    gold_weight_schedule: str = field(
+        default="constant",
+        metadata={
+            "help": "constant: --gold_weight throughout. linear: teacher annealing (Clark et al. 2019), the gold "
+            "weight grows from 0 at the first step to --gold_weight at the last, so the student starts by copying "
+            "its teachers and ends on the gold labels.",
+            "choices": GOLD_WEIGHT_SCHEDULES,
+        },
+    )
     joint_batches: bool = field(
         default=True,
         metadata={
@@ -108,6 +119,7 @@ class DistillArguments:
             raise ValueError(f"held_out_fraction must be in (0, 1), got {self.held_out_fraction}.")
         if not 0.0 <= self.gold_weight <= 1.0:
             raise ValueError(f"gold_weight must be in [0, 1], got {self.gold_weight}.")
+        gold_weight_at(self.gold_weight_schedule, self.gold_weight, 0.0)  # an unknown schedule fails here
         if not self.distill_temperature > 0:
             raise ValueError(f"distill_temperature must be > 0, got {self.distill_temperature}.")
         parse_task_temperatures(self.task_distill_temperature)

@@ -7,15 +7,17 @@ their soft targets with [`DistillationTrainer`], and the run is reported:
 - `results.json` holds the usual scores of the student on every labelled test split given (`--tasks`; the schema of
   `polyhead.evaluation.scoring`, so the card and `scripts/publish.py` read it as for any model) and a
   `"distillation"` entry:
-  `{"teachers": [...], "temperature", "temperatures": {task: T}, "gold_weight", "joint_batches", "num_texts": {...},
-  "agreement": {task: {"metric", "value", "n", "metrics": {...}, "per_label_f1": {...},
-  "by_teacher_margin": {"[0, 0.2)": {"n", "agreement"}, ...}, "confident": {"min_margin", "n", "agreement"}}},`
+  `{"teachers": [...], "temperature", "temperatures": {task: T}, "gold_weight", "gold_weight_schedule",
+  "joint_batches", "num_texts": {...}, "agreement": {task: {"metric", "value", "n", "metrics": {...},
+  "per_label_f1": {...}, "by_teacher_margin": {"[0, 0.2)": {"n", "agreement"}, ...},
+  "confident": {"min_margin", "n", "agreement"}}},`
   (held-out texts: top-1 agreement for single-label tasks, and it by the teacher's top-2 softmax margin; F1 against
   the teacher's decisions for multi-label ones)
   `"test": {task: {"metric", "n", "teacher": {...}, "student": {...}, "agreement"}},`  (labelled test splits, side
   by side, and the agreement on their rows)
   `"speed": {"texts", "student_seconds", "teachers_seconds", "speedup", "per_teacher": {...}, ...}}`
-  (the student and every teacher one after another, on the same held-out texts, in this run; median of `rounds`;
+  (the student and every teacher one after another, on the same held-out texts, or without --texts the gold test
+  texts, in this run; median of `rounds`; `"gold_weight_schedule"`: constant or linear (teacher annealing);
   `"temperature"`: `--distill_temperature`, the default; `"temperatures"`: the one each single-label task used);
 - `training_args.json` as training writes it, plus `"distillation"` (the `DistillArguments` and teachers).
 """
@@ -132,19 +134,30 @@ def plan_distillation(
     heads = {name: task for teacher in teachers for name, task in teacher.tasks.items()}
     temperatures = distill_args.temperatures(heads)
     pair_tasks = [name for name, task in heads.items() if task["text_pair"]]
-    if pair_tasks and not distill_args.text_pair_column:
-        raise ValueError(f"Task(s) {pair_tasks} read sentence pairs: name the pair column with --text_pair_column.")
-    corpus = load_corpus(
-        distill_args.texts,
-        distill_args.text_column,
-        distill_args.text_pair_column,
-        distill_args.texts_split,
-        distill_args.max_texts,
-        seed,
-    )
-    if pair_tasks and all(pair is None for pair in corpus.pairs or []):
-        raise ValueError(f"Task(s) {pair_tasks} read sentence pairs, but no text has a pair.")
-    train_rows, held_out_rows = split_held_out(len(corpus), distill_args, seed)
+    if distill_args.texts:
+        if pair_tasks and not distill_args.text_pair_column:
+            raise ValueError(
+                f"Task(s) {pair_tasks} read sentence pairs: name the pair column with --text_pair_column."
+            )
+        corpus = load_corpus(
+            distill_args.texts,
+            distill_args.text_column,
+            distill_args.text_pair_column,
+            distill_args.texts_split,
+            distill_args.max_texts,
+            seed,
+        )
+        if pair_tasks and all(pair is None for pair in corpus.pairs or []):
+            raise ValueError(f"Task(s) {pair_tasks} read sentence pairs, but no text has a pair.")
+        train_rows, held_out_rows = split_held_out(len(corpus), distill_args, seed)
+    else:  # born-again: the teachers label the gold tasks' own train texts
+        if not (data_args.tasks and distill_args.gold_weight > 0):
+            raise ValueError(
+                "No texts to distill on: pass unlabeled texts with --texts, or labelled --tasks with "
+                "--gold_weight > 0 (the teachers then label those tasks' train texts)."
+            )
+        corpus = Corpus([])
+        train_rows = held_out_rows = np.empty(0, dtype=np.int64)
     gold = load_gold(data_args, distill_args, heads, seed)
     num_unlabeled = len(corpus)
     gold_rows: dict[str, dict[str, np.ndarray]] = {}
@@ -377,7 +390,9 @@ def measure_speed(
     rounds (so a busy spell of the machine hits both sides); each model's median round counts. Tokenization is timed
     on both sides, model loading on neither, and each model runs one warm-up batch per round first.
     """
-    rows = plan.held_out_rows[: distill_args.speed_texts]
+    rows = speed_rows(plan)[: distill_args.speed_texts]
+    if not len(rows):
+        return {}
     texts = [plan.corpus.texts[i] for i in rows]
     pairs = [plan.corpus.pairs[i] for i in rows] if plan.corpus.pairs else None
     batch = distill_args.teacher_batch_size
@@ -422,6 +437,15 @@ def measure_speed(
     }
 
 
+def speed_rows(plan: Plan) -> np.ndarray:
+    """Rows the student never trained on, to time it against the teachers: the held-out texts, else (no --texts) the
+    gold test rows in a seeded shuffle (so every task's texts, and pairs, are among the first ones)."""
+    if len(plan.held_out_rows):
+        return plan.held_out_rows
+    test = [rows["test"] for rows in plan.gold_rows.values() if "test" in rows]
+    return np.random.default_rng(0).permutation(np.concatenate(test)) if test else np.empty(0, dtype=np.int64)
+
+
 def _timed(forward, tokenizer, texts, pairs, pair: bool, batch_size: int, max_length: int) -> float:
     if pair:
         kept = [i for i, value in enumerate(pairs or []) if value is not None]
@@ -448,6 +472,7 @@ def distillation_summary(
         "temperature": distill_args.distill_temperature,
         "temperatures": plan.temperatures,
         "gold_weight": distill_args.gold_weight,
+        "gold_weight_schedule": distill_args.gold_weight_schedule,
         "joint_batches": distill_args.joint_batches,
         "num_texts": {
             "unlabeled": plan.num_unlabeled,
@@ -509,7 +534,7 @@ def run(
     if training_args.num_threads is not None:
         torch.set_num_threads(training_args.num_threads)
     model_args = dataclasses.replace(model_args, max_length=resolve_max_length(model_args))
-    seed = training_args.data_seed or training_args.seed
+    seed = training_args.sampling_seed
     plan = plan or plan_distillation(model_args, data_args, distill_args, seed)
     tokenizer = load_tokenizer(model_args)  # before the teachers run: a missing tokenizer fails early too
     progress = not training_args.disable_tqdm
@@ -535,6 +560,7 @@ def run(
         callbacks=callbacks,
         distill_temperature=plan.temperatures,
         gold_weight=distill_args.gold_weight,
+        gold_weight_schedule=distill_args.gold_weight_schedule,
     )
     train_result = trainer.train(resume_from_checkpoint=_resume(training_args))
     # without accelerate's autocast wrapper (--bf16): reports, timing and the saved folder are the float32 student
@@ -574,6 +600,7 @@ __all__ = [
     "plan_distillation",
     "rows_per_task",
     "run",
+    "speed_rows",
     "split_held_out",
     "test_report",
 ]

@@ -29,6 +29,7 @@ from polyhead.remote_code import MULTI_LABEL
 from polyhead.training.trainer import MultitaskTrainer
 
 
+GOLD_WEIGHT_SCHEDULES = ("constant", "linear")  # how the gold-label weight moves over training, `gold_weight_at`
 IGNORE = -100.0  # as in the model's task_loss: a row without a gold label
 JOINT_SEPARATOR = "+"  # joins the tasks of a joint row into its `task` value
 
@@ -139,6 +140,26 @@ def distillation_loss(
     return mixed.mean()
 
 
+def gold_weight_at(schedule: str, gold_weight: float, progress: float) -> float:
+    r"""
+    The gold-label weight after the share `progress` (0 to 1) of training: `gold_weight` under `"constant"`,
+    `progress * gold_weight` under `"linear"` (teacher annealing, Clark et al. 2019: the student first copies its
+    teachers, then moves to the gold labels).
+
+    Example:
+
+    ```python
+    >>> gold_weight_at("linear", 1.0, 0.25), gold_weight_at("constant", 0.5, 0.25)
+    (0.25, 0.5)
+    ```
+    """
+    if schedule == "constant":
+        return gold_weight
+    if schedule == "linear":
+        return gold_weight * min(max(progress, 0.0), 1.0)
+    raise ValueError(f"Unknown gold_weight_schedule {schedule!r}: use one of {list(GOLD_WEIGHT_SCHEDULES)}.")
+
+
 def packed_width(problem_type: str, num_labels: int) -> int:
     """Floats in one packed row: `K + 1` (single-label) or `2K` (multi-label)."""
     return 2 * num_labels if problem_type == MULTI_LABEL else num_labels + 1
@@ -164,6 +185,8 @@ class DistillationTrainer(MultitaskTrainer):
         distill_temperature (`float` or `dict[str, float]`): softmax temperature of single-label soft targets and
             student logits, one for every task or `{task: T}` for each single-label task ([`temperature_for`]).
         gold_weight (`float`): weight of the gold-label loss on rows that have a gold label (0: teachers only).
+        gold_weight_schedule (`str`): `"constant"`, or `"linear"`: the weight grows from 0 at the first step to
+            `gold_weight` at the last (teacher annealing, [`gold_weight_at`]).
         args, kwargs: as for [`MultitaskTrainer`].
 
     Example:
@@ -176,13 +199,20 @@ class DistillationTrainer(MultitaskTrainer):
     """
 
     def __init__(
-        self, *args, distill_temperature: float | Mapping[str, float] = 2.0, gold_weight: float = 0.0, **kwargs
+        self,
+        *args,
+        distill_temperature: float | Mapping[str, float] = 2.0,
+        gold_weight: float = 0.0,
+        gold_weight_schedule: str = "constant",
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.distill_temperature = (
             dict(distill_temperature) if isinstance(distill_temperature, Mapping) else float(distill_temperature)
         )
         self.gold_weight = float(gold_weight)
+        gold_weight_at(gold_weight_schedule, self.gold_weight, 0.0)  # an unknown schedule fails here
+        self.gold_weight_schedule = gold_weight_schedule
         for task in (task for key in self.train_datasets for task in self.batch_tasks(key)):
             self.temperature_for(task)  # a task without a temperature fails here, not mid-training
         if any(len(self.batch_tasks(key)) > 1 for key in self.train_datasets):
@@ -222,12 +252,17 @@ class DistillationTrainer(MultitaskTrainer):
         """`task`'s distillation temperature (`None`: a multi-label task)."""
         return temperature_for(self.distill_temperature, task, self.model.config.tasks[task]["problem_type"])
 
+    def current_gold_weight(self) -> float:
+        """The gold-label weight of this step: `gold_weight_at` the share of training done."""
+        progress = self.state.global_step / self.state.max_steps if self.state.max_steps else 1.0
+        return gold_weight_at(self.gold_weight_schedule, self.gold_weight, progress)
+
     def task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         spec = self.model.config.tasks[task]
         if not is_packed(spec["problem_type"], len(spec["labels"]), labels):
             return super().task_loss(task, logits, labels)
         temperature = self.temperature_for(task)
-        loss = distillation_loss(spec["problem_type"], logits, labels, temperature, self.gold_weight)
+        loss = distillation_loss(spec["problem_type"], logits, labels, temperature, self.current_gold_weight())
         loss = loss * self.loss_weights.get(task, 1.0)
         if self.model.training:  # a training batch (evaluation runs the model in eval mode)
             for totals in self._logged_losses.values():
@@ -288,10 +323,12 @@ def student_dataset(
 
 
 __all__ = [
+    "GOLD_WEIGHT_SCHEDULES",
     "JOINT_SEPARATOR",
     "DistillationTrainer",
     "check_joint_batches",
     "distillation_loss",
+    "gold_weight_at",
     "is_packed",
     "joint_name",
     "joint_tasks",
