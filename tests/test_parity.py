@@ -11,6 +11,7 @@ from helpers import tiny_task_specs, training_args
 from polyhead.evaluation import comparison
 from polyhead.evaluation.comparison import compare_runs, format_seed_comparison_table, paired_difference, t_quantile
 from polyhead.publishing.model_card import render_model_card
+from polyhead.run_folder import read_baseline_results
 from polyhead.training import parity
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.training.trainer import run
@@ -221,6 +222,28 @@ def test_parity_benchmark_smoke_and_reuse(tmp_path, capsys):
     late = bench.main([*argv[:-1], str(tmp_path / "late.json"), "--report-only", "--configs", "pcgrad,multitask"])
     assert late["configs"]["pcgrad"]["against"] == json.loads(json.dumps(report["configs"]["pcgrad"]["against"]))
     assert late["configs"]["pcgrad"]["against"]["comparison"]["seeds"] == [0, 1]
+
+
+def test_parity_benchmark_born_again_distills_the_seeds_single_task_models(tmp_path, capsys):
+    """`born_again`: the seed's single-task models teach the multitask model on their own train and test rows, so
+    each teacher's test score in the student's results is its baseline's own score."""
+    bench = _script("bench_parity")
+    work = tmp_path / "w"
+    argv = ["--tiny", "--configs", "born_again", "--seeds", "1", "--work-dir", str(work)]
+    report = bench.main([*argv, "--output", str(tmp_path / "report.json")])
+    assert report["configs"]["born_again"]["comparison"]["seeds"] == [0]
+    results = json.loads((work / "born_again" / "seed-0" / "model" / "results.json").read_text())
+    summary = results["distillation"]
+    baselines = read_baseline_results(work / "baselines-seed-0" / "model")
+    for task, entry in summary["test"].items():
+        assert entry["teacher"] == pytest.approx(baselines["tasks"][task])
+    assert [t["source"] for t in summary["teachers"]] == [
+        str(work / "baselines-seed-0" / "baselines" / task / "model") for task in ("sentiment", "topic")
+    ]
+    assert (summary["gold_weight"], summary["gold_weight_schedule"]) == (1.0, "linear")
+    assert summary["num_texts"]["train"] == {"sentiment": 64, "topic": 64}  # both tasks' 32 train texts, every head
+    only = bench.main([*argv, "--output", str(tmp_path / "only.json"), "--report-only"])
+    assert only["configs"]["born_again"] == json.loads(json.dumps(report["configs"]["born_again"]))
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from pathlib import Path
 from polyhead.benchmark import DEFAULT_DATA_DIR
 from polyhead.benchmark.choose import cpu_description
 from polyhead.evaluation.comparison import compare_runs, comparison_rows, format_seed_comparison_table
+from polyhead.run_folder import BASELINES_DIR
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.training.parity import finished_results
 from polyhead.training.trainer import load_tokenizer, prepare_tasks, train_and_evaluate, train_baselines
@@ -53,9 +54,13 @@ CONFIGS = {
     "round_robin": ({}, {"sampling": "round_robin"}, {}),
     "head_lr_3e-3_temperature": ({"head_learning_rate": 3e-3}, {"sampling": "temperature"}, {}),
     "task_embeddings": ({}, {}, {"task_embeddings": True}),
+    "born_again": ({}, {}, {}),  # a distillation run: see DISTILLED
     # not a remedy: plain multitask under bf16 autocast, paired by seed with `multitask` (docs/cpu-acceleration.md)
     "bf16": ({"bf16": True, "use_cpu": True}, {}, {}),
 }
+# configurations trained by distillation (`polyhead.distill`) instead: the seed's single-task models teach one
+# multitask model on the same train texts, gold labels mixed in (born-again multitask networks, Clark et al. 2019)
+DISTILLED = {"born_again": {"gold_weight": 1.0, "gold_weight_schedule": "linear"}}
 # every other configuration is also compared, paired by seed, with plain multitask: what the remedy itself changes
 AGAINST = {config: "multitask" for config in CONFIGS if config != "multitask"}
 AGAINST.update({"head_lr_3e-3": "head_lr", "head_lr_slow_encoder": "head_lr"})  # what each changes beyond head_lr
@@ -76,6 +81,9 @@ DESCRIPTIONS = {
     "head_lr_3e-3_temperature": "head learning rate 3e-3 and temperature sampling T=2 "
     "(`--head_learning_rate 3e-3 --sampling temperature`)",
     "task_embeddings": "a learned embedding per task (`--task_embeddings true`, dropout 0.1)",
+    "born_again": "born-again: the single-task models of the same seed teach the multitask model (soft targets on "
+    "every task's train texts, annealed to the gold labels; `scripts/distill.py --gold_weight 1 "
+    "--gold_weight_schedule linear`)",
     "bf16": "plain multitask trained under bfloat16 autocast (`--bf16 true --use_cpu true`)",
 }
 
@@ -248,6 +256,8 @@ def main(argv: list[str] | None = None) -> dict:
                 **training_overrides,
             )
             multitask = finished_results(folder / "model", run_args)
+            if multitask is None and config in DISTILLED:
+                multitask = born_again(config, baselines_folder(work, seed), prepared, model_args, data_args, run_args)
             if multitask is None:
                 config_data = dataclasses.replace(data_args, **data_overrides)
                 config_model = dataclasses.replace(model_args, **model_overrides)
@@ -266,6 +276,27 @@ def main(argv: list[str] | None = None) -> dict:
         add_paired_comparisons(report, configs, finished)
         write_report(report, output)
     return report
+
+
+def born_again(
+    config: str,
+    baselines: Path,
+    prepared,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    run_args: MultitaskTrainingArguments,
+) -> dict:
+    """Distills the single-task models under `baselines` into one multitask model (`DISTILLED[config]`), on the train
+    rows the baselines trained on (the data seed 0 of every run here); the student follows its teachers' decision
+    thresholds (no threshold tuning). Returns its results."""
+    from polyhead.distill import DistillArguments, plan_distillation, run
+
+    teachers = [f"{task}={baselines / BASELINES_DIR / task / 'model'}" for task in prepared.data]
+    distill_args = DistillArguments(teacher=teachers, speed_texts=64, speed_rounds=1, **DISTILLED[config])
+    gold_args = dataclasses.replace(data_args, tune_thresholds=False)
+    plan = plan_distillation(model_args, gold_args, distill_args, seed=0)
+    run(model_args, gold_args, distill_args, run_args, plan=plan)
+    return finished_results(run_args.model_dir)
 
 
 def report_from_finished_runs(args: argparse.Namespace, configs: list[str], argv: list[str] | None) -> dict:
