@@ -7,7 +7,9 @@ configuration with the single-task models (`polyhead.evaluation.comparison`: per
 95% t-interval, verdict). With `--matched-baselines`, a configuration that overrides settings a single-task model
 can share (`SINGLE_TASK_SETTINGS`: the learning rates, bf16) is also compared with single-task models trained with
 those overrides (its matched baselines, trained once per set of overrides under `baselines-<overrides>-seed-N`), so a
-remedy's gain is not just a setting the single-task models could use too. Finished runs are reused (delete
+remedy's gain is not just a setting the single-task models could use too. A configuration of `DISTILLED` trains its
+multitask model by distillation from the seed's single-task models instead (`polyhead.distill`). Finished runs are
+reused (delete
 `--work-dir` to start afresh), so an interrupted benchmark continues where it stopped and configurations can be added
 later. The report (JSON, a Markdown table per configuration, a plot of the per-task differences with their
 intervals) is rewritten after every configuration.
