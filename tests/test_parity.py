@@ -244,6 +244,20 @@ def test_parity_benchmark_born_again_distills_the_seeds_single_task_models(tmp_p
     assert summary["num_texts"]["train"] == {"sentiment": 64, "topic": 64}  # both tasks' 32 train texts, every head
     only = bench.main([*argv, "--output", str(tmp_path / "only.json"), "--report-only"])
     assert only["configs"]["born_again"] == json.loads(json.dumps(report["configs"]["born_again"]))
+    # with heads at 3e-3, the single-task models trained with heads at 3e-3 teach (trained first, even without
+    # --matched-baselines), and the student trains its heads at that rate too
+    config = "born_again_head_lr_3e-3"
+    bench.main([*argv[:2], config, *argv[3:], "--output", str(tmp_path / "hl.json")])
+    folder = work / config / "seed-0" / "model"
+    summary = json.loads((folder / "results.json").read_text())["distillation"]
+    teachers = work / "baselines-head_learning_rate=0.003-seed-0"
+    assert [t["source"] for t in summary["teachers"]] == [
+        str(teachers / "baselines" / task / "model") for task in ("sentiment", "topic")
+    ]
+    for task, entry in summary["test"].items():
+        assert entry["teacher"] == pytest.approx(read_baseline_results(teachers / "model")["tasks"][task])
+    saved = json.loads((folder / "training_args.json").read_text())["training"]
+    assert saved["head_learning_rate"] == 3e-3
 
 
 @pytest.mark.slow

@@ -57,16 +57,20 @@ CONFIGS = {
     "head_lr_3e-3_temperature": ({"head_learning_rate": 3e-3}, {"sampling": "temperature"}, {}),
     "task_embeddings": ({}, {}, {"task_embeddings": True}),
     "born_again": ({}, {}, {}),  # a distillation run: see DISTILLED
+    "born_again_head_lr_3e-3": ({"head_learning_rate": 3e-3}, {}, {}),
     # not a remedy: plain multitask under bf16 autocast, paired by seed with `multitask` (docs/cpu-acceleration.md)
     "bf16": ({"bf16": True, "use_cpu": True}, {}, {}),
 }
-# configurations trained by distillation (`polyhead.distill`) instead: the seed's single-task models teach one
-# multitask model on the same train texts, gold labels mixed in (born-again multitask networks, Clark et al. 2019)
-DISTILLED = {"born_again": {"gold_weight": 1.0, "gold_weight_schedule": "linear"}}
+# configurations trained by distillation (`polyhead.distill`) instead: the seed's single-task models (those trained
+# with the configuration's SINGLE_TASK_SETTINGS) teach one multitask model on the same train texts, annealed to the
+# gold labels (born-again multitask networks, Clark et al. 2019)
+BORN_AGAIN = {"gold_weight": 1.0, "gold_weight_schedule": "linear"}
+DISTILLED = {"born_again": BORN_AGAIN, "born_again_head_lr_3e-3": BORN_AGAIN}
 # every other configuration is also compared, paired by seed, with plain multitask: what the remedy itself changes
 AGAINST = {config: "multitask" for config in CONFIGS if config != "multitask"}
 AGAINST.update({"head_lr_3e-3": "head_lr", "head_lr_slow_encoder": "head_lr"})  # what each changes beyond head_lr
 AGAINST["head_lr_3e-3_temperature"] = "head_lr_3e-3"  # what temperature sampling adds to the best head rate
+AGAINST["born_again_head_lr_3e-3"] = "head_lr_3e-3"  # what distillation adds to the best head rate
 # Training settings a single-task model can share with a configuration (the multitask remedies, pcgrad, loss balancing
 # and sampling, cannot): `--matched-baselines` trains that configuration's own baselines with them.
 SINGLE_TASK_SETTINGS = ("learning_rate", "head_learning_rate", "bf16", "use_cpu")
@@ -86,6 +90,8 @@ DESCRIPTIONS = {
     "born_again": "born-again: the single-task models of the same seed teach the multitask model (soft targets on "
     "every task's train texts, annealed to the gold labels; `scripts/distill.py --gold_weight 1 "
     "--gold_weight_schedule linear`)",
+    "born_again_head_lr_3e-3": "born-again with heads at 3e-3: the single-task models trained with heads at 3e-3 "
+    "teach (`--head_learning_rate 3e-3 --gold_weight 1 --gold_weight_schedule linear`)",
     "bf16": "plain multitask trained under bfloat16 autocast (`--bf16 true --use_cpu true`)",
 }
 
@@ -259,7 +265,10 @@ def main(argv: list[str] | None = None) -> dict:
             )
             multitask = finished_results(folder / "model", run_args)
             if multitask is None and config in DISTILLED:
-                multitask = born_again(config, baselines_folder(work, seed), prepared, model_args, data_args, run_args)
+                overrides = single_task_overrides(config, base)
+                baselines_of(seed, overrides)  # the teachers, trained first if they are not yet
+                teachers = baselines_folder(work, seed, overrides)
+                multitask = born_again(config, teachers, prepared, model_args, data_args, run_args)
             if multitask is None:
                 config_data = dataclasses.replace(data_args, **data_overrides)
                 config_model = dataclasses.replace(model_args, **model_overrides)
