@@ -671,6 +671,31 @@ def test_card_without_labelled_test_data_shows_agreement_only():
     assert "top-2 softmax probability" not in card
 
 
+def test_card_of_a_born_again_student_says_where_its_agreement_is_and_how_gold_labels_came_in():
+    test = {"metric": "f1_macro", "n": 50, "teacher": {"f1_macro": 0.8}, "student": {"f1_macro": 0.82}}
+    results = {
+        "tasks": {"sentiment": {"f1_macro": 0.82}},
+        "split": "test",
+        "distillation": {
+            "teachers": [{"source": "org/sst2", "tasks": {"sentiment": "sentiment"}}],
+            "agreement": {},
+            "test": {"sentiment": {**test, "agreement": 0.9}},
+            "gold_weight": 1.0,
+            "gold_weight_schedule": "linear",
+        },
+    }
+    config = {"tasks": {"sentiment": {"labels": ["negative", "positive"]}}}
+    card = render_model_card(config, results, repo_id="org/student")
+    assert "No held-out unlabeled texts: the teachers labelled the tasks' own train texts" in card
+    assert "Gold labels mixed in on their rows, annealed: the gold weight grew from 0 to 1 over training." in card
+    results["distillation"].update(agreement={"sentiment": {"metric": "accuracy", "value": 0.9, "n": 9}})
+    results["distillation"].update(gold_weight=0.3, gold_weight_schedule="constant")
+    card = render_model_card(config, results, repo_id="org/student")
+    assert "No held-out" not in card and "Gold labels mixed in on their rows with weight 0.3." in card
+    results["distillation"]["gold_weight"] = 0.0
+    assert "Gold labels" not in render_model_card(config, results, repo_id="org/student")
+
+
 def test_card_shows_agreement_where_the_teacher_is_confident():
     agreement = {
         "question": {"metric": "accuracy", "value": 0.865, "n": 1000, "confident": {"n": 167, "agreement": 1.0}},
@@ -893,7 +918,8 @@ def test_without_texts_the_teachers_label_the_gold_train_texts(tmp_path, teacher
     assert summary["agreement"] == {} and summary["gold_weight_schedule"] == "linear"
     assert summary["test"]["sentiment"]["n"] == 10 and results["num_examples"]["sentiment"] == 10
     assert summary["speed"]["texts"] == 8  # the test rows: the student never trained on them
-    assert "Speed on 8" in format_distillation_table(results)
+    table = format_distillation_table(results)
+    assert "Speed on 8" in table and "annealed: the gold weight grew from 0 to 1 over training" in table
 
 
 def test_joint_and_pair_batches_log_task_losses_and_resume_on_the_same_weights(tmp_path, joint_setup):

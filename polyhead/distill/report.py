@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from polyhead.evaluation.agreement import CONFIDENT_MARGIN, temperature_text
+from polyhead.evaluation.agreement import CONFIDENT_MARGIN, gold_text, temperature_text
 from polyhead.run_folder import RESULTS_FILE
 
 
@@ -52,9 +52,9 @@ def format_distillation_table(results: Mapping[str, Any]) -> str:
         f"\n{CONFIDENT_HEADER}: agreement on the held-out texts where the teacher's top-2 softmax margin (p1 - p2) "
         f"is >= {CONFIDENT_MARGIN:g} (how many); {RESULTS_FILE} has every margin bucket."
     )
-    temperatures = temperature_text(summary)
-    if temperatures:
-        lines.append(f"\n{temperatures}")
+    for sentence in (temperature_text(summary), gold_text(summary)):
+        if sentence:
+            lines.append(f"\n{sentence}")
     speed = summary.get("speed")
     if speed:
         lines.append(

@@ -98,11 +98,33 @@ def temperature_text(summary: Mapping[str, Any], quote: str = "") -> str | None:
     return f"Soft-target temperature per single-label task: {each}."
 
 
+def gold_text(summary: Mapping[str, Any]) -> str | None:
+    r"""
+    How a distillation summary mixed in gold labels, in one sentence; `None` when it did not (`gold_weight` 0).
+
+    Example:
+
+    ```python
+    >>> gold_text({"gold_weight": 1.0, "gold_weight_schedule": "linear"})
+    'Gold labels mixed in on their rows, annealed: the gold weight grew from 0 to 1 over training.'
+    ```
+    """
+    weight = summary.get("gold_weight") or 0.0
+    if not weight:
+        return None
+    if summary.get("gold_weight_schedule") == "linear":
+        return (
+            f"Gold labels mixed in on their rows, annealed: the gold weight grew from 0 to {weight:g} over training."
+        )
+    return f"Gold labels mixed in on their rows with weight {weight:g}."
+
+
 __all__ = [
     "CONFIDENT_MARGIN",
     "MARGIN_EDGES",
     "agreement_by_margin",
     "bucket_names",
+    "gold_text",
     "temperature_text",
     "top2_margin",
 ]

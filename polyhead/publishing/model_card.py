@@ -40,7 +40,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from polyhead import encoders, run_folder
 from polyhead.encoders import encoder_hub_id, hub_id_or_none
-from polyhead.evaluation.agreement import CONFIDENT_MARGIN, temperature_text
+from polyhead.evaluation.agreement import CONFIDENT_MARGIN, gold_text, temperature_text
 from polyhead.evaluation.comparison import COLUMNS, comparison_rows
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, PIPELINE_TASK, MultitaskConfig, normalize_tasks
 from polyhead.serving.inference import (
@@ -422,9 +422,14 @@ def distillation_tables(distillation: Mapping[str, Any]) -> str:
             "much higher than the overall value, the student differs from the teacher mostly where the teacher "
             "itself is unsure."
         )
-    temperatures = temperature_text(distillation, quote="`")
-    if temperatures:
-        text += f"\n\n{temperatures}"
+    if not agreement:
+        text += (
+            "\n\nNo held-out unlabeled texts: the teachers labelled the tasks' own train texts (born-again "
+            "distillation); the agreement is on the labelled test data below."
+        )
+    for sentence in (temperature_text(distillation, quote="`"), gold_text(distillation)):
+        if sentence:
+            text += f"\n\n{sentence}"
     if test:
         lines = []
         for task, entry in test.items():
