@@ -347,3 +347,21 @@ def test_inductor_autotunes_the_small_batch_buckets_only(folder):
             tuned.append({autotune for name, autotune in seen if name.startswith("linear")})
     assert tuned == [{True}, {False}]
     assert is_compiled(classifier.model) and classifier.model.encode.compiled_buckets == {(1, 16), (4, 16)}
+
+
+def test_one_graph_per_bucket_whatever_the_inputs_kind_or_the_callers_mode(folder):
+    # A text of exactly a bucket's length is not padded: it must not reach dynamo as another kind of tensor (normal
+    # against inference tensors), which compiled the bucket a second time.
+    classifier, counter = counted(folder, batch_buckets=(1,), sequence_buckets=(16,))
+    encode, eager = classifier.model.encode, load_pipeline(folder).model.encode
+    with torch.inference_mode():
+        inference_ids = torch.full((1, 16), 5)
+    answers = []
+    for mode in (torch.inference_mode, torch.no_grad):
+        with mode():
+            for ids in (torch.full((1, 16), 5), torch.full((1, 9), 5), inference_ids):
+                answers.append((encode(ids, torch.ones_like(ids)), eager(ids, torch.ones_like(ids))))
+    assert counter.frame_count == 1 and encode.compiled_buckets == {(1, 16)}
+    for ours, theirs in answers:
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+    assert not any(ours.is_inference() for ours, _ in answers[3:])  # a caller under no_grad gets normal tensors

@@ -233,20 +233,25 @@ class BucketedEncoder:
             ]  # fmt: skip
             return torch.cat(parts)
         shape = (bucket(rows, self.batch_buckets), bucket(length, self.sequence_buckets))
-        padded = [
-            _pad(input_ids, shape, self.pad_token_id),
-            _pad(attention_mask, shape, 0),
-            None if token_type_ids is None else _pad(token_type_ids, shape, 0),
-        ]
         try:
-            pooled = self._call_compiled(*padded)
+            # Always fresh inference tensors: dynamo guards on the inputs' kind, so a mix of inference and normal
+            # tensors (a text of exactly a bucket's length is not padded) compiled each bucket twice.
+            with torch.inference_mode():
+                padded = [
+                    _pad(input_ids, shape, self.pad_token_id),
+                    _pad(attention_mask, shape, 0),
+                    None if token_type_ids is None else _pad(token_type_ids, shape, 0),
+                ]
+                pooled = self._call_compiled(*padded)
         except Exception as error:  # inductor's failures are of many types; the eager path stays correct
             message = " ".join(str(error).split("Set TORCHDYNAMO_VERBOSE")[0].split())[:300]  # one line
             self.fallback = f"compiling failed ({type(error).__name__}: {message})"
             warnings.warn(f"polyhead compiled path: {self.fallback}; running the eager model.", stacklevel=2)
             return self.encode(input_ids, attention_mask, token_type_ids)
         self.compiled_buckets.add(shape)
-        return pooled[:rows]
+        # outside inference mode (a caller under no_grad), a normal tensor as the eager model gives: one the caller
+        # may update in place
+        return pooled[:rows] if torch.is_inference_mode_enabled() else pooled[:rows].clone()
 
     def warm_up(self, batch_sizes: Sequence[int], lengths: Sequence[int]) -> None:
         """Compiles the buckets of `batch_sizes` x `lengths` now (a server's start-up), not at the first requests."""
@@ -257,14 +262,15 @@ class BucketedEncoder:
 
 
 def _pad(tensor: torch.Tensor, shape: tuple[int, int], value: int) -> torch.Tensor:
-    """`tensor` padded with `value` to `shape`: extra columns at the end; extra rows copy the first row, so no padded
-    row is fully masked (an all-masked row may give NaN, which is dropped anyway but costs a slow path)."""
+    """A new tensor of `shape`: `tensor`, padded with `value` in extra columns at the end; extra rows copy the first
+    row, so no padded row is fully masked (an all-masked row may give NaN, which is dropped anyway but costs a slow
+    path). Always a copy, even at the bucket's exact shape, so it takes the current mode's tensor kind."""
     rows, length = tensor.shape
-    if length < shape[1]:
-        tensor = torch.nn.functional.pad(tensor, (0, shape[1] - length), value=value)
+    padded = tensor.new_full(shape, value)
+    padded[:rows, :length] = tensor
     if rows < shape[0]:
-        tensor = torch.cat([tensor, tensor[:1].expand(shape[0] - rows, -1)])
-    return tensor
+        padded[rows:, :length] = tensor[:1]
+    return padded
 
 
 def _raise_recompile_limit(graphs: int) -> None:
