@@ -8,9 +8,9 @@ handler call) by a [`BucketedEncoder`]: each batch is padded to a bucket of `BAT
 (`small_batch_options`: by default `options` plus `SMALL_BATCH_EXTRA`, cpp_wrapper; or e.g. `AUTOTUNE_OPTIONS`).
 Everything that cannot run compiled falls back to the eager model with ONE warning, never an error at a request:
 no C++ compiler, a torch without `torch.compile` for this Python, a failure while compiling (the first call of a
-bucket), gradients on (training), inputs other than ids/masks. The Hub files do not use this module: the compiled
-path is library-only (`polyhead` must be installed). Measured buckets, warm-up cost and speed:
-docs/cpu-acceleration.md.
+bucket), gradients on or the model in training mode, inputs other than ids/masks. The Hub files do not use this
+module: the compiled path is library-only (`polyhead` must be installed). Measured buckets, warm-up cost, speed and
+the per-call overhead at batch 1 (lean guards): docs/cpu-acceleration.md.
 """
 
 import itertools
