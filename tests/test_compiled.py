@@ -230,14 +230,17 @@ def test_bulk_prediction_runs_compiled_and_refuses_it_for_onnx(folder, tmp_path,
     assert "--compile is for the torch model" in capsys.readouterr().err
 
 
-def recording_compile(calls: list, runs: list, setting: str = "max_autotune"):
-    """A stand-in for `torch.compile`: records each compiled object's options, and on each call which object ran
-    with which of inductor's global settings (`freezing` and `setting`) in force."""
+def recording_compile(calls: list, runs: list, setting: str = "max_autotune", filters: list | None = None):
+    """A stand-in for `torch.compile`: records each compiled object's options (its guard filter apart, in
+    `filters`), and on each call which object ran with which of inductor's global settings (`freezing` and
+    `setting`) in force."""
     from torch._inductor import config as inductor_config
 
     def fake_compile(fn, backend=None, options=None, dynamic=None):
         index = len(calls)
-        calls.append(options)
+        calls.append({key: value for key, value in options.items() if key != "guard_filter_fn"})
+        if filters is not None:
+            filters.append(options.get("guard_filter_fn"))
 
         def run(*inputs):
             runs.append((index, inputs[0].shape[0], inductor_config.freezing, getattr(inductor_config, setting)))
@@ -347,3 +350,129 @@ def test_inductor_autotunes_the_small_batch_buckets_only(folder):
             tuned.append({autotune for name, autotune in seen if name.startswith("linear")})
     assert tuned == [{True}, {False}]
     assert is_compiled(classifier.model) and classifier.model.encode.compiled_buckets == {(1, 16), (4, 16)}
+
+
+def test_one_graph_per_bucket_whatever_the_inputs_kind_or_the_callers_mode(folder):
+    # A text of exactly a bucket's length is not padded: it must not reach dynamo as another kind of tensor (normal
+    # against inference tensors), which compiled the bucket a second time.
+    classifier, counter = counted(folder, batch_buckets=(1,), sequence_buckets=(16,))
+    encode, eager = classifier.model.encode, load_pipeline(folder).model.encode
+    with torch.inference_mode():
+        inference_ids = torch.full((1, 16), 5)
+    answers = []
+    for mode in (torch.inference_mode, torch.no_grad):
+        with mode():
+            for ids in (torch.full((1, 16), 5), torch.full((1, 9), 5), inference_ids):
+                answers.append((encode(ids, torch.ones_like(ids)), eager(ids, torch.ones_like(ids))))
+    assert counter.frame_count == 1 and encode.compiled_buckets == {(1, 16)}
+    for ours, theirs in answers:
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+    assert not any(ours.is_inference() for ours, _ in answers[3:])  # a caller under no_grad gets normal tensors
+
+
+def test_lean_guards_by_default_and_an_opt_out(monkeypatch):
+    calls, filters = [], []
+    monkeypatch.setattr(compiled.torch, "compile", recording_compile(calls, [], filters=filters))
+    options = {"freezing": True}
+    lean = BucketedEncoder(lambda **inputs: inputs["input_ids"].float(), options=options)
+    full = BucketedEncoder(lambda **inputs: inputs["input_ids"].float(), options=options, lean_guards=False)
+    lean_filter = getattr(torch.compiler, compiled.LEAN_GUARD_FILTER)
+    assert lean.lean_guards and not full.lean_guards
+    assert filters == [lean_filter, lean_filter, None, None]  # (all buckets, batch 1) of each encoder
+    assert calls[:2] == calls[2:] == [options, {**options, **compiled.SMALL_BATCH_EXTRA}]
+    assert options == {"freezing": True}  # the caller's dict is not handed to torch.compile, which pops from it
+
+
+def test_lean_guards_still_see_the_weights_dtype_and_global_state(folder):
+    classifier, counter = counted(folder)
+    model, eager = classifier.model, load_pipeline(folder).model
+    assert model.encode.lean_guards
+    ids = torch.full((1, 7), 5)
+
+    def both():
+        return model.encode(ids, torch.ones_like(ids)), eager.encode(ids, torch.ones_like(ids))
+
+    with torch.inference_mode():
+        both()
+        both()
+    assert counter.frame_count == 1
+    first = model.encode.compiled
+    model.double(), eager.double()  # the weights' dtype: new graphs (frozen weights are not guarded by dynamo)
+    with torch.inference_mode():
+        ours, theirs = both()
+        assert counter.frame_count == 2 and ours.dtype == torch.float64 and model.encode.compiled is not first
+        torch.testing.assert_close(ours, theirs)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # global state: a new graph
+            ours, theirs = both()
+        assert counter.frame_count == 3
+        torch.testing.assert_close(ours, theirs)
+    model.train(), eager.train()  # dropout on: the eager model, which lean guards would not see
+    with torch.inference_mode():
+        torch.manual_seed(0)
+        ours = model.encode(ids, torch.ones_like(ids))
+        torch.manual_seed(0)
+        torch.testing.assert_close(ours, eager.encode(ids, torch.ones_like(ids)))
+        assert counter.frame_count == 3
+    ours, theirs = both()  # gradients on: eager, as before
+    assert counter.frame_count == 3 and ours.requires_grad
+
+
+@pytest.mark.parametrize("lean_guards", [True, False])
+def test_lean_guards_do_not_see_python_attributes_changed_after_compiling(folder, lean_guards):
+    # The documented price of lean guards: an attribute changed after a bucket compiled (here a LayerNorm's eps) is
+    # not seen by its graph; with every guard kept, dynamo compiles the bucket again.
+    classifier, counter = counted(folder, lean_guards=lean_guards)
+    model, eager = classifier.model, load_pipeline(folder).model
+    ids = torch.full((1, 7), 5)
+    with torch.inference_mode():
+        before = model.encode(ids, torch.ones_like(ids))
+        for changed in (model, eager):
+            changed.encoder.embeddings.LayerNorm.eps = 10.0
+        ours, theirs = model.encode(ids, torch.ones_like(ids)), eager.encode(ids, torch.ones_like(ids))
+    assert counter.frame_count == (1 if lean_guards else 2)
+    torch.testing.assert_close(ours, before if lean_guards else theirs)
+    assert not torch.allclose(before, theirs)
+
+
+def test_a_compiled_call_leaves_no_global_setting_changed(folder):
+    from torch._dynamo import config as dynamo_config
+    from torch._inductor import config as inductor_config
+
+    classifier, _ = counted(folder)
+    before = (dynamo_config.get_config_copy(), inductor_config.get_config_copy(), torch.is_grad_enabled())
+    classifier(TEXTS, batch_size=1)
+    with torch.inference_mode():
+        classifier.model.encode(torch.full((2, 5), 5), torch.ones(2, 5, dtype=torch.long))
+    assert (dynamo_config.get_config_copy(), inductor_config.get_config_copy(), torch.is_grad_enabled()) == before
+
+
+def test_two_compiled_models_never_share_a_graph(folder):
+    # With freezing each graph holds its model's weights: lean guards (input shapes only) must not hand one model's
+    # graph to another of the same shapes, so each encoder compiles on a code object of its own (the real backend:
+    # test_inductor_gives_the_eager_labels, a float32 and a bfloat16 model in one process).
+    counter = CompileCounter()
+    models = [load_pipeline(folder).model for _ in range(2)]
+    torch.nn.init.normal_(models[1].encoder.embeddings.word_embeddings.weight)
+    for model in models:
+        compile_model(model, "float32", backend=counter)
+    ids = torch.full((1, 7), 5)
+    with torch.inference_mode():
+        ours = [model.encode(ids, torch.ones_like(ids)) for model in models]
+        theirs = [model.encode.encode(ids, torch.ones_like(ids)) for model in models]
+    assert counter.frame_count == 2
+    for mine, expected in zip(ours, theirs):
+        torch.testing.assert_close(mine, expected)
+
+
+@pytest.mark.slow
+def test_inductor_follows_the_model_to_another_dtype(folder):
+    # The frozen weights are not guarded by dynamo under lean guards: the encoder sees the dtype change itself and
+    # compiles new graphs, instead of running the float32 graph with its float32 weights.
+    if compiled.compile_unavailable():
+        pytest.skip(f"inductor cannot run here: {compiled.compile_unavailable()}")
+    classifier, eager = load_pipeline(folder, compile=True, dtype="float32"), load_pipeline(folder)
+    assert_close(classifier(TEXTS[:2], batch_size=1, top_k=None), eager(TEXTS[:2], batch_size=1, top_k=None), 1e-4)
+    classifier.model.double(), eager.model.double()
+    ours, theirs = classifier(TEXTS[:2], batch_size=1, top_k=None), eager(TEXTS[:2], batch_size=1, top_k=None)
+    assert_close(ours, theirs, 1e-6)
+    assert is_compiled(classifier.model) and classifier.model.encode.compiled_buckets == {(1, 16)}

@@ -8,13 +8,15 @@ handler call) by a [`BucketedEncoder`]: each batch is padded to a bucket of `BAT
 (`small_batch_options`: by default `options` plus `SMALL_BATCH_EXTRA`, cpp_wrapper; or e.g. `AUTOTUNE_OPTIONS`).
 Everything that cannot run compiled falls back to the eager model with ONE warning, never an error at a request:
 no C++ compiler, a torch without `torch.compile` for this Python, a failure while compiling (the first call of a
-bucket), gradients on (training), inputs other than ids/masks. The Hub files do not use this module: the compiled
-path is library-only (`polyhead` must be installed). Measured buckets, warm-up cost and speed:
-docs/cpu-acceleration.md.
+bucket), gradients on or the model in training mode, inputs other than ids/masks. The Hub files do not use this
+module: the compiled path is library-only (`polyhead` must be installed). Measured buckets, warm-up cost, speed and
+the per-call overhead at batch 1 (lean guards): docs/cpu-acceleration.md.
 """
 
+import itertools
 import os
 import shutil
+import types
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,10 +41,14 @@ SMALL_BATCH_EXTRA = {"cpp_wrapper": True}
 AUTOTUNE_OPTIONS = {**INDUCTOR_OPTIONS, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}
 # The largest batch bucket that takes `small_batch_options`: cpp_wrapper and the templates were measured at batch 1.
 SMALL_BATCH_MAX = 1
+# torch's guard filter for `lean_guards`: at each call dynamo checks the guards on tensors (inputs and weights: dtype,
+# device, shape) and on global state (grad mode, autocast), not the ~700 on the model's Python attributes.
+LEAN_GUARD_FILTER = "keep_portable_guards_unsafe"
 MIN_TORCH = (2, 4)  # inductor's CPU backend with freezing and bfloat16 matmuls through oneDNN
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 DTYPES = ("auto", "float32", "bfloat16")
 ENCODE_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_own_code_ids = itertools.count()  # names of the encoders' own code objects (lean guards)
 
 
 def native_bf16() -> bool:
@@ -150,7 +156,13 @@ class BucketedEncoder:
     `small_batch_max` compile with `small_batch_options` instead, through their own `torch.compile` object: by
     default (None) `options` plus `SMALL_BATCH_EXTRA` (cpp_wrapper), or e.g. `AUTOTUNE_OPTIONS`; pass `options`
     again for one setting everywhere. Custom backends take no options. `compiled_buckets` lists the buckets run
-    compiled so far (each compiled once); `fallback` says why the eager path is used, or is empty."""
+    compiled so far (each compiled once); `fallback` says why the eager path is used, or is empty.
+
+    `lean_guards` (default True, where torch has the filter): the compiled graphs keep only dynamo's guards on
+    tensors (the inputs, the weights' dtype, device and shape) and on global state (grad mode, autocast), which
+    cuts its per-call check at batch 1 (docs/cpu-acceleration.md). The price: changes to the model's Python
+    attributes after a bucket has compiled (a hook added, a config flag switched) are not seen by that bucket's
+    graph; a model in training mode runs eagerly. `lean_guards=False` keeps every guard."""
 
     def __init__(
         self,
@@ -162,9 +174,17 @@ class BucketedEncoder:
         options: dict | None = None,
         small_batch_options: dict | None = None,
         small_batch_max: int = SMALL_BATCH_MAX,
+        lean_guards: bool = True,
     ):
         check_options(backend, options, small_batch_options, small_batch_max, batch_buckets)
         self.encode = encode
+        # the module whose `training` flag sends a call to the eager path, and one of its weights, whose dtype and
+        # device are checked here (lean guards do not see the frozen weights)
+        self._module = encode.__self__ if isinstance(getattr(encode, "__self__", None), torch.nn.Module) else None
+        self._weight = next(self._module.parameters(), None) if self._module is not None else None
+        self._guard_filter = getattr(torch.compiler, LEAN_GUARD_FILTER, None) if lean_guards else None
+        self.lean_guards = self._guard_filter is not None
+        self._backend = backend
         self.pad_token_id = pad_token_id
         self.batch_buckets, self.sequence_buckets = tuple(batch_buckets), tuple(sequence_buckets)
         self.compiled_buckets: set[tuple[int, int]] = set()
@@ -181,14 +201,29 @@ class BucketedEncoder:
 
             self._inductor_config = inductor_config
         _raise_recompile_limit(len(self.batch_buckets) * len(self.sequence_buckets))
-        # dynamic=False: one static graph per bucket (a dynamic-shape graph still recompiled per length, ran slower).
-        # One torch.compile object per distinct option set: dynamo keeps each one's graphs apart (its backend).
-        self.compiled = torch.compile(self._run, backend=backend, options=self.options, dynamic=False)
+        self._compile()
+
+    def _compile(self) -> None:
+        """New `torch.compile` objects (no graph yet): dynamic=False, one static graph per bucket (a dynamic-shape
+        graph still recompiled per length, ran slower); one object per distinct option set, dynamo keeps each one's
+        graphs apart (its backend). With lean guards, on a code object of this encoder's own: dynamo keeps graphs
+        per code object, and the input guards alone would hand one model's graph (its frozen weights) to another."""
+        run = type(self)._run.__get__(self)
+        if self.lean_guards:
+            code = run.__code__.replace(co_name=f"_run_{next(_own_code_ids)}")
+            run = types.FunctionType(code, run.__globals__).__get__(self)
+        self._weight_key = None if self._weight is None else (self._weight.dtype, self._weight.device)
+        self.compiled_buckets.clear()
+
+        def compile_with(settings: dict | None) -> Callable[..., torch.Tensor]:
+            # torch.compile takes the guard filter among the options, and pops it from the dict: a copy
+            settings = {**(settings or {}), **({"guard_filter_fn": self._guard_filter} if self.lean_guards else {})}
+            return torch.compile(run, backend=self._backend, options=settings or None, dynamic=False)
+
+        self.compiled = compile_with(self.options)
         self.compiled_small = self.compiled
         if self.small_batch_options not in (None, self.options):
-            self.compiled_small = torch.compile(
-                self._run, backend=backend, options=self.small_batch_options, dynamic=False
-            )
+            self.compiled_small = compile_with(self.small_batch_options)
 
     def _small(self, batch_bucket: int) -> bool:
         return self.small_batch_options is not None and batch_bucket <= self.small_batch_max
@@ -217,6 +252,13 @@ class BucketedEncoder:
     ) -> torch.Tensor:
         # `encode`'s signature (the model's forward calls it positionally); anything beyond ids and masks: eager.
         eager = self.fallback or torch.is_grad_enabled() or any(v is not None for v in kwargs.values())
+        eager = eager or (self._module is not None and self._module.training)
+        if (
+            self.lean_guards
+            and self._weight is not None
+            and (self._weight.dtype, self._weight.device) != self._weight_key
+        ):
+            self._compile()  # the model moved to another dtype or device: graphs anew (lean guards would not see it)
         if eager or position_ids is not None or inputs_embeds is not None or input_ids is None:
             return self.encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs)
         if input_ids.dim() != 2 or input_ids.device.type != "cpu":
@@ -233,20 +275,25 @@ class BucketedEncoder:
             ]  # fmt: skip
             return torch.cat(parts)
         shape = (bucket(rows, self.batch_buckets), bucket(length, self.sequence_buckets))
-        padded = [
-            _pad(input_ids, shape, self.pad_token_id),
-            _pad(attention_mask, shape, 0),
-            None if token_type_ids is None else _pad(token_type_ids, shape, 0),
-        ]
         try:
-            pooled = self._call_compiled(*padded)
+            # Always fresh inference tensors: dynamo guards on the inputs' kind, so a mix of inference and normal
+            # tensors (a text of exactly a bucket's length is not padded) compiled each bucket twice.
+            with torch.inference_mode():
+                padded = [
+                    _pad(input_ids, shape, self.pad_token_id),
+                    _pad(attention_mask, shape, 0),
+                    None if token_type_ids is None else _pad(token_type_ids, shape, 0),
+                ]
+                pooled = self._call_compiled(*padded)
         except Exception as error:  # inductor's failures are of many types; the eager path stays correct
             message = " ".join(str(error).split("Set TORCHDYNAMO_VERBOSE")[0].split())[:300]  # one line
             self.fallback = f"compiling failed ({type(error).__name__}: {message})"
             warnings.warn(f"polyhead compiled path: {self.fallback}; running the eager model.", stacklevel=2)
             return self.encode(input_ids, attention_mask, token_type_ids)
         self.compiled_buckets.add(shape)
-        return pooled[:rows]
+        # outside inference mode (a caller under no_grad), a normal tensor as the eager model gives: one the caller
+        # may update in place
+        return pooled[:rows] if torch.is_inference_mode_enabled() else pooled[:rows].clone()
 
     def warm_up(self, batch_sizes: Sequence[int], lengths: Sequence[int]) -> None:
         """Compiles the buckets of `batch_sizes` x `lengths` now (a server's start-up), not at the first requests."""
@@ -257,14 +304,15 @@ class BucketedEncoder:
 
 
 def _pad(tensor: torch.Tensor, shape: tuple[int, int], value: int) -> torch.Tensor:
-    """`tensor` padded with `value` to `shape`: extra columns at the end; extra rows copy the first row, so no padded
-    row is fully masked (an all-masked row may give NaN, which is dropped anyway but costs a slow path)."""
+    """A new tensor of `shape`: `tensor`, padded with `value` in extra columns at the end; extra rows copy the first
+    row, so no padded row is fully masked (an all-masked row may give NaN, which is dropped anyway but costs a slow
+    path). Always a copy, even at the bucket's exact shape, so it takes the current mode's tensor kind."""
     rows, length = tensor.shape
-    if length < shape[1]:
-        tensor = torch.nn.functional.pad(tensor, (0, shape[1] - length), value=value)
+    padded = tensor.new_full(shape, value)
+    padded[:rows, :length] = tensor
     if rows < shape[0]:
-        tensor = torch.cat([tensor, tensor[:1].expand(shape[0] - rows, -1)])
-    return tensor
+        padded[rows:, :length] = tensor[:1]
+    return padded
 
 
 def _raise_recompile_limit(graphs: int) -> None:
@@ -287,6 +335,7 @@ def compile_model(
     options: dict | None = None,
     small_batch_options: dict | None = None,
     small_batch_max: int = SMALL_BATCH_MAX,
+    lean_guards: bool = True,
 ) -> torch.nn.Module:
     r"""
     `model` (a `MultitaskModel`, in place, in eval mode) in `dtype` (see [`resolve_dtype`]: `"auto"` is bfloat16
@@ -294,7 +343,8 @@ def compile_model(
     `options`: inductor's settings for every bucket (default `INDUCTOR_OPTIONS`); `small_batch_options`: those of
     the batch buckets up to `small_batch_max` (a batch bucket, default 1): by default `options` plus
     `SMALL_BATCH_EXTRA` (cpp_wrapper), or e.g. `AUTOTUNE_OPTIONS` (max-autotune's GEMM templates). A bad option set
-    raises before anything else (see [`check_options`]).
+    raises before anything else (see [`check_options`]). `lean_guards`: dynamo checks only the guards on tensors
+    and global state at each call (see [`BucketedEncoder`]); False keeps them all.
 
     When compiling is not possible here (see [`compile_unavailable`]) or the model has no `encode` (remote code older
     than the fused heads), one warning says why and the model stays eager, in `dtype`. `model.encode.fallback` is
@@ -320,7 +370,15 @@ def compile_model(
     encoder_config = getattr(model.config, "encoder", model.config)
     pad = getattr(encoder_config, "pad_token_id", None) or 0
     model.encode = BucketedEncoder(
-        model.encode, pad, batch_buckets, sequence_buckets, backend, options, small_batch_options, small_batch_max
+        model.encode,
+        pad,
+        batch_buckets,
+        sequence_buckets,
+        backend,
+        options,
+        small_batch_options,
+        small_batch_max,
+        lean_guards,
     )
     return model
 
@@ -335,6 +393,7 @@ __all__ = [
     "AUTOTUNE_OPTIONS",
     "BATCH_BUCKETS",
     "INDUCTOR_OPTIONS",
+    "LEAN_GUARD_FILTER",
     "SEQUENCE_BUCKETS",
     "SMALL_BATCH_EXTRA",
     "SMALL_BATCH_MAX",
