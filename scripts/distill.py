@@ -13,6 +13,7 @@ the agreement / teacher-vs-student / speed table; everything is in `<model_dir>/
 import sys
 
 from polyhead.distill import format_distillation_table, parse_distill_args, plan_distillation, run
+from polyhead.distill.job import check_evaluation
 from polyhead.distill.trainer import check_joint_batches
 from polyhead.run_folder import RESULTS_FILE
 from polyhead.training.arguments import disable_progress_bars
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> dict:
             disable_progress_bars()
         # every check, before any teacher runs
         plan = plan_distillation(model_args, data_args, distill_args, training_args.sampling_seed)
+        check_evaluation(plan, training_args)
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
     results = run(model_args, data_args, distill_args, training_args, plan=plan)

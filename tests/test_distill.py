@@ -885,7 +885,7 @@ def test_gold_weight_schedules_by_hand(tmp_path):
     assert parse_distill_args(argv)[2].gold_weight_schedule == "linear"
 
 
-def test_without_texts_the_teachers_label_the_gold_train_texts(tmp_path, teachers):
+def test_without_texts_the_teachers_label_the_gold_train_texts(tmp_path, teachers, monkeypatch):
     """Born-again distillation: no --texts, labelled --tasks with gold_weight > 0. Every teacher labels the gold train
     texts (the emotion teacher, with no gold data, trains on the sentiment task's texts), agreement is measured on the
     test rows, and the speed on them too."""
@@ -905,6 +905,13 @@ def test_without_texts_the_teachers_label_the_gold_train_texts(tmp_path, teacher
     teachers_list = [f"sentiment={teachers['sentiment']}", teachers["emotions"]]
     with pytest.raises(ValueError, match="No texts to distill on: pass unlabeled texts with --texts, or labelled"):
         run(ModelArguments(), data_args, DistillArguments(teacher=teachers_list), _training_args(tmp_path))
+    loads = []
+    monkeypatch.setattr(cache_module, "load_teacher", lambda *args, **kwargs: loads.append(args) or 1 / 0)
+    with pytest.raises(ValueError, match="no held-out texts to evaluate on during training: set --eval_strategy no"):
+        evaluating = _training_args(tmp_path, eval_strategy="epoch")
+        run(ModelArguments(), data_args, DistillArguments(teacher=teachers_list, gold_weight=1.0), evaluating)
+    assert loads == []  # refused before any teacher ran
+    monkeypatch.undo()
     distill_args = DistillArguments(
         teacher=teachers_list, gold_weight=1.0, gold_weight_schedule="linear", speed_texts=8, teacher_batch_size=4
     )

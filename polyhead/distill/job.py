@@ -175,6 +175,16 @@ def plan_distillation(
     return Plan(teachers, max_lengths, corpus, train_rows, held_out_rows, gold, gold_rows, num_unlabeled, temperatures)
 
 
+def check_evaluation(plan: Plan, training_args: MultitaskTrainingArguments) -> None:
+    """Evaluation during training scores the held-out texts: without any (no --texts) it is refused before any
+    teacher runs."""
+    if len(plan.held_out_rows) == 0 and training_args.eval_strategy != "no":
+        raise ValueError(
+            "Without --texts there are no held-out texts to evaluate on during training: set --eval_strategy no "
+            "(and no --early_stopping_patience); the student and its teachers are scored on the test rows at the end."
+        )
+
+
 def split_held_out(size: int, distill_args: DistillArguments, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split of the texts into training rows and held-out rows (at least one of each)."""
     if size < 2:
@@ -536,6 +546,7 @@ def run(
     model_args = dataclasses.replace(model_args, max_length=resolve_max_length(model_args))
     seed = training_args.sampling_seed
     plan = plan or plan_distillation(model_args, data_args, distill_args, seed)
+    check_evaluation(plan, training_args)
     tokenizer = load_tokenizer(model_args)  # before the teachers run: a missing tokenizer fails early too
     progress = not training_args.disable_tqdm
     outputs = label_with_teachers(plan, distill_args, training_args.output_dir, progress)
@@ -593,6 +604,7 @@ __all__ = [
     "Plan",
     "agreement_report",
     "build_datasets",
+    "check_evaluation",
     "distillation_summary",
     "label_with_teachers",
     "load_gold",
