@@ -59,46 +59,47 @@ def test_layer_shapes_are_the_batches_mean_tokens_and_the_encoders_widths(folder
     assert shapes == (round(sum(lengths) / 2), config.hidden_size, config.intermediate_size)
 
 
-def test_the_autotune_small_variant_compiles_batch_1_with_max_autotune(folder, monkeypatch):
+@pytest.fixture
+def compile_options(monkeypatch):
+    """`torch.compile` replaced by a stand-in that records the inductor options each call gets (without the guard
+    filter of lean guards) and returns the function uncompiled; the list of recorded option sets."""
     from polyhead.serving import compiled
 
     options = []
     monkeypatch.setattr(compiled, "compile_unavailable", lambda: None)
 
-    def fake_compile(fn, **kwargs):  # the inductor options, without the guard filter (lean guards)
+    def fake_compile(fn, **kwargs):
         options.append({key: value for key, value in kwargs["options"].items() if key != "guard_filter_fn"})
         return fn
 
     monkeypatch.setattr(compiled.torch, "compile", fake_compile)
+    return options
+
+
+def test_the_autotune_small_variant_compiles_batch_1_with_max_autotune(folder, compile_options):
+    from polyhead.serving import compiled
+
     runner = cpu.build_runner("torch-compiled-autotune-small", folder, None, torch.get_num_threads())
-    assert options == [compiled.INDUCTOR_OPTIONS, compiled.AUTOTUNE_OPTIONS]
+    assert compile_options == [compiled.INDUCTOR_OPTIONS, compiled.AUTOTUNE_OPTIONS]
     encode = runner.model.encode
     assert encode.options_for(1) == compiled.AUTOTUNE_OPTIONS and encode.options_for(2) == compiled.INDUCTOR_OPTIONS
     assert cpu._dtype_of(runner).endswith(" compiled, autotune at batch <= 1")
-    options.clear()
+    compile_options.clear()
     plain = cpu.build_runner("torch-compiled", folder, None, torch.get_num_threads())
     assert cpu._dtype_of(plain).endswith(" compiled, cpp_wrapper at batch <= 1")
     # the default compiled row: no autotune, the C++ wrapper at batch 1
-    assert options == [compiled.INDUCTOR_OPTIONS, {**compiled.INDUCTOR_OPTIONS, **compiled.SMALL_BATCH_EXTRA}]
+    assert compile_options == [compiled.INDUCTOR_OPTIONS, {**compiled.INDUCTOR_OPTIONS, **compiled.SMALL_BATCH_EXTRA}]
 
 
-def test_the_compiled_rows_profile_names_inductors_generated_kernels(folder, monkeypatch):
-    from polyhead.serving import compiled
-
-    options = []
-    monkeypatch.setattr(compiled, "compile_unavailable", lambda: None)
-
-    def fake_compile(fn, **kwargs):  # the inductor options, without the guard filter (lean guards)
-        options.append({key: value for key, value in kwargs["options"].items() if key != "guard_filter_fn"})
-        return fn
-
-    monkeypatch.setattr(compiled.torch, "compile", fake_compile)
+def test_the_compiled_rows_profile_names_inductors_generated_kernels(folder, compile_options):
     plain = cpu.build_runner("torch-compiled", folder, None, torch.get_num_threads())
-    options.clear()
+    compile_options.clear()
     twin = cpu.kernel_profiled(plain, folder)
     assert twin is not plain and twin.model.dtype == plain.model.dtype
     # the twin's every option set is the timed runner's plus the kernel profile; the timed runner is untouched
-    assert options == [{**opts, **cpu.KERNEL_PROFILE} for opts in (plain.model.encode.options_for(b) for b in (32, 1))]
+    assert compile_options == [
+        {**opts, **cpu.KERNEL_PROFILE} for opts in (plain.model.encode.options_for(b) for b in (32, 1))
+    ]
     assert not any("cpp.enable_kernel_profile" in plain.model.encode.options_for(b) for b in (32, 1))
     eager = cpu.build_runner("torch-bf16", folder, None, torch.get_num_threads())
     assert cpu.kernel_profiled(eager, folder) is eager  # nothing generated to list: profiled as it is
