@@ -267,6 +267,37 @@ def test_other_bad_inputs_are_refused_before_teachers_run(tmp_path, teachers, no
         _bad(tmp_path, [teachers["sentiment"]], gold_weight=0.5)
 
 
+def test_held_out_texts_are_scored_and_never_trained_on(tmp_path, teachers, no_teacher_runs, caplog):
+    rows = _texts(30, seed=7, pairs=True)
+    texts = _jsonl(tmp_path / "texts.jsonl", rows)
+    # Held-out: 2 rows also in --texts (one with another pair text: a different row), 8 new ones, 1 blank.
+    held = [rows[3], rows[10], {"text": rows[12]["text"], "text_pair": "other"}, *_texts(8, seed=8, pairs=True)]
+    held_file = _jsonl(tmp_path / "held.jsonl", [*held, {"text": " ", "text_pair": "x"}])
+    sources = [f"nli={teachers['nli']}", teachers["sentiment"]]
+    common = {"teacher": sources, "texts": [texts], "text_pair_column": "text_pair", "pair_tasks": "nli"}
+    plan = plan_distillation(ModelArguments(), DataArguments(), DistillArguments(**common, held_out_texts=[held_file]))
+    held_rows = [(plan.corpus.texts[i], plan.corpus.pairs[i]) for i in plan.held_out_rows]
+    assert held_rows == [(row["text"], row["text_pair"]) for row in held]  # in file order, the blank row dropped
+    trained = {(plan.corpus.texts[i], plan.corpus.pairs[i]) for i in plan.train_rows}
+    assert len(plan.train_rows) == 28 and not trained & set(held_rows)  # every other --texts row trains
+    assert "2 of the 30 --texts are also among the --held_out_texts" in caplog.text
+    assert plan.num_unlabeled == 30 + 11
+    capped = DistillArguments(**common, held_out_texts=[held_file], max_held_out=4, held_out_fraction=0.5)
+    plan = plan_distillation(ModelArguments(), DataArguments(), capped)
+    assert list(plan.held_out_rows) == [30, 31, 32, 33]  # a seeded 4 of the file's rows, after the 30 --texts
+    kept = {(plan.corpus.texts[i], plan.corpus.pairs[i]) for i in plan.held_out_rows}
+    assert len(plan.train_rows) == 30 - len(kept & {(row["text"], row["text_pair"]) for row in rows})
+    with pytest.raises(ValueError, match="Every one of the --texts is also among the --held_out_texts"):
+        plan_distillation(ModelArguments(), DataArguments(), DistillArguments(**{**common, "held_out_texts": [texts]}))
+    with pytest.raises(ValueError, match=r"not found.*missing\.jsonl"):
+        _bad(tmp_path, sources, held_out_texts=[str(tmp_path / "missing.jsonl")])
+    gold = datasets.DatasetDict(train=datasets.Dataset.from_dict({"text": ["good"], "label": ["positive"]}))
+    data_args = DataArguments(tasks=[{"name": "sst2-bert", "dataset": gold}])
+    born_again = DistillArguments(teacher=[teachers["sentiment"]], held_out_texts=[held_file], gold_weight=0.5)
+    with pytest.raises(ValueError, match="--held_out_texts needs --texts"):
+        plan_distillation(ModelArguments(), data_args, born_again)
+
+
 # --- the cache --------------------------------------------------------------------------------------------------
 
 

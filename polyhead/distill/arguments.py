@@ -55,6 +55,14 @@ class DistillArguments:
         metadata={"help": "Share of the texts kept out of training to measure agreement with the teachers."},
     )
     max_held_out: int = field(default=1000, metadata={"help": "At most this many held-out texts."})
+    held_out_texts: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Texts kept for agreement instead of a share of --texts (same formats and columns), e.g. texts "
+            "none of the teachers trained on: all --texts then train the student, except any text also given here; "
+            "a seeded --max_held_out of them are scored."
+        },
+    )
     distill_temperature: float = field(
         default=2.0,
         metadata={

@@ -149,8 +149,16 @@ def plan_distillation(
         )
         if pair_tasks and all(pair is None for pair in corpus.pairs or []):
             raise ValueError(f"Task(s) {pair_tasks} read sentence pairs, but no text has a pair.")
-        train_rows, held_out_rows = split_held_out(len(corpus), distill_args, seed)
+        if distill_args.held_out_texts:
+            train_rows, held_out_rows = add_held_out_texts(corpus, distill_args, seed)
+        else:
+            train_rows, held_out_rows = split_held_out(len(corpus), distill_args, seed)
     else:  # born-again: the teachers label the gold tasks' own train texts
+        if distill_args.held_out_texts:
+            raise ValueError(
+                "--held_out_texts needs --texts (the texts the student trains on); without --texts, agreement is "
+                "measured on the --tasks' test rows."
+            )
         if not (data_args.tasks and distill_args.gold_weight > 0):
             raise ValueError(
                 "No texts to distill on: pass unlabeled texts with --texts, or labelled --tasks with "
@@ -192,6 +200,32 @@ def split_held_out(size: int, distill_args: DistillArguments, seed: int) -> tupl
     held = min(distill_args.max_held_out, max(1, round(size * distill_args.held_out_fraction)), size - 1)
     order = np.random.default_rng(seed).permutation(size)
     return np.sort(order[held:]), np.sort(order[:held])
+
+
+def add_held_out_texts(corpus: Corpus, distill_args: DistillArguments, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`--held_out_texts`: appends (a seeded `--max_held_out` of) them to the corpus as the held-out rows; every other
+    row trains, except those whose text (and pair) is also held out, so no held-out text is trained on."""
+    held = load_corpus(
+        distill_args.held_out_texts,
+        distill_args.text_column,
+        distill_args.text_pair_column,
+        distill_args.texts_split,
+        distill_args.max_held_out,
+        seed,
+    )
+    pairs = held.pairs or [None] * len(held)
+    kept = set(zip(held.texts, pairs))
+    rows = corpus.pairs or [None] * len(corpus)
+    train_rows = np.asarray([i for i, key in enumerate(zip(corpus.texts, rows)) if key not in kept], dtype=np.int64)
+    if len(train_rows) < len(corpus):
+        logger.warning(
+            f"{len(corpus) - len(train_rows)} of the {len(corpus)} --texts are also among the --held_out_texts: "
+            "kept out of training."
+        )
+    if not len(train_rows):
+        raise ValueError("Every one of the --texts is also among the --held_out_texts: no text is left to train on.")
+    held_out_rows = np.asarray(corpus.extend(held.texts, held.pairs), dtype=np.int64)
+    return train_rows, held_out_rows
 
 
 def final_role(data_args: DataArguments) -> str:
