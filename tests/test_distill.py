@@ -282,6 +282,8 @@ def test_held_out_texts_are_scored_and_never_trained_on(tmp_path, teachers, no_t
     assert len(plan.train_rows) == 28 and not trained & set(held_rows)  # every other --texts row trains
     assert "2 of the 30 --texts are also among the --held_out_texts" in caplog.text
     assert plan.num_unlabeled == 30 + 11
+    speed = job_module.speed_rows(plan)  # timed on a seeded shuffle of them, not the first file's rows first
+    assert sorted(speed) == list(plan.held_out_rows) and list(speed) != sorted(speed)
     capped = DistillArguments(**common, held_out_texts=[held_file], max_held_out=4, held_out_fraction=0.5)
     plan = plan_distillation(ModelArguments(), DataArguments(), capped)
     assert list(plan.held_out_rows) == [30, 31, 32, 33]  # a seeded 4 of the file's rows, after the 30 --texts

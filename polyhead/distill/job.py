@@ -483,11 +483,14 @@ def measure_speed(
 
 def speed_rows(plan: Plan) -> np.ndarray:
     """Rows the student never trained on, to time it against the teachers: the held-out texts, else (no --texts) the
-    gold test rows in a seeded shuffle (so every task's texts, and pairs, are among the first ones)."""
-    if len(plan.held_out_rows):
-        return plan.held_out_rows
-    test = [rows["test"] for rows in plan.gold_rows.values() if "test" in rows]
-    return np.random.default_rng(0).permutation(np.concatenate(test)) if test else np.empty(0, dtype=np.int64)
+    gold test rows, in a seeded shuffle (held-out and test rows follow their files' order; shuffled, the first
+    `--speed_texts` of them sample every source, and pairs)."""
+    rows = (
+        [plan.held_out_rows]
+        if len(plan.held_out_rows)
+        else [r["test"] for r in plan.gold_rows.values() if "test" in r]
+    )
+    return np.random.default_rng(0).permutation(np.concatenate(rows)) if rows else np.empty(0, dtype=np.int64)
 
 
 def _timed(forward, tokenizer, texts, pairs, pair: bool, batch_size: int, max_length: int) -> float:
