@@ -720,6 +720,8 @@ def test_card_of_a_born_again_student_says_where_its_agreement_is_and_how_gold_l
     config = {"tasks": {"sentiment": {"labels": ["negative", "positive"]}}}
     card = render_model_card(config, results, repo_id="org/student")
     assert "No held-out unlabeled texts: the teachers labelled the tasks' own train texts" in card
+    assert "| `sentiment` | `org/sst2` | 0.9000 | 50 |" in card  # the test rows' agreement, no empty held-out cells
+    assert "Held-out texts" not in card
     assert "Gold labels mixed in on their rows, annealed: the gold weight grew from 0 to 1 over training." in card
     results["distillation"].update(agreement={"sentiment": {"metric": "accuracy", "value": 0.9, "n": 9}})
     results["distillation"].update(gold_weight=0.3, gold_weight_schedule="constant")

@@ -408,24 +408,30 @@ def distillation_tables(distillation: Mapping[str, Any]) -> str:
         hub_id = hub_id_or_none(teacher.get("source"))  # a local path stays out of the card
         source = f"`{hub_id}`" if hub_id else "a local model"
         for task, own in teacher.get("tasks", {}).items():
+            named = source + (f" (task `{own}`)" if own != task else "")
+            if not agreement:  # born-again: the only agreement is the one on the labelled test rows
+                entry = test.get(task, {})
+                rows.append((f"`{task}`", named, format_value(entry.get("agreement")), format_value(entry.get("n"))))
+                continue
             entry = agreement.get(task, {})
             metric = "top-1 agreement" if entry.get("metric") == "accuracy" else "F1 vs the teacher's decisions"
-            named = source + (f" (task `{own}`)" if own != task else "")
             cells = (format_value(entry.get("value")), format_value(entry.get("n")), _confident_cell(entry))
             rows.append((f"`{task}`", named, metric, *cells))
-    confident = f"Where the teacher is confident (margin ≥ {CONFIDENT_MARGIN:g}): value (texts)"
-    text = markdown_table(("Task", "Teacher", "Agreement", "Value", "Held-out texts", confident), rows)
+    if agreement:
+        confident = f"Where the teacher is confident (margin ≥ {CONFIDENT_MARGIN:g}): value (texts)"
+        text = markdown_table(("Task", "Teacher", "Agreement", "Value", "Held-out texts", confident), rows)
+    else:
+        columns = ("Task", "Teacher", "Agreement on the test rows (top-1; multi-label: F1)", "Test rows")
+        text = markdown_table(columns, rows) + (
+            "\n\nNo held-out unlabeled texts: the teachers labelled the tasks' own train texts (born-again "
+            "distillation); the agreement is on the labelled test data."
+        )
     if any("confident" in entry for entry in agreement.values()):
         text += (
             "\n\nThe teacher's margin on a text is its top-1 minus its top-2 softmax probability (single-label "
             "tasks). The last column is the agreement on the texts where the teacher's answer is clear: when it is "
             "much higher than the overall value, the student differs from the teacher mostly where the teacher "
             "itself is unsure."
-        )
-    if not agreement:
-        text += (
-            "\n\nNo held-out unlabeled texts: the teachers labelled the tasks' own train texts (born-again "
-            "distillation); the agreement is on the labelled test data below."
         )
     for sentence in (temperature_text(distillation, quote="`"), gold_text(distillation)):
         if sentence:
