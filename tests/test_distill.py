@@ -280,7 +280,7 @@ def test_held_out_texts_are_scored_and_never_trained_on(tmp_path, teachers, no_t
     assert held_rows == [(row["text"], row["text_pair"]) for row in held]  # in file order, the blank row dropped
     trained = {(plan.corpus.texts[i], plan.corpus.pairs[i]) for i in plan.train_rows}
     assert len(plan.train_rows) == 28 and not trained & set(held_rows)  # every other --texts row trains
-    assert "2 of the 30 --texts are also among the --held_out_texts" in caplog.text
+    assert "2 of the 30 training rows repeat a held-out text: kept out of training" in caplog.text
     assert plan.num_unlabeled == 30 + 11
     speed = job_module.speed_rows(plan)  # timed on a seeded shuffle of them, not the first file's rows first
     assert sorted(speed) == list(plan.held_out_rows) and list(speed) != sorted(speed)
@@ -289,7 +289,7 @@ def test_held_out_texts_are_scored_and_never_trained_on(tmp_path, teachers, no_t
     assert list(plan.held_out_rows) == [30, 31, 32, 33]  # a seeded 4 of the file's rows, after the 30 --texts
     kept = {(plan.corpus.texts[i], plan.corpus.pairs[i]) for i in plan.held_out_rows}
     assert len(plan.train_rows) == 30 - len(kept & {(row["text"], row["text_pair"]) for row in rows})
-    with pytest.raises(ValueError, match="Every one of the --texts is also among the --held_out_texts"):
+    with pytest.raises(ValueError, match="Every training text is also a held-out text"):
         plan_distillation(ModelArguments(), DataArguments(), DistillArguments(**{**common, "held_out_texts": [texts]}))
     with pytest.raises(ValueError, match=r"not found.*missing\.jsonl"):
         _bad(tmp_path, sources, held_out_texts=[str(tmp_path / "missing.jsonl")])
@@ -298,6 +298,19 @@ def test_held_out_texts_are_scored_and_never_trained_on(tmp_path, teachers, no_t
     born_again = DistillArguments(teacher=[teachers["sentiment"]], held_out_texts=[held_file], gold_weight=0.5)
     with pytest.raises(ValueError, match="--held_out_texts needs --texts"):
         plan_distillation(ModelArguments(), data_args, born_again)
+
+
+def test_gold_train_rows_that_repeat_a_held_out_text_do_not_train(tmp_path, teachers, no_teacher_runs):
+    """--texts = a task's train texts and gold labels mixed in: the gold copy of a held-out text must not train."""
+    rows = [{"text": row["text"], "label": "positive"} for row in _texts(20, seed=9)]
+    gold = datasets.DatasetDict(train=datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in ("text", "label")}))
+    texts = _jsonl(tmp_path / "texts.jsonl", rows)
+    data_args = DataArguments(tasks=[{"name": "sst2-bert", "dataset": gold, "validation_size": 0, "test_size": 0}])
+    distill_args = DistillArguments(teacher=[teachers["sentiment"]], texts=[texts], gold_weight=0.5)
+    plan = plan_distillation(ModelArguments(), data_args, distill_args)
+    held = {plan.corpus.texts[i] for i in plan.held_out_rows}
+    assert len(held) == 2 and not held & {plan.corpus.texts[i] for i in plan.train_rows}
+    assert len(plan.train_rows) == 2 * (20 - 2)  # each other text twice: unlabeled from --texts, with its gold label
 
 
 # --- the cache --------------------------------------------------------------------------------------------------

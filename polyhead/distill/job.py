@@ -180,6 +180,8 @@ def plan_distillation(
     extra = [rows["train"] for rows in gold_rows.values() if "train" in rows]
     if extra:  # gold train texts train every task: with their gold label for their own task, unlabeled for others
         train_rows = np.concatenate([train_rows, *extra])
+    if len(held_out_rows):
+        train_rows = keep_held_out_texts_out(corpus, train_rows, held_out_rows)
     return Plan(teachers, max_lengths, corpus, train_rows, held_out_rows, gold, gold_rows, num_unlabeled, temperatures)
 
 
@@ -203,8 +205,8 @@ def split_held_out(size: int, distill_args: DistillArguments, seed: int) -> tupl
 
 
 def add_held_out_texts(corpus: Corpus, distill_args: DistillArguments, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """`--held_out_texts`: appends (a seeded `--max_held_out` of) them to the corpus as the held-out rows; every other
-    row trains, except those whose text (and pair) is also held out, so no held-out text is trained on."""
+    """`--held_out_texts`: appends (a seeded `--max_held_out` of) them to the corpus as the held-out rows; every row
+    of `--texts` trains (`keep_held_out_texts_out` then drops those that repeat a held-out text)."""
     held = load_corpus(
         distill_args.held_out_texts,
         distill_args.text_column,
@@ -213,19 +215,24 @@ def add_held_out_texts(corpus: Corpus, distill_args: DistillArguments, seed: int
         distill_args.max_held_out,
         seed,
     )
-    pairs = held.pairs or [None] * len(held)
-    kept = set(zip(held.texts, pairs))
-    rows = corpus.pairs or [None] * len(corpus)
-    train_rows = np.asarray([i for i, key in enumerate(zip(corpus.texts, rows)) if key not in kept], dtype=np.int64)
-    if len(train_rows) < len(corpus):
+    train_rows = np.arange(len(corpus), dtype=np.int64)
+    return train_rows, np.asarray(corpus.extend(held.texts, held.pairs), dtype=np.int64)
+
+
+def keep_held_out_texts_out(corpus: Corpus, train_rows: np.ndarray, held_out_rows: np.ndarray) -> np.ndarray:
+    """The training rows less those whose text (and pair) is also a held-out row's, whether from `--texts` or a
+    `--tasks` train split: agreement is only measured on texts the student never trained on."""
+    pairs = corpus.pairs or [None] * len(corpus)
+    held = {(corpus.texts[i], pairs[i]) for i in held_out_rows}
+    kept = np.asarray([i for i in train_rows if (corpus.texts[i], pairs[i]) not in held], dtype=np.int64)
+    if len(kept) < len(train_rows):
         logger.warning(
-            f"{len(corpus) - len(train_rows)} of the {len(corpus)} --texts are also among the --held_out_texts: "
-            "kept out of training."
+            f"{len(train_rows) - len(kept)} of the {len(train_rows)} training rows repeat a held-out text: kept out "
+            "of training."
         )
-    if not len(train_rows):
-        raise ValueError("Every one of the --texts is also among the --held_out_texts: no text is left to train on.")
-    held_out_rows = np.asarray(corpus.extend(held.texts, held.pairs), dtype=np.int64)
-    return train_rows, held_out_rows
+    if not len(kept):
+        raise ValueError("Every training text is also a held-out text: no text is left to train on.")
+    return kept
 
 
 def final_role(data_args: DataArguments) -> str:
