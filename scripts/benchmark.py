@@ -16,6 +16,7 @@ import torch
 import transformers
 
 from polyhead.benchmark import DEFAULT_DATA_DIR, format_report, run_benchmark, save_report
+from polyhead.benchmark.choose import MIN_AGREEMENT
 from polyhead.benchmark.plots import plot_report
 
 
@@ -57,14 +58,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     choose.add_argument("--text-column", default="text", help="The text column of --texts.")
     choose.add_argument("--choose-texts", type=int, default=512, help="Sample texts timed and compared.")
     choose.add_argument("--batch-size", type=int, default=32, help="Batch size timed.")
+    choose.add_argument(
+        "--min-agreement",
+        type=float,
+        default=100 * MIN_AGREEMENT,
+        help="Percent of the texts whose labels must equal torch fp32's, for every task, for a path to be chosen.",
+    )
     choose.add_argument("--num-threads", type=int, default=None, help="torch / onnxruntime threads (default: all).")
     return parser.parse_args(argv)
 
 
 def run_choose(args: argparse.Namespace) -> None:
-    from polyhead.benchmark.choose import choose_backend, format_choice, sample_texts
+    from polyhead.benchmark.choose import check_min_agreement, choose_backend, format_choice, sample_texts
     from polyhead.saving import check_model_folder
 
+    try:
+        min_agreement = check_min_agreement(args.min_agreement / 100)
+    except ValueError:
+        sys.exit(f"error: --min-agreement is a percent of texts in (0, 100], e.g. 99.5, got {args.min_agreement:g}")
     try:
         check_model_folder(args.choose)
         texts = sample_texts(args.choose_texts, args.texts, args.text_column, args.data_dir)
@@ -76,6 +87,7 @@ def run_choose(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         time_budget=args.time_budget,
         num_threads=args.num_threads,
+        min_agreement=min_agreement,
         write=args.write,
     )
     print(format_choice(choice))

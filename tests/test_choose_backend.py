@@ -10,7 +10,15 @@ import pytest
 import torch
 
 from polyhead import MultitaskModel
-from polyhead.benchmark.choose import PATHS, PathResult, fastest_agreeing, label_agreement, sample_texts
+from polyhead.benchmark.choose import (
+    PATHS,
+    PathResult,
+    check_min_agreement,
+    choose_backend,
+    fastest_agreeing,
+    label_agreement,
+    sample_texts,
+)
 from polyhead.benchmark.inputs import synthetic_texts
 from polyhead.saving import save_model_folder
 from polyhead.serving import handler
@@ -92,16 +100,18 @@ def test_choose_measures_every_path_and_writes_what_the_handler_serves(folder, t
     texts.write_text("\n".join(synthetic_texts(24)))
     script = _script()
     command = ["--choose", str(folder), "--texts", str(texts), "--time-budget", "0", "--batch-size", "4", "--write"]
-    script.main(command)
+    script.main([*command, "--min-agreement", "90"])
     printed = capsys.readouterr().out
     saved = json.loads((folder / SETTINGS_FILE).read_text())
     measured = {row["name"]: row for row in saved["measured"]["results"]}
     assert list(measured) == list(PATHS)
     assert all(len(row["runs"]) == 1 and row["texts_per_second"] > 0 for row in measured.values())  # one round
     assert set(measured["torch-fp32"]["agreement"].values()) == {1.0}
-    qualifying = [row for row in measured.values() if min(row["agreement"].values()) >= 0.995]
+    assert saved["measured"]["min_agreement"] == pytest.approx(0.9)
+    qualifying = [row for row in measured.values() if min(row["agreement"].values()) >= 0.9]
     assert saved["chosen"] == max(qualifying, key=lambda row: row["texts_per_second"])["name"]
     assert f"chosen: {saved['chosen']}" in printed and "| onnx-int8 |" in printed
+    assert "at least 90.0% of the texts for every task" in printed
     # The folder serves the pick: settings readable, an ONNX pick's graph copied in, nothing else exported there.
     assert read_serving_file(str(folder)) == PATHS[saved["chosen"]]
     onnx_files = sorted(p.relative_to(folder).as_posix() for p in folder.glob("onnx/*"))
@@ -117,6 +127,20 @@ def test_choose_refuses_a_missing_folder_or_texts_clearly(folder, tmp_path):
         script.main(["--choose", str(tmp_path / "nope")])
     with pytest.raises(SystemExit, match="Sample texts must be a .jsonl, .csv or .txt file"):
         script.main(["--choose", str(folder), "--texts", str(tmp_path / "texts.parquet")])
+
+
+@pytest.mark.parametrize("value", [0, -0.1, 1.5, 99.5, float("nan"), "0.9", True])
+def test_a_least_agreement_outside_0_to_1_is_refused_before_anything_loads(folder, value):
+    with pytest.raises(ValueError, match=r"share of the texts in \(0, 1\]"):
+        check_min_agreement(value)
+    with pytest.raises(ValueError, match=r"share of the texts in \(0, 1\]"):
+        choose_backend(folder / "not-loaded", ["a text"], min_agreement=value)
+
+
+@pytest.mark.parametrize("percent", ["0", "100.5", "-3"])
+def test_the_script_takes_the_least_agreement_in_percent(folder, percent):
+    with pytest.raises(SystemExit, match=r"--min-agreement is a percent of texts in \(0, 100\]"):
+        _script().main(["--choose", str(folder), "--min-agreement", percent])
 
 
 def test_the_handler_reads_serving_json_and_the_environment_overrides_it(folder, monkeypatch):

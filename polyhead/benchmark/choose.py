@@ -82,6 +82,16 @@ class BackendChoice:
         return dataclasses.asdict(self)
 
 
+def check_min_agreement(min_agreement: float) -> float:
+    """`min_agreement` if it is a share of texts in (0, 1], else a `ValueError` that says so."""
+    if isinstance(min_agreement, bool) or not isinstance(min_agreement, (int, float)) or not 0 < min_agreement <= 1:
+        raise ValueError(
+            f"The least label agreement with {REFERENCE} is a share of the texts in (0, 1], e.g. {MIN_AGREEMENT} "
+            f"(99.5%), got {min_agreement!r}."
+        )
+    return float(min_agreement)
+
+
 def choose_backend(
     model_dir: str | os.PathLike,
     texts: list[str],
@@ -110,6 +120,7 @@ def choose_backend(
     ```
     """
     start = time.perf_counter()
+    min_agreement = check_min_agreement(min_agreement)
     unknown = sorted(set(paths) - set(PATHS))
     if unknown or REFERENCE not in paths:
         raise ValueError(f"paths must include {REFERENCE!r} and only name {list(PATHS)}, got {list(paths)}.")
@@ -268,7 +279,11 @@ def format_choice(choice: BackendChoice) -> str:
             f"| {result.name} | {result.texts_per_second:.1f} | {result.texts_per_second / reference:.2f}x "
             f"| {low:.1%} | {len(result.runs)} | {mark} |"
         )
-    lines += ["", f"chosen: {choice.chosen} {json.dumps(choice.settings)}"]
+    lines += [
+        "",
+        f"eligible: labels equal to {REFERENCE}'s on at least {choice.min_agreement:.1%} of the texts for every task",
+        f"chosen: {choice.chosen} {json.dumps(choice.settings)}",
+    ]
     return "\n".join(lines)
 
 
