@@ -16,7 +16,7 @@ import torch
 import transformers
 
 from polyhead.benchmark import DEFAULT_DATA_DIR, format_report, run_benchmark, save_report
-from polyhead.benchmark.choose import MIN_AGREEMENT
+from polyhead.benchmark.choose import COMPILED, DEFAULT_PATHS, MIN_AGREEMENT
 from polyhead.benchmark.plots import plot_report
 
 
@@ -53,6 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--choose", metavar="MODEL_DIR", help="Time torch fp32/bf16 and ONNX fp32/int8 on MODEL_DIR and pick one."
     )
     choose.add_argument("--write", action="store_true", help="Write the pick to MODEL_DIR/serving.json.")
+    choose.add_argument(
+        "--compiled",
+        action="store_true",
+        help="Also time polyhead's compiled torch path (bfloat16 where the CPU has it); compiling takes minutes.",
+    )
     choose.add_argument("--time-budget", type=float, default=60.0, help="Seconds of timing (at least one round).")
     choose.add_argument("--texts", help="Sample texts: .jsonl/.csv/.txt (default: tweets from --data-dir).")
     choose.add_argument("--text-column", default="text", help="The text column of --texts.")
@@ -88,6 +93,7 @@ def run_choose(args: argparse.Namespace) -> None:
         time_budget=args.time_budget,
         num_threads=args.num_threads,
         min_agreement=min_agreement,
+        paths=DEFAULT_PATHS + (COMPILED,) * args.compiled,
         write=args.write,
     )
     print(format_choice(choice))

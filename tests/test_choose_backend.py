@@ -1,6 +1,7 @@
 """The serving-path chooser (`polyhead.benchmark.choose`, `scripts/benchmark.py --choose`) and the `serving.json`
 it writes, as the Inference Endpoints handler and bulk prediction read it."""
 
+import functools
 import importlib.util
 import json
 import sys
@@ -8,22 +9,31 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch._dynamo.testing import CompileCounter
 
 from polyhead import MultitaskModel
+from polyhead.benchmark import choose
 from polyhead.benchmark.choose import (
+    COMPILED,
+    DEFAULT_PATHS,
     PATHS,
+    BackendChoice,
     PathResult,
     check_min_agreement,
     choose_backend,
     fastest_agreeing,
+    format_choice,
     label_agreement,
     sample_texts,
+    write_choice,
 )
 from polyhead.benchmark.inputs import synthetic_texts
 from polyhead.saving import save_model_folder
 from polyhead.serving import handler
+from polyhead.serving.compiled import compile_model, resolve_dtype
 from polyhead.serving.handler import CHOICE_VARIABLES, SETTINGS_FILE, read_serving_file
 from polyhead.serving.predict import chosen_backend, predict_file
+from polyhead.serving.settings import read_serving_file as library_reader
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
 
 
@@ -104,7 +114,7 @@ def test_choose_measures_every_path_and_writes_what_the_handler_serves(folder, t
     printed = capsys.readouterr().out
     saved = json.loads((folder / SETTINGS_FILE).read_text())
     measured = {row["name"]: row for row in saved["measured"]["results"]}
-    assert list(measured) == list(PATHS)
+    assert list(measured) == list(DEFAULT_PATHS)  # the compiled path only when asked
     assert all(len(row["runs"]) == 1 and row["texts_per_second"] > 0 for row in measured.values())  # one round
     assert set(measured["torch-fp32"]["agreement"].values()) == {1.0}
     assert saved["measured"]["min_agreement"] == pytest.approx(0.9)
@@ -141,6 +151,81 @@ def test_a_least_agreement_outside_0_to_1_is_refused_before_anything_loads(folde
 def test_the_script_takes_the_least_agreement_in_percent(folder, percent):
     with pytest.raises(SystemExit, match=r"--min-agreement is a percent of texts in \(0, 100\]"):
         _script().main(["--choose", str(folder), "--min-agreement", percent])
+
+
+def compiled_row(choice: BackendChoice) -> PathResult:
+    return next(result for result in choice.results if result.name == COMPILED)
+
+
+def test_the_compiled_path_is_compiled_before_it_is_timed_in_this_cpus_dtype(folder, monkeypatch):
+    counter = CompileCounter()  # dynamo traces every bucket as inductor would, the graphs run eagerly (fast)
+    monkeypatch.setattr(choose, "compile_model", functools.partial(compile_model, backend=counter))
+    timed = []
+    real_time_paths = choose._time_paths
+
+    def time_paths(runners, *args):
+        original = runners[COMPILED]
+        runners[COMPILED] = lambda *call, **options: (timed.append(counter.frame_count), original(*call, **options))[1]
+        runners[COMPILED].model = original.model
+        return real_time_paths(runners, *args)
+
+    monkeypatch.setattr(choose, "_time_paths", time_paths)
+    texts = synthetic_texts(11) + ["word " * 40]  # 42 tokens: the last batch meets a bucket (48) no other batch does
+    choice = choose_backend(folder, texts, batch_size=4, time_budget=0, paths=("torch-fp32", COMPILED))
+    row = compiled_row(choice)
+    assert row.settings == {"backend": "torch", "dtype": resolve_dtype("auto"), "compile": True}
+    assert row.texts_per_second > 0 and len(row.runs) == 1 and set(row.agreement) == {"sentiment", "topic", "emotions"}
+    # The warm-up pass over every text compiled every bucket: the timed round compiled nothing more.
+    assert timed == [0, counter.frame_count] and counter.frame_count >= 1
+    assert PATHS[COMPILED] == {"backend": "torch", "compile": True}  # the dtype is filled in per machine, not stored
+
+
+def test_the_compiled_path_is_skipped_with_why_where_it_cannot_run(folder, monkeypatch):
+    monkeypatch.setattr(choose, "compile_unavailable", lambda: "no C++ compiler was found: install g++ or set CXX")
+    choice = choose_backend(folder, synthetic_texts(8), batch_size=4, time_budget=0, paths=("torch-fp32", COMPILED))
+    assert compiled_row(choice).texts_per_second is None and choice.chosen == "torch-fp32"
+    assert "| torch-compiled | | | | | skipped: no C++ compiler was found: install g++ or set CXX |" in format_choice(
+        choice
+    )
+
+
+def test_a_compiled_path_that_falls_back_to_eager_is_not_timed(folder, monkeypatch):
+    def broken(graph, example_inputs):
+        raise RuntimeError("no compiler today")
+
+    monkeypatch.setattr(choose, "compile_model", functools.partial(compile_model, backend=broken))
+    with pytest.warns(UserWarning, match="compiling failed"):
+        choice = choose_backend(
+            folder, synthetic_texts(8), batch_size=4, time_budget=0, paths=("torch-fp32", COMPILED)
+        )
+    row = compiled_row(choice)
+    assert row.runs == [] and row.skipped.startswith("it runs eager here: compiling failed (")
+    assert "no compiler today" in row.skipped
+    assert choice.chosen == "torch-fp32"
+
+
+def test_a_compiled_pick_is_what_the_handler_serves(folder):
+    settings = {"backend": "torch", "dtype": "bfloat16", "compile": True}
+    row = PathResult(COMPILED, settings, 100.0, {"sentiment": 1.0}, [0.1])
+    write_choice(folder, BackendChoice(COMPILED, settings, [row], 8, 4, 2, "a CPU", 0.995, 1.0, "2026-12-06"))
+    assert library_reader(str(folder)) == settings  # what bulk prediction reads
+    assert read_serving_file(str(folder)) == settings  # the handler's copy (handler.py runs without polyhead)
+
+
+def test_the_script_times_the_compiled_path_only_when_asked(folder, tmp_path, monkeypatch):
+    asked = []
+
+    def recorded(*args, **kwargs):
+        asked.append(kwargs["paths"])
+        raise KeyboardInterrupt  # stop before anything is timed
+
+    monkeypatch.setattr(choose, "choose_backend", recorded)
+    (tmp_path / "texts.txt").write_text("a text\nanother text\n")
+    texts = ["--texts", str(tmp_path / "texts.txt")]
+    for flags in ([], ["--compiled"]):
+        with pytest.raises(KeyboardInterrupt):
+            _script().main(["--choose", str(folder), *texts, *flags])
+    assert asked == [DEFAULT_PATHS, (*DEFAULT_PATHS, COMPILED)]
 
 
 def test_the_handler_reads_serving_json_and_the_environment_overrides_it(folder, monkeypatch):

@@ -1,5 +1,5 @@
-"""The fastest serving path of one model on this machine: torch float32 / bfloat16 and ONNX Runtime fp32 / int8, timed
-side by side on sample texts within a time budget.
+"""The fastest serving path of one model on this machine: torch float32 / bfloat16 and ONNX Runtime fp32 / int8 (and,
+when asked, polyhead's compiled torch path), timed side by side on sample texts within a time budget.
 
 Which path is fastest is a property of the CPU (bfloat16 is fast only with AMX or AVX512-BF16 units and good kernels;
 ONNX Runtime's int8 kernels win where they do not), so it is measured, not guessed. A path qualifies only if its
@@ -32,18 +32,24 @@ from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, TEXT_DATASETS, load_text
 from polyhead.benchmark.variants import onnx_available, onnx_pipeline
 from polyhead.remote_code import PIPELINE_TASK
 from polyhead.serving import ONNX_FILE, QUANTIZED_FILE
+from polyhead.serving.compiled import compile_model, compile_unavailable, is_compiled, resolve_dtype
 from polyhead.serving.settings import SETTINGS_FILE
 
 
 MIN_AGREEMENT = 0.995  # share of texts whose labels equal torch float32's, per task
 REFERENCE = "torch-fp32"
+COMPILED = "torch-compiled"
 PATHS = {
     "torch-fp32": {"backend": "torch", "dtype": "float32"},
     "torch-bf16": {"backend": "torch", "dtype": "bfloat16"},
     "onnx-fp32": {"backend": "onnx", "onnx_file": ONNX_FILE},
     "onnx-int8": {"backend": "onnx", "onnx_file": QUANTIZED_FILE},
+    # polyhead's compiled path; its dtype is this CPU's (`resolve_dtype("auto")`), filled in when it is measured.
+    COMPILED: {"backend": "torch", "compile": True},
 }
-"""The serving paths measured, and the `serving.json` settings that select each."""
+"""The serving paths that can be measured, and the `serving.json` settings that select each."""
+DEFAULT_PATHS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
+"""The paths measured unless asked: the compiled one costs minutes of compiling first (`--compiled`)."""
 CPU_FLAGS = ("amx_bf16", "avx512_bf16", "avx512_vnni", "avx512f")  # what decides the bf16 and int8 kernels
 
 
@@ -100,7 +106,7 @@ def choose_backend(
     time_budget: float = 60.0,
     num_threads: int | None = None,
     min_agreement: float = MIN_AGREEMENT,
-    paths: tuple[str, ...] = tuple(PATHS),
+    paths: tuple[str, ...] = DEFAULT_PATHS,
     write: bool = False,
 ) -> BackendChoice:
     r"""
@@ -108,9 +114,12 @@ def choose_backend(
     timing are spent (at least one round), checks its labels against torch float32, and picks the fastest path that
     agrees on at least `min_agreement` of the texts for every task.
 
-    ONNX graphs missing from `model_dir/onnx/` are exported to a temporary copy (not counted in the budget); with
+    Every path first answers all of `texts` once, untimed: ONNX graphs missing from `model_dir/onnx/` are exported
+    to a temporary copy, and the compiled path (`COMPILED` in `paths`) compiles every shape bucket the texts meet,
+    neither counted in the budget. With
     `write=True` the pick is written to `model_dir/serving.json` (and an exported graph it needs copied into
-    `model_dir/onnx/`).
+    `model_dir/onnx/`). A path that cannot run here (no onnx extra; no C++ compiler for the compiled path, or a
+    compilation that fell back to eager) is reported as skipped, with why.
 
     Example:
 
@@ -172,14 +181,24 @@ def sample_texts(
 
 def _runners(model_dir: Path, scratch: Path, paths, num_threads: int) -> tuple[dict[str, Callable], list]:
     """Per measurable path, `(texts, batch_size) -> answers`; and a `PathResult` per path (skipped ones say why)."""
-    results = {name: PathResult(name, PATHS[name]) for name in paths}
+    results = {name: PathResult(name, dict(PATHS[name])) for name in paths}
     runners = {}
     for name in paths:
-        if PATHS[name]["backend"] == "torch":
-            # As the handler serves it: the folder's own code, loaded in float32 and cast.
-            classifier = pipeline(PIPELINE_TASK, model=str(model_dir), trust_remote_code=True)
+        if PATHS[name]["backend"] != "torch":
+            continue
+        if name == COMPILED:
+            why = compile_unavailable()
+            if why is not None:
+                results[name].skipped = why
+                continue
+            results[name].settings["dtype"] = resolve_dtype("auto")
+        # As the handler serves it: the folder's own code, loaded in float32, then cast (or compiled).
+        classifier = pipeline(PIPELINE_TASK, model=str(model_dir), trust_remote_code=True)
+        if name == COMPILED:
+            compile_model(classifier.model, results[name].settings["dtype"])
+        else:
             classifier.model.to(getattr(torch, PATHS[name]["dtype"]))
-            runners[name] = classifier
+        runners[name] = classifier
     onnx_paths = [name for name in paths if PATHS[name]["backend"] == "onnx"]
     if onnx_paths and not onnx_available():
         for name in onnx_paths:
@@ -205,11 +224,16 @@ def _onnx_folder(model_dir: Path, scratch: Path, files: list[str]) -> Path:
 
 
 def _time_paths(runners: dict, results: list[PathResult], texts: list[str], batch_size: int, budget: float) -> None:
-    """Warms every path up, then times interleaved rounds (a new order each round) while the budget lasts; the
-    first round's answers give the agreement with torch float32."""
-    for runner in runners.values():
-        runner(texts[: 2 * batch_size], batch_size=batch_size)
+    """Warms every path up on all the texts (the compiled path compiles the shape buckets the rounds meet), then
+    times interleaved rounds (a new order each round) while the budget lasts; the first round's answers give the
+    agreement with torch float32. A compiled path that fell back to eager while warming up is skipped."""
     by_name = {result.name: result for result in results}
+    for name, runner in list(runners.items()):
+        runner(texts, batch_size=batch_size)
+        if name == COMPILED and not is_compiled(runner.model):
+            why = getattr(runner.model.__dict__.get("encode"), "fallback", "") or "not compiled (see the warning)"
+            by_name[name].skipped = f"it runs eager here: {why}"
+            del runners[name]
     answers: dict[str, list[dict]] = {}
     spent, round_index = 0.0, 0
     while round_index == 0 or spent * (round_index + 1) / round_index <= budget:
