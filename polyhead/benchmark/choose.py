@@ -59,7 +59,7 @@ class PathResult:
     it was not measured (`skipped`)."""
 
     name: str
-    settings: dict[str, str]
+    settings: dict[str, Any]
     texts_per_second: float | None = None
     agreement: dict[str, float] | None = None
     runs: list[float] = dataclasses.field(default_factory=list)
@@ -74,7 +74,7 @@ class BackendChoice:
     """What [`choose_backend`] measured and picked (`chosen` names one of `results`)."""
 
     chosen: str
-    settings: dict[str, str]
+    settings: dict[str, Any]
     results: list[PathResult]
     num_texts: int
     batch_size: int
