@@ -160,13 +160,19 @@ def compiled_row(choice: BackendChoice) -> PathResult:
 def test_the_compiled_path_is_compiled_before_it_is_timed_in_this_cpus_dtype(folder, monkeypatch):
     counter = CompileCounter()  # dynamo traces every bucket as inductor would, the graphs run eagerly (fast)
     monkeypatch.setattr(choose, "compile_model", functools.partial(compile_model, backend=counter))
-    timed = []
+    frames_at_call = []  # graphs compiled so far, as each call of the compiled runner begins
     real_time_paths = choose._time_paths
 
+    class Recorded:
+        def __init__(self, runner):
+            self.runner, self.model = runner, runner.model
+
+        def __call__(self, *args, **kwargs):
+            frames_at_call.append(counter.frame_count)
+            return self.runner(*args, **kwargs)
+
     def time_paths(runners, *args):
-        original = runners[COMPILED]
-        runners[COMPILED] = lambda *call, **options: (timed.append(counter.frame_count), original(*call, **options))[1]
-        runners[COMPILED].model = original.model
+        runners[COMPILED] = Recorded(runners[COMPILED])
         return real_time_paths(runners, *args)
 
     monkeypatch.setattr(choose, "_time_paths", time_paths)
@@ -176,7 +182,7 @@ def test_the_compiled_path_is_compiled_before_it_is_timed_in_this_cpus_dtype(fol
     assert row.settings == {"backend": "torch", "dtype": resolve_dtype("auto"), "compile": True}
     assert row.texts_per_second > 0 and len(row.runs) == 1 and set(row.agreement) == {"sentiment", "topic", "emotions"}
     # The warm-up pass over every text compiled every bucket: the timed round compiled nothing more.
-    assert timed == [0, counter.frame_count] and counter.frame_count >= 1
+    assert frames_at_call == [0, counter.frame_count] and counter.frame_count >= 1  # warm-up call, then one round
     assert PATHS[COMPILED] == {"backend": "torch", "compile": True}  # the dtype is filled in per machine, not stored
 
 
