@@ -342,6 +342,31 @@ def test_teacher_outputs_are_cached_verified_and_never_reused_for_other_texts(tm
     assert teacher.identity() == resolve_teachers([teachers["sentiment"]])[0].identity()
 
 
+def test_a_teacher_runs_each_distinct_text_or_pair_once(teachers, monkeypatch):
+    ran = []
+    real_run = cache_module.run_batches
+    monkeypatch.setattr(
+        cache_module, "run_batches", lambda f, t, texts, *a: ran.append(list(texts)) or real_run(f, t, texts, *a)
+    )
+    base = [row["text"] for row in _texts(6)]
+    texts = base + base[:2]  # e.g. held-out texts that are also gold test rows
+    sentiment = resolve_teachers([teachers["sentiment"]])[0]
+    rows, logits = teacher_logits(sentiment, texts, None, 32, 4, None, progress=False)["sst2-bert"]
+    assert ran == [base] and list(rows) == list(range(8))
+    np.testing.assert_array_equal(logits[6:], logits[:2])  # each repeat gets its text's logits
+    _, alone = teacher_logits(sentiment, base, None, 32, 4, None, progress=False)["sst2-bert"]
+    np.testing.assert_allclose(logits[:6], alone, atol=1e-6)
+    # Pairs: the same text with another pair is another input; a repeated (text, pair) runs once.
+    ran.clear()
+    nli = resolve_teachers([f"nli={teachers['nli']}"], pair_tasks=["nli"])[0]
+    text, x, y = (" ".join(WORDS[i : i + 3]) for i in (0, 3, 6))
+    pair_texts, pairs = [text, text, text, "c d"], [x, y, x, None]
+    rows, logits = teacher_logits(nli, pair_texts, pairs, 32, 4, None, progress=False)["nli"]
+    assert ran == [[text, text]] and list(rows) == [0, 1, 2]  # (text, x) and (text, y); the row without a pair skipped
+    np.testing.assert_array_equal(logits[2], logits[0])
+    assert not np.allclose(logits[1], logits[0])
+
+
 def _key_of(files, first, texts, teacher):
     from polyhead.distill.teachers import fingerprint
 

@@ -93,7 +93,8 @@ def compute_logits(
     progress: bool,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Runs the teacher: one pass over the single texts for its single-text tasks, one over the pairs for its pair
-    tasks."""
+    tasks; a text (or pair) the corpus holds several times, e.g. a held-out text that is also a gold test row, is
+    run once and its logits given to each of its rows."""
     model, tokenizer = load_teacher(teacher)
     outputs = {}
     for pair in (False, True):
@@ -101,13 +102,15 @@ def compute_logits(
         if not names:
             continue
         picked = rows[names[0]]
-        group_texts = [texts[i] for i in picked]
-        group_pairs = [pairs[i] for i in picked] if pair else None
+        distinct: dict[tuple[str, str | None], int] = {}  # each input, in first-seen order -> its position
+        where = np.array([distinct.setdefault((texts[i], pairs[i] if pair else None), len(distinct)) for i in picked])
+        group_texts = [text for text, _ in distinct]
+        group_pairs = [second for _, second in distinct] if pair else None
         desc = f"Teacher {derived_task_name(teacher.source)}" if progress else None
         forward = teacher_forward(teacher, model, pair)
         logits = run_batches(forward, tokenizer, group_texts, group_pairs, batch_size, max_length, desc)
         for name in names:
-            outputs[name] = (picked, logits[name] if name in logits else _empty(teacher, name))
+            outputs[name] = (picked, logits[name][where] if name in logits else _empty(teacher, name))
     return outputs
 
 
