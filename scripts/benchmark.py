@@ -93,7 +93,7 @@ def run_choose(args: argparse.Namespace) -> None:
         time_budget=args.time_budget,
         num_threads=args.num_threads,
         min_agreement=min_agreement,
-        paths=DEFAULT_PATHS + (COMPILED,) * args.compiled,
+        paths=DEFAULT_PATHS + ((COMPILED,) if args.compiled else ()),
         write=args.write,
     )
     print(format_choice(choice))

@@ -186,15 +186,13 @@ def _runners(model_dir: Path, scratch: Path, paths, num_threads: int) -> tuple[d
     for name in paths:
         if PATHS[name]["backend"] != "torch":
             continue
-        if name == COMPILED:
-            why = compile_unavailable()
-            if why is not None:
-                results[name].skipped = why
-                continue
-            results[name].settings["dtype"] = resolve_dtype("auto")
+        if name == COMPILED and (why := compile_unavailable()) is not None:
+            results[name].skipped = why  # said before a model loads (compile_model would only warn)
+            continue
         # As the handler serves it: the folder's own code, loaded in float32, then cast (or compiled).
         classifier = pipeline(PIPELINE_TASK, model=str(model_dir), trust_remote_code=True)
         if name == COMPILED:
+            results[name].settings["dtype"] = resolve_dtype("auto")
             compile_model(classifier.model, results[name].settings["dtype"])
         else:
             classifier.model.to(getattr(torch, PATHS[name]["dtype"]))

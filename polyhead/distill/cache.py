@@ -103,7 +103,7 @@ def compute_logits(
             continue
         picked = rows[names[0]]
         distinct: dict[tuple[str, str | None], int] = {}  # each input, in first-seen order -> its position
-        where = np.array([distinct.setdefault((texts[i], pairs[i] if pair else None), len(distinct)) for i in picked])
+        where = [distinct.setdefault((texts[i], pairs[i] if pair else None), len(distinct)) for i in picked]
         group_texts = [text for text, _ in distinct]
         group_pairs = [second for _, second in distinct] if pair else None
         desc = f"Teacher {derived_task_name(teacher.source)}" if progress else None
