@@ -245,6 +245,31 @@ def test_empty_text_column_is_refused(tmp_path, teachers, no_teacher_runs):
         _bad(tmp_path, [teachers["sentiment"]], texts=[other])
 
 
+def test_text_files_whose_other_columns_differ_are_read_as_one_table(tmp_path):
+    from polyhead.distill.corpus import load_corpus
+
+    labelled = _jsonl(
+        tmp_path / "train.jsonl", [{"text": "good day", "label": "positive"}, {"text": "bad", "label": "x"}]
+    )
+    traffic = _jsonl(tmp_path / "traffic.jsonl", [{"text": "hello", "id": 7}, {"text": "  "}])
+    corpus = load_corpus([labelled, traffic])
+    assert corpus.texts == ["good day", "bad", "hello"] and corpus.pairs is None
+    pairs = _jsonl(tmp_path / "pairs.jsonl", [{"text": "a", "text_pair": "b", "score": 1.5}])
+    assert load_corpus([pairs, pairs], text_pair_column="text_pair").pairs == ["b", "b"]
+    for suffix in ("jsonl", "csv"):
+        with_text = tmp_path / f"with_text.{suffix}"
+        without = tmp_path / f"without.{suffix}"
+        if suffix == "csv":
+            with_text.write_text("text,label\ngood,positive\n", encoding="utf-8")
+            without.write_text("message\nhello\n", encoding="utf-8")
+        else:
+            _jsonl(with_text, [{"text": "good", "label": "positive"}])
+            _jsonl(without, [{"message": "hello"}])
+        message = rf"without\.{suffix}: column\(s\) \['text'\] not found; available columns: \['message'\]"
+        with pytest.raises(ValueError, match=message):
+            load_corpus([str(with_text), str(without)])
+
+
 def test_student_positions_too_short_for_max_length_are_refused(tmp_path, teachers, no_teacher_runs):
     with pytest.raises(ValueError, match="max_length=500 is more than encoder 'tiny-random-bert' allows"):
         _bad(tmp_path, [teachers["sentiment"]], model_args=ModelArguments(max_length=500))

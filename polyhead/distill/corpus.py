@@ -43,8 +43,12 @@ class Corpus:
         return Corpus([self.texts[i] for i in rows], [self.pairs[i] for i in rows] if self.pairs else None)
 
 
-def read_dataset(source: str | Sequence[str] | datasets.Dataset, split: str = "train") -> datasets.Dataset:
-    """Reads the texts' source into a `Dataset` (see the module docstring); a `ValueError` names an unreadable file."""
+def read_dataset(
+    source: str | Sequence[str] | datasets.Dataset, split: str = "train", columns: Sequence[str] | None = None
+) -> datasets.Dataset:
+    """Reads the texts' source into a `Dataset` (see the module docstring); a `ValueError` names an unreadable file.
+    With several files and `columns`, each file is read alone and cut to those columns (as strings) before they are
+    joined, so files whose other columns differ (a traffic log beside a labelled train split) make one table."""
     if isinstance(source, datasets.Dataset):
         return source
     if isinstance(source, datasets.DatasetDict):
@@ -56,10 +60,10 @@ def read_dataset(source: str | Sequence[str] | datasets.Dataset, split: str = "t
         return _from_disk(str(paths[0]), split)
     if len(paths) == 1 and not Path(paths[0]).suffix and not Path(paths[0]).exists():
         return _from_hub(str(paths[0]), split)
-    return _from_files([str(path) for path in paths])
+    return _from_files([str(path) for path in paths], columns)
 
 
-def _from_files(paths: list[str]) -> datasets.Dataset:
+def _from_files(paths: list[str], columns: Sequence[str] | None = None) -> datasets.Dataset:
     missing = [path for path in paths if not Path(path).is_file()]
     if missing:
         raise ValueError(f"Text file(s) not found: {missing}.")
@@ -69,8 +73,27 @@ def _from_files(paths: list[str]) -> datasets.Dataset:
         raise ValueError(f"Text files must all be one of {sorted(_BUILDERS)}, got extensions {sorted(extensions)}.")
     for path in paths:
         check_data_file(path)  # names the file and line of bad bytes, broken JSON lines or ragged CSV rows
+    builder = builders.pop()
+    if len(paths) == 1 or not columns:
+        return _load_files(builder, paths)
+    as_strings = datasets.Features({column: datasets.Value("string") for column in columns})
+    parts = []
+    for path in paths:
+        part = _load_files(builder, [path])
+        missing = [column for column in columns if column not in part.column_names]
+        if missing:
+            raise ValueError(
+                f"Text file {path}: column(s) {missing} not found; available columns: {part.column_names}. "
+                "Choose them with --text_column / --text_pair_column."
+            )
+        part = part.select_columns(list(columns))
+        parts.append(part if part.features == as_strings else part.cast(as_strings))
+    return datasets.concatenate_datasets(parts)
+
+
+def _load_files(builder: str, paths: list[str]) -> datasets.Dataset:
     try:
-        return datasets.load_dataset(builders.pop(), data_files={"train": paths}, split="train")
+        return datasets.load_dataset(builder, data_files={"train": paths}, split="train")
     except (datasets.exceptions.DatasetGenerationError, ValueError, OSError) as error:
         cause = error.__cause__ or error
         raise ValueError(f"Could not read the text file(s) {paths}: {cause}") from None
@@ -119,9 +142,9 @@ def load_corpus(
     >>> len(corpus), corpus.texts[0]
     ```
     """
-    dataset = read_dataset(source, split)
-    described = source if isinstance(source, (str, list)) else f"in-memory {type(source).__name__}"
     columns = [text_column] + ([text_pair_column] if text_pair_column else [])
+    dataset = read_dataset(source, split, columns)
+    described = source if isinstance(source, (str, list)) else f"in-memory {type(source).__name__}"
     missing = [column for column in columns if column not in dataset.column_names]
     if missing:
         raise ValueError(
