@@ -32,7 +32,7 @@ def _distillation(agreements, accuracies, speedup, teachers=2):
             for task, (value, confident) in agreements.items()
         },
         "test": {
-            task: {"teacher": {"accuracy": teacher}, "student": {"accuracy": student}}
+            task: {"teacher": {"accuracy": teacher}, "student": {"accuracy": student}, "agreement": 0.97}
             for task, (teacher, student) in accuracies.items()
         },
         "speed": {
@@ -62,7 +62,7 @@ def test_summary_and_table_check_each_target():
         "teachers": {"a": {"task": "sst2"}, "b": {"task": "x"}},
     }
     table = distill_table(report)
-    assert "| `a` (sst2) | 90.0 | 88.9 | -1.1 | 95.0% (100) | 99.0% (80) |" in table
+    assert "| `a` (sst2) | 90.0 | 88.9 | -1.1 | 95.0% (100) | 99.0% (80) | 97.0% |" in table
     assert "agreement >= 95%: not met (1 of 2 tasks); speed >= 1.8x: not met." in table
     assert "test accuracy within 1.0 point of each teacher: not met" in table
     met = summarize(_distillation({"a": (0.96, 0.99)}, {"a": (0.9, 0.9)}, speedup=0.9, teachers=1))

@@ -250,6 +250,7 @@ def summarize(distillation: dict[str, Any]) -> dict[str, Any]:
             "held_out": agreement["n"],
             "confident_agreement": confident.get("agreement"),
             "confident_n": confident.get("n"),
+            "test_agreement": test.get("agreement"),  # on the task's own test rows
             "accuracy_met": difference is not None and difference >= -ACCURACY_WITHIN,
             "agreement_met": agreement["value"] >= AGREEMENT_AT_LEAST,
         }
@@ -268,19 +269,23 @@ def distill_table(report: dict[str, Any]) -> str:
     summary, speed = report["summary"], report["distillation"]["speed"]
     lines = [
         "| task (teacher's data) | teacher test acc | student test acc | difference | agreement, held-out texts "
-        "| where the teacher is confident (margin >= 0.5) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| where the teacher is confident (margin >= 0.5) | its own test rows |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
 
     def points(value: float | None, signed: bool = False) -> str:
         return "-" if value is None else f"{value:{'+' if signed else ''}.1f}"
 
+    def percent(share: float | None) -> str:
+        return "-" if share is None else f"{100 * share:.1f}%"
+
     for task, row in summary["tasks"].items():
-        confident = "-" if row["confident_agreement"] is None else f"{100 * row['confident_agreement']:.1f}%"
+        confident = percent(row["confident_agreement"])
         lines.append(
             f"| `{task}` ({report['teachers'][task]['task']}) | {points(row['teacher_accuracy'])} "
             f"| {points(row['student_accuracy'])} | {points(row['difference'], True)} "
-            f"| {100 * row['agreement']:.1f}% ({row['held_out']:,}) | {confident} ({row['confident_n'] or 0:,}) |"
+            f"| {100 * row['agreement']:.1f}% ({row['held_out']:,}) | {confident} ({row['confident_n'] or 0:,}) "
+            f"| {percent(row['test_agreement'])} |"
         )
     tasks = summary["tasks"].values()
     lines += [
