@@ -138,9 +138,12 @@ def test_a_teacher_is_reused_only_with_the_same_settings_and_never_left_half_wri
 def test_bad_extra_texts_stop_the_run_before_any_teacher_trains(tmp_path, monkeypatch):
     data = write_tiny_data(tmp_path / "data")
     monkeypatch.setattr(bench, "train_teacher", lambda *args: pytest.fail("a teacher trained"))
-    settings = DistillBenchSettings(**{**TINY, "extra_texts": (str(tmp_path / "missing.jsonl"),)})
-    with pytest.raises(FileNotFoundError, match="Extra text file"):
-        run_distill_bench(settings, data, tmp_path / "work", tmp_path / "out.json", log=lambda line: None)
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"message": "hello"}\n', encoding="utf-8")
+    for extra, message in ((tmp_path / "missing.jsonl", "not found"), (other, r"column\(s\) \['text'\] not found")):
+        settings = DistillBenchSettings(**{**TINY, "extra_texts": (str(extra),)})
+        with pytest.raises(ValueError, match=message):
+            run_distill_bench(settings, data, tmp_path / "work", tmp_path / "out.json", log=lambda line: None)
 
 
 def test_tiny_run_end_to_end_with_extra_texts_of_other_columns(tmp_path):

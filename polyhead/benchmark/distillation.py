@@ -368,12 +368,12 @@ def run_distill_bench(
     ```
     """
     from polyhead.distill import format_distillation_table, parse_distill_args, run
+    from polyhead.distill.corpus import load_corpus
 
     data_dir, work_dir, started = Path(data_dir), Path(work_dir), time.time()
     teachers = parse_teachers(settings.teachers, data_dir)
-    missing = [path for path in settings.extra_texts if not Path(path).is_file()]
-    if missing:
-        raise FileNotFoundError(f"Extra text file(s) not found: {missing}.")
+    if settings.extra_texts:
+        load_corpus(list(settings.extra_texts))  # an unreadable file fails now, not after the teachers trained
     report = {
         "settings": settings.to_dict(),
         "data_dir": str(data_dir),
