@@ -80,15 +80,20 @@ def _from_files(paths: list[str], columns: Sequence[str] | None = None) -> datas
     parts = []
     for path in paths:
         part = _load_files(builder, [path])
-        missing = [column for column in columns if column not in part.column_names]
-        if missing:
-            raise ValueError(
-                f"Text file {path}: column(s) {missing} not found; available columns: {part.column_names}. "
-                "Choose them with --text_column / --text_pair_column."
-            )
+        check_columns(part, columns, f"Text file {path}")
         part = part.select_columns(list(columns))
         parts.append(part if part.features == as_strings else part.cast(as_strings))
     return datasets.concatenate_datasets(parts)
+
+
+def check_columns(dataset: datasets.Dataset, columns: Sequence[str], described: str) -> None:
+    """Raises a `ValueError` naming the columns `dataset` lacks and the ones it has."""
+    missing = [column for column in columns if column not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"{described}: column(s) {missing} not found; available columns: {dataset.column_names}. "
+            "Choose them with --text_column / --text_pair_column."
+        )
 
 
 def _load_files(builder: str, paths: list[str]) -> datasets.Dataset:
@@ -145,12 +150,7 @@ def load_corpus(
     columns = [text_column] + ([text_pair_column] if text_pair_column else [])
     dataset = read_dataset(source, split, columns)
     described = source if isinstance(source, (str, list)) else f"in-memory {type(source).__name__}"
-    missing = [column for column in columns if column not in dataset.column_names]
-    if missing:
-        raise ValueError(
-            f"Texts {described}: column(s) {missing} not found; available columns: {dataset.column_names}. "
-            "Choose them with --text_column / --text_pair_column."
-        )
+    check_columns(dataset, columns, f"Texts {described}")
     if max_texts is not None and len(dataset) > max_texts:
         dataset = dataset.shuffle(seed=seed).select(range(max_texts))
     values = list(dataset[text_column])
