@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from polyhead.benchmark.choose import cpu_description
-from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, read_jsonl
+from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, read_jsonl, write_synthetic_tasks
 from polyhead.benchmark.plots import _pyplot, _save
-from polyhead.presets import TINY_ENCODER, WORDS
+from polyhead.presets import TINY_ENCODER
 
 
 TEACHERS = ("sentiment=sst2:4000", "question=trec", "emotion=tweet_emotion", "spam=sms_spam:1000")
@@ -81,18 +81,7 @@ _TINY_LABELS = {"tiny_sentiment": ["good", "bad"], "tiny_topic": ["sport", "tech
 
 def write_tiny_data(folder: str | os.PathLike) -> Path:
     """Synthetic tasks over the tiny tokenizer's words (the label word is in the text) for the `--tiny` smoke run."""
-    folder = Path(folder)
-    for index, (name, labels) in enumerate(_TINY_LABELS.items()):
-        rng = random.Random(index)
-        for split, size in (("train", 64), ("validation", 16), ("test", 24)):
-            rows = []
-            for _ in range(size):
-                label = rng.choice(labels)
-                rows.append({"text": " ".join([label, *rng.sample(WORDS, 5)]), "label": label})
-            path = folder / name / f"{split}.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return folder
+    return write_synthetic_tasks(folder, _TINY_LABELS, {"train": 64, "validation": 16, "test": 24})
 
 
 def parse_teachers(teachers: Sequence[str], data_dir: str | os.PathLike) -> list[tuple[str, str, int | None]]:

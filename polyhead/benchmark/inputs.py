@@ -38,6 +38,23 @@ def synthetic_texts(num_texts: int, seed: int = 0) -> list[str]:
     return [" ".join(rng.choices(WORDS, k=rng.randint(3, 30))) for _ in range(num_texts)]
 
 
+def write_synthetic_tasks(folder: str | os.PathLike, labels: dict[str, list[str]], sizes: dict[str, int]) -> Path:
+    """Task folders `<folder>/<task>/<split>.jsonl` of single-label rows over the tiny tokenizer's words, the label
+    word first in each text (learnable by the tiny encoder); `sizes` gives each split's rows (for `--tiny` runs)."""
+    folder = Path(folder)
+    for index, (name, names) in enumerate(labels.items()):
+        rng = random.Random(index)
+        for split, size in sizes.items():
+            rows = []
+            for _ in range(size):
+                label = rng.choice(names)
+                rows.append({"text": " ".join([label, *rng.sample(WORDS, 5)]), "label": label})
+            path = folder / name / f"{split}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return folder
+
+
 def task_label_sets(num_tasks: int, data_dir: str | os.PathLike | None = DEFAULT_DATA_DIR) -> dict[str, dict]:
     """The `tasks` mapping of the first `num_tasks` of `TASK_DATASETS` (labels read from their validation files);
     synthetic label sets (2 to 7 labels, the fourth multi-label) when `data_dir` is `None`."""

@@ -17,7 +17,6 @@ difference (same seed, same rows, same head initialisation: only the starting en
 import dataclasses
 import json
 import os
-import random
 import shutil
 import statistics
 import sys
@@ -27,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from polyhead.benchmark.choose import cpu_description
-from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, read_jsonl
+from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, read_jsonl, write_synthetic_tasks
 from polyhead.benchmark.plots import _pyplot, _save
-from polyhead.presets import TINY_ENCODER, WORDS
+from polyhead.presets import TINY_ENCODER
 from polyhead.run_folder import read_json, read_results
 
 
@@ -88,18 +87,7 @@ _TINY_LABELS = {
 
 def write_tiny_data(folder: str | os.PathLike) -> Path:
     """Synthetic tasks over the tiny tokenizer's words (the label word is in the text) for the `--tiny` smoke run."""
-    folder = Path(folder)
-    for index, (name, labels) in enumerate(_TINY_LABELS.items()):
-        rng = random.Random(index)
-        for split, size in zip(SPLITS, (80, 16, 32)):
-            rows = []
-            for _ in range(size):
-                label = rng.choice(labels)
-                rows.append({"text": " ".join([label, *rng.sample(WORDS, 5)]), "label": label})
-            path = folder / name / f"{split}.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return folder
+    return write_synthetic_tasks(folder, _TINY_LABELS, {"train": 80, "validation": 16, "test": 32})
 
 
 def task_spec(name: str, data_dir: str | os.PathLike, max_train_samples: int | None = None) -> dict[str, Any]:
