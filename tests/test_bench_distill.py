@@ -81,6 +81,8 @@ def test_teachers_are_parsed_and_checked(tmp_path):
         parse_teachers(["s=tiny_sentiment:many"], data)
     with pytest.raises(FileNotFoundError, match=r"no \['train', 'test'\] split in .*nowhere; give --data-dir"):
         parse_teachers(["s=nowhere"], data)
+    with pytest.raises(ValueError, match="task name"):
+        parse_teachers(["my/sentiment=tiny_sentiment"], data)
     with pytest.raises(ValueError, match="Teacher names must differ"):
         parse_teachers(["s=tiny_sentiment", "s=tiny_topic"], data)
     for name, row in (
@@ -122,6 +124,9 @@ def test_a_teacher_is_reused_only_with_the_same_settings_and_never_left_half_wri
     assert config["id2label"] == {"0": "bad", "1": "good"}  # labels sorted
     assert not train_teacher("tiny_sentiment", 32, settings, data, folder)  # same settings: reused
     assert train_teacher("tiny_sentiment", 40, settings, data, folder)  # other rows: retrained
+    train_file = data / "tiny_sentiment" / "train.jsonl"
+    train_file.write_text(train_file.read_text() + '{"text": "good day", "label": "good"}\n', encoding="utf-8")
+    assert train_teacher("tiny_sentiment", 40, settings, data, folder)  # other data: retrained
     changed = dataclasses.replace(settings, teacher_epochs=2.0)
     from transformers import Trainer
 
@@ -133,6 +138,8 @@ def test_a_teacher_is_reused_only_with_the_same_settings_and_never_left_half_wri
         train_teacher("tiny_sentiment", 40, changed, data, folder)
     assert json.loads((folder / STAMP).read_text())["rows"] == 40  # the previous teacher is intact
     assert [path.name for path in folder.parent.iterdir()] == ["s"]  # no half-written folder beside it
+    with pytest.raises(ValueError, match="tiny_sentiment has one label in its first 1 train row"):
+        train_teacher("tiny_sentiment", 1, changed, data, folder)
 
 
 def test_bad_extra_texts_stop_the_run_before_any_teacher_trains(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ Entry point: `scripts/bench_distill.py`.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -28,6 +29,7 @@ from polyhead.benchmark.choose import cpu_description
 from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, read_jsonl, write_synthetic_tasks
 from polyhead.benchmark.plots import _pyplot, _save
 from polyhead.presets import TINY_ENCODER
+from polyhead.remote_code import check_task_name
 
 
 TEACHERS = ("sentiment=sst2:4000", "question=trec", "emotion=tweet_emotion", "spam=sms_spam:1000")
@@ -93,6 +95,7 @@ def parse_teachers(teachers: Sequence[str], data_dir: str | os.PathLike) -> list
         task, _, rows = rest.partition(":")
         if not name or not task or (rows and not rows.isdigit()):
             raise ValueError(f"Teacher {entry!r}: write name=task or name=task:rows (e.g. sentiment=sst2:4000).")
+        check_task_name(name)  # the student's task name, and the teacher's folder name
         folder = Path(data_dir) / task
         missing = [split for split in ("train", "test") if not (folder / f"{split}.jsonl").is_file()]
         if missing:
@@ -109,10 +112,12 @@ def parse_teachers(teachers: Sequence[str], data_dir: str | os.PathLike) -> list
     return parsed
 
 
-def teacher_stamp(task: str, rows: int | None, settings: DistillBenchSettings) -> dict[str, Any]:
-    """Everything a teacher's weights depend on; a folder with another stamp is retrained."""
+def teacher_stamp(task: str, rows: int | None, settings: DistillBenchSettings, train_file: Path) -> dict[str, Any]:
+    """Everything a teacher's weights depend on (its train file by content); a folder with another stamp is
+    retrained."""
     keys = ("encoder", "teacher_epochs", "teacher_learning_rate", "teacher_batch_size", "max_length", "bf16", "seed")
-    return {"task": task, "rows": rows, **{key: getattr(settings, key) for key in keys}}
+    data = hashlib.sha256(train_file.read_bytes()).hexdigest()
+    return {"task": task, "rows": rows, "train_sha256": data, **{key: getattr(settings, key) for key in keys}}
 
 
 def train_teacher(
@@ -124,13 +129,16 @@ def train_teacher(
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    stamp = teacher_stamp(task, rows, settings)
+    train_file = Path(data_dir) / task / "train.jsonl"
+    stamp = teacher_stamp(task, rows, settings, train_file)
     if (folder / STAMP).is_file() and json.loads((folder / STAMP).read_text(encoding="utf-8")) == stamp:
         return False
-    train = read_jsonl(Path(data_dir) / task / "train.jsonl")
+    train = read_jsonl(train_file)
     random.Random(settings.seed).shuffle(train)
     train = train[:rows] if rows else train
     labels = sorted({row["label"] for row in train})
+    if len(labels) < 2:
+        raise ValueError(f"{task} has one label in its first {len(train)} train row(s): a classifier needs two.")
     torch.manual_seed(settings.seed)
     model, tokenizer = _teacher_start(settings.encoder, labels)
     dataset = datasets.Dataset.from_dict(
