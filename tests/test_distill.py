@@ -511,7 +511,7 @@ def test_run_reports_agreement_by_teacher_margin(distilled):
     assert saved["sentiment"]["confident"] == {"min_margin": 0.5, "n": 8, "agreement": 1.0}
     assert saved["sentiment"]["by_teacher_margin"]["[0, 0.2)"] == {"n": 0, "agreement": None}
     table = format_distillation_table(results)
-    assert _column(table, "agree@margin>=0.5", "sentiment") == "100.0% (8)"
+    assert _column(table, "agree@margin>=0.5", "sentiment") == "1.000 (8)"
     assert _column(table, "agree@margin>=0.5", "emotion-distilbert") == "-"
 
 
@@ -643,8 +643,8 @@ def test_table_shows_agreement_where_the_teacher_is_confident():
     table = format_distillation_table(_summary(agreement))
     header = "agree@margin>=0.5"
     assert header in table.splitlines()[0]
-    assert _column(table, header, "question") == "100.0% (167)"
-    assert _column(table, header, "emotion") == "99.4% (494)"
+    assert _column(table, header, "question") == "1.000 (167)"
+    assert _column(table, header, "emotion") == "0.994 (494)"
     assert _column(table, header, "unsure") == "- (0)"  # an empty bucket: no agreement, said how many
     assert _column(table, header, "tags") == "-"  # multi-label: no margin breakdown
     assert _column(table, "agreement", "emotion") == "0.893"  # the columns before it did not move

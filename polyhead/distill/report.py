@@ -67,14 +67,14 @@ def format_distillation_table(results: Mapping[str, Any]) -> str:
 
 
 def _confident(agreement: Mapping[str, Any]) -> str:
-    """`99.4% (494)`: the agreement where the teacher is confident, and on how many texts; `- (0)` when the teacher
-    was confident on none, `-` without a breakdown (multi-label tasks)."""
+    """`0.994 (494)`: the agreement where the teacher is confident (a fraction, as the table's other cells), and on
+    how many texts; `- (0)` when the teacher was confident on none, `-` without a breakdown (multi-label tasks)."""
     confident = agreement.get("confident")
     if confident is None:
         text = "-"
     else:
         value = confident["agreement"]
-        text = f"{'-' if value is None else f'{100 * value:.1f}%'} ({confident['n']})"
+        text = f"{'-' if value is None else f'{value:.3f}'} ({confident['n']})"
     return f"{text:>{CONFIDENT_WIDTH}}"
 
 
