@@ -290,8 +290,16 @@ def test_matched_baselines_take_the_single_task_overrides():
 
     from polyhead.benchmark import parity as bench
 
-    base = SimpleNamespace(learning_rate=1e-4, head_learning_rate=None, bf16=False, use_cpu=False)
+    base = SimpleNamespace(learning_rate=1e-4, head_learning_rate=None, warmup_steps=0, bf16=False, use_cpu=False)
     assert bench.single_task_overrides("head_lr_3e-3", base) == {"head_learning_rate": 3e-3}
+    # warm-up is a setting single-task models share: the warm-up configuration gets baselines of its own
+    assert bench.single_task_overrides("head_lr_3e-3_warmup", base) == {
+        "head_learning_rate": 3e-3,
+        "warmup_steps": 0.1,
+    }
+    assert bench.baselines_key(bench.single_task_overrides("head_lr_3e-3_warmup", base)) == (
+        "head_learning_rate=0.003-warmup_steps=0.1"
+    )
     assert bench.single_task_overrides("head_lr_slow_encoder", base) == {
         "head_learning_rate": 1e-3,
         "learning_rate": 5e-5,
@@ -378,3 +386,24 @@ def test_parity_benchmark_matched_baselines(tmp_path, monkeypatch, capsys):
     partial = bench.main([*configs, "--matched-baselines", "--report-only", *common[:-1], str(tmp_path / "p.json")])
     assert "matched" not in partial["configs"]["head_lr_3e-3"] and "comparison" in partial["configs"]["head_lr_3e-3"]
     assert trained == []
+
+
+def test_parity_benchmark_loss_weights_reach_only_their_configuration(tmp_path, monkeypatch, capsys):
+    from polyhead.benchmark import parity as bench_module
+
+    bench = _script("bench_parity")
+    weights = {}
+
+    def train_and_evaluate(prepared, tokenizer, model_args, data_args, run_args):
+        weights[Path(run_args.output_dir).parent.name] = {n: t.spec.loss_weight for n, t in prepared.data.items()}
+        return {"tasks": {}}
+
+    monkeypatch.setattr(bench_module, "train_and_evaluate", train_and_evaluate)
+    monkeypatch.setitem(bench_module.LOSS_WEIGHTS, "head_lr_3e-3_weights", {"topic": 3.0})
+    common = ["--tiny", "--seeds", "1", "--skip-baselines", "--work-dir", str(tmp_path / "w")]
+    bench.main(["--configs", "head_lr_3e-3_weights,head_lr_3e-3", *common, "--output", str(tmp_path / "r.json")])
+    # the weighted configuration trains with topic's loss x3; the next one, on the same prepared data, with 1 again
+    assert weights == {
+        "head_lr_3e-3_weights": {"sentiment": 1.0, "topic": 3.0},
+        "head_lr_3e-3": {"sentiment": 1.0, "topic": 1.0},
+    }

@@ -5,14 +5,13 @@ configuration) and one multitask model per configuration (`--configs`: plain `mu
 `polyhead.training.balancing` / `polyhead.training.pcgrad`), all on the same tokenized data, and compares each
 configuration with the single-task models (`polyhead.evaluation.comparison`: per task mean ± std, paired difference,
 95% t-interval, verdict). With `--matched-baselines`, a configuration that overrides settings a single-task model
-can share (`SINGLE_TASK_SETTINGS`: the learning rates, bf16) is also compared with single-task models trained with
-those overrides (its matched baselines, trained once per set of overrides under `baselines-<overrides>-seed-N`), so a
-remedy's gain is not just a setting the single-task models could use too. A configuration of `DISTILLED` trains its
-multitask model by distillation from the seed's single-task models instead (`polyhead.distill`). Finished runs are
-reused (delete
-`--work-dir` to start afresh), so an interrupted benchmark continues where it stopped and configurations can be added
-later. The report (JSON, a Markdown table per configuration, a plot of the per-task differences with their
-intervals) is rewritten after every configuration.
+can share (`SINGLE_TASK_SETTINGS`: the learning rates, warm-up, bf16) is also compared with single-task models
+trained with those overrides (its matched baselines, trained once per set of overrides under
+`baselines-<overrides>-seed-N`), so a remedy's gain is not just a setting the single-task models could use too. A
+configuration of `DISTILLED` trains its multitask model by distillation from the seed's single-task models instead
+(`polyhead.distill`). Finished runs are reused (delete `--work-dir` to start afresh), so an interrupted benchmark
+continues where it stopped and configurations can be added later. The report (JSON, a Markdown table per
+configuration, a plot of the per-task differences with their intervals) is rewritten after every configuration.
 
 Offline smoke run on the tiny random encoder and synthetic tasks: `--tiny`.
 """
@@ -48,6 +47,10 @@ CONFIGS = {
     "uncertainty": ({"loss_balancing": "uncertainty"}, {}, {}),
     "head_lr": ({"head_learning_rate": 1e-3}, {}, {}),
     "head_lr_3e-3": ({"head_learning_rate": 3e-3}, {}, {}),
+    "head_lr_1e-2": ({"head_learning_rate": 1e-2}, {}, {}),
+    # the plain transformers fine-tuning recipe's linear warm-up (10% of the steps) on top of the best head rate
+    "head_lr_3e-3_warmup": ({"head_learning_rate": 3e-3, "warmup_steps": 0.1}, {}, {}),
+    "head_lr_3e-3_weights": ({"head_learning_rate": 3e-3}, {}, {}),  # and LOSS_WEIGHTS
     # the shared encoder takes every task's steps (5x a single-task model's): half its rate, heads as head_lr
     "head_lr_slow_encoder": ({"head_learning_rate": 1e-3, "learning_rate": 5e-5}, {}, {}),
     # every task in every step: gradient_accumulation_steps = number of tasks, one batch of each (round robin)
@@ -61,6 +64,9 @@ CONFIGS = {
     # not a remedy: plain multitask under bf16 autocast, paired by seed with `multitask` (docs/cpu-acceleration.md)
     "bf16": ({"bf16": True, "use_cpu": True}, {}, {}),
 }
+# configuration: the fixed `loss_weight` (task spec) of named tasks, the others keep theirs (1): the two tasks furthest
+# below their matched single-task models with heads at 3e-3 (tweet_emotion -2.8, sick_nli -1.8 points) weigh twice
+LOSS_WEIGHTS = {"head_lr_3e-3_weights": {"tweet_emotion": 2.0, "sick_nli": 2.0}}
 # configurations trained by distillation (`polyhead.distill`) instead: the seed's single-task models (those trained
 # with the configuration's SINGLE_TASK_SETTINGS) teach one multitask model on the same train texts, annealed to the
 # gold labels (born-again multitask networks, Clark et al. 2019)
@@ -69,17 +75,25 @@ DISTILLED = {"born_again": BORN_AGAIN, "born_again_head_lr_3e-3": BORN_AGAIN}
 # every other configuration is also compared, paired by seed, with plain multitask: what the remedy itself changes
 AGAINST = {config: "multitask" for config in CONFIGS if config != "multitask"}
 AGAINST.update({"head_lr_3e-3": "head_lr", "head_lr_slow_encoder": "head_lr"})  # what each changes beyond head_lr
+AGAINST["head_lr_1e-2"] = "head_lr_3e-3"  # whether the head-rate trend goes on
+AGAINST["head_lr_3e-3_warmup"] = "head_lr_3e-3"  # what warm-up adds to the best head rate
+AGAINST["head_lr_3e-3_weights"] = "head_lr_3e-3"  # what the loss weights add to the best head rate
 AGAINST["head_lr_3e-3_temperature"] = "head_lr_3e-3"  # what temperature sampling adds to the best head rate
 AGAINST["born_again_head_lr_3e-3"] = "head_lr_3e-3"  # what distillation adds to the best head rate
 # Training settings a single-task model can share with a configuration (the multitask remedies, pcgrad, loss balancing
 # and sampling, cannot): `--matched-baselines` trains that configuration's own baselines with them.
-SINGLE_TASK_SETTINGS = ("learning_rate", "head_learning_rate", "bf16", "use_cpu")
-MATCHED_LABEL = "against single-task models trained with the same head/learning rates (and precision)"
+SINGLE_TASK_SETTINGS = ("learning_rate", "head_learning_rate", "warmup_steps", "bf16", "use_cpu")
+MATCHED_LABEL = "against single-task models trained with the same rates, warm-up and precision"
 DESCRIPTIONS = {
     "multitask": "plain multitask (proportional sampling, loss weights 1)",
     "uncertainty": "uncertainty loss weighting (`--loss_balancing uncertainty`)",
     "head_lr": "head learning rate 1e-3 (`--head_learning_rate 1e-3`, encoder 1e-4)",
     "head_lr_3e-3": "head learning rate 3e-3 (`--head_learning_rate 3e-3`, encoder 1e-4)",
+    "head_lr_1e-2": "head learning rate 1e-2 (`--head_learning_rate 1e-2`, encoder 1e-4)",
+    "head_lr_3e-3_warmup": "head learning rate 3e-3 and a linear warm-up over the first 10% of the steps "
+    "(`--head_learning_rate 3e-3 --warmup_steps 0.1`)",
+    "head_lr_3e-3_weights": "head learning rate 3e-3, loss weight 2 for tweet_emotion and sick_nli "
+    "(`--head_learning_rate 3e-3`, task spec `loss_weight=2`)",
     "head_lr_slow_encoder": "head learning rate 1e-3, encoder 5e-5 (`--head_learning_rate 1e-3 --learning_rate 5e-5`)",
     "pcgrad": f"PCGrad (`--pcgrad true --gradient_accumulation_steps {len(TASKS)} --sampling round_robin`)",
     "temperature": "temperature sampling T=2 (`--sampling temperature`)",
@@ -272,7 +286,8 @@ def main(argv: list[str] | None = None) -> dict:
             if multitask is None:
                 config_data = dataclasses.replace(data_args, **data_overrides)
                 config_model = dataclasses.replace(model_args, **model_overrides)
-                multitask = train_and_evaluate(prepared, tokenizer, config_model, config_data, run_args)
+                config_prepared = with_loss_weights(prepared, LOSS_WEIGHTS.get(config, {}))
+                multitask = train_and_evaluate(config_prepared, tokenizer, config_model, config_data, run_args)
             print(f"[{time.time() - started:.0f}s] {config} seed {seed} done", flush=True)
             finished.setdefault(config, {})[seed] = multitask
             if not args.skip_baselines:
@@ -374,6 +389,20 @@ def base_arguments(args: argparse.Namespace) -> MultitaskTrainingArguments:
         single_task_baselines=True,
         resume_from_checkpoint="true",  # finished baselines are reused
     )
+
+
+def with_loss_weights(prepared, weights: dict[str, float]):
+    """`prepared` with the tasks named in `weights` given that fixed `loss_weight` (a copy; the tokenized data is
+    shared, nothing is re-read)."""
+    if not weights:
+        return prepared
+    data = {
+        name: dataclasses.replace(task, spec=dataclasses.replace(task.spec, loss_weight=weights[name]))
+        if name in weights
+        else task
+        for name, task in prepared.data.items()
+    }
+    return dataclasses.replace(prepared, data=data)
 
 
 def single_task_overrides(config: str, base: MultitaskTrainingArguments) -> dict:
