@@ -45,7 +45,8 @@ class TaskSpec:
         labels (`list[str]`, *optional*): the label map (head order); inferred (sorted unique train labels) if absent.
         problem_type (`str`, *optional*): `"single_label_classification"` or `"multi_label_classification"`;
             inferred from the label column if absent.
-        loss_weight (`float`, defaults to 1.0): multiplies this task's loss.
+        loss_weight (`float`, defaults to 1.0): multiplies this task's loss (and the clipping threshold of its
+            steps, so the weight survives gradient clipping: `MultitaskTrainer`).
         class_weights (`"balanced"`, `list[float]` or `None`): weighted cross-entropy (single-label) or BCE
             `pos_weight` (multi-label); `"balanced"` computes `n / (num_labels * count)` from the train split.
         train_split, eval_split, test_split (`str`): split names; `eval_split`/`test_split` may be `None`.

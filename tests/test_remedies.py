@@ -1,6 +1,7 @@
 """The remedies for a task that loses in multitask training, each against a hand computation on tiny tensors, and
 wired into MultitaskTrainer: uncertainty loss weighting, per-task head learning rates, PCGrad."""
 
+import dataclasses
 import math
 
 import pytest
@@ -83,6 +84,51 @@ def test_uncertainty_weighting_in_the_trainer_learns_logs_and_resumes(tmp_path):
     torch.testing.assert_close(resumed.balancer.log_variances.detach(), saved)
     # the saved model has no trace of it
     assert not any("log_variances" in key for key in trainer.model.state_dict())
+
+
+def _clipped_step_gradient(tmp_path, loss_weight=1.0, log_variance=None, max_grad_norm=1e-3):
+    """The gradient that reaches the optimizer (after clipping) at the first step on the topic task alone."""
+    (topic,) = [
+        dataclasses.replace(spec, loss_weight=loss_weight) for spec in tiny_task_specs(24) if spec.name == "topic"
+    ]
+    options = {"max_steps": 1, "optim": "sgd", "learning_rate": 1.0, "lr_scheduler_type": "constant"}
+    if log_variance is not None:
+        options["loss_balancing"] = "uncertainty"
+    trainer = _trainer(tmp_path, specs=[topic], max_grad_norm=max_grad_norm, **options)
+    if log_variance is not None:
+        trainer.balancer.log_variances.data.fill_(log_variance)
+    captured = []
+    trainer.create_optimizer()
+    step = trainer.optimizer.step
+
+    def capture(*args, **kwargs):
+        captured.append(torch.cat([p.grad.reshape(-1) for p in trainer.model.parameters() if p.grad is not None]))
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = capture
+    trainer.train()
+    assert trainer.state.log_history[0]["grad_norm"] > 10 * max_grad_norm * max(loss_weight, 1.0)  # it was clipped
+    return captured[0]
+
+
+def test_a_loss_weight_survives_gradient_clipping(tmp_path):
+    # A step holds one task; clipping sets the gradient's norm whatever the loss was multiplied by. The clipping
+    # threshold scales with the step's loss weight: weight 2 gives exactly twice weight 1's clipped gradient (it gave
+    # the same one before), and so does the uncertainty balancer's weight exp(-s) = 2.
+    plain = _clipped_step_gradient(tmp_path / "w1")
+    weighted = _clipped_step_gradient(tmp_path / "w2", loss_weight=2.0)
+    torch.testing.assert_close(plain.norm(), torch.tensor(1e-3), rtol=1e-4, atol=0)  # max_grad_norm
+    torch.testing.assert_close(weighted, 2 * plain, rtol=1e-4, atol=1e-10)
+    balanced = _clipped_step_gradient(tmp_path / "s", log_variance=-math.log(2.0))
+    torch.testing.assert_close(balanced, weighted, rtol=1e-4, atol=1e-10)
+
+
+def test_clip_scale_is_the_mean_weight_of_the_steps_batches(tmp_path):
+    trainer = _trainer(tmp_path, max_steps=1)
+    assert trainer._step_clip_scale() == 1.0  # no weights: Trainer's clipping unchanged
+    trainer.loss_weights = {"topic": 3.0}
+    trainer._step_weights = [1.0, 3.0, 3.0, 1.0]  # 4 accumulated batches, two of them topic's
+    assert trainer._step_clip_scale() == 2.0 and trainer._step_weights == []  # reset for the next step
 
 
 def test_loss_balancing_is_checked():

@@ -95,7 +95,8 @@ class MultitaskTrainer(Trainer):
             `polyhead.data.tokenize_task_data`).
         eval_datasets (`dict[str, Dataset]`, *optional*): tokenized validation split of each task.
         processing_class: the tokenizer (pads batches, saved with checkpoints).
-        loss_weights (`dict[str, float]`, *optional*): multiplies each task's loss (default 1).
+        loss_weights (`dict[str, float]`, *optional*): multiplies each task's loss (default 1). Gradient clipping
+            (`max_grad_norm`) is scaled by the step's mean weight, so a weight also survives a clipped step.
         class_weights (`dict[str, list[float]]`, *optional*): weighted cross-entropy / BCE `pos_weight` per task.
         sampling (`str`), temperature (`float`): the [`TaskBatchSampler`] strategy.
         head_learning_rates (`dict[str, float | None]`, *optional*): per-task head learning rate overrides (over
@@ -149,6 +150,9 @@ class MultitaskTrainer(Trainer):
         self.class_weights = {task: w for task, w in (class_weights or {}).items() if w is not None}
         self.sampling, self.temperature = sampling, temperature
         self._set_up_remedies(head_learning_rates)
+        # the loss weights of the current step's batches, and the clipping scale they give (see _clip_grad_norm)
+        self._step_weights: list[float] = []
+        self._clip_scale = 1.0
 
     def _set_up_remedies(self, head_learning_rates: Mapping[str, float | None] | None) -> None:
         # The remedies for a losing task (all off by default): loss balancing and head rates (balancing.py), PCGrad.
@@ -202,7 +206,36 @@ class MultitaskTrainer(Trainer):
                 self.pcgrad.apply(self.args.world_size)
             if self.balancer is not None and self.args.world_size > 1:
                 average_gradients(self.balancer.parameters(), self.args.world_size)
+            self._clip_scale = self._step_clip_scale()
         return loss
+
+    def _weighted(self) -> bool:
+        """Whether any task's loss is weighted (fixed weights other than 1, or a balancer): then clipping scales."""
+        return self.balancer is not None or any(w != 1.0 for w in self.loss_weights.values())
+
+    def _step_clip_scale(self) -> float:
+        """The mean loss weight of the step's batches (over every process), reset for the next step."""
+        weights, self._step_weights = self._step_weights, []
+        if not self._weighted():
+            return 1.0
+        scale = sum(weights) / len(weights) if weights else 1.0
+        if self.args.world_size > 1:  # every process must clip the all-reduced gradient alike
+            scale = float(self.accelerator.reduce(torch.tensor(scale, device=self.args.device), reduction="mean"))
+        return scale
+
+    def _clip_grad_norm(self, model: torch.nn.Module):
+        """Trainer's clipping with `max_grad_norm` times the step's mean loss weight. A step holds one task's batches,
+        and clipping sets its gradient's norm whatever the loss was multiplied by: at the default `max_grad_norm=1`
+        many steps are clipped, and a fixed `loss_weight` or a balancer's weight changed nothing on those. Scaled, a
+        one-task step's update is its weight times the unweighted gradient clipped (docs/parity.md)."""
+        if self._clip_scale == 1.0:
+            return super()._clip_grad_norm(model)
+        max_grad_norm = self.args.max_grad_norm
+        self.args.max_grad_norm = max_grad_norm * self._clip_scale
+        try:
+            return super()._clip_grad_norm(model)
+        finally:
+            self.args.max_grad_norm = max_grad_norm
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs and self.balancer is not None:  # training logs: each task's current learned weight
@@ -266,8 +299,12 @@ class MultitaskTrainer(Trainer):
         labels, task = inputs.pop("labels"), inputs["task"]
         logits = model(**inputs).logits[task]
         loss = self.task_loss(task, logits, labels)
-        if self.balancer is not None and model.training:  # training only: evaluation losses stay comparable
-            loss = self.balancer(task, loss)
+        if model.training:
+            weight = self.loss_weights.get(task, 1.0)
+            if self.balancer is not None:  # training only: evaluation losses stay comparable
+                loss = self.balancer(task, loss)
+                weight *= self.balancer.weights()[task]
+            self._step_weights.append(weight)
         return (loss, {"loss": loss, "logits": logits}) if return_outputs else loss
 
     def task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
