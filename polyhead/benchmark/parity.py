@@ -544,7 +544,8 @@ def plot(report: dict, path: Path) -> None:
         if "matched" in entry
     ]
     tasks = [*next(iter(report["configs"].values()))["comparison"]["tasks"], "average"]
-    fig, ax = plt.subplots(figsize=(11, 0.5 + 0.55 * len(tasks)))
+    # tall enough for a row per task and for the legend's line per series beside it
+    fig, ax = plt.subplots(figsize=(11, max(0.5 + 0.55 * len(tasks), 0.6 + 0.19 * len(series))))
     for i, (label, comparison, marker, color) in enumerate(series):
         offset = (i - (len(series) - 1) / 2) * 0.8 / max(len(series), 1)
         for j, task in enumerate(tasks):
