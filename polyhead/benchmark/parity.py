@@ -65,7 +65,7 @@ CONFIGS = {
     "bf16": ({"bf16": True, "use_cpu": True}, {}, {}),
 }
 # configuration: the fixed `loss_weight` (task spec) of named tasks, the others keep theirs (1): the two tasks furthest
-# below their matched single-task models with heads at 3e-3 (tweet_emotion -2.8, sick_nli -1.8 points) weigh twice
+# below their matched single-task models with heads at 3e-3 (docs/parity.md) weigh twice
 LOSS_WEIGHTS = {"head_lr_3e-3_weights": {"tweet_emotion": 2.0, "sick_nli": 2.0}}
 # configurations trained by distillation (`polyhead.distill`) instead: the seed's single-task models (those trained
 # with the configuration's SINGLE_TASK_SETTINGS) teach one multitask model on the same train texts, annealed to the
