@@ -127,8 +127,10 @@ def test_clip_scale_is_the_mean_weight_of_the_steps_batches(tmp_path):
     trainer = _trainer(tmp_path, max_steps=1)
     assert trainer._step_clip_scale() == 1.0  # no weights: Trainer's clipping unchanged
     trainer.loss_weights = {"topic": 3.0}
-    trainer._step_weights = [1.0, 3.0, 3.0, 1.0]  # 4 accumulated batches, two of them topic's
-    assert trainer._step_clip_scale() == 2.0 and trainer._step_weights == []  # reset for the next step
+    trainer._step_tasks = ["sentiment", "topic", "topic", "sentiment"]  # 4 accumulated batches, two of them topic's
+    assert trainer._step_clip_scale() == 2.0 and trainer._step_tasks == []  # reset for the next step
+    trainer._step_tasks = [None, "topic"]  # a distillation joint batch counts as weight 1
+    assert trainer._step_clip_scale() == 2.0
 
 
 def test_loss_balancing_is_checked():

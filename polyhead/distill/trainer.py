@@ -246,8 +246,8 @@ class DistillationTrainer(MultitaskTrainer):
             loss = self.task_loss(task, logits[task], task_labels)
             losses.append(self.balancer(task, loss) if self.balancer is not None and model.training else loss)
         loss = torch.stack(losses).sum()
-        if model.training:  # the weights act within the joint gradient: it clips at max_grad_norm itself
-            self._step_weights.append(1.0)
+        if model.training:  # weight 1 for clipping: the tasks' weights act within the joint gradient
+            self._step_tasks.append(None)
         return (loss, {"loss": loss, "logits": logits}) if return_outputs else loss
 
     def temperature_for(self, task: str) -> float | None:

@@ -150,8 +150,9 @@ class MultitaskTrainer(Trainer):
         self.class_weights = {task: w for task, w in (class_weights or {}).items() if w is not None}
         self.sampling, self.temperature = sampling, temperature
         self._set_up_remedies(head_learning_rates)
-        # the loss weights of the current step's batches, and the clipping scale they give (see _clip_grad_norm)
-        self._step_weights: list[float] = []
+        # the tasks of the current step's batches (None: a joint batch), and the clipping scale their loss weights
+        # give (see _clip_grad_norm)
+        self._step_tasks: list[str | None] = []
         self._clip_scale = 1.0
 
     def _set_up_remedies(self, head_learning_rates: Mapping[str, float | None] | None) -> None:
@@ -214,10 +215,13 @@ class MultitaskTrainer(Trainer):
         return self.balancer is not None or any(w != 1.0 for w in self.loss_weights.values())
 
     def _step_clip_scale(self) -> float:
-        """The mean loss weight of the step's batches (over every process), reset for the next step."""
-        weights, self._step_weights = self._step_weights, []
+        """The mean loss weight of the step's batches (over every process): a task's fixed weight times the balancer's
+        (constant within a step), 1 for a joint batch; the step's tasks are reset for the next step."""
+        tasks, self._step_tasks = self._step_tasks, []
         if not self._weighted():
             return 1.0
+        learned = self.balancer.weights() if self.balancer is not None else {}
+        weights = [1.0 if t is None else self.loss_weights.get(t, 1.0) * learned.get(t, 1.0) for t in tasks]
         scale = sum(weights) / len(weights) if weights else 1.0
         if self.args.world_size > 1:  # every process must clip the all-reduced gradient alike
             scale = float(self.accelerator.reduce(torch.tensor(scale, device=self.args.device), reduction="mean"))
@@ -299,12 +303,10 @@ class MultitaskTrainer(Trainer):
         labels, task = inputs.pop("labels"), inputs["task"]
         logits = model(**inputs).logits[task]
         loss = self.task_loss(task, logits, labels)
+        if self.balancer is not None and model.training:  # training only: evaluation losses stay comparable
+            loss = self.balancer(task, loss)
         if model.training:
-            weight = self.loss_weights.get(task, 1.0)
-            if self.balancer is not None:  # training only: evaluation losses stay comparable
-                loss = self.balancer(task, loss)
-                weight *= self.balancer.weights()[task]
-            self._step_weights.append(weight)
+            self._step_tasks.append(task)
         return (loss, {"loss": loss, "logits": logits}) if return_outputs else loss
 
     def task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
