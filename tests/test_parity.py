@@ -291,13 +291,23 @@ def test_matched_baselines_take_the_single_task_overrides():
     from polyhead.benchmark import parity as bench
 
     base = SimpleNamespace(
-        learning_rate=1e-4, head_learning_rate=None, warmup_steps=0, num_train_epochs=3.0, bf16=False, use_cpu=False
+        learning_rate=1e-4,
+        head_learning_rate=None,
+        warmup_steps=0,
+        num_train_epochs=3.0,
+        weight_decay=0.0,
+        bf16=False,
+        use_cpu=False,
     )
     assert bench.single_task_overrides("head_lr_3e-3", base) == {"head_learning_rate": 3e-3}
-    # so is the number of epochs: the shorter configuration is compared with single-task models trained as long
+    # the number of epochs and weight decay are settings single-task models share too
     assert bench.single_task_overrides("head_lr_3e-3_2_epochs", base) == {
         "head_learning_rate": 3e-3,
         "num_train_epochs": 2.0,
+    }
+    assert bench.single_task_overrides("head_lr_3e-3_weight_decay", base) == {
+        "head_learning_rate": 3e-3,
+        "weight_decay": 0.01,
     }
     two_epochs = SimpleNamespace(**{**vars(base), "num_train_epochs": 2.0})  # a benchmark run with --epochs 2
     assert bench.single_task_overrides("head_lr_3e-3_2_epochs", two_epochs) == {"head_learning_rate": 3e-3}

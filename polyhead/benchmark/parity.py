@@ -55,6 +55,8 @@ CONFIGS = {
     # run's length the cause? (shorter and longer than the benchmark's 3 epochs)
     "head_lr_3e-3_2_epochs": ({"head_learning_rate": 3e-3, "num_train_epochs": 2.0}, {}, {}),
     "head_lr_3e-3_4_epochs": ({"head_learning_rate": 3e-3, "num_train_epochs": 4.0}, {}, {}),
+    # or too little regularisation: the BERT recipe's weight decay (the Trainer's default is none)
+    "head_lr_3e-3_weight_decay": ({"head_learning_rate": 3e-3, "weight_decay": 0.01}, {}, {}),
     # the shared encoder takes every task's steps (5x a single-task model's): half its rate, heads as head_lr
     "head_lr_slow_encoder": ({"head_learning_rate": 1e-3, "learning_rate": 5e-5}, {}, {}),
     # every task in every step: gradient_accumulation_steps = number of tasks, one batch of each (round robin)
@@ -84,12 +86,21 @@ AGAINST["head_lr_3e-3_warmup"] = "head_lr_3e-3"  # what warm-up adds to the best
 AGAINST["head_lr_3e-3_weights"] = "head_lr_3e-3"  # what the loss weights add to the best head rate
 AGAINST["head_lr_3e-3_2_epochs"] = "head_lr_3e-3"  # what a shorter run changes at the best head rate
 AGAINST["head_lr_3e-3_4_epochs"] = "head_lr_3e-3"  # and a longer one
+AGAINST["head_lr_3e-3_weight_decay"] = "head_lr_3e-3"  # what weight decay adds to the best head rate
 AGAINST["head_lr_3e-3_temperature"] = "head_lr_3e-3"  # what temperature sampling adds to the best head rate
 AGAINST["born_again_head_lr_3e-3"] = "head_lr_3e-3"  # what distillation adds to the best head rate
 # Training settings a single-task model can share with a configuration (the multitask remedies, pcgrad, loss balancing
 # and sampling, cannot): `--matched-baselines` trains that configuration's own baselines with them.
-SINGLE_TASK_SETTINGS = ("learning_rate", "head_learning_rate", "warmup_steps", "num_train_epochs", "bf16", "use_cpu")
-MATCHED_LABEL = "against single-task models trained with the same rates, warm-up, epochs and precision"
+SINGLE_TASK_SETTINGS = (
+    "learning_rate",
+    "head_learning_rate",
+    "warmup_steps",
+    "num_train_epochs",
+    "weight_decay",
+    "bf16",
+    "use_cpu",
+)
+MATCHED_LABEL = "against single-task models trained with the same rates, warm-up, epochs, weight decay and precision"
 DESCRIPTIONS = {
     "multitask": "plain multitask (proportional sampling, loss weights 1)",
     "uncertainty": "uncertainty loss weighting (`--loss_balancing uncertainty`)",
@@ -104,6 +115,8 @@ DESCRIPTIONS = {
     "--num_train_epochs 2`)",
     "head_lr_3e-3_4_epochs": "head learning rate 3e-3, 4 epochs instead of 3 (`--head_learning_rate 3e-3 "
     "--num_train_epochs 4`)",
+    "head_lr_3e-3_weight_decay": "head learning rate 3e-3, weight decay 0.01 (`--head_learning_rate 3e-3 "
+    "--weight_decay 0.01`)",
     "head_lr_slow_encoder": "head learning rate 1e-3, encoder 5e-5 (`--head_learning_rate 1e-3 --learning_rate 5e-5`)",
     "pcgrad": f"PCGrad (`--pcgrad true --gradient_accumulation_steps {len(TASKS)} --sampling round_robin`)",
     "temperature": "temperature sampling T=2 (`--sampling temperature`)",
