@@ -5,8 +5,8 @@ configuration) and one multitask model per configuration (`--configs`: plain `mu
 `polyhead.training.balancing` / `polyhead.training.pcgrad`), all on the same tokenized data, and compares each
 configuration with the single-task models (`polyhead.evaluation.comparison`: per task mean ± std, paired difference,
 95% t-interval, verdict). With `--matched-baselines`, a configuration that overrides settings a single-task model
-can share (`SINGLE_TASK_SETTINGS`: the learning rates, warm-up, bf16) is also compared with single-task models
-trained with those overrides (its matched baselines, trained once per set of overrides under
+can share (`SINGLE_TASK_SETTINGS`: the learning rates, warm-up, epochs, weight decay, bf16) is also compared with
+single-task models trained with those overrides (its matched baselines, trained once per set of overrides under
 `baselines-<overrides>-seed-N`), so a remedy's gain is not just a setting the single-task models could use too. A
 configuration of `DISTILLED` trains its multitask model by distillation from the seed's single-task models instead
 (`polyhead.distill`). Finished runs are reused (delete `--work-dir` to start afresh), so an interrupted benchmark
