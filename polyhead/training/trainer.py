@@ -303,9 +303,9 @@ class MultitaskTrainer(Trainer):
         labels, task = inputs.pop("labels"), inputs["task"]
         logits = model(**inputs).logits[task]
         loss = self.task_loss(task, logits, labels)
-        if self.balancer is not None and model.training:  # training only: evaluation losses stay comparable
-            loss = self.balancer(task, loss)
-        if model.training:
+        if model.training:  # training only: evaluation losses stay comparable
+            if self.balancer is not None:
+                loss = self.balancer(task, loss)
             self._step_tasks.append(task)
         return (loss, {"loss": loss, "logits": logits}) if return_outputs else loss
 
