@@ -125,11 +125,19 @@ class MultitaskHeadsMixin:
         return cache["weight"], cache["bias"]
 
     def task_loss(
-        self, task: str, logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None
+        self,
+        task: str,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        class_weights: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
     ) -> torch.Tensor:
         """Cross-entropy (single-label) or BCE-with-logits (multi-label), ignoring rows labelled -100.
 
         `class_weights` (one per label) weight the cross-entropy's classes, or are the BCE's `pos_weight`.
+        `label_smoothing` (eps): a multi-label target becomes `y (1 - eps) + eps / 2`; a single-label loss
+        `(1 - eps) CE + eps U`, U the mean of `-log p` over the real classes (a multiple-choice row's padding
+        excluded), unweighted; without class weights or padding this is `F.cross_entropy(..., label_smoothing=eps)`.
         """
         multi_label = self.config.tasks[task]["problem_type"] == MULTI_LABEL
         keep = (labels != -100).all(dim=-1) if multi_label else labels != -100
@@ -137,11 +145,17 @@ class MultitaskHeadsMixin:
             return logits.sum() * 0.0  # keeps the graph connected when no row has this task's labels
         if class_weights is not None:
             class_weights = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
+        logits, labels = logits[keep], labels[keep]
         if multi_label:
-            return F.binary_cross_entropy_with_logits(
-                logits[keep], labels[keep].to(logits.dtype), pos_weight=class_weights
-            )
-        return F.cross_entropy(logits[keep], labels[keep].long(), weight=class_weights)
+            targets = labels.to(logits.dtype) * (1.0 - label_smoothing) + label_smoothing / 2
+            return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=class_weights)
+        loss = F.cross_entropy(logits, labels.long(), weight=class_weights)
+        if not label_smoothing:
+            return loss
+        real = logits > torch.finfo(logits.dtype).min  # `choice_logits` pads missing choices with the lowest value
+        log_p = logits.log_softmax(dim=-1).masked_fill(~real, 0.0)
+        uniform = (-log_p.sum(dim=-1) / real.sum(dim=-1)).mean()
+        return (1.0 - label_smoothing) * loss + label_smoothing * uniform
 
     def _split(self, fused: torch.Tensor, tasks: list[str]) -> dict[str, torch.Tensor]:
         if len(tasks) == 1:

@@ -257,6 +257,31 @@ def test_multi_label_loss_with_pos_weight_ignores_minus_100_rows(model, weighted
     assert ignored.item() == 0.0 and ignored.requires_grad
 
 
+def test_label_smoothing_matches_torch_and_smooths_multi_label_targets(model):
+    logits, labels = torch.randn(4, 4), torch.tensor([0, -100, 3, 1])
+    keep = labels != -100
+    smoothed = model.task_loss("topic", logits, labels, label_smoothing=0.2)
+    torch.testing.assert_close(smoothed, F.cross_entropy(logits[keep], labels[keep], label_smoothing=0.2))
+    assert smoothed.item() != pytest.approx(model.task_loss("topic", logits, labels).item())
+    logits, labels = torch.randn(2, 4), torch.tensor([[1, 0, 0, 1], [0, 1, 1, 0]])
+    expected = F.binary_cross_entropy_with_logits(logits, labels * 0.8 + 0.1)  # 1 -> 0.9, 0 -> 0.1
+    torch.testing.assert_close(model.task_loss("emotions", logits, labels, label_smoothing=0.2), expected)
+
+
+def test_label_smoothing_leaves_out_a_multiple_choice_rows_padding(model):
+    from polyhead_remote.modeling_multitask_heads import choice_logits
+
+    # Row 0 has 3 real choices, row 1 has 2 (its third is padding at the dtype's lowest value).
+    scores = torch.tensor([[0.5], [1.5], [-1.0], [2.0], [0.0]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    logits, labels = choice_logits(scores, mask), torch.tensor([1, 0])
+    loss = model.task_loss("topic", logits, labels, label_smoothing=0.3)  # the loss reads only the logits' shape
+    rows = [torch.tensor([0.5, 1.5, -1.0]), torch.tensor([2.0, 0.0])]
+    by_hand = [0.7 * -row.log_softmax(0)[label] + 0.3 * -row.log_softmax(0).mean() for row, label in zip(rows, labels)]
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss, torch.stack(by_hand).mean())
+
+
 def test_resize_token_embeddings_delegates_to_the_encoder_and_round_trips(model, tokenizer, tmp_path):
     assert model.get_encoder() is model.encoder
     assert model.get_input_embeddings() is model.encoder.get_input_embeddings()

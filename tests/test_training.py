@@ -141,6 +141,30 @@ def test_class_weights_change_the_loss(tmp_path):
     assert weighted.item() != pytest.approx(plain.item())
 
 
+def test_label_smoothing_factor_smooths_training_losses_only(tmp_path):
+    trainer = _trainer(tmp_path, label_smoothing_factor=0.2)
+    batch = next(iter(trainer.get_train_dataloader()))
+    task, labels = batch["task"], batch["labels"]
+    with torch.no_grad():
+        trainer.model.train()
+        torch.manual_seed(0)
+        smoothed = trainer.compute_loss(trainer.model, batch)
+        torch.manual_seed(0)  # the same dropout masks
+        logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits[task]
+        trainer.model.eval()
+        evaluation = trainer.compute_loss(trainer.model, batch)
+        eval_logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits[task]
+    assert smoothed.item() == pytest.approx(trainer.model.task_loss(task, logits, labels, label_smoothing=0.2).item())
+    assert smoothed.item() != pytest.approx(trainer.model.task_loss(task, logits, labels).item())
+    assert evaluation.item() == pytest.approx(trainer.model.task_loss(task, eval_logits, labels).item())
+
+
+@pytest.mark.parametrize("factor", [-0.1, 1.0])
+def test_label_smoothing_factor_out_of_range_is_refused(tmp_path, factor):
+    with pytest.raises(ValueError, match=r"label_smoothing_factor must be in \[0, 1\)"):
+        training_args(tmp_path, label_smoothing_factor=factor)
+
+
 def test_bad_input_raises_before_training(tmp_path):
     specs = [TaskSpec("t", dataset=datasets.Dataset.from_dict({"sentence": ["a b"], "label": ["x"]}))]
     with pytest.raises(ValueError, match="column"):

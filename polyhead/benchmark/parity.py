@@ -5,13 +5,14 @@ configuration) and one multitask model per configuration (`--configs`: plain `mu
 `polyhead.training.balancing` / `polyhead.training.pcgrad`), all on the same tokenized data, and compares each
 configuration with the single-task models (`polyhead.evaluation.comparison`: per task mean ± std, paired difference,
 95% t-interval, verdict). With `--matched-baselines`, a configuration that overrides settings a single-task model
-can share (`SINGLE_TASK_SETTINGS`: the learning rates, warm-up, epochs, weight decay, bf16) is also compared with
-single-task models trained with those overrides (its matched baselines, trained once per set of overrides under
-`baselines-<overrides>-seed-N`), so a remedy's gain is not just a setting the single-task models could use too. A
-configuration of `DISTILLED` trains its multitask model by distillation from the seed's single-task models instead
-(`polyhead.distill`). Finished runs are reused (delete `--work-dir` to start afresh), so an interrupted benchmark
-continues where it stopped and configurations can be added later. The report (JSON, a Markdown table per
-configuration, a plot of the per-task differences with their intervals) is rewritten after every configuration.
+can share (`SINGLE_TASK_SETTINGS`: the learning rates, warm-up, epochs, weight decay, label smoothing, bf16) is also
+compared with single-task models trained with those overrides (its matched baselines, trained once per set of
+overrides under `baselines-<overrides>-seed-N`), so a remedy's gain is not just a setting the single-task models
+could use too. A configuration of `DISTILLED` trains its multitask model by distillation from the seed's single-task
+models instead (`polyhead.distill`). Finished runs are reused (delete `--work-dir` to start afresh), so an
+interrupted benchmark continues where it stopped and configurations can be added later. The report (JSON, a
+Markdown table per configuration, a plot of the per-task differences with their intervals) is rewritten after every
+configuration.
 
 Offline smoke run on the tiny random encoder and synthetic tasks: `--tiny`.
 """
@@ -57,6 +58,8 @@ CONFIGS = {
     "head_lr_3e-3_4_epochs": ({"head_learning_rate": 3e-3, "num_train_epochs": 4.0}, {}, {}),
     # or too little regularisation: the BERT recipe's weight decay (the Trainer's default is none)
     "head_lr_3e-3_weight_decay": ({"head_learning_rate": 3e-3, "weight_decay": 0.01}, {}, {}),
+    # or over-confident fits: label smoothing 0.1 (Szegedy et al. 2016; born-again's soft targets helped these tasks)
+    "head_lr_3e-3_label_smoothing": ({"head_learning_rate": 3e-3, "label_smoothing_factor": 0.1}, {}, {}),
     # the shared encoder takes every task's steps (5x a single-task model's): half its rate, heads as head_lr
     "head_lr_slow_encoder": ({"head_learning_rate": 1e-3, "learning_rate": 5e-5}, {}, {}),
     # every task in every step: gradient_accumulation_steps = number of tasks, one batch of each (round robin)
@@ -87,6 +90,7 @@ AGAINST["head_lr_3e-3_weights"] = "head_lr_3e-3"  # what the loss weights add to
 AGAINST["head_lr_3e-3_2_epochs"] = "head_lr_3e-3"  # what a shorter run changes at the best head rate
 AGAINST["head_lr_3e-3_4_epochs"] = "head_lr_3e-3"  # and a longer one
 AGAINST["head_lr_3e-3_weight_decay"] = "head_lr_3e-3"  # what weight decay adds to the best head rate
+AGAINST["head_lr_3e-3_label_smoothing"] = "head_lr_3e-3"  # what label smoothing adds to the best head rate
 AGAINST["head_lr_3e-3_temperature"] = "head_lr_3e-3"  # what temperature sampling adds to the best head rate
 AGAINST["born_again_head_lr_3e-3"] = "head_lr_3e-3"  # what distillation adds to the best head rate
 # Training settings a single-task model can share with a configuration (the multitask remedies, pcgrad, loss balancing
@@ -97,10 +101,14 @@ SINGLE_TASK_SETTINGS = (
     "warmup_steps",
     "num_train_epochs",
     "weight_decay",
+    "label_smoothing_factor",
     "bf16",
     "use_cpu",
 )
-MATCHED_LABEL = "against single-task models trained with the same rates, warm-up, epochs, weight decay and precision"
+MATCHED_LABEL = (
+    "against single-task models trained with the same rates, warm-up, epochs, weight decay, label smoothing and "
+    "precision"
+)
 DESCRIPTIONS = {
     "multitask": "plain multitask (proportional sampling, loss weights 1)",
     "uncertainty": "uncertainty loss weighting (`--loss_balancing uncertainty`)",
@@ -117,6 +125,8 @@ DESCRIPTIONS = {
     "--num_train_epochs 4`)",
     "head_lr_3e-3_weight_decay": "head learning rate 3e-3, weight decay 0.01 (`--head_learning_rate 3e-3 "
     "--weight_decay 0.01`)",
+    "head_lr_3e-3_label_smoothing": "head learning rate 3e-3, label smoothing 0.1 (`--head_learning_rate 3e-3 "
+    "--label_smoothing_factor 0.1`)",
     "head_lr_slow_encoder": "head learning rate 1e-3, encoder 5e-5 (`--head_learning_rate 1e-3 --learning_rate 5e-5`)",
     "pcgrad": f"PCGrad (`--pcgrad true --gradient_accumulation_steps {len(TASKS)} --sampling round_robin`)",
     "temperature": "temperature sampling T=2 (`--sampling temperature`)",

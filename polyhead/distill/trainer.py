@@ -243,7 +243,7 @@ class DistillationTrainer(MultitaskTrainer):
             raise ValueError(f"Joint rows of {tasks} need {sum(widths)} packed floats, got {labels.shape[-1]}.")
         losses = []
         for task, task_labels in zip(tasks, labels.split(widths, dim=-1)):
-            loss = self.task_loss(task, logits[task], task_labels)
+            loss = self.task_loss(task, logits[task], task_labels, self.label_smoothing(model))
             losses.append(self.balancer(task, loss) if self.balancer is not None and model.training else loss)
         loss = torch.stack(losses).sum()
         if model.training:  # weight 1 for clipping: the tasks' weights act within the joint gradient
@@ -259,10 +259,12 @@ class DistillationTrainer(MultitaskTrainer):
         progress = self.state.global_step / self.state.max_steps if self.state.max_steps else 1.0
         return gold_weight_at(self.gold_weight_schedule, self.gold_weight, progress)
 
-    def task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def task_loss(
+        self, task: str, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0
+    ) -> torch.Tensor:
         spec = self.model.config.tasks[task]
-        if not is_packed(spec["problem_type"], len(spec["labels"]), labels):
-            return super().task_loss(task, logits, labels)
+        if not is_packed(spec["problem_type"], len(spec["labels"]), labels):  # gold labels: smoothed if asked
+            return super().task_loss(task, logits, labels, label_smoothing)
         temperature = self.temperature_for(task)
         loss = distillation_loss(spec["problem_type"], logits, labels, temperature, self.current_gold_weight())
         loss = loss * self.loss_weights.get(task, 1.0)

@@ -364,6 +364,10 @@ def check_remedy_arguments(args: "MultitaskTrainingArguments") -> None:
         value = getattr(args, name)
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be greater than 0, got {value}.")
+    if not 0.0 <= args.label_smoothing_factor < 1.0:
+        raise ValueError(
+            f"label_smoothing_factor must be in [0, 1), got {args.label_smoothing_factor} (0.1 is the usual choice)."
+        )
 
 
 def launched_distributed() -> bool:

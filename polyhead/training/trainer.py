@@ -302,17 +302,25 @@ class MultitaskTrainer(Trainer):
         inputs = dict(inputs)
         labels, task = inputs.pop("labels"), inputs["task"]
         logits = model(**inputs).logits[task]
-        loss = self.task_loss(task, logits, labels)
+        loss = self.task_loss(task, logits, labels, self.label_smoothing(model))
         if model.training:  # training only: evaluation losses stay comparable
             if self.balancer is not None:
                 loss = self.balancer(task, loss)
             self._step_tasks.append(task)
         return (loss, {"loss": loss, "logits": logits}) if return_outputs else loss
 
-    def task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The model's loss for `task`, class-weighted if asked, times the task's loss weight."""
-        loss = self.model.task_loss(task, logits, labels, class_weights=self.class_weights.get(task))
+    def task_loss(
+        self, task: str, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0
+    ) -> torch.Tensor:
+        """The model's loss for `task`, class-weighted if asked, label-smoothed by `label_smoothing`, times the task's
+        loss weight."""
+        class_weights = self.class_weights.get(task)
+        loss = self.model.task_loss(task, logits, labels, class_weights, label_smoothing=label_smoothing)
         return loss * self.loss_weights.get(task, 1.0)
+
+    def label_smoothing(self, model: torch.nn.Module) -> float:
+        """`--label_smoothing_factor` while training; 0 in evaluation, whose losses stay comparable across runs."""
+        return self.args.label_smoothing_factor if model.training else 0.0
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None) -> tuple:
         """The Trainer's step; a multiple-choice batch's logits come with its choice mask as 0/1 (`evaluation_loop`
