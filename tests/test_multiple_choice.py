@@ -238,3 +238,20 @@ def test_choices_the_trainer_pads_are_never_chosen_nor_scored(tmp_path, monkeypa
     per_task = trainer.evaluate()
     assert per_task["eval_copa_accuracy"] == one_pass["eval_copa_accuracy"]
     assert per_task["eval_copa_loss"] == pytest.approx(one_pass["eval_copa_loss"], rel=1e-5)
+
+
+def test_label_smoothing_trains_a_multiple_choice_task_on_its_real_choices(tmp_path):
+    # Rows of 2-4 choices share a batch: the narrower rows' padding (the lowest float) must stay out of the smoothing
+    # term (torch's own label smoothing over it gives a loss near 1e37).
+    tokenizer = tiny_tokenizer()
+    prepared = prepare_tasks(ModelArguments(), DataArguments(tasks=[copa_spec()]), tokenizer)
+    args = training_args(tmp_path, label_smoothing_factor=0.1)
+    trainer = make_trainer(prepared, tokenizer, ModelArguments(), DataArguments(), args)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert not batch["choice_mask"].all()  # the batch holds padding
+    trainer.model.train()
+    loss = trainer.compute_loss(trainer.model, batch)
+    loss.backward()
+    assert 0 < loss.item() < 10
+    assert all(torch.isfinite(p.grad).all() for p in trainer.model.parameters() if p.grad is not None)
+    assert trainer.train().training_loss < 10
