@@ -4,6 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+# A first build takes about 6 GB (.venv 2.3, .venv-compat 3.3): stop here rather than halfway through a pip install.
+NEED_GB=6
+if [ ! -d .venv-compat ]; then
+  free_kb=$(df -Pk . | awk 'NR == 2 {print $4}')
+  if [ "$free_kb" -lt $((NEED_GB * 1024 * 1024)) ]; then
+    echo "setup_env.sh: $((free_kb / 1024)) MB free on $(pwd), a first build needs about $NEED_GB GB: free some space" \
+      "(old clones and their .venv* folders, ~/.cache/pip) and run it again." >&2
+    exit 1
+  fi
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 pip_install --upgrade pip
