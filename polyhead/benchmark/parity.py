@@ -561,50 +561,55 @@ def markdown(report: dict) -> str:
 
 
 def plot(report: dict, path: Path) -> None:
-    """Per-task differences (multitask - single-task, points) with 95% intervals, one marker per configuration."""
+    """Per-task differences (multitask - single-task, points) with 95% intervals: one panel per task and the average,
+    one row per configuration; a filled dot against the plain single-task models, a hollow square against the
+    configuration's matched ones."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # each configuration against the plain single-task models, then (hollow, in its colour) against its matched ones
     configs = list(report["configs"].items())
-    colors = plt.get_cmap("tab10" if len(configs) <= 10 else "tab20").colors
-    series = [(config, entry["comparison"], "o", colors[k % len(colors)]) for k, (config, entry) in enumerate(configs)]
-    series += [
-        (f"{config} vs matched single-task", entry["matched"]["comparison"], "s", colors[k % len(colors)])
-        for k, (config, entry) in enumerate(configs)
-        if "matched" in entry
-    ]
-    tasks = [*next(iter(report["configs"].values()))["comparison"]["tasks"], "average"]
-    # tall enough for a row per task and for the legend's line per series beside it
-    fig, ax = plt.subplots(figsize=(11, max(0.5 + 0.55 * len(tasks), 0.6 + 0.19 * len(series))))
-    for i, (label, comparison, marker, color) in enumerate(series):
-        offset = (i - (len(series) - 1) / 2) * 0.8 / max(len(series), 1)
-        for j, task in enumerate(tasks):
-            row = comparison["average"] if task == "average" else comparison["tasks"].get(task)
-            if row is None:
-                continue
-            d = row["difference"]
-            low, high = (d["low"], d["high"]) if d["low"] is not None else (d["mean"], d["mean"])
-            ax.errorbar(
-                d["mean"] * 100,
-                j + offset,
-                xerr=[[(d["mean"] - low) * 100], [(high - d["mean"]) * 100]],
-                fmt=marker,
-                color=color,
-                mfc="none" if marker == "s" else None,
-                capsize=3,
-                label=label if j == 0 else None,
-            )
-    ax.axvline(0, color="black", linewidth=0.8)
-    ax.axvline(-1, color="grey", linewidth=0.8, linestyle=":")
-    ax.set_yticks(range(len(tasks)), tasks)
-    ax.invert_yaxis()
-    ax.set_xlabel("multitask - single-task, points of the primary metric (95% t-interval over seeds)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the axes: never over the bars
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    tasks = [*configs[0][1]["comparison"]["tasks"], "average"]
+    kinds = [("comparison", "o", "tab:blue", "against the plain single-task models")]
+    kinds.append(("matched", "s", "tab:orange", "against single-task models with the same settings"))
+    fig, axes = plt.subplots(
+        1, len(tasks), sharey=True, figsize=(2.9 * len(tasks) + 1.5, 1.6 + 0.32 * len(configs)), squeeze=False
+    )
+    for ax, task in zip(axes[0], tasks):
+        for k, (key, marker, color, label) in enumerate(kinds):
+            for i, (_, entry) in enumerate(configs):
+                comparison = entry["comparison"] if key == "comparison" else entry.get("matched", {}).get("comparison")
+                if comparison is None:
+                    continue
+                row = comparison["average"] if task == "average" else comparison["tasks"].get(task)
+                if row is None:
+                    continue
+                d = row["difference"]
+                low, high = (d["low"], d["high"]) if d["low"] is not None else (d["mean"], d["mean"])
+                ax.errorbar(
+                    d["mean"] * 100,
+                    i + (k - 0.5) * 0.3,
+                    xerr=[[(d["mean"] - low) * 100], [(high - d["mean"]) * 100]],
+                    fmt=marker,
+                    color=color,
+                    mfc="none" if key == "matched" else color,
+                    markersize=5,
+                    capsize=2,
+                    label=label if i == 0 or key == "matched" else None,
+                )
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.axvline(-1, color="grey", linewidth=0.8, linestyle=":")  # the target: no task more than 1 point below
+        ax.set_title(task, fontsize=10)
+        ax.grid(axis="y", color="0.92")
+    axes[0][0].set_yticks(range(len(configs)), [config for config, _ in configs], fontsize=8)
+    axes[0][0].invert_yaxis()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    fig.legend(unique.values(), unique.keys(), loc="lower center", ncol=len(unique), fontsize=9, frameon=False)
+    fig.supxlabel("multitask - single-task, points of the primary metric (95% t-interval over seeds)", y=0.06)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
