@@ -120,3 +120,35 @@ def test_two_ranks_see_every_row_once_when_batches_divide_evenly():
 def test_bad_rank_is_an_error():
     with pytest.raises(ValueError, match="0 <= rank < num_replicas"):
         TaskBatchSampler([5], 2, num_replicas=2, rank=2)
+
+
+def _padding(batches, flat_lengths):
+    return sum(
+        max(flat_lengths[i] for i in batch) * len(batch) - sum(flat_lengths[i] for i in batch) for batch in batches
+    )
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_grouping_by_length_pads_less_and_keeps_the_task_mix(strategy):
+    rng = np.random.default_rng(0)
+    lengths = [rng.integers(5, 200, size=n).tolist() for n in SIZES]
+    flat = [n for task in lengths for n in task]
+    plain = TaskBatchSampler(SIZES, 8, strategy, seed=3)
+    grouped = TaskBatchSampler(SIZES, 8, strategy, seed=3, lengths=lengths)
+    batches = list(grouped)
+    assert len(batches) == len(plain)
+    assert _padding(batches, flat) < 0.5 * _padding(list(plain), flat)
+    if strategy == "proportional":  # every row once, each task's number of batches kept
+        assert sorted(index for batch in batches for index in batch) == list(range(sum(SIZES)))
+        assert Counter(_tasks(grouped, batches)) == Counter(_tasks(plain, list(plain)))
+    else:  # the same task order, batch for batch
+        assert _tasks(grouped, batches) == _tasks(plain, list(plain))
+    again = TaskBatchSampler(SIZES, 8, strategy, seed=3, lengths=lengths)
+    assert list(again) == batches  # a function of (seed, epoch), as without lengths (resume)
+    again.set_epoch(1)
+    assert list(again) != batches
+
+
+def test_lengths_must_match_the_tasks_rows():
+    with pytest.raises(ValueError, match=r"one length per row of each task \(\[3, 2\] rows\)"):
+        TaskBatchSampler([3, 2], 2, lengths=[[1, 2, 3], [4]])

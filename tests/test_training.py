@@ -165,6 +165,31 @@ def test_label_smoothing_factor_out_of_range_is_refused(tmp_path, factor):
         training_args(tmp_path, label_smoothing_factor=factor)
 
 
+def test_group_by_length_groups_each_tasks_rows_by_their_tokens(tmp_path):
+    trainer = _trainer(tmp_path, train_sampling_strategy="group_by_length")
+    lengths = trainer.train_lengths()
+    assert lengths == [[len(ids) for ids in dataset["input_ids"]] for dataset in trainer.train_datasets.values()]
+    sampler = trainer.make_batch_sampler()
+    assert sampler.lengths == lengths
+    assert _trainer(tmp_path, num_train_epochs=1).make_batch_sampler().lengths is None  # default: shuffled
+    first = trainer.train_datasets[next(iter(trainer.train_datasets))]
+    trainer.train_datasets[next(iter(trainer.train_datasets))] = first.add_column("length", [7] * len(first))
+    assert trainer.train_lengths()[0] == [7] * len(first)  # a precomputed `length_column_name` column wins
+    assert trainer.train().training_loss > 0
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"train_sampling_strategy": "sequential"}, "train_sampling_strategy='sequential' is not supported"),
+        ({"dataloader_drop_last": True}, "dataloader_drop_last is not supported"),
+    ],
+)
+def test_trainer_options_the_task_sampler_replaces_are_refused(tmp_path, option, message):
+    with pytest.raises(ValueError, match=message):
+        training_args(tmp_path, **option)
+
+
 def test_bad_input_raises_before_training(tmp_path):
     specs = [TaskSpec("t", dataset=datasets.Dataset.from_dict({"sentence": ["a b"], "label": ["x"]}))]
     with pytest.raises(ValueError, match="column"):

@@ -364,6 +364,17 @@ def check_remedy_arguments(args: "MultitaskTrainingArguments") -> None:
         value = getattr(args, name)
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be greater than 0, got {value}.")
+    if args.train_sampling_strategy not in ("random", "group_by_length"):
+        raise ValueError(
+            f"train_sampling_strategy={args.train_sampling_strategy!r} is not supported: the task sampler "
+            "(--sampling) orders the batches. Use 'random' (the default: each task's rows shuffled) or "
+            "'group_by_length'."
+        )
+    if args.dataloader_drop_last:
+        raise ValueError(
+            "dataloader_drop_last is not supported: each epoch sees all of every task's rows, so a task's last batch "
+            "may be short. Leave it off."
+        )
     if not 0.0 <= args.label_smoothing_factor < 1.0:
         raise ValueError(
             f"label_smoothing_factor must be in [0, 1), got {args.label_smoothing_factor} (0.1 is the usual choice)."

@@ -23,13 +23,20 @@ In a multi-process run (`torchrun`, `accelerate launch`) every process builds th
 is seen once per epoch overall. Every process must run the same number of steps (DDP averages gradients at each one):
 when the batch count does not divide evenly, the processes short of a batch repeat one from the start of the epoch
 (at most `num_replicas - 1` repeated batches an epoch, as `torch.utils.data.DistributedSampler` pads).
+
+With `lengths` (`--train_sampling_strategy group_by_length`) each pass over a task groups rows of similar length into
+its batches, as transformers' `LengthGroupedSampler` does within one dataset (`get_length_grouped_indices`: shuffled,
+cut into mega-batches of up to 50 batches, each sorted by length), so a batch pads less; which tasks come when is
+unchanged.
 """
 
 import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import torch
 from torch.utils.data import Sampler
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 
 STRATEGIES = ("proportional", "temperature", "round_robin")
@@ -50,6 +57,8 @@ class TaskBatchSampler(Sampler[list[int]]):
             `sum(ceil(n_i / batch_size))`.
         num_replicas (`int`, defaults to 1), rank (`int`, defaults to 0): the number of training processes and this
             one's index; this process yields `ceil(num_batches / num_replicas)` batches, its share of the epoch.
+        lengths (`Sequence[Sequence[int]]`, *optional*): each task's row lengths (tokens), in row order: batches then
+            group rows of similar length (see the module docstring).
 
     Example:
 
@@ -70,6 +79,7 @@ class TaskBatchSampler(Sampler[list[int]]):
         num_batches: int | None = None,
         num_replicas: int = 1,
         rank: int = 0,
+        lengths: Sequence[Sequence[int]] | None = None,
     ):
         if strategy not in STRATEGIES:
             raise ValueError(f"Unknown sampling strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}.")
@@ -89,6 +99,9 @@ class TaskBatchSampler(Sampler[list[int]]):
         self.epoch = 0
         self.num_batches = num_batches or self._one_pass_batches()
         self.num_replicas, self.rank = num_replicas, rank
+        if lengths is not None and [len(task) for task in lengths] != self.task_sizes:
+            raise ValueError(f"lengths must hold one length per row of each task ({self.task_sizes} rows).")
+        self.lengths = None if lengths is None else [list(task) for task in lengths]
 
     def _one_pass_batches(self) -> int:
         return sum(math.ceil(n / self.batch_size) for n in self.task_sizes)
@@ -141,7 +154,7 @@ class TaskBatchSampler(Sampler[list[int]]):
     def _proportional(self, rng: np.random.Generator) -> Iterator[list[int]]:
         batches = []
         for task in range(len(self.task_sizes)):
-            rows = rng.permutation(self.task_sizes[task]) + self.offsets[task]
+            rows = self._pass_order(task, rng) + self.offsets[task]
             batches += [rows[i : i + self.batch_size].tolist() for i in range(0, len(rows), self.batch_size)]
         for position in rng.permutation(len(batches)):
             yield batches[position]
@@ -159,9 +172,16 @@ class TaskBatchSampler(Sampler[list[int]]):
         task_rng = np.random.default_rng([self.seed, self.epoch, task + 1])
         size, offset = self.task_sizes[task], self.offsets[task]
         while True:
-            rows = task_rng.permutation(size) + offset
+            rows = self._pass_order(task, task_rng) + offset
             for start in range(0, size, self.batch_size):
                 yield rows[start : start + self.batch_size].tolist()
+
+    def _pass_order(self, task: int, rng: np.random.Generator) -> np.ndarray:
+        """One pass over `task`'s rows (local indices): shuffled, or grouped by length when lengths are known."""
+        if self.lengths is None:
+            return rng.permutation(self.task_sizes[task])
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))  # still a function of (seed, epoch)
+        return np.asarray(get_length_grouped_indices(self.lengths[task], self.batch_size, generator=generator))
 
 
 __all__ = ["STRATEGIES", "TaskBatchSampler"]

@@ -270,7 +270,21 @@ class MultitaskTrainer(Trainer):
             seed=seed,
             num_replicas=self.args.world_size,
             rank=self.args.process_index,
+            lengths=self.train_lengths() if self.args.train_sampling_strategy == "group_by_length" else None,
         )
+
+    def train_lengths(self) -> list[list[int]]:
+        """Each train set's row lengths for `--train_sampling_strategy group_by_length`: its `length_column_name`
+        column when it has one, else the tokens of `input_ids` (a multiple-choice row: its longest choice)."""
+        column = self.args.length_column_name
+        lengths = []
+        for dataset in self.train_datasets.values():
+            if column in dataset.column_names:
+                lengths.append([int(n) for n in dataset[column]])
+            else:
+                rows = dataset["input_ids"]
+                lengths.append([max(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids) for ids in rows])
+        return lengths
 
     def get_train_dataloader(self) -> DataLoader:
         if not self.train_datasets:
