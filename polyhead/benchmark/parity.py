@@ -596,7 +596,7 @@ def plot(report: dict, path: Path) -> None:
                     mfc="none" if key == "matched" else color,
                     markersize=5,
                     capsize=2,
-                    label=label if i == 0 or key == "matched" else None,
+                    label=label,  # one legend entry per kind: duplicates are dropped below
                 )
         ax.axvline(0, color="black", linewidth=0.8)
         ax.axvline(-1, color="grey", linewidth=0.8, linestyle=":")  # the target: no task more than 1 point below
