@@ -296,6 +296,7 @@ def test_matched_baselines_take_the_single_task_overrides():
         warmup_steps=0,
         num_train_epochs=3.0,
         weight_decay=0.0,
+        label_smoothing_factor=0.0,
         bf16=False,
         use_cpu=False,
     )
@@ -308,6 +309,10 @@ def test_matched_baselines_take_the_single_task_overrides():
     assert bench.single_task_overrides("head_lr_3e-3_weight_decay", base) == {
         "head_learning_rate": 3e-3,
         "weight_decay": 0.01,
+    }
+    assert bench.single_task_overrides("head_lr_3e-3_label_smoothing", base) == {
+        "head_learning_rate": 3e-3,
+        "label_smoothing_factor": 0.1,
     }
     two_epochs = SimpleNamespace(**{**vars(base), "num_train_epochs": 2.0})  # a benchmark run with --epochs 2
     assert bench.single_task_overrides("head_lr_3e-3_2_epochs", two_epochs) == {"head_learning_rate": 3e-3}
