@@ -35,12 +35,13 @@ class RecordingCollator(MultitaskCollator):
         return batch
 
 
-def _trainer(tmp_path, collator=None, specs=None, **kwargs):
+def _trainer(tmp_path, collator=None, specs=None, compute_metrics=None, **kwargs):
     tokenizer = tiny_tokenizer()
     prepared = prepare_tasks(ModelArguments(), DataArguments(tasks=specs or tiny_task_specs()), tokenizer)
     trainer = make_trainer(prepared, tokenizer, ModelArguments(), DataArguments(), training_args(tmp_path, **kwargs))
     if collator is not None:
         trainer.data_collator = collator
+    trainer.compute_metrics = compute_metrics
     return trainer
 
 
@@ -353,3 +354,57 @@ def test_train_script_end_to_end_redirected(tmp_path):
     assert info["training"]["num_threads"] == 1
     assert [t["label_column"] for t in info["data"]["tasks"]] == ["emotion", "sentiment"]
     assert stat.S_IMODE((out / "model" / "model.safetensors").stat().st_mode) == 0o644
+
+
+def _accuracy(prediction):
+    return {"my_accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
+
+
+def test_compute_metrics_is_called_once_per_task_and_logged_beside_ours(tmp_path, monkeypatch):
+    # With and without a `task` argument; on one process and through the Trainer's per-task loop (several
+    # processes), where the Trainer's own loop must not call it a second time.
+    calls = []
+
+    def with_task(prediction, task):
+        calls.append((task, prediction.predictions.shape, prediction.label_ids.shape))
+        return {"rows": len(prediction.label_ids), **_accuracy(prediction)}
+
+    trainer = _trainer(tmp_path, compute_metrics=with_task)
+    one_pass = trainer.evaluate()
+    assert sorted(call[0] for call in calls) == ["sentiment", "topic"]  # emotions has no validation split
+    rows = {"sentiment": 16, "topic": 12}  # validation rows
+    assert {task: shape for task, shape, _ in calls} == {"sentiment": (16, 2), "topic": (12, 3)}
+    for task in ("sentiment", "topic"):
+        assert one_pass[f"eval_{task}_rows"] == rows[task]
+        assert one_pass[f"eval_{task}_my_accuracy"] == pytest.approx(one_pass[f"eval_{task}_accuracy"])
+    assert one_pass["eval_average_primary"] == pytest.approx(
+        (one_pass["eval_sentiment_f1_macro"] + one_pass["eval_topic_f1_macro"]) / 2
+    )
+    calls.clear()
+    monkeypatch.setattr(MultitaskTrainingArguments, "world_size", property(lambda self: 2))
+    per_task = trainer.evaluate()
+    assert sorted(call[0] for call in calls) == ["sentiment", "topic"]
+    assert per_task["eval_topic_my_accuracy"] == pytest.approx(one_pass["eval_topic_my_accuracy"])
+
+    without_task = _trainer(tmp_path, compute_metrics=_accuracy).evaluate()
+    assert without_task["eval_sentiment_my_accuracy"] == pytest.approx(without_task["eval_sentiment_accuracy"])
+
+
+def test_compute_metrics_may_not_overwrite_a_reported_metric(tmp_path):
+    trainer = _trainer(tmp_path, compute_metrics=lambda prediction: {"accuracy": 1.0})
+    with pytest.raises(ValueError, match=r"eval_sentiment_accuracy.*already reports.*other names"):
+        trainer.evaluate()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"batch_eval_metrics": True}, "batch_eval_metrics is not supported.*once per task"),
+        ({"include_for_metrics": ["inputs"]}, r"include_for_metrics=\['inputs'\] is not supported"),
+    ],
+)
+def test_metric_options_evaluation_cannot_honour_are_refused(tmp_path, option, message):
+    model = _trainer(tmp_path).model
+    with pytest.raises(ValueError, match=message):
+        MultitaskTrainer(model, training_args(tmp_path, **option), compute_metrics=_accuracy)
+    MultitaskTrainer(model, training_args(tmp_path, **option))  # without compute_metrics they mean nothing

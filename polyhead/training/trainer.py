@@ -21,6 +21,7 @@ scores the final model and writes the model folder while the others wait.
 """
 
 import dataclasses
+import inspect
 import json
 import logging
 import os
@@ -36,7 +37,15 @@ import datasets
 import torch
 from accelerate.data_loader import prepare_data_loader
 from torch.utils.data import ConcatDataset, DataLoader
-from transformers import AutoTokenizer, EarlyStoppingCallback, PreTrainedTokenizerBase, Trainer, set_seed
+from transformers import (
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    EvalPrediction,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput
 
 from polyhead import __version__, choices
@@ -102,7 +111,9 @@ class MultitaskTrainer(Trainer):
         head_learning_rates (`dict[str, float | None]`, *optional*): per-task head learning rate overrides (over
             `args.head_learning_rate`); with `args.loss_balancing` and `args.pcgrad`, the remedies of
             `polyhead.training.balancing` and `polyhead.training.pcgrad`.
-        kwargs: passed to `Trainer` (callbacks, optimizers...).
+        kwargs: passed to `Trainer` (callbacks, optimizers...). `compute_metrics` is called once per task with the
+            task's `EvalPrediction` (logits of all its evaluation rows, labels) and, when it takes a `task`
+            argument, the task's name; what it returns is logged as `eval_<task>_<name>` beside polyhead's metrics.
 
     Example:
 
@@ -136,6 +147,7 @@ class MultitaskTrainer(Trainer):
             raise ValueError(f"Datasets given for task(s) {unknown} that the model lacks ({model.config.task_names}).")
         kwargs.setdefault("data_collator", MultitaskCollator(processing_class))
         train_dataset = ConcatDataset(list(self.train_datasets.values())) if self.train_datasets else None
+        check_metrics_arguments(args, kwargs.get("compute_metrics"))
         super().__init__(
             model=model,
             args=args,
@@ -378,6 +390,7 @@ class MultitaskTrainer(Trainer):
             loss = self.task_loss(task, torch.as_tensor(logits).float(), torch.as_tensor(labels))
             output[f"{prefix}_loss"] = float(loss)
             losses.append(float(loss))
+            output.update(self._user_metrics(task, logits, labels, prefix, output))
         problem_types = {task: self.model.config.task(task)["problem_type"] for task in task_results}
         output[f"{metric_key_prefix}_average_primary"] = metrics.macro_average(task_results, problem_types)["primary"]
         output[f"{metric_key_prefix}_loss"] = float(sum(losses) / len(losses))
@@ -385,6 +398,21 @@ class MultitaskTrainer(Trainer):
         self.log(output)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, output)
         return output
+
+    def _user_metrics(self, task: str, logits, labels, prefix: str, reported: Mapping[str, Any]) -> dict[str, Any]:
+        """What the user's `compute_metrics` returns for `task`, prefixed; a name polyhead reports is refused."""
+        if self.compute_metrics is None:
+            return {}
+        prediction = EvalPrediction(predictions=logits, label_ids=labels)
+        takes_task = "task" in inspect.signature(self.compute_metrics).parameters
+        values = self.compute_metrics(prediction, task=task) if takes_task else self.compute_metrics(prediction)
+        clashes = sorted(f"{prefix}_{name}" for name in values if f"{prefix}_{name}" in reported)
+        if clashes:
+            raise ValueError(
+                f"compute_metrics returned {clashes}, which polyhead already reports for task {task!r}: give your "
+                "metrics other names."
+            )
+        return {f"{prefix}_{name}": value for name, value in values.items()}
 
     def _task_logits(
         self, eval_datasets: Mapping[str, datasets.Dataset], ignore_keys: list[str] | None, metric_key_prefix: str
@@ -406,9 +434,30 @@ class MultitaskTrainer(Trainer):
                 self._get_eval_sampler,
                 dataloader_key=prefix,
             )
-            loop = self.evaluation_loop(loader, f"Evaluation [{task}]", False, ignore_keys, prefix)
+            user_metrics, self.compute_metrics = self.compute_metrics, None  # called by `evaluate`, once per task
+            try:
+                loop = self.evaluation_loop(loader, f"Evaluation [{task}]", False, ignore_keys, prefix)
+            finally:
+                self.compute_metrics = user_metrics
             results[task] = (loop.predictions, loop.label_ids)
         return results
+
+
+def check_metrics_arguments(args: TrainingArguments, compute_metrics) -> None:
+    """Raises a `ValueError` for the Trainer's metric options that `MultitaskTrainer.evaluate` cannot honour: it
+    scores each task on all its rows at once, from logits and labels."""
+    if compute_metrics is None:
+        return
+    if args.batch_eval_metrics:
+        raise ValueError(
+            "batch_eval_metrics is not supported: MultitaskTrainer calls compute_metrics once per task with all its "
+            "evaluation rows. Leave batch_eval_metrics off."
+        )
+    if args.include_for_metrics:
+        raise ValueError(
+            f"include_for_metrics={args.include_for_metrics} is not supported: compute_metrics gets each task's "
+            "logits and labels. Leave include_for_metrics empty."
+        )
 
 
 def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
