@@ -408,3 +408,19 @@ def test_metric_options_evaluation_cannot_honour_are_refused(tmp_path, option, m
     with pytest.raises(ValueError, match=message):
         MultitaskTrainer(model, training_args(tmp_path, **option), compute_metrics=_accuracy)
     MultitaskTrainer(model, training_args(tmp_path, **option))  # without compute_metrics they mean nothing
+
+
+def test_a_compute_metrics_result_can_pick_the_best_checkpoint(tmp_path):
+    trainer = _trainer(
+        tmp_path,
+        compute_metrics=_accuracy,
+        num_train_epochs=2,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model="topic_my_accuracy",
+    )
+    trainer.train()
+    scores = [log["eval_topic_my_accuracy"] for log in trainer.state.log_history if "eval_topic_my_accuracy" in log]
+    assert len(scores) == 2
+    assert trainer.state.best_metric == max(scores)
