@@ -3,9 +3,8 @@
 Arguments: `polyhead.training.arguments` (ModelArguments, DataArguments, MultitaskTrainingArguments). Multi-GPU:
 `accelerate launch scripts/train.py configs/tweets.yaml`. Ends with the per-task results table and, with
 `--single_task_baselines true`, the multitask vs single-task comparison (`--seeds N`: over N seeds, with intervals and
-verdicts, polyhead.training.parity). Arguments that cannot train and a
-`--model_dir` whose writing could delete files are refused before anything is read, with a one-line error and exit
-status 1.
+verdicts, polyhead.training.parity). Arguments that cannot train, a `--model_dir` whose writing could delete files
+and unreadable or invalid task data are refused before any training step, with a one-line error and exit status 1.
 """
 
 import json
@@ -15,18 +14,19 @@ from polyhead.evaluation.comparison import format_seed_comparison_table
 from polyhead.evaluation.scoring import format_comparison_table, format_results_table
 from polyhead.run_folder import BASELINE_RESULTS_FILE, RESULTS_FILE
 from polyhead.training.arguments import disable_progress_bars, parse_args
-from polyhead.training.trainer import check_output_locations, run
+from polyhead.training.trainer import check_output_locations, prepare_run, run
 
 
 def main(argv: list[str] | None = None) -> dict:
     try:
         model_args, data_args, training_args = parse_args(argv)
         check_output_locations(training_args)
-    except (ValueError, FileExistsError) as error:
+        if training_args.disable_tqdm:
+            disable_progress_bars()  # tokenization and saving bars too, e.g. in a redirected log
+        prepared_run = prepare_run(model_args, data_args, training_args)  # arguments and data, before any step
+    except (ValueError, FileExistsError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
-    if training_args.disable_tqdm:
-        disable_progress_bars()  # tokenization and saving bars too, e.g. in a redirected log
-    results = run(model_args, data_args, training_args)
+    results = run(model_args, data_args, training_args, prepared_run)
     multitask, baselines = results["multitask"], results["baselines"]
     if multitask:  # empty on the processes other than the main one
         print(f"\nResults ({multitask['split']} split, {training_args.model_dir}/{RESULTS_FILE}):")

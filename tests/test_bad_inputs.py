@@ -294,3 +294,24 @@ def test_accelerate_falling_back_to_one_process_is_detected(monkeypatch, env, ex
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert accelerate_started_one_of_several() is expected
+
+
+def test_train_script_refuses_bad_data_and_metric_names_before_training(tmp_path):
+    # Errors found while reading the data, or only knowable from it, end the script with one line, not a traceback
+    # (and, for metric_for_best_model, not a KeyError at the first evaluation, after training up to it).
+    main, out = script_main("train"), str(tmp_path / "out")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--tasks", f"x={tmp_path / 'missing'}", "--output_dir", out, "--report_to", "none"])
+    assert str(exit_info.value.code).startswith("error: Task 'x': data file(s) not found")
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [{"text": f"{label} {word}", "label": label} for label in ("a", "b") for word in ("x", "y", "z", "w")]
+    for split in ("train", "validation"):
+        (data / f"{split}.jsonl").write_text(_jsonl(rows))
+    best = ["--eval_strategy", "epoch", "--save_strategy", "epoch", "--load_best_model_at_end", "true"]
+    argv = ["--tasks", f"sentiment={data}", "--output_dir", out, "--report_to", "none"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, *best, "--metric_for_best_model", "accuracy"])
+    message = str(exit_info.value.code)
+    assert message.startswith("error: metric_for_best_model='accuracy' is not a metric that evaluation reports")
+    assert "sentiment_accuracy" in message and not (tmp_path / "out").exists()

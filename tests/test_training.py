@@ -38,10 +38,12 @@ class RecordingCollator(MultitaskCollator):
 def _trainer(tmp_path, collator=None, specs=None, compute_metrics=None, **kwargs):
     tokenizer = tiny_tokenizer()
     prepared = prepare_tasks(ModelArguments(), DataArguments(tasks=specs or tiny_task_specs()), tokenizer)
-    trainer = make_trainer(prepared, tokenizer, ModelArguments(), DataArguments(), training_args(tmp_path, **kwargs))
+    arguments = training_args(tmp_path, **kwargs)
+    trainer = make_trainer(
+        prepared, tokenizer, ModelArguments(), DataArguments(), arguments, compute_metrics=compute_metrics
+    )
     if collator is not None:
         trainer.data_collator = collator
-    trainer.compute_metrics = compute_metrics
     return trainer
 
 
@@ -424,3 +426,13 @@ def test_a_compute_metrics_result_can_pick_the_best_checkpoint(tmp_path):
     scores = [log["eval_topic_my_accuracy"] for log in trainer.state.log_history if "eval_topic_my_accuracy" in log]
     assert len(scores) == 2
     assert trainer.state.best_metric == max(scores)
+
+
+def test_a_metric_evaluation_never_reports_is_refused_before_training(tmp_path):
+    best = {"eval_strategy": "epoch", "save_strategy": "epoch", "load_best_model_at_end": True}
+    with pytest.raises(ValueError, match=r"metric_for_best_model='accuracy' is not a metric.*sentiment_accuracy"):
+        _trainer(tmp_path, metric_for_best_model="accuracy", **best)
+    for name in ("average_primary", "eval_topic_f1_macro", "topic_loss", "sentiment_recall_macro"):
+        assert _trainer(tmp_path, metric_for_best_model=name, **best).args.metric_for_best_model == name
+    with pytest.raises(ValueError, match="emotions_f1_micro"):  # emotions has no validation split: never reported
+        _trainer(tmp_path, metric_for_best_model="emotions_f1_micro", **best)

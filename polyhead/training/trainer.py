@@ -162,6 +162,7 @@ class MultitaskTrainer(Trainer):
         self.class_weights = {task: w for task, w in (class_weights or {}).items() if w is not None}
         self.sampling, self.temperature = sampling, temperature
         self._set_up_remedies(head_learning_rates)
+        self._check_best_metric()
         # the tasks of the current step's batches (None: a joint batch), and the clipping scale their loss weights
         # give (see _clip_grad_norm)
         self._step_tasks: list[str | None] = []
@@ -185,6 +186,12 @@ class MultitaskTrainer(Trainer):
                 f"--gradient_accumulation_steps {len(tasks)} with --sampling round_robin."
             )
         self.pcgrad = PCGradAccumulator(self.model, tasks, seed=self.args.seed) if use_pcgrad else None
+
+    def _check_best_metric(self) -> None:
+        # Trainer would raise a KeyError at the first evaluation, after training up to it: refuse before any step.
+        if self.compute_metrics is None:  # its names are known only once it runs
+            evaluated = {task: self.model.config.task(task)["problem_type"] for task in self.eval_datasets}
+            check_best_metric(self.args.metric_for_best_model, evaluated)
 
     def batch_tasks(self, task: str) -> list[str]:
         """The model tasks that a train batch (or train dataset) named `task` trains: that one task here;
@@ -443,6 +450,29 @@ class MultitaskTrainer(Trainer):
         return results
 
 
+def reported_metrics(problem_types: Mapping[str, str]) -> list[str]:
+    """The names [`MultitaskTrainer.evaluate`] reports (without `eval_`) for tasks evaluated with these problem types:
+    `average_primary`, `loss`, and per task `<task>_loss` and `<task>_<metric>` for its problem type's metrics."""
+    names = ["average_primary", "loss"]
+    for task, problem_type in problem_types.items():
+        names += [f"{task}_{key}" for key in ("loss", *metrics.METRIC_KEYS[problem_type])]
+    return names
+
+
+def check_best_metric(name: str | None, problem_types: Mapping[str, str]) -> None:
+    """Raises a `ValueError` when `metric_for_best_model` is set to a name that evaluation of these tasks (with
+    their problem types) never reports; nothing is checked without tasks to evaluate."""
+    if name is None or not problem_types:
+        return
+    reported = reported_metrics(problem_types)
+    if name.removeprefix("eval_") not in reported:
+        shown = ", ".join(reported[:12]) + (f", ... ({len(reported)} in all)" if len(reported) > 12 else "")
+        raise ValueError(
+            f"metric_for_best_model={name!r} is not a metric that evaluation reports. Choose 'average_primary' "
+            f"(the default: the mean of each task's primary metric) or another of: {shown}."
+        )
+
+
 def check_metrics_arguments(args: TrainingArguments, compute_metrics) -> None:
     """Raises a `ValueError` for the Trainer's metric options that `MultitaskTrainer.evaluate` cannot honour: it
     scores each task on all its rows at once, from logits and labels."""
@@ -652,8 +682,10 @@ def make_trainer(
     model_args: ModelArguments,
     data_args: DataArguments,
     training_args: MultitaskTrainingArguments,
+    **trainer_kwargs,
 ) -> MultitaskTrainer:
-    """Builds the model and its [`MultitaskTrainer`] (with early stopping when asked)."""
+    """Builds the model and its [`MultitaskTrainer`] (with early stopping when asked); `trainer_kwargs` (e.g.
+    `compute_metrics`) go to the trainer."""
     set_seed(training_args.seed)
     train_tasks = model_args.train_task_names
     model = build_model(model_args, {name: task.head for name, task in prepared.data.items()}, train_tasks)
@@ -678,6 +710,7 @@ def make_trainer(
         temperature=data_args.temperature,
         callbacks=callbacks,
         head_learning_rates={name: task.spec.head_learning_rate for name, task in prepared.data.items()},
+        **trainer_kwargs,
     )
 
 
@@ -904,12 +937,39 @@ def remove_checkpoints(output_dir: str | os.PathLike) -> None:
             shutil.rmtree(checkpoint)
 
 
-def run(
+def prepare_run(
     model_args: ModelArguments, data_args: DataArguments, training_args: MultitaskTrainingArguments
+) -> tuple[ModelArguments, PreTrainedTokenizerBase, PreparedTasks]:
+    """Everything [`run`] checks and reads before the first training step: the arguments, the tokenizer and every
+    task's data, validated and tokenized. Returns `(model_args with the resolved max_length, tokenizer, prepared)`;
+    bad arguments or data raise here (`ValueError`, `FileNotFoundError`), before any model trains."""
+    check_output_locations(training_args)
+    if model_args.init_from and training_args.single_task_baselines:
+        raise ValueError("single_task_baselines train from a bare encoder: they cannot be combined with init_from.")
+    if training_args.num_threads is not None:
+        torch.set_num_threads(training_args.num_threads)
+    # Argument errors first (before data loading and training); the resolved length is what training_args.json keeps.
+    model_args = dataclasses.replace(model_args, max_length=resolve_max_length(model_args))
+    tokenizer = load_tokenizer(model_args)
+    with training_args.main_process_first(desc="loading and tokenizing the tasks"):  # one writer of datasets' cache
+        prepared = prepare_tasks(model_args, data_args, tokenizer, seed=training_args.sampling_seed)
+    evaluated = {
+        name: task.head["problem_type"] for name, task in prepared.data.items() if "eval" in prepared.encoded[name]
+    }
+    check_best_metric(training_args.metric_for_best_model, evaluated)
+    return model_args, tokenizer, prepared
+
+
+def run(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: MultitaskTrainingArguments,
+    prepared_run: tuple[ModelArguments, PreTrainedTokenizerBase, PreparedTasks] | None = None,
 ) -> dict[str, Any]:
     r"""
-    The training job: validate and tokenize every task, train the multitask model, score it, write the model folder,
-    and (with `single_task_baselines`) train and score one model per task. `num_threads` sets torch's CPU threads.
+    The training job: validate and tokenize every task ([`prepare_run`], or its result as `prepared_run`), train the
+    multitask model, score it, write the model folder, and (with `single_task_baselines`) train and score one model
+    per task. `num_threads` sets torch's CPU threads.
 
     Returns `{"multitask": results, "baselines": results or None}`. With `seeds > 1`, the seed-averaged comparison
     of `polyhead.training.parity.run_seeds` (its return value; `results["multitask"]["comparison"]`).
@@ -922,17 +982,7 @@ def run(
     >>> results["multitask"]["average"]["primary"]
     ```
     """
-    check_output_locations(training_args)
-    if model_args.init_from and training_args.single_task_baselines:
-        raise ValueError("single_task_baselines train from a bare encoder: they cannot be combined with init_from.")
-    if training_args.num_threads is not None:
-        torch.set_num_threads(training_args.num_threads)
-    # Argument errors first (before data loading and training); the resolved length is what training_args.json keeps.
-    model_args = dataclasses.replace(model_args, max_length=resolve_max_length(model_args))
-    tokenizer = load_tokenizer(model_args)
-    seed = training_args.sampling_seed
-    with training_args.main_process_first(desc="loading and tokenizing the tasks"):  # one writer of datasets' cache
-        prepared = prepare_tasks(model_args, data_args, tokenizer, seed=seed)
+    model_args, tokenizer, prepared = prepared_run or prepare_run(model_args, data_args, training_args)
     if training_args.seeds > 1:  # the seed-averaged comparison (polyhead.training.parity)
         return parity.run_seeds(
             prepared, tokenizer, model_args, data_args, training_args, train_and_evaluate, train_baselines
@@ -954,6 +1004,7 @@ __all__ = [
     "checkpoint_problem",
     "load_tokenizer",
     "make_trainer",
+    "prepare_run",
     "prepare_tasks",
     "remove_checkpoints",
     "resolve_max_length",
