@@ -315,3 +315,7 @@ def test_train_script_refuses_bad_data_and_metric_names_before_training(tmp_path
     message = str(exit_info.value.code)
     assert message.startswith("error: metric_for_best_model='accuracy' is not a metric that evaluation reports")
     assert "sentiment_accuracy" in message and not (tmp_path / "out").exists()
+    two_tasks = ["--tasks", f"sentiment={data}", f"other={data}", "--output_dir", out, "--report_to", "none"]
+    with pytest.raises(SystemExit) as exit_info:  # each single-task baseline evaluates its own task only
+        main([*two_tasks, *best, "--single_task_baselines", "true", "--metric_for_best_model", "sentiment_accuracy"])
+    assert "not reported by the single-task baseline of 'other'" in str(exit_info.value.code)

@@ -957,6 +957,15 @@ def prepare_run(
         name: task.head["problem_type"] for name, task in prepared.data.items() if "eval" in prepared.encoded[name]
     }
     check_best_metric(training_args.metric_for_best_model, evaluated)
+    for name, problem_type in evaluated.items() if training_args.single_task_baselines else ():
+        try:  # each baseline evaluates its own task only
+            check_best_metric(training_args.metric_for_best_model, {name: problem_type})
+        except ValueError:
+            raise ValueError(
+                f"metric_for_best_model={training_args.metric_for_best_model!r} is not reported by the single-task "
+                f"baseline of {name!r}, which evaluates its own task only: with single_task_baselines use "
+                "'average_primary' or 'loss'."
+            ) from None
     return model_args, tokenizer, prepared
 
 
