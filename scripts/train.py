@@ -14,13 +14,12 @@ from polyhead.evaluation.comparison import format_seed_comparison_table
 from polyhead.evaluation.scoring import format_comparison_table, format_results_table
 from polyhead.run_folder import BASELINE_RESULTS_FILE, RESULTS_FILE
 from polyhead.training.arguments import disable_progress_bars, parse_args
-from polyhead.training.trainer import check_output_locations, prepare_run, run
+from polyhead.training.trainer import prepare_run, run
 
 
 def main(argv: list[str] | None = None) -> dict:
     try:
         model_args, data_args, training_args = parse_args(argv)
-        check_output_locations(training_args)
         if training_args.disable_tqdm:
             disable_progress_bars()  # tokenization and saving bars too, e.g. in a redirected log
         prepared_run = prepare_run(model_args, data_args, training_args)  # arguments and data, before any step

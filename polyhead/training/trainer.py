@@ -459,13 +459,18 @@ def reported_metrics(problem_types: Mapping[str, str]) -> list[str]:
     return names
 
 
+def never_reported(name: str | None, problem_types: Mapping[str, str]) -> bool:
+    """Whether `metric_for_best_model` is set to a name that evaluation of these tasks (with their problem types)
+    never reports; `False` without tasks to evaluate (nothing to check)."""
+    return (
+        name is not None and bool(problem_types) and name.removeprefix("eval_") not in reported_metrics(problem_types)
+    )
+
+
 def check_best_metric(name: str | None, problem_types: Mapping[str, str]) -> None:
-    """Raises a `ValueError` when `metric_for_best_model` is set to a name that evaluation of these tasks (with
-    their problem types) never reports; nothing is checked without tasks to evaluate."""
-    if name is None or not problem_types:
-        return
-    reported = reported_metrics(problem_types)
-    if name.removeprefix("eval_") not in reported:
+    """Raises a `ValueError`, listing the names evaluation reports, when [`never_reported`] holds."""
+    if never_reported(name, problem_types):
+        reported = reported_metrics(problem_types)
         shown = ", ".join(reported[:12]) + (f", ... ({len(reported)} in all)" if len(reported) > 12 else "")
         raise ValueError(
             f"metric_for_best_model={name!r} is not a metric that evaluation reports. Choose 'average_primary' "
@@ -956,16 +961,15 @@ def prepare_run(
     evaluated = {
         name: task.head["problem_type"] for name, task in prepared.data.items() if "eval" in prepared.encoded[name]
     }
-    check_best_metric(training_args.metric_for_best_model, evaluated)
-    for name, problem_type in evaluated.items() if training_args.single_task_baselines else ():
-        try:  # each baseline evaluates its own task only
-            check_best_metric(training_args.metric_for_best_model, {name: problem_type})
-        except ValueError:
+    best = training_args.metric_for_best_model
+    check_best_metric(best, evaluated)
+    if training_args.single_task_baselines:  # each baseline evaluates its own task only
+        missing = [name for name, problem_type in evaluated.items() if never_reported(best, {name: problem_type})]
+        if missing:
             raise ValueError(
-                f"metric_for_best_model={training_args.metric_for_best_model!r} is not reported by the single-task "
-                f"baseline of {name!r}, which evaluates its own task only: with single_task_baselines use "
-                "'average_primary' or 'loss'."
-            ) from None
+                f"metric_for_best_model={best!r} is not reported by the single-task baseline of {missing[0]!r}, "
+                "which evaluates its own task only: with single_task_baselines use 'average_primary' or 'loss'."
+            )
     return model_args, tokenizer, prepared
 
 
