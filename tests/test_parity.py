@@ -194,6 +194,37 @@ def test_train_script_prints_the_seeded_table(tmp_path, capsys):
     assert "95% interval" in table and "\none " in table and "\naverage " in table and "2 seeds [42, 43]" in table
 
 
+def test_parity_descriptions_carry_flags_that_reproduce_each_configuration():
+    """Each configuration's description (in the report and the printed table) is built from its overrides: parsing
+    its flags with the training and distillation parsers gives those overrides back."""
+    import re
+    import shlex
+
+    from polyhead.benchmark import parity as bench_parity
+    from polyhead.distill.arguments import parse_distill_args
+    from polyhead.training.arguments import build_parser
+
+    assert bench_parity.flag_value(3e-3) == "3e-3" and bench_parity.flag_value(0.1) == "0.1"
+    assert bench_parity.flag_value(5e-5) == "5e-5" and bench_parity.flag_value(2.0) == "2"
+    assert bench_parity.flag_value(2.5e-3) == "0.0025" and bench_parity.flag_value(True) == "true"
+    for config, groups in bench_parity.CONFIGS.items():
+        description = bench_parity.describe(config)
+        assert description.startswith(bench_parity.PURPOSES[config]), config
+        flags = re.findall(r"`(--[^`]*)`", description)
+        argv = shlex.split(flags[0]) if flags else []
+        distilled = bench_parity.DISTILLED.get(config, {})
+        if distilled:
+            parsed = parse_distill_args([*argv, "--output_dir", "out", "--teacher", "t=x"])
+        else:
+            parsed = build_parser().parse_args_into_dataclasses([*argv, "--output_dir", "out"])
+        values = {key: value for arguments in parsed for key, value in vars(arguments).items()}
+        expected = {key: value for group in groups for key, value in group.items()} | distilled
+        assert {key: values[key] for key in expected} == expected, config
+        for task, weight in bench_parity.LOSS_WEIGHTS.get(config, {}).items():
+            assert f"loss_weight={bench_parity.flag_value(weight)}`: " in description and task in description
+    assert "`" not in bench_parity.describe("multitask")  # nothing overridden: no flags
+
+
 @pytest.mark.slow
 def test_parity_benchmark_smoke_and_reuse(tmp_path, capsys):
     bench = _script("bench_parity")

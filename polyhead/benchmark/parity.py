@@ -109,38 +109,57 @@ MATCHED_LABEL = (
     "against single-task models trained with the same rates, warm-up, epochs, weight decay, label smoothing and "
     "precision"
 )
-DESCRIPTIONS = {
+# configuration: what it is, in words; `describe` adds the flags, built from its overrides above
+PURPOSES = {
     "multitask": "plain multitask (proportional sampling, loss weights 1)",
-    "uncertainty": "uncertainty loss weighting (`--loss_balancing uncertainty`)",
-    "head_lr": "head learning rate 1e-3 (`--head_learning_rate 1e-3`, encoder 1e-4)",
-    "head_lr_3e-3": "head learning rate 3e-3 (`--head_learning_rate 3e-3`, encoder 1e-4)",
-    "head_lr_1e-2": "head learning rate 1e-2 (`--head_learning_rate 1e-2`, encoder 1e-4)",
-    "head_lr_3e-3_warmup": "head learning rate 3e-3 and a linear warm-up over the first 10% of the steps "
-    "(`--head_learning_rate 3e-3 --warmup_steps 0.1`)",
-    "head_lr_3e-3_weights": "head learning rate 3e-3, loss weight 2 for tweet_emotion and sick_nli "
-    "(`--head_learning_rate 3e-3`, task spec `loss_weight=2`)",
-    "head_lr_3e-3_2_epochs": "head learning rate 3e-3, 2 epochs instead of 3 (`--head_learning_rate 3e-3 "
-    "--num_train_epochs 2`)",
-    "head_lr_3e-3_4_epochs": "head learning rate 3e-3, 4 epochs instead of 3 (`--head_learning_rate 3e-3 "
-    "--num_train_epochs 4`)",
-    "head_lr_3e-3_weight_decay": "head learning rate 3e-3, weight decay 0.01 (`--head_learning_rate 3e-3 "
-    "--weight_decay 0.01`)",
-    "head_lr_3e-3_label_smoothing": "head learning rate 3e-3, label smoothing 0.1 (`--head_learning_rate 3e-3 "
-    "--label_smoothing_factor 0.1`)",
-    "head_lr_slow_encoder": "head learning rate 1e-3, encoder 5e-5 (`--head_learning_rate 1e-3 --learning_rate 5e-5`)",
-    "pcgrad": f"PCGrad (`--pcgrad true --gradient_accumulation_steps {len(TASKS)} --sampling round_robin`)",
-    "temperature": "temperature sampling T=2 (`--sampling temperature`)",
-    "round_robin": "round-robin sampling, one batch of each task in turn (`--sampling round_robin`)",
-    "head_lr_3e-3_temperature": "head learning rate 3e-3 and temperature sampling T=2 "
-    "(`--head_learning_rate 3e-3 --sampling temperature`)",
-    "task_embeddings": "a learned embedding per task (`--task_embeddings true`, dropout 0.1)",
+    "uncertainty": "uncertainty loss weighting",
+    "head_lr": "heads at their own learning rate, the encoder at the base rate",
+    "head_lr_3e-3": "heads at their own learning rate, the encoder at the base rate",
+    "head_lr_1e-2": "heads at their own learning rate, the encoder at the base rate",
+    "head_lr_3e-3_warmup": "heads at their own learning rate and a linear warm-up over the first steps",
+    "head_lr_3e-3_weights": "heads at their own learning rate, the tasks furthest below their single-task models "
+    "weighted up",
+    "head_lr_3e-3_2_epochs": "heads at their own learning rate, a shorter run than the benchmark's",
+    "head_lr_3e-3_4_epochs": "heads at their own learning rate, a longer run than the benchmark's",
+    "head_lr_3e-3_weight_decay": "heads at their own learning rate, with weight decay",
+    "head_lr_3e-3_label_smoothing": "heads at their own learning rate, with label smoothing",
+    "head_lr_slow_encoder": "heads at their own learning rate, the encoder slower than the base rate",
+    "pcgrad": "PCGrad, every task's batch in every optimizer step",
+    "temperature": "temperature sampling",
+    "round_robin": "round-robin sampling, one batch of each task in turn",
+    "head_lr_3e-3_temperature": "heads at their own learning rate and temperature sampling",
+    "task_embeddings": "a learned embedding per task",
     "born_again": "born-again: the single-task models of the same seed teach the multitask model (soft targets on "
-    "every task's train texts, annealed to the gold labels; `scripts/distill.py --gold_weight 1 "
-    "--gold_weight_schedule linear`)",
-    "born_again_head_lr_3e-3": "born-again with heads at 3e-3: the single-task models trained with heads at 3e-3 "
-    "teach (`--head_learning_rate 3e-3 --gold_weight 1 --gold_weight_schedule linear`)",
-    "bf16": "plain multitask trained under bfloat16 autocast (`--bf16 true --use_cpu true`)",
+    "every task's train texts, annealed to the gold labels)",
+    "born_again_head_lr_3e-3": "born-again with heads at their own learning rate: the single-task models trained with "
+    "that rate teach",
+    "bf16": "plain multitask trained under bfloat16 autocast",
 }
+
+
+def flag_value(value) -> str:
+    """A value as a command line takes it: `true`, `2`, `0.1`, `3e-3` (the shorter of plain and scientific)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if not isinstance(value, float):
+        return str(value)
+    mantissa, exponent = f"{value:.12e}".split("e")
+    scientific = f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    plain = f"{value:.12f}".rstrip("0").rstrip(".")
+    return scientific if len(scientific) < len(plain) else plain
+
+
+def describe(config: str) -> str:
+    """`PURPOSES[config]` with the flags that reproduce it (`--head_learning_rate 3e-3`), from `CONFIGS`,
+    `LOSS_WEIGHTS` (as task-spec options) and `DISTILLED` (`scripts/distill.py`'s flags)."""
+    overrides = {key: value for group in CONFIGS[config] for key, value in group.items()}
+    overrides.update(DISTILLED.get(config, {}))
+    parts = [f"`{' '.join(f'--{key} {flag_value(value)}' for key, value in overrides.items())}`"] if overrides else []
+    weights: dict[float, list[str]] = {}
+    for task, weight in LOSS_WEIGHTS.get(config, {}).items():
+        weights.setdefault(weight, []).append(task)
+    parts += [f"task spec `loss_weight={flag_value(weight)}`: {', '.join(tasks)}" for weight, tasks in weights.items()]
+    return f"{PURPOSES[config]} ({'; '.join(parts)})" if parts else PURPOSES[config]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -492,8 +511,8 @@ def add_config(
     """The entry of `config`: its comparison with the plain single-task models and, with matched baselines, with
     those trained with its single-task overrides (under `"matched"`, over the seeds whose matched runs finished)."""
     comparison = compare_runs(runs, seeds)
-    entry = {"description": DESCRIPTIONS[config], "comparison": comparison}
-    print(f"\n{config}: {DESCRIPTIONS[config]}\n{format_seed_comparison_table(comparison)}\n", flush=True)
+    entry = {"description": describe(config), "comparison": comparison}
+    print(f"\n{config}: {describe(config)}\n{format_seed_comparison_table(comparison)}\n", flush=True)
     if overrides and matched_runs:
         entry["matched"] = {
             "label": MATCHED_LABEL,
