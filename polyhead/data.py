@@ -44,7 +44,9 @@ ROLES = ("train", "eval", "test")
 DEFAULT_HELD_OUT = 0.1  # fraction of the train rows carved as a missing validation / test split
 DEFAULT_SPLIT_SEED = 42  # a constant, not the training seed: runs with other seeds score the same held-out rows
 SPLIT_NAMES = {"eval": "validation", "test": "test"}  # how results.json and the card name the carved roles
-_BUILDERS = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}
+DATA_BUILDERS = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}  # extension: `datasets` builder
+# A CSV cell is read as written: only an empty cell is missing ("NA", "None", "null" are texts or labels like others).
+CSV_OPTIONS = {"keep_default_na": False, "na_values": [""]}
 _MAX_SHOWN = 10  # offending values / rows listed in an error message
 
 
@@ -134,10 +136,10 @@ def load_source(spec: TaskSpec) -> datasets.DatasetDict:
     if missing:
         raise FileNotFoundError(f"Task {spec.name!r}: data file(s) not found: {missing}.")
     extensions = {Path(p).suffix.lstrip(".").lower() for p in paths}
-    builders = {_BUILDERS.get(ext) for ext in extensions}
+    builders = {DATA_BUILDERS.get(ext) for ext in extensions}
     if None in builders or len(builders) != 1:
         raise ValueError(
-            f"Task {spec.name!r}: data files must all be one of {sorted(_BUILDERS)}, got extensions {extensions}."
+            f"Task {spec.name!r}: data files must all be one of {sorted(DATA_BUILDERS)}, got extensions {extensions}."
         )
     for path in paths:
         try:
@@ -145,10 +147,15 @@ def load_source(spec: TaskSpec) -> datasets.DatasetDict:
         except ValueError as error:
             raise ValueError(f"Task {spec.name!r}: {error}") from None
     try:
-        return datasets.load_dataset(builders.pop(), data_files=files)
+        return load_data_files(builders.pop(), files)
     except datasets.exceptions.DatasetGenerationError as error:
         cause = error.__cause__ or error
         raise ValueError(f"Task {spec.name!r}: could not read {paths}: {cause}") from error
+
+
+def load_data_files(builder: str, data_files: dict, **kwargs) -> datasets.DatasetDict | datasets.Dataset:
+    """`datasets.load_dataset(builder, data_files=...)` of local files, CSV cells read as written (`CSV_OPTIONS`)."""
+    return datasets.load_dataset(builder, data_files=data_files, **(CSV_OPTIONS if builder == "csv" else {}), **kwargs)
 
 
 _EXPECTED = {
@@ -210,6 +217,7 @@ def _check_json_lines(path: str | os.PathLike, text: str, expected: str) -> None
 
 def _check_csv(path: str | os.PathLike, text: str) -> None:
     reader = csv.reader(io.StringIO(text, newline=""))
+    rows = 0
     try:
         header = next(reader)
         for row in reader:
@@ -218,8 +226,11 @@ def _check_csv(path: str | os.PathLike, text: str) -> None:
                     f"{path}, line {reader.line_num}: {len(row)} field(s), expected {len(header)} like the header "
                     f"{header} (quote fields that contain commas or line breaks)."
                 )
+            rows += bool(row)
     except csv.Error as error:
         raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({error}).") from None
+    if not rows:
+        raise ValueError(f"{path}: a header line {header} and no rows; expected {_EXPECTED['csv']}.")
 
 
 def _prepare_task(
@@ -231,12 +242,8 @@ def _prepare_task(
     task = TaskData(spec=spec, labels=[], problem_type=problem_type, splits=splits, held_out=held_out)
     multiple_choice = problem_type == MULTIPLE_CHOICE
     task.labels = ["score"] if multiple_choice else list(spec.labels) if spec.labels else infer_labels(task)
-    for role in splits:
-        if multiple_choice:
-            choices.check_rows(spec.name, role, splits[role], spec)
-        else:
-            _check_labels(task, role)
-        _check_texts(spec, role, splits[role])
+    for role in [] if multiple_choice else splits:
+        _check_known_labels(task, role)
     if isinstance(spec.class_weights, list) and len(spec.class_weights) != len(task.labels):
         raise ValueError(f"Task {spec.name!r}: {len(spec.class_weights)} class_weights for labels {task.labels}.")
     task.head  # noqa: B018 -- validates the label map (>= 2 labels, unique) before training
@@ -256,10 +263,25 @@ def _select_splits(
     """The requested splits by role (a missing validation / test split carved from train, see [`carve_splits`]),
     and the description of what was carved."""
     names = {"train": spec.train_split, "eval": spec.eval_split, "test": spec.test_split}
+    for role, option in (("eval", "eval_split"), ("test", "test_split")):
+        named = names[role]
+        if role in roles and named not in (None, getattr(TaskSpec, option)) and named not in source:
+            raise ValueError(
+                f"Task {spec.name!r}: {option}={named} names no split of its data; available splits: "
+                f"{list(source)}. Name one of them, or leave {option} unset to hold out {SPLIT_NAMES[role]} rows "
+                "from the train split."
+            )
     available = {role: source[name] for role, name in names.items() if name is not None and name in source}
     held_out = {}
+    problem_type = spec.problem_type
     if "train" in available:
         _check_split(spec, "train", available["train"])
+        problem_type = problem_type or _infer_problem_type(available["train"][spec.label_column])
+    checked = [role for role in available if role in roles or role == "train"] if problem_type else []
+    for role in checked:
+        _check_split(spec, role, available[role])
+        _check_rows(spec, role, available[role], problem_type)  # rows named as read, before any are held out
+    if "train" in available:
         available, held_out = carve_splits(spec, available, split_seed, stratify)
     splits = {}
     for role in roles:
@@ -374,6 +396,18 @@ def _columns(spec: TaskSpec) -> list[str]:
     return [spec.text_column] + ([spec.text_pair_column] if spec.text_pair_column else [])
 
 
+_ROWS = "counted from 0 as its data was read"  # how an error names rows: before any rows are held out of train
+
+
+def _check_rows(spec: TaskSpec, role: str, dataset: datasets.Dataset, problem_type: str) -> None:
+    """Every row of a split holds text(s) and a label of the task's kind (or valid choices)."""
+    if problem_type == MULTIPLE_CHOICE:
+        choices.check_rows(spec.name, role, dataset, spec)
+    else:
+        _check_label_kinds(spec, role, dataset, problem_type)
+    _check_texts(spec, role, dataset)
+
+
 def _check_texts(spec: TaskSpec, role: str, dataset: datasets.Dataset) -> None:
     for column in _columns(spec):
         bad = [i for i, text in enumerate(dataset[column]) if not isinstance(text, str) or not text.strip()]
@@ -381,7 +415,7 @@ def _check_texts(spec: TaskSpec, role: str, dataset: datasets.Dataset) -> None:
             example = dataset[bad[0]][column]
             raise ValueError(
                 f"Task {spec.name!r}: {len(bad)} row(s) of its {role} split have a non-string or empty text in "
-                f"column {column!r} (rows {bad[:_MAX_SHOWN]}, e.g. {example!r})."
+                f"column {column!r} (rows {bad[:_MAX_SHOWN]}, {_ROWS}; e.g. {example!r}): fill or drop them."
             )
 
 
@@ -434,20 +468,22 @@ def _is_number(value: str) -> bool:
     return True
 
 
-def _check_labels(task: TaskData, role: str) -> None:
-    known = set(task.labels)
-    values = _as_names(task.splits[role][task.spec.label_column], task, role)
-    multi = task.problem_type == MULTI_LABEL
-    bad_rows = []
-    for i, value in enumerate(values):
-        if value is None or (multi != isinstance(value, list)):
-            bad_rows.append(i)
+def _check_label_kinds(spec: TaskSpec, role: str, dataset: datasets.Dataset, problem_type: str) -> None:
+    multi = problem_type == MULTI_LABEL
+    values = dataset[spec.label_column]
+    bad_rows = [i for i, value in enumerate(values) if value is None or multi != isinstance(value, (list, tuple))]
     if bad_rows:
         kind = "a list of labels" if multi else "one label (not a list)"
         raise ValueError(
-            f"Task {task.name!r} ({task.problem_type}): {len(bad_rows)} row(s) of its {role} split do not hold "
-            f"{kind} in column {task.spec.label_column!r} (rows {bad_rows[:_MAX_SHOWN]})."
+            f"Task {spec.name!r} ({problem_type}): {len(bad_rows)} row(s) of its {role} split do not hold "
+            f"{kind} in column {spec.label_column!r} (rows {bad_rows[:_MAX_SHOWN]}, {_ROWS})."
         )
+
+
+def _check_known_labels(task: TaskData, role: str) -> None:
+    known = set(task.labels)
+    values = _as_names(task.splits[role][task.spec.label_column], task, role)
+    multi = task.problem_type == MULTI_LABEL
     flat = Counter(v for value in values for v in (value if multi else [value]))
     unknown = sorted(set(flat) - known)
     if unknown:
@@ -574,6 +610,8 @@ class MultitaskCollator:
 
 
 __all__ = [
+    "CSV_OPTIONS",
+    "DATA_BUILDERS",
     "DEFAULT_HELD_OUT",
     "DEFAULT_SPLIT_SEED",
     "MultitaskCollator",
@@ -584,6 +622,7 @@ __all__ = [
     "encode_label",
     "held_out_rows",
     "infer_labels",
+    "load_data_files",
     "load_source",
     "load_task_data",
     "tokenize_task_data",

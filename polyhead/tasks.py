@@ -291,7 +291,7 @@ def load_task_specs(tasks: str | os.PathLike | Iterable[Any]) -> list[TaskSpec]:
     items = [tasks] if isinstance(tasks, (str, os.PathLike)) else list(tasks)
     specs = []
     for item in items:
-        if isinstance(item, (str, os.PathLike)) and Path(item).suffix in (".json", ".yaml", ".yml"):
+        if _is_task_file(item):
             specs += [parse_task(entry) for entry in _read_task_file(item)]
         else:
             specs.append(parse_task(item))
@@ -302,6 +302,14 @@ def load_task_specs(tasks: str | os.PathLike | Iterable[Any]) -> list[TaskSpec]:
     if not specs:
         raise ValueError("No tasks given: pass at least one task.")
     return specs
+
+
+def _is_task_file(item: Any) -> bool:
+    """A `.json`/`.yaml` path, not a task whose data is a JSON file (`name=data.json`: a name has no `/`)."""
+    if not isinstance(item, (str, os.PathLike)) or Path(item).suffix not in (".json", ".yaml", ".yml"):
+        return False
+    name, equals, _ = str(item).partition("=")
+    return not equals or "/" in name or os.sep in name
 
 
 def _read_task_file(path: str | os.PathLike) -> list[Any]:

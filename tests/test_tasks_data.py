@@ -104,6 +104,59 @@ def test_empty_split_and_bad_texts():
         load_task_data([TaskSpec("t", dataset=_dataset(["fine", "  ", None], ["x", "y", "x"]))])
 
 
+def test_bad_rows_are_named_as_read_even_when_rows_are_held_out(tmp_path):
+    """Rows are checked before validation / test rows are carved from train: the row named is the file's, and a bad
+    row is found whichever split it would have landed in."""
+    rows = [{"text": f"text {i}", "label": ["a", "b"][i % 2]} for i in range(40)]
+    rows[19]["text"] = "  "
+    spec = TaskSpec("t", data_files=_write_jsonl(tmp_path / "train.jsonl", rows))
+    with pytest.raises(ValueError, match=r"1 row\(s\) of its train split .*rows \[19\], counted from 0"):
+        load_task_data([spec])
+    rows[19]["text"], rows[33]["label"] = "fine", None
+    spec = TaskSpec("t", data_files=_write_jsonl(tmp_path / "train.jsonl", rows))
+    with pytest.raises(ValueError, match=r"do not hold one label .*rows \[33\]"):
+        load_task_data([spec])
+
+
+def test_csv_cells_are_read_as_written(tmp_path):
+    """ "NA", "None", "null" are a text or a label like any other; only an empty cell is missing."""
+    lines = ["text,label", "NA,None", "null,joy", "None,None", "nan,joy"]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    spec = TaskSpec("t", data_files=str(tmp_path / "train.csv"), test_size=0, validation_size=0)
+    data = load_task_data([spec])["t"]
+    assert data.labels == ["None", "joy"] and data.splits["train"]["text"] == ["NA", "null", "None", "nan"]
+    (tmp_path / "train.csv").write_text("\n".join([*lines, "empty label,"]) + "\n")
+    with pytest.raises(ValueError, match=r"do not hold one label .*rows \[4\]"):
+        load_task_data([spec])
+
+
+def test_header_only_csv_is_named(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\n")
+    with pytest.raises(ValueError, match=r"train\.csv: a header line \['text', 'label'\] and no rows"):
+        load_task_data([TaskSpec("t", data_files=str(tmp_path / "train.csv"))])
+
+
+def test_a_named_split_that_is_missing_is_an_error(folder):
+    """A typo in eval_split / test_split must not fall back to holding out train rows (the real split unused)."""
+    with pytest.raises(ValueError, match=r"eval_split=valid names no split.*\['test', 'train', 'validation'\]"):
+        load_task_data([parse_task(f"sentiment={folder}:eval_split=valid")])
+    with pytest.raises(ValueError, match=r"test_split=tst names no split"):
+        load_task_data([parse_task(f"sentiment={folder}:test_split=tst")])
+    (folder / "validation.jsonl").unlink()  # the default name, missing: rows are held out of train, as before
+    assert "validation" in load_task_data([parse_task(f"sentiment={folder}")])["sentiment"].held_out
+
+
+def test_a_task_whose_data_is_a_json_file_is_not_read_as_a_tasks_file(tmp_path):
+    rows = [{"text": f"text {i}", "label": ["a", "b"][i % 2]} for i in range(4)]
+    (tmp_path / "data.json").write_text(json.dumps(rows))
+    (tmp_path / "tasks.json").write_text(json.dumps([f"other={tmp_path / 'data.json'}"]))
+    specs = load_task_specs([f"x={tmp_path / 'data.json'}", str(tmp_path / "tasks.json")])
+    data_files = {"train": str(tmp_path / "data.json")}
+    assert [(spec.name, spec.data_files) for spec in specs] == [("x", data_files), ("other", data_files)]
+    data = load_task_data(specs[:1])["x"]
+    assert data.labels == ["a", "b"]
+
+
 def test_spec_errors():
     with pytest.raises(ValueError, match="exactly one of"):
         TaskSpec("t")

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import datasets
 
-from polyhead.data import check_data_file
+from polyhead.data import DATA_BUILDERS, check_data_file, load_data_files
 
 
 logger = logging.getLogger(__name__)
-
-_BUILDERS = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}
 
 
 @dataclass
@@ -68,9 +66,11 @@ def _from_files(paths: list[str], columns: Sequence[str] | None = None) -> datas
     if missing:
         raise ValueError(f"Text file(s) not found: {missing}.")
     extensions = {Path(path).suffix.lstrip(".").lower() for path in paths}
-    builders = {_BUILDERS.get(extension) for extension in extensions}
+    builders = {DATA_BUILDERS.get(extension) for extension in extensions}
     if None in builders or len(builders) != 1:
-        raise ValueError(f"Text files must all be one of {sorted(_BUILDERS)}, got extensions {sorted(extensions)}.")
+        raise ValueError(
+            f"Text files must all be one of {sorted(DATA_BUILDERS)}, got extensions {sorted(extensions)}."
+        )
     for path in paths:
         check_data_file(path)  # names the file and line of bad bytes, broken JSON lines or ragged CSV rows
     builder = builders.pop()
@@ -98,7 +98,7 @@ def check_columns(dataset: datasets.Dataset, columns: Sequence[str], described: 
 
 def _load_files(builder: str, paths: list[str]) -> datasets.Dataset:
     try:
-        return datasets.load_dataset(builder, data_files={"train": paths}, split="train")
+        return load_data_files(builder, {"train": paths}, split="train")
     except (datasets.exceptions.DatasetGenerationError, ValueError, OSError) as error:
         cause = error.__cause__ or error
         raise ValueError(f"Could not read the text file(s) {paths}: {cause}") from None
