@@ -92,7 +92,16 @@ def encoder_config(name: str) -> PreTrainedConfig:
     """The encoder's config (a short name resolved, the tiny preset built locally); reads no weights."""
     if name == TINY_ENCODER:
         return tiny_encoder_config()
-    return AutoConfig.from_pretrained(resolve_encoder(name))
+    try:
+        return AutoConfig.from_pretrained(resolve_encoder(name))
+    except (OSError, ValueError) as error:  # no such folder, an invalid or unknown Hub id, no connection
+        if Path(resolve_encoder(name)).exists():
+            raise
+        names = sorted([TINY_ENCODER, *LOCAL_ENCODERS])
+        raise ValueError(
+            f"Encoder {name!r}: no such folder, not one of the local names {names}, and it did not load as a Hub "
+            f"model id: {error}"
+        ) from error
 
 
 def position_limit(config: PreTrainedConfig) -> int | None:

@@ -12,22 +12,87 @@ A model folder written by `polyhead.training.trainer.run` (and an evaluation fol
 - `README.md` ([`README_FILE`]): the model card (`polyhead.publishing.model_card`).
 
 Evaluation, training, the model card, publishing, the demo, the benchmark and the scripts read and write these files
-through this module only, so the names are spelled once.
+through this module only, so the names are spelled once. It also checks what a script is given as a model folder
+([`check_model_source`]: a run's folder is `<output_dir>/model`, [`MODEL_DIR`]) or as a folder to write into
+([`check_output_folder`]).
 """
 
 import json
 import os
 import struct
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from polyhead.remote_code import MultitaskConfig
 
+
+MODEL_DIR = "model"  # a training run's model folder: <output_dir>/model
 README_FILE = "README.md"
 RESULTS_FILE = "results.json"
 TRAINING_ARGS_FILE = "training_args.json"
 BASELINES_DIR = "baselines"
 BASELINE_RESULTS_FILE = f"{BASELINES_DIR}/{RESULTS_FILE}"
+
+
+def check_output_folder(folder: str | os.PathLike, option: str = "output_dir") -> None:
+    """Raises a `ValueError` when `folder`, or a folder above it, is an existing file (nothing can be written)."""
+    path = Path(folder)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise ValueError(f"{option} {str(folder)!r}: {part} is a file, not a folder; give a folder path.")
+
+
+def is_multitask_folder(path: str | os.PathLike) -> bool:
+    """Whether `path` is a local folder whose `config.json` is a polyhead multitask config."""
+    config = Path(path) / "config.json"
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("model_type") == MultitaskConfig.model_type
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+def check_model_source(model: str | os.PathLike, hub_ids: bool = True) -> None:
+    """Raises a `ValueError` naming the problem and the fix unless `model` is a local multitask model folder or, with
+    `hub_ids`, a name that no local path holds and that can be a Hub id (left to `from_pretrained`)."""
+    path = Path(model)
+    wanted = f"a multitask model folder written by scripts/train.py (<output_dir>/{MODEL_DIR})"
+    if not path.exists():
+        if hub_ids and _is_repo_id(str(model)):
+            return
+        raise ValueError(f"{model}: no such folder; give {wanted}{' or a Hub model id' if hub_ids else ''}.")
+    if not path.is_dir():
+        raise ValueError(f"{model} is a file; give {wanted}.")
+    if not is_multitask_folder(path):
+        if is_multitask_folder(path / MODEL_DIR):
+            raise ValueError(f"{model} is a training run's folder; its model is {path / MODEL_DIR}: give that.")
+        raise ValueError(
+            f"{model} is not a polyhead multitask model folder (its config.json is missing or is not a "
+            f"'{MultitaskConfig.model_type}' config); give {wanted}."
+        )
+
+
+@contextmanager
+def model_loading(model: str | os.PathLike):
+    """Around `from_pretrained(model)`: when `model` is no local path, the `OSError` of loading it from the Hub (no
+    such repository, no connection) becomes a `ValueError` that names it as both."""
+    try:
+        yield
+    except OSError as error:
+        if Path(model).exists():
+            raise
+        raise ValueError(f"{model}: no such local folder, and it did not load as a Hub model id: {error}") from error
+
+
+def _is_repo_id(name: str) -> bool:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def classification_report_file(task: str) -> str:
@@ -151,17 +216,22 @@ __all__ = [
     "check_model_weights",
     "check_weights_file",
     "BASELINES_DIR",
+    "MODEL_DIR",
     "BASELINE_RESULTS_FILE",
     "README_FILE",
     "REPORT_PATTERNS",
     "RESULTS_FILE",
     "RUN_FILE_PATTERNS",
     "TRAINING_ARGS_FILE",
+    "check_model_source",
+    "check_output_folder",
     "classification_report_file",
     "confusion_matrix_counts",
     "confusion_matrix_image",
     "confusion_matrix_images",
     "evaluation_dir",
+    "is_multitask_folder",
+    "model_loading",
     "read_baseline_results",
     "read_json",
     "read_results",

@@ -34,6 +34,15 @@ class UnsafeFolderError(ValueError):
     """Writing a model folder here could destroy files that are not a polyhead model folder: nothing was written."""
 
 
+def check_export_target(out_dir: str | os.PathLike) -> None:
+    """Raises a `FileExistsError` when `out_dir` exists and is not an empty folder (nothing is ever overwritten)."""
+    path = Path(out_dir)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise FileExistsError(
+            f"{out_dir} already exists and is not an empty folder: give a new or empty folder (nothing was written)."
+        )
+
+
 def is_polyhead_model_folder(folder: str | os.PathLike) -> bool:
     """Whether `folder` is a model folder written by polyhead (a multitask `config.json` next to the remote code) and
     not a Trainer checkpoint."""

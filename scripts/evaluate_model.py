@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
         results = evaluate_saved_model(
             args.model_dir, args.tasks, args.split, args.output_dir, args.batch_size, args.max_length, args.max_samples
         )
-    except (ValueError, FileNotFoundError) as error:  # bad arguments or data: the message says what to fix
+    except (ValueError, OSError) as error:  # bad arguments, data or model: the message says what to fix
         sys.exit(f"error: {error}")
     print(format_results_table(results))
     print(json.dumps({"average": results["average"]}, indent=2))

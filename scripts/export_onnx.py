@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             opset=args.opset,
             exporter=args.exporter,
         )
-    except (FileExistsError, FileNotFoundError, ImportError, ValueError, ParityError) as error:
+    except (OSError, ImportError, ValueError, ParityError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"{result.exporter} exporter: inputs {result.input_names} -> outputs {result.output_names}")

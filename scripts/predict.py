@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
         )
-    except (FileExistsError, FileNotFoundError, ImportError, KeyError, ValueError) as error:
+    except (OSError, ImportError, KeyError, ValueError) as error:  # OSError: a Hub id that does not load
         print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
         return 1
     rate = result.rows_written / result.seconds if result.seconds else 0.0

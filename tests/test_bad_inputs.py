@@ -319,3 +319,80 @@ def test_train_script_refuses_bad_data_and_metric_names_before_training(tmp_path
     with pytest.raises(SystemExit) as exit_info:  # each single-task baseline evaluates its own task only
         main([*two_tasks, *best, "--single_task_baselines", "true", "--metric_for_best_model", "sentiment_accuracy"])
     assert "not reported by the single-task baseline of 'other'" in str(exit_info.value.code)
+
+
+# A model folder given wrong, an output folder that is a file, an encoder that does not exist
+
+
+def test_model_source_mistakes_are_named_by_every_script(saved, tmp_path, monkeypatch):
+    """A run folder instead of its model folder, a file, a folder that is no model and a missing path that cannot be
+    a Hub id each end predict, evaluate_model, export_task and export_onnx with one line naming it; a name that can be
+    a Hub id but does not load is named as both."""
+    folder, data = saved
+    run = tmp_path / "run"
+    run.mkdir()
+    folder.rename(run / "model")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "empty").mkdir()
+    (data / "in.csv").write_text("text\nhello\n")
+    cases = {
+        str(run): f"{run} is a training run's folder; its model is {run / 'model'}",
+        str(tmp_path / "afile"): "is a file; give a multitask model folder",
+        str(tmp_path / "empty"): "is not a polyhead multitask model folder",
+        str(tmp_path / "no" / "such" / "folder"): "no such folder",
+    }
+    commands = {
+        "predict": lambda model: [model, str(data / "in.csv"), str(tmp_path / "p.jsonl")],
+        "evaluate_model": lambda model: [model, "--tasks", f"sentiment={data}", "--output_dir", str(tmp_path / "e")],
+        "export_task": lambda model: [model, "sentiment", str(tmp_path / "x")],
+        "export_onnx": lambda model: [model],
+    }
+    for script, argv in commands.items():
+        for model, expected in cases.items():
+            assert expected in _script_error(script, argv(model)), (script, model)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "org/missing: no such local folder, and it did not load as a Hub model id" in _script_error(
+        "predict", commands["predict"]("org/missing")
+    )
+    assert not (tmp_path / "p.jsonl").exists() and not (tmp_path / "x").exists() and not (tmp_path / "e").exists()
+
+
+def _script_error(name: str, argv: list[str]) -> str:
+    """The one-line error a script ends with (printed and exit 1, or `sys.exit(message)`)."""
+    import contextlib
+    import io
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            status = script_main(name)(argv)
+        except SystemExit as exit_info:
+            status = exit_info.code
+    message = status if isinstance(status, str) else stderr.getvalue()
+    assert status not in (0, None) and "Traceback" not in message, (name, argv, message)
+    return message
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_anything_runs(saved, tmp_path):
+    folder, data = saved
+    (tmp_path / "afile").write_text("x")
+    for output in (tmp_path / "afile", tmp_path / "afile" / "run"):
+        message = _script_error("train", ["--tasks", f"sentiment={data}", "--output_dir", str(output)])
+        assert (
+            message
+            == f"error: output_dir {str(output)!r}: {tmp_path / 'afile'} is a file, not a folder; give a folder path."
+        )
+        message = _script_error(
+            "evaluate_model", [str(folder), "--tasks", f"sentiment={data}", "--output_dir", str(output)]
+        )
+        assert f"{tmp_path / 'afile'} is a file, not a folder" in message
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_an_encoder_that_does_not_exist_is_named(tmp_path, monkeypatch):
+    from polyhead.encoders import encoder_config
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("./no_such_encoder", "tiny-random-bertt"):
+        with pytest.raises(ValueError, match=rf"Encoder '{name}': no such folder, not one of the local names \["):
+            encoder_config(name)

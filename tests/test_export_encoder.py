@@ -89,7 +89,7 @@ def test_refuses_a_non_polyhead_folder_and_a_non_empty_target(tmp_path):
     AutoModel.from_config(tiny_multitask_config().encoder).save_pretrained(tmp_path / "plain")
     with pytest.raises(ValueError, match="not a polyhead multitask model folder"):
         export_encoder(tmp_path / "plain", tmp_path / "out")
-    with pytest.raises(ValueError, match="is not a folder"):
+    with pytest.raises(ValueError, match="missing: no such folder"):
         export_encoder(tmp_path / "missing", tmp_path / "out")
     _, folder = _folder(tmp_path)
     (tmp_path / "busy").mkdir()

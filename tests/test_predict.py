@@ -131,7 +131,9 @@ def test_bad_input_is_a_clear_error(model_dir, frame, tmp_path, capsys):
     assert script.main([str(model_dir), str(source), str(tmp_path / "o.csv")]) == 1
     assert "Unsupported output" in capsys.readouterr().err
     holes = _write(frame.assign(text=["ok", None, "fine", "", "x", "y", "z"]), tmp_path / "holes.jsonl")
-    with pytest.raises(ValueError, match=r"rows \[1\]"):
+    with pytest.raises(
+        ValueError, match=r"holes.jsonl: column 'text' has missing, non-text or empty values at rows \[1, 3\]"
+    ):
         predict_module.predict_file(model_dir, holes, tmp_path / "h.jsonl", progress=False)
 
 
@@ -248,3 +250,75 @@ def test_missing_input_values_are_written_as_json_null(model_dir, tmp_path, sour
     rows = [json.loads(line, parse_constant=refuse) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [row["id"] for row in rows] == [1, None, 3] and [row["note"] for row in rows] == ["a", None, "c"]
     assert [row["text"] for row in rows] == ["i love this movie", "bad", "sad"]
+
+
+@pytest.mark.parametrize("target", [".jsonl", ".parquet"])
+def test_resuming_an_output_of_another_model_is_refused(model_dir, frame, tmp_path, monkeypatch, capsys, target):
+    # Appending this model's rows to another model's output wrote rows with other columns and reported success.
+    import predict as script
+
+    torch.manual_seed(0)
+    other = save_model_folder(
+        MultitaskModel(tiny_multitask_config(tasks=synthetic_tasks(2))).eval(), tiny_tokenizer(), tmp_path / "other"
+    )
+    source, output = _write(frame, tmp_path / "in.csv"), tmp_path / f"out{target}"
+    real, calls = predict_module.predict_texts, []
+
+    def interrupted(*args, **kwargs):  # the other model's run stops after its first chunk
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "predict_texts", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        predict_module.predict_file(other, source, output, chunk_size=3, progress=False)
+    monkeypatch.setattr(predict_module, "predict_texts", real)
+    before = sorted(path.read_bytes() for path in tmp_path.glob("out*/*")) or output.read_bytes()
+    assert script.main([str(model_dir), str(source), str(output), "--resume", "--no-progress"]) == 1
+    error = capsys.readouterr().err.splitlines()[-1]  # after the models' loading bars
+    assert error.startswith(f"error: {output} holds rows with the columns ") and "'sentiment_score'" in error
+    assert "'task_0_score'" in error and "same model" in error and "--overwrite" in error
+    assert (sorted(path.read_bytes() for path in tmp_path.glob("out*/*")) or output.read_bytes()) == before
+    assert script.main([str(other), str(source), str(output), "--resume", "--no-progress"]) == 0  # the same model
+    assert len(_read(output)) == len(TEXTS)
+
+
+@pytest.mark.parametrize(("source", "value"), [(".jsonl", ""), (".jsonl", "   "), (".csv", ""), (".parquet", " \n")])
+def test_empty_texts_are_refused_as_the_pipeline_refuses_them(model_dir, frame, tmp_path, source, value):
+    texts = frame.assign(text=["ok", value, "fine", value, *TEXTS[4:]])
+    path = _write(texts, tmp_path / f"in{source}")
+    with pytest.raises(ValueError, match=rf"{path.name}: column 'text' has .*empty.* at rows \[1, 3\].*drop or fill"):
+        predict_module.predict_file(model_dir, path, tmp_path / "out.jsonl", progress=False)
+    pairs = _write(frame.assign(pair=[*TEXTS[:-1], value]), tmp_path / f"pairs{source}")
+    with pytest.raises(ValueError, match=r"column 'pair' has .* at rows \[6\]"):
+        predict_module.predict_file(model_dir, pairs, tmp_path / "p.jsonl", text_pair_column="pair", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("in.csv", "", "is empty (0 bytes)"),
+        ("in.jsonl", "", "is empty (0 bytes)"),
+        ("in.parquet", "", "is empty (0 bytes)"),
+        ("in.csv", "\n\n", "has no data rows"),
+        ("in.csv", "id,text\n", "has no data rows"),
+        ("in.jsonl", "\n \n", "has no data rows"),
+    ],
+)
+def test_an_input_without_rows_is_named_before_the_output_is_touched(
+    model_dir, tmp_path, capsys, name, content, problem
+):
+    import predict as script
+
+    source = tmp_path / name
+    source.write_text(content, encoding="utf-8")
+    for output in (tmp_path / "out.jsonl", tmp_path / "out.parquet"):
+        assert script.main([str(model_dir), str(source), str(output), "--no-progress"]) == 1
+        error = capsys.readouterr().err
+        assert error.startswith(f"error: Input file {source} ") and "nothing to predict" in error
+        assert problem in error and len(error.splitlines()) == 1
+        assert not output.exists() and not output.with_name(output.name + ".parts").exists()
+    empty = pd.DataFrame({"text": pd.Series([], dtype=str)})
+    with pytest.raises(ValueError, match="has no data rows"):
+        predict_module.predict_file(model_dir, _write(empty, tmp_path / "z.parquet"), tmp_path / "z.jsonl")

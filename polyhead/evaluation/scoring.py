@@ -41,7 +41,7 @@ from polyhead import choices, run_folder
 from polyhead.decisions import decision_thresholds, logits_to_predictions
 from polyhead.evaluation import metrics, plots
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, SINGLE_LABEL, MultitaskModel
-from polyhead.run_folder import check_model_weights
+from polyhead.run_folder import check_model_source, check_model_weights, check_output_folder, model_loading
 
 
 RESULTS_FILE = run_folder.RESULTS_FILE  # the run-folder contract lives in polyhead.run_folder
@@ -346,9 +346,12 @@ def evaluate_saved_model(
     if max_samples is not None:
         check_positive_int("max_samples", max_samples)
     specs = load_task_specs(tasks)
+    check_model_source(model_dir)
+    check_output_folder(output_dir or run_folder.evaluation_dir(model_dir, split))
     if Path(model_dir).is_dir():
         check_model_weights(model_dir)  # an empty or truncated weights file is named, not a bare safetensors error
-    model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
+    with model_loading(model_dir):
+        model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
     unknown = [spec.name for spec in specs if spec.name not in model.config.tasks]
     if unknown:
         raise ValueError(

@@ -31,9 +31,8 @@ from polyhead.encoders import hub_id_or_none
 from polyhead.exporters.task_checkpoint import DEFAULT_CHECK_TEXTS, MAX_ABS_DIFF
 from polyhead.publishing.model_card import GENERATED_MARKER
 from polyhead.remote_code import MultitaskModel
-from polyhead.run_folder import README_FILE, read_results, read_training_args
-from polyhead.saving import atomic_folder, save_tokenizer
-from polyhead.training.grow import is_multitask_folder
+from polyhead.run_folder import README_FILE, check_model_source, read_results, read_training_args
+from polyhead.saving import atomic_folder, check_export_target, save_tokenizer
 
 
 logger = logging.getLogger(__name__)
@@ -52,24 +51,7 @@ class EncoderExportResult:
 
 def check_export_source(model_dir: str | os.PathLike) -> None:
     """Raises a `ValueError` naming the problem unless `model_dir` is a local polyhead multitask model folder."""
-    path = Path(model_dir)
-    if not path.is_dir():
-        raise ValueError(f"{model_dir} is not a folder: give a multitask model folder written by scripts/train.py.")
-    if not is_multitask_folder(path):
-        raise ValueError(
-            f"{model_dir} is not a polyhead multitask model folder (its config.json is missing or is not a "
-            "'multitask' config): give the model folder written by scripts/train.py (<output_dir>/model). A plain "
-            "encoder needs no export: fine-tune it directly."
-        )
-
-
-def check_export_target(out_dir: str | os.PathLike) -> None:
-    """Raises a `FileExistsError` when `out_dir` exists and is not an empty folder (nothing is ever overwritten)."""
-    path = Path(out_dir)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise FileExistsError(
-            f"{out_dir} already exists and is not an empty folder: give a new or empty folder (nothing was written)."
-        )
+    check_model_source(model_dir, hub_ids=False)
 
 
 def standard_encoder(model: MultitaskModel) -> torch.nn.Module:

@@ -30,6 +30,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from polyhead.remote_code import MultitaskModel
+from polyhead.run_folder import check_model_source
 from polyhead.serving.onnx_multitask import ONNX_FILE, QUANTIZED_FILE, OnnxMultitaskModel, graph_outputs
 
 
@@ -115,6 +116,7 @@ def export_onnx(
     check_onnx_installed(quantization=int8)
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter={exporter!r}: expected one of {EXPORTERS}.")
+    check_model_source(model_dir, hub_ids=False)  # the graph is written into the folder
     model_dir = Path(model_dir)
     targets = [model_dir / ONNX_FILE] + ([model_dir / QUANTIZED_FILE] if int8 else [])
     existing = [str(path) for path in targets if path.exists()]

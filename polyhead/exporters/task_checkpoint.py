@@ -29,8 +29,8 @@ from polyhead.encoders import hub_id_or_none
 from polyhead.publishing.model_card import GENERATED_MARKER, METRIC_INFO
 from polyhead.publishing.upload import PublishError, PublishResult, _upload, resolve_repo_id, select_upload_files
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, NATIVE_POOLING_ACTIVATIONS, MultitaskModel
-from polyhead.run_folder import README_FILE, RESULTS_FILE
-from polyhead.saving import atomic_folder, save_tokenizer
+from polyhead.run_folder import README_FILE, RESULTS_FILE, check_model_source, model_loading
+from polyhead.saving import atomic_folder, check_export_target, save_tokenizer
 
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,12 @@ def export_task(
     ```
     """
     source = None if isinstance(model_or_path, MultitaskModel) else str(model_or_path)
-    model = model_or_path if source is None else MultitaskModel.from_pretrained(source, revision=revision)
+    check_export_target(out_dir)  # a new or empty folder: export never replaces anything
+    model = model_or_path
+    if source is not None:
+        check_model_source(source)
+        with model_loading(source):
+            model = MultitaskModel.from_pretrained(source, revision=revision)
     check_exportable(model, task)
     if tokenizer is None:
         if source is None:
@@ -183,7 +188,9 @@ def export_task(
         results = read_results(source, revision)
     base_model = base_model or (hub_id_or_none(source) if source and not Path(source).exists() else None)
     if base_model is None:
-        logger.warning("No Hub id for the multitask model: the card has no base_model (pass base_model=...).")
+        logger.warning(
+            "No Hub id for the multitask model: the card has no base_model (pass base_model=..., --base-model)."
+        )
     tokenizer = _tokenizer_for(standard, tokenizer)
     with atomic_folder(out_dir) as tmp:
         standard.save_pretrained(tmp)

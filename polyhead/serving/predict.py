@@ -5,8 +5,8 @@ padding), and appends the chunk's rows, in input order, to the output with the i
 `<task>` (the label; for a multi-label task the list of labels at or above their thresholds, tuned per label when the
 config has them, as the pipeline does) and `<task>_score` (its probability; a list for multi-label tasks). Output is
 JSONL (one object a line) or Parquet (one part file per chunk while running, merged at the end). An interrupted run
-continues with `resume=True`: the rows already written are counted and skipped, so none is duplicated. Entry point:
-`scripts/predict.py`.
+continues with `resume=True`: the rows already written are counted and skipped, so none is duplicated, and must have
+the columns this run writes (an output of another model or input is refused). Entry point: `scripts/predict.py`.
 """
 
 import dataclasses
@@ -27,6 +27,7 @@ from polyhead.decisions import best_labels, decision_thresholds, kept
 from polyhead.decisions import scores as decision_scores
 from polyhead.encoders import default_max_length
 from polyhead.remote_code import MULTI_LABEL, MultitaskModel, collection_paused
+from polyhead.run_folder import check_model_source, model_loading
 from polyhead.serving.settings import TORCH_DTYPES, read_serving_file
 
 
@@ -57,17 +58,20 @@ def load_model(
     Rapids on and is slower than float32 on CPUs without bfloat16 instructions (docs/design.md). `compile=True`: the
     compiled path (`polyhead.serving.compiled.compile_model`; `dtype="auto"` picks bfloat16 where the CPU has it)."""
     _check_dtype(dtype, onnx_file, compile)
+    check_model_source(model_dir)
     if onnx_file:
         from polyhead.serving import OnnxMultitaskModel
 
         return OnnxMultitaskModel.from_pretrained(model_dir, onnx_file, num_threads=num_threads)
     if num_threads:
         torch.set_num_threads(num_threads)
+    with model_loading(model_dir):
+        model = MultitaskModel.from_pretrained(model_dir)
     if compile:
         from polyhead.serving.compiled import compile_model
 
-        return compile_model(MultitaskModel.from_pretrained(model_dir), dtype)
-    return MultitaskModel.from_pretrained(model_dir).to(TORCH_DTYPES[dtype]).eval()
+        return compile_model(model, dtype)
+    return model.to(TORCH_DTYPES[dtype]).eval()
 
 
 def chosen_backend(
@@ -140,18 +144,21 @@ def predict_file(
 
     start = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
+    check_model_source(model_dir)
     onnx_file, dtype, compile = chosen_backend(model_dir, onnx_file, dtype, compile)
     _check_dtype(dtype, onnx_file, compile)  # before the output is touched
+    input_columns = _input_columns(input_path, chunk_size)  # so is an input that is missing or has no rows
     writer = _writer_for(output_path, resume, overwrite)
     model = load_model(model_dir, onnx_file, num_threads, dtype, compile)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     max_length = max_length or default_max_length(tokenizer, model.config.encoder)
+    _check_resumed_columns(output_path, writer.columns(), [*input_columns, *_prediction_columns(model.config.tasks)])
     done = writer.rows_done()
     bar = tqdm(total=_count_rows(input_path), initial=done, unit="rows", disable=not progress, desc="Predicting")
     written = 0
     for offset, chunk in _read_chunks(input_path, chunk_size, skip=done):
-        texts = _column(chunk, text_column, offset)
-        pairs = _column(chunk, text_pair_column, offset) if text_pair_column else None
+        texts = _column(chunk, text_column, offset, input_path)
+        pairs = _column(chunk, text_pair_column, offset, input_path) if text_pair_column else None
         predictions = predict_texts(model, tokenizer, texts, pairs, batch_size, max_length)
         with collection_paused():  # with hundreds of tasks, the rows' lists would trigger many full collections
             writer.write(_with_predictions(chunk, predictions, model.config.tasks))
@@ -185,9 +192,13 @@ def predict_texts(
     return scores
 
 
+def _prediction_columns(specs: dict) -> list[str]:
+    return [column for task in specs for column in (task, f"{task}_score")]
+
+
 def _with_predictions(chunk: pd.DataFrame, scores: dict[str, np.ndarray], specs: dict) -> pd.DataFrame:
     chunk = chunk.reset_index(drop=True)
-    clash = [column for task in specs for column in (task, f"{task}_score") if column in chunk.columns]
+    clash = [column for column in _prediction_columns(specs) if column in chunk.columns]
     if clash:
         raise ValueError(f"Input columns {clash} would be overwritten by predictions: rename them in the input.")
     columns = {}  # joined to the chunk at once: inserting hundreds of tasks' columns one by one fragments the frame
@@ -211,13 +222,17 @@ def _with_predictions(chunk: pd.DataFrame, scores: dict[str, np.ndarray], specs:
     return pd.concat([chunk, pd.DataFrame(columns, index=chunk.index)], axis=1)
 
 
-def _column(chunk: pd.DataFrame, column: str, offset: int) -> list[str]:
+def _column(chunk: pd.DataFrame, column: str, offset: int, path: Path) -> list[str]:
+    """The column's texts; an error for a missing, non-text or empty one (the pipeline refuses empty texts too)."""
     if column not in chunk.columns:
         raise KeyError(f"No column {column!r} in the input (columns: {list(chunk.columns)}): pass --text-column.")
     values = chunk[column].tolist()
-    bad = [offset + i for i, value in enumerate(values) if not isinstance(value, str)]
+    bad = [offset + i for i, value in enumerate(values) if not isinstance(value, str) or not value.strip()]
     if bad:
-        raise ValueError(f"Column {column!r} has missing or non-text values at rows {bad[:10]} (0-based).")
+        raise ValueError(
+            f"{path}: column {column!r} has missing, non-text or empty values at rows {bad[:10]} (0-based data rows"
+            f"{', the first 10' if len(bad) > 10 else ''}): drop or fill those rows."
+        )
     return values
 
 
@@ -241,7 +256,10 @@ def _read_chunks(path: Path, chunk_size: int, skip: int = 0) -> Iterator[tuple[i
 
         chunks = (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size))
     elif fmt == "csv":
-        chunks = pd.read_csv(path, chunksize=chunk_size, keep_default_na=False, na_values=[])
+        try:
+            chunks = pd.read_csv(path, chunksize=chunk_size, keep_default_na=False, na_values=[])
+        except pd.errors.EmptyDataError:  # blank lines only: no header, no rows
+            chunks = iter([])
     else:
         chunks = pd.read_json(path, lines=True, chunksize=chunk_size, dtype=False)
     for chunk in chunks:
@@ -249,6 +267,20 @@ def _read_chunks(path: Path, chunk_size: int, skip: int = 0) -> Iterator[tuple[i
         if offset <= skip:
             continue
         yield max(start, skip), chunk.iloc[max(0, skip - start) :]
+
+
+def _input_columns(path: Path, chunk_size: int) -> list[str]:
+    """The columns of the input's first chunk (those of the output's first rows); an error when it has no rows."""
+    _input_format(path)  # an unsupported or missing file is named first
+    if path.stat().st_size == 0:
+        raise ValueError(f"Input file {path} is empty (0 bytes): nothing to predict; pass the file with the texts.")
+    first = next(_read_chunks(path, chunk_size), None)
+    if first is None:
+        raise ValueError(
+            f"Input file {path} has no data rows (a header or blank lines at most): nothing to predict; add the "
+            "texts, one row each, or pass the file with them."
+        )
+    return list(first[1].columns)
 
 
 def _count_rows(path: Path) -> int | None:
@@ -282,6 +314,16 @@ def _writer_for(path: Path, resume: bool, overwrite: bool):
     return _JsonlWriter(path) if fmt == "jsonl" else _ParquetWriter(path, parts)
 
 
+def _check_resumed_columns(path: Path, found: list[str] | None, expected: list[str]) -> None:
+    """Rows resumed from an earlier run (`found`: their columns, None when there are none) must have the columns this
+    run writes: appending another model's (or another input's) rows would mix two kinds of rows in one file."""
+    if found is not None and set(found) != set(expected):
+        raise ValueError(
+            f"{path} holds rows with the columns {found}, but this model and input write {expected}: resume with the "
+            "same model and input, or write a new output file (or pass --overwrite instead of --resume)."
+        )
+
+
 class _JsonlWriter:
     """Appends one JSON object a line; a line cut by an interruption is dropped on resume."""
 
@@ -300,6 +342,25 @@ class _JsonlWriter:
             return 0
         with open(self.path, "rb") as handle:
             return sum(1 for _ in handle)
+
+    def columns(self) -> list[str] | None:
+        """The keys of the first row written, None before any."""
+        if not self.path.exists():
+            return None
+        with open(self.path, "rb") as handle:
+            line = handle.readline()
+        if not line:
+            return None
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if not isinstance(row, dict):
+            raise ValueError(
+                f"{self.path} is not a prediction file (its first line is not a JSON object): write a new output "
+                "file, or pass --overwrite to replace it."
+            )
+        return list(row)
 
     def write(self, frame: pd.DataFrame) -> None:
         lines = "".join(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n" for row in _records(frame))
@@ -326,6 +387,13 @@ class _ParquetWriter:
         import pyarrow.parquet as pq
 
         return sum(pq.ParquetFile(part).metadata.num_rows for part in self._part_files())
+
+    def columns(self) -> list[str] | None:
+        """The columns of the first part written, None before any."""
+        import pyarrow.parquet as pq
+
+        parts = self._part_files()
+        return pq.read_schema(parts[0]).names if parts else None
 
     def write(self, frame: pd.DataFrame) -> None:
         target = self.parts / f"part-{len(self._part_files()):06d}.parquet"

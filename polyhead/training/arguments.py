@@ -21,8 +21,8 @@ from transformers import HfArgumentParser, TrainingArguments
 from polyhead.data import DEFAULT_HELD_OUT, DEFAULT_SPLIT_SEED
 from polyhead.encoders import DEFAULT_MAX_LENGTH, LOCAL_ENCODERS, check_positive_int
 from polyhead.presets import TINY_ENCODER  # the tiny preset's name, importable from here as before
+from polyhead.run_folder import MODEL_DIR, is_multitask_folder
 from polyhead.tasks import TaskSpec, check_held_out_fraction, load_task_specs, read_json_or_yaml
-from polyhead.training.grow import is_multitask_folder
 from polyhead.training.sampling import STRATEGIES
 
 
@@ -310,7 +310,7 @@ class MultitaskTrainingArguments(TrainingArguments):
             self.ddp_backend = self.ddp_backend or "gloo"
         super().__post_init__()
         if self.model_dir is None:
-            self.model_dir = os.path.join(self.output_dir or "trainer_output", "model")
+            self.model_dir = os.path.join(self.output_dir or "trainer_output", MODEL_DIR)
 
 
 def _accelerator_available() -> bool:

@@ -13,11 +13,8 @@
 ```
 """
 
-import json
 import logging
-import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import datasets
@@ -29,18 +26,10 @@ from polyhead.data import TaskData
 from polyhead.evaluation import metrics
 from polyhead.evaluation.scoring import predict_all_logits, score_task
 from polyhead.remote_code import MultitaskConfig, MultitaskModel, normalize_task
+from polyhead.run_folder import is_multitask_folder
 
 
 logger = logging.getLogger(__name__)
-
-
-def is_multitask_folder(path: str | os.PathLike) -> bool:
-    """Whether `path` is a local folder whose `config.json` is a polyhead multitask config."""
-    config = Path(path) / "config.json"
-    try:
-        return json.loads(config.read_text(encoding="utf-8")).get("model_type") == MultitaskConfig.model_type
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        return False
 
 
 def freeze_heads_except(model: MultitaskModel, tasks: Iterable[str]) -> list[str]:

@@ -35,6 +35,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from polyhead.evaluation.comparison import compare_runs, format_seed_comparison_table
 from polyhead.run_folder import (
     BASELINES_DIR,
+    MODEL_DIR,
     RESULTS_FILE,
     read_baseline_results,
     read_results,
@@ -58,7 +59,7 @@ def seed_arguments(training_args: MultitaskTrainingArguments, seed: int) -> Mult
     if seed == training_args.seed:
         return training_args
     folder = os.path.join(training_args.output_dir, SEEDS_DIR, f"seed-{seed}")
-    return dataclasses.replace(training_args, seed=seed, output_dir=folder, model_dir=os.path.join(folder, "model"))
+    return dataclasses.replace(training_args, seed=seed, output_dir=folder, model_dir=os.path.join(folder, MODEL_DIR))
 
 
 # The training settings a finished run must share with the current arguments to be reused instead of retrained.
@@ -105,7 +106,7 @@ def count_trainings(training_args: MultitaskTrainingArguments, tasks: Sequence[s
     reuse = bool(training_args.resume_from_checkpoint)
     for seed in seed_list(training_args):
         args = seed_arguments(training_args, seed)
-        folders = [args.model_dir] + [os.path.join(args.output_dir, BASELINES_DIR, task, "model") for task in tasks]
+        folders = [args.model_dir] + [os.path.join(args.output_dir, BASELINES_DIR, task, MODEL_DIR) for task in tasks]
         total += len(folders)
         finished += sum(1 for folder in folders if reuse and finished_results(folder, args) is not None)
     return total, finished

@@ -66,7 +66,9 @@ from polyhead.presets import tiny_encoder_config, tiny_tokenizer
 from polyhead.remote_code import MULTI_LABEL, MultitaskConfig, MultitaskModel
 from polyhead.run_folder import (
     BASELINES_DIR,
+    MODEL_DIR,
     TRAINING_ARGS_FILE,
+    check_output_folder,
     check_weights_file,
     read_results,
     read_training_args,
@@ -735,6 +737,8 @@ def check_output_locations(training_args: MultitaskTrainingArguments) -> None:
     ```
     """
     model_dir, output_dir = training_args.model_dir, training_args.output_dir or "trainer_output"
+    check_output_folder(output_dir, "output_dir")
+    check_output_folder(model_dir, "model_dir")
     model_path, output_path = Path(model_dir).resolve(), Path(output_dir).resolve()
     reason = None
     if model_path == output_path:
@@ -893,7 +897,7 @@ def train_baselines(
         args = dataclasses.replace(
             training_args,
             output_dir=folder,
-            model_dir=os.path.join(folder, "model"),
+            model_dir=os.path.join(folder, MODEL_DIR),
             single_task_baselines=False,
             seeds=1,  # one baseline run; the seeds of a comparison are polyhead.training.parity's loop
             resume_from_checkpoint=resume,
