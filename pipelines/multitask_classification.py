@@ -16,6 +16,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .multitask_base import OUTPUT_KEY, MultitaskPipelineBase
 from .multitask_inputs import (
+    check_bool,
     check_input,
     check_max_length,
     check_positive_int,
@@ -66,7 +67,7 @@ class MultitaskClassificationPipeline(MultitaskPipelineBase):
     """
 
     def __call__(self, inputs: str | dict | list, **kwargs) -> dict[str, list[dict]] | list[dict[str, list[dict]]]:
-        sort_by_length = kwargs.pop("sort_by_length", True)
+        sort_by_length = check_bool("sort_by_length", kwargs.pop("sort_by_length", True), True)
         if kwargs.get("batch_size") is not None:
             check_positive_int("batch_size", kwargs["batch_size"])
         if "candidate_labels" in kwargs:
@@ -160,13 +161,13 @@ class MultitaskClassificationPipeline(MultitaskPipelineBase):
             raise TypeError(f"Unknown argument(s) {sorted(kwargs)} for the {PIPELINE_TASK} pipeline.")
         preprocess, forward, postprocess = {}, {}, {}
         if truncation is not None:
-            preprocess["truncation"] = truncation
+            preprocess["truncation"] = check_bool("truncation", truncation, True)
         if max_length is not None:
             preprocess["max_length"] = check_max_length(self.model.config.encoder, max_length)
         if tasks is not None:
             forward["tasks"] = postprocess["tasks"] = check_tasks(self.model.config.tasks, tasks)
         if top_k != "":
-            if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
                 raise ValueError(f"top_k must be a positive integer or None (all labels), got {top_k!r}.")
             postprocess["top_k"] = top_k
         if threshold is not None:

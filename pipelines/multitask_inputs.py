@@ -5,6 +5,7 @@ and the input rules they share: the encoder's position limit, multiple-choice pa
 A Hub file (run through `trust_remote_code=True`): it imports only its flat sibling `multitask_ranking.py`.
 """
 
+import string
 from typing import Any
 
 from .multitask_ranking import MULTI_LABEL, MULTIPLE_CHOICE
@@ -18,8 +19,12 @@ _PADDING_OFFSET_FAMILIES = frozenset(
 
 def check_tasks(specs: dict, tasks: str | list[str]) -> list[str]:
     """The `tasks` call parameter as a list of this model's task names (`specs`: the config's tasks)."""
-    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     known = list(specs)
+    if not isinstance(tasks, (str, list, tuple)) or not all(isinstance(task, str) for task in tasks):
+        raise ValueError(
+            f"tasks must be a task name or a list of task names (this model's tasks: {known}), got {tasks!r:.80}."
+        )
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     if not tasks:
         raise ValueError(f"tasks is empty: name some of this model's tasks {known}, or leave it out for all.")
     unknown = [task for task in tasks if task not in known]
@@ -68,6 +73,53 @@ def position_limit(encoder) -> int | None:
 def check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def check_bool(name: str, value: Any, default: bool) -> bool:
+    """A switch call parameter (`truncation`, `multi_label`, `sort_by_length`): True or False, None for its default
+    (a JSON null); a string such as "no" would otherwise count as True."""
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False (or None for the default, {default}), got {value!r:.60}.")
+    return value
+
+
+def check_candidate_labels(labels: Any) -> list[str]:
+    """The zero-shot `candidate_labels`: a list (or tuple) of distinct non-empty strings, or (as transformers'
+    zero-shot pipeline accepts) one string of them separated by commas."""
+    if isinstance(labels, str):
+        labels = [label.strip() for label in labels.split(",") if label.strip()]
+    valid = isinstance(labels, (list, tuple)) and all(isinstance(label, str) and label.strip() for label in labels)
+    if not valid or not labels:
+        raise ValueError(
+            "candidate_labels must be a non-empty list of label strings (or one string of labels separated by "
+            f"commas), got {labels!r:.80}."
+        )
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ValueError(f"candidate_labels has duplicates {duplicates}: give each label once.")
+    return list(labels)
+
+
+def check_hypothesis_template(template: Any) -> str:
+    """The zero-shot `hypothesis_template`: a string with exactly one `{}`, where each candidate label goes."""
+    fix = "write one '{}' where the candidate label goes (e.g. 'This example is {}.'), a literal brace as '{{' or '}}'"
+    if not isinstance(template, str):
+        raise ValueError(
+            f"hypothesis_template must be a string, got {type(template).__name__} {template!r:.60}: {fix}."
+        )
+    try:  # (literal text, field name, format spec, conversion) per piece; field name None: no placeholder
+        fields = [field for _, *field in string.Formatter().parse(template) if field[0] is not None]
+    except ValueError as error:  # e.g. "unexpected '{' in field name"
+        raise ValueError(f"hypothesis_template {template!r} is not a valid template ({error}): {fix}.") from None
+    if not fields:
+        raise ValueError(f"hypothesis_template {template!r} has no '{{}}' where the candidate label should go: {fix}.")
+    if fields != [["", "", None]]:  # not `{} {}`, `{x}`, `{0}` or `{:>9}`
+        raise ValueError(
+            f"hypothesis_template {template!r} must have exactly one placeholder, an empty '{{}}': {fix}."
+        )
+    return template
 
 
 def check_untruncated(input_ids: list[list[int]], limit: int | None) -> None:
@@ -157,6 +209,9 @@ def text_length(item: str | dict) -> int:
 
 
 __all__ = [
+    "check_bool",
+    "check_candidate_labels",
+    "check_hypothesis_template",
     "check_input",
     "check_max_length",
     "check_positive_int",

@@ -10,7 +10,14 @@ from typing import Any
 import torch
 
 from .multitask_base import OUTPUT_KEY, MultitaskPipelineBase
-from .multitask_inputs import check_positive_int, check_tasks, check_text
+from .multitask_inputs import (
+    check_bool,
+    check_candidate_labels,
+    check_hypothesis_template,
+    check_positive_int,
+    check_tasks,
+    check_text,
+)
 from .multitask_ranking import MULTI_LABEL
 
 
@@ -56,15 +63,11 @@ class ZeroShotMultitaskPipeline(MultitaskPipelineBase):
         # (of similar length, as for lists).
         if batch_size is not None:
             check_positive_int("batch_size", batch_size)
+        multi_label = check_bool("multi_label", multi_label, False)
+        truncation = check_bool("truncation", truncation, True)
         task, entailment, contradiction = self._nli_task(nli_task)
-        if isinstance(candidate_labels, str):
-            candidate_labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
-        if not candidate_labels or not all(isinstance(label, str) and label for label in candidate_labels):
-            raise ValueError(f"candidate_labels must be a non-empty list of label strings, got {candidate_labels!r}.")
-        if hypothesis_template.format(candidate_labels[0]) == hypothesis_template:
-            raise ValueError(
-                f"hypothesis_template {hypothesis_template!r} has no '{{}}' where the candidate label should go."
-            )
+        candidate_labels = check_candidate_labels(candidate_labels)
+        hypothesis_template = check_hypothesis_template(hypothesis_template)
         batch_size = batch_size or self._batch_size
         hypotheses = [hypothesis_template.format(label) for label in candidate_labels]
         if not isinstance(inputs, (str, list, tuple)):
@@ -119,6 +122,10 @@ class ZeroShotMultitaskPipeline(MultitaskPipelineBase):
             "'not_entailment' (case-insensitive)"
         )
         if name is not None:
+            if not isinstance(name, str):
+                raise ValueError(
+                    f"nli_task must be a task name (this model's NLI tasks: {list(found)}), got {name!r}."
+                )
             check_tasks(specs, name)
             if name not in found:
                 raise ValueError(

@@ -172,6 +172,56 @@ def test_zero_shot_errors_are_clear(model, nli_model, tokenizer):
         classifier(["good", {"text": "good movie"}], candidate_labels=["a", "b"])
 
 
+FIX = r"write one '{}' where the candidate label goes"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"hypothesis_template": "{} {}"},
+            f"hypothesis_template '{{}} {{}}' must have exactly one placeholder.*{FIX}",
+        ),
+        (
+            {"hypothesis_template": "is {x}"},
+            f"hypothesis_template 'is {{x}}' must have exactly one placeholder.*{FIX}",
+        ),
+        ({"hypothesis_template": "is {0}"}, r"'is \{0\}' must have exactly one placeholder, an empty '\{\}'"),
+        ({"hypothesis_template": "is { {}"}, f"'is {{ {{}}' is not a valid template \\(unexpected .*{FIX}"),
+        ({"hypothesis_template": "is }"}, r"'is }' is not a valid template \(Single '}'.*as '{{' or '}}'"),
+        ({"hypothesis_template": 5}, f"hypothesis_template must be a string, got int 5: {FIX}"),
+        ({"hypothesis_template": "{{}} only"}, "'{{}} only' has no '{}' where the candidate label should go"),
+        ({"candidate_labels": 5}, "candidate_labels must be a non-empty list of label strings .*got 5"),
+        ({"candidate_labels": {"a": 1}}, r"candidate_labels must be a non-empty list .*got \{'a': 1\}"),
+        ({"candidate_labels": ["a", 3]}, r"candidate_labels must be .*got \['a', 3\]"),
+        ({"candidate_labels": ["a", " "]}, r"candidate_labels must be .*got \['a', ' '\]"),
+        ({"candidate_labels": ", ,"}, r"candidate_labels must be .*separated by commas\), got \[\]"),
+        ({"candidate_labels": ["a", "b", "a"]}, r"candidate_labels has duplicates \['a'\]: give each label once"),
+        ({"candidate_labels": "b, a, b"}, r"candidate_labels has duplicates \['b'\]"),
+        ({"multi_label": "yes"}, r"multi_label must be True or False \(or None for the default, False\), got 'yes'"),
+        ({"multi_label": 1}, "multi_label must be True or False .*got 1"),
+        ({"truncation": "no"}, "truncation must be True or False .*got 'no'"),
+        ({"nli_task": 3}, r"nli_task must be a task name \(this model's NLI tasks: \['nli'\]\), got 3"),
+    ],
+)
+def test_zero_shot_parameters_are_checked(nli_model, tokenizer, kwargs, message):
+    # each a ValueError (the Inference Endpoints handler answers it as a bad request) naming the parameter and the fix
+    classifier = pipeline("multitask-classification", model=nli_model, tokenizer=tokenizer)
+    with pytest.raises(ValueError, match=message):
+        classifier("good movie", **{"candidate_labels": ["a", "b"], **kwargs})
+
+
+def test_zero_shot_accepts_escaped_braces_tuples_and_none_switches(nli_model, tokenizer):
+    classifier = pipeline("multitask-classification", model=nli_model, tokenizer=tokenizer)
+    result = classifier("good movie", candidate_labels=("sport", "movies"), hypothesis_template="{{about}} {}")
+    expected = zero_shot_reference(nli_model, tokenizer, "good movie", ["sport", "movies"], "{{about}} {}", False)
+    assert dict(zip(result["labels"], result["scores"])) == pytest.approx(expected, abs=1e-6)
+    # None (a JSON null through the handler) is the default: multi_label False, truncation on
+    long_text = " ".join(["the team win the game"] * 30)  # past the tiny encoder's 80 positions
+    defaults = classifier(long_text, candidate_labels=["sport", "movies"])
+    assert classifier(long_text, candidate_labels=["sport", "movies"], multi_label=None, truncation=None) == defaults
+
+
 def test_the_zero_shot_pipeline_built_by_its_own_name_answers_alike(nli_model, tokenizer):
     register_pipeline()
     zero_shot = pipeline(ZERO_SHOT_TASK, model=nli_model, tokenizer=tokenizer)

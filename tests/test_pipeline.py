@@ -131,6 +131,11 @@ def test_truncation_and_max_length(classifier, tokenizer):
         ("fine", {"tasks": ["topic", "nope"]}, ValueError, r"Unknown task\(s\) \['nope'\]"),
         ("fine", {"tasks": []}, ValueError, r"tasks is empty: name some of this model's tasks \['sentiment'"),
         ("fine", {"top_k": 0}, ValueError, "top_k must be a positive integer"),
+        ("fine", {"top_k": True}, ValueError, "top_k must be a positive integer or None .*got True"),
+        ("fine", {"tasks": 3}, ValueError, "tasks must be a task name or a list of task names .*got 3"),
+        ("fine", {"tasks": ["topic", 3]}, ValueError, r"tasks must be a task name .*got \['topic', 3\]"),
+        (["fine", "good"], {"sort_by_length": "no"}, ValueError, "sort_by_length must be True or False .*got 'no'"),
+        ("fine", {"truncation": "no"}, ValueError, "truncation must be True or False .*got 'no'"),
         ("fine", {"threshold": {"topic": 0.5}}, ValueError, "not multi-label tasks"),
         ("fine", {"threshold": 2}, ValueError, r"must be a number in \[0, 1\]"),
         ("fine", {"colour": "red"}, TypeError, r"Unknown argument\(s\) \['colour'\]"),
@@ -139,6 +144,11 @@ def test_truncation_and_max_length(classifier, tokenizer):
 def test_bad_input_gets_clear_errors(classifier, inputs, kwargs, error, message):
     with pytest.raises(error, match=message):
         classifier(inputs, **kwargs)
+
+
+def test_none_switches_mean_their_defaults(classifier):
+    # None (a JSON null through the handler) is each switch's default; a truthy non-bool is refused (above)
+    assert classifier(TEXTS, batch_size=2, sort_by_length=None, truncation=None) == classifier(TEXTS, batch_size=2)
 
 
 def test_empty_list_returns_empty_list(classifier):
