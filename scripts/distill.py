@@ -16,6 +16,7 @@ from polyhead.distill import format_distillation_table, parse_distill_args, plan
 from polyhead.distill.job import check_evaluation
 from polyhead.distill.trainer import check_joint_batches
 from polyhead.run_folder import RESULTS_FILE
+from polyhead.saving import UnsavableModelError
 from polyhead.training.arguments import disable_progress_bars
 from polyhead.training.trainer import check_output_locations
 
@@ -33,7 +34,10 @@ def main(argv: list[str] | None = None) -> dict:
         check_evaluation(plan, training_args)
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
-    results = run(model_args, data_args, distill_args, training_args, plan=plan)
+    try:
+        results = run(model_args, data_args, distill_args, training_args, plan=plan)
+    except UnsavableModelError as error:  # trained, but diverged: the message says what to change
+        sys.exit(f"error: {error}")
     print(f"\nDistillation ({training_args.model_dir}/{RESULTS_FILE}):")
     print(format_distillation_table(results))
     return results

@@ -48,7 +48,7 @@ from polyhead.distill.trainer import (
 from polyhead.evaluation.agreement import MARGIN_EDGES, agreement_by_margin, bucket_names, top2_margin
 from polyhead.publishing.model_card import render_model_card
 from polyhead.publishing.upload import publish_model
-from polyhead.remote_code import MULTI_LABEL, SINGLE_LABEL
+from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, SINGLE_LABEL
 from polyhead.saving import save_model_folder
 from polyhead.testing_utils import SPECIAL_TOKENS, WORDS, tiny_multitask_config, tiny_tokenizer
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
@@ -290,6 +290,86 @@ def test_other_bad_inputs_are_refused_before_teachers_run(tmp_path, teachers, no
         _bad(tmp_path, [f"mood={teachers['sentiment']}"], data_args=data_args)
     with pytest.raises(ValueError, match="gold_weight > 0 mixes in gold labels"):
         _bad(tmp_path, [teachers["sentiment"]], gold_weight=0.5)
+
+
+def test_teacher_given_as_a_training_run_folder_is_pointed_at_its_model(tmp_path, no_teacher_runs):
+    run_folder = tmp_path / "run"
+    model = _multitask_teacher(run_folder / "model")
+    with pytest.raises(ValueError, match=rf"'{run_folder}' is a training run's folder; its model is {model}: give "):
+        _bad(tmp_path, [str(run_folder)])
+    with pytest.raises(ValueError, match=rf"give that, --teacher mood={model}:topic\.$"):  # the same name and task
+        _bad(tmp_path, [f"mood={run_folder}:topic"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="'.*empty' is a folder without config.json: give the folder of a"):
+        _bad(tmp_path, [str(tmp_path / "empty")])
+    assert list(resolve_teachers([f"mood={model}:topic"])[0].tasks) == ["mood"]
+
+
+def test_multiple_choice_tasks_of_a_polyhead_teacher_are_refused(tmp_path, no_teacher_runs):
+    tasks = {"sentiment": {"labels": ["negative", "positive"]}, "copa": {"problem_type": MULTIPLE_CHOICE}}
+    folder = str(tmp_path / "mc")
+    save_model_folder(MultitaskModel(tiny_multitask_config(tasks=tasks)), tiny_tokenizer(), folder)
+    message = r"task\(s\) \['copa'\] are multiple-choice .* distillation does not support: pick its other tasks"
+    for source in (folder, f"{folder}:copa", f"{folder}:sentiment,copa", f"choice={folder}:copa"):
+        with pytest.raises(ValueError, match=rf"{message}, --teacher {folder}:sentiment\.$"):
+            _bad(tmp_path, [source])
+    assert list(resolve_teachers([f"{folder}:sentiment"])[0].tasks) == ["sentiment"]
+    only = str(tmp_path / "mc-only")
+    save_model_folder(MultitaskModel(tiny_multitask_config(tasks={"copa": tasks["copa"]})), tiny_tokenizer(), only)
+    with pytest.raises(ValueError, match="multiple-choice .*: it has no other task to distil"):
+        _bad(tmp_path, [only])
+
+
+@pytest.fixture(scope="module")
+def misfits(tmp_path_factory):
+    """Teachers named like tasks of the `teachers` polyhead model whose heads they do not fit (or extend)."""
+    root = tmp_path_factory.mktemp("misfits")
+    return {
+        "extends": _bert_teacher(root / "neg3", ["negative", "positive", "neutral"]),
+        "reordered": _bert_teacher(root / "posneg", ["positive", "negative"]),
+        "multi_label": _bert_teacher(root / "ml", ["negative", "positive"], problem_type=MULTI_LABEL),
+    }
+
+
+def test_init_from_tasks_the_teachers_do_not_fit_are_refused_before_teachers_run(
+    tmp_path, teachers, misfits, no_teacher_runs
+):
+    """A teacher named like a task of --init_from continues its head: its outputs must fit that head, as training's
+    data must (problem type, pair input, labels in the head's order, new labels only with --extend_labels)."""
+    model_args = ModelArguments(init_from=teachers["multitask"])  # sentiment: negative, positive; emotions: multi
+    pairs = [_jsonl(tmp_path / "pairs.jsonl", _texts(20, pairs=True))]
+    fix = "name its task apart with --teacher new_name=source"
+    refused = [
+        (f"sentiment={teachers['nli']}", r"teacher's labels \['entailment', 'neutral', 'contradiction'\] do not "),
+        (f"sentiment={misfits['reordered']}", r"\['positive', 'negative'\] do not start with the model's labels"),
+        (f"sentiment={misfits['multi_label']}", "is multi_label_classification but the model's head is single_label"),
+        (f"sentiment={misfits['extends']}", r"labels \['neutral'\] are not in .* Pass --extend_labels true"),
+    ]
+    for teacher, message in refused:
+        with pytest.raises(ValueError, match=rf"--init_from '.*polyhead-model': Task 'sentiment': .*{message}.*{fix}"):
+            _bad(tmp_path, [teacher], model_args=model_args)
+    with pytest.raises(ValueError, match="Task 'sentiment': the model's head reads one text but the teacher reads"):
+        _bad(tmp_path, [f"sentiment={teachers['sentiment']}"], pairs, model_args, pair_tasks="sentiment")
+    extend = ModelArguments(init_from=teachers["multitask"], extend_labels=True)
+    with pytest.raises(ValueError, match="do not start with the model's labels"):  # --extend_labels only appends
+        _bad(tmp_path, [f"sentiment={misfits['reordered']}"], model_args=extend)
+    texts = [_jsonl(tmp_path / "texts.jsonl", _texts(20))]
+    distill_args = DistillArguments(teacher=[f"sentiment={misfits['extends']}", teachers["sentiment"]], texts=texts)
+    plan = plan_distillation(extend, DataArguments(), distill_args)
+    model = build_model(extend, plan.heads)  # what run does once the teachers ran: now sure to work
+    assert model.config.tasks["sentiment"]["labels"] == ["negative", "positive", "neutral"]
+    assert model.config.task_names == ["sentiment", "topic", "emotions", "sst2-bert"]
+    with pytest.raises(ValueError, match="neg3 is not a polyhead multitask model folder"):  # a standard checkpoint
+        _bad(tmp_path, [teachers["sentiment"]], model_args=ModelArguments(init_from=misfits["extends"]))
+
+
+def test_train_tasks_without_a_teacher_are_refused_before_teachers_run(tmp_path, teachers, no_teacher_runs):
+    known = r"the teachers' tasks are \['sst2-bert'\]"
+    with pytest.raises(ValueError, match=rf"--train_tasks \['sst2_bert'\] have no teacher: {known}"):
+        _bad(tmp_path, [teachers["sentiment"]], model_args=ModelArguments(train_tasks="sst2-bert,sst2_bert"))
+    grown = ModelArguments(init_from=teachers["multitask"], train_tasks="topic")  # the model's, but no teacher's
+    with pytest.raises(ValueError, match=rf"--train_tasks \['topic'\] have no teacher: {known}"):
+        _bad(tmp_path, [teachers["sentiment"]], model_args=grown)
 
 
 def test_held_out_texts_are_scored_and_never_trained_on(tmp_path, teachers, no_teacher_runs, caplog):

@@ -3,10 +3,12 @@ checked before any teacher runs, applied to each task's soft targets and to its 
 end-of-run table and the model card."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
+from helpers import script_main
 from test_distill import _jsonl, _texts, _training_args, no_teacher_runs, teachers  # noqa: F401  (fixtures)
 
 import polyhead.distill.job as job_module
@@ -19,6 +21,7 @@ from polyhead.distill import (
     plan_distillation,
     run,
 )
+from polyhead.distill.arguments import MAX_TEMPERATURE, MIN_TEMPERATURE
 from polyhead.publishing.model_card import render_model_card
 from polyhead.training.arguments import DataArguments, ModelArguments
 from polyhead.training.trainer import build_model, load_tokenizer
@@ -26,6 +29,7 @@ from polyhead.training.trainer import build_model, load_tokenizer
 
 JOINT = "sentiment+topic+emotion-distilbert"
 TEMPERATURES = {"sentiment": 0.5, "topic": 2.0}  # topic: the default 2 (no override)
+OUT_OF_RANGE = r"must be a number from 0\.01 to 100"
 
 
 def _teachers_list(folders):
@@ -58,9 +62,13 @@ def test_flag_is_repeatable_and_parsed_into_task_temperatures(tmp_path):
         (["question"], r"expects 'task=T' with T a number \(e\.g\. question=0\.5\), got 'question'"),
         (["question=warm"], r"expects 'task=T'.*got 'question=warm'"),
         (["=0.5"], r"expects 'task=T'.*got '=0.5'"),
-        (["question=0"], "question: the temperature must be > 0, got 0"),
-        (["question=-1"], "question: the temperature must be > 0, got -1"),
-        (["question=nan"], "question: the temperature must be > 0, got nan"),
+        (["question=0"], rf"question: the temperature {OUT_OF_RANGE}, got 0: lower, the loss"),
+        (["question=-1"], rf"question: the temperature {OUT_OF_RANGE}, got -1:"),
+        (["question=nan"], rf"question: the temperature {OUT_OF_RANGE}, got nan:"),
+        (["question=inf"], rf"question: the temperature {OUT_OF_RANGE}, got inf:.*higher, T\^2 overflows"),
+        (["question=1e30"], rf"question: the temperature {OUT_OF_RANGE}, got 1e30:"),  # finite, but T^2 overflows
+        (["question=100.5"], rf"question: the temperature {OUT_OF_RANGE}, got 100.5:"),
+        (["question=1e-30"], rf"question: the temperature {OUT_OF_RANGE}, got 1e-30:"),
         (["question=0.5", "question=1"], "names task 'question' twice"),
     ],
 )
@@ -70,6 +78,38 @@ def test_malformed_task_temperatures_are_refused_when_parsed(tmp_path, values, m
     argv = ["--teacher", "x", "--texts", "t.jsonl", "--output_dir", str(tmp_path), "--task_distill_temperature"]
     with pytest.raises(ValueError, match=message):
         parse_distill_args([*argv, *values])
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e30", "1000", "0", "-2", "1e-30", "0.001"])
+def test_a_default_temperature_outside_the_range_is_refused_when_parsed(tmp_path, value):
+    message = rf"distill_temperature {OUT_OF_RANGE}, got {re.escape(str(float(value)))}:"
+    with pytest.raises(ValueError, match=message):
+        DistillArguments(distill_temperature=float(value))
+    argv = ["--teacher", "x", "--texts", "t.jsonl", "--output_dir", str(tmp_path), f"--distill_temperature={value}"]
+    with pytest.raises(ValueError, match=message):
+        parse_distill_args(argv)
+
+
+def test_the_range_ends_are_temperatures(tmp_path):
+    assert (MIN_TEMPERATURE, MAX_TEMPERATURE) == (0.01, 100.0)
+    argv = ["--teacher", "x", "--texts", "t.jsonl", "--output_dir", str(tmp_path), "--distill_temperature", "100"]
+    _, _, distill_args, _ = parse_distill_args([*argv, "--task_distill_temperature", "a=0.01", "b=100"])
+    heads = {name: {"problem_type": "single_label_classification"} for name in ("a", "b", "c")}
+    assert distill_args.temperatures(heads) == {"a": 0.01, "b": 100.0, "c": 100.0}
+
+
+def test_the_script_refuses_an_infinite_temperature_in_one_line_before_teachers_run(  # it saved an all-NaN student
+    tmp_path,
+    teachers,  # noqa: F811 (the fixture's value)
+    no_teacher_runs,  # noqa: F811 (the fixture's value)
+):
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(20))
+    argv = ["--teacher", teachers["sentiment"], "--texts", texts, "--output_dir", str(tmp_path / "out")]
+    for flags in (["--distill_temperature", "inf"], ["--task_distill_temperature", "sst2-bert=1e30"]):
+        with pytest.raises(SystemExit) as failed:
+            script_main("distill")([*argv, *flags])
+        assert re.match(rf"error: .*{OUT_OF_RANGE}", str(failed.value.code))
+        assert not (tmp_path / "out" / "model").exists()
 
 
 def test_unknown_and_multi_label_tasks_are_refused_before_teachers_run(tmp_path, teachers, no_teacher_runs):  # noqa: F811 (the fixture's value)

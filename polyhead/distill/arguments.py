@@ -17,6 +17,12 @@ from polyhead.remote_code import MULTI_LABEL
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments, read_config_file
 
 
+# The distillation temperatures accepted (inclusive). Below, the loss (KL times T^2) and its gradients vanish and the
+# student learns nothing; above, T^2 overflows float32 and the student's weights become NaN.
+MIN_TEMPERATURE = 0.01
+MAX_TEMPERATURE = 100.0
+
+
 @dataclass
 class DistillArguments:
     """The teachers, the unlabeled texts, and how the student learns from them."""
@@ -68,7 +74,8 @@ class DistillArguments:
         metadata={
             "help": "Softmax temperature of single-label soft targets (the KL loss is scaled by T^2). Lower (0.5) "
             "copies a teacher's pick between two close labels more often, at some cost on confident teachers "
-            "(docs/distillation.md, Temperature). The default of every task without --task_distill_temperature."
+            "(docs/distillation.md, Temperature). The default of every task without --task_distill_temperature. "
+            f"From {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}."
         },
     )
     task_distill_temperature: list[str] = field(
@@ -128,8 +135,7 @@ class DistillArguments:
         if not 0.0 <= self.gold_weight <= 1.0:
             raise ValueError(f"gold_weight must be in [0, 1], got {self.gold_weight}.")
         gold_weight_at(self.gold_weight_schedule, self.gold_weight, 0.0)  # an unknown schedule fails here
-        if not self.distill_temperature > 0:
-            raise ValueError(f"distill_temperature must be > 0, got {self.distill_temperature}.")
+        check_temperature("distill_temperature", self.distill_temperature)
         parse_task_temperatures(self.task_distill_temperature)
         for name in ("max_held_out", "teacher_batch_size", "speed_texts", "speed_rounds"):
             check_positive_int(name, getattr(self, name))
@@ -179,7 +185,7 @@ class DistillArguments:
 def parse_task_temperatures(values: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
     r"""
     `--task_distill_temperature` values (`'task=T'` strings, or a `{task: T}` mapping from Python or a config file)
-    as `{task: T}`, each T a finite float > 0 and each task named once.
+    as `{task: T}`, each T a number in [`MIN_TEMPERATURE`, `MAX_TEMPERATURE`] and each task named once.
 
     Example:
 
@@ -202,12 +208,37 @@ def parse_task_temperatures(values: Sequence[str] | Mapping[str, float]) -> dict
             raise ValueError(
                 f"--task_distill_temperature expects 'task=T' with T a number (e.g. question=0.5), got {given!r}."
             )
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"--task_distill_temperature {task}: the temperature must be > 0, got {value}.")
+        check_temperature(f"--task_distill_temperature {task}: the temperature", value.strip())
         if task in temperatures:
             raise ValueError(f"--task_distill_temperature names task {task!r} twice: give each task one value.")
         temperatures[task] = temperature
     return temperatures
+
+
+def check_temperature(what: str, value: float | str) -> float:
+    r"""
+    `value` as a float, if it is a distillation temperature in [`MIN_TEMPERATURE`, `MAX_TEMPERATURE`]; else a
+    `ValueError` that starts with `what` (`"distill_temperature"`, ...) and says the range.
+
+    Example:
+
+    ```python
+    >>> check_temperature("distill_temperature", float("inf"))
+    Traceback (most recent call last):
+    ValueError: distill_temperature must be a number from 0.01 to 100, got inf: ...
+    ```
+    """
+    try:
+        temperature = float(value)
+    except (TypeError, ValueError):
+        temperature = math.nan
+    if not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE:  # NaN fails too
+        raise ValueError(
+            f"{what} must be a number from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, got {value}: "
+            "lower, the loss (KL times T^2) vanishes and the student learns nothing; higher, T^2 overflows "
+            "and the student's weights become NaN."
+        )
+    return temperature
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, DistillArguments, MultitaskTrainingArguments)
@@ -276,4 +307,13 @@ def parse_distill_args(
     return tuple(parser.parse_args_into_dataclasses(args=merge_repeated(args)))
 
 
-__all__ = ["ARGUMENT_CLASSES", "DistillArguments", "merge_repeated", "parse_distill_args", "parse_task_temperatures"]
+__all__ = [
+    "ARGUMENT_CLASSES",
+    "MAX_TEMPERATURE",
+    "MIN_TEMPERATURE",
+    "DistillArguments",
+    "check_temperature",
+    "merge_repeated",
+    "parse_distill_args",
+    "parse_task_temperatures",
+]

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
 import torch
 from sklearn.metrics import f1_score
@@ -62,10 +63,12 @@ from polyhead.distill.trainer import (
 from polyhead.evaluation.agreement import agreement_by_margin, top2_margin
 from polyhead.evaluation.metrics import primary_metric
 from polyhead.evaluation.scoring import score_model, score_task, write_evaluation
-from polyhead.remote_code import MULTI_LABEL
+from polyhead.remote_code import MULTI_LABEL, MultitaskConfig
 from polyhead.run_folder import RESULTS_FILE, write_json, write_training_args
 from polyhead.saving import save_model_folder
+from polyhead.tasks import TaskSpec
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
+from polyhead.training.grow import match_label_maps
 from polyhead.training.trainer import (
     build_model,
     check_output_locations,
@@ -115,7 +118,8 @@ def plan_distillation(
 ) -> Plan:
     r"""
     Checks every input of a distillation run before any teacher runs (the student's encoder and `max_length`, the
-    teachers' configs and task names, the texts, the gold data) and lays out the corpus.
+    teachers' configs and task names, `--train_tasks` and the tasks of `--init_from` against them
+    ([`check_student_tasks`]), the texts, the gold data) and lays out the corpus.
 
     Example:
 
@@ -133,6 +137,7 @@ def plan_distillation(
     }
     heads = {name: task for teacher in teachers for name, task in teacher.tasks.items()}
     temperatures = distill_args.temperatures(heads)
+    check_student_tasks(model_args, heads)
     pair_tasks = [name for name, task in heads.items() if task["text_pair"]]
     if distill_args.texts:
         if pair_tasks and not distill_args.text_pair_column:
@@ -183,6 +188,64 @@ def plan_distillation(
     if len(held_out_rows):
         train_rows = keep_held_out_texts_out(corpus, train_rows, held_out_rows)
     return Plan(teachers, max_lengths, corpus, train_rows, held_out_rows, gold, gold_rows, num_unlabeled, temperatures)
+
+
+def check_student_tasks(model_args: ModelArguments, heads: Mapping[str, Mapping[str, Any]]) -> None:
+    r"""
+    Checks the teachers' tasks (`heads`: `{task: {"labels", "problem_type", ...}}`) against the student arguments
+    before any teacher runs: `--train_tasks` must name teacher tasks and, with `--init_from`, a teacher task that the
+    starting model already has continues its head, so it must fit it as training's data must
+    (`polyhead.training.grow.match_label_maps`): the same problem type, and the teacher's labels the head's labels
+    (in the head's order, the order of the teacher's outputs) followed, with `--extend_labels` only, by new ones.
+    """
+    train_tasks = model_args.train_task_names
+    unknown = [task for task in train_tasks or [] if task not in heads]
+    if unknown:
+        raise ValueError(
+            f"--train_tasks {unknown} have no teacher: the teachers' tasks are {list(heads)}. Name those whose heads "
+            "train (every other head is frozen), or leave --train_tasks out to train them all."
+        )
+    if not model_args.init_from:
+        return
+    config = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
+    shared = {name: head for name, head in heads.items() if name in config.tasks}
+
+    def as_data(extend_labels: bool) -> dict[str, TaskData]:
+        """The shared tasks as training's data would be (no rows), label maps matched as training matches them."""
+        data = {
+            name: TaskData(
+                TaskSpec(
+                    name, dataset=datasets.DatasetDict(), text_pair_column="text_pair" if head["text_pair"] else None
+                ),
+                list(head["labels"]),
+                head["problem_type"],
+            )
+            for name, head in shared.items()
+        }
+        match_label_maps(data, config, extend_labels=extend_labels)
+        return data
+
+    try:
+        for name, head in shared.items():
+            if bool(head["text_pair"]) != bool(config.tasks[name].get("text_pair")):
+                reads = {True: "sentence pairs", False: "one text"}
+                raise ValueError(
+                    f"Task {name!r}: the model's head reads {reads[bool(config.tasks[name].get('text_pair'))]} but "
+                    f"the teacher reads {reads[bool(head['text_pair'])]}."
+                )
+        for name, grown in as_data(extend_labels=True).items():  # problem types, then the label order
+            if grown.labels != list(shared[name]["labels"]):
+                raise ValueError(
+                    f"Task {name!r}: the teacher's labels {list(shared[name]['labels'])} do not start with the "
+                    f"model's labels {config.tasks[name]['labels']} in their order, which the teacher's outputs "
+                    "must follow to train its head."
+                )
+        as_data(extend_labels=model_args.extend_labels)  # labels the model lacks: with --extend_labels only
+    except ValueError as error:
+        raise ValueError(
+            f"--init_from {model_args.init_from!r}: {error} A teacher task named like one of the model's tasks "
+            "continues its head; to give the teacher a new head, name its task apart with --teacher new_name=source."
+        ) from None
 
 
 def check_evaluation(plan: Plan, training_args: MultitaskTrainingArguments) -> None:
@@ -649,6 +712,7 @@ __all__ = [
     "agreement_report",
     "build_datasets",
     "check_evaluation",
+    "check_student_tasks",
     "distillation_summary",
     "label_with_teachers",
     "load_gold",

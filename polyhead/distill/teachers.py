@@ -22,7 +22,15 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedConfig
 
 from polyhead.encoders import check_max_length
-from polyhead.remote_code import MULTI_LABEL, SINGLE_LABEL, MultitaskConfig, MultitaskModel, check_task_name
+from polyhead.remote_code import (
+    MULTI_LABEL,
+    MULTIPLE_CHOICE,
+    SINGLE_LABEL,
+    MultitaskConfig,
+    MultitaskModel,
+    check_task_name,
+)
+from polyhead.run_folder import MODEL_DIR, is_multitask_folder
 
 
 logger = logging.getLogger(__name__)
@@ -132,6 +140,7 @@ def derived_task_name(source: str) -> str:
 
 def resolve_teacher(spec: TeacherSpec) -> Teacher:
     """Reads one teacher's config (no weights) and refuses what cannot be distilled (see [`resolve_teachers`])."""
+    _check_folder(spec)
     config = _config_dict(spec)
     if config.get("model_type") == MultitaskConfig.model_type:
         return _multitask_teacher(spec, MultitaskConfig.from_pretrained(spec.source, revision=spec.revision))
@@ -165,11 +174,46 @@ def resolve_teacher(spec: TeacherSpec) -> Teacher:
     return Teacher(spec, "sequence-classification", auto.model_type, {name: task}, auto, commit)
 
 
+def _check_folder(spec: TeacherSpec) -> None:
+    """A local folder without `config.json` holds no model: a training run's folder (the model is in its `model`
+    subfolder) or any other one is refused with what to give instead."""
+    folder = Path(spec.source)
+    if not folder.is_dir() or (folder / "config.json").is_file():
+        return
+    if is_multitask_folder(folder / MODEL_DIR):
+        model = dataclasses.replace(spec, source=str(folder / MODEL_DIR))
+        raise ValueError(
+            f"Teacher {spec.source!r} is a training run's folder; its model is {model.source}: give that, "
+            f"--teacher {_teacher_argument(model)}."
+        )
+    raise ValueError(
+        f"Teacher {spec.source!r} is a folder without config.json: give the folder of a *ForSequenceClassification "
+        f"checkpoint or of a polyhead multitask model (a training run's model is in <output_dir>/{MODEL_DIR})."
+    )
+
+
+def _teacher_argument(spec: TeacherSpec) -> str:
+    """`spec` written back as a `--teacher` value: `[name=]source[:task,...]`."""
+    return f"{spec.name + '=' if spec.name else ''}{spec.source}{':' + ','.join(spec.tasks) if spec.tasks else ''}"
+
+
 def _multitask_teacher(spec: TeacherSpec, config: MultitaskConfig) -> Teacher:
     picked = spec.tasks or config.task_names
     unknown = [task for task in picked if task not in config.tasks]
     if unknown:
         raise ValueError(f"Teacher {spec.source!r} has no task(s) {unknown}; its tasks: {config.task_names}.")
+    choices = [task for task in picked if config.tasks[task]["problem_type"] == MULTIPLE_CHOICE]
+    if choices:
+        others = [task for task in config.task_names if config.tasks[task]["problem_type"] != MULTIPLE_CHOICE]
+        fix = (
+            f"pick its other tasks, --teacher {_teacher_argument(dataclasses.replace(spec, name=None, tasks=others))}"
+            if others
+            else "it has no other task to distil"
+        )
+        raise ValueError(
+            f"Teacher {spec.source!r}: task(s) {choices} are multiple-choice (they rank answer choices, they do not "
+            f"classify a text), which distillation does not support: {fix}."
+        )
     if spec.name and len(picked) != 1:
         raise ValueError(
             f"Teacher {spec.source!r}: 'name=' renames one task, but {len(picked)} are distilled ({picked}); pick "
@@ -202,9 +246,10 @@ def _check_name(name: str, spec: TeacherSpec) -> None:
 def resolve_teachers(specs: Sequence[str | TeacherSpec], pair_tasks: Sequence[str] = ()) -> list[Teacher]:
     r"""
     Checks every teacher from its config before any of them runs: it is a sequence classifier or a polyhead
-    multitask model, not a regression model (refused), its task names are valid and no two teachers map to one task
-    name. `pair_tasks` names the standard teachers' tasks that read sentence pairs (a multitask teacher's pair tasks
-    are known from its config).
+    multitask model (a training run's folder is refused with the path of its model), not a regression model nor a
+    multiple-choice task (refused), its task names are valid and no two teachers map to one task name. `pair_tasks`
+    names the standard teachers' tasks that read sentence pairs (a multitask teacher's pair tasks are known from its
+    config).
 
     Example:
 
