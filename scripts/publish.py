@@ -21,7 +21,7 @@ import argparse
 import sys
 
 from polyhead.publishing.model_card import MultitaskCardData
-from polyhead.publishing.upload import PublishError, PublishResult, publish_model
+from polyhead.publishing.upload import HUB_ERRORS, PublishError, PublishResult, publish_model
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -80,10 +80,11 @@ def card_data_from_args(args: argparse.Namespace) -> MultitaskCardData:
 def main(argv: list[str] | None = None) -> PublishResult:
     args = parse_args(argv)
     card_data = card_data_from_args(args)
-    if args.space:  # checked before the model is published: the Space pins gradio's installed version
-        from polyhead.space import SpaceError, installed_version
+    if args.space:  # checked before the model is published: the Space's id, and gradio (the Space pins its version)
+        from polyhead.space import SpaceError, check_space_id, installed_version
 
         try:
+            check_space_id(args.space)
             installed_version("gradio")
         except SpaceError as error:
             sys.exit(f"error: {error} Nothing was published.")
@@ -125,7 +126,9 @@ def publish_demo(args: argparse.Namespace, result: PublishResult) -> None:
             args.folder, args.space, result.repo_id, result.commit_oid, private=args.private, token=args.token,
             endpoint=args.endpoint,
         )  # fmt: skip
-    except SpaceError as error:
+    except (SpaceError, ValueError, RuntimeError, *HUB_ERRORS) as error:  # any failure: the model is up (or staged)
+        if result.dry_run:
+            sys.exit(f"error: the dry run staged the model in {args.dry_run}, but not its Space: {error}")
         sys.exit(f"error: the model was published ({result.commit_url}), its Space was not: {error}")
     print(f"Published the Space {args.space}: {url}")
 

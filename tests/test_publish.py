@@ -385,3 +385,13 @@ def test_a_repo_id_without_namespace_is_the_users_own_or_refused(fresh_hub, mode
     with pytest.raises(PublishError, match="has no namespace, and the logged-in user could not be found"):
         publish_model(model_folder, "anonymous", endpoint=fresh_hub.url, token=False, card_data=CARD)
     assert [repo_id for _, repo_id in fresh_hub.repos] == ["test-user/bare"]
+
+
+@pytest.mark.parametrize("repo_id", ["org/bad name", "a/b/c", "org/x--y", "org/"])
+def test_a_malformed_repo_id_is_refused_before_any_network_call(fresh_hub, model_folder, repo_id, capsys):
+    with pytest.raises(PublishError, match=r"is not a valid Hub repo id .*org/name.*Nothing was published"):
+        _publish(fresh_hub, model_folder, repo_id)
+    with pytest.raises(SystemExit) as failed:  # the CLI: one `error:` line
+        script_main("publish")([str(model_folder), "--repo-id", repo_id, "--endpoint", fresh_hub.url])
+    assert str(failed.value.code).startswith(f"error: Repo id {repo_id!r} is not a valid Hub repo id")
+    assert fresh_hub.requests == [] and not fresh_hub.repos and "Published" not in capsys.readouterr().out

@@ -4,6 +4,7 @@ in a real browser: tests/test_space_browser.py."""
 
 import importlib.util
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,15 +12,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from helpers import script_main
 from huggingface_hub import HfApi, SpaceCard
 from test_model_card import RESULTS
 
+import polyhead.space
 from polyhead import MultitaskModel
 from polyhead.publishing.model_card import MultitaskCardData, write_model_card
 from polyhead.remote_code import MULTI_LABEL, PIPELINE_TASK
 from polyhead.saving import save_model_folder
 from polyhead.serving.predict import predict_file
-from polyhead.space import SPACE_FILES, SpaceError, metrics_table, read_model, write_space
+from polyhead.space import SPACE_FILES, SpaceError, metrics_table, publish_space, read_model, write_space
 from polyhead.testing_utils import TINY_NLI_TASKS, TINY_TASKS, tiny_multitask_config, tiny_tokenizer
 
 
@@ -133,6 +136,15 @@ def test_out_dir_is_never_clobbered(space_model, tmp_path):
     assert (tmp_path / "other" / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
+def test_a_malformed_repo_id_for_the_metadata_is_refused_before_writing(space_model, tmp_path):
+    with pytest.raises(SpaceError, match=r"--repo-id\) 'bad id' is not a valid Hub repo id .*org/name"):
+        write_space(space_model, tmp_path / "space", repo_id="bad id")
+    with pytest.raises(SystemExit) as failed:  # the CLI: one `error:` line, no traceback
+        script_main("make_space")([str(space_model), str(tmp_path / "space"), "--repo-id", "org/a b"])
+    assert str(failed.value.code).startswith("error: The model repo id for the Space metadata (--repo-id) 'org/a b'")
+    assert not (tmp_path / "space").exists()  # nothing written, let alone the malformed id
+
+
 # -- the Hub: a Space from a model repo, and publish.py --space ------------------------------------------------------
 
 
@@ -175,6 +187,62 @@ def test_publish_with_space_pushes_the_demo_in_one_commit(hub, space_model, tmp_
     config = json.loads(files["space_config.json"])
     assert (config["model"], config["revision"]) == ("org/published", result.commit_oid)  # pinned to the model
     assert config["examples"] == EXAMPLES and not config["local"]
+
+
+def closed_port_url() -> str:
+    """The URL of a local port that nobody listens on: every connection is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_make_space_from_a_malformed_or_unreachable_hub_model_is_one_line(hub, tmp_path):
+    make_space = script_main("make_space")
+    with pytest.raises(SystemExit) as failed:  # checked without a network call
+        make_space(["org/bad name", str(tmp_path / "space"), "--endpoint", closed_port_url()])
+    message = str(failed.value.code)
+    assert message.startswith("error: org/bad name is neither a model folder") and "org/name" in message
+    with pytest.raises(SystemExit) as failed:  # the Hub cannot be reached at all
+        make_space(["org/tiny-space", str(tmp_path / "space"), "--endpoint", closed_port_url(), "--token", "t"])
+    message = str(failed.value.code)
+    assert message.startswith("error: Could not read model repo org/tiny-space from the Hub at http://127.0.0.1:")
+    assert "--endpoint" in message and "\n" not in message and not (tmp_path / "space").exists()
+
+
+@pytest.mark.parametrize("space_id", ["bad space id", "demo", "org/x--y"])
+def test_publish_with_a_bad_space_id_publishes_nothing(hub, space_model, space_id):
+    with pytest.raises(SystemExit) as failed:
+        script_main("publish")(
+            [str(space_model), "--repo-id", "org/bad-space", "--space", space_id, "--endpoint", hub.url, "--token",
+             "test-token"]
+        )  # fmt: skip
+    message = str(failed.value.code)
+    assert message.startswith(f"error: Space id {space_id!r} is not a valid Hub repo id") and "org/name" in message
+    assert message.endswith("Nothing was published.")
+    assert not HfApi(endpoint=hub.url, token="test-token").repo_exists("org/bad-space")  # the model was not uploaded
+    with pytest.raises(SpaceError, match="is not a valid Hub repo id"):  # the library refuses it as well
+        publish_space(space_model, space_id, endpoint=hub.url, token="test-token")
+
+
+def test_a_space_that_fails_after_the_model_is_published_says_so(space_model, tmp_path, monkeypatch):
+    publish_space_first = polyhead.space.publish_space
+    with _hub_server.serving(tmp_path / "hub") as server:
+
+        def server_gone(*args, **kwargs):  # the Hub goes away between the model's commit and the Space's
+            server.stop()
+            return publish_space_first(*args, **kwargs)
+
+        monkeypatch.setattr(polyhead.space, "publish_space", server_gone)
+        with pytest.raises(SystemExit) as failed:
+            script_main("publish")(
+                [str(space_model), "--repo-id", "org/gone", "--space", "org/gone-demo", "--endpoint", server.url,
+                 "--token", "test-token"]
+            )  # fmt: skip
+        message = str(failed.value.code)
+        model_commit = server.commits("org/gone")[0]
+    assert message.startswith(f"error: the model was published ({server.url}/org/gone/commit/{model_commit})")
+    assert "its Space was not: Publishing the Space org/gone-demo" in message and "\n" not in message
+    assert ("space", "org/gone-demo") not in server.repos
 
 
 # -- the generated app's handlers ------------------------------------------------------------------------------------
@@ -260,3 +328,15 @@ def test_publish_dry_run_with_space_writes_it_next_to_the_preview(space_model, t
     config = json.loads((tmp_path / "preview-space" / "space_config.json").read_text(encoding="utf-8"))
     assert config["local"] and config["model"] == str(space_model.resolve())  # nothing published: the local folder
     assert SpaceCard.load(tmp_path / "preview-space" / "README.md").data.models == ["org/x"]
+
+
+def test_a_dry_run_whose_space_fails_does_not_claim_a_publish(space_model, tmp_path):
+    (tmp_path / "preview-space").mkdir()
+    (tmp_path / "preview-space" / "notes.txt").write_text("mine", encoding="utf-8")  # not a Space's folder
+    with pytest.raises(SystemExit) as failed:
+        script_main("publish")(
+            [str(space_model), "--repo-id", "org/x", "--space", "org/x-demo", "--dry-run", str(tmp_path / "preview")]
+        )
+    message = str(failed.value.code)
+    assert message.startswith(f"error: the dry run staged the model in {tmp_path / 'preview'}, but not its Space")
+    assert "published" not in message and "not a Space's" in message

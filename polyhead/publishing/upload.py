@@ -26,10 +26,12 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
+    HFValidationError,
     OfflineModeIsEnabled,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.utils import validate_repo_id
 
 from polyhead import run_folder
 from polyhead.publishing.model_card import MultitaskCardData, is_generated_card, write_model_card
@@ -69,12 +71,13 @@ UPLOAD_PATTERNS = (
     *run_folder.RUN_FILE_PATTERNS,  # README.md, results.json, training_args.json, baselines/results.json, reports
 )
 _MASKED_TOKENS = (None, "", "<HUB_TOKEN>")
-# The HTTP library's base error (connection failures, timeouts), whichever library huggingface_hub is built on
-# (httpx in 1.x, httpx2 in 2.x): HfHubHTTPError derives from it.
+# The HTTP library's base error (connection failures, timeouts, a URL without http://), whichever library
+# huggingface_hub is built on (httpx in 1.x, httpx2 in 2.x): HfHubHTTPError derives from it.
 _TRANSPORT_ERROR = next(cls for cls in HfHubHTTPError.__mro__[1:] if cls.__name__ == "HTTPError")
-_HTTP_ERRORS = (HfHubHTTPError, _TRANSPORT_ERROR, OfflineModeIsEnabled, OSError)
+# What a Hub call raises when the server cannot be reached or answers with an error.
+HUB_ERRORS = (HfHubHTTPError, _TRANSPORT_ERROR, OfflineModeIsEnabled, OSError)
 # huggingface_hub re-raises a failed large-file (LFS) upload as a RuntimeError from its worker threads.
-_UPLOAD_ERRORS = (*_HTTP_ERRORS, RuntimeError)
+_UPLOAD_ERRORS = (*HUB_ERRORS, RuntimeError)
 
 
 class PublishError(RuntimeError):
@@ -147,6 +150,29 @@ def verify_folder(folder: Path) -> None:
         raise PublishError(f"{error} Nothing was published.") from error
 
 
+def repo_id_problem(repo_id: str) -> str | None:
+    """Why `repo_id` is not a valid Hub repo id (`huggingface_hub`'s own check, which needs no network), or
+    `None`: checked before anything is uploaded, so a malformed id never fails halfway through a publish."""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:  # its message ends with the id, and may name an argument of its own
+        text = " ".join(str(error).replace("Use `repo_type` argument if needed.", "").split())
+        return text.removesuffix(f": '{repo_id}'.").removesuffix(f": {repo_id!r}.").rstrip(".")
+    return None
+
+
+REPO_ID_HINT = "give it as org/name, e.g. 'org/tweets-multitask'"
+
+
+def check_repo_id(repo_id: str) -> None:
+    """Refuses a malformed `repo_id` with a [`PublishError`] that names it and the fix; no network call."""
+    problem = repo_id_problem(repo_id)
+    if problem:
+        raise PublishError(
+            f"Repo id {repo_id!r} is not a valid Hub repo id ({problem}): {REPO_ID_HINT}. Nothing was published."
+        )
+
+
 def resolve_repo_id(api: HfApi, repo_id: str, dry_run: bool) -> str:
     """`repo_id`, or `<your user name>/<repo_id>` when it has no namespace (asked of the Hub with `whoami`; a dry
     run, which uploads nothing, needs the namespace spelled out)."""
@@ -157,7 +183,7 @@ def resolve_repo_id(api: HfApi, repo_id: str, dry_run: bool) -> str:
         raise PublishError(f"Repo id {repo_id!r} has no namespace: {hint}")
     try:
         user = api.whoami()["name"]
-    except (*_HTTP_ERRORS, ValueError) as error:  # ValueError: no token to ask with
+    except (*HUB_ERRORS, ValueError) as error:  # ValueError: no token to ask with
         raise PublishError(
             f"Repo id {repo_id!r} has no namespace, and the logged-in user could not be found ({error}): {hint}"
         ) from error
@@ -267,6 +293,7 @@ def publish_model(
     ```
     """
     folder = Path(folder)
+    check_repo_id(repo_id)  # before the folder is loaded: a typo is reported at once
     check_model_folder(folder)
     check_no_outside_links(folder)
     verify_folder(folder)
@@ -360,7 +387,7 @@ def _landed_commit(api: HfApi, staging: Path, repo_id: str, branch: str, head: s
     try:
         now = _branch_head(api, repo_id, branch)
         holds_upload = now != head and _commit_holds(api, repo_id, now, staging)
-    except _HTTP_ERRORS as check_error:
+    except HUB_ERRORS as check_error:
         raise PublishError(
             f"{failed} Whether a commit was created is unknown: reading the branch head afterwards failed too "
             f"({check_error}). Look at the branch's history (it was at {head}) before publishing again."
@@ -416,10 +443,13 @@ def _describe(error: BaseException) -> str:
 
 __all__ = [
     "UPLOAD_PATTERNS",
+    "HUB_ERRORS",
     "PublishError",
     "PublishResult",
     "check_no_outside_links",
+    "check_repo_id",
     "publish_model",
+    "repo_id_problem",
     "resolve_repo_id",
     "select_upload_files",
     "verify_folder",

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, SpaceCard, SpaceCardData, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
 from polyhead.publishing.model_card import METRIC_INFO, config_tasks, format_value, markdown_table
+from polyhead.publishing.upload import HUB_ERRORS, REPO_ID_HINT, repo_id_problem
 from polyhead.remote_code import MultitaskConfig
 from polyhead.run_folder import README_FILE, RESULTS_FILE
 from polyhead.saving import is_polyhead_model_folder
@@ -82,6 +83,25 @@ class ModelSource:
     results: dict[str, Any] | None
 
 
+def check_repo_id(repo_id: str, what: str, *, namespace: bool = False) -> str:
+    """Refuses a malformed Hub repo id (`what` names it in the message) before anything is read, written or
+    uploaded; with `namespace=True` a bare `name` is refused too. No network call.
+
+    Raises:
+        [`SpaceError`]: the id is malformed; the message says why and how to spell it."""
+    problem = repo_id_problem(repo_id)
+    if problem is None and namespace and "/" not in repo_id:
+        problem = "it has no namespace"
+    if problem:
+        raise SpaceError(f"{what} {repo_id!r} is not a valid Hub repo id ({problem}): {REPO_ID_HINT}.")
+    return repo_id
+
+
+def check_space_id(space_id: str) -> str:
+    """Refuses a malformed Space id, or one without its namespace (`org/name`), as a [`SpaceError`]."""
+    return check_repo_id(space_id, "Space id", namespace=True)
+
+
 def read_model(
     model: str | os.PathLike,
     *,
@@ -94,8 +114,10 @@ def read_model(
     resolved to its commit so the Space keeps running the model it was made for.
 
     Raises:
-        [`SpaceError`]: the folder is not a polyhead model folder, or the repo cannot be read or is not a polyhead
-            model."""
+        [`SpaceError`]: the folder is not a polyhead model folder, `model` or `repo_id` is not a valid repo id, or
+            the repo cannot be read or is not a polyhead model."""
+    if repo_id is not None:  # written into the Space metadata as is
+        check_repo_id(repo_id, "The model repo id for the Space metadata (--repo-id)")
     path = Path(model)
     if path.is_dir():
         if not is_polyhead_model_folder(path):
@@ -115,6 +137,12 @@ def read_model(
         )
     if path.exists() or str(model).count("/") != 1:
         raise SpaceError(f"{model} is neither a model folder nor a Hub repo id (org/name).")
+    problem = repo_id_problem(str(model))
+    if problem:
+        raise SpaceError(
+            f"{model} is neither a model folder (there is no such folder) nor a valid Hub repo id ({problem}): give "
+            "a polyhead model folder, or a Hub model id as org/name."
+        )
     return _read_hub_model(str(model), revision, endpoint, token)
 
 
@@ -130,15 +158,24 @@ def _read_hub_model(repo_id: str, revision: str | None, endpoint: str | None, to
             widget_texts = _widget_texts(files[README_FILE]) if files[README_FILE] else []
             results = _read_json(files[RESULTS_FILE]) if files[RESULTS_FILE] else None
     except (RepositoryNotFoundError, RevisionNotFoundError) as error:
-        raise SpaceError(f"Model repo {repo_id} (revision {revision or 'main'}) was not found: {error}") from error
-    except (HfHubHTTPError, OSError) as error:
-        raise SpaceError(f"Could not read model repo {repo_id} from the Hub: {error}") from error
+        found = f"Model repo {repo_id} (revision {revision or 'main'}) was not found"
+        raise SpaceError(f"{found}: {_one_line(error)}") from error
+    except HUB_ERRORS as error:  # the server's error answers, and failing to reach it at all
+        raise SpaceError(
+            f"Could not read model repo {repo_id} from the Hub at {api.endpoint}: {_one_line(error)} (check the "
+            "endpoint, --endpoint or HF_ENDPOINT, the network and the token)."
+        ) from error
     if not config or config.get("model_type") != MultitaskConfig.model_type:
         raise SpaceError(
             f"{repo_id} is not a polyhead multitask model (its config.json has model_type "
             f"{(config or {}).get('model_type')!r}, not {MultitaskConfig.model_type!r})."
         )
     return ModelSource(repo_id, sha, repo_id, config_tasks(config), widget_texts, results)
+
+
+def _one_line(error: BaseException) -> str:
+    """A Hub error's message (several lines of URL, status and server text) on one line."""
+    return " ".join(str(error).split())
 
 
 def _download(api: HfApi, repo_id: str, name: str, revision: str, cache: str) -> Path | None:
@@ -310,6 +347,7 @@ def publish_space(
 ) -> tuple[str, str]:
     """Uploads the Space in `folder` (written by [`write_space`]) to `space_id` in one commit on `main`, creating
     the Space (Gradio SDK) when missing; returns `(commit oid, commit url)`."""
+    check_space_id(space_id)
     folder = Path(folder)
     missing = [name for name in SPACE_FILES if not (folder / name).is_file()]
     if missing:
@@ -321,8 +359,8 @@ def publish_space(
         commit = api.create_commit(
             space_id, operations, repo_type="space", commit_message=commit_message or "Upload multitask model demo"
         )
-    except (HfHubHTTPError, OSError) as error:
-        raise SpaceError(f"Publishing the Space {space_id} failed: {error}") from error
+    except (*HUB_ERRORS, RuntimeError) as error:  # RuntimeError: a failed upload, from huggingface_hub's workers
+        raise SpaceError(f"Publishing the Space {space_id} to {api.endpoint} failed: {_one_line(error)}") from error
     return commit.oid, str(commit.commit_url)
 
 
@@ -341,6 +379,7 @@ def publish_model_space(
     and uploads it to `space_id` in one commit; returns `(commit oid, commit url)` (see [`publish_space`]).
 
     The card's examples and metrics come from the local folder, which holds what was uploaded: no download."""
+    check_space_id(space_id)
     source = dataclasses.replace(
         read_model(folder), model=model_repo_id, revision=model_revision, repo_id=model_repo_id
     )
@@ -354,6 +393,8 @@ __all__ = [
     "ModelSource",
     "SpaceError",
     "SpaceSettings",
+    "check_repo_id",
+    "check_space_id",
     "metrics_table",
     "publish_model_space",
     "publish_space",
