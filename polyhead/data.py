@@ -35,7 +35,7 @@ from transformers import PreTrainedTokenizerBase
 
 from polyhead import choices
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, SINGLE_LABEL
-from polyhead.tasks import TaskSpec, read_text
+from polyhead.tasks import DEFAULT_CHOICES_COLUMN, TaskSpec, read_text
 
 
 logger = logging.getLogger(__name__)
@@ -239,6 +239,11 @@ def _prepare_task(
     for role, dataset in splits.items():
         _check_split(spec, role, dataset)
     problem_type = spec.problem_type or _infer_problem_type(splits["train"][spec.label_column])
+    if spec.problem_type is None and DEFAULT_CHOICES_COLUMN in splits["train"].column_names:
+        logger.warning(
+            f"Task {spec.name!r}: its data has a {DEFAULT_CHOICES_COLUMN!r} column, which a {problem_type} task "
+            f"ignores; set problem_type={MULTIPLE_CHOICE} to train a multiple-choice task on it."
+        )
     task = TaskData(spec=spec, labels=[], problem_type=problem_type, splits=splits, held_out=held_out)
     multiple_choice = problem_type == MULTIPLE_CHOICE
     task.labels = ["score"] if multiple_choice else list(spec.labels) if spec.labels else infer_labels(task)

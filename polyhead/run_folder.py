@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from transformers.tokenization_utils_base import TOKENIZER_CONFIG_FILE
+
 from polyhead.remote_code import MultitaskConfig
 
 
@@ -70,6 +72,11 @@ def check_model_source(model: str | os.PathLike, hub_ids: bool = True) -> None:
         raise ValueError(
             f"{model} is not a polyhead multitask model folder (its config.json is missing or is not a "
             f"'{MultitaskConfig.model_type}' config); give {wanted}."
+        )
+    if not (path / TOKENIZER_CONFIG_FILE).is_file():  # transformers would build an empty tokenizer and carry on
+        raise ValueError(
+            f"{model} holds no tokenizer ({TOKENIZER_CONFIG_FILE} is missing): copy in the tokenizer files the model "
+            "was trained with, or save the folder again with its tokenizer."
         )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.dynamic_module_utils import get_relative_imports
+from transformers.tokenization_utils_base import TOKENIZER_CONFIG_FILE
 
 from polyhead.remote_code import HUB_MODULES, MultitaskConfig, MultitaskModel, check_loading_info, pipeline_module
 from polyhead.run_folder import check_model_weights
@@ -32,6 +33,33 @@ CHECKPOINT_MARKER = "trainer_state.json"  # what transformers' Trainer writes in
 
 class UnsafeFolderError(ValueError):
     """Writing a model folder here could destroy files that are not a polyhead model folder: nothing was written."""
+
+
+class UnsavableModelError(ValueError):
+    """The model would be written but could not serve (non-finite weights, a config that does not load): nothing was
+    written."""
+
+
+def check_savable(model: MultitaskModel) -> None:
+    """Raises an [`UnsavableModelError`] for weights that hold NaN or infinite values (a training run that diverged)
+    or a config that its own checks refuse when it is loaded (as a Hub user's load runs them)."""
+    import torch
+
+    broken = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if broken:
+        raise UnsavableModelError(
+            f"The model's weights hold NaN or infinite values ({len(broken)} tensor(s), e.g. {broken[:3]}): training "
+            "diverged, and nothing was written. Lower the learning rate (--learning_rate, --head_learning_rate) or "
+            "the distillation temperature, or check the data's labels and loss weights."
+        )
+    try:
+        type(model.config).from_dict(model.config.to_dict())
+    except ValueError as error:
+        raise UnsavableModelError(f"The model's config would not load ({error}): nothing was written.") from error
 
 
 def check_export_target(out_dir: str | os.PathLike) -> None:
@@ -230,6 +258,7 @@ def save_model_folder(
     """
     # transformers < 4.54 gives a custom pipeline a tokenizer only when the config names a tokenizer class.
     model.config.tokenizer_class = type(tokenizer).__name__
+    check_savable(model)
     with atomic_folder(folder, overwrite=overwrite) as tmp:
         save_with_remote_code(model, tmp)
         save_tokenizer(tokenizer, tmp, max_length)
@@ -302,7 +331,9 @@ def add_serving_files(folder: str | os.PathLike, overwrite: bool = True) -> list
 def check_model_folder(folder: str | os.PathLike) -> None:
     """Raises if a model folder lacks what `trust_remote_code` loading needs, or holds pickled weights."""
     folder = Path(folder)
-    missing = [name for name in ("config.json", "model.safetensors") if not (folder / name).is_file()]
+    missing = [
+        name for name in ("config.json", "model.safetensors", TOKENIZER_CONFIG_FILE) if not (folder / name).is_file()
+    ]
     missing += missing_remote_code(folder)
     if missing:
         raise FileNotFoundError(f"{folder} is not a complete multitask model folder: missing {missing}.")
@@ -357,7 +388,13 @@ def verify_model_folder(folder: str | os.PathLike) -> None:
         raise ValueError(f"{folder / 'config.json'} is not a polyhead multitask config (model_type 'multitask').")
     check_weights_match_config(folder)
     try:
-        AutoModel.from_pretrained(folder, trust_remote_code=True)
-        AutoTokenizer.from_pretrained(folder)
+        model = AutoModel.from_pretrained(folder, trust_remote_code=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as error:
         raise ValueError(f"The model folder {folder} does not load: {type(error).__name__}: {error}") from error
+    vocab_size = model.config.encoder.vocab_size
+    if len(tokenizer) > vocab_size:  # its highest ids would index past the embedding table at the first request
+        raise ValueError(
+            f"The tokenizer of {folder} has {len(tokenizer)} tokens, more than the encoder's {vocab_size} embeddings: "
+            "it is not the tokenizer the model was trained with; copy in that one."
+        )

@@ -23,6 +23,8 @@ from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, PROBLEM_TYPES, ch
 DATA_EXTENSIONS = ("jsonl", "json", "csv", "parquet")
 """File extensions a task folder or `data_files` may use (read with the `json`, `csv` or `parquet` builders)."""
 
+DEFAULT_CHOICES_COLUMN = "choices"  # a multiple-choice task's choice lists, unless choices_column names another
+
 
 @dataclass
 class TaskSpec:
@@ -102,7 +104,7 @@ class TaskSpec:
         if self.choices_column is not None and self.problem_type is None:
             self.problem_type = MULTIPLE_CHOICE
         if self.problem_type == MULTIPLE_CHOICE:
-            self.choices_column = self.choices_column or "choices"
+            self.choices_column = self.choices_column or DEFAULT_CHOICES_COLUMN
             if self.class_weights is not None or self.text_pair_column is not None:
                 raise ValueError(f"Task {self.name!r}: a multiple-choice task takes no class_weights or text_pair.")
         if (self.data_files is None) == (self.dataset is None):

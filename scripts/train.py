@@ -13,6 +13,7 @@ import sys
 from polyhead.evaluation.comparison import format_seed_comparison_table
 from polyhead.evaluation.scoring import format_comparison_table, format_results_table
 from polyhead.run_folder import BASELINE_RESULTS_FILE, RESULTS_FILE
+from polyhead.saving import UnsavableModelError
 from polyhead.training.arguments import disable_progress_bars, parse_args
 from polyhead.training.trainer import prepare_run, run
 
@@ -25,7 +26,10 @@ def main(argv: list[str] | None = None) -> dict:
         prepared_run = prepare_run(model_args, data_args, training_args)  # arguments and data, before any step
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
-    results = run(model_args, data_args, training_args, prepared_run)
+    try:
+        results = run(model_args, data_args, training_args, prepared_run)
+    except UnsavableModelError as error:  # trained, but diverged: the message says what to change
+        sys.exit(f"error: {error}")
     multitask, baselines = results["multitask"], results["baselines"]
     if multitask:  # empty on the processes other than the main one
         print(f"\nResults ({multitask['split']} split, {training_args.model_dir}/{RESULTS_FILE}):")

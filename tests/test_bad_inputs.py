@@ -396,3 +396,75 @@ def test_an_encoder_that_does_not_exist_is_named(tmp_path, monkeypatch):
     for name in ("./no_such_encoder", "tiny-random-bertt"):
         with pytest.raises(ValueError, match=rf"Encoder '{name}': no such folder, not one of the local names \["):
             encoder_config(name)
+
+
+def test_a_model_that_could_not_serve_is_never_written(tmp_path, tokenizer):
+    """NaN weights (a diverged run) or a config its own load refuses: an error, and no folder."""
+    from polyhead.saving import UnsavableModelError
+
+    model = MultitaskModel(tiny_multitask_config())
+    with torch.no_grad():
+        model.heads["sentiment"].weight[0, 0] = float("nan")
+    with pytest.raises(UnsavableModelError, match=r"NaN or infinite values \(1 tensor\(s\), e.g. \['heads.sentiment"):
+        save_model_folder(model, tokenizer, tmp_path / "nan")
+    model = MultitaskModel(tiny_multitask_config())
+    model.config.tasks["topic"]["problem_type"] = "regression"  # edited past the config's checks
+    with pytest.raises(UnsavableModelError, match="config would not load"):
+        save_model_folder(model, tokenizer, tmp_path / "bad-config")
+    assert not (tmp_path / "nan").exists() and not (tmp_path / "bad-config").exists()
+
+
+def test_a_diverged_training_run_ends_with_one_line_and_no_model_folder(saved, tmp_path):
+    _, data = saved
+    message = _script_error(
+        "train",
+        ["--tasks", f"sentiment={data}", "--output_dir", str(tmp_path / "run"), "--learning_rate", "1e6"]
+        + ["--max_steps", "3", "--report_to", "none", "--eval_strategy", "no", "--save_strategy", "no"],
+    )
+    assert (
+        message.startswith("error: The model's weights hold NaN or infinite values") and "--learning_rate" in message
+    )
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_a_model_folder_without_its_tokenizer_is_refused(saved, tmp_path):
+    """transformers would build an empty tokenizer for it and answer every text as unknown tokens."""
+    from polyhead.run_folder import check_model_source
+    from polyhead.saving import check_model_folder
+
+    folder, _ = saved
+    (folder / "tokenizer_config.json").unlink()
+    with pytest.raises(ValueError, match="holds no tokenizer \\(tokenizer_config.json is missing\\)"):
+        check_model_source(folder)
+    with pytest.raises(FileNotFoundError, match="tokenizer_config.json"):
+        check_model_folder(folder)
+
+
+def test_a_tokenizer_larger_than_the_embedding_table_is_named_before_publishing(tmp_path):
+
+    from polyhead.saving import verify_model_folder
+
+    folder = save_model_folder(MultitaskModel(tiny_multitask_config()), tokenizer_with(400), tmp_path / "model")
+    with pytest.raises(ValueError, match=r"has 400 tokens, more than the encoder's \d+ embeddings"):
+        verify_model_folder(folder)
+
+
+def tokenizer_with(size: int):
+    """A word-level tokenizer of `size` tokens that keeps its vocabulary when saved (tokenizer.json)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {token: index for index, token in enumerate(special + [f"w{i}" for i in range(size - len(special))])}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    names = dict(zip(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"), special))
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **names)
+
+
+def test_a_choices_column_without_multiple_choice_is_pointed_out(tmp_path, caplog):
+    rows = [{"text": f"q {i}", "choices": ["a", "b"], "label": i % 2} for i in range(8)]
+    (tmp_path / "mc.jsonl").write_text(_jsonl(rows))
+    with caplog.at_level("WARNING", logger="polyhead.data"):
+        load_task_data([TaskSpec("copa", data_files=str(tmp_path / "mc.jsonl"))])
+    assert "has a 'choices' column, which a single_label_classification task ignores" in caplog.text

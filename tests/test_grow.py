@@ -188,3 +188,41 @@ def test_init_from_a_hub_repo_at_a_revision(base, tmp_path):
     assert all(torch.equal(old[key], new[key]) for key in old)
     config = json.loads((out / "model" / "config.json").read_text())
     assert [task["name"] for task in config["tasks"]] == ["sentiment", "topic", "mood"]
+
+
+def test_pair_inputs_must_match_the_models_head(base, tmp_path):
+    """A head trained on one text is not silently fed sentence pairs (nor the reverse): the saved config would
+    describe inputs the head never saw."""
+    import shutil
+
+    import datasets
+
+    tokenizer = tiny_tokenizer()
+    split = labelled_split(24, SENTIMENT, 0)
+    paired = split.add_column("other", split["text"])
+    spec = TaskSpec("sentiment", dataset=datasets.DatasetDict(train=paired), text_pair_column="other")
+    with pytest.raises(ValueError, match=r"'sentiment': the model's head reads one text but the data gives pairs"):
+        prepare_tasks(ModelArguments(init_from=str(base)), DataArguments(tasks=[spec]), tokenizer)
+    config = json.loads((base / "config.json").read_text())
+    next(task for task in config["tasks"] if task["name"] == "sentiment")["text_pair"] = True
+    pair_model = tmp_path / "pair-model"
+    shutil.copytree(base, pair_model)
+    (pair_model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"head reads sentence pairs but the data gives one text: name its second"):
+        prepare_tasks(
+            ModelArguments(init_from=str(pair_model)),
+            DataArguments(tasks=[_task("sentiment", SENTIMENT, 0)]),
+            tokenizer,
+        )
+
+
+def test_init_from_mistakes_are_named_before_any_data_is_read(base, tmp_path):
+    with pytest.raises(ValueError, match=r"is a training run's folder; its model is .*model: give that"):
+        ModelArguments(init_from=str(base.parent))
+    with pytest.raises(ValueError, match=r"no such folder"):
+        ModelArguments(init_from=str(tmp_path / "nowhere" / "model"))
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(ValueError, match="is not a polyhead multitask model folder"):
+        ModelArguments(init_from=str(tmp_path / "plain"))
+    with pytest.raises(ValueError, match=r"task_embedding_dropout must be in \[0, 1\), got 1.5"):
+        ModelArguments(task_embeddings=True, task_embedding_dropout=1.5)

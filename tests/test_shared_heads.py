@@ -119,3 +119,21 @@ def test_training_some_tasks_freezes_the_heads_and_vectors_of_the_others():
     assert freeze_heads_except(model, ["snli"]) == ["mnli", "topic", "copa", "copa2"]
     assert model.heads["mnli"].weight.requires_grad and not model.heads["topic"].weight.requires_grad
     assert model.task_embeddings["snli"].requires_grad and not model.task_embeddings["mnli"].requires_grad
+
+
+def test_growing_the_labels_of_a_shared_head_is_refused_for_every_task_of_its_group():
+    """Extending one task's labels would leave its head's other tasks with a head of another size (a config that does
+    not load, or a KeyError for a task that runs another's head)."""
+    from polyhead.data import TaskData
+    from polyhead.training.grow import match_label_maps
+
+    tasks = {"mnli": TASKS["mnli"], "snli": TASKS["snli"], "topic": TASKS["topic"]}
+    config = MultitaskConfig(
+        encoder=tiny_multitask_config().encoder, tasks=tasks, shared_heads={"mnli": ["mnli", "snli"]}
+    )
+    for name in ("mnli", "snli"):
+        spec = TaskSpec(name, dataset=datasets.Dataset.from_dict({"text": [], "label": []}))
+        labels = [*config.tasks[name]["labels"], "unsure"]
+        grown = TaskData(spec=spec, labels=labels, problem_type="single_label_classification", splits={})
+        with pytest.raises(ValueError, match=rf"'{name}': labels \['unsure'\] .* its head is shared with \['"):
+            match_label_maps({name: grown}, config, extend_labels=True)

@@ -21,7 +21,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from polyhead.data import DEFAULT_HELD_OUT, DEFAULT_SPLIT_SEED
 from polyhead.encoders import DEFAULT_MAX_LENGTH, LOCAL_ENCODERS, check_positive_int
 from polyhead.presets import TINY_ENCODER  # the tiny preset's name, importable from here as before
-from polyhead.run_folder import MODEL_DIR, is_multitask_folder
+from polyhead.run_folder import MODEL_DIR, check_model_source, is_multitask_folder
 from polyhead.tasks import TaskSpec, check_held_out_fraction, load_task_specs, read_json_or_yaml
 from polyhead.training.sampling import STRATEGIES
 
@@ -107,6 +107,10 @@ class ModelArguments:
             raise ValueError(
                 "Give either --init_from (a trained multitask model) or --encoder_name_or_path, not both."
             )
+        if self.init_from is not None:
+            check_model_source(self.init_from)
+        if not 0 <= self.task_embedding_dropout < 1:
+            raise ValueError(f"task_embedding_dropout must be in [0, 1), got {self.task_embedding_dropout}.")
 
     @property
     def train_task_names(self) -> list[str] | None:

@@ -80,7 +80,7 @@ def extend_task_labels(model: MultitaskModel, task: str, labels: list[str]) -> N
 def match_label_maps(data: Mapping[str, TaskData], config: MultitaskConfig, extend_labels: bool = False) -> dict:
     r"""
     Makes the label map of every task in `data` that `config` already has the model's own (its order, so that label
-    ids mean the same): the data's labels must be among the model's, and the problem types equal. With
+    ids mean the same): the data's labels must be among the model's, and the problem types and pair inputs equal. With
     `extend_labels`, labels the model lacks are appended (returned as `{task: full label list}`, to pass to
     [`extend_task_labels`]); without it they are an error naming them.
     """
@@ -93,11 +93,24 @@ def match_label_maps(data: Mapping[str, TaskData], config: MultitaskConfig, exte
             raise ValueError(
                 f"Task {name!r}: the data is {task.problem_type} but the model's head is {spec['problem_type']}."
             )
+        if bool(task.spec.text_pair_column) != bool(spec.get("text_pair")):
+            fix = "name its second column with text_pair=COLUMN" if spec.get("text_pair") else "drop text_pair="
+            raise ValueError(
+                f"Task {name!r}: the model's head reads {'sentence pairs' if spec.get('text_pair') else 'one text'} "
+                f"but the data gives {'pairs' if task.spec.text_pair_column else 'one text'}: {fix}, or use "
+                "another task name."
+            )
         extra = [label for label in task.labels if label not in spec["labels"]]
         if extra and not extend_labels:
             raise ValueError(
                 f"Task {name!r}: labels {extra} are not in the model's label map {spec['labels']}. Pass "
                 "--extend_labels true to append them (their rows of the head start fresh), or use another task name."
+            )
+        sharing = [other for other in config.tasks if other != name and config.head_of(other) == config.head_of(name)]
+        if extra and sharing:
+            raise ValueError(
+                f"Task {name!r}: labels {extra} are not in its label map, and its head is shared with {sharing} "
+                "(--share_heads_by_labels), whose labels cannot grow with it: use another task name for this data."
             )
         task.labels = [*spec["labels"], *extra]
         if extra:
