@@ -468,3 +468,16 @@ def test_a_choices_column_without_multiple_choice_is_pointed_out(tmp_path, caplo
     with caplog.at_level("WARNING", logger="polyhead.data"):
         load_task_data([TaskSpec("copa", data_files=str(tmp_path / "mc.jsonl"))])
     assert "has a 'choices' column, which a single_label_classification task ignores" in caplog.text
+
+
+def test_options_that_need_the_data_are_checked_before_any_model_is_built(saved, tmp_path):
+    """--train_tasks naming a task without data, --tune_thresholds without a multi-label task, an evaluation strategy
+    without validation rows: one line from train.py (they used to raise from inside run(), as a traceback)."""
+    _, data = saved
+    argv = ["--tasks", f"sentiment={data}", "--output_dir", str(tmp_path / "run"), "--report_to", "none"]
+    assert "train_tasks ['topc'] have no data" in _script_error("train", [*argv, "--train_tasks", "topc"])
+    message = _script_error("train", [*argv, "--tune_thresholds", "true"])
+    assert "--tune_thresholds needs a multi-label task with a validation split" in message
+    no_validation = [*argv, "--validation_size", "0", "--eval_strategy", "epoch"]
+    assert "but no task has a validation split" in _script_error("train", no_validation)
+    assert not (tmp_path / "run").exists()

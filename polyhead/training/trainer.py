@@ -607,12 +607,8 @@ def train_and_evaluate(
     ```
     """
     check_output_locations(training_args)
+    check_prepared(prepared, model_args, data_args, training_args)
     validation = {name: encoded["eval"] for name, encoded in prepared.encoded.items() if "eval" in encoded}
-    if data_args.tune_thresholds and not any(prepared.data[n].problem_type == MULTI_LABEL for n in validation):
-        raise ValueError(
-            "--tune_thresholds needs a multi-label task with a validation split; tasks with one: "
-            f"{list(validation)} (none multi-label)."
-        )
     resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer = make_trainer(prepared, tokenizer, model_args, data_args, training_args)
     final, split_rows = _final_eval_sets(prepared, data_args.final_eval_split)
@@ -697,11 +693,7 @@ def make_trainer(
     train_tasks = model_args.train_task_names
     model = build_model(model_args, {name: task.head for name, task in prepared.data.items()}, train_tasks)
     trained = train_tasks or list(prepared.data)
-    without_data = [name for name in trained if name not in prepared.data]
-    if without_data:
-        raise ValueError(f"train_tasks {without_data} have no data: list them in --tasks ({list(prepared.data)}).")
-    if training_args.eval_strategy != "no" and not any("eval" in enc for enc in prepared.encoded.values()):
-        raise ValueError(f"eval_strategy={training_args.eval_strategy.value!r} but no task has a validation split.")
+    check_trained_tasks(prepared, model_args, training_args)
     callbacks = []
     if training_args.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
@@ -946,6 +938,34 @@ def remove_checkpoints(output_dir: str | os.PathLike) -> None:
             shutil.rmtree(checkpoint)
 
 
+def check_trained_tasks(
+    prepared: PreparedTasks, model_args: ModelArguments, training_args: MultitaskTrainingArguments
+) -> None:
+    """Every task of `--train_tasks` has data, and an evaluation strategy has validation rows to evaluate."""
+    without_data = [name for name in model_args.train_task_names or [] if name not in prepared.data]
+    if without_data:
+        raise ValueError(f"train_tasks {without_data} have no data: list them in --tasks ({list(prepared.data)}).")
+    if training_args.eval_strategy != "no" and not any("eval" in enc for enc in prepared.encoded.values()):
+        raise ValueError(f"eval_strategy={training_args.eval_strategy.value!r} but no task has a validation split.")
+
+
+def check_prepared(
+    prepared: PreparedTasks,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: MultitaskTrainingArguments,
+) -> None:
+    """The checks that need the tasks' data: [`check_trained_tasks`], and `--tune_thresholds` with a multi-label task
+    that has validation rows. Run by [`prepare_run`] before any model is built, and again where a model trains."""
+    check_trained_tasks(prepared, model_args, training_args)
+    validation = [name for name, encoded in prepared.encoded.items() if "eval" in encoded]
+    if data_args.tune_thresholds and not any(prepared.data[n].problem_type == MULTI_LABEL for n in validation):
+        raise ValueError(
+            f"--tune_thresholds needs a multi-label task with a validation split; tasks with one: {validation} "
+            "(none multi-label)."
+        )
+
+
 def prepare_run(
     model_args: ModelArguments, data_args: DataArguments, training_args: MultitaskTrainingArguments
 ) -> tuple[ModelArguments, PreTrainedTokenizerBase, PreparedTasks]:
@@ -962,6 +982,8 @@ def prepare_run(
     tokenizer = load_tokenizer(model_args)
     with training_args.main_process_first(desc="loading and tokenizing the tasks"):  # one writer of datasets' cache
         prepared = prepare_tasks(model_args, data_args, tokenizer, seed=training_args.sampling_seed)
+    if not training_args.single_task_baselines:  # each baseline is checked with its own task's options
+        check_prepared(prepared, model_args, data_args, training_args)
     evaluated = {
         name: task.head["problem_type"] for name, task in prepared.data.items() if "eval" in prepared.encoded[name]
     }
