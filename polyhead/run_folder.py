@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from transformers.tokenization_utils_base import TOKENIZER_CONFIG_FILE
 
 from polyhead.remote_code import MultitaskConfig
@@ -61,7 +63,7 @@ def check_model_source(model: str | os.PathLike, hub_ids: bool = True) -> None:
     path = Path(model)
     wanted = f"a multitask model folder written by scripts/train.py (<output_dir>/{MODEL_DIR})"
     if not path.exists():
-        if hub_ids and _is_repo_id(str(model)):
+        if hub_ids and repo_id_problem(str(model)) is None:
             return
         raise ValueError(f"{model}: no such folder; give {wanted}{' or a Hub model id' if hub_ids else ''}.")
     if not path.is_dir():
@@ -92,14 +94,15 @@ def model_loading(model: str | os.PathLike):
         raise ValueError(f"{model}: no such local folder, and it did not load as a Hub model id: {error}") from error
 
 
-def _is_repo_id(name: str) -> bool:
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
+def repo_id_problem(repo_id: str) -> str | None:
+    """Why `repo_id` is not a valid Hub repo id (`huggingface_hub`'s own check, which needs no network), or
+    `None`: checked before anything is loaded or uploaded, so a malformed id never fails halfway through."""
     try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return False
-    return True
+        validate_repo_id(repo_id)
+    except HFValidationError as error:  # its message ends with the id, and may name an argument of its own
+        text = " ".join(str(error).replace("Use `repo_type` argument if needed.", "").split())
+        return text.removesuffix(f": '{repo_id}'.").removesuffix(f": {repo_id!r}.").rstrip(".")
+    return None
 
 
 def classification_report_file(task: str) -> str:
@@ -243,6 +246,7 @@ __all__ = [
     "read_json",
     "read_results",
     "read_training_args",
+    "repo_id_problem",
     "write_baseline_results",
     "write_json",
     "write_results",

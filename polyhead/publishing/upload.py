@@ -26,16 +26,14 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
-    HFValidationError,
     OfflineModeIsEnabled,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import validate_repo_id
 
 from polyhead import run_folder
 from polyhead.publishing.model_card import MultitaskCardData, is_generated_card, write_model_card
-from polyhead.run_folder import README_FILE, RESULTS_FILE, TRAINING_ARGS_FILE
+from polyhead.run_folder import README_FILE, RESULTS_FILE, TRAINING_ARGS_FILE, repo_id_problem
 from polyhead.saving import (
     REMOTE_CODE_FILES,
     add_serving_files,
@@ -148,17 +146,6 @@ def verify_folder(folder: Path) -> None:
         verify_model_folder(folder)
     except (ValueError, FileNotFoundError) as error:
         raise PublishError(f"{error} Nothing was published.") from error
-
-
-def repo_id_problem(repo_id: str) -> str | None:
-    """Why `repo_id` is not a valid Hub repo id (`huggingface_hub`'s own check, which needs no network), or
-    `None`: checked before anything is uploaded, so a malformed id never fails halfway through a publish."""
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as error:  # its message ends with the id, and may name an argument of its own
-        text = " ".join(str(error).replace("Use `repo_type` argument if needed.", "").split())
-        return text.removesuffix(f": '{repo_id}'.").removesuffix(f": {repo_id!r}.").rstrip(".")
-    return None
 
 
 REPO_ID_HINT = "give it as org/name, e.g. 'org/tweets-multitask'"
@@ -449,7 +436,6 @@ __all__ = [
     "check_no_outside_links",
     "check_repo_id",
     "publish_model",
-    "repo_id_problem",
     "resolve_repo_id",
     "select_upload_files",
     "verify_folder",

@@ -23,9 +23,9 @@ from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, SpaceCard, Spa
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
 from polyhead.publishing.model_card import METRIC_INFO, config_tasks, format_value, markdown_table
-from polyhead.publishing.upload import HUB_ERRORS, REPO_ID_HINT, repo_id_problem
+from polyhead.publishing.upload import HUB_ERRORS, REPO_ID_HINT
 from polyhead.remote_code import MultitaskConfig
-from polyhead.run_folder import README_FILE, RESULTS_FILE
+from polyhead.run_folder import README_FILE, RESULTS_FILE, repo_id_problem
 from polyhead.saving import is_polyhead_model_folder
 
 
