@@ -348,7 +348,7 @@ def test_init_from_tasks_the_teachers_do_not_fit_are_refused_before_teachers_run
     for teacher, message in refused:
         with pytest.raises(ValueError, match=rf"--init_from '.*polyhead-model': Task 'sentiment': .*{message}.*{fix}"):
             _bad(tmp_path, [teacher], model_args=model_args)
-    with pytest.raises(ValueError, match="Task 'sentiment': the model's head reads one text but the teacher reads"):
+    with pytest.raises(ValueError, match="Task 'sentiment': the model's head reads one text but the data gives pairs"):
         _bad(tmp_path, [f"sentiment={teachers['sentiment']}"], pairs, model_args, pair_tasks="sentiment")
     extend = ModelArguments(init_from=teachers["multitask"], extend_labels=True)
     with pytest.raises(ValueError, match="do not start with the model's labels"):  # --extend_labels only appends

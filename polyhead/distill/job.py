@@ -196,7 +196,8 @@ def check_student_tasks(model_args: ModelArguments, heads: Mapping[str, Mapping[
     before any teacher runs: `--train_tasks` must name teacher tasks and, with `--init_from`, a teacher task that the
     starting model already has continues its head, so it must fit it as training's data must
     (`polyhead.training.grow.match_label_maps`): the same problem type, and the teacher's labels the head's labels
-    (in the head's order, the order of the teacher's outputs) followed, with `--extend_labels` only, by new ones.
+    (in the head's order, the order of the teacher's outputs) followed, with `--extend_labels` only, by new ones,
+    and the same inputs (one text, or pairs).
     """
     train_tasks = model_args.train_task_names
     unknown = [task for task in train_tasks or [] if task not in heads]
@@ -226,14 +227,7 @@ def check_student_tasks(model_args: ModelArguments, heads: Mapping[str, Mapping[
         return data
 
     try:
-        for name, head in shared.items():
-            if bool(head["text_pair"]) != bool(config.tasks[name].get("text_pair")):
-                reads = {True: "sentence pairs", False: "one text"}
-                raise ValueError(
-                    f"Task {name!r}: the model's head reads {reads[bool(config.tasks[name].get('text_pair'))]} but "
-                    f"the teacher reads {reads[bool(head['text_pair'])]}."
-                )
-        for name, grown in as_data(extend_labels=True).items():  # problem types, then the label order
+        for name, grown in as_data(extend_labels=True).items():  # problem types and pair inputs, then label order
             if grown.labels != list(shared[name]["labels"]):
                 raise ValueError(
                     f"Task {name!r}: the teacher's labels {list(shared[name]['labels'])} do not start with the "
