@@ -226,3 +226,13 @@ def test_init_from_mistakes_are_named_before_any_data_is_read(base, tmp_path):
         ModelArguments(init_from=str(tmp_path / "plain"))
     with pytest.raises(ValueError, match=r"task_embedding_dropout must be in \[0, 1\), got 1.5"):
         ModelArguments(task_embeddings=True, task_embedding_dropout=1.5)
+
+
+def test_options_a_grown_model_keeps_its_own_of_are_said_to_be_ignored(base, caplog):
+    with caplog.at_level("WARNING", logger="polyhead.training.arguments"):
+        ModelArguments(init_from=str(base))
+        assert "ignored with --init_from" not in caplog.text
+        ModelArguments(init_from=str(base), pooling="cls", classifier_dropout=0.3)
+    assert (
+        "--pooling, --classifier_dropout ignored with --init_from: the starting model's own are kept." in caplog.text
+    )

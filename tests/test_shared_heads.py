@@ -137,3 +137,13 @@ def test_growing_the_labels_of_a_shared_head_is_refused_for_every_task_of_its_gr
         grown = TaskData(spec=spec, labels=labels, problem_type="single_label_classification", splits={})
         with pytest.raises(ValueError, match=rf"'{name}': labels \['unsure'\] .* its head is shared with \['"):
             match_label_maps({name: grown}, config, extend_labels=True)
+
+
+def test_sharing_heads_when_no_labels_match_says_so(caplog):
+    from polyhead.training.head_options import config_options
+
+    with caplog.at_level("WARNING", logger="polyhead.training.head_options"):
+        options = config_options(
+            ModelArguments(share_heads_by_labels=True), {"mnli": TASKS["mnli"], "copa": TASKS["copa"]}
+        )
+    assert options == {"shared_heads": None} and "no two tasks have the same labels" in caplog.text

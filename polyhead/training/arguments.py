@@ -109,6 +109,14 @@ class ModelArguments:
             )
         if self.init_from is not None:
             check_model_source(self.init_from)
+            fields = type(self).__dataclass_fields__
+            ignored = [
+                f"--{name}"
+                for name in ("pooling", "classifier_dropout")
+                if getattr(self, name) != fields[name].default
+            ]
+            if ignored:
+                logger.warning(f"{', '.join(ignored)} ignored with --init_from: the starting model's own are kept.")
         if not 0 <= self.task_embedding_dropout < 1:
             raise ValueError(f"task_embedding_dropout must be in [0, 1), got {self.task_embedding_dropout}.")
 

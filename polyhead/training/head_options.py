@@ -1,10 +1,14 @@
 """The model-shape options of a training run: heads shared by label list (`--share_heads_by_labels`) and task
 embeddings (`--task_embeddings`), turned into `MultitaskConfig` fields (see docs/multitask-kinds.md)."""
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from polyhead.remote_code import MULTIPLE_CHOICE, normalized_labels  # the config's rule: what `shared_heads` accepts
+
+
+logger = logging.getLogger(__name__)
 
 
 def shared_heads_by_labels(tasks: Mapping[str, dict]) -> dict[str, list[str]] | None:
@@ -46,6 +50,10 @@ def config_options(model_args: Any, tasks: Mapping[str, dict]) -> dict[str, Any]
     options: dict[str, Any] = {}
     if model_args.share_heads_by_labels:
         options["shared_heads"] = shared_heads_by_labels(tasks)
+        if options["shared_heads"] is None:
+            logger.warning(
+                "--share_heads_by_labels: no two tasks have the same labels; every task keeps its own head."
+            )
     if model_args.task_embeddings:
         options.update(task_embeddings=True, task_embedding_dropout=model_args.task_embedding_dropout)
     return options
