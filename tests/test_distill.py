@@ -1193,3 +1193,20 @@ def test_the_distill_package_is_installed():
 
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     assert "polyhead.distill" in packages  # setuptools lists packages explicitly: a new one must be named
+
+
+def test_texts_without_a_pair_are_counted_for_the_pair_tasks(tmp_path, teachers, caplog):
+    """They still teach the single-text tasks; the pair task learns from the others only, and the log says how many."""
+    rows = _texts(12, seed=3, pairs=True) + _texts(4, seed=4)
+    texts = _jsonl(tmp_path / "mixed.jsonl", rows)
+    distill_args = DistillArguments(
+        teacher=[f"nli={teachers['nli']}", teachers["sentiment"]],
+        texts=[texts],
+        text_pair_column="text_pair",
+        pair_tasks="nli",
+    )
+    with caplog.at_level("WARNING", logger="polyhead.distill.job"):
+        plan_distillation(ModelArguments(), DataArguments(), distill_args)
+    assert (
+        "4 of 16 texts have no 'text_pair': the pair task(s) ['nli'] are taught on the other 12 only." in caplog.text
+    )

@@ -154,6 +154,12 @@ def plan_distillation(
         )
         if pair_tasks and all(pair is None for pair in corpus.pairs or []):
             raise ValueError(f"Task(s) {pair_tasks} read sentence pairs, but no text has a pair.")
+        unpaired = sum(pair is None for pair in corpus.pairs or []) if pair_tasks else 0
+        if unpaired:  # those texts still train the single-text tasks
+            logger.warning(
+                f"{unpaired} of {len(corpus)} texts have no {distill_args.text_pair_column!r}: the pair task(s) "
+                f"{pair_tasks} are taught on the other {len(corpus) - unpaired} only."
+            )
         if distill_args.held_out_texts:
             train_rows, held_out_rows = add_held_out_texts(corpus, distill_args, seed)
         else:
