@@ -478,6 +478,8 @@ def test_options_that_need_the_data_are_checked_before_any_model_is_built(saved,
     assert "train_tasks ['topc'] have no data" in _script_error("train", [*argv, "--train_tasks", "topc"])
     message = _script_error("train", [*argv, "--tune_thresholds", "true"])
     assert "--tune_thresholds needs a multi-label task with a validation split" in message
+    message = _script_error("train", [*argv, "--tune_thresholds", "true", "--single_task_baselines", "true"])
+    assert "--tune_thresholds needs a multi-label task with a validation split" in message  # the multitask model's
     no_validation = [*argv, "--validation_size", "0", "--eval_strategy", "epoch"]
     assert "but no task has a validation split" in _script_error("train", no_validation)
     assert not (tmp_path / "run").exists()

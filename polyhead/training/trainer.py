@@ -982,8 +982,7 @@ def prepare_run(
     tokenizer = load_tokenizer(model_args)
     with training_args.main_process_first(desc="loading and tokenizing the tasks"):  # one writer of datasets' cache
         prepared = prepare_tasks(model_args, data_args, tokenizer, seed=training_args.sampling_seed)
-    if not training_args.single_task_baselines:  # each baseline is checked with its own task's options
-        check_prepared(prepared, model_args, data_args, training_args)
+    check_prepared(prepared, model_args, data_args, training_args)  # the multitask model's (baselines adapt theirs)
     evaluated = {
         name: task.head["problem_type"] for name, task in prepared.data.items() if "eval" in prepared.encoded[name]
     }
