@@ -900,6 +900,36 @@ def test_student_grown_from_an_existing_model(tmp_path, teachers):
     assert list(results["distillation"]["agreement"]) == ["mood"]
 
 
+def test_train_tasks_train_only_their_teachers_and_score_the_others(tmp_path, teachers, monkeypatch):
+    """With --train_tasks, the other teachers' answers do not train the student (their heads are frozen and, as in
+    training, their tasks are only scored): no train rows, no loss; their agreement is still reported."""
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(24))
+    distill_args = DistillArguments(
+        teacher=[f"mood={teachers['emotions']}", f"{teachers['multitask']}:sentiment"], texts=[texts], speed_texts=2
+    )
+    trained = set()
+    original = job_module.DistillationTrainer.compute_loss
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        if model.training:
+            trained.update(self.batch_tasks(inputs["task"]))
+        return original(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(job_module.DistillationTrainer, "compute_loss", compute_loss)
+    for joint in (True, False):
+        model_args = ModelArguments(init_from=teachers["multitask"], train_tasks="mood")
+        distill_args.joint_batches = joint
+        results = run(model_args, DataArguments(), distill_args, _training_args(tmp_path, max_steps=3))
+        summary = results["distillation"]
+        assert summary["num_texts"]["train"] == {"mood": len(_texts(24)) - summary["num_texts"]["held_out"]}
+        assert sorted(summary["agreement"]) == ["mood", "sentiment"]
+        assert trained == {"mood"}
+    both = ModelArguments(init_from=teachers["multitask"])
+    summary = run(both, DataArguments(), distill_args, _training_args(tmp_path, max_steps=1))["distillation"]
+    assert sorted(summary["num_texts"]["train"]) == ["mood", "sentiment"]
+    assert trained == {"mood", "sentiment"}
+
+
 def test_student_learns_the_teachers_soft_targets(tmp_path, teachers):
     """Agreement on held-out texts is higher after training than for the same untrained student."""
     texts = _jsonl(tmp_path / "texts.jsonl", _texts(120, seed=7))

@@ -379,26 +379,30 @@ def build_datasets(
     max_length: int,
     temperature: float | Mapping[str, float],
     joint_batches: bool = False,
+    train_tasks: list[str] | None = None,
 ) -> tuple[dict, dict, dict]:
     """`(train, held_out, margins)`: per task, the packed soft-target rows it trains on (soft targets at its
     `temperature`: one for every task or `{task: T}`, `temperature_for`), the held-out rows labelled
     with the teacher's decisions and, for single-label tasks, the teacher's top-2 softmax margin on each held-out row
     (same order; `polyhead.evaluation.agreement`). With `joint_batches`, the single-text tasks share one train
     dataset instead (keyed by `joint_name` of them; a row: every one of their packed rows, see
-    `polyhead.distill.trainer`); pair tasks keep their own."""
+    `polyhead.distill.trainer`); pair tasks keep their own. With `train_tasks` (`--train_tasks`), only those tasks
+    get train rows: the others' heads are frozen and their teachers' answers only measure agreement, as training's
+    `--train_tasks` only evaluates the other tasks' data."""
     corpus, heads = plan.corpus, plan.heads
     train, held_out, margins, joint = {}, {}, {}, {}
     for task, head in heads.items():
         pairs = corpus.pairs if head.get("text_pair") else None
-        rows, logits = _rows_logits(outputs, task, plan.train_rows)
-        task_temperature = temperature_for(temperature, task, head["problem_type"])
-        gold = _gold_labels(plan, task, rows, "train")
-        labels = pack_targets(head["problem_type"], logits, task_temperature, gold)
-        texts = [corpus.texts[i] for i in rows]
-        if joint_batches and pairs is None:  # a single-text task labels every train row, in plan.train_rows' order
-            joint[task] = labels
-        else:
-            train[task] = student_dataset(task, texts, _pick(pairs, rows), labels, tokenizer, max_length)
+        if train_tasks is None or task in train_tasks:
+            rows, logits = _rows_logits(outputs, task, plan.train_rows)
+            task_temperature = temperature_for(temperature, task, head["problem_type"])
+            gold = _gold_labels(plan, task, rows, "train")
+            labels = pack_targets(head["problem_type"], logits, task_temperature, gold)
+            texts = [corpus.texts[i] for i in rows]
+            if joint_batches and pairs is None:  # a single-text task labels every train row, in train_rows' order
+                joint[task] = labels
+            else:
+                train[task] = student_dataset(task, texts, _pick(pairs, rows), labels, tokenizer, max_length)
         rows, logits = _rows_logits(outputs, task, plan.held_out_rows)
         if len(rows):
             decisions = teacher_decisions(head, logits)
@@ -658,11 +662,12 @@ def run(
     progress = not training_args.disable_tqdm
     outputs = label_with_teachers(plan, distill_args, training_args.output_dir, progress)
     max_length = model_args.max_length
+    trained = model_args.train_task_names
     train, held_out, margins = build_datasets(
-        plan, outputs, tokenizer, max_length, plan.temperatures, distill_args.joint_batches
+        plan, outputs, tokenizer, max_length, plan.temperatures, distill_args.joint_batches, trained
     )
     set_seed(training_args.seed)
-    model = build_model(model_args, plan.heads, model_args.train_task_names)
+    model = build_model(model_args, plan.heads, trained)
     callbacks = []
     if training_args.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
