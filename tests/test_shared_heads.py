@@ -15,7 +15,7 @@ from polyhead.tasks import TaskSpec
 from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
 from polyhead.training.arguments import DataArguments, ModelArguments
 from polyhead.training.head_options import shared_heads_by_labels
-from polyhead.training.trainer import run
+from polyhead.training.trainer import make_trainer, prepare_tasks, run
 
 
 NLI = ["entailment", "neutral", "contradiction"]
@@ -96,6 +96,29 @@ def test_training_shares_the_head_and_reports_every_task(tmp_path, monkeypatch):
     swapped = [task("a", ["good", "bad"], 0), task("b", ["bad", "good"], 2)]
     with pytest.raises(ValueError, match="different orders"):
         run(ModelArguments(share_heads_by_labels=True), DataArguments(tasks=swapped), training_args(tmp_path / "x"))
+
+
+def test_a_shared_head_trains_at_its_tasks_common_rate_and_different_rates_are_refused(tmp_path):
+    def task(name, labels, seed, rate):
+        data = datasets.DatasetDict(train=labelled_split(16, labels, seed))
+        return TaskSpec(name, dataset=data, labels=labels, validation_size=0, head_learning_rate=rate)
+
+    tokenizer = tiny_tokenizer()
+    model_args = ModelArguments(share_heads_by_labels=True)
+
+    def trainer(rate_a, rate_b):
+        specs = [task("a", ["good", "bad"], 0, rate_a), task("b", ["good", "bad"], 2, rate_b)]
+        prepared = prepare_tasks(model_args, DataArguments(tasks=specs), tokenizer)
+        args = training_args(tmp_path, max_steps=1, eval_strategy="no", learning_rate=1e-4)
+        return make_trainer(prepared, tokenizer, model_args, DataArguments(), args)
+
+    # b's rate would apply to the head it shares with a, which asks for learning_rate: refused before training
+    with pytest.raises(ValueError, match=r"\['a', 'b'\] share one head \('a'.*a: learning_rate, b: 0.05"):
+        trainer(None, 5e-2)
+    shared = trainer(5e-2, 5e-2)
+    optimizer = shared.create_optimizer()
+    head = shared.model.heads["a"].weight
+    assert next(g["lr"] for g in optimizer.param_groups if any(p is head for p in g["params"])) == 5e-2
 
 
 def test_exports_refuse_what_they_cannot_reproduce(tmp_path):

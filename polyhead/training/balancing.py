@@ -12,7 +12,8 @@ Both are Trainer-side: nothing here is part of the saved (Hub) model, whose forw
   `loss_weight_<task>` (the current `exp(-s_t)`) in the log history.
 - `head_learning_rate` / a task spec's `head_learning_rate` ([`split_head_learning_rates`]): the heads get their own
   learning rates (the encoder keeps `learning_rate`); the schedule scales every group alike. A small task's head can
-  then converge within the few steps it gets without raising the encoder's rate for every task.
+  then converge within the few steps it gets without raising the encoder's rate for every task. Tasks that share a
+  head (`--share_heads_by_labels`) must ask for the same rate ([`rates_by_head`]).
 
 Example:
 
@@ -97,13 +98,37 @@ def head_learning_rates(
     return {task: float(rate) for task, rate in rates.items() if rate is not None}
 
 
+def rates_by_head(rates: Mapping[str, float], tasks: Iterable[str], head_of) -> dict[str, float]:
+    """`{head: rate}` from `head_learning_rates`' `{task: rate}`: a head that several of `tasks` share
+    (`config.shared_heads`, `head_of` = `config.head_of`) takes their common rate; tasks sharing a head with
+    different rates (a task without one follows `learning_rate`) are refused."""
+    by_head: dict[str, dict[str, float | None]] = {}
+    for task in tasks:
+        by_head.setdefault(head_of(task), {})[task] = rates.get(task)
+    heads = {}
+    for head, members in by_head.items():
+        if len(set(members.values())) > 1:
+            asked = ", ".join(
+                f"{task}: {rate if rate is not None else 'learning_rate'}" for task, rate in members.items()
+            )
+            raise ValueError(
+                f"Tasks {list(members)} share one head ({head!r}, --share_heads_by_labels) but ask for different head "
+                f"learning rates ({asked}): one head trains at one rate, so give them the same head_learning_rate."
+            )
+        rate = next(iter(members.values()))
+        if rate is not None:
+            heads[head] = rate
+    return heads
+
+
 def split_head_learning_rates(
     optimizer: torch.optim.Optimizer, model: nn.Module, rates: Mapping[str, float]
 ) -> torch.optim.Optimizer:
     r"""
     Splits the param groups of a freshly built `optimizer` (no state yet) so that the parameters of head
-    `heads.<task>.` get `rates[task]` as their learning rate; every other setting of their group (weight decay...)
-    is kept, and parameters of other heads and of the encoder keep their group's rate. Returns `optimizer`.
+    `heads.<name>.` get `rates[name]` as their learning rate (head names: `rates_by_head`); every other setting of
+    their group (weight decay...) is kept, and parameters of other heads and of the encoder keep their group's rate.
+    Returns `optimizer`.
     """
     if not rates:
         return optimizer
@@ -135,5 +160,6 @@ __all__ = [
     "UncertaintyWeighting",
     "head_learning_rates",
     "make_balancer",
+    "rates_by_head",
     "split_head_learning_rates",
 ]

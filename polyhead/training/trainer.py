@@ -174,9 +174,10 @@ class MultitaskTrainer(Trainer):
         # The remedies for a losing task (all off by default): loss balancing and head rates (balancing.py), PCGrad.
         tasks = list(dict.fromkeys(t for key in self.train_datasets for t in self.batch_tasks(key)))
         tasks = tasks or list(self.model.config.tasks)
-        self.head_learning_rates = balancing.head_learning_rates(
+        rates = balancing.head_learning_rates(
             tasks, getattr(self.args, "head_learning_rate", None), head_learning_rates
         )
+        self.head_learning_rates = balancing.rates_by_head(rates, tasks, self.model.config.head_of)
         self.balancer = balancing.make_balancer(getattr(self.args, "loss_balancing", "none"), tasks)
         if self.balancer is not None:
             self.balancer.to(self.args.device)
