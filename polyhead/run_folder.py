@@ -57,6 +57,13 @@ def is_multitask_folder(path: str | os.PathLike) -> bool:
         return False
 
 
+def run_model_folder(path: str | os.PathLike) -> Path | None:
+    """The model folder of the training run folder `path` (`<path>/model`, [`MODEL_DIR`]), or `None` when `path` is
+    not one: what to point at when a run's folder is given where its model is wanted."""
+    model = Path(path) / MODEL_DIR
+    return model if is_multitask_folder(model) else None
+
+
 def check_model_source(model: str | os.PathLike, hub_ids: bool = True) -> None:
     """Raises a `ValueError` naming the problem and the fix unless `model` is a local multitask model folder or, with
     `hub_ids`, a name that no local path holds and that can be a Hub id (left to `from_pretrained`)."""
@@ -69,8 +76,8 @@ def check_model_source(model: str | os.PathLike, hub_ids: bool = True) -> None:
     if not path.is_dir():
         raise ValueError(f"{model} is a file; give {wanted}.")
     if not is_multitask_folder(path):
-        if is_multitask_folder(path / MODEL_DIR):
-            raise ValueError(f"{model} is a training run's folder; its model is {path / MODEL_DIR}: give that.")
+        if run_model_folder(path) is not None:
+            raise ValueError(f"{model} is a training run's folder; its model is {run_model_folder(path)}: give that.")
         raise ValueError(
             f"{model} is not a polyhead multitask model folder (its config.json is missing or is not a "
             f"'{MultitaskConfig.model_type}' config); give {wanted}."
@@ -247,6 +254,7 @@ __all__ = [
     "read_results",
     "read_training_args",
     "repo_id_problem",
+    "run_model_folder",
     "write_baseline_results",
     "write_json",
     "write_results",

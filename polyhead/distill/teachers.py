@@ -30,7 +30,7 @@ from polyhead.remote_code import (
     MultitaskModel,
     check_task_name,
 )
-from polyhead.run_folder import MODEL_DIR, is_multitask_folder
+from polyhead.run_folder import MODEL_DIR, run_model_folder
 
 
 logger = logging.getLogger(__name__)
@@ -180,8 +180,8 @@ def _check_folder(spec: TeacherSpec) -> None:
     folder = Path(spec.source)
     if not folder.is_dir() or (folder / "config.json").is_file():
         return
-    if is_multitask_folder(folder / MODEL_DIR):
-        model = dataclasses.replace(spec, source=str(folder / MODEL_DIR))
+    if run_model_folder(folder) is not None:
+        model = dataclasses.replace(spec, source=str(run_model_folder(folder)))
         raise ValueError(
             f"Teacher {spec.source!r} is a training run's folder; its model is {model.source}: give that, "
             f"--teacher {_teacher_argument(model)}."
