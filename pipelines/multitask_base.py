@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import torch
 from transformers import AutoTokenizer, Pipeline
 
-from .multitask_inputs import check_positive_int, check_untruncated, position_limit
+from .multitask_inputs import check_positive_int, check_tokenizer, check_untruncated, position_limit
 
 
 OUTPUT_KEY = "logits"  # `_forward` returns one tensor: every requested head's logits side by side
@@ -33,6 +33,8 @@ class MultitaskPipelineBase(Pipeline):
             self.tokenizer = AutoTokenizer.from_pretrained(self.model.config.name_or_path)
         if self.tokenizer is None:
             raise ValueError(f"The {type(self).__name__} needs a tokenizer: pass tokenizer=...")
+        encoder = getattr(self.model.config, "encoder", None)
+        check_tokenizer(self.tokenizer, getattr(encoder, "vocab_size", None), self.model.config.name_or_path)
         # A fast tokenizer keeps its truncation settings in shared state: calls from several threads must not
         # interleave.
         self._tokenizer_lock = threading.Lock()

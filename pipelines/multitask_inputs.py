@@ -75,6 +75,26 @@ def check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
+def check_tokenizer(tokenizer, vocab_size: int | None, model: str = "") -> None:
+    """Refuses a tokenizer that cannot be the model's: one with nothing but special tokens (transformers builds such
+    a tokenizer for a folder without tokenizer files, and every word would read as unknown), or one with more tokens
+    than the encoder's `vocab_size` embeddings (its highest ids would fail inside the model). `model`: its name or
+    folder, for the message."""
+    where = repr(model) if model else "the model folder"
+    size = len(tokenizer)
+    if size <= len(set(tokenizer.all_special_tokens)):
+        raise ValueError(
+            f"The tokenizer has no vocabulary ({size} tokens, all special): {where} holds no tokenizer files "
+            "(tokenizer_config.json, tokenizer.json or vocab files). Copy in the tokenizer the model was trained "
+            "with, or pass tokenizer=..."
+        )
+    if vocab_size is not None and size > vocab_size:
+        raise ValueError(
+            f"The tokenizer has {size} tokens, more than the encoder's {vocab_size} embeddings: it is not the "
+            f"tokenizer the model was trained with; copy that one into {where}, or pass tokenizer=..."
+        )
+
+
 def check_bool(name: str, value: Any, default: bool) -> bool:
     """A switch call parameter (`truncation`, `multi_label`, `sort_by_length`): True or False, None for its default
     (a JSON null); a string such as "no" would otherwise count as True."""

@@ -33,7 +33,7 @@ from polyhead_remote.pipelines import multitask_base, multitask_inputs, multitas
 from polyhead_remote.pipelines import multitask_classification as pipeline_module
 from polyhead_remote.pipelines import multitask_ranking as ranking_module
 from polyhead_remote.pipelines.multitask_classification import MultitaskClassificationPipeline, register_pipeline
-from polyhead_remote.pipelines.multitask_inputs import choice_pairs
+from polyhead_remote.pipelines.multitask_inputs import check_tokenizer, choice_pairs
 from polyhead_remote.pipelines.multitask_ranking import collection_paused
 from polyhead_remote.pipelines.multitask_zero_shot import ZERO_SHOT_TASK, ZeroShotMultitaskPipeline
 
@@ -68,6 +68,7 @@ __all__ = [
     "ZeroShotMultitaskPipeline",
     "check_loading_info",
     "check_task_name",
+    "check_tokenizer",
     "choice_pairs",
     "collection_paused",
     "normalize_task",

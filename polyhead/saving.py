@@ -17,7 +17,14 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.dynamic_module_utils import get_relative_imports
 from transformers.tokenization_utils_base import TOKENIZER_CONFIG_FILE
 
-from polyhead.remote_code import HUB_MODULES, MultitaskConfig, MultitaskModel, check_loading_info, pipeline_module
+from polyhead.remote_code import (
+    HUB_MODULES,
+    MultitaskConfig,
+    MultitaskModel,
+    check_loading_info,
+    check_tokenizer,
+    pipeline_module,
+)
 from polyhead.run_folder import check_model_weights
 from polyhead.serving import SERVING_DIR, SERVING_FILES
 
@@ -392,9 +399,4 @@ def verify_model_folder(folder: str | os.PathLike) -> None:
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as error:
         raise ValueError(f"The model folder {folder} does not load: {type(error).__name__}: {error}") from error
-    vocab_size = model.config.encoder.vocab_size
-    if len(tokenizer) > vocab_size:  # its highest ids would index past the embedding table at the first request
-        raise ValueError(
-            f"The tokenizer of {folder} has {len(tokenizer)} tokens, more than the encoder's {vocab_size} embeddings: "
-            "it is not the tokenizer the model was trained with; copy in that one."
-        )
+    check_tokenizer(tokenizer, model.config.encoder.vocab_size, str(folder))  # the pipeline's check, before upload

@@ -9,7 +9,7 @@ import datasets
 import pytest
 import torch
 from helpers import script_main
-from transformers import DebertaV2Config
+from transformers import AutoModel, DebertaV2Config
 
 from polyhead import MultitaskModel
 from polyhead.data import check_data_file, load_task_data
@@ -447,6 +447,25 @@ def test_a_tokenizer_larger_than_the_embedding_table_is_named_before_publishing(
     folder = save_model_folder(MultitaskModel(tiny_multitask_config()), tokenizer_with(400), tmp_path / "model")
     with pytest.raises(ValueError, match=r"has 400 tokens, more than the encoder's \d+ embeddings"):
         verify_model_folder(folder)
+
+
+def test_the_pipeline_refuses_a_tokenizer_that_cannot_be_the_models(saved, tmp_path):
+    """Loaded as a Hub user loads it: without tokenizer files transformers builds a tokenizer of special tokens
+    only (every word unknown) and the pipeline answered anyway; a tokenizer larger than the embedding table failed
+    inside the model at the first request."""
+    from transformers import pipeline
+
+    folder, _ = saved
+    for name in list(folder.iterdir()):
+        if name.name.startswith(("tokenizer", "special_tokens", "vocab")):
+            name.unlink()
+    with pytest.raises(ValueError, match=r"no vocabulary \(5 tokens, all special\): '.*model' holds no tokenizer"):
+        pipeline("multitask-classification", model=str(folder), trust_remote_code=True)
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True)
+    with pytest.raises(ValueError, match=r"has 400 tokens, more than the encoder's \d+ embeddings"):
+        pipeline("multitask-classification", model=model, tokenizer=tokenizer_with(400), trust_remote_code=True)
+    answers = pipeline("multitask-classification", model=model, tokenizer=tokenizer_with(60), trust_remote_code=True)
+    assert set(answers("w1 w2")) == set(model.config.task_names)
 
 
 def tokenizer_with(size: int):
