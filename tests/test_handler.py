@@ -38,6 +38,7 @@ BAD_REQUESTS = [
     {"inputs": "fine", "parameters": {"colour": "red"}},
     {"inputs": "fine", "parameters": "top_k=2"},
     {"inputs": "fine", "parameters": {"top_k": 0}},
+    {"inputs": "fine", "parameters": ""},
 ]
 TOOLKIT = BLOCKER + textwrap.dedent(
     """
@@ -135,6 +136,7 @@ def test_endpoint_handler_answers_like_the_pipeline_and_reports_bad_requests(fol
     assert "no 'inputs'" in messages[0] and "JSON object" in messages[1] and "a sentence pair" in messages[2]
     assert "empty" in messages[3] and "position 1" in messages[4] and "Unknown task" in messages[5]
     assert "colour" in messages[6] and "'parameters' must be an object" in messages[7] and "top_k" in messages[8]
+    assert "'parameters' must be an object, got str" in messages[9]
 
 
 def _handler_module(folder, name):

@@ -221,7 +221,8 @@ def _parse_request(data: Any) -> tuple[Any, dict[str, Any]]:
         raise TypeError(
             f"'inputs' must be a string, a sentence pair or a list of them, got {type(inputs).__name__}: {USAGE}."
         )
-    parameters = data.get("parameters") or {}
+    parameters = data.get("parameters")
+    parameters = {} if parameters is None else parameters  # a JSON null is no parameters; "" or [] is a mistake
     if not isinstance(parameters, dict):
         raise TypeError(f"'parameters' must be an object, got {type(parameters).__name__}: {USAGE}.")
     unknown = sorted(set(parameters) - set(PARAMETERS) - set(ZERO_SHOT_PARAMETERS))
