@@ -160,6 +160,14 @@ def check_text(text: Any, position: int | None, what: str = "text") -> str:
         raise ValueError(
             f"{what.capitalize()}{where} is empty: the multitask-classification pipeline needs non-empty strings."
         )
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate: the tokenizer's own error names no text or position
+            raise ValueError(
+                f"{what.capitalize()}{where} is not valid Unicode ({error.reason} at character {error.start}): decode "
+                "its bytes as UTF-8, e.g. with errors='replace'."
+            ) from None
     return text
 
 

@@ -123,6 +123,8 @@ def test_truncation_and_max_length(classifier, tokenizer):
         ("", {}, ValueError, "Text is empty"),
         (["fine", "   "], {}, ValueError, "Text at position 1 is empty"),
         (["fine", 3], {}, TypeError, "text at position 1 to be a string, got int"),
+        (["fine", "caf\u00e9 \ud800"], {}, ValueError, "Text at position 1 is not valid Unicode .* at character 5"),
+        ([{"text": "x", "text_pair": "\udfff"}], {}, ValueError, "'text_pair' at position 0 is not valid Unicode"),
         (None, {}, TypeError, "Expected a string or a list of strings, got NoneType"),
         ({"txt": "x"}, {}, ValueError, "must have the key 'text' and optionally 'text_pair'"),
         ({"text": "x", "text_pair": "y", "label": 1}, {}, ValueError, r"got keys \['label', 'text', 'text_pair'\]"),
