@@ -39,10 +39,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    settings = SpaceSettings(
-        title=args.title, emoji=args.emoji, description=args.description, examples=args.examples, license=args.license
-    )
     try:
+        settings = SpaceSettings(
+            title=args.title,
+            emoji=args.emoji,
+            description=args.description,
+            examples=args.examples,
+            license=args.license,
+        )
         out = write_space(
             args.model,
             args.out_dir,

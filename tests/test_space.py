@@ -145,6 +145,13 @@ def test_a_malformed_repo_id_for_the_metadata_is_refused_before_writing(space_mo
     assert not (tmp_path / "space").exists()  # nothing written, let alone the malformed id
 
 
+def test_empty_example_texts_are_refused_before_writing(space_model, tmp_path):
+    with pytest.raises(SystemExit) as failed:
+        script_main("make_space")([str(space_model), str(tmp_path / "space"), "--examples", "fine", " "])
+    assert str(failed.value.code).startswith("error: Example texts [1] (counted from 0) are empty or not strings")
+    assert not (tmp_path / "space").exists()
+
+
 # -- the Hub: a Space from a model repo, and publish.py --space ------------------------------------------------------
 
 

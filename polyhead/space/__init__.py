@@ -70,6 +70,15 @@ class SpaceSettings:
     examples: list[str] | None = None
     license: str = "apache-2.0"
 
+    def __post_init__(self):
+        # an empty example would fill the page's text box with nothing, and its click answer "Text is empty"
+        blank = [i for i, text in enumerate(self.examples or []) if not isinstance(text, str) or not text.strip()]
+        if blank:
+            raise SpaceError(
+                f"Example texts {blank} (counted from 0) are empty or not strings: give non-empty texts, or leave "
+                "the examples out for the model card's widget texts."
+            )
+
 
 @dataclasses.dataclass
 class ModelSource:
