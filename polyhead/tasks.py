@@ -172,6 +172,18 @@ class TaskSpec:
         return cls(**data)
 
 
+def check_pair_input(name: str, text_pair_column: str | None, head: Mapping[str, Any]) -> None:
+    """Refuses data whose input kind (one text, or pairs through `text_pair_column`) is not what the model's head
+    `head` (its config entry) reads: a pair head scored or trained on single texts, or the reverse."""
+    pairs = bool(head.get("text_pair"))
+    if bool(text_pair_column) != pairs:
+        fix = "name its second column with text_pair=COLUMN" if pairs else "drop text_pair="
+        raise ValueError(
+            f"Task {name!r}: the model's head reads {'sentence pairs' if pairs else 'one text'} but the data gives "
+            f"{'pairs' if text_pair_column else 'one text'}: {fix}, or use another task name."
+        )
+
+
 def check_held_out_fraction(value: float | None, name: str) -> None:
     """Raises a `ValueError` unless `value` is `None` or a fraction of the train rows in [0, 1)."""
     if value is None:
@@ -366,6 +378,7 @@ def read_json_or_yaml(path: str | os.PathLike, expected: str) -> Any:
 __all__ = [
     "DATA_EXTENSIONS",
     "check_held_out_fraction",
+    "check_pair_input",
     "SHORT_FORM_OPTIONS",
     "TaskSpec",
     "load_task_specs",

@@ -182,3 +182,38 @@ def test_evaluate_script_scores_a_saved_folder(scored, tmp_path):
     (bad / "test.jsonl").write_text(json.dumps({"text": "x", "label": "maybe"}) + "\n")
     with pytest.raises(SystemExit, match=r"^error: .*\['maybe'\].*not in its label map"):
         main([str(folder), "--tasks", f"sentiment={bad}"])
+
+
+def test_evaluation_reads_each_task_as_the_models_head_does(scored, tmp_path, caplog):
+    """The output folder may not be the model's (its training results.json), a pair head is not scored on single
+    texts, `threshold=` is applied to a multi-label task, and a lone file that no training run read is scored whole
+    (it was carved: 10% scored, with a hint about training)."""
+    from polyhead.evaluation.scoring import evaluate_saved_model
+
+    model, tokenizer, _, _, _ = scored
+    folder = save_model_folder(model, tokenizer, tmp_path / "model")
+    (folder / "results.json").write_text('{"tasks": {"trained": {}}}')
+    texts = ["i love this movie", "bad phone", "the team win", "money and stock", "great game today", "sad news"]
+    rows = [{"text": text, "label": ["positive", "negative"][i % 2]} for i, text in enumerate(texts * 5)]
+    data = tmp_path / "sentiment.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match=r"output_dir '.*model' is a model folder: .* Leave output_dir out \(.*eval-"):
+        evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=folder)
+    assert json.loads((folder / "results.json").read_text()) == {"tasks": {"trained": {}}}
+    results = evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=tmp_path / "whole")
+    assert results["num_examples"] == {"sentiment": 30} and "held_out" not in results
+    with pytest.raises(ValueError, match="head reads one text but the data gives pairs: drop text_pair="):
+        evaluate_saved_model(folder, [f"sentiment={data}:text_pair=text"], output_dir=tmp_path / "pair")
+    with pytest.raises(ValueError, match="problem_type=multi_label_classification but the model's head is single"):
+        evaluate_saved_model(folder, [f"sentiment={data}:problem_type=multi_label_classification"])
+    multi = tmp_path / "emotions.jsonl"
+    multi.write_text(
+        "".join(json.dumps({"text": t, "label": ["joy"] if i % 2 else []}) + "\n" for i, t in enumerate(texts))
+    )
+    scores = {
+        threshold: evaluate_saved_model(folder, [f"emotions={multi}:threshold={threshold}"], output_dir=tmp_path / "t")
+        for threshold in (0.01, 0.99)
+    }
+    assert scores[0.01]["tasks"]["emotions"] != scores[0.99]["tasks"]["emotions"]
+    low = json.loads((tmp_path / "t" / "results.json").read_text())  # the 0.99 run: no label reaches it
+    assert low["tasks"]["emotions"]["f1_micro"] == 0.0

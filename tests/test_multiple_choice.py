@@ -215,6 +215,10 @@ def test_a_saved_model_is_scored_on_its_multiple_choice_task(mixed_model, tmp_pa
     results = evaluate_saved_model(folder, [copa_spec()], split="test", output_dir=tmp_path / "eval")
     assert set(results["tasks"]["copa"]) == {"accuracy"} and results["num_examples"]["copa"] == 16
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["primary_metrics"]["copa"] == "accuracy"
+    # the model says the task is multiple-choice: the spec needs no problem_type to read its `choices` column
+    plain = TaskSpec("copa", dataset=copa_spec().dataset)
+    again = evaluate_saved_model(folder, [plain], split="test", output_dir=tmp_path / "eval-plain")
+    assert again["tasks"] == results["tasks"]
 
 
 def test_choices_the_trainer_pads_are_never_chosen_nor_scored(tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ metrics with the local `evaluate` modules of `polyhead.evaluation.metrics`, and 
   multi-label tasks) and `confusion_matrix_<task>.csv` (the full counts).
 """
 
+import logging
 import os
 import sys
 from collections import Counter
@@ -44,6 +45,7 @@ from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, SINGLE_LABEL, Mul
 from polyhead.run_folder import check_model_source, check_model_weights, check_output_folder, model_loading
 
 
+logger = logging.getLogger(__name__)
 RESULTS_FILE = run_folder.RESULTS_FILE  # the run-folder contract lives in polyhead.run_folder
 NOT_SCORED_HINT = "give each a test split, or hold one out of its train rows with test_size > 0 (e.g. --test_size 0.1)"
 MAX_PLOTTED_TASKS = 20  # the model card's limit for per-task sections, too
@@ -347,7 +349,14 @@ def evaluate_saved_model(
         check_positive_int("max_samples", max_samples)
     specs = load_task_specs(tasks)
     check_model_source(model_dir)
-    check_output_folder(output_dir or run_folder.evaluation_dir(model_dir, split))
+    output_dir = output_dir or run_folder.evaluation_dir(model_dir, split)
+    check_output_folder(output_dir)
+    if run_folder.is_multitask_folder(output_dir):  # its results.json and reports are the training run's
+        raise ValueError(
+            f"output_dir {str(output_dir)!r} is a model folder: the evaluation would replace its {RESULTS_FILE} and "
+            "reports (which its model card shows). Leave output_dir out "
+            f"({run_folder.evaluation_dir(model_dir, split)}) or give another folder."
+        )
     if Path(model_dir).is_dir():
         check_model_weights(model_dir)  # an empty or truncated weights file is named, not a bare safetensors error
     with model_loading(model_dir):
@@ -362,17 +371,15 @@ def evaluate_saved_model(
     if max_length is None:  # as the pipeline; a folder saved before that held the trained length keeps its record
         max_length = trained_max_length(model_dir) or default_max_length(tokenizer, model.config.encoder)
     max_length = check_max_length(max_length, model.config.encoder, f"the encoder of {model_dir}")
-    for spec in specs:
-        head = model.config.task(spec.name)
-        spec.labels, spec.problem_type = head["labels"], head["problem_type"]
-        spec.max_eval_samples = max_samples or spec.max_eval_samples
-        if role == "train":
-            spec.max_train_samples = max_samples or spec.max_train_samples
     # Held-out splits are carved as the training run carved them (its fractions and seed), so the rows scored here
     # are the rows it held out.
     recorded = (run_folder.read_training_args(model_dir) or {}).get("data") or {}
     recorded_tasks = {task.get("name"): task for task in recorded.get("tasks") or [] if isinstance(task, dict)}
+    specs = [fit_spec_to_model(spec, model, role, recorded_tasks.get(spec.name)) for spec in specs]
     for spec in specs:
+        spec.max_eval_samples = max_samples or spec.max_eval_samples
+        if role == "train":
+            spec.max_train_samples = max_samples or spec.max_train_samples
         for key in ("validation_size", "test_size"):
             if getattr(spec, key) is None:
                 setattr(spec, key, recorded_tasks.get(spec.name, {}).get(key, recorded.get(key)))
@@ -385,7 +392,6 @@ def evaluate_saved_model(
         raise ValueError(f"Task(s) {missing} have no {split!r} split to evaluate.")
     encoded = {name: tokenize_task_data(task, tokenizer, max_length)[role] for name, task in data.items()}
     train_labels = {name: task.label_ids("train") for name, task in data.items() if "train" in task.splits}
-    output_dir = output_dir or run_folder.evaluation_dir(model_dir, split)
     split_rows = {name: task.split_rows[role] for name, task in data.items()}
     results = evaluate_model(
         model, tokenizer, encoded, split, batch_size, output_dir, train_labels, str(model_dir), split_rows=split_rows
@@ -396,6 +402,50 @@ def evaluate_saved_model(
     results["max_length"] = max_length  # the truncation actually used (trained length by default)
     write_results(results, output_dir)
     return results
+
+
+def fit_spec_to_model(spec, model: MultitaskModel, role: str, recorded: Mapping[str, Any] | None):
+    r"""
+    A task spec as evaluation reads it against the model's head: the model's labels and problem type (a
+    multiple-choice head reads the `choices` column by default), its pair input checked as training checks it, a
+    `threshold` given for a multi-label task applied to this evaluation (the model's config in memory; nothing is
+    saved), and a lone data file that the training run did not read (`recorded`: its entry of the run's
+    `training_args.json`) scored whole as the split `role` asks for: only the run's own train data has the held-out
+    rows that carving reproduces.
+    """
+    import dataclasses
+
+    from polyhead.tasks import check_pair_input
+
+    head = model.config.task(spec.name)
+    if spec.problem_type is not None and spec.problem_type != head["problem_type"]:
+        raise ValueError(
+            f"Task {spec.name!r}: problem_type={spec.problem_type} but the model's head is {head['problem_type']}: "
+            "drop problem_type= (evaluation reads it from the model)."
+        )
+    check_pair_input(spec.name, spec.text_pair_column, head)
+    spec = dataclasses.replace(spec, labels=head["labels"], problem_type=head["problem_type"])
+    if spec.threshold is not None and float(spec.threshold) != head.get("threshold"):  # the trained one: kept as is
+        if head["problem_type"] != MULTI_LABEL:
+            raise ValueError(f"Task {spec.name!r}: threshold= applies to multi-label tasks; this one is not.")
+        scored = {key: value for key, value in head.items() if key != "thresholds"}  # one threshold for every label
+        model.config.tasks[spec.name] = {**scored, "threshold": float(spec.threshold)}
+        logger.info(f"Task {spec.name!r}: scored at threshold {spec.threshold} (the model's: {head.get('threshold')})")
+    files = spec.data_files if isinstance(spec.data_files, dict) else None
+    if role != "train" and files is not None and list(files) == [spec.train_split]:
+        read = (recorded or {}).get("data_files")
+        read = read if isinstance(read, dict) else {spec.train_split: read}
+        if _paths(read.get(spec.train_split)) != _paths(files[spec.train_split]):
+            split = spec.test_split if role == "test" else spec.eval_split
+            spec = dataclasses.replace(spec, data_files={split: files[spec.train_split]})
+    return spec
+
+
+def _paths(value) -> list[str] | None:
+    """Data file paths as one comparable list (resolved here; the run recorded them as it was given them)."""
+    if value is None:
+        return None
+    return sorted(str(Path(path).resolve()) for path in ([value] if isinstance(value, (str, os.PathLike)) else value))
 
 
 def trained_max_length(model_dir: str | os.PathLike) -> int | None:

@@ -27,6 +27,7 @@ from polyhead.evaluation import metrics
 from polyhead.evaluation.scoring import predict_all_logits, score_task
 from polyhead.remote_code import MultitaskConfig, MultitaskModel, normalize_task
 from polyhead.run_folder import is_multitask_folder
+from polyhead.tasks import check_pair_input
 
 
 logger = logging.getLogger(__name__)
@@ -93,13 +94,7 @@ def match_label_maps(data: Mapping[str, TaskData], config: MultitaskConfig, exte
             raise ValueError(
                 f"Task {name!r}: the data is {task.problem_type} but the model's head is {spec['problem_type']}."
             )
-        if bool(task.spec.text_pair_column) != bool(spec.get("text_pair")):
-            fix = "name its second column with text_pair=COLUMN" if spec.get("text_pair") else "drop text_pair="
-            raise ValueError(
-                f"Task {name!r}: the model's head reads {'sentence pairs' if spec.get('text_pair') else 'one text'} "
-                f"but the data gives {'pairs' if task.spec.text_pair_column else 'one text'}: {fix}, or use "
-                "another task name."
-            )
+        check_pair_input(name, task.spec.text_pair_column, spec)
         extra = [label for label in task.labels if label not in spec["labels"]]
         if extra and not extend_labels:
             raise ValueError(
