@@ -163,7 +163,7 @@ class MultitaskClassificationPipeline(MultitaskPipelineBase):
         if truncation is not None:
             preprocess["truncation"] = check_bool("truncation", truncation, True)
         if max_length is not None:
-            preprocess["max_length"] = check_max_length(self.model.config.encoder, max_length)
+            preprocess["max_length"] = check_max_length(self.model.config.encoder, max_length, self.tokenizer)
         if tasks is not None:
             forward["tasks"] = postprocess["tasks"] = check_tasks(self.model.config.tasks, tasks)
         if top_k != "":

@@ -47,8 +47,9 @@ def check_thresholds(specs: dict, threshold: float | dict[str, float]) -> dict[s
     return {task: float(value) for task, value in threshold.items()}
 
 
-def check_max_length(encoder, max_length: int) -> int:
-    """The `max_length` call parameter: a positive integer within the encoder's positions."""
+def check_max_length(encoder, max_length: int, tokenizer=None) -> int:
+    """The `max_length` call parameter: a positive integer within the encoder's positions and, given the
+    `tokenizer`, with room for text beside its special tokens ([`check_room_for_text`])."""
     check_positive_int("max_length", max_length)
     limit = position_limit(encoder)
     if limit is not None and max_length > limit:
@@ -56,7 +57,20 @@ def check_max_length(encoder, max_length: int) -> int:
             f"max_length={max_length} is more than this model's encoder accepts ({limit} tokens): "
             f"use max_length <= {limit}."
         )
+    if tokenizer is not None:
+        check_room_for_text(tokenizer, max_length)
     return max_length
+
+
+def check_room_for_text(tokenizer, max_length: int) -> None:
+    """Refuses a `max_length` that truncation cannot honour: below a sentence pair's special tokens plus one token
+    of each text, the tokenizer leaves inputs uncut, and a long one then fails inside the encoder."""
+    least = tokenizer.num_special_tokens_to_add(pair=True) + 2
+    if max_length < least:
+        raise ValueError(
+            f"max_length={max_length} leaves no room for text beside the tokenizer's special tokens: use "
+            f"max_length >= {least}."
+        )
 
 
 def position_limit(encoder) -> int | None:
@@ -243,9 +257,11 @@ __all__ = [
     "check_input",
     "check_max_length",
     "check_positive_int",
+    "check_room_for_text",
     "check_tasks",
     "check_text",
     "check_thresholds",
+    "check_tokenizer",
     "check_untruncated",
     "choice_pairs",
     "is_choice_input",

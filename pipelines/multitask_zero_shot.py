@@ -14,6 +14,7 @@ from .multitask_inputs import (
     check_bool,
     check_candidate_labels,
     check_hypothesis_template,
+    check_max_length,
     check_positive_int,
     check_tasks,
     check_text,
@@ -63,6 +64,8 @@ class ZeroShotMultitaskPipeline(MultitaskPipelineBase):
         # (of similar length, as for lists).
         if batch_size is not None:
             check_positive_int("batch_size", batch_size)
+        if max_length is not None:
+            check_max_length(self.model.config.encoder, max_length, self.tokenizer)
         multi_label = check_bool("multi_label", multi_label, False)
         truncation = check_bool("truncation", truncation, True)
         task, entailment, contradiction = self._nli_task(nli_task)

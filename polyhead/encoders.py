@@ -20,6 +20,7 @@ from transformers import AutoConfig, PreTrainedConfig
 
 from polyhead import run_folder
 from polyhead.presets import TINY_ENCODER, tiny_encoder_config
+from polyhead.remote_code import check_room_for_text
 
 
 DEFAULT_MAX_LENGTH = 128
@@ -148,10 +149,13 @@ def check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
 
 
-def check_max_length(max_length: int | None, config: PreTrainedConfig, source: str = "the encoder") -> int:
+def check_max_length(
+    max_length: int | None, config: PreTrainedConfig, source: str = "the encoder", tokenizer=None
+) -> int:
     r"""
     Validates a token budget against the encoder: `None` becomes `min(DEFAULT_MAX_LENGTH, limit)`; a value below 1 or
-    above the position limit raises a `ValueError` naming the limit.
+    above the position limit raises a `ValueError` naming the limit, and so does one that leaves the `tokenizer` (when
+    given) no room for text beside its special tokens (the pipeline's rule, `check_room_for_text`).
 
     Example:
 
@@ -170,6 +174,8 @@ def check_max_length(max_length: int | None, config: PreTrainedConfig, source: s
             f"({config.model_type}, max_position_embeddings={config.max_position_embeddings}). "
             f"Use --max_length {limit} or less."
         )
+    if tokenizer is not None:
+        check_room_for_text(tokenizer, max_length)
     return max_length
 
 

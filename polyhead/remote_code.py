@@ -33,7 +33,7 @@ from polyhead_remote.pipelines import multitask_base, multitask_inputs, multitas
 from polyhead_remote.pipelines import multitask_classification as pipeline_module
 from polyhead_remote.pipelines import multitask_ranking as ranking_module
 from polyhead_remote.pipelines.multitask_classification import MultitaskClassificationPipeline, register_pipeline
-from polyhead_remote.pipelines.multitask_inputs import check_tokenizer, choice_pairs
+from polyhead_remote.pipelines.multitask_inputs import check_room_for_text, check_tokenizer, choice_pairs
 from polyhead_remote.pipelines.multitask_ranking import collection_paused
 from polyhead_remote.pipelines.multitask_zero_shot import ZERO_SHOT_TASK, ZeroShotMultitaskPipeline
 
@@ -67,6 +67,7 @@ __all__ = [
     "MultitaskOutput",
     "ZeroShotMultitaskPipeline",
     "check_loading_info",
+    "check_room_for_text",
     "check_task_name",
     "check_tokenizer",
     "choice_pairs",

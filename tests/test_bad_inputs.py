@@ -63,6 +63,9 @@ def _sentiment(n_train=8, n_test=16):
 def test_max_length_above_the_position_table_is_refused_before_any_training(tmp_path):
     with pytest.raises(ValueError, match=r"max_length=81 .* position table holds 80 tokens.*--max_length 80 or less"):
         run(ModelArguments(max_length=81), DataArguments(tasks=[_sentiment()]), _training_args(tmp_path))
+    # below the special tokens of a pair plus a token of each text, truncation cannot cut a long text
+    with pytest.raises(ValueError, match=r"max_length=4 leaves no room for text .*: use max_length >= 5"):
+        run(ModelArguments(max_length=4), DataArguments(tasks=[_sentiment()]), _training_args(tmp_path))
     assert not (tmp_path / "run").exists()
 
 
@@ -219,6 +222,8 @@ def test_evaluation_length_and_batch_size_are_checked(saved, tmp_path):
     folder, data = saved
     with pytest.raises(ValueError, match="position table holds 80 tokens"):
         evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=tmp_path / "out", max_length=100)
+    with pytest.raises(ValueError, match="max_length=1 leaves no room for text"):
+        evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=tmp_path / "out", max_length=1)
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=tmp_path / "out", batch_size=0)
 

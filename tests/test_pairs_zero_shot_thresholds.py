@@ -202,6 +202,10 @@ FIX = r"write one '{}' where the candidate label goes"
         ({"multi_label": 1}, "multi_label must be True or False .*got 1"),
         ({"truncation": "no"}, "truncation must be True or False .*got 'no'"),
         ({"nli_task": 3}, r"nli_task must be a task name \(this model's NLI tasks: \['nli'\]\), got 3"),
+        ({"max_length": 0}, "max_length must be a positive integer, got 0"),  # was accepted
+        ({"max_length": "10"}, "max_length must be a positive integer, got '10'"),  # a TypeError in the tokenizer
+        ({"max_length": 100000}, r"max_length=100000 is more than this model's encoder accepts \(80 tokens\)"),
+        ({"max_length": 3}, r"max_length=3 leaves no room for text .*: use max_length >= 5"),
     ],
 )
 def test_zero_shot_parameters_are_checked(nli_model, tokenizer, kwargs, message):

@@ -133,6 +133,7 @@ def test_truncation_and_max_length(classifier, tokenizer):
         ("fine", {"tasks": ["topic", "nope"]}, ValueError, r"Unknown task\(s\) \['nope'\]"),
         ("fine", {"tasks": []}, ValueError, r"tasks is empty: name some of this model's tasks \['sentiment'"),
         ("fine", {"top_k": 0}, ValueError, "top_k must be a positive integer"),
+        ("fine " * 100, {"max_length": 2}, ValueError, r"max_length=2 leaves no room for text .* >= 5"),
         ("fine", {"top_k": True}, ValueError, "top_k must be a positive integer or None .*got True"),
         ("fine", {"tasks": 3}, ValueError, "tasks must be a task name or a list of task names .*got 3"),
         ("fine", {"tasks": ["topic", 3]}, ValueError, r"tasks must be a task name .*got \['topic', 3\]"),

@@ -3,6 +3,7 @@ duplicates."""
 
 import importlib.util
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -135,6 +136,46 @@ def test_bad_input_is_a_clear_error(model_dir, frame, tmp_path, capsys):
         ValueError, match=r"holes.jsonl: column 'text' has missing, non-text or empty values at rows \[1, 3\]"
     ):
         predict_module.predict_file(model_dir, holes, tmp_path / "h.jsonl", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--batch-size", "-3"], "batch_size must be an integer >= 1, got -3"),  # wrote every row unpredicted
+        (["--chunk-size", "0"], "chunk_size must be an integer >= 1, got 0"),
+        (["--num-threads", "-1"], "num_threads must be an integer >= 1, got -1"),
+        (["--max-length", "2"], "max_length=2 leaves no room for text .* max_length >= 5"),
+        (["--max-length", "100000"], "max_length=100000 is more than the encoder of"),
+        (["--text-pair-column", "nope"], "No column 'nope' .*: pass --text-pair-column"),
+    ],
+)
+def test_bad_options_are_refused_before_the_output_is_written(model_dir, frame, tmp_path, capsys, options, message):
+    import predict as script
+
+    source = _write(frame.assign(text=[" ".join(["good movie"] * 300)] * len(frame)), tmp_path / "in.csv")
+    assert script.main([str(model_dir), str(source), str(tmp_path / "o.jsonl"), *options]) == 1
+    errors = re.findall(r"error: ([^\n]*)", capsys.readouterr().err)  # after any progress bar
+    assert len(errors) == 1 and re.search(message, errors[0]), errors
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_multiple_choice_tasks_get_no_columns(tmp_path, frame):
+    from test_multiple_choice import MIXED_TASKS
+
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config(tasks=MIXED_TASKS)).eval()
+    folder = save_model_folder(model, tiny_tokenizer(), tmp_path / "model")
+    out = predict_module.predict_file(folder, _write(frame, tmp_path / "in.csv"), tmp_path / "o.jsonl", progress=False)
+    columns = list(_read(out.output).columns)
+    assert "copa" not in columns and "copa_score" not in columns
+    others = [task for task, spec in MIXED_TASKS.items() if spec.get("problem_type") != "multiple_choice"]
+    assert all(task in columns for task in others)
+    only = {"copa": MIXED_TASKS["copa"]}
+    folder = save_model_folder(
+        MultitaskModel(tiny_multitask_config(tasks=only)).eval(), tiny_tokenizer(), tmp_path / "mc"
+    )
+    with pytest.raises(ValueError, match=r"Every task of this model is multiple-choice \(\['copa'\]\)"):
+        predict_module.predict_file(folder, tmp_path / "in.csv", tmp_path / "mc.jsonl", progress=False)
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="needs the onnx extra: pip install 'polyhead[onnx]'")

@@ -370,7 +370,7 @@ def evaluate_saved_model(
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if max_length is None:  # as the pipeline; a folder saved before that held the trained length keeps its record
         max_length = trained_max_length(model_dir) or default_max_length(tokenizer, model.config.encoder)
-    max_length = check_max_length(max_length, model.config.encoder, f"the encoder of {model_dir}")
+    max_length = check_max_length(max_length, model.config.encoder, f"the encoder of {model_dir}", tokenizer)
     # Held-out splits are carved as the training run carved them (its fractions and seed), so the rows scored here
     # are the rows it held out.
     recorded = (run_folder.read_training_args(model_dir) or {}).get("data") or {}

@@ -25,8 +25,8 @@ from transformers import AutoTokenizer
 
 from polyhead.decisions import best_labels, decision_thresholds, kept
 from polyhead.decisions import scores as decision_scores
-from polyhead.encoders import default_max_length
-from polyhead.remote_code import MULTI_LABEL, MultitaskModel, collection_paused
+from polyhead.encoders import check_max_length, check_positive_int, default_max_length
+from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, MultitaskModel, collection_paused
 from polyhead.run_folder import check_model_source, model_loading
 from polyhead.serving.settings import TORCH_DTYPES, read_serving_file
 
@@ -144,6 +144,9 @@ def predict_file(
 
     start = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
+    for name, value in (("batch_size", batch_size), ("chunk_size", chunk_size), ("num_threads", num_threads)):
+        if value is not None:
+            check_positive_int(name, value)  # a negative batch size wrote the rows unpredicted (range() is empty)
     check_model_source(model_dir)
     onnx_file, dtype, compile = chosen_backend(model_dir, onnx_file, dtype, compile)
     _check_dtype(dtype, onnx_file, compile)  # before the output is touched
@@ -151,17 +154,22 @@ def predict_file(
     writer = _writer_for(output_path, resume, overwrite)
     model = load_model(model_dir, onnx_file, num_threads, dtype, compile)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    max_length = max_length or default_max_length(tokenizer, model.config.encoder)
-    _check_resumed_columns(output_path, writer.columns(), [*input_columns, *_prediction_columns(model.config.tasks)])
+    if max_length is None:
+        max_length = default_max_length(tokenizer, model.config.encoder)
+    check_max_length(max_length, model.config.encoder, f"the encoder of {model_dir}", tokenizer)
+    specs = answered_tasks(model.config.tasks)
+    _check_resumed_columns(output_path, writer.columns(), [*input_columns, *_prediction_columns(specs)])
     done = writer.rows_done()
     bar = tqdm(total=_count_rows(input_path), initial=done, unit="rows", disable=not progress, desc="Predicting")
     written = 0
     for offset, chunk in _read_chunks(input_path, chunk_size, skip=done):
         texts = _column(chunk, text_column, offset, input_path)
-        pairs = _column(chunk, text_pair_column, offset, input_path) if text_pair_column else None
+        pairs = None
+        if text_pair_column:
+            pairs = _column(chunk, text_pair_column, offset, input_path, "--text-pair-column")
         predictions = predict_texts(model, tokenizer, texts, pairs, batch_size, max_length)
         with collection_paused():  # with hundreds of tasks, the rows' lists would trigger many full collections
-            writer.write(_with_predictions(chunk, predictions, model.config.tasks))
+            writer.write(_with_predictions(chunk, predictions, specs))
         written += len(chunk)
         bar.update(len(chunk))
     bar.close()
@@ -175,8 +183,9 @@ def predict_texts(
     """Per task, the `(len(texts), num_labels)` probabilities (softmax, or sigmoid for multi-label), in input order.
 
     Texts run in batches of similar length (sorted by characters), so little compute goes to padding."""
+    check_positive_int("batch_size", batch_size)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + (len(pairs[i]) if pairs else 0))
-    specs = model.config.tasks
+    specs = answered_tasks(model.config.tasks)
     scores = {task: np.zeros((len(texts), len(spec["labels"])), np.float32) for task, spec in specs.items()}
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
@@ -187,9 +196,21 @@ def predict_texts(
         )  # fmt: skip
         with torch.inference_mode():
             logits = model(**inputs).logits
-        for task, values in logits.items():
-            scores[task][rows] = decision_scores(specs[task]["problem_type"], values)
+        for task in specs:
+            scores[task][rows] = decision_scores(specs[task]["problem_type"], logits[task])
     return scores
+
+
+def answered_tasks(specs: dict) -> dict:
+    """The tasks that bulk prediction answers: all but the multiple-choice ones (a text without answer choices gives
+    them nothing to rank; the pipeline leaves them out too)."""
+    answered = {task: spec for task, spec in specs.items() if spec["problem_type"] != MULTIPLE_CHOICE}
+    if not answered:
+        raise ValueError(
+            f"Every task of this model is multiple-choice ({list(specs)}): bulk prediction answers texts, not choice "
+            "lists; rank choices with the pipeline ({'text': ..., 'choices': [...]})."
+        )
+    return answered
 
 
 def _prediction_columns(specs: dict) -> list[str]:
@@ -222,10 +243,10 @@ def _with_predictions(chunk: pd.DataFrame, scores: dict[str, np.ndarray], specs:
     return pd.concat([chunk, pd.DataFrame(columns, index=chunk.index)], axis=1)
 
 
-def _column(chunk: pd.DataFrame, column: str, offset: int, path: Path) -> list[str]:
+def _column(chunk: pd.DataFrame, column: str, offset: int, path: Path, option: str = "--text-column") -> list[str]:
     """The column's texts; an error for a missing, non-text or empty one (the pipeline refuses empty texts too)."""
     if column not in chunk.columns:
-        raise KeyError(f"No column {column!r} in the input (columns: {list(chunk.columns)}): pass --text-column.")
+        raise KeyError(f"No column {column!r} in the input (columns: {list(chunk.columns)}): pass {option}.")
     values = chunk[column].tolist()
     bad = [offset + i for i, value in enumerate(values) if not isinstance(value, str) or not value.strip()]
     if bad:

@@ -63,7 +63,7 @@ from polyhead.evaluation import metrics
 from polyhead.evaluation.scoring import NOT_SCORED_HINT, predict_all_logits, score_model, score_task, write_evaluation
 from polyhead.evaluation.thresholds import tune_model_thresholds
 from polyhead.presets import tiny_encoder_config, tiny_tokenizer
-from polyhead.remote_code import MULTI_LABEL, MultitaskConfig, MultitaskModel
+from polyhead.remote_code import MULTI_LABEL, MultitaskConfig, MultitaskModel, check_room_for_text
 from polyhead.run_folder import (
     BASELINES_DIR,
     MODEL_DIR,
@@ -571,6 +571,7 @@ def prepare_tasks(
 ) -> PreparedTasks:
     """Loads, validates (before any training) and tokenizes every task of `data_args`."""
     max_length = resolve_max_length(model_args)
+    check_room_for_text(tokenizer, max_length)
     data = load_task_data(data_args.task_specs(), seed=seed, split_seed=data_args.split_seed)
     train_cap = cap_train_rows(data, data_args.max_train_samples_per_task, seed)
     if model_args.init_from:
