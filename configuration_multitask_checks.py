@@ -118,10 +118,11 @@ def normalize_task(name: str, spec: Any) -> dict[str, Any]:
         raise ValueError(f"Task {name!r}: a single-label task needs at least 2 labels, got {labels}.")
     normalized = {"labels": labels, "problem_type": problem_type}
     if problem_type == MULTI_LABEL:
-        threshold = float(spec.get("threshold", 0.5))
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"Task {name!r}: threshold must be in (0, 1), got {threshold}.")
-        normalized["threshold"] = threshold
+        threshold = spec.get("threshold")
+        threshold = 0.5 if threshold is None else threshold
+        if not _is_probability(threshold):
+            raise ValueError(f"Task {name!r}: threshold must be a number in (0, 1), got {threshold!r}.")
+        normalized["threshold"] = float(threshold)
         if spec.get("thresholds") is not None:
             normalized["thresholds"] = _label_thresholds(name, spec["thresholds"], labels)
     else:
@@ -189,9 +190,14 @@ def native_activation(encoder: Any) -> str:
 def _label_thresholds(name: str, values: Any, labels: list[str]) -> list[float]:
     if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or len(values) != len(labels):
         raise ValueError(f"Task {name!r}: 'thresholds' must be a list of {len(labels)} numbers (one per label).")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 < v < 1.0 for v in values):
-        raise ValueError(f"Task {name!r}: every per-label threshold must be in (0, 1), got {list(values)}.")
+    if not all(_is_probability(v) for v in values):
+        raise ValueError(f"Task {name!r}: every per-label threshold must be a number in (0, 1), got {list(values)}.")
     return [float(v) for v in values]
+
+
+def _is_probability(value: Any) -> bool:
+    """A decision threshold: a number (not a bool, nor a string of one) strictly between 0 and 1."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < value < 1.0
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 import json
 import random
+import re
 
 import datasets
 import numpy as np
@@ -385,8 +386,14 @@ def test_evaluation_uses_per_label_thresholds_and_config_validates_them():
     assert predictions.tolist() == [[1, 0]]
     with pytest.raises(ValueError, match="a list of 2 numbers"):
         tiny_multitask_config(tasks={"t": {**spec, "thresholds": [0.5]}})
-    with pytest.raises(ValueError, match=r"must be in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"must be a number in \(0, 1\)"):
         tiny_multitask_config(tasks={"t": {**spec, "thresholds": [0.5, 1.5]}})
+    # a hand-edited config.json: each value named with the task (float() named neither, or raised a TypeError)
+    for bad in ("abc", "0.3", [0.3], True, 1.0):
+        message = rf"Task 't': threshold must be a number in \(0, 1\), got {re.escape(repr(bad))}"
+        with pytest.raises(ValueError, match=message):
+            tiny_multitask_config(tasks={"t": {**spec, "threshold": bad}})
+    assert tiny_multitask_config(tasks={"t": {**spec, "threshold": None}}).tasks["t"]["threshold"] == 0.5
     with pytest.raises(ValueError, match="'thresholds' only applies"):
         tiny_multitask_config(tasks={"t": {"labels": ["a", "b"], "thresholds": [0.5, 0.5]}})
 
