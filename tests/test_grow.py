@@ -76,7 +76,7 @@ def test_trainable_encoder_changes_only_the_trained_heads(base, tmp_path):
     assert rows["topic"]["change"] == pytest.approx(rows["topic"]["after"] - rows["topic"]["before"])
 
 
-def test_label_maps_must_match_unless_extended(base):
+def test_label_maps_must_match_unless_extended(base, caplog):
     tokenizer = tiny_tokenizer()
     grown = [_task("topic", [*TOPIC, "health"], 2)]
     with pytest.raises(ValueError, match=r"labels \['health'\] are not in the model's label map"):
@@ -88,6 +88,16 @@ def test_label_maps_must_match_unless_extended(base):
     start = MultitaskModel.from_pretrained(base)
     assert model.config.tasks["topic"]["labels"][-1] == "health" and model.heads["topic"].out_features == 4
     assert torch.equal(model.heads["topic"].weight[:3], start.heads["topic"].weight)
+    # Labels added to a head that --train_tasks freezes would be answered from rows that never train: refused.
+    frozen = ModelArguments(init_from=str(base), extend_labels=True, train_tasks="sentiment")
+    with pytest.raises(
+        ValueError, match=r"Task 'topic': labels \['health'\] would be added to a head that --train_tas"
+    ):
+        prepare_tasks(frozen, DataArguments(tasks=[*grown, _task("sentiment", SENTIMENT, 0)]), tokenizer)
+    # A new label that differs from the model's only in case is its own label, with a warning.
+    with caplog.at_level("WARNING", logger="polyhead.training.grow"):
+        prepare_tasks(model_args, DataArguments(tasks=[_task("topic", [*TOPIC, TOPIC[0].upper()], 2)]), tokenizer)
+    assert f"new labels ['{TOPIC[0].upper()}'] differ from the model's ['{TOPIC[0]}'] only in case" in caplog.text
     # Data in another label order takes the model's order (label ids keep their meaning).
     reordered = [_task("sentiment", SENTIMENT[::-1], 0)]
     prepared = prepare_tasks(ModelArguments(init_from=str(base)), DataArguments(tasks=reordered), tokenizer)

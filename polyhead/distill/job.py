@@ -217,7 +217,7 @@ def check_student_tasks(model_args: ModelArguments, heads: Mapping[str, Mapping[
     config = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
     shared = {name: head for name, head in heads.items() if name in config.tasks}
 
-    def as_data(extend_labels: bool) -> dict[str, TaskData]:
+    def as_data(extend_labels: bool, train_tasks: list[str] | None = None) -> dict[str, TaskData]:
         """The shared tasks as training's data would be (no rows), label maps matched as training matches them."""
         data = {
             name: TaskData(
@@ -229,7 +229,7 @@ def check_student_tasks(model_args: ModelArguments, heads: Mapping[str, Mapping[
             )
             for name, head in shared.items()
         }
-        match_label_maps(data, config, extend_labels=extend_labels)
+        match_label_maps(data, config, extend_labels, train_tasks)
         return data
 
     try:
@@ -240,7 +240,7 @@ def check_student_tasks(model_args: ModelArguments, heads: Mapping[str, Mapping[
                     f"model's labels {config.tasks[name]['labels']} in their order, which the teacher's outputs "
                     "must follow to train its head."
                 )
-        as_data(extend_labels=model_args.extend_labels)  # labels the model lacks: with --extend_labels only
+        as_data(model_args.extend_labels, train_tasks)  # labels the model lacks: --extend_labels, trained heads only
     except ValueError as error:
         raise ValueError(
             f"--init_from {model_args.init_from!r}: {error} A teacher task named like one of the model's tasks "

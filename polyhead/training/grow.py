@@ -25,7 +25,7 @@ from transformers import PreTrainedTokenizerBase
 from polyhead.data import TaskData
 from polyhead.evaluation import metrics
 from polyhead.evaluation.scoring import predict_all_logits, score_task
-from polyhead.remote_code import MultitaskConfig, MultitaskModel, normalize_task
+from polyhead.remote_code import MultitaskConfig, MultitaskModel, normalize_task, normalized_labels
 from polyhead.run_folder import is_multitask_folder
 from polyhead.tasks import check_pair_input
 
@@ -78,13 +78,21 @@ def extend_task_labels(model: MultitaskModel, task: str, labels: list[str]) -> N
     model.config.tasks = {**model.config.tasks, task: normalize_task(task, grown)}
 
 
-def match_label_maps(data: Mapping[str, TaskData], config: MultitaskConfig, extend_labels: bool = False) -> dict:
+def match_label_maps(
+    data: Mapping[str, TaskData],
+    config: MultitaskConfig,
+    extend_labels: bool = False,
+    train_tasks: Iterable[str] | None = None,
+) -> dict:
     r"""
     Makes the label map of every task in `data` that `config` already has the model's own (its order, so that label
     ids mean the same): the data's labels must be among the model's, and the problem types and pair inputs equal. With
     `extend_labels`, labels the model lacks are appended (returned as `{task: full label list}`, to pass to
-    [`extend_task_labels`]); without it they are an error naming them.
+    [`extend_task_labels`]); without it they are an error naming them, and so are they for a task outside
+    `train_tasks` (its frozen head would answer them from untrained rows). A new label that differs from one of the
+    model's only in case or spaces is warned about.
     """
+    trained = None if train_tasks is None else set(train_tasks)
     to_extend = {}
     for name, task in data.items():
         if name not in config.tasks:
@@ -106,6 +114,18 @@ def match_label_maps(data: Mapping[str, TaskData], config: MultitaskConfig, exte
             raise ValueError(
                 f"Task {name!r}: labels {extra} are not in its label map, and its head is shared with {sharing} "
                 "(--share_heads_by_labels), whose labels cannot grow with it: use another task name for this data."
+            )
+        if extra and trained is not None and name not in trained:
+            raise ValueError(
+                f"Task {name!r}: labels {extra} would be added to a head that --train_tasks freezes, and answered "
+                f"from rows that never train: add {name!r} to --train_tasks, or leave those rows out of its data."
+            )
+        known = dict(zip(normalized_labels(spec["labels"]), spec["labels"]))
+        near = {label: known[key] for label, key in zip(extra, normalized_labels(extra)) if key in known}
+        if near:
+            logger.warning(
+                f"Task {name!r}: new labels {list(near)} differ from the model's {list(near.values())} only in case "
+                "or spaces; they become labels of their own. Rename them in the data if they mean the same."
             )
         task.labels = [*spec["labels"], *extra]
         if extra:

@@ -576,7 +576,7 @@ def prepare_tasks(
     train_cap = cap_train_rows(data, data_args.max_train_samples_per_task, seed)
     if model_args.init_from:
         config = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
-        match_label_maps(data, config, extend_labels=model_args.extend_labels)
+        match_label_maps(data, config, model_args.extend_labels, model_args.train_task_names)
     encoded = {name: tokenize_task_data(task, tokenizer, max_length) for name, task in data.items()}
     return PreparedTasks(data, encoded, train_cap)
 
