@@ -238,7 +238,9 @@ def test_the_handler_reads_serving_json_and_the_environment_overrides_it(folder,
     (folder / SETTINGS_FILE).write_text(json.dumps({"backend": "torch", "dtype": "bfloat16", "measured": {}}))
     endpoint = handler.EndpointHandler(str(folder))
     assert endpoint.backend == "torch" and endpoint.pipeline.model.dtype == torch.bfloat16
-    monkeypatch.setenv("POLYHEAD_BACKEND", "torch")  # any of the variables replaces the whole file
+    monkeypatch.setenv("POLYHEAD_BACKEND", "torch")  # overrides the backend only: the file's bfloat16 still applies
+    assert handler.EndpointHandler(str(folder)).pipeline.model.dtype == torch.bfloat16
+    monkeypatch.setenv("POLYHEAD_DTYPE", "float32")  # each variable overrides its one setting
     assert handler.EndpointHandler(str(folder)).pipeline.model.dtype == torch.float32
 
 

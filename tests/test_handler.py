@@ -242,6 +242,167 @@ def test_compile_without_polyhead_serves_the_eager_model(folders, monkeypatch, c
     )
 
 
+CHOICE_VARIABLES = ("POLYHEAD_BACKEND", "POLYHEAD_ONNX_FILE", "POLYHEAD_DTYPE", "POLYHEAD_COMPILE")
+QUANTIZED = {"backend": "onnx", "onnx_file": "onnx/model_quantized.onnx"}
+COMPILED_BF16 = {"backend": "torch", "dtype": "bfloat16", "compile": True}
+# (serving.json, environment, what is served, a fragment of a warning): each variable set overrides that one setting of
+# the file and the rest of the file still applies (not the settings of another backend than POLYHEAD_BACKEND's).
+OVERRIDES = [
+    (QUANTIZED, {}, ("onnx", "onnx/model_quantized.onnx"), None),
+    (QUANTIZED, {"POLYHEAD_COMPILE": "0"}, ("onnx", "onnx/model_quantized.onnx"), None),  # its default
+    (QUANTIZED, {"POLYHEAD_BACKEND": "onnx"}, ("onnx", "onnx/model_quantized.onnx"), None),
+    (QUANTIZED, {"POLYHEAD_ONNX_FILE": "onnx/model.onnx"}, ("onnx", "onnx/model.onnx"), None),
+    (QUANTIZED, {"POLYHEAD_BACKEND": "torch"}, ("torch", "float32"), None),
+    (QUANTIZED, {"POLYHEAD_DTYPE": "bfloat16"}, ("onnx", "onnx/model_quantized.onnx"), "is for the torch model"),
+    (COMPILED_BF16, {"POLYHEAD_COMPILE": "0"}, ("torch", "bfloat16"), None),
+    (COMPILED_BF16, {"POLYHEAD_COMPILE": ""}, ("torch", "compiled", "bfloat16"), None),  # empty: unset
+    (COMPILED_BF16, {"POLYHEAD_DTYPE": "float32"}, ("torch", "compiled", "float32"), None),
+    (COMPILED_BF16, {"POLYHEAD_BACKEND": "torch"}, ("torch", "compiled", "bfloat16"), None),
+    (COMPILED_BF16, {"POLYHEAD_BACKEND": "onnx"}, ("onnx", "onnx/model.onnx"), None),  # bfloat16 was for torch
+    ({"backend": "torch", "dtype": "bfloat16"}, {"POLYHEAD_COMPILE": "1"}, ("torch", "compiled", "bfloat16"), None),
+    (
+        {"backend": "torch", "dtype": "bfloat16"},
+        {"POLYHEAD_ONNX_FILE": "onnx/model_quantized.onnx"},
+        ("torch", "bfloat16"),
+        "is for the ONNX backend, but the torch model is served (serving.json chooses torch): ignored",
+    ),
+]
+
+
+@pytest.fixture
+def no_choice_in_the_environment(monkeypatch):
+    for name in CHOICE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("value", ["pytorch", "Torch", "onnxruntime"])
+def test_an_unknown_backend_is_refused_naming_the_backends(folders, monkeypatch, no_choice_in_the_environment, value):
+    # Before, anything but "torch" served ONNX where the folder had a graph, and torch where it had none.
+    monkeypatch.setenv("POLYHEAD_BACKEND", value)
+    for folder in [folder for folder in folders if folder is not None]:
+        handler = _handler_module(folder, "polyhead_test_handler_bad_backend")
+        with pytest.raises(ValueError) as error:
+            handler.EndpointHandler(str(folder))
+        assert str(error.value).startswith(f"POLYHEAD_BACKEND must be one of ['torch', 'onnx'], got {value!r}: ")
+        assert "unset it for serving.json's pick" in str(error.value)
+
+
+def test_an_onnx_graph_asked_for_that_the_folder_lacks_is_refused_as_in_serving_json(
+    folders, monkeypatch, no_choice_in_the_environment
+):
+    # Before, POLYHEAD_BACKEND=onnx on a folder without a graph, or a POLYHEAD_ONNX_FILE that does not exist, served
+    # torch without a word, while the same mistake in serving.json was refused.
+    plain, with_onnx = folders
+    handler = _handler_module(plain, "polyhead_test_handler_missing_graph")
+    monkeypatch.setenv("POLYHEAD_BACKEND", "onnx")
+    with pytest.raises(ValueError) as error:
+        handler.EndpointHandler(str(plain))
+    assert str(error.value) == (
+        f"POLYHEAD_BACKEND=onnx chooses onnx/model.onnx, which {plain} lacks: export it with polyhead's `python "
+        f"scripts/export_onnx.py {plain}` (--int8 for onnx/model_quantized.onnx), or set POLYHEAD_BACKEND=torch."
+    )
+    monkeypatch.delenv("POLYHEAD_BACKEND")
+    for folder, undo in (
+        (plain, "unset it"),
+        (with_onnx, "name one it has (onnx/model.onnx, onnx/model_quantized.onnx)"),
+    ):
+        if folder is None:
+            continue
+        monkeypatch.setenv("POLYHEAD_ONNX_FILE", "onnx/nope.onnx")
+        with pytest.raises(ValueError) as error:
+            handler.EndpointHandler(str(folder))
+        message = str(error.value)
+        assert message.startswith(f"POLYHEAD_ONNX_FILE chooses onnx/nope.onnx, which {folder} lacks")
+        assert f"`python scripts/export_onnx.py {folder}`" in message and message.endswith(f", or {undo}.")
+        monkeypatch.delenv("POLYHEAD_ONNX_FILE")  # the same mistake in serving.json: the same refusal
+        (folder / "serving.json").write_text(json.dumps({"backend": "onnx", "onnx_file": "onnx/nope.onnx"}))
+        try:
+            with pytest.raises(ValueError, match=re.escape(f"chooses onnx/nope.onnx, which {folder} lacks: ")):
+                handler.EndpointHandler(str(folder))
+        finally:
+            (folder / "serving.json").unlink()
+
+
+def test_each_variable_overrides_only_its_setting_of_serving_json(folders, monkeypatch, caplog):
+    # Before, any of the variables set, even POLYHEAD_COMPILE=0 (its default), threw the whole file away.
+    from polyhead.serving import compiled
+
+    _, with_onnx = folders
+    if with_onnx is None:
+        pytest.skip("needs the onnx extra to export a graph")
+    handler = _handler_module(with_onnx, "polyhead_test_handler_overrides")
+    calls = []
+    monkeypatch.setattr(compiled, "compile_model", lambda model, dtype: calls.append(dtype) or model)
+    for settings, environment, expected, warning in OVERRIDES:
+        for name in CHOICE_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        (with_onnx / "serving.json").write_text(json.dumps(settings))
+        caplog.clear()
+        try:
+            with caplog.at_level("INFO"):
+                endpoint = handler.EndpointHandler(str(with_onnx))
+        finally:
+            (with_onnx / "serving.json").unlink()
+        model = endpoint.pipeline.model
+        if endpoint.backend == "onnx":
+            served = ("onnx", model.file_name)
+        elif calls:  # compiled (the recording compile_model leaves the weights in float32)
+            served = ("torch", "compiled", calls.pop())
+        else:
+            served = ("torch", str(model.dtype).removeprefix("torch."))
+        assert served == expected, (settings, environment)
+        warnings = [r.getMessage() for r in caplog.records if r.name == handler.__name__ and r.levelname == "WARNING"]
+        assert [warning in text for text in warnings] == ([] if warning is None else [True]), warnings
+        overrides = ", ".join(f"{name}={value}" for name, value in environment.items() if value)
+        assert not overrides or f"the environment overrides it with {overrides}" in caplog.text, caplog.text
+
+
+CHOOSER = BLOCKER + textwrap.dedent(
+    """
+    import json, os
+    folder, cases = sys.argv[1], json.loads(sys.argv[2])
+    sys.path.insert(0, folder)  # what the Inference Endpoints toolkit does before importing handler.py
+    import handler
+
+    def served(environment):
+        for name in ("POLYHEAD_BACKEND", "POLYHEAD_ONNX_FILE", "POLYHEAD_DTYPE", "POLYHEAD_COMPILE"):
+            os.environ.pop(name, None)
+        os.environ.update(environment)
+        try:
+            endpoint = handler.EndpointHandler(folder)
+        except ValueError as error:
+            return {"error": str(error)}
+        model = endpoint.pipeline.model
+        return {"backend": endpoint.backend, "graph": getattr(model, "file_name", None), "dtype": str(model.dtype)}
+
+    print(json.dumps([served(environment) for environment in cases]))
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_endpoint_serves_serving_json_with_the_environment_s_overrides(folders, tmp_path):
+    # As the toolkit loads it: a fresh process without polyhead, the folder's serving.json and the environment.
+    _, with_onnx = folders
+    if with_onnx is None:
+        pytest.skip("needs the onnx extra to export a graph")
+    folder = shutil.copytree(with_onnx, tmp_path / "model")
+    (folder / "serving.json").write_text(json.dumps(QUANTIZED))
+    cases = [
+        {"POLYHEAD_COMPILE": "0"},
+        {"POLYHEAD_BACKEND": "Torch"},
+        {"POLYHEAD_BACKEND": "torch", "POLYHEAD_DTYPE": "bfloat16"},
+        {"POLYHEAD_ONNX_FILE": "onnx/nope.onnx"},
+    ]
+    out = json.loads(run_fresh(CHOOSER, str(folder), json.dumps(cases), cwd=tmp_path).splitlines()[-1])
+    assert out[0] == {"backend": "onnx", "graph": "onnx/model_quantized.onnx", "dtype": "torch.float32"}
+    assert out[1]["error"].startswith("POLYHEAD_BACKEND must be one of ['torch', 'onnx'], got 'Torch'")
+    assert out[2] == {"backend": "torch", "graph": None, "dtype": "torch.bfloat16"}
+    assert out[3]["error"].startswith(f"POLYHEAD_ONNX_FILE chooses onnx/nope.onnx, which {folder} lacks")
+
+
 PAIR = {"text": "the team win the game", "text_pair": "people are happy"}
 ZERO_SHOT = {"candidate_labels": ["sport", "money"], "hypothesis_template": "this is about {}", "multi_label": True}
 

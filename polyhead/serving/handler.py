@@ -37,14 +37,17 @@ DEFAULT_BATCH_SIZE = 8
 DEFAULT_MAX_INPUTS = 128
 DEFAULT_NUM_THREADS = 1
 SETTINGS_FILE = "serving.json"  # this machine's fastest path, written by `scripts/benchmark.py --choose --write`
-CHOICE_VARIABLES = (
-    "POLYHEAD_BACKEND",
-    "POLYHEAD_ONNX_FILE",
-    "POLYHEAD_DTYPE",
-    "POLYHEAD_COMPILE",
-)  # replace serving.json
+BACKENDS = ("torch", "onnx")
+# Each of these that is set (and not empty) overrides that one setting of serving.json; the file's other settings
+# still apply, except where POLYHEAD_BACKEND asks for another backend than the file's (they were measured with it).
+CHOICE_VARIABLES = {
+    "POLYHEAD_BACKEND": "backend",
+    "POLYHEAD_ONNX_FILE": "onnx_file",
+    "POLYHEAD_DTYPE": "dtype",
+    "POLYHEAD_COMPILE": "compile",
+}
 BOOLS = (True, False)  # serving.json's "compile"
-SWITCH = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False, "": False}
+SWITCH = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 logger = logging.getLogger(__name__)
 USAGE = (
     'send {"inputs": "a text", a {"text": ..., "text_pair": ...} pair, a {"text": ..., "choices": [...]} '
@@ -58,15 +61,16 @@ class EndpointHandler:
     the multitask pipeline.
 
     `serving.json` (written by `python scripts/benchmark.py --choose MODEL --write`) picks the backend measured
-    fastest on this machine; the environment variables below replace it. Environment: `POLYHEAD_BACKEND=torch` forces
-    torch; `POLYHEAD_ONNX_FILE` picks another graph (e.g.
-    `onnx/model_quantized.onnx`); `POLYHEAD_NUM_THREADS` (default 1; 0 for the libraries' own choice, every core)
-    sets torch's and onnxruntime's threads; `POLYHEAD_BATCH_SIZE` (default 8) the batch size of a list sent without
-    `batch_size`; `POLYHEAD_MAX_INPUTS` (default 128) the most inputs one request may hold (zero-shot: texts x
-    candidate labels); `POLYHEAD_DTYPE=bfloat16` runs the torch model in bfloat16 (~3x float32 on Intel Xeon CPUs
-    with AMX, Sapphire Rapids and later; slower on CPUs without bfloat16 instructions: see the project's
-    docs/design.md). `POLYHEAD_COMPILE=1` runs the torch model through polyhead's compiled path (torch.compile,
-    bfloat16 where the CPU has native bfloat16 unless POLYHEAD_DTYPE says otherwise; needs `pip install polyhead`;
+    fastest on this machine; each of `POLYHEAD_BACKEND`, `POLYHEAD_ONNX_FILE`, `POLYHEAD_DTYPE` and `POLYHEAD_COMPILE`
+    that is set overrides that one setting of it, and the rest of the file still applies (see [`serving_choice`]).
+    Environment: `POLYHEAD_BACKEND` is `torch` or `onnx` (the graph must exist); `POLYHEAD_ONNX_FILE` picks another
+    graph (e.g. `onnx/model_quantized.onnx`; it must exist); `POLYHEAD_NUM_THREADS` (default 1; 0 for the libraries'
+    own choice, every core) sets torch's and onnxruntime's threads; `POLYHEAD_BATCH_SIZE` (default 8) the batch size
+    of a list sent without `batch_size`; `POLYHEAD_MAX_INPUTS` (default 128) the most inputs one request may hold
+    (zero-shot: texts x candidate labels); `POLYHEAD_DTYPE=bfloat16` runs the torch model in bfloat16 (~3x float32 on
+    Intel Xeon CPUs with AMX, Sapphire Rapids and later; slower on CPUs without bfloat16 instructions: see the
+    project's docs/design.md). `POLYHEAD_COMPILE=1` runs the torch model through polyhead's compiled path
+    (torch.compile, bfloat16 where the CPU has native bfloat16 unless the dtype is set; needs `pip install polyhead`;
     the first request of each new batch/length bucket compiles for ~10-40 s, see the project's
     docs/cpu-acceleration.md); where it cannot run, a warning and the eager model.
     """
@@ -74,35 +78,24 @@ class EndpointHandler:
     def __init__(self, path: str = ""):
         path = path or os.path.dirname(os.path.abspath(__file__))
         backend, onnx_file, dtype, compile = serving_choice(path)
-        if dtype is not None and dtype not in DTYPES:
-            raise ValueError(f"POLYHEAD_DTYPE must be one of {list(DTYPES)}, got {dtype!r}.")
-        use_onnx = backend != "torch" and os.path.isfile(os.path.join(path, onnx_file))
-        if use_onnx and (dtype not in (None, "float32") or compile):
-            logger.warning(
-                "%s is for the torch model, but %s is served with onnxruntime (in the precision it was exported in): "
-                "ignored. Set POLYHEAD_BACKEND=torch to serve the torch model.",
-                f"POLYHEAD_DTYPE={dtype}" if dtype not in (None, "float32") else "POLYHEAD_COMPILE",
-                onnx_file,
-            )
-        if use_onnx and not _onnxruntime_installed():
-            logger.warning("%s exists but onnxruntime is not installed (requirements.txt): using torch.", onnx_file)
-            use_onnx = False
-        self.backend = "onnx" if use_onnx else "torch"
+        self.backend = backend
         self.batch_size = _setting("POLYHEAD_BATCH_SIZE", DEFAULT_BATCH_SIZE)
         self.max_inputs = _setting("POLYHEAD_MAX_INPUTS", DEFAULT_MAX_INPUTS)
         num_threads = _set_threads()
-        if use_onnx:
+        if backend == "onnx":
             self.pipeline = _onnx_pipeline(path, onnx_file, num_threads)
         else:
             self.pipeline = pipeline(PIPELINE_TASK, model=path, trust_remote_code=True)
             if not compile or not _compile(self.pipeline.model, dtype):
                 self.pipeline.model.to(DTYPES[dtype or "float32"])
+        served = onnx_file if backend == "onnx" else f"{dtype or 'auto dtype'}{', compiled' if compile else ''}"
         logger.info(
-            "polyhead handler: %s backend, %s threads, lists in batches of %d, at most %d inputs a request",
+            "polyhead handler: %s backend, %s threads, lists in batches of %d, at most %d inputs a request (%s)",
             self.backend,
             num_threads or "default",
             self.batch_size,
             self.max_inputs,
+            served,
         )
 
     def __call__(self, data: dict[str, Any]) -> Any:
@@ -120,21 +113,100 @@ class EndpointHandler:
 
 
 def serving_choice(path: str) -> tuple[str, str, str | None, bool]:
-    """`(backend, onnx_file, dtype, compile)`: from the `POLYHEAD_BACKEND`/`POLYHEAD_ONNX_FILE`/`POLYHEAD_DTYPE`/
-    `POLYHEAD_COMPILE` environment when any of them is set, else from `path/serving.json` (see
-    [`read_serving_file`]), else ONNX where `onnx/model.onnx` exists (backend `""`), float32, eager. The dtype is None
-    when compiled without one (the compiled path picks bfloat16 where the CPU has native bfloat16)."""
-    chosen = {} if any(name in os.environ for name in CHOICE_VARIABLES) else read_serving_file(path) or {}
-    switch = os.environ.get("POLYHEAD_COMPILE", "").strip().lower()
-    if switch not in SWITCH:
-        raise ValueError(f"POLYHEAD_COMPILE must be 1 or 0 (true/false), got {switch!r}.")
-    compile = SWITCH[switch] or bool(chosen.get("compile"))
-    return (
-        os.environ.get("POLYHEAD_BACKEND", chosen.get("backend", "")),
-        os.environ.get("POLYHEAD_ONNX_FILE", chosen.get("onnx_file", ONNX_FILE)),
-        os.environ.get("POLYHEAD_DTYPE", chosen.get("dtype", None if compile else "float32")),
-        compile,
+    """`(backend, onnx_file, dtype, compile)` to serve `path` with, `backend` "torch" or "onnx".
+
+    One rule: each of the `CHOICE_VARIABLES` set in the environment (an empty value is unset) overrides that one
+    setting of `path/serving.json` (see [`read_serving_file`]), and the file's other settings still apply, unless
+    `POLYHEAD_BACKEND` asks for another backend than the file's (its dtype, compile or graph were measured with its
+    own backend). What neither sets: ONNX where `onnx/model.onnx` exists (or where `POLYHEAD_ONNX_FILE` names a graph),
+    else torch; float32; eager. The dtype is None when compiled without one (the compiled path picks bfloat16 where
+    the CPU has native bfloat16). A bad value, or an ONNX graph asked for that `path` lacks, raises `ValueError`
+    naming the fix; a torch setting for the ONNX backend (or the reverse) is ignored with a warning."""
+    chosen = read_serving_file(path) or {}
+    given = _environment_choice()
+    if chosen and given:
+        other = given.get("backend", chosen["backend"]) != chosen["backend"]
+        logger.info(
+            "polyhead handler: %s chooses %s; the environment overrides it with %s%s.",
+            SETTINGS_FILE,
+            chosen,
+            ", ".join(_variable(setting) for setting in given),
+            f" (the file's other settings, measured with {chosen['backend']}, do not apply)" if other else "",
+        )
+        chosen = {} if other else chosen
+    settings = {**chosen, **given}
+    onnx_file = settings.get("onnx_file", ONNX_FILE)
+    found = os.path.isfile(os.path.join(path, onnx_file))
+    backend = settings.get("backend") or ("onnx" if found or "onnx_file" in given else "torch")
+    if backend == "onnx" and not found:  # asked for in the environment (read_serving_file checked the file's graph)
+        _refuse_missing_graph(path, onnx_file, "onnx_file" in given)
+    if backend == "onnx" and not _onnxruntime_installed():
+        logger.warning("%s exists but onnxruntime is not installed (requirements.txt): using torch.", onnx_file)
+        backend = "torch"
+    compile = settings.get("compile", False)
+    dtype = settings.get("dtype", None if compile else "float32")
+    if backend == "onnx" and (dtype not in (None, "float32") or compile):
+        logger.warning(
+            "%s is for the torch model, but %s is served with onnxruntime (in the precision it was exported in): "
+            "ignored. Set POLYHEAD_BACKEND=torch to serve the torch model.",
+            _variable("dtype") if dtype not in (None, "float32") else "POLYHEAD_COMPILE",
+            onnx_file,
+        )
+    if backend == "torch" and "onnx_file" in given:
+        logger.warning(
+            "%s is for the ONNX backend, but the torch model is served (%s): ignored. Set POLYHEAD_BACKEND=onnx to "
+            "serve the graph.",
+            _variable("onnx_file"),
+            _variable("backend") if "backend" in given else f"{SETTINGS_FILE} chooses torch",
+        )
+    return backend, onnx_file, dtype, compile
+
+
+def _refuse_missing_graph(path: str, onnx_file: str, named: bool) -> None:
+    """The error for an ONNX graph that the environment asks for (`named` by POLYHEAD_ONNX_FILE, else the default
+    graph of POLYHEAD_BACKEND=onnx) and `path` lacks, as `read_serving_file` refuses the file's."""
+    folder = os.path.join(path, "onnx")
+    graphs = (
+        sorted(f"onnx/{name}" for name in os.listdir(folder) if name.endswith(".onnx"))
+        if os.path.isdir(folder)
+        else []
     )
+    if named:
+        asker, undo = "POLYHEAD_ONNX_FILE", f"name one it has ({', '.join(graphs)})" if graphs else "unset it"
+    else:
+        asker, undo = _variable("backend"), "set POLYHEAD_BACKEND=torch"
+    raise ValueError(
+        f"{asker} chooses {onnx_file}, which {path} lacks: export it with polyhead's `python scripts/export_onnx.py "
+        f"{path}` (--int8 for onnx/model_quantized.onnx), or {undo}."
+    )
+
+
+def _environment_choice() -> dict[str, Any]:
+    """The `CHOICE_VARIABLES` set in the environment, checked, as `{setting: value}` (an empty value is unset)."""
+    given = {setting: os.environ.get(name, "").strip() for name, setting in CHOICE_VARIABLES.items()}
+    given = {setting: value for setting, value in given.items() if value}
+    if given.get("backend", "torch") not in BACKENDS:
+        raise ValueError(
+            f"POLYHEAD_BACKEND must be one of {list(BACKENDS)}, got {given['backend']!r}: set one of them, or unset "
+            f"it for {SETTINGS_FILE}'s pick (else ONNX where {ONNX_FILE} exists, else torch)."
+        )
+    if given.get("dtype", "float32") not in DTYPES:
+        raise ValueError(
+            f"POLYHEAD_DTYPE must be one of {list(DTYPES)}, got {given['dtype']!r}: set one of them, or unset it for "
+            f"{SETTINGS_FILE}'s pick (else float32)."
+        )
+    if "compile" in given:
+        switch = given["compile"].lower()
+        if switch not in SWITCH:
+            raise ValueError(f"POLYHEAD_COMPILE must be 1 or 0 (true/false), got {switch!r}.")
+        given["compile"] = SWITCH[switch]
+    return given
+
+
+def _variable(setting: str) -> str:
+    """`NAME=value` of the environment variable that sets `setting`, as the user wrote it."""
+    name = next(name for name, each in CHOICE_VARIABLES.items() if each == setting)
+    return f"{name}={os.environ.get(name, '').strip()}"
 
 
 def _compile(model: torch.nn.Module, dtype: str | None) -> bool:
