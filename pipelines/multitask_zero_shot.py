@@ -59,9 +59,16 @@ class ZeroShotMultitaskPipeline(MultitaskPipelineBase):
         truncation: bool = True,
         max_length: int | None = None,
         batch_size: int | None = None,
+        **unknown,
     ) -> dict[str, Any] | list[dict[str, Any]]:
         # One forward per text (all its hypotheses), or with `batch_size` that many pairs per forward across texts
         # (of similar length, as for lists).
+        if unknown:  # e.g. top_k or tasks beside candidate_labels: Python's own TypeError names no fix
+            raise TypeError(
+                f"Unknown argument(s) {sorted(unknown)} for zero-shot classification (a call with candidate_labels), "
+                "which ranks every candidate label: its parameters are hypothesis_template, multi_label, nli_task, "
+                "truncation, max_length and batch_size."
+            )
         if batch_size is not None:
             check_positive_int("batch_size", batch_size)
         if max_length is not None:

@@ -446,3 +446,9 @@ def test_real_sick_pairs_load_and_tokenize_as_pairs(shared_data_dir, tokenizer):
     encoded = tokenize_task_data(data["nli"], tokenizer, max_length=16)
     assert {len(encoded["train"]), len(encoded["test"])} == {64, 32}
     assert all(1 in row["token_type_ids"] and len(row["input_ids"]) <= 16 for row in encoded["test"])
+
+
+def test_zero_shot_refuses_the_classification_parameters(nli_model, tokenizer):
+    classifier = pipeline("multitask-classification", model=nli_model, tokenizer=tokenizer)
+    with pytest.raises(TypeError, match=r"Unknown argument\(s\) \['tasks', 'top_k'\] for zero-shot .* ranks every"):
+        classifier("good movie", candidate_labels=["a", "b"], top_k=1, tasks=["nli"])
