@@ -50,6 +50,15 @@ def test_cap_keeps_each_label_share_and_every_rare_label():
     assert capped_rows(5, 10, np.random.default_rng(0), list("aabbc")) == [0, 1, 2, 3, 4]
 
 
+def test_a_cap_below_the_number_of_labels_says_which_labels_lost_their_rows(caplog):
+    with caplog.at_level("WARNING", logger="polyhead.training.capping"):
+        prepared = _prepare(1)
+    kept = prepared.data["sentiment"].splits["train"]["label"]
+    lost = sorted({"good", "bad"} - set(kept))
+    assert len(kept) == 1 and f"Task 'sentiment': the cap leaves labels {lost} without train rows" in caplog.text
+    assert "at least 2 (the task's labels)" in caplog.text
+
+
 def test_multi_label_tasks_get_a_plain_seeded_draw():
     train = labelled_split(40, ["joy", "fear"], 0, multi=True)
     spec = TaskSpec("emotions", dataset=datasets.DatasetDict(train=train), validation_size=0, test_size=0)

@@ -89,6 +89,12 @@ def cap_train_rows(data: Mapping[str, TaskData], cap: int | None, seed: int) -> 
             f"Task {name!r}: train rows capped at max_train_samples_per_task={cap} ({len(rows)} of {len(train)}, "
             f"seed {seed}{', stratified by label' if labels is not None else ''})."
         )
+        lost = sorted(set(labels) - {labels[i] for i in rows}, key=str) if labels is not None else []
+        if lost:  # fewer rows than labels: the cap cannot keep one of each
+            logger.warning(
+                f"Task {name!r}: the cap leaves labels {lost} without train rows; raise max_train_samples_per_task "
+                f"to at least {len(set(labels))} (the task's labels) to keep one row of each."
+            )
     return {"max_train_samples_per_task": cap, "seed": seed, "tasks": capped}
 
 
