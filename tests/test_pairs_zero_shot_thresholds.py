@@ -339,8 +339,13 @@ def test_run_refuses_tune_thresholds_without_a_multi_label_validation_split(tmp_
     nli = datasets.DatasetDict(train=nli_split(16, 0), validation=nli_split(8, 1))
     specs = [TaskSpec("nli", dataset=nli, text_column="premise", text_pair_column="hypothesis")]
     args = MultitaskTrainingArguments(output_dir=str(tmp_path / "run"), report_to="none", save_strategy="no")
-    with pytest.raises(ValueError, match="--tune_thresholds needs a multi-label task with a validation split"):
+    with pytest.raises(ValueError, match="--tune_thresholds needs a multi-label task .*: no task is multi-label"):
         run(ModelArguments(), DataArguments(tasks=specs, tune_thresholds=True), args)
+    # a multi-label task without validation rows is named as such
+    rows = datasets.Dataset.from_dict({"text": ["good day", "bad day"] * 8, "label": [["a"], ["b"]] * 8})
+    tags = TaskSpec("tags", dataset=datasets.DatasetDict(train=rows), validation_size=0, test_size=0)
+    with pytest.raises(ValueError, match=r"the multi-label tasks \['tags'\] have no validation rows"):
+        run(ModelArguments(), DataArguments(tasks=[*specs, tags], tune_thresholds=True), args)
 
 
 # ------------------------------------------------------------------------------------------------ threshold search

@@ -962,10 +962,14 @@ def check_prepared(
     check_trained_tasks(prepared, model_args, training_args)
     validation = [name for name, encoded in prepared.encoded.items() if "eval" in encoded]
     if data_args.tune_thresholds and not any(prepared.data[n].problem_type == MULTI_LABEL for n in validation):
-        raise ValueError(
-            f"--tune_thresholds needs a multi-label task with a validation split; tasks with one: {validation} "
-            "(none multi-label)."
+        multi_label = [name for name, task in prepared.data.items() if task.problem_type == MULTI_LABEL]
+        found = (
+            f"the multi-label tasks {multi_label} have no validation rows (give them a validation split, or hold one "
+            "out with validation_size > 0)"
+            if multi_label
+            else "no task is multi-label"
         )
+        raise ValueError(f"--tune_thresholds needs a multi-label task with a validation split: {found}.")
 
 
 def prepare_run(
