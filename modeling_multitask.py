@@ -17,7 +17,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_multitask import MultitaskConfig
-from .modeling_multitask_checks import check_loading_info, resolve_labels, resolve_tasks
+from .modeling_multitask_checks import check_input_shapes, check_loading_info, resolve_labels, resolve_tasks
 from .modeling_multitask_heads import MultitaskHeadsMixin, NativePooler, choice_logits, new_task_embeddings
 
 
@@ -256,11 +256,10 @@ class MultitaskModel(MultitaskHeadsMixin, PreTrainedModel):
         """
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
         inputs.update(position_ids=position_ids, inputs_embeds=inputs_embeds)
-        given = input_ids if input_ids is not None else inputs_embeds
-        choices = given is not None and given.dim() == (3 if input_ids is not None else 4)
+        choices = check_input_shapes(inputs, choice_mask)
         tasks = resolve_tasks(self.config, task, choices)
         if choices:  # (batch, choices, length) -> the real choices' pairs (pairs, length), encoded as one batch
-            shape = given.shape[:2]
+            shape = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
             choice_mask = torch.ones(shape, dtype=torch.bool) if choice_mask is None else choice_mask.bool()
             choice_mask = choice_mask.to(self.device)
             inputs = {key: value[choice_mask] for key, value in inputs.items() if value is not None}

@@ -11,6 +11,37 @@ import torch
 from .configuration_multitask_checks import MULTI_LABEL
 
 
+def check_input_shapes(inputs: dict, choice_mask: torch.Tensor | None) -> bool:
+    """Whether `inputs` (`input_ids` or `inputs_embeds`, and their masks) are multiple-choice inputs, their shapes
+    checked: `(batch, length)`, or `(batch, choices, length)` with a `choice_mask` of `(batch, choices)` that leaves
+    each row a real choice (a wrong shape failed deep inside the encoder, an empty row scored nothing)."""
+    ids, embeds = inputs.get("input_ids"), inputs.get("inputs_embeds")
+    given, name = (ids, "input_ids") if ids is not None else (embeds, "inputs_embeds")
+    if given is None:
+        return False
+    shape = tuple(given.shape if ids is not None else given.shape[:-1])
+    if len(shape) not in (2, 3):
+        hidden = "" if ids is not None else ", hidden"
+        raise ValueError(
+            f"{name} must be (batch, length{hidden}), or (batch, choices, length{hidden}) for multiple-choice tasks; "
+            f"got shape {tuple(given.shape)}."
+        )
+    for key in ("attention_mask", "token_type_ids"):  # a mask of another rank (a custom 4D attention mask) passes
+        value = inputs.get(key)
+        if value is not None and (len(shape) == 3 or value.dim() == len(shape)) and tuple(value.shape) != shape:
+            raise ValueError(f"{key} must have the shape of {name}, {shape}; got {tuple(value.shape)}.")
+    if choice_mask is None:
+        return len(shape) == 3
+    if len(shape) == 2:
+        raise ValueError("choice_mask is for multiple-choice inputs (batch, choices, length), not (batch, length).")
+    if tuple(choice_mask.shape) != shape[:2]:
+        raise ValueError(f"choice_mask must be (batch, choices) = {shape[:2]}, got {tuple(choice_mask.shape)}.")
+    empty = (~choice_mask.bool().any(dim=-1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"choice_mask rows {empty} have no real choice: every row needs at least one.")
+    return True
+
+
 def resolve_tasks(config, task: str | list[str] | None, choices: bool = False) -> list[str]:
     """The tasks a forward pass runs: `task` (a name or a list) checked against the config and the input's kind."""
     kind = "multiple-choice inputs (batch, choices, length)" if choices else "inputs (batch, length)"
@@ -114,4 +145,4 @@ def _summarize(keys: list[str], limit: int = 6) -> str:
     return str(keys[:limit])[:-1] + (f", ... {len(keys) - limit} more]" if len(keys) > limit else "]")
 
 
-__all__ = ["check_labels", "check_loading_info", "resolve_labels", "resolve_tasks"]
+__all__ = ["check_input_shapes", "check_labels", "check_loading_info", "resolve_labels", "resolve_tasks"]

@@ -124,6 +124,32 @@ def test_model_answers_other_tasks_from_one_pass_and_refuses_the_wrong_kind(mixe
         mixed_model(input_ids=ids[None].expand(1, 2, 4), labels=torch.tensor([2]))
 
 
+@pytest.mark.parametrize(
+    "inputs, message",
+    [  # each failed inside the encoder or in indexing (IndexError, "not enough values to unpack"), or scored nothing
+        (
+            {"input_ids": torch.ones(4, dtype=torch.long)},
+            r"input_ids must be \(batch, length\), or .* got shape \(4,\)",
+        ),
+        ({"input_ids": torch.ones(1, 2, 3, 4, dtype=torch.long)}, r"got shape \(1, 2, 3, 4\)"),
+        ({"input_ids": torch.ones(2, 3, 7, dtype=torch.long), "choice_mask": torch.ones(2, 4)}, r"= \(2, 3\), got"),
+        ({"input_ids": torch.ones(2, 3, 7, dtype=torch.long), "attention_mask": torch.ones(2, 7)}, "attention_mask"),
+        ({"input_ids": torch.ones(2, 7, dtype=torch.long), "attention_mask": torch.ones(2, 6)}, r"\(2, 7\); got"),
+        (
+            {"input_ids": torch.ones(2, 7, dtype=torch.long), "choice_mask": torch.ones(2, 3)},
+            "not \\(batch, length\\)",
+        ),
+        (
+            {"input_ids": torch.ones(2, 3, 7, dtype=torch.long), "choice_mask": torch.tensor([[1, 1, 0], [0, 0, 0]])},
+            r"choice_mask rows \[1\] have no real choice",
+        ),
+    ],
+)
+def test_inputs_of_the_wrong_shape_are_named(mixed_model, inputs, message):
+    with pytest.raises(ValueError, match=message):
+        mixed_model(**inputs)
+
+
 def test_pipeline_answers_choices_sorted_and_other_inputs_by_other_tasks(mixed_model):
     classifier = MultitaskClassificationPipeline(model=mixed_model, tokenizer=tiny_tokenizer())
     answer = classifier({"text": "good movie", "question": "why", "choices": ["good", "bad", "tech"]})
