@@ -12,9 +12,10 @@ The model card is generated unless a hand-edited README (no polyhead marker) is 
 --overwrite-readme replaces it. --dry-run writes the upload into a new folder, atomically, and makes no network
 call (a hand-edited README already on the branch is not checked). For a server other than huggingface.co use
 --endpoint URL (and HF_HUB_DISABLE_XET=1 if it has no Xet storage). --base-model and --datasets name the encoder
-and the data in the card's metadata. --space ORG/NAME also publishes a live demo of the model (a Gradio Space,
-see scripts/make_space.py) pinned to the new commit, in one commit to that Space (needs `polyhead[space]`); with
---dry-run the Space is written to DIR-space instead.
+and the data in the card's metadata: Hub ids, a malformed one refused like a malformed --repo-id, before anything is
+written. --space ORG/NAME also publishes a live demo of the model (a Gradio Space, see scripts/make_space.py) pinned
+to the new commit, in one commit to that Space (needs `polyhead[space]`); with --dry-run the Space is written to
+DIR-space instead.
 """
 
 import argparse

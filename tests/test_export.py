@@ -1,5 +1,6 @@
 """One task exported as a standard XxxForSequenceClassification checkpoint: same logits, no remote code."""
 
+import ast
 import json
 import sys
 import textwrap
@@ -9,13 +10,20 @@ import pytest
 import torch
 from helpers import BLOCKER, api_for, run_fresh
 from huggingface_hub import ModelCard
-from transformers import AutoModelForSequenceClassification, BertModel, GPT2Config, pipeline
+from transformers import AutoConfig, AutoModelForSequenceClassification, BertModel, GPT2Config, pipeline
 
 from polyhead import MultitaskConfig, MultitaskModel
-from polyhead.exporters.task_checkpoint import export_task, publish_exported_task
+from polyhead.exporters.task_checkpoint import PAIR_EXAMPLE, export_task, publish_exported_task
 from polyhead.publishing.upload import PublishError
 from polyhead.saving import save_model_folder
-from polyhead.testing_utils import ENCODER_FAMILIES, tiny_encoder_config, tiny_multitask_config, tiny_tokenizer
+from polyhead.testing_utils import (
+    ENCODER_FAMILIES,
+    TINY_NLI_TASKS,
+    TINY_TASKS,
+    tiny_encoder_config,
+    tiny_multitask_config,
+    tiny_tokenizer,
+)
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,3 +179,70 @@ def test_export_of_minilm_matches_on_real_tweets(shared_data_dir, tmp_path):
         assert {item["label"]: item["score"] for item in answer} == pytest.approx(
             dict(zip(tasks["emotion"]["labels"], probs.tolist(), strict=True)), abs=1e-5
         )
+
+
+def run_card_usage(folder):
+    """Runs the Usage code of an exported card on the folder (for `<this repo>`): the value of its last line when
+    that is an expression (the pipeline's answer), else the `labels` it computes."""
+    text = (Path(folder) / "README.md").read_text(encoding="utf-8")
+    code = text.split("```python\n", 1)[1].split("\n```", 1)[0].replace("<this repo>", str(folder))
+    *body, last = ast.parse(code).body
+    namespace = {}
+    exec(compile(ast.Module(body=body, type_ignores=[]), "card", "exec"), namespace)
+    if isinstance(last, ast.Expr):
+        return eval(compile(ast.Expression(last.value), "card", "eval"), namespace)
+    exec(compile(ast.Module(body=[last], type_ignores=[]), "card", "exec"), namespace)
+    return namespace["labels"]
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "expected_labels"),
+    [(None, ["joy", "anger", "sadness", "fear"]), ([0.45, 0.5, 0.6, 0.3], ["anger", "sadness"])],
+)
+def test_a_multi_label_export_records_its_thresholds_and_its_card_gives_polyheads_answers(
+    tmp_path, thresholds, expected_labels
+):
+    tasks = {**TINY_TASKS, "emotions": {**TINY_TASKS["emotions"], "thresholds": thresholds}}
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config("bert", tasks=tasks, pooling="native")).eval()
+    with torch.no_grad():
+        model.native_pooler.dense.bias.normal_(0, 0.5)
+    tokenizer, out = tiny_tokenizer(), tmp_path / "emotions"
+    export_task(model, "emotions", out, tokenizer=tokenizer, texts=TEXTS[:1])
+    labels = TINY_TASKS["emotions"]["labels"]
+    recorded = dict(zip(labels, thresholds or [0.4] * len(labels), strict=True))
+    # Recorded in config.json, kept through loading, used by nothing in transformers.
+    assert AutoConfig.from_pretrained(out).polyhead_thresholds == recorded
+    assert AutoModelForSequenceClassification.from_pretrained(out).config.polyhead_thresholds == recorded
+    card = ModelCard.load(out / "README.md")
+    assert "top_k=None" in card.text and "## Decisions" in card.text
+    assert all(repr(value) in card.text for value in recorded.values())  # the actual numbers
+    # polyhead answers every label at or above its threshold; the card's usage code gives the same answer.
+    expected = pipeline("multitask-classification", model=model, tokenizer=tokenizer)(TEXTS[0], tasks="emotions")
+    assert [item["label"] for item in expected["emotions"]] == expected_labels  # more than the pipeline's top 1
+    answer = run_card_usage(out)
+    assert [item["label"] for item in answer] == expected_labels
+    assert [item["score"] for item in answer] == pytest.approx([i["score"] for i in expected["emotions"]], abs=1e-5)
+
+
+def test_a_sentence_pair_export_shows_pair_usage_and_no_single_text_widget(tmp_path):
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config("bert", tasks=TINY_NLI_TASKS, pooling="native")).eval()
+    tokenizer = tiny_tokenizer()
+    export_task(model, "nli", tmp_path / "nli", tokenizer=tokenizer)
+    card = ModelCard.load(tmp_path / "nli" / "README.md")
+    assert "widget" not in card.data.to_dict()  # the Hub widget sends one text, which the task never sees
+    assert '"text_pair"' in card.text and "sentence pair" in card.text
+    answer = run_card_usage(tmp_path / "nli")
+    assert not hasattr(AutoConfig.from_pretrained(tmp_path / "nli"), "polyhead_thresholds")  # single-label: top-1
+    expected = pipeline("multitask-classification", model=model, tokenizer=tokenizer)(PAIR_EXAMPLE, tasks="nli")
+    assert answer["label"] == expected["nli"][0]["label"]
+    assert answer["score"] == pytest.approx(expected["nli"][0]["score"], abs=1e-5)
+
+
+def test_export_refuses_a_base_model_that_is_no_hub_id(tmp_path):
+    with pytest.raises(ValueError, match=r"Base model 'bad model\|x' is not a valid Hub model id .*leave it out"):
+        export_task(
+            native_model("bert"), "topic", tmp_path / "out", tokenizer=tiny_tokenizer(), base_model="bad model|x"
+        )
+    assert not (tmp_path / "out").exists()

@@ -252,3 +252,72 @@ def test_recorded_base_model_wins_over_an_encoder_path_that_looks_like_a_hub_id(
     assert ModelCard(render(training_args={**TRAINING_ARGS, "model": local})).data.base_model is None
     legacy = {"encoder_name_or_path": "org/encoder"}  # training_args.json from before base_model was recorded
     assert ModelCard(render(training_args={**TRAINING_ARGS, "model": legacy})).data.base_model == "org/encoder"
+
+
+def table_rows(text):
+    """The body rows of every table in `text` as read by a CommonMark + GFM-tables parser: per row, its cells' inline
+    tokens (a row split by a stray line break shows up as more rows, each with cells missing)."""
+    import markdown_it
+    rows, row, body = [], None, False
+    for token in markdown_it.MarkdownIt("commonmark").enable("table").parse(text):
+        if token.type in ("tbody_open", "tbody_close"):
+            body = token.type == "tbody_open"
+        elif token.type == "tr_open" and body:
+            row = []
+        elif token.type == "inline" and row is not None:
+            row.append(token)
+        elif token.type == "tr_close" and row is not None:
+            rows.append(row)
+            row = None
+    return rows
+
+
+def codes(cell):
+    return [child.content for child in cell.children if child.type == "code_inline"]
+
+
+def test_table_cells_keep_line_breaks_pipes_and_backticks_in_their_cell():
+    labels = ["line\nbreak", "tick`s", "a|b", "`fenced`", "back\\slash"]
+    text = "hello | there\nsecond line *not bold* `no code`"
+    widget = [
+        {"text": text, "output": {"odd": [{"label": "line\nbreak", "score": 0.7}, {"label": "tick`s", "score": 0.2}]}}
+    ]
+    training_args = {
+        "data": {"tasks": [_task_spec("odd", dataset="org/data", dataset_config="cfg`x", label_column="lab|el")]}
+    }
+    results = {"tasks": {"odd": SINGLE_METRICS}, "split": "test"}
+    card = render_model_card(
+        {"tasks": {"odd": {"labels": labels}}}, results, training_args, repo_id="org/m", widget=widget
+    )
+    import markdown_it
+    rows = table_rows(card)
+    assert len(rows) == 1 + len(SINGLE_METRICS) + 1 + 1  # tasks, metrics, widget, data: no row split in two
+    tasks_row, data_row = [row for row in rows if row[0].content == "`odd`"]
+    # Every label verbatim in its code span (CommonMark reads a line break in a code span as a space).
+    assert codes(tasks_row[3]) == ["line break", "tick`s", "a|b", "`fenced`", "back\\slash"]
+    assert codes(data_row[1]) == ["cfg`x", "lab|el"]
+    (widget_row,) = [row for row in rows if codes(row[1]) == ["odd"]]
+    html = markdown_it.MarkdownIt("commonmark").renderer.renderInline(widget_row[0].children, {}, {})
+    assert html == "hello | there<br>second line *not bold* `no code`"  # free text as written, the break kept
+    assert codes(widget_row[2]) == ["line break", "tick`s"]
+    # The YAML header is written by a YAML library: the same strings parse back.
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert header["widget"][0]["text"] == text
+    assert [item["label"] for item in header["widget"][0]["output"]] == ["odd: line\nbreak", "odd: tick`s"]
+    assert ModelCard(card).data.to_dict()["widget"] == header["widget"]
+
+
+@pytest.mark.parametrize(
+    ("card_data", "match"),
+    [
+        (MultitaskCardData(base_model="bad model|x"), r"Base model 'bad model\|x' is not a valid Hub model id"),
+        (MultitaskCardData(datasets=["not a dataset"]), "Dataset 'not a dataset' is not a valid Hub dataset id"),
+        (
+            MultitaskCardData(task_datasets={"topic": "org/x--y"}),
+            r"Dataset 'org/x--y' \(for task 'topic'\) is not a valid Hub dataset id \(Cannot have -- .*org/name",
+        ),
+    ],
+)
+def test_card_data_refuses_ids_that_are_no_hub_ids(card_data, match):
+    with pytest.raises(ValueError, match=match):  # the card would name and link a repo that cannot exist
+        render(card_data=card_data)

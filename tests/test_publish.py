@@ -4,6 +4,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import stat
 import threading
@@ -394,4 +395,33 @@ def test_a_malformed_repo_id_is_refused_before_any_network_call(fresh_hub, model
     with pytest.raises(SystemExit) as failed:  # the CLI: one `error:` line
         script_main("publish")([str(model_folder), "--repo-id", repo_id, "--endpoint", fresh_hub.url])
     assert str(failed.value.code).startswith(f"error: Repo id {repo_id!r} is not a valid Hub repo id")
+    assert fresh_hub.requests == [] and not fresh_hub.repos and "Published" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--base-model", "bad model|x"], r"Base model 'bad model\|x' is not a valid Hub model id \(.*\): give"),
+        (
+            ["--datasets", "sentiment=not a dataset"],
+            r"Dataset 'not a dataset' \(for task 'sentiment'\) is not a valid",
+        ),
+        (["--datasets", "org/x--y"], r"Dataset 'org/x--y' is not a valid Hub dataset id \(Cannot have -- .*org/name"),
+    ],
+)
+def test_a_malformed_base_model_or_dataset_is_refused_before_anything_is_written(
+    fresh_hub, model_folder, tmp_path, options, message, capsys
+):
+    main = script_main("publish")
+    (tmp_path / "out").mkdir()
+    preview = tmp_path / "out" / "preview"
+    with pytest.raises(SystemExit) as failed:  # the dry run: one `error:` line, no preview folder
+        main([str(model_folder), "--repo-id", "org/ids", "--dry-run", str(preview), *options])
+    error = str(failed.value.code)
+    assert re.match(f"error: {message}", error) and error.endswith("Nothing was published.") and "\n" not in error
+    assert list((tmp_path / "out").iterdir()) == []  # nothing staged, not even a temporary folder
+    with pytest.raises(SystemExit, match=message):  # a real publish: not a single request to the Hub
+        main(
+            [str(model_folder), "--repo-id", "org/ids", "--endpoint", fresh_hub.url, "--token", "test-token", *options]
+        )
     assert fresh_hub.requests == [] and not fresh_hub.repos and "Published" not in capsys.readouterr().out

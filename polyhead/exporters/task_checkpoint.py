@@ -6,6 +6,11 @@ weights, the family's own head transform (the model's `pooling="native"` layer) 
 projection, so its logits equal the multitask model's for that task (checked on sample texts before anything is
 written). Only models trained with `pooling="native"` export: no standard head pools by mean or by the bare first
 token. [`publish_exported_task`] uploads such a folder in one commit.
+
+A multi-label task's decision thresholds have no place in a standard checkpoint (the `text-classification` pipeline
+returns the top label unless asked for every score): they are written to `config.json` as `polyhead_thresholds`
+(`{label: threshold}`, an attribute transformers keeps but ignores), and the card states them and shows how to get
+polyhead's answers. A sentence-pair task's card shows the pipeline called on a `{"text", "text_pair"}` pair.
 """
 
 import copy
@@ -25,11 +30,12 @@ from huggingface_hub import HfApi, ModelCardData
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import cached_file
 
+from polyhead.decisions import decision_thresholds
 from polyhead.encoders import hub_id_or_none
-from polyhead.publishing.model_card import GENERATED_MARKER, METRIC_INFO
+from polyhead.publishing.model_card import GENERATED_MARKER, METRIC_INFO, code_span, markdown_table
 from polyhead.publishing.upload import PublishError, PublishResult, _upload, resolve_repo_id, select_upload_files
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, NATIVE_POOLING_ACTIVATIONS, MultitaskModel
-from polyhead.run_folder import README_FILE, RESULTS_FILE, check_model_source, model_loading
+from polyhead.run_folder import README_FILE, RESULTS_FILE, check_model_source, model_loading, repo_id_problem
 from polyhead.saving import atomic_folder, check_export_target, save_tokenizer
 
 
@@ -51,7 +57,12 @@ DEFAULT_CHECK_TEXTS = (
     "I did not like this at all, and I will not come back.",
     "The results were announced this morning",
 )
+# The usage example of a sentence-pair task (NLI): the Hub widget sends one text, which such a task never sees.
+PAIR_EXAMPLE = {"text": "A man is playing a guitar.", "text_pair": "A man is making music."}
 MAX_ABS_DIFF = 1e-5
+# The exported config's record of a multi-label task's decision thresholds, `{label: threshold}`: transformers keeps
+# unknown config attributes through save and load but uses them nowhere, so users read it (`model.config`).
+THRESHOLDS_ATTRIBUTE = "polyhead_thresholds"
 
 
 @dataclasses.dataclass
@@ -93,6 +104,8 @@ def standard_model(model: MultitaskModel, task: str) -> torch.nn.Module:
     config.id2label = model.config.task_id2label(task)
     config.label2id = model.config.task_label2id(task)
     config.problem_type = spec["problem_type"]
+    if spec["problem_type"] == MULTI_LABEL:  # the pipeline does not apply them: recorded for the user
+        setattr(config, THRESHOLDS_ATTRIBUTE, label_thresholds(spec))
     standard = AutoModelForSequenceClassification.from_config(config).to(model.dtype).eval()
     result = standard.base_model.load_state_dict(model.encoder.state_dict(), strict=False)
     missing = [key for key in result.missing_keys if not key.startswith("pooler.")]
@@ -107,6 +120,12 @@ def standard_model(model: MultitaskModel, task: str) -> torch.nn.Module:
         output.weight.copy_(head.weight)
         output.bias.copy_(head.bias)
     return standard
+
+
+def label_thresholds(spec: dict[str, Any]) -> dict[str, float]:
+    """A multi-label task's decision threshold of each label, `{label: threshold}`: its tuned per-label thresholds,
+    else its threshold for every label (the rule of `polyhead.decisions`: a label is predicted at or above it)."""
+    return dict(zip(spec["labels"], decision_thresholds(spec), strict=True))
 
 
 def max_logit_difference(
@@ -141,8 +160,10 @@ def export_task(
     r"""
     Writes `task` of a multitask model to `out_dir` as a standard `XxxForSequenceClassification` checkpoint that
     `AutoModelForSequenceClassification.from_pretrained(out_dir)` and `pipeline("text-classification", model=out_dir)`
-    load without remote code: weights, config with the task's `id2label`/`label2id`/`problem_type`, tokenizer and a
-    short model card (`pipeline_tag: text-classification`, `base_model` = the multitask repo, the task's metrics).
+    load without remote code: weights, config with the task's `id2label`/`label2id`/`problem_type` (and a multi-label
+    task's thresholds as `polyhead_thresholds`), tokenizer and a short model card (`pipeline_tag:
+    text-classification`, `base_model` = the multitask repo, the task's metrics and decision rule, usage code that
+    gives polyhead's answers).
 
     Before anything is written, the logits of both models are compared on `texts` (default: a few sentences): an
     export that differs by more than 1e-5 is refused. `out_dir` must be new or empty; it is written atomically.
@@ -159,7 +180,7 @@ def export_task(
 
     Raises:
         `ValueError`: the model's pooling is not `"native"` (no standard head reproduces it), the encoder family is
-            unknown, or the logits differ; `KeyError`: unknown task.
+            unknown, the logits differ, or `base_model` is not a valid Hub repo id; `KeyError`: unknown task.
 
     Example:
 
@@ -170,6 +191,12 @@ def export_task(
     """
     source = None if isinstance(model_or_path, MultitaskModel) else str(model_or_path)
     check_export_target(out_dir)  # a new or empty folder: export never replaces anything
+    problem = repo_id_problem(base_model) if base_model is not None else None
+    if problem:  # the card's metadata and link would name a repo that cannot exist
+        raise ValueError(
+            f"Base model {base_model!r} is not a valid Hub model id ({problem}): give the multitask model's Hub id, "
+            "e.g. 'org/tweets-multitask', or leave it out."
+        )
     model = model_or_path
     if source is not None:
         check_model_source(source)
@@ -229,8 +256,11 @@ def render_task_card(
     results: dict[str, Any] | None,
     texts: Sequence[str] | None = None,
 ) -> str:
-    """The exported folder's `README.md`: YAML metadata for the Hub widget, the labels and the task's metrics."""
+    """The exported folder's `README.md`: YAML metadata for the Hub widget, the labels, the task's decision rule
+    (a multi-label task's thresholds), its metrics and usage code that gives polyhead's answers."""
     spec = config.task(task)
+    texts = list(texts or DEFAULT_CHECK_TEXTS)
+    pair = bool(spec.get("text_pair"))
     metrics = ((results or {}).get("tasks") or {}).get(task) or {}
     data = ModelCardData(
         library_name="transformers",
@@ -241,12 +271,19 @@ def render_task_card(
             "polyhead",
             "multi-label" if spec["problem_type"] == MULTI_LABEL else "single-label",
         ],
-        widget=[{"text": text} for text in (texts or DEFAULT_CHECK_TEXTS)[:2]],  # what the Hub widget offers
+        # What the Hub widget offers: one text, which a sentence-pair task never sees (no examples then).
+        widget=None if pair else [{"text": text} for text in texts[:2]],
     )
-    rows = "\n".join(f"| {METRIC_INFO.get(k, (k, None, k))[2]} | {float(v):.4f} |" for k, v in metrics.items())
+    rows = [(METRIC_INFO.get(k, (k, None, k))[2], f"{float(v):.4f}") for k, v in metrics.items()]
     split = (results or {}).get("split", "test")
-    metrics_text = f"| metric | value |\n|---|---|\n{rows}" if rows else "No metrics were recorded for this task."
+    metrics_text = markdown_table(("Metric", "Value"), rows) if rows else "No metrics were recorded for this task."
     source = f"[{base_model}](https://huggingface.co/{base_model})" if base_model else "a polyhead multitask model"
+    inputs = (
+        "\n- Input: a sentence pair (`text`, `text_pair`), as the task was trained. The Hub widget sends one text, so "
+        "this card has no widget examples: call the pipeline on a pair (Usage)."
+        if pair
+        else ""
+    )
     body = f"""
 {GENERATED_MARKER}
 
@@ -256,8 +293,8 @@ Task `{task}` of {source}, exported by polyhead as a standard `{architecture}` c
 code and gives the same logits as the multitask model for this task (checked to 1e-5 when exported).
 
 - Problem type: `{spec["problem_type"]}`
-- Labels: {", ".join(f"`{label}`" for label in spec["labels"])}
-
+- Labels: {", ".join(code_span(label) for label in spec["labels"])}{inputs}
+{decisions_section(spec)}
 ## Metrics ({split} split, measured on the multitask model)
 
 {metrics_text}
@@ -265,13 +302,60 @@ code and gives the same logits as the multitask model for this task (checked to 
 ## Usage
 
 ```python
-from transformers import pipeline
-
-classifier = pipeline("text-classification", model="<this repo>")
-classifier({json.dumps((texts or DEFAULT_CHECK_TEXTS)[0], ensure_ascii=False)})
+{usage_code(spec, texts[0])}
 ```
 """
     return f"---\n{data.to_yaml()}\n---\n{body}"
+
+
+def decisions_section(spec: dict[str, Any]) -> str:
+    """For a multi-label task, the `## Decisions` section: its thresholds (one, or a table of per-label ones), and
+    how the standard pipeline's scores give polyhead's answers; empty for a single-label task (top-1 either way)."""
+    if spec["problem_type"] != MULTI_LABEL:
+        return ""
+    thresholds = label_thresholds(spec)
+    if len(set(thresholds.values())) == 1:
+        rule = f"the task's threshold, **{next(iter(thresholds.values()))!r}** (the same for every label)."
+    else:
+        rows = [(code_span(label), repr(value)) for label, value in thresholds.items()]
+        rule = "that label's own threshold:\n\n" + markdown_table(("Label", "Threshold"), rows)
+    return f"""
+## Decisions
+
+Each label's score is the sigmoid of its logit, and polyhead predicts every label whose score is at least {rule}
+
+The `text-classification` pipeline returns only the top label unless asked for every score: pass `top_k=None` and
+keep the labels at or above their threshold, as in Usage below, to get the multitask model's answers. The thresholds
+are also in `config.json` as `{THRESHOLDS_ATTRIBUTE}` (`{{label: threshold}}`, `model.config.{THRESHOLDS_ATTRIBUTE}`
+once loaded), which transformers ignores.
+"""
+
+
+def usage_code(spec: dict[str, Any], text: str) -> str:
+    """The card's usage code: the standard pipeline called on `text` (a sentence-pair task: on a `{"text",
+    "text_pair"}` pair) so that it answers as polyhead does; for a multi-label task, every score kept at or above
+    its label's threshold (the actual numbers)."""
+    example = json.dumps(PAIR_EXAMPLE if spec.get("text_pair") else text, ensure_ascii=False)
+    lines = ["from transformers import pipeline", ""]
+    if spec["problem_type"] != MULTI_LABEL:
+        return "\n".join(
+            [*lines, 'classifier = pipeline("text-classification", model="<this repo>")', f"classifier({example})"]
+        )
+    thresholds = label_thresholds(spec)
+    lines += [
+        'classifier = pipeline("text-classification", model="<this repo>")',
+        f"scores = classifier({example}, top_k=None)  # every label's score (passed here: a flat list)",
+    ]
+    if len(set(thresholds.values())) == 1:
+        value = next(iter(thresholds.values()))
+        lines.append(f'labels = [item for item in scores if item["score"] >= {value!r}]  # polyhead\'s answer')
+    else:
+        per_label = json.dumps(thresholds, ensure_ascii=False)  # a dict of strings and floats: a Python literal too
+        lines += [
+            f"thresholds = {per_label}  # also classifier.model.config.{THRESHOLDS_ATTRIBUTE}",
+            'labels = [item for item in scores if item["score"] >= thresholds[item["label"]]]  # polyhead\'s answer',
+        ]
+    return "\n".join(lines)
 
 
 def publish_exported_task(
@@ -323,9 +407,11 @@ def publish_exported_task(
 __all__ = [
     "DEFAULT_CHECK_TEXTS",
     "HEAD_MODULES",
+    "THRESHOLDS_ATTRIBUTE",
     "TaskExportResult",
     "check_exportable",
     "export_task",
+    "label_thresholds",
     "max_logit_difference",
     "publish_exported_task",
     "read_results",

@@ -63,6 +63,9 @@ RESULTS_FILE = run_folder.RESULTS_FILE
 TRAINING_ARGS_FILE = run_folder.TRAINING_ARGS_FILE
 BASELINE_RESULTS_FILE = run_folder.BASELINE_RESULTS_FILE
 DEFAULT_WIDGET_TEXTS = ("I really love this, what a great day!",)
+# Shown in the errors that refuse a malformed base model or dataset id.
+EXAMPLE_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+EXAMPLE_DATASET = "declare-lab/MELD"
 VERSION_PACKAGES = ("polyhead", "transformers", "torch", "huggingface_hub", "datasets", "tokenizers")
 # metric key -> (model-index metric type, metric config, readable name)
 METRIC_INFO = {
@@ -147,8 +150,31 @@ class MultitaskCardData:
     task_sources: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict, init=False)
     eval_results: list[EvalResult] = dataclasses.field(default_factory=list, init=False)
 
+    def check(self) -> None:
+        """Refuses a `base_model`, `datasets` or `task_datasets` entry that is not a valid Hub repo id
+        (`huggingface_hub`'s own check, no network) with a `ValueError` naming it and the fix: the card's metadata
+        and links would name a repo that cannot exist."""
+        if self.base_model is not None:
+            problem = run_folder.repo_id_problem(self.base_model)
+            if problem:
+                raise ValueError(
+                    f"Base model {self.base_model!r} is not a valid Hub model id ({problem}): give the encoder's Hub "
+                    f"id, e.g. {EXAMPLE_BASE_MODEL!r}, or leave it out."
+                )
+        named = [(dataset, "") for dataset in self.datasets]
+        named += [(dataset, f" (for task {task!r})") for task, dataset in self.task_datasets.items()]
+        for dataset, where in named:
+            problem = run_folder.repo_id_problem(dataset)
+            if problem:
+                raise ValueError(
+                    f"Dataset {dataset!r}{where} is not a valid Hub dataset id ({problem}): give it as org/name, "
+                    f"e.g. {EXAMPLE_DATASET!r}."
+                )
+
     def fill(self, config: Any, results: Mapping[str, Any], training_args: Mapping[str, Any] | None) -> None:
-        """Computes tasks, data sources, `base_model`, `datasets` and the eval results from the run's files."""
+        """Computes tasks, data sources, `base_model`, `datasets` and the eval results from the run's files (after
+        [`check`]: user ids that are not Hub ids are refused)."""
+        self.check()
         training_args = training_args or {}
         self.tasks = config_tasks(config)
         self.task_sources = task_sources(training_args, list(self.tasks))
@@ -278,12 +304,41 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def code_span(text: Any) -> str:
+    """`text` as a markdown code span that shows it verbatim (CommonMark): its line breaks become spaces (a code span
+    cannot hold one, and a table row must stay on one line), and text holding backticks is fenced by one backtick more
+    than its longest run of them, with a space inside each end when it starts or ends with a backtick (or with a space
+    at both ends, which CommonMark strips once)."""
+    text = " ".join(str(text).splitlines())
+    if not text.strip():  # kept as is (an empty span would be two bare backticks)
+        return f"`{text or ' '}`"
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if "`" in (text[0], text[-1]) or text[0] == text[-1] == " " else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+# What markdown reads as formatting in running text: escapes, code, emphasis, strikethrough, links, HTML, entities.
+_MARKDOWN_INLINE = re.compile(r"([\\`*_~\[\]<>&])")
+
+
+def plain_text(text: Any) -> str:
+    """Free text (a widget example) as markdown that shows it verbatim: what markdown would read as formatting is
+    backslash-escaped (line breaks and pipes are left to [`table_cell`])."""
+    return _MARKDOWN_INLINE.sub(r"\\\1", str(text))
+
+
+def table_cell(cell: Any) -> str:
+    """One markdown table cell, kept on its row: line breaks become `<br>`, and pipes are escaped (GFM splits cells on
+    a pipe even inside a code span, and reads `\\|` as a pipe there too)."""
+    return "<br>".join(str(cell).splitlines()).replace("|", "\\|")
+
+
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A GitHub-flavoured markdown table (pipes in cells escaped)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    """A GitHub-flavoured markdown table, every cell (header included) through [`table_cell`]; cells holding user
+    text build it with [`code_span`] or [`plain_text`]."""
+    lines = ["| " + " | ".join(map(table_cell, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in rows:
-        cells = [str(cell).replace("|", "\\|") for cell in row]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(map(table_cell, row)) + " |")
     return "\n".join(lines)
 
 
@@ -302,16 +357,16 @@ def tasks_table(tasks: Mapping[str, Mapping[str, Any]]) -> str:
                 low, high = min(spec["thresholds"]), max(spec["thresholds"])
                 kind = f"multi-label (per-label thresholds tuned on validation, {low:.2f} to {high:.2f})"
         elif spec["problem_type"] == MULTIPLE_CHOICE:
-            rows.append((f"`{name}`", "multiple choice (each input brings its choices)", "-", "-"))
+            rows.append((code_span(name), "multiple choice (each input brings its choices)", "-", "-"))
             continue
         else:
             kind = "single-label (binary)" if len(spec["labels"]) == 2 else "single-label (multiclass)"
         if spec.get("text_pair"):
             kind += ", trained on sentence pairs"
-        labels = ", ".join(f"`{label}`" for label in spec["labels"][:shown])
+        labels = ", ".join(code_span(label) for label in spec["labels"][:shown])
         if shown is not None and len(spec["labels"]) > shown:
             labels += f", ... ({len(spec['labels']) - shown} more)"
-        rows.append((f"`{name}`", kind, len(spec["labels"]), labels))
+        rows.append((code_span(name), kind, len(spec["labels"]), labels))
     return markdown_table(("Task", "Problem type", "Labels", "Label names"), rows)
 
 
@@ -337,7 +392,7 @@ def task_summary_table(results: Mapping[str, Any], lowest: int = 10) -> str:
     ]
     summary = markdown_table(("Primary metric", "Mean", "Median", "Min", "Max"), rows)
     worst = sorted(scores, key=scores.get)[:lowest]
-    lines = [(f"`{task}`", primary.get(task, "f1_macro"), format_value(scores[task])) for task in worst]
+    lines = [(code_span(task), primary.get(task, "f1_macro"), format_value(scores[task])) for task in worst]
     return (
         summary
         + f"\n\nThe {len(worst)} lowest-scoring tasks (all scores: `{RESULTS_FILE}`):\n\n"
@@ -373,7 +428,7 @@ def baseline_table(results: Mapping[str, Any], baseline_results: Mapping[str, An
         theirs = baseline_results.get("tasks", {}).get(task, {}).get(metric)
         delta = f"{ours - theirs:+.4f}" if ours is not None and theirs is not None else "-"
         name = METRIC_INFO.get(metric, (metric, None, metric))[2]
-        rows.append((f"`{task}`", name, format_value(ours), format_value(theirs), delta))
+        rows.append((code_span(task), name, format_value(ours), format_value(theirs), delta))
     return markdown_table(("Task", "Metric", "Multitask", "Single-task", "Difference"), rows)
 
 
@@ -381,7 +436,9 @@ def seed_comparison_table(comparison: Mapping[str, Any]) -> str:
     """The seed-averaged multitask vs single-task comparison (`results["comparison"]`, see
     `polyhead.evaluation.comparison`): per task mean ± std of each side in points, the paired difference, its 95%
     interval and the verdict."""
-    rows = [(f"`{row[0]}`" if row[0] != "average" else "**average**", *row[1:]) for row in comparison_rows(comparison)]
+    rows = [
+        (code_span(row[0]) if row[0] != "average" else "**average**", *row[1:]) for row in comparison_rows(comparison)
+    ]
     return markdown_table([column.capitalize() for column in COLUMNS], rows)
 
 
@@ -394,7 +451,7 @@ def forgetting_table(forgetting: Mapping[str, Any]) -> str:
         name = METRIC_INFO.get(row["metric"], (row["metric"], None, row["metric"]))[2]
         trained = "yes" if row.get("trained") else "no"
         cells = (format_value(row["before"]), format_value(row["after"]), f"{row['change']:+.4f}{flag}")
-        rows.append((f"`{task}`", name, trained, *cells))
+        rows.append((code_span(task), name, trained, *cells))
     return markdown_table(("Task", "Metric", "Trained in this run", "Before", "After", "Change"), rows)
 
 
@@ -406,17 +463,19 @@ def distillation_tables(distillation: Mapping[str, Any]) -> str:
     rows = []
     for teacher in distillation.get("teachers", []):
         hub_id = hub_id_or_none(teacher.get("source"))  # a local path stays out of the card
-        source = f"`{hub_id}`" if hub_id else "a local model"
+        source = code_span(hub_id) if hub_id else "a local model"
         for task, own in teacher.get("tasks", {}).items():
-            named = source + (f" (task `{own}`)" if own != task else "")
+            named = source + (f" (task {code_span(own)})" if own != task else "")
             if not agreement:  # born-again: the only agreement is the one on the labelled test rows
                 entry = test.get(task, {})
-                rows.append((f"`{task}`", named, format_value(entry.get("agreement")), format_value(entry.get("n"))))
+                rows.append(
+                    (code_span(task), named, format_value(entry.get("agreement")), format_value(entry.get("n")))
+                )
                 continue
             entry = agreement.get(task, {})
             metric = "top-1 agreement" if entry.get("metric") == "accuracy" else "F1 vs the teacher's decisions"
             cells = (format_value(entry.get("value")), format_value(entry.get("n")), _confident_cell(entry))
-            rows.append((f"`{task}`", named, metric, *cells))
+            rows.append((code_span(task), named, metric, *cells))
     if agreement:
         confident = f"Where the teacher is confident (margin ≥ {CONFIDENT_MARGIN:g}): value (texts)"
         text = markdown_table(("Task", "Teacher", "Agreement", "Value", "Held-out texts", confident), rows)
@@ -442,7 +501,7 @@ def distillation_tables(distillation: Mapping[str, Any]) -> str:
             name = METRIC_INFO.get(entry["metric"], (entry["metric"], None, entry["metric"]))[2]
             teacher, student = entry["teacher"].get(entry["metric"]), entry["student"].get(entry["metric"])
             delta = f"{student - teacher:+.4f}" if teacher is not None and student is not None else "-"
-            lines.append((f"`{task}`", name, format_value(teacher), format_value(student), delta))
+            lines.append((code_span(task), name, format_value(teacher), format_value(student), delta))
         text += "\n\nOn the labelled test data:\n\n" + markdown_table(
             ("Task", "Metric", "Teacher", "Student", "Difference"), lines
         )
@@ -467,7 +526,7 @@ def _confident_cell(entry: Mapping[str, Any]) -> str:
 def _describe_start(init_from: Any) -> str:
     # A Hub id is named; a local path stays out of the card.
     hub_id = hub_id_or_none(init_from)
-    return f"`{hub_id}`" if hub_id else "a trained multitask model (a local folder)"
+    return code_span(hub_id) if hub_id else "a trained multitask model (a local folder)"
 
 
 def hyperparameters_table(training_args: Mapping[str, Any]) -> str:
@@ -476,7 +535,7 @@ def hyperparameters_table(training_args: Mapping[str, Any]) -> str:
     for section, key in HYPERPARAMETERS:
         value = (training_args.get(section) or {}).get(key)
         if value is not None and not _irrelevant(training_args, key, value):
-            rows.append((f"`{key}`", str(value)))  # as given: 4-decimal rounding would turn 2e-05 into 0.0000
+            rows.append((code_span(key), str(value)))  # as given: 4-decimal rounding would turn 2e-05 into 0.0000
     return markdown_table(("Hyperparameter", "Value"), rows) if rows else ""
 
 
@@ -500,8 +559,8 @@ def data_table(sources: Mapping[str, Mapping[str, Any]], results: Mapping[str, A
         if held and task in num_eval:  # carved from the train rows (polyhead.data.carve_splits)
             how = ", stratified by label" if held.get("stratified") else ""
             scored += f" (held out: {held['fraction']:.0%} of the train rows, seed {held['seed']}{how})"
-        rows.append((f"`{task}`", describe_source(source), format_value(source.get("num_train_examples")), scored))
-    return markdown_table(("Task", "Data", "Training examples", f"`{split}` examples"), rows)
+        rows.append((code_span(task), describe_source(source), format_value(source.get("num_train_examples")), scored))
+    return markdown_table(("Task", "Data", "Training examples", f"{code_span(split)} examples"), rows)
 
 
 def describe_source(source: Mapping[str, Any]) -> str:
@@ -509,14 +568,14 @@ def describe_source(source: Mapping[str, Any]) -> str:
     read from `<name>/train.jsonl` files can be told apart) or in-memory data, with the columns when not the default
     `text`/`label` (two tasks from one file differ by their label column)."""
     if source.get("dataset"):
-        config = f" (config `{source['dataset_config']}`)" if source.get("dataset_config") else ""
+        config = f" (config {code_span(source['dataset_config'])})" if source.get("dataset_config") else ""
         text = f"[{source['dataset']}](https://huggingface.co/datasets/{source['dataset']}){config}"
     elif source.get("data_files"):
         text = _describe_files(source["data_files"])
     else:
         text = "in-memory data" if source.get("in_memory") else "not recorded"
     columns = [
-        f"{kind} column `{source[key]}`"
+        f"{kind} column {code_span(source[key])}"
         for kind, key, default in (("text", "text_column", "text"), ("label", "label_column", "label"))
         if source.get(key) not in (None, default)
     ]
@@ -529,8 +588,8 @@ def _describe_files(files: Any) -> str:
     paths = [Path(str(name)) for group in names for name in (group if isinstance(group, list) else [group])]
     folders = {path.parent.name for path in paths}
     if len(folders) == 1 and "" not in folders:
-        return f"local files in `{folders.pop()}/`: " + ", ".join(f"`{path.name}`" for path in paths)
-    return "local files: " + ", ".join(f"`{Path(path.parent.name, path.name).as_posix()}`" for path in paths)
+        return f"local files in {code_span(folders.pop() + '/')}: " + ", ".join(code_span(path.name) for path in paths)
+    return "local files: " + ", ".join(code_span(Path(path.parent.name, path.name).as_posix()) for path in paths)
 
 
 def confusion_matrix_images(images: Iterable[str], tasks: Iterable[str]) -> list[dict[str, str]]:
@@ -578,18 +637,18 @@ def widget_answers_table(widget: Sequence[Mapping[str, Any]] | None) -> str:
     `MAX_DETAILED_TASKS` tasks above that many, and a row saying how many more)."""
     rows = []
     for example in widget or []:
-        shown = shown_answers(example["output"])
+        shown, text = shown_answers(example["output"]), plain_text(example["text"])  # free text, shown verbatim
         for task, items in shown.items():
-            answer = ", ".join(f"`{item['label']}` ({float(item['score']):.4f})" for item in items) or "(none)"
-            rows.append((example["text"], f"`{task}`", answer))
+            answer = ", ".join(f"{code_span(item['label'])} ({float(item['score']):.4f})" for item in items)
+            rows.append((text, code_span(task), answer or "(none)"))
         if len(shown) < len(example["output"]):
-            rows.append((example["text"], f"{len(example['output']) - len(shown)} more tasks", "not shown"))
+            rows.append((text, f"{len(example['output']) - len(shown)} more tasks", "not shown"))
     return markdown_table(("Text", "Task", "Answer (score)"), rows) if rows else ""
 
 
 def default_description(card_data: MultitaskCardData) -> str:
     """What the model does, when the user gave no description."""
-    names = ", ".join(f"`{name}`" for name in card_data.tasks)
+    names = ", ".join(code_span(name) for name in card_data.tasks)
     encoder = (
         f"[{card_data.base_model}](https://huggingface.co/{card_data.base_model})"
         if card_data.base_model

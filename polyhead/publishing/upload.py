@@ -160,6 +160,16 @@ def check_repo_id(repo_id: str) -> None:
         )
 
 
+def check_card_data(card_data: MultitaskCardData | None) -> None:
+    """Refuses a card `base_model` or dataset id that is not a valid Hub repo id
+    ([`MultitaskCardData.check`]) with a [`PublishError`]; no network call, nothing staged."""
+    try:
+        if card_data is not None:
+            card_data.check()
+    except ValueError as error:
+        raise PublishError(f"{error} Nothing was published.") from error
+
+
 def resolve_repo_id(api: HfApi, repo_id: str, dry_run: bool) -> str:
     """`repo_id`, or `<your user name>/<repo_id>` when it has no namespace (asked of the Hub with `whoami`; a dry
     run, which uploads nothing, needs the namespace spelled out)."""
@@ -267,7 +277,8 @@ def publish_model(
         [`PublishResult`]
 
     Raises:
-        [`PublishError`]: the folder fails verification (nothing was published), or a Hub call failed: the message
+        [`PublishError`]: `repo_id`, or a base model or dataset id of `card_data`, is not a valid Hub repo id, or
+            the folder fails verification (nothing was published), or a Hub call failed: the message
             says whether the commit was created (after a failed upload the branch head is read again; when the
             commit landed although its response was lost, the result is returned with a warning).
 
@@ -281,6 +292,7 @@ def publish_model(
     """
     folder = Path(folder)
     check_repo_id(repo_id)  # before the folder is loaded: a typo is reported at once
+    check_card_data(card_data)  # and so is a malformed --base-model or --datasets id
     check_model_folder(folder)
     check_no_outside_links(folder)
     verify_folder(folder)
@@ -433,6 +445,7 @@ __all__ = [
     "HUB_ERRORS",
     "PublishError",
     "PublishResult",
+    "check_card_data",
     "check_no_outside_links",
     "check_repo_id",
     "publish_model",
