@@ -9,17 +9,29 @@ Needs the onnx extra: pip install 'polyhead[onnx]'. See `polyhead.exporters.onnx
 import argparse
 import sys
 
-from polyhead.exporters.onnx import DEFAULT_ATOL, EXPORTERS, OPSET, ParityError, export_onnx
+from polyhead.exporters.onnx import DEFAULT_ATOL, DEFAULT_OPSETS, EXPORTERS, ParityError, export_onnx, supported_opsets
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", help="A model folder written by polyhead (scripts/train.py, the demo).")
     parser.add_argument("--int8", action="store_true", help="Also write onnx/model_quantized.onnx (dynamic int8).")
-    parser.add_argument("--overwrite", action="store_true", help="Replace existing onnx/ graphs.")
-    parser.add_argument("--atol", type=float, default=DEFAULT_ATOL, help="Largest allowed fp32 logit difference.")
     parser.add_argument(
-        "--opset", type=int, default=OPSET, help="ONNX opset version (the TorchScript exporter: <= 17)."
+        "--overwrite",
+        action="store_true",
+        help="Replace existing onnx/ graphs (without --int8, an older model_quantized.onnx is removed).",
+    )
+    parser.add_argument(
+        "--atol", type=float, default=DEFAULT_ATOL, help="Largest allowed fp32 logit difference (>= 0)."
+    )
+    ranges = {name: supported_opsets(name) for name in DEFAULT_OPSETS}
+    parser.add_argument(
+        "--opset",
+        type=int,
+        default=None,
+        help="ONNX opset version: "
+        + ", ".join(f"{name} {r.start}-{r.stop - 1} (default {DEFAULT_OPSETS[name]})" for name, r in ranges.items())
+        + ".",
     )
     parser.add_argument(
         "--exporter",
@@ -40,12 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ImportError, ValueError, ParityError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"{result.exporter} exporter: inputs {result.input_names} -> outputs {result.output_names}")
+    names = f"inputs {result.input_names} -> outputs {result.output_names}"
+    print(f"{result.exporter} exporter (opset {result.opset}): {names}")
     print(f"fp32 parity: max |onnx - torch| per task {_fmt(result.max_abs_diff)} (atol {args.atol})")
     if result.int8_max_abs_diff is not None:
         print(f"int8: max |onnx - torch| per task {_fmt(result.int8_max_abs_diff)} (not checked)")
     for path in result.files:
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    for path in result.removed:
+        print(f"removed {path}: quantized from the replaced fp32 graph (--int8 writes a new one)")
     return 0
 
 

@@ -1,7 +1,10 @@
 """ONNX export and OnnxMultitaskModel on tiny random encoders: parity with torch, the same pipeline, bad input."""
 
 import importlib.util
+import re
 import sys
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -111,15 +114,13 @@ def _labels(rows):
 
 @requires_onnx
 def test_export_refuses_an_existing_file_unless_overwrite(exported, capsys):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "scripts"))
-    import export_onnx as script
-
+    script = _export_script()
     folder, _ = exported
     before = (folder / "onnx" / "model.onnx").stat().st_mtime_ns
     assert script.main([str(folder)]) == 1
     assert "--overwrite" in capsys.readouterr().err
     assert (folder / "onnx" / "model.onnx").stat().st_mtime_ns == before
-    assert script.main([str(folder), "--overwrite"]) == 0
+    assert script.main([str(folder), "--overwrite", "--int8"]) == 0  # --int8: keeps the shared folder's int8 graph
     assert "fp32 parity" in capsys.readouterr().out
 
 
@@ -147,11 +148,122 @@ def test_clear_errors_for_a_missing_graph_and_mismatched_tasks(exported, tmp_pat
         OnnxMultitaskModel.from_pretrained(bare)
     with pytest.raises(FileNotFoundError, match="--int8"):
         OnnxMultitaskModel.from_pretrained(bare, "onnx/model_quantized.onnx")
+    # A misspelt name: both export commands, and the graphs the folder has.
+    with pytest.raises(
+        FileNotFoundError, match=r"has \['model.onnx', 'model_quantized.onnx'\].*export_onnx.py .* --int8"
+    ):
+        OnnxMultitaskModel.from_pretrained(folder, "onnx/model_quantised.onnx")
     other = tiny_multitask_config(tasks={"sentiment": {"labels": ["negative", "positive"]}})
     with pytest.raises(ValueError, match="config.tasks.*--overwrite"):
         OnnxMultitaskModel.from_pretrained(folder, config=other)
     with pytest.raises(ValueError, match="providers"):
         OnnxMultitaskModel.from_pretrained(folder).to("cuda")
+
+
+@requires_onnx
+def test_session_options_are_checked_before_onnxruntime_sees_them(exported, capfd):
+    # onnxruntime reads a string as one provider per letter, runs on CPU after only a warning for a provider it
+    # lacks, and raises a pybind TypeError for threads that are not an int: each is refused here, naming the fix.
+    import onnxruntime
+
+    from polyhead.serving import OnnxMultitaskModel
+
+    folder, _ = exported
+    capfd.readouterr()
+    model = OnnxMultitaskModel.from_pretrained(folder, providers="CPUExecutionProvider")
+    assert model.session.get_providers() == ["CPUExecutionProvider"]
+    assert "Provider" not in "".join(capfd.readouterr())  # not "EP Error Unknown Provider Type: C", letter by letter
+    unavailable = ["CPUExecutionProvder"] + [
+        name for name in ("CUDAExecutionProvider",) if name not in onnxruntime.get_available_providers()
+    ]
+    for name in unavailable:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # not onnxruntime's own warning: the error comes first
+            with pytest.raises(ValueError, match=rf"\['{name}'\] are not available.*from \[.*'CPUExecutionProvider'"):
+                OnnxMultitaskModel.from_pretrained(folder, providers=[name])
+    with pytest.raises(ValueError, match="providers must be a list"):
+        OnnxMultitaskModel.from_pretrained(folder, providers={"CPUExecutionProvider": {}})
+    for threads in ("2", 2.5, 0, -1, True):
+        with pytest.raises(ValueError, match=f"num_threads must be an integer >= 1.*got {re.escape(repr(threads))}"):
+            OnnxMultitaskModel.from_pretrained(folder, num_threads=threads)
+    with pytest.raises(ValueError, match="num_threads or session_options"):
+        OnnxMultitaskModel.from_pretrained(folder, num_threads=2, session_options=onnxruntime.SessionOptions())
+    model = OnnxMultitaskModel.from_pretrained(folder, num_threads=2, providers=[("CPUExecutionProvider", {})])
+    assert model.session.get_session_options().intra_op_num_threads == 2
+
+
+def _export_script():
+    scripts = str(Path(__file__).resolve().parents[1] / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    import export_onnx as script
+
+    return script
+
+
+@requires_onnx
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--opset", "5"], r"opset=5: the torchscript exporter writes opsets 11 to \d+"),  # "auto" picks torchscript
+        (["--exporter", "torchscript", "--opset", "99"], "opset=99: the torchscript exporter"),
+        (["--exporter", "dynamo", "--opset", "99"], r"opset=99: the dynamo exporter writes opsets 17 to \d+"),
+        (["--exporter", "dynamo", "--opset", "0"], "opset=0: the dynamo exporter"),  # wrote opset 18 silently
+        (["--exporter", "dynamo", "--opset", "10"], "opset=10: the dynamo exporter"),  # wrote opset 18 silently
+        (["--atol", "-1"], "atol must be a finite number >= 0.*got -1.0"),  # said the exporter traced wrongly
+        (["--atol", "nan"], "atol must be a finite number >= 0.*got nan"),
+    ],
+)
+def test_export_refuses_an_opset_or_atol_out_of_range_before_writing(tmp_path, capsys, args, problem):
+    folder = _saved_model(tmp_path / "model")
+    capsys.readouterr()
+    assert _export_script().main([str(folder), *args]) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]  # beside progress bars (--opset 5)
+    assert len(errors) == 1 and re.search(problem, errors[0]) and "Traceback" not in err, err
+    assert not (folder / "onnx").exists()
+
+
+@requires_onnx
+def test_export_writes_the_opset_asked_for_or_nothing(tmp_path, monkeypatch):
+    import onnx
+
+    from polyhead.exporters import onnx as exporters
+
+    def opset_of(path):
+        return {entry.domain: entry.version for entry in onnx.load(str(path)).opset_import}[""]
+
+    folder = _saved_model(tmp_path / "model")
+    newest = exporters.supported_opsets("torchscript").stop - 1  # the TorchScript graph was at 17, whatever was asked
+    cases = [("torchscript", newest, newest), ("dynamo", 17, 17), ("torchscript", None, 17), ("dynamo", None, 18)]
+    for exporter, opset, written in cases:
+        result = exporters.export_onnx(folder, exporter=exporter, opset=opset, overwrite=True)
+        assert result.opset == written and opset_of(result.files[0]) == written, (exporter, opset)
+    # An exporter that falls back to another opset (dynamo keeps 18 where it cannot convert): refused, nothing kept.
+    export_graph = exporters.export_graph
+    monkeypatch.setattr(exporters, "export_graph", lambda *args: export_graph(*args[:3], 18, args[4]))
+    before = (folder / "onnx" / "model.onnx").read_bytes()
+    with pytest.raises(ValueError, match="wrote opset 18, not the 17 asked for.*nothing was written"):
+        exporters.export_onnx(folder, exporter="dynamo", opset=17, overwrite=True)
+    assert (folder / "onnx" / "model.onnx").read_bytes() == before
+
+
+@requires_onnx
+def test_overwrite_without_int8_removes_the_int8_graph_of_the_replaced_model(tmp_path, capsys):
+    from polyhead.exporters.onnx import export_onnx
+
+    folder = _saved_model(tmp_path / "model")
+    quantized = folder / "onnx" / "model_quantized.onnx"
+    export_onnx(folder, int8=True)
+    (folder / "onnx" / "model.onnx").unlink()  # only the int8 graph left: a new fp32 graph would not match it
+    with pytest.raises(FileExistsError, match="model_quantized.onnx.*--overwrite.*removed"):
+        export_onnx(folder)
+    assert quantized.is_file() and not (folder / "onnx" / "model.onnx").exists()
+    assert _export_script().main([str(folder), "--overwrite"]) == 0
+    assert f"removed {quantized}" in capsys.readouterr().out
+    assert not quantized.exists() and (folder / "onnx" / "model.onnx").is_file()
+    result = export_onnx(folder, int8=True, overwrite=True)
+    assert result.removed == [] and quantized.is_file()
 
 
 def test_missing_onnxruntime_names_the_extra(tmp_path, monkeypatch):

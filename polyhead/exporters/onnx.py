@@ -13,13 +13,16 @@ Two exporters, chosen per encoder family (`exporter="auto"`):
   and onnxruntime recognises the graph's GELU, LayerNorm and attention patterns (measurements: docs/design.md).
 - `"dynamo"` (every other family, e.g. DeBERTa-v2 whose 4D masks mean something else): torch's dynamo exporter
   (`torch.onnx.export(..., dynamo=True)`, which needs `onnxscript`) on the model as it is.
-Either way, files are written to a temporary folder and moved into place only after the fp32 logits match torch
-within `atol` on every task. Entry point: `scripts/export_onnx.py`. Requires the `onnx` extra:
+Each exporter takes the opsets of [`supported_opsets`] (default: 17 for TorchScript, 18 for dynamo); an opset
+outside them, or a graph written at another opset than asked, is refused before anything is kept. Either way, files
+are written to a temporary folder and moved into place only after the fp32 logits match torch within `atol` on
+every task. Entry point: `scripts/export_onnx.py`. Requires the `onnx` extra:
 `pip install 'polyhead[onnx]'`.
 """
 
 import dataclasses
 import logging
+import math
 import os
 import tempfile
 import warnings
@@ -37,8 +40,10 @@ from polyhead.serving.onnx_multitask import ONNX_FILE, QUANTIZED_FILE, OnnxMulti
 logger = logging.getLogger(__name__)
 
 DEFAULT_ATOL = 1e-4
-OPSET = 18
 EXPORTERS = ("auto", "torchscript", "dynamo")
+# Each exporter's default opset: 17 for TorchScript (torch 2.2's newest there, and the graph whose onnxruntime fusions
+# docs/design.md measured), 18 for dynamo (the opset torch's dynamo exporter builds, so no conversion).
+DEFAULT_OPSETS = {"torchscript": 17, "dynamo": 18}
 # Families whose encoder takes a ready additive 4D attention mask as it is (transformers 5's
 # `create_bidirectional_mask` returns a 4D mask untouched) and whose eager attention adds it to the scores.
 ADDITIVE_MASK_FAMILIES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert")
@@ -64,6 +69,9 @@ class OnnxExportResult:
         int8_max_abs_diff (`dict[str, float]`, *optional*): the same for the int8 graph (reported, not checked:
             quantization moves logits; score int8 accuracy on real data instead).
         exporter (`str`): `"torchscript"` or `"dynamo"`, the exporter that wrote the graph.
+        opset (`int`, *optional*): the graph's ONNX opset.
+        removed (`list[Path]`): an older `model_quantized.onnx` deleted because the fp32 graph it was made from was
+            replaced without `int8` (it would no longer match).
     """
 
     files: list[Path]
@@ -72,6 +80,8 @@ class OnnxExportResult:
     max_abs_diff: dict[str, float]
     int8_max_abs_diff: dict[str, float] | None = None
     exporter: str = "dynamo"
+    opset: int | None = None
+    removed: list[Path] = dataclasses.field(default_factory=list)
 
 
 class ParityError(RuntimeError):
@@ -85,7 +95,7 @@ def export_onnx(
     overwrite: bool = False,
     texts: list[str] | None = None,
     atol: float = DEFAULT_ATOL,
-    opset: int = OPSET,
+    opset: int | None = None,
     exporter: str = "auto",
 ) -> OnnxExportResult:
     r"""
@@ -94,16 +104,18 @@ def export_onnx(
     Args:
         model_dir: a folder written by `polyhead.saving.save_model_folder` (weights, config, tokenizer).
         int8: also write the dynamically quantized int8 graph.
-        overwrite: replace existing graphs (otherwise an existing file is a `FileExistsError`).
+        overwrite: replace existing graphs (otherwise an existing file is a `FileExistsError`). Without `int8`, an
+            existing `model_quantized.onnx` is removed: it was made from the fp32 graph being replaced.
         texts: the parity texts (default `PARITY_TEXTS`); run as one padded batch and one text alone.
-        atol: the largest allowed |onnx - torch| fp32 logit, per task.
-        opset: the ONNX opset.
+        atol: the largest allowed |onnx - torch| fp32 logit, per task (a finite number >= 0).
+        opset: the ONNX opset, within [`supported_opsets`] of the exporter (default: `DEFAULT_OPSETS`).
         exporter: `"auto"` (`"torchscript"` for the families in `ADDITIVE_MASK_FAMILIES`, else `"dynamo"`),
             `"torchscript"` or `"dynamo"`; see the module docstring.
 
     Raises:
-        `ImportError` without onnx/onnxruntime/onnxscript, `FileExistsError`, `ValueError` (an unknown exporter, or
-        `"torchscript"` for a family outside `ADDITIVE_MASK_FAMILIES`), [`ParityError`].
+        `ImportError` without onnx/onnxruntime/onnxscript, `FileExistsError`, `ValueError` (an unknown exporter,
+        `"torchscript"` for a family outside `ADDITIVE_MASK_FAMILIES`, an opset the exporter does not write, a graph
+        written at another opset, a negative or non-finite atol), [`ParityError`].
 
     Example:
 
@@ -116,12 +128,18 @@ def export_onnx(
     check_onnx_installed(quantization=int8)
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter={exporter!r}: expected one of {EXPORTERS}.")
+    check_atol(atol)
+    if exporter != "auto":  # known now: checked before the model loads ("auto" is, once it has chosen)
+        check_opset(opset, exporter)
     check_model_source(model_dir, hub_ids=False)  # the graph is written into the folder
     model_dir = Path(model_dir)
     targets = [model_dir / ONNX_FILE] + ([model_dir / QUANTIZED_FILE] if int8 else [])
-    existing = [str(path) for path in targets if path.exists()]
+    # An int8 graph this export does not rewrite was quantized from the fp32 graph being replaced: it must go too.
+    stale = [] if int8 or not (model_dir / QUANTIZED_FILE).exists() else [model_dir / QUANTIZED_FILE]
+    existing = [str(path) for path in targets + stale if path.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{existing} already exist(s): pass --overwrite (overwrite=True) to replace.")
+        also = f"; without --int8, {QUANTIZED_FILE} is then removed as it would no longer match" if stale else ""
+        raise FileExistsError(f"{existing} already exist(s): pass --overwrite (overwrite=True) to replace{also}.")
     model = MultitaskModel.from_pretrained(model_dir).eval()
     if model.config.task_embeddings or model.config.tasks_of_kind(True):  # the graph is one shared pass of texts
         raise ValueError(
@@ -130,11 +148,13 @@ def export_onnx(
         )
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     exporter = choose_exporter(model, exporter)
+    opset = check_opset(opset, exporter)
     texts = list(texts or PARITY_TEXTS)
     targets[0].parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=targets[0].parent) as tmp:
         staged = [Path(tmp) / path.name for path in targets]
         input_names = export_graph(model, tokenizer, staged[0], opset, exporter)
+        check_graph_opset(staged[0], opset, exporter)
         diff = logit_differences(model, tokenizer, staged[0], texts)
         worst = {task: value for task, value in diff.items() if not value <= atol}
         if worst:
@@ -147,9 +167,13 @@ def export_onnx(
         if int8:
             quantize_int8(staged[0], staged[1])
             int8_diff = logit_differences(model, tokenizer, staged[1], texts)
+        for path in stale:  # first: a crash in between leaves the old fp32 graph alone, never a mismatched pair
+            path.unlink()
+            logger.info("Removed %s: quantized from the replaced fp32 graph (--int8 writes a new one).", path)
         for source, target in zip(staged, targets):
             os.replace(source, target)
-    return OnnxExportResult(targets, input_names, graph_outputs(model.config.task_names), diff, int8_diff, exporter)
+    outputs = graph_outputs(model.config.task_names)
+    return OnnxExportResult(targets, input_names, outputs, diff, int8_diff, exporter, opset, stale)
 
 
 def check_onnx_installed(quantization: bool = False) -> None:
@@ -164,6 +188,69 @@ def check_onnx_installed(quantization: bool = False) -> None:
         raise ImportError(
             f"ONNX export needs {', '.join(missing)}: pip install 'polyhead[onnx]' (or pip install onnx onnxscript "
             "onnxruntime)."
+        )
+
+
+def supported_opsets(exporter: str) -> range:
+    """The ONNX opsets `exporter` (`"torchscript"` or `"dynamo"`) writes with this torch and onnxscript.
+
+    TorchScript: from 11 (below, it has no `cumsum` for RoBERTa's position ids, nor `expand`/`masked_fill`/dynamic
+    `Slice` for the attention mask) to torch's newest for that exporter (20 in torch 2.13; older torch states less).
+    Dynamo: it builds opset 18 and converts the graph; down to 17 works (onnx's converter), lower silently stays 18,
+    and above onnxscript's newest (25 in onnxscript 0.7) the conversion fails and onnxruntime rejects the graph.
+    Measured with torch 2.13, onnxscript 0.7 and onnxruntime 1.32 on every family of tests/test_onnx.py."""
+    if exporter == "torchscript":
+        return range(11, _library_bound("torch.onnx._constants", "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 17) + 1)
+    if exporter == "dynamo":
+        newest = "onnxscript.version_converter._version_converter"
+        return range(17, _library_bound(newest, "SUPPORTED_MAX_ONNX_OPSET", 25) + 1)
+    raise ValueError(f"exporter={exporter!r}: expected 'torchscript' or 'dynamo'.")
+
+
+def _library_bound(module: str, name: str, default: int) -> int:
+    # A library's own (private) constant where this version has it; `default` is what the measured versions state.
+    try:
+        value = getattr(__import__(module, fromlist=[name]), name, default)
+    except ImportError:
+        return default
+    return value if isinstance(value, int) else default
+
+
+def check_opset(opset: int | None, exporter: str) -> int:
+    """The opset to export at: `opset`, or `exporter`'s default for `None`; a `ValueError` outside
+    [`supported_opsets`]."""
+    if opset is None:
+        return DEFAULT_OPSETS[exporter]
+    supported = supported_opsets(exporter)
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in supported:
+        raise ValueError(
+            f"opset={opset!r}: the {exporter} exporter writes opsets {supported.start} to {supported.stop - 1} here: "
+            f"pass --opset in that range (or leave it out for {DEFAULT_OPSETS[exporter]})."
+        )
+    return opset
+
+
+def check_atol(atol: float) -> None:
+    """Raises a `ValueError` unless `atol` is a finite number >= 0 (a negative or NaN one fails every parity check,
+    an infinite one passes any)."""
+    if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not math.isfinite(atol) or atol < 0:
+        raise ValueError(
+            f"atol must be a finite number >= 0 (the largest allowed |onnx - torch| fp32 logit, default "
+            f"{DEFAULT_ATOL}), got {atol!r}."
+        )
+
+
+def check_graph_opset(path: Path, opset: int, exporter: str) -> None:
+    """Raises a `ValueError` when the graph at `path` is not at `opset` (the dynamo exporter keeps opset 18 where it
+    cannot convert the graph, with only a log line)."""
+    import onnx
+
+    imports = {entry.domain: entry.version for entry in onnx.load(str(path), load_external_data=False).opset_import}
+    written = imports.get("", imports.get("ai.onnx"))
+    if written != opset:
+        raise ValueError(
+            f"The {exporter} exporter wrote opset {written}, not the {opset} asked for (it could not convert this "
+            f"model's graph): nothing was written. Leave --opset out ({DEFAULT_OPSETS[exporter]}) or try another."
         )
 
 
@@ -239,7 +326,7 @@ def export_graph(
     model: MultitaskModel,
     tokenizer: PreTrainedTokenizerBase,
     path: Path,
-    opset: int = OPSET,
+    opset: int = DEFAULT_OPSETS["dynamo"],
     exporter: str = "dynamo",
 ) -> list[str]:
     """Writes the fp32 graph to `path` (one file, no external data) with `exporter`; returns its input names."""
@@ -287,7 +374,7 @@ def _export_torchscript(model, sample: dict, path: Path, names: list[str], outpu
                 output_names=outputs,
                 dynamic_axes={name: {0: "batch", 1: "sequence"} for name in names}
                 | {name: {0: "batch"} for name in outputs},
-                opset_version=min(opset, 17),  # the TorchScript exporter's newest opset
+                opset_version=opset,
                 dynamo=False,
             )
     finally:
@@ -340,10 +427,14 @@ class _quiet_exporter:
 __all__ = [
     "ADDITIVE_MASK_FAMILIES",
     "DEFAULT_ATOL",
+    "DEFAULT_OPSETS",
     "EXPORTERS",
     "OnnxExportResult",
     "ParityError",
     "additive_attention_mask",
+    "check_atol",
     "check_onnx_installed",
+    "check_opset",
     "export_onnx",
+    "supported_opsets",
 ]

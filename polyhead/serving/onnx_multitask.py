@@ -74,7 +74,7 @@ class OnnxMultitaskModel(torch.nn.Module):
         file_name: str = ONNX_FILE,
         *,
         num_threads: int | None = None,
-        providers: list | None = None,
+        providers: list | str | None = None,
         session_options=None,
         config=None,
         trust_remote_code: bool = False,
@@ -85,29 +85,37 @@ class OnnxMultitaskModel(torch.nn.Module):
         Args:
             model_dir: a model folder with `config.json` and the exported graph.
             file_name: `"onnx/model.onnx"` (fp32) or `"onnx/model_quantized.onnx"` (int8), relative to `model_dir`.
-            num_threads: onnxruntime intra-op threads (default: onnxruntime's choice, usually every core).
-            providers: onnxruntime execution providers (default `["CPUExecutionProvider"]`).
-            session_options: an `onnxruntime.SessionOptions` (overrides `num_threads`).
+            num_threads: onnxruntime intra-op threads, an integer >= 1 (default: onnxruntime's choice, usually every
+                core).
+            providers: onnxruntime execution providers, names (or `(name, options)` pairs) from
+                `onnxruntime.get_available_providers()`; one name may be given as a string (default
+                `["CPUExecutionProvider"]`).
+            session_options: an `onnxruntime.SessionOptions` (set its threads there: not with `num_threads`).
             config: the `MultitaskConfig` (default: read from `model_dir`).
             trust_remote_code: read the config with the folder's own `configuration_multitask.py` (needed where
                 polyhead is not installed, e.g. in `handler.py`).
         """
         ort = _import_onnxruntime()
+        providers = _check_providers(providers, ort)
+        if num_threads is not None and (
+            isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1
+        ):
+            raise ValueError(
+                f"num_threads must be an integer >= 1 (None: onnxruntime's default), got {num_threads!r}."
+            )
+        if num_threads is not None and session_options is not None:
+            raise ValueError(
+                "Pass num_threads or session_options, not both: set session_options.intra_op_num_threads instead."
+            )
         path = Path(model_dir) / file_name
         if not path.is_file():
-            int8 = " --int8" if "quantized" in str(file_name) else ""
-            raise FileNotFoundError(
-                f"No ONNX graph at {path}: export it first with `python scripts/export_onnx.py {model_dir}{int8}` "
-                "(or polyhead.exporters.onnx.export_onnx)."
-            )
+            raise FileNotFoundError(_missing_graph_message(Path(model_dir), path))
         if session_options is None:
             session_options = ort.SessionOptions()
             if num_threads:
-                session_options.intra_op_num_threads = num_threads
+                session_options.intra_op_num_threads = int(num_threads)
                 session_options.inter_op_num_threads = 1
-        session = ort.InferenceSession(
-            str(path), sess_options=session_options, providers=providers or ["CPUExecutionProvider"]
-        )
+        session = ort.InferenceSession(str(path), sess_options=session_options, providers=providers)
         if config is None:
             config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
         return cls(session, config, file_name=str(file_name))
@@ -176,6 +184,41 @@ def _check_outputs(output_names: list[str], tasks: list[str], file_name: str | N
             "graph was exported from another version of this model. Export it again with --overwrite "
             "(python scripts/export_onnx.py MODEL_DIR --overwrite)."
         )
+
+
+def _check_providers(providers, ort) -> list:
+    """`providers` as onnxruntime takes them, checked: a lone name becomes a list (onnxruntime would read a string
+    letter by letter), and a name this onnxruntime lacks is an error (it would warn and run on CPU)."""
+    if not providers:
+        return ["CPUExecutionProvider"]
+    if isinstance(providers, str):
+        providers = [providers]
+    if not isinstance(providers, (list, tuple)):
+        raise ValueError(
+            f"providers must be a list of onnxruntime execution provider names, got {type(providers).__name__}: e.g. "
+            "providers=['CPUExecutionProvider']."
+        )
+    names = [item[0] if isinstance(item, (list, tuple)) and item else item for item in providers]
+    available = ort.get_available_providers()
+    missing = [name for name in names if name not in available]
+    if missing:
+        gpu = any(name in ("CUDAExecutionProvider", "TensorrtExecutionProvider") for name in missing)
+        raise ValueError(
+            f"providers {missing} are not available in this onnxruntime {ort.__version__}: choose from {available}"
+            + (" (GPU providers need the onnxruntime-gpu package instead of onnxruntime)." if gpu else ".")
+        )
+    return list(providers)
+
+
+def _missing_graph_message(model_dir: Path, path: Path) -> str:
+    # Both export commands, and the graphs that are there: a misspelt file_name shows beside the right one.
+    found = sorted(graph.name for graph in (model_dir / "onnx").glob("*.onnx"))
+    there = f" ({model_dir / 'onnx'} has {found})" if found else ""
+    return (
+        f"No ONNX graph at {path}{there}: export it with `python scripts/export_onnx.py {model_dir}` ({ONNX_FILE}), "
+        f"or with `python scripts/export_onnx.py {model_dir} --int8` for {QUANTIZED_FILE} too (or "
+        "polyhead.exporters.onnx.export_onnx)."
+    )
 
 
 def _import_onnxruntime():
