@@ -18,6 +18,23 @@ OUTPUT_KEY = "logits"  # `_forward` returns one tensor: every requested head's l
 _RANKED_ROWS = 256  # rows of a list whose heads and ranking run together (bounded memory at hundreds of heads)
 
 
+def check_dtype_applied(model, dtype) -> None:
+    """Refuses a pipeline `dtype` that its model does not run in: transformers applies it when it loads the model by
+    name, and silently not to a model object (nor to an ONNX graph, which runs in its exported precision)."""
+    if dtype is None or dtype == "auto":
+        return
+    wanted = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    actual = getattr(model, "dtype", None)
+    if isinstance(wanted, torch.dtype) and actual is not None and actual != wanted:
+        fix = (
+            "an ONNX graph runs in its exported precision: serve onnx/model_quantized.onnx for int8, or the torch "
+            "model for other dtypes"
+            if getattr(model, "session", None) is not None
+            else f"a model object keeps its own: convert it first (model.to({wanted})), or give its folder or Hub id"
+        )
+        raise ValueError(f"dtype={wanted} is not the model's: it runs in {actual}; {fix}.")
+
+
 class MultitaskPipelineBase(Pipeline):
     """The base of [`MultitaskClassificationPipeline`] and [`ZeroShotMultitaskPipeline`] (not a pipeline itself)."""
 
@@ -27,7 +44,9 @@ class MultitaskPipelineBase(Pipeline):
     _load_tokenizer = True
 
     def __init__(self, *args, **kwargs):
+        wanted = kwargs.get("dtype", kwargs.get("torch_dtype"))  # transformers 5 / 4.x name it differently
         super().__init__(*args, **kwargs)
+        check_dtype_applied(self.model, wanted)
         if self.tokenizer is None and self.model.config.name_or_path:
             # transformers < 4.54 loads no tokenizer for a custom config without `tokenizer_class`: use the model's.
             self.tokenizer = AutoTokenizer.from_pretrained(self.model.config.name_or_path)

@@ -137,3 +137,21 @@ def test_a_model_built_in_float32_stays_float32(encoder, folders):
     model = MultitaskModel.from_pretrained(folders["cls"])
     model.config.encoder.dtype = "bfloat16"
     assert {p.dtype for p in MultitaskModel(model.config).parameters()} == {torch.float32}
+
+
+def test_a_dtype_the_model_object_does_not_run_in_is_refused(folders):
+    # transformers applies dtype= to a model it loads by name, and silently not to a model object: it answered in
+    # float32 while the caller asked for bfloat16.
+    model = MultitaskModel.from_pretrained(folders["mean"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folders["mean"])
+    for dtype in (torch.bfloat16, "bfloat16"):
+        with pytest.raises(
+            ValueError,
+            match=r"dtype=torch.bfloat16 is not the model's: it runs in torch.float32; .*model.to\(torch.bfloat16\)",
+        ):
+            pipeline("multitask-classification", model=model, tokenizer=tokenizer, dtype=dtype)
+    converted = pipeline(
+        "multitask-classification", model=model.to(torch.bfloat16), tokenizer=tokenizer, dtype="bfloat16"
+    )
+    assert converted.model.dtype == torch.bfloat16 and converted(TEXTS[0])
+    assert pipeline("multitask-classification", model=model, tokenizer=tokenizer, dtype="auto")(TEXTS[0])

@@ -106,6 +106,16 @@ def test_the_same_pipeline_runs_the_onnx_model(exported):
     assert _labels([onnx_pipe(TEXTS[0])]) == _labels([torch_pipe(TEXTS[0])])
     with pytest.raises(ValueError, match="Unknown task"):
         onnx_pipe(TEXTS, tasks=["nope"])
+    with pytest.raises(
+        ValueError,
+        match="dtype=torch.bfloat16 is not the model's: it runs in torch.float32; an ONNX graph runs in its exported",
+    ):
+        pipeline(
+            "multitask-classification",
+            OnnxMultitaskModel.from_pretrained(folder),
+            tokenizer=tokenizer,
+            dtype="bfloat16",
+        )
 
 
 def _labels(rows):
