@@ -200,8 +200,10 @@ def test_evaluation_reads_each_task_as_the_models_head_does(scored, tmp_path, ca
     with pytest.raises(ValueError, match=r"output_dir '.*model' is a model folder: .* Leave output_dir out \(.*eval-"):
         evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=folder)
     assert json.loads((folder / "results.json").read_text()) == {"tasks": {"trained": {}}}
-    results = evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=tmp_path / "whole")
+    with caplog.at_level("WARNING", logger="polyhead.evaluation.scoring"):
+        results = evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=tmp_path / "whole")
     assert results["num_examples"] == {"sentiment": 30} and "held_out" not in results
+    assert "sentiment.jsonl is scored whole as its 'test' split: it is not the training run's" in caplog.text
     with pytest.raises(ValueError, match="head reads one text but the data gives pairs: drop text_pair="):
         evaluate_saved_model(folder, [f"sentiment={data}:text_pair=text"], output_dir=tmp_path / "pair")
     with pytest.raises(ValueError, match="problem_type=multi_label_classification but the model's head is single"):

@@ -258,6 +258,7 @@ def table_rows(text):
     """The body rows of every table in `text` as read by a CommonMark + GFM-tables parser: per row, its cells' inline
     tokens (a row split by a stray line break shows up as more rows, each with cells missing)."""
     import markdown_it
+
     rows, row, body = [], None, False
     for token in markdown_it.MarkdownIt("commonmark").enable("table").parse(text):
         if token.type in ("tbody_open", "tbody_close"):
@@ -290,6 +291,7 @@ def test_table_cells_keep_line_breaks_pipes_and_backticks_in_their_cell():
         {"tasks": {"odd": {"labels": labels}}}, results, training_args, repo_id="org/m", widget=widget
     )
     import markdown_it
+
     rows = table_rows(card)
     assert len(rows) == 1 + len(SINGLE_METRICS) + 1 + 1  # tasks, metrics, widget, data: no row split in two
     tasks_row, data_row = [row for row in rows if row[0].content == "`odd`"]

@@ -438,6 +438,10 @@ def fit_spec_to_model(spec, model: MultitaskModel, role: str, recorded: Mapping[
         if _paths(read.get(spec.train_split)) != _paths(files[spec.train_split]):
             split = spec.test_split if role == "test" else spec.eval_split
             spec = dataclasses.replace(spec, data_files={split: files[spec.train_split]})
+            logger.warning(
+                f"Task {spec.name!r}: {files[spec.train_split]} is scored whole as its {split!r} split: it is not the "
+                "training run's train data (recorded in training_args.json), whose held-out rows would be carved."
+            )
     return spec
 
 
