@@ -176,6 +176,9 @@ def test_multiple_choice_tasks_get_no_columns(tmp_path, frame):
     )
     with pytest.raises(ValueError, match=r"Every task of this model is multiple-choice \(\['copa'\]\)"):
         predict_module.predict_file(folder, tmp_path / "in.csv", tmp_path / "mc.jsonl", progress=False)
+    # --onnx: the message named an export that refuses such a model
+    with pytest.raises(ValueError, match=r"has no ONNX graph: models with .* multiple-choice tasks are not exported"):
+        predict_module.predict_file(folder, tmp_path / "in.csv", tmp_path / "x.jsonl", onnx_file="onnx/model.onnx")
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="needs the onnx extra: pip install 'polyhead[onnx]'")

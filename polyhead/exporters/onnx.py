@@ -34,7 +34,13 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from polyhead.remote_code import MultitaskModel
 from polyhead.run_folder import check_model_source
-from polyhead.serving.onnx_multitask import ONNX_FILE, QUANTIZED_FILE, OnnxMultitaskModel, graph_outputs
+from polyhead.serving.onnx_multitask import (
+    ONNX_FILE,
+    QUANTIZED_FILE,
+    OnnxMultitaskModel,
+    graph_outputs,
+    onnx_unsupported,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -141,11 +147,9 @@ def export_onnx(
         also = f"; without --int8, {QUANTIZED_FILE} is then removed as it would no longer match" if stale else ""
         raise FileExistsError(f"{existing} already exist(s): pass --overwrite (overwrite=True) to replace{also}.")
     model = MultitaskModel.from_pretrained(model_dir).eval()
-    if model.config.task_embeddings or model.config.tasks_of_kind(True):  # the graph is one shared pass of texts
-        raise ValueError(
-            f"{model_dir}: models with task embeddings or multiple-choice tasks are not exported to ONNX; serve them "
-            "with torch (the pipeline or the handler's torch backend)."
-        )
+    unsupported = onnx_unsupported(model.config)
+    if unsupported:
+        raise ValueError(f"{model_dir}: {unsupported}.")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     exporter = choose_exporter(model, exporter)
     opset = check_opset(opset, exporter)

@@ -210,6 +210,16 @@ def _check_providers(providers, ort) -> list:
     return list(providers)
 
 
+def onnx_unsupported(config) -> str | None:
+    """Why a model with this config has no ONNX graph (its graph is one shared pass of texts), or `None`."""
+    if config.task_embeddings or config.tasks_of_kind(True):
+        return (
+            "models with task embeddings or multiple-choice tasks are not exported to ONNX; serve them with torch "
+            "(the pipeline or the handler's torch backend)"
+        )
+    return None
+
+
 def _missing_graph_message(model_dir: Path, path: Path) -> str:
     # Both export commands, and the graphs that are there: a misspelt file_name shows beside the right one.
     found = sorted(graph.name for graph in (model_dir / "onnx").glob("*.onnx"))
@@ -232,4 +242,4 @@ def _import_onnxruntime():
     return onnxruntime
 
 
-__all__ = ["ONNX_FILE", "QUANTIZED_FILE", "OnnxMultitaskModel", "OnnxMultitaskOutput"]
+__all__ = ["ONNX_FILE", "QUANTIZED_FILE", "OnnxMultitaskModel", "OnnxMultitaskOutput", "onnx_unsupported"]

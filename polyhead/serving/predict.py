@@ -26,7 +26,7 @@ from transformers import AutoTokenizer
 from polyhead.decisions import best_labels, decision_thresholds, kept
 from polyhead.decisions import scores as decision_scores
 from polyhead.encoders import check_max_length, check_positive_int, default_max_length
-from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, MultitaskModel, collection_paused
+from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, MultitaskConfig, MultitaskModel, collection_paused
 from polyhead.run_folder import check_model_source, model_loading
 from polyhead.serving.settings import TORCH_DTYPES, read_serving_file
 
@@ -60,8 +60,15 @@ def load_model(
     _check_dtype(dtype, onnx_file, compile)
     check_model_source(model_dir)
     if onnx_file:
-        from polyhead.serving import OnnxMultitaskModel
+        from polyhead.serving.onnx_multitask import OnnxMultitaskModel, onnx_unsupported
 
+        unsupported = (
+            None
+            if Path(model_dir, onnx_file).is_file()
+            else onnx_unsupported(MultitaskConfig.from_pretrained(model_dir))
+        )
+        if unsupported:  # the missing graph's message would send the user to an export that refuses this model
+            raise ValueError(f"{model_dir} has no ONNX graph: {unsupported}. Drop --onnx.")
         return OnnxMultitaskModel.from_pretrained(model_dir, onnx_file, num_threads=num_threads)
     if num_threads:
         torch.set_num_threads(num_threads)
