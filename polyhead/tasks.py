@@ -8,6 +8,7 @@ same rows, so every training batch still holds one task, and the source is loade
 
 import copy
 import json
+import numbers
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -113,15 +114,23 @@ class TaskSpec:
             raise ValueError(
                 f"Task {self.name!r}: unknown problem_type {self.problem_type!r}; choose one of {PROBLEM_TYPES}."
             )
-        if not float(self.loss_weight) > 0:
-            raise ValueError(f"Task {self.name!r}: loss_weight must be > 0, got {self.loss_weight}.")
+        if isinstance(self.labels, str):  # a list() of it would be its characters
+            raise ValueError(
+                f"Task {self.name!r}: labels must be a list of label names, got the string {self.labels!r}."
+            )
+        if (
+            isinstance(self.loss_weight, bool)
+            or not isinstance(self.loss_weight, (int, float))
+            or not self.loss_weight > 0
+        ):
+            raise ValueError(f"Task {self.name!r}: loss_weight must be a number > 0, got {self.loss_weight!r}.")
         self._check_class_weights()
         if self.head_learning_rate is not None and not float(self.head_learning_rate) > 0:
             raise ValueError(f"Task {self.name!r}: head_learning_rate must be > 0, got {self.head_learning_rate}.")
         for key in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, key)
-            if value is not None and int(value) < 1:
-                raise ValueError(f"Task {self.name!r}: {key} must be None or >= 1, got {value}.")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+                raise ValueError(f"Task {self.name!r}: {key} must be None or an integer >= 1, got {value!r}.")
         for key in ("validation_size", "test_size"):
             check_held_out_fraction(getattr(self, key), f"Task {self.name!r}: {key}")
 
@@ -169,7 +178,12 @@ class TaskSpec:
         unknown = sorted(set(data) - set(valid))
         if unknown:
             raise ValueError(f"Unknown task key(s) {unknown} in {dict(data)}; valid keys: {valid}.")
-        return cls(**data)
+        if "name" not in data:
+            raise ValueError(f"A task needs a 'name' (and 'data_files' or 'dataset'): {dict(data)}.")
+        try:
+            return cls(**data)
+        except TypeError as error:  # a value of the wrong type (null, a list...) in a tasks file
+            raise ValueError(f"Task {data['name']!r}: {error} ({dict(data)}).") from None
 
 
 def check_pair_input(name: str, text_pair_column: str | None, head: Mapping[str, Any]) -> None:
@@ -256,7 +270,7 @@ def parse_task(item: Any) -> TaskSpec:
     if isinstance(item, Mapping):
         return TaskSpec.from_dict(item)
     if not isinstance(item, str):
-        raise TypeError(f"A task is a TaskSpec, a dict or a string, got {type(item).__name__}: {item!r:.80}.")
+        raise ValueError(f"A task is a TaskSpec, a dict or a string, got {type(item).__name__}: {item!r:.80}.")
     if item.lstrip().startswith("{"):
         return TaskSpec.from_dict(json.loads(item))
     name, sep, path = item.partition("=")

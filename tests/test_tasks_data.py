@@ -166,6 +166,26 @@ def test_spec_errors():
         TaskSpec("t", data_files="a.csv", class_weights="inverse")
     with pytest.raises(ValueError, match=r"Unknown task key\(s\) \['colour'\]"):
         TaskSpec.from_dict({"name": "t", "data_files": "a.csv", "colour": 1})
+    # entries of a tasks file of the wrong type: each a ValueError naming the task (TypeErrors from deep inside before)
+    for entry, message in [
+        ({"data_files": "a.csv"}, "A task needs a 'name'"),
+        (
+            {"name": "t", "data_files": "a.csv", "loss_weight": None},
+            "Task 't': loss_weight must be a number > 0, got None",
+        ),
+        (
+            {"name": "t", "data_files": "a.csv", "max_train_samples": 2.7},
+            "max_train_samples must be None or an integer",
+        ),
+        (
+            {"name": "t", "data_files": "a.csv", "labels": "pos"},
+            "labels must be a list of label names, got the string",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            load_task_specs([entry])
+    with pytest.raises(ValueError, match="A task is a TaskSpec, a dict or a string, got int"):
+        load_task_specs([5])
     with pytest.raises(FileNotFoundError, match="not found"):
         load_task_data([TaskSpec("t", data_files="/nonexistent/train.jsonl")])
     with pytest.raises(ValueError, match="Duplicate task names"):

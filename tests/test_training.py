@@ -168,6 +168,25 @@ def test_label_smoothing_factor_out_of_range_is_refused(tmp_path, factor):
         training_args(tmp_path, label_smoothing_factor=factor)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [  # each was accepted, then raised from inside training or stopped it silently
+        ("--temperature", "0", "temperature must be a finite number > 0, got 0.0"),
+        ("--temperature", "nan", "temperature must be a finite number > 0, got nan"),
+        ("--early_stopping_patience", "0", "early_stopping_patience must be an integer >= 1, got 0"),
+        ("--seed", "-1", r"seed must be in \[0, 2\*\*32 - 1\] for every run \(seeds -1 to -1\)"),
+    ],
+)
+def test_options_that_cannot_work_are_refused_when_parsed(option, value, message):
+    from polyhead.training.arguments import parse_args
+
+    with pytest.raises(ValueError, match=message):
+        parse_args(["--tasks", "a=/nonexistent", "--output_dir", "/tmp/x", option, value])
+    with pytest.raises(ValueError, match=r"seeds 4294967295 to 4294967296"):
+        parse_args(["--tasks", "a=/x", "--output_dir", "/tmp/x", "--seed", str(2**32 - 1), "--seeds", "2",
+                    "--single_task_baselines", "true"])  # fmt: skip
+
+
 def test_group_by_length_groups_each_tasks_rows_by_their_tokens(tmp_path):
     trainer = _trainer(tmp_path, train_sampling_strategy="group_by_length")
     lengths = trainer.train_lengths()

@@ -199,6 +199,11 @@ class DataArguments:
         check_held_out_fraction(self.test_size, "test_size")
         if self.max_train_samples_per_task is not None:
             check_positive_int("max_train_samples_per_task", self.max_train_samples_per_task)
+        if not 0 < self.temperature < float("inf"):  # p_i ~ n_i^(1/T): a T of 0, below it or NaN has no distribution
+            raise ValueError(
+                f"temperature must be a finite number > 0, got {self.temperature} (1: proportional to task size; "
+                "larger flattens towards uniform)."
+            )
 
     def task_specs(self) -> list[TaskSpec]:
         """The parsed tasks, with the run-wide subsample defaults filled in."""
@@ -300,6 +305,7 @@ class MultitaskTrainingArguments(TrainingArguments):
             self.disable_tqdm = True
         plateau = str(self.lr_scheduler_type).endswith("reduce_lr_on_plateau")
         if self.early_stopping_patience is not None:
+            check_positive_int("early_stopping_patience", self.early_stopping_patience)  # 0 stopped at the 1st eval
             self.load_best_model_at_end = True
         if self.metric_for_best_model is None and (self.load_best_model_at_end or plateau):
             self.metric_for_best_model = "average_primary"
@@ -363,6 +369,9 @@ def check_remedy_arguments(args: "MultitaskTrainingArguments") -> None:
     from polyhead.training.balancing import BALANCING_SCHEMES
 
     check_positive_int("seeds", args.seeds)
+    last = args.seed + args.seeds - 1  # --seeds N trains seeds seed .. seed + N - 1
+    if args.seed < 0 or last > 2**32 - 1:
+        raise ValueError(f"seed must be in [0, 2**32 - 1] for every run (seeds {args.seed} to {last}): lower it.")
     if args.seeds > 1 and not args.single_task_baselines:
         raise ValueError(
             f"seeds={args.seeds} compares the multitask model with single-task models: add --single_task_baselines "
