@@ -122,6 +122,16 @@ def test_seeded_comparison_runs_shares_data_and_resumes(tmp_path, monkeypatch, c
     assert calls == []
     assert resumed["comparison"] == results["comparison"]
 
+    # Resumed with other settings or tasks: refused before anything trains (the old runs were reused as if trained so)
+    for model_args, tasks in ((ModelArguments(task_embeddings=True), specs), (ModelArguments(), tiny_task_specs(16))):
+        with pytest.raises(
+            ValueError, match=r"Cannot reuse the finished run in .*: it was trained with other settings"
+        ):
+            run(model_args, DataArguments(tasks=tasks), training_args(
+                tmp_path, single_task_baselines=True, seeds=2, seed=3, max_steps=2, resume_from_checkpoint="true"
+            ))  # fmt: skip
+        assert calls == []
+
     # A lost run (its model folder deleted) is the only one trained again.
     import shutil
 

@@ -133,3 +133,23 @@ def test_train_cli_refuses_in_one_line(tmp_path):
             main(["--output_dir", str(tmp_path / "run"), *flags])
         assert isinstance(exit_info.value.code, str) and message in exit_info.value.code
     assert (tmp_path / "keep" / "notes.txt").read_text() == "mine" and not (tmp_path / "run").exists()
+
+
+def test_resuming_as_another_model_or_with_other_optimizer_groups_is_one_clear_error(tmp_path):
+    # Both ended in a traceback from torch's load_state_dict (after transformers listed missing keys).
+    import dataclasses
+
+    output_dir, args = _checkpoints(tmp_path)
+    resumed = dataclasses.replace(args, resume_from_checkpoint="true", max_steps=6)
+    fewer = tiny_task_specs(16)[:2]
+    with pytest.raises(
+        ValueError, match=r"Cannot resume from .*checkpoint-4: it was trained as another model \(tasks:"
+    ):
+        run(ModelArguments(), DataArguments(tasks=fewer), resumed)
+    with pytest.raises(ValueError, match=r"its optimizer holds other parameter groups than this run's"):
+        run(
+            ModelArguments(),
+            DataArguments(tasks=tiny_task_specs(16)),
+            dataclasses.replace(resumed, head_learning_rate=1e-2),
+        )
+    assert not (output_dir / "checkpoint-6").exists()

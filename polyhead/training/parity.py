@@ -100,16 +100,55 @@ def finished_results(
     return results
 
 
-def count_trainings(training_args: MultitaskTrainingArguments, tasks: Sequence[str]) -> tuple[int, int]:
-    """`(trainings of the comparison, how many of them are finished and will be reused)`."""
+def count_trainings(
+    training_args: MultitaskTrainingArguments,
+    tasks: Sequence[str],
+    model_args: ModelArguments | None = None,
+    data_args: DataArguments | None = None,
+) -> tuple[int, int]:
+    """`(trainings of the comparison, how many of them are finished and will be reused)`; with `model_args` and
+    `data_args`, a finished run of other model or data settings, or other tasks, is refused
+    ([`check_finished_settings`])."""
     total = finished = 0
     reuse = bool(training_args.resume_from_checkpoint)
     for seed in seed_list(training_args):
         args = seed_arguments(training_args, seed)
-        folders = [args.model_dir] + [os.path.join(args.output_dir, BASELINES_DIR, task, MODEL_DIR) for task in tasks]
+        folders = {args.model_dir: list(tasks)}
+        folders.update({os.path.join(args.output_dir, BASELINES_DIR, task, MODEL_DIR): [task] for task in tasks})
         total += len(folders)
-        finished += sum(1 for folder in folders if reuse and finished_results(folder, args) is not None)
+        for folder, trained in folders.items():
+            if reuse and finished_results(folder, args) is not None:
+                finished += 1
+                if model_args is not None and data_args is not None:
+                    check_finished_settings(folder, model_args, data_args, trained)
     return total, finished
+
+
+def check_finished_settings(
+    model_dir: str | os.PathLike, model_args: ModelArguments, data_args: DataArguments, tasks: Sequence[str]
+) -> None:
+    """Refuses to reuse a finished run whose recorded model or data settings (`training_args.json`) or tasks are not
+    this run's: its results would enter the comparison as if trained with them."""
+    recorded = read_training_args(model_dir) or {}
+    given = {
+        part: {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.name != "tasks"}
+        for part, args in (("model", model_args), ("data", data_args))
+    }
+    current = json.loads(json.dumps(given, default=str))
+    resolved = {"pooling", "classifier_dropout"}  # recorded as the model resolved them: a None here is "the default"
+    differ = [
+        f"{key} {recorded.get(part, {}).get(key)!r} there, {value!r} here"
+        for part in ("model", "data")
+        for key, value in current[part].items()
+        if recorded.get(part, {}).get(key) != value and not (key in resolved and value is None)
+    ]
+    if sorted(recorded.get("tasks") or {}) != sorted(tasks):
+        differ.append(f"tasks {sorted(recorded.get('tasks') or {})} there, {sorted(tasks)} here")
+    if differ:
+        raise ValueError(
+            f"Cannot reuse the finished run in {model_dir}: it was trained with other settings ({'; '.join(differ)}). "
+            "Resume with the settings it was trained with, or compare afresh in another --output_dir."
+        )
 
 
 def check_seed_locations(training_args: MultitaskTrainingArguments) -> None:
@@ -142,7 +181,7 @@ def run_seeds(
     check_seed_locations(training_args)
     seeds = seed_list(training_args)
     tasks = list(prepared.data)
-    total, finished = count_trainings(training_args, tasks)
+    total, finished = count_trainings(training_args, tasks, model_args, data_args)
     if training_args.process_index == 0:
         print(
             f"Multitask vs single-task comparison: {len(seeds)} seeds x (1 multitask + {len(tasks)} single-task "
@@ -181,6 +220,7 @@ def _has_checkpoint(output_dir: str) -> bool:
 
 __all__ = [
     "SEEDS_DIR",
+    "check_finished_settings",
     "compare_runs",
     "count_trainings",
     "finished_results",

@@ -613,6 +613,8 @@ def train_and_evaluate(
     validation = {name: encoded["eval"] for name, encoded in prepared.encoded.items() if "eval" in encoded}
     resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer = make_trainer(prepared, tokenizer, model_args, data_args, training_args)
+    if resume:
+        check_checkpoint_fits(resume, trainer.model.config)
     final, split_rows = _final_eval_sets(prepared, data_args.final_eval_split)
     before = None
     if model_args.init_from and trainer.is_world_process_zero():
@@ -620,7 +622,16 @@ def train_and_evaluate(
         initial = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
         old = {name: dataset for name, dataset in final.items() if name in initial.tasks}
         before = score_tasks(trainer.model, tokenizer, old, training_args.per_device_eval_batch_size)
-    train_result = trainer.train(resume_from_checkpoint=resume)
+    try:
+        train_result = trainer.train(resume_from_checkpoint=resume)
+    except ValueError as error:  # torch's optimizer load_state_dict: a checkpoint of other remedy options
+        if not resume or "parameter group" not in str(error):
+            raise
+        raise ValueError(
+            f"Cannot resume from {resume}: its optimizer holds other parameter groups than this run's (another "
+            "--head_learning_rate or --loss_balancing): resume with the options it was trained with, or start afresh "
+            "in another --output_dir."
+        ) from error
     model = trainer.model
     if data_args.tune_thresholds:  # before the final evaluation and saving, so both use the tuned thresholds
         model.eval()
@@ -749,6 +760,20 @@ def check_output_locations(training_args: MultitaskTrainingArguments) -> None:
             f"<output_dir>/model or a folder outside {output_dir!r}."
         )
     check_target_folder(model_dir, overwrite=True)
+
+
+def check_checkpoint_fits(checkpoint: str | os.PathLike, config: MultitaskConfig) -> None:
+    """Refuses to resume from a checkpoint whose model has other tasks (names, labels, kinds), task embeddings or
+    shared heads than this run's: its weights and optimizer state would not fit (a traceback from inside torch)."""
+    saved = MultitaskConfig.from_pretrained(checkpoint)
+    keys = ("tasks", "task_embeddings", "shared_heads")
+    differ = [key for key in keys if getattr(saved, key) != getattr(config, key)]
+    if differ:
+        described = "; ".join(f"{key}: {getattr(saved, key)} there, {getattr(config, key)} here" for key in differ)
+        raise ValueError(
+            f"Cannot resume from {checkpoint}: it was trained as another model ({described}). Resume with the tasks "
+            "and options it was trained with, or start afresh in another --output_dir."
+        )
 
 
 def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | None) -> str | None:
@@ -1051,6 +1076,7 @@ __all__ = [
     "prepare_run",
     "prepare_tasks",
     "remove_checkpoints",
+    "check_checkpoint_fits",
     "resolve_max_length",
     "resolve_resume_checkpoint",
     "run",
