@@ -38,7 +38,7 @@ def test_model_dir_that_would_delete_files_is_refused_before_training(tmp_path, 
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint-3"]  # nothing trained
 
 
-def test_model_dir_inside_output_dir_keeps_the_checkpoints(tmp_path):
+def test_model_dir_inside_output_dir_keeps_the_checkpoints(tmp_path, caplog):
     args = training_args(tmp_path, model_dir=str(tmp_path / "run" / "final"), save_strategy="steps", save_steps=2)
     run(ModelArguments(), DataArguments(tasks=tiny_task_specs(16)), args)
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
@@ -48,8 +48,11 @@ def test_model_dir_inside_output_dir_keeps_the_checkpoints(tmp_path):
         "topic",
         "emotions",
     ]
-    run(ModelArguments(), DataArguments(tasks=tiny_task_specs(16)), args)  # a second run replaces its own model folder
+    with caplog.at_level(logging.WARNING, logger="polyhead.training.trainer"):
+        run(ModelArguments(), DataArguments(tasks=tiny_task_specs(16)), args)  # a second run replaces its model folder
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == names
+    # the first run's checkpoints stay, and a resume would take them: said
+    assert "holds checkpoints of an earlier run (checkpoint-2" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -615,6 +615,13 @@ def train_and_evaluate(
     trainer = make_trainer(prepared, tokenizer, model_args, data_args, training_args)
     if resume:
         check_checkpoint_fits(resume, trainer.model.config)
+    elif trainer.is_world_process_zero() and (earlier := _checkpoint_folders(Path(training_args.output_dir))):
+        names = sorted(path.name for path in earlier)
+        logger.warning(
+            f"{training_args.output_dir} holds checkpoints of an earlier run ({', '.join(names)}): this run starts "
+            "afresh and leaves them, but a later --resume_from_checkpoint true takes the newest checkpoint there, "
+            "which may be that run's. Give each new run its own --output_dir."
+        )
     final, split_rows = _final_eval_sets(prepared, data_args.final_eval_split)
     before = None
     if model_args.init_from and trainer.is_world_process_zero():
