@@ -440,7 +440,8 @@ def fit_spec_to_model(spec, model: MultitaskModel, role: str, recorded: Mapping[
             spec = dataclasses.replace(spec, data_files={split: files[spec.train_split]})
             logger.warning(
                 f"Task {spec.name!r}: {files[spec.train_split]} is scored whole as its {split!r} split: it is not the "
-                "training run's train data (recorded in training_args.json), whose held-out rows would be carved."
+                f"training run's train data (recorded in {run_folder.TRAINING_ARGS_FILE}), whose held-out rows "
+                "would be carved."
             )
     return spec
 
