@@ -26,7 +26,7 @@ from transformers import AutoTokenizer
 from polyhead.decisions import best_labels, decision_thresholds, kept
 from polyhead.decisions import scores as decision_scores
 from polyhead.encoders import check_max_length, check_positive_int, default_max_length
-from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, MultitaskConfig, MultitaskModel, collection_paused
+from polyhead.remote_code import MULTI_LABEL, MultitaskConfig, MultitaskModel, collection_paused
 from polyhead.run_folder import check_model_source, model_loading
 from polyhead.serving.settings import TORCH_DTYPES, read_serving_file
 
@@ -164,7 +164,7 @@ def predict_file(
     if max_length is None:
         max_length = default_max_length(tokenizer, model.config.encoder)
     check_max_length(max_length, model.config.encoder, f"the encoder of {model_dir}", tokenizer)
-    specs = answered_tasks(model.config.tasks)
+    specs = answered_tasks(model.config)
     _check_resumed_columns(output_path, writer.columns(), [*input_columns, *_prediction_columns(specs)])
     done = writer.rows_done()
     bar = tqdm(total=_count_rows(input_path), initial=done, unit="rows", disable=not progress, desc="Predicting")
@@ -192,7 +192,7 @@ def predict_texts(
     Texts run in batches of similar length (sorted by characters), so little compute goes to padding."""
     check_positive_int("batch_size", batch_size)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + (len(pairs[i]) if pairs else 0))
-    specs = answered_tasks(model.config.tasks)
+    specs = answered_tasks(model.config)
     scores = {task: np.zeros((len(texts), len(spec["labels"])), np.float32) for task, spec in specs.items()}
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
@@ -208,14 +208,14 @@ def predict_texts(
     return scores
 
 
-def answered_tasks(specs: dict) -> dict:
-    """The tasks that bulk prediction answers: all but the multiple-choice ones (a text without answer choices gives
-    them nothing to rank; the pipeline leaves them out too)."""
-    answered = {task: spec for task, spec in specs.items() if spec["problem_type"] != MULTIPLE_CHOICE}
+def answered_tasks(config) -> dict:
+    """`{task: spec}` of the tasks that bulk prediction answers: all but the multiple-choice ones (a text without
+    answer choices gives them nothing to rank; the pipeline leaves them out too)."""
+    answered = {task: config.tasks[task] for task in config.tasks_of_kind(False)}
     if not answered:
         raise ValueError(
-            f"Every task of this model is multiple-choice ({list(specs)}): bulk prediction answers texts, not choice "
-            "lists; rank choices with the pipeline ({'text': ..., 'choices': [...]})."
+            f"Every task of this model is multiple-choice ({config.task_names}): bulk prediction answers texts, not "
+            "choice lists; rank choices with the pipeline ({'text': ..., 'choices': [...]})."
         )
     return answered
 
