@@ -32,10 +32,10 @@ from transformers.utils import cached_file
 
 from polyhead.decisions import decision_thresholds
 from polyhead.encoders import hub_id_or_none
-from polyhead.publishing.model_card import GENERATED_MARKER, METRIC_INFO, code_span, markdown_table
+from polyhead.publishing.model_card import GENERATED_MARKER, METRIC_INFO, check_hub_id, code_span, markdown_table
 from polyhead.publishing.upload import PublishError, PublishResult, _upload, resolve_repo_id, select_upload_files
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, NATIVE_POOLING_ACTIVATIONS, MultitaskModel
-from polyhead.run_folder import README_FILE, RESULTS_FILE, check_model_source, model_loading, repo_id_problem
+from polyhead.run_folder import README_FILE, RESULTS_FILE, check_model_source, model_loading
 from polyhead.saving import atomic_folder, check_export_target, save_tokenizer
 
 
@@ -191,12 +191,9 @@ def export_task(
     """
     source = None if isinstance(model_or_path, MultitaskModel) else str(model_or_path)
     check_export_target(out_dir)  # a new or empty folder: export never replaces anything
-    problem = repo_id_problem(base_model) if base_model is not None else None
-    if problem:  # the card's metadata and link would name a repo that cannot exist
-        raise ValueError(
-            f"Base model {base_model!r} is not a valid Hub model id ({problem}): give the multitask model's Hub id, "
-            "e.g. 'org/tweets-multitask', or leave it out."
-        )
+    if base_model is not None:
+        fix = "give the multitask model's Hub id, e.g. 'org/tweets-multitask', or leave it out"
+        check_hub_id(base_model, "Base model", "model", fix)
     model = model_or_path
     if source is not None:
         check_model_source(source)

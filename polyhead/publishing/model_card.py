@@ -105,6 +105,14 @@ HYPERPARAMETERS = (
 )
 
 
+def check_hub_id(repo_id: str, what: str, kind: str, fix: str, where: str = "") -> None:
+    """Raises a `ValueError` naming `repo_id` (`what` it is, `where` it was given) and the `fix` unless it is a valid
+    Hub `kind` id (`huggingface_hub`'s own check, no network): a card would name and link a repo that cannot exist."""
+    problem = run_folder.repo_id_problem(repo_id)
+    if problem:
+        raise ValueError(f"{what} {repo_id!r}{where} is not a valid Hub {kind} id ({problem}): {fix}.")
+
+
 @dataclasses.dataclass
 class MultitaskCardData:
     r"""
@@ -155,21 +163,12 @@ class MultitaskCardData:
         (`huggingface_hub`'s own check, no network) with a `ValueError` naming it and the fix: the card's metadata
         and links would name a repo that cannot exist."""
         if self.base_model is not None:
-            problem = run_folder.repo_id_problem(self.base_model)
-            if problem:
-                raise ValueError(
-                    f"Base model {self.base_model!r} is not a valid Hub model id ({problem}): give the encoder's Hub "
-                    f"id, e.g. {EXAMPLE_BASE_MODEL!r}, or leave it out."
-                )
+            fix = f"give the encoder's Hub id, e.g. {EXAMPLE_BASE_MODEL!r}, or leave it out"
+            check_hub_id(self.base_model, "Base model", "model", fix)
         named = [(dataset, "") for dataset in self.datasets]
         named += [(dataset, f" (for task {task!r})") for task, dataset in self.task_datasets.items()]
         for dataset, where in named:
-            problem = run_folder.repo_id_problem(dataset)
-            if problem:
-                raise ValueError(
-                    f"Dataset {dataset!r}{where} is not a valid Hub dataset id ({problem}): give it as org/name, "
-                    f"e.g. {EXAMPLE_DATASET!r}."
-                )
+            check_hub_id(dataset, "Dataset", "dataset", f"give it as org/name, e.g. {EXAMPLE_DATASET!r}", where)
 
     def fill(self, config: Any, results: Mapping[str, Any], training_args: Mapping[str, Any] | None) -> None:
         """Computes tasks, data sources, `base_model`, `datasets` and the eval results from the run's files (after
