@@ -76,8 +76,8 @@ def check_model_source(model: str | os.PathLike, hub_ids: bool = True) -> None:
     if not path.is_dir():
         raise ValueError(f"{model} is a file; give {wanted}.")
     if not is_multitask_folder(path):
-        if run_model_folder(path) is not None:
-            raise ValueError(f"{model} is a training run's folder; its model is {run_model_folder(path)}: give that.")
+        if (inside := run_model_folder(path)) is not None:
+            raise ValueError(f"{model} is a training run's folder; its model is {inside}: give that.")
         raise ValueError(
             f"{model} is not a polyhead multitask model folder (its config.json is missing or is not a "
             f"'{MultitaskConfig.model_type}' config); give {wanted}."

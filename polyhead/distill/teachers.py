@@ -24,7 +24,6 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from polyhead.encoders import check_max_length
 from polyhead.remote_code import (
     MULTI_LABEL,
-    MULTIPLE_CHOICE,
     SINGLE_LABEL,
     MultitaskConfig,
     MultitaskModel,
@@ -180,8 +179,8 @@ def _check_folder(spec: TeacherSpec) -> None:
     folder = Path(spec.source)
     if not folder.is_dir() or (folder / "config.json").is_file():
         return
-    if run_model_folder(folder) is not None:
-        model = dataclasses.replace(spec, source=str(run_model_folder(folder)))
+    if (inside := run_model_folder(folder)) is not None:
+        model = dataclasses.replace(spec, source=str(inside))
         raise ValueError(
             f"Teacher {spec.source!r} is a training run's folder; its model is {model.source}: give that, "
             f"--teacher {_teacher_argument(model)}."
@@ -202,9 +201,9 @@ def _multitask_teacher(spec: TeacherSpec, config: MultitaskConfig) -> Teacher:
     unknown = [task for task in picked if task not in config.tasks]
     if unknown:
         raise ValueError(f"Teacher {spec.source!r} has no task(s) {unknown}; its tasks: {config.task_names}.")
-    choices = [task for task in picked if config.tasks[task]["problem_type"] == MULTIPLE_CHOICE]
+    choices = config.tasks_of_kind(True, picked)
     if choices:
-        others = [task for task in config.task_names if config.tasks[task]["problem_type"] != MULTIPLE_CHOICE]
+        others = config.tasks_of_kind(False)
         fix = (
             f"pick its other tasks, --teacher {_teacher_argument(dataclasses.replace(spec, name=None, tasks=others))}"
             if others
