@@ -69,9 +69,16 @@ def check_savable(model: MultitaskModel) -> None:
         raise UnsavableModelError(f"The model's config would not load ({error}): nothing was written.") from error
 
 
-def check_export_target(out_dir: str | os.PathLike) -> None:
-    """Raises a `FileExistsError` when `out_dir` exists and is not an empty folder (nothing is ever overwritten)."""
+def check_export_target(out_dir: str | os.PathLike, source: str | os.PathLike | None = None) -> None:
+    """Raises a `FileExistsError` when `out_dir` exists and is not an empty folder (nothing is ever overwritten), and a
+    `ValueError` when it lies inside the folder `source` being exported (the export would become part of its source:
+    published or copied with it)."""
     path = Path(out_dir)
+    if source is not None and Path(source).resolve() in path.resolve().parents:
+        raise ValueError(
+            f"{out_dir} is inside the model folder {source} it is exported from: give a folder outside it "
+            "(nothing was written)."
+        )
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise FileExistsError(
             f"{out_dir} already exists and is not an empty folder: give a new or empty folder (nothing was written)."

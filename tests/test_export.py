@@ -246,3 +246,11 @@ def test_export_refuses_a_base_model_that_is_no_hub_id(tmp_path):
             native_model("bert"), "topic", tmp_path / "out", tokenizer=tiny_tokenizer(), base_model="bad model|x"
         )
     assert not (tmp_path / "out").exists()
+
+
+def test_export_refuses_a_folder_inside_the_model_folder(tmp_path):
+    native = save_model_folder(native_model("bert"), tiny_tokenizer(), tmp_path / "native")
+    before = sorted(path.name for path in native.iterdir())
+    with pytest.raises(ValueError, match=r"native/topic is inside the model folder .*native it is exported from"):
+        export_task(native, "topic", native / "topic")
+    assert sorted(path.name for path in native.iterdir()) == before

@@ -1,6 +1,7 @@
 """The shared encoder exported alone as a standard transformers folder: same weights, same outputs, no remote code."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,6 +99,10 @@ def test_refuses_a_non_polyhead_folder_and_a_non_empty_target(tmp_path):
         export_encoder(folder, tmp_path / "busy")
     assert (tmp_path / "busy" / "notes.txt").read_text() == "keep me"
     assert not (tmp_path / "out").exists()
+    before = sorted(path.name for path in Path(folder).iterdir())
+    with pytest.raises(ValueError, match="is inside the model folder .* it is exported from: give a folder outside"):
+        export_encoder(folder, Path(folder) / "encoder")
+    assert sorted(path.name for path in Path(folder).iterdir()) == before
 
 
 def test_a_failed_export_leaves_no_folder(tmp_path, monkeypatch):

@@ -98,7 +98,8 @@ def export_encoder(
         texts (`list[str]`, *optional*): the texts the reloaded encoder is compared on.
 
     Raises:
-        `ValueError`: `model_dir` is not a polyhead multitask model folder, or the reloaded encoder differs;
+        `ValueError`: `model_dir` is not a polyhead multitask model folder, `out_dir` lies inside it, or the
+            reloaded encoder differs;
         `FileExistsError`: `out_dir` exists and is not empty.
 
     Example:
@@ -110,7 +111,7 @@ def export_encoder(
     ```
     """
     check_export_source(model_dir)
-    check_export_target(out_dir)
+    check_export_target(out_dir, source=model_dir)
     model = MultitaskModel.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     encoder = standard_encoder(model)

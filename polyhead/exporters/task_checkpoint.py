@@ -180,7 +180,8 @@ def export_task(
 
     Raises:
         `ValueError`: the model's pooling is not `"native"` (no standard head reproduces it), the encoder family is
-            unknown, the logits differ, or `base_model` is not a valid Hub repo id; `KeyError`: unknown task.
+            unknown, the logits differ, `base_model` is not a valid Hub repo id, or `out_dir` lies inside the model
+            folder; `FileExistsError`: `out_dir` exists and is not empty; `KeyError`: unknown task.
 
     Example:
 
@@ -190,7 +191,7 @@ def export_task(
     ```
     """
     source = None if isinstance(model_or_path, MultitaskModel) else str(model_or_path)
-    check_export_target(out_dir)  # a new or empty folder: export never replaces anything
+    check_export_target(out_dir, source=source)  # new or empty, outside the source: export never replaces anything
     if base_model is not None:
         fix = "give the multitask model's Hub id, e.g. 'org/tweets-multitask', or leave it out"
         check_hub_id(base_model, "Base model", "model", fix)
