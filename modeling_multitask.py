@@ -157,9 +157,12 @@ class MultitaskModel(MultitaskHeadsMixin, PreTrainedModel):
         """`PreTrainedModel.from_pretrained` that refuses a checkpoint whose weights disagree with its config.
 
         transformers would silently give a task missing from the weights a random head (and drop weights of a task
-        missing from the config): for a multitask model that is silent damage, so both raise a `ValueError`.
+        missing from the config): for a multitask model that is silent damage, so both raise a `ValueError`. A head
+        of another size than its labels (a hand-edited config) raises the same error: transformers is asked to load
+        past the mismatch only so that its loading info reaches the check.
         """
         output_loading_info = kwargs.pop("output_loading_info", False)
+        kwargs.setdefault("ignore_mismatched_sizes", True)
         try:
             model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
         except Exception as error:

@@ -132,7 +132,11 @@ def check_loading_info(info: dict, tasks: list[str]) -> None:
     if mismatched:
         problems.append(f"weights of the wrong shape for {_summarize(mismatched)}")
     if problems:
-        raise ValueError(f"config.json and the weights disagree: {'; '.join(problems)}. Config tasks: {tasks}.")
+        raise ValueError(
+            f"config.json and the weights disagree: {'; '.join(problems)}. Config tasks: {tasks}. Use the config.json "
+            "saved with these weights: tasks and labels are added by training (polyhead's scripts/train.py "
+            "--init_from MODEL, with --extend_labels true for new labels of a task)."
+        )
 
 
 def _mismatch(item) -> str:  # a key (transformers 4.x) or (key, checkpoint shape, model shape) (5.x)

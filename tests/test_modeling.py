@@ -210,7 +210,8 @@ def test_config_and_weights_that_disagree_are_refused(model, tmp_path):
 def test_head_size_mismatch_is_refused(model, tmp_path):
     model.save_pretrained(tmp_path)
     _edit_config(tmp_path, lambda c: c["tasks"][1].update(labels=["a", "b", "c"]))
-    with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
+    shapes = r"\['heads.topic.bias: \[4\] in the checkpoint, \[3\] in the config', 'heads.topic.weight: "
+    with pytest.raises(ValueError, match=rf"disagree: weights of the wrong shape for {shapes}.*--extend_labels true"):
         AutoModel.from_pretrained(tmp_path)
 
 
