@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from helpers import script_main
 from huggingface_hub import ModelCard
 
 from polyhead.demo.run import DemoConfig, closing_note, format_answers, same_answers
@@ -44,6 +45,42 @@ def test_run_demo_script_installs_then_runs():
     commands = [line for line in (ROOT / "scripts" / "run_demo.sh").read_text().splitlines() if "scripts/" in line]
     commands = [line for line in commands if not line.startswith("#")]
     assert commands == ["bash scripts/setup_env.sh", '.venv/bin/python scripts/demo.py "$@"']
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--num_threads", "0"], "num_threads must be at least 1, got 0"),
+        (["--max_train_per_task", "8"], "max_train_per_task must be at least 50 .*got 8"),
+        (["--max_eval_per_task", "0"], "max_eval_per_task must be at least 10"),
+        (["--repo_id", "bad id"], "repo_id 'bad id' is not a valid Hub model id"),
+        (["--resume_from_checkpoint", "true"], "not used by the HfArgumentParser.*--resume_from_checkpoint"),
+    ],
+)
+def test_demo_script_refuses_bad_settings_in_one_line(flags, message, tmp_path):
+    with pytest.raises(SystemExit, match=f"^error: .*{message}"):
+        script_main("demo")([*flags, "--output_dir", str(tmp_path / "model"), "--run_dir", str(tmp_path / "run")])
+    assert not any(tmp_path.iterdir())
+
+
+@needs_demo_packages
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--sampling", "bogus"], "sampling"),
+        (["--max_length", "0"], "max_length"),
+        (["--output_dir", "{busy}"], "not a model folder written by polyhead"),
+    ],
+)
+def test_demo_script_checks_training_settings_before_training(flags, message, tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("keep me")
+    flags = [flag.format(busy=tmp_path / "busy") for flag in flags]
+    defaults = ["--output_dir", str(tmp_path / "model"), "--run_dir", str(tmp_path / "run"), "--max_train_per_task"]
+    with pytest.raises(SystemExit, match=f"^error: .*{message}"):
+        script_main("demo")([*defaults, "50", "--max_eval_per_task", "20", *flags])
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "keep me"
+    assert not (tmp_path / "model").exists() and not (tmp_path / "run").exists()
 
 
 @needs_demo_packages

@@ -25,13 +25,13 @@ import torch
 from polyhead.demo.data import load_demo_tasks
 from polyhead.encoders import LOCAL_ENCODERS, local_encoder_path
 from polyhead.evaluation.scoring import format_results_table
-from polyhead.publishing.model_card import MultitaskCardData, write_model_card
+from polyhead.publishing.model_card import MultitaskCardData, check_hub_id, write_model_card
 from polyhead.remote_code import PIPELINE_TASK
 from polyhead.run_folder import RESULTS_FILE
 from polyhead.serving import inference
 from polyhead.tasks import TaskSpec
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
-from polyhead.training.trainer import run
+from polyhead.training.trainer import prepare_run, run
 
 
 DEMO_SENTENCES = [
@@ -59,6 +59,10 @@ _RELOAD_SCRIPT = textwrap.dedent(
 )
 
 
+MIN_TRAIN_PER_TASK = 50  # below ~10 rows a label, the stratified split leaves some label out of train
+MIN_EVAL_PER_TASK = 10
+
+
 @dataclass
 class DemoConfig:
     """Demo knobs; the defaults fit the 15-minute, 2-core budget."""
@@ -75,6 +79,22 @@ class DemoConfig:
     sampling: str = "proportional"
     seed: int = 0
     repo_id: str = "your-username/polyhead-demo"  # only named in the model card's usage section
+
+    def __post_init__(self):
+        # The demo's own knobs; the training arguments they become are checked by training (prepare_demo).
+        if self.num_threads < 1:
+            raise ValueError(f"num_threads must be at least 1, got {self.num_threads}.")
+        if self.max_train_per_task < MIN_TRAIN_PER_TASK:
+            raise ValueError(
+                f"max_train_per_task must be at least {MIN_TRAIN_PER_TASK} (every label of every task needs training "
+                f"rows; the default is 1500), got {self.max_train_per_task}."
+            )
+        if self.max_eval_per_task < MIN_EVAL_PER_TASK:
+            raise ValueError(
+                f"max_eval_per_task must be at least {MIN_EVAL_PER_TASK} (the validation and test rows scored per "
+                f"task), got {self.max_eval_per_task}."
+            )
+        check_hub_id(self.repo_id, "repo_id", "model", "give the repo the card should name, e.g. 'your-name/demo'")
 
 
 def encoder_path() -> str:
@@ -99,7 +119,7 @@ def demo_arguments(config: DemoConfig) -> tuple[ModelArguments, DataArguments, M
         per_device_eval_batch_size=64,
         eval_strategy="epoch",
         save_strategy="epoch",
-        save_total_limit=1,  # checkpoints make an interrupted demo resumable, one is enough
+        save_total_limit=1,  # the best epoch's checkpoint, reloaded at the end (load_best_model_at_end)
         logging_steps=20,
         seed=config.seed,
         report_to="none",
@@ -163,10 +183,19 @@ def closing_note(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
+def prepare_demo(config: DemoConfig) -> tuple[tuple, tuple]:
+    """The demo's training arguments and their checked, tokenized data (`prepare_run`): what [`run_demo`] trains.
+    Bad settings raise here (`ValueError`), before the model trains."""
+    torch.set_num_threads(config.num_threads)
+    arguments = demo_arguments(config)
+    return arguments, prepare_run(*arguments)
+
+
+def run_demo(config: DemoConfig | None = None, prepared: tuple[tuple, tuple] | None = None) -> dict[str, Any]:
     r"""
     Trains, scores, saves and reloads the 3-task demo model; prints the results. Returns the results dict plus
-    `"answers"` (the pipeline's answers), `"reload_matches"` and `"wall_time_s"`.
+    `"answers"` (the pipeline's answers), `"reload_matches"` and `"wall_time_s"`. `prepared`: [`prepare_demo`]'s
+    result for `config`, when the caller checked the settings first.
 
     Example:
 
@@ -177,8 +206,8 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
     """
     config = config or DemoConfig()
     start = time.time()
-    torch.set_num_threads(config.num_threads)
-    results = run(*demo_arguments(config))["multitask"]
+    arguments, prepared_run = prepared or prepare_demo(config)
+    results = run(*arguments, prepared_run)["multitask"]
     folder = Path(config.output_dir)
     print(f"\nTest-set results ({folder / RESULTS_FILE}):\n{format_results_table(results)}\n")
     answers = pipeline_answers(folder, DEMO_SENTENCES)
@@ -199,4 +228,12 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
     return {**results, "answers": answers, "reload_matches": matches, "wall_time_s": elapsed}
 
 
-__all__ = ["DEMO_SENTENCES", "DemoConfig", "closing_note", "demo_arguments", "fresh_process_answers", "run_demo"]
+__all__ = [
+    "DEMO_SENTENCES",
+    "DemoConfig",
+    "closing_note",
+    "demo_arguments",
+    "fresh_process_answers",
+    "prepare_demo",
+    "run_demo",
+]
