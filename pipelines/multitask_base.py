@@ -81,7 +81,7 @@ class MultitaskPipelineBase(Pipeline):
         return torch.cat([logits[task] for task in tasks], dim=-1)
 
     def _grouped_batches(
-        self, items: list, batch_size: int, truncation: bool = True, max_length: int | None = None
+        self, items: list, batch_size: int, truncation: bool | str = True, max_length: int | None = None
     ) -> Iterator[tuple[int, list[dict[str, torch.Tensor]]]]:
         """`(index of its first item, its padded batches)` per group of about `_RANKED_ROWS` items (whole batches of
         `batch_size`), each group tokenized in one call."""
@@ -91,10 +91,11 @@ class MultitaskPipelineBase(Pipeline):
             yield start, [self._collate(encoded[i : i + batch_size]) for i in range(0, len(encoded), batch_size)]
 
     def _tokenize_rows(
-        self, items: list, truncation: bool = True, max_length: int | None = None
+        self, items: list, truncation: bool | str = True, max_length: int | None = None
     ) -> list[dict[str, list[int]]]:
         """Each item's token ids (and masks), unpadded, in input order: the texts in one tokenizer call, the
-        `{"text", "text_pair"}` pairs in another (truncation "longest_first" keeps both texts)."""
+        `{"text", "text_pair"}` pairs in another (`truncation=True` is "longest_first", which keeps both texts; a
+        tokenizer strategy such as "only_first" is passed on)."""
         options = {"truncation": truncation, "max_length": max_length or self._default_max_length()}
         is_pair = [isinstance(item, dict) and "text_pair" in item for item in items]
         rows: list = [None] * len(items)

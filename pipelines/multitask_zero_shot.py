@@ -92,7 +92,10 @@ class ZeroShotMultitaskPipeline(MultitaskPipelineBase):
             return []
         order = sorted(range(len(texts)), key=lambda i: len(texts[i])) if batch_size else range(len(texts))
         pairs = [{"text": texts[i], "text_pair": hypothesis} for i in order for hypothesis in hypotheses]
-        groups = self._grouped_batches(pairs, batch_size or len(hypotheses), truncation, max_length)
+        if truncation:  # as transformers' zero-shot pipeline: cut the text only, never the label's hypothesis
+            self._check_room_for_hypotheses(hypotheses, max_length or self._default_max_length())
+        strategy = "only_first" if truncation else False
+        groups = self._grouped_batches(pairs, batch_size or len(hypotheses), strategy, max_length)
         logits = [self.forward(batch, tasks=[task])[OUTPUT_KEY].float() for _, batches in groups for batch in batches]
         logits = torch.cat(logits).view(len(texts), len(hypotheses), -1)  # (texts in `order`, candidates, labels)
         if multi_label or len(candidate_labels) == 1:
@@ -115,13 +118,28 @@ class ZeroShotMultitaskPipeline(MultitaskPipelineBase):
         return {}, {}, {}
 
     def preprocess(self, inputs: dict, truncation: bool = True, max_length: int | None = None) -> dict:
-        return self._collate(self._tokenize_rows([inputs], truncation, max_length))
+        return self._collate(self._tokenize_rows([inputs], "only_first" if truncation else False, max_length))
 
     def _forward(self, model_inputs: dict, tasks: list[str]) -> dict[str, torch.Tensor]:
         return {OUTPUT_KEY: self.run_heads(model_inputs, tasks)}
 
     def postprocess(self, model_outputs: dict) -> dict:
         return model_outputs
+
+    def _check_room_for_hypotheses(self, hypotheses: list[str], max_length: int | None) -> None:
+        """Refuses a hypothesis that leaves no token of the text within `max_length` (only the text is cut)."""
+        if max_length is None:
+            return
+        room = max_length - self.tokenizer.num_special_tokens_to_add(pair=True) - 1  # at least one text token
+        with self._tokenizer_lock:
+            lengths = [len(ids) for ids in self.tokenizer(hypotheses, add_special_tokens=False)["input_ids"]]
+        too_long = [(hypothesis, n) for hypothesis, n in zip(hypotheses, lengths) if n > room]
+        if too_long:
+            hypothesis, n = too_long[0]
+            raise ValueError(
+                f"The hypothesis {hypothesis!r} takes {n} tokens, more than max_length={max_length} leaves beside "
+                f"the text ({room}): shorten hypothesis_template or the candidate label, or raise max_length."
+            )
 
     def _nli_task(self, name: str | None) -> tuple[str, int, int]:
         """`(task, entailment id, contradiction id)` of the NLI task zero-shot classification runs through."""

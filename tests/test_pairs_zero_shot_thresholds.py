@@ -227,6 +227,27 @@ def test_zero_shot_accepts_escaped_braces_tuples_and_none_switches(nli_model, to
     assert classifier(long_text, candidate_labels=["sport", "movies"], multi_label=None, truncation=None) == defaults
 
 
+def test_zero_shot_truncates_the_text_and_keeps_every_hypothesis_whole(nli_model, tokenizer):
+    # transformers' zero-shot pipeline cuts only the text ("only_first"): a long hypothesis keeps its label
+    classifier = pipeline("multitask-classification", model=nli_model, tokenizer=tokenizer)
+    long_text, labels = " ".join(["the team win the game"] * 30), ["sport", "money"]
+    template = "it is the news of today and the world and the people of {}"
+    hypothesis_length = len(tokenizer(template.format("sport"), add_special_tokens=False)["input_ids"])
+    result = classifier(long_text, candidate_labels=labels, hypothesis_template=template, max_length=32)
+    encoded = tokenizer(
+        [long_text] * 2, [template.format(label) for label in labels], truncation="only_first", max_length=32,
+        padding=True, return_tensors="pt",
+    )  # fmt: skip
+    assert all(label in tokenizer.decode(ids) for label, ids in zip(labels, encoded["input_ids"]))
+    scores = torch.softmax(logits_of(nli_model, encoded)["nli"][:, 0], 0)
+    assert dict(zip(result["labels"], result["scores"])) == pytest.approx(dict(zip(labels, scores.tolist())), abs=1e-6)
+    with pytest.raises(ValueError, match=rf"hypothesis 'it is .* people of sport' takes {hypothesis_length} tokens"):
+        classifier(long_text, candidate_labels=labels, hypothesis_template=template, max_length=hypothesis_length)
+    # without truncation nothing is cut, and a text past the positions is refused as before
+    short = classifier("good", candidate_labels=labels, hypothesis_template=template, max_length=8, truncation=False)
+    assert sorted(short["labels"]) == sorted(labels)
+
+
 def test_the_zero_shot_pipeline_built_by_its_own_name_answers_alike(nli_model, tokenizer):
     register_pipeline()
     zero_shot = pipeline(ZERO_SHOT_TASK, model=nli_model, tokenizer=tokenizer)
