@@ -2,7 +2,7 @@
 README.md with the Space metadata.
 
     python scripts/make_space.py org/tweets-multitask outputs/space          # a Hub model, pinned to its commit
-    python scripts/make_space.py outputs/demo-model outputs/space            # a local folder: runs offline
+    python scripts/make_space.py outputs/demo-model outputs/space            # a local folder: runs offline, here only
     cd outputs/space && python app.py                                        # the page on http://127.0.0.1:7860
 
 Upload it with `hf upload --repo-type space org/name outputs/space`, or publish the model and its
@@ -20,7 +20,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="A polyhead model folder, or a Hub model repo id (org/name).")
     parser.add_argument("out_dir", help="A new or empty folder for the Space's files.")
-    parser.add_argument("--revision", default=None, help="Hub branch, tag or commit (pinned to its commit).")
+    parser.add_argument(
+        "--revision", default=None, help="Hub branch, tag or commit (pinned to its commit); a Hub model only."
+    )
     parser.add_argument(
         "--repo-id", default=None, help="For a local folder: the Hub repo named in the Space metadata (models:)."
     )

@@ -4,6 +4,8 @@ in a real browser: tests/test_space_browser.py."""
 
 import importlib.util
 import json
+import logging
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +21,7 @@ from test_model_card import RESULTS
 import polyhead.space
 from polyhead import MultitaskModel
 from polyhead.publishing.model_card import MultitaskCardData, write_model_card
-from polyhead.remote_code import MULTI_LABEL, PIPELINE_TASK
+from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, PIPELINE_TASK
 from polyhead.saving import save_model_folder
 from polyhead.serving.predict import predict_file
 from polyhead.space import SPACE_FILES, SpaceError, metrics_table, publish_space, read_model, write_space
@@ -347,3 +349,106 @@ def test_a_dry_run_whose_space_fails_does_not_claim_a_publish(space_model, tmp_p
     message = str(failed.value.code)
     assert message.startswith(f"error: the dry run staged the model in {tmp_path / 'preview'}, but not its Space")
     assert "published" not in message and "not a Space's" in message
+
+
+# -- multiple-choice tasks, CSV columns, local folders --------------------------------------------------------------
+
+
+def page_parts(demo, kind):
+    """The page's components of one gradio type, in page order."""
+    return [block for block in demo.blocks.values() if type(block).__name__ == kind]
+
+
+def page_handler(demo, name):
+    """The page's event handler called `name` (e.g. `run`, `run_batch`), to call as the page does."""
+    return next(function.fn for function in demo.fns.values() if function.fn.__name__ == name)
+
+
+@pytest.fixture(scope="module")
+def mc_classifier(app, tmp_path_factory):
+    """A model with a topic task, a multi-label task and a multiple-choice task (which needs answer choices)."""
+    torch.manual_seed(0)
+    tasks = {"topic": TINY_TASKS["topic"], "emotions": TINY_TASKS["emotions"], "mc": {"problem_type": MULTIPLE_CHOICE}}
+    folder = tmp_path_factory.mktemp("mc-model") / "model"
+    save_model_folder(MultitaskModel(tiny_multitask_config(tasks=tasks)).eval(), tiny_tokenizer(), folder)
+    return app.load_classifier(str(folder), None)
+
+
+def test_app_leaves_multiple_choice_tasks_out_and_says_so(app, mc_classifier, tmp_path):
+    demo = app.build_app(mc_classifier, {"title": "mixed"})
+    (chosen,) = page_parts(demo, "CheckboxGroup")
+    assert chosen.value == ["topic", "emotions"] and [value for _, value in chosen.choices] == ["topic", "emotions"]
+    assert [label.label.split()[0] for label in page_parts(demo, "Label")] == ["topic", "emotions"]
+    note = next(block.value for block in page_parts(demo, "Markdown") if block.elem_id == "left-out")
+    assert "`mc`" in note and "multiple-choice" in note and "choices" in note
+    status, *charts = page_handler(demo, "run")("i love this movie", "", chosen.value)  # the default selection
+    assert status == "" and all(chart["value"] for chart in charts)
+    with pytest.raises(app.InputError, match=r"\['mc'\] are multiple-choice: they need answer choices"):
+        app.classify(mc_classifier, "i love this movie", "", ["topic", "mc"])
+    pd.DataFrame({"text": ["i love this movie", "bad phone"]}).to_csv(tmp_path / "in.csv", index=False)
+    status, out = page_handler(demo, "run_batch")(str(tmp_path / "in.csv"), "text", "")
+    assert status.startswith("2 rows predicted")
+    assert list(pd.read_csv(out).columns) == ["text", "topic", "topic_score", "emotions", "emotions_score"]
+
+
+def test_app_of_a_model_with_only_multiple_choice_tasks_says_so(app, tmp_path):
+    folder = tmp_path / "model"
+    config = tiny_multitask_config(tasks={"mc": {"problem_type": MULTIPLE_CHOICE}})
+    save_model_folder(MultitaskModel(config).eval(), tiny_tokenizer(), folder)
+    with pytest.raises(app.InputError, match=r"Every task of this model is multiple-choice \(\['mc'\]\)"):
+        app.build_app(app.load_classifier(str(folder), None), {"title": "choices"})
+
+
+def test_app_batch_without_a_text_column_name_lists_the_columns(app, tmp_path):
+    pd.DataFrame({"id": [0], "sentence": ["fine"]}).to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(app.InputError, match=r"No text column named: .* \(the CSV's columns: 'id', 'sentence'\)"):
+        app.read_csv(str(tmp_path / "in.csv"), "", "")
+
+
+def test_app_batch_predicts_an_empty_second_text_as_one_text(app, classifier, tmp_path):
+    # the Classify tab's rule: an empty second text means one text; the page names those rows
+    rows = 100
+    texts, pairs = [f"a man plays game {i}" for i in range(rows)], ["a person plays"] * (rows - 1) + [" "]
+    pd.DataFrame({"text": texts, "pair": pairs}).to_csv(tmp_path / "in.csv", index=False)
+    predicted = app.predict_frame(classifier, app.read_csv(str(tmp_path / "in.csv"), "text", "pair"), "text", "pair")
+    alone, _ = app.classify(classifier, texts[-1], pairs[-1], ["nli", "topic"])
+    paired, _ = app.classify(classifier, texts[0], pairs[0], ["nli", "topic"])
+    assert [predicted["nli"].iloc[-1], predicted["topic"].iloc[-1]] == [
+        next(iter(alone["nli"])),
+        next(iter(alone["topic"])),
+    ]
+    assert [predicted["nli"].iloc[0], predicted["topic"].iloc[0]] == [
+        next(iter(paired["nli"])),
+        next(iter(paired["topic"])),
+    ]
+    demo = app.build_app(classifier, {"title": "pairs"})
+    status, out = page_handler(demo, "run_batch")(str(tmp_path / "in.csv"), "text", "pair")
+    assert status.startswith(
+        f"{rows} rows predicted (1 with an empty 'pair', rows [99], 0-based: each predicted as one"
+    )
+    assert len(pd.read_csv(out)) == rows
+
+
+@pytest.mark.parametrize("options", [["--revision", "main"], ["--endpoint", "http://127.0.0.1:9"], ["--token", "t"]])
+def test_make_space_refuses_hub_options_for_a_local_folder(space_model, tmp_path, options):
+    with pytest.raises(SystemExit) as failed:
+        script_main("make_space")([str(space_model), str(tmp_path / "space"), *options])
+    message = str(failed.value.code)
+    assert message.startswith(f"error: {space_model} is a local model folder: {options[0]} is for a Hub model")
+    assert "org/name" in message and "\n" not in message and not (tmp_path / "space").exists()
+
+
+def test_a_local_folder_space_warns_and_its_page_says_when_the_folder_is_gone(app, space_model, tmp_path, caplog):
+    model = shutil.copytree(space_model, tmp_path / "model")
+    with caplog.at_level(logging.WARNING, logger="polyhead.space"):
+        space = write_space(model, tmp_path / "space", repo_id="org/x")
+    assert "runs only where that folder is" in caplog.text and "make_space.py org/x DIR" in caplog.text
+    shutil.rmtree(model)  # as on a Space uploaded with `hf upload`: the folder is not there
+    page = load_app_module(space / "app.py")
+    shown = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(page.gr.Blocks, "launch", lambda demo, **kwargs: shown.append(demo))
+        page.main()
+    (status,) = page_parts(shown[0], "Markdown")
+    assert f"The local model folder {model} no longer exists" in status.value
+    assert "`python scripts/make_space.py org/x DIR`" in status.value and "Repo id must be" not in status.value

@@ -12,6 +12,7 @@ offline) or a Hub repo, whose revision is pinned to a commit. [`publish_space`] 
 import dataclasses
 import importlib.metadata
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -29,6 +30,7 @@ from polyhead.run_folder import README_FILE, RESULTS_FILE, repo_id_problem
 from polyhead.saving import is_polyhead_model_folder
 
 
+logger = logging.getLogger(__name__)
 APP_TEMPLATE = Path(__file__).resolve().parent / "app.py"
 APP_FILE = "app.py"
 CONFIG_FILE = "space_config.json"  # read by app.py
@@ -123,12 +125,21 @@ def read_model(
     resolved to its commit so the Space keeps running the model it was made for.
 
     Raises:
-        [`SpaceError`]: the folder is not a polyhead model folder, `model` or `repo_id` is not a valid repo id, or
-            the repo cannot be read or is not a polyhead model."""
+        [`SpaceError`]: the folder is not a polyhead model folder, or is given Hub options (revision, endpoint,
+            token), `model` or `repo_id` is not a valid repo id, or the repo cannot be read or is not a polyhead
+            model."""
     if repo_id is not None:  # written into the Space metadata as is
         check_repo_id(repo_id, "The model repo id for the Space metadata (--repo-id)")
     path = Path(model)
     if path.is_dir():
+        options = {"revision": revision, "endpoint": endpoint, "token": token}
+        given = [f"--{name}" for name, value in options.items() if value is not None]
+        if given:  # they would be ignored: the Space runs the folder's files
+            is_are, it_them = ("is", "it") if len(given) == 1 else ("are", "them")
+            raise SpaceError(
+                f"{path} is a local model folder: {', '.join(given)} {is_are} for a Hub model and would be ignored. "
+                f"Leave {it_them} out, or give the model's Hub repo id (org/name) instead."
+            )
         if not is_polyhead_model_folder(path):
             raise SpaceError(
                 f"{path} is not a polyhead model folder (it needs config.json with model_type "
@@ -306,7 +317,14 @@ def write_space(
     """
     out_dir = _check_out_dir(Path(out_dir), overwrite)
     source = read_model(model, revision=revision, repo_id=repo_id, endpoint=endpoint, token=token)
-    return _write(source, out_dir, settings or SpaceSettings())
+    _write(source, out_dir, settings or SpaceSettings())
+    if source.revision is None:  # a local folder: not uploaded with the Space, so a Hub Space would not find it
+        logger.warning(
+            f"The Space in {out_dir} loads the model from the local folder {source.model}: it runs only where that "
+            "folder is (`python app.py` on this machine), not on the Hub after an upload. For a Space on the Hub, "
+            f"make it from the model's Hub repo: `python scripts/make_space.py {source.repo_id or 'org/name'} DIR`."
+        )
+    return out_dir
 
 
 def _write(source: ModelSource, out_dir: Path, settings: SpaceSettings) -> Path:
@@ -317,6 +335,7 @@ def _write(source: ModelSource, out_dir: Path, settings: SpaceSettings) -> Path:
         "model": source.model,
         "revision": source.revision,
         "local": Path(source.model).is_absolute(),  # a folder on this machine; a Hub repo id otherwise
+        "repo_id": source.repo_id,  # the Hub repo a local-folder Space should be remade from, when known
         "title": title,
         "description": description,
         "examples": settings.examples if settings.examples is not None else source.widget_texts,

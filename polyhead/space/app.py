@@ -50,6 +50,17 @@ def load_settings(path: Path = CONFIG_FILE) -> dict:
     return settings
 
 
+def check_local_model(settings: dict) -> None:
+    """A readable `InputError` when the Space was made from a local model folder that is not here (e.g. uploaded)."""
+    if settings.get("local") and not Path(settings["model"]).is_dir():
+        repo = settings.get("repo_id") or "org/name"
+        raise InputError(
+            f"The local model folder {settings['model']} no longer exists: this Space was made from a folder and runs "
+            "only where that folder is. Remake the Space from the model's Hub repo (`python scripts/make_space.py "
+            f"{repo} DIR`, after publishing the model with scripts/publish.py), then upload DIR."
+        )
+
+
 def load_classifier(model: str, revision: str | None):
     """The model's own pipeline; a readable `InputError` when `model` is not a polyhead multitask model."""
     try:
@@ -66,6 +77,25 @@ def load_classifier(model: str, revision: str | None):
 
 def task_specs(classifier) -> dict[str, dict]:
     return dict(classifier.model.config.tasks)
+
+
+def text_tasks(classifier) -> list[str]:
+    """The tasks that answer a text or a sentence pair: all but the multiple-choice ones, which need answer choices."""
+    config = classifier.model.config
+    # the model's own rule; remote code older than `tasks_of_kind` has no multiple-choice tasks
+    return config.tasks_of_kind(False) if hasattr(config, "tasks_of_kind") else list(config.tasks)
+
+
+def left_out_note(classifier) -> str:
+    """The page's sentence naming the multiple-choice tasks it leaves out, or `""`."""
+    left_out = [task for task in task_specs(classifier) if task not in text_tasks(classifier)]
+    if not left_out:
+        return ""
+    return (
+        f"Not on this page: the multiple-choice task(s) {', '.join(f'`{t}`' for t in left_out)}. They rank answer "
+        "choices given with each text, which this page does not take: run them with the pipeline, "
+        "`{'text': ..., 'choices': [...]}`."
+    )
 
 
 def nli_task(specs: dict[str, dict]) -> str | None:
@@ -104,6 +134,12 @@ def classify(classifier, text: str, pair: str, tasks: list[str]) -> tuple[dict, 
         raise InputError("The text is empty: type a text to classify.")
     if not tasks:
         raise InputError("No task is selected: tick at least one task.")
+    choice_tasks = [task for task in tasks if task not in text_tasks(classifier)]
+    if choice_tasks:
+        raise InputError(
+            f"Task(s) {choice_tasks} are multiple-choice: they need answer choices, which this page does not take. "
+            f"Pick among {text_tasks(classifier)}."
+        )
     inputs = {"text": text, "text_pair": pair} if pair else text
     answers = classifier(inputs, tasks=list(tasks), top_k=None)
     return {task: label_value(answer) for task, answer in answers.items()}, truncation_note(classifier, text, pair)
@@ -133,6 +169,11 @@ def read_csv(path: str | None, text_column: str, pair_column: str) -> pd.DataFra
         frame = pd.read_csv(path, keep_default_na=False, na_values=[], dtype=str)
     except (ValueError, UnicodeDecodeError) as error:  # pandas' ParserError and EmptyDataError are ValueErrors
         raise InputError(f"The file could not be read as CSV: {_one_line(error)}") from error
+    if not text_column:
+        raise InputError(
+            f"No text column named: type the name of the column that holds the texts (the CSV's columns: "
+            f"{', '.join(map(repr, frame.columns))})."
+        )
     for column in filter(None, (text_column, pair_column)):
         if column not in frame.columns:
             raise InputError(
@@ -148,15 +189,16 @@ def read_csv(path: str | None, text_column: str, pair_column: str) -> pd.DataFra
 
 
 def predict_frame(classifier, frame: pd.DataFrame, text_column: str, pair_column: str, progress=None) -> pd.DataFrame:
-    """The rows with, per task, `<task>` (the label; for a multi-label task the JSON list of labels above threshold)
-    and `<task>_score`: the columns of polyhead's bulk prediction (scripts/predict.py)."""
-    specs = task_specs(classifier)
+    """The rows with, per task that answers texts, `<task>` (the label; for a multi-label task the JSON list of labels
+    above threshold) and `<task>_score`: the columns of polyhead's bulk prediction (scripts/predict.py). A row whose
+    second text is empty is predicted as one text, as the Classify tab does."""
+    specs = {task: task_specs(classifier)[task] for task in text_tasks(classifier)}
     clash = [column for task in specs for column in (task, f"{task}_score") if column in frame.columns]
     if clash:
         raise InputError(f"Input columns {clash} would be overwritten by predictions: rename them in the CSV.")
     texts = frame[text_column].tolist()
     pairs = frame[pair_column].tolist() if pair_column else None
-    inputs = [{"text": t, "text_pair": p} for t, p in zip(texts, pairs)] if pairs else texts
+    inputs = [{"text": t, "text_pair": p} if p.strip() else t for t, p in zip(texts, pairs)] if pairs else texts
     answers = []
     for start in range(0, len(inputs), BATCH_CHUNK):
         if progress is not None:
@@ -171,6 +213,17 @@ def predict_frame(classifier, frame: pd.DataFrame, text_column: str, pair_column
             columns[task] = [answer[task][0]["label"] for answer in answers]
             columns[f"{task}_score"] = [answer[task][0]["score"] for answer in answers]
     return pd.concat([frame, pd.DataFrame(columns, index=frame.index)], axis=1)
+
+
+def single_text_note(frame: pd.DataFrame, pair_column: str) -> str:
+    """How many rows had an empty second text (each predicted as one text), or `""`."""
+    empty = [i for i, value in enumerate(frame[pair_column]) if not value.strip()] if pair_column else []
+    if not empty:
+        return ""
+    rows = f"rows {empty[:10]}{', the first 10' if len(empty) > 10 else ''}, 0-based"
+    return (
+        f" ({len(empty)} with an empty {pair_column!r}, {rows}: each predicted as one text, as the Classify tab does)"
+    )
 
 
 def _one_line(error: BaseException) -> str:
@@ -189,10 +242,17 @@ def build_app(classifier, settings: dict) -> gr.Blocks:
     """The page: a Classify tab (text, second text for pair tasks, task filter, a label chart per task, examples),
     a Zero-shot tab when the model has an NLI task, a Batch (CSV) tab, and the evaluation table."""
     specs = task_specs(classifier)
-    names = list(specs)
-    has_pairs = any(spec.get("text_pair") for spec in specs.values())
+    names = text_tasks(classifier)  # the multiple-choice tasks need choices: not on this page (the note says so)
+    if not names:
+        raise InputError(
+            f"Every task of this model is multiple-choice ({list(specs)}): this page answers texts, and they need "
+            "answer choices; run them with the pipeline, {'text': ..., 'choices': [...]}."
+        )
+    has_pairs = any(specs[task].get("text_pair") for task in names)
     with gr.Blocks(title=settings["title"]) as demo:
         gr.Markdown(f"# {settings['title']}\n\n{settings.get('description', '')}")
+        if left_out_note(classifier):
+            gr.Markdown(left_out_note(classifier), elem_id="left-out")
         with gr.Tab("Classify"):
             text = gr.Textbox(label="Text", lines=3, elem_id="text")
             pair = gr.Textbox(
@@ -241,20 +301,27 @@ def build_app(classifier, settings: dict) -> gr.Blocks:
             )
             upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath", elem_id="csv")
             text_column = gr.Textbox(value="text", label="Text column", elem_id="text-column")
-            pair_column = gr.Textbox(label="Second text column (pair tasks; optional)", visible=has_pairs)
+            pair_column = gr.Textbox(
+                label="Second text column (pair tasks; optional: a row whose cell is empty is one text)",
+                visible=has_pairs,
+            )
             batch_submit = gr.Button("Predict the file", variant="primary", elem_id="batch-submit")
             batch_status = gr.Markdown(elem_id="batch-status")
             result = gr.File(label="Predictions (CSV)", elem_id="predictions")
 
             def run_batch(path, column, second, progress=gr.Progress()):  # noqa: B008 (gradio's progress idiom)
                 try:
-                    frame = read_csv(path, (column or "").strip(), (second or "").strip())
-                    predicted = predict_frame(classifier, frame, column.strip(), (second or "").strip(), progress)
+                    column, second = (column or "").strip(), (second or "").strip()
+                    frame = read_csv(path, column, second)
+                    predicted = predict_frame(classifier, frame, column, second, progress)
                 except Exception as error:  # the page's boundary: a message, never a traceback
                     return _shown(error), None
                 out = Path(tempfile.mkdtemp(prefix="polyhead-space-")) / f"{Path(path).stem}-predictions.csv"
                 predicted.to_csv(out, index=False)
-                return f"{len(predicted)} rows predicted: download the file below.", str(out)
+                return (
+                    f"{len(predicted)} rows predicted{single_text_note(frame, second)}: download the file below.",
+                    str(out),
+                )
 
             batch_submit.click(run_batch, [upload, text_column, pair_column], [batch_status, result])
         if settings.get("metrics_table"):
@@ -280,6 +347,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)  # errors and their tracebacks go to the Space logs
     settings = load_settings()
     try:
+        check_local_model(settings)
         demo = build_app(load_classifier(settings["model"], settings.get("revision")), settings)
     except InputError as error:
         logger.error("%s", error)
