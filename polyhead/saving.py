@@ -25,7 +25,7 @@ from polyhead.remote_code import (
     check_tokenizer,
     pipeline_module,
 )
-from polyhead.run_folder import check_model_weights
+from polyhead.run_folder import check_model_weights, check_output_folder
 from polyhead.serving import SERVING_DIR, SERVING_FILES
 
 
@@ -71,9 +71,10 @@ def check_savable(model: MultitaskModel) -> None:
 
 def check_export_target(out_dir: str | os.PathLike, source: str | os.PathLike | None = None) -> None:
     """Raises a `FileExistsError` when `out_dir` exists and is not an empty folder (nothing is ever overwritten), and a
-    `ValueError` when it lies inside the folder `source` being exported (the export would become part of its source:
-    published or copied with it)."""
+    `ValueError` when a file stands where it or a folder above it should be, or when it lies inside the folder
+    `source` being exported (the export would become part of its source: published or copied with it)."""
     path = Path(out_dir)
+    check_output_folder(path, "out_dir")  # a file where a folder on the way should be
     if source is not None and Path(source).resolve() in path.resolve().parents:
         raise ValueError(
             f"{out_dir} is inside the model folder {source} it is exported from: give a folder outside it "

@@ -14,7 +14,7 @@ import json
 import sys
 
 from polyhead.exporters.task_checkpoint import export_task, publish_exported_task
-from polyhead.publishing.upload import PublishError
+from polyhead.publishing.upload import PublishError, check_repo_id
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--endpoint", default=None, help="Another Hub-compatible server.")
     args = parser.parse_args(argv)
     try:
+        if args.push_to:  # before the folder is written: a rerun with a corrected id would find it taken
+            check_repo_id(args.push_to)
         result = export_task(
             args.model_dir,
             args.task,

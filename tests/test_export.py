@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import BLOCKER, api_for, run_fresh
+from helpers import BLOCKER, api_for, run_fresh, script_main
 from huggingface_hub import ModelCard
 from transformers import AutoConfig, AutoModelForSequenceClassification, BertModel, GPT2Config, pipeline
 
@@ -181,12 +181,16 @@ def test_export_of_minilm_matches_on_real_tweets(shared_data_dir, tmp_path):
         )
 
 
-def run_card_usage(folder):
-    """Runs the Usage code of an exported card on the folder (for `<this repo>`): the value of its last line when
-    that is an expression (the pipeline's answer), else the `labels` it computes."""
-    text = (Path(folder) / "README.md").read_text(encoding="utf-8")
-    code = text.split("```python\n", 1)[1].split("\n```", 1)[0].replace("<this repo>", str(folder))
-    *body, last = ast.parse(code).body
+def run_card_usage(folder, text=None):
+    """Runs the Usage code of an exported card on the folder (for `<this repo>`), on its own example or on `text`:
+    the value of its last line when that is an expression (the pipeline's answer), else the `labels` it computes."""
+    card = (Path(folder) / "README.md").read_text(encoding="utf-8")
+    code = card.split("```python\n", 1)[1].split("\n```", 1)[0].replace("<this repo>", str(folder))
+    tree = ast.parse(code)
+    if text is not None:  # the example the classifier is called on, replaced
+        call = next(node for node in ast.walk(tree) if isinstance(node, ast.Call) and node.func.id == "classifier")
+        call.args[0] = ast.copy_location(ast.Constant(text), call.args[0])
+    *body, last = tree.body
     namespace = {}
     exec(compile(ast.Module(body=body, type_ignores=[]), "card", "exec"), namespace)
     if isinstance(last, ast.Expr):
@@ -254,3 +258,27 @@ def test_export_refuses_a_folder_inside_the_model_folder(tmp_path):
     with pytest.raises(ValueError, match=r"native/topic is inside the model folder .*native it is exported from"):
         export_task(native, "topic", native / "topic")
     assert sorted(path.name for path in native.iterdir()) == before
+
+
+def test_the_card_usage_truncates_a_long_text_as_polyhead_does(tmp_path):
+    # text-classification truncates only when asked: without it a text past the encoder's positions fails
+    model, tokenizer = native_model("bert"), tiny_tokenizer()
+    export_task(model, "topic", tmp_path / "topic", tokenizer=tokenizer)
+    long_text = " ".join(["the team win the game today"] * 40)  # past the tiny encoder's 80 positions
+    expected = pipeline("multitask-classification", model=model, tokenizer=tokenizer)(long_text, tasks="topic")
+    (answer,) = run_card_usage(tmp_path / "topic", long_text)
+    assert answer["label"] == expected["topic"][0]["label"]
+    assert answer["score"] == pytest.approx(expected["topic"][0]["score"], abs=1e-5)
+
+
+def test_export_checks_its_push_target_revision_and_path_before_writing(tmp_path):
+    native = save_model_folder(native_model("bert"), tiny_tokenizer(), tmp_path / "native")
+    main = script_main("export_task")
+    with pytest.raises(SystemExit, match=r"error: Repo id 'org/bad id' is not a valid Hub repo id .*org/name"):
+        main([str(native), "topic", str(tmp_path / "out"), "--push-to", "org/bad id"])
+    with pytest.raises(SystemExit, match=r"error: revision='v1' applies to a Hub repo id, and .*native is not one"):
+        main([str(native), "topic", str(tmp_path / "out"), "--revision", "v1"])
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(SystemExit, match=r"error: out_dir '.*afile/x': .*afile is a file, not a folder"):
+        main([str(native), "topic", str(tmp_path / "afile" / "x")])
+    assert not (tmp_path / "out").exists() and (tmp_path / "afile").read_text() == "not a folder"

@@ -33,7 +33,14 @@ from transformers.utils import cached_file
 from polyhead.decisions import decision_thresholds
 from polyhead.encoders import hub_id_or_none
 from polyhead.publishing.model_card import GENERATED_MARKER, METRIC_INFO, check_hub_id, code_span, markdown_table
-from polyhead.publishing.upload import PublishError, PublishResult, _upload, resolve_repo_id, select_upload_files
+from polyhead.publishing.upload import (
+    PublishError,
+    PublishResult,
+    _upload,
+    check_repo_id,
+    resolve_repo_id,
+    select_upload_files,
+)
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, NATIVE_POOLING_ACTIVATIONS, MultitaskModel
 from polyhead.run_folder import README_FILE, RESULTS_FILE, check_model_source, model_loading
 from polyhead.saving import atomic_folder, check_export_target, save_tokenizer
@@ -191,6 +198,11 @@ def export_task(
     ```
     """
     source = None if isinstance(model_or_path, MultitaskModel) else str(model_or_path)
+    if revision is not None and (source is None or Path(source).is_dir()):  # it would be ignored
+        raise ValueError(
+            f"revision={revision!r} applies to a Hub repo id, and {source or 'the model given'} is not one: leave "
+            "it out (a local folder holds one version)."
+        )
     check_export_target(out_dir, source=source)  # new or empty, outside the source: export never replaces anything
     if base_model is not None:
         fix = "give the multitask model's Hub id, e.g. 'org/tweets-multitask', or leave it out"
@@ -331,18 +343,23 @@ once loaded), which transformers ignores.
 
 def usage_code(spec: dict[str, Any], text: str) -> str:
     """The card's usage code: the standard pipeline called on `text` (a sentence-pair task: on a `{"text",
-    "text_pair"}` pair) so that it answers as polyhead does; for a multi-label task, every score kept at or above
-    its label's threshold (the actual numbers)."""
+    "text_pair"}` pair) so that it answers as polyhead does: truncated at the tokenizer's length as polyhead truncates
+    (text-classification does not truncate unless asked); for a multi-label task, every score kept at or above its
+    label's threshold (the actual numbers)."""
     example = json.dumps(PAIR_EXAMPLE if spec.get("text_pair") else text, ensure_ascii=False)
     lines = ["from transformers import pipeline", ""]
     if spec["problem_type"] != MULTI_LABEL:
         return "\n".join(
-            [*lines, 'classifier = pipeline("text-classification", model="<this repo>")', f"classifier({example})"]
+            [
+                *lines,
+                'classifier = pipeline("text-classification", model="<this repo>")',
+                f"classifier({example}, truncation=True)  # cut at the trained length, as polyhead does",
+            ]
         )
     thresholds = label_thresholds(spec)
     lines += [
         'classifier = pipeline("text-classification", model="<this repo>")',
-        f"scores = classifier({example}, top_k=None)  # every label's score (passed here: a flat list)",
+        f"scores = classifier({example}, top_k=None, truncation=True)  # every label's score (here: a flat list)",
     ]
     if len(set(thresholds.values())) == 1:
         value = next(iter(thresholds.values()))
@@ -377,6 +394,7 @@ def publish_exported_task(
     ```
     """
     folder = Path(folder)
+    check_repo_id(repo_id)
     config = (
         json.loads((folder / "config.json").read_text(encoding="utf-8")) if (folder / "config.json").is_file() else {}
     )
