@@ -150,12 +150,17 @@ def check_positive_int(name: str, value: Any) -> None:
 
 
 def check_max_length(
-    max_length: int | None, config: PreTrainedConfig, source: str = "the encoder", tokenizer=None
+    max_length: int | None,
+    config: PreTrainedConfig,
+    source: str = "the encoder",
+    tokenizer=None,
+    option: str = "max_length",
 ) -> int:
     r"""
     Validates a token budget against the encoder: `None` becomes `min(DEFAULT_MAX_LENGTH, limit)`; a value below 1 or
-    above the position limit raises a `ValueError` naming the limit, and so does one that leaves the `tokenizer` (when
-    given) no room for text beside its special tokens (the pipeline's rule, `check_room_for_text`).
+    above the position limit raises a `ValueError` naming the limit and the flag to change (`--<option>`), and so does
+    one that leaves the `tokenizer` (when given) no room for text beside its special tokens (the pipeline's rule,
+    `check_room_for_text`).
 
     Example:
 
@@ -167,12 +172,12 @@ def check_max_length(
     limit = position_limit(config)
     if max_length is None:
         return DEFAULT_MAX_LENGTH if limit is None else min(DEFAULT_MAX_LENGTH, limit)
-    check_positive_int("max_length", max_length)
+    check_positive_int(option, max_length)
     if limit is not None and max_length > limit:
         raise ValueError(
-            f"max_length={max_length} is more than {source} allows: its position table holds {limit} tokens "
+            f"{option}={max_length} is more than {source} allows: its position table holds {limit} tokens "
             f"({config.model_type}, max_position_embeddings={config.max_position_embeddings}). "
-            f"Use --max_length {limit} or less."
+            f"Use --{option} {limit} or less."
         )
     if tokenizer is not None:
         check_room_for_text(tokenizer, max_length)

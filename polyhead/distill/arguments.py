@@ -32,7 +32,8 @@ class DistillArguments:
         metadata={
             "help": "A teacher, repeatable: '[task=]hub-id-or-folder' for a *ForSequenceClassification checkpoint, "
             "'[task=]polyhead-model[:task1,task2]' for (chosen tasks of) a polyhead multitask model. The task name "
-            "defaults to the checkpoint's name, or the multitask model's task names."
+            "defaults to the checkpoint's name, or the multitask model's task names. An existing local path is read "
+            "as a path even if it holds '=' or ':'."
         },
     )
     texts: list[str] = field(
@@ -295,6 +296,7 @@ def parse_distill_args(
     """
     args = list(sys.argv[1:] if args is None else args)
     parser = HfArgumentParser(ARGUMENT_CLASSES)
+    given = False  # whether the task-sampling --temperature was set, to refuse it where it would be ignored
     if args and Path(args[0]).suffix in (".json", ".yaml", ".yml"):
         config = read_config_file(args.pop(0))
         unknown = sorted(set(config) - {action.dest for action in parser._actions})
@@ -304,7 +306,34 @@ def parse_distill_args(
         for action in parser._actions:
             if action.dest in config:
                 action.required = False
-    return tuple(parser.parse_args_into_dataclasses(args=merge_repeated(args)))
+        given = "temperature" in config
+    parsed = tuple(parser.parse_args_into_dataclasses(args=merge_repeated(args)))
+    given = given or any(arg == "--temperature" or arg.startswith("--temperature=") for arg in args)
+    check_sampling_temperature(parsed[1], given)
+    return parsed
+
+
+def check_sampling_temperature(data_args: DataArguments, given: bool = False) -> None:
+    r"""
+    Refuses a task-sampling `--temperature` (training's, `DataArguments.temperature`) that this run would ignore: it
+    applies with `--sampling temperature` only, and is easily taken for `--distill_temperature`. `given`: the flag
+    was on the command line or in the config file (a value other than the default counts as given too).
+
+    Example:
+
+    ```python
+    >>> check_sampling_temperature(DataArguments(temperature=0.5))
+    Traceback (most recent call last):
+    ValueError: --temperature 0.5 is the task-sampling temperature ...
+    ```
+    """
+    if data_args.sampling == "temperature" or not (given or data_args.temperature != DataArguments.temperature):
+        return
+    raise ValueError(
+        f"--temperature {data_args.temperature:g} is the task-sampling temperature (used with --sampling temperature "
+        f"only; this run samples {data_args.sampling!r}), so it would be ignored: the softmax temperature of the "
+        f"teachers' soft targets is --distill_temperature (per task: --task_distill_temperature task=T)."
+    )
 
 
 __all__ = [
@@ -312,6 +341,7 @@ __all__ = [
     "MAX_TEMPERATURE",
     "MIN_TEMPERATURE",
     "DistillArguments",
+    "check_sampling_temperature",
     "check_temperature",
     "merge_repeated",
     "parse_distill_args",

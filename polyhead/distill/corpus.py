@@ -155,21 +155,43 @@ def load_corpus(
         dataset = dataset.shuffle(seed=seed).select(range(max_texts))
     values = list(dataset[text_column])
     keep = [i for i, text in enumerate(values) if isinstance(text, str) and text.strip()]
+    others = _not_strings(values)
+    if not keep and others:
+        raise ValueError(f"Texts {described}: the text column {text_column!r} holds no text: {others}.")
     if not keep:
         raise ValueError(
             f"Texts {described}: the text column {text_column!r} is empty ({len(values)} row(s), none with a "
             "non-blank string)."
         )
     if len(keep) < len(values):
-        logger.warning(f"Texts {described}: {len(values) - len(keep)} row(s) without text in {text_column!r} dropped.")
+        kinds = f" ({others})" if others else ""
+        logger.warning(
+            f"Texts {described}: {len(values) - len(keep)} row(s) without text in {text_column!r} dropped{kinds}."
+        )
     texts = [values[i] for i in keep]
     if not text_pair_column:
         return Corpus(texts)
     raw = list(dataset[text_pair_column])
     pairs = [raw[i] if isinstance(raw[i], str) and raw[i].strip() else None for i in keep]
     if all(pair is None for pair in pairs):
-        raise ValueError(f"Texts {described}: the text-pair column {text_pair_column!r} is empty.")
+        others = _not_strings([raw[i] for i in keep])
+        raise ValueError(
+            f"Texts {described}: the text-pair column {text_pair_column!r} is empty{f' ({others})' if others else ''}."
+        )
     return Corpus(texts, pairs)
+
+
+def _not_strings(values: Sequence) -> str | None:
+    """What to say of `values` that are present but not strings (numbers, lists...), or `None` when there are none:
+    such a column is not text, and saying so beats calling it empty."""
+    wrong = [value for value in values if value is not None and not isinstance(value, str)]
+    if not wrong:
+        return None
+    return (
+        f"{len(wrong)} of {len(values)} row(s) are not strings (e.g. {wrong[0]!r:.40}, {type(wrong[0]).__name__}); "
+        "choose the column of texts with --text_column / --text_pair_column, or store the values as strings "
+        "(quoted in JSON)"
+    )
 
 
 __all__ = ["Corpus", "load_corpus", "read_dataset"]

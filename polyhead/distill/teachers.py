@@ -2,12 +2,13 @@
 
 A teacher is a standard `*ForSequenceClassification` checkpoint (any architecture and tokenizer; single- or
 multi-label, read from its `id2label` and `problem_type`) or a polyhead multitask model (all of its tasks, or chosen
-ones). [`parse_teacher`] reads the command-line form, [`resolve_teachers`] reads every teacher's config (no weights)
-and refuses what cannot be distilled, [`label_texts`] runs one teacher over texts (batched, length-sorted, with a
-progress bar) and returns each of its tasks' logits.
+ones). [`parse_teacher`] reads the command-line form, [`resolve_teachers`] reads every teacher's config and tokenizer
+(no weights) and refuses what cannot be distilled, [`label_texts`] runs one teacher over texts (batched,
+length-sorted, with a progress bar) and returns each of its tasks' logits.
 """
 
 import dataclasses
+import fnmatch
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ from polyhead.remote_code import (
     MultitaskConfig,
     MultitaskModel,
     check_task_name,
+    check_tokenizer,
 )
 from polyhead.run_folder import MODEL_DIR, run_model_folder
 
@@ -35,6 +37,17 @@ from polyhead.run_folder import MODEL_DIR, run_model_folder
 logger = logging.getLogger(__name__)
 
 _INVALID_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]+")
+# The files a teacher folder's tokenizer is read from: hashed into its identity, one of them needed to distil it.
+TOKENIZER_FILE_PATTERNS = (
+    "tokenizer*",
+    "vocab*",
+    "merges.txt",
+    "*.model",
+    "*.tiktoken",
+    "bpe.codes",
+    "special_tokens_map.json",
+    "added_tokens.json",
+)
 
 
 @dataclasses.dataclass
@@ -64,18 +77,31 @@ class TeacherSpec:
 
 
 def parse_teacher(item: str | TeacherSpec) -> TeacherSpec:
-    """Reads `[name=]source[:task,task...]` (the `:tasks` part picks tasks of a polyhead multitask teacher)."""
+    """Reads `[name=]source[:task,task...]` (the `:tasks` part picks tasks of a polyhead multitask teacher). An
+    existing local path wins over that syntax, so a folder named `sst2_lr=5e-5` or `v1:final` is a source: the whole
+    text, the part after `name=`, or the part before a trailing `:tasks`; a "name" containing a path separator is
+    part of the path."""
     if isinstance(item, TeacherSpec):
         return item
     text = str(item).strip()
+    if Path(text).exists():
+        return TeacherSpec(source=text)
     name, separator, rest = text.partition("=")
-    if not separator:
+    if not separator or _is_path_part(name):
         name, rest = None, text
-    source, _, picked = rest.partition(":")
+    source, picked = rest, ""
+    if not Path(rest).exists():
+        before, colon, after = rest.rpartition(":")
+        if colon and not _is_path_part(after):  # a task list holds no path separator
+            source, picked = before, after
     tasks = [task.strip() for task in picked.split(",") if task.strip()] or None
     if not source.strip() or (name is not None and not name.strip()):
         raise ValueError(f"Teacher {item!r}: expected '[name=]hub-id-or-folder[:task,...]'.")
     return TeacherSpec(source=source.strip(), name=name.strip() if name else None, tasks=tasks)
+
+
+def _is_path_part(text: str) -> bool:
+    return "/" in text or "\\" in text
 
 
 @dataclasses.dataclass
@@ -97,18 +123,25 @@ class Teacher:
         return self.spec.source
 
     def identity(self) -> dict[str, Any]:
-        """What names these exact weights: a folder's files hashed, or a Hub id with its revision and commit."""
+        """What names these exact weights and tokenizer: a folder's weight, config and tokenizer files hashed, or a
+        Hub id with its revision and commit (which pins every file of the repository)."""
         folder = Path(self.source)
         if folder.is_dir():
             digest = hashlib.sha256()
             for path in sorted(folder.iterdir()):
-                if path.is_file() and (path.suffix in (".safetensors", ".bin") or path.name == "config.json"):
+                weights = path.suffix in (".safetensors", ".bin") or path.name == "config.json"
+                if path.is_file() and (weights or is_tokenizer_file(path.name)):
                     digest.update(path.name.encode())
                     with open(path, "rb") as handle:
                         for block in iter(lambda: handle.read(1 << 20), b""):
                             digest.update(block)
             return {"source": str(folder.resolve()), "files_sha256": digest.hexdigest()}
         return {"source": self.source, "revision": self.spec.revision, "commit": self.commit}
+
+
+def is_tokenizer_file(name: str) -> bool:
+    """Whether a teacher folder's file `name` is one its tokenizer is read from ([`TOKENIZER_FILE_PATTERNS`])."""
+    return any(fnmatch.fnmatch(name, pattern) for pattern in TOKENIZER_FILE_PATTERNS)
 
 
 def _config_dict(spec: TeacherSpec) -> dict[str, Any]:
@@ -142,7 +175,9 @@ def resolve_teacher(spec: TeacherSpec) -> Teacher:
     _check_folder(spec)
     config = _config_dict(spec)
     if config.get("model_type") == MultitaskConfig.model_type:
-        return _multitask_teacher(spec, MultitaskConfig.from_pretrained(spec.source, revision=spec.revision))
+        teacher = _multitask_teacher(spec, MultitaskConfig.from_pretrained(spec.source, revision=spec.revision))
+        _check_teacher_tokenizer(teacher)
+        return teacher
     if spec.tasks:
         raise ValueError(
             f"Teacher {spec.source!r}: ':{','.join(spec.tasks)}' picks tasks of a polyhead multitask model, but this "
@@ -170,7 +205,34 @@ def resolve_teacher(spec: TeacherSpec) -> Teacher:
     _check_name(name, spec)
     task = {"labels": labels, "problem_type": problem_type, "teacher_task": None, "text_pair": False}
     commit = getattr(auto, "_commit_hash", None)
-    return Teacher(spec, "sequence-classification", auto.model_type, {name: task}, auto, commit)
+    teacher = Teacher(spec, "sequence-classification", auto.model_type, {name: task}, auto, commit)
+    _check_teacher_tokenizer(teacher)
+    return teacher
+
+
+def _check_teacher_tokenizer(teacher: Teacher) -> None:
+    """Loads the teacher's tokenizer (no weights) and refuses a folder without tokenizer files, a tokenizer of
+    special tokens only (transformers builds one for such a folder: every word would be unknown) or one with more
+    tokens than the model's vocabulary (its highest ids would fail inside the model): the pipeline's checks."""
+    folder = Path(teacher.source)
+    if folder.is_dir() and not any(is_tokenizer_file(path.name) for path in folder.iterdir() if path.is_file()):
+        raise ValueError(
+            f"Teacher {teacher.source!r} holds no tokenizer files (tokenizer.json, tokenizer_config.json, "
+            "vocab.txt/vocab.json + merges.txt or a sentencepiece *.model): copy in the tokenizer it was trained with."
+        )
+    try:
+        tokenizer = _load_tokenizer(teacher)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(
+            f"Teacher {teacher.source!r}: its tokenizer cannot be loaded ({' '.join(str(error).split())}); copy in "
+            "the tokenizer it was trained with."
+        ) from None
+    vocab_size = getattr(teacher.position_config, "vocab_size", None)
+    try:
+        check_tokenizer(tokenizer, vocab_size, teacher.source)
+    except ValueError as error:  # the pipeline's message, less its Python-only remedy
+        message = str(error).removesuffix(", or pass tokenizer=...")
+        raise ValueError(f"Teacher {teacher.source!r}: {message}.") from None
 
 
 def _check_folder(spec: TeacherSpec) -> None:
@@ -246,9 +308,9 @@ def resolve_teachers(specs: Sequence[str | TeacherSpec], pair_tasks: Sequence[st
     r"""
     Checks every teacher from its config before any of them runs: it is a sequence classifier or a polyhead
     multitask model (a training run's folder is refused with the path of its model), not a regression model nor a
-    multiple-choice task (refused), its task names are valid and no two teachers map to one task name. `pair_tasks`
-    names the standard teachers' tasks that read sentence pairs (a multitask teacher's pair tasks are known from its
-    config).
+    multiple-choice task (refused), its tokenizer is there and fits its vocabulary, its task names are valid and no
+    two teachers map to one task name. `pair_tasks` names the standard teachers' tasks that read sentence pairs (a
+    multitask teacher's pair tasks are known from its config: naming one of its single-text tasks is refused).
 
     Example:
 
@@ -274,6 +336,13 @@ def resolve_teachers(specs: Sequence[str | TeacherSpec], pair_tasks: Sequence[st
     unknown = sorted(set(pair_tasks) - set(owners))
     if unknown:
         raise ValueError(f"pair_tasks {unknown} are no teacher's task; the tasks are {list(owners)}.")
+    for teacher in teachers:  # a polyhead head that reads single texts would be run on pairs and taught as a pair task
+        single = [name for name, task in teacher.tasks.items() if not task["text_pair"]]
+        if teacher.kind == "multitask" and (wrong := [name for name in single if name in pair_tasks]):
+            raise ValueError(
+                f"pair_tasks {wrong}: task(s) of polyhead teacher {teacher.source!r} that read single texts (its "
+                "config says which of its tasks read pairs); remove them from --pair_tasks."
+            )
     for teacher in teachers:
         for name, task in teacher.tasks.items():
             task["text_pair"] = task["text_pair"] or name in pair_tasks
@@ -281,8 +350,10 @@ def resolve_teachers(specs: Sequence[str | TeacherSpec], pair_tasks: Sequence[st
 
 
 def teacher_max_length(teacher: Teacher, max_length: int | None) -> int:
-    """The teacher's token budget: `max_length` checked against its position table (default 128 or its limit)."""
-    return check_max_length(max_length, teacher.position_config, f"teacher {teacher.source!r}")
+    """The teacher's token budget: `--teacher_max_length` checked against its position table (default 128 or its
+    limit)."""
+    source = f"teacher {teacher.source!r}"
+    return check_max_length(max_length, teacher.position_config, source, option="teacher_max_length")
 
 
 def load_teacher(teacher: Teacher) -> tuple[torch.nn.Module, Any]:
@@ -290,11 +361,15 @@ def load_teacher(teacher: Teacher) -> tuple[torch.nn.Module, Any]:
     revision = teacher.spec.revision
     if teacher.kind == "multitask":
         model = MultitaskModel.from_pretrained(teacher.source, revision=revision)
-        tokenizer = AutoTokenizer.from_pretrained(teacher.source, revision=revision, trust_remote_code=True)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(teacher.source, revision=revision)
-        tokenizer = AutoTokenizer.from_pretrained(teacher.source, revision=revision)
-    return model.eval(), tokenizer
+    return model.eval(), _load_tokenizer(teacher)
+
+
+def _load_tokenizer(teacher: Teacher) -> Any:
+    """The teacher's own tokenizer (a polyhead model's may come with remote code)."""
+    remote = {"trust_remote_code": True} if teacher.kind == "multitask" else {}
+    return AutoTokenizer.from_pretrained(teacher.source, revision=teacher.spec.revision, **remote)
 
 
 def teacher_forward(teacher: Teacher, model: torch.nn.Module, pair: bool) -> Callable[[dict], dict[str, torch.Tensor]]:
@@ -368,11 +443,13 @@ def fingerprint(*values: Any) -> str:
 
 
 __all__ = [
+    "TOKENIZER_FILE_PATTERNS",
     "Teacher",
     "TeacherSpec",
     "derived_task_name",
     "describe",
     "fingerprint",
+    "is_tokenizer_file",
     "load_teacher",
     "parse_teacher",
     "resolve_teacher",

@@ -1,0 +1,188 @@
+"""Teachers and texts checked before any teacher runs: a teacher's tokenizer (missing, or larger than its vocabulary),
+the cache key following the tokenizer, teacher paths holding '=' or ':', the flags an error names, options that
+would be ignored or misread (the task-sampling --temperature, --pair_tasks on a polyhead teacher's single-text task)
+and text columns that are not strings."""
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from helpers import script_main
+from test_distill import (  # noqa: F401  (fixtures)
+    SIZES,
+    _bad,
+    _jsonl,
+    _texts,
+    no_teacher_runs,
+    teachers,
+)
+from transformers import BertTokenizer
+
+import polyhead.distill.cache as cache_module
+from polyhead.distill import parse_distill_args, parse_teacher, resolve_teachers
+from polyhead.distill.cache import teacher_logits
+from polyhead.distill.corpus import load_corpus
+from polyhead.testing_utils import SPECIAL_TOKENS, WORDS
+
+
+def _copy(source, folder):
+    shutil.copytree(source, folder)
+    return str(folder)
+
+
+def _without_tokenizer(source, folder):
+    """A copy of a teacher folder with its tokenizer files removed (the model and config kept)."""
+    _copy(source, folder)
+    for path in folder.iterdir():
+        if path.name.startswith(("tokenizer", "vocab", "special_tokens", "added_tokens")):
+            path.unlink()
+    return str(folder)
+
+
+def _save_tokenizer(folder, vocab):
+    """Replaces a teacher folder's tokenizer with a BERT tokenizer of `vocab` (tokens in id order)."""
+    for path in folder.iterdir():
+        if path.name.startswith(("tokenizer", "vocab", "special_tokens")):
+            path.unlink()
+    BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}).save_pretrained(folder)
+
+
+# --- the teacher's tokenizer ------------------------------------------------------------------------------------
+
+
+def test_a_teacher_without_tokenizer_files_is_refused_before_it_runs(tmp_path, teachers, no_teacher_runs):  # noqa: F811
+    plain = _without_tokenizer(teachers["sentiment"], tmp_path / "sst2-no-tokenizer")
+    polyhead = _without_tokenizer(teachers["multitask"], tmp_path / "polyhead-no-tokenizer")
+    for source, spec in ((plain, plain), (polyhead, f"{polyhead}:topic"), (polyhead, f"mood={polyhead}:topic")):
+        with pytest.raises(ValueError, match=rf"^Teacher '{re.escape(source)}' holds no tokenizer files \(tokenizer"):
+            _bad(tmp_path, [spec])
+    # A tokenizer config alone builds a tokenizer of special tokens only: every word would be unknown.
+    config_only = _without_tokenizer(teachers["sentiment"], tmp_path / "config-only")
+    (tmp_path / "config-only" / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 64}))
+    with pytest.raises(ValueError, match=rf"^Teacher '{re.escape(config_only)}': The tokenizer has no vocabulary"):
+        _bad(tmp_path, [config_only])
+
+
+def test_a_tokenizer_larger_than_the_teachers_vocabulary_is_refused(tmp_path, teachers, no_teacher_runs):  # noqa: F811
+    folder = tmp_path / "sst2-other-tokenizer"
+    _copy(teachers["sentiment"], folder)
+    vocab_size = len(SPECIAL_TOKENS) + len(WORDS)  # the teacher's embeddings
+    _save_tokenizer(folder, SPECIAL_TOKENS + WORDS + ["extra", "words"])
+    message = rf"^Teacher '{re.escape(str(folder))}': The tokenizer has {vocab_size + 2} tokens, more .* {vocab_size} "
+    with pytest.raises(ValueError, match=message):
+        _bad(tmp_path, [str(folder)])
+
+
+def test_the_cache_key_follows_the_teachers_tokenizer(tmp_path, teachers, monkeypatch):  # noqa: F811
+    """Another vocabulary order with the same weights gives other logits: the cached ones are not reused."""
+    folder = tmp_path / "sst2"
+    _copy(teachers["sentiment"], folder)
+    loads = []
+    real_load = cache_module.load_teacher
+    monkeypatch.setattr(cache_module, "load_teacher", lambda t: loads.append(t) or real_load(t))
+    texts = [row["text"] for row in _texts(12)]
+    teacher = resolve_teachers([str(folder)])[0]
+    first = teacher_logits(teacher, texts, None, 32, 4, tmp_path / "cache", progress=False)["sst2"][1]
+    teacher_logits(teacher, texts, None, 32, 4, tmp_path / "cache", progress=False)
+    assert len(loads) == 1  # same teacher, same tokenizer: read back
+    before = teacher.identity()
+    _save_tokenizer(folder, SPECIAL_TOKENS + list(reversed(WORDS)))
+    changed = resolve_teachers([str(folder)])[0]
+    assert changed.identity() != before
+    second = teacher_logits(changed, texts, None, 32, 4, tmp_path / "cache", progress=False)["sst2"][1]
+    assert len(loads) == 2 and not np.allclose(first, second)
+
+
+# --- teacher paths ----------------------------------------------------------------------------------------------
+
+
+def test_teacher_paths_holding_equals_signs_and_colons_are_paths(tmp_path, teachers, no_teacher_runs):  # noqa: F811
+    equals = _copy(teachers["sentiment"], tmp_path / "sst2_lr=5e-5")
+    colon = _copy(teachers["sentiment"], tmp_path / "v1:final")
+    polyhead = _copy(teachers["multitask"], tmp_path / "mt:v2")
+    assert parse_teacher(equals) == parse_teacher(equals.__str__())
+    assert (parse_teacher(equals).source, parse_teacher(equals).name) == (equals, None)
+    assert (parse_teacher(f"s={equals}").source, parse_teacher(f"s={equals}").name) == (equals, "s")
+    spec = parse_teacher(f"s={colon}")
+    assert (spec.source, spec.name, spec.tasks) == (colon, "s", None)
+    spec = parse_teacher(f"mood={polyhead}:topic")
+    assert (spec.source, spec.name, spec.tasks) == (polyhead, "mood", ["topic"])
+    resolved = resolve_teachers([equals, f"s={colon}", f"mood={polyhead}:topic"])
+    assert [list(teacher.tasks) for teacher in resolved] == [["sst2_lr_5e-5"], ["s"], ["mood"]]
+    # A missing path is still one source, named whole in the error; a name holds no path separator.
+    spec = parse_teacher(str(tmp_path / "gone" / "sst2_lr=5e-5"))
+    assert (spec.source, spec.name) == (str(tmp_path / "gone" / "sst2_lr=5e-5"), None)
+    # The documented forms are unchanged.
+    assert parse_teacher("sentiment=org/sst2") == parse_teacher("sentiment=org/sst2")
+    assert (parse_teacher("sentiment=org/sst2").source, parse_teacher("sentiment=org/sst2").name) == (
+        "org/sst2",
+        "sentiment",
+    )
+    spec = parse_teacher("org/multitask:topic,emotions")
+    assert (spec.source, spec.name, spec.tasks) == ("org/multitask", None, ["topic", "emotions"])
+    spec = parse_teacher("mood=models/mt:emotions")
+    assert (spec.source, spec.name, spec.tasks) == ("models/mt", "mood", ["emotions"])
+
+
+# --- options that would be ignored or misread -------------------------------------------------------------------
+
+
+def test_a_too_long_teacher_max_length_names_its_own_flag(tmp_path, teachers, no_teacher_runs):  # noqa: F811
+    with pytest.raises(ValueError, match=r"teacher_max_length=500 is more .* Use --teacher_max_length 80 or less\.$"):
+        _bad(tmp_path, [teachers["sentiment"]], teacher_max_length=500)
+
+
+def test_the_task_sampling_temperature_is_refused_where_it_would_be_ignored(tmp_path, teachers, no_teacher_runs):  # noqa: F811
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(20))
+    argv = ["--teacher", teachers["sentiment"], "--texts", texts, "--output_dir", str(tmp_path / "out")]
+    for flags in (["--temperature", "0.5"], ["--temperature=2"]):  # the default value, given: still a mix-up
+        with pytest.raises(ValueError, match=r"^--temperature .* task-sampling temperature .* --distill_temperature"):
+            parse_distill_args([*argv, *flags])
+    with pytest.raises(SystemExit) as failed:
+        script_main("distill")([*argv, "--temperature", "0.5"])
+    assert str(failed.value.code).startswith("error: --temperature 0.5 is the task-sampling temperature")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"temperature": 0.5}))
+    with pytest.raises(ValueError, match="task-sampling temperature"):
+        parse_distill_args([str(config), *argv])
+    # With temperature sampling it is used, and a run without it is untouched.
+    assert parse_distill_args([*argv, "--sampling", "temperature", "--temperature", "0.5"])[1].temperature == 0.5
+    assert parse_distill_args([*argv, "--distill_temperature", "0.5"])[2].distill_temperature == 0.5
+
+
+def test_pair_tasks_naming_a_polyhead_teachers_single_text_task_are_refused(tmp_path, teachers, no_teacher_runs):  # noqa: F811
+    texts = _jsonl(tmp_path / "pairs.jsonl", _texts(20, pairs=True))
+    message = r"pair_tasks \['topic'\]: task\(s\) of polyhead teacher .* read single texts"
+    with pytest.raises(ValueError, match=message):
+        _bad(
+            tmp_path,
+            [f"{teachers['multitask']}:topic"],
+            texts=[texts],
+            text_pair_column="text_pair",
+            pair_tasks="topic",
+        )
+    with pytest.raises(ValueError, match=message):
+        resolve_teachers([teachers["multitask"], f"nli={teachers['nli']}"], pair_tasks=["nli", "topic"])
+    resolved = resolve_teachers([teachers["multitask"], f"nli={teachers['nli']}"], pair_tasks=["nli"])
+    assert [task["text_pair"] for teacher in resolved for task in teacher.tasks.values()] == [False] * 3 + [True]
+
+
+# --- texts ------------------------------------------------------------------------------------------------------
+
+
+def test_text_columns_of_numbers_are_called_not_strings(tmp_path, caplog):
+    numbers = _jsonl(tmp_path / "numbers.jsonl", [{"text": 12345 + i} for i in range(5)])
+    with pytest.raises(
+        ValueError, match=r"text column 'text' holds no text: 5 of 5 row\(s\) are not strings \(e\.g\."
+    ):
+        load_corpus(numbers)
+    csv = tmp_path / "numbers.csv"
+    csv.write_text("text\n" + "".join(f"{i}\n" for i in range(30)), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"30 of 30 row\(s\) are not strings \(e\.g\. 0, int\)"):
+        load_corpus(str(csv))
+    mixed = _jsonl(tmp_path / "mixed.jsonl", [{"text": "good movie"}, {"text": 7}, {"text": None}])
+    with caplog.at_level("WARNING", logger="polyhead.distill.corpus"):
+        assert load_corpus(mixed).texts == ["good movie"]
+    assert "2 row(s) without text in 'text' dropped (1 of 3 row(s) are not strings" in caplog.text
