@@ -98,7 +98,8 @@ def model_loading(model: str | os.PathLike):
     except OSError as error:
         if Path(model).exists():
             raise
-        raise ValueError(f"{model}: no such local folder, and it did not load as a Hub model id: {error}") from error
+        reason = " ".join(str(error).split())  # huggingface_hub's messages span lines: one line for the CLI error
+        raise ValueError(f"{model}: no such local folder, and it did not load as a Hub model id: {reason}") from error
 
 
 def repo_id_problem(repo_id: str) -> str | None:

@@ -139,7 +139,7 @@ def test_training_some_tasks_freezes_the_heads_and_vectors_of_the_others():
 
     config = tiny_multitask_config(tasks=TASKS, shared_heads={"mnli": ["mnli", "snli"]}, task_embeddings=True)
     model = MultitaskModel(config)
-    assert freeze_heads_except(model, ["snli"]) == ["mnli", "topic", "copa", "copa2"]
+    assert freeze_heads_except(model, ["snli"]) == ["topic", "copa", "copa2"]  # mnli's head trains with snli
     assert model.heads["mnli"].weight.requires_grad and not model.heads["topic"].weight.requires_grad
     assert model.task_embeddings["snli"].requires_grad and not model.task_embeddings["mnli"].requires_grad
 

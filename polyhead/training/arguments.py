@@ -41,7 +41,11 @@ class ModelArguments:
         },
     )
     tokenizer_name_or_path: str | None = field(
-        default=None, metadata={"help": "Tokenizer (defaults to encoder_name_or_path)."}
+        default=None,
+        metadata={
+            "help": "Tokenizer (defaults to init_from's, else encoder_name_or_path's); its vocabulary must fit the "
+            "encoder's embeddings."
+        },
     )
     pooling: str = field(
         default="mean",
@@ -66,7 +70,10 @@ class ModelArguments:
             "continue on their data, new task names get fresh heads; pooling and dropout are the model's."
         },
     )
-    revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag, commit) of init_from."})
+    revision: str | None = field(
+        default=None,
+        metadata={"help": "Hub revision (branch, tag, commit) of init_from when it is a Hub id (not a local folder)."},
+    )
     train_tasks: str | None = field(
         default=None,
         metadata={
@@ -106,6 +113,12 @@ class ModelArguments:
         if self.init_from is not None and self.encoder_name_or_path != TINY_ENCODER:
             raise ValueError(
                 "Give either --init_from (a trained multitask model) or --encoder_name_or_path, not both."
+            )
+        if self.revision is not None and (self.init_from is None or Path(self.init_from).exists()):
+            given = "no --init_from" if self.init_from is None else f"--init_from {self.init_from!r} is a local folder"
+            raise ValueError(
+                f"--revision {self.revision!r} picks a branch, tag or commit of a Hub id given as --init_from, but "
+                f"{given}: drop --revision (or give --init_from as a Hub id)."
             )
         if self.init_from is not None:
             check_model_source(self.init_from)

@@ -36,8 +36,9 @@ logger = logging.getLogger(__name__)
 def freeze_heads_except(model: MultitaskModel, tasks: Iterable[str]) -> list[str]:
     r"""
     Freezes the head of every task of `model` except `tasks` (whose heads are made trainable); returns the frozen
-    task names. The encoder is left as it is: `model.freeze_encoder()` freezes it too, and only then do the other
-    tasks keep exactly their answers.
+    task names: the tasks whose head does not train. A task that shares a head (`config.shared_heads`) with one of
+    `tasks` trains with it, so it is not frozen (and a log line says so). The encoder is left as it is:
+    `model.freeze_encoder()` freezes it too, and only then do the other tasks keep exactly their answers.
 
     Example:
 
@@ -50,12 +51,26 @@ def freeze_heads_except(model: MultitaskModel, tasks: Iterable[str]) -> list[str
     unknown = sorted(keep - set(model.config.tasks))
     if unknown:
         raise ValueError(f"Unknown task(s) {unknown} to train: this model has tasks {model.config.task_names}.")
-    for name in model.heads:  # a shared head (config.shared_heads) trains when one of its tasks does
-        served = [task for task in model.config.task_names if model.config.head_of(task) == name]
-        model.heads[name].requires_grad_(any(task in keep for task in served))
+    trained = trained_tasks(model.config, keep)
+    if sharing := [name for name in trained if name not in keep]:
+        logger.warning(
+            f"Task(s) {sharing} share a head with the trained task(s) {sorted(keep)}: that head trains, so they are "
+            "trained too and their answers may change."
+        )
+    heads = {model.config.head_of(task) for task in keep}  # a shared head trains when one of its tasks does
+    for name in model.heads:
+        model.heads[name].requires_grad_(name in heads)
     for name, vector in (model.task_embeddings or {}).items():
         vector.requires_grad_(name in keep)
-    return [name for name in model.config.task_names if name not in keep]
+    return [name for name in model.config.task_names if name not in trained]
+
+
+def trained_tasks(config: MultitaskConfig, tasks: Iterable[str]) -> list[str]:
+    """The tasks of `config` whose heads train when `tasks` train: `tasks` and every task that shares a head with one
+    of them (`config.shared_heads`), in config order."""
+    keep = set(tasks)
+    heads = {config.head_of(task) for task in keep}
+    return [name for name in config.task_names if name in keep or config.head_of(name) in heads]
 
 
 def extend_task_labels(model: MultitaskModel, task: str, labels: list[str]) -> None:
@@ -185,4 +200,5 @@ __all__ = [
     "is_multitask_folder",
     "match_label_maps",
     "score_tasks",
+    "trained_tasks",
 ]

@@ -46,6 +46,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput
 
 from polyhead import __version__, choices
@@ -53,6 +54,7 @@ from polyhead.data import MultitaskCollator, TaskData, class_weights, load_task_
 from polyhead.encoders import (
     TINY_ENCODER,
     check_max_length,
+    default_max_length,
     encoder_config,
     encoder_hub_id,
     hub_id,
@@ -60,16 +62,31 @@ from polyhead.encoders import (
     resolve_encoder,
 )
 from polyhead.evaluation import metrics
-from polyhead.evaluation.scoring import NOT_SCORED_HINT, predict_all_logits, score_model, score_task, write_evaluation
+from polyhead.evaluation.scoring import (
+    NOT_SCORED_HINT,
+    predict_all_logits,
+    score_model,
+    score_task,
+    trained_max_length,
+    write_evaluation,
+)
 from polyhead.evaluation.thresholds import tune_model_thresholds
 from polyhead.presets import tiny_encoder_config, tiny_tokenizer
-from polyhead.remote_code import MULTI_LABEL, MultitaskConfig, MultitaskModel, check_room_for_text
+from polyhead.remote_code import (
+    MULTI_LABEL,
+    MultitaskConfig,
+    MultitaskModel,
+    check_room_for_text,
+    check_tokenizer,
+    normalize_task,
+)
 from polyhead.run_folder import (
     BASELINES_DIR,
     MODEL_DIR,
     TRAINING_ARGS_FILE,
     check_output_folder,
     check_weights_file,
+    model_loading,
     read_results,
     read_training_args,
     write_baseline_results,
@@ -85,6 +102,7 @@ from polyhead.training.grow import (
     freeze_heads_except,
     match_label_maps,
     score_tasks,
+    trained_tasks,
 )
 from polyhead.training.pcgrad import PCGradAccumulator, average_gradients
 from polyhead.training.sampling import TaskBatchSampler
@@ -501,13 +519,31 @@ def check_metrics_arguments(args: TrainingArguments, compute_metrics) -> None:
 def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
     """The tokenizer of `tokenizer_name_or_path` (default: `init_from`'s or the encoder's), or the tiny preset's."""
     if model_args.init_from and not model_args.tokenizer_name_or_path:
-        return AutoTokenizer.from_pretrained(
-            model_args.init_from, revision=model_args.revision, trust_remote_code=True
-        )
+        return initial_tokenizer(model_args)
     name = model_args.tokenizer_name_or_path or model_args.encoder_name_or_path
     if name == TINY_ENCODER:
         return tiny_tokenizer()
-    return AutoTokenizer.from_pretrained(resolve_encoder(name))
+    with model_loading(resolve_encoder(name)):
+        return AutoTokenizer.from_pretrained(resolve_encoder(name))
+
+
+def check_tokenizer_fits(tokenizer: PreTrainedTokenizerBase, model_args: ModelArguments) -> None:
+    """Refuses a `tokenizer_name_or_path` whose token ids run past the encoder's embedding table (the starting model's
+    with `init_from`), which would fail inside torch at the first batch holding one, or that has no vocabulary."""
+    if not model_args.tokenizer_name_or_path:
+        return
+    if model_args.init_from:
+        config, source = initial_config(model_args).encoder, f"the encoder of {model_args.init_from!r}"
+    else:
+        name = model_args.encoder_name_or_path
+        config, source = encoder_config(name), f"encoder {name!r}"
+    try:
+        check_tokenizer(tokenizer, getattr(config, "vocab_size", None), model_args.tokenizer_name_or_path)
+    except ValueError as error:  # the pipeline's check; its remedy is for a model folder, here it is the option
+        raise ValueError(
+            f"--tokenizer_name_or_path {model_args.tokenizer_name_or_path!r} does not fit {source}: "
+            f"{str(error).split(': ')[0]}. Use the tokenizer the model was trained with (leave the option out)."
+        ) from None
 
 
 def build_model(
@@ -544,10 +580,13 @@ def build_model(
 def load_initial_model(model_args: ModelArguments, tasks: Mapping[str, dict]) -> MultitaskModel:
     """The trained model of `init_from` (at `revision`), with a fresh head for each new task of `tasks` and the label
     maps that `polyhead.training.grow.match_label_maps` grew."""
-    model = MultitaskModel.from_pretrained(model_args.init_from, revision=model_args.revision)
+    with model_loading(model_args.init_from):
+        model = MultitaskModel.from_pretrained(model_args.init_from, revision=model_args.revision)
     for name, head in tasks.items():
         if name not in model.config.tasks:
             model.add_task(name, head["labels"], head["problem_type"], head.get("threshold"))
+            # add_task records no input kind: the task's own entry (text_pair included), as a new model's config has
+            model.config.tasks = {**model.config.tasks, name: normalize_task(name, head)}
         elif head["labels"] != model.config.tasks[name]["labels"]:
             extend_task_labels(model, name, head["labels"])
     return model
@@ -575,18 +614,39 @@ def prepare_tasks(
     data = load_task_data(data_args.task_specs(), seed=seed, split_seed=data_args.split_seed)
     train_cap = cap_train_rows(data, data_args.max_train_samples_per_task, seed)
     if model_args.init_from:
-        config = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
+        config = initial_config(model_args)
         match_label_maps(data, config, model_args.extend_labels, model_args.train_task_names)
     encoded = {name: tokenize_task_data(task, tokenizer, max_length) for name, task in data.items()}
     return PreparedTasks(data, encoded, train_cap)
 
 
+def initial_config(model_args: ModelArguments) -> MultitaskConfig:
+    """The config of `init_from` (at `revision`); a Hub id that does not load is a `ValueError` naming it."""
+    with model_loading(model_args.init_from):
+        return MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
+
+
+def initial_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
+    """The tokenizer of `init_from` (at `revision`); a Hub id that does not load is a `ValueError` naming it."""
+    with model_loading(model_args.init_from):
+        return AutoTokenizer.from_pretrained(
+            model_args.init_from, revision=model_args.revision, trust_remote_code=True
+        )
+
+
 def resolve_max_length(model_args: ModelArguments) -> int:
     """`model_args.max_length` checked against the encoder's position table (default: 128 or the table's size); with
-    `init_from`, the starting model's encoder."""
+    `init_from`, the starting model's encoder, and by default the length it was trained at (as its pipeline and
+    evaluation run it), so that the tasks it does not train keep their answers."""
     if model_args.init_from:
-        config = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
-        return check_max_length(model_args.max_length, config.encoder, f"the encoder of {model_args.init_from!r}")
+        config = initial_config(model_args)
+        max_length = model_args.max_length
+        if max_length is None:  # its training_args.json record, else its tokenizer's model_max_length
+            max_length = trained_max_length(model_args.init_from) or default_max_length(
+                initial_tokenizer(model_args), config.encoder
+            )
+            max_length = None if max_length >= VERY_LARGE_INTEGER else max_length  # saved with no length: the default
+        return check_max_length(max_length, config.encoder, f"the encoder of {model_args.init_from!r}")
     name = model_args.encoder_name_or_path
     return check_max_length(model_args.max_length, encoder_config(name), f"encoder {name!r}")
 
@@ -615,18 +675,13 @@ def train_and_evaluate(
     trainer = make_trainer(prepared, tokenizer, model_args, data_args, training_args)
     if resume:
         check_checkpoint_fits(resume, trainer.model.config)
-    elif trainer.is_world_process_zero() and (earlier := _checkpoint_folders(Path(training_args.output_dir))):
-        names = sorted(path.name for path in earlier)
-        logger.warning(
-            f"{training_args.output_dir} holds checkpoints of an earlier run ({', '.join(names)}): this run starts "
-            "afresh and leaves them, but a later --resume_from_checkpoint true takes the newest checkpoint there, "
-            "which may be that run's. Give each new run its own --output_dir."
-        )
+    elif trainer.is_world_process_zero():
+        warn_earlier_checkpoints(training_args.output_dir)
     final, split_rows = _final_eval_sets(prepared, data_args.final_eval_split)
     before = None
     if model_args.init_from and trainer.is_world_process_zero():
         # The starting model's tasks that have evaluation data, scored before any step (for the forgetting table).
-        initial = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
+        initial = initial_config(model_args)
         old = {name: dataset for name, dataset in final.items() if name in initial.tasks}
         before = score_tasks(trainer.model, tokenizer, old, training_args.per_device_eval_batch_size)
     try:
@@ -677,7 +732,8 @@ def train_and_evaluate(
                 results["tasks"],
                 results["problem_types"],
                 model_args.forgetting_margin,
-                trained=model_args.train_task_names or list(prepared.data),
+                # a task whose head is shared with a trained one (config.shared_heads) is trained too
+                trained=trained_tasks(model.config, model_args.train_task_names or list(prepared.data)),
             ),
         }
     run_info = training_run_info(model_args, data_args, training_args, prepared, trainer, train_result.metrics)
@@ -820,6 +876,19 @@ def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | None) 
             return str(checkpoint)
         broken.append(problem)
     raise ValueError(f"resume_from_checkpoint={value!r}: no complete checkpoint in {folder}: {'; '.join(broken)}")
+
+
+def warn_earlier_checkpoints(output_dir: str | os.PathLike) -> None:
+    """Warns when a run starting afresh finds checkpoints of an earlier run in `output_dir`: a later resume would
+    take them."""
+    earlier = _checkpoint_folders(Path(output_dir))
+    if earlier:
+        names = sorted(path.name for path in earlier)
+        logger.warning(
+            f"{output_dir} holds checkpoints of an earlier run ({', '.join(names)}): this run starts afresh and "
+            "leaves them, but a later --resume_from_checkpoint true takes the newest checkpoint there, which may be "
+            "that run's. Give each new run its own --output_dir."
+        )
 
 
 def _checkpoint_folders(folder: Path) -> list[Path]:
@@ -1018,6 +1087,7 @@ def prepare_run(
     # Argument errors first (before data loading and training); the resolved length is what training_args.json keeps.
     model_args = dataclasses.replace(model_args, max_length=resolve_max_length(model_args))
     tokenizer = load_tokenizer(model_args)
+    check_tokenizer_fits(tokenizer, model_args)
     with training_args.main_process_first(desc="loading and tokenizing the tasks"):  # one writer of datasets' cache
         prepared = prepare_tasks(model_args, data_args, tokenizer, seed=training_args.sampling_seed)
     check_prepared(prepared, model_args, data_args, training_args)  # the multitask model's (baselines adapt theirs)
@@ -1072,22 +1142,24 @@ def run(
 
 __all__ = [
     "BASELINES_DIR",
-    "TRAINING_ARGS_FILE",
     "MultitaskTrainer",
     "PreparedTasks",
+    "TRAINING_ARGS_FILE",
     "build_model",
+    "check_checkpoint_fits",
     "check_output_locations",
+    "check_tokenizer_fits",
     "checkpoint_problem",
     "load_tokenizer",
     "make_trainer",
     "prepare_run",
     "prepare_tasks",
     "remove_checkpoints",
-    "check_checkpoint_fits",
     "resolve_max_length",
     "resolve_resume_checkpoint",
     "run",
     "train_and_evaluate",
     "train_baselines",
     "training_run_info",
+    "warn_earlier_checkpoints",
 ]
