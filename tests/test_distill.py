@@ -953,7 +953,8 @@ def joint_setup(tmp_path_factory, teachers):
     tmp_path = tmp_path_factory.mktemp("joint")
     texts = _jsonl(tmp_path / "texts.jsonl", _texts(40, seed=3, pairs=True))
     rows = {"text": ["good movie", "bad phone"] * 3, "label": ["positive"] * 6}
-    gold = datasets.DatasetDict(train=datasets.Dataset.from_dict(rows), test=datasets.Dataset.from_dict(rows))
+    test = {"text": ["good food", "bad service"] * 3, "label": ["positive"] * 6}  # apart from train: never trained on
+    gold = datasets.DatasetDict(train=datasets.Dataset.from_dict(rows), test=datasets.Dataset.from_dict(test))
     distill_args = DistillArguments(
         teacher=[
             f"sentiment={teachers['sentiment']}",

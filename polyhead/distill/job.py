@@ -62,8 +62,9 @@ from polyhead.distill.trainer import (
 )
 from polyhead.evaluation.agreement import agreement_by_margin, top2_margin
 from polyhead.evaluation.metrics import primary_metric
-from polyhead.evaluation.scoring import score_model, score_task, write_evaluation
-from polyhead.remote_code import MULTI_LABEL, MultitaskConfig
+from polyhead.evaluation.scoring import predict_all_logits, score_model, score_task, write_evaluation
+from polyhead.presets import TINY_ENCODER, tiny_encoder_config
+from polyhead.remote_code import MULTI_LABEL, SINGLE_LABEL, MultitaskConfig
 from polyhead.run_folder import RESULTS_FILE, write_json, write_training_args
 from polyhead.saving import save_model_folder
 from polyhead.tasks import TaskSpec
@@ -71,10 +72,12 @@ from polyhead.training.arguments import DataArguments, ModelArguments, Multitask
 from polyhead.training.grow import match_label_maps
 from polyhead.training.trainer import (
     build_model,
+    check_checkpoint_fits,
     check_output_locations,
     load_tokenizer,
     resolve_max_length,
     resolve_resume_checkpoint,
+    warn_earlier_checkpoints,
 )
 
 
@@ -96,6 +99,16 @@ class Plan:
     gold_rows: dict[str, dict[str, np.ndarray]]  # {task: {"train"|"test": corpus rows}}
     num_unlabeled: int
     temperatures: dict[str, float]  # {single-label task: T}, `DistillArguments.temperatures`
+    # the rows the single-text tasks train on: train_rows less those whose text alone repeats a scored row's
+    text_train_rows: np.ndarray | None = None
+    model_args: ModelArguments | None = None  # the student's, to check a checkpoint to resume from (`check_resume`)
+
+    def rows_for(self, head: Mapping[str, Any]) -> np.ndarray:
+        """The training rows of a task with `head`: a single-text task reads the text alone, so a row whose text is
+        a held-out or test row's (with another pair) does not train it."""
+        if head.get("text_pair") or self.text_train_rows is None:
+            return self.train_rows
+        return self.text_train_rows
 
     @property
     def heads(self) -> dict[str, dict[str, Any]]:
@@ -138,6 +151,7 @@ def plan_distillation(
     heads = {name: task for teacher in teachers for name, task in teacher.tasks.items()}
     temperatures = distill_args.temperatures(heads)
     check_student_tasks(model_args, heads)
+    warn_tiny_student(model_args, teachers)
     pair_tasks = [name for name, task in heads.items() if task["text_pair"]]
     if distill_args.texts:
         if pair_tasks and not distill_args.text_pair_column:
@@ -191,9 +205,35 @@ def plan_distillation(
     extra = [rows["train"] for rows in gold_rows.values() if "train" in rows]
     if extra:  # gold train texts train every task: with their gold label for their own task, unlabeled for others
         train_rows = np.concatenate([train_rows, *extra])
-    if len(held_out_rows):
-        train_rows = keep_held_out_texts_out(corpus, train_rows, held_out_rows)
-    return Plan(teachers, max_lengths, corpus, train_rows, held_out_rows, gold, gold_rows, num_unlabeled, temperatures)
+    train_rows, text_train_rows = keep_scored_texts_out(corpus, train_rows, held_out_rows, gold_rows, heads)
+    return Plan(
+        teachers,
+        max_lengths,
+        corpus,
+        train_rows,
+        held_out_rows,
+        gold,
+        gold_rows,
+        num_unlabeled,
+        temperatures,
+        text_train_rows,
+        model_args,
+    )
+
+
+def warn_tiny_student(model_args: ModelArguments, teachers: list[Teacher]) -> None:
+    """Warns when the student is the tiny random test encoder (the default `--encoder_name_or_path`) and a teacher is
+    larger: such a student cannot learn much from it, and the run is most likely missing its encoder."""
+    if model_args.init_from or model_args.encoder_name_or_path != TINY_ENCODER:
+        return
+    tiny = tiny_encoder_config().hidden_size
+    larger = [t.source for t in teachers if (getattr(t.position_config, "hidden_size", None) or 0) > tiny]
+    if larger:
+        logger.warning(
+            f"The student is {TINY_ENCODER!r}, a tiny random encoder for tests ({tiny} wide), the default "
+            f"--encoder_name_or_path, while teacher(s) {larger} are larger: it cannot learn much from them. Name the "
+            "student's encoder with --encoder_name_or_path (for instance all-MiniLM-L6-v2)."
+        )
 
 
 def check_student_tasks(model_args: ModelArguments, heads: Mapping[str, Mapping[str, Any]]) -> None:
@@ -246,16 +286,56 @@ def check_student_tasks(model_args: ModelArguments, heads: Mapping[str, Mapping[
             f"--init_from {model_args.init_from!r}: {error} A teacher task named like one of the model's tasks "
             "continues its head; to give the teacher a new head, name its task apart with --teacher new_name=source."
         ) from None
+    uncovered = untaught_tasks(model_args, heads)
+    if uncovered and not model_args.freeze_encoder:  # their heads stay, but the encoder under them trains
+        logger.warning(
+            f"--init_from {model_args.init_from!r}: its task(s) {uncovered} have no teacher, but the encoder under "
+            f"their heads trains, so their answers may change ({RESULTS_FILE}: distillation.forgetting). To keep them "
+            f"answering as before, add --teacher {model_args.init_from}:{','.join(uncovered)}, or train the heads "
+            "only with --freeze_encoder true."
+        )
+
+
+def untaught_tasks(model_args: ModelArguments, heads: Mapping[str, Any]) -> list[str]:
+    """The single- and multi-label tasks of the `--init_from` model that no teacher teaches (none without it)."""
+    if not model_args.init_from:
+        return []
+    config = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
+    kinds = (SINGLE_LABEL, MULTI_LABEL)
+    return [name for name in config.tasks if name not in heads and config.task(name)["problem_type"] in kinds]
 
 
 def check_evaluation(plan: Plan, training_args: MultitaskTrainingArguments) -> None:
-    """Evaluation during training scores the held-out texts: without any (no --texts) it is refused before any
-    teacher runs."""
+    """The training arguments against the plan, before any teacher runs: evaluation during training scores the
+    held-out texts, so without any (no --texts) it is refused; and a checkpoint to resume from must be of this
+    student ([`check_resume`])."""
+    _check_eval_strategy(plan, training_args)
+    if plan.model_args is not None:
+        check_resume(plan, training_args)
+
+
+def _check_eval_strategy(plan: Plan, training_args: MultitaskTrainingArguments) -> None:
     if len(plan.held_out_rows) == 0 and training_args.eval_strategy != "no":
         raise ValueError(
             "Without --texts there are no held-out texts to evaluate on during training: set --eval_strategy no "
             "(and no --early_stopping_patience); the student and its teachers are scored on the test rows at the end."
         )
+
+
+def check_resume(plan: Plan, training_args: MultitaskTrainingArguments, model=None) -> str | None:
+    """The checkpoint of `--resume_from_checkpoint` (`None`: start afresh), refused when it holds another model than
+    this student (other teachers' tasks, labels or head options: `check_checkpoint_fits`), as training refuses it;
+    `model`: the student built already, else built here from `plan.model_args`. Starting afresh in an `output_dir`
+    with checkpoints of an earlier run is warned about, as in training."""
+    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    if resume:
+        if model is None:
+            model_args = plan.model_args or ModelArguments()
+            model = build_model(model_args, plan.heads, model_args.train_task_names)
+        check_checkpoint_fits(resume, model.config)
+    elif model is not None:
+        warn_earlier_checkpoints(training_args.output_dir or "trainer_output")
+    return resume
 
 
 def split_held_out(size: int, distill_args: DistillArguments, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -282,19 +362,53 @@ def add_held_out_texts(corpus: Corpus, distill_args: DistillArguments, seed: int
     return train_rows, np.asarray(corpus.extend(held.texts, held.pairs), dtype=np.int64)
 
 
-def keep_held_out_texts_out(corpus: Corpus, train_rows: np.ndarray, held_out_rows: np.ndarray) -> np.ndarray:
-    """The training rows less those whose text (and pair) is also a held-out row's, whether from `--texts` or a
-    `--tasks` train split: agreement is only measured on texts the student never trained on."""
+def keep_scored_texts_out(
+    corpus: Corpus,
+    train_rows: np.ndarray,
+    held_out_rows: np.ndarray,
+    gold_rows: Mapping[str, Mapping[str, np.ndarray]],
+    heads: Mapping[str, Mapping[str, Any]],
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """`(train_rows, text_train_rows)`: the training rows less those whose text and pair repeat a held-out row or a
+    `--tasks` test row (agreement and test scores are only measured on texts the student never trained on), and,
+    with pairs and single-text tasks, those rows less the ones whose text alone repeats a held-out row's or a
+    single-text task's test row's (`Plan.text_train_rows`: what those tasks read; `None` otherwise)."""
+    test = {name: rows["test"] for name, rows in gold_rows.items() if "test" in rows}
+    if len(held_out_rows):
+        train_rows = keep_held_out_texts_out(corpus, train_rows, held_out_rows)
+    if test:
+        scored = np.concatenate(list(test.values()))
+        train_rows = keep_held_out_texts_out(corpus, train_rows, scored, f"a test row of --tasks {list(test)}")
+    single = [name for name, head in heads.items() if not head["text_pair"]]
+    if not (single and corpus.pairs and any(pair is not None for pair in corpus.pairs)):
+        return train_rows, None
+    scored = np.concatenate([held_out_rows, *(rows for name, rows in test.items() if name in single)])
+    what = "the text of a held-out or test row (with another pair)"
+    return train_rows, keep_held_out_texts_out(corpus, train_rows, scored, what, text_only=True)
+
+
+def keep_held_out_texts_out(
+    corpus: Corpus, train_rows: np.ndarray, held_out_rows: np.ndarray, what: str = "a held-out text", text_only=False
+) -> np.ndarray:
+    """The training rows less those whose text and pair (`text_only`: text, as a single-text task reads it) are also
+    one of `held_out_rows`' (`what` they are, for the warning), whether from `--texts` or a `--tasks` train split."""
     pairs = corpus.pairs or [None] * len(corpus)
-    held = {(corpus.texts[i], pairs[i]) for i in held_out_rows}
-    kept = np.asarray([i for i in train_rows if (corpus.texts[i], pairs[i]) not in held], dtype=np.int64)
+
+    def key(row):
+        return corpus.texts[row] if text_only else (corpus.texts[row], pairs[row])
+
+    held = {key(i) for i in held_out_rows}
+    kept = np.asarray([i for i in train_rows if key(i) not in held], dtype=np.int64)
     if len(kept) < len(train_rows):
+        where = "the single-text tasks' training (they read the text alone)" if text_only else "training"
         logger.warning(
-            f"{len(train_rows) - len(kept)} of the {len(train_rows)} training rows repeat a held-out text: kept out "
-            "of training."
+            f"{len(train_rows) - len(kept)} of the {len(train_rows)} training rows repeat {what}: kept out of {where}."
         )
     if not len(kept):
-        raise ValueError("Every training text is also a held-out text: no text is left to train on.")
+        raise ValueError(
+            f"Every training text is also {what}: no text is left to train on. Give texts to train on apart from "
+            "those the student is scored on."
+        )
     return kept
 
 
@@ -394,12 +508,12 @@ def build_datasets(
     for task, head in heads.items():
         pairs = corpus.pairs if head.get("text_pair") else None
         if train_tasks is None or task in train_tasks:
-            rows, logits = _rows_logits(outputs, task, plan.train_rows)
+            rows, logits = _rows_logits(outputs, task, plan.rows_for(head))
             task_temperature = temperature_for(temperature, task, head["problem_type"])
             gold = _gold_labels(plan, task, rows, "train")
             labels = pack_targets(head["problem_type"], logits, task_temperature, gold)
             texts = [corpus.texts[i] for i in rows]
-            if joint_batches and pairs is None:  # a single-text task labels every train row, in train_rows' order
+            if joint_batches and pairs is None:  # a single-text task labels each of its train rows, in their order
                 joint[task] = labels
             else:
                 train[task] = student_dataset(task, texts, _pick(pairs, rows), labels, tokenizer, max_length)
@@ -411,7 +525,7 @@ def build_datasets(
             if head["problem_type"] != MULTI_LABEL:
                 margins[task] = top2_margin(logits)
     if joint:
-        name, texts = joint_name(list(joint)), [corpus.texts[i] for i in plan.train_rows]
+        name, texts = joint_name(list(joint)), [corpus.texts[i] for i in plan.rows_for({})]
         labels = [sum(parts, []) for parts in zip(*joint.values())]
         train = {name: student_dataset(name, texts, None, labels, tokenizer, max_length), **train}
     return train, held_out, margins
@@ -657,17 +771,20 @@ def run(
     model_args = dataclasses.replace(model_args, max_length=resolve_max_length(model_args))
     seed = training_args.sampling_seed
     plan = plan or plan_distillation(model_args, data_args, distill_args, seed)
-    check_evaluation(plan, training_args)
+    _check_eval_strategy(plan, training_args)
     tokenizer = load_tokenizer(model_args)  # before the teachers run: a missing tokenizer fails early too
     progress = not training_args.disable_tqdm
-    outputs = label_with_teachers(plan, distill_args, training_args.output_dir, progress)
-    max_length = model_args.max_length
     trained = model_args.train_task_names
+    set_seed(training_args.seed)
+    model = build_model(model_args, plan.heads, trained)  # before the teachers run: a checkpoint must fit it
+    resume = check_resume(plan, training_args, model)
+    max_length = model_args.max_length
+    batch_size = training_args.per_device_eval_batch_size
+    before = before_training(plan, model_args, model, tokenizer, max_length, batch_size)
+    outputs = label_with_teachers(plan, distill_args, training_args.output_dir, progress)
     train, held_out, margins = build_datasets(
         plan, outputs, tokenizer, max_length, plan.temperatures, distill_args.joint_batches, trained
     )
-    set_seed(training_args.seed)
-    model = build_model(model_args, plan.heads, trained)
     callbacks = []
     if training_args.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
@@ -685,16 +802,17 @@ def run(
         gold_weight=distill_args.gold_weight,
         gold_weight_schedule=distill_args.gold_weight_schedule,
     )
-    train_result = trainer.train(resume_from_checkpoint=_resume(training_args))
+    train_result = trainer.train(resume_from_checkpoint=resume)
     # without accelerate's autocast wrapper (--bf16): reports, timing and the saved folder are the float32 student
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False).eval()
-    batch_size = training_args.per_device_eval_batch_size
     agreement = agreement_report(model, tokenizer, held_out, batch_size, progress, margins)
     scored, side_by_side, predictions = test_report(plan, outputs, model, tokenizer, max_length, batch_size, progress)
     speed = measure_speed(plan, model, tokenizer, max_length, distill_args, progress)
     results = scored or {"tasks": {}, "num_examples": {}, "split": None, "model": None}
     results["model"] = str(training_args.model_dir)
     results["distillation"] = distillation_summary(plan, distill_args, train, agreement, side_by_side, speed)
+    if before is not None:
+        results["distillation"]["forgetting"] = forgetting(model_args, model, tokenizer, batch_size, *before)
     info = run_info(model_args, data_args, distill_args, training_args, plan, trainer, train_result.metrics, train)
 
     def write_run_files(folder: Path) -> None:
@@ -708,8 +826,47 @@ def run(
     return results
 
 
-def _resume(training_args: MultitaskTrainingArguments) -> str | None:
-    return resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+def before_training(plan: Plan, model_args: ModelArguments, model, tokenizer, max_length: int, batch_size: int):
+    """The `--init_from` model's tasks that no teacher teaches (`untaught_tasks`), before any step: `(their rows,
+    the starting model's logits on them)`, on texts the student never trains on (the held-out texts, else the test
+    rows: `speed_rows`); `None` when there are none."""
+    names = untaught_tasks(model_args, plan.heads)
+    rows = np.sort(speed_rows(plan))
+    if not (names and len(rows)):
+        return None
+    pairs = plan.corpus.pairs or [None] * len(plan.corpus)
+    unlabelled = {}
+    for name in names:
+        spec = model.config.task(name)
+        kept = [i for i in rows if pairs[i] is not None] if spec.get("text_pair") else list(rows)
+        if kept:  # placeholder labels: the starting model's own answers are the reference
+            labels = teacher_decisions(spec, np.zeros((len(kept), len(spec["labels"]))))
+            texts, kept_pairs = (
+                [plan.corpus.texts[i] for i in kept],
+                _pick(pairs, kept) if spec.get("text_pair") else None,
+            )
+            unlabelled[name] = student_dataset(name, texts, kept_pairs, labels, tokenizer, max_length)
+    if not unlabelled:
+        return None
+    logits = predict_all_logits(model, unlabelled, tokenizer, batch_size, progress=False)
+    return unlabelled, {name: logits[name][0] for name in unlabelled}
+
+
+def forgetting(model_args: ModelArguments, model, tokenizer, batch_size: int, rows: Mapping, before: Mapping):
+    """`"forgetting"` of the `"distillation"` entry: per untaught task of the starting model, how far the student's
+    answers on the same texts still agree with the starting model's (`_agreement`: the share of the same answers, or
+    macro F1 of the decisions for multi-label tasks), and a warning for each below 1 - `--forgetting_margin`."""
+    after = predict_all_logits(model, rows, tokenizer, batch_size, progress=False)
+    report = {"init_from": model_args.init_from, "margin": model_args.forgetting_margin, "tasks": {}, "warnings": []}
+    for name, logits in before.items():
+        spec = model.config.task(name)
+        value = _agreement(spec, teacher_decisions(spec, after[name][0]), logits)
+        report["tasks"][name] = {"n": len(logits), "agreement": value}
+        if value < 1 - model_args.forgetting_margin:
+            message = f"Task {name!r} has no teacher and answers {value:.4f} as the --init_from model did"
+            report["warnings"].append(message)
+            logger.warning(f"Forgetting: {message} on {len(logits)} texts it never trained on.")
+    return report
 
 
 __all__ = [
@@ -717,6 +874,7 @@ __all__ = [
     "agreement_report",
     "build_datasets",
     "check_evaluation",
+    "check_resume",
     "check_student_tasks",
     "distillation_summary",
     "label_with_teachers",
@@ -728,4 +886,6 @@ __all__ = [
     "speed_rows",
     "split_held_out",
     "test_report",
+    "untaught_tasks",
+    "warn_tiny_student",
 ]
