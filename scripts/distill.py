@@ -18,7 +18,7 @@ from polyhead.distill.trainer import check_joint_batches
 from polyhead.run_folder import RESULTS_FILE
 from polyhead.saving import UnsavableModelError
 from polyhead.training.arguments import disable_progress_bars
-from polyhead.training.trainer import check_output_locations
+from polyhead.training.trainer import ResumeError, check_output_locations
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
         sys.exit(f"error: {error}")
     try:
         results = run(model_args, data_args, distill_args, training_args, plan=plan)
-    except UnsavableModelError as error:  # trained, but diverged: the message says what to change
+    except (UnsavableModelError, ResumeError) as error:  # diverged, or a checkpoint that cannot resume: the fix
         sys.exit(f"error: {error}")
     print(f"\nDistillation ({training_args.model_dir}/{RESULTS_FILE}):")
     print(format_distillation_table(results))

@@ -15,7 +15,7 @@ from polyhead.evaluation.scoring import format_comparison_table, format_results_
 from polyhead.run_folder import BASELINE_RESULTS_FILE, RESULTS_FILE
 from polyhead.saving import UnsavableModelError
 from polyhead.training.arguments import disable_progress_bars, parse_args
-from polyhead.training.trainer import prepare_run, run
+from polyhead.training.trainer import ResumeError, prepare_run, run
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
         sys.exit(f"error: {error}")
     try:
         results = run(model_args, data_args, training_args, prepared_run)
-    except UnsavableModelError as error:  # trained, but diverged: the message says what to change
+    except (UnsavableModelError, ResumeError) as error:  # diverged, or a checkpoint that cannot resume: the fix
         sys.exit(f"error: {error}")
     multitask, baselines = results["multitask"], results["baselines"]
     if multitask:  # empty on the processes other than the main one

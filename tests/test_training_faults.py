@@ -138,6 +138,16 @@ def test_train_cli_refuses_in_one_line(tmp_path):
     assert (tmp_path / "keep" / "notes.txt").read_text() == "mine" and not (tmp_path / "run").exists()
 
 
+def test_the_train_script_says_in_one_line_that_there_is_nothing_to_resume(tmp_path):
+    rows = [{"text": f"text {i} {'good' if i % 2 else 'bad'}", "label": "good" if i % 2 else "bad"} for i in range(40)]
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    flags = ["--tasks", f"s={tmp_path / 's.jsonl'}", "--output_dir", str(tmp_path / "run"), "--report_to", "none"]
+    with pytest.raises(SystemExit) as exit_info:  # was a traceback: the check runs once training starts
+        script_main("train")([*flags, "--resume_from_checkpoint", "true"])
+    assert exit_info.value.code.startswith("error: resume_from_checkpoint='true': no checkpoint-<step> folder in")
+    assert not (tmp_path / "run" / "model").exists()
+
+
 def test_resuming_as_another_model_or_with_other_optimizer_groups_is_one_clear_error(tmp_path):
     # Both ended in a traceback from torch's load_state_dict (after transformers listed missing keys).
     import dataclasses

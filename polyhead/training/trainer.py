@@ -689,7 +689,7 @@ def train_and_evaluate(
     except ValueError as error:  # torch's optimizer load_state_dict: a checkpoint of other remedy options
         if not resume or "parameter group" not in str(error):
             raise
-        raise ValueError(
+        raise ResumeError(
             f"Cannot resume from {resume}: its optimizer holds other parameter groups than this run's (another "
             "--head_learning_rate or --loss_balancing): resume with the options it was trained with, or start afresh "
             "in another --output_dir."
@@ -825,6 +825,10 @@ def check_output_locations(training_args: MultitaskTrainingArguments) -> None:
     check_target_folder(model_dir, overwrite=True)
 
 
+class ResumeError(ValueError):
+    """The checkpoint asked for cannot be resumed from (the message names it and the fix); raised before any step."""
+
+
 def check_checkpoint_fits(checkpoint: str | os.PathLike, config: MultitaskConfig) -> None:
     """Refuses to resume from a checkpoint whose model has other tasks (names, labels, kinds), task embeddings or
     shared heads than this run's: its weights and optimizer state would not fit (a traceback from inside torch)."""
@@ -833,7 +837,7 @@ def check_checkpoint_fits(checkpoint: str | os.PathLike, config: MultitaskConfig
     differ = [key for key in keys if getattr(saved, key) != getattr(config, key)]
     if differ:
         described = "; ".join(f"{key}: {getattr(saved, key)} there, {getattr(config, key)} here" for key in differ)
-        raise ValueError(
+        raise ResumeError(
             f"Cannot resume from {checkpoint}: it was trained as another model ({described}). Resume with the tasks "
             "and options it was trained with, or start afresh in another --output_dir."
         )
@@ -847,7 +851,7 @@ def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | None) 
     each) any that is broken, for instance half-written when a run was killed; a path must be a complete checkpoint.
 
     Raises:
-        `ValueError`: no complete checkpoint; the message names every broken file.
+        [`ResumeError`] (a `ValueError`): no complete checkpoint; the message names every broken file.
 
     Example:
 
@@ -861,12 +865,12 @@ def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | None) 
     if not (value is True or str(value).lower() in ("true", "last")):
         problem = checkpoint_problem(Path(value))
         if problem:
-            raise ValueError(f"Cannot resume from {value}: {problem}")
+            raise ResumeError(f"Cannot resume from {value}: {problem}")
         return str(value)
     folder = Path(output_dir or "trainer_output")
     found = _checkpoint_folders(folder)
     if not found:
-        raise ValueError(f"resume_from_checkpoint={value!r}: no checkpoint-<step> folder in {folder}.")
+        raise ResumeError(f"resume_from_checkpoint={value!r}: no checkpoint-<step> folder in {folder}.")
     broken = []
     for checkpoint in sorted(found, key=lambda p: int(p.name.split("-")[1]), reverse=True):
         problem = checkpoint_problem(checkpoint)
@@ -875,7 +879,7 @@ def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | None) 
                 logger.warning(f"Resuming from {checkpoint}; skipped broken checkpoint(s): {'; '.join(broken)}")
             return str(checkpoint)
         broken.append(problem)
-    raise ValueError(f"resume_from_checkpoint={value!r}: no complete checkpoint in {folder}: {'; '.join(broken)}")
+    raise ResumeError(f"resume_from_checkpoint={value!r}: no complete checkpoint in {folder}: {'; '.join(broken)}")
 
 
 def warn_earlier_checkpoints(output_dir: str | os.PathLike) -> None:
@@ -1144,6 +1148,7 @@ __all__ = [
     "BASELINES_DIR",
     "MultitaskTrainer",
     "PreparedTasks",
+    "ResumeError",
     "TRAINING_ARGS_FILE",
     "build_model",
     "check_checkpoint_fits",
