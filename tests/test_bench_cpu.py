@@ -143,3 +143,9 @@ def test_rows_one_process_per_runtime(folder, tmp_path):
     shapes = report["layer_shapes"]
     assert f"at batch {shapes['tokens']} tokens x hidden {shapes['hidden']}" in table and "bfloat16 / float32" in table
     assert cpu.plot_cpu_report(report, tmp_path / "cpu.png").stat().st_size > 0
+
+
+def test_test_sets_must_name_the_models_tasks_before_any_timing(folder, monkeypatch):
+    monkeypatch.setattr(cpu.multiprocessing, "get_context", lambda *args: pytest.fail("a worker started"))
+    with pytest.raises(ValueError, match=r"Test set\(s\) \['emotion'\] name no task of .*its tasks: \["):
+        cpu.run_cpu_benchmark(folder, ["a text"], test_sets={"emotion": [{"text": "a", "label": "joy"}]})

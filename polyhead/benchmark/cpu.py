@@ -365,6 +365,15 @@ def run_cpu_benchmark(
     from polyhead.benchmark.choose import cpu_description, label_agreement
 
     model_dir = str(model_dir)
+    from polyhead.remote_code import MultitaskConfig
+
+    tasks = MultitaskConfig.from_pretrained(model_dir).task_names
+    unknown = sorted(set(test_sets or {}) - set(tasks))
+    if unknown:  # checked before the minutes of timing that precede the accuracy rows
+        raise ValueError(
+            f"Test set(s) {unknown} name no task of {model_dir} (its tasks: {tasks}): give task=folder pairs with the "
+            "model's own task names."
+        )
     load_start = os.getloadavg()
     inputs = {bs: texts[:batch1_texts] if bs == 1 else texts for bs in batch_sizes}
     flops = {bs: encoder_flops(model_dir, inputs[bs], bs) for bs in batch_sizes}
