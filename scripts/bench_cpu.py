@@ -1,7 +1,7 @@
-"""CPU acceleration benchmark: torch float32, bfloat16 eager, compiled (bfloat16 where the CPU has it) and ONNX
+"""CPU acceleration benchmark: torch float32, bfloat16 eager, compiled (bfloat16 where the CPU runs it faster) and ONNX
 Runtime int8, at batch 32 and batch 1 (one call per text), each against the measured matmul peak of its dtype, with
-label agreement against float32 on real texts. One process per runtime, interleaved rounds. Writes a Markdown table,
-a JSON report and a plot (`--output` and beside it). See `polyhead.benchmark.cpu` and docs/cpu-acceleration.md.
+label agreement against float32 on real texts. One process per runtime, interleaved rounds. Writes a Markdown table, a
+JSON report and a plot (`--output` and beside it). See `polyhead.benchmark.cpu` and docs/cpu-acceleration.md.
 
     python scripts/bench_cpu.py --model outputs/model --output outputs/cpu/cpu.json
 """

@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     choose.add_argument(
         "--compiled",
         action="store_true",
-        help="Also time polyhead's compiled torch path (bfloat16 where the CPU has it); compiling takes minutes.",
+        help="Also time polyhead's compiled torch path (bfloat16 where the CPU runs it faster); compiles for minutes.",
     )
     choose.add_argument("--time-budget", type=float, default=60.0, help="Seconds of timing (at least one round).")
     choose.add_argument("--texts", help="Sample texts: .jsonl/.csv/.txt (default: tweets from --data-dir).")

@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         "--compile",
         action="store_true",
         default=None,
-        help="The compiled path (torch.compile; bfloat16 where the CPU has native bfloat16 unless --dtype says "
-        "otherwise): faster after a warm-up of ~10-40 s per new batch/length bucket (docs/cpu-acceleration.md).",
+        help="The compiled path (torch.compile; bfloat16 where the CPU runs it faster than float32, unless --dtype "
+        "says otherwise): faster after a warm-up of ~10-40 s per new batch/length bucket (docs/cpu-acceleration.md).",
     )
     parser.add_argument("--resume", action="store_true", help="Continue an interrupted run (no row is duplicated).")
     parser.add_argument("--overwrite", action="store_true", help="Start again, replacing the output.")

@@ -47,3 +47,15 @@ def test_without_bf16_training_runs_in_float32(tmp_path):
 def test_the_command_line_takes_bf16():
     _, _, args = parse_args(["--tasks", "a=x.csv", "--output_dir", "out", "--bf16", "--use_cpu"])
     assert args.bf16 and args.use_cpu
+
+
+def test_bf16_on_a_cpu_where_it_is_slower_warns(tmp_path, monkeypatch, caplog):
+    from polyhead.training import trainer
+
+    args = training_args(tmp_path, bf16=True, use_cpu=True)
+    for faster, warned in ((False, True), (True, False)):
+        monkeypatch.setattr(trainer, "faster_bf16", lambda faster=faster: faster)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="polyhead.training.trainer"):
+            trainer.warn_slow_bf16(args)
+        assert ("--bf16 on this CPU" in caplog.text) is warned

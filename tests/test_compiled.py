@@ -139,9 +139,42 @@ def test_bfloat16_only_where_the_cpu_has_it(monkeypatch):
     with pytest.warns(UserWarning, match="no native bfloat16 matrix instructions"):
         assert resolve_dtype("bfloat16") == "float32"
     monkeypatch.setattr(compiled, "native_bf16", lambda: True)
+    monkeypatch.setattr(compiled.torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
     assert resolve_dtype("auto") == "bfloat16" and resolve_dtype("float32") == "float32"
     with pytest.raises(ValueError, match=r"dtype must be one of \['auto', 'float32', 'bfloat16'\], got 'float16'"):
         resolve_dtype("float16")
+
+
+@pytest.mark.parametrize(
+    ("amx", "vendor", "auto"),
+    [
+        (True, "GenuineIntel", "bfloat16"),  # AMX tiles
+        (False, "AuthenticAMD", "bfloat16"),  # Zen 4's AVX512-BF16: twice float32's matmul rate
+        (False, "GenuineIntel", "float32"),  # AVX512-BF16 without AMX: half float32's rate
+        (False, "", "float32"),  # vendor unknown: nothing measured says bfloat16 is faster
+    ],
+)
+def test_auto_serves_bfloat16_only_where_it_is_faster_than_float32(monkeypatch, amx, vendor, auto):
+    monkeypatch.setattr(compiled, "native_bf16", lambda: True)
+    monkeypatch.setattr(compiled.torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(compiled, "cpu_vendor", lambda: vendor)
+    assert compiled.faster_bf16() == (auto == "bfloat16") and resolve_dtype("auto") == auto
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert resolve_dtype("bfloat16") == "bfloat16"  # asked for: kept, with a warning where it is slower
+    assert [str(w.message).split(":")[0] for w in caught] == ([] if auto == "bfloat16" else ["bfloat16 was asked for"])
+
+
+def test_cpu_vendor_reads_cpuinfo_or_platform(monkeypatch):
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            expected = next((line.split(":")[1].strip() for line in handle if line.startswith("vendor_id")), "")
+    except OSError:
+        expected = ""
+    assert compiled.cpu_vendor() == expected or not expected
+    monkeypatch.setattr(compiled, "_cpuinfo", lambda field: "")
+    monkeypatch.setattr(compiled.platform, "processor", lambda: "AMD64 Family 25 Model 17 Stepping 1, AuthenticAMD")
+    assert compiled.cpu_vendor() == "AuthenticAMD"
 
 
 def test_native_bf16_reads_cpuinfo_without_torch_checks(monkeypatch, tmp_path):

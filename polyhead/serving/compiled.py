@@ -1,5 +1,5 @@
 """The compiled serving path: the multitask model's encoder under `torch.compile` (inductor, frozen weights), in
-bfloat16 where the CPU has native bfloat16 matrix instructions (AMX or AVX512-BF16), float32 elsewhere.
+bfloat16 where the CPU multiplies bfloat16 faster than float32 (AMX, or AMD's AVX512-BF16), float32 elsewhere.
 
 [`compile_model`] replaces the model's `encode` (what the `multitask-classification` pipeline, bulk prediction and the
 handler call) by a [`BucketedEncoder`]: each batch is padded to a bucket of `BATCH_BUCKETS` x `SEQUENCE_BUCKETS`
@@ -15,6 +15,7 @@ the per-call overhead at batch 1 (lean guards): docs/cpu-acceleration.md.
 
 import itertools
 import os
+import platform
 import shutil
 import types
 import warnings
@@ -57,22 +58,45 @@ def native_bf16() -> bool:
     checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
     if all(callable(check) for check in checks):
         return any(check() for check in checks)
+    return any(flag in _cpuinfo("flags").split() for flag in BF16_FLAGS)
+
+
+def _cpuinfo(field: str) -> str:
+    """The first `field` line of `/proc/cpuinfo` (`""` where there is none: not Linux)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+            return next((line.split(":", 1)[1].strip() for line in handle if line.split(":")[0].strip() == field), "")
     except OSError:
+        return ""
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor id (`GenuineIntel`, `AuthenticAMD`, ...) from `/proc/cpuinfo`, else from `platform` (Windows
+    names it there), or `""` when neither says."""
+    words = platform.processor().replace(",", " ").split()
+    return _cpuinfo("vendor_id") or next((word for word in words if word in ("GenuineIntel", "AuthenticAMD")), "")
+
+
+def faster_bf16() -> bool:
+    """Whether bfloat16 matmuls run faster than float32 on this CPU: with AMX tiles, or AMD's AVX512-BF16 (Zen 4 on:
+    2.0x float32's rate measured). Intel's AVX512-BF16 without AMX (Cooper Lake, or a VM that hides AMX) runs them at
+    half float32's rate (docs/cpu-acceleration.md), so it is not counted."""
+    if not native_bf16():
         return False
-    return any(flag in flags for flag in BF16_FLAGS)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    if amx() if callable(amx) else "amx_bf16" in _cpuinfo("flags").split():
+        return True
+    return cpu_vendor() == "AuthenticAMD"
 
 
 def resolve_dtype(dtype: str | None) -> str:
-    """`"bfloat16"` or `"float32"`: `None`/`"auto"` picks bfloat16 on CPUs with native bfloat16 (see
-    [`native_bf16`]), else float32; `"bfloat16"` on a CPU without it warns and gives float32 (it would run several
-    times slower than float32 there)."""
+    """`"bfloat16"` or `"float32"`: `None`/`"auto"` picks bfloat16 where it is faster than float32 (see
+    [`faster_bf16`]), else float32; `"bfloat16"` on a CPU without native bfloat16 warns and gives float32 (it would
+    run several times slower there), on one where it is slower than float32 it warns and keeps bfloat16."""
     if dtype not in (None, *DTYPES):
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}.")
     if dtype in (None, "auto"):
-        return "bfloat16" if native_bf16() else "float32"
+        return "bfloat16" if faster_bf16() else "float32"
     if dtype == "bfloat16" and not native_bf16():
         warnings.warn(
             "bfloat16 was asked for, but this CPU has no native bfloat16 matrix instructions (neither amx_bf16 nor "
@@ -80,6 +104,12 @@ def resolve_dtype(dtype: str | None) -> str:
             stacklevel=2,
         )
         return "float32"
+    if dtype == "bfloat16" and not faster_bf16():
+        warnings.warn(
+            "bfloat16 was asked for: this CPU multiplies bfloat16 with AVX512-BF16 but without AMX tiles, at about "
+            'half the float32 rate (docs/cpu-acceleration.md). Serving bfloat16; dtype="auto" would serve float32.',
+            stacklevel=2,
+        )
     return dtype
 
 
@@ -339,7 +369,8 @@ def compile_model(
 ) -> torch.nn.Module:
     r"""
     `model` (a `MultitaskModel`, in place, in eval mode) in `dtype` (see [`resolve_dtype`]: `"auto"` is bfloat16
-    on CPUs with native bfloat16, else float32) with its `encode` compiled per bucket (see [`BucketedEncoder`]).
+    where the CPU runs it faster than float32, else float32) with its `encode` compiled per bucket (see
+    [`BucketedEncoder`]).
     `options`: inductor's settings for every bucket (default `INDUCTOR_OPTIONS`); `small_batch_options`: those of
     the batch buckets up to `small_batch_max` (a batch bucket, default 1): by default `options` plus
     `SMALL_BATCH_EXTRA` (cpp_wrapper), or e.g. `AUTOTUNE_OPTIONS` (max-autotune's GEMM templates). A bad option set
@@ -402,6 +433,8 @@ __all__ = [
     "check_options",
     "compile_model",
     "compile_unavailable",
+    "cpu_vendor",
+    "faster_bf16",
     "is_compiled",
     "native_bf16",
     "resolve_dtype",

@@ -70,8 +70,8 @@ class EndpointHandler:
     (zero-shot: texts x candidate labels); `POLYHEAD_DTYPE=bfloat16` runs the torch model in bfloat16 (~3x float32 on
     Intel Xeon CPUs with AMX, Sapphire Rapids and later; slower on CPUs without bfloat16 instructions: see the
     project's docs/design.md). `POLYHEAD_COMPILE=1` runs the torch model through polyhead's compiled path
-    (torch.compile, bfloat16 where the CPU has native bfloat16 unless the dtype is set; needs `pip install polyhead`;
-    the first request of each new batch/length bucket compiles for ~10-40 s, see the project's
+    (torch.compile, bfloat16 where the CPU runs it faster than float32 unless the dtype is set; needs `pip install
+    polyhead`; the first request of each new batch/length bucket compiles for ~10-40 s, see the project's
     docs/cpu-acceleration.md); where it cannot run, a warning and the eager model.
     """
 
@@ -120,8 +120,8 @@ def serving_choice(path: str) -> tuple[str, str, str | None, bool]:
     `POLYHEAD_BACKEND` asks for another backend than the file's (its dtype, compile or graph were measured with its
     own backend). What neither sets: ONNX where `onnx/model.onnx` exists (or where `POLYHEAD_ONNX_FILE` names a graph),
     else torch; float32; eager. The dtype is None when compiled without one (the compiled path picks bfloat16 where
-    the CPU has native bfloat16). A bad value, or an ONNX graph asked for that `path` lacks, raises `ValueError`
-    naming the fix; a torch setting for the ONNX backend (or the reverse) is ignored with a warning."""
+    the CPU runs it faster than float32). A bad value, or an ONNX graph asked for that `path` lacks, raises
+    `ValueError` naming the fix; a torch setting for the ONNX backend (or the reverse) is ignored with a warning."""
     chosen = read_serving_file(path) or {}
     given = _environment_choice()
     if chosen and given:
@@ -210,8 +210,8 @@ def _variable(setting: str) -> str:
 
 
 def _compile(model: torch.nn.Module, dtype: str | None) -> bool:
-    """`model` through polyhead's compiled path in `dtype` (None: bfloat16 where the CPU has it); False (a warning)
-    where polyhead is not installed. Where compiling cannot run, polyhead warns and leaves the model eager."""
+    """`model` through polyhead's compiled path in `dtype` (None: bfloat16 where the CPU runs it faster); False (a
+    warning) where polyhead is not installed. Where compiling cannot run, polyhead warns and leaves the model eager."""
     try:
         from polyhead.serving.compiled import compile_model
     except ImportError:

@@ -24,10 +24,10 @@ def load_pipeline(
     `trust_remote_code=True` the folder's own remote code (as a Hub user loads it). The weights are checked first, so
     an empty or truncated file is named.
 
-    `dtype`: `"float32"` (the default without `compile`), `"bfloat16"` or `"auto"` (bfloat16 where the CPU has native
-    bfloat16 matmuls, the default with `compile`); `compile=True`: the compiled serving path
-    (`polyhead.serving.compiled.compile_model`: torch.compile, padded to shape buckets; eager with a warning where it
-    cannot run).
+    `dtype`: `"float32"` (the default without `compile`), `"bfloat16"` or `"auto"` (bfloat16 where the CPU multiplies
+    it faster than float32, `polyhead.serving.compiled.faster_bf16`; the default with `compile`); `compile=True`: the
+    compiled serving path (`polyhead.serving.compiled.compile_model`: torch.compile, padded to shape buckets; eager
+    with a warning where it cannot run).
 
     Example:
 

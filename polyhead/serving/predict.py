@@ -56,7 +56,8 @@ def load_model(
     """The torch `MultitaskModel` in `dtype`, or with `onnx_file` (e.g. `"onnx/model.onnx"`) an
     `OnnxMultitaskModel`. `"bfloat16"` runs the encoder's matmuls on the AMX units of Intel Xeon CPUs from Sapphire
     Rapids on and is slower than float32 on CPUs without bfloat16 instructions (docs/design.md). `compile=True`: the
-    compiled path (`polyhead.serving.compiled.compile_model`; `dtype="auto"` picks bfloat16 where the CPU has it)."""
+    compiled path (`polyhead.serving.compiled.compile_model`; `dtype="auto"` picks bfloat16 where the CPU runs it
+    faster)."""
     _check_dtype(dtype, onnx_file, compile)
     check_model_source(model_dir)
     if onnx_file:
@@ -86,7 +87,7 @@ def chosen_backend(
 ) -> tuple[str | None, str, bool]:
     """`(onnx_file, dtype, compile)`: as given, else (none given) the folder's `serving.json`, the path that
     `scripts/benchmark.py --choose --write` measured fastest on this machine, else torch float32, eager. `compile`
-    without a `dtype`: `"auto"` (bfloat16 where the CPU has native bfloat16)."""
+    without a `dtype`: `"auto"` (bfloat16 where the CPU runs it faster than float32)."""
     if onnx_file is None and dtype is None and compile is None:
         chosen = read_serving_file(str(model_dir)) or {}
         return chosen.get("onnx_file"), chosen.get("dtype", "float32"), chosen.get("compile", False)
@@ -138,7 +139,7 @@ def predict_file(
         dtype: the torch model's precision, `"float32"` or `"bfloat16"` (see [`load_model`]). Without `onnx_file`
             and `dtype`, the folder's `serving.json` chooses (see [`chosen_backend`]), else torch float32.
         compile: the compiled path (torch.compile, shape buckets; see `polyhead.serving.compiled`), in bfloat16
-            where the CPU has native bfloat16 unless `dtype` says otherwise.
+            where the CPU runs it faster than float32 unless `dtype` says otherwise.
         resume: continue an interrupted run into the existing output; overwrite: start again.
 
     Example:

@@ -93,6 +93,7 @@ from polyhead.run_folder import (
     write_training_args,
 )
 from polyhead.saving import CHECKPOINT_MARKER, check_target_folder, save_model_folder
+from polyhead.serving.compiled import faster_bf16
 from polyhead.training import balancing, head_options, parity
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
 from polyhead.training.capping import cap_train_rows
@@ -882,6 +883,17 @@ def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | None) 
     raise ResumeError(f"resume_from_checkpoint={value!r}: no complete checkpoint in {folder}: {'; '.join(broken)}")
 
 
+def warn_slow_bf16(training_args: MultitaskTrainingArguments) -> None:
+    """Warns when `--bf16` trains on a CPU whose bfloat16 matmuls are slower than float32 (Intel's AVX512-BF16
+    without AMX: 0.77x float32's training speed measured, docs/cpu-acceleration.md)."""
+    on_cpu = training_args.use_cpu or not torch.cuda.is_available()
+    if training_args.bf16 and on_cpu and not faster_bf16():
+        logger.warning(
+            "--bf16 on this CPU: its bfloat16 matmuls run slower than float32 (no AMX tiles, no AMD AVX512-BF16), so "
+            "training is slower than without --bf16 (docs/cpu-acceleration.md). Drop --bf16 here."
+        )
+
+
 def warn_earlier_checkpoints(output_dir: str | os.PathLike) -> None:
     """Warns when a run starting afresh finds checkpoints of an earlier run in `output_dir`: a later resume would
     take them."""
@@ -1088,6 +1100,7 @@ def prepare_run(
         raise ValueError("single_task_baselines train from a bare encoder: they cannot be combined with init_from.")
     if training_args.num_threads is not None:
         torch.set_num_threads(training_args.num_threads)
+    warn_slow_bf16(training_args)
     # Argument errors first (before data loading and training); the resolved length is what training_args.json keeps.
     model_args = dataclasses.replace(model_args, max_length=resolve_max_length(model_args))
     tokenizer = load_tokenizer(model_args)
@@ -1167,4 +1180,5 @@ __all__ = [
     "train_baselines",
     "training_run_info",
     "warn_earlier_checkpoints",
+    "warn_slow_bf16",
 ]
