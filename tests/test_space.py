@@ -397,6 +397,10 @@ def test_app_of_a_model_with_only_multiple_choice_tasks_says_so(app, tmp_path):
     save_model_folder(MultitaskModel(config).eval(), tiny_tokenizer(), folder)
     with pytest.raises(app.InputError, match=r"Every task of this model is multiple-choice \(\['mc'\]\)"):
         app.build_app(app.load_classifier(str(folder), None), {"title": "choices"})
+    # make_space refuses it before writing a Space with nothing to show
+    with pytest.raises(SpaceError, match=r"Every task of .*model is multiple-choice \(\['mc'\]\).*pipeline"):
+        write_space(folder, tmp_path / "space")
+    assert not (tmp_path / "space").exists()
 
 
 def test_app_batch_without_a_text_column_name_lists_the_columns(app, tmp_path):

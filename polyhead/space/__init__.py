@@ -25,7 +25,7 @@ from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, 
 
 from polyhead.publishing.model_card import METRIC_INFO, config_tasks, format_value, markdown_table
 from polyhead.publishing.upload import HUB_ERRORS, REPO_ID_HINT
-from polyhead.remote_code import MultitaskConfig
+from polyhead.remote_code import MULTIPLE_CHOICE, MultitaskConfig
 from polyhead.run_folder import README_FILE, RESULTS_FILE, repo_id_problem
 from polyhead.saving import is_polyhead_model_folder
 
@@ -317,6 +317,11 @@ def write_space(
     """
     out_dir = _check_out_dir(Path(out_dir), overwrite)
     source = read_model(model, revision=revision, repo_id=repo_id, endpoint=endpoint, token=token)
+    if all(task["problem_type"] == MULTIPLE_CHOICE for task in source.tasks.values()):
+        raise SpaceError(
+            f"Every task of {model} is multiple-choice ({list(source.tasks)}): the Space's page answers texts and "
+            "takes no answer choices, so it would have nothing to show. Run these tasks with the pipeline."
+        )
     _write(source, out_dir, settings or SpaceSettings())
     if source.revision is None:  # a local folder: not uploaded with the Space, so a Hub Space would not find it
         logger.warning(
