@@ -73,8 +73,11 @@ def _cpuinfo(field: str) -> str:
 def cpu_vendor() -> str:
     """The CPU's vendor id (`GenuineIntel`, `AuthenticAMD`, ...) from `/proc/cpuinfo`, else from `platform` (Windows
     names it there), or `""` when neither says."""
+    vendor = _cpuinfo("vendor_id")
+    if vendor:  # Linux: no need to ask `platform`, which may run `uname -p`
+        return vendor
     words = platform.processor().replace(",", " ").split()
-    return _cpuinfo("vendor_id") or next((word for word in words if word in ("GenuineIntel", "AuthenticAMD")), "")
+    return next((word for word in words if word in ("GenuineIntel", "AuthenticAMD")), "")
 
 
 def faster_bf16() -> bool:
