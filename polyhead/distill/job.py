@@ -286,7 +286,7 @@ def check_student_tasks(model_args: ModelArguments, heads: Mapping[str, Mapping[
             f"--init_from {model_args.init_from!r}: {error} A teacher task named like one of the model's tasks "
             "continues its head; to give the teacher a new head, name its task apart with --teacher new_name=source."
         ) from None
-    uncovered = untaught_tasks(model_args, heads)
+    uncovered = untaught_tasks(config, heads)
     if uncovered and not model_args.freeze_encoder:  # their heads stay, but the encoder under them trains
         logger.warning(
             f"--init_from {model_args.init_from!r}: its task(s) {uncovered} have no teacher, but the encoder under "
@@ -296,11 +296,9 @@ def check_student_tasks(model_args: ModelArguments, heads: Mapping[str, Mapping[
         )
 
 
-def untaught_tasks(model_args: ModelArguments, heads: Mapping[str, Any]) -> list[str]:
-    """The single- and multi-label tasks of the `--init_from` model that no teacher teaches (none without it)."""
-    if not model_args.init_from:
-        return []
-    config = MultitaskConfig.from_pretrained(model_args.init_from, revision=model_args.revision)
+def untaught_tasks(config: MultitaskConfig, heads: Mapping[str, Any]) -> list[str]:
+    """The single- and multi-label tasks of `config` (the `--init_from` model's, or the student built from it) that
+    no teacher teaches."""
     kinds = (SINGLE_LABEL, MULTI_LABEL)
     return [name for name in config.tasks if name not in heads and config.task(name)["problem_type"] in kinds]
 
@@ -780,7 +778,7 @@ def run(
     resume = check_resume(plan, training_args, model)
     max_length = model_args.max_length
     batch_size = training_args.per_device_eval_batch_size
-    before = before_training(plan, model_args, model, tokenizer, max_length, batch_size)
+    before = before_training(plan, model, tokenizer, max_length, batch_size)
     outputs = label_with_teachers(plan, distill_args, training_args.output_dir, progress)
     train, held_out, margins = build_datasets(
         plan, outputs, tokenizer, max_length, plan.temperatures, distill_args.joint_batches, trained
@@ -826,11 +824,11 @@ def run(
     return results
 
 
-def before_training(plan: Plan, model_args: ModelArguments, model, tokenizer, max_length: int, batch_size: int):
+def before_training(plan: Plan, model, tokenizer, max_length: int, batch_size: int):
     """The `--init_from` model's tasks that no teacher teaches (`untaught_tasks`), before any step: `(their rows,
     the starting model's logits on them)`, on texts the student never trains on (the held-out texts, else the test
     rows: `speed_rows`); `None` when there are none."""
-    names = untaught_tasks(model_args, plan.heads)
+    names = untaught_tasks(model.config, plan.heads)  # the student holds the starting model's tasks
     rows = np.sort(speed_rows(plan))
     if not (names and len(rows)):
         return None
