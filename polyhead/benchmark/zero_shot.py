@@ -54,15 +54,6 @@ def _numbered_rows(path: str | os.PathLike) -> list[tuple[int, Any]]:
     return rows
 
 
-def read_rows(path: str | os.PathLike, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
-    """JSONL rows `{"text", "label"}`, a seeded sample of `limit` (>= 1) of them. A line that is not JSON is a
-    `ValueError` naming the file and line."""
-    if limit is not None:
-        check_positive_int("limit", limit)
-    rows = [row for _, row in _numbered_rows(path)]
-    return rows if limit is None or limit >= len(rows) else random.Random(seed).sample(rows, limit)
-
-
 def parse_dataset_names(text: str) -> list[str]:
     """The dataset names of a comma-separated list (`"sst2, trec"`: spaces around names are dropped)."""
     names = [name.strip() for name in text.split(",")]
@@ -276,7 +267,6 @@ __all__ = [
     "load_zero_shot_set",
     "nli_task_of",
     "parse_dataset_names",
-    "read_rows",
     "single_label_datasets",
     "zero_shot_accuracy",
 ]
