@@ -1,6 +1,10 @@
 """The distillation job's checks: a checkpoint of another student is refused before any teacher runs, test and
 held-out texts never train the student (a single-text task compares the text alone), the --init_from model's tasks
-without a teacher are warned about and measured, and a tiny random student of larger teachers is warned about."""
+without a teacher are warned about and measured (with a frozen encoder too, where they share a taught head), and a
+tiny random student of larger teachers is warned about."""
+
+import json
+from pathlib import Path
 
 import datasets
 import pytest
@@ -12,9 +16,13 @@ from transformers import BertConfig, BertForSequenceClassification
 import polyhead.distill.cache as cache_module
 import polyhead.distill.job as job_module
 from polyhead.distill import DistillArguments, plan_distillation, run
-from polyhead.testing_utils import SPECIAL_TOKENS, WORDS, tiny_tokenizer
+from polyhead.distill.report import format_distillation_table
+from polyhead.publishing.model_card import render_model_card
+from polyhead.saving import save_model_folder
+from polyhead.testing_utils import SPECIAL_TOKENS, TINY_TASKS, WORDS, tiny_multitask_config, tiny_tokenizer
 from polyhead.training.arguments import DataArguments, ModelArguments
 from polyhead.training.trainer import load_tokenizer
+from polyhead_remote.modeling_multitask import MultitaskModel
 
 
 LOGGER = "polyhead.distill.job"
@@ -149,12 +157,37 @@ def test_init_from_tasks_without_a_teacher_are_warned_about_and_measured(tmp_pat
     forgetting = results["distillation"]["forgetting"]
     assert forgetting["init_from"] == start and list(forgetting["tasks"]) == untaught
     assert all(row["n"] == 4 and 0.0 <= row["agreement"] <= 1.0 for row in forgetting["tasks"].values())
+    sentence = f"Tasks of {start} without a teacher, agreement with its answers on 4 held-out texts: sentiment "
+    assert sentence in format_distillation_table(results)
+    card = render_model_card(
+        json.loads((Path(args.output_dir) / "model" / "config.json").read_text()), results, repo_id="org/student"
+    )
+    assert sentence.replace("sentiment", "`sentiment`") in card
     caplog.clear()
     frozen = ModelArguments(init_from=start, freeze_encoder=True)  # the untaught heads then answer as before
     with caplog.at_level("WARNING", logger=LOGGER):
         results = run(frozen, DataArguments(), distill_args, args)
     assert "have no teacher" not in caplog.text
     assert all(row["agreement"] == 1.0 for row in results["distillation"]["forgetting"]["tasks"].values())
+
+
+def test_init_from_tasks_sharing_a_taught_head_are_warned_about_with_a_frozen_encoder(tmp_path, teachers, caplog):  # noqa: F811 (the fixture's value)
+    """--freeze_encoder keeps untaught heads as they were, but not a head an untaught task shares with a taught one:
+    that head trains, so the untaught task's answers move; the warning names it."""
+    tasks = {"sentiment": TINY_TASKS["sentiment"], "polarity": TINY_TASKS["sentiment"], "topic": TINY_TASKS["topic"]}
+    config = tiny_multitask_config(tasks=tasks, shared_heads={"sentiment": ["sentiment", "polarity"]})
+    start = str(tmp_path / "shared-start")
+    save_model_folder(MultitaskModel(config).eval(), tiny_tokenizer(), start)
+    texts = [_jsonl(tmp_path / "texts.jsonl", _texts(20))]
+    distill_args = DistillArguments(teacher=[f"sentiment={teachers['sentiment']}"], texts=texts)
+    with caplog.at_level("WARNING", logger=LOGGER):
+        plan_distillation(ModelArguments(init_from=start, freeze_encoder=True), DataArguments(), distill_args)
+    assert "its task(s) ['polarity'] have no teacher, but share their head with a taught task" in caplog.text
+    assert f"--teacher {start}:polarity." in caplog.text and "topic" not in caplog.text  # topic's head stays
+    caplog.clear()
+    with caplog.at_level("WARNING", logger=LOGGER):
+        plan_distillation(ModelArguments(init_from=start), DataArguments(), distill_args)
+    assert "its task(s) ['polarity', 'topic'] have no teacher, but the encoder under their heads" in caplog.text
 
 
 def test_a_tiny_random_student_of_larger_teachers_is_warned_about(tmp_path, teachers, no_teacher_runs, caplog):  # noqa: F811

@@ -287,12 +287,21 @@ def check_student_tasks(model_args: ModelArguments, heads: Mapping[str, Mapping[
             "continues its head; to give the teacher a new head, name its task apart with --teacher new_name=source."
         ) from None
     uncovered = untaught_tasks(config, heads)
+    taught_heads = {config.head_of(name) for name in heads if name in config.tasks}
+    sharing = [name for name in uncovered if config.head_of(name) in taught_heads]  # a taught task trains their head
     if uncovered and not model_args.freeze_encoder:  # their heads stay, but the encoder under them trains
         logger.warning(
             f"--init_from {model_args.init_from!r}: its task(s) {uncovered} have no teacher, but the encoder under "
             f"their heads trains, so their answers may change ({RESULTS_FILE}: distillation.forgetting). To keep them "
             f"answering as before, add --teacher {model_args.init_from}:{','.join(uncovered)}, or train the heads "
             "only with --freeze_encoder true."
+        )
+    elif sharing:
+        logger.warning(
+            f"--init_from {model_args.init_from!r}: its task(s) {sharing} have no teacher, but share their head with "
+            f"a taught task, so the head trains and their answers may change ({RESULTS_FILE}: "
+            f"distillation.forgetting). To keep them answering as before, add --teacher "
+            f"{model_args.init_from}:{','.join(sharing)}."
         )
 
 

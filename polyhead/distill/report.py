@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from polyhead.evaluation.agreement import CONFIDENT_MARGIN, gold_text, temperature_text
+from polyhead.evaluation.agreement import CONFIDENT_MARGIN, forgetting_text, gold_text, temperature_text
 from polyhead.run_folder import RESULTS_FILE
 
 
@@ -16,7 +16,8 @@ def format_distillation_table(results: Mapping[str, Any]) -> str:
     Plain text: per task its teacher, the student's agreement with it on held-out texts (all of them, and those where
     the teacher is confident: top-2 softmax margin >= `CONFIDENT_MARGIN`, with their number; single-label tasks) and,
     with a labelled test split, the agreement on its rows and teacher and student accuracy and macro F1; then the
-    soft targets' temperature (each task's where they differ) and the speed of the student against the teachers run
+    soft targets' temperature (each task's where they differ), how the `--init_from` model's untaught tasks still
+    answer, and the speed of the student against the teachers run
     one after another.
 
     Example:
@@ -52,7 +53,7 @@ def format_distillation_table(results: Mapping[str, Any]) -> str:
         f"\n{CONFIDENT_HEADER}: agreement on the held-out texts where the teacher's top-2 softmax margin (p1 - p2) "
         f"is >= {CONFIDENT_MARGIN:g} (how many); {RESULTS_FILE} has every margin bucket."
     )
-    for sentence in (temperature_text(summary), gold_text(summary)):
+    for sentence in (temperature_text(summary), gold_text(summary), forgetting_text(summary)):
         if sentence:
             lines.append(f"\n{sentence}")
     speed = summary.get("speed")

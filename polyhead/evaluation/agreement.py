@@ -119,11 +119,45 @@ def gold_text(summary: Mapping[str, Any]) -> str | None:
     return f"Gold labels mixed in on their rows with weight {weight:g}."
 
 
+def forgetting_text(summary: Mapping[str, Any], quote: str = "") -> str | None:
+    r"""
+    How the `--init_from` model's tasks without a teacher still answer (a distillation summary's `"forgetting"`),
+    in one sentence: per task the share of its answers (macro F1 of the decisions for multi-label tasks) the student
+    keeps on held-out texts, those below 1 - margin flagged; `None` when there were none.
+
+    Example:
+
+    ```python
+    >>> forgetting = {"init_from": "org/model", "margin": 0.02, "tasks": {"topic": {"n": 40, "agreement": 0.95}}}
+    >>> forgetting_text({"forgetting": forgetting})
+    'Tasks of org/model without a teacher, agreement with its answers on 40 held-out texts: topic 0.950 (beyond the
+    margin 0.02).'
+    ```
+    """
+    forgetting = summary.get("forgetting") or {}
+    tasks = forgetting.get("tasks") or {}
+    if not tasks:
+        return None
+    margin = forgetting.get("margin", 0.0)
+    each = ", ".join(
+        f"{quote}{task}{quote} {row['agreement']:.3f}"
+        + (f" (beyond the margin {margin:g})" if row["agreement"] < 1 - margin else "")
+        for task, row in tasks.items()
+    )
+    counts = sorted({row["n"] for row in tasks.values()})
+    texts = "/".join(str(n) for n in counts)
+    return (
+        f"Tasks of {forgetting.get('init_from')} without a teacher, agreement with its answers on {texts} held-out "
+        f"texts: {each}."
+    )
+
+
 __all__ = [
     "CONFIDENT_MARGIN",
     "MARGIN_EDGES",
     "agreement_by_margin",
     "bucket_names",
+    "forgetting_text",
     "gold_text",
     "temperature_text",
     "top2_margin",

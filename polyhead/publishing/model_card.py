@@ -40,7 +40,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from polyhead import encoders, run_folder
 from polyhead.encoders import encoder_hub_id, hub_id_or_none
-from polyhead.evaluation.agreement import CONFIDENT_MARGIN, gold_text, temperature_text
+from polyhead.evaluation.agreement import CONFIDENT_MARGIN, forgetting_text, gold_text, temperature_text
 from polyhead.evaluation.comparison import COLUMNS, comparison_rows
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, PIPELINE_TASK, MultitaskConfig, normalize_tasks
 from polyhead.serving.inference import (
@@ -491,7 +491,11 @@ def distillation_tables(distillation: Mapping[str, Any]) -> str:
             "much higher than the overall value, the student differs from the teacher mostly where the teacher "
             "itself is unsure."
         )
-    for sentence in (temperature_text(distillation, quote="`"), gold_text(distillation)):
+    for sentence in (
+        temperature_text(distillation, quote="`"),
+        gold_text(distillation),
+        forgetting_text(distillation, quote="`"),
+    ):
         if sentence:
             text += f"\n\n{sentence}"
     if test:
