@@ -62,14 +62,15 @@ def check_max_length(encoder, max_length: int, tokenizer=None) -> int:
     return max_length
 
 
-def check_room_for_text(tokenizer, max_length: int) -> None:
-    """Refuses a `max_length` that truncation cannot honour: below a sentence pair's special tokens plus one token
-    of each text, the tokenizer leaves inputs uncut, and a long one then fails inside the encoder."""
+def check_room_for_text(tokenizer, max_length: int, option: str = "max_length") -> None:
+    """Refuses a `max_length` (the setting named `option`) that truncation cannot honour: below a sentence pair's
+    special tokens plus one token of each text, the tokenizer leaves inputs uncut, and a long one then fails inside
+    the encoder."""
     least = tokenizer.num_special_tokens_to_add(pair=True) + 2
     if max_length < least:
         raise ValueError(
-            f"max_length={max_length} leaves no room for text beside the tokenizer's special tokens: use "
-            f"max_length >= {least}."
+            f"{option}={max_length} leaves no room for text beside the tokenizer's special tokens: use "
+            f"{option} >= {least}."
         )
 
 

@@ -180,7 +180,7 @@ def check_max_length(
             f"Use --{option} {limit} or less."
         )
     if tokenizer is not None:
-        check_room_for_text(tokenizer, max_length)
+        check_room_for_text(tokenizer, max_length, option)
     return max_length
 
 

@@ -132,6 +132,9 @@ def test_teacher_paths_holding_equals_signs_and_colons_are_paths(tmp_path, teach
 def test_a_too_long_teacher_max_length_names_its_own_flag(tmp_path, teachers, no_teacher_runs):  # noqa: F811
     with pytest.raises(ValueError, match=r"teacher_max_length=500 is more .* Use --teacher_max_length 80 or less\.$"):
         _bad(tmp_path, [teachers["sentiment"]], teacher_max_length=500)
+    # below its special tokens the teacher read texts uncut (a run at 2 reported agreement 0.0), now refused
+    with pytest.raises(ValueError, match=r"^teacher_max_length=2 leaves no room .* use teacher_max_length >= 5\.$"):
+        _bad(tmp_path, [teachers["sentiment"]], teacher_max_length=2)
 
 
 def test_the_task_sampling_temperature_is_refused_where_it_would_be_ignored(tmp_path, teachers, no_teacher_runs):  # noqa: F811

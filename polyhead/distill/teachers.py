@@ -351,9 +351,10 @@ def resolve_teachers(specs: Sequence[str | TeacherSpec], pair_tasks: Sequence[st
 
 def teacher_max_length(teacher: Teacher, max_length: int | None) -> int:
     """The teacher's token budget: `--teacher_max_length` checked against its position table (default 128 or its
-    limit)."""
+    limit) and, when given, against its tokenizer's special tokens (room for text)."""
     source = f"teacher {teacher.source!r}"
-    return check_max_length(max_length, teacher.position_config, source, option="teacher_max_length")
+    tokenizer = None if max_length is None else _load_tokenizer(teacher)
+    return check_max_length(max_length, teacher.position_config, source, tokenizer, option="teacher_max_length")
 
 
 def load_teacher(teacher: Teacher) -> tuple[torch.nn.Module, Any]:
