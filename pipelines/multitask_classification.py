@@ -8,6 +8,7 @@ docs/design-hub-files.md.
 """
 
 import types
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -70,6 +71,12 @@ class MultitaskClassificationPipeline(MultitaskPipelineBase):
         sort_by_length = check_bool("sort_by_length", kwargs.pop("sort_by_length", True), True)
         if kwargs.get("batch_size") is not None:
             check_positive_int("batch_size", kwargs["batch_size"])
+        if isinstance(inputs, torch.utils.data.Dataset):  # e.g. KeyDataset(dataset, "text"): streamed, as transformers
+            dataset = inputs
+            iterable = isinstance(dataset, torch.utils.data.IterableDataset)
+            inputs = (item for item in dataset) if iterable else (dataset[i] for i in range(len(dataset)))
+        elif isinstance(inputs, Sequence) and not isinstance(inputs, (str, list, tuple)):  # e.g. a datasets Column
+            inputs = list(inputs)
         if "candidate_labels" in kwargs:
             return self._zero_shot_pipeline()(inputs, **kwargs)
         listed = [inputs] if isinstance(inputs, dict) else inputs if isinstance(inputs, (list, tuple)) else []
@@ -88,8 +95,8 @@ class MultitaskClassificationPipeline(MultitaskPipelineBase):
             inputs = list(inputs)
         if not isinstance(inputs, list):
             raise TypeError(
-                f"Expected a string or a list of strings, got {type(inputs).__name__} (a sentence pair is a "
-                "{'text': ..., 'text_pair': ...} dict)."
+                f"Expected a string, a list of strings, a generator or a torch Dataset of them (e.g. KeyDataset), "
+                f"got {type(inputs).__name__} (a sentence pair is a {{'text': ..., 'text_pair': ...}} dict)."
             )
         if not inputs:
             return []

@@ -125,7 +125,7 @@ def test_truncation_and_max_length(classifier, tokenizer):
         (["fine", 3], {}, TypeError, "text at position 1 to be a string, got int"),
         (["fine", "caf\u00e9 \ud800"], {}, ValueError, "Text at position 1 is not valid Unicode .* at character 5"),
         ([{"text": "x", "text_pair": "\udfff"}], {}, ValueError, "'text_pair' at position 0 is not valid Unicode"),
-        (None, {}, TypeError, "Expected a string or a list of strings, got NoneType"),
+        (None, {}, TypeError, "Expected a string, a list of strings, a generator or a torch Dataset .*got NoneType"),
         ({"txt": "x"}, {}, ValueError, "must have the key 'text' and optionally 'text_pair'"),
         ({"text": "x", "text_pair": "y", "label": 1}, {}, ValueError, r"got keys \['label', 'text', 'text_pair'\]"),
         (["fine", {"text": "x", "text_pair": ""}], {}, ValueError, "'text_pair' at position 1 is empty"),
@@ -163,6 +163,21 @@ def test_generator_streams_results(classifier):
     assert streamed == [classifier(TEXTS[0]), classifier(TEXTS[1])]
     with pytest.raises(ValueError, match="Text is empty"):
         list(classifier(text for text in ["fine", ""]))
+
+
+def test_datasets_inputs_are_answered_as_transformers_pipelines_answer_them(classifier):
+    """`KeyDataset(dataset, "text")` (a torch Dataset) streams results, as in transformers; a datasets `Column`
+    (`dataset["text"]`) is a list of texts. Both were refused as neither string nor list."""
+    import datasets
+    from transformers.pipelines.pt_utils import KeyDataset
+
+    dataset = datasets.Dataset.from_dict({"text": TEXTS[:3]})
+    expected = classifier(TEXTS[:3], batch_size=2)
+    streamed = classifier(KeyDataset(dataset, "text"), batch_size=2)
+    assert not isinstance(streamed, list) and list(streamed) == expected
+    assert classifier(dataset["text"], batch_size=2) == expected
+    with pytest.raises(ValueError, match="Text is empty"):
+        list(classifier(KeyDataset(datasets.Dataset.from_dict({"text": ["fine", " "]}), "text")))
 
 
 @pytest.mark.parametrize(
