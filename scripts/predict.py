@@ -3,9 +3,10 @@
     python scripts/predict.py outputs/demo-model tweets.csv predictions.parquet --onnx
     python scripts/predict.py outputs/demo-model tweets.jsonl predictions.jsonl --resume   # after an interruption
 
-Input: CSV, JSONL or Parquet with a text column (--text-column) and optionally a second text (--text-pair-column).
-Output: JSONL or Parquet, input columns kept, input order kept, plus `<task>` and `<task>_score` per task.
-See `polyhead.serving.predict`.
+Input: CSV, JSON Lines (.jsonl or .json: one JSON object a line) or Parquet with a text column (--text-column) and
+optionally a second text (--text-pair-column). Output: JSONL or Parquet (never the input file), input columns kept as
+the file holds them, input order kept, plus `<task>` and `<task>_score` per task. The whole input is checked before
+anything is written: a refused run leaves no output behind. See `polyhead.serving.predict`.
 """
 
 import argparse
@@ -18,8 +19,8 @@ from polyhead.serving.predict import TORCH_DTYPES, predict_file
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="A saved multitask model folder.")
-    parser.add_argument("input", help="A .csv, .jsonl or .parquet file.")
-    parser.add_argument("output", help="A .jsonl or .parquet file.")
+    parser.add_argument("input", help="A .csv, .jsonl (or .json: JSON Lines) or .parquet file.")
+    parser.add_argument("output", help="A .jsonl or .parquet file, not the input.")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--text-pair-column", default=None)
     parser.add_argument("--onnx", action="store_true", help=f"Run {ONNX_FILE} on onnxruntime.")

@@ -68,7 +68,8 @@ def test_predictions_keep_columns_and_order_and_match_the_pipeline(model_dir, fr
     argv = [str(model_dir), str(_write(frame, tmp_path / f"in{source}")), str(output), "--batch-size", "3"]
     assert script.main(argv + ["--chunk-size", "4", "--no-progress"]) == 0
     result = _read(output)
-    assert list(result.columns[:3]) == ["id", "text", "pair"] and result["id"].tolist() == frame["id"].tolist()
+    ids = frame["id"].astype(str) if source == ".csv" else frame["id"]  # a CSV cell is text, as the file holds it
+    assert list(result.columns[:3]) == ["id", "text", "pair"] and result["id"].tolist() == ids.tolist()
     classifier = pipeline("multitask-classification", model=MultitaskModel.from_pretrained(model_dir).eval(),
                           tokenizer=tiny_tokenizer())  # fmt: skip
     for row, answer in zip(result.to_dict("records"), classifier(TEXTS, batch_size=1)):
@@ -366,3 +367,215 @@ def test_an_input_without_rows_is_named_before_the_output_is_touched(
     empty = pd.DataFrame({"text": pd.Series([], dtype=str)})
     with pytest.raises(ValueError, match="has no data rows"):
         predict_module.predict_file(model_dir, _write(empty, tmp_path / "z.parquet"), tmp_path / "z.jsonl")
+
+
+def _refusal(capsys) -> str:
+    """The one error line of a refused scripts/predict.py run (after any loading bars)."""
+    errors = re.findall(r"error: ([^\n]*)", capsys.readouterr().err)
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def _rows(output) -> list[dict]:
+    """The output's rows as Python values, exactly as written (no dtype inference on the way back)."""
+    if output.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(output).to_pylist()
+    return [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+
+
+def _nothing_written(output):
+    return not output.exists() and not output.with_name(output.name + ".parts").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [  # the first data row: pandas took `text` as the index and scored the label column, reported as success
+        ("text,label\ni love this movie,positive,\nthe phone is bad,negative,\n", "the first data row has 3 fields"),
+        ("text,label\ni love this movie,positive\nbad,negative\nsad,neutral,\n", "line 4 has 3 fields"),
+    ],
+)
+def test_a_csv_row_with_more_fields_than_the_header_is_refused(model_dir, tmp_path, capsys, content, problem):
+    import predict as script
+
+    source = tmp_path / "in.csv"
+    source.write_text(content, encoding="utf-8")
+    for output in (tmp_path / "out.jsonl", tmp_path / "out.parquet"):
+        for chunk_size in ("1", "4096"):
+            argv = [str(model_dir), str(source), str(output), "--chunk-size", chunk_size, "--no-progress"]
+            assert script.main(argv) == 1
+            error = _refusal(capsys)
+            assert error.startswith(f"{source}") and problem in error and "but the header names 2" in error
+            assert "trailing comma" in error and _nothing_written(output)
+    source.write_bytes(b"text\ngood\n\xff\xfe bad\n")
+    assert script.main([str(model_dir), str(source), str(tmp_path / "out.jsonl"), "--no-progress"]) == 1
+    assert _refusal(capsys).startswith(f"{source} is not UTF-8 text")
+
+
+@pytest.mark.parametrize("source", [".jsonl", ".csv", ".parquet"])
+def test_the_output_is_never_the_input(model_dir, frame, tmp_path, capsys, source):
+    # --overwrite deleted the input, then failed on the missing input
+    import predict as script
+
+    path = _write(frame, tmp_path / f"in{source}")
+    before = path.read_bytes()
+    outputs = [path] if source != ".csv" else []
+    (tmp_path / "link.jsonl").symlink_to(path)
+    for output in [*outputs, tmp_path / "link.jsonl"]:
+        for flag in ("--overwrite", "--resume", None):
+            assert (
+                script.main([str(model_dir), str(path), str(output), *([flag] if flag else []), "--no-progress"]) == 1
+            )
+            assert f"would replace the input {path}: name another output file" in _refusal(capsys)
+            assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("target", [".jsonl", ".parquet"])
+@pytest.mark.parametrize("chunk_size", [1, 4096])
+def test_input_columns_come_back_as_the_file_holds_them(model_dir, tmp_path, target, chunk_size):
+    # CSV 00123 came back 123 (or "00123" and 123 by chunk), an empty cell as "" (documented: null); a JSONL integer
+    # beside a null became a float (1.2345678901234568e+18), a date-like text a timestamp.
+    csv = tmp_path / "in.csv"
+    csv.write_text("id,text,zip,flag\n00123,i love this movie,01234,True\n7,good food,,NA\n", encoding="utf-8")
+    output = predict_module.predict_file(
+        model_dir, csv, tmp_path / f"c{target}", chunk_size=chunk_size, progress=False
+    ).output
+    rows = [{key: row[key] for key in ("id", "zip", "flag")} for row in _rows(output)]
+    assert rows == [{"id": "00123", "zip": "01234", "flag": "True"}, {"id": "7", "zip": None, "flag": "NA"}]
+    jsonl = tmp_path / "in.jsonl"
+    lines = [
+        {"id": 1234567890123456789, "text": "i love", "created_at": "2023-01-01", "score": 0.1},
+        {"id": None, "text": "the film", "created_at": None, "score": 2.5},
+    ]
+    jsonl.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    output = predict_module.predict_file(
+        model_dir, jsonl, tmp_path / f"j{target}", chunk_size=chunk_size, progress=False
+    ).output
+    assert [{key: row[key] for key in lines[0]} for row in _rows(output)] == lines
+    assert [type(row["id"]) for row in _rows(output)] == [int, type(None)]
+
+
+@pytest.mark.parametrize(("source", "value"), [(".csv", "2023"), (".csv", "True"), (".jsonl", 2023)])
+def test_a_text_that_looks_like_a_number_is_treated_alike_at_every_chunk_size(model_dir, tmp_path, source, value):
+    # CSV: refused as non-text with --chunk-size 1, accepted with the default (the type was guessed per chunk). JSON
+    # Lines: a number in the text column is not a text, whatever the chunk size.
+    path = _write(pd.DataFrame({"text": [value, "great movie"]}), tmp_path / f"in{source}")
+    for chunk_size in (1, 4096):
+        output = tmp_path / f"out{chunk_size}.jsonl"
+        if source == ".csv":
+            predict_module.predict_file(model_dir, path, output, chunk_size=chunk_size, progress=False)
+            assert _read(output)["text"].tolist() == [value, "great movie"]
+        else:
+            with pytest.raises(ValueError, match=r"column 'text' has missing, non-text or empty values at rows \[0\]"):
+                predict_module.predict_file(model_dir, path, output, chunk_size=chunk_size, progress=False)
+            assert _nothing_written(output)
+
+
+def test_parquet_output_refuses_a_column_of_mixed_types_before_the_run(model_dir, tmp_path, capsys, monkeypatch):
+    # Numbers in one chunk and texts in the next: pyarrow failed to merge the parts after every row had run, with a
+    # traceback, and left OUT.parquet.parts/ that --resume failed on the same way.
+    import predict as script
+
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.parquet"
+    lines = [{"code": 1, "text": "i love"}, {"code": 2, "text": "the film"}, {"code": "a", "text": "bad"}]
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    for chunk_size, found in (("2", "int64 values in earlier rows and string values in row 2"), ("3", "rows 0-2")):
+        assert (
+            script.main([str(model_dir), str(source), str(output), "--chunk-size", chunk_size, "--no-progress"]) == 1
+        )
+        error = _refusal(capsys)
+        assert error.startswith(f"{source}: column 'code' ") and found in error and "write a .jsonl output" in error
+        assert _nothing_written(output)
+    assert script.main([str(model_dir), str(source), str(tmp_path / "out.jsonl"), "--chunk-size", "2"]) == 0
+    assert _read(tmp_path / "out.jsonl")["code"].tolist() == [1, 2, "a"]  # JSONL holds any mix
+    numbers = _write(pd.DataFrame({"v": pd.Series([1, 2.5, None], dtype=object), "text": TEXTS[:3]}), source)
+    predict_module.predict_file(model_dir, numbers, output, chunk_size=1, progress=False)  # int64 and double merge
+    assert _read(output)["v"].tolist()[:2] == [1.0, 2.5]
+    # parts that do not merge (an earlier version's run): one line naming the fix, not a traceback
+    csv = _write(pd.DataFrame({"code": ["1", "a"], "text": TEXTS[:2]}), tmp_path / "in.csv")
+    real = predict_module.predict_texts
+    monkeypatch.setattr(predict_module, "predict_texts", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        predict_module.predict_file(model_dir, csv, tmp_path / "p.parquet", chunk_size=1, progress=False)
+    monkeypatch.setattr(predict_module, "predict_texts", real)
+    predict_module.predict_file(model_dir, csv, tmp_path / "q.parquet", chunk_size=1, progress=False)
+    parts = tmp_path / "p.parquet.parts"
+    first = pd.read_parquet(tmp_path / "q.parquet").iloc[:1].assign(code=1)
+    first.to_parquet(parts / "part-000000.parquet", index=False)  # code as int64, as the old reader typed it
+    argv = [str(model_dir), str(csv), str(tmp_path / "p.parquet"), "--chunk-size", "1", "--resume", "--no-progress"]
+    assert script.main(argv) == 1
+    error = _refusal(capsys)
+    assert error.startswith(f"The parts in {parts} do not merge into one Parquet file") and "--overwrite" in error
+
+
+@pytest.mark.parametrize("target", [".jsonl", ".parquet"])
+@pytest.mark.parametrize(
+    ("options", "rows", "message"),
+    [
+        (["--max-length", "3"], None, "max_length=3 leaves no room for text"),
+        (["--text-column", "body"], None, "No column 'body'"),
+        ([], {"text": "fine", "sentiment": "x"}, r"input columns \['sentiment'\] would be overwritten by predictions"),
+        ([], {"text": ""}, r"column 'text' has missing, non-text or empty values at rows \[7\]"),  # the last chunk
+        ([], {"text": "{broken"}, "line 8 is not valid JSON"),
+    ],
+)
+def test_a_refused_run_leaves_nothing_behind(model_dir, frame, tmp_path, capsys, target, options, rows, message):
+    # The writer was made before the checks: a refused run left OUT.parquet.parts/ (the corrected run was then refused
+    # with "OUT.parquet already exists"), and a bad row in a later chunk came after the rows before it were written.
+    import predict as script
+
+    source = _write(frame, tmp_path / "in.jsonl")
+    if rows:
+        line = json.dumps({"id": 107, **rows}) if rows.get("text") != "{broken" else "{broken"
+        source.write_text(source.read_text(encoding="utf-8") + line + "\n", encoding="utf-8")
+    output = tmp_path / f"out{target}"
+    argv = [str(model_dir), str(source), str(output), "--chunk-size", "2", "--no-progress"]
+    assert script.main([*argv, *options]) == 1
+    assert re.search(message, _refusal(capsys)) and _nothing_written(output)
+    assert script.main([*argv, *options, "--resume"]) == 1 and _nothing_written(output)
+    _refusal(capsys)
+    _write(frame.iloc[:2], tmp_path / "old.jsonl")
+    predict_module.predict_file(model_dir, tmp_path / "old.jsonl", output, progress=False)
+    before = output.read_bytes()
+    assert script.main([*argv, *options, "--overwrite"]) == 1 and output.read_bytes() == before  # kept when refused
+    _refusal(capsys)
+    if not rows:  # corrected, the run goes through
+        assert script.main([*argv, "--overwrite"]) == 0 and len(_read(output)) == len(frame)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("in.json", '[{"text": "i love this"}, {"text": "bad"}]', "is a JSON array, not JSON Lines"),
+        ("in.json", '[\n  {"text": "i love this"}\n]\n', "is a JSON array, not JSON Lines"),
+        ("in.jsonl", '{"text": "a b"}\n"just a string"\n', "line 2 is a string, not a JSON object"),
+        ("in.jsonl", '{"text": "a b"}\n\n[1, 2]\n', "line 3 is an array, not a JSON object"),
+        ("in.jsonl", '{"text": "a b"}\n{"text": "c"\n', "line 2 is not valid JSON (Expecting ',' delimiter"),
+    ],
+)
+def test_an_input_that_is_not_json_lines_is_named_with_its_line(model_dir, tmp_path, capsys, name, content, problem):
+    # "No column 'text' in the input (columns: [0, 1])", "Expected object or value at position 1", "dictionary update
+    # sequence element #0 has length 1; 2 is required": no file, no line, no fix.
+    import predict as script
+
+    source = tmp_path / name
+    source.write_text(content, encoding="utf-8")
+    output = tmp_path / "out.jsonl"
+    assert script.main([str(model_dir), str(source), str(output), "--chunk-size", "1", "--no-progress"]) == 1
+    error = _refusal(capsys)
+    assert error.startswith(f"{source} {problem}") and "the input must be JSON Lines, one JSON object a line" in error
+    assert _nothing_written(output)
+
+
+def test_resuming_checks_a_jsonl_output_before_touching_it(model_dir, frame, tmp_path):
+    # The output is read before anything is written: a first row cut mid-write is dropped and predicted again, but a
+    # file that is no prediction output is refused as it is (a last line without newline was cut away first).
+    source, output = _write(frame, tmp_path / "in.jsonl"), tmp_path / "out.jsonl"
+    output.write_text('{"id": 100, "te', encoding="utf-8")
+    result = predict_module.predict_file(model_dir, source, output, resume=True, progress=False)
+    assert (result.rows_resumed, result.rows_written) == (0, len(frame)) and len(_rows(output)) == len(frame)
+    output.write_text("my notes", encoding="utf-8")
+    with pytest.raises(ValueError, match="is not a prediction file"):
+        predict_module.predict_file(model_dir, source, output, resume=True, progress=False)
+    assert output.read_text(encoding="utf-8") == "my notes"

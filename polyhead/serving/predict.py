@@ -4,15 +4,20 @@
 padding), and appends the chunk's rows, in input order, to the output with the input columns kept and, per task,
 `<task>` (the label; for a multi-label task the list of labels at or above their thresholds, tuned per label when the
 config has them, as the pipeline does) and `<task>_score` (its probability; a list for multi-label tasks). Output is
-JSONL (one object a line) or Parquet (one part file per chunk while running, merged at the end). An interrupted run
-continues with `resume=True`: the rows already written are counted and skipped, so none is duplicated, and must have
-the columns this run writes (an output of another model or input is refused). Entry point: `scripts/predict.py`.
+JSONL (one object a line) or Parquet (one part file per chunk while running, merged at the end). Input columns come
+back as the file holds them: CSV cells are read as text (an empty cell as missing), JSON Lines values as written (no
+type is guessed per chunk). Before anything is written the whole input is read once, so a malformed row, a missing or
+empty text and, for Parquet output, a column without one Parquet type are refused wherever they are, and a refused run
+leaves no output behind. An interrupted run continues with `resume=True`: the rows already written are counted and
+skipped, so none is duplicated, and must have the columns this run writes (an output of another model or input is
+refused). Entry point: `scripts/predict.py`.
 """
 
 import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +39,11 @@ from polyhead.serving.settings import TORCH_DTYPES, read_serving_file
 INPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 PARTS_SUFFIX = ".parts"
+# How the Parquet parts' column types merge: a column that is null throughout a chunk takes the other chunks' type,
+# and integers beside decimals become floating point (as pyarrow types them within one chunk); other mixes are refused.
+PARQUET_PROMOTION = "permissive"
+JSONL_RULE = "the input must be JSON Lines, one JSON object a line"  # .json included: a JSON array is refused
+EXTRA_FIELD = "(a trailing comma, or a comma in an unquoted text?): remove the extra field, or quote the text"
 
 
 @dataclasses.dataclass
@@ -128,8 +138,8 @@ def predict_file(
 
     Args:
         model_dir: a saved multitask model folder.
-        input_path: `.csv`, `.jsonl` or `.parquet`.
-        output_path: `.jsonl` or `.parquet`.
+        input_path: `.csv`, `.jsonl` (or `.json`: JSON Lines, one object a line) or `.parquet`.
+        output_path: `.jsonl` or `.parquet`, another file than the input.
         text_column, text_pair_column: the text (and optional second text, e.g. an NLI hypothesis) columns.
         onnx_file: run the ONNX graph (`"onnx/model.onnx"` or `"onnx/model_quantized.onnx"`) on onnxruntime.
         batch_size: texts per forward; chunk_size: rows read, sorted by length and written at a time.
@@ -158,17 +168,23 @@ def predict_file(
     check_model_source(model_dir)
     onnx_file, dtype, compile = chosen_backend(model_dir, onnx_file, dtype, compile)
     _check_dtype(dtype, onnx_file, compile)  # before the output is touched
-    input_columns = _input_columns(input_path, chunk_size)  # so is an input that is missing or has no rows
-    writer = _writer_for(output_path, resume, overwrite)
+    writer = _writer_for(output_path, input_path, resume, overwrite)  # touches nothing before writer.start
+    input_columns = _input_columns(input_path, chunk_size)  # an input that is missing or has no rows is named first
     model = load_model(model_dir, onnx_file, num_threads, dtype, compile)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if max_length is None:
         max_length = default_max_length(tokenizer, model.config.encoder)
     check_max_length(max_length, model.config.encoder, f"the encoder of {model_dir}", tokenizer)
     specs = answered_tasks(model.config)
-    _check_resumed_columns(output_path, writer.columns(), [*input_columns, *_prediction_columns(specs)])
+    text_columns = {text_column: "--text-column"}
+    if text_pair_column:
+        text_columns.setdefault(text_pair_column, "--text-pair-column")
+    rows = _checked_rows(input_path, chunk_size, text_columns, specs, parquet=isinstance(writer, _ParquetWriter))
+    found = None if overwrite else writer.columns()  # --overwrite replaces the rows found
+    _check_resumed_columns(output_path, found, [*input_columns, *_prediction_columns(specs)])
+    writer.start(overwrite)  # every check passed: the output is written from here on
     done = writer.rows_done()
-    bar = tqdm(total=_count_rows(input_path), initial=done, unit="rows", disable=not progress, desc="Predicting")
+    bar = tqdm(total=rows, initial=done, unit="rows", disable=not progress, desc="Predicting")
     written = 0
     for offset, chunk in _read_chunks(input_path, chunk_size, skip=done):
         texts = _column(chunk, text_column, offset, input_path)
@@ -227,9 +243,6 @@ def _prediction_columns(specs: dict) -> list[str]:
 
 def _with_predictions(chunk: pd.DataFrame, scores: dict[str, np.ndarray], specs: dict) -> pd.DataFrame:
     chunk = chunk.reset_index(drop=True)
-    clash = [column for column in _prediction_columns(specs) if column in chunk.columns]
-    if clash:
-        raise ValueError(f"Input columns {clash} would be overwritten by predictions: rename them in the input.")
     columns = {}  # joined to the chunk at once: inserting hundreds of tasks' columns one by one fragments the frame
     for task, spec in specs.items():
         labels, probabilities = np.asarray(spec["labels"], dtype=object), scores[task]
@@ -278,24 +291,104 @@ def _input_format(path: Path) -> str:
 
 
 def _read_chunks(path: Path, chunk_size: int, skip: int = 0) -> Iterator[tuple[int, pd.DataFrame]]:
-    """`(first row index, DataFrame)` chunks of the input, in order, after the first `skip` rows."""
+    """`(first row index, DataFrame)` chunks of the input, in order, after the first `skip` rows. Values come as the
+    file holds them, whatever the chunk: CSV cells as text, JSON Lines values as written, Parquet in the file's types
+    (an integer column with nulls keeps its integers)."""
     fmt, offset = _input_format(path), 0
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        chunks = (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size))
+        batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_size)
+        chunks = (batch.to_pandas(integer_object_nulls=True) for batch in batches)
     elif fmt == "csv":
-        try:
-            chunks = pd.read_csv(path, chunksize=chunk_size, keep_default_na=False, na_values=[])
-        except pd.errors.EmptyDataError:  # blank lines only: no header, no rows
-            chunks = iter([])
+        chunks = _csv_chunks(path, chunk_size)
     else:
-        chunks = pd.read_json(path, lines=True, chunksize=chunk_size, dtype=False)
+        chunks = _jsonl_chunks(path, chunk_size)
     for chunk in chunks:
         start, offset = offset, offset + len(chunk)
         if offset <= skip:
             continue
         yield max(start, skip), chunk.iloc[max(0, skip - start) :]
+
+
+def _csv_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """Every cell as text (`00123` stays `00123`, `2023` and `True` are texts in every chunk), an empty cell missing
+    (written as null), the columns the header names: a row with more fields than the header is refused (pandas took
+    the first column as the index, so the predictions scored the next one)."""
+    try:
+        with pd.read_csv(path, chunksize=chunk_size, dtype=str, keep_default_na=False, na_values=[""]) as reader:
+            for chunk in reader:
+                if not isinstance(chunk.index, pd.RangeIndex):  # the first data row had more fields than the header
+                    fields, header = len(chunk.columns) + chunk.index.nlevels, list(chunk.columns)
+                    raise ValueError(
+                        f"{path}: the first data row has {fields} fields but the header names {len(header)} {header} "
+                        f"{EXTRA_FIELD}."
+                    )
+                yield chunk
+    except pd.errors.EmptyDataError:  # blank lines only: no header, no rows
+        return
+    except pd.errors.ParserError as error:
+        raise ValueError(_csv_problem(path, error)) from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text ({error}): save it as UTF-8.") from None
+
+
+def _csv_problem(path: Path, error: Exception) -> str:
+    message = str(error).strip().removeprefix("Error tokenizing data. C error: ")
+    extra = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+    if extra:
+        expected, line, found = extra.groups()
+        return f"{path} line {line} has {found} fields but the header names {expected} {EXTRA_FIELD}."
+    return f"{path} is not a valid CSV file ({message}): fix that row, or save the file again as CSV."
+
+
+def _jsonl_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """Each line's object, values as written (an integer stays an integer beside a null, a numeric text stays a
+    number); a line that is not a JSON object is refused with its number."""
+    rows, objects = [], 0
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line.rstrip(b"\r\n"))
+            except ValueError as error:  # not JSON, or not UTF-8
+                row = error
+            if not isinstance(row, dict):
+                raise ValueError(_jsonl_problem(path, number, line, row, first=objects == 0))
+            rows.append(row)
+            objects += 1
+            if len(rows) == chunk_size:
+                yield _frame(rows)
+                rows = []
+    if rows:
+        yield _frame(rows)
+
+
+def _jsonl_problem(path: Path, number: int, line: bytes, row, first: bool) -> str:
+    if first and line.lstrip().startswith(b"["):
+        return (
+            f"{path} is a JSON array, not JSON Lines: {JSONL_RULE} (`jq -c '.[]' {path.name} > {path.stem}.jsonl` "
+            "converts it)."
+        )
+    if isinstance(row, json.JSONDecodeError):
+        what = f"is not valid JSON ({row.msg} at column {row.colno})"
+    elif isinstance(row, ValueError):
+        what = f"is not UTF-8 text ({row})"
+    else:
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(row), "a number")
+        what = f"is {kind}, not a JSON object"
+    return f"{path} line {number} {what}: {JSONL_RULE}."
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    """The rows' keys as columns in the order they first appear, a missing key a null, every value as parsed."""
+    columns = dict.fromkeys(key for row in rows for key in row)
+    index = pd.RangeIndex(len(rows))
+    return pd.DataFrame(
+        {column: pd.Series([row.get(column) for row in rows], index=index, dtype=object) for column in columns},
+        index=index,
+    )
 
 
 def _input_columns(path: Path, chunk_size: int) -> list[str]:
@@ -312,35 +405,71 @@ def _input_columns(path: Path, chunk_size: int) -> list[str]:
     return list(first[1].columns)
 
 
-def _count_rows(path: Path) -> int | None:
-    fmt = _input_format(path)
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+def _checked_rows(path: Path, chunk_size: int, text_columns: dict[str, str], specs: dict, parquet: bool) -> int:
+    """The input's row count, after reading it whole once before the output is touched: a malformed row, a missing or
+    empty text, an input column named like a prediction column and, for Parquet output, a column without one Parquet
+    type are refused before the run, wherever they are, instead of after the rows before them were written."""
+    rows, types = 0, {}
+    for offset, chunk in _read_chunks(path, chunk_size):
+        for column, option in text_columns.items():
+            _column(chunk, column, offset, path, option)
+        clash = [column for column in _prediction_columns(specs) if column in chunk.columns]
+        if clash:
+            raise ValueError(f"{path}: input columns {clash} would be overwritten by predictions: rename them.")
+        if parquet:
+            _check_parquet_types(chunk, offset, path, types)
+        rows = offset + len(chunk)
+    return rows
 
-        return pq.ParquetFile(path).metadata.num_rows
-    if fmt == "jsonl":
-        with open(path, "rb") as handle:
-            return sum(1 for line in handle if line.strip())
-    return None  # CSV rows may span lines: no cheap count
+
+def _check_parquet_types(chunk: pd.DataFrame, offset: int, path: Path, types: dict) -> None:
+    """Each input column must convert to Parquet as the part files do, and to types that merge (`types`: each column's
+    type so far): a JSON Lines column with numbers in some rows and texts in others failed after every row had run."""
+    import pyarrow as pa
+
+    last, fix = offset + len(chunk) - 1, "write a .jsonl output, or give the column one type"
+    rows = f"rows {offset}-{last}" if last > offset else f"row {offset}"
+    for name in chunk.columns:
+        try:
+            found = pa.array(chunk[name], from_pandas=True).type  # what DataFrame.to_parquet does to the column
+        except (pa.ArrowException, OverflowError) as error:
+            raise ValueError(
+                f"{path}: column {name!r} cannot be a Parquet column in {rows} ({error}): {fix}."
+            ) from None
+        known = types.setdefault(name, found)
+        both = [pa.schema({name: known}), pa.schema({name: found})]
+        try:
+            types[name] = pa.unify_schemas(both, promote_options=PARQUET_PROMOTION).field(name).type
+        except pa.ArrowException:
+            raise ValueError(
+                f"{path}: column {name!r} holds {known} values in earlier rows and {found} values in {rows}, but a "
+                f"Parquet column has one type: {fix}."
+            ) from None
 
 
 # ------------------------------------------------------------------------------------------------------ output
 
 
-def _writer_for(path: Path, resume: bool, overwrite: bool):
+def _writer_for(path: Path, input_path: Path, resume: bool, overwrite: bool):
+    """The output's writer; an output that is the input, has another format or exists without `resume`/`overwrite`
+    is refused. Nothing is touched (replaced, created) before the writer's `start`."""
     fmt = OUTPUT_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"Unsupported output {path.name}: use one of {', '.join(OUTPUT_FORMATS)}.")
     parts = path.with_name(path.name + PARTS_SUFFIX)
-    started = path.exists() or parts.exists()
-    if started and overwrite:
-        path.unlink(missing_ok=True)
-        shutil.rmtree(parts, ignore_errors=True)
-    elif started and not resume:
-        raise FileExistsError(f"{path} already exists: pass --resume to continue it or --overwrite to start again.")
-    if fmt == "parquet" and path.exists() and not parts.exists():
+    source = input_path.resolve()
+    if source == path.resolve() or parts.resolve() in source.parents or _same_file(path, input_path):
+        raise ValueError(f"The output {path} would replace the input {input_path}: name another output file.")
+    if not (resume or overwrite) and (path.exists() or parts.exists()):
+        found = f"{path} already exists" if path.exists() else f"{parts} holds the rows of an unfinished run"
+        raise FileExistsError(f"{found}: pass --resume to continue it or --overwrite to start again.")
+    if fmt == "parquet" and not overwrite and path.exists() and not parts.exists():
         raise FileExistsError(f"{path} is a finished prediction file: pass --overwrite to predict again.")
-    return _JsonlWriter(path) if fmt == "jsonl" else _ParquetWriter(path, parts)
+    return _JsonlWriter(path, parts) if fmt == "jsonl" else _ParquetWriter(path, parts)
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    return path.exists() and other.exists() and os.path.samefile(path, other)  # a hard link too
 
 
 def _check_resumed_columns(path: Path, found: list[str] | None, expected: list[str]) -> None:
@@ -353,17 +482,29 @@ def _check_resumed_columns(path: Path, found: list[str] | None, expected: list[s
         )
 
 
-class _JsonlWriter:
+class _Writer:
+    """Writes the output from `start` on, which replaces an earlier output when `overwrite` (before it: reads only)."""
+
+    def __init__(self, path: Path, parts: Path):
+        self.path, self.parts = path, parts
+
+    def start(self, overwrite: bool) -> None:
+        if overwrite:
+            self.path.unlink(missing_ok=True)
+            shutil.rmtree(self.parts, ignore_errors=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+
+class _JsonlWriter(_Writer):
     """Appends one JSON object a line; a line cut by an interruption is dropped on resume."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            data = path.read_bytes()
+    def start(self, overwrite: bool) -> None:
+        super().start(overwrite)
+        if self.path.exists():
+            data = self.path.read_bytes()
             keep = data.rfind(b"\n") + 1
             if keep < len(data):  # a half-written last line
-                with open(path, "r+b") as handle:
+                with open(self.path, "r+b") as handle:
                     handle.truncate(keep)
 
     def rows_done(self) -> int:
@@ -383,6 +524,8 @@ class _JsonlWriter:
         try:
             row = json.loads(line)
         except ValueError:
+            if line.startswith(b"{") and not line.endswith(b"\n"):
+                return None  # the first row, cut mid-write: `start` drops it
             row = None
         if not isinstance(row, dict):
             raise ValueError(
@@ -402,12 +545,12 @@ class _JsonlWriter:
         pass
 
 
-class _ParquetWriter:
+class _ParquetWriter(_Writer):
     """One part file per chunk in `<output>.parts/` (each written whole, then renamed), merged into the output."""
 
-    def __init__(self, path: Path, parts: Path):
-        self.path, self.parts = path, parts
-        parts.mkdir(parents=True, exist_ok=True)
+    def start(self, overwrite: bool) -> None:
+        super().start(overwrite)
+        self.parts.mkdir(exist_ok=True)
 
     def _part_files(self) -> list[Path]:
         return sorted(self.parts.glob("part-*.parquet"))
@@ -437,7 +580,13 @@ class _ParquetWriter:
         parts = self._part_files()
         tables = [pq.read_table(part) for part in parts]
         if tables:
-            table = pa.concat_tables(tables, promote_options="default")
+            try:
+                table = pa.concat_tables(tables, promote_options=PARQUET_PROMOTION)
+            except pa.ArrowException as error:  # parts of an earlier version's or another input's run
+                raise ValueError(
+                    f"The parts in {self.parts} do not merge into one Parquet file ({error}): pass --overwrite to "
+                    "predict again, or write a .jsonl output."
+                ) from None
             tmp = self.path.with_name(self.path.name + ".tmp")
             pq.write_table(table, tmp)
             os.replace(tmp, self.path)
