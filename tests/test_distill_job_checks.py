@@ -214,3 +214,15 @@ def test_a_tiny_random_student_of_larger_teachers_is_warned_about(tmp_path, teac
         plan_distillation(ModelArguments(), DataArguments(), DistillArguments(teacher=[larger], texts=texts))
     assert "The student is 'tiny-random-bert', a tiny random encoder for tests (32 wide), the default " in caplog.text
     assert f"teacher(s) ['{larger}'] are larger" in caplog.text and "--encoder_name_or_path" in caplog.text
+
+
+def test_task_names_whose_metrics_collide_are_refused_before_any_teacher_runs(tmp_path, teachers, no_teacher_runs):  # noqa: F811 (the fixture's value)
+    """Evaluation during training would log a multi-label `mood`'s `label_accuracy` and a single-label
+    `mood_label`'s `accuracy` as one metric: refused before the teachers label anything, not after."""
+    texts = [_jsonl(tmp_path / "texts.jsonl", _texts(20))]
+    distill_args = DistillArguments(
+        teacher=[f"mood={teachers['emotions']}", f"mood_label={teachers['sentiment']}"], texts=texts
+    )
+    evaluating = _training_args(tmp_path, eval_strategy="epoch")
+    with pytest.raises(ValueError, match="Tasks 'mood' and 'mood_label' would both report the metric eval_mood_label"):
+        run(ModelArguments(), DataArguments(), distill_args, evaluating)

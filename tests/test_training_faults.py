@@ -3,13 +3,18 @@ checkpoints survive, and resume skips a broken checkpoint and names it."""
 
 import json
 import logging
+import re
 
+import datasets
 import pytest
-from helpers import script_main, tiny_task_specs, training_args, truncate_file
+import yaml
+from helpers import labelled_split, script_main, tiny_task_specs, training_args, truncate_file
 
 from polyhead import MultitaskModel
+from polyhead.tasks import TaskSpec
+from polyhead.testing_utils import tiny_tokenizer
 from polyhead.training.arguments import DataArguments, ModelArguments, parse_args
-from polyhead.training.trainer import resolve_resume_checkpoint, run
+from polyhead.training.trainer import MultitaskTrainer, build_model, prepare_tasks, resolve_resume_checkpoint, run
 
 
 @pytest.mark.parametrize(
@@ -166,3 +171,118 @@ def test_resuming_as_another_model_or_with_other_optimizer_groups_is_one_clear_e
             dataclasses.replace(resumed, head_learning_rate=1e-2),
         )
     assert not (output_dir / "checkpoint-6").exists()
+
+
+def _two_topic_tasks():
+    # A multi-label `topic` reports `topic_label_accuracy`; a single-label `topic_label` reports its `accuracy` there.
+    def splits(labels, seed, multi=False):
+        return datasets.DatasetDict(
+            train=labelled_split(24, labels, seed, multi), validation=labelled_split(8, labels, seed + 1, multi)
+        )
+
+    return [
+        TaskSpec("topic", dataset=splits(["sport", "tech"], 0, multi=True)),
+        TaskSpec("topic_label", dataset=splits(["good", "bad"], 2)),
+    ]
+
+
+def test_tasks_whose_metric_names_collide_are_refused_before_training(tmp_path):
+    # Both logged eval_topic_label_accuracy: one task's metric overwrote the other's, silently.
+    message = r"Tasks 'topic' and 'topic_label' would both report the metric eval_topic_label_accuracy.*rename one"
+    evaluating = training_args(tmp_path, eval_strategy="epoch")
+    with pytest.raises(ValueError, match=message):
+        run(ModelArguments(), DataArguments(tasks=_two_topic_tasks()), evaluating)
+    assert not (tmp_path / "run").exists()
+    prepared = prepare_tasks(ModelArguments(), DataArguments(tasks=_two_topic_tasks()), tiny_tokenizer())
+    model = build_model(ModelArguments(), {name: task.head for name, task in prepared.data.items()})
+    validation = {name: encoded["eval"] for name, encoded in prepared.encoded.items()}
+    with pytest.raises(ValueError, match=message):  # the Trainer from Python too
+        MultitaskTrainer(model, evaluating, eval_datasets=validation)
+    MultitaskTrainer(model, evaluating, eval_datasets={"topic": validation["topic"]})  # one of them: no clash
+    trainer = MultitaskTrainer(model, training_args(tmp_path), eval_datasets=validation)  # no evaluation in training
+    with pytest.raises(ValueError, match=message):  # but asked for, it refuses before scoring anything
+        trainer.evaluate()
+
+
+@pytest.mark.parametrize(
+    "weights, match",
+    [
+        ({"loss_weights": {"sentimnet": 5.0}}, r"loss_weights given for task\(s\) \['sentimnet'\] that the model"),
+        ({"class_weights": {"sentimnet": [1.0, 2.0]}}, r"class_weights given for task\(s\) \['sentimnet'\]"),
+        ({"class_weights": {"sentiment": [1.0, 2.0, 3.0]}}, r"'sentiment': 3 weights for its 2 labels"),
+    ],
+)
+def test_trainer_refuses_weights_of_unknown_tasks_or_the_wrong_length(tmp_path, weights, match):
+    # A misspelt task's weight was ignored silently; a wrong-length list failed inside torch at the first step.
+    tokenizer = tiny_tokenizer()
+    prepared = prepare_tasks(ModelArguments(), DataArguments(tasks=tiny_task_specs(16)), tokenizer)
+    model = build_model(ModelArguments(), {name: task.head for name, task in prepared.data.items()})
+    train = {name: encoded["train"] for name, encoded in prepared.encoded.items()}
+    with pytest.raises(ValueError, match=match):
+        MultitaskTrainer(model, training_args(tmp_path), train_datasets=train, processing_class=tokenizer, **weights)
+    fitting = {"loss_weights": {"sentiment": 5.0}, "class_weights": {"sentiment": [1.0, 2.0], "topic": None}}
+    MultitaskTrainer(model, training_args(tmp_path), train_datasets=train, processing_class=tokenizer, **fitting)
+
+
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        (["--max_train_samples", "0"], "max_train_samples must be an integer >= 1, got 0"),
+        (["--max_train_samples", "-5"], "max_train_samples must be an integer >= 1, got -5"),
+        (["--max_eval_samples", "0"], "max_eval_samples must be an integer >= 1, got 0"),
+    ],
+)
+def test_run_wide_sample_counts_below_one_are_refused_when_parsed(tmp_path, flags, match):
+    # 0 train rows failed in the sampler; 0 eval rows trained, then failed in sklearn with no model folder.
+    with pytest.raises(ValueError, match=match):
+        parse_args(["--tasks", "t=/nonexistent", "--output_dir", str(tmp_path / "run"), *flags])
+
+
+def test_save_strategy_best_gets_the_default_best_metric(tmp_path):
+    # Was a transformers traceback ("metric_for_best_model must be provided") once the data was read.
+    flags = ["--output_dir", str(tmp_path / "run"), "--save_strategy", "best", "--eval_strategy", "epoch"]
+    args = parse_args(flags)[2]
+    assert args.metric_for_best_model == "average_primary" and args.greater_is_better
+    trained = training_args(tmp_path, save_strategy="best", eval_strategy="epoch", num_train_epochs=2)
+    run(ModelArguments(), DataArguments(tasks=tiny_task_specs(16)), trained)
+    checkpoints = [p for p in (tmp_path / "run").iterdir() if p.name.startswith("checkpoint-")]
+    state = json.loads((checkpoints[0] / "trainer_state.json").read_text())
+    assert state["best_metric"] is not None and (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_numbers_in_a_config_file_are_checked_against_their_option_type(tmp_path):
+    # max_train_samples: 100.0 reached the data code as a float (TypeError deep in data.py).
+    def parsed(**values):
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "run"), **values}))
+        return parse_args([str(path)])
+
+    _, data_args, args = parsed(max_train_samples=100.0, max_eval_samples=50, max_steps=3.0, learning_rate=1)
+    assert data_args.max_train_samples == 100 and type(data_args.max_train_samples) is int
+    assert args.max_steps == 3 and type(args.max_steps) is int and args.learning_rate == 1
+    for values, match in (
+        ({"max_train_samples": 100.5}, r"c.yaml: max_train_samples must be an integer .*got 100.5"),
+        ({"max_steps": True}, r"c.yaml: max_steps must be an integer .*got True"),
+        ({"seed": [1, 2]}, r"c.yaml: seed must be an integer .*got \[1, 2\]"),
+        ({"learning_rate": False}, r"c.yaml: learning_rate must be a number, got False"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            parsed(**values)
+
+
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        ([], r"eval_strategy is 'no' \(the default\): set --eval_strategy steps or epoch"),
+        (["--eval_strategy", "epoch"], r"save_strategy is 'steps': set --save_strategy epoch \(as --eval_strategy\)"),
+    ],
+)
+def test_early_stopping_without_evaluation_is_one_line_naming_eval_strategy(tmp_path, flags, match):
+    # Was transformers' three-line error about --load_best_model_at_end, a flag the user never gave.
+    argv = ["--output_dir", str(tmp_path / "run"), "--early_stopping_patience", "2", *flags]
+    with pytest.raises(SystemExit) as exit_info:
+        script_main("train")(argv)
+    message = exit_info.value.code
+    assert isinstance(message, str) and "\n" not in message and "load_best_model_at_end" not in message
+    assert re.search(match, message)
+    assert parse_args([*argv, "--save_strategy", "best", "--eval_strategy", "epoch"])[2].load_best_model_at_end

@@ -73,6 +73,7 @@ from polyhead.training.grow import match_label_maps
 from polyhead.training.trainer import (
     build_model,
     check_checkpoint_fits,
+    check_metric_names,
     check_output_locations,
     load_tokenizer,
     resolve_max_length,
@@ -314,8 +315,8 @@ def untaught_tasks(config: MultitaskConfig, heads: Mapping[str, Any]) -> list[st
 
 def check_evaluation(plan: Plan, training_args: MultitaskTrainingArguments) -> None:
     """The training arguments against the plan, before any teacher runs: evaluation during training scores the
-    held-out texts, so without any (no --texts) it is refused; and a checkpoint to resume from must be of this
-    student ([`check_resume`])."""
+    held-out texts, so without any (no --texts) it is refused, as are task names whose metrics it would report under
+    one name; and a checkpoint to resume from must be of this student ([`check_resume`])."""
     _check_eval_strategy(plan, training_args)
     if plan.model_args is not None:
         check_resume(plan, training_args)
@@ -327,6 +328,8 @@ def _check_eval_strategy(plan: Plan, training_args: MultitaskTrainingArguments) 
             "Without --texts there are no held-out texts to evaluate on during training: set --eval_strategy no "
             "(and no --early_stopping_patience); the student and its teachers are scored on the test rows at the end."
         )
+    if training_args.eval_strategy != "no":  # one metric name per task's metric, or one overwrites the other
+        check_metric_names({name: task["problem_type"] for name, task in plan.heads.items()})
 
 
 def check_resume(plan: Plan, training_args: MultitaskTrainingArguments, model=None) -> str | None:

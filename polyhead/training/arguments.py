@@ -210,8 +210,9 @@ class DataArguments:
             raise ValueError(f"final_eval_split must be 'test' or 'eval', got {self.final_eval_split!r}.")
         check_held_out_fraction(self.validation_size, "validation_size")
         check_held_out_fraction(self.test_size, "test_size")
-        if self.max_train_samples_per_task is not None:
-            check_positive_int("max_train_samples_per_task", self.max_train_samples_per_task)
+        for name in ("max_train_samples", "max_eval_samples", "max_train_samples_per_task"):
+            if getattr(self, name) is not None:  # 0 rows: no train set, or nothing to score after training
+                check_positive_int(name, getattr(self, name))
         if not 0 < self.temperature < float("inf"):  # p_i ~ n_i^(1/T): a T of 0, below it or NaN has no distribution
             raise ValueError(
                 f"temperature must be a finite number > 0, got {self.temperature} (1: proportional to task size; "
@@ -236,7 +237,8 @@ class DataArguments:
 @dataclass
 class MultitaskTrainingArguments(TrainingArguments):
     """`TrainingArguments` plus the multitask options. `metric_for_best_model` defaults to `average_primary` (the
-    mean over tasks of each task's primary metric) whenever it is needed (best model, early stopping, plateau).
+    mean over tasks of each task's primary metric) whenever it is needed (best model, `save_strategy` best, early
+    stopping, plateau).
     Without an accelerator `dataloader_pin_memory` is turned off (torch would warn at every evaluation), and when
     stderr is not a terminal (a redirected log) progress bars are off unless `disable_tqdm` is given."""
 
@@ -319,8 +321,10 @@ class MultitaskTrainingArguments(TrainingArguments):
         plateau = str(self.lr_scheduler_type).endswith("reduce_lr_on_plateau")
         if self.early_stopping_patience is not None:
             check_positive_int("early_stopping_patience", self.early_stopping_patience)  # 0 stopped at the 1st eval
+            check_early_stopping(self)
             self.load_best_model_at_end = True
-        if self.metric_for_best_model is None and (self.load_best_model_at_end or plateau):
+        save_best = _strategy(self.save_strategy) == "best"  # Trainer saves when this metric improves
+        if self.metric_for_best_model is None and (self.load_best_model_at_end or plateau or save_best):
             self.metric_for_best_model = "average_primary"
         if plateau:
             # Our metric grows when the model improves; halve the rate when it stalls (as DeepPavlov does).
@@ -375,6 +379,30 @@ def check_trainable(args: TrainingArguments) -> None:
         problems.append(f"learning_rate={args.learning_rate} must be greater than 0")
     if problems:
         raise ValueError(f"These training arguments cannot produce a trained model: {'; '.join(problems)}.")
+
+
+def _strategy(value: Any) -> str:
+    # An eval/save strategy as its string: a str before TrainingArguments.__post_init__, an enum after it.
+    return str(getattr(value, "value", value))
+
+
+def check_early_stopping(args: "MultitaskTrainingArguments") -> None:
+    """Raises a `ValueError` naming the option to set when `early_stopping_patience` cannot work: it watches the
+    evaluations and keeps the best checkpoint (it turns `load_best_model_at_end` on), so it needs an evaluation
+    strategy and checkpoints saved at the evaluations; refused here rather than by Trainer's message about
+    `--load_best_model_at_end`, a flag the user never gave."""
+    patience = args.early_stopping_patience
+    evaluation, save = _strategy(args.eval_strategy), _strategy(args.save_strategy)
+    if evaluation == "no":
+        raise ValueError(
+            f"early_stopping_patience={patience} stops training when evaluation stops improving, but eval_strategy is "
+            "'no' (the default): set --eval_strategy steps or epoch (and --save_strategy the same)."
+        )
+    if save not in (evaluation, "best"):
+        raise ValueError(
+            f"early_stopping_patience={patience} keeps the best checkpoint, saved when evaluating, but save_strategy "
+            f"is {save!r}: set --save_strategy {evaluation} (as --eval_strategy) or best."
+        )
 
 
 def check_remedy_arguments(args: "MultitaskTrainingArguments") -> None:
@@ -448,13 +476,14 @@ def parse_args(
     args = list(sys.argv[1:] if args is None else args)
     parser = build_parser()
     if args and Path(args[0]).suffix in (".json", ".yaml", ".yml"):
-        config = read_config_file(args.pop(0))
-        known = {action.dest for action in parser._actions}
-        unknown = sorted(set(config) - known)
+        path = args.pop(0)
+        config = read_config_file(path)
+        actions = {action.dest: action for action in parser._actions}
+        unknown = sorted(set(config) - set(actions))
         if unknown:
             raise ValueError(f"Unknown key(s) {unknown} in the config file.")
         # Defaults given as strings go through argparse's type conversion ("5e-5" -> 5e-05), like flags do.
-        parser.set_defaults(**{key: _as_default(value) for key, value in config.items()})
+        parser.set_defaults(**{key: _as_default(value, actions[key], path) for key, value in config.items()})
         for action in parser._actions:
             if action.dest in config:
                 action.required = False
@@ -462,9 +491,21 @@ def parse_args(
     return model_args, data_args, training_args
 
 
-def _as_default(value: Any) -> Any:
+def _as_default(value: Any, action: Any, path: str) -> Any:
     # Mappings (e.g. lr_scheduler_kwargs) reach the dataclass as JSON text, the form TrainingArguments parses.
-    return json.dumps(value) if isinstance(value, dict) else value
+    if isinstance(value, dict):
+        return json.dumps(value)
+    # A number read by YAML/JSON skips argparse's type: an integer option gets a whole number (100.0 -> 100), and any
+    # other value of an integer or float option is refused here, naming it, not deep in the data or the Trainer.
+    if action.type not in (int, float) or action.nargs is not None or value is None or isinstance(value, str):
+        return value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if action.type is float and number:
+        return value
+    if action.type is int and number and (isinstance(value, int) or value.is_integer()):
+        return int(value)
+    kind = "an integer (a whole number, e.g. 100)" if action.type is int else "a number"
+    raise ValueError(f"{path}: {action.dest} must be {kind}, got {value!r}: fix its value in the config file.")
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:

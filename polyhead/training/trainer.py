@@ -29,7 +29,7 @@ import re
 import shutil
 import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,7 @@ from polyhead.evaluation.thresholds import tune_model_thresholds
 from polyhead.presets import tiny_encoder_config, tiny_tokenizer
 from polyhead.remote_code import (
     MULTI_LABEL,
+    MULTIPLE_CHOICE,
     MultitaskConfig,
     MultitaskModel,
     check_room_for_text,
@@ -127,7 +128,8 @@ class MultitaskTrainer(Trainer):
         processing_class: the tokenizer (pads batches, saved with checkpoints).
         loss_weights (`dict[str, float]`, *optional*): multiplies each task's loss (default 1). Gradient clipping
             (`max_grad_norm`) is scaled by the step's mean weight, so a weight also survives a clipped step.
-        class_weights (`dict[str, list[float]]`, *optional*): weighted cross-entropy / BCE `pos_weight` per task.
+        class_weights (`dict[str, list[float]]`, *optional*): weighted cross-entropy / BCE `pos_weight` per task, one
+            weight per label. Both are refused for a task the model lacks ([`check_task_weights`]).
         sampling (`str`), temperature (`float`): the [`TaskBatchSampler`] strategy.
         head_learning_rates (`dict[str, float | None]`, *optional*): per-task head learning rate overrides (over
             `args.head_learning_rate`); with `args.loss_balancing` and `args.pcgrad`, the remedies of
@@ -166,6 +168,7 @@ class MultitaskTrainer(Trainer):
         unknown = sorted((trained | set(self.eval_datasets)) - set(model.config.tasks))
         if unknown:
             raise ValueError(f"Datasets given for task(s) {unknown} that the model lacks ({model.config.task_names}).")
+        check_task_weights(model.config, loss_weights or {}, class_weights or {})
         kwargs.setdefault("data_collator", MultitaskCollator(processing_class))
         train_dataset = ConcatDataset(list(self.train_datasets.values())) if self.train_datasets else None
         check_metrics_arguments(args, kwargs.get("compute_metrics"))
@@ -211,8 +214,10 @@ class MultitaskTrainer(Trainer):
 
     def _check_best_metric(self) -> None:
         # Trainer would raise a KeyError at the first evaluation, after training up to it: refuse before any step.
+        evaluated = {task: self.model.config.task(task)["problem_type"] for task in self.eval_datasets}
+        if self.args.eval_strategy != "no":  # else `evaluate` checks the names when called
+            check_metric_names(evaluated)
         if self.compute_metrics is None:  # its names are known only once it runs
-            evaluated = {task: self.model.config.task(task)["problem_type"] for task in self.eval_datasets}
             check_best_metric(self.args.metric_for_best_model, evaluated)
 
     def batch_tasks(self, task: str) -> list[str]:
@@ -411,6 +416,9 @@ class MultitaskTrainer(Trainer):
         eval_datasets = dict(eval_dataset) if eval_dataset is not None else self.eval_datasets
         if not eval_datasets:
             raise ValueError("MultitaskTrainer: evaluation requires eval_datasets ({task: Dataset}).")
+        evaluated = {task: self.model.config.task(task)["problem_type"] for task in eval_datasets}
+        check_metric_names(evaluated)
+        ours = {f"{metric_key_prefix}_{name}" for name in reported_metrics(evaluated)}
         start, output, task_results, losses = time.time(), {}, {}, []
         for task, (logits, labels) in self._task_logits(eval_datasets, ignore_keys, metric_key_prefix).items():
             prefix = f"{metric_key_prefix}_{task}"
@@ -419,7 +427,7 @@ class MultitaskTrainer(Trainer):
             loss = self.task_loss(task, torch.as_tensor(logits).float(), torch.as_tensor(labels))
             output[f"{prefix}_loss"] = float(loss)
             losses.append(float(loss))
-            output.update(self._user_metrics(task, logits, labels, prefix, output))
+            output.update(self._user_metrics(task, logits, labels, prefix, ours | set(output)))
         problem_types = {task: self.model.config.task(task)["problem_type"] for task in task_results}
         output[f"{metric_key_prefix}_average_primary"] = metrics.macro_average(task_results, problem_types)["primary"]
         output[f"{metric_key_prefix}_loss"] = float(sum(losses) / len(losses))
@@ -428,8 +436,9 @@ class MultitaskTrainer(Trainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, output)
         return output
 
-    def _user_metrics(self, task: str, logits, labels, prefix: str, reported: Mapping[str, Any]) -> dict[str, Any]:
-        """What the user's `compute_metrics` returns for `task`, prefixed; a name polyhead reports is refused."""
+    def _user_metrics(self, task: str, logits, labels, prefix: str, reported: Collection[str]) -> dict[str, Any]:
+        """What the user's `compute_metrics` returns for `task`, prefixed; a name already `reported` (polyhead's for
+        any task, or the user's for an earlier task) is refused."""
         if self.compute_metrics is None:
             return {}
         prediction = EvalPrediction(predictions=logits, label_ids=labels)
@@ -438,8 +447,8 @@ class MultitaskTrainer(Trainer):
         clashes = sorted(f"{prefix}_{name}" for name in values if f"{prefix}_{name}" in reported)
         if clashes:
             raise ValueError(
-                f"compute_metrics returned {clashes}, which polyhead already reports for task {task!r}: give your "
-                "metrics other names."
+                f"compute_metrics returned {clashes} for task {task!r}, which evaluation already reports (polyhead's "
+                "metrics, or another task's): give your metrics other names."
             )
         return {f"{prefix}_{name}": value for name, value in values.items()}
 
@@ -477,8 +486,54 @@ def reported_metrics(problem_types: Mapping[str, str]) -> list[str]:
     `average_primary`, `loss`, and per task `<task>_loss` and `<task>_<metric>` for its problem type's metrics."""
     names = ["average_primary", "loss"]
     for task, problem_type in problem_types.items():
-        names += [f"{task}_{key}" for key in ("loss", *metrics.METRIC_KEYS[problem_type])]
+        names += _task_metric_names(task, problem_type)
     return names
+
+
+def _task_metric_names(task: str, problem_type: str) -> list[str]:
+    return [f"{task}_{key}" for key in ("loss", *metrics.METRIC_KEYS[problem_type])]
+
+
+def check_metric_names(problem_types: Mapping[str, str]) -> None:
+    """Raises a `ValueError` naming both tasks when two evaluated tasks would report a metric under one name (a
+    multi-label `topic`'s `topic_label_accuracy` and a single-label `topic_label`'s accuracy): one would overwrite the
+    other, and `metric_for_best_model` or early stopping could follow the wrong task."""
+    owners: dict[str, str] = {}
+    for task, problem_type in problem_types.items():
+        for name in _task_metric_names(task, problem_type):
+            if name in owners:
+                raise ValueError(
+                    f"Tasks {owners[name]!r} and {task!r} would both report the metric eval_{name}, one overwriting "
+                    "the other's (metric_for_best_model and early stopping could follow the wrong task): rename one "
+                    "of the two tasks."
+                )
+            owners[name] = task
+
+
+def check_task_weights(
+    config: MultitaskConfig, loss_weights: Mapping[str, Any], class_weights: Mapping[str, Any]
+) -> None:
+    """Raises a `ValueError` for `MultitaskTrainer`'s `loss_weights` or `class_weights` keyed by a task the model
+    lacks (they would be ignored), or class weights that are not one per label of their task (torch would fail at the
+    task's first batch)."""
+    for option, weights in (("loss_weights", loss_weights), ("class_weights", class_weights)):
+        unknown = sorted(set(weights) - set(config.tasks))
+        if unknown:
+            raise ValueError(
+                f"{option} given for task(s) {unknown} that the model lacks ({config.task_names}): key them by the "
+                "model's task names."
+            )
+    for task, weights in class_weights.items():
+        if weights is None:
+            continue
+        head = config.task(task)
+        if head["problem_type"] == MULTIPLE_CHOICE:
+            raise ValueError(f"class_weights given for {task!r}: a multiple-choice task takes no class_weights.")
+        if len(weights) != len(head["labels"]):
+            raise ValueError(
+                f"class_weights of task {task!r}: {len(weights)} weights for its {len(head['labels'])} labels "
+                f"{head['labels']}: give one weight per label, in that order."
+            )
 
 
 def never_reported(name: str | None, problem_types: Mapping[str, str]) -> bool:
@@ -1112,6 +1167,8 @@ def prepare_run(
         name: task.head["problem_type"] for name, task in prepared.data.items() if "eval" in prepared.encoded[name]
     }
     best = training_args.metric_for_best_model
+    if training_args.eval_strategy != "no":  # results.json keys its metrics by task: only evaluation's names clash
+        check_metric_names(evaluated)
     check_best_metric(best, evaluated)
     if training_args.single_task_baselines:  # each baseline evaluates its own task only
         missing = [name for name, problem_type in evaluated.items() if never_reported(best, {name: problem_type})]
@@ -1165,7 +1222,9 @@ __all__ = [
     "TRAINING_ARGS_FILE",
     "build_model",
     "check_checkpoint_fits",
+    "check_metric_names",
     "check_output_locations",
+    "check_task_weights",
     "check_tokenizer_fits",
     "checkpoint_problem",
     "load_tokenizer",
