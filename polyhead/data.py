@@ -1,14 +1,16 @@
 """Loading, validating and tokenizing the data of every task, before any training starts.
 
 `load_task_data` reads each task's splits with `datasets.load_dataset` (local CSV/JSON/JSONL/Parquet files by
-extension, a Hub dataset id, or an in-memory `Dataset`/`DatasetDict`), checks them (missing columns, empty splits,
-non-string or empty texts, labels outside a given label map), infers the label map (sorted unique train labels) and
-the problem type (a label column of lists is multi-label), and subsamples. `tokenize_task_data` turns the splits into
+extension, CSV cells as strings; a Hub dataset id; a `save_to_disk` folder; or an in-memory `Dataset`/`DatasetDict`),
+checks them (missing columns, empty splits, non-string or empty texts, missing labels, labels outside a given label
+map or a `ClassLabel`'s ids), infers the label map (sorted unique train labels) and the problem type (a label column
+of lists is multi-label), and subsamples. `tokenize_task_data` turns the splits into
 `input_ids`/`attention_mask`(/`token_type_ids`) + `labels` (a class id, or a multi-hot float list) + `task`.
 
 Tasks that share a data source ("one text, several labels": several specs with the same `data_files`/`dataset` and
-different `label_column`s) load the source once and become separate tasks over the same rows; each batch still holds
-one task, so a shared text is encoded once per task it is labelled for.
+different `label_column`s; paths compared resolved) load the source once and become separate tasks over the same rows;
+each batch still holds one task, so a shared text is encoded once per task it is labelled for. Tasks that train on
+the same rows must hold out the same rows (`_check_shared_held_out`).
 
 Splits are addressed by role: `"train"`, `"eval"` (the spec's `eval_split`, used during training) and `"test"`.
 A task whose data has no validation or test split gets one carved from its train rows (`TaskSpec.validation_size` /
@@ -21,9 +23,10 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +37,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from polyhead import choices
-from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, SINGLE_LABEL
-from polyhead.tasks import DEFAULT_CHOICES_COLUMN, TaskSpec, read_text
+from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, SINGLE_LABEL, normalized_labels
+from polyhead.tasks import DEFAULT_CHOICES_COLUMN, SPLIT_ALIASES, TaskSpec, is_saved_dataset, read_text
 
 
 logger = logging.getLogger(__name__)
@@ -45,7 +48,9 @@ DEFAULT_HELD_OUT = 0.1  # fraction of the train rows carved as a missing validat
 DEFAULT_SPLIT_SEED = 42  # a constant, not the training seed: runs with other seeds score the same held-out rows
 SPLIT_NAMES = {"eval": "validation", "test": "test"}  # how results.json and the card name the carved roles
 DATA_BUILDERS = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}  # extension: `datasets` builder
-# A CSV cell is read as written: only an empty cell is missing ("NA", "None", "null" are texts or labels like others).
+# A CSV cell is read as written: every column as strings (`load_data_files` gives the header's columns string
+# features: "01" stays "01", digits stay text), and only an empty cell is missing ("NA", "None", "null" are texts or
+# labels like others).
 CSV_OPTIONS = {"keep_default_na": False, "na_values": [""]}
 _MAX_SHOWN = 10  # offending values / rows listed in an error message
 
@@ -86,6 +91,7 @@ def load_task_data(
     seed: int = 0,
     require_train: bool = True,
     split_seed: int = DEFAULT_SPLIT_SEED,
+    stratified: Mapping[str, bool] | None = None,
 ) -> dict[str, TaskData]:
     r"""
     Loads, validates and subsamples every task's splits; raises before training on any data problem.
@@ -98,6 +104,8 @@ def load_task_data(
         require_train: with `False`, a missing train split is skipped like the others (scoring a saved model, whose
             specs carry the labels and problem type, only uses train labels for the majority baseline).
         split_seed: seed of the validation / test rows carved from a train split ([`carve_splits`]).
+        stratified: per task, whether its rows were carved stratified by label (a training run's record, so that
+            scoring one task of a shared source carves the rows training held out); else decided here.
 
     Example:
 
@@ -109,17 +117,60 @@ def load_task_data(
     """
     roles = list(roles)
     sources: dict[str, datasets.DatasetDict] = {}
-    users = Counter(spec.source_key for spec in specs)
-    result = {}
     for spec in specs:
         if spec.source_key not in sources:
             sources[spec.source_key] = load_source(spec)
-        # Tasks sharing a source carve the same rows (no per-task stratification), so no text of one task's held-out
-        # rows is trained on by another.
-        stratify = users[spec.source_key] == 1
-        splits, held_out = _select_splits(spec, sources[spec.source_key], roles, require_train, split_seed, stratify)
-        result[spec.name] = _prepare_task(spec, splits, seed, held_out)
-    return result
+    train_rows = {spec.name: _train_rows(spec, sources[spec.source_key]) for spec in specs}
+    users = Counter(train_rows.values())
+    selected = {}
+    for spec in specs:
+        # Tasks training on the same rows carve the same rows (no per-task stratification), so no text of one task's
+        # held-out rows is trained on by another (`_check_shared_held_out`).
+        stratify = (stratified or {}).get(spec.name, users[train_rows[spec.name]] == 1)
+        selected[spec.name] = _select_splits(
+            spec, sources[spec.source_key], roles, require_train, split_seed, stratify
+        )
+    _check_shared_held_out(train_rows, {name: held_out for name, (_, held_out) in selected.items()})
+    return {spec.name: _prepare_task(spec, *selected[spec.name], seed) for spec in specs}
+
+
+def _train_rows(spec: TaskSpec, source: datasets.DatasetDict) -> tuple[str, ...]:
+    """What a task's train rows are read from: its resolved train file paths, or its source and train split (empty
+    without a train split)."""
+    name = split_names(spec, source)["train"]
+    if name is None or name not in source:
+        return ()
+    if spec.data_files is not None:
+        return tuple(os.path.realpath(path) for path in spec.split_files()[name])
+    return (f"{spec.source_key}[{name}]",)
+
+
+def _check_shared_held_out(train_rows: dict[str, tuple[str, ...]], held_out: dict[str, dict]) -> None:
+    """Refuses tasks that train on the same rows (a file, a dataset) but hold out different ones: a row one of them
+    holds out for validation or test would be trained on by the other."""
+    by_part: dict[str, list[str]] = {}
+    for name, parts in train_rows.items():
+        for part in parts:
+            by_part.setdefault(part, []).append(name)
+    for part, names in by_part.items():
+        first = names[0]
+        for other in names[1:]:
+            same = train_rows[first] == train_rows[other] and held_out[first] == held_out[other]
+            if same or not (held_out[first] or held_out[other]):
+                continue
+            where = part if os.path.isabs(part) else "one dataset"
+            raise ValueError(
+                f"Tasks {first!r} and {other!r} train on the same rows ({where}) but hold out different ones "
+                f"({first}: {_describe_held_out(held_out[first])}; {other}: {_describe_held_out(held_out[other])}): "
+                "rows one holds out for validation or test would be trained on by the other. Give both the same "
+                "data files and splits, and the same test_size / validation_size."
+            )
+
+
+def _describe_held_out(held_out: dict[str, dict]) -> str:
+    if not held_out:
+        return "nothing held out of train"
+    return ", ".join(f"{split} {entry['fraction']:.0%} held out" for split, entry in held_out.items())
 
 
 def load_source(spec: TaskSpec) -> datasets.DatasetDict:
@@ -128,34 +179,88 @@ def load_source(spec: TaskSpec) -> datasets.DatasetDict:
         return spec.dataset
     if isinstance(spec.dataset, datasets.Dataset):
         return datasets.DatasetDict({spec.train_split: spec.dataset})
+    if spec.dataset is not None and is_saved_dataset(spec.dataset):  # a Dataset(Dict).save_to_disk folder
+        loaded = datasets.load_from_disk(str(spec.dataset))
+        return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({spec.train_split: loaded})
     if spec.dataset is not None:  # a Hub id or a load_dataset path: real users are online
         return datasets.load_dataset(spec.dataset, spec.dataset_config)
-    files = spec.data_files if isinstance(spec.data_files, dict) else {spec.train_split: spec.data_files}
-    paths = [p for value in files.values() for p in ([value] if isinstance(value, str) else value)]
-    missing = [p for p in paths if not Path(p).is_file()]
+    files = spec.split_files()
+    paths = [path for split_paths in files.values() for path in split_paths]
+    folders = [path for path in paths if Path(path).is_dir()]
+    if folders:
+        raise ValueError(
+            f"Task {spec.name!r}: data_files {folders} are folders: list their files, or give a folder as "
+            "name=FOLDER on the command line (its train/validation/test files) or as dataset=FOLDER."
+        )
+    missing = [path for path in paths if not Path(path).is_file()]
     if missing:
         raise FileNotFoundError(f"Task {spec.name!r}: data file(s) not found: {missing}.")
-    extensions = {Path(p).suffix.lstrip(".").lower() for p in paths}
-    builders = {DATA_BUILDERS.get(ext) for ext in extensions}
-    if None in builders or len(builders) != 1:
+    unknown = [path for path in paths if Path(path).suffix.lstrip(".").lower() not in DATA_BUILDERS]
+    if unknown:
         raise ValueError(
-            f"Task {spec.name!r}: data files must all be one of {sorted(DATA_BUILDERS)}, got extensions {extensions}."
+            f"Task {spec.name!r}: data file(s) {unknown} are not one of {sorted(DATA_BUILDERS)} (by extension)."
         )
     for path in paths:
         try:
             check_data_file(path)
         except ValueError as error:
             raise ValueError(f"Task {spec.name!r}: {error}") from None
-    try:
-        return load_data_files(builders.pop(), files)
-    except datasets.exceptions.DatasetGenerationError as error:
-        cause = error.__cause__ or error
-        raise ValueError(f"Task {spec.name!r}: could not read {paths}: {cause}") from error
+    loaded = {}
+    for split, split_paths in files.items():  # each split by its own format (train.csv beside test.jsonl)
+        builders = {DATA_BUILDERS[Path(path).suffix.lstrip(".").lower()] for path in split_paths}
+        if len(builders) != 1:
+            raise ValueError(
+                f"Task {spec.name!r}: the files of its {split!r} split mix formats ({split_paths}): convert them to "
+                "one format."
+            )
+        try:
+            loaded[split] = load_data_files(builders.pop(), {split: split_paths}, split=split)
+        except datasets.exceptions.DatasetGenerationError as error:
+            cause = error.__cause__ or error
+            raise ValueError(f"Task {spec.name!r}: could not read {split_paths}: {cause}") from error
+        except ValueError as error:
+            raise ValueError(f"Task {spec.name!r}: {error}") from None
+    return datasets.DatasetDict(loaded)
 
 
 def load_data_files(builder: str, data_files: dict, **kwargs) -> datasets.DatasetDict | datasets.Dataset:
-    """`datasets.load_dataset(builder, data_files=...)` of local files, CSV cells read as written (`CSV_OPTIONS`)."""
-    return datasets.load_dataset(builder, data_files=data_files, **(CSV_OPTIONS if builder == "csv" else {}), **kwargs)
+    """`datasets.load_dataset(builder, data_files=...)` of local files, CSV cells read as written: every column of
+    the header a string (`features`), only an empty cell missing (`CSV_OPTIONS`)."""
+    if builder == "csv":
+        kwargs = {**_csv_string_columns(data_files), **CSV_OPTIONS, **kwargs}
+    return datasets.load_dataset(builder, data_files=data_files, **kwargs)
+
+
+def _csv_string_columns(data_files: Mapping | str | Sequence) -> dict[str, Any]:
+    """`load_dataset("csv")` options that read every column as strings: the header's column names (an empty one
+    named `Unnamed: <i>`, a repeated one `<name>.<n>`, as pandas names them) with string features. Without them
+    pandas guesses a type per 10,000-row chunk: `01` became `1`, ints `0.0` once a float appeared, a digits-only text
+    column ints, and a column numeric in its first chunk failed to read a word in a later one."""
+    values = data_files.values() if isinstance(data_files, Mapping) else [data_files]
+    paths = [str(path) for value in values for path in ([value] if isinstance(value, (str, os.PathLike)) else value)]
+    headers = {path: _csv_header(path) for path in paths}
+    if len({tuple(header) for header in headers.values()}) > 1:
+        raise ValueError(f"CSV files read as one split must share one header line; got {headers}.")
+    header = headers[paths[0]]
+    names, seen = [], Counter()
+    for index, name in enumerate(header):
+        name = name or f"Unnamed: {index}"
+        base = name
+        while name in seen:
+            name = f"{base}.{seen[base]}"
+            seen[base] += 1
+        seen[name] += 1
+        names.append(name)
+    renamed = [name for name, given in zip(names, header) if name != given and given]
+    if renamed:
+        logger.warning(f"{paths[0]}: its header repeats column names {header}; the repeats are read as {renamed}.")
+    features = datasets.Features({name: datasets.Value("string") for name in names})
+    return {"header": 0, "column_names": names, "features": features}
+
+
+def _csv_header(path: str) -> list[str]:
+    with open(path, encoding="utf-8-sig", newline="") as file:
+        return next((row for row in csv.reader(file) if row), [])
 
 
 _EXPECTED = {
@@ -234,7 +339,7 @@ def _check_csv(path: str | os.PathLike, text: str) -> None:
 
 
 def _prepare_task(
-    spec: TaskSpec, splits: dict[str, datasets.Dataset], seed: int, held_out: dict[str, dict[str, Any]]
+    spec: TaskSpec, splits: dict[str, datasets.Dataset], held_out: dict[str, dict[str, Any]], seed: int
 ) -> TaskData:
     for role, dataset in splits.items():
         _check_split(spec, role, dataset)
@@ -249,6 +354,8 @@ def _prepare_task(
     task.labels = ["score"] if multiple_choice else list(spec.labels) if spec.labels else infer_labels(task)
     for role in [] if multiple_choice else splits:
         _check_known_labels(task, role)
+    if not multiple_choice:
+        _warn_suspicious_labels(task)
     if isinstance(spec.class_weights, list) and len(spec.class_weights) != len(task.labels):
         raise ValueError(f"Task {spec.name!r}: {len(spec.class_weights)} class_weights for labels {task.labels}.")
     task.head  # noqa: B018 -- validates the label map (>= 2 labels, unique) before training
@@ -267,7 +374,7 @@ def _select_splits(
 ) -> tuple[dict[str, datasets.Dataset], dict[str, dict[str, Any]]]:
     """The requested splits by role (a missing validation / test split carved from train, see [`carve_splits`]),
     and the description of what was carved."""
-    names = {"train": spec.train_split, "eval": spec.eval_split, "test": spec.test_split}
+    names = split_names(spec, source)
     for role, option in (("eval", "eval_split"), ("test", "test_split")):
         named = names[role]
         if role in roles and named not in (None, getattr(TaskSpec, option)) and named not in source:
@@ -287,7 +394,8 @@ def _select_splits(
         _check_split(spec, role, available[role])
         _check_rows(spec, role, available[role], problem_type)  # rows named as read, before any are held out
     if "train" in available:
-        available, held_out = carve_splits(spec, available, split_seed, stratify)
+        unused = [name for name in source if name not in names.values()]
+        available, held_out = carve_splits(spec, available, split_seed, stratify, unused)
     splits = {}
     for role in roles:
         name = names[role]
@@ -304,14 +412,52 @@ def _select_splits(
     return splits, {SPLIT_NAMES[role]: description for role, description in held_out.items()}
 
 
+def split_names(spec: TaskSpec, source: Iterable[str]) -> dict[str, str | None]:
+    r"""
+    The split each role (`"train"`, `"eval"`, `"test"`) reads: the spec's `train_split` / `eval_split` /
+    `test_split`; a default name (`train`, `validation`, `test`) that the data lacks finds its alias as `datasets`
+    reads split names (`SPLIT_ALIASES`: `training`; `valid`, `dev` or `val`; `testing`), so a `dev.jsonl` is the
+    validation split rather than left unused while validation rows are carved from train. Two aliases of one split
+    (`dev` and `valid`) are an error naming them.
+
+    Example:
+
+    ```python
+    >>> split_names(TaskSpec("t", data_files={"train": "train.jsonl", "dev": "dev.jsonl"}), ["train", "dev"])
+    {'train': 'train', 'eval': 'dev', 'test': 'test'}
+    ```
+    """
+    available = list(source)
+    names = {"train": spec.train_split, "eval": spec.eval_split, "test": spec.test_split}
+    for role, option in (("train", "train_split"), ("eval", "eval_split"), ("test", "test_split")):
+        name = names[role]
+        if name != getattr(TaskSpec, option) or name in available:
+            continue
+        found = [alias for alias in SPLIT_ALIASES[name] if alias in available]
+        if len(found) > 1:
+            raise ValueError(
+                f"Task {spec.name!r}: its data has no {name!r} split but several that mean one, {found}: name the "
+                f"one to use with {option}=NAME."
+            )
+        if found:
+            logger.info(f"Task {spec.name!r}: its {found[0]!r} split is its {name} split.")
+            names[role] = found[0]
+    return names
+
+
 def carve_splits(
-    spec: TaskSpec, splits: dict[str, datasets.Dataset], seed: int = DEFAULT_SPLIT_SEED, stratify: bool = True
+    spec: TaskSpec,
+    splits: dict[str, datasets.Dataset],
+    seed: int = DEFAULT_SPLIT_SEED,
+    stratify: bool = True,
+    unused: Sequence[str] = (),
 ) -> tuple[dict[str, datasets.Dataset], dict[str, dict[str, Any]]]:
     r"""
     Holds out a missing test split (`spec.test_size`), then a missing validation split (`spec.validation_size`), from
     the train rows; a split in `splits` is never replaced and nothing is carved for a role whose split name is `None`.
     The draw is seeded, and stratified by label (each label keeps its share) when `stratify` and the label column
-    holds single labels; the same rows, fractions and seed always give the same split.
+    holds single labels; the same rows, fractions and seed always give the same split. `unused`: the data's splits
+    that no role reads, named in the warning that rows were carved (to name one instead).
 
     Returns `(splits by role, {role: {"from", "fraction", "seed", "rows", "stratified"}})`.
 
@@ -351,8 +497,10 @@ def carve_splits(
             "rows": len(held),
             "stratified": labels is not None,
         }
+        option = "test_split" if role == "test" else "eval_split"
+        hint = f" (its split(s) {list(unused)} are unused: to use one, set {option}=NAME)" if unused else ""
         logger.warning(
-            f"Task {spec.name!r}: no {SPLIT_NAMES[role]} split in its data: held out {len(held)} of its "
+            f"Task {spec.name!r}: no {SPLIT_NAMES[role]} split in its data{hint}: held out {len(held)} of its "
             f"{len(train)} train rows ({fraction:.0%}, seed {seed}{', stratified by label' if labels else ''}); "
             f"set {'test_size' if role == 'test' else 'validation_size'}=0 to keep them in training."
         )
@@ -467,22 +615,89 @@ def infer_labels(task: TaskData) -> list[str]:
 
 def _is_number(value: str) -> bool:
     try:
-        float(value)
+        return math.isfinite(float(value))  # "nan" / "inf" labels sort as words: a NaN key breaks the sort
     except ValueError:
         return False
-    return True
+
+
+def _warn_suspicious_labels(task: TaskData) -> None:
+    """Warns about labels that are legal but look like a data mistake: labels that differ only in case or spaces
+    (the config's `normalized_labels`, as growing a model warns), and single labels that look like comma-joined lists
+    of labels (a multi-label CSV: its cells hold one string)."""
+    groups: dict[str, list[str]] = {}
+    for label, key in zip(task.labels, normalized_labels(task.labels)):
+        groups.setdefault(key, []).append(label)
+    near = [group for group in groups.values() if len(group) > 1]
+    if near:
+        logger.warning(
+            f"Task {task.name!r}: labels {near[:_MAX_SHOWN]} differ only in case or spaces; each is a class of its "
+            "own. Rename them in the data if they mean the same."
+        )
+    if task.problem_type != SINGLE_LABEL:
+        return
+    parts = {label: [part.strip() for part in label.split(",") if part.strip()] for label in task.labels}
+    parts = {label: items for label, items in parts.items() if len(items) > 1}
+    shared = Counter(part for items in parts.values() for part in set(items))
+    joined = [label for label, items in parts.items() if any(p in task.labels or shared[p] > 1 for p in items)]
+    if joined:
+        logger.warning(
+            f"Task {task.name!r}: labels {joined[:_MAX_SHOWN]} look like comma-joined lists of labels; a single-label "
+            "task learns each combination as one class. For a multi-label task give each row a list of labels in "
+            'JSON Lines or Parquet (a CSV cell holds one string), e.g. {"text": "...", "label": ["joy", "love"]}.'
+        )
+
+
+def _is_missing(value: Any) -> bool:
+    """A missing label: null, NaN (a float column's gap) or an empty / blank string (an empty CSV cell)."""
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, str) and not value.strip())
+    )
 
 
 def _check_label_kinds(spec: TaskSpec, role: str, dataset: datasets.Dataset, problem_type: str) -> None:
     multi = problem_type == MULTI_LABEL
-    values = dataset[spec.label_column]
-    bad_rows = [i for i, value in enumerate(values) if value is None or multi != isinstance(value, (list, tuple))]
+    column = spec.label_column
+    values = dataset[column]
+    missing = [
+        i
+        for i, value in enumerate(values)
+        if _is_missing(value) or (multi and isinstance(value, (list, tuple)) and any(map(_is_missing, value)))
+    ]
+    if missing:
+        raise ValueError(
+            f"Task {spec.name!r}: {len(missing)} row(s) of its {role} split have a missing label (null, NaN, empty "
+            f"or blank{' in a label list' if multi else ''}) in column {column!r} (rows {missing[:_MAX_SHOWN]}, "
+            f"{_ROWS}; e.g. {values[missing[0]]!r}): fill or drop them."
+        )
+    bad_rows = [i for i, value in enumerate(values) if multi != isinstance(value, (list, tuple))]
     if bad_rows:
         kind = "a list of labels" if multi else "one label (not a list)"
+        hint = ""
+        if multi and all(isinstance(values[i], str) for i in bad_rows):
+            hint = ": a label list needs JSON Lines or Parquet (a CSV cell holds one string), e.g. " + json.dumps(
+                {"text": "...", column: ["joy", "love"]}
+            )
         raise ValueError(
             f"Task {spec.name!r} ({problem_type}): {len(bad_rows)} row(s) of its {role} split do not hold "
-            f"{kind} in column {spec.label_column!r} (rows {bad_rows[:_MAX_SHOWN]}, {_ROWS})."
+            f"{kind} in column {column!r} (rows {bad_rows[:_MAX_SHOWN]}, {_ROWS}; e.g. {values[bad_rows[0]]!r}){hint}."
         )
+    names = _label_feature_names(dataset, column)
+    if names is not None:  # ClassLabel ids: names[-1] would silently be the last class
+        option = {"train": "train_split", "eval": "eval_split"}.get(role, "test_split")
+        outside = [
+            i
+            for i, value in enumerate(values)
+            if any(not 0 <= item < len(names) for item in (value if multi else [value]))
+        ]
+        if outside:
+            raise ValueError(
+                f"Task {spec.name!r}: {len(outside)} row(s) of its {role} split have label ids outside its "
+                f"ClassLabel names {names} (0 to {len(names) - 1}) in column {column!r} (rows "
+                f"{outside[:_MAX_SHOWN]}, {_ROWS}; e.g. {values[outside[0]]!r}). -1 marks unlabelled rows (as in "
+                f"GLUE test splits): drop them, or name a labelled split with {option}=NAME."
+            )
 
 
 def _check_known_labels(task: TaskData, role: str) -> None:
@@ -630,5 +845,6 @@ __all__ = [
     "load_data_files",
     "load_source",
     "load_task_data",
+    "split_names",
     "tokenize_task_data",
 ]

@@ -8,6 +8,7 @@ same rows, so every training batch still holds one task, and the source is loade
 
 import copy
 import json
+import logging
 import numbers
 import os
 from collections.abc import Iterable, Mapping
@@ -21,8 +22,24 @@ import yaml
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, PROBLEM_TYPES, check_task_name, normalize_task
 
 
+logger = logging.getLogger(__name__)
+
 DATA_EXTENSIONS = ("jsonl", "json", "csv", "parquet")
-"""File extensions a task folder or `data_files` may use (read with the `json`, `csv` or `parquet` builders)."""
+"""File extensions a task folder or `data_files` may use (read with the `json`, `csv` or `parquet` builders), in any
+case (`train.JSONL`)."""
+
+SPLIT_KEYWORDS = {
+    "train": ("train", "training"),
+    "validation": ("validation", "valid", "dev", "val"),
+    "test": ("test", "testing", "eval", "evaluation"),
+}
+"""The split names `datasets` recognises in file names (`datasets.data_files.SPLIT_KEYWORDS`): a task folder's files
+named so are its splits."""
+
+SPLIT_ALIASES = {"train": ("training",), "validation": ("valid", "dev", "val"), "test": ("testing",)}
+"""What a default split name (`train`, `validation`, `test`) also finds when the data has no split of that name, as
+`datasets` reads them. `eval` / `evaluation` are left out: `datasets` reads them as test, polyhead's `eval_split` means
+validation; such a split is only used when named (`eval_split=eval` or `test_split=eval`)."""
 
 DEFAULT_CHOICES_COLUMN = "choices"  # a multiple-choice task's choice lists, unless choices_column names another
 
@@ -46,6 +63,7 @@ class TaskSpec:
         text_pair_column (`str`, *optional*): a second text column (hypothesis, answer, context...): the tokenizer
             gets `(text, text_pair)` as a sentence pair, truncating the longer one first so both survive.
         labels (`list[str]`, *optional*): the label map (head order); inferred (sorted unique train labels) if absent.
+            Strings, as the data's labels are read: a number or a boolean (YAML's unquoted `yes`/`no`) is refused.
         problem_type (`str`, *optional*): `"single_label_classification"` or `"multi_label_classification"`;
             inferred from the label column if absent.
         loss_weight (`float`, defaults to 1.0): multiplies this task's loss (and the clipping threshold of its
@@ -114,10 +132,8 @@ class TaskSpec:
             raise ValueError(
                 f"Task {self.name!r}: unknown problem_type {self.problem_type!r}; choose one of {PROBLEM_TYPES}."
             )
-        if isinstance(self.labels, str):  # a list() of it would be its characters
-            raise ValueError(
-                f"Task {self.name!r}: labels must be a list of label names, got the string {self.labels!r}."
-            )
+        if self.labels is not None:
+            self._check_labels()
         if (
             isinstance(self.loss_weight, bool)
             or not isinstance(self.loss_weight, (int, float))
@@ -134,6 +150,24 @@ class TaskSpec:
         for key in ("validation_size", "test_size"):
             check_held_out_fraction(getattr(self, key), f"Task {self.name!r}: {key}")
 
+    def _check_labels(self) -> None:
+        """Label names are strings, as the data's labels are read (a number or boolean would match none of them)."""
+        labels = self.labels
+        if isinstance(labels, str) or not isinstance(labels, (list, tuple)):  # a list() of a string: its characters
+            got = f"the string {labels!r}" if isinstance(labels, str) else repr(labels)
+            raise ValueError(f"Task {self.name!r}: labels must be a list of label names, got {got}.")
+        if any(isinstance(label, bool) for label in labels):
+            raise ValueError(
+                f"Task {self.name!r}: labels {labels!r} hold booleans: YAML reads unquoted yes/no/true/false/on/off "
+                "as true/false. Quote each label as the data writes it, e.g. labels: ['yes', 'no']."
+            )
+        others = [label for label in labels if not isinstance(label, str)]
+        if others:
+            raise ValueError(
+                f"Task {self.name!r}: labels must be strings (the data's labels are read as text), got {others!r} "
+                f"in {labels!r}. Quote them as the data writes them, e.g. labels: ['0', '1'] in a tasks file."
+            )
+
     def _check_class_weights(self) -> None:
         weights = self.class_weights
         if weights is None or weights == "balanced":
@@ -148,14 +182,27 @@ class TaskSpec:
                 f"Task {self.name!r}: {len(weights)} class_weights for {len(self.labels)} labels {self.labels}."
             )
 
+    def split_files(self) -> dict[str, list[str]]:
+        """`data_files` as `{split: [paths as given]}` (a file or list of files alone is the train split)."""
+        if self.data_files is None:
+            return {}
+        files = self.data_files if isinstance(self.data_files, Mapping) else {self.train_split: self.data_files}
+        return {
+            str(split): [str(value)] if isinstance(value, (str, os.PathLike)) else [str(path) for path in value]
+            for split, value in files.items()
+        }
+
     @property
     def source_key(self) -> str:
-        """Identifies the data source: specs with equal keys share rows (loaded once)."""
+        """Identifies the data source: specs with equal keys share rows (loaded once). Paths count resolved, so
+        `meld.jsonl`, `./meld.jsonl` and its absolute path, or `data_files: x` and `{train: x}`, are one source."""
         if isinstance(self.dataset, (datasets.Dataset, datasets.DatasetDict)):
             return f"memory:{id(self.dataset)}"
         if self.dataset is not None:
-            return f"hub:{self.dataset}:{self.dataset_config}"
-        return f"files:{json.dumps(self.data_files, sort_keys=True)}"
+            local = isinstance(self.dataset, (str, os.PathLike)) and Path(self.dataset).exists()
+            return f"hub:{os.path.realpath(self.dataset) if local else self.dataset}:{self.dataset_config}"
+        files = {split: [os.path.realpath(path) for path in paths] for split, paths in self.split_files().items()}
+        return f"files:{json.dumps(files, sort_keys=True)}"
 
     def head(self, labels: list[str], problem_type: str) -> dict[str, Any]:
         """The `MultitaskConfig.tasks` entry of this task once its labels and problem type are known."""
@@ -235,16 +282,56 @@ SHORT_FORM_OPTIONS = {
 OPTION_ALIASES = {"text": "text_column", "label": "label_column", "text_pair": "text_pair_column"}
 
 
-def task_folder_files(folder: str | os.PathLike) -> dict[str, str]:
-    """`{split: file}` for a folder holding `train.jsonl`, `validation.csv`... (one file per split)."""
+def is_saved_dataset(path: str | os.PathLike) -> bool:
+    """A folder written by `save_to_disk` of a `Dataset` or `DatasetDict` (read with `datasets.load_from_disk`)."""
+    path = Path(path)
+    return path.is_dir() and (
+        (path / "dataset_dict.json").is_file()
+        or ((path / "state.json").is_file() and (path / "dataset_info.json").is_file())
+    )
+
+
+def task_folder_files(folder: str | os.PathLike, splits: Iterable[str] = ()) -> dict[str, str]:
+    r"""
+    `{split: file}` for a task folder: its `<split>.<ext>` files (extension `jsonl`, `json`, `csv` or `parquet`, in any
+    case) whose split is one `datasets` recognises (`SPLIT_KEYWORDS`: train, validation, valid, dev, test...) or one of
+    `splits` (the names a task gives with `train_split` / `eval_split` / `test_split`). Other files (a
+    `label_map.json`, notes, statistics) are not data: they are skipped with a warning naming them.
+
+    Example:
+
+    ```python
+    >>> task_folder_files("data/meld")  # train.jsonl, dev.jsonl, test.jsonl, label_map.json
+    {'dev': 'data/meld/dev.jsonl', 'test': 'data/meld/test.jsonl', 'train': 'data/meld/train.jsonl'}
+    ```
+    """
     folder = Path(folder)
-    found = {}
+    names = {keyword for keywords in SPLIT_KEYWORDS.values() for keyword in keywords} | set(splits)
+    found, skipped = {}, []
     for path in sorted(folder.iterdir()):
         split, _, extension = path.name.partition(".")
-        if extension in DATA_EXTENSIONS and split not in found:
+        if not path.is_file() or path.suffix.lstrip(".").lower() not in DATA_EXTENSIONS:
+            continue
+        if split not in names or extension.lower() not in DATA_EXTENSIONS:  # label_map.json, train.v2.jsonl
+            skipped.append(path.name)
+        elif split in found:
+            raise ValueError(
+                f"Task folder {folder} has two files for its {split!r} split, {Path(found[split]).name} and "
+                f"{path.name}: keep one."
+            )
+        else:
             found[split] = str(path)
     if not found:
-        raise FileNotFoundError(f"No {'/'.join(DATA_EXTENSIONS)} files in task folder {folder}.")
+        raise FileNotFoundError(
+            f"No split files in task folder {folder}: expected files such as train.jsonl, validation.jsonl, "
+            f"test.jsonl (extensions {'/'.join(DATA_EXTENSIONS)}){f'; found {skipped}' if skipped else ''}."
+        )
+    if skipped:
+        logger.warning(
+            f"Task folder {folder}: {skipped} not read (not named as a split: "
+            f"{', '.join(k for keywords in SPLIT_KEYWORDS.values() for k in keywords)}); name a split of another name "
+            "with train_split= / eval_split= / test_split=."
+        )
     return found
 
 
@@ -277,8 +364,12 @@ def parse_task(item: Any) -> TaskSpec:
     if not sep or not path:
         raise ValueError(f"Cannot read task {item!r}: use a JSON object, a tasks file, or name=path[:key=value,...].")
     path, options = _split_options(path)
-    files = task_folder_files(path) if Path(path).is_dir() else {"train": path}
-    return TaskSpec(name=name, data_files=files, **options)
+    if is_saved_dataset(path):  # Dataset(Dict).save_to_disk: read with datasets.load_from_disk
+        return TaskSpec(name=name, dataset=path, **options)
+    if Path(path).is_dir():
+        named = [options.get(key) for key in ("train_split", "eval_split", "test_split")]
+        return TaskSpec(name=name, data_files=task_folder_files(path, [n for n in named if n]), **options)
+    return TaskSpec(name=name, data_files={"train": path}, **options)
 
 
 def _split_options(path: str) -> tuple[str, dict[str, Any]]:
@@ -394,7 +485,10 @@ __all__ = [
     "check_held_out_fraction",
     "check_pair_input",
     "SHORT_FORM_OPTIONS",
+    "SPLIT_ALIASES",
+    "SPLIT_KEYWORDS",
     "TaskSpec",
+    "is_saved_dataset",
     "load_task_specs",
     "parse_task",
     "read_json_or_yaml",

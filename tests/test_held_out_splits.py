@@ -171,3 +171,19 @@ def test_bad_fractions_and_too_small_train_split_are_named():
     splits, held_out = carve_splits(TaskSpec("a", dataset=two), {"train": two})  # 10% of 2 rows: not one row
     assert held_out == {} and len(splits["train"]) == 2 and set(splits) == {"train"}
     assert parse_task("a=data.csv:test_size=0.2,validation_size=0").test_size == 0.2
+
+
+def test_one_task_of_a_shared_source_is_scored_on_the_rows_its_run_held_out(tmp_path, capsys):
+    """Two tasks on one file carve the same unstratified rows; scoring one of them alone carved stratified rows,
+    other rows than the run held out (some of them trained on). The run's record now decides."""
+    rows = [{**row, "other": row["label"][::-1]} for row in _rows(60, ["good", "bad", "meh"])]
+    path = _write(tmp_path / "data.jsonl", rows)
+    results, model_dir, _ = _train(tmp_path, capsys, f"a={path}", f"b={path}:label=other")
+    assert results["held_out"]["a"]["test"]["stratified"] is False
+    alone = evaluate_saved_model(str(model_dir), [f"a={path}"], output_dir=str(tmp_path / "eval"))
+    assert alone["held_out"]["a"] == results["held_out"]["a"]
+    spec = parse_task(f"a={path}")
+    spec.test_size, spec.validation_size = 0.1, 0.1
+    carved = load_task_data([spec], stratified={"a": False})["a"].splits["test"]["text"]
+    together = load_task_data([spec, parse_task(f"b={path}:label=other")])["a"].splits["test"]["text"]
+    assert list(carved) == list(together)

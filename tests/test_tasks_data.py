@@ -114,7 +114,7 @@ def test_bad_rows_are_named_as_read_even_when_rows_are_held_out(tmp_path):
         load_task_data([spec])
     rows[19]["text"], rows[33]["label"] = "fine", None
     spec = TaskSpec("t", data_files=_write_jsonl(tmp_path / "train.jsonl", rows))
-    with pytest.raises(ValueError, match=r"do not hold one label .*rows \[33\]"):
+    with pytest.raises(ValueError, match=r"missing label .*rows \[33\]"):
         load_task_data([spec])
 
 
@@ -126,7 +126,7 @@ def test_csv_cells_are_read_as_written(tmp_path):
     data = load_task_data([spec])["t"]
     assert data.labels == ["None", "joy"] and data.splits["train"]["text"] == ["NA", "null", "None", "nan"]
     (tmp_path / "train.csv").write_text("\n".join([*lines, "empty label,"]) + "\n")
-    with pytest.raises(ValueError, match=r"do not hold one label .*rows \[4\]"):
+    with pytest.raises(ValueError, match=r"missing label .*rows \[4\]"):
         load_task_data([spec])
 
 

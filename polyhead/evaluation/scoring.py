@@ -386,7 +386,14 @@ def evaluate_saved_model(
     split_seed = recorded.get("split_seed", DEFAULT_SPLIT_SEED)
     # The train split too (when there is one): its labels give the majority-class baseline.
     roles = list(dict.fromkeys([role, "train"]))
-    data = load_task_data(specs, roles=roles, require_train=False, split_seed=split_seed)
+    # Stratified or not as the run carved them: alone here, a task that shared its source there would be stratified.
+    carved = ((run_folder.read_results(model_dir) or {}).get("held_out") or {}) if Path(model_dir).is_dir() else {}
+    stratified = {
+        name: any(entry.get("stratified") for entry in roles_carved.values() if isinstance(entry, dict))
+        for name, roles_carved in carved.items()
+        if isinstance(roles_carved, dict)
+    }
+    data = load_task_data(specs, roles=roles, require_train=False, split_seed=split_seed, stratified=stratified)
     missing = [name for name, task in data.items() if role not in task.splits]
     if missing:
         raise ValueError(f"Task(s) {missing} have no {split!r} split to evaluate.")
