@@ -9,7 +9,8 @@
 >>> model.freeze_encoder()                        # and, frozen, the encoder: old tasks cannot be forgotten
 >>> before = score_tasks(model, tokenizer, {"emotion": encoded_test})
 >>> # ... MultitaskTrainer(model, args, train_datasets={"offensive": ...}).train() ...
->>> forgetting_report(before, score_tasks(model, tokenizer, {"emotion": encoded_test}), margin=0.02)
+>>> after = score_tasks(model, tokenizer, {"emotion": encoded_test})
+>>> forgetting_report(before, after, {"emotion": "single_label_classification"}, margin=0.02)
 ```
 """
 
