@@ -17,7 +17,13 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_multitask import MultitaskConfig
-from .modeling_multitask_checks import check_input_shapes, check_loading_info, resolve_labels, resolve_tasks
+from .modeling_multitask_checks import (
+    check_attention_output,
+    check_input_shapes,
+    check_loading_info,
+    resolve_labels,
+    resolve_tasks,
+)
 from .modeling_multitask_heads import MultitaskHeadsMixin, NativePooler, choice_logits, new_task_embeddings
 
 
@@ -45,12 +51,21 @@ class MultitaskOutput(ModelOutput):
             multiple-choice task `(batch_size, num_choices)`, a padding choice at the dtype's lowest value.
         task_losses (`dict[str, torch.FloatTensor]`, *optional*): the loss of every task that had labels.
         pooled_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`): the pooled encoder output.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): with `output_hidden_states=True` (or
+            `config.output_hidden_states`), the encoder's: the embeddings' output, then each layer's, of shape
+            `(rows, sequence_length, hidden_size)`. Rows: the input's (a multiple-choice input's real choices); with
+            task embeddings, those of the first task's pass (as `pooled_output`).
+        attentions (`tuple(torch.FloatTensor)`, *optional*): with `output_attentions=True` (or
+            `config.output_attentions`), the encoder's attention weights, one `(rows, heads, sequence_length,
+            sequence_length)` tensor per layer (the same rows); they need eager attention.
     """
 
     loss: torch.FloatTensor | None = None
     logits: dict[str, torch.FloatTensor] | None = None
     task_losses: dict[str, torch.FloatTensor] | None = None
     pooled_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 class MultitaskModel(MultitaskHeadsMixin, PreTrainedModel):
@@ -97,7 +112,10 @@ class MultitaskModel(MultitaskHeadsMixin, PreTrainedModel):
         # `encoder`: an already built (e.g. pretrained) encoder, so that no random one is built just to be replaced.
         if encoder is None:  # in the heads' dtype, the one `from_pretrained(dtype=...)` sets as default meanwhile:
             # `from_config` would take the nested encoder config's saved dtype (float32) and mismatch the heads.
-            encoder = AutoModel.from_config(config.encoder).to(torch.get_default_dtype())
+            # `attn_implementation="eager"` asked for the model reaches the encoder (the attention every encoder has,
+            # the one that returns attention weights); otherwise the encoder picks its own.
+            eager = {"attn_implementation": "eager"} if self.config._attn_implementation == "eager" else {}
+            encoder = AutoModel.from_config(config.encoder, **eager).to(torch.get_default_dtype())
         self.encoder = encoder
         _drop_unused_pooler(self.encoder)
         # pooling="native": the family's dense + activation on the first token, shared by every head (exportable).
@@ -107,7 +125,7 @@ class MultitaskModel(MultitaskHeadsMixin, PreTrainedModel):
         self.heads = nn.ModuleDict(
             {name: nn.Linear(config.hidden_size, size) for name, size in sizes.items() if config.head_of(name) == name}
         )
-        self.task_embeddings = new_task_embeddings(config, config.task_names) if config.task_embeddings else None
+        self.task_embeddings = new_task_embeddings(self.encoder, config.task_names) if config.task_embeddings else None
         self._encoder_inputs = _accepted_inputs(self.encoder)
         self.post_init()
 
@@ -217,19 +235,18 @@ class MultitaskModel(MultitaskHeadsMixin, PreTrainedModel):
     ) -> torch.Tensor:
         """The pooled encoder output `(batch_size, hidden_size)` that every head reads (before dropout); with task
         embeddings, `task` names the vector added to the first token's input embedding (`None`: no vector)."""
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        inputs.update(position_ids=position_ids, inputs_embeds=inputs_embeds)
+        return self._encode(inputs, task, **kwargs)[0]
+
+    def _encode(self, inputs: dict, task: str | None, **kwargs) -> tuple[torch.Tensor, ModelOutput | tuple]:
+        # (pooled output, the encoder's whole output): `encode`, and `forward`, which may return hidden states.
         if task is not None and self.task_embeddings is not None:
-            inputs_embeds = self.embed_task(task, input_ids, inputs_embeds)
-            input_ids = None
-        inputs = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": token_type_ids,
-            "position_ids": position_ids,
-            "inputs_embeds": inputs_embeds,
-        }
+            embeds = self.embed_task(task, inputs.get("input_ids"), inputs.get("inputs_embeds"))
+            inputs = {**inputs, "input_ids": None, "inputs_embeds": embeds}
         encoder_inputs = {k: v for k, v in inputs.items() if v is not None and k in self._encoder_inputs}
-        hidden_states = self.encoder(**encoder_inputs, **kwargs)[0]
-        return self.pool(hidden_states, attention_mask)
+        output = self.encoder(**encoder_inputs, **kwargs)
+        return self.pool(output[0], inputs.get("attention_mask")), output
 
     def forward(
         self,
@@ -242,6 +259,8 @@ class MultitaskModel(MultitaskHeadsMixin, PreTrainedModel):
         labels: torch.Tensor | dict[str, torch.Tensor] | None = None,
         return_dict: bool | None = None,
         choice_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> MultitaskOutput | tuple:
         r"""
@@ -256,6 +275,10 @@ class MultitaskModel(MultitaskHeadsMixin, PreTrainedModel):
         choice_mask (`torch.Tensor` of shape `(batch_size, num_choices)`, *optional*):
             Multiple-choice inputs only: which choices are real (a row with fewer choices is padded; padding choices
             are not encoded). All real when `None`.
+        output_hidden_states, output_attentions, return_dict (`bool`, *optional*):
+            As in transformers' models, defaulting to the config's: the encoder's hidden states and attention weights
+            in the output (see [`MultitaskOutput`]; attention weights need `attn_implementation="eager"`), and a
+            tuple instead of a [`MultitaskOutput`] when `return_dict` is `False`.
         """
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
         inputs.update(position_ids=position_ids, inputs_embeds=inputs_embeds)
@@ -267,18 +290,38 @@ class MultitaskModel(MultitaskHeadsMixin, PreTrainedModel):
             choice_mask = choice_mask.to(self.device)
             inputs = {key: value[choice_mask] for key, value in inputs.items() if value is not None}
         labels = resolve_labels(self.config, labels, tasks, choice_mask if choices else None)
+        wanted = self._requested_outputs(output_hidden_states, output_attentions)
         embedded = self.task_embeddings is not None  # one pass per task, each with its task's vector
-        logits, pooled = {}, None
+        logits, pooled, encoded = {}, None, None
         for group in [[name] for name in tasks] if embedded else [tasks]:
-            group_pooled = self.encode(**inputs, task=group[0] if embedded else None, **kwargs)
-            pooled = group_pooled if pooled is None else pooled
+            vector = group[0] if embedded else None
+            if wanted:  # the encoder's hidden states or attention weights too
+                group_pooled, group_encoded = self._encode(inputs, vector, **wanted, **kwargs)
+            else:  # through `encode`, which polyhead's compiled serving replaces on the model
+                group_pooled, group_encoded = self.encode(**inputs, task=vector, **kwargs), None
+            if pooled is None:  # the first pass's pooled output (and hidden states) are returned
+                pooled, encoded = group_pooled, group_encoded
             logits.update(self._split(self.head_logits(self.dropout(group_pooled), group), group))
         if choices:
             logits = {name: choice_logits(scores, choice_mask) for name, scores in logits.items()}
         task_losses = {name: self.task_loss(name, logits[name], target) for name, target in labels.items()}
         loss = torch.stack(list(task_losses.values())).sum() if task_losses else None
-        output = MultitaskOutput(loss=loss, logits=logits, task_losses=task_losses or None, pooled_output=pooled)
-        return output if return_dict is not False else output.to_tuple()
+        extra = {key: getattr(encoded, key) for key in ("hidden_states", "attentions") if wanted.get(f"output_{key}")}
+        output = MultitaskOutput(
+            loss=loss, logits=logits, task_losses=task_losses or None, pooled_output=pooled, **extra
+        )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if return_dict else output.to_tuple()
+
+    def _requested_outputs(self, hidden_states: bool | None, attentions: bool | None) -> dict[str, bool]:
+        # What the encoder is asked for beyond its last hidden state (the call's choice, else the config's).
+        hidden_states = self.config.output_hidden_states if hidden_states is None else hidden_states
+        attentions = self.config.output_attentions if attentions is None else attentions
+        if attentions:
+            check_attention_output(self.encoder.config._attn_implementation)
+        wanted = {"output_hidden_states": True} if hidden_states else {}
+        wanted.update({"output_attentions": True} if attentions else {})
+        return {**wanted, "return_dict": True} if wanted else {}
 
 
 def _accepted_inputs(encoder: nn.Module) -> frozenset[str]:
@@ -295,8 +338,13 @@ def _drop_unused_pooler(encoder: nn.Module) -> None:
 
 # Flat beside the pipeline file (a Hub repo or its cached copy), `save_pretrained` copies this file and its relative
 # imports (see TYPE_CHECKING above) and writes `auto_map`; the source tree's folders come from `save_model_folder`.
+# transformers finds a Hub repo's pipeline only when given the repo's name: registering it here lets
+# `pipeline("multitask-classification", model=<this model object>)` work too (polyhead's own registration stays).
 if Path(__file__).with_name("multitask_classification.py").is_file():
+    from .multitask_classification import register_pipeline
+
     MultitaskConfig.register_for_auto_class()
     MultitaskModel.register_for_auto_class("AutoModel")
+    register_pipeline(replace=False)
 
 __all__ = ["MultitaskModel", "MultitaskOutput", "NativePooler"]

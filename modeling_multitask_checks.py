@@ -42,6 +42,16 @@ def check_input_shapes(inputs: dict, choice_mask: torch.Tensor | None) -> bool:
     return True
 
 
+def check_attention_output(attn_implementation: str) -> None:
+    """Refuses `output_attentions=True` unless the encoder runs eager attention: the others compute no attention
+    weights (transformers 5 returns none, 4.x quietly runs eager attention for that call)."""
+    if attn_implementation != "eager":
+        raise ValueError(
+            f"output_attentions=True needs eager attention, and this model's encoder runs {attn_implementation!r} "
+            'attention, which computes no attention weights: load the model with attn_implementation="eager".'
+        )
+
+
 def resolve_tasks(config, task: str | list[str] | None, choices: bool = False) -> list[str]:
     """The tasks a forward pass runs: `task` (a name or a list) checked against the config and the input's kind."""
     kind = "multiple-choice inputs (batch, choices, length)" if choices else "inputs (batch, length)"
@@ -149,4 +159,11 @@ def _summarize(keys: list[str], limit: int = 6) -> str:
     return str(keys[:limit])[:-1] + (f", ... {len(keys) - limit} more]" if len(keys) > limit else "]")
 
 
-__all__ = ["check_input_shapes", "check_labels", "check_loading_info", "resolve_labels", "resolve_tasks"]
+__all__ = [
+    "check_attention_output",
+    "check_input_shapes",
+    "check_labels",
+    "check_loading_info",
+    "resolve_labels",
+    "resolve_tasks",
+]

@@ -37,7 +37,7 @@ class MultitaskHeadsMixin:
         if threshold is not None:
             spec["threshold"] = threshold
         spec = normalize_task(name, spec)
-        vector = None if self.task_embeddings is None else new_task_embeddings(self.config, [name])  # checks the name
+        vector = None if self.task_embeddings is None else new_task_embeddings(self.encoder, [name])  # checks the name
         head = nn.Linear(self.config.hidden_size, len(spec["labels"]))
         head.to(device=self.device, dtype=self.dtype)
         self._init_weights(head)
@@ -57,6 +57,20 @@ class MultitaskHeadsMixin:
         if self.task_embeddings is not None:
             del self.task_embeddings[name]
         self.config.tasks = {task: spec for task, spec in self.config.tasks.items() if task != name}
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """transformers' weight-init hook, also how `add_task` starts a head: a linear layer outside the encoder (a
+        head, the native pooler's) starts with normal(0, the encoder's `initializer_range`) weights and a zero bias,
+        on every release (4.51's default hook did nothing, leaving PyTorch's init). The encoder's modules are left
+        alone: transformers hands them to the encoder's own hook (5.x), or has initialised them or loads them (4.x)."""
+        if isinstance(module, nn.Linear) and not any(module is layer for layer in self.encoder.modules()):
+            # `nn.init` looked up at the call: inside from_pretrained, transformers 5 swaps in versions that skip
+            # loaded weights.
+            std = getattr(self.config.encoder, "initializer_range", None) or 0.02
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
     def freeze_encoder(self, freeze: bool = True) -> None:
         """Freezes (or unfreezes) the shared encoder (and the shared native pooler) so that training only updates the
@@ -184,13 +198,15 @@ def choice_logits(scores: torch.Tensor, choice_mask: torch.Tensor) -> torch.Tens
     return full.masked_scatter(choice_mask, scores.squeeze(-1))
 
 
-def new_task_embeddings(config, tasks: list[str]) -> nn.ParameterDict:
-    """One learned vector per task (`config.task_embeddings`), zeros to start."""
+def new_task_embeddings(encoder: nn.Module, tasks: list[str]) -> nn.ParameterDict:
+    """One learned vector per task (`config.task_embeddings`), zeros to start, as wide as the `encoder`'s input
+    embeddings that it is added to (ELECTRA's `embedding_size` is below its `hidden_size`)."""
     shadowing = [name for name in tasks if hasattr(nn.ParameterDict, name)]  # e.g. `get`: a key would replace it
     if shadowing:
         raise ValueError(f"Task name(s) {shadowing} are nn.ParameterDict attributes: rename them for task_embeddings.")
     # Zeros: a fresh task starts as the encoder without one (a pretrained encoder's first steps are not disturbed).
-    return nn.ParameterDict({name: nn.Parameter(torch.zeros(config.hidden_size)) for name in tasks})
+    width = encoder.get_input_embeddings().embedding_dim
+    return nn.ParameterDict({name: nn.Parameter(torch.zeros(width)) for name in tasks})
 
 
 __all__ = ["MultitaskHeadsMixin", "NativePooler", "choice_logits", "new_task_embeddings"]

@@ -48,8 +48,10 @@ class MultitaskPipelineBase(Pipeline):
         super().__init__(*args, **kwargs)
         check_dtype_applied(self.model, wanted)
         if self.tokenizer is None and self.model.config.name_or_path:
-            # transformers < 4.54 loads no tokenizer for a custom config without `tokenizer_class`: use the model's.
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model.config.name_or_path)
+            # transformers < 4.54 loads no tokenizer for a custom config without `tokenizer_class`: use the model's
+            # (its config names the class, see polyhead.saving.leave_tokenizer_class_to_config).
+            config = self.model.config
+            self.tokenizer = AutoTokenizer.from_pretrained(config.name_or_path, config=config)
         if self.tokenizer is None:
             raise ValueError(f"The {type(self).__name__} needs a tokenizer: pass tokenizer=...")
         encoder = getattr(self.model.config, "encoder", None)

@@ -262,12 +262,13 @@ class MultitaskClassificationPipeline(MultitaskPipelineBase):
         return cached[2], rank(model_outputs[OUTPUT_KEY], cached[2], top_k)
 
 
-def register_pipeline() -> None:
+def register_pipeline(replace: bool = True) -> None:
     """Registers `multitask-classification` and `multitask-zero-shot-classification` with transformers' pipeline
-    registry (idempotent)."""
+    registry (idempotent); with `replace=False` (a loaded model's code registering its pipeline), a task already
+    registered keeps its pipeline."""
     for task, impl in ((PIPELINE_TASK, MultitaskClassificationPipeline), (ZERO_SHOT_TASK, ZeroShotMultitaskPipeline)):
         current = PIPELINE_REGISTRY.supported_tasks.get(task)
-        if current is None or current["impl"] is not impl:
+        if current is None or (replace and current["impl"] is not impl):
             PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=impl, pt_model=AutoModel, type="text")
 
 

@@ -271,12 +271,14 @@ def save_model_folder(
     `extra(tmp_folder)` may add more files (results, plots, card) before the folder is moved into place. `overwrite`
     replaces an earlier polyhead model folder only (see [`atomic_folder`]).
     """
-    # transformers < 4.54 gives a custom pipeline a tokenizer only when the config names a tokenizer class.
+    # The one place the tokenizer's class is named (see `leave_tokenizer_class_to_config`); transformers < 4.54 also
+    # gives a custom pipeline a tokenizer only when the config names one.
     model.config.tokenizer_class = type(tokenizer).__name__
     check_savable(model)
     with atomic_folder(folder, overwrite=overwrite) as tmp:
         save_with_remote_code(model, tmp)
         save_tokenizer(tokenizer, tmp, max_length)
+        leave_tokenizer_class_to_config(tmp)
         add_serving_files(tmp)
         check_model_folder(tmp)
         if extra is not None:
@@ -329,6 +331,23 @@ def pin_tokenizer_inputs(folder: str | os.PathLike, tokenizer: PreTrainedTokeniz
     tokenizer = tokenizer or AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
     config["model_input_names"] = list(tokenizer.model_input_names)
     path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def leave_tokenizer_class_to_config(folder: str | os.PathLike) -> None:
+    """Removes `tokenizer_class` from `folder/tokenizer_config.json` where `config.json` names the same class, so that
+    every release reads the class from `config.json`.
+
+    transformers 5.0 loads a tokenizer whose `tokenizer_config.json` names a class other than its model type's (a
+    multitask config has none) as a generic `TokenizersBackend`, and a user's `save_pretrained` then writes that name,
+    which transformers 4.x cannot load. Without a class in `tokenizer_config.json`, 4.51.3, 4.57.6, 5.0.0 and the
+    newest release all load the class `config.json` names (`tests/test_cross_version.py`)."""
+    path = Path(folder) / TOKENIZER_CONFIG_FILE
+    config = json.loads(path.read_text(encoding="utf-8"))
+    named = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get("tokenizer_class")
+    saved = config.get("tokenizer_class")
+    if named and saved and saved.removesuffix("Fast") == named.removesuffix("Fast"):
+        del config["tokenizer_class"]
+        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def add_serving_files(folder: str | os.PathLike, overwrite: bool = True) -> list[str]:

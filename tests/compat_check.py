@@ -3,8 +3,8 @@
 Run by tests/test_cross_version.py in virtual environments holding only torch and one transformers release (no
 polyhead): `python compat_check.py OUT_JSON TEXTS_JSON FOLDER_OR_REPO [...]`. For every folder (or Hub repo id, with
 `--revision`) it loads config, model, tokenizer and the pipeline with `trust_remote_code=True`, runs them, saves the
-model and tokenizer again to `<OUT_JSON>.resaved/<n>` and runs the pipeline on the re-saved folder. It imports nothing
-from this project.
+model and tokenizer again to `<OUT_JSON>.resaved/<n>` and runs the pipeline on the re-saved folder, and builds the
+pipeline from the loaded model object too. It imports nothing from this project.
 """
 
 import json
@@ -28,6 +28,9 @@ def check(source, texts, resave_dir, revision):
     with torch.no_grad():
         logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
     classifier = pipeline("multitask-classification", model=source, trust_remote_code=True, **hub)
+    from_object = pipeline(
+        "multitask-classification", model=model, tokenizer=tokenizer
+    )  # the model's code registers it
     model.save_pretrained(resave_dir)
     tokenizer.save_pretrained(resave_dir)
     resaved = pipeline("multitask-classification", model=str(resave_dir), trust_remote_code=True)
@@ -42,7 +45,11 @@ def check(source, texts, resave_dir, revision):
         "custom_pipelines": json.loads((resave_dir / "config.json").read_text())["custom_pipelines"],
         "logits": {task: value.tolist() for task, value in logits.items()},
         "pipeline": answers(classifier, texts),
+        "object_pipeline": answers(from_object, texts),
+        "tokenizer_class": type(tokenizer).__name__,
         "resaved_dir": str(resave_dir),
+        # What a tokenizer saved on this release names itself: every release must be able to load it.
+        "resaved_tokenizer_class": json.loads((resave_dir / "tokenizer_config.json").read_text())["tokenizer_class"],
         "resaved_pipeline": answers(resaved, texts),
     }
 

@@ -4,7 +4,7 @@ Folders saved here (newest transformers) are loaded in virtual environments hold
 (`bash scripts/compat_envs.sh` builds them under `.venv-compat/`), as a Hub user would: config, model, tokenizer and
 pipeline with `trust_remote_code=True`, then saved again and reloaded. Their answers must equal the newest release's,
 and folders they re-save must load back here. Without the environments these tests skip, except under `.ci/run`
-(`POLYHEAD_REQUIRE_COMPAT=1`), which builds them.
+(`POLYHEAD_REQUIRE_COMPAT=1`), which builds them. Folders an older release re-saves load on the newest and the oldest.
 """
 
 import json
@@ -60,9 +60,11 @@ def assert_same_answers(theirs: dict, reference: dict, where: str) -> None:
     assert theirs["tasks"] == reference["tasks"], where
     assert theirs["custom_pipelines"] == reference["custom_pipelines"], where
     assert theirs["encoder_type"] == reference["encoder_type"], where
+    # The tokenizer's own class (BertTokenizer on 5.x, BertTokenizerFast on 4.x), never 5.0's generic backend.
+    assert theirs["tokenizer_class"].removesuffix("Fast") == reference["tokenizer_class"].removesuffix("Fast"), where
     for task, logits in reference["logits"].items():
         torch.testing.assert_close(torch.tensor(theirs["logits"][task]), torch.tensor(logits), rtol=0, atol=1e-5)
-    for key in ("pipeline", "resaved_pipeline"):
+    for key in ("pipeline", "resaved_pipeline", "object_pipeline"):  # the last built from the loaded model object
         for row, expected in zip(theirs[key], reference["pipeline"], strict=True):
             for task, answer in expected.items():
                 assert [i["label"] for i in row[task]] == [i["label"] for i in answer], (where, key, task)
@@ -102,13 +104,17 @@ def test_every_release_loads_resaves_and_answers_alike(folders, reference, tmp_p
             theirs = out["results"][str(folder)]
             assert theirs["config_class"].startswith("transformers_modules.")
             assert_same_answers(theirs, reference[str(folder)], f"transformers {version}, {folder.name}")
-        # What the old release saved loads here, with the same answers (config, tasks, pipeline code kept).
+        # What the old release saved loads here and on the oldest release (a user re-saving on 5.0 and serving on
+        # the Inference Endpoints' 4.51.3), with the same answers (config, tasks, pipeline code kept).
         resaved = [out["results"][str(folder)]["resaved_dir"] for folder in folders]
-        back = run_check(sys.executable, tmp_path / f"back-from-{version}.json", resaved)
-        for folder, again in zip(folders, resaved):
-            config = json.loads((Path(again) / "config.json").read_text())
-            assert config["transformers_version"] == version
-            assert_same_answers(back["results"][again], reference[str(folder)], f"saved by {version}, loaded here")
+        loaders = {"newest": sys.executable, **({OLDEST: pythons[OLDEST]} if version != OLDEST else {})}
+        for loader, loader_python in loaders.items():
+            back = run_check(loader_python, tmp_path / f"{loader}-from-{version}.json", resaved)
+            for folder, again in zip(folders, resaved):
+                config = json.loads((Path(again) / "config.json").read_text())
+                assert config["transformers_version"] == version
+                where = f"saved by {version}, loaded on {loader}"
+                assert_same_answers(back["results"][again], reference[str(folder)], where)
 
 
 @pytest.mark.slow
@@ -370,3 +376,132 @@ def test_weights_that_disagree_with_the_config_are_refused_on_every_release(fold
         new_task, resized = out[edited[0]], out[edited[1]]
         assert new_task.startswith("config.json and the weights disagree: no weights for ['heads.new.bias'"), version
         assert "weights of the wrong shape for ['heads.topic.bias" in resized, (version, resized)
+
+
+MODEL_CALLS = BLOCKER + textwrap.dedent(
+    """
+    import json, torch, transformers
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer, pipeline
+    folder, electra, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    out = {"transformers": transformers.__version__}
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+
+    # Hidden states and attention weights when asked (eager attention for the weights), tuples when asked.
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True, attn_implementation="eager").eval()
+    with torch.no_grad():
+        full = model(**batch, output_hidden_states=True, output_attentions=True)
+        plain = model(**batch, return_dict=False)
+    out["keys"] = list(full.keys())
+    out["hidden_states"] = [value.tolist() for value in full.hidden_states]
+    out["attentions"] = [value.tolist() for value in full.attentions]
+    out["tuple"] = [type(value).__name__ for value in plain]
+    options = {"return_dict": False, "output_hidden_states": True}  # in the config
+    configured = AutoModel.from_pretrained(folder, trust_remote_code=True, **options).eval()
+    with torch.no_grad():
+        out["config_tuple"] = [type(value).__name__ for value in configured(**batch)]
+    sdpa = AutoModel.from_pretrained(folder, trust_remote_code=True)
+    try:
+        sdpa(**batch, output_attentions=True)
+    except ValueError as error:
+        out["sdpa_attentions"] = str(error)
+
+    # Loading keeps every saved weight (the model's weight-init hook leaves them and the encoder alone) ...
+    saved = load_file(f"{folder}/model.safetensors")
+    out["loaded_as_saved"] = all(torch.equal(sdpa.state_dict()[key], value) for key, value in saved.items())
+    # ... and a new head starts the same way on every release.
+    torch.manual_seed(0)
+    sdpa.add_task("extra", [f"label{i}" for i in range(40)])
+    out["new_head"] = [sdpa.heads["extra"].weight.tolist(), sdpa.heads["extra"].bias.tolist()]
+
+    # Task embeddings on an encoder whose input embeddings are narrower than its hidden states (ELECTRA).
+    classifier = pipeline("multitask-classification", model=electra, trust_remote_code=True)
+    out["electra"] = classifier(texts, top_k=None, threshold=0.0)
+    trained = AutoModel.from_pretrained(electra, trust_remote_code=True).train()
+    single = [task for task, spec in trained.config.tasks.items() if spec["problem_type"].startswith("single")]
+    labels = {task: torch.zeros(len(texts), dtype=torch.long) for task in single}
+    torch.manual_seed(0)
+    loss = trained(**tokenizer(texts, padding=True, return_tensors="pt"), labels=labels).loss
+    loss.backward()
+    gradients = [trained.task_embeddings[task].grad.abs().sum().item() for task in single]
+    out["electra_loss"] = [loss.item(), min(gradients)]
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def electra_folder(tmp_path_factory) -> Path:
+    # Task embeddings over the tiny ELECTRA preset (input embeddings 16 wide, hidden states 32), trained-looking.
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config("electra", task_embeddings=True)).eval()
+    for vector in model.task_embeddings.values():
+        torch.nn.init.normal_(vector, std=1.0)
+    return save_model_folder(model, tiny_tokenizer(), tmp_path_factory.mktemp("electra") / "model")
+
+
+@pytest.fixture(scope="module")
+def model_calls(folders, electra_folder, tmp_path_factory) -> dict:
+    """MODEL_CALLS' results on every release, the newest's under "newest"."""
+    root = tmp_path_factory.mktemp("calls")
+    found = {}
+    for version, python in {"newest": Path(sys.executable), **compat_pythons()}.items():
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(root / f"modules-{version}"))
+        done = subprocess.run(
+            [str(python), "-c", MODEL_CALLS, str(folders[0]), str(electra_folder), json.dumps(TEXTS)],
+            cwd=root, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{python}: {done.stderr[-3000:]}"
+        found[version] = json.loads(done.stdout.splitlines()[-1])
+    return found
+
+
+def _close(ours, theirs, where) -> None:
+    torch.testing.assert_close(
+        torch.tensor(ours), torch.tensor(theirs), rtol=0, atol=1e-5, msg=lambda m: f"{where}: {m}"
+    )
+
+
+@pytest.mark.slow
+def test_hidden_states_attentions_and_tuples_on_every_release(model_calls):
+    # As transformers' models: the encoder's hidden states and attention weights when asked, a tuple when
+    # return_dict is False (per call or in the config), the same on every release; attention weights need eager
+    # attention, and asking an sdpa encoder for them is refused alike everywhere (transformers 5 returns none).
+    newest = model_calls["newest"]
+    assert newest["keys"] == ["logits", "pooled_output", "hidden_states", "attentions"]
+    assert len(newest["hidden_states"]) == 3 and len(newest["attentions"]) == 2  # embeddings + 2 layers
+    assert newest["tuple"] == ["dict", "Tensor"] and newest["config_tuple"] == ["dict", "Tensor", "tuple"]
+    assert 'load the model with attn_implementation="eager"' in newest["sdpa_attentions"]
+    for version, out in model_calls.items():
+        for key in ("keys", "tuple", "config_tuple", "sdpa_attentions"):
+            assert out[key] == newest[key], (version, key)
+        for key in ("hidden_states", "attentions"):
+            for ours, theirs in zip(out[key], newest[key], strict=True):
+                _close(ours, theirs, (version, key))
+
+
+@pytest.mark.slow
+def test_a_new_head_starts_alike_on_every_release_and_loading_keeps_the_weights(model_calls):
+    # normal(0, the encoder's initializer_range 0.02) weights and zero bias: transformers 4.51's default weight-init
+    # hook did nothing (PyTorch's uniform init, std ~0.1, random bias), 5.x's drew normal(0, 0.02).
+    weight, bias = map(torch.tensor, model_calls["newest"]["new_head"])
+    assert weight.shape == (40, 32) and 0.018 < weight.std().item() < 0.022 and not bias.any()
+    for version, out in model_calls.items():
+        assert out["loaded_as_saved"], version
+        assert torch.equal(torch.tensor(out["new_head"][0]), weight) and not torch.tensor(out["new_head"][1]).any()
+
+
+@pytest.mark.slow
+def test_task_embeddings_on_an_electra_encoder_on_every_release(model_calls):
+    # ELECTRA adds the task vectors to 16-wide input embeddings (hidden states are 32 wide): every release trains
+    # (gradients reach the vectors) and answers through the pipeline as the newest does.
+    newest = model_calls["newest"]
+    for version, out in model_calls.items():
+        loss, gradient = out["electra_loss"]
+        assert loss > 0 and gradient > 0, version
+        for row, expected in zip(out["electra"], newest["electra"], strict=True):
+            for task, answer in expected.items():
+                assert [i["label"] for i in row[task]] == [i["label"] for i in answer], (version, task)
+                _close([i["score"] for i in row[task]], [i["score"] for i in answer], (version, task))

@@ -7,6 +7,7 @@ from torch.nn import functional as F
 from transformers import AutoModel
 
 from polyhead import MultitaskModel
+from polyhead.remote_code import MultitaskOutput
 from polyhead.saving import check_weights_match_config
 from polyhead.testing_utils import ENCODER_FAMILIES, tiny_multitask_config
 
@@ -345,3 +346,45 @@ def test_truncated_weights_name_the_file(model, tmp_path, size):
     weights.write_bytes(weights.read_bytes()[:size])
     with pytest.raises(OSError, match=f"model.safetensors.*{tmp_path.name}|{tmp_path.name}.*model.safetensors"):
         AutoModel.from_pretrained(tmp_path)
+
+
+def test_hidden_states_attention_weights_and_tuples_as_transformers_models_return_them(model, batch, tmp_path):
+    # The encoder's hidden states and attention weights when asked, per call or in the config, and a tuple when
+    # return_dict is False (the call's or the config's), as transformers' models return them.
+    with torch.no_grad():
+        expected = model.encoder(**batch, output_hidden_states=True).hidden_states
+        output = model(**batch, output_hidden_states=True)
+    assert list(output.keys()) == ["logits", "pooled_output", "hidden_states"] and len(expected) == 3
+    for ours, theirs in zip(output.hidden_states, expected, strict=True):
+        torch.testing.assert_close(ours, theirs)
+    assert [type(value) for value in model(**batch, return_dict=False)] == [dict, torch.Tensor]
+    # sdpa attention computes no weights (transformers 5 returns none): refused, naming the fix.
+    with pytest.raises(ValueError, match=r"encoder runs 'sdpa' attention.*load the model with attn_implementation"):
+        model(**batch, output_attentions=True)
+    model.save_pretrained(tmp_path)
+    eager = MultitaskModel.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    assert eager.encoder.config._attn_implementation == "eager"  # the model's choice reaches its encoder
+    attentions = eager(**batch, output_attentions=True).attentions
+    length = batch["input_ids"].shape[1]
+    assert [tuple(value.shape) for value in attentions] == [
+        (2, 4, length, length)
+    ] * 2  # (rows, heads, length, length)
+    configured = MultitaskModel.from_pretrained(tmp_path, return_dict=False, output_hidden_states=True).eval()
+    values = configured(**batch, labels={"sentiment": torch.tensor([1, 0])})
+    assert [type(value) for value in values] == [torch.Tensor, dict, dict, torch.Tensor, tuple]  # loss ... hidden
+    assert isinstance(configured(**batch, return_dict=True), MultitaskOutput)
+
+
+def test_a_head_starts_with_normal_weights_of_the_encoders_initializer_range_and_zero_bias(model):
+    # transformers' weight-init hook, the model's own: the same start on every release (tests/test_cross_version.py).
+    model.config.encoder.initializer_range = 0.5
+    model.add_task("language", [f"l{i}" for i in range(40)])
+    head = model.heads["language"]
+    assert 0.45 < head.weight.std().item() < 0.55 and not head.bias.any()
+    config = tiny_multitask_config(pooling="native")
+    encoder = AutoModel.from_config(config.encoder)
+    weights = {name: value.clone() for name, value in encoder.state_dict().items() if not name.startswith("pooler")}
+    fresh = MultitaskModel(config, encoder=encoder)
+    assert not any(layer.bias.any() for layer in [*fresh.heads.values(), fresh.native_pooler.dense])
+    for name, value in fresh.encoder.state_dict().items():  # the encoder keeps its own init
+        assert torch.equal(value, weights[name]), name

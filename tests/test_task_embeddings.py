@@ -7,7 +7,7 @@ import datasets
 import pytest
 import torch
 from helpers import tiny_task_specs, training_args
-from transformers import AutoModel
+from transformers import AutoModel, pipeline
 
 from polyhead.evaluation.scoring import predict_all_logits
 from polyhead.remote_code import MultitaskClassificationPipeline, MultitaskModel
@@ -128,3 +128,33 @@ def test_training_with_task_embeddings(tmp_path, monkeypatch):
     assert loaded.task_embeddings["sentiment"].abs().sum() > 0  # trained away from zero
     with pytest.raises(ValueError, match="apply to a new model"):
         ModelArguments(task_embeddings=True, init_from=str(args.model_dir))
+
+
+def test_an_electra_encoder_gets_vectors_as_wide_as_its_input_embeddings(tmp_path):
+    # ELECTRA's input embeddings (embedding_size 16 in the tiny preset) are narrower than its hidden states (32):
+    # the vectors are added to the input embeddings, so they take their width; training and the pipeline run.
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config("electra", task_embeddings=True))
+    assert (model.config.encoder.embedding_size, model.config.hidden_size) == (16, 32)
+    assert {tuple(vector.shape) for vector in model.task_embeddings.values()} == {(16,)}
+    model.train()
+    labels = {"sentiment": torch.tensor([1, 0]), "topic": torch.tensor([3, 1])}
+    model(input_ids=IDS, attention_mask=MASK, labels=labels).loss.backward()
+    assert model.task_embeddings["topic"].grad.abs().sum() > 0
+    model.add_task("extra", ["x", "y"])
+    assert model.task_embeddings["extra"].shape == (16,)
+    for vector in model.task_embeddings.values():  # trained-looking vectors
+        torch.nn.init.normal_(vector, std=1.0)
+    model.eval()
+    texts = ["good movie", "bad phone today"]
+    expected = MultitaskClassificationPipeline(model=model, tokenizer=tiny_tokenizer())(texts, top_k=None)
+    with torch.no_grad():
+        alone = model(**tiny_tokenizer()(texts, padding=True, return_tensors="pt"), task="topic").logits["topic"]
+    found = torch.tensor([[a["score"] for a in row["topic"]] for row in expected])
+    torch.testing.assert_close(found, alone.softmax(-1).sort(descending=True).values, rtol=0, atol=1e-6)
+    folder = save_model_folder(model, tiny_tokenizer(), tmp_path / "model")
+    classifier = pipeline("multitask-classification", model=str(folder), trust_remote_code=True)
+    for row, reference in zip(classifier(texts, top_k=None), expected, strict=True):
+        for task, answer in reference.items():
+            assert [a["label"] for a in row[task]] == [a["label"] for a in answer]
+            assert [a["score"] for a in row[task]] == pytest.approx([a["score"] for a in answer], abs=1e-6)
