@@ -4,13 +4,18 @@
     python scripts/publish.py outputs/model --repo-id org/tweets-multitask --dry-run outputs/upload-preview
     python scripts/publish.py outputs/model --repo-id org/tweets-multitask --private --overwrite-readme
     python scripts/publish.py outputs/model --repo-id org/tweets-multitask --space org/tweets-multitask-demo
+    python scripts/publish.py outputs/model --repo-id org/tweets-multitask --results outputs/model/eval-test
     python scripts/publish.py outputs/model --repo-id org/meld --base-model sentence-transformers/all-MiniLM-L6-v2 \
         --datasets emotion=declare-lab/MELD sentiment=declare-lab/MELD
 
 The folder is verified first (complete weights that match config.json, it loads, no symbolic link out of it).
 The model card is generated unless a hand-edited README (no polyhead marker) is in the folder or on the branch;
---overwrite-readme replaces it. --dry-run writes the upload into a new folder, atomically, and makes no network
-call (a hand-edited README already on the branch is not checked). For a server other than huggingface.co use
+--overwrite-readme replaces it. The commit also deletes the branch's files of the kinds publishing uploads that the
+folder lacks (an earlier model's onnx/ graphs, weights files, reports of tasks it no longer has), and says which.
+--results DIR publishes an evaluation of the model (the folder scripts/evaluate_model.py wrote, by default
+MODEL/eval-test) instead of the folder's results.json and reports. --dry-run writes the upload into a new folder,
+atomically, and makes no network call (the branch is not read: neither a hand-edited README on it nor the files the
+commit would delete are checked). For a server other than huggingface.co use
 --endpoint URL (and HF_HUB_DISABLE_XET=1 if it has no Xet storage). --base-model and --datasets name the encoder
 and the data in the card's metadata: Hub ids, a malformed one refused like a malformed --repo-id, before anything is
 written. --space ORG/NAME also publishes a live demo of the model (a Gradio Space, see scripts/make_space.py) pinned
@@ -23,6 +28,7 @@ import sys
 
 from polyhead.publishing.model_card import MultitaskCardData
 from polyhead.publishing.upload import HUB_ERRORS, PublishError, PublishResult, publish_model
+from polyhead.run_folder import RESULTS_FILE
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -38,6 +44,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--dry-run", metavar="DIR", default=None, help="Write the exact upload to DIR; upload nothing."
     )
     parser.add_argument("--overwrite-readme", action="store_true", help="Replace a hand-edited README by the card.")
+    parser.add_argument(
+        "--results",
+        metavar="DIR",
+        default=None,
+        help="An evaluation of the model (scripts/evaluate_model.py's output folder, by default MODEL/eval-test): "
+        f"its {RESULTS_FILE} and reports are published instead of the folder's.",
+    )
     parser.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT or huggingface.co).")
     parser.add_argument("--token", default=None, help="Hub token (default: the logged-in one).")
     parser.add_argument("--license", default="apache-2.0", help="License of the model card metadata.")
@@ -101,6 +114,7 @@ def main(argv: list[str] | None = None) -> PublishResult:
             overwrite_readme=args.overwrite_readme,
             dry_run_dir=args.dry_run,
             card_data=card_data,
+            results_dir=args.results,
         )
     except (PublishError, FileNotFoundError, FileExistsError, ValueError) as error:
         sys.exit(f"error: {error}")
@@ -109,6 +123,9 @@ def main(argv: list[str] | None = None) -> PublishResult:
     else:
         print(f"Published {len(result.files)} files to {result.repo_id}@{result.branch}: {result.commit_url}")
     print("\n".join(f"  {name}" for name in result.files))
+    if result.removed:
+        print(f"Deleted {len(result.removed)} files of an earlier upload that this model lacks:")
+        print("\n".join(f"  {name}" for name in result.removed))
     if args.space:
         publish_demo(args, result)
     return result

@@ -323,3 +323,34 @@ def test_table_cells_keep_line_breaks_pipes_and_backticks_in_their_cell():
 def test_card_data_refuses_ids_that_are_no_hub_ids(card_data, match):
     with pytest.raises(ValueError, match=match):  # the card would name and link a repo that cannot exist
         render(card_data=card_data)
+
+
+def test_data_table_names_a_local_folder_given_as_dataset_by_its_name():
+    training_args = copy.deepcopy(TRAINING_ARGS)
+    training_args["data"]["tasks"][1] = _task_spec("topic", dataset="/home/me/data/spamonly")  # a local folder
+    card = ModelCard(render(training_args=training_args))
+    data = card.text.split("### Data")[1]
+    assert "| `topic` | local files in `spamonly/` | 800 |" in data and "not recorded" not in data
+    assert "/home/me" not in card.text and "spamonly" not in (card.data.datasets or [])
+
+
+def test_tasks_the_results_do_not_score_are_named_and_why_after_a_continued_run():
+    results = copy.deepcopy(RESULTS)
+    del results["tasks"]["topic"], results["tasks"]["emotions"]
+    training_args = copy.deepcopy(TRAINING_ARGS)
+    training_args["model"]["init_from"] = "/home/me/runs/first/model"
+    continued = render(results=results, training_args=training_args, baseline_results=None)
+    assert "Not scored here: `topic`, `emotions` (2 of the model's 3 tasks). This run continued from a trained" in (
+        continued
+    )
+    assert "retrained the shared encoder that their heads read" in continued and "/home/me" not in continued
+    training_args["model"]["freeze_encoder"] = True  # the encoder did not change: only the missing scores are said
+    frozen = render(results=results, training_args=training_args, baseline_results=None)
+    assert "Not scored here: `topic`, `emotions`" in frozen and "retrained the shared encoder" not in frozen
+    assert "Not scored here" not in render()  # every task scored: nothing to say
+
+
+def test_baselines_of_another_split_are_not_compared():
+    results = {**RESULTS, "split": "validation"}  # e.g. a later evaluation published with --results
+    assert "## Multitask vs single-task models" not in render(results=results)
+    assert "## Multitask vs single-task models" in render()

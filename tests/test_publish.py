@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import stat
 import threading
@@ -425,3 +426,112 @@ def test_a_malformed_base_model_or_dataset_is_refused_before_anything_is_written
             [str(model_folder), "--repo-id", "org/ids", "--endpoint", fresh_hub.url, "--token", "test-token", *options]
         )
     assert fresh_hub.requests == [] and not fresh_hub.repos and "Published" not in capsys.readouterr().out
+
+
+# -- republishing: the branch holds the new model only ---------------------------------------------------------------
+
+
+def _first_model(model_folder, folder):
+    """The published model folder plus what a second model may lack: an ONNX graph (handler.py serves it first) and
+    the report of a task the second model lacks."""
+    shutil.copytree(model_folder, folder, ignore=shutil.ignore_patterns("checkpoint-*"))
+    (folder / "onnx").mkdir()
+    (folder / "onnx" / "model.onnx").write_bytes(b"the first model's graph")
+    (folder / "classification_report_oldtask.txt").write_text("oldtask report\n")
+    return folder
+
+
+def test_republishing_deletes_the_earlier_models_files_and_keeps_the_users(fresh_hub, model_folder, tmp_path, capsys):
+    repo_id, api = "org/republished", api_for(fresh_hub)
+    first = _publish(fresh_hub, _first_model(model_folder, tmp_path / "v1"), repo_id)
+    assert "onnx/model.onnx" in fresh_hub.files(repo_id)
+    # Left by an earlier, sharded upload, and a file of the user's own (no kind that publishing uploads).
+    for name, content in [
+        ("model-00001-of-00002.safetensors", b"old shard"),
+        ("model.safetensors.index.json", b"{}"),
+        ("notes/release.md", b"# my notes\n"),
+    ]:
+        api.upload_file(path_or_fileobj=content, path_in_repo=name, repo_id=repo_id)
+    before = fresh_hub.commits(repo_id)
+
+    second = _retrained(model_folder, tmp_path / "v2", seed=3)  # no ONNX, no baselines, no reports
+    result = script_main("publish")(
+        [str(second), "--repo-id", repo_id, "--endpoint", fresh_hub.url, "--token", "test-token"]
+    )
+    stale = [
+        "baselines/results.json",
+        "classification_report_oldtask.txt",
+        "confusion_matrix_topic.png",
+        "model-00001-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "onnx/model.onnx",
+    ]
+    assert remote_files(fresh_hub, repo_id, "main") == sorted([*result.files, "notes/release.md"])
+    assert fresh_hub.commits(repo_id)[1:] == before  # added and deleted in ONE commit
+    assert result.removed == stale and first.removed == []
+    out = capsys.readouterr().out
+    assert f"Deleted {len(stale)} files of an earlier upload that this model lacks:" in out
+    assert all(f"  {name}" in out for name in stale)
+
+    loaded = load_in_fresh_process(fresh_hub, repo_id, "main", tmp_path)  # the branch serves the second model
+    model = MultitaskModel.from_pretrained(second).eval()
+    with torch.no_grad():
+        logits = model(**tiny_tokenizer()(TEXTS, padding=True, return_tensors="pt")).logits
+    for task, value in logits.items():
+        torch.testing.assert_close(torch.tensor(loaded["logits"][task]), value, rtol=0, atol=1e-6)
+
+
+def test_a_lost_answer_to_a_commit_that_deletes_files_is_still_recognised(fresh_hub, model_folder, tmp_path):
+    _publish(fresh_hub, _first_model(model_folder, tmp_path / "v1"), "org/lost-delete")
+    before = fresh_hub.commits("org/lost-delete")
+    fresh_hub.drop_next_commit_response = True
+    result = _publish(fresh_hub, _retrained(model_folder, tmp_path / "v2", seed=7), "org/lost-delete")
+    assert "onnx/model.onnx" not in fresh_hub.files("org/lost-delete") and "onnx/model.onnx" in result.removed
+    after = fresh_hub.commits("org/lost-delete")
+    assert after[1:] == before and result.commit_oid == after[0]  # one commit, recognised as this upload's
+
+
+# -- a folder without results.json: the error's fix works ------------------------------------------------------------
+
+
+def test_a_folder_without_results_is_published_with_its_evaluation_as_the_error_says(model_folder, tmp_path):
+    folder = save_tiny_folder(tmp_path / "model", seed=2)
+    (folder / "training_args.json").write_text(json.dumps({"model": {"max_length": 24}}))
+    (folder / "classification_report_sentiment.txt").write_text("a training report, not of this evaluation\n")
+    data = tmp_path / "topic"
+    data.mkdir()
+    rows = [{"text": f"{label} news today", "label": label} for label in ("sport", "tech", "money", "movies") * 2]
+    for split in ("train", "test"):
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    publish_main, evaluation = script_main("publish"), folder / "eval-test"
+    dry_run = [str(folder), "--repo-id", "org/evaluated", "--dry-run"]
+
+    with pytest.raises(SystemExit) as failed:
+        publish_main([*dry_run, str(tmp_path / "p1")])
+    message = str(failed.value.code)
+    assert f"scripts/evaluate_model.py {folder} --tasks" in message and f"--results {evaluation}" in message
+    assert "\n" not in message and message.endswith("Nothing was published.")
+    script_main("evaluate_model")([str(folder), "--tasks", f"topic={data}"])  # as the message says: its default folder
+    with pytest.raises(SystemExit, match=f"{re.escape(str(evaluation))} holds an evaluation of it: publish with"):
+        publish_main([*dry_run, str(tmp_path / "p2")])
+
+    result = publish_main([*dry_run, str(tmp_path / "preview"), "--results", str(evaluation)])
+    preview = tmp_path / "preview"
+    assert (preview / "results.json").read_bytes() == (evaluation / "results.json").read_bytes()
+    assert "classification_report_topic.txt" in result.files and "confusion_matrix_topic.png" in result.files
+    assert "classification_report_sentiment.txt" not in result.files  # the folder's reports score another run
+    assert not any(name.startswith("eval-test") for name in result.files)
+    card = (preview / "README.md").read_text(encoding="utf-8")
+    assert "### `topic`" in card and "Not scored here: `sentiment`, `emotions` (2 of the model's 3 tasks)." in card
+
+
+def test_results_that_are_no_evaluation_of_the_model_are_refused(fresh_hub, model_folder, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PublishError, match=r"empty/results.json is missing: give as --results the folder scripts/"):
+        _publish(fresh_hub, model_folder, "org/results", results_dir=tmp_path / "empty")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.json").write_text(json.dumps({"tasks": {"topic": {}, "spam": {}}, "split": "test"}))
+    with pytest.raises(PublishError, match=r"scores tasks that .* lacks \(spam; its tasks: sentiment, topic, emo"):
+        _publish(fresh_hub, model_folder, "org/results", results_dir=other)
+    assert not fresh_hub.repos

@@ -223,18 +223,22 @@ def config_tasks(config: Any) -> dict[str, dict[str, Any]]:
 
 
 def task_sources(training_args: Mapping[str, Any], task_names: list[str]) -> dict[str, dict[str, Any]]:
-    """Per task: `dataset` (a Hub id or `None`), `dataset_config`, `data_files`, `split`, `num_train_examples`."""
+    """Per task: `dataset` (a Hub id or `None`), `local_dataset` (a local folder given as `dataset`, e.g. a
+    `save_to_disk` one, or `None`), `dataset_config`, `data_files`, `split`, `num_train_examples`."""
     specs = {spec.get("name"): spec for spec in training_args.get("data", {}).get("tasks", []) or []}
     num_train = training_args.get("num_train_examples", {}) or {}
     sources = {}
     for name in task_names:
         spec = specs.get(name, {})
         dataset = spec.get("dataset")
+        hub_id = hub_id_or_none(dataset) or (dataset if _is_plain_dataset_name(dataset) else None)
+        in_memory = isinstance(dataset, str) and dataset.startswith("<in-memory")
         sources[name] = {
-            "dataset": hub_id_or_none(dataset) or (dataset if _is_plain_dataset_name(dataset) else None),
+            "dataset": hub_id,
+            "local_dataset": dataset if isinstance(dataset, str) and not hub_id and not in_memory else None,
             "dataset_config": spec.get("dataset_config"),
             "data_files": spec.get("data_files"),
-            "in_memory": isinstance(dataset, str) and dataset.startswith("<in-memory"),
+            "in_memory": in_memory,
             "split": spec.get("test_split"),
             "text_column": spec.get("text_column"),
             "label_column": spec.get("label_column"),
@@ -526,6 +530,29 @@ def _confident_cell(entry: Mapping[str, Any]) -> str:
     return f"{format_value(confident['agreement'])} ({confident['n']})" if confident else "-"
 
 
+def unscored_text(tasks: Sequence[str], results: Mapping[str, Any], training_args: Mapping[str, Any] | None) -> str:
+    """A sentence naming the model's tasks that `results` does not score (empty when it scores all): after a run
+    continued from a trained model (`init_from`) without a frozen encoder, their heads read a retrained encoder, so
+    their earlier scores no longer hold."""
+    missing = [task for task in tasks if task not in results.get("tasks", {})]
+    if not missing:
+        return ""
+    names = ", ".join(code_span(task) for task in missing[:MAX_DETAILED_TASKS])
+    if len(missing) > MAX_DETAILED_TASKS:
+        names += f" and {len(missing) - MAX_DETAILED_TASKS} more"
+    one = len(missing) == 1
+    text = f"Not scored here: {names} ({len(missing)} of the model's {len(tasks)} tasks)."
+    model_args = (training_args or {}).get("model") or {}
+    init_from = model_args.get("init_from") or (results.get("forgetting") or {}).get("init_from")
+    if init_from and not model_args.get("freeze_encoder"):
+        text += (
+            f" This run continued from {_describe_start(init_from)} and retrained the shared encoder that "
+            f"{'its head reads' if one else 'their heads read'}, so no score from before this run holds for "
+            f"{'it' if one else 'them'}."
+        )
+    return text + f" Evaluate {'it' if one else 'them'} before relying on {'it' if one else 'them'}."
+
+
 def _describe_start(init_from: Any) -> str:
     # A Hub id is named; a local path stays out of the card.
     hub_id = hub_id_or_none(init_from)
@@ -575,6 +602,9 @@ def describe_source(source: Mapping[str, Any]) -> str:
         text = f"[{source['dataset']}](https://huggingface.co/datasets/{source['dataset']}){config}"
     elif source.get("data_files"):
         text = _describe_files(source["data_files"])
+    elif source.get("local_dataset"):  # a local folder given as `dataset:`, named like the folder of data_files
+        folder = Path(source["local_dataset"]).name
+        text = f"local files in {code_span(folder + '/')}" if folder else "local files"
     else:
         text = "in-memory data" if source.get("in_memory") else "not recorded"
     columns = [
@@ -744,12 +774,13 @@ def template_variables(
         "description": card_data.description or default_description(card_data),
         "tasks_table": tasks_table(card_data.tasks),
         "split": results.get("split") or "evaluation",
+        "unscored": unscored_text(list(card_data.tasks), results, training_args),
         "task_tables": task_tables,
         "task_summary": task_summary_table(results) if many else "",
         "has_majority": bool(majority),
         "average_table": average_table(results["average"]) if results.get("average") else "",
         "baseline_table": baseline_table(results, baseline_results)
-        if baseline_results and not results.get("comparison")
+        if baseline_results and not results.get("comparison") and _same_split(results, baseline_results)
         else "",
         "comparison_table": seed_comparison_table(results["comparison"]) if results.get("comparison") else "",
         "comparison_seeds": len((results.get("comparison") or {}).get("seeds", [])),
@@ -766,6 +797,11 @@ def template_variables(
         "widget_table": widget_answers_table(widget),
         "first_task": next(iter(card_data.tasks)),
     }
+
+
+def _same_split(results: Mapping[str, Any], baseline_results: Mapping[str, Any]) -> bool:
+    # Scores of another split (results of a later evaluation on validation, say) are not compared with the baselines'.
+    return baseline_results.get("split") in (None, results.get("split"))
 
 
 def is_generated_card(text: str) -> bool:

@@ -2,10 +2,13 @@
 
 [`publish_model`] verifies the folder first (it loads as a Hub user loads it, its weights are complete and match
 `config.json`, no file to upload is a symbolic link out of the folder), stages the exact set of files to upload in a
-temporary folder, then creates the repo and branch if needed and uploads the staged folder in ONE commit. A commit is
-atomic on the Hub: when the upload fails, the branch head is read again, and [`PublishError`] says whether the commit
-was created. With `dry_run_dir` the staged files go to that folder instead, written atomically like a model folder
-(complete or absent), with no network call at all.
+temporary folder, then creates the repo and branch if needed and uploads the staged folder in ONE commit. The same
+commit deletes the branch's files of the kinds publishing uploads (`UPLOAD_PATTERNS`) that the new upload lacks (an
+earlier model's `onnx/` graphs, weights shards, reports of tasks the new model lacks), so the branch holds exactly the
+new model; other files on the branch are left alone. A commit is atomic on the Hub: when the upload fails, the branch
+head is read again, and [`PublishError`] says whether the commit was created. With `dry_run_dir` the staged files
+go to that folder instead, written atomically like a model folder (complete or absent), with no network call at all
+(so the branch, and what would be deleted from it, is not read).
 
 Notes for servers other than huggingface.co: with `hf_xet` installed, `huggingface_hub` uploads large files through
 Xet only; set `HF_HUB_DISABLE_XET=1` for a server without it. `HF_ENDPOINT` is read once, when `huggingface_hub` is
@@ -22,7 +25,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, RepoFile
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -32,8 +35,15 @@ from huggingface_hub.errors import (
 )
 
 from polyhead import run_folder
-from polyhead.publishing.model_card import MultitaskCardData, is_generated_card, write_model_card
-from polyhead.run_folder import README_FILE, RESULTS_FILE, TRAINING_ARGS_FILE, repo_id_problem
+from polyhead.publishing.model_card import MultitaskCardData, config_tasks, is_generated_card, write_model_card
+from polyhead.run_folder import (
+    README_FILE,
+    REPORT_PATTERNS,
+    RESULTS_FILE,
+    TRAINING_ARGS_FILE,
+    evaluation_dir,
+    repo_id_problem,
+)
 from polyhead.saving import (
     REMOTE_CODE_FILES,
     add_serving_files,
@@ -47,7 +57,9 @@ from polyhead.serving import SERVING_FILES
 
 logger = logging.getLogger(__name__)
 
-# What a model repo holds; anything else in the folder (checkpoints, logs, caches) stays local.
+# What a model repo holds; anything else in the folder (checkpoints, logs, caches) stays local. Publishing owns these
+# paths on the branch too: one that the new upload lacks is deleted in its commit (README.md excepted, see
+# `stale_files`).
 UPLOAD_PATTERNS = (
     "config.json",
     "generation_config.json",
@@ -68,6 +80,8 @@ UPLOAD_PATTERNS = (
     "sentencepiece.bpe.model",
     *run_folder.RUN_FILE_PATTERNS,  # README.md, results.json, training_args.json, baselines/results.json, reports
 )
+# The files that hold a model's scores: an evaluation folder given as `results_dir` replaces the model folder's.
+SCORE_PATTERNS = (RESULTS_FILE, *REPORT_PATTERNS)
 _MASKED_TOKENS = (None, "", "<HUB_TOKEN>")
 # The HTTP library's base error (connection failures, timeouts, a URL without http://), whichever library
 # huggingface_hub is built on (httpx in 1.x, httpx2 in 2.x): HfHubHTTPError derives from it.
@@ -93,6 +107,9 @@ class PublishResult:
         readme (`str`): `"generated"` (a polyhead card), `"local"` (the folder's hand-edited README, as is) or
             `"kept-remote"` (the branch's hand-edited README was left in place: no README in the commit).
         dry_run (`bool`): whether nothing was uploaded.
+        removed (`list[str]`): files of the branch that the commit deleted, sorted: files of the kinds publishing
+            uploads (`UPLOAD_PATTERNS`) that this upload lacks, left by an earlier one (empty in a dry run, which
+            does not read the branch).
         commit_oid (`str`, *optional*): the commit's sha.
         commit_url (`str`, *optional*): the commit's URL.
     """
@@ -102,6 +119,7 @@ class PublishResult:
     files: list[str]
     readme: str
     dry_run: bool = False
+    removed: list[str] = dataclasses.field(default_factory=list)
     commit_oid: str | None = None
     commit_url: str | None = None
 
@@ -112,11 +130,22 @@ def select_upload_files(folder: Path) -> list[str]:
     A pattern matches at its own depth only: `*.safetensors` takes `model.safetensors`, never
     `checkpoint-500/model.safetensors`."""
     found = (path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
-    return sorted(name for name in found if any(_matches(name, pattern) for pattern in UPLOAD_PATTERNS))
+    return sorted(name for name in found if is_upload_file(name))
 
 
-def _matches(name: str, pattern: str) -> bool:
-    return name.count("/") == pattern.count("/") and fnmatch.fnmatchcase(name, pattern)
+def is_upload_file(name: str, patterns: tuple[str, ...] = UPLOAD_PATTERNS) -> bool:
+    """Whether the POSIX path `name` (relative to the folder or repo root) matches one of `patterns`, each at its
+    own depth only."""
+    return any(name.count("/") == pattern.count("/") and fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def stale_files(remote: list[str], staged: list[str]) -> list[str]:
+    """The branch's files (`remote`) that publishing owns (`UPLOAD_PATTERNS`) but the upload (`staged`) lacks, sorted:
+    deleted in the same commit, so nothing of an earlier model (its `onnx/` graphs, which `handler.py` prefers, other
+    weights files, reports of tasks the new model lacks) is served or shown beside the new one. `README.md` is never
+    deleted: an upload without one leaves a hand-edited card on the branch on purpose."""
+    keep = set(staged) | {README_FILE}
+    return sorted(name for name in remote if is_upload_file(name) and name not in keep)
 
 
 def check_no_outside_links(folder: Path) -> None:
@@ -128,7 +157,7 @@ def check_no_outside_links(folder: Path) -> None:
         for name in (*dirnames, *filenames):
             path = Path(parent, name)
             relative = path.relative_to(folder).as_posix()
-            uploaded = relative in folders or any(_matches(relative, pattern) for pattern in UPLOAD_PATTERNS)
+            uploaded = relative in folders or is_upload_file(relative)
             if uploaded and path.is_symlink() and not path.resolve().is_relative_to(root):
                 outside.append(f"{relative} -> {path.resolve()}")
     if outside:
@@ -197,6 +226,53 @@ def check_no_token(folder: Path) -> None:
             raise PublishError(f"{path} holds a Hub token: remove it before publishing. Nothing was published.")
 
 
+def check_results_dir(folder: Path, results_dir: Path) -> None:
+    """Refuses a `results_dir` without `results.json`, one that scores a task the model lacks (the evaluation of
+    another model), or one with a symbolic link out of it, with a [`PublishError`] naming the fix."""
+    results = run_folder.read_results(results_dir) if results_dir.is_dir() else None
+    if results is None:
+        raise PublishError(
+            f"{results_dir / RESULTS_FILE} is missing: give as --results the folder scripts/evaluate_model.py wrote "
+            f"(its --output_dir, by default {evaluation_dir(folder, 'test')}). Nothing was published."
+        )
+    tasks = config_tasks(run_folder.read_json(folder / "config.json") or {})
+    foreign = [task for task in results.get("tasks", {}) if task not in tasks]
+    if foreign:
+        raise PublishError(
+            f"{results_dir / RESULTS_FILE} scores tasks that {folder} lacks ({', '.join(foreign)}; its tasks: "
+            f"{', '.join(tasks)}): give the evaluation of this model. Nothing was published."
+        )
+    check_no_outside_links(results_dir)
+
+
+def upload_sources(folder: Path, results_dir: Path | None = None) -> dict[str, Path]:
+    """`{repo path: local file}`: the folder's upload set (`select_upload_files`); with `results_dir` (an evaluation
+    folder of `scripts/evaluate_model.py`), its `results.json` and per-task reports (`SCORE_PATTERNS`) replace the
+    folder's own, none of which are kept (they score another run)."""
+    sources = {name: folder / name for name in select_upload_files(folder)}
+    if results_dir is not None:
+        sources = {name: path for name, path in sources.items() if not is_upload_file(name, SCORE_PATTERNS)}
+        scores = (name for name in select_upload_files(results_dir) if is_upload_file(name, SCORE_PATTERNS))
+        sources.update({name: results_dir / name for name in scores})
+    return dict(sorted(sources.items()))
+
+
+def missing_results_message(folder: Path) -> str:
+    """Why a card cannot be generated for a folder without `results.json`, and what works instead."""
+    evaluation = evaluation_dir(folder, "test")
+    if (evaluation / RESULTS_FILE).is_file():
+        fix = f"{evaluation} holds an evaluation of it: publish with --results {evaluation}"
+    else:
+        fix = (
+            f"evaluate it (scripts/evaluate_model.py {folder} --tasks ... writes {evaluation}) and publish with "
+            f"--results {evaluation}"
+        )
+    return (
+        f"{folder / RESULTS_FILE} is missing, and the model card needs the model's scores: {fix}; or put a "
+        f"hand-edited {README_FILE} in the folder. Nothing was published."
+    )
+
+
 def remote_readme(api: HfApi, repo_id: str, branch: str, cache_dir: str) -> str | None:
     """The README on `branch`, or `None` when the repo, branch or file does not exist."""
     try:
@@ -215,11 +291,13 @@ def stage_upload(
     remote: str | None,
     overwrite_readme: bool,
     card_data: MultitaskCardData | None,
+    results_dir: Path | None = None,
 ) -> str:
-    """Copies the upload set of `folder` into `staging` and settles the README; returns how (see `PublishResult`)."""
-    for name in select_upload_files(folder):
+    """Copies the upload set of `folder` (`upload_sources`) into `staging` and settles the README; returns how (see
+    `PublishResult`)."""
+    for name, source in upload_sources(folder, results_dir).items():
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(folder / name, staging / name)
+        shutil.copy2(source, staging / name)
     add_serving_files(staging, overwrite=False)  # folders saved before handler.py existed get it too
     pin_tokenizer_inputs(staging)  # and folders saved before their tokenizer named its inputs, these names
     local = staging / README_FILE
@@ -228,11 +306,8 @@ def stage_upload(
     if not overwrite_readme and remote is not None and not is_generated_card(remote):
         local.unlink(missing_ok=True)
         return "kept-remote"
-    if not (folder / RESULTS_FILE).is_file():
-        raise FileNotFoundError(
-            f"{folder / RESULTS_FILE} is missing: the model card needs the model's results (evaluate the model, e.g. "
-            f"scripts/evaluate_model.py, or put a hand-edited {README_FILE} in the folder). Nothing was published."
-        )
+    if not (staging / RESULTS_FILE).is_file():
+        raise FileNotFoundError(missing_results_message(folder))
     write_model_card(staging, repo_id=repo_id, revision=branch, card_data=card_data, overwrite=True)
     return "generated"
 
@@ -249,6 +324,7 @@ def publish_model(
     overwrite_readme: bool = False,
     dry_run_dir: str | os.PathLike | None = None,
     card_data: MultitaskCardData | None = None,
+    results_dir: str | os.PathLike | None = None,
 ) -> PublishResult:
     r"""
     Publishes a model folder to `repo_id` in one commit on `branch`.
@@ -258,7 +334,9 @@ def publish_model(
     files to upload (`UPLOAD_PATTERNS`) are staged, and the model card is generated
     (`polyhead.publishing.model_card.write_model_card`, with its usage snippet pinned to `branch`) unless a hand-edited
     README is found: one in the folder is uploaded as is, one already on the branch is left in place;
-    `overwrite_readme=True` generates the card anyway. The model folder itself is never modified.
+    `overwrite_readme=True` generates the card anyway. The model folder itself is never modified. The commit also
+    deletes the branch's files of the kinds publishing uploads (`UPLOAD_PATTERNS`) that this upload lacks
+    (`stale_files`; listed in `PublishResult.removed`): the branch then holds this model only.
 
     Args:
         folder (`str` or `os.PathLike`): a model folder written by `polyhead.saving.save_model_folder`.
@@ -272,13 +350,17 @@ def publish_model(
         dry_run_dir (`str` or `os.PathLike`, *optional*): write the upload to this new (or empty) folder instead,
             atomically, with no network call at all (so a hand-edited README already on the branch is not seen).
         card_data (`MultitaskCardData`, *optional*): license, language, datasets, widget texts... of the card.
+        results_dir (`str` or `os.PathLike`, *optional*): an evaluation of this model (the folder
+            `scripts/evaluate_model.py` wrote, by default `<folder>/eval-test`): its `results.json` and per-task
+            reports are published, and shown by the card, instead of the folder's own.
 
     Returns:
         [`PublishResult`]
 
     Raises:
         [`PublishError`]: `repo_id`, or a base model or dataset id of `card_data`, is not a valid Hub repo id, or
-            the folder fails verification (nothing was published), or a Hub call failed: the message
+            the folder fails verification, or `results_dir` holds no `results.json` or scores tasks the model lacks
+            (nothing was published), or a Hub call failed: the message
             says whether the commit was created (after a failed upload the branch head is read again; when the
             commit landed although its response was lost, the result is returned with a warning).
 
@@ -297,6 +379,9 @@ def publish_model(
     check_no_outside_links(folder)
     verify_folder(folder)
     check_no_token(folder)
+    if results_dir is not None:
+        results_dir = Path(results_dir)
+        check_results_dir(folder, results_dir)
     api = HfApi(endpoint=endpoint, token=token)  # no network call until it is used
     repo_id = resolve_repo_id(api, repo_id, dry_run=dry_run_dir is not None)
     stage = functools.partial(
@@ -306,6 +391,7 @@ def publish_model(
         branch=branch,
         overwrite_readme=overwrite_readme,
         card_data=card_data,
+        results_dir=results_dir,
     )
     if dry_run_dir is not None:
         return _dry_run(stage, Path(dry_run_dir), repo_id, branch)
@@ -315,8 +401,10 @@ def publish_model(
         staging.mkdir()
         readme = stage(staging, remote=remote)
         files = select_upload_files(staging)
-        oid, url = _upload(api, staging, repo_id, branch, private, commit_message)
-    return PublishResult(repo_id=repo_id, branch=branch, files=files, readme=readme, commit_oid=oid, commit_url=url)
+        oid, url, removed = upload_staged(api, staging, repo_id, branch, private, commit_message)
+    return PublishResult(
+        repo_id=repo_id, branch=branch, files=files, readme=readme, removed=removed, commit_oid=oid, commit_url=url
+    )
 
 
 def _dry_run(stage, dry_run_dir: Path, repo_id: str, branch: str) -> PublishResult:
@@ -330,7 +418,8 @@ def _dry_run(stage, dry_run_dir: Path, repo_id: str, branch: str) -> PublishResu
         readme = stage(staging, remote=None)
         files = select_upload_files(staging)
     logger.info(
-        "Dry run: the %d files that would be uploaded are in %s (the branch's README was not checked: no network).",
+        "Dry run: the %d files that would be uploaded are in %s (the branch was not read: no network, so neither its "
+        "README nor the files of an earlier upload that publishing would delete were checked).",
         len(files),
         dry_run_dir,
     )
@@ -338,40 +427,65 @@ def _dry_run(stage, dry_run_dir: Path, repo_id: str, branch: str) -> PublishResu
 
 
 def _upload(api: HfApi, staging: Path, repo_id: str, branch: str, private: bool, message: str | None):
-    """Uploads `staging` in one commit on top of the branch's current head; returns `(commit oid, commit url)`.
+    """[`upload_staged`] for callers that return `(commit oid, commit url)` only (`publish_exported_task`): the files
+    it deleted are named in a warning, since such a caller cannot report them."""
+    oid, url, removed = upload_staged(api, staging, repo_id, branch, private, message)
+    if removed:
+        logger.warning(
+            "Deleted %d files of an earlier upload to %s that this one lacks: %s", len(removed), repo_id, removed
+        )
+    return oid, url
+
+
+def upload_staged(
+    api: HfApi, staging: Path, repo_id: str, branch: str, private: bool, message: str | None
+) -> tuple[str, str, list[str]]:
+    """Uploads `staging` in one commit on top of the branch's current head, deleting in the same commit the files of
+    that head that `stale_files` names; returns `(commit oid, commit url, deleted files)`.
 
     Large files go first (`preupload_lfs_files`): a failure there, or before, happens before any commit is asked
     for. Only a failure of the commit call itself is ambiguous (the server may have committed and the answer been
     lost), so only then is the branch head read again."""
-    operations = [CommitOperationAdd(name, staging / name) for name in select_upload_files(staging)]
+    staged = select_upload_files(staging)
+    additions = [CommitOperationAdd(name, staging / name) for name in staged]
 
-    def prepare() -> str | None:
+    def prepare() -> tuple[str | None, list[str]]:
         api.create_repo(repo_id, private=private, exist_ok=True)
         if branch != "main":
             api.create_branch(repo_id, branch=branch, exist_ok=True)
         head = _branch_head(api, repo_id, branch)
-        api.preupload_lfs_files(repo_id, operations, revision=branch)
-        return head
+        remote = [] if head is None else _repo_files(api, repo_id, head)  # the commit's parent, not a later head
+        api.preupload_lfs_files(repo_id, additions, revision=branch)
+        return head, stale_files(remote, staged)
 
-    head = _call(prepare, repo_id, branch)
+    head, removed = _call(prepare, repo_id, branch)
     try:
         commit = api.create_commit(
             repo_id,
-            operations,
+            [*additions, *(CommitOperationDelete(name) for name in removed)],
             commit_message=message or "Upload multitask model",
+            commit_description=f"Deleted, absent from this model: {', '.join(removed)}" if removed else None,
             revision=branch,
             parent_commit=head,  # a retried or concurrent commit is refused instead of piling onto this one
         )
     except _UPLOAD_ERRORS as error:
-        landed = _landed_commit(api, staging, repo_id, branch, head, error)
+        landed = _landed_commit(api, staging, repo_id, branch, head, removed, error)
         logger.warning(
             "The commit call failed (%s), but the branch head %s holds exactly this upload: the commit landed and "
             "only its answer was lost.",
             _describe(error),
             landed,
         )
-        return landed, f"{api.endpoint}/{repo_id}/commit/{landed}"
-    return commit.oid, str(commit.commit_url)
+        return landed, f"{api.endpoint}/{repo_id}/commit/{landed}", removed
+    return commit.oid, str(commit.commit_url), removed
+
+
+def _repo_files(api: HfApi, repo_id: str, revision: str) -> list[str]:
+    return [
+        item.path
+        for item in api.list_repo_tree(repo_id, revision=revision, recursive=True)
+        if isinstance(item, RepoFile)
+    ]
 
 
 def _branch_head(api: HfApi, repo_id: str, branch: str) -> str | None:
@@ -379,13 +493,15 @@ def _branch_head(api: HfApi, repo_id: str, branch: str) -> str | None:
     return next((ref.target_commit for ref in refs.branches if ref.name == branch), None)
 
 
-def _landed_commit(api: HfApi, staging: Path, repo_id: str, branch: str, head: str | None, error: Exception) -> str:
+def _landed_commit(
+    api: HfApi, staging: Path, repo_id: str, branch: str, head: str | None, removed: list[str], error: Exception
+) -> str:
     """After a failed upload, reads the branch head again: returns the new head when it is this upload's commit
     (the response was lost, not the commit), else raises a [`PublishError`] saying what is on the branch."""
     failed = f"Publishing to {repo_id} (branch {branch!r}) failed: {_describe(error)}."
     try:
         now = _branch_head(api, repo_id, branch)
-        holds_upload = now != head and _commit_holds(api, repo_id, now, staging)
+        holds_upload = now != head and _commit_holds(api, repo_id, now, staging, removed)
     except HUB_ERRORS as check_error:
         raise PublishError(
             f"{failed} Whether a commit was created is unknown: reading the branch head afterwards failed too "
@@ -405,9 +521,12 @@ def _landed_commit(api: HfApi, staging: Path, repo_id: str, branch: str, head: s
     return now
 
 
-def _commit_holds(api: HfApi, repo_id: str, revision: str, staging: Path) -> bool:
-    """Whether every staged file is on `revision` with the same content (LFS sha256, else git blob id)."""
+def _commit_holds(api: HfApi, repo_id: str, revision: str, staging: Path, removed: list[str]) -> bool:
+    """Whether every staged file is on `revision` with the same content (LFS sha256, else git blob id), and none of
+    the files the commit was to delete."""
     remote = {item.path: item for item in api.list_repo_tree(repo_id, revision=revision, recursive=True)}
+    if any(name in remote for name in removed):
+        return False
     for name in select_upload_files(staging):
         item, content = remote.get(name), (staging / name).read_bytes()
         if item is None or not hasattr(item, "blob_id"):
@@ -443,13 +562,19 @@ def _describe(error: BaseException) -> str:
 __all__ = [
     "UPLOAD_PATTERNS",
     "HUB_ERRORS",
+    "SCORE_PATTERNS",
     "PublishError",
     "PublishResult",
     "check_card_data",
     "check_no_outside_links",
     "check_repo_id",
+    "check_results_dir",
+    "is_upload_file",
     "publish_model",
     "resolve_repo_id",
     "select_upload_files",
+    "stale_files",
+    "upload_sources",
+    "upload_staged",
     "verify_folder",
 ]
