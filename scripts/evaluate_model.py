@@ -4,8 +4,11 @@
     python scripts/evaluate_model.py MODEL_DIR --tasks emotion=../shared/data/tweet_emotion --split validation
     python scripts/evaluate_model.py MODEL_DIR --tasks emotion=data/meld:text=utterance,label=emotion --num_threads 2
 
-Writes results.json, classification_report_<task>.txt and confusion_matrix_<task>.png into --output_dir. The
-majority-class baseline comes from each task's train split, when the task has one.
+Writes results.json, classification_report_<task>.txt and confusion_matrix_<task>.png into --output_dir (an earlier
+evaluation there is replaced: the reports of tasks this one does not score are removed, with a warning). The
+majority-class baseline comes from each task's train split, when the task has one. Multi-label tasks are scored at the
+model's thresholds (its tuned per-label ones when it has them), or at a threshold=0.3 given in the task spec for every
+label; the output says which, results.json records them under "thresholds".
 """
 
 import argparse
@@ -59,7 +62,21 @@ def main(argv: list[str] | None = None) -> dict:
     print(json.dumps({"average": results["average"]}, indent=2))
     for task, capped in results.get("capped", {}).items():
         print(f"{task}: scored {capped['scored']} of the {capped['split_rows']} rows of the split (--max_samples)")
+    for task, used in results.get("thresholds", {}).items():
+        print(f"{task}: {describe_thresholds(used)}")
     return results
+
+
+def describe_thresholds(used: dict) -> str:
+    """One line on the thresholds a multi-label task was scored at (its `results.json` `"thresholds"` entry)."""
+    if used.get("per_label"):
+        values = used["per_label"].values()
+        return (
+            f"scored at the model's tuned per-label thresholds ({min(values):g} to {max(values):g}; its scores at "
+            f"the task threshold {used['threshold']:g} are the results' untuned_thresholds)"
+        )
+    source = "threshold= given" if used.get("from") == "evaluation" else "the model's"
+    return f"scored at threshold {used['threshold']:g} for every label ({source})"
 
 
 if __name__ == "__main__":

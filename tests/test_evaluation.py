@@ -203,7 +203,7 @@ def test_evaluation_reads_each_task_as_the_models_head_does(scored, tmp_path, ca
     with caplog.at_level("WARNING", logger="polyhead.evaluation.scoring"):
         results = evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=tmp_path / "whole")
     assert results["num_examples"] == {"sentiment": 30} and "held_out" not in results
-    assert "sentiment.jsonl is scored whole as its 'test' split: it is not the training run's" in caplog.text
+    assert "sentiment.jsonl is scored whole as its 'test' split: the model folder records no train data" in caplog.text
     with pytest.raises(ValueError, match="head reads one text but the data gives pairs: drop text_pair="):
         evaluate_saved_model(folder, [f"sentiment={data}:text_pair=text"], output_dir=tmp_path / "pair")
     with pytest.raises(ValueError, match="problem_type=multi_label_classification but the model's head is single"):
@@ -219,3 +219,47 @@ def test_evaluation_reads_each_task_as_the_models_head_does(scored, tmp_path, ca
     assert scores[0.01]["tasks"]["emotions"] != scores[0.99]["tasks"]["emotions"]
     low = json.loads((tmp_path / "t" / "results.json").read_text())  # the 0.99 run: no label reaches it
     assert low["tasks"]["emotions"]["f1_micro"] == 0.0
+
+
+def test_a_given_threshold_is_applied_even_when_it_equals_the_models_and_results_say_which(scored, tmp_path, capsys):
+    """`threshold=` scores every label at that threshold, also when it equals the task threshold of a model with
+    tuned per-label thresholds (they were used instead); results.json and the table say which thresholds were used."""
+    model, tokenizer, _, _, _ = scored
+    labels = model.config.task("emotions")["labels"]
+    model.config.tasks["emotions"] = {**model.config.task("emotions"), "threshold": 0.01, "thresholds": [0.99] * 4}
+    folder = save_model_folder(model, tokenizer, tmp_path / "model")
+    texts = ["i love this movie", "bad phone", "the team win", "money and stock", "great game today", "sad news"]
+    multi = tmp_path / "emotions.jsonl"
+    multi.write_text("".join(json.dumps({"text": t, "label": ["joy", "fear"]}) + "\n" for t in texts))
+    main = script_main("evaluate_model")
+    tuned = main([str(folder), "--tasks", f"emotions={multi}", "--output_dir", str(tmp_path / "tuned")])
+    assert tuned["tasks"]["emotions"]["f1_micro"] == 0.0  # no score reaches 0.99
+    assert tuned["thresholds"]["emotions"] == {
+        "from": "model",
+        "threshold": 0.01,
+        "per_label": dict.fromkeys(labels, 0.99),
+    }
+    assert "emotions: scored at the model's tuned per-label thresholds (0.99 to 0.99;" in capsys.readouterr().out
+    given = main([str(folder), "--tasks", f"emotions={multi}:threshold=0.01", "--output_dir", str(tmp_path / "given")])
+    assert given["tasks"]["emotions"] == tuned["untuned_thresholds"]["emotions"]  # every label at 0.01
+    assert given["tasks"]["emotions"]["f1_micro"] > 0 and "untuned_thresholds" not in given
+    assert given["thresholds"]["emotions"] == {"from": "evaluation", "threshold": 0.01}
+    saved = json.loads((tmp_path / "given" / "results.json").read_text())
+    assert saved["thresholds"] == given["thresholds"]
+    assert "emotions: scored at threshold 0.01 for every label (threshold= given)" in capsys.readouterr().out
+
+
+def test_evaluating_into_a_folder_removes_the_reports_it_does_not_rewrite(scored, caplog):
+    """An earlier evaluation's reports of other tasks would read as this evaluation's, beside its results.json."""
+    model, tokenizer, encoded, _, folder = scored
+    (folder / "notes.txt").write_text("mine")
+    reports = {"classification_report_{}.txt", "confusion_matrix_{}.png", "confusion_matrix_{}.csv"}
+    assert {name.format("emotions") for name in reports} <= {path.name for path in folder.iterdir()}
+    with caplog.at_level("WARNING", logger="polyhead.evaluation.scoring"):
+        results = evaluate_model(model, tokenizer, {"sentiment": encoded["sentiment"]}, "validation", 4, folder)
+    names = {path.name for path in folder.iterdir()}
+    assert names == {"results.json", "notes.txt", *(name.format("sentiment") for name in reports)}
+    assert json.loads((folder / "results.json").read_text())["tasks"] == results["tasks"]
+    assert "removed the reports of an earlier evaluation that this one does not rewrite: ['classification_report" in (
+        caplog.text
+    )

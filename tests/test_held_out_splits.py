@@ -187,3 +187,78 @@ def test_one_task_of_a_shared_source_is_scored_on_the_rows_its_run_held_out(tmp_
     carved = load_task_data([spec], stratified={"a": False})["a"].splits["test"]["text"]
     together = load_task_data([spec, parse_task(f"b={path}:label=other")])["a"].splits["test"]["text"]
     assert list(carved) == list(together)
+
+
+def test_evaluation_recognises_the_runs_train_data_however_it_is_spelled(tmp_path, capsys, monkeypatch, caplog):
+    """A relative path at training and an absolute one here (another working directory), `dataset: folder` at
+    training and `name=folder` here, a copy of the file elsewhere: the rows the run held out are scored, not the whole
+    file (most of it trained on). Runs recorded before the absolute paths are matched from the folders above the
+    file, with a warning; other data is scored whole with a warning that names the run's."""
+    work = tmp_path / "work"
+    a = _write(work / "data" / "a.jsonl", _rows(60, ["x", "y"]))
+    b = _write(work / "bfolder" / "train.jsonl", _rows(60, ["p", "q"], seed=5))
+    monkeypatch.chdir(work)
+    results, model_dir, _ = _train(tmp_path, capsys, "a=data/a.jsonl", json.dumps({"name": "b", "dataset": "bfolder"}))
+    assert results["num_examples"] == {"a": 6, "b": 6}
+    recorded = {entry["name"]: entry for entry in read_training_args(model_dir)["data"]["tasks"]}
+    assert recorded["a"]["data_files"] == {"train": "data/a.jsonl"}  # the keys as given are kept
+    assert recorded["a"]["resolved_data_files"] == {"train": [str(a.resolve())]}
+    assert recorded["b"]["dataset"] == "bfolder" and recorded["b"]["resolved_data_files"] == {
+        "train": [str(b.resolve())]
+    }
+    assert len(recorded["a"]["train_sha256"]) == 1 and len(recorded["a"]["train_sha256"][0]) == 64
+    monkeypatch.chdir(tmp_path)
+    tasks = [f"a={a}", f"b={b.parent}"]
+
+    def evaluate(*tasks):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="polyhead.evaluation.scoring"):
+            return evaluate_saved_model(model_dir, list(tasks), output_dir=tmp_path / "eval")
+
+    again = evaluate(*tasks)
+    assert again["num_examples"] == {"a": 6, "b": 6} and "scored whole" not in caplog.text
+    assert again["held_out"] == results["held_out"]
+    assert again["tasks"]["a"] == pytest.approx(results["tasks"]["a"])
+    copy = _write(tmp_path / "elsewhere" / "a.jsonl", [json.loads(line) for line in a.read_text().splitlines()])
+    assert evaluate(f"a={copy}")["num_examples"] == {"a": 6} and "scored whole" not in caplog.text
+    other = _write(tmp_path / "other" / "a.jsonl", _rows(60, ["x", "y"], seed=9))
+    assert evaluate(f"a={other}")["num_examples"] == {"a": 60}
+    assert (
+        f"{other} is scored whole as its 'test' split: neither its path nor its content is the training" in caplog.text
+    )
+    # A run recorded before: paths as given only, relative to a working directory it did not record.
+    info_path = model_dir / "training_args.json"
+    info = json.loads(info_path.read_text())
+    for entry in info["data"]["tasks"]:
+        del entry["resolved_data_files"], entry["train_sha256"]
+    info_path.write_text(json.dumps(info))
+    assert evaluate(*tasks)["num_examples"] == {"a": 6, "b": 6} and "scored whole" not in caplog.text
+    assert (
+        f"recorded as 'data/a.jsonl' relative to a working directory the run did not record (found from {work})"
+        in (caplog.text)
+    )
+    assert "recorded as 'bfolder' relative to a working directory" in caplog.text
+    assert evaluate(f"a={copy}")["num_examples"] == {"a": 60}  # no checksum recorded: another file is another file
+    assert "does not match the training run's train data, recorded as 'data/a.jsonl' relative to a working " in (
+        caplog.text
+    )
+    assert "evaluate from the training's working directory with the recorded path" in caplog.text
+
+
+def test_the_runs_train_file_alone_is_not_carved_for_a_split_the_run_was_given(tmp_path, capsys):
+    """The run read its test rows from its own test file and carved only validation rows out of train.jsonl: carving
+    test rows out of train.jsonl here would score rows it trained on. Refused, naming the run's test file; the
+    validation rows are carved as the run carved them (without a test share first)."""
+    folder = tmp_path / "task"
+    _write(folder / "train.jsonl", _rows(60, ["x", "y"]))
+    test = _write(folder / "test.jsonl", _rows(8, ["x", "y"], seed=2))
+    results, model_dir, _ = _train(tmp_path, capsys, f"t={folder}", extra=["--final_eval_split", "eval"])
+    assert set(results["held_out"]["t"]) == {"validation"} and results["num_examples"] == {"t": 6}
+    alone = f"t={folder / 'train.jsonl'}"
+    with pytest.raises(
+        ValueError, match=rf"held none of its rows out as its 'test' split \(it read that from {test}\): score"
+    ):
+        evaluate_saved_model(model_dir, [alone], split="test", output_dir=tmp_path / "eval")
+    validation = evaluate_saved_model(model_dir, [alone], split="validation", output_dir=tmp_path / "eval")
+    assert validation["held_out"]["t"] == results["held_out"]["t"] and validation["num_examples"] == {"t": 6}
+    assert validation["tasks"]["t"] == pytest.approx(results["tasks"]["t"])

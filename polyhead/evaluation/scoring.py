@@ -16,14 +16,19 @@ metrics with the local `evaluate` modules of `polyhead.evaluation.metrics`, and 
                    # only for splits carved from the train rows (polyhead.data.carve_splits)
        "not_scored": [task, ...],  # only when some task had no split to score
        "comparison": {...},  # only from `--single_task_baselines --seeds N`: polyhead.evaluation.comparison
-       "untuned_thresholds": {task: {metric: value}}}  # multi-label tasks with tuned per-label thresholds:
+       "untuned_thresholds": {task: {metric: value}},  # multi-label tasks with tuned per-label thresholds:
                                                        # their scores at the task's single threshold
+       "thresholds": {task: {"from": "model" | "evaluation", "threshold": t, "per_label": {label: t}}}}
+                   # only from `evaluate_saved_model`: the decision thresholds each multi-label task was scored at
+                   # ("per_label" when they are the model's tuned ones; "evaluation": threshold= was given)
 
 - `classification_report_<task>.txt` (scikit-learn's per-label report), `confusion_matrix_<task>.png` (a
   row-normalised heatmap; above 30 labels the most-confused classes and confusions; per-label TP/FP/FN bars for
-  multi-label tasks) and `confusion_matrix_<task>.csv` (the full counts).
+  multi-label tasks) and `confusion_matrix_<task>.csv` (the full counts). Report files of other tasks, left by an
+  earlier evaluation into the same folder, are removed (with a warning): the reports are the `results.json`'s.
 """
 
+import hashlib
 import logging
 import os
 import sys
@@ -43,6 +48,7 @@ from polyhead.decisions import decision_thresholds, logits_to_predictions
 from polyhead.evaluation import metrics, plots
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, SINGLE_LABEL, MultitaskModel
 from polyhead.run_folder import check_model_source, check_model_weights, check_output_folder, model_loading
+from polyhead.tasks import TaskSpec, is_saved_dataset
 
 
 logger = logging.getLogger(__name__)
@@ -281,9 +287,42 @@ def write_evaluation(
     output_dir: str | os.PathLike,
     split: str,
 ) -> None:
-    """Writes what [`score_model`] returned: `results.json` and each task's reports (see the module docstring)."""
+    """Writes what [`score_model`] returned: `results.json` and each task's reports (see the module docstring). Report
+    files that this evaluation does not rewrite (other tasks', an earlier evaluation's into the same folder) are
+    removed: they would read as this evaluation's."""
+    remove_stale_reports(model, outputs, output_dir)
     write_results(results, output_dir)
     write_reports(model, outputs, output_dir, split)
+
+
+def remove_stale_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_dir: str | os.PathLike) -> list:
+    """Removes the report files in `output_dir` (`polyhead.run_folder.REPORT_PATTERNS`) that [`write_reports`] will not
+    rewrite for `outputs`; returns their names (a warning names them too)."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    tasks, plot = _reported_tasks(model, outputs)
+    kept = {run_folder.classification_report_file(task) for task in tasks}
+    kept |= {run_folder.confusion_matrix_counts(task) for task in tasks}
+    kept |= {run_folder.confusion_matrix_image(task) for task in tasks} if plot else set()
+    stale = sorted(
+        {path.name for pattern in run_folder.REPORT_PATTERNS for path in folder.glob(pattern) if path.is_file()} - kept
+    )
+    for name in stale:
+        (folder / name).unlink()
+    if stale:
+        logger.warning(
+            f"{folder}: removed the reports of an earlier evaluation that this one does not rewrite: {stale} (the "
+            f"folder's reports are its {RESULTS_FILE}'s); write each evaluation to its own folder to keep both."
+        )
+    return stale
+
+
+def _reported_tasks(model: MultitaskModel, outputs: Mapping[str, tuple]) -> tuple[list[str], bool]:
+    """The tasks that get report files (not multiple-choice ones: no fixed labels, accuracy in results.json only),
+    and whether their confusion-matrix PNGs are drawn (not above `MAX_PLOTTED_TASKS` tasks)."""
+    tasks = [task for task in outputs if model.config.task(task)["problem_type"] != MULTIPLE_CHOICE]
+    return tasks, len(outputs) <= MAX_PLOTTED_TASKS
 
 
 def _add_summary(results: dict, model: MultitaskModel, train_labels: Mapping[str, list], outputs: dict) -> None:
@@ -407,17 +446,45 @@ def evaluate_saved_model(
     if held_out:
         results["held_out"] = held_out
     results["max_length"] = max_length  # the truncation actually used (trained length by default)
+    given = {spec.name for spec in specs if spec.threshold is not None}
+    thresholds = {name: thresholds_used(model.config.task(name), name in given) for name in results["tasks"]}
+    thresholds = {name: used for name, used in thresholds.items() if used is not None}
+    if thresholds:
+        results["thresholds"] = thresholds
     write_results(results, output_dir)
     return results
+
+
+def thresholds_used(spec: Mapping[str, Any], given: bool = False) -> dict[str, Any] | None:
+    r"""
+    The decision thresholds a multi-label task is scored at (`spec`: its config entry), as `results.json` records
+    them: `{"from": "evaluation" (a threshold= given, `given`) or "model", "threshold": the task's threshold,
+    "per_label": {label: threshold}}` (`per_label` only for tuned per-label thresholds). `None` for other tasks.
+
+    Example:
+
+    ```python
+    >>> thresholds_used({"labels": ["a", "b"], "problem_type": "multi_label_classification", "threshold": 0.3})
+    {'from': 'model', 'threshold': 0.3}
+    ```
+    """
+    if spec["problem_type"] != MULTI_LABEL:
+        return None
+    task_threshold = decision_thresholds({**spec, "thresholds": None})[0]  # the fallback of tuned ones
+    used = {"from": "evaluation" if given else "model", "threshold": float(task_threshold)}
+    if spec.get("thresholds"):
+        used["per_label"] = dict(zip(spec["labels"], map(float, decision_thresholds(spec))))
+    return used
 
 
 def fit_spec_to_model(spec, model: MultitaskModel, role: str, recorded: Mapping[str, Any] | None):
     r"""
     A task spec as evaluation reads it against the model's head: the model's labels and problem type (a
     multiple-choice head reads the `choices` column by default), its pair input checked as training checks it, a
-    `threshold` given for a multi-label task applied to this evaluation (the model's config in memory; nothing is
-    saved), and a lone data file that the training run did not read (`recorded`: its entry of the run's
-    `training_args.json`) scored whole as the split `role` asks for: only the run's own train data has the held-out
+    `threshold` given for a multi-label task applied to this evaluation as one threshold for every label, in place of
+    the model's (tuned ones included; the model's config in memory, nothing is saved), and a lone data file that is
+    not the training run's train data (`recorded`: its entry of the run's `training_args.json`, see
+    [`run_train_files`]) scored whole as the split `role` asks for: only the run's own train data has the held-out
     rows that carving reproduces.
     """
     import dataclasses
@@ -432,32 +499,206 @@ def fit_spec_to_model(spec, model: MultitaskModel, role: str, recorded: Mapping[
         )
     check_pair_input(spec.name, spec.text_pair_column, head)
     spec = dataclasses.replace(spec, labels=head["labels"], problem_type=head["problem_type"])
-    if spec.threshold is not None and float(spec.threshold) != head.get("threshold"):  # the trained one: kept as is
+    if spec.threshold is not None:  # given: applied, also when it equals the model's (its tuned ones are not used)
         if head["problem_type"] != MULTI_LABEL:
             raise ValueError(f"Task {spec.name!r}: threshold= applies to multi-label tasks; this one is not.")
         scored = {key: value for key, value in head.items() if key != "thresholds"}  # one threshold for every label
         model.config.tasks[spec.name] = {**scored, "threshold": float(spec.threshold)}
-        logger.info(f"Task {spec.name!r}: scored at threshold {spec.threshold} (the model's: {head.get('threshold')})")
-    files = spec.data_files if isinstance(spec.data_files, dict) else None
-    if role != "train" and files is not None and list(files) == [spec.train_split]:
-        read = (recorded or {}).get("data_files")
-        read = read if isinstance(read, dict) else {spec.train_split: read}
-        if _paths(read.get(spec.train_split)) != _paths(files[spec.train_split]):
+        tuned = "its tuned per-label thresholds" if head.get("thresholds") else "its threshold"
+        logger.info(f"Task {spec.name!r}: scored at threshold {spec.threshold} for every label, in place of {tuned}")
+    files = spec.split_files()
+    if role != "train" and list(files) == [spec.train_split]:
+        paths = files[spec.train_split]
+        given = ", ".join(paths)
+        run_files, mismatch = run_train_files(spec.name, paths, recorded)
+        if mismatch:
             split = spec.test_split if role == "test" else spec.eval_split
-            spec = dataclasses.replace(spec, data_files={split: files[spec.train_split]})
-            logger.warning(
-                f"Task {spec.name!r}: {files[spec.train_split]} is scored whole as its {split!r} split: it is not the "
-                f"training run's train data (recorded in {run_folder.TRAINING_ARGS_FILE}), whose held-out rows "
-                "would be carved."
-            )
+            spec = dataclasses.replace(spec, data_files={split: paths})
+            logger.warning(f"Task {spec.name!r}: {given} is scored whole as its {split!r} split: {mismatch}.")
+        else:  # carved as the run carved it: only the roles its data had no split for
+            spec = _carve_as_the_run(spec, role, given, run_files, recorded)
     return spec
 
 
-def _paths(value) -> list[str] | None:
-    """Data file paths as one comparable list (resolved here; the run recorded them as it was given them)."""
-    if value is None:
+def _carve_as_the_run(spec, role: str, given: str, run_files: dict[str, list[str]], recorded: Mapping[str, Any]):
+    """`spec` (a lone train file that is the run's train data) holding out no rows for a role (test, validation) that
+    the run read from a split of its own: it carved none, its train rows were all train rows. Scoring such a role
+    is refused, naming the run's split."""
+    import dataclasses
+
+    from polyhead.data import split_names
+
+    keys = {"train_split": "train", "eval_split": "validation", "test_split": "test"}
+    names = {key: recorded.get(key, default) for key, default in keys.items()}
+    run_splits = split_names(TaskSpec(spec.name, data_files=run_files, **names), run_files)
+    for each, size in (("test", "test_size"), ("eval", "validation_size")):
+        if run_splits[each] not in run_files:
+            continue
+        if each == role:
+            raise ValueError(
+                f"Task {spec.name!r}: {given} is the training run's train data, and the run held none of its rows out "
+                f"as its {run_splits[each]!r} split (it read that from {', '.join(run_files[run_splits[each]])}): "
+                "score that split instead."
+            )
+        spec = dataclasses.replace(spec, **{size: 0})
+    return spec
+
+
+def train_data_record(spec: TaskSpec) -> dict[str, Any]:
+    r"""
+    What a training run records of a task's data beside its spec in `training_args.json` (`data.tasks`), so that an
+    evaluation recognises the run's train data however it is spelled then ([`run_train_files`]):
+
+    - `resolved_data_files`: `{split: [absolute paths, links resolved]}` of the local files the task reads: its
+      `data_files`, or the files `datasets` reads of a `dataset` folder; `None` for a Hub dataset, a saved dataset or
+      data in memory;
+    - `train_sha256`: the SHA-256 of each of its train files, in order (the same data copied or moved elsewhere).
+
+    Example:
+
+    ```python
+    >>> train_data_record(TaskSpec("a", data_files="data/a.jsonl"))["resolved_data_files"]
+    {'train': ['/home/me/project/data/a.jsonl']}
+    ```
+    """
+    files = resolved_data_files(spec)
+    train = (files or {}).get(spec.train_split)
+    return {"resolved_data_files": files, "train_sha256": [_sha256(path) for path in train] if train else None}
+
+
+def resolved_data_files(spec: TaskSpec) -> dict[str, list[str]] | None:
+    """`{split: [absolute paths, links resolved]}` of the local files a task reads (relative paths from the working
+    directory): its `data_files`, or what `datasets` finds in a `dataset` folder (`datasets.load_dataset(folder)`);
+    `None` for a Hub dataset, a saved dataset or data in memory."""
+    if spec.data_files is not None:
+        return {split: [os.path.realpath(path) for path in paths] for split, paths in spec.split_files().items()}
+    folder = spec.dataset
+    if not isinstance(folder, (str, os.PathLike)) or not Path(folder).is_dir() or is_saved_dataset(folder):
         return None
-    return sorted(str(Path(path).resolve()) for path in ([value] if isinstance(value, (str, os.PathLike)) else value))
+    from datasets.data_files import DataFilesDict, get_data_patterns
+
+    folder = os.path.realpath(folder)
+    try:
+        found = DataFilesDict.from_patterns(get_data_patterns(folder), base_path=folder)
+    except FileNotFoundError:  # no data file datasets recognises (EmptyDatasetError)
+        return None
+    return {str(split): [os.path.realpath(path) for path in paths] for split, paths in found.items()}
+
+
+def run_train_files(
+    task: str, paths: list[str], recorded: Mapping[str, Any] | None
+) -> tuple[dict[str, list[str]] | None, str | None]:
+    r"""
+    Whether the files `paths` (a task's lone train split at evaluation) are the training run's train data of `task`
+    (`recorded`: its entry of the run's `training_args.json` `data.tasks`): `(the run's data files {split: [absolute
+    paths]}, None)` when they are, and carving them as the run did gives the rows it held out; else `(None, why not)`,
+    for a warning.
+
+    The same data however spelled: a run records the absolute paths of its data and their SHA-256
+    ([`train_data_record`]), so a relative path, `dataset: folder` at training against `name=folder` here, or a copy
+    elsewhere are recognised. A run recorded before that kept its paths as given, relative to a working directory it
+    did not record: they are resolved from this working directory, then from each folder above `paths` (a warning
+    names a match found so).
+    """
+    if recorded is None:
+        return None, (
+            f"the model folder records no train data for task {task!r} ({run_folder.TRAINING_ARGS_FILE}); if this "
+            "is that data, its rows include trained ones: score a test file the training run did not read"
+        )
+    mine = [os.path.realpath(path) for path in paths]
+    train_split = recorded.get("train_split") or "train"
+    spelled = recorded.get("data_files") if recorded.get("data_files") is not None else recorded.get("dataset")
+    if isinstance(spelled, Mapping) and train_split in spelled:  # named in messages: the train files as recorded
+        spelled = spelled[train_split]
+    if "resolved_data_files" in recorded:  # absolute paths and checksums: no guessing
+        files = recorded.get("resolved_data_files") or {}
+        sums = recorded.get("train_sha256")
+        same_content = bool(sums) and len(sums) == len(mine) and [_sha256(path) for path in mine] == sums
+        if files.get(train_split) == mine and sums and not same_content:
+            logger.warning(
+                f"Task {task!r}: {', '.join(mine)} changed since the training run read it (its SHA-256 is not the one "
+                f"in {run_folder.TRAINING_ARGS_FILE}): the rows carved from it are not exactly the rows the run held "
+                "out and may include rows it trained on; score a test file the run did not read."
+            )
+        if files.get(train_split) == mine or same_content:
+            return files, None
+        return None, (
+            f"neither its path nor its content is the training run's train data "
+            f"({files.get(train_split) or spelled!r} in {run_folder.TRAINING_ARGS_FILE})"
+        )
+    relative = _relative_paths(spelled)
+    for base in [None, *_folders_above(paths)] if relative else [None]:
+        files = _recorded_files(recorded, base, mine)
+        if files and files.get(train_split) == mine:
+            if base is not None:
+                logger.warning(
+                    f"Task {task!r}: {', '.join(mine)} is taken for the training run's train data, recorded as "
+                    f"{spelled!r} relative to a working directory the run did not record (found from {base}): the "
+                    "rows it held out are carved and scored. If it is other data, give it as a test split (a tasks "
+                    "file with data_files: {test: FILE}) to score it whole."
+                )
+            return files, None
+    where = " relative to a working directory the run did not record" if relative else ""
+    return None, (
+        f"it does not match the training run's train data, recorded as {spelled!r}{where} in "
+        f"{run_folder.TRAINING_ARGS_FILE}. If it is that data, scoring it whole scores rows the model trained on: "
+        "evaluate from the training's working directory with the recorded path, so the rows the run held out are "
+        "carved"
+    )
+
+
+def _recorded_files(recorded: Mapping[str, Any], base: str | None, mine: list[str]) -> dict[str, list[str]] | None:
+    """The absolute data files (`{split: [paths]}`) of a run's recorded task (paths as given), its relative paths
+    taken from `base` (default: the working directory). A recorded `dataset` folder is only searched when it holds
+    `mine` (the files it is compared with): the folders above them may be large."""
+
+    def rebase(value):
+        if isinstance(value, str):
+            return value if base is None or os.path.isabs(value) else os.path.join(base, value)
+        if isinstance(value, Mapping):
+            return {key: rebase(item) for key, item in value.items()}
+        return [rebase(item) for item in value] if isinstance(value, list) else value
+
+    try:
+        spec = TaskSpec(
+            name=recorded.get("name"),
+            data_files=rebase(recorded.get("data_files")),
+            dataset=rebase(recorded.get("dataset")),
+            train_split=recorded.get("train_split") or "train",
+        )
+    except (ValueError, TypeError):  # a record this version does not read: not matched
+        return None
+    if spec.dataset is not None:
+        folder = Path(os.path.realpath(spec.dataset)) if isinstance(spec.dataset, (str, os.PathLike)) else None
+        if folder is None or not all(folder in Path(path).parents for path in mine):
+            return None
+    return resolved_data_files(spec)
+
+
+def _relative_paths(value) -> bool:
+    """Whether a recorded `data_files` or `dataset` value holds a relative path."""
+    if isinstance(value, Mapping):
+        return any(_relative_paths(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_relative_paths(item) for item in value)
+    return isinstance(value, str) and not os.path.isabs(value)
+
+
+def _folders_above(paths: list[str]) -> list[str]:
+    """The folders above each of `paths`, as given and with links resolved, nearest first."""
+    folders = []
+    for path in paths:
+        for resolved in (os.path.abspath(path), os.path.realpath(path)):
+            folders += [str(folder) for folder in Path(resolved).parents]
+    return list(dict.fromkeys(folders))
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def trained_max_length(model_dir: str | os.PathLike) -> int | None:
@@ -477,11 +718,10 @@ def write_reports(model: MultitaskModel, outputs: Mapping[str, tuple], output_di
     minutes and no card shows them)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    plot = len(outputs) <= MAX_PLOTTED_TASKS
-    for task, (predictions, references) in outputs.items():
+    tasks, plot = _reported_tasks(model, outputs)
+    for task in tasks:
+        predictions, references = outputs[task]
         spec = model.config.task(task)
-        if spec["problem_type"] == MULTIPLE_CHOICE:  # no fixed labels: accuracy in results.json only
-            continue
         report = metrics.classification_report_text(spec["problem_type"], predictions, references, spec["labels"])
         (output_dir / run_folder.classification_report_file(task)).write_text(report, encoding="utf-8")
         if plot:
@@ -578,8 +818,13 @@ __all__ = [
     "majority_predictions",
     "predict_all_logits",
     "predict_logits",
+    "remove_stale_reports",
+    "resolved_data_files",
+    "run_train_files",
     "score_model",
     "score_task",
+    "thresholds_used",
+    "train_data_record",
     "trained_max_length",
     "write_evaluation",
     "write_reports",
