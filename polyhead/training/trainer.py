@@ -429,8 +429,7 @@ class MultitaskTrainer(Trainer):
             output[f"{prefix}_loss"] = float(loss)
             losses.append(float(loss))
             output.update(self._user_metrics(task, logits, labels, prefix, ours | set(output)))
-        problem_types = {task: self.model.config.task(task)["problem_type"] for task in task_results}
-        output[f"{metric_key_prefix}_average_primary"] = metrics.macro_average(task_results, problem_types)["primary"]
+        output[f"{metric_key_prefix}_average_primary"] = metrics.macro_average(task_results, evaluated)["primary"]
         output[f"{metric_key_prefix}_loss"] = float(sum(losses) / len(losses))
         output[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 4)
         self.log(output)
