@@ -46,6 +46,7 @@ from polyhead.distill.trainer import (
     soft_targets,
 )
 from polyhead.evaluation.agreement import MARGIN_EDGES, agreement_by_margin, bucket_names, top2_margin
+from polyhead.evaluation.scoring import evaluate_saved_model
 from polyhead.publishing.model_card import render_model_card
 from polyhead.publishing.upload import publish_model
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, SINGLE_LABEL
@@ -1241,3 +1242,23 @@ def test_texts_without_a_pair_are_counted_for_the_pair_tasks(tmp_path, teachers,
     assert (
         "4 of 16 texts have no 'text_pair': the pair task(s) ['nli'] are taught on the other 12 only." in caplog.text
     )
+
+
+def test_evaluating_a_distilled_model_on_its_gold_train_file_scores_the_rows_held_out(tmp_path, teachers, monkeypatch):
+    """The run records its gold data's absolute paths and checksums as training does: evaluating with the train file,
+    from another working directory, scores the rows the run held out, not the rows the student trained on."""
+    rng = random.Random(3)
+    rows = [{"text": " ".join(rng.sample(WORDS, 5)), "label": rng.choice(["negative", "positive"])} for _ in range(40)]
+    (tmp_path / "data").mkdir()
+    gold = _jsonl(tmp_path / "data" / "gold.jsonl", rows)
+    monkeypatch.chdir(tmp_path)
+    data_args = DataArguments(tasks=["sentiment=data/gold.jsonl"])
+    distill_args = DistillArguments(teacher=[f"sentiment={teachers['sentiment']}"], gold_weight=0.5, speed_texts=2)
+    results = run(ModelArguments(), data_args, distill_args, _training_args(tmp_path, max_steps=1))
+    model_dir = tmp_path / "run" / "model"
+    recorded = json.loads((model_dir / "training_args.json").read_text())["data"]["tasks"][0]
+    assert recorded["resolved_data_files"] == {"train": [str(Path(gold).resolve())]}
+    monkeypatch.chdir(tmp_path / "data")
+    scored = evaluate_saved_model(model_dir, ["sentiment=gold.jsonl"], output_dir=tmp_path / "eval")
+    held_out = results["num_examples"]["sentiment"]
+    assert 0 < held_out < len(rows) and scored["num_examples"] == {"sentiment": held_out}

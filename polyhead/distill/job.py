@@ -62,7 +62,7 @@ from polyhead.distill.trainer import (
 )
 from polyhead.evaluation.agreement import agreement_by_margin, top2_margin
 from polyhead.evaluation.metrics import primary_metric
-from polyhead.evaluation.scoring import predict_all_logits, score_model, score_task, write_evaluation
+from polyhead.evaluation.scoring import predict_all_logits, score_model, score_task, task_records, write_evaluation
 from polyhead.presets import TINY_ENCODER, tiny_encoder_config
 from polyhead.remote_code import MULTI_LABEL, SINGLE_LABEL, MultitaskConfig
 from polyhead.run_folder import RESULTS_FILE, write_json, write_training_args
@@ -733,7 +733,7 @@ def distillation_summary(
 def run_info(model_args, data_args, distill_args, training_args, plan, trainer, train_metrics, train) -> dict:
     """`training_args.json`: the training run's keys (see `polyhead.training.trainer`) plus `"distillation"`."""
     data = {f.name: getattr(data_args, f.name) for f in dataclasses.fields(data_args) if f.name != "tasks"}
-    data["tasks"] = [task.spec.to_dict() for task in plan.gold.values()]
+    data["tasks"] = task_records(task.spec for task in plan.gold.values())  # lets an evaluation carve as this run did
     return {
         "model": {
             **dataclasses.asdict(model_args),

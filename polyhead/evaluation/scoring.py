@@ -33,7 +33,7 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -566,6 +566,12 @@ def train_data_record(spec: TaskSpec) -> dict[str, Any]:
     return {"resolved_data_files": files, "train_sha256": [_sha256(path) for path in train] if train else None}
 
 
+def task_records(specs: Iterable[TaskSpec]) -> list[dict[str, Any]]:
+    """`data.tasks` of a run's `training_args.json` (training and distillation): each task's spec and
+    [`train_data_record`]."""
+    return [{**spec.to_dict(), **train_data_record(spec)} for spec in specs]
+
+
 def resolved_data_files(spec: TaskSpec) -> dict[str, list[str]] | None:
     """`{split: [absolute paths, links resolved]}` of the local files a task reads (relative paths from the working
     directory): its `data_files`, or what `datasets` finds in a `dataset` folder (`datasets.load_dataset(folder)`);
@@ -824,6 +830,7 @@ __all__ = [
     "score_model",
     "score_task",
     "thresholds_used",
+    "task_records",
     "train_data_record",
     "trained_max_length",
     "write_evaluation",

@@ -67,7 +67,7 @@ from polyhead.evaluation.scoring import (
     predict_all_logits,
     score_model,
     score_task,
-    train_data_record,
+    task_records,
     trained_max_length,
     write_evaluation,
 )
@@ -1018,7 +1018,7 @@ def training_run_info(
     data = {f.name: getattr(data_args, f.name) for f in dataclasses.fields(data_args) if f.name != "tasks"}
     # in-memory datasets described only; the absolute paths and SHA-256 of the data read let an evaluation recognise
     # the train data (and carve the rows held out) however it is spelled there
-    data["tasks"] = [{**task.spec.to_dict(), **train_data_record(task.spec)} for task in prepared.data.values()]
+    data["tasks"] = task_records(task.spec for task in prepared.data.values())
     return {
         # base_model: the encoder's Hub id, also when it was loaded from a local folder (read from its metadata now,
         # while the folder is here) so the model card can name it.
