@@ -395,7 +395,7 @@ def _select_splits(
         _check_rows(spec, role, available[role], problem_type)  # rows named as read, before any are held out
     if "train" in available:
         unused = [name for name in source if name not in names.values()]
-        available, held_out = carve_splits(spec, available, split_seed, stratify, unused)
+        available, held_out = carve_splits(spec, available, split_seed, stratify, unused, training=require_train)
     splits = {}
     for role in roles:
         name = names[role]
@@ -451,13 +451,15 @@ def carve_splits(
     seed: int = DEFAULT_SPLIT_SEED,
     stratify: bool = True,
     unused: Sequence[str] = (),
+    training: bool = True,
 ) -> tuple[dict[str, datasets.Dataset], dict[str, dict[str, Any]]]:
     r"""
     Holds out a missing test split (`spec.test_size`), then a missing validation split (`spec.validation_size`), from
     the train rows; a split in `splits` is never replaced and nothing is carved for a role whose split name is `None`.
     The draw is seeded, and stratified by label (each label keeps its share) when `stratify` and the label column
     holds single labels; the same rows, fractions and seed always give the same split. `unused`: the data's splits
-    that no role reads, named in the warning that rows were carved (to name one instead).
+    that no role reads, named in the warning that rows were carved (to name one instead); `training`: whether the
+    train rows train (the warning then says how to keep them in training), or the data is only scored.
 
     Returns `(splits by role, {role: {"from", "fraction", "seed", "rows", "stratified"}})`.
 
@@ -499,10 +501,11 @@ def carve_splits(
         }
         option = "test_split" if role == "test" else "eval_split"
         hint = f" (its split(s) {list(unused)} are unused: to use one, set {option}=NAME)" if unused else ""
+        size = "test_size" if role == "test" else "validation_size"
         logger.warning(
             f"Task {spec.name!r}: no {SPLIT_NAMES[role]} split in its data{hint}: held out {len(held)} of its "
-            f"{len(train)} train rows ({fraction:.0%}, seed {seed}{', stratified by label' if labels else ''}); "
-            f"set {'test_size' if role == 'test' else 'validation_size'}=0 to keep them in training."
+            f"{len(train)} train rows ({fraction:.0%}, seed {seed}{', stratified by label' if labels else ''})"
+            + (f"; set {size}=0 to keep them in training." if training else ".")
         )
     return splits, held_out
 

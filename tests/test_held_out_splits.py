@@ -217,6 +217,8 @@ def test_evaluation_recognises_the_runs_train_data_however_it_is_spelled(tmp_pat
 
     again = evaluate(*tasks)
     assert again["num_examples"] == {"a": 6, "b": 6} and "scored whole" not in caplog.text
+    assert "held out 6 of its 60 train rows (10%, seed 42" in caplog.text  # scored, not trained: no training hint
+    assert "keep them in training" not in caplog.text
     assert again["held_out"] == results["held_out"]
     assert again["tasks"]["a"] == pytest.approx(results["tasks"]["a"])
     copy = _write(tmp_path / "elsewhere" / "a.jsonl", [json.loads(line) for line in a.read_text().splitlines()])
