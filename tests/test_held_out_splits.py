@@ -207,6 +207,7 @@ def test_evaluation_recognises_the_runs_train_data_however_it_is_spelled(tmp_pat
         "train": [str(b.resolve())]
     }
     assert len(recorded["a"]["train_sha256"]) == 1 and len(recorded["a"]["train_sha256"][0]) == 64
+    assert recorded["b"]["local_dataset"] is True and recorded["a"]["local_dataset"] is False
     monkeypatch.chdir(tmp_path)
     tasks = [f"a={a}", f"b={b.parent}"]
 

@@ -332,6 +332,11 @@ def test_data_table_names_a_local_folder_given_as_dataset_by_its_name():
     data = card.text.split("### Data")[1]
     assert "| `topic` | local files in `spamonly/` | 800 |" in data and "not recorded" not in data
     assert "/home/me" not in card.text and "spamonly" not in (card.data.datasets or [])
+    # A relative folder reads like a Hub id (org/name): the run's record that it was local keeps it off the Hub.
+    training_args["data"]["tasks"][1] = {**_task_spec("topic", dataset="data/spam"), "local_dataset": True}
+    card = ModelCard(render(training_args=training_args))
+    assert "| `topic` | local files in `spam/` | 800 |" in card.text.split("### Data")[1]
+    assert "huggingface.co/datasets/data/spam" not in card.text and "data/spam" not in (card.data.datasets or [])
 
 
 def test_tasks_the_results_do_not_score_are_named_and_why_after_a_continued_run():

@@ -552,7 +552,9 @@ def train_data_record(spec: TaskSpec) -> dict[str, Any]:
     - `resolved_data_files`: `{split: [absolute paths, links resolved]}` of the local files the task reads: its
       `data_files`, or the files `datasets` reads of a `dataset` folder; `None` for a Hub dataset, a saved dataset or
       data in memory;
-    - `train_sha256`: the SHA-256 of each of its train files, in order (the same data copied or moved elsewhere).
+    - `train_sha256`: the SHA-256 of each of its train files, in order (the same data copied or moved elsewhere);
+    - `local_dataset`: whether its `dataset` was a local folder (`data/spam` also reads as a Hub id: the model card
+      must not link it to the Hub).
 
     Example:
 
@@ -563,7 +565,11 @@ def train_data_record(spec: TaskSpec) -> dict[str, Any]:
     """
     files = resolved_data_files(spec)
     train = (files or {}).get(spec.train_split)
-    return {"resolved_data_files": files, "train_sha256": [_sha256(path) for path in train] if train else None}
+    return {
+        "resolved_data_files": files,
+        "train_sha256": [_sha256(path) for path in train] if train else None,
+        "local_dataset": isinstance(spec.dataset, (str, os.PathLike)) and Path(spec.dataset).is_dir(),
+    }
 
 
 def task_records(specs: Iterable[TaskSpec]) -> list[dict[str, Any]]:

@@ -232,6 +232,8 @@ def task_sources(training_args: Mapping[str, Any], task_names: list[str]) -> dic
         spec = specs.get(name, {})
         dataset = spec.get("dataset")
         hub_id = hub_id_or_none(dataset) or (dataset if _is_plain_dataset_name(dataset) else None)
+        if spec.get("local_dataset"):  # recorded at training: a local folder, however much it looks like a Hub id
+            hub_id = None
         in_memory = isinstance(dataset, str) and dataset.startswith("<in-memory")
         sources[name] = {
             "dataset": hub_id,
