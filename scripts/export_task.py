@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
                 result.folder, args.push_to, branch=args.branch, private=args.private, endpoint=args.endpoint
             )
             summary["commit_url"] = published.commit_url
+            summary["deleted"] = published.removed  # an earlier upload's files this checkpoint lacks
     except (ValueError, KeyError, OSError, PublishError) as error:  # OSError: a Hub id that does not load
         sys.exit(f"error: {error.args[0] if isinstance(error, KeyError) else error}")
     print(json.dumps(summary, indent=2))

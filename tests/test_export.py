@@ -140,6 +140,20 @@ def test_publish_an_exported_task_to_the_hub_and_load_it_back(hub, tmp_path):
         publish_exported_task(save_model_folder(model, tokenizer, tmp_path / "mt"), "org/x", endpoint=hub.url)
 
 
+def test_export_script_reports_the_files_of_an_earlier_upload_it_deleted(hub, tmp_path, capsys, monkeypatch):
+    """Pushing to a repo that held an earlier model deletes its files this checkpoint lacks (a stale ONNX graph would
+    be served instead) in the same commit, and the script's summary names them."""
+    monkeypatch.setenv("HF_TOKEN", "test-token")
+    api = api_for(hub)
+    api.create_repo("org/emotions-again")
+    api.upload_file(path_or_fileobj=b"stale", path_in_repo="onnx/model.onnx", repo_id="org/emotions-again")
+    native = save_model_folder(native_model("roberta"), tiny_tokenizer(), tmp_path / "native")
+    argv = [str(native), "emotions", str(tmp_path / "out"), "--push-to", "org/emotions-again", "--endpoint", hub.url]
+    summary = script_main("export_task")(argv)
+    assert summary["deleted"] == ["onnx/model.onnx"] and json.loads(capsys.readouterr().out) == summary
+    assert "onnx/model.onnx" not in api.list_repo_files("org/emotions-again")
+
+
 def test_export_script_writes_the_folder_and_refuses_mean_pooling(tmp_path, capsys):
     sys.path.insert(0, str(ROOT / "scripts"))
     try:

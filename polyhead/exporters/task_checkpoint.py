@@ -36,10 +36,10 @@ from polyhead.publishing.model_card import GENERATED_MARKER, METRIC_INFO, check_
 from polyhead.publishing.upload import (
     PublishError,
     PublishResult,
-    _upload,
     check_repo_id,
     resolve_repo_id,
     select_upload_files,
+    upload_staged,
 )
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, NATIVE_POOLING_ACTIVATIONS, MultitaskModel
 from polyhead.run_folder import README_FILE, RESULTS_FILE, check_model_source, model_loading
@@ -414,9 +414,16 @@ def publish_exported_task(
         for name in select_upload_files(folder):
             shutil.copy2(folder / name, staging / name)
         files = select_upload_files(staging)
-        oid, url = _upload(api, staging, repo_id, branch, private, commit_message or "Upload exported task")
+        message = commit_message or "Upload exported task"
+        oid, url, removed = upload_staged(api, staging, repo_id, branch, private, message)
     return PublishResult(
-        repo_id=repo_id, branch=branch, files=files, readme="generated", commit_oid=oid, commit_url=url
+        repo_id=repo_id,
+        branch=branch,
+        files=files,
+        readme="generated",
+        removed=removed,
+        commit_oid=oid,
+        commit_url=url,
     )
 
 

@@ -426,17 +426,6 @@ def _dry_run(stage, dry_run_dir: Path, repo_id: str, branch: str) -> PublishResu
     return PublishResult(repo_id=repo_id, branch=branch, files=files, readme=readme, dry_run=True)
 
 
-def _upload(api: HfApi, staging: Path, repo_id: str, branch: str, private: bool, message: str | None):
-    """[`upload_staged`] for callers that return `(commit oid, commit url)` only (`publish_exported_task`): the files
-    it deleted are named in a warning, since such a caller cannot report them."""
-    oid, url, removed = upload_staged(api, staging, repo_id, branch, private, message)
-    if removed:
-        logger.warning(
-            "Deleted %d files of an earlier upload to %s that this one lacks: %s", len(removed), repo_id, removed
-        )
-    return oid, url
-
-
 def upload_staged(
     api: HfApi, staging: Path, repo_id: str, branch: str, private: bool, message: str | None
 ) -> tuple[str, str, list[str]]:
