@@ -754,6 +754,23 @@ def test_speed_rounds_interleave_student_and_teachers_and_keep_the_median(tmp_pa
     assert speed["teachers_seconds"] == 10.0 and speed["speedup"] == 5.0
 
 
+def test_two_teachers_of_one_source_are_timed_and_reported_apart(tmp_path, teachers, monkeypatch):
+    """`--teacher mt:sentiment --teacher mood=mt:topic`: two teachers run one after another, but their timings went
+    into one list keyed by the source, and only their median counted."""
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(40))
+    source = teachers["multitask"]
+    entries = [f"{source}:sentiment", f"mood={source}:topic"]
+    distill_args = DistillArguments(teacher=entries, texts=[texts], speed_texts=4, speed_rounds=1)
+    plan = plan_distillation(ModelArguments(), DataArguments(), distill_args)
+    assert list(plan.max_lengths) == entries  # one token budget per --teacher entry
+    seconds = iter([1.0, 4.0, 6.0])  # student, then each teacher
+    monkeypatch.setattr(job_module, "_timed", lambda *args: next(seconds))
+    student = types.SimpleNamespace(eval=lambda: None, device="cpu")
+    speed = job_module.measure_speed(plan, student, "student", 16, distill_args, progress=False)
+    assert speed["num_teachers"] == 2 and speed["per_teacher"] == {entries[0]: 4.0, entries[1]: 6.0}
+    assert speed["teachers_seconds"] == 10.0 and speed["speedup"] == 10.0
+
+
 def test_bf16_training_reports_on_the_float32_student_it_saves(tmp_path, teachers, monkeypatch):
     """After `--bf16` training the reports (agreement, test scores, speed) run the student as saved, in float32,
     not under the autocast wrapper the Trainer put around its forward."""

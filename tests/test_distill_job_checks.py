@@ -1,7 +1,8 @@
 """The distillation job's checks: a checkpoint of another student is refused before any teacher runs, test and
 held-out texts never train the student (a single-text task compares the text alone), the --init_from model's tasks
-without a teacher are warned about and measured (with a frozen encoder too, where they share a taught head), and a
-tiny random student of larger teachers is warned about."""
+without a teacher are warned about and measured (with a frozen encoder too, where they share a taught head), a head
+a teacher continues decides at the teacher's thresholds, a tokenizer of another vocabulary than the --init_from
+model's is refused, and a tiny random student of larger teachers is warned about."""
 
 import json
 from pathlib import Path
@@ -10,14 +11,22 @@ import datasets
 import pytest
 import torch
 from helpers import script_main
-from test_distill import _jsonl, _texts, _training_args, no_teacher_runs, teachers  # noqa: F401  (fixtures)
-from transformers import BertConfig, BertForSequenceClassification
+from test_distill import (  # noqa: F401  (fixtures)
+    _bert_teacher,
+    _jsonl,
+    _texts,
+    _training_args,
+    no_teacher_runs,
+    teachers,
+)
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
 import polyhead.distill.cache as cache_module
 import polyhead.distill.job as job_module
 from polyhead.distill import DistillArguments, plan_distillation, run
 from polyhead.distill.report import format_distillation_table
 from polyhead.publishing.model_card import render_model_card
+from polyhead.remote_code import MULTI_LABEL
 from polyhead.saving import save_model_folder
 from polyhead.testing_utils import SPECIAL_TOKENS, TINY_TASKS, WORDS, tiny_multitask_config, tiny_tokenizer
 from polyhead.training.arguments import DataArguments, ModelArguments
@@ -226,3 +235,62 @@ def test_task_names_whose_metrics_collide_are_refused_before_any_teacher_runs(tm
     evaluating = _training_args(tmp_path, eval_strategy="epoch")
     with pytest.raises(ValueError, match="Tasks 'mood' and 'mood_label' would both report the metric eval_mood_label"):
         run(ModelArguments(), DataArguments(), distill_args, evaluating)
+
+
+def _emotions_config(tmp_path, name, **emotions):
+    """A saved tiny polyhead model whose multi-label task `emotions` has the decision options `emotions`."""
+    tasks = {**TINY_TASKS, "emotions": {**TINY_TASKS["emotions"], **emotions}}
+    torch.manual_seed(0)
+    return str(
+        save_model_folder(MultitaskModel(tiny_multitask_config(tasks=tasks)).eval(), tiny_tokenizer(), tmp_path / name)
+    )
+
+
+def test_an_init_from_head_a_teacher_continues_decides_at_the_teachers_thresholds(tmp_path, teachers, caplog):  # noqa: F811 (the fixture's value)
+    """The --init_from model decides `emotions` at 0.4; its teacher (a standard multi-label checkpoint) at 0.5. The
+    student kept 0.4, so even a perfect copy of the teacher's probabilities answered otherwise: it now takes the
+    teacher's threshold (a polyhead teacher's per-label ones). A head --train_tasks leaves frozen keeps its own."""
+    start = teachers["multitask"]  # emotions: threshold 0.4
+    standard = _bert_teacher(tmp_path / "emo", TINY_TASKS["emotions"]["labels"], problem_type=MULTI_LABEL)
+    tuned = _emotions_config(tmp_path, "tuned", thresholds=[0.3, 0.6, 0.7, 0.2])
+    texts = [_jsonl(tmp_path / "texts.jsonl", _texts(20))]
+
+    def emotions_after(teacher, **model_kwargs):
+        distill_args = DistillArguments(teacher=teacher, texts=texts, speed_texts=2)
+        out = str(tmp_path / f"out{len(list(tmp_path.glob('out*')))}")
+        args = _training_args(tmp_path, output_dir=out, max_steps=1)
+        run(ModelArguments(init_from=start, **model_kwargs), DataArguments(), distill_args, args)
+        config = json.loads((Path(out) / "model" / "config.json").read_text())
+        return next(
+            {k: v for k, v in task.items() if "threshold" in k}
+            for task in config["tasks"]
+            if task["name"] == "emotions"
+        )
+
+    with caplog.at_level("WARNING", logger="polyhead.training.trainer"):
+        assert emotions_after([f"emotions={standard}"]) == {"threshold": 0.5}
+    assert "Task 'emotions' of --init_from" in caplog.text and "0.4 become 0.5, its teacher's" in caplog.text
+    assert emotions_after([f"{tuned}:emotions"]) == {"threshold": 0.4, "thresholds": [0.3, 0.6, 0.7, 0.2]}
+    # Not trained (--train_tasks names another teacher's task): its frozen head keeps its answers, threshold included.
+    kept = emotions_after([f"emotions={standard}", f"mood={teachers['sentiment']}"], train_tasks="mood")
+    assert kept == {"threshold": 0.4}
+
+
+def test_a_tokenizer_of_another_vocabulary_than_the_init_from_models_is_refused(tmp_path, teachers, no_teacher_runs):  # noqa: F811 (the fixture's value)
+    """Same size, other ids: the student's embeddings would read other tokens, and its untaught tasks answer
+    otherwise. Refused in one line before any teacher runs; the model's own vocabulary is accepted."""
+    other = tmp_path / "reversed"
+    BertTokenizer(vocab={token: i for i, token in enumerate(SPECIAL_TOKENS + list(reversed(WORDS)))}).save_pretrained(
+        other
+    )
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(20))
+    start = teachers["multitask"]
+    argv = ["--init_from", start, "--teacher", f"mood={teachers['sentiment']}", "--texts", texts, *COMMON]
+    with pytest.raises(SystemExit) as failed:
+        script_main("distill")([*argv, "--tokenizer_name_or_path", str(other), "--output_dir", str(tmp_path / "o")])
+    message = str(failed.value.code)
+    assert message.startswith(f"error: --tokenizer_name_or_path '{other}' has another vocabulary than the tokenizer ")
+    assert f"of --init_from '{start}'" in message and "Leave --tokenizer_name_or_path out" in message
+    assert "\n" not in message
+    same = DistillArguments(teacher=[f"mood={teachers['sentiment']}"], texts=[texts])
+    plan_distillation(ModelArguments(init_from=start, tokenizer_name_or_path=start), DataArguments(), same)

@@ -1,7 +1,7 @@
-"""Teachers and texts checked before any teacher runs: a teacher's tokenizer (missing, or larger than its vocabulary),
-the cache key following the tokenizer, teacher paths holding '=' or ':', the flags an error names, options that
-would be ignored or misread (the task-sampling --temperature, --pair_tasks on a polyhead teacher's single-text task)
-and text columns that are not strings."""
+"""Teachers and texts checked before any teacher runs: a teacher's tokenizer (missing, or larger than its vocabulary,
+or without a pad token), its label map, the length it runs at, the cache key following the tokenizer, teacher paths
+holding '=' or ':', the flags an error names, options that would be ignored or misread (the task-sampling
+--temperature, --pair_tasks on a polyhead teacher's single-text task) and text columns that are not strings."""
 
 import json
 import re
@@ -9,22 +9,34 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from helpers import script_main
 from test_distill import (  # noqa: F401  (fixtures)
     SIZES,
     _bad,
+    _bert_teacher,
     _jsonl,
     _texts,
     no_teacher_runs,
     teachers,
 )
-from transformers import BertTokenizer
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import (
+    BertTokenizer,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    PreTrainedTokenizerFast,
+)
 
 import polyhead.distill.cache as cache_module
-from polyhead.distill import parse_distill_args, parse_teacher, resolve_teachers
+from polyhead.distill import DistillArguments, parse_distill_args, parse_teacher, plan_distillation, resolve_teachers
 from polyhead.distill.cache import teacher_logits
 from polyhead.distill.corpus import load_corpus
-from polyhead.testing_utils import SPECIAL_TOKENS, WORDS
+from polyhead.distill.teachers import load_teacher
+from polyhead.saving import save_model_folder
+from polyhead.testing_utils import SPECIAL_TOKENS, WORDS, tiny_multitask_config, tiny_tokenizer
+from polyhead.training.arguments import DataArguments, ModelArguments
+from polyhead_remote.modeling_multitask import MultitaskModel
 
 
 def _copy(source, folder):
@@ -93,6 +105,110 @@ def test_the_cache_key_follows_the_teachers_tokenizer(tmp_path, teachers, monkey
     assert changed.identity() != before
     second = teacher_logits(changed, texts, None, 32, 4, tmp_path / "cache", progress=False)["sst2"][1]
     assert len(loads) == 2 and not np.allclose(first, second)
+
+
+def _unpadded_tokenizer(folder):
+    """A word-level tokenizer with an eos token but no pad token (as GPT-2's), saved in `folder`."""
+    vocab = {"<|endoftext|>": 0, "[UNK]": 1, **{word: i + 2 for i, word in enumerate(WORDS)}}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="[UNK]", eos_token="<|endoftext|>", model_max_length=64
+    )
+    fast.save_pretrained(folder)
+    return len(vocab)
+
+
+def _gpt2_teacher(folder, pad_token_id=None):
+    """A tiny random GPT-2 classifier (it reads each text's last token, found with `config.pad_token_id`) whose
+    tokenizer has no pad token."""
+    size = _unpadded_tokenizer(folder)
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=size, n_positions=64, n_embd=32, n_layer=2, n_head=4, num_labels=2, pad_token_id=pad_token_id
+    )
+    config.eos_token_id = config.bos_token_id = 0
+    GPT2ForSequenceClassification(config).save_pretrained(folder)
+    return str(folder)
+
+
+def _one_by_one(teacher, texts):
+    """The teacher's logits, each text alone (no padding): what batches must reproduce."""
+    model, tokenizer = load_teacher(teacher)
+    with torch.no_grad():
+        return np.stack([model(**tokenizer([text], return_tensors="pt")).logits[0].numpy() for text in texts])
+
+
+def test_a_teacher_whose_tokenizer_has_no_pad_token(tmp_path, monkeypatch):
+    """GPT-2's tokenizer has no pad token: labelling crashed inside transformers ("Asking to pad but the tokenizer
+    does not have a padding token"). Its config's pad_token_id pads the batches (and finds each text's last token);
+    without one, refused before any teacher runs, in one line."""
+    texts = [row["text"] for row in _texts(10)]
+    refused = _gpt2_teacher(tmp_path / "gpt2")
+    message = (
+        rf"^Teacher '{re.escape(refused)}': its tokenizer has no pad token and its config no pad_token_id, so texts "
+        r"cannot be labelled in batches: set \"pad_token_id\" in its config.json \(e.g. its eos token's id, 0\)\.$"
+    )
+    with monkeypatch.context() as patched:
+        patched.setattr(cache_module, "load_teacher", lambda *a: pytest.fail("a teacher ran before the checks"))
+        with pytest.raises(ValueError, match=message):
+            _bad(tmp_path, [f"g={refused}"])
+        argv = ["--teacher", f"g={refused}", "--texts", _jsonl(tmp_path / "t.jsonl", _texts(20))]
+        with pytest.raises(SystemExit) as failed:
+            script_main("distill")([*argv, "--output_dir", str(tmp_path / "out"), "--report_to", "none"])
+        assert str(failed.value.code).startswith("error: Teacher ") and "\n" not in str(failed.value.code)
+    padded = resolve_teachers([f"g={_gpt2_teacher(tmp_path / 'gpt2-pad', pad_token_id=0)}"])[0]
+    batched = teacher_logits(padded, texts, None, 32, 4, progress=False)["g"][1]
+    np.testing.assert_allclose(batched, _one_by_one(padded, texts), atol=1e-5)
+
+
+def test_a_teacher_with_duplicate_labels_is_refused_before_it_runs(tmp_path, no_teacher_runs):  # noqa: F811
+    """Two outputs named alike passed every check and failed deep in the student's config: now one line."""
+    folder = _bert_teacher(tmp_path / "dup", ["pos", "pos", "neg"])
+    message = (
+        rf"^Teacher '{re.escape(folder)}': its id2label \['pos', 'pos', 'neg'\] cannot be a task's label map "
+        r"\(Task 'dup': duplicate labels \['pos'\]\): give each of its outputs a label name of its own in its "
+        r"config.json \(id2label and label2id\)\.$"
+    )
+    with pytest.raises(ValueError, match=message):
+        _bad(tmp_path, [folder])
+    texts = _jsonl(tmp_path / "texts.jsonl", _texts(20))
+    argv = ["--teacher", folder, "--texts", texts, "--output_dir", str(tmp_path / "out"), "--report_to", "none"]
+    with pytest.raises(SystemExit) as failed:
+        script_main("distill")(argv)
+    assert str(failed.value.code).startswith(f"error: Teacher '{folder}': its id2label")
+
+
+def test_each_teacher_runs_at_the_length_it_answers_at_on_its_own(tmp_path, teachers):  # noqa: F811
+    """A polyhead teacher ran at 128 tokens (or its positions) whatever it was trained at, so adding
+    --teacher <init_from>:<task> taught other answers than the model gives: it now runs at its trained length, as its
+    pipeline and evaluation do. A standard checkpoint runs at 128, or its tokenizer's model_max_length when shorter.
+    --teacher_max_length still sets every teacher's."""
+    torch.manual_seed(0)
+    poly8 = str(tmp_path / "poly8")
+    save_model_folder(
+        MultitaskModel(tiny_multitask_config()).eval(),
+        tiny_tokenizer(),
+        poly8,
+        max_length=8,
+    )
+    recorded = shutil.copytree(poly8, tmp_path / "recorded")
+    (recorded / "training_args.json").write_text(json.dumps({"model": {"max_length": 12}}))
+    sources = [f"{poly8}:sentiment", f"mood={recorded}:topic", teachers["emotions"], teachers["sentiment"]]
+    texts = [_jsonl(tmp_path / "texts.jsonl", _texts(20))]
+    plan = plan_distillation(ModelArguments(), DataArguments(), DistillArguments(teacher=sources, texts=texts))
+    assert list(plan.max_lengths.values()) == [8, 12, 64, 64]  # in --teacher order
+    given = DistillArguments(teacher=sources, texts=texts, teacher_max_length=20)
+    assert set(plan_distillation(ModelArguments(), DataArguments(), given).max_lengths.values()) == {20}
+    # The polyhead teacher's labels are its own answers on long texts (its pipeline truncates at 8 tokens).
+    long_texts = [" ".join(WORDS[i % len(WORDS)] for i in range(start, start + 30)) for start in range(6)]
+    teacher = plan.teachers[0]
+    labels = teacher_logits(teacher, long_texts, None, list(plan.max_lengths.values())[0], 4, progress=False)
+    model, tokenizer = load_teacher(teacher)
+    assert tokenizer.model_max_length == 8
+    with torch.no_grad():
+        own = model(**tokenizer(long_texts, padding=True, truncation=True, return_tensors="pt"), task="sentiment")
+    np.testing.assert_allclose(labels["sentiment"][1], own.logits["sentiment"].numpy(), atol=1e-5)
 
 
 # --- teacher paths ----------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Growing with --init_from: what the starting model had is kept (pair inputs, trained length, shared heads counted as
-trained), and options that cannot apply are refused with one line before any training."""
+trained, its vocabulary), and options that cannot apply are refused with one line before any training."""
 
 import json
 import logging
@@ -8,11 +8,12 @@ import datasets
 import pytest
 from helpers import labelled_split, save_tiny_folder, script_main, training_args
 from test_grow import SENTIMENT, TOPIC, _continue, _task, base  # noqa: F401 (base: the trained 2-task model fixture)
+from transformers import BertTokenizer
 
 from polyhead import MultitaskModel
 from polyhead.saving import save_model_folder
 from polyhead.tasks import TaskSpec
-from polyhead.testing_utils import tiny_multitask_config, tiny_tokenizer
+from polyhead.testing_utils import SPECIAL_TOKENS, WORDS, tiny_multitask_config, tiny_tokenizer
 from polyhead.training.arguments import DataArguments, ModelArguments
 from polyhead.training.grow import freeze_heads_except
 from polyhead.training.trainer import prepare_run, prepare_tasks, resolve_max_length, run
@@ -96,3 +97,27 @@ def test_a_tokenizer_larger_than_the_models_embeddings_is_refused(base, tmp_path
     tiny_tokenizer().save_pretrained(tmp_path / "same")  # the model's own vocabulary fits
     model_args = ModelArguments(init_from=str(base), tokenizer_name_or_path=str(tmp_path / "same"))
     prepare_run(model_args, data_args, training_args(tmp_path))
+
+
+def test_a_tokenizer_of_another_vocabulary_is_refused(base, tmp_path):  # noqa: F811
+    """A tokenizer of the model's size but another vocabulary passed the size check: the kept tasks then read other
+    tokens (their answers changed), and the forgetting table showed no change, its "before" scored with that
+    tokenizer too. Refused in one line before any data is read; the model's own vocabulary still passes."""
+    other = tmp_path / "reversed"
+    BertTokenizer(vocab={t: i for i, t in enumerate(SPECIAL_TOKENS + list(reversed(WORDS)))}).save_pretrained(other)
+    assert len(BertTokenizer.from_pretrained(other)) == len(tiny_tokenizer())  # the size check passes it
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text(
+        "".join(json.dumps({"text": f"t {i}", "label": "ab"[i % 2]}) + "\n" for i in range(4))
+    )
+    argv = ["--init_from", str(base), "--tokenizer_name_or_path", str(other), "--tasks", f"mood={data}"]
+    with pytest.raises(SystemExit) as exit_info:
+        script_main("train")([*argv, "--output_dir", str(tmp_path / "out"), "--report_to", "none"])
+    message = str(exit_info.value.code)
+    assert message.startswith(f"error: --tokenizer_name_or_path '{other}' has another vocabulary than the tokenizer")
+    assert f"of --init_from '{base}' (" in message and "in the model's): the model's embeddings are indexed" in message
+    assert message.endswith("Leave --tokenizer_name_or_path out to use the model's own tokenizer.")
+    tiny_tokenizer().save_pretrained(tmp_path / "same")  # another folder, the model's vocabulary: accepted
+    model_args = ModelArguments(init_from=str(base), tokenizer_name_or_path=str(tmp_path / "same"))
+    prepare_run(model_args, DataArguments(tasks=[_task("sentiment", SENTIMENT, 0)]), training_args(tmp_path))

@@ -15,7 +15,7 @@ their soft targets with [`DistillationTrainer`], and the run is reported:
   the teacher's decisions for multi-label ones)
   `"test": {task: {"metric", "n", "teacher": {...}, "student": {...}, "agreement"}},`  (labelled test splits, side
   by side, and the agreement on their rows)
-  `"speed": {"texts", "student_seconds", "teachers_seconds", "speedup", "per_teacher": {...}, ...}}`
+  `"speed": {"texts", "student_seconds", "teachers_seconds", "speedup", "per_teacher": {--teacher entry: s}, ...}}`
   (the student and every teacher one after another, on the same held-out texts, or without --texts the gold test
   texts, in this run; median of `rounds`; `"gold_weight_schedule"`: constant or linear (teacher annealing);
   `"temperature"`: `--distill_temperature`, the default; `"temperatures"`: the one each single-label task used);
@@ -75,6 +75,7 @@ from polyhead.training.trainer import (
     check_checkpoint_fits,
     check_metric_names,
     check_output_locations,
+    check_tokenizer_fits,
     load_tokenizer,
     resolve_max_length,
     resolve_resume_checkpoint,
@@ -84,6 +85,8 @@ from polyhead.training.trainer import (
 
 logger = logging.getLogger(__name__)
 
+STANDARD_THRESHOLD = 0.5  # a standard multi-label checkpoint's decision: sigmoid >= 0.5
+
 
 @dataclasses.dataclass
 class Plan:
@@ -92,7 +95,7 @@ class Plan:
     single-label task's distillation temperature."""
 
     teachers: list[Teacher]
-    max_lengths: dict[str, int]
+    max_lengths: dict[str, int]  # {teacher.key: its token budget}, one per --teacher entry
     corpus: Corpus
     train_rows: np.ndarray
     held_out_rows: np.ndarray
@@ -113,18 +116,27 @@ class Plan:
 
     @property
     def heads(self) -> dict[str, dict[str, Any]]:
-        """The student's `tasks`: each teacher task's labels, problem type, pair flag (and threshold)."""
+        """The student's `tasks`: each teacher task's labels, problem type, pair flag and, for a multi-label task,
+        the teacher's decision threshold(s) (a standard checkpoint decides at 0.5), so the student decides as its
+        teacher does."""
         heads = {}
         for teacher in self.teachers:
             for name, task in teacher.tasks.items():
                 head = {"labels": task["labels"], "problem_type": task["problem_type"]}
                 if task["text_pair"]:
                     head["text_pair"] = True
-                for key in ("threshold", "thresholds"):  # the student decides as its teacher does
-                    if task.get(key) is not None:
-                        head[key] = task[key]
+                if task["problem_type"] == MULTI_LABEL:
+                    threshold = task.get("threshold")
+                    head["threshold"] = STANDARD_THRESHOLD if threshold is None else threshold
+                    if task.get("thresholds") is not None:
+                        head["thresholds"] = task["thresholds"]
                 heads[name] = head
         return heads
+
+    def continued_tasks(self, train_tasks: list[str] | None) -> list[str]:
+        """The teacher tasks whose heads train on their teacher's answers (all, or those of `--train_tasks`): with
+        `--init_from`, such a head of the starting model takes its teacher's decision threshold(s)."""
+        return [name for name in self.heads if train_tasks is None or name in train_tasks]
 
 
 def plan_distillation(
@@ -145,10 +157,10 @@ def plan_distillation(
     ```
     """
     resolve_max_length(model_args)  # a student whose positions cannot hold max_length fails here
+    if model_args.tokenizer_name_or_path:  # another vocabulary than the encoder's (or --init_from model's): refused
+        check_tokenizer_fits(load_tokenizer(model_args), model_args)
     teachers = resolve_teachers(distill_args.teacher, distill_args.pair_task_names)
-    max_lengths = {
-        teacher.source: teacher_max_length(teacher, distill_args.teacher_max_length) for teacher in teachers
-    }
+    max_lengths = {teacher.key: teacher_max_length(teacher, distill_args.teacher_max_length) for teacher in teachers}
     heads = {name: task for teacher in teachers for name, task in teacher.tasks.items()}
     temperatures = distill_args.temperatures(heads)
     check_student_tasks(model_args, heads)
@@ -341,7 +353,8 @@ def check_resume(plan: Plan, training_args: MultitaskTrainingArguments, model=No
     if resume:
         if model is None:
             model_args = plan.model_args or ModelArguments()
-            model = build_model(model_args, plan.heads, model_args.train_task_names)
+            trained = model_args.train_task_names
+            model = build_model(model_args, plan.heads, trained, thresholds_from=plan.continued_tasks(trained))
         check_checkpoint_fits(resume, model.config)
     elif model is not None:
         warn_earlier_checkpoints(training_args.output_dir or "trainer_output")
@@ -465,7 +478,7 @@ def label_with_teachers(
                 teacher,
                 plan.corpus.texts,
                 plan.corpus.pairs,
-                plan.max_lengths[teacher.source],
+                plan.max_lengths[teacher.key],
                 distill_args.teacher_batch_size,
                 cache_dir,
                 progress,
@@ -647,6 +660,7 @@ def measure_speed(
     model.eval()
     student_runs = [(names, fn, pair) for pair in (False, True) for names, fn in [student_forward(pair)] if names]
     rounds: dict[str, list[float]] = {}
+    teacher_rounds: dict[str, list[float]] = {}  # {teacher.key: seconds per round}
     for _ in range(distill_args.speed_rounds):
         seconds = sum(_timed(fn, tokenizer, texts, pairs, pair, batch, max_length) for _, fn, pair in student_runs)
         rounds.setdefault("student", []).append(seconds)
@@ -656,12 +670,12 @@ def measure_speed(
             for pair in (False, True):
                 if any(task["text_pair"] == pair for task in teacher.tasks.values()):
                     forward = teacher_forward(teacher, teacher_model, pair)
-                    limit = plan.max_lengths[teacher.source]
+                    limit = plan.max_lengths[teacher.key]
                     seconds += _timed(forward, teacher_tokenizer, texts, pairs, pair, batch, limit)
-            rounds.setdefault(teacher.source, []).append(seconds)
+            teacher_rounds.setdefault(teacher.key, []).append(seconds)  # one entry per --teacher, not per source
             del teacher_model
     student_seconds = statistics.median(rounds.pop("student"))
-    per_teacher = {source: round(statistics.median(times), 4) for source, times in rounds.items()}
+    per_teacher = {key: round(statistics.median(times), 4) for key, times in teacher_rounds.items()}
     teachers_seconds = sum(per_teacher.values())
     return {
         "texts": len(texts),
@@ -786,7 +800,8 @@ def run(
     progress = not training_args.disable_tqdm
     trained = model_args.train_task_names
     set_seed(training_args.seed)
-    model = build_model(model_args, plan.heads, trained)  # before the teachers run: a checkpoint must fit it
+    # before the teachers run: a checkpoint must fit it; a head a teacher continues decides at its thresholds
+    model = build_model(model_args, plan.heads, trained, thresholds_from=plan.continued_tasks(trained))
     resume = check_resume(plan, training_args, model)
     max_length = model_args.max_length
     batch_size = training_args.per_device_eval_batch_size

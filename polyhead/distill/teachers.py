@@ -21,8 +21,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedConfig
+from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 
-from polyhead.encoders import check_max_length
+from polyhead.encoders import DEFAULT_MAX_LENGTH, check_max_length, default_max_length
+from polyhead.evaluation.scoring import trained_max_length
 from polyhead.remote_code import (
     MULTI_LABEL,
     SINGLE_LABEL,
@@ -30,6 +32,7 @@ from polyhead.remote_code import (
     MultitaskModel,
     check_task_name,
     check_tokenizer,
+    normalize_task,
 )
 from polyhead.run_folder import MODEL_DIR, run_model_folder
 
@@ -122,6 +125,12 @@ class Teacher:
     def source(self) -> str:
         return self.spec.source
 
+    @property
+    def key(self) -> str:
+        """The `--teacher` entry this teacher came from, `[name=]source[:task,...]`: one per entry, where `source`
+        is not (two entries may pick different tasks of one polyhead model). Keys its token budget and timing."""
+        return _teacher_argument(self.spec)
+
     def identity(self) -> dict[str, Any]:
         """What names these exact weights and tokenizer: a folder's weight, config and tokenizer files hashed, or a
         Hub id with its revision and commit (which pins every file of the repository)."""
@@ -203,6 +212,14 @@ def resolve_teacher(spec: TeacherSpec) -> Teacher:
     labels = [str(auto.id2label[i]) for i in range(auto.num_labels)]
     name = spec.name or derived_task_name(spec.source)
     _check_name(name, spec)
+    try:  # the student's config checks its label map so (MultitaskConfig): refused here, before any teacher runs
+        normalize_task(name, {"labels": labels, "problem_type": problem_type})
+    except ValueError as error:
+        problem = str(error).rstrip(".")
+        raise ValueError(
+            f"Teacher {spec.source!r}: its id2label {labels} cannot be a task's label map ({problem}): give each of "
+            "its outputs a label name of its own in its config.json (id2label and label2id)."
+        ) from None
     task = {"labels": labels, "problem_type": problem_type, "teacher_task": None, "text_pair": False}
     commit = getattr(auto, "_commit_hash", None)
     teacher = Teacher(spec, "sequence-classification", auto.model_type, {name: task}, auto, commit)
@@ -221,7 +238,7 @@ def _check_teacher_tokenizer(teacher: Teacher) -> None:
             "vocab.txt/vocab.json + merges.txt or a sentencepiece *.model): copy in the tokenizer it was trained with."
         )
     try:
-        tokenizer = _load_tokenizer(teacher)
+        tokenizer = _own_tokenizer(teacher)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(
             f"Teacher {teacher.source!r}: its tokenizer cannot be loaded ({' '.join(str(error).split())}); copy in "
@@ -233,6 +250,23 @@ def _check_teacher_tokenizer(teacher: Teacher) -> None:
     except ValueError as error:  # the pipeline's message, less its Python-only remedy
         message = str(error).removesuffix(", or pass tokenizer=...")
         raise ValueError(f"Teacher {teacher.source!r}: {message}.") from None
+    _set_pad_token(tokenizer, teacher)  # texts are labelled in padded batches
+
+
+def _set_pad_token(tokenizer: Any, teacher: Teacher) -> Any:
+    """Gives a tokenizer without a pad token (GPT-2's) its model config's `pad_token_id`, as texts are labelled in
+    padded batches (decoder classifiers also find each text's last token by that id); without one, refused."""
+    if tokenizer.pad_token is not None:
+        return tokenizer
+    pad_id = getattr(teacher.position_config, "pad_token_id", None)
+    if isinstance(pad_id, int) and 0 <= pad_id < len(tokenizer):
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad_id)
+        return tokenizer
+    example = f" (e.g. its eos token's id, {tokenizer.eos_token_id})" if tokenizer.eos_token is not None else ""
+    raise ValueError(
+        f"Teacher {teacher.source!r}: its tokenizer has no pad token and its config no pad_token_id, so texts cannot "
+        f'be labelled in batches: set "pad_token_id" in its config.json{example}.'
+    )
 
 
 def _check_folder(spec: TeacherSpec) -> None:
@@ -350,11 +384,39 @@ def resolve_teachers(specs: Sequence[str | TeacherSpec], pair_tasks: Sequence[st
 
 
 def teacher_max_length(teacher: Teacher, max_length: int | None) -> int:
-    """The teacher's token budget: `--teacher_max_length` checked against its position table (default 128 or its
-    limit) and, when given, against its tokenizer's special tokens (room for text)."""
+    """The teacher's token budget: `--teacher_max_length` checked against its position table and its tokenizer's
+    special tokens (room for text); by default the length the teacher runs at on its own
+    ([`default_teacher_max_length`])."""
     source = f"teacher {teacher.source!r}"
-    tokenizer = None if max_length is None else _load_tokenizer(teacher)
+    if max_length is None:
+        length = default_teacher_max_length(teacher)
+        return check_max_length(length, teacher.position_config, source, option="teacher_max_length")
+    tokenizer = _own_tokenizer(teacher)
     return check_max_length(max_length, teacher.position_config, source, tokenizer, option="teacher_max_length")
+
+
+def default_teacher_max_length(teacher: Teacher) -> int | None:
+    r"""
+    The length a teacher runs at without `--teacher_max_length`, so that it labels texts as it answers them on its
+    own. A polyhead model: the length it was trained at, as its pipeline and evaluation run it (its
+    `training_args.json` record, else its tokenizer's `model_max_length`, capped by its positions). A standard
+    checkpoint records no trained length (its tokenizer's `model_max_length` is mostly its pretrained encoder's):
+    128, or less where its tokenizer's `model_max_length` or its position table says so. `None`: nothing known
+    (`check_max_length`'s default).
+
+    Example:
+
+    ```python
+    >>> default_teacher_max_length(resolve_teacher(parse_teacher("models/polyhead-model:topic")))  # trained at 256
+    256
+    ```
+    """
+    tokenizer = _own_tokenizer(teacher)
+    if teacher.kind == "multitask":
+        length = trained_max_length(teacher.source) or default_max_length(tokenizer, teacher.position_config)
+    else:
+        length = min(DEFAULT_MAX_LENGTH, default_max_length(tokenizer, teacher.position_config))
+    return None if length >= VERY_LARGE_INTEGER else length
 
 
 def load_teacher(teacher: Teacher) -> tuple[torch.nn.Module, Any]:
@@ -368,7 +430,12 @@ def load_teacher(teacher: Teacher) -> tuple[torch.nn.Module, Any]:
 
 
 def _load_tokenizer(teacher: Teacher) -> Any:
-    """The teacher's own tokenizer (a polyhead model's may come with remote code)."""
+    """The teacher's own tokenizer, with a pad token to batch texts ([`_set_pad_token`])."""
+    return _set_pad_token(_own_tokenizer(teacher), teacher)
+
+
+def _own_tokenizer(teacher: Teacher) -> Any:
+    """The teacher's own tokenizer, as saved (a polyhead model's may come with remote code)."""
     remote = {"trust_remote_code": True} if teacher.kind == "multitask" else {}
     return AutoTokenizer.from_pretrained(teacher.source, revision=teacher.spec.revision, **remote)
 
@@ -447,6 +514,7 @@ __all__ = [
     "TOKENIZER_FILE_PATTERNS",
     "Teacher",
     "TeacherSpec",
+    "default_teacher_max_length",
     "derived_task_name",
     "describe",
     "fingerprint",

@@ -585,7 +585,8 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
 
 def check_tokenizer_fits(tokenizer: PreTrainedTokenizerBase, model_args: ModelArguments) -> None:
     """Refuses a `tokenizer_name_or_path` whose token ids run past the encoder's embedding table (the starting model's
-    with `init_from`), which would fail inside torch at the first batch holding one, or that has no vocabulary."""
+    with `init_from`), which would fail inside torch at the first batch holding one, or that has no vocabulary; and,
+    with `init_from`, one whose vocabulary is not the starting model's tokenizer's ([`check_same_vocabulary`])."""
     if not model_args.tokenizer_name_or_path:
         return
     if model_args.init_from:
@@ -600,15 +601,42 @@ def check_tokenizer_fits(tokenizer: PreTrainedTokenizerBase, model_args: ModelAr
             f"--tokenizer_name_or_path {model_args.tokenizer_name_or_path!r} does not fit {source}: "
             f"{str(error).split(': ')[0]}. Use the tokenizer the model was trained with (leave the option out)."
         ) from None
+    if model_args.init_from:
+        check_same_vocabulary(tokenizer, initial_tokenizer(model_args), model_args)
+
+
+def check_same_vocabulary(
+    tokenizer: PreTrainedTokenizerBase, own: PreTrainedTokenizerBase, model_args: ModelArguments
+) -> None:
+    """Refuses a `tokenizer_name_or_path` whose vocabulary (token -> id, `get_vocab()`) is not that of `own`, the
+    `init_from` model's tokenizer: the encoder's embeddings are indexed by the model's ids, so another vocabulary of
+    the same size passes the size check and silently changes what every task reads (and its answers)."""
+    given, trained = tokenizer.get_vocab(), own.get_vocab()
+    if given == trained:
+        return
+    differ = sorted(token for token in given.keys() | trained.keys() if given.get(token) != trained.get(token))
+    token = differ[0]
+    raise ValueError(
+        f"--tokenizer_name_or_path {model_args.tokenizer_name_or_path!r} has another vocabulary than the tokenizer "
+        f"of --init_from {model_args.init_from!r} ({len(differ)} token(s) differ, e.g. {token!r}: id "
+        f"{given.get(token)} in it, {trained.get(token)} in the model's): the model's embeddings are indexed by its "
+        "own vocabulary, so its tasks would read other tokens and answer differently. Leave --tokenizer_name_or_path "
+        "out to use the model's own tokenizer."
+    )
 
 
 def build_model(
-    model_args: ModelArguments, tasks: Mapping[str, dict], train_tasks: list[str] | None = None
+    model_args: ModelArguments,
+    tasks: Mapping[str, dict],
+    train_tasks: list[str] | None = None,
+    thresholds_from: Collection[str] = (),
 ) -> MultitaskModel:
     r"""
     A [`MultitaskModel`] with fresh heads for `tasks` on the pretrained encoder (or the tiny random preset); with
     `init_from`, the trained model, its heads kept, a fresh head for each new task and grown label maps (see
-    `polyhead.training.grow.extend_task_labels`). With `train_tasks`, every other head is frozen.
+    `polyhead.training.grow.extend_task_labels`), and for the multi-label tasks of `thresholds_from` that it has, the
+    decision threshold(s) of `tasks` (distillation: a head a teacher continues decides as the teacher). With
+    `train_tasks`, every other head is frozen.
 
     Example:
 
@@ -619,7 +647,7 @@ def build_model(
     options = {"pooling": model_args.pooling, "classifier_dropout": model_args.classifier_dropout}
     options.update(head_options.config_options(model_args, tasks))
     if model_args.init_from:
-        model = load_initial_model(model_args, tasks)
+        model = load_initial_model(model_args, tasks, thresholds_from)
     elif model_args.encoder_name_or_path == TINY_ENCODER:
         model = MultitaskModel(MultitaskConfig(encoder=tiny_encoder_config(), tasks=dict(tasks), **options))
     else:
@@ -633,11 +661,16 @@ def build_model(
     return model
 
 
-def load_initial_model(model_args: ModelArguments, tasks: Mapping[str, dict]) -> MultitaskModel:
+def load_initial_model(
+    model_args: ModelArguments, tasks: Mapping[str, dict], thresholds_from: Collection[str] = ()
+) -> MultitaskModel:
     """The trained model of `init_from` (at `revision`), with a fresh head for each new task of `tasks` and the label
-    maps that `polyhead.training.grow.match_label_maps` grew."""
+    maps that `polyhead.training.grow.match_label_maps` grew. A multi-label task of the model named in
+    `thresholds_from` takes the `threshold` (and per-label `thresholds`, or none) of its entry in `tasks`; every
+    other task keeps the model's (training keeps tuned thresholds)."""
     with model_loading(model_args.init_from):
         model = MultitaskModel.from_pretrained(model_args.init_from, revision=model_args.revision)
+    existing = set(model.config.tasks)
     for name, head in tasks.items():
         if name not in model.config.tasks:
             model.add_task(name, head["labels"], head["problem_type"], head.get("threshold"))
@@ -645,6 +678,22 @@ def load_initial_model(model_args: ModelArguments, tasks: Mapping[str, dict]) ->
             model.config.tasks = {**model.config.tasks, name: normalize_task(name, head)}
         elif head["labels"] != model.config.tasks[name]["labels"]:
             extend_task_labels(model, name, head["labels"])
+    for name in thresholds_from:
+        spec = model.config.tasks.get(name)
+        if name not in existing or name not in tasks or spec["problem_type"] != MULTI_LABEL:
+            continue
+        decided = {key: value for key, value in spec.items() if key not in ("threshold", "thresholds")}
+        for key in ("threshold", "thresholds"):
+            if tasks[name].get(key) is not None:
+                decided[key] = tasks[name][key]
+        decided = normalize_task(name, decided)
+        if decided != spec:
+            old, new = (entry.get("thresholds") or entry["threshold"] for entry in (spec, decided))
+            logger.warning(
+                f"Task {name!r} of --init_from {model_args.init_from!r}: its decision threshold(s) {old} become "
+                f"{new}, its teacher's, so that it decides as the teacher it learns from."
+            )
+        model.config.tasks = {**model.config.tasks, name: decided}
     return model
 
 
