@@ -8,7 +8,8 @@ Writes results.json, classification_report_<task>.txt and confusion_matrix_<task
 evaluation there is replaced: the reports of tasks this one does not score are removed, with a warning). The
 majority-class baseline comes from each task's train split, when the task has one. Multi-label tasks are scored at the
 model's thresholds (its tuned per-label ones when it has them), or at a threshold=0.3 given in the task spec for every
-label; the output says which, results.json records them under "thresholds".
+label; the output says which, results.json records them under "thresholds". results.json also records the SHA-256
+of the weights scored ("weights_sha256"): scripts/publish.py --results refuses an evaluation of other weights.
 """
 
 import argparse

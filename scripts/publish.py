@@ -13,9 +13,12 @@ The model card is generated unless a hand-edited README (no polyhead marker) is 
 --overwrite-readme replaces it. The commit also deletes the branch's files of the kinds publishing uploads that the
 folder lacks (an earlier model's onnx/ graphs, weights files, reports of tasks it no longer has), and says which.
 --results DIR publishes an evaluation of the model (the folder scripts/evaluate_model.py wrote, by default
-MODEL/eval-test) instead of the folder's results.json and reports. --dry-run writes the upload into a new folder,
-atomically, and makes no network call (the branch is not read: neither a hand-edited README on it nor the files the
-commit would delete are checked). For a server other than huggingface.co use
+MODEL/eval-test) instead of the folder's results.json and reports; it must have evaluated this folder's weights (an
+evaluation of other weights is refused). The folder's serving.json (the pick of scripts/benchmark.py --choose MODEL
+--write), which the endpoint's handler.py serves, is published with the model and named in the summary: delete it
+before publishing to leave it out, or choose again on hardware like the endpoint's. --dry-run writes the upload
+into a new folder, atomically, and makes no network call (the branch is not read: neither a hand-edited README on it
+nor the files the commit would delete are checked). For a server other than huggingface.co use
 --endpoint URL (and HF_HUB_DISABLE_XET=1 if it has no Xet storage). --base-model and --datasets name the encoder
 and the data in the card's metadata: Hub ids, a malformed one refused like a malformed --repo-id, before anything is
 written. --space ORG/NAME also publishes a live demo of the model (a Gradio Space, see scripts/make_space.py) pinned
@@ -24,11 +27,13 @@ DIR-space instead.
 """
 
 import argparse
+import json
 import sys
 
 from polyhead.publishing.model_card import MultitaskCardData
 from polyhead.publishing.upload import HUB_ERRORS, PublishError, PublishResult, publish_model
 from polyhead.run_folder import RESULTS_FILE
+from polyhead.serving.settings import SETTINGS_FILE
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -126,9 +131,29 @@ def main(argv: list[str] | None = None) -> PublishResult:
     if result.removed:
         print(f"Deleted {len(result.removed)} files of an earlier upload that this model lacks:")
         print("\n".join(f"  {name}" for name in result.removed))
+    print(describe_serving(result, args.folder))
     if args.space:
         publish_demo(args, result)
     return result
+
+
+def describe_serving(result: PublishResult, folder: str) -> str:
+    """Which serving path the published endpoint handler runs: the published serving.json's pick, or its default."""
+    if result.serving is None:
+        return (
+            f"Serving: no {SETTINGS_FILE} {'would be' if result.dry_run else 'was'} published, so the endpoint's "
+            "handler.py serves onnx/model.onnx when it is published, else torch float32 (scripts/benchmark.py "
+            "--choose MODEL --write picks one)."
+        )
+    pick = json.dumps({key: value for key, value in result.serving.items() if key not in ("chosen", "machine")})
+    name = result.serving.get("chosen", "a serving path")
+    machine = f" measured on {result.serving['machine']}" if "machine" in result.serving else ""
+    state = "staged" if result.dry_run else "published"
+    return (
+        f"Serving: {SETTINGS_FILE} {state}, which picks {name} {pick}{machine}: the endpoint's handler.py serves it. "
+        f"To leave it out, delete {folder.rstrip('/')}/{SETTINGS_FILE} before publishing, or choose again on "
+        "hardware like the endpoint's."
+    )
 
 
 def publish_demo(args: argparse.Namespace, result: PublishResult) -> None:

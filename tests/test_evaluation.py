@@ -1,6 +1,8 @@
 """Evaluation: metrics match a hand computation, files are written, saved models score from the command line."""
 
+import hashlib
 import json
+import shutil
 
 import datasets
 import numpy as np
@@ -263,3 +265,38 @@ def test_evaluating_into_a_folder_removes_the_reports_it_does_not_rewrite(scored
     assert "removed the reports of an earlier evaluation that this one does not rewrite: ['classification_report" in (
         caplog.text
     )
+
+
+def test_an_evaluation_records_the_weights_it_scored_of_a_folder_or_a_hub_model(scored, tmp_path, monkeypatch, caplog):
+    """results.json fingerprints the weights scored (publishing refuses an evaluation of other weights): a folder's
+    own, a Hub id's cached snapshot (what from_pretrained loaded), and nothing, without failing, when none is found."""
+    from huggingface_hub import constants
+
+    from polyhead.evaluation.scoring import evaluate_saved_model
+
+    model, tokenizer, _, _, _ = scored
+    folder = save_model_folder(model, tokenizer, tmp_path / "model")
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [{"text": "i love this movie", "label": "positive"}, {"text": "bad phone", "label": "negative"}]
+    for split in ("train", "test"):
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    weights = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()  # what sha256sum prints
+    results = evaluate_saved_model(folder, [f"sentiment={data}"], output_dir=tmp_path / "local")
+    assert results["weights_sha256"] == weights
+    assert json.loads((tmp_path / "local" / "results.json").read_text())["weights_sha256"] == weights
+
+    # A Hub id, loaded offline from the cache: the snapshot's weights, the same bytes as the folder published.
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub-cache" / "models--org--tiny-evaluated"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    hub = evaluate_saved_model("org/tiny-evaluated", [f"sentiment={data}"], output_dir=tmp_path / "hub")
+    assert hub["model"] == "org/tiny-evaluated" and hub["weights_sha256"] == weights
+    from polyhead.evaluation.scoring import scored_weights_sha256
+
+    with caplog.at_level("WARNING", logger="polyhead.evaluation.scoring"):
+        assert scored_weights_sha256("org/not-cached") is None  # nothing to fingerprint: recorded as such, no error
+    assert "No weights of org/not-cached were found in the Hub cache" in caplog.text

@@ -535,3 +535,101 @@ def test_results_that_are_no_evaluation_of_the_model_are_refused(fresh_hub, mode
     with pytest.raises(PublishError, match=r"scores tasks that .* lacks \(spam; its tasks: sentiment, topic, emo"):
         _publish(fresh_hub, model_folder, "org/results", results_dir=other)
     assert not fresh_hub.repos
+
+
+def _evaluated(tmp_path, seed):
+    """A tiny model folder (weights from `seed`) and its evaluation by scripts/evaluate_model.py."""
+    folder = save_tiny_folder(tmp_path / f"model-{seed}", seed=seed)
+    (folder / "results.json").write_text(json.dumps(RESULTS))
+    data = tmp_path / "topic"
+    data.mkdir(exist_ok=True)
+    rows = [{"text": f"{label} news today", "label": label} for label in ("sport", "tech", "money", "movies") * 2]
+    for split in ("train", "test"):
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    script_main("evaluate_model")([str(folder), "--tasks", f"topic={data}"])
+    return folder, folder / "eval-test"
+
+
+def test_an_evaluation_of_other_weights_is_refused_and_an_unchecked_one_is_named(tmp_path, capsys, caplog):
+    """The evaluation of another model with the same task names was published as this model's scores: its results
+    record the weights they scored, which must be the folder's; one written before they did is published with a
+    warning that it cannot be checked."""
+    model, evaluation = _evaluated(tmp_path, seed=2)
+    other, other_evaluation = _evaluated(tmp_path, seed=3)
+    recorded = json.loads((other_evaluation / "results.json").read_text())["weights_sha256"]
+    publish_main = script_main("publish")
+    dry_run = [str(model), "--repo-id", "org/evaluated", "--dry-run"]
+    with pytest.raises(SystemExit) as failed:
+        publish_main([*dry_run, str(tmp_path / "p1"), "--results", str(other_evaluation)])
+    message = str(failed.value.code)
+    assert f"eval-test/results.json evaluated other weights (those of {other}, weights_sha256 {recorded};" in message
+    assert f"evaluate this model with scripts/evaluate_model.py {model} --tasks ... and pass that folder" in message
+    assert message.endswith("Nothing was published.") and not (tmp_path / "p1").exists()
+
+    with caplog.at_level("WARNING", logger="polyhead.publishing.upload"):
+        result = publish_main([*dry_run, str(tmp_path / "p2"), "--results", str(evaluation)])  # its own: no warning
+    assert "results.json" in result.files and "cannot be checked" not in caplog.text
+    old = tmp_path / "old-eval"  # an evaluation written before evaluations recorded the weights
+    shutil.copytree(evaluation, old)
+    results = json.loads((old / "results.json").read_text())
+    del results["weights_sha256"]
+    (old / "results.json").write_text(json.dumps(results))
+    with caplog.at_level("WARNING", logger="polyhead.publishing.upload"):
+        publish_main([*dry_run, str(tmp_path / "p3"), "--results", str(old)])
+    assert f"{old / 'results.json'} records no fingerprint of the weights it scored" in caplog.text
+    assert f"it cannot be checked to be an evaluation of {model}" in caplog.text
+
+
+SERVING_PICK = {"backend": "onnx", "onnx_file": "onnx/model_quantized.onnx", "chosen": "onnx-int8"}
+
+
+def test_the_serving_pick_is_published_and_a_stale_one_deleted(fresh_hub, model_folder, tmp_path, capsys):
+    """serving.json (scripts/benchmark.py --choose MODEL --write) is what the endpoint's handler serves: published
+    with the int8 graph it picked, named in the summary; republishing a model without one deletes the earlier one."""
+    from polyhead.serving.handler import serving_choice
+
+    repo_id, publish_main = "org/serving-pick", script_main("publish")
+    first = tmp_path / "v1"
+    shutil.copytree(model_folder, first, ignore=shutil.ignore_patterns("checkpoint-*"))
+    (first / "onnx").mkdir()
+    (first / "onnx" / "model_quantized.onnx").write_bytes(b"the chosen int8 graph")
+    (first / "serving.json").write_text(json.dumps({**SERVING_PICK, "measured": {"machine": "Test CPU (amx)"}}))
+    hub_args = ["--repo-id", repo_id, "--endpoint", fresh_hub.url, "--token", "test-token"]
+    result = publish_main([str(first), *hub_args])
+    assert "serving.json" in result.files and "onnx/model_quantized.onnx" in result.files
+    assert result.serving == {**SERVING_PICK, "machine": "Test CPU (amx)"}
+    assert fresh_hub.files(repo_id)["serving.json"] == (first / "serving.json").read_bytes()
+    out = capsys.readouterr().out
+    assert (
+        'Serving: serving.json published, which picks onnx-int8 {"backend": "onnx", "onnx_file": '
+        '"onnx/model_quantized.onnx"} measured on Test CPU (amx): the endpoint\'s handler.py serves it. To leave it '
+        f"out, delete {first}/serving.json before publishing" in out
+    )
+    snapshot = api_for(fresh_hub).snapshot_download(repo_id, local_dir=tmp_path / "served")
+    assert serving_choice(snapshot)[:2] == ("onnx", "onnx/model_quantized.onnx")  # the endpoint serves the pick
+
+    second = _retrained(model_folder, tmp_path / "v2", seed=5)  # no serving.json: its stale one would pick int8
+    result = publish_main([str(second), *hub_args])
+    assert {"serving.json", "onnx/model_quantized.onnx"} <= set(result.removed) and result.serving is None
+    assert "serving.json" not in fresh_hub.files(repo_id) and "Serving: no serving.json was published" in (
+        capsys.readouterr().out
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"backend": "tensorflow"}, r"serving.json must hold \{'backend': 'torch'"),
+        ({"backend": "onnx", "onnx_file": "onnx/model_quantized.onnx"}, r"chooses onnx/model_quantized.onnx, which"),
+        ({"backend": "onnx", "onnx_file": "graphs/fast.onnx"}, r"chooses graphs/fast.onnx, which publishing does not"),
+    ],
+)
+def test_a_serving_pick_the_endpoint_would_refuse_is_not_published(model_folder, tmp_path, settings, message):
+    folder = tmp_path / "model"
+    shutil.copytree(model_folder, folder, ignore=shutil.ignore_patterns("checkpoint-*"))
+    (folder / "graphs").mkdir()
+    (folder / "graphs" / "fast.onnx").write_bytes(b"a graph publishing does not upload")
+    (folder / "serving.json").write_text(json.dumps(settings))
+    with pytest.raises(PublishError, match=f"{message}.*Nothing was published"):
+        publish_model(folder, "org/refused", dry_run_dir=tmp_path / "preview", card_data=CARD)
+    assert not (tmp_path / "preview").exists()

@@ -18,9 +18,13 @@ metrics with the local `evaluate` modules of `polyhead.evaluation.metrics`, and 
        "comparison": {...},  # only from `--single_task_baselines --seeds N`: polyhead.evaluation.comparison
        "untuned_thresholds": {task: {metric: value}},  # multi-label tasks with tuned per-label thresholds:
                                                        # their scores at the task's single threshold
-       "thresholds": {task: {"from": "model" | "evaluation", "threshold": t, "per_label": {label: t}}}}
+       "thresholds": {task: {"from": "model" | "evaluation", "threshold": t, "per_label": {label: t}}},
                    # only from `evaluate_saved_model`: the decision thresholds each multi-label task was scored at
                    # ("per_label" when they are the model's tuned ones; "evaluation": threshold= was given)
+       "weights_sha256": hex digest or null}
+                   # only from `evaluate_saved_model`: the fingerprint of the weights scored
+                   # (polyhead.run_folder.weights_sha256; null for a Hub model whose cached files were not found):
+                   # publishing refuses an evaluation of other weights than the folder's
 
 - `classification_report_<task>.txt` (scikit-learn's per-label report), `confusion_matrix_<task>.png` (a
   row-normalised heatmap; above 30 labels the most-confused classes and confusions; per-label TP/FP/FN bars for
@@ -400,6 +404,7 @@ def evaluate_saved_model(
         check_model_weights(model_dir)  # an empty or truncated weights file is named, not a bare safetensors error
     with model_loading(model_dir):
         model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
+    fingerprint = scored_weights_sha256(model_dir)
     unknown = [spec.name for spec in specs if spec.name not in model.config.tasks]
     if unknown:
         raise ValueError(
@@ -451,8 +456,34 @@ def evaluate_saved_model(
     thresholds = {name: used for name, used in thresholds.items() if used is not None}
     if thresholds:
         results["thresholds"] = thresholds
+    results[run_folder.WEIGHTS_SHA256] = fingerprint  # which weights these scores are of: checked by publishing
     write_results(results, output_dir)
     return results
+
+
+def scored_weights_sha256(model_dir: str | os.PathLike) -> str | None:
+    """[`polyhead.run_folder.weights_sha256`] of the model `evaluate_saved_model` loaded: of the folder, or of a Hub
+    model id, of the cached snapshot `from_pretrained` resolved (`None`, with a warning, when it cannot be found:
+    publishing then cannot check the evaluation, and says so)."""
+    if Path(model_dir).is_dir():
+        return run_folder.weights_sha256(model_dir)
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        config = try_to_load_from_cache(str(model_dir), "config.json")
+        fingerprint = run_folder.weights_sha256(Path(config).parent) if isinstance(config, str) else None
+    except (OSError, ValueError) as error:  # ValueError: huggingface_hub's HFValidationError
+        logger.warning("The weights of %s could not be fingerprinted (%s).", model_dir, error)
+        return None
+    if fingerprint is None:
+        logger.warning(
+            "No weights of %s were found in the Hub cache: %s records no %s, so publishing cannot check that this "
+            "evaluation is of the model published.",
+            model_dir,
+            RESULTS_FILE,
+            run_folder.WEIGHTS_SHA256,
+        )
+    return fingerprint
 
 
 def thresholds_used(spec: Mapping[str, Any], given: bool = False) -> dict[str, Any] | None:

@@ -5,10 +5,12 @@
 temporary folder, then creates the repo and branch if needed and uploads the staged folder in ONE commit. The same
 commit deletes the branch's files of the kinds publishing uploads (`UPLOAD_PATTERNS`) that the new upload lacks (an
 earlier model's `onnx/` graphs, weights shards, reports of tasks the new model lacks), so the branch holds exactly the
-new model; other files on the branch are left alone. A commit is atomic on the Hub: when the upload fails, the branch
-head is read again, and [`PublishError`] says whether the commit was created. With `dry_run_dir` the staged files
-go to that folder instead, written atomically like a model folder (complete or absent), with no network call at all
-(so the branch, and what would be deleted from it, is not read).
+new model; other files on the branch are left alone. The folder's `serving.json` (the serving path
+`scripts/benchmark.py --choose MODEL --write` picked, which the endpoint's `handler.py` serves) is published with it,
+checked as the handler reads it; a `results_dir` is checked to be an evaluation of these very weights. A commit is
+atomic on the Hub: when the upload fails, the branch head is read again, and [`PublishError`] says whether the commit
+was created. With `dry_run_dir` the staged files go to that folder instead, written atomically like a model folder
+(complete or absent), with no network call at all (so the branch, and what would be deleted from it, is not read).
 
 Notes for servers other than huggingface.co: with `hf_xet` installed, `huggingface_hub` uploads large files through
 Xet only; set `HF_HUB_DISABLE_XET=1` for a server without it. `HF_ENDPOINT` is read once, when `huggingface_hub` is
@@ -24,6 +26,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, RepoFile
 from huggingface_hub.errors import (
@@ -41,8 +44,11 @@ from polyhead.run_folder import (
     REPORT_PATTERNS,
     RESULTS_FILE,
     TRAINING_ARGS_FILE,
+    WEIGHTS_PATTERN,
+    WEIGHTS_SHA256,
     evaluation_dir,
     repo_id_problem,
+    weights_sha256,
 )
 from polyhead.saving import (
     REMOTE_CODE_FILES,
@@ -53,6 +59,7 @@ from polyhead.saving import (
     verify_model_folder,
 )
 from polyhead.serving import SERVING_FILES
+from polyhead.serving.settings import SETTINGS_FILE, read_serving_file
 
 
 logger = logging.getLogger(__name__)
@@ -63,10 +70,11 @@ logger = logging.getLogger(__name__)
 UPLOAD_PATTERNS = (
     "config.json",
     "generation_config.json",
-    "*.safetensors",
+    WEIGHTS_PATTERN,
     "model.safetensors.index.json",
     *REMOTE_CODE_FILES,
     *SERVING_FILES,
+    SETTINGS_FILE,  # serving.json: the serving path the chooser picked, which handler.py serves
     "onnx/model.onnx",
     "onnx/model_quantized.onnx",
     "tokenizer.json",
@@ -110,6 +118,8 @@ class PublishResult:
         removed (`list[str]`): files of the branch that the commit deleted, sorted: files of the kinds publishing
             uploads (`UPLOAD_PATTERNS`) that this upload lacks, left by an earlier one (empty in a dry run, which
             does not read the branch).
+        serving (`dict`, *optional*): the published `serving.json`'s pick ([`serving_pick`]), which the endpoint's
+            `handler.py` serves; `None` when the folder has none.
         commit_oid (`str`, *optional*): the commit's sha.
         commit_url (`str`, *optional*): the commit's URL.
     """
@@ -120,6 +130,7 @@ class PublishResult:
     readme: str
     dry_run: bool = False
     removed: list[str] = dataclasses.field(default_factory=list)
+    serving: dict[str, Any] | None = None
     commit_oid: str | None = None
     commit_url: str | None = None
 
@@ -226,9 +237,37 @@ def check_no_token(folder: Path) -> None:
             raise PublishError(f"{path} holds a Hub token: remove it before publishing. Nothing was published.")
 
 
+def serving_pick(folder: Path) -> dict[str, Any] | None:
+    """The pick of the folder's `serving.json` (`scripts/benchmark.py --choose MODEL --write`), published with the
+    model: its settings as `handler.py` reads them, plus the chooser's name for it (`"chosen"`) and the machine it was
+    measured on (`"machine"`) when the file records them; `None` without the file. A file the handler would refuse
+    (malformed, or naming a graph the folder lacks), or one naming a graph that publishing does not upload, is
+    refused with a [`PublishError`]: the endpoint would not start."""
+    try:
+        settings = read_serving_file(str(folder))
+    except ValueError as error:
+        raise PublishError(f"{error} Nothing was published.") from error
+    if settings is None:
+        return None
+    onnx_file = settings.get("onnx_file")
+    if onnx_file is not None and not is_upload_file(onnx_file):
+        raise PublishError(
+            f"{folder / SETTINGS_FILE} chooses {onnx_file}, which publishing does not upload (its graphs: "
+            f"{', '.join(name for name in UPLOAD_PATTERNS if name.endswith('.onnx'))}): run the chooser again or "
+            "delete it. Nothing was published."
+        )
+    record = run_folder.read_json(folder / SETTINGS_FILE)
+    measured = record.get("measured") if isinstance(record.get("measured"), dict) else {}
+    extra = {"chosen": record.get("chosen"), "machine": measured.get("machine")}
+    return {**settings, **{key: value for key, value in extra.items() if isinstance(value, str)}}
+
+
 def check_results_dir(folder: Path, results_dir: Path) -> None:
-    """Refuses a `results_dir` without `results.json`, one that scores a task the model lacks (the evaluation of
-    another model), or one with a symbolic link out of it, with a [`PublishError`] naming the fix."""
+    """Refuses a `results_dir` without `results.json`, one that scores a task the model lacks, one whose recorded
+    weights fingerprint (`weights_sha256`, written by `scripts/evaluate_model.py`) is not the folder's (both: the
+    evaluation of another model), or one with a symbolic link out of it, with a [`PublishError`] naming the fix. An
+    evaluation that records no fingerprint (written before evaluations recorded one) is accepted with a warning that
+    it cannot be checked."""
     results = run_folder.read_results(results_dir) if results_dir.is_dir() else None
     if results is None:
         raise PublishError(
@@ -241,6 +280,22 @@ def check_results_dir(folder: Path, results_dir: Path) -> None:
         raise PublishError(
             f"{results_dir / RESULTS_FILE} scores tasks that {folder} lacks ({', '.join(foreign)}; its tasks: "
             f"{', '.join(tasks)}): give the evaluation of this model. Nothing was published."
+        )
+    evaluated, weights = results.get(WEIGHTS_SHA256), weights_sha256(folder)
+    fix = f"evaluate this model with scripts/evaluate_model.py {folder} --tasks ... and pass that folder"
+    if evaluated is None:
+        logger.warning(
+            "%s records no fingerprint of the weights it scored (%s: it was written before evaluations recorded one), "
+            "so it cannot be checked to be an evaluation of %s: publishing its scores as this model's. If unsure, %s.",
+            results_dir / RESULTS_FILE,
+            WEIGHTS_SHA256,
+            folder,
+            fix,
+        )
+    elif evaluated != weights:
+        raise PublishError(
+            f"{results_dir / RESULTS_FILE} evaluated other weights (those of {results.get('model')}, {WEIGHTS_SHA256} "
+            f"{evaluated}; {folder}'s are {weights}): {fix}. Nothing was published."
         )
     check_no_outside_links(results_dir)
 
@@ -352,15 +407,18 @@ def publish_model(
         card_data (`MultitaskCardData`, *optional*): license, language, datasets, widget texts... of the card.
         results_dir (`str` or `os.PathLike`, *optional*): an evaluation of this model (the folder
             `scripts/evaluate_model.py` wrote, by default `<folder>/eval-test`): its `results.json` and per-task
-            reports are published, and shown by the card, instead of the folder's own.
+            reports are published, and shown by the card, instead of the folder's own. The weights it evaluated
+            (its `weights_sha256`) must be the folder's; one written before evaluations recorded them is published
+            with a warning.
 
     Returns:
         [`PublishResult`]
 
     Raises:
         [`PublishError`]: `repo_id`, or a base model or dataset id of `card_data`, is not a valid Hub repo id, or
-            the folder fails verification, or `results_dir` holds no `results.json` or scores tasks the model lacks
-            (nothing was published), or a Hub call failed: the message
+            the folder fails verification, or its `serving.json` is one the endpoint's handler would refuse, or
+            `results_dir` holds no `results.json`, scores tasks the model lacks or evaluated other weights than the
+            folder's (nothing was published), or a Hub call failed: the message
             says whether the commit was created (after a failed upload the branch head is read again; when the
             commit landed although its response was lost, the result is returned with a warning).
 
@@ -379,6 +437,7 @@ def publish_model(
     check_no_outside_links(folder)
     verify_folder(folder)
     check_no_token(folder)
+    serving = serving_pick(folder)  # published with the model: the endpoint serves it
     if results_dir is not None:
         results_dir = Path(results_dir)
         check_results_dir(folder, results_dir)
@@ -394,7 +453,7 @@ def publish_model(
         results_dir=results_dir,
     )
     if dry_run_dir is not None:
-        return _dry_run(stage, Path(dry_run_dir), repo_id, branch)
+        return dataclasses.replace(_dry_run(stage, Path(dry_run_dir), repo_id, branch), serving=serving)
     with tempfile.TemporaryDirectory(prefix="polyhead-publish-") as tmp:
         remote = _call(lambda: remote_readme(api, repo_id, branch, os.path.join(tmp, "cache")), repo_id, branch)
         staging = Path(tmp) / "upload"
@@ -403,7 +462,14 @@ def publish_model(
         files = select_upload_files(staging)
         oid, url, removed = upload_staged(api, staging, repo_id, branch, private, commit_message)
     return PublishResult(
-        repo_id=repo_id, branch=branch, files=files, readme=readme, removed=removed, commit_oid=oid, commit_url=url
+        repo_id=repo_id,
+        branch=branch,
+        files=files,
+        readme=readme,
+        removed=removed,
+        serving=serving,
+        commit_oid=oid,
+        commit_url=url,
     )
 
 
@@ -562,6 +628,7 @@ __all__ = [
     "publish_model",
     "resolve_repo_id",
     "select_upload_files",
+    "serving_pick",
     "stale_files",
     "upload_sources",
     "upload_staged",
