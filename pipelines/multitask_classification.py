@@ -23,6 +23,7 @@ from .multitask_inputs import (
     check_positive_int,
     check_tasks,
     check_thresholds,
+    check_truncation,
     choice_pairs,
     is_choice_input,
     kind_tasks,
@@ -46,7 +47,9 @@ class MultitaskClassificationPipeline(MultitaskPipelineBase):
       `threshold=` per call: a float for every multi-label task or a `{task: float}` dict), sorted by score.
 
     Call parameters: `tasks` (a task name or a list; default all), `top_k`, `threshold`, `truncation` (default
-    `True`), `max_length` (default: the length the model was trained at, its tokenizer's `model_max_length`),
+    `True`, "longest_first": the longer text of a pair is cut; `False`, or a tokenizer strategy, "only_first",
+    "only_second", "longest_first" or "do_not_truncate", passed on to the tokenizer with `max_length`, as in
+    transformers), `max_length` (default: the length the model was trained at, its tokenizer's `model_max_length`),
     `batch_size`, and `sort_by_length` (default `True`: a list is run in batches of similar length to waste less
     compute on padding; results come back in input order; a generator streams in order).
 
@@ -168,7 +171,7 @@ class MultitaskClassificationPipeline(MultitaskPipelineBase):
             raise TypeError(f"Unknown argument(s) {sorted(kwargs)} for the {PIPELINE_TASK} pipeline.")
         preprocess, forward, postprocess = {}, {}, {}
         if truncation is not None:
-            preprocess["truncation"] = check_bool("truncation", truncation, True)
+            preprocess["truncation"] = check_truncation(truncation)
         if max_length is not None:
             preprocess["max_length"] = check_max_length(self.model.config.encoder, max_length, self.tokenizer)
         if tasks is not None:
@@ -183,6 +186,59 @@ class MultitaskClassificationPipeline(MultitaskPipelineBase):
 
     def preprocess(self, inputs: str | dict, truncation: bool = True, max_length: int | None = None) -> dict:
         return self._collate(self._tokenize_rows([inputs], truncation, max_length))
+
+    def _tokenize_rows(
+        self, items: list, truncation: bool | str = True, max_length: int | None = None
+    ) -> list[dict[str, list[int]]]:
+        # A strategy that cuts one text only cannot shorten an input whose other text (or, "only_second", a single
+        # text) fills `max_length`: the Rust tokenizer raises "Truncation error: ..." naming no input, a Python one
+        # logs and leaves the input uncut (past the encoder's positions it fails inside the model).
+        if truncation not in ("only_first", "only_second"):
+            return super()._tokenize_rows(items, truncation, max_length)
+        max_length = max_length or self._default_max_length()
+        try:
+            rows = super()._tokenize_rows(items, truncation, max_length)
+        except Exception:  # the tokenizers library raises a bare Exception
+            problem = self._uncuttable(items, truncation, max_length)
+            if problem is None:
+                raise
+            raise problem from None
+        if any(len(row["input_ids"]) > max_length for row in rows):
+            problem = self._uncuttable(items, truncation, max_length)
+            if problem is not None:
+                raise problem
+        return rows
+
+    def _uncuttable(self, items: list, truncation: str, max_length: int) -> ValueError | None:
+        """The error naming the first of `items` that `truncation` ("only_first" or "only_second") cannot cut to
+        `max_length` tokens; None when each one alone is cut."""
+        with self._tokenizer_lock:
+            for item in items:
+                text, pair = (item["text"], item.get("text_pair")) if isinstance(item, dict) else (item, None)
+                try:
+                    ids = self.tokenizer(text, pair, truncation=truncation, max_length=max_length)["input_ids"]
+                except Exception:
+                    ids = None
+                if ids is not None and len(ids) <= max_length:
+                    continue
+                keeps_first = pair is None or truncation == "only_second"
+                size = len(self.tokenizer(text if keeps_first else pair, add_special_tokens=False)["input_ids"])
+                size += self.tokenizer.num_special_tokens_to_add(pair=pair is not None)
+                if pair is None:
+                    what = f"the input {_start(text)} is one text of {size} tokens"
+                else:
+                    what = (
+                        f"the {'first' if keeps_first else 'second'} text of the pair {{'text': {_start(text)}, "
+                        f"'text_pair': {_start(pair)}}} takes {size} tokens"
+                    )
+                cut = "second text of a sentence pair" if truncation == "only_second" else "first text"
+                other = "only_first" if truncation == "only_second" else "only_second"
+                return ValueError(
+                    f"truncation={truncation!r} cuts only the {cut}, and {what} with the special tokens: it cannot be "
+                    f"cut to max_length={max_length} that way. Use truncation=True ('longest_first', which cuts the "
+                    f"longer text), {other!r}, or a larger max_length."
+                )
+        return None
 
     def _forward(
         self, model_inputs: dict, tasks: list[str] | None = None, encode_only: bool = False
@@ -260,6 +316,11 @@ class MultitaskClassificationPipeline(MultitaskPipelineBase):
         if cached is None or cached[0] is not specs or cached[1] != key:
             self._layout_cache = cached = (specs, key, layout_of(specs, tasks, thresholds))
         return cached[2], rank(model_outputs[OUTPUT_KEY], cached[2], top_k)
+
+
+def _start(text: str, size: int = 40) -> str:
+    """The text's start, quoted, for a message."""
+    return repr(text if len(text) <= size else text[:size] + "...")
 
 
 def register_pipeline(replace: bool = True) -> None:

@@ -1,6 +1,9 @@
 # Copyright 2026 The polyhead authors. Licensed under the Apache License, Version 2.0.
 """The multitask pipelines' checks of their inputs and call parameters (each failure a clear error naming the fix),
-and the input rules they share: the encoder's position limit, multiple-choice pairs, tasks by kind.
+and the input rules they share: the encoder's position limit, multiple-choice pairs, tasks by kind. The checks of a
+table of inputs (`check_row_index`, `check_text_rows`) are the pipeline's text rule applied to every row of a file:
+polyhead's bulk prediction calls them, and so does a Space's batch upload through the model's own remote code (a
+Space runs without polyhead).
 
 A Hub file (run through `trust_remote_code=True`): it imports only its flat sibling `multitask_ranking.py`.
 """
@@ -41,8 +44,8 @@ def check_thresholds(specs: dict, threshold: float | dict[str, float]) -> dict[s
     wrong = [task for task in threshold if task not in multi_label]
     if wrong:
         raise ValueError(f"threshold given for {wrong}, which are not multi-label tasks ({multi_label}).")
-    for task, value in threshold.items():
-        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+    for task, value in threshold.items():  # a bool is an int: True would be taken as 1.0
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise ValueError(f"threshold for task {task!r} must be a number in [0, 1], got {value!r}.")
     return {task: float(value) for task, value in threshold.items()}
 
@@ -120,6 +123,25 @@ def check_bool(name: str, value: Any, default: bool) -> bool:
     return value
 
 
+# The tokenizer's truncation strategies (transformers' `TruncationStrategy` values), which the `truncation` parameter
+# takes; True is "longest_first" and False "do_not_truncate".
+TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
+
+
+def check_truncation(value: Any) -> bool | str:
+    """The `truncation` call parameter: True (the default, also for None: "longest_first", which cuts the longer text
+    of a pair), False, or a tokenizer strategy of `TRUNCATION_STRATEGIES`, passed on to the tokenizer as in
+    transformers ("do_not_truncate" is False)."""
+    if value is None:
+        return True
+    if isinstance(value, bool) or (isinstance(value, str) and value in TRUNCATION_STRATEGIES):
+        return False if value == "do_not_truncate" else value
+    raise ValueError(
+        f"truncation must be True or False (or None for the default, True) or one of the tokenizer's strategies "
+        f"{list(TRUNCATION_STRATEGIES)}, got {value!r:.60}."
+    )
+
+
 def check_candidate_labels(labels: Any) -> list[str]:
     """The zero-shot `candidate_labels`: a list (or tuple) of distinct non-empty strings, or (as transformers'
     zero-shot pipeline accepts) one string of them separated by commas."""
@@ -175,15 +197,64 @@ def check_text(text: Any, position: int | None, what: str = "text") -> str:
         raise ValueError(
             f"{what.capitalize()}{where} is empty: the multitask-classification pipeline needs non-empty strings."
         )
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as error:  # a lone surrogate: the tokenizer's own error names no text or position
-            raise ValueError(
-                f"{what.capitalize()}{where} is not valid Unicode ({error.reason} at character {error.start}): decode "
-                "its bytes as UTF-8, e.g. with errors='replace'."
-            ) from None
+    problem = unicode_problem(text)
+    if problem:  # a lone surrogate: the tokenizer's own error names no text or position
+        raise ValueError(
+            f"{what.capitalize()}{where} is not valid Unicode ({problem}): decode its bytes as UTF-8, e.g. with "
+            "errors='replace'."
+        )
     return text
+
+
+def unicode_problem(text: str) -> str | None:
+    """Why the tokenizer cannot take `text` (e.g. "surrogates not allowed at character 4": a lone surrogate, left by
+    a bad decode or a JSON escape such as "\\ud800"), None when it is valid Unicode."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"{error.reason} at character {error.start}"
+    return None
+
+
+# ----------------------------------------------------------- tables of inputs: bulk prediction, a Space's batch upload
+
+EXTRA_FIELD = "(a trailing comma, or a comma in an unquoted text?): remove the extra field, or quote the text"
+
+
+def check_row_index(table: Any, source: str) -> None:
+    """Refuses a table read with pandas (`read_csv`) whose rows lost their default index: pandas makes the first
+    column(s) the index when the first data row has more fields than the header names, so every text of that row
+    would shift into the next column (and be predicted) without an error. `source`: the file, for the message."""
+    index = table.index
+    if type(index).__name__ != "RangeIndex" or index.nlevels > 1:  # pandas' default index is a RangeIndex
+        header = [str(column) for column in table.columns]
+        raise ValueError(
+            f"{source}: the first data row has {len(header) + index.nlevels} fields but the header names "
+            f"{len(header)} {header} {EXTRA_FIELD}."
+        )
+
+
+def check_text_rows(values: list, column: str, first_row: int = 0, source: str = "") -> None:
+    """Refuses a column of texts (a file's rows, `first_row` the 0-based data row of `values[0]`) holding a value the
+    pipeline refuses as a text ([`check_text`]): missing, not a string, empty or blank, or not valid Unicode; the
+    error names the rows (the first 10) and the fix. `source`: the file, for the message."""
+    where = f"{source}: column {column!r}" if source else f"Column {column!r}"
+    bad = [first_row + i for i, value in enumerate(values) if not isinstance(value, str) or not value.strip()]
+    if bad:
+        raise ValueError(
+            f"{where} has missing, non-text or empty values at rows {bad[:10]} (0-based data rows"
+            f"{', the first 10' if len(bad) > 10 else ''}): drop or fill those rows."
+        )
+    problems = [(first_row + i, unicode_problem(value)) for i, value in enumerate(values)]
+    broken = [(row, problem) for row, problem in problems if problem]
+    if broken:
+        raise ValueError(
+            f"{where} has texts that are not valid Unicode at rows {[row for row, _ in broken[:10]]} (0-based data "
+            f"rows{', the first 10' if len(broken) > 10 else ''}; row {broken[0][0]}: {broken[0][1]}): decode the "
+            "file's bytes as UTF-8 (e.g. with errors='replace'), or drop those rows."
+        )
 
 
 def is_choice_input(item: Any) -> bool:
@@ -252,6 +323,8 @@ def text_length(item: str | dict) -> int:
 
 
 __all__ = [
+    "EXTRA_FIELD",
+    "TRUNCATION_STRATEGIES",
     "check_bool",
     "check_candidate_labels",
     "check_hypothesis_template",
@@ -259,14 +332,18 @@ __all__ = [
     "check_max_length",
     "check_positive_int",
     "check_room_for_text",
+    "check_row_index",
     "check_tasks",
     "check_text",
+    "check_text_rows",
     "check_thresholds",
     "check_tokenizer",
+    "check_truncation",
     "check_untruncated",
     "choice_pairs",
     "is_choice_input",
     "kind_tasks",
     "position_limit",
     "text_length",
+    "unicode_problem",
 ]

@@ -158,9 +158,10 @@ def check_max_length(
 ) -> int:
     r"""
     Validates a token budget against the encoder: `None` becomes `min(DEFAULT_MAX_LENGTH, limit)`; a value below 1 or
-    above the position limit raises a `ValueError` naming the limit and the flag to change (`--<option>`), and so does
-    one that leaves the `tokenizer` (when given) no room for text beside its special tokens (the pipeline's rule,
-    `check_room_for_text`).
+    above the position limit raises a `ValueError` naming the limit and the flag to change, and so does one that
+    leaves the `tokenizer` (when given) no room for text beside its special tokens (the pipeline's rule,
+    `check_room_for_text`). `option`: the setting's name, the flag being `--<option>` (`max_length`: `--max_length`,
+    as the training scripts spell it); a name given with its dashes (`"--max-length"`) is the flag as written.
 
     Example:
 
@@ -177,7 +178,7 @@ def check_max_length(
         raise ValueError(
             f"{option}={max_length} is more than {source} allows: its position table holds {limit} tokens "
             f"({config.model_type}, max_position_embeddings={config.max_position_embeddings}). "
-            f"Use --{option} {limit} or less."
+            f"Use {option if option.startswith('-') else '--' + option} {limit} or less."
         )
     if tokenizer is not None:
         check_room_for_text(tokenizer, max_length, option)

@@ -139,14 +139,74 @@ def test_truncation_and_max_length(classifier, tokenizer):
         ("fine", {"tasks": ["topic", 3]}, ValueError, r"tasks must be a task name .*got \['topic', 3\]"),
         (["fine", "good"], {"sort_by_length": "no"}, ValueError, "sort_by_length must be True or False .*got 'no'"),
         ("fine", {"truncation": "no"}, ValueError, "truncation must be True or False .*got 'no'"),
+        (
+            "fine",
+            {"truncation": "only_third"},
+            ValueError,
+            r"truncation must be .* strategies \['longest_first', 'only_first', 'only_second', 'do_not_truncate'\], "
+            "got 'only_third'",
+        ),
+        ("fine", {"truncation": 1}, ValueError, "truncation must be True or False .*got 1"),
         ("fine", {"threshold": {"topic": 0.5}}, ValueError, "not multi-label tasks"),
         ("fine", {"threshold": 2}, ValueError, r"must be a number in \[0, 1\]"),
+        # a bool is an int in Python: True was taken as the threshold 1.0, False as 0.0
+        ("fine", {"threshold": True}, ValueError, r"task 'emotions' must be a number in \[0, 1\], got True"),
+        ("fine", {"threshold": {"emotions": False}}, ValueError, r"'emotions' must be a number in .*got False"),
         ("fine", {"colour": "red"}, TypeError, r"Unknown argument\(s\) \['colour'\]"),
     ],
 )
 def test_bad_input_gets_clear_errors(classifier, inputs, kwargs, error, message):
     with pytest.raises(error, match=message):
         classifier(inputs, **kwargs)
+
+
+FIRST = "i love this movie the team win the game today"  # 10 tokens
+SECOND = " ".join(["good movie bad phone"] * 10)  # 40 tokens
+
+
+@pytest.mark.parametrize(
+    ("strategy", "pair"),
+    [("only_second", (FIRST, SECOND)), ("only_first", (SECOND, FIRST)), ("longest_first", (FIRST, SECOND))],
+)
+def test_a_truncation_strategy_cuts_as_the_tokenizer_does(classifier, model, tokenizer, strategy, pair):
+    # The docs say a tokenizer strategy is passed on as in transformers; the pipeline refused every one.
+    by_hand = tokenizer(*pair, truncation=strategy, max_length=16, return_tensors="pt")
+    assert by_hand["input_ids"].shape[1] == 16
+    if strategy != "longest_first":  # a strategy of its own: longest_first cuts the other text too
+        assert by_hand["input_ids"].tolist() != tokenizer(*pair, truncation=True, max_length=16)["input_ids"]
+    with torch.no_grad():
+        expected = torch.softmax(model(**by_hand).logits["topic"][0], -1).tolist()
+    item = {"text": pair[0], "text_pair": pair[1]}
+    answers = [classifier(item, truncation=strategy, max_length=16, tasks="topic", top_k=None)]
+    answers += classifier([item, "good movie", item], truncation=strategy, max_length=16, tasks="topic", top_k=None,
+                          batch_size=3)[::2]  # fmt: skip
+    labels = ["movies", "tech", "sport", "money"]
+    for answer in answers:
+        scores = {entry["label"]: entry["score"] for entry in answer["topic"]}
+        assert [scores[label] for label in labels] == pytest.approx(expected, abs=1e-5)
+
+
+def test_true_false_and_their_strategy_names_agree(classifier):
+    items = [TEXTS[3], {"text": FIRST, "text_pair": SECOND}]
+    for name, switch in (("longest_first", True), ("do_not_truncate", False)):
+        assert classifier(items, truncation=name, max_length=12) == classifier(items, truncation=switch, max_length=12)
+    assert classifier(items, truncation=True, max_length=12) != classifier(items, truncation=False, max_length=12)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "item", "message"),
+    [
+        ("only_second", SECOND, r"cuts only the second text of a sentence pair, and the input 'good movie .*\.\.\.' "
+         "is one text of 42 tokens"),
+        ("only_first", {"text": FIRST, "text_pair": SECOND}, r"cuts only the first text, and the second text of the "
+         r"pair \{'text': 'i love .*', 'text_pair': 'good movie.*'\} takes 43 tokens"),
+    ],
+)  # fmt: skip
+def test_a_strategy_that_cannot_cut_an_input_says_so(classifier, strategy, item, message):
+    # The tokenizers library raised "Truncation error: Second sequence not provided" naming no input and no fix.
+    for inputs in (item, [TEXTS[0], item]):
+        with pytest.raises(ValueError, match=f"truncation={strategy!r} {message} .*max_length=16 .*truncation=True"):
+            classifier(inputs, truncation=strategy, max_length=16)
 
 
 def test_none_switches_mean_their_defaults(classifier):

@@ -145,8 +145,10 @@ def test_bad_input_is_a_clear_error(model_dir, frame, tmp_path, capsys):
         (["--batch-size", "-3"], "batch_size must be an integer >= 1, got -3"),  # wrote every row unpredicted
         (["--chunk-size", "0"], "chunk_size must be an integer >= 1, got 0"),
         (["--num-threads", "-1"], "num_threads must be an integer >= 1, got -1"),
-        (["--max-length", "2"], "max_length=2 leaves no room for text .* max_length >= 5"),
-        (["--max-length", "100000"], "max_length=100000 is more than the encoder of"),
+        # the flag as spelled: the message said "Use --max_length 80 or less", a flag predict.py does not have
+        (["--max-length", "2"], "--max-length=2 leaves no room for text .* use --max-length >= 5"),
+        (["--max-length", "100000"], "--max-length=100000 is more than the encoder of .* Use --max-length 80 or less"),
+        (["--max-length", "0"], "--max-length must be an integer >= 1, got 0"),
         (["--text-pair-column", "nope"], "No column 'nope' .*: pass --text-pair-column"),
     ],
 )
@@ -158,6 +160,26 @@ def test_bad_options_are_refused_before_the_output_is_written(model_dir, frame, 
     errors = re.findall(r"error: ([^\n]*)", capsys.readouterr().err)  # after any progress bar
     assert len(errors) == 1 and re.search(message, errors[0]), errors
     assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("column", ["text", "pair"])
+def test_a_text_that_is_not_valid_unicode_is_refused_with_its_rows(model_dir, tmp_path, capsys, column):
+    # {"text": "bad \ud800 text"} (a lone surrogate, as a bad decode writes it) failed inside the tokenizers library
+    # with a TypeError traceback, after the rows of the chunks before it were written (--chunk-size 1).
+    import predict as script
+
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [{"text": "good movie", "pair": "a"}, {"text": "ok", "pair": "b"}, {"text": "fine", "pair": "c"}]
+    rows[1][column] = "bad \ud800 text"
+    rows[2][column] = "\udfff"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    for chunk_size, found in (("1", "[1]"), ("4096", "[1, 2]")):  # the rows of the first chunk with one
+        argv = [str(model_dir), str(source), str(output), "--chunk-size", chunk_size, "--no-progress"]
+        assert script.main([*argv, "--text-pair-column", "pair"]) == 1
+        error = _refusal(capsys)
+        assert error.startswith(f"{source}: column {column!r} has texts that are not valid Unicode at rows {found}")
+        assert "row 1: surrogates not allowed at character 4" in error and "decode the file's bytes as UTF-8" in error
+        assert _nothing_written(output)
 
 
 def test_multiple_choice_tasks_get_no_columns(tmp_path, frame):
@@ -513,7 +535,7 @@ def test_parquet_output_refuses_a_column_of_mixed_types_before_the_run(model_dir
 @pytest.mark.parametrize(
     ("options", "rows", "message"),
     [
-        (["--max-length", "3"], None, "max_length=3 leaves no room for text"),
+        (["--max-length", "3"], None, "--max-length=3 leaves no room for text"),
         (["--text-column", "body"], None, "No column 'body'"),
         ([], {"text": "fine", "sentiment": "x"}, r"input columns \['sentiment'\] would be overwritten by predictions"),
         ([], {"text": ""}, r"column 'text' has missing, non-text or empty values at rows \[7\]"),  # the last chunk

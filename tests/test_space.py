@@ -281,6 +281,70 @@ def test_app_answers_equal_the_pipeline(app, classifier, space_model):
     assert list(scores) == expected["labels"]
 
 
+@pytest.fixture(scope="module")
+def bpe_classifier(app, tmp_path_factory):
+    """A tiny RoBERTa model whose byte-level BPE tokenizer reads a leading space and a newline as tokens, with an NLI
+    task (so zero-shot) and a topic task."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    from polyhead.presets import WORDS
+    from polyhead.remote_code import MultitaskConfig
+    from polyhead.testing_utils import tiny_encoder_config
+
+    bpe = ByteLevelBPETokenizer()
+    specials = ["<pad>", "<unk>", "<s>", "</s>", "<mask>"]
+    bpe.train_from_iterator([" ".join(WORDS)] * 10, vocab_size=400, special_tokens=specials, show_progress=False)
+    folder = tmp_path_factory.mktemp("bpe-model")
+    bpe.save_model(str(folder))
+    merges = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()[1:]  # after its "#version" line
+    tokenizer = RobertaTokenizerFast(
+        vocab=json.loads((folder / "vocab.json").read_text(encoding="utf-8")),
+        merges=[tuple(line.split()) for line in merges if line], model_max_length=64,
+        bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>", unk_token="<unk>", pad_token="<pad>",
+        mask_token="<mask>",
+    )  # fmt: skip
+    tokens = tokenizer.tokenize(" i love\n")
+    assert (tokens[0], tokens[-1]) == ("Ġ", "Ċ")  # a leading space and a newline are tokens
+    torch.manual_seed(0)
+    config = MultitaskConfig(encoder=tiny_encoder_config("roberta", vocab_size=len(tokenizer)), tasks=TINY_NLI_TASKS)
+    model = MultitaskModel(config).eval()
+    with torch.no_grad():
+        for weight in model.heads.parameters():
+            weight.mul_(20)  # scores far enough apart to show a token more or less
+    save_model_folder(model, tokenizer, folder / "model")
+    return app.load_classifier(str(folder / "model"), None)
+
+
+def test_app_passes_the_text_as_typed_to_the_pipeline(app, bpe_classifier):
+    # The Classify and Zero-shot tabs stripped the text (and the second text): on a byte-level BPE tokenizer their
+    # scores differed from the pipeline's, the Batch tab's and predict.py's, which read the text as given.
+    text, pair = " i love this movie\n", "the team win the game \n"
+
+    def scores(answer):
+        return {item["label"]: item["score"] for item in answer}
+
+    both, both_stripped = {"text": text, "text_pair": pair}, {"text": text.strip(), "text_pair": pair.strip()}
+    for second, inputs, as_stripped in (
+        ("", text, text.strip()),
+        ("  ", text, text.strip()),
+        (pair, both, both_stripped),
+    ):
+        values, _ = app.classify(bpe_classifier, text, second, ["nli", "topic"])
+        expected = bpe_classifier(inputs, tasks=["nli", "topic"], top_k=None)
+        stripped = bpe_classifier(as_stripped, tasks=["nli", "topic"], top_k=None)
+        for task in ("nli", "topic"):
+            assert values[task] == pytest.approx(scores(expected[task]), abs=1e-6)
+            assert values[task] != pytest.approx(scores(stripped[task]), abs=1e-4)  # the spaces count here
+    zero_shot, _ = app.zero_shot(bpe_classifier, text, "movies, sport", "This is about {}.", False)
+    expected = bpe_classifier(text, candidate_labels=["movies", "sport"], hypothesis_template="This is about {}.")
+    stripped = bpe_classifier(
+        text.strip(), candidate_labels=["movies", "sport"], hypothesis_template="This is about {}."
+    )
+    assert zero_shot == pytest.approx(dict(zip(expected["labels"], expected["scores"])), abs=1e-6)
+    assert zero_shot != pytest.approx(dict(zip(stripped["labels"], stripped["scores"])), abs=1e-4)
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
@@ -313,7 +377,7 @@ def test_app_refuses_a_folder_that_is_not_a_polyhead_model(app, tmp_path):
 def test_app_batch_mode_matches_bulk_prediction(app, classifier, space_model, tmp_path):
     texts = ["i love this movie", "bad phone", "the team win the game today and people are happy"] * 30
     pd.DataFrame({"id": range(len(texts)), "text": texts}).to_csv(tmp_path / "in.csv", index=False)
-    frame = app.read_csv(str(tmp_path / "in.csv"), "text", "")
+    frame = app.read_csv(classifier, str(tmp_path / "in.csv"), "text", "")
     predicted = app.predict_frame(classifier, frame, "text", "")
     bulk = predict_file(space_model, tmp_path / "in.csv", tmp_path / "bulk.jsonl", progress=False)
     expected = pd.read_json(bulk.output, lines=True)
@@ -321,10 +385,10 @@ def test_app_batch_mode_matches_bulk_prediction(app, classifier, space_model, tm
     assert predicted["topic_score"].tolist() == pytest.approx(expected["topic_score"].tolist(), abs=1e-5)
     assert [json.loads(x) for x in predicted["emotions"]] == expected["emotions"].tolist()
     with pytest.raises(app.InputError, match=r"no column 'sentence' \(its columns: 'id', 'text'\)"):
-        app.read_csv(str(tmp_path / "in.csv"), "sentence", "")
+        app.read_csv(classifier, str(tmp_path / "in.csv"), "sentence", "")
     pd.DataFrame({"id": [0, 1, 2], "text": ["fine", " ", ""]}).to_csv(tmp_path / "blank.csv", index=False)
-    with pytest.raises(app.InputError, match=r"empty at rows \[1, 2\]"):
-        app.read_csv(str(tmp_path / "blank.csv"), "text", "")
+    with pytest.raises(app.InputError, match=r"Column 'text' has missing, non-text or empty values at rows \[1, 2\]"):
+        app.read_csv(classifier, str(tmp_path / "blank.csv"), "text", "")
 
 
 def test_publish_dry_run_with_space_writes_it_next_to_the_preview(space_model, tmp_path, monkeypatch):
@@ -403,34 +467,69 @@ def test_app_of_a_model_with_only_multiple_choice_tasks_says_so(app, tmp_path):
     assert not (tmp_path / "space").exists()
 
 
-def test_app_batch_without_a_text_column_name_lists_the_columns(app, tmp_path):
+def test_app_batch_without_a_text_column_name_lists_the_columns(app, classifier, tmp_path):
     pd.DataFrame({"id": [0], "sentence": ["fine"]}).to_csv(tmp_path / "in.csv", index=False)
     with pytest.raises(app.InputError, match=r"No text column named: .* \(the CSV's columns: 'id', 'sentence'\)"):
-        app.read_csv(str(tmp_path / "in.csv"), "", "")
+        app.read_csv(classifier, str(tmp_path / "in.csv"), "", "")
 
 
-def test_app_batch_predicts_an_empty_second_text_as_one_text(app, classifier, tmp_path):
-    # the Classify tab's rule: an empty second text means one text; the page names those rows
-    rows = 100
-    texts, pairs = [f"a man plays game {i}" for i in range(rows)], ["a person plays"] * (rows - 1) + [" "]
-    pd.DataFrame({"text": texts, "pair": pairs}).to_csv(tmp_path / "in.csv", index=False)
-    predicted = app.predict_frame(classifier, app.read_csv(str(tmp_path / "in.csv"), "text", "pair"), "text", "pair")
-    alone, _ = app.classify(classifier, texts[-1], pairs[-1], ["nli", "topic"])
-    paired, _ = app.classify(classifier, texts[0], pairs[0], ["nli", "topic"])
-    assert [predicted["nli"].iloc[-1], predicted["topic"].iloc[-1]] == [
-        next(iter(alone["nli"])),
-        next(iter(alone["topic"])),
-    ]
-    assert [predicted["nli"].iloc[0], predicted["topic"].iloc[0]] == [
-        next(iter(paired["nli"])),
-        next(iter(paired["topic"])),
-    ]
-    demo = app.build_app(classifier, {"title": "pairs"})
-    status, out = page_handler(demo, "run_batch")(str(tmp_path / "in.csv"), "text", "pair")
-    assert status.startswith(
-        f"{rows} rows predicted (1 with an empty 'pair', rows [99], 0-based: each predicted as one"
+def batch_refusal(app, classifier, path: Path, text_column: str, pair_column: str = "") -> str:
+    """The page's Batch answer to an upload that must be refused: its message (no predictions file)."""
+    status, out = page_handler(app.build_app(classifier, {"title": "batch"}), "run_batch")(
+        str(path), text_column, pair_column
     )
-    assert len(pd.read_csv(out)) == rows
+    assert status.startswith("**Error:** ") and out is None, status
+    return status.removeprefix("**Error:** ")
+
+
+def predict_refusal(space_model, path: Path, tmp_path: Path, **options) -> str:
+    """scripts/predict.py's (predict_file's) message for the same file, without its path prefix."""
+    with pytest.raises(ValueError) as refused:
+        predict_file(space_model, path, tmp_path / "out.jsonl", progress=False, **options)
+    assert not (tmp_path / "out.jsonl").exists()
+    return str(refused.value).removeprefix(f"{path}: ")
+
+
+def test_app_batch_refuses_an_empty_second_text_as_predict_does(app, classifier, space_model, tmp_path):
+    # The page predicted a row with an empty or blank second-text cell as one text, while predict.py (and the
+    # pipeline, {"text_pair": ""}) refuse it: now one rule, the model's check_text_rows, refuses it in both.
+    texts = [f"a man plays game {i}" for i in range(5)]
+    pd.DataFrame({"text": texts, "pair": ["a person plays", "ok", "", "   ", "fine"]}).to_csv(
+        tmp_path / "in.csv", index=False
+    )
+    shown = batch_refusal(app, classifier, tmp_path / "in.csv", "text", "pair")
+    assert shown == (
+        "Column 'pair' has missing, non-text or empty values at rows [2, 3] (0-based data rows): drop or fill those "
+        "rows."
+    )
+    by_predict = predict_refusal(space_model, tmp_path / "in.csv", tmp_path, text_pair_column="pair")
+    assert by_predict == "c" + shown[1:]
+    # The Classify tab's second-text box left blank still means one text (a choice of the page, documented).
+    alone, _ = app.classify(classifier, texts[2], "  ", ["nli", "topic"])
+    assert alone == app.classify(classifier, texts[2], "", ["nli", "topic"])[0]
+
+
+def test_app_batch_refuses_a_first_row_with_an_extra_field_as_predict_does(app, classifier, space_model, tmp_path):
+    # pandas made the first column the index: the page predicted " really" and "2" and its file lost the texts.
+    path = tmp_path / "extra.csv"
+    path.write_text("text,id\ni love this movie, really,1\nthe phone is bad,2\n", encoding="utf-8")
+    shown = batch_refusal(app, classifier, path, "text")
+    assert shown == (
+        "extra.csv: the first data row has 3 fields but the header names 2 ['text', 'id'] (a trailing comma, or a "
+        "comma in an unquoted text?): remove the extra field, or quote the text."
+    )
+    assert predict_refusal(space_model, path, tmp_path) == shown.removeprefix("extra.csv: ")
+
+
+def test_app_batch_refuses_a_file_that_is_not_utf8_csv(app, classifier, tmp_path):
+    # A lone surrogate cannot come from a CSV (its bytes are not UTF-8): the page names the fix, as predict.py does.
+    (tmp_path / "bad.csv").write_bytes(b"text,id\nbad \xed\xa0\x80 text,1\nok,2\n")
+    shown = batch_refusal(app, classifier, tmp_path / "bad.csv", "text")
+    assert shown.startswith("bad.csv is not UTF-8 text (") and shown.endswith("): save it as UTF-8.")
+    # A JSON Lines file read as CSV made a column of each line's text: the page takes CSV only.
+    (tmp_path / "in.jsonl").write_text('{"text": "bad \\ud800 text"}\n{"text": "ok"}\n', encoding="utf-8")
+    shown = batch_refusal(app, classifier, tmp_path / "in.jsonl", "text")
+    assert shown.startswith("in.jsonl is not a .csv file: this page reads CSV files only")
 
 
 @pytest.mark.parametrize("options", [["--revision", "main"], ["--endpoint", "http://127.0.0.1:9"], ["--token", "t"]])

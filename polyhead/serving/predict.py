@@ -31,7 +31,7 @@ from transformers import AutoTokenizer
 from polyhead.decisions import best_labels, decision_thresholds, kept
 from polyhead.decisions import scores as decision_scores
 from polyhead.encoders import check_max_length, check_positive_int, default_max_length
-from polyhead.remote_code import MULTI_LABEL, MultitaskConfig, MultitaskModel, collection_paused
+from polyhead.remote_code import MULTI_LABEL, MultitaskConfig, MultitaskModel, collection_paused, multitask_inputs
 from polyhead.run_folder import check_model_source, model_loading
 from polyhead.serving.settings import TORCH_DTYPES, read_serving_file
 
@@ -43,7 +43,7 @@ PARTS_SUFFIX = ".parts"
 # and integers beside decimals become floating point (as pyarrow types them within one chunk); other mixes are refused.
 PARQUET_PROMOTION = "permissive"
 JSONL_RULE = "the input must be JSON Lines, one JSON object a line"  # .json included: a JSON array is refused
-EXTRA_FIELD = "(a trailing comma, or a comma in an unquoted text?): remove the extra field, or quote the text"
+EXTRA_FIELD = multitask_inputs.EXTRA_FIELD
 
 
 @dataclasses.dataclass
@@ -174,7 +174,7 @@ def predict_file(
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if max_length is None:
         max_length = default_max_length(tokenizer, model.config.encoder)
-    check_max_length(max_length, model.config.encoder, f"the encoder of {model_dir}", tokenizer)
+    check_max_length(max_length, model.config.encoder, f"the encoder of {model_dir}", tokenizer, "--max-length")
     specs = answered_tasks(model.config)
     text_columns = {text_column: "--text-column"}
     if text_pair_column:
@@ -265,16 +265,12 @@ def _with_predictions(chunk: pd.DataFrame, scores: dict[str, np.ndarray], specs:
 
 
 def _column(chunk: pd.DataFrame, column: str, offset: int, path: Path, option: str = "--text-column") -> list[str]:
-    """The column's texts; an error for a missing, non-text or empty one (the pipeline refuses empty texts too)."""
+    """The column's texts; an error naming the rows for a value the pipeline refuses as a text (missing, non-text,
+    empty, or not valid Unicode: the pipeline's rule, `check_text_rows`, which a Space's batch upload applies too)."""
     if column not in chunk.columns:
         raise KeyError(f"No column {column!r} in the input (columns: {list(chunk.columns)}): pass {option}.")
     values = chunk[column].tolist()
-    bad = [offset + i for i, value in enumerate(values) if not isinstance(value, str) or not value.strip()]
-    if bad:
-        raise ValueError(
-            f"{path}: column {column!r} has missing, non-text or empty values at rows {bad[:10]} (0-based data rows"
-            f"{', the first 10' if len(bad) > 10 else ''}): drop or fill those rows."
-        )
+    multitask_inputs.check_text_rows(values, column, offset, str(path))
     return values
 
 
@@ -313,17 +309,13 @@ def _read_chunks(path: Path, chunk_size: int, skip: int = 0) -> Iterator[tuple[i
 
 def _csv_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     """Every cell as text (`00123` stays `00123`, `2023` and `True` are texts in every chunk), an empty cell missing
-    (written as null), the columns the header names: a row with more fields than the header is refused (pandas took
-    the first column as the index, so the predictions scored the next one)."""
+    (written as null), the columns the header names: a row with more fields than the header is refused (on the first
+    data row pandas took the first column as the index, so the predictions scored the next one: `check_row_index`,
+    which a Space's batch upload applies too)."""
     try:
         with pd.read_csv(path, chunksize=chunk_size, dtype=str, keep_default_na=False, na_values=[""]) as reader:
             for chunk in reader:
-                if not isinstance(chunk.index, pd.RangeIndex):  # the first data row had more fields than the header
-                    fields, header = len(chunk.columns) + chunk.index.nlevels, list(chunk.columns)
-                    raise ValueError(
-                        f"{path}: the first data row has {fields} fields but the header names {len(header)} {header} "
-                        f"{EXTRA_FIELD}."
-                    )
+                multitask_inputs.check_row_index(chunk, str(path))
                 yield chunk
     except pd.errors.EmptyDataError:  # blank lines only: no header, no rows
         return

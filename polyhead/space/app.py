@@ -14,8 +14,10 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import importlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -98,6 +100,20 @@ def left_out_note(classifier) -> str:
     )
 
 
+def input_rules(classifier):
+    """The model's own input checks: the module `multitask_inputs` of its remote code, whose `check_row_index` and
+    `check_text_rows` polyhead's bulk prediction (scripts/predict.py) applies to a file too, so a CSV is refused here
+    as there (this page runs without polyhead). None for remote code older than them: the pipeline then refuses a bad
+    text when its rows are predicted."""
+    package = type(classifier).__module__.rpartition(".")[0]
+    name = f"{package}.multitask_inputs"
+    try:
+        module = sys.modules.get(name) or importlib.import_module(name)
+    except ImportError:
+        return None
+    return module if hasattr(module, "check_text_rows") and hasattr(module, "check_row_index") else None
+
+
 def nli_task(specs: dict[str, dict]) -> str | None:
     """The task zero-shot classification runs through (labels include 'entailment'), as the pipeline chooses it."""
     found = [task for task, spec in specs.items() if "entailment" in {str(x).lower() for x in spec["labels"]}]
@@ -128,9 +144,11 @@ def label_value(answer: list[dict]) -> dict[str, float] | str:
 
 
 def classify(classifier, text: str, pair: str, tasks: list[str]) -> tuple[dict, str]:
-    """`({task: label value}, note)` for the selected tasks: the pipeline's answer on the text (or the pair)."""
-    text, pair = (text or "").strip(), (pair or "").strip()
-    if not text:
+    """`({task: label value}, note)` for the selected tasks: the pipeline's answer on the text (or the pair), passed
+    as typed (a byte-level BPE tokenizer such as RoBERTa's reads a leading space or a trailing newline as a token: the
+    page answers as the pipeline, the Batch tab and scripts/predict.py do). A blank second text means one text."""
+    text, pair = text or "", pair or ""
+    if not text.strip():
         raise InputError("The text is empty: type a text to classify.")
     if not tasks:
         raise InputError("No task is selected: tick at least one task.")
@@ -140,20 +158,22 @@ def classify(classifier, text: str, pair: str, tasks: list[str]) -> tuple[dict, 
             f"Task(s) {choice_tasks} are multiple-choice: they need answer choices, which this page does not take. "
             f"Pick among {text_tasks(classifier)}."
         )
-    inputs = {"text": text, "text_pair": pair} if pair else text
+    inputs = {"text": text, "text_pair": pair} if pair.strip() else text
     answers = classifier(inputs, tasks=list(tasks), top_k=None)
-    return {task: label_value(answer) for task, answer in answers.items()}, truncation_note(classifier, text, pair)
+    note = truncation_note(classifier, text, pair if pair.strip() else None)
+    return {task: label_value(answer) for task, answer in answers.items()}, note
 
 
 def zero_shot(classifier, text: str, candidates: str, template: str, multi_label: bool) -> tuple[dict, str]:
-    """`({label: score}, note)`: transformers' zero-shot classification through the model's NLI task."""
-    text = (text or "").strip()
-    if not text:
+    """`({label: score}, note)`: transformers' zero-shot classification through the model's NLI task, on the text and
+    the template as typed (a blank template is the default)."""
+    text = text or ""
+    if not text.strip():
         raise InputError("The text is empty: type a text to classify.")
     labels = [label.strip() for label in (candidates or "").split(",") if label.strip()]
     if not labels:
         raise InputError("No candidate labels: type some, separated by commas (e.g. politics, sport, music).")
-    template = (template or "").strip() or "This example is {}."
+    template = template if (template or "").strip() else "This example is {}."
     if "{}" not in template:
         raise InputError(f"The hypothesis template {template!r} has no '{{}}' where the label goes.")
     answer = classifier(text, candidate_labels=labels, hypothesis_template=template, multi_label=multi_label)
@@ -161,14 +181,30 @@ def zero_shot(classifier, text: str, candidates: str, template: str, multi_label
     return scores, truncation_note(classifier, text, template.format(labels[0]))
 
 
-def read_csv(path: str | None, text_column: str, pair_column: str) -> pd.DataFrame:
-    """The uploaded CSV, checked: it has the named columns, no empty text, at most `MAX_BATCH_ROWS` rows."""
+def read_csv(classifier, path: str | None, text_column: str, pair_column: str) -> pd.DataFrame:
+    """The uploaded CSV, checked: it has the named columns and at most `MAX_BATCH_ROWS` rows, and with the model's
+    input rules ([`input_rules`]) as scripts/predict.py checks a file: no row with more fields than the header, and
+    every text and second text (when its column is named) one the pipeline takes (not empty, valid Unicode)."""
     if not path:
         raise InputError("No file: upload a CSV file with a text column.")
+    name = Path(path).name
+    if Path(path).suffix.lower() != ".csv":
+        raise InputError(
+            f"{name} is not a .csv file: this page reads CSV files only; save it as CSV (a header line naming the "
+            "columns, then one row per text)."
+        )
     try:
         frame = pd.read_csv(path, keep_default_na=False, na_values=[], dtype=str)
-    except (ValueError, UnicodeDecodeError) as error:  # pandas' ParserError and EmptyDataError are ValueErrors
+    except UnicodeDecodeError as error:
+        raise InputError(f"{name} is not UTF-8 text ({_one_line(error)}): save it as UTF-8.") from error
+    except ValueError as error:  # pandas' ParserError and EmptyDataError are ValueErrors
         raise InputError(f"The file could not be read as CSV: {_one_line(error)}") from error
+    rules = input_rules(classifier)
+    if rules is not None:
+        try:
+            rules.check_row_index(frame, name)
+        except ValueError as error:
+            raise InputError(str(error)) from None
     if not text_column:
         raise InputError(
             f"No text column named: type the name of the column that holds the texts (the CSV's columns: "
@@ -182,23 +218,26 @@ def read_csv(path: str | None, text_column: str, pair_column: str) -> pd.DataFra
             )
     if len(frame) > MAX_BATCH_ROWS:
         raise InputError(f"The CSV has {len(frame)} rows; this page takes at most {MAX_BATCH_ROWS}.")
-    empty = [i for i, value in enumerate(frame[text_column]) if not value.strip()]
-    if empty:
-        raise InputError(f"Column {text_column!r} is empty at rows {empty[:10]} (0-based): fill or remove them.")
+    for column in filter(None, (text_column, pair_column)):
+        try:
+            if rules is not None:
+                rules.check_text_rows(frame[column].tolist(), column)
+        except ValueError as error:
+            raise InputError(str(error)) from None
     return frame
 
 
 def predict_frame(classifier, frame: pd.DataFrame, text_column: str, pair_column: str, progress=None) -> pd.DataFrame:
     """The rows with, per task that answers texts, `<task>` (the label; for a multi-label task the JSON list of labels
-    above threshold) and `<task>_score`: the columns of polyhead's bulk prediction (scripts/predict.py). A row whose
-    second text is empty is predicted as one text, as the Classify tab does."""
+    above threshold) and `<task>_score`: the columns of polyhead's bulk prediction (scripts/predict.py). With a
+    second-text column every row is a sentence pair ([`read_csv`] refuses an empty second text, as predict.py does)."""
     specs = {task: task_specs(classifier)[task] for task in text_tasks(classifier)}
     clash = [column for task in specs for column in (task, f"{task}_score") if column in frame.columns]
     if clash:
         raise InputError(f"Input columns {clash} would be overwritten by predictions: rename them in the CSV.")
     texts = frame[text_column].tolist()
     pairs = frame[pair_column].tolist() if pair_column else None
-    inputs = [{"text": t, "text_pair": p} if p.strip() else t for t, p in zip(texts, pairs)] if pairs else texts
+    inputs = [{"text": t, "text_pair": p} for t, p in zip(texts, pairs)] if pairs else texts
     answers = []
     for start in range(0, len(inputs), BATCH_CHUNK):
         if progress is not None:
@@ -213,17 +252,6 @@ def predict_frame(classifier, frame: pd.DataFrame, text_column: str, pair_column
             columns[task] = [answer[task][0]["label"] for answer in answers]
             columns[f"{task}_score"] = [answer[task][0]["score"] for answer in answers]
     return pd.concat([frame, pd.DataFrame(columns, index=frame.index)], axis=1)
-
-
-def single_text_note(frame: pd.DataFrame, pair_column: str) -> str:
-    """How many rows had an empty second text (each predicted as one text), or `""`."""
-    empty = [i for i, value in enumerate(frame[pair_column]) if not value.strip()] if pair_column else []
-    if not empty:
-        return ""
-    rows = f"rows {empty[:10]}{', the first 10' if len(empty) > 10 else ''}, 0-based"
-    return (
-        f" ({len(empty)} with an empty {pair_column!r}, {rows}: each predicted as one text, as the Classify tab does)"
-    )
 
 
 def _one_line(error: BaseException) -> str:
@@ -302,7 +330,7 @@ def build_app(classifier, settings: dict) -> gr.Blocks:
             upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath", elem_id="csv")
             text_column = gr.Textbox(value="text", label="Text column", elem_id="text-column")
             pair_column = gr.Textbox(
-                label="Second text column (pair tasks; optional: a row whose cell is empty is one text)",
+                label="Second text column (pair tasks; optional: when named, every row needs a second text)",
                 visible=has_pairs,
             )
             batch_submit = gr.Button("Predict the file", variant="primary", elem_id="batch-submit")
@@ -312,16 +340,13 @@ def build_app(classifier, settings: dict) -> gr.Blocks:
             def run_batch(path, column, second, progress=gr.Progress()):  # noqa: B008 (gradio's progress idiom)
                 try:
                     column, second = (column or "").strip(), (second or "").strip()
-                    frame = read_csv(path, column, second)
+                    frame = read_csv(classifier, path, column, second)
                     predicted = predict_frame(classifier, frame, column, second, progress)
                 except Exception as error:  # the page's boundary: a message, never a traceback
                     return _shown(error), None
                 out = Path(tempfile.mkdtemp(prefix="polyhead-space-")) / f"{Path(path).stem}-predictions.csv"
                 predicted.to_csv(out, index=False)
-                return (
-                    f"{len(predicted)} rows predicted{single_text_note(frame, second)}: download the file below.",
-                    str(out),
-                )
+                return f"{len(predicted)} rows predicted: download the file below.", str(out)
 
             batch_submit.click(run_batch, [upload, text_column, pair_column], [batch_status, result])
         if settings.get("metrics_table"):
