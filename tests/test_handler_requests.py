@@ -29,8 +29,8 @@ BAD_PARAMETERS = [
     ({"tasks": ["topic", 3]}, "'tasks' must be"),
     ({"tasks": ["nli"]}, "Unknown task(s) ['nli']"),
     ({"tasks": []}, "tasks is empty"),
-    ({"truncation": "no"}, "'truncation' must be true or false"),
-    ({"truncation": 1}, "'truncation' must be true or false"),
+    ({"truncation": "no"}, "'truncation' must be true, false or one of the tokenizer's strategies"),
+    ({"truncation": 1}, "'truncation' must be true, false"),
     ({"batch_size": 0}, "'batch_size' must be an integer >= 1"),
     ({"batch_size": True}, "'batch_size' must be"),
     ({"max_length": "8"}, "'max_length' must be an integer >= 1"),
@@ -47,6 +47,8 @@ GOOD_PARAMETERS = [
     {"tasks": "topic", "top_k": 2},
     {"tasks": None, "threshold": None, "max_length": None, "batch_size": None, "truncation": None},
     {"truncation": False, "max_length": 8},
+    {"truncation": "only_second", "max_length": 8},
+    {"truncation": "longest_first"},
 ]
 LONG_TEXT = " ".join(["the team win the game"] * 30)  # 152 tokens, past the tiny encoder's 80 positions
 
@@ -68,6 +70,19 @@ def test_a_bad_parameter_raises_value_error_naming_it(endpoint, parameters, mess
     with pytest.raises(ValueError) as raised:
         endpoint({"inputs": ["i love this movie", "bad phone"], "parameters": parameters})
     assert message in str(raised.value)
+
+
+def test_the_truncation_strategies_are_the_pipelines():
+    """handler.py cannot import the remote code's checks before loading it: its copy is pinned to the pipeline's."""
+    from polyhead_remote.pipelines.multitask_inputs import TRUNCATION_STRATEGIES
+
+    assert serving_handler.TRUNCATION_STRATEGIES == TRUNCATION_STRATEGIES
+
+
+def test_a_pair_cut_only_second_answers_as_the_pipeline(endpoint):
+    pair = {"text": "i love this movie", "text_pair": LONG_TEXT}
+    parameters = {"truncation": "only_second"}
+    assert endpoint({"inputs": pair, "parameters": parameters}) == endpoint.pipeline(pair, **parameters)
 
 
 def test_good_parameters_answer_like_the_pipeline(endpoint):

@@ -326,6 +326,8 @@ def _is_strings(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
+# The pipeline's truncation strategies (a copy: the remote code loads after these checks; a test pins it).
+TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
 # Per parameter: whether a JSON value is acceptable, and what it must be. `null` means the default, except for top_k
 # where it means every label (the pipeline's `top_k=None`).
 PARAMETER_RULES = {
@@ -339,7 +341,10 @@ PARAMETER_RULES = {
         ),
         "a number in [0, 1], or a {task: number in [0, 1]} object for multi-label tasks",
     ),
-    "truncation": (lambda v: v is None or isinstance(v, bool), "true or false"),
+    "truncation": (
+        lambda v: v is None or isinstance(v, bool) or v in TRUNCATION_STRATEGIES,
+        f"true, false or one of the tokenizer's strategies {list(TRUNCATION_STRATEGIES)}",
+    ),
     "max_length": (lambda v: v is None or _is_count(v), "an integer >= 1"),
     "batch_size": (lambda v: v is None or _is_count(v), "an integer >= 1"),
     "candidate_labels": (lambda v: isinstance(v, str) or _is_strings(v), "a list of label strings"),
