@@ -15,6 +15,7 @@ import tempfile
 import torch
 import transformers
 
+from polyhead.benchmark.cli import check_outputs, int_at_least, name_list, one_line_errors
 from polyhead.benchmark.distillation import (
     TINY,
     DistillBenchSettings,
@@ -32,23 +33,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--encoder", default=defaults.encoder, help="Every teacher's and the student's encoder.")
     parser.add_argument(
         "--teachers",
+        type=name_list(),
         default=",".join(defaults.teachers),
         help="Comma-separated name=task[:train rows], tasks of --data-dir (single-label, single-text).",
     )
     parser.add_argument("--teacher-epochs", type=float, default=defaults.teacher_epochs)
     parser.add_argument("--teacher-learning-rate", type=float, default=defaults.teacher_learning_rate)
-    parser.add_argument("--teacher-batch-size", type=int, default=defaults.teacher_batch_size)
+    parser.add_argument("--teacher-batch-size", type=int_at_least(1), default=defaults.teacher_batch_size)
     parser.add_argument("--epochs", type=float, default=defaults.epochs, help="The student's epochs.")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="The student's.")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="The student's and labelling.")
-    parser.add_argument("--max-length", type=int, default=defaults.max_length)
+    parser.add_argument(
+        "--batch-size", type=int_at_least(1), default=defaults.batch_size, help="The student's and labelling."
+    )
+    parser.add_argument("--max-length", type=int_at_least(1), default=defaults.max_length)
     parser.add_argument("--temperature", type=float, default=defaults.temperature, help="--distill_temperature.")
     parser.add_argument(
         "--extra-texts", nargs="*", default=[], help="More unlabeled text files (a 'text' column) for the student."
     )
     parser.add_argument("--bf16", type=lambda v: v.lower() == "true", default=defaults.bf16, help="true or false.")
-    parser.add_argument("--speed-texts", type=int, default=defaults.speed_texts)
-    parser.add_argument("--speed-rounds", type=int, default=defaults.speed_rounds)
+    parser.add_argument("--speed-texts", type=int_at_least(1), default=defaults.speed_texts)
+    parser.add_argument("--speed-rounds", type=int_at_least(1), default=defaults.speed_rounds)
     parser.add_argument("--num-threads", type=int, default=defaults.num_threads, help="torch CPU threads.")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--tiny", action="store_true", help="Tiny random encoder and synthetic tasks (smoke test).")
@@ -63,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def settings_from(args: argparse.Namespace) -> DistillBenchSettings:
     settings = DistillBenchSettings(
         encoder=args.encoder,
-        teachers=tuple(name.strip() for name in args.teachers.split(",") if name.strip()),
+        teachers=tuple(args.teachers),
         teacher_epochs=args.teacher_epochs,
         teacher_learning_rate=args.teacher_learning_rate,
         teacher_batch_size=args.teacher_batch_size,
@@ -84,6 +88,12 @@ def settings_from(args: argparse.Namespace) -> DistillBenchSettings:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    with one_line_errors():  # bad paths, data or settings: one line, exit status 1
+        check_outputs(args.output, beside=(".md", ".png"), folders={"--work-dir": args.work_dir})  # before any work
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> dict:
     transformers.logging.set_verbosity_error()  # one load report per model would bury the progress lines
     disable_progress_bars()
     settings = settings_from(args)

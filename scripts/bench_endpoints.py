@@ -24,27 +24,45 @@ from pathlib import Path
 
 import torch
 
+from polyhead.benchmark.cli import check_outputs, comma_list, int_at_least, int_list, name_list, one_line_errors
 from polyhead.benchmark.endpoints import post, run_load, toolkit_server
 from polyhead.benchmark.inputs import load_texts, save_tiny_encoder, synthetic_texts, task_label_sets
 from polyhead.serving.handler import DEFAULT_MAX_INPUTS
 
 
 ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("onnx", "torch")
+
+
+def thread_setting(value: str) -> str:
+    """One POLYHEAD_NUM_THREADS setting: `default` (the handler's own) or an integer >= 0 (0: every core)."""
+    if value != "default" and not value.isdigit():
+        raise ValueError("give default or an integer >= 0")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", default="onnx,torch", help="Backends, comma-separated (onnx, torch).")
-    parser.add_argument("--clients", type=int, default=8, help="Concurrent clients.")
+    parser.add_argument(
+        "--backends", type=name_list(BACKENDS), default="onnx,torch", help="Backends, comma-separated (onnx, torch)."
+    )
+    parser.add_argument("--clients", type=int_at_least(1), default=8, help="Concurrent clients.")
     parser.add_argument("--seconds", type=float, default=30.0, help="Seconds of load per setting.")
     parser.add_argument(
-        "--threads", default="default,0", help="POLYHEAD_NUM_THREADS settings (default: the handler's own)."
+        "--threads",
+        type=comma_list(thread_setting, "POLYHEAD_NUM_THREADS settings"),
+        default="default,0",
+        help="POLYHEAD_NUM_THREADS settings (default: the handler's own).",
     )
-    parser.add_argument("--batch-sizes", default="1,8,16,32,64", help="batch_size values for the list requests.")
-    parser.add_argument("--list-size", type=int, default=64, help="Texts per list request (batch sweep).")
-    parser.add_argument("--repeats", type=int, default=3, help="List requests per batch size (median kept).")
     parser.add_argument(
-        "--max-inputs", type=int, default=DEFAULT_MAX_INPUTS, help="Texts of the largest request timed."
+        "--batch-sizes", type=int_list(1), default="1,8,16,32,64", help="batch_size values for the list requests."
+    )
+    parser.add_argument("--list-size", type=int_at_least(1), default=64, help="Texts per list request (batch sweep).")
+    parser.add_argument(
+        "--repeats", type=int_at_least(1), default=3, help="List requests per batch size (median kept)."
+    )
+    parser.add_argument(
+        "--max-inputs", type=int_at_least(1), default=DEFAULT_MAX_INPUTS, help="Texts of the largest request timed."
     )
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"), help="The shared data folder.")
     parser.add_argument("--tiny", action="store_true", help="Tiny random encoder and synthetic texts (smoke test).")
@@ -127,8 +145,8 @@ def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "model"
         report["encoder"] = build_model(folder, args.tiny, data_dir)
-        for backend in args.backends.split(","):
-            for index, threads in enumerate(args.threads.split(",")):
+        for backend in args.backends:
+            for index, threads in enumerate(args.threads):
                 env = {"POLYHEAD_BACKEND": backend}
                 if threads != "default":
                     env["POLYHEAD_NUM_THREADS"] = threads
@@ -138,10 +156,9 @@ def run(args: argparse.Namespace) -> dict:
                     report["results"].append(row)
                     print(_row(row), flush=True)
                     if index == 0:  # the list defaults are measured once per backend, with the default threads
-                        batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
                         sample = texts[: args.list_size]
                         report["batches"][backend] = measure_batches(
-                            server, sample, batch_sizes, args.repeats, args.max_inputs
+                            server, sample, args.batch_sizes, args.repeats, args.max_inputs
                         )
     return report
 
@@ -192,8 +209,24 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Raises a `ValueError` naming the fix when the report cannot be written or there is no toolkit Python: before
+    the model is built."""
+    check_outputs(args.out, "--out")
+    if not Path(args.toolkit_python).is_file():
+        raise ValueError(
+            f"no toolkit Python at {args.toolkit_python}: run `bash scripts/toolkit_env.sh` or pass --toolkit-python."
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    with one_line_errors():  # no toolkit, an unwritable --out, missing data: one line, exit status 1
+        check_arguments(args)
+        measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
     report = run(args)
     report["load_average_at_end"] = os.getloadavg()[0]
     print(format_report(report))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from polyhead.benchmark.cli import check_outputs, int_at_least, int_list, name_list, one_line_errors
 from polyhead.benchmark.heads import HEADS, heads_table, labels_per_text, measure_heads
 from polyhead.benchmark.inputs import DEFAULT_DATA_DIR, load_texts
 from polyhead.benchmark.plots import plot_heads
@@ -21,26 +22,37 @@ from polyhead.benchmark.plots import plot_heads
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", default="1,10,100,500", help="Task counts T, comma-separated (first: reference).")
     parser.add_argument(
-        "--heads", default=",".join(HEADS), help="random and/or calibrated (see polyhead.benchmark.heads)."
+        "--tasks", type=int_list(1), default="1,10,100,500", help="Task counts T, comma-separated (first: reference)."
     )
-    parser.add_argument("--batch-sizes", default="32,1", help="Batch sizes, comma-separated.")
-    parser.add_argument("--num-texts", type=int, default=256, help="Real tweets timed per pass.")
-    parser.add_argument("--batch1-texts", type=int, default=48, help="Texts timed at batch size 1.")
+    parser.add_argument(
+        "--heads",
+        type=name_list(HEADS),
+        default=",".join(HEADS),
+        help="random and/or calibrated (see polyhead.benchmark.heads).",
+    )
+    parser.add_argument("--batch-sizes", type=int_list(1), default="32,1", help="Batch sizes, comma-separated.")
+    parser.add_argument("--num-texts", type=int_at_least(1), default=256, help="Real tweets timed per pass.")
+    parser.add_argument("--batch1-texts", type=int_at_least(1), default=48, help="Texts timed at batch size 1.")
     parser.add_argument(
         "--per-text-calls",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="Also time one call per text on the batch-1 texts (as a server answering requests).",
     )
-    parser.add_argument("--repeats", type=int, default=5, help="Interleaved rounds (median kept).")
+    parser.add_argument("--repeats", type=int_at_least(1), default=5, help="Interleaved rounds (median kept).")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--encoder", default=None, help="Encoder folder (default: the installed MiniLM-L6).")
     parser.add_argument("--output", default=None, help="Also write the rows as JSON here (and a PNG plot beside it).")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
+    parser.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads (default: torch's).")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="cpu: process CPU seconds.")
     args = parser.parse_args(argv)
+    with one_line_errors():  # bad paths, data or encoder: one line, exit status 1
+        check_outputs(args.output, beside=(".png",))  # before any work: the measurements are not lost at the end
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.encoder is None:
@@ -50,12 +62,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = measure_heads(
         args.encoder,
         load_texts(args.num_texts, args.data_dir),
-        [int(t) for t in args.tasks.split(",")],
-        [int(b) for b in args.batch_sizes.split(",")],
+        args.tasks,
+        args.batch_sizes,
         args.repeats,
         args.batch1_texts,
         args.clock,
-        args.heads.split(","),
+        args.heads,
         calibration_texts=load_texts(128, args.data_dir, split="validation"),
         calibration_labels_per_text=labels_per_text(Path(args.data_dir) / "go_emotions" / "train.jsonl"),
         per_text_calls=args.per_text_calls,

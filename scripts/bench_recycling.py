@@ -15,28 +15,33 @@ import tempfile
 import torch
 import transformers
 
+from polyhead.benchmark.cli import check_outputs, int_at_least, int_list, name_list, one_line_errors
 from polyhead.benchmark.inputs import DEFAULT_DATA_DIR
 from polyhead.benchmark.recycling import TINY, RecyclingSettings, recycling_table, run_recycling, write_tiny_data
 from polyhead.training.arguments import disable_progress_bars
-
-
-def _names(value: str) -> tuple[str, ...]:
-    return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = RecyclingSettings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--encoder", default=defaults.encoder, help="The raw encoder (short name, Hub id or folder).")
-    parser.add_argument("--source-tasks", default=",".join(defaults.source_tasks), help="Multitask tasks.")
-    parser.add_argument("--target-tasks", default=",".join(defaults.target_tasks), help="Held-out tasks.")
-    parser.add_argument("--seeds", default=",".join(map(str, defaults.seeds)), help="Fine-tuning seeds.")
-    parser.add_argument("--source-train-samples", type=int, default=defaults.source_train_samples)
+    parser.add_argument(
+        "--source-tasks", type=name_list(), default=",".join(defaults.source_tasks), help="Multitask tasks."
+    )
+    parser.add_argument(
+        "--target-tasks", type=name_list(), default=",".join(defaults.target_tasks), help="Held-out tasks."
+    )
+    parser.add_argument(
+        "--seeds", type=int_list(0), default=",".join(map(str, defaults.seeds)), help="Fine-tuning seeds."
+    )
+    parser.add_argument("--source-train-samples", type=int_at_least(1), default=defaults.source_train_samples)
     parser.add_argument("--source-epochs", type=float, default=defaults.source_epochs)
-    parser.add_argument("--target-train-samples", type=int, default=defaults.target_train_samples)
+    parser.add_argument("--target-train-samples", type=int_at_least(1), default=defaults.target_train_samples)
     parser.add_argument("--target-epochs", type=float, default=defaults.target_epochs)
-    parser.add_argument("--eval-samples", type=int, default=defaults.eval_samples, help="Test rows per held-out task.")
-    parser.add_argument("--max-length", type=int, default=defaults.max_length)
+    parser.add_argument(
+        "--eval-samples", type=int_at_least(1), default=defaults.eval_samples, help="Test rows per held-out task."
+    )
+    parser.add_argument("--max-length", type=int_at_least(1), default=defaults.max_length)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--num-threads", type=int, default=defaults.num_threads, help="torch CPU threads.")
     parser.add_argument(
@@ -52,9 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def settings_from(args: argparse.Namespace) -> RecyclingSettings:
     settings = RecyclingSettings(
         encoder=args.encoder,
-        source_tasks=_names(args.source_tasks),
-        target_tasks=_names(args.target_tasks),
-        seeds=tuple(int(seed) for seed in _names(args.seeds)),
+        source_tasks=tuple(args.source_tasks),
+        target_tasks=tuple(args.target_tasks),
+        seeds=tuple(args.seeds),
         source_train_samples=args.source_train_samples,
         source_epochs=args.source_epochs,
         target_train_samples=args.target_train_samples,
@@ -69,6 +74,12 @@ def settings_from(args: argparse.Namespace) -> RecyclingSettings:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    with one_line_errors():  # bad paths, data or settings: one line, exit status 1
+        check_outputs(args.output, beside=(".md", ".png"), folders={"--work-dir": args.work_dir})  # before any work
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> dict:
     transformers.logging.set_verbosity_error()  # one load report per run would bury the progress lines
     disable_progress_bars()
     settings = settings_from(args)

@@ -17,6 +17,8 @@ import transformers
 
 from polyhead.benchmark import DEFAULT_DATA_DIR, format_report, run_benchmark, save_report
 from polyhead.benchmark.choose import COMPILED, DEFAULT_PATHS, MIN_AGREEMENT
+from polyhead.benchmark.cli import check_outputs, int_at_least, int_list, one_line_errors
+from polyhead.benchmark.inputs import TASK_DATASETS
 from polyhead.benchmark.plots import plot_report
 
 
@@ -26,11 +28,20 @@ FULL_ACCURACY = {"max_train_samples": 3000, "max_eval_samples": None, "epochs": 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", default="3,6", help="Task counts T, comma-separated (at most 6).")
-    parser.add_argument("--batch-sizes", default="1,32", help="Inference batch sizes, comma-separated.")
-    parser.add_argument("--num-texts", type=int, default=96, help="Real tweets timed per pass.")
-    parser.add_argument("--batch1-texts", type=int, default=24, help="Texts timed at batch size 1 (0: all).")
-    parser.add_argument("--repeats", type=int, default=5, help="Interleaved timing rounds (median kept).")
+    parser.add_argument(
+        "--tasks",
+        type=int_list(1, len(TASK_DATASETS)),
+        default="3,6",
+        help=f"Task counts T, comma-separated (1 to {len(TASK_DATASETS)}).",
+    )
+    parser.add_argument(
+        "--batch-sizes", type=int_list(1), default="1,32", help="Inference batch sizes, comma-separated."
+    )
+    parser.add_argument("--num-texts", type=int_at_least(1), default=96, help="Real tweets timed per pass.")
+    parser.add_argument(
+        "--batch1-texts", type=int_at_least(0), default=24, help="Texts timed at batch size 1 (0: all)."
+    )
+    parser.add_argument("--repeats", type=int_at_least(1), default=5, help="Interleaved timing rounds (median kept).")
     parser.add_argument("--train-samples", type=int, default=600, help="Train examples per task (accuracy).")
     parser.add_argument("--eval-samples", type=int, default=500, help="Test examples per task (accuracy).")
     parser.add_argument("--epochs", type=float, default=1.0, help="Training epochs (accuracy).")
@@ -107,14 +118,20 @@ def main(argv: list[str] | None = None) -> None:
     datasets.disable_progress_bars()
     if args.choose:
         return run_choose(args)
+    with one_line_errors():  # bad paths, data or settings: one line, exit status 1
+        check_outputs(args.output, folders={"--work-dir": args.work_dir})  # before any work: measurements kept
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(2)
     accuracy = {"max_train_samples": args.train_samples, "max_eval_samples": args.eval_samples, "epochs": args.epochs}
     sizes = {"num_texts": args.num_texts, "batch1_texts": args.batch1_texts or None, "repeats": args.repeats}
     if args.full:
         sizes, accuracy = FULL, FULL_ACCURACY
     report = run_benchmark(
-        task_counts=[int(t) for t in args.tasks.split(",")],
-        batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
+        task_counts=args.tasks,
+        batch_sizes=args.batch_sizes,
         tiny=args.tiny,
         memory=not args.skip_memory,
         accuracy=not args.skip_accuracy,

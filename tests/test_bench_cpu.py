@@ -2,8 +2,11 @@
 counted match the encoder's arithmetic, the rows and their fractions of the peak are consistent, one process per
 runtime. Nothing here depends on the machine's speed."""
 
+import re
+
 import pytest
 import torch
+from helpers import script_main
 from transformers import AutoTokenizer
 
 from polyhead import MultitaskModel
@@ -114,6 +117,43 @@ def test_training_speed_times_both_precisions(folder):
     assert all(row["texts_per_second"] > 0 and len(row["runs"]) == 1 for row in speed.values())
     # the Trainer's own optimizer (fused AdamW from torch 2.8), not a hand-built unfused one
     assert all(row["optimizer"].startswith("AdamW(") and "fused=True" in row["optimizer"] for row in speed.values())
+
+
+def test_training_speed_repeats_the_texts_when_there_are_fewer_than_a_run(folder):
+    speed = cpu.training_speed(folder, synthetic_texts(3), batch_size=4, steps=2, repeats=1)
+    for row in speed.values():  # 2 steps of 4 texts from 3 texts: cycled, not an empty batch
+        assert row["texts"] == 8 and row["texts_per_second"] == 8 / row["runs"][0]
+    with pytest.raises(ValueError, match="needs texts"):
+        cpu.training_speed(folder, [], batch_size=4, steps=2, repeats=1)
+
+
+@pytest.mark.parametrize(
+    "flags, status, message",
+    [
+        (["--test-sets", "sst2"], 2, "argument --test-sets: 'sst2': write task=data_folder"),
+        (["--variants", "torch-fp32,bogus"], 2, "argument --variants: 'bogus' in 'torch-fp32,bogus': choose from"),
+        (["--num-texts", "0"], 2, "argument --num-texts: '0': must be an integer >= 1"),
+        (["--model", "{tmp}/missing"], 1, "error: {tmp}/missing: no such folder; give a multitask model folder"),
+        (["--test-sets", "sst2={tmp}"], 1, "error: --test-sets sst2={tmp}: no {tmp}/test.jsonl"),
+        (["--output", "{tmp}"], 1, "error: --output '{tmp}' is a folder: give a file path"),
+    ],
+)
+def test_the_script_refuses_bad_arguments_before_any_model_is_built(
+    flags, status, message, tmp_path, monkeypatch, capsys
+):
+    import polyhead.saving
+
+    monkeypatch.setattr(polyhead.saving, "save_model_folder", lambda *args, **kwargs: pytest.fail("a model was built"))
+    monkeypatch.setattr(cpu, "run_cpu_benchmark", lambda *args, **kwargs: pytest.fail("the benchmark ran"))
+    flags = [flag.format(tmp=tmp_path) for flag in flags]
+    with pytest.raises(SystemExit) as stopped:
+        script_main("bench_cpu")(["--tiny", "--variants", "torch-fp32", "--output", str(tmp_path / "c.json"), *flags])
+    message = message.format(tmp=tmp_path)
+    if status == 2:  # argparse: the usage, then the option and the problem
+        error = capsys.readouterr().err
+        assert stopped.value.code == 2 and error.startswith("usage: ") and message in error
+    else:  # one line, exit status 1
+        assert re.match(re.escape(message), stopped.value.code)
 
 
 @pytest.mark.slow

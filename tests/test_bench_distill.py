@@ -153,6 +153,26 @@ def test_bad_extra_texts_stop_the_run_before_any_teacher_trains(tmp_path, monkey
             run_distill_bench(settings, data, tmp_path / "work", tmp_path / "out.json", log=lambda line: None)
 
 
+def test_the_script_checks_its_paths_and_lists_before_any_teacher_trains(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "train_teacher", lambda *args: pytest.fail("a teacher trained"))
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "folder.json").mkdir()
+    common = ["--tiny", "--work-dir", str(tmp_path / "work"), "--output", str(tmp_path / "d.json")]
+    for flags, message in (
+        (["--work-dir", str(tmp_path / "afile")], r"--work-dir '.*afile': .*afile is a file, not a folder"),
+        (["--output", str(tmp_path / "folder.json")], r"--output '.*folder.json' is a folder: give a file path"),
+        (["--output", str(tmp_path / "afile" / "d.json")], r"--output '.*afile': .*afile is a file, not a folder"),
+        (["--extra-texts", str(tmp_path / "missing.jsonl")], r"Text file\(s\) not found: \['.*missing.jsonl'\]"),
+    ):
+        with pytest.raises(SystemExit, match=f"^error: {message}"):  # one line, exit status 1
+            script_main("bench_distill")([*common, *flags])
+    with pytest.raises(SystemExit) as stopped:
+        script_main("bench_distill")([*common, "--teachers", "a=sst2,,b=trec"])
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and "argument --teachers: give comma-separated names with no empty item" in error
+    assert not (tmp_path / "work").exists()
+
+
 def test_tiny_run_end_to_end_with_extra_texts_of_other_columns(tmp_path):
     data = write_tiny_data(tmp_path / "data")
     extra = tmp_path / "traffic.jsonl"

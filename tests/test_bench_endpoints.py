@@ -2,7 +2,10 @@
 
 import importlib.util
 import math
+import re
 from pathlib import Path
+
+import pytest
 
 from polyhead.benchmark.endpoints import LoadResult
 
@@ -37,3 +40,30 @@ def test_the_report_table_has_a_row_per_setting_and_the_batch_sweep():
     table = bench.format_report(report)
     assert "| onnx | default | 20.0 | 350 | 650 | 600 | [200] | 0 |" in table
     assert "| 8 | 2.00 | 32 |" in table and "took 4.50 s" in table and "load average 16.0" in table
+
+
+def test_the_script_needs_the_toolkit_python_and_a_writable_out_before_building_the_model(tmp_path, monkeypatch):
+    bench = _bench_script()
+    monkeypatch.setattr(bench, "build_model", lambda *args: pytest.fail("the model was built"))
+    missing = tmp_path / "venv" / "bin" / "python"
+    expected = f"^error: no toolkit Python at {re.escape(str(missing))}: run `bash scripts/toolkit_env.sh` or pass"
+    with pytest.raises(SystemExit, match=expected + " --toolkit-python"):
+        bench.main(["--tiny", "--toolkit-python", str(missing), "--out", str(tmp_path / "ep.json")])
+    python = tmp_path / "python"
+    python.write_text("")
+    with pytest.raises(SystemExit, match=r"^error: --out '.*' is a folder: give a file path"):
+        bench.main(["--tiny", "--toolkit-python", str(python), "--out", str(tmp_path)])
+
+
+def test_the_script_refuses_bad_lists_with_its_usage(capsys):
+    bench = _bench_script()
+    for flags, message in (
+        (["--backends", "onnx,tf"], "argument --backends: 'tf' in 'onnx,tf': choose from onnx, torch"),
+        (["--threads", "default,-1"], "argument --threads: '-1' in 'default,-1': give default or an integer >= 0"),
+        (["--batch-sizes", "8,x"], "argument --batch-sizes: 'x' in '8,x': not an integer >= 1"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            bench.parse_args(flags)
+        error = capsys.readouterr().err
+        assert stopped.value.code == 2 and error.startswith("usage: ") and message in error
+    assert bench.parse_args(["--threads", "default,0,2"]).threads == ["default", "0", "2"]

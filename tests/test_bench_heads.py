@@ -112,3 +112,23 @@ def test_the_script_times_per_text_calls_unless_told_not_to(tiny_encoder, tmp_pa
         assert [row["batch_size"] for row in rows] == [4, 4, 4, 1, 1, 1, 1, 1, 1][: len(calls)]
         assert ("| per text |" in capsys.readouterr().out) is ("per text" in calls)
         assert output.with_suffix(".png").stat().st_size > 0  # the plot beside the JSON
+
+
+def test_the_script_refuses_bad_heads_and_an_unwritable_output_before_any_model(tmp_path, monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("bench_heads_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(script, "measure_heads", lambda *args, **kwargs: pytest.fail("a model was built"))
+    monkeypatch.setattr(script, "load_texts", lambda *args, **kwargs: pytest.fail("the texts were read"))
+    common = ["--encoder", str(tmp_path), "--data-dir", str(tmp_path)]
+    for flags, message in (
+        (["--heads", "bogus"], "argument --heads: 'bogus': choose from random, calibrated"),
+        (["--tasks", "1,0"], "argument --tasks: '0' in '1,0': must be an integer >= 1"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            script.main([*common, *flags])
+        error = capsys.readouterr().err
+        assert stopped.value.code == 2 and error.startswith("usage: ") and message in error
+    (tmp_path / "rows.json").mkdir()
+    with pytest.raises(SystemExit, match=r"^error: --output .*rows.json' is a folder: give a file path"):
+        script.main([*common, "--output", str(tmp_path / "rows.json")])

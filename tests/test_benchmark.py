@@ -137,3 +137,64 @@ def test_accuracy_plot_has_one_bar_per_task_and_model(tmp_path):
     scores = {"emotion": {"accuracy": 0.5, "f1_macro": 0.4}, "hate": {"accuracy": 0.6, "f1_macro": 0.5}}
     path = plot_accuracy({"multitask": scores, "single_task": scores, "int8": None}, tmp_path / "accuracy.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_scripts_list_types_parse_and_refuse_in_one_place():
+    import argparse
+
+    from polyhead.benchmark.cli import int_at_least, int_list, name_list, pair_list
+
+    assert int_list(1, 6)("3, 6") == [3, 6] and int_list(0)("0,2") == [0, 2]
+    for bad, message in (
+        ("3,,6", "no empty item"),
+        ("3,3", "3 repeated"),
+        ("0", "'0': must be an integer from 1 to 6"),
+    ):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            int_list(1, 6)(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match="'x' in '3,x': not an integer"):
+        int_list(1, 6)("3,x")
+    assert name_list(("a", "b"))("b,a") == ["b", "a"] and name_list(allow_empty=True)("") == []
+    with pytest.raises(argparse.ArgumentTypeError, match="'c' in 'a,c': choose from a, b"):
+        name_list(("a", "b"))("a,c")
+    assert pair_list("task", "folder")("a=x, b=y") == {"a": "x", "b": "y"} and pair_list("task", "folder")("") == {}
+    for bad, message in (("a", "'a': write task=folder"), ("a=x,a=y", "task a given twice")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            pair_list("task", "folder")(bad)
+    assert int_at_least(1)("4") == 4
+    with pytest.raises(argparse.ArgumentTypeError, match="'0': must be an integer >= 1"):
+        int_at_least(1)("0")
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--tasks", "0"], "argument --tasks: '0': must be an integer from 1 to 6"),
+        (["--tasks", "3,x"], "argument --tasks: 'x' in '3,x': not an integer from 1 to 6"),
+        (["--tasks", "9"], "argument --tasks: '9': must be an integer from 1 to 6"),
+        (["--batch-sizes", "0"], "argument --batch-sizes: '0': must be an integer >= 1"),
+    ],
+)
+def test_script_refuses_bad_lists_with_its_usage_before_any_work(flags, message, monkeypatch, capsys):
+    import benchmark as script  # scripts/benchmark.py
+
+    monkeypatch.setattr(script, "run_benchmark", lambda **kwargs: pytest.fail("the benchmark ran"))
+    with pytest.raises(SystemExit) as stopped:
+        script.main(["--tiny", *flags])
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and error.startswith("usage: ") and message in error
+
+
+def test_script_checks_the_output_path_before_any_work(tmp_path, monkeypatch):
+    import benchmark as script  # scripts/benchmark.py
+
+    monkeypatch.setattr(script, "run_benchmark", lambda **kwargs: pytest.fail("the benchmark ran"))
+    (tmp_path / "folder.json").mkdir()
+    (tmp_path / "file").write_text("")
+    for flags, message in (
+        (["--output", str(tmp_path / "folder.json")], "--output .*folder.json' is a folder: give a file path"),
+        (["--output", str(tmp_path / "file" / "b.json")], "--output .*: .*file is a file, not a folder"),
+        (["--work-dir", str(tmp_path / "file")], "--work-dir .*: .*file is a file, not a folder"),
+    ):
+        with pytest.raises(SystemExit, match=f"^error: {message}"):
+            script.main(["--tiny", "--output", str(tmp_path / "b.json"), *flags])

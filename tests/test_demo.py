@@ -1,6 +1,8 @@
 """The demo's pieces: arguments, answer comparison, report text; a bounded MiniLM run is marked slow."""
 
+import dataclasses
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,7 @@ def test_run_demo_script_installs_then_runs():
         (["--num_threads", "0"], "num_threads must be at least 1, got 0"),
         (["--max_train_per_task", "8"], "max_train_per_task must be at least 50 .*got 8"),
         (["--max_eval_per_task", "0"], "max_eval_per_task must be at least 10"),
+        (["--batch_size", "-1"], "batch_size must be at least 1, got -1"),
         (["--repo_id", "bad id"], "repo_id 'bad id' is not a valid Hub model id"),
         (["--resume_from_checkpoint", "true"], "not used by the HfArgumentParser.*--resume_from_checkpoint"),
     ],
@@ -61,6 +64,36 @@ def test_demo_script_refuses_bad_settings_in_one_line(flags, message, tmp_path):
     with pytest.raises(SystemExit, match=f"^error: .*{message}"):
         script_main("demo")([*flags, "--output_dir", str(tmp_path / "model"), "--run_dir", str(tmp_path / "run")])
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--run_dir", "{file}"], "run_dir '{file}': {file} is a file, not a folder"),
+        (["--output_dir", "{file}"], "output_dir '{file}': {file} is a file, not a folder"),
+        (["--output_dir", "{tmp}/run/.."], "output_dir '{tmp}/run/..' is run_dir '{tmp}/run' or a folder above it"),
+    ],
+)
+def test_demo_script_names_its_own_folder_flags_before_reading_data(flags, message, tmp_path, monkeypatch):
+    import polyhead.demo.run as demo
+
+    monkeypatch.setattr(demo, "demo_arguments", lambda config: pytest.fail("the data was read"))
+    (tmp_path / "afile").write_text("keep me")
+    names = {"file": tmp_path / "afile", "tmp": tmp_path}
+    argv = ["--output_dir", str(tmp_path / "model"), "--run_dir", str(tmp_path / "run")]
+    with pytest.raises(SystemExit, match=f"^error: {re.escape(message.format(**names))}"):
+        script_main("demo")([*argv, *(flag.format(**names) for flag in flags)])
+    assert (tmp_path / "afile").read_text() == "keep me" and not (tmp_path / "run").exists()
+
+
+def test_demo_help_describes_every_flag_with_its_default(capsys):
+    with pytest.raises(SystemExit) as done:
+        script_main("demo")(["--help"])
+    printed = " ".join(capsys.readouterr().out.split())
+    assert done.value.code == 0
+    for field in dataclasses.fields(DemoConfig):
+        assert f"--{field.name}" in printed and " ".join(field.metadata["help"].split()) in printed
+    assert "Training batch size (texts per step, at least 1). (default: 32)" in printed
 
 
 @needs_demo_packages

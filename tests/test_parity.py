@@ -187,6 +187,30 @@ def _script(name):
     return module
 
 
+def test_parity_benchmark_refuses_bad_seeds_and_paths_before_loading_data(tmp_path, monkeypatch, capsys):
+    import polyhead.benchmark.parity as bench_parity
+
+    monkeypatch.setattr(bench_parity, "load_tokenizer", lambda *args: pytest.fail("the data was loaded"))
+    bench = _script("bench_parity")
+    common = ["--tiny", "--work-dir", str(tmp_path / "w"), "--output", str(tmp_path / "w" / "report.json")]
+    with pytest.raises(SystemExit) as stopped:
+        bench.main([*common, "--seeds", "0"])
+    error = capsys.readouterr().err
+    assert (
+        stopped.value.code == 2
+        and error.startswith("usage: ")
+        and "argument --seeds: '0': must be an integer >= 1" in error
+    )
+    (tmp_path / "afile").write_text("")
+    for flags, message in (
+        (["--output", str(tmp_path)], r"--output '.*' is a folder: give a file path"),
+        (["--work-dir", str(tmp_path / "afile")], r"--work-dir '.*afile': .*afile is a file, not a folder"),
+    ):
+        with pytest.raises(SystemExit, match=f"^error: {message}"):
+            bench.main([*common, *flags])
+    assert not (tmp_path / "w").exists()
+
+
 def test_train_script_prints_the_seeded_table(tmp_path, capsys):
     rows = [{"text": f"{label} {word}", "label": label} for label in ("good", "bad") for word in ("a", "b", "c", "d")]
     folder = tmp_path / "data"

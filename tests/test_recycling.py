@@ -3,11 +3,13 @@ tasks; no accuracy assertions, only the report's structure and arithmetic)."""
 
 import dataclasses
 import json
+import re
 
 import pytest
 from helpers import script_main
 from transformers import AutoModel
 
+import polyhead.benchmark.recycling as recycling
 from polyhead.benchmark.recycling import (
     RAW,
     RECYCLED,
@@ -16,6 +18,7 @@ from polyhead.benchmark.recycling import (
     estimate_cost,
     recycling_table,
     run_recycling,
+    save_report,
     summarize,
     task_spec,
     write_tiny_data,
@@ -51,6 +54,50 @@ def test_summary_is_paired_per_seed_and_averages_tasks_per_seed():
 def test_an_incomplete_seed_is_not_averaged():
     runs = _runs({("a", RAW): [0.5], ("a", RECYCLED): [0.6], ("b", RAW): [0.9]})
     assert summarize(runs, ["a", "b"], [0]) == {"seeds": [], "tasks": {}}
+
+
+def test_the_table_and_the_plot_always_belong_to_the_json_beside_them(tmp_path):
+    settings = {"encoder": "enc", "seeds": [0, 1], "target_tasks": ["a", "b"]}
+    runs = _runs(
+        {("a", RAW): [0.5, 0.7], ("a", RECYCLED): [0.6, 0.7], ("b", RAW): [0.9, 0.9], ("b", RECYCLED): [0.8, 1.0]}
+    )
+    output = tmp_path / "r.json"
+    done = {"settings": settings, "runs": runs, "summary": summarize(runs, ["a", "b"], [0, 1])}
+    assert save_report(done, output) == [output, output.with_suffix(".md"), output.with_suffix(".png")]
+    assert "| a |" in output.with_suffix(".md").read_text() and output.with_suffix(".png").is_file()
+    # a rerun interrupted after its first fine-tuning run: no seed complete, the earlier table and plot must go
+    rerun = {"settings": settings, "runs": runs[:1], "summary": summarize(runs[:1], ["a", "b"], [0, 1])}
+    assert save_report(rerun, output) == [output, output.with_suffix(".md")]
+    assert json.loads(output.read_text())["runs"] == runs[:1]
+    note = output.with_suffix(".md").read_text()
+    assert note.startswith("No complete seed yet: 1 of 8 fine-tuning runs scored (their scores are in r.json)")
+    assert "| a |" not in note and not output.with_suffix(".png").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--target-tasks", "bogus"], r"^error: No .*bogus/train.jsonl: give --data-dir"),
+        (["--output", "{tmp}"], r"^error: --output '.*' is a folder: give a file path"),
+        (["--work-dir", "{tmp}/data/src_topic/train.jsonl"], r"^error: --work-dir '.*': .* is a file, not a folder"),
+        (["--seeds", "x"], "argument --seeds: 'x': not an integer >= 0"),
+        (["--seeds", "0,0"], "argument --seeds: 0 repeated in '0,0': give each once"),
+        (["--target-tasks", ""], "argument --target-tasks: give comma-separated names with no empty item"),
+    ],
+)
+def test_the_script_refuses_bad_arguments_before_any_training(flags, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(recycling, "train", lambda config: pytest.fail("a model trained"))
+    data = write_tiny_data(tmp_path / "data")
+    argv = ["--encoder", "unused", "--data-dir", str(data), "--source-tasks", "src_topic"]
+    argv += ["--target-tasks", "tgt_topic", "--work-dir", str(tmp_path / "w"), "--output", str(tmp_path / "r.json")]
+    with pytest.raises(SystemExit) as stopped:
+        script_main("bench_recycling")([*argv, *[flag.format(tmp=tmp_path) for flag in flags]])
+    if message.startswith("^error: "):  # one line, exit status 1
+        assert re.match(message, stopped.value.code)
+    else:  # argparse: the usage, the option and the problem, exit status 2
+        error = capsys.readouterr().err
+        assert stopped.value.code == 2 and error.startswith("usage: ") and message in error
+    assert not (tmp_path / "w").exists() and not (tmp_path / "r.json").exists()
 
 
 def test_task_spec_reads_the_row_layout(tmp_path):

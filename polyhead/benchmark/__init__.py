@@ -20,7 +20,8 @@ variant), `accuracy` (multitask vs single-task training, int8 and ONNX scores), 
 Entry point: `scripts/benchmark.py`. Two focused measurements share its inputs and timing loop: `heads` (throughput
 against the number of heads, `scripts/bench_heads.py`) and `zero_shot` (zero-shot labels through an NLI head against
 gold labels, `scripts/eval_zero_shot.py`); `choose` (`choose_backend`: the fastest serving path of one model on this
-machine, `scripts/benchmark.py --choose`).
+machine, `scripts/benchmark.py --choose`). `cli`: what every benchmark script does with its command line (argparse
+types for comma-separated lists, the early check of output paths, one-line errors).
 """
 
 from polyhead.benchmark.accuracy import AccuracyResult, accuracy_config, measure_accuracy

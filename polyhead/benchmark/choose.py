@@ -6,8 +6,9 @@ ONNX Runtime's int8 kernels win where they do not), so it is measured, not guess
 labels agree with torch float32's on at least `MIN_AGREEMENT` of the texts for every task (the top label of a
 single-label task, the set of labels at or above their thresholds of a multi-label task). [`choose_backend`] returns
 the measurements and the pick; with `write=True` the pick goes into the folder's `serving.json`, which the Inference
-Endpoints handler and bulk prediction read (`polyhead.serving.settings.read_serving_file`). The file is not
-published: it describes this machine. Entry point: `python scripts/benchmark.py --choose MODEL_DIR [--write]`.
+Endpoints handler and bulk prediction read (`polyhead.serving.settings.read_serving_file`). Publishing uploads it
+with the model (measured here: choose on hardware like the endpoint's, or delete it first). Entry point:
+`python scripts/benchmark.py --choose MODEL_DIR [--write]`.
 """
 
 import dataclasses

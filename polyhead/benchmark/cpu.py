@@ -9,6 +9,7 @@ on the same real texts. Entry point: `scripts/bench_cpu.py`; results: docs/cpu-a
 import dataclasses
 import datetime
 import functools
+import itertools
 import multiprocessing
 import os
 import random
@@ -279,8 +280,9 @@ def training_speed(
     """Texts/s of the Trainer's training step in float32 and in bfloat16 mixed precision (`--bf16`: the forward
     under `torch.autocast("cpu", torch.bfloat16)`, float32 master weights), with the optimizer the Trainer builds by
     default (`adamw_torch_fused` from torch 2.8: 5x faster per step on CPU than unfused AdamW), `steps` batches of
-    real texts per run, interleaved rounds, median kept. Each row named in `profile` ("train-fp32", "train-bf16") also
-    gets the top operators of one run by self CPU time (`"profile"`)."""
+    real texts per run (`"texts"`: `batch_size * steps`, `texts` repeated in order when fewer), interleaved rounds,
+    median kept. Each row named in `profile` ("train-fp32", "train-bf16") also gets the top operators of one run by
+    self CPU time (`"profile"`)."""
     from transformers import AutoTokenizer, Trainer, TrainingArguments
 
     from polyhead.remote_code import MultitaskModel
@@ -289,8 +291,11 @@ def training_speed(
     model = MultitaskModel.from_pretrained(model_dir).train()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     task = model.config.task_names[0]
+    if not texts:
+        raise ValueError("training_speed needs texts to train on, got none.")
     options = {"padding": True, "truncation": True, "max_length": max_length, "return_tensors": "pt"}
-    batches = [tokenizer(texts[i : i + batch_size], **options) for i in range(0, batch_size * steps, batch_size)]
+    cycled = list(itertools.islice(itertools.cycle(texts), batch_size * steps))  # fewer texts than a run: repeated
+    batches = [tokenizer(cycled[i : i + batch_size], **options) for i in range(0, len(cycled), batch_size)]
     trainer_args = TrainingArguments(tempfile.gettempdir(), use_cpu=True, learning_rate=1e-6, report_to="none")
     optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(trainer_args, model)
     optimizer = optimizer_cls(model.parameters(), **optimizer_kwargs)
@@ -315,7 +320,12 @@ def training_speed(
     settings = ", ".join(f"{key}={value}" for key, value in optimizer_kwargs.items() if key != "lr")
     optimizer_name = f"{optimizer_cls.__name__}({settings})"
     report = {
-        name: {"texts_per_second": rows / statistics.median(times), "runs": times, "optimizer": optimizer_name}
+        name: {
+            "texts_per_second": rows / statistics.median(times),
+            "texts": rows,
+            "runs": times,
+            "optimizer": optimizer_name,
+        }
         for name, times in runs.items()
     }
     for name in set(profile) & set(runs):

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from polyhead.benchmark import DEFAULT_DATA_DIR
 from polyhead.benchmark.choose import cpu_description
+from polyhead.benchmark.cli import check_outputs, int_at_least, one_line_errors
 from polyhead.evaluation.comparison import compare_runs, comparison_rows, format_seed_comparison_table
 from polyhead.run_folder import BASELINES_DIR
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
@@ -165,14 +166,14 @@ def describe(config: str) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default="multitask", help=f"Comma-separated, from {', '.join(CONFIGS)}.")
-    parser.add_argument("--seeds", type=int, default=3, help="Seeds per configuration (0, 1, ...).")
+    parser.add_argument("--seeds", type=int_at_least(1), default=3, help="Seeds per configuration (0, 1, ...).")
     parser.add_argument("--train-scale", type=float, default=1.0, help="Multiplies every task's train cap.")
-    parser.add_argument("--eval-samples", type=int, default=400, help="Test rows scored per task.")
+    parser.add_argument("--eval-samples", type=int_at_least(1), default=400, help="Test rows scored per task.")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--num-threads", type=int, default=None)
+    parser.add_argument("--batch-size", type=int_at_least(1), default=16)
+    parser.add_argument("--max-length", type=int_at_least(1), default=64)
+    parser.add_argument("--num-threads", type=int_at_least(1), default=None)
     parser.add_argument("--encoder", default="all-MiniLM-L6-v2")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--work-dir", default="outputs/parity", help="Runs (reused when finished).")
@@ -250,6 +251,13 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [name for name in configs if name not in CONFIGS]
     if unknown:
         sys.exit(f"error: unknown configuration(s) {unknown}; choose from {list(CONFIGS)}.")
+    with one_line_errors():  # bad paths, data or settings: one line, exit status 1
+        check_outputs(args.output, beside=(".md", ".png"), folders={"--work-dir": args.work_dir})  # before any work
+        return run_parity(args, configs, argv)
+
+
+def run_parity(args: argparse.Namespace, configs: list[str], argv: list[str] | None = None) -> dict:
+    """The benchmark of [`main`] on its parsed, checked arguments: trains what is not finished, writes the report."""
     if args.report_only:
         return report_from_finished_runs(args, configs, argv)
     model_args = ModelArguments(

@@ -278,17 +278,29 @@ def plot_recycling(report: dict[str, Any], path: str | os.PathLike) -> Path:
     return _save(figure, Path(path))
 
 
+def pending_note(report: dict[str, Any], json_name: str = "the JSON report") -> str:
+    """The Markdown table's stand-in while no seed has all of its runs scored: how many runs are, out of how many."""
+    planned = 2 * len(report["settings"]["seeds"]) * len(report["settings"]["target_tasks"])
+    return (
+        f"No complete seed yet: {len(report['runs'])} of {planned} fine-tuning runs scored (their scores are in "
+        f"{json_name}); the table and the plot come once every run of a seed is."
+    )
+
+
 def save_report(report: dict[str, Any], output: str | os.PathLike) -> list[Path]:
-    """Writes the JSON report, and beside it the Markdown table (`.md`) and the plot (`.png`) once there are scores."""
+    """Writes the JSON report and beside it the Markdown table (`.md`) and the plot (`.png`), the three always of the
+    same run: before any seed has all its runs scored, the table is [`pending_note`] and no plot is left (an earlier
+    run's plot there is removed)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    written = [output]
+    table, plot = output.with_suffix(".md"), output.with_suffix(".png")
     if report["summary"].get("tasks"):
-        table = output.with_suffix(".md")
         table.write_text(recycling_table(report) + "\n", encoding="utf-8")
-        written += [table, plot_recycling(report, output.with_suffix(".png"))]
-    return written
+        return [output, table, plot_recycling(report, plot)]
+    table.write_text(pending_note(report, output.name) + "\n", encoding="utf-8")
+    plot.unlink(missing_ok=True)  # an earlier run's plot would pass for this one's
+    return [output, table]
 
 
 def run_recycling(
@@ -390,6 +402,7 @@ __all__ = [
     "finetune_config",
     "mean_std",
     "multitask_config",
+    "pending_note",
     "plot_recycling",
     "recycling_table",
     "run_recycling",

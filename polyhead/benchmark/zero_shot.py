@@ -202,7 +202,7 @@ def check_report_file(path: str | os.PathLike, option: str = "output") -> None:
     Checked before any work, so that the results are not lost at the end."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{option} {str(path)!r} is a folder: give a file path, e.g. {path / 'zero_shot.json'}.")
+        raise ValueError(f"{option} {str(path)!r} is a folder: give a file path, e.g. {path / 'report.json'}.")
     check_output_folder(path.parent, option)
     existing = next(folder for folder in (path.parent, *path.parent.absolute().parents) if folder.exists())
     if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from polyhead.encoders import LOCAL_ENCODERS, local_encoder_path
 from polyhead.evaluation.scoring import format_results_table
 from polyhead.publishing.model_card import MultitaskCardData, check_hub_id, write_model_card
 from polyhead.remote_code import PIPELINE_TASK
-from polyhead.run_folder import RESULTS_FILE
+from polyhead.run_folder import RESULTS_FILE, check_output_folder
 from polyhead.serving import inference
 from polyhead.tasks import TaskSpec
 from polyhead.training.arguments import DataArguments, ModelArguments, MultitaskTrainingArguments
@@ -59,31 +59,54 @@ _RELOAD_SCRIPT = textwrap.dedent(
 )
 
 
+REPO_ID = "your-username/polyhead-demo"  # only named in the model card's usage section
 MIN_TRAIN_PER_TASK = 50  # below ~10 rows a label, the stratified split leaves some label out of train
 MIN_EVAL_PER_TASK = 10
 
 
 @dataclass
 class DemoConfig:
-    """Demo knobs; the defaults fit the 15-minute, 2-core budget."""
+    """Demo knobs; the defaults fit the 15-minute, 2-core budget. Each field is a flag of `scripts/demo.py`, its
+    `help` shown by `--help`."""
 
-    output_dir: str = "outputs/demo-model"
-    run_dir: str = "outputs/demo-run"
-    max_train_per_task: int = 1500
-    max_eval_per_task: int = 500
-    num_train_epochs: float = 2.0
-    learning_rate: float = 1e-4
-    batch_size: int = 32
-    max_length: int = 96  # tweets and snippets fit; BBC articles (the slow batches) are cut (docs/design.md)
-    num_threads: int = 2
-    sampling: str = "proportional"
-    seed: int = 0
-    repo_id: str = "your-username/polyhead-demo"  # only named in the model card's usage section
+    output_dir: str = field(
+        default="outputs/demo-model",
+        metadata={"help": "The Hub-ready model folder written at the end (a new or empty folder, not run_dir)."},
+    )
+    run_dir: str = field(
+        default="outputs/demo-run", metadata={"help": "The training run's folder (checkpoints and logs)."}
+    )
+    max_train_per_task: int = field(
+        default=1500, metadata={"help": f"Train texts per task (at least {MIN_TRAIN_PER_TASK})."}
+    )
+    max_eval_per_task: int = field(
+        default=500, metadata={"help": f"Validation and test texts per task (at least {MIN_EVAL_PER_TASK})."}
+    )
+    num_train_epochs: float = field(default=2.0, metadata={"help": "Training epochs."})
+    learning_rate: float = field(
+        default=1e-4,
+        metadata={"help": "Peak learning rate (after a linear warm-up over the first tenth of the steps)."},
+    )
+    batch_size: int = field(default=32, metadata={"help": "Training batch size (texts per step, at least 1)."})
+    # tweets and snippets fit; BBC articles (the slow batches) are cut (docs/design.md)
+    max_length: int = field(default=96, metadata={"help": "Tokens per text (longer texts are cut)."})
+    num_threads: int = field(default=2, metadata={"help": "torch CPU threads (at least 1)."})
+    sampling: str = field(
+        default="proportional",
+        metadata={"help": "How batches are drawn from the tasks (scripts/train.py's --sampling)."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the data sample, the heads and the training order."})
+    repo_id: str = field(
+        default=REPO_ID,
+        metadata={"help": "The Hub repo named by the model card's usage section (nothing is uploaded)."},
+    )
 
     def __post_init__(self):
         # The demo's own knobs; the training arguments they become are checked by training (prepare_demo).
         if self.num_threads < 1:
             raise ValueError(f"num_threads must be at least 1, got {self.num_threads}.")
+        if self.batch_size < 1:  # per_device_train_batch_size to the Trainer: named here as the demo's flag
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}.")
         if self.max_train_per_task < MIN_TRAIN_PER_TASK:
             raise ValueError(
                 f"max_train_per_task must be at least {MIN_TRAIN_PER_TASK} (every label of every task needs training "
@@ -183,9 +206,25 @@ def closing_note(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def check_demo_folders(config: DemoConfig) -> None:
+    """Raises a `ValueError` under the demo's own flag names (`output_dir`, `run_dir`; the training arguments call
+    them `model_dir` and `output_dir`) when a file is in the way, or when the model folder would replace the run's
+    folder and its checkpoints."""
+    check_output_folder(config.run_dir, "run_dir")
+    check_output_folder(config.output_dir, "output_dir")
+    model, run_folder = Path(config.output_dir).resolve(), Path(config.run_dir).resolve()
+    if model == run_folder or model in run_folder.parents:
+        raise ValueError(
+            f"output_dir {config.output_dir!r} is run_dir {config.run_dir!r} or a folder above it: writing the model "
+            "folder there would delete the run's checkpoints. Give another output_dir."
+        )
+
+
 def prepare_demo(config: DemoConfig) -> tuple[tuple, tuple]:
     """The demo's training arguments and their checked, tokenized data (`prepare_run`): what [`run_demo`] trains.
-    Bad settings raise here (`ValueError`), before the model trains."""
+    Bad settings raise here (`ValueError`), before the model trains; the demo's folders ([`check_demo_folders`])
+    before its data is read."""
+    check_demo_folders(config)
     torch.set_num_threads(config.num_threads)
     arguments = demo_arguments(config)
     return arguments, prepare_run(*arguments)
