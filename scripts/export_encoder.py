@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     try:
         result = export_encoder(args.model_dir, args.out_dir, texts=args.text)
-    except (ValueError, FileExistsError) as error:
+    except (ValueError, OSError) as error:  # OSError (FileExistsError among them): weights that do not load
         sys.exit(f"error: {error}")
     summary = {"folder": str(result.folder), "architecture": result.architecture, "tasks": result.tasks}
     summary["max_abs_hidden_state_difference"] = result.max_abs_diff

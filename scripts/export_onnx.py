@@ -9,7 +9,15 @@ Needs the onnx extra: pip install 'polyhead[onnx]'. See `polyhead.exporters.onnx
 import argparse
 import sys
 
-from polyhead.exporters.onnx import DEFAULT_ATOL, DEFAULT_OPSETS, EXPORTERS, ParityError, export_onnx, supported_opsets
+from polyhead.exporters.onnx import (
+    DEFAULT_ATOL,
+    DEFAULT_OPSETS,
+    EXPORTERS,
+    ExporterError,
+    ParityError,
+    export_onnx,
+    supported_opsets,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             opset=args.opset,
             exporter=args.exporter,
         )
-    except (OSError, ImportError, ValueError, ParityError) as error:
+    except (OSError, ImportError, ValueError, ParityError, ExporterError) as error:  # ExporterError: torch's failed
         print(f"error: {error}", file=sys.stderr)
         return 1
     names = f"inputs {result.input_names} -> outputs {result.output_names}"

@@ -10,12 +10,20 @@ import pytest
 import torch
 from helpers import BLOCKER, api_for, run_fresh, script_main
 from huggingface_hub import ModelCard
-from transformers import AutoConfig, AutoModelForSequenceClassification, BertModel, GPT2Config, pipeline
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertModel,
+    GPT2Config,
+    pipeline,
+)
 
 from polyhead import MultitaskConfig, MultitaskModel
 from polyhead.exporters.task_checkpoint import PAIR_EXAMPLE, export_task, publish_exported_task
 from polyhead.publishing.upload import PublishError
 from polyhead.saving import save_model_folder
+from polyhead.serving.inference import load_pipeline
 from polyhead.testing_utils import (
     ENCODER_FAMILIES,
     TINY_NLI_TASKS,
@@ -296,3 +304,25 @@ def test_export_checks_its_push_target_revision_and_path_before_writing(tmp_path
     with pytest.raises(SystemExit, match=r"error: out_dir '.*afile/x': .*afile is a file, not a folder"):
         main([str(native), "topic", str(tmp_path / "afile" / "x")])
     assert not (tmp_path / "out").exists() and (tmp_path / "afile").read_text() == "not a folder"
+
+
+def test_a_tokenizer_without_a_length_exports_one_that_truncates_where_polyhead_does(tmp_path):
+    # A Hub tokenizer without model_max_length reports ~1e30 (save_model_folder(max_length=None) keeps it, as the
+    # distillation job saves): polyhead cuts at the encoder's 80 positions, the exported tokenizer must say so too,
+    # or the card's `truncation=True` cuts nowhere and a long text fails on the position table.
+    tokenizer = tiny_tokenizer()
+    tokenizer.model_max_length = int(1e30)
+    folder = save_model_folder(native_model("bert"), tokenizer, tmp_path / "model")
+    export_task(folder, "topic", tmp_path / "topic")
+    long_text = " ".join(["the team win the game today"] * 40)  # past the tiny encoder's 80 positions
+    expected = load_pipeline(folder)(long_text)["topic"][0]
+    (answer,) = pipeline("text-classification", model=str(tmp_path / "topic"))(long_text, truncation=True)
+    assert answer["label"] == expected["label"]
+    assert answer["score"] == pytest.approx(expected["score"], abs=1e-5)
+    assert AutoTokenizer.from_pretrained(tmp_path / "topic").model_max_length == 80
+    # A model object: its tokenizer's length capped by the positions; a run's folder: its recorded trained length.
+    export_task(native_model("bert"), "topic", tmp_path / "object", tokenizer=tokenizer)
+    assert AutoTokenizer.from_pretrained(tmp_path / "object").model_max_length == 80
+    (folder / "training_args.json").write_text(json.dumps({"model": {"max_length": 48}}), encoding="utf-8")
+    export_task(folder, "topic", tmp_path / "trained")
+    assert AutoTokenizer.from_pretrained(tmp_path / "trained").model_max_length == 48

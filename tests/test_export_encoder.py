@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import RESULTS, TRAINING_ARGS, script_main
+from helpers import RESULTS, TRAINING_ARGS, script_main, truncate_file
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
@@ -121,3 +121,28 @@ def test_script_exports_and_exits_with_a_one_line_error(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["folder"] == str(tmp_path / "encoder")
     with pytest.raises(SystemExit, match="error: .*not an empty folder"):
         main([str(folder), str(tmp_path / "encoder")])
+
+
+def test_script_names_missing_or_truncated_weights_in_one_line(tmp_path):
+    main = script_main("export_encoder")
+    _, folder = _folder(tmp_path)
+    weights = Path(folder) / "model.safetensors"
+    truncate_file(weights)
+    with pytest.raises(SystemExit, match=r"^error: .*model\.safetensors is truncated"):
+        main([str(folder), str(tmp_path / "encoder")])
+    weights.unlink()
+    with pytest.raises(SystemExit, match=r"^error: .*no file named model\.safetensors"):
+        main([str(folder), str(tmp_path / "encoder")])
+    assert not (tmp_path / "encoder").exists()
+
+
+def test_a_distilbert_export_gives_only_the_inputs_its_encoder_takes(tmp_path):
+    # The tiny preset pairs a BERT tokenizer (with token types) with every family; DistilBERT takes none, and
+    # transformers 4.x's DistilBertModel refuses them: AutoModel(**tokenizer(text)) must run.
+    _, folder = _folder(tmp_path, family="distilbert")
+    export_encoder(folder, tmp_path / "encoder")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "encoder")
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    assert list(batch) == ["input_ids", "attention_mask"] and tokenizer.model_max_length == 48
+    AutoModel.from_pretrained(tmp_path / "encoder")(**batch)
+    assert AutoTokenizer.from_pretrained(folder).model_input_names[1] == "token_type_ids"  # the model's, left alone

@@ -374,3 +374,61 @@ def test_evaluation_scores_the_onnx_model_like_the_torch_model(exported):
         assert found[task][0].shape == logits.shape == (len(tasks[task]), 2 if task == "sentiment" else 4)
         assert (found[task][1] == labels).all()
         assert abs(found[task][0] - logits).max() <= 1e-4
+
+
+@requires_onnx
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_half_precision_folder_exports_the_fp32_graph_of_its_upcast_model(tmp_path, dtype):
+    import onnx
+
+    from polyhead.exporters.onnx import export_onnx
+    from polyhead.serving import OnnxMultitaskModel
+
+    torch.manual_seed(0)
+    model = MultitaskModel(tiny_multitask_config()).to(dtype).eval()
+    folder = save_model_folder(model, tiny_tokenizer(), tmp_path / "model")
+    result = export_onnx(folder)  # was: "expected m1 and m2 to have the same dtype", and an empty onnx/ left
+    graph = onnx.load(str(result.files[0]))
+    assert {tensor.data_type for tensor in graph.graph.initializer} == {onnx.TensorProto.FLOAT}
+    upcast = MultitaskModel.from_pretrained(folder, dtype=torch.float32).eval()
+    batch = tiny_tokenizer()(TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        expected = upcast(**batch).logits
+    found = OnnxMultitaskModel.from_pretrained(folder)(**batch).logits
+    for task in expected:
+        assert torch.allclose(torch.as_tensor(found[task]), expected[task], atol=1e-4), task
+
+
+@requires_onnx
+def test_a_refused_or_failed_export_leaves_no_onnx_folder_and_one_line(tmp_path, capsys, monkeypatch):
+    from polyhead.exporters import onnx as exporters
+
+    folder = _saved_model(tmp_path / "model")
+    monkeypatch.setattr(exporters, "logit_differences", lambda model, *args: dict.fromkeys(model.config.tasks, 1.0))
+    with pytest.raises(exporters.ParityError, match="nothing was written"):
+        exporters.export_onnx(folder)
+    assert not (folder / "onnx").exists()
+    monkeypatch.undo()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("expected m1 and m2 to have the same dtype\nmore lines of the tracer")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(exporters.ExporterError, match="torchscript exporter failed") as raised:
+        exporters.export_onnx(folder)
+    assert isinstance(raised.value.__cause__, RuntimeError)  # the exporter's own error and traceback stay reachable
+    capsys.readouterr()
+    assert _export_script().main([str(folder)]) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]  # beside the loading progress bar
+    assert "Traceback" not in err and len(errors) == 1, err
+    assert re.search(
+        r"^error: The torchscript exporter failed on the bert model .*model \(RuntimeError: expected m1 and m2 to "
+        r"have the same dtype\): nothing was written\. Try the other exporter: --exporter dynamo\.$",
+        errors[0],
+    ), err
+    assert not (folder / "onnx").exists()
+    (folder / "onnx").mkdir()  # a folder that was there before stays
+    with pytest.raises(exporters.ExporterError):
+        exporters.export_onnx(folder, exporter="dynamo")
+    assert (folder / "onnx").is_dir() and not list((folder / "onnx").iterdir())

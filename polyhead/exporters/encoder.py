@@ -28,10 +28,16 @@ from huggingface_hub import ModelCardData
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from polyhead.encoders import hub_id_or_none
-from polyhead.exporters.task_checkpoint import DEFAULT_CHECK_TEXTS, MAX_ABS_DIFF
+from polyhead.exporters.task_checkpoint import DEFAULT_CHECK_TEXTS, MAX_ABS_DIFF, _tokenizer_for
 from polyhead.publishing.model_card import GENERATED_MARKER
 from polyhead.remote_code import MultitaskModel
-from polyhead.run_folder import README_FILE, check_model_source, read_results, read_training_args
+from polyhead.run_folder import (
+    README_FILE,
+    check_model_source,
+    check_model_weights,
+    read_results,
+    read_training_args,
+)
 from polyhead.saving import atomic_folder, check_export_target, save_tokenizer
 
 
@@ -50,8 +56,10 @@ class EncoderExportResult:
 
 
 def check_export_source(model_dir: str | os.PathLike) -> None:
-    """Raises a `ValueError` naming the problem unless `model_dir` is a local polyhead multitask model folder."""
+    """Raises a `ValueError` naming the problem unless `model_dir` is a local polyhead multitask model folder whose
+    weights files are complete (an empty or truncated one is named, not a bare safetensors error)."""
     check_model_source(model_dir, hub_ids=False)
+    check_model_weights(model_dir)
 
 
 def standard_encoder(model: MultitaskModel) -> torch.nn.Module:
@@ -98,9 +106,10 @@ def export_encoder(
         texts (`list[str]`, *optional*): the texts the reloaded encoder is compared on.
 
     Raises:
-        `ValueError`: `model_dir` is not a polyhead multitask model folder, `out_dir` lies inside it, or the
-            reloaded encoder differs;
-        `FileExistsError`: `out_dir` exists and is not empty.
+        `ValueError`: `model_dir` is not a polyhead multitask model folder, its weights file is empty or truncated,
+            `out_dir` lies inside it, or the reloaded encoder differs;
+        `FileExistsError`: `out_dir` exists and is not empty;
+        `OSError`: the weights do not load (e.g. the folder has none).
 
     Example:
 
@@ -116,6 +125,7 @@ def export_encoder(
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     encoder = standard_encoder(model)
     max_length = getattr(tokenizer, "model_max_length", None)
+    tokenizer = _tokenizer_for(encoder, tokenizer)  # without the inputs the encoder does not take (DistilBERT's types)
     with atomic_folder(out_dir) as tmp:
         encoder.save_pretrained(tmp)
         save_tokenizer(tokenizer, tmp, max_length)

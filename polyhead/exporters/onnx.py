@@ -20,6 +20,7 @@ every task. Entry point: `scripts/export_onnx.py`. Requires the `onnx` extra:
 `pip install 'polyhead[onnx]'`.
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -94,6 +95,10 @@ class ParityError(RuntimeError):
     """The ONNX graph's logits disagree with torch beyond the tolerance; nothing was written."""
 
 
+class ExporterError(RuntimeError):
+    """torch's ONNX exporter failed on the model (its error is the `__cause__`); nothing was written."""
+
+
 def export_onnx(
     model_dir: str | os.PathLike,
     *,
@@ -118,10 +123,14 @@ def export_onnx(
         exporter: `"auto"` (`"torchscript"` for the families in `ADDITIVE_MASK_FAMILIES`, else `"dynamo"`),
             `"torchscript"` or `"dynamo"`; see the module docstring.
 
+    The graph is fp32: a folder saved in bfloat16 or float16 is loaded in float32 to export it (and the parity check
+    compares with that float32 model). A refused or failed export writes nothing (no empty `onnx/` folder either).
+
     Raises:
         `ImportError` without onnx/onnxruntime/onnxscript, `FileExistsError`, `ValueError` (an unknown exporter,
         `"torchscript"` for a family outside `ADDITIVE_MASK_FAMILIES`, an opset the exporter does not write, a graph
-        written at another opset, a negative or non-finite atol), [`ParityError`].
+        written at another opset, a negative or non-finite atol), [`ParityError`], [`ExporterError`] (torch's
+        exporter failed on the model).
 
     Example:
 
@@ -146,7 +155,8 @@ def export_onnx(
     if existing and not overwrite:
         also = f"; without --int8, {QUANTIZED_FILE} is then removed as it would no longer match" if stale else ""
         raise FileExistsError(f"{existing} already exist(s): pass --overwrite (overwrite=True) to replace{also}.")
-    model = MultitaskModel.from_pretrained(model_dir).eval()
+    # The graph is fp32 whatever the folder's dtype: a bfloat16/float16 folder exports its float32-upcast model.
+    model = MultitaskModel.from_pretrained(model_dir, dtype=torch.float32).eval()
     unsupported = onnx_unsupported(model.config)
     if unsupported:
         raise ValueError(f"{model_dir}: {unsupported}.")
@@ -154,10 +164,13 @@ def export_onnx(
     exporter = choose_exporter(model, exporter)
     opset = check_opset(opset, exporter)
     texts = list(texts or PARITY_TEXTS)
-    targets[0].parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=targets[0].parent) as tmp:
+    onnx_dir = targets[0].parent
+    with _made_for_this_export(onnx_dir), tempfile.TemporaryDirectory(prefix=".export-", dir=onnx_dir) as tmp:
         staged = [Path(tmp) / path.name for path in targets]
-        input_names = export_graph(model, tokenizer, staged[0], opset, exporter)
+        try:
+            input_names = export_graph(model, tokenizer, staged[0], opset, exporter)
+        except RuntimeError as error:  # torch.onnx's errors among them; the original stays the __cause__
+            raise ExporterError(_exporter_failure(model, exporter, error)) from error
         check_graph_opset(staged[0], opset, exporter)
         diff = logit_differences(model, tokenizer, staged[0], texts)
         worst = {task: value for task, value in diff.items() if not value <= atol}
@@ -178,6 +191,33 @@ def export_onnx(
             os.replace(source, target)
     outputs = graph_outputs(model.config.task_names)
     return OnnxExportResult(targets, input_names, outputs, diff, int8_diff, exporter, opset, stale)
+
+
+@contextlib.contextmanager
+def _made_for_this_export(folder: Path):
+    # `folder`, created if missing (the staging folder lies inside it, for `os.replace`), and removed again when the
+    # export fails while it is still empty: a refused export leaves nothing behind.
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):  # not empty: something else was written there meanwhile
+                folder.rmdir()
+        raise
+
+
+def _exporter_failure(model: MultitaskModel, exporter: str, error: BaseException) -> str:
+    """One line naming the model, the exporter that failed on it and its error's first line, and what to try."""
+    family = model.config.encoder.model_type
+    reason = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    other = "dynamo" if exporter == "torchscript" else "torchscript" if family in ADDITIVE_MASK_FAMILIES else None
+    fix = f"Try the other exporter: --exporter {other}." if other else f"{family} encoders export with dynamo only."
+    return (
+        f"The {exporter} exporter failed on the {family} model {model.name_or_path} ({type(error).__name__}: "
+        f"{reason}): nothing was written. {fix}"
+    )
 
 
 def check_onnx_installed(quantization: bool = False) -> None:
@@ -433,6 +473,7 @@ __all__ = [
     "DEFAULT_ATOL",
     "DEFAULT_OPSETS",
     "EXPORTERS",
+    "ExporterError",
     "OnnxExportResult",
     "ParityError",
     "additive_attention_mask",

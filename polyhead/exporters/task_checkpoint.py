@@ -31,7 +31,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 from transformers.utils import cached_file
 
 from polyhead.decisions import decision_thresholds
-from polyhead.encoders import hub_id_or_none
+from polyhead.encoders import default_max_length, hub_id_or_none
 from polyhead.publishing.model_card import GENERATED_MARKER, METRIC_INFO, check_hub_id, code_span, markdown_table
 from polyhead.publishing.upload import (
     PublishError,
@@ -141,11 +141,13 @@ def max_logit_difference(
     task: str,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
+    max_length: int | None = None,
 ) -> float:
-    """The largest |difference| between the multitask model's logits for `task` and the standard model's."""
+    """The largest |difference| between the multitask model's logits for `task` and the standard model's, on `texts`
+    cut at `max_length` tokens (default: the tokenizer's `model_max_length`)."""
     model.eval()
     standard.eval()
-    batch = tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
+    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     accepted = inspect.signature(standard.forward).parameters
     with torch.no_grad():
         expected = model(**batch, task=task).logits[task]
@@ -168,7 +170,8 @@ def export_task(
     Writes `task` of a multitask model to `out_dir` as a standard `XxxForSequenceClassification` checkpoint that
     `AutoModelForSequenceClassification.from_pretrained(out_dir)` and `pipeline("text-classification", model=out_dir)`
     load without remote code: weights, config with the task's `id2label`/`label2id`/`problem_type` (and a multi-label
-    task's thresholds as `polyhead_thresholds`), tokenizer and a short model card (`pipeline_tag:
+    task's thresholds as `polyhead_thresholds`), tokenizer (its `model_max_length` the length polyhead cuts texts
+    at, so that the pipeline's `truncation=True` cuts there too) and a short model card (`pipeline_tag:
     text-classification`, `base_model` = the multitask repo, the task's metrics and decision rule, usage code that
     gives polyhead's answers).
 
@@ -218,7 +221,8 @@ def export_task(
             raise ValueError("export_task: pass the tokenizer with a MultitaskModel.")
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=True)
     standard = standard_model(model, task)
-    difference = max_logit_difference(model, standard, task, tokenizer, texts or DEFAULT_CHECK_TEXTS)
+    max_length = _polyhead_max_length(model, tokenizer, source)
+    difference = max_logit_difference(model, standard, task, tokenizer, texts or DEFAULT_CHECK_TEXTS, max_length)
     if not difference <= MAX_ABS_DIFF:
         raise ValueError(f"Export of task {task!r} refused: its logits differ by {difference:.2e} (> {MAX_ABS_DIFF}).")
     if results is None and source is not None:
@@ -231,7 +235,7 @@ def export_task(
     tokenizer = _tokenizer_for(standard, tokenizer)
     with atomic_folder(out_dir) as tmp:
         standard.save_pretrained(tmp)
-        save_tokenizer(tokenizer, tmp)
+        save_tokenizer(tokenizer, tmp, max_length)  # where `truncation=True` cuts: where polyhead does
         card = render_task_card(model.config, task, type(standard).__name__, base_model, results, texts)
         (tmp / README_FILE).write_text(card, encoding="utf-8")
     logger.info("Exported task %r to %s (max |logit difference| %.1e).", task, out_dir, difference)
@@ -247,6 +251,18 @@ def _tokenizer_for(standard: torch.nn.Module, tokenizer: PreTrainedTokenizerBase
         tokenizer.model_input_names = names
         tokenizer.init_kwargs["model_input_names"] = names
     return tokenizer
+
+
+def _polyhead_max_length(model: MultitaskModel, tokenizer: PreTrainedTokenizerBase, source: str | None) -> int:
+    # The length polyhead runs the model at, saved as the exported tokenizer's `model_max_length` (what the standard
+    # pipeline's `truncation=True` cuts at): a run's recorded trained length, else the tokenizer's capped by the
+    # encoder's positions (a tokenizer saved without one reports ~1e30, and the standard pipeline would not cut).
+    recorded = None
+    if source is not None and Path(source).is_dir():
+        from polyhead.evaluation.scoring import trained_max_length  # here: scoring imports the plotting libraries
+
+        recorded = trained_max_length(source)
+    return recorded or default_max_length(tokenizer, model.config.encoder)
 
 
 def read_results(source: str, revision: str | None = None) -> dict[str, Any] | None:
