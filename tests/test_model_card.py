@@ -21,9 +21,10 @@ from polyhead.publishing.model_card import (
     render_model_card,
     write_model_card,
 )
+from polyhead.remote_code import MultitaskModel
 from polyhead.saving import save_model_folder
 from polyhead.serving.inference import pipeline_answers, predict_widget
-from polyhead.testing_utils import TINY_TASKS
+from polyhead.testing_utils import TINY_NLI_TASKS, TINY_TASKS, tiny_multitask_config, tiny_tokenizer
 
 
 GOLDEN = Path(__file__).parent / "golden" / "model_card.md"
@@ -359,3 +360,84 @@ def test_baselines_of_another_split_are_not_compared():
     results = {**RESULTS, "split": "validation"}  # e.g. a later evaluation published with --results
     assert "## Multitask vs single-task models" not in render(results=results)
     assert "## Multitask vs single-task models" in render()
+
+
+CHOICE_TASK = {"copa": {"problem_type": "multiple_choice"}}
+PAIR_FIRST = {"nli": TINY_NLI_TASKS["nli"], **TINY_TASKS}
+
+
+def _python_blocks(text):
+    usage = text.split("## Usage", 1)[1]
+    return [block.split("```", 1)[0] for block in usage.split("```python\n")[1:]]
+
+
+@pytest.mark.parametrize(
+    "tasks, options, shown",
+    [
+        ({**CHOICE_TASK, **TINY_TASKS}, {}, "sentiment"),  # multiple choice first: the first task answering a text
+        ({**CHOICE_TASK, **TINY_TASKS}, {"task_embeddings": True}, "sentiment"),
+        (PAIR_FIRST, {}, "sentiment"),  # a sentence-pair task first: a single-text task is preferred
+        ({**CHOICE_TASK, "nli": TINY_NLI_TASKS["nli"]}, {}, "nli"),  # no single-text task: a pair input
+        ({**CHOICE_TASK, "piqa": {"problem_type": "multiple_choice"}}, {}, "copa"),  # all multiple choice
+    ],
+    ids=["choice-first", "choice-first-embeddings", "pair-first", "choice-and-pair", "all-choice"],
+)
+def test_card_usage_snippets_run_on_the_saved_model_whatever_the_task_kinds(tmp_path, tasks, options, shown):
+    """The usage section's code, executed against a tiny saved model of that shape: the model call names a task whose
+    logits it produces (a multiple-choice task never answers a plain text) and the pipeline call answers."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    config = tiny_multitask_config(tasks=tasks, **options)
+    folder = save_model_folder(MultitaskModel(config).eval(), tiny_tokenizer(), tmp_path / "model")
+    text = render_model_card(config.to_dict(), {"tasks": {}}, repo_id="org/kinds")
+    model_code, pipeline_code = _python_blocks(text)
+    assert f'outputs.logits["{shown}"]' in model_code
+    namespace = {}
+    exec(model_code.replace('"org/kinds"', json.dumps(str(folder))), namespace)  # noqa: S102 (our own card's code)
+    logits = namespace["outputs"].logits[shown]
+    assert logits.shape[0] == 1 and logits.shape[-1] == (2 if shown in ("copa",) else len(tasks[shown]["labels"]))
+    pipeline_code = pipeline_code.replace('"org/kinds"', json.dumps(str(folder)))
+    last = pipeline_code.strip().splitlines()[-1]
+    exec(pipeline_code.replace(last, f"answer = {last}"), namespace)  # noqa: S102
+    assert shown in namespace["answer"]
+
+
+def test_architecture_sentences_follow_shared_heads_task_embeddings_and_multiple_choice():
+    tasks = {**CHOICE_TASK, "senta": TINY_TASKS["sentiment"], "sentb": TINY_TASKS["sentiment"], **TINY_TASKS}
+    config = {"tasks": tasks, "shared_heads": {"senta": ["senta", "sentb"]}, "task_embeddings": True}
+    training_args = copy.deepcopy(TRAINING_ARGS)
+    training_args["model"].update(share_heads_by_labels=True, task_embeddings=True, task_embedding_dropout=0.1)
+    text = render(config=config, training_args=training_args, widget=None)
+    assert "Every task has its own head" not in text and "One forward pass answers every task" not in text
+    assert "one classification head per task" not in text
+    assert text.count("Tasks `senta` and `sentb` share one head (same labels).") == 2  # description and Tasks
+    assert "Every other task has its own head on the shared encoder." in text
+    assert "the encoder runs once per task" in text and "T tasks cost" in text
+    assert "A multiple-choice task (`copa`) scores each choice" in text and "one encoder row per choice" in text
+    assert "| Task | Problem type | Labels | Label names | Head |" in text
+    assert (
+        "| `sentb` | single-label (binary) | 2 | `negative`, `positive` | `senta` (shared by `senta`, `sentb`) |"
+        in text
+    )
+    assert "| `topic` | single-label (multiclass) | 4 |" in text and text.split("| `topic` |")[1].split("\n")[
+        0
+    ].endswith("| own |")
+    for row in (
+        "| `share_heads_by_labels` | True |",
+        "| `task_embeddings` | True |",
+        "| `task_embedding_dropout` | 0.1 |",
+    ):
+        assert row in text
+    # Without embeddings, multiple choice alone: the plain tasks still share one pass; each choice is one row.
+    mixed = render(config={"tasks": {**CHOICE_TASK, **TINY_TASKS}}, widget=None)
+    assert "One forward pass answers every task that takes a text or sentence pair." in mixed
+    assert "one encoder row per choice" in mixed and "| Head |" not in mixed
+
+
+def test_plain_card_keeps_its_architecture_wording_and_lists_no_unused_model_options():
+    training_args = copy.deepcopy(TRAINING_ARGS)
+    training_args["model"].update(share_heads_by_labels=False, task_embeddings=False, task_embedding_dropout=0.1)
+    text = render(training_args=training_args)
+    assert "Every task has its own head on the shared encoder; one forward pass answers all of them." in text
+    assert "with one classification head per task (`sentiment`, `topic`, `emotions`). One forward pass" in text
+    assert "share_heads_by_labels" not in text and "task_embedding" not in text and "| Head |" not in text

@@ -102,7 +102,12 @@ HYPERPARAMETERS = (
     ("model", "classifier_dropout"),
     ("model", "freeze_encoder"),
     ("model", "max_length"),
+    ("model", "share_heads_by_labels"),
+    ("model", "task_embeddings"),
+    ("model", "task_embedding_dropout"),
 )
+# The model-shape options (docs/multitask-kinds.md): listed only when on (a run without them shows no extra rows).
+_SHAPE_OPTIONS = ("share_heads_by_labels", "task_embeddings")
 
 
 def check_hub_id(repo_id: str, what: str, kind: str, fix: str, where: str = "") -> None:
@@ -155,6 +160,8 @@ class MultitaskCardData:
     model_name: str | None = None
     # Computed by `fill`.
     tasks: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict, init=False)
+    shared_heads: dict[str, list[str]] = dataclasses.field(default_factory=dict, init=False)
+    task_embeddings: bool = dataclasses.field(default=False, init=False)
     task_sources: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict, init=False)
     eval_results: list[EvalResult] = dataclasses.field(default_factory=list, init=False)
 
@@ -176,6 +183,7 @@ class MultitaskCardData:
         self.check()
         training_args = training_args or {}
         self.tasks = config_tasks(config)
+        self.shared_heads, self.task_embeddings = config_shape(config)
         self.task_sources = task_sources(training_args, list(self.tasks))
         for task, dataset in self.task_datasets.items():
             if task not in self.task_sources:
@@ -220,6 +228,20 @@ def config_tasks(config: Any) -> dict[str, dict[str, Any]]:
         return dict(config.tasks)
     tasks = config.get("tasks", config) if isinstance(config, Mapping) else config
     return normalize_tasks(tasks)
+
+
+def config_shape(config: Any) -> tuple[dict[str, list[str]], bool]:
+    """The config's `shared_heads` (`{}` when none) and `task_embeddings`; a bare tasks mapping has neither."""
+    if isinstance(config, MultitaskConfig):
+        return dict(config.shared_heads or {}), bool(config.task_embeddings)
+    if isinstance(config, Mapping) and "tasks" in config:
+        return dict(config.get("shared_heads") or {}), bool(config.get("task_embeddings"))
+    return {}, False
+
+
+def head_of(shared_heads: Mapping[str, Sequence[str]], task: str) -> str:
+    """The task whose head `task` runs (`MultitaskConfig.head_of` on the card's copy of `shared_heads`)."""
+    return next((head for head, members in shared_heads.items() if task in members), task)
 
 
 def task_sources(training_args: Mapping[str, Any], task_names: list[str]) -> dict[str, dict[str, Any]]:
@@ -350,9 +372,12 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 MAX_DETAILED_TASKS = 20  # above this many tasks the card summarises: no per-task tables or confusion matrices
 
 
-def tasks_table(tasks: Mapping[str, Mapping[str, Any]]) -> str:
+def tasks_table(
+    tasks: Mapping[str, Mapping[str, Any]], shared_heads: Mapping[str, Sequence[str]] | None = None
+) -> str:
     """Name, problem type (and input: text or sentence pair), number of labels and labels of every task, in head
-    order; above `MAX_DETAILED_TASKS` tasks only the first labels of each are named."""
+    order; above `MAX_DETAILED_TASKS` tasks only the first labels of each are named. With `shared_heads`, a `Head`
+    column names the head each task runs and the tasks it shares it with."""
     rows = []
     shown = None if len(tasks) <= MAX_DETAILED_TASKS else 5
     for name, spec in tasks.items():
@@ -372,7 +397,18 @@ def tasks_table(tasks: Mapping[str, Mapping[str, Any]]) -> str:
         if shown is not None and len(spec["labels"]) > shown:
             labels += f", ... ({len(spec['labels']) - shown} more)"
         rows.append((code_span(name), kind, len(spec["labels"]), labels))
-    return markdown_table(("Task", "Problem type", "Labels", "Label names"), rows)
+    if not shared_heads:
+        return markdown_table(("Task", "Problem type", "Labels", "Label names"), rows)
+    heads = [_head_cell(shared_heads, name) for name in tasks]
+    rows = [(*row, head) for row, head in zip(rows, heads)]
+    return markdown_table(("Task", "Problem type", "Labels", "Label names", "Head"), rows)
+
+
+def _head_cell(shared_heads: Mapping[str, Sequence[str]], task: str) -> str:
+    head = head_of(shared_heads, task)
+    if head == task and task not in shared_heads:
+        return "own"
+    return f"{code_span(head)} (shared by {', '.join(code_span(member) for member in shared_heads[head])})"
 
 
 def task_summary_table(results: Mapping[str, Any], lowest: int = 10) -> str:
@@ -575,6 +611,10 @@ def _irrelevant(training_args: Mapping[str, Any], key: str, value: Any) -> bool:
     # max_steps=-1 means "use epochs"; the temperature only matters to the temperature sampler.
     if key == "max_steps":
         return value == -1
+    if key in _SHAPE_OPTIONS:
+        return not value
+    if key == "task_embedding_dropout":
+        return not (training_args.get("model") or {}).get("task_embeddings")
     return key == "temperature" and (training_args.get("data") or {}).get("sampling") != "temperature"
 
 
@@ -681,6 +721,38 @@ def widget_answers_table(widget: Sequence[Mapping[str, Any]] | None) -> str:
     return markdown_table(("Text", "Task", "Answer (score)"), rows) if rows else ""
 
 
+def _names(tasks: Iterable[str]) -> str:
+    names = [code_span(name) for name in tasks]
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def shared_heads_text(card_data: MultitaskCardData) -> str:
+    """One sentence per group of tasks sharing a head ("" when every task has its own)."""
+    groups = [members for members in card_data.shared_heads.values() if len(members) > 1]
+    return " ".join(f"Tasks {_names(members)} share one head (same labels)." for members in groups)
+
+
+def passes_text(card_data: MultitaskCardData) -> str:
+    """How many encoder passes an input costs: one for every task, unless task embeddings (one per task) or
+    multiple-choice tasks (one row per choice) change it (docs/multitask-kinds.md)."""
+    choice = [name for name, spec in card_data.tasks.items() if spec["problem_type"] == MULTIPLE_CHOICE]
+    if card_data.task_embeddings:
+        text = (
+            "With task embeddings (a learned vector per task on the first token), the encoder runs once per task, "
+            "each pass with its task's vector: asking for T tasks costs T encoder passes."
+        )
+    elif len(choice) < len(card_data.tasks):
+        text = "One forward pass answers every task" + (" that takes a text or sentence pair." if choice else ".")
+    else:
+        text = ""
+    if choice:
+        text += (
+            f" A multiple-choice task ({_names(choice)}) scores each choice as one (context, choice) sentence pair: "
+            "one encoder row per choice."
+        )
+    return text.strip()
+
+
 def default_description(card_data: MultitaskCardData) -> str:
     """What the model does, when the user gave no description."""
     names = ", ".join(code_span(name) for name in card_data.tasks)
@@ -689,11 +761,59 @@ def default_description(card_data: MultitaskCardData) -> str:
         if card_data.base_model
         else ("a pretrained transformer encoder")
     )
+    heads = f"with one classification head per task ({names})."
+    if card_data.shared_heads:
+        heads = f"with classification heads for its tasks ({names}). {shared_heads_text(card_data)}"
     return (
-        f"A multitask text classifier: one shared encoder fine-tuned from {encoder}, with one classification head "
-        f"per task ({names}). One forward pass answers every task. It was trained with "
+        f"A multitask text classifier: one shared encoder fine-tuned from {encoder}, {heads[:-1]}. "
+        f"{passes_text(card_data)} It was trained with "
         "[polyhead](https://github.com/polyhead/polyhead) and runs with `trust_remote_code=True`."
     )
+
+
+def architecture_text(card_data: MultitaskCardData) -> str:
+    """The sentence above the tasks table: which tasks have their own head, and what one input costs."""
+    if not card_data.shared_heads and not card_data.task_embeddings and passes_text(card_data).startswith("One"):
+        own = "Every task has its own head on the shared encoder"
+        if passes_text(card_data) == "One forward pass answers every task.":
+            return f"{own}; one forward pass answers all of them."
+        return f"{own}. {passes_text(card_data)}"
+    heads = "Every task has its own head on the shared encoder."
+    if card_data.shared_heads:
+        heads = f"{shared_heads_text(card_data)} Every other task has its own head on the shared encoder."
+    return f"{heads} {passes_text(card_data)}"
+
+
+# Shown by the usage snippet when it needs a sentence pair or a multiple-choice input (docs/multitask-kinds.md).
+PAIR_EXAMPLE = ("A man is playing a guitar.", "Someone plays music.")
+CHOICE_EXAMPLE = {
+    "text": "The man broke his toe.",
+    "question": "What was the cause?",
+    "choices": ["He dropped a hammer on his foot.", "He got a hole in his sock."],
+}
+
+
+def usage_example(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """What the usage snippet feeds the model and which task's logits it shows: the first task that answers a plain
+    text (a plain forward runs every task that is not multiple-choice); else the first sentence-pair task, with a
+    pair; else (every task multiple-choice) the first task, with a multiple-choice input shaped
+    `(batch, choices, length)`. A multiple-choice task never answers a plain text."""
+    answering = [name for name, spec in tasks.items() if spec["problem_type"] != MULTIPLE_CHOICE]
+    single = [name for name in answering if not tasks[name].get("text_pair")]
+    if single:
+        return {"kind": "text", "task": single[0]}
+    if answering:
+        return {"kind": "pair", "task": answering[0], "pair": [json.dumps(text) for text in PAIR_EXAMPLE]}
+    item = CHOICE_EXAMPLE
+    context = f"{item['text']} {item['question']}"
+    return {
+        "kind": "choice",
+        "task": next(iter(tasks)),
+        "context": json.dumps(context),
+        "choices": json.dumps(item["choices"]),
+        "count": len(item["choices"]),
+        "input": json.dumps(item),
+    }
 
 
 def render_model_card(
@@ -774,7 +894,8 @@ def template_variables(
         "repo_id": card_data.repo_id,
         "revision": card_data.revision,
         "description": card_data.description or default_description(card_data),
-        "tasks_table": tasks_table(card_data.tasks),
+        "architecture": architecture_text(card_data),
+        "tasks_table": tasks_table(card_data.tasks, card_data.shared_heads),
         "split": results.get("split") or "evaluation",
         "unscored": unscored_text(list(card_data.tasks), results, training_args),
         "task_tables": task_tables,
@@ -797,7 +918,7 @@ def template_variables(
         "pipeline_task": PIPELINE_TASK,
         "example": pipeline_example(widget),
         "widget_table": widget_answers_table(widget),
-        "first_task": next(iter(card_data.tasks)),
+        "usage": usage_example(card_data.tasks),
     }
 
 
