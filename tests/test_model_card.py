@@ -21,7 +21,8 @@ from polyhead.publishing.model_card import (
     render_model_card,
     write_model_card,
 )
-from polyhead.remote_code import MultitaskModel
+from polyhead.remote_code import MULTIPLE_CHOICE, MultitaskModel
+from polyhead.run_folder import write_results
 from polyhead.saving import save_model_folder
 from polyhead.serving.inference import pipeline_answers, predict_widget
 from polyhead.testing_utils import TINY_NLI_TASKS, TINY_TASKS, tiny_multitask_config, tiny_tokenizer
@@ -441,3 +442,13 @@ def test_plain_card_keeps_its_architecture_wording_and_lists_no_unused_model_opt
     assert "Every task has its own head on the shared encoder; one forward pass answers all of them." in text
     assert "with one classification head per task (`sentiment`, `topic`, `emotions`). One forward pass" in text
     assert "share_heads_by_labels" not in text and "task_embedding" not in text and "| Head |" not in text
+
+
+def test_a_model_of_multiple_choice_tasks_only_gets_a_card_without_a_widget(tmp_path):
+    """No task answers a plain text, so there is no widget answer to compute (it raised inside the pipeline)."""
+    config = tiny_multitask_config(tasks={"copa": {"problem_type": MULTIPLE_CHOICE}})
+    folder = save_model_folder(MultitaskModel(config), tiny_tokenizer(), tmp_path / "mc")
+    write_results({"tasks": {"copa": {"accuracy": 0.5}}, "split": "test", "num_examples": {"copa": 10}}, folder)
+    assert predict_widget(folder, ["what a day"]) == []
+    card = ModelCard(write_model_card(folder, repo_id="org/mc").read_text(encoding="utf-8"))
+    assert "widget" not in card.data.to_dict() and '"choices": [' in card.text

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer, Pipeline, pipeline
 
-from polyhead.remote_code import PIPELINE_TASK, MultitaskModel
+from polyhead.remote_code import MULTIPLE_CHOICE, PIPELINE_TASK, MultitaskModel
 from polyhead.run_folder import check_model_weights
 
 
@@ -67,8 +67,11 @@ def widget_examples(texts: Sequence[str], answers: Sequence[dict[str, Any]]) -> 
 
 def predict_widget(folder: str | os.PathLike, texts: Sequence[str]) -> list[dict[str, Any]]:
     """The pipeline's default answers on `texts` for the model in `folder` (local code, no Hub call), as widget
-    entries `[{"text", "output"}]`."""
-    return widget_examples(texts, pipeline_answers(folder, texts))
+    entries `[{"text", "output"}]`; none for a model whose tasks are all multiple-choice (no task answers a text)."""
+    classifier = load_pipeline(folder)
+    if all(spec["problem_type"] == MULTIPLE_CHOICE for spec in classifier.model.config.tasks.values()):
+        return []
+    return widget_examples(texts, classifier(list(texts)))
 
 
 __all__ = ["load_pipeline", "pipeline_answers", "predict_widget", "widget_examples"]
