@@ -304,3 +304,29 @@ def test_json_numbers_in_the_text_column_are_called_not_strings(tmp_path, caplog
     with caplog.at_level("WARNING", logger="polyhead.distill.corpus"):
         assert load_corpus(mixed).texts == ["good movie"]
     assert "2 row(s) without text in 'text' dropped (1 of 3 row(s) are not strings" in caplog.text
+
+
+def test_a_hub_teacher_is_read_at_the_commit_its_revision_points_at_and_its_cache_follows_it(tmp_path, monkeypatch):
+    """transformers 5 no longer records a config's commit, so every Hub teacher had commit None: after the repo's
+    main moved, the cached answers of the earlier model were reused. The commit is read from the cache's snapshot
+    folder (offline here), every file is read at it, and it keys the cache."""
+    from huggingface_hub import constants
+
+    repo = tmp_path / "hub-cache" / "models--org--teacher"
+    commits = ["a" * 40, "b" * 40]
+    for seed, commit in enumerate(commits):
+        _bert_teacher(repo / "snapshots" / commit, ["negative", "positive"], seed=seed)
+    (repo / "refs").mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    texts = [row["text"] for row in _texts(6)]
+    answers = []
+    for commit in commits:
+        (repo / "refs" / "main").write_text(commit)  # main moves to a new commit
+        (teacher,) = resolve_teachers(["org/teacher"])
+        assert teacher.commit == commit and teacher.identity()["commit"] == commit
+        cached = teacher_logits(teacher, texts, None, 32, 4, tmp_path / "cache", progress=False)["teacher"][1]
+        fresh = teacher_logits(teacher, texts, None, 32, 4, progress=False)["teacher"][1]
+        np.testing.assert_allclose(cached, fresh, atol=1e-6)  # the answers of the model main points at now
+        answers.append(cached)
+    assert np.abs(answers[0] - answers[1]).max() > 1e-3
+    assert len(list((tmp_path / "cache").iterdir())) == 2

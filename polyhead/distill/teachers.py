@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedConfig
 from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
+from transformers.utils import cached_file
 
 from polyhead.encoders import DEFAULT_MAX_LENGTH, check_max_length, default_max_length
 from polyhead.evaluation.scoring import trained_max_length
@@ -179,12 +180,30 @@ def derived_task_name(source: str) -> str:
     return _INVALID_NAME_CHARACTERS.sub("_", base).strip("_-")[:64] or "teacher"
 
 
+def hub_commit(spec: TeacherSpec) -> str | None:
+    """The commit a Hub teacher's `revision` (default: main) points at now, read from where its `config.json` was
+    cached (a snapshot folder is named by its commit; offline, the cached one): every file of the teacher is then
+    read at that commit, and the cache of its answers is keyed by it. `None` for a local folder."""
+    if Path(spec.source).exists():
+        return None
+    try:
+        path = cached_file(spec.source, "config.json", revision=spec.revision)
+    except (OSError, ValueError):  # named by _config_dict's error
+        return None
+    folder = Path(path).parent.name if path else ""
+    return folder if re.fullmatch(r"[0-9a-f]{40}", folder) else None
+
+
 def resolve_teacher(spec: TeacherSpec) -> Teacher:
     """Reads one teacher's config (no weights) and refuses what cannot be distilled (see [`resolve_teachers`])."""
     _check_folder(spec)
+    commit = hub_commit(spec)
+    if commit:  # its files read at the commit main (or the revision) points at now, not at a moving branch
+        spec = dataclasses.replace(spec, revision=commit)
     config = _config_dict(spec)
     if config.get("model_type") == MultitaskConfig.model_type:
-        teacher = _multitask_teacher(spec, MultitaskConfig.from_pretrained(spec.source, revision=spec.revision))
+        config = MultitaskConfig.from_pretrained(spec.source, revision=spec.revision)
+        teacher = _multitask_teacher(spec, config, commit)
         _check_teacher_tokenizer(teacher)
         return teacher
     if spec.tasks:
@@ -221,7 +240,6 @@ def resolve_teacher(spec: TeacherSpec) -> Teacher:
             "its outputs a label name of its own in its config.json (id2label and label2id)."
         ) from None
     task = {"labels": labels, "problem_type": problem_type, "teacher_task": None, "text_pair": False}
-    commit = getattr(auto, "_commit_hash", None)
     teacher = Teacher(spec, "sequence-classification", auto.model_type, {name: task}, auto, commit)
     _check_teacher_tokenizer(teacher)
     return teacher
@@ -292,7 +310,7 @@ def _teacher_argument(spec: TeacherSpec) -> str:
     return f"{spec.name + '=' if spec.name else ''}{spec.source}{':' + ','.join(spec.tasks) if spec.tasks else ''}"
 
 
-def _multitask_teacher(spec: TeacherSpec, config: MultitaskConfig) -> Teacher:
+def _multitask_teacher(spec: TeacherSpec, config: MultitaskConfig, commit: str | None = None) -> Teacher:
     picked = spec.tasks or config.task_names
     unknown = [task for task in picked if task not in config.tasks]
     if unknown:
@@ -327,7 +345,6 @@ def _multitask_teacher(spec: TeacherSpec, config: MultitaskConfig) -> Teacher:
             "threshold": head.get("threshold"),
             "thresholds": head.get("thresholds"),
         }
-    commit = getattr(config, "_commit_hash", None)
     return Teacher(spec, "multitask", config.encoder.model_type, tasks, config.encoder, commit)
 
 
