@@ -166,9 +166,32 @@ def write_results(results: Mapping[str, Any], folder: str | os.PathLike, name: s
     return write_json(Path(folder) / name, results)
 
 
-def read_results(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """`<folder>/results.json`, or `None` when absent."""
-    return read_json(Path(folder) / RESULTS_FILE)
+def model_file(source: str | os.PathLike, name: str, revision: str | None = None) -> Path | None:
+    """The file `name` of a model: in a local folder, or of a Hub model id (at `revision`) through the Hub cache
+    (downloaded unless offline); `None` when it has none (or the Hub cannot be reached): a published model's
+    `training_args.json` and `results.json` are read as its folder's are."""
+    if Path(source).is_dir() or repo_id_problem(str(source)) is not None:
+        path = Path(source) / name
+        return path if path.is_file() else None
+    from transformers.utils import cached_file
+
+    try:
+        found = cached_file(
+            str(source),
+            name,
+            revision=revision,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
+    except (OSError, ValueError):  # no such repo or revision: named where the model itself is loaded
+        return None
+    return Path(found) if found else None
+
+
+def read_results(folder: str | os.PathLike, revision: str | None = None) -> dict[str, Any] | None:
+    """`<folder>/results.json` (of a local folder or a Hub model id, [`model_file`]), or `None` when absent."""
+    path = model_file(folder, RESULTS_FILE, revision)
+    return read_json(path) if path else None
 
 
 def write_training_args(info: Mapping[str, Any], folder: str | os.PathLike) -> Path:
@@ -176,9 +199,10 @@ def write_training_args(info: Mapping[str, Any], folder: str | os.PathLike) -> P
     return write_json(Path(folder) / TRAINING_ARGS_FILE, info, default=str)
 
 
-def read_training_args(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """`<folder>/training_args.json`, or `None` when absent."""
-    return read_json(Path(folder) / TRAINING_ARGS_FILE)
+def read_training_args(folder: str | os.PathLike, revision: str | None = None) -> dict[str, Any] | None:
+    """`<folder>/training_args.json` (of a local folder or a Hub model id, [`model_file`]), or `None` when absent."""
+    path = model_file(folder, TRAINING_ARGS_FILE, revision)
+    return read_json(path) if path else None
 
 
 def write_baseline_results(results: Mapping[str, Any], folder: str | os.PathLike) -> Path:
@@ -287,6 +311,7 @@ __all__ = [
     "model_loading",
     "read_baseline_results",
     "read_json",
+    "model_file",
     "read_results",
     "read_training_args",
     "repo_id_problem",

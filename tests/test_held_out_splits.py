@@ -2,6 +2,7 @@
 its train rows; end-of-run tables work when some or no task is scored."""
 
 import json
+import shutil
 import random
 from collections import Counter
 from pathlib import Path
@@ -222,6 +223,19 @@ def test_evaluation_recognises_the_runs_train_data_however_it_is_spelled(tmp_pat
     assert "keep them in training" not in caplog.text
     assert again["held_out"] == results["held_out"]
     assert again["tasks"]["a"] == pytest.approx(results["tasks"]["a"])
+    # The published model, by its Hub id (from the Hub cache, offline): its training_args.json is read as the folder's.
+    from huggingface_hub import constants
+
+    snapshot = tmp_path / "hub-cache" / "models--org--carved" / "snapshots" / ("c" * 40)
+    shutil.copytree(model_dir, snapshot)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("c" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="polyhead.evaluation.scoring"):
+        by_id = evaluate_saved_model("org/carved", tasks, output_dir=tmp_path / "eval-hub")
+    assert by_id["num_examples"] == {"a": 6, "b": 6} and by_id["held_out"] == results["held_out"]
+    assert "records no train data" not in caplog.text
     copy = _write(tmp_path / "elsewhere" / "a.jsonl", [json.loads(line) for line in a.read_text().splitlines()])
     assert evaluate(f"a={copy}")["num_examples"] == {"a": 6} and "scored whole" not in caplog.text
     other = _write(tmp_path / "other" / "a.jsonl", _rows(60, ["x", "y"], seed=9))

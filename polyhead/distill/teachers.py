@@ -430,7 +430,9 @@ def default_teacher_max_length(teacher: Teacher) -> int | None:
     """
     tokenizer = _own_tokenizer(teacher)
     if teacher.kind == "multitask":
-        length = trained_max_length(teacher.source) or default_max_length(tokenizer, teacher.position_config)
+        length = trained_max_length(teacher.source, teacher.spec.revision) or default_max_length(
+            tokenizer, teacher.position_config
+        )
     else:
         length = min(DEFAULT_MAX_LENGTH, default_max_length(tokenizer, teacher.position_config))
     return None if length >= VERY_LARGE_INTEGER else length

@@ -431,7 +431,7 @@ def evaluate_saved_model(
     # The train split too (when there is one): its labels give the majority-class baseline.
     roles = list(dict.fromkeys([role, "train"]))
     # Stratified or not as the run carved them: alone here, a task that shared its source there would be stratified.
-    carved = ((run_folder.read_results(model_dir) or {}).get("held_out") or {}) if Path(model_dir).is_dir() else {}
+    carved = (run_folder.read_results(model_dir) or {}).get("held_out") or {}
     stratified = {
         name: any(entry.get("stratified") for entry in roles_carved.values() if isinstance(entry, dict))
         for name, roles_carved in carved.items()
@@ -744,9 +744,10 @@ def _sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def trained_max_length(model_dir: str | os.PathLike) -> int | None:
-    """The `max_length` a model folder was trained with (its `training_args.json`), or `None` if not recorded."""
-    info = run_folder.read_training_args(model_dir)
+def trained_max_length(model_dir: str | os.PathLike, revision: str | None = None) -> int | None:
+    """The `max_length` a model folder (or Hub model id) was trained with (its `training_args.json`), or `None` if
+    not recorded."""
+    info = run_folder.read_training_args(model_dir, revision)
     return ((info or {}).get("model") or {}).get("max_length")
 
 

@@ -28,7 +28,6 @@ from typing import Any
 import torch
 from huggingface_hub import HfApi, ModelCardData
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
-from transformers.utils import cached_file
 
 from polyhead.decisions import decision_thresholds
 from polyhead.encoders import default_max_length, hub_id_or_none
@@ -42,7 +41,7 @@ from polyhead.publishing.upload import (
     upload_staged,
 )
 from polyhead.remote_code import MULTI_LABEL, MULTIPLE_CHOICE, NATIVE_POOLING_ACTIVATIONS, MultitaskModel
-from polyhead.run_folder import README_FILE, RESULTS_FILE, check_model_source, model_loading
+from polyhead.run_folder import README_FILE, check_model_source, model_loading, read_results
 from polyhead.saving import atomic_folder, check_export_target, save_tokenizer
 
 
@@ -221,7 +220,7 @@ def export_task(
             raise ValueError("export_task: pass the tokenizer with a MultitaskModel.")
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=True)
     standard = standard_model(model, task)
-    max_length = _polyhead_max_length(model, tokenizer, source)
+    max_length = _polyhead_max_length(model, tokenizer, source, revision)
     difference = max_logit_difference(model, standard, task, tokenizer, texts or DEFAULT_CHECK_TEXTS, max_length)
     if not difference <= MAX_ABS_DIFF:
         raise ValueError(f"Export of task {task!r} refused: its logits differ by {difference:.2e} (> {MAX_ABS_DIFF}).")
@@ -253,25 +252,18 @@ def _tokenizer_for(standard: torch.nn.Module, tokenizer: PreTrainedTokenizerBase
     return tokenizer
 
 
-def _polyhead_max_length(model: MultitaskModel, tokenizer: PreTrainedTokenizerBase, source: str | None) -> int:
+def _polyhead_max_length(
+    model: MultitaskModel, tokenizer: PreTrainedTokenizerBase, source: str | None, revision: str | None = None
+) -> int:
     # The length polyhead runs the model at, saved as the exported tokenizer's `model_max_length` (what the standard
     # pipeline's `truncation=True` cuts at): a run's recorded trained length, else the tokenizer's capped by the
     # encoder's positions (a tokenizer saved without one reports ~1e30, and the standard pipeline would not cut).
     recorded = None
-    if source is not None and Path(source).is_dir():
+    if source is not None:  # a folder, or a Hub id's published training_args.json
         from polyhead.evaluation.scoring import trained_max_length  # here: scoring imports the plotting libraries
 
-        recorded = trained_max_length(source)
+        recorded = trained_max_length(source, revision)
     return recorded or default_max_length(tokenizer, model.config.encoder)
-
-
-def read_results(source: str, revision: str | None = None) -> dict[str, Any] | None:
-    """The `results.json` of a model folder or Hub repo, or `None`."""
-    path = Path(source) / RESULTS_FILE
-    if not Path(source).is_dir():
-        found = cached_file(source, RESULTS_FILE, revision=revision, _raise_exceptions_for_missing_entries=False)
-        path = Path(found) if found else None
-    return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else None
 
 
 def render_task_card(
