@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--branch", default="main")
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--endpoint", default=None, help="Another Hub-compatible server.")
+    parser.add_argument(
+        "--overwrite-readme",
+        action="store_true",
+        help="Replace a hand-edited README.md on the branch by the generated card (kept by default).",
+    )
     args = parser.parse_args(argv)
     try:
         if args.push_to:  # before the folder is written: a rerun with a corrected id would find it taken
@@ -45,8 +50,14 @@ def main(argv: list[str] | None = None) -> dict:
         summary["max_abs_logit_difference"] = result.max_abs_diff
         if args.push_to:
             published = publish_exported_task(
-                result.folder, args.push_to, branch=args.branch, private=args.private, endpoint=args.endpoint
+                result.folder,
+                args.push_to,
+                branch=args.branch,
+                private=args.private,
+                endpoint=args.endpoint,
+                overwrite_readme=args.overwrite_readme,
             )
+            summary["readme"] = published.readme  # "kept-remote": a hand-edited README on the branch was kept
             summary["commit_url"] = published.commit_url
             summary["deleted"] = published.removed  # an earlier upload's files this checkpoint lacks
     except (ValueError, KeyError, OSError, PublishError) as error:  # OSError: a Hub id that does not load

@@ -160,6 +160,14 @@ def test_export_script_reports_the_files_of_an_earlier_upload_it_deleted(hub, tm
     summary = script_main("export_task")(argv)
     assert summary["deleted"] == ["onnx/model.onnx"] and json.loads(capsys.readouterr().out) == summary
     assert "onnx/model.onnx" not in api.list_repo_files("org/emotions-again")
+    # A README edited on the Hub is kept, as publishing keeps one, unless --overwrite-readme.
+    api.upload_file(path_or_fileobj=b"# Our emotion model\n", path_in_repo="README.md", repo_id="org/emotions-again")
+    again = script_main("export_task")([*argv[:2], str(tmp_path / "out2"), *argv[3:]])
+    readme = api.hf_hub_download("org/emotions-again", "README.md", cache_dir=tmp_path / "dl")
+    assert again["readme"] == "kept-remote" and Path(readme).read_text() == "# Our emotion model\n"
+    replaced = script_main("export_task")([*argv[:2], str(tmp_path / "out3"), *argv[3:], "--overwrite-readme"])
+    readme = api.hf_hub_download("org/emotions-again", "README.md", cache_dir=tmp_path / "dl2")
+    assert replaced["readme"] == "generated" and "pipeline_tag: text-classification" in Path(readme).read_text()
 
 
 def test_export_script_writes_the_folder_and_refuses_mean_pooling(tmp_path, capsys):

@@ -31,11 +31,19 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 
 from polyhead.decisions import decision_thresholds
 from polyhead.encoders import default_max_length, hub_id_or_none
-from polyhead.publishing.model_card import GENERATED_MARKER, METRIC_INFO, check_hub_id, code_span, markdown_table
+from polyhead.publishing.model_card import (
+    GENERATED_MARKER,
+    METRIC_INFO,
+    check_hub_id,
+    code_span,
+    is_generated_card,
+    markdown_table,
+)
 from polyhead.publishing.upload import (
     PublishError,
     PublishResult,
     check_repo_id,
+    remote_readme,
     resolve_repo_id,
     select_upload_files,
     upload_staged,
@@ -390,10 +398,12 @@ def publish_exported_task(
     commit_message: str | None = None,
     token: str | None = None,
     endpoint: str | None = None,
+    overwrite_readme: bool = False,
 ) -> PublishResult:
     r"""
     Uploads a folder written by [`export_task`] to `repo_id` in one commit, after checking that it loads with
-    `AutoModelForSequenceClassification` and no remote code.
+    `AutoModelForSequenceClassification` and no remote code. A hand-edited `README.md` on the branch (no polyhead
+    marker) is kept, as publishing keeps one (`PublishResult.readme == "kept-remote"`), unless `overwrite_readme`.
 
     Example:
 
@@ -418,9 +428,15 @@ def publish_exported_task(
     api = HfApi(endpoint=endpoint, token=token)
     repo_id = resolve_repo_id(api, repo_id, dry_run=False)
     with tempfile.TemporaryDirectory(prefix="polyhead-publish-") as tmp:
-        staging = Path(tmp)
+        staging = Path(tmp) / "upload"  # beside the download cache of the branch's README
+        staging.mkdir()
         for name in select_upload_files(folder):
             shutil.copy2(folder / name, staging / name)
+        readme = "generated"
+        remote = remote_readme(api, repo_id, branch, str(Path(tmp) / "cache"))
+        if not overwrite_readme and remote is not None and not is_generated_card(remote):
+            (staging / README_FILE).unlink(missing_ok=True)
+            readme = "kept-remote"
         files = select_upload_files(staging)
         message = commit_message or "Upload exported task"
         oid, url, removed = upload_staged(api, staging, repo_id, branch, private, message)
@@ -428,7 +444,7 @@ def publish_exported_task(
         repo_id=repo_id,
         branch=branch,
         files=files,
-        readme="generated",
+        readme=readme,
         removed=removed,
         commit_oid=oid,
         commit_url=url,
