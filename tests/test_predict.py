@@ -601,3 +601,37 @@ def test_resuming_checks_a_jsonl_output_before_touching_it(model_dir, frame, tmp
     with pytest.raises(ValueError, match="is not a prediction file"):
         predict_module.predict_file(model_dir, source, output, resume=True, progress=False)
     assert output.read_text(encoding="utf-8") == "my notes"
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs the onnx extra: pip install 'polyhead[onnx]'")
+def test_a_hub_model_is_served_as_its_folder_with_its_graph_and_serving_pick(
+    model_dir, frame, tmp_path, monkeypatch
+):
+    """A Hub id's onnx/ graph was looked for on the local disk ("No ONNX graph at org/x/onnx/model.onnx: export it",
+    a command that then failed) and its serving.json ignored: its snapshot is now served like the folder."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    from polyhead.exporters.onnx import export_onnx
+
+    folder = shutil.copytree(model_dir, tmp_path / "model")
+    export_onnx(folder)
+    (folder / "serving.json").write_text(json.dumps({"backend": "onnx", "onnx_file": "onnx/model.onnx"}))
+    repo = tmp_path / "hub-cache" / "models--org--served"
+    shutil.copytree(folder, repo / "snapshots" / ("d" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("d" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    loaded, load_model = [], predict_module.load_model
+    monkeypatch.setattr(predict_module, "load_model", lambda *a, **k: loaded.append(a[1]) or load_model(*a, **k))
+    source = _write(frame, tmp_path / "in.parquet")
+    local = predict_module.predict_file(folder, source, tmp_path / "f.parquet", progress=False)
+    by_id = predict_module.predict_file("org/served", source, tmp_path / "h.parquet", progress=False)
+    asked = predict_module.predict_file(
+        "org/served", source, tmp_path / "o.parquet", onnx_file="onnx/model.onnx", progress=False
+    )
+    assert loaded == ["onnx/model.onnx"] * 3  # the pick of serving.json, by folder and by id; then as asked
+    expected = _read(local.output)
+    for output in (by_id.output, asked.output):
+        assert _read(output)["topic_score"].tolist() == pytest.approx(expected["topic_score"].tolist(), abs=1e-6)

@@ -92,6 +92,18 @@ def load_model(
     return model.to(TORCH_DTYPES[dtype]).eval()
 
 
+def local_model_folder(model_dir: str | os.PathLike) -> str | os.PathLike:
+    """`model_dir`, or for a Hub model id the local snapshot of its repository (downloaded into the Hub cache unless
+    there already; offline, the cached one): a published model is then served as its folder is, its `serving.json`
+    pick and `onnx/` graphs included."""
+    if Path(model_dir).is_dir():
+        return model_dir
+    from huggingface_hub import snapshot_download
+
+    with model_loading(model_dir):  # no such repository, or no connection: named as both
+        return snapshot_download(str(model_dir))
+
+
 def chosen_backend(
     model_dir: str | os.PathLike, onnx_file: str | None, dtype: str | None, compile: bool | None = None
 ) -> tuple[str | None, str, bool]:
@@ -166,6 +178,7 @@ def predict_file(
         if value is not None:
             check_positive_int(name, value)  # a negative batch size wrote the rows unpredicted (range() is empty)
     check_model_source(model_dir)
+    model_dir = local_model_folder(model_dir)
     onnx_file, dtype, compile = chosen_backend(model_dir, onnx_file, dtype, compile)
     _check_dtype(dtype, onnx_file, compile)  # before the output is touched
     writer = _writer_for(output_path, input_path, resume, overwrite)  # touches nothing before writer.start
