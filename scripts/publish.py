@@ -42,7 +42,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repo-id", required=True, help="Target repo, org/name (a bare name: your own namespace, from whoami)."
     )
-    parser.add_argument("--private", action="store_true", help="Create the repo private (an existing one is kept).")
+    parser.add_argument(
+        "--private",
+        action="store_true",
+        help="Create the repo private (an existing repo keeps its visibility: a public one is named in a warning).",
+    )
     parser.add_argument("--branch", default="main", help="Target branch, created from main when missing.")
     parser.add_argument("--message", default=None, help="Commit message.")
     parser.add_argument(

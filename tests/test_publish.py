@@ -123,10 +123,16 @@ def _copy_model(folder):
     return MultitaskModel.from_pretrained(folder), tiny_tokenizer()
 
 
-def test_private_flag_creates_a_private_repo(hub, model_folder):
+def test_private_flag_creates_a_private_repo(hub, model_folder, caplog):
     publish(hub, model_folder, "org/secret", private=True)
     publish(hub, model_folder, "org/open")
     assert api_for(hub).repo_info("org/secret").private is True
+    assert api_for(hub).repo_info("org/open").private is False
+    with caplog.at_level("WARNING", logger="polyhead.publishing.upload"):
+        publish(hub, model_folder, "org/open", private=True)  # an existing public repo stays public: said so
+    assert "org/open already exists and is public: private=True (--private) only makes a new repo private" in (
+        caplog.text
+    )
     assert api_for(hub).repo_info("org/open").private is False
 
 

@@ -506,6 +506,12 @@ def upload_staged(
 
     def prepare() -> tuple[str | None, list[str]]:
         api.create_repo(repo_id, private=private, exist_ok=True)
+        if private and not api.model_info(repo_id).private:  # an existing repo keeps its visibility
+            logger.warning(
+                "%s already exists and is public: private=True (--private) only makes a new repo private, so this "
+                "upload is public. Make the repo private in its settings first if it must not be.",
+                repo_id,
+            )
         if branch != "main":
             api.create_branch(repo_id, branch=branch, exist_ok=True)
         head = _branch_head(api, repo_id, branch)
