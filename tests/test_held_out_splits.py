@@ -2,8 +2,8 @@
 its train rows; end-of-run tables work when some or no task is scored."""
 
 import json
-import shutil
 import random
+import shutil
 from collections import Counter
 from pathlib import Path
 
