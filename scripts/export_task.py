@@ -60,7 +60,6 @@ def main(argv: list[str] | None = None) -> dict:
             summary["readme"] = published.readme  # "kept-remote": a hand-edited README on the branch was kept
             summary["commit_url"] = published.commit_url
             summary["deleted"] = published.removed  # an earlier upload's files this checkpoint lacks
-            summary["warnings"] = published.warnings  # e.g. --private given for an existing public repo
     except (ValueError, KeyError, OSError, PublishError) as error:  # OSError: a Hub id that does not load
         sys.exit(f"error: {error.args[0] if isinstance(error, KeyError) else error}")
     print(json.dumps(summary, indent=2))
