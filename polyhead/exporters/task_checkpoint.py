@@ -36,13 +36,13 @@ from polyhead.publishing.model_card import (
     METRIC_INFO,
     check_hub_id,
     code_span,
-    is_generated_card,
     markdown_table,
 )
 from polyhead.publishing.upload import (
     PublishError,
     PublishResult,
     check_repo_id,
+    keeps_remote_readme,
     remote_readme,
     resolve_repo_id,
     select_upload_files,
@@ -434,7 +434,7 @@ def publish_exported_task(
             shutil.copy2(folder / name, staging / name)
         readme = "generated"
         remote = remote_readme(api, repo_id, branch, str(Path(tmp) / "cache"))
-        if not overwrite_readme and remote is not None and not is_generated_card(remote):
+        if keeps_remote_readme(remote, overwrite_readme):
             (staging / README_FILE).unlink(missing_ok=True)
             readme = "kept-remote"
         files = select_upload_files(staging)

@@ -337,6 +337,12 @@ def remote_readme(api: HfApi, repo_id: str, branch: str, cache_dir: str) -> str 
     return Path(path).read_text(encoding="utf-8")
 
 
+def keeps_remote_readme(remote: str | None, overwrite_readme: bool) -> bool:
+    """Whether an upload leaves the branch's README as it is: one edited by hand there (no polyhead marker), unless
+    `overwrite_readme`."""
+    return not overwrite_readme and remote is not None and not is_generated_card(remote)
+
+
 def stage_upload(
     folder: Path,
     staging: Path,
@@ -358,7 +364,7 @@ def stage_upload(
     local = staging / README_FILE
     if not overwrite_readme and local.is_file() and not is_generated_card(local.read_text(encoding="utf-8")):
         return "local"
-    if not overwrite_readme and remote is not None and not is_generated_card(remote):
+    if keeps_remote_readme(remote, overwrite_readme):
         local.unlink(missing_ok=True)
         return "kept-remote"
     if not (staging / RESULTS_FILE).is_file():
@@ -631,6 +637,7 @@ __all__ = [
     "check_repo_id",
     "check_results_dir",
     "is_upload_file",
+    "keeps_remote_readme",
     "publish_model",
     "resolve_repo_id",
     "select_upload_files",
